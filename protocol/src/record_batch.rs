@@ -1,0 +1,628 @@
+//! Kafka's RecordBatch v2 (magic 2), byte for byte.
+//!
+//! A producer sends its records to a partition as one *batch*. The batch header carries
+//! everything the broker's deduplication needs, the producer id, epoch and base sequence,
+//! and a CRC-32C that lets the broker refuse a batch damaged on the way.
+//!
+//! # Layout
+//!
+//! All integers are big-endian. The header is [`RECORD_BATCH_OVERHEAD`] = 61 bytes.
+//!
+//! ```text
+//! offset  size  field                 notes
+//! ------  ----  --------------------  ------------------------------------------------------
+//!      0     8  baseOffset            the client sends 0; the leader writes the real offset
+//!      8     4  batchLength           bytes after this field (total size - 12)
+//!     12     4  partitionLeaderEpoch  set by the leader; not covered by the CRC
+//!     16     1  magic                 2
+//!     17     4  crc                   CRC-32C (Castagnoli) of bytes 21..end
+//!     21     2  attributes            bits 0-2 compression, 3 timestamp type,
+//!                                     4 transactional, 5 control, 6 delete horizon
+//!     23     4  lastOffsetDelta       record count - 1 for a fresh batch
+//!     27     8  baseTimestamp
+//!     35     8  maxTimestamp          the broker's "last timestamp" for producer expiry
+//!     43     8  producerId            -1 = not idempotent
+//!     51     2  producerEpoch         -1 = none
+//!     53     4  baseSequence          -1 = none
+//!     57     4  recordsCount
+//!     61     *  records               recordsCount records, laid out as below
+//! ```
+//!
+//! Each record uses zig-zag varints (Kafka's `DefaultRecord`):
+//!
+//! ```text
+//! length          varint   bytes after this field
+//! attributes      int8     unused, 0
+//! timestampDelta  varlong  timestamp - baseTimestamp
+//! offsetDelta     varint   offset - baseOffset
+//! keyLength       varint   -1 = null key
+//! key             bytes
+//! valueLength     varint   -1 = null value
+//! value           bytes
+//! headerCount     varint
+//! headers         headerKeyLength varint, headerKey UTF-8, headerValueLength varint (-1 = null), headerValue
+//! ```
+//!
+//! The CRC does not cover baseOffset, batchLength, partitionLeaderEpoch or magic, so the
+//! broker can assign the offset without recomputing it ([`set_base_offset`]).
+//!
+//! Compression (attributes bits 0-2 other than 0) is not implemented: such a batch decodes to
+//! [`DecodeError::UnsupportedCompression`].
+
+use crate::decode::{DecodeError, Reader, put_varlong, varlong_len};
+use crate::types::{ProducerEpoch, ProducerId, Sequence};
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Size of the RecordBatch v2 header, Kafka's `RECORD_BATCH_OVERHEAD`.
+pub const RECORD_BATCH_OVERHEAD: usize = 61;
+/// Byte offset of the CRC field.
+pub const CRC_OFFSET: usize = 17;
+/// Byte offset where CRC coverage starts (the attributes field).
+pub const ATTRIBUTES_OFFSET: usize = 21;
+/// Bytes before the `batchLength` field's coverage starts (baseOffset + batchLength).
+pub const LOG_OVERHEAD: usize = 12;
+/// The only magic this crate speaks.
+pub const MAGIC_V2: i8 = 2;
+
+/// Attribute bit: the batch belongs to a transaction.
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+/// Attribute bit: the batch is a control batch (transaction marker).
+pub const ATTR_CONTROL: i16 = 0x20;
+/// Attribute bits 0-2: the compression codec.
+pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
+
+/// One record header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Header key; Kafka requires it to be non-null UTF-8.
+    pub key: String,
+    /// Header value; may be null.
+    pub value: Option<Bytes>,
+}
+
+/// One record inside a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Record {
+    /// Record attributes (unused by Kafka today, always 0 from real clients).
+    pub attributes: i8,
+    /// Timestamp relative to the batch's base timestamp.
+    pub timestamp_delta: i64,
+    /// Offset relative to the batch's base offset; record `i` of a fresh batch has delta `i`.
+    pub offset_delta: i32,
+    /// Record key; `None` is Kafka's null key.
+    pub key: Option<Bytes>,
+    /// Record value; `None` is a tombstone.
+    pub value: Option<Bytes>,
+    /// Record headers.
+    pub headers: Vec<Header>,
+}
+
+impl Record {
+    /// A record with only a value, at the given position in its batch.
+    pub fn with_value(offset_delta: i32, value: impl Into<Bytes>) -> Record {
+        Record {
+            offset_delta,
+            value: Some(value.into()),
+            ..Record::default()
+        }
+    }
+
+    fn body_len(&self) -> usize {
+        let opt_len = |b: &Option<Bytes>| match b {
+            Some(b) => varlong_len(b.len() as i64) + b.len(),
+            None => 1,
+        };
+        1 + varlong_len(self.timestamp_delta)
+            + varlong_len(i64::from(self.offset_delta))
+            + opt_len(&self.key)
+            + opt_len(&self.value)
+            + varlong_len(self.headers.len() as i64)
+            + self
+                .headers
+                .iter()
+                .map(|h| varlong_len(h.key.len() as i64) + h.key.len() + opt_len(&h.value))
+                .sum::<usize>()
+    }
+
+    fn encode(&self, buf: &mut BytesMut) {
+        fn put_opt(buf: &mut BytesMut, b: &Option<Bytes>) {
+            match b {
+                Some(b) => {
+                    put_varlong(buf, b.len() as i64);
+                    buf.put_slice(b);
+                }
+                None => put_varlong(buf, -1),
+            }
+        }
+        put_varlong(buf, self.body_len() as i64);
+        buf.put_i8(self.attributes);
+        put_varlong(buf, self.timestamp_delta);
+        put_varlong(buf, i64::from(self.offset_delta));
+        put_opt(buf, &self.key);
+        put_opt(buf, &self.value);
+        put_varlong(buf, self.headers.len() as i64);
+        for h in &self.headers {
+            put_varlong(buf, h.key.len() as i64);
+            buf.put_slice(h.key.as_bytes());
+            put_opt(buf, &h.value);
+        }
+    }
+
+    fn decode(r: &mut Reader) -> Result<Record, DecodeError> {
+        let len = r.varint("record.length")?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::InvalidValue {
+            field: "record.length",
+            value: i64::from(len),
+            expected: "a length >= 0",
+        })?;
+        let mut body = Reader::new(r.bytes(len, "record")?);
+        let attributes = body.i8("record.attributes")?;
+        let timestamp_delta = body.varlong("record.timestampDelta")?;
+        let offset_delta = body.varint("record.offsetDelta")?;
+        let key = read_opt_bytes(&mut body, "record.key")?;
+        let value = read_opt_bytes(&mut body, "record.value")?;
+        let header_count = body.varint("record.headerCount")?;
+        let header_count =
+            usize::try_from(header_count).map_err(|_| DecodeError::InvalidValue {
+                field: "record.headerCount",
+                value: i64::from(header_count),
+                expected: "a count >= 0",
+            })?;
+        if header_count > body.remaining() {
+            return Err(DecodeError::Truncated {
+                field: "record.headers",
+                needed: header_count,
+                remaining: body.remaining(),
+            });
+        }
+        let mut headers = Vec::with_capacity(header_count);
+        for _ in 0..header_count {
+            let key = read_opt_bytes(&mut body, "record.header.key")?.ok_or(
+                DecodeError::InvalidValue {
+                    field: "record.header.key",
+                    value: -1,
+                    expected: "a non-null header key",
+                },
+            )?;
+            let key = String::from_utf8(key.to_vec()).map_err(|_| DecodeError::InvalidUtf8 {
+                field: "record.header.key",
+            })?;
+            let value = read_opt_bytes(&mut body, "record.header.value")?;
+            headers.push(Header { key, value });
+        }
+        body.finish("record")?;
+        Ok(Record {
+            attributes,
+            timestamp_delta,
+            offset_delta,
+            key,
+            value,
+            headers,
+        })
+    }
+}
+
+fn read_opt_bytes(r: &mut Reader, field: &'static str) -> Result<Option<Bytes>, DecodeError> {
+    let len = r.varint(field)?;
+    match len {
+        -1 => Ok(None),
+        n if n < -1 => Err(DecodeError::InvalidValue {
+            field,
+            value: i64::from(n),
+            expected: "a length >= -1",
+        }),
+        n => Ok(Some(r.bytes(n as usize, field)?)),
+    }
+}
+
+/// The fixed 61-byte header of a batch, parsed without touching the records.
+///
+/// This is what the broker's dedup path reads: it never needs the record payloads to decide
+/// whether a batch is a duplicate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Bytes after the `batchLength` field.
+    pub batch_length: i32,
+    /// Leader epoch, set by the leader.
+    pub partition_leader_epoch: i32,
+    /// Format version; 2 for this layout.
+    pub magic: i8,
+    /// The CRC-32C stored in the header.
+    pub crc: u32,
+    /// Attribute bits (compression, transactional, control ...).
+    pub attributes: i16,
+    /// Offset of the last record relative to `base_offset`.
+    pub last_offset_delta: i32,
+    /// Timestamp of the first record.
+    pub base_timestamp: i64,
+    /// Largest record timestamp.
+    pub max_timestamp: i64,
+    /// The producer id, or `ProducerId::NONE`.
+    pub producer_id: ProducerId,
+    /// The producer epoch.
+    pub producer_epoch: ProducerEpoch,
+    /// Sequence of the first record.
+    pub base_sequence: Sequence,
+    /// Number of records.
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Parses the header from the start of `batch`. Checks nothing but length: use
+    /// [`verify_crc`] and [`RecordBatch::decode`] for the rest.
+    pub fn parse(batch: &[u8]) -> Result<BatchHeader, DecodeError> {
+        if batch.len() < RECORD_BATCH_OVERHEAD {
+            return Err(DecodeError::Truncated {
+                field: "record batch header",
+                needed: RECORD_BATCH_OVERHEAD,
+                remaining: batch.len(),
+            });
+        }
+        let mut r = Reader::new(Bytes::copy_from_slice(&batch[..RECORD_BATCH_OVERHEAD]));
+        Ok(BatchHeader {
+            base_offset: r.i64("baseOffset")?,
+            batch_length: r.i32("batchLength")?,
+            partition_leader_epoch: r.i32("partitionLeaderEpoch")?,
+            magic: r.i8("magic")?,
+            crc: r.u32("crc")?,
+            attributes: r.i16("attributes")?,
+            last_offset_delta: r.i32("lastOffsetDelta")?,
+            base_timestamp: r.i64("baseTimestamp")?,
+            max_timestamp: r.i64("maxTimestamp")?,
+            producer_id: ProducerId(r.i64("producerId")?),
+            producer_epoch: ProducerEpoch(r.i16("producerEpoch")?),
+            base_sequence: Sequence(r.i32("baseSequence")?),
+            records_count: r.i32("recordsCount")?,
+        })
+    }
+
+    /// Sequence of the last record: `base_sequence + last_offset_delta`, wrapping past
+    /// `i32::MAX` to 0, or `NONE` when the batch has no sequence. Computed from the offset
+    /// delta, not the record count, as Kafka does (so it survives compaction).
+    pub fn last_sequence(&self) -> Sequence {
+        last_sequence(self.base_sequence, self.last_offset_delta)
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    /// Total encoded size announced by the header (`batchLength + 12`).
+    pub fn total_size(&self) -> i64 {
+        i64::from(self.batch_length) + LOG_OVERHEAD as i64
+    }
+
+    /// The compression codec (attributes bits 0-2).
+    pub fn compression(&self) -> u8 {
+        (self.attributes & ATTR_COMPRESSION_MASK) as u8
+    }
+
+    /// True when the transactional attribute bit is set.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// True when the control attribute bit is set.
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+}
+
+/// Wrap-aware last sequence of a batch (see [`BatchHeader::last_sequence`]).
+pub fn last_sequence(base_sequence: Sequence, last_offset_delta: i32) -> Sequence {
+    if base_sequence == Sequence::NONE || last_offset_delta < 0 {
+        Sequence::NONE
+    } else {
+        base_sequence.wrapping_add(last_offset_delta)
+    }
+}
+
+/// Checks the CRC-32C of an encoded batch (bytes 21..end against the header's field).
+pub fn verify_crc(batch: &[u8]) -> Result<(), DecodeError> {
+    if batch.len() < RECORD_BATCH_OVERHEAD {
+        return Err(DecodeError::Truncated {
+            field: "record batch header",
+            needed: RECORD_BATCH_OVERHEAD,
+            remaining: batch.len(),
+        });
+    }
+    let mut stored = [0u8; 4];
+    stored.copy_from_slice(&batch[CRC_OFFSET..CRC_OFFSET + 4]);
+    let expected = u32::from_be_bytes(stored);
+    let actual = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(DecodeError::CorruptMessage { expected, actual })
+    }
+}
+
+/// Overwrites the baseOffset field of an encoded batch. The CRC does not cover it, so the
+/// batch stays valid. Does nothing to a slice shorter than 8 bytes.
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+    if let Some(field) = batch.get_mut(..8) {
+        field.copy_from_slice(&base_offset.to_be_bytes());
+    }
+}
+
+/// A decoded RecordBatch v2 with its records.
+///
+/// # Examples
+///
+/// ```
+/// use idempo_protocol::{ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
+/// let batch = RecordBatch::idempotent(
+///     ProducerId(7),
+///     ProducerEpoch(0),
+///     Sequence(5),
+///     1_000,
+///     vec![Record::with_value(0, "a"), Record::with_value(1, "b")],
+/// );
+/// let bytes = batch.to_bytes();
+/// assert_eq!(RecordBatch::decode(bytes).unwrap(), batch);
+/// assert_eq!(batch.last_sequence(), Sequence(6));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordBatch {
+    /// Offset of the first record (0 from a client).
+    pub base_offset: i64,
+    /// Leader epoch (set by the leader).
+    pub partition_leader_epoch: i32,
+    /// Attribute bits. Compression bits must be 0 to encode records as written here.
+    pub attributes: i16,
+    /// Offset delta of the last record.
+    pub last_offset_delta: i32,
+    /// Timestamp of the first record.
+    pub base_timestamp: i64,
+    /// Largest record timestamp.
+    pub max_timestamp: i64,
+    /// Producer id, or `ProducerId::NONE`.
+    pub producer_id: ProducerId,
+    /// Producer epoch.
+    pub producer_epoch: ProducerEpoch,
+    /// Sequence of the first record.
+    pub base_sequence: Sequence,
+    /// The records; `recordsCount` is their number.
+    pub records: Vec<Record>,
+}
+
+impl RecordBatch {
+    /// A fresh batch as an idempotent producer builds it: base offset 0, offset deltas and
+    /// `last_offset_delta` from the records, every record stamped `timestamp_ms`.
+    pub fn idempotent(
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        base_sequence: Sequence,
+        timestamp_ms: i64,
+        records: Vec<Record>,
+    ) -> RecordBatch {
+        RecordBatch {
+            base_offset: 0,
+            partition_leader_epoch: -1,
+            attributes: 0,
+            last_offset_delta: (records.len() as i32).saturating_sub(1),
+            base_timestamp: timestamp_ms,
+            max_timestamp: timestamp_ms,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            records,
+        }
+    }
+
+    /// Sequence of the last record, wrapping past `i32::MAX`.
+    pub fn last_sequence(&self) -> Sequence {
+        last_sequence(self.base_sequence, self.last_offset_delta)
+    }
+
+    /// Size of the encoded batch in bytes.
+    pub fn encoded_len(&self) -> usize {
+        RECORD_BATCH_OVERHEAD
+            + self
+                .records
+                .iter()
+                .map(|r| {
+                    let body = r.body_len();
+                    varlong_len(body as i64) + body
+                })
+                .sum::<usize>()
+    }
+
+    /// Appends the encoded batch to `buf`, computing batchLength and the CRC-32C.
+    pub fn encode(&self, buf: &mut BytesMut) {
+        let start = buf.len();
+        buf.reserve(self.encoded_len());
+        buf.put_i64(self.base_offset);
+        buf.put_i32(0); // batchLength, patched below
+        buf.put_i32(self.partition_leader_epoch);
+        buf.put_i8(MAGIC_V2);
+        buf.put_u32(0); // crc, patched below
+        buf.put_i16(self.attributes);
+        buf.put_i32(self.last_offset_delta);
+        buf.put_i64(self.base_timestamp);
+        buf.put_i64(self.max_timestamp);
+        buf.put_i64(self.producer_id.0);
+        buf.put_i16(self.producer_epoch.0);
+        buf.put_i32(self.base_sequence.0);
+        buf.put_i32(self.records.len() as i32);
+        for record in &self.records {
+            record.encode(buf);
+        }
+        let batch_length = (buf.len() - start - LOG_OVERHEAD) as i32;
+        buf[start + 8..start + 12].copy_from_slice(&batch_length.to_be_bytes());
+        let crc = crc32c::crc32c(&buf[start + ATTRIBUTES_OFFSET..]);
+        buf[start + CRC_OFFSET..start + CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    /// The encoded batch as a new buffer.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(self.encoded_len());
+        self.encode(&mut buf);
+        buf.freeze()
+    }
+
+    /// Decodes exactly one batch occupying all of `bytes`: checks the length, the magic, the
+    /// CRC-32C (`CorruptMessage` with both values on mismatch), the compression codec, and
+    /// that exactly `recordsCount` well-formed records fill the rest.
+    pub fn decode(bytes: Bytes) -> Result<RecordBatch, DecodeError> {
+        let header = BatchHeader::parse(&bytes)?;
+        if header.total_size() != bytes.len() as i64 {
+            return Err(DecodeError::InvalidValue {
+                field: "batchLength",
+                value: i64::from(header.batch_length),
+                expected: "the batch's size minus 12",
+            });
+        }
+        if header.magic != MAGIC_V2 {
+            return Err(DecodeError::UnsupportedMagic(header.magic));
+        }
+        verify_crc(&bytes)?;
+        if header.compression() != 0 {
+            return Err(DecodeError::UnsupportedCompression(header.compression()));
+        }
+        let count =
+            usize::try_from(header.records_count).map_err(|_| DecodeError::InvalidValue {
+                field: "recordsCount",
+                value: i64::from(header.records_count),
+                expected: "a count >= 0",
+            })?;
+        let mut r = Reader::new(bytes.slice(RECORD_BATCH_OVERHEAD..));
+        // Each record takes at least 7 bytes, which bounds the allocation below.
+        if count.saturating_mul(7) > r.remaining() {
+            return Err(DecodeError::Truncated {
+                field: "records",
+                needed: count.saturating_mul(7),
+                remaining: r.remaining(),
+            });
+        }
+        let mut records = Vec::with_capacity(count);
+        for _ in 0..count {
+            records.push(Record::decode(&mut r)?);
+        }
+        r.finish("records")?;
+        Ok(RecordBatch {
+            base_offset: header.base_offset,
+            partition_leader_epoch: header.partition_leader_epoch,
+            attributes: header.attributes,
+            last_offset_delta: header.last_offset_delta,
+            base_timestamp: header.base_timestamp,
+            max_timestamp: header.max_timestamp,
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            base_sequence: header.base_sequence,
+            records,
+        })
+    }
+}
+
+/// Splits a buffer of concatenated batches (a Fetch response's records) into batches.
+/// A trailing partial batch, as Kafka may return at the end of a fetch, is ignored.
+pub fn decode_batches(mut bytes: Bytes) -> Result<Vec<RecordBatch>, DecodeError> {
+    let mut out = Vec::new();
+    while bytes.len() >= LOG_OVERHEAD {
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&bytes[8..12]);
+        let total = i64::from(i32::from_be_bytes(len)) + LOG_OVERHEAD as i64;
+        if total < RECORD_BATCH_OVERHEAD as i64 {
+            return Err(DecodeError::InvalidValue {
+                field: "batchLength",
+                value: total - LOG_OVERHEAD as i64,
+                expected: "at least 49",
+            });
+        }
+        if total > bytes.len() as i64 {
+            break;
+        }
+        let batch = bytes.split_to(total as usize);
+        out.push(RecordBatch::decode(batch)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RecordBatch {
+        let mut r = Record::with_value(1, "value-1");
+        r.key = Some(Bytes::from_static(b"k"));
+        r.headers.push(Header {
+            key: "h".into(),
+            value: None,
+        });
+        RecordBatch::idempotent(
+            ProducerId(42),
+            ProducerEpoch(3),
+            Sequence(i32::MAX - 1),
+            1_700_000_000_000,
+            vec![Record::with_value(0, "value-0"), r, Record::default()],
+        )
+    }
+
+    #[test]
+    fn header_fields_sit_at_documented_offsets() {
+        let b = sample().to_bytes();
+        assert_eq!(&b[0..8], &0i64.to_be_bytes());
+        assert_eq!(
+            i32::from_be_bytes(b[8..12].try_into().unwrap()) as usize,
+            b.len() - 12
+        );
+        assert_eq!(b[16] as i8, MAGIC_V2);
+        assert_eq!(&b[43..51], &42i64.to_be_bytes());
+        assert_eq!(&b[51..53], &3i16.to_be_bytes());
+        assert_eq!(&b[53..57], &(i32::MAX - 1).to_be_bytes());
+        assert_eq!(&b[57..61], &3i32.to_be_bytes());
+    }
+
+    #[test]
+    fn last_sequence_wraps_past_max() {
+        let b = sample();
+        assert_eq!(b.last_sequence(), Sequence(0));
+        let h = BatchHeader::parse(&b.to_bytes()).unwrap();
+        assert_eq!(h.last_sequence(), Sequence(0));
+        assert_eq!(last_sequence(Sequence::NONE, 3), Sequence::NONE);
+    }
+
+    #[test]
+    fn flipped_crc_covered_bit_is_corrupt_message() {
+        let mut b = BytesMut::from(&sample().to_bytes()[..]);
+        b[40] ^= 0x01;
+        match RecordBatch::decode(b.freeze()) {
+            Err(DecodeError::CorruptMessage { expected, actual }) => assert_ne!(expected, actual),
+            other => panic!("expected CorruptMessage, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn base_offset_can_be_assigned_without_breaking_the_crc() {
+        let mut b = BytesMut::from(&sample().to_bytes()[..]);
+        set_base_offset(&mut b, 1234);
+        let decoded = RecordBatch::decode(b.freeze()).unwrap();
+        assert_eq!(decoded.base_offset, 1234);
+    }
+
+    #[test]
+    fn compressed_batch_is_refused_by_name() {
+        let mut batch = sample();
+        batch.attributes = 1; // gzip
+        assert_eq!(
+            RecordBatch::decode(batch.to_bytes()),
+            Err(DecodeError::UnsupportedCompression(1))
+        );
+    }
+
+    #[test]
+    fn concatenated_batches_split_and_partial_tail_is_ignored() {
+        let mut buf = BytesMut::new();
+        sample().encode(&mut buf);
+        sample().encode(&mut buf);
+        let full = buf.len();
+        sample().encode(&mut buf);
+        buf.truncate(full + 30);
+        let batches = decode_batches(buf.freeze()).unwrap();
+        assert_eq!(batches.len(), 2);
+    }
+}
