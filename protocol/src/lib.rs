@@ -35,6 +35,6 @@ pub use message::{
 };
 pub use record_batch::{
     BatchHeader, Header, RECORD_BATCH_OVERHEAD, Record, RecordBatch, decode_batches,
-    set_base_offset, verify_crc,
+    set_base_offset, validate, verify_crc,
 };
 pub use types::{ProducerEpoch, ProducerId, Sequence};

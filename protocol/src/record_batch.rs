@@ -468,27 +468,8 @@ impl RecordBatch {
     /// CRC-32C (`CorruptMessage` with both values on mismatch), the compression codec, and
     /// that exactly `recordsCount` well-formed records fill the rest.
     pub fn decode(bytes: Bytes) -> Result<RecordBatch, DecodeError> {
-        let header = BatchHeader::parse(&bytes)?;
-        if header.total_size() != bytes.len() as i64 {
-            return Err(DecodeError::InvalidValue {
-                field: "batchLength",
-                value: i64::from(header.batch_length),
-                expected: "the batch's size minus 12",
-            });
-        }
-        if header.magic != MAGIC_V2 {
-            return Err(DecodeError::UnsupportedMagic(header.magic));
-        }
-        verify_crc(&bytes)?;
-        if header.compression() != 0 {
-            return Err(DecodeError::UnsupportedCompression(header.compression()));
-        }
-        let count =
-            usize::try_from(header.records_count).map_err(|_| DecodeError::InvalidValue {
-                field: "recordsCount",
-                value: i64::from(header.records_count),
-                expected: "a count >= 0",
-            })?;
+        let header = check_envelope(&bytes)?;
+        let count = records_count(&header)?;
         let mut r = Reader::new(bytes.slice(RECORD_BATCH_OVERHEAD..));
         // Each record takes at least 7 bytes, which bounds the allocation below.
         if count.saturating_mul(7) > r.remaining() {
@@ -516,6 +497,90 @@ impl RecordBatch {
             records,
         })
     }
+}
+
+/// Validates one encoded batch occupying all of `bytes` the way a broker must before it
+/// appends, without building the records: length, magic, CRC-32C, compression, and that
+/// exactly `recordsCount` well-formed records fill the rest. Returns the parsed header.
+///
+/// This is the broker's hot path, so it walks the records in place instead of allocating
+/// them; [`RecordBatch::decode`] accepts exactly the batches this accepts.
+pub fn validate(bytes: &Bytes) -> Result<BatchHeader, DecodeError> {
+    let header = check_envelope(bytes)?;
+    let count = records_count(&header)?;
+    let mut r = Reader::new(bytes.slice(RECORD_BATCH_OVERHEAD..));
+    for _ in 0..count {
+        skip_record(&mut r)?;
+    }
+    r.finish("records")?;
+    Ok(header)
+}
+
+/// Header, length, magic, CRC and compression checks shared by [`validate`] and
+/// [`RecordBatch::decode`].
+fn check_envelope(bytes: &[u8]) -> Result<BatchHeader, DecodeError> {
+    let header = BatchHeader::parse(bytes)?;
+    if header.total_size() != bytes.len() as i64 {
+        return Err(DecodeError::InvalidValue {
+            field: "batchLength",
+            value: i64::from(header.batch_length),
+            expected: "the batch's size minus 12",
+        });
+    }
+    if header.magic != MAGIC_V2 {
+        return Err(DecodeError::UnsupportedMagic(header.magic));
+    }
+    verify_crc(bytes)?;
+    if header.compression() != 0 {
+        return Err(DecodeError::UnsupportedCompression(header.compression()));
+    }
+    Ok(header)
+}
+
+fn records_count(header: &BatchHeader) -> Result<usize, DecodeError> {
+    usize::try_from(header.records_count).map_err(|_| DecodeError::InvalidValue {
+        field: "recordsCount",
+        value: i64::from(header.records_count),
+        expected: "a count >= 0",
+    })
+}
+
+/// Walks one record without keeping it (the same checks as `Record::decode`).
+fn skip_record(r: &mut Reader) -> Result<(), DecodeError> {
+    let len = r.varint("record.length")?;
+    let len = usize::try_from(len).map_err(|_| DecodeError::InvalidValue {
+        field: "record.length",
+        value: i64::from(len),
+        expected: "a length >= 0",
+    })?;
+    let mut body = Reader::new(r.bytes(len, "record")?);
+    body.i8("record.attributes")?;
+    body.varlong("record.timestampDelta")?;
+    body.varint("record.offsetDelta")?;
+    skip_opt_bytes(&mut body, "record.key")?;
+    skip_opt_bytes(&mut body, "record.value")?;
+    let header_count = body.varint("record.headerCount")?;
+    if header_count < 0 {
+        return Err(DecodeError::InvalidValue {
+            field: "record.headerCount",
+            value: i64::from(header_count),
+            expected: "a count >= 0",
+        });
+    }
+    for _ in 0..header_count {
+        let key = read_opt_bytes(&mut body, "record.header.key")?.ok_or(DecodeError::InvalidValue {
+            field: "record.header.key",
+            value: -1,
+            expected: "a non-null header key",
+        })?;
+        std::str::from_utf8(&key).map_err(|_| DecodeError::InvalidUtf8 { field: "record.header.key" })?;
+        skip_opt_bytes(&mut body, "record.header.value")?;
+    }
+    body.finish("record")
+}
+
+fn skip_opt_bytes(r: &mut Reader, field: &'static str) -> Result<(), DecodeError> {
+    read_opt_bytes(r, field).map(|_| ())
 }
 
 /// Splits a buffer of concatenated batches (a Fetch response's records) into batches.
