@@ -1,1 +1,54 @@
-//! Placeholder
+//! # idempo-broker: a partitioned log that deduplicates exactly as Kafka does
+//!
+//! A broker receives batches from producers over a network that loses, delays and repeats
+//! messages. This crate is the broker's core as a plain synchronous state machine: it is
+//! handed requests and told the time, and answers with responses and an explanation of every
+//! decision. It does no I/O and reads no clock, so a simulator can drive it deterministically
+//! and a TCP server can drive the very same code.
+//!
+//! Per partition it keeps an append-only [`PartitionLog`] and a [`ProducerStateManager`]: per
+//! producer id, the epoch and the metadata of the last five batches. That state is what lets
+//! it answer a retried batch with the original offsets instead of writing it twice, and refuse
+//! a batch that would leave a gap. The rule, with a worked table and its differences from
+//! Kafka, is the essay of [`producer_state`]; the order of all checks on the produce path is
+//! in [`broker`](mod@broker).
+//!
+//! The behaviour is that of a modern Kafka broker (2.5 and later) for idempotent,
+//! non-transactional producers: an unknown producer may start at any sequence,
+//! `UNKNOWN_PRODUCER_ID` and `DUPLICATE_SEQUENCE_NUMBER` are never sent, DeleteRecords keeps
+//! producer state, and producer ids expire after `producer_id_expiration_ms` judged against
+//! the batch's own max timestamp.
+//!
+//! ## Layout
+//! - [`producer_state`]: `BatchMetadata`, `ProducerStateEntry`, `ProducerStateManager`, the
+//!   dedup rule and its essay.
+//! - [`partition_log`]: the in-memory append-only log.
+//! - [`verdict`]: `ProduceOutcome` and `Verdict`, the explanation of each decision.
+//! - [`broker`](mod@broker): `Broker` and `BrokerConfig`: partitions, InitProducerId, Produce,
+//!   Fetch, DeleteRecords, expiry and restart.
+//!
+//! ## Differences from Kafka
+//! - One broker, one topic; partitions are numbered. No replication, so the high watermark is
+//!   the log end offset and `acks` only has to be valid.
+//! - Transactions, control batches and compression are not modelled: such batches are refused
+//!   with `INVALID_TXN_STATE`, `INVALID_RECORD` and `UNSUPPORTED_COMPRESSION_TYPE`.
+//! - The dedup window is a setting (Kafka hard-codes 5), and idempotence can be switched off on
+//!   the broker to show what it prevents.
+//! - A restart here rebuilds producer state from the whole retained log (Kafka without a
+//!   snapshot does the same; with a snapshot Kafka restores only each producer's *last* batch).
+
+pub mod broker;
+pub mod partition_log;
+pub mod producer_state;
+pub mod verdict;
+
+pub use broker::{
+    Broker, BrokerConfig, ConfigError, DeleteRecordsFailure, ExpiredProducer, Handled,
+    MAX_DEDUP_WINDOW,
+};
+pub use partition_log::{PartitionLog, StoredBatch};
+pub use producer_state::{
+    AcceptRule, BatchMetadata, ProducerStateEntry, ProducerStateManager, SequenceCheck,
+    SequenceRejection, StateSeen, WindowView,
+};
+pub use verdict::{AppendReason, InvalidBatch, ProduceOutcome, Verdict};

@@ -1,0 +1,489 @@
+//! Per-partition producer state and the sequence-deduplication rule.
+//!
+//! # How a broker turns "at least once" into "exactly once"
+//!
+//! The network may lose the broker's acknowledgement of a batch that *was* appended. The
+//! producer cannot tell that apart from a lost request, so it sends the batch again. Without
+//! help the broker would append it twice. Kafka's answer is for every idempotent batch to
+//! carry `(producer_id, producer_epoch, base_sequence)`, and for each partition to remember,
+//! per producer id, its epoch and the metadata of its **last five batches** (the *window*,
+//! `NUM_BATCHES_TO_RETAIN` in `ProducerStateEntry.java`). For every batch from a client the
+//! leader then decides, in this order (`UnifiedLog.analyzeAndValidateProducerState` and
+//! `ProducerAppendInfo.checkSequence`; reference §1.4):
+//!
+//! 1. **Duplicate?** Same epoch as stored, and some retained batch has exactly this first *and*
+//!    last sequence. Answer `NONE` with the *original* offsets; append nothing.
+//! 2. **Stale epoch?** The batch's epoch is below the stored one: `INVALID_PRODUCER_EPOCH` (47).
+//! 3. **In sequence?**
+//!    * producer unknown to this partition (never seen, or expired): any sequence is accepted
+//!      (Kafka 2.5+, KIP-360);
+//!    * a higher epoch: the batch must start at sequence 0;
+//!    * the same epoch: the batch must start at `last_sequence + 1` (or at 0 right after
+//!      `i32::MAX`);
+//!    * anything else, including a partial overlap with a retained batch or an exact repeat of
+//!      a batch older than the window, is `OUT_OF_ORDER_SEQUENCE_NUMBER` (45).
+//!
+//! Nothing is changed while deciding ([`ProducerStateManager::check`] takes `&self`): the
+//! state is updated only after the log append succeeded ([`ProducerStateManager::update`]), as
+//! Kafka has done since KAFKA-6683.
+//!
+//! A worked example for one producer on one partition (window of 5):
+//!
+//! ```text
+//! batch | epoch | sequences | broker answer
+//! A     | 0     | 0..=4     | appended at offsets 0..=4 (producer unknown: any sequence)
+//! A'    | 0     | 0..=4     | retry of A: NONE with offset 0 again, nothing appended
+//! B     | 0     | 8..=9     | OUT_OF_ORDER_SEQUENCE_NUMBER (expected 5)
+//! C     | 0     | 5..=7     | appended at offsets 5..=7
+//! D     | 0     | 3..=5     | OUT_OF_ORDER_SEQUENCE_NUMBER: partial overlap is not a duplicate
+//! E     | 1     | 0..=1     | appended at 8..=9; the epoch changed, so the window is cleared
+//! A''   | 0     | 0..=4     | INVALID_PRODUCER_EPOCH: epoch 0 is older than 1
+//! ```
+//!
+//! Why five? A producer keeps at most five requests in flight, each with at most one batch
+//! for this partition, so any batch it may still retry is among the last five appended.
+//! Let it keep more in flight than the broker retains and a retry of an appended batch can
+//! fall out of the window and be answered `OUT_OF_ORDER_SEQUENCE_NUMBER` (the simulator
+//! shows this with `--max-in-flight 6`).
+//!
+//! # Differences from Kafka
+//!
+//! * The window size is a setting (default 5) so experiments can shrink or grow it.
+//! * Transactions are not modelled: no `currentTxnFirstOffset`, no coordinator epoch, no
+//!   verification entries (KIP-890), no control batches.
+//! * The entry keeps no `coordinatorEpoch`; [`BatchMetadata`] is the same four numbers Kafka
+//!   keeps (`lastSeq`, `offsetDelta`, `lastOffset`, `timestamp`).
+
+use idempo_protocol::{BatchHeader, ProducerEpoch, ProducerId, Sequence};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::fmt;
+
+/// What the broker remembers of one appended batch (Kafka's `BatchMetadata`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BatchMetadata {
+    /// Sequence of the batch's last record.
+    pub last_sequence: Sequence,
+    /// `last_offset - first_offset` (record count - 1 for a fresh batch).
+    pub offset_delta: i32,
+    /// Offset of the batch's last record.
+    pub last_offset: i64,
+    /// The batch's max timestamp.
+    pub timestamp: i64,
+}
+
+impl BatchMetadata {
+    /// Sequence of the batch's first record (wrap-aware).
+    pub fn first_sequence(&self) -> Sequence {
+        self.last_sequence.wrapping_sub(self.offset_delta)
+    }
+
+    /// Offset of the batch's first record.
+    pub fn first_offset(&self) -> i64 {
+        self.last_offset - i64::from(self.offset_delta)
+    }
+}
+
+impl fmt::Display for BatchMetadata {
+    /// The batch's sequences: `4` for one record, `6..8` for several.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.offset_delta == 0 {
+            write!(f, "{}", self.last_sequence)
+        } else {
+            write!(f, "{}..{}", self.first_sequence(), self.last_sequence)
+        }
+    }
+}
+
+/// One producer's state on one partition (Kafka's `ProducerStateEntry`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerStateEntry {
+    /// The epoch of the retained batches.
+    pub producer_epoch: ProducerEpoch,
+    /// The retained batches, oldest first; at most the window size.
+    batches: VecDeque<BatchMetadata>,
+    /// Max timestamp of the last batch: what producer-id expiration is judged against.
+    pub last_timestamp: i64,
+}
+
+impl ProducerStateEntry {
+    fn new(producer_epoch: ProducerEpoch, window: usize) -> ProducerStateEntry {
+        ProducerStateEntry {
+            producer_epoch,
+            batches: VecDeque::with_capacity(window),
+            last_timestamp: -1,
+        }
+    }
+
+    /// The retained batches, oldest first.
+    pub fn batches(&self) -> impl ExactSizeIterator<Item = &BatchMetadata> + DoubleEndedIterator {
+        self.batches.iter()
+    }
+
+    /// Sequence of the newest retained batch's last record, or `NONE` if none is retained.
+    pub fn last_sequence(&self) -> Sequence {
+        self.batches
+            .back()
+            .map_or(Sequence::NONE, |b| b.last_sequence)
+    }
+
+    /// The retained batch with exactly this epoch, first and last sequence (Kafka's
+    /// `findDuplicateBatch`).
+    pub fn find_duplicate(
+        &self,
+        epoch: ProducerEpoch,
+        first: Sequence,
+        last: Sequence,
+    ) -> Option<BatchMetadata> {
+        if epoch != self.producer_epoch {
+            return None;
+        }
+        self.batches
+            .iter()
+            .find(|b| b.first_sequence() == first && b.last_sequence == last)
+            .copied()
+    }
+
+    /// Records an appended batch: a new epoch clears the window first
+    /// (`maybeUpdateProducerEpoch`), and the oldest batch is evicted beyond `window`.
+    fn add_batch(&mut self, epoch: ProducerEpoch, batch: BatchMetadata, window: usize) {
+        if epoch != self.producer_epoch {
+            self.batches.clear();
+            self.producer_epoch = epoch;
+        }
+        if self.batches.len() == window {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(batch);
+        self.last_timestamp = batch.timestamp;
+    }
+
+    /// Heap and inline bytes this entry occupies, for the memory figure.
+    fn heap_bytes(&self) -> usize {
+        self.batches.capacity() * std::mem::size_of::<BatchMetadata>()
+    }
+}
+
+/// The most batches a [`WindowView`] copies out. Windows configured larger than this are shown
+/// with their newest batches and a count of the rest.
+pub const WINDOW_VIEW_MAX: usize = 8;
+
+/// A copy of a producer's retained window as the broker saw it when deciding, carried in
+/// every produce outcome so tools can print *why*. Fixed-size and `Copy`, so explaining costs
+/// no allocation on the produce path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct WindowView {
+    batches: [BatchMetadata; WINDOW_VIEW_MAX],
+    len: u8,
+    omitted: u32,
+}
+
+impl WindowView {
+    fn of(entry: &ProducerStateEntry) -> WindowView {
+        let mut view = WindowView::default();
+        let skip = entry.batches.len().saturating_sub(WINDOW_VIEW_MAX);
+        for (slot, b) in view.batches.iter_mut().zip(entry.batches.iter().skip(skip)) {
+            *slot = *b;
+        }
+        view.len = (entry.batches.len() - skip) as u8;
+        view.omitted = skip as u32;
+        view
+    }
+
+    /// The batches shown, oldest first.
+    pub fn batches(&self) -> &[BatchMetadata] {
+        &self.batches[..usize::from(self.len)]
+    }
+
+    /// Older retained batches not shown (only for windows above [`WINDOW_VIEW_MAX`]).
+    pub fn omitted(&self) -> u32 {
+        self.omitted
+    }
+}
+
+impl fmt::Display for WindowView {
+    /// `2, 3, 4, 5, 6..8`: the retained batches' sequences, oldest first.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.omitted > 0 {
+            write!(f, "{} older, ", self.omitted)?;
+        }
+        if self.len == 0 {
+            return write!(f, "empty");
+        }
+        for (i, b) in self.batches().iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{b}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The producer state the broker consulted for a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateSeen {
+    /// The stored epoch.
+    pub producer_epoch: ProducerEpoch,
+    /// The sequence a same-epoch batch had to start at.
+    pub expected_sequence: Sequence,
+    /// The retained window.
+    pub window: WindowView,
+}
+
+/// Why a batch was accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptRule {
+    /// The producer has no state on this partition (never seen, or expired): Kafka 2.5+
+    /// accepts any sequence.
+    UnknownProducer,
+    /// Same epoch, and the batch starts right after the last retained sequence.
+    NextInSequence,
+    /// A higher epoch starting at sequence 0: the producer bumped its epoch; the old window is
+    /// dropped.
+    NewEpochFromZero {
+        /// The epoch the broker had stored.
+        previous_epoch: ProducerEpoch,
+    },
+}
+
+/// Why a batch was refused by the sequence rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceRejection {
+    /// `INVALID_PRODUCER_EPOCH`: the batch's epoch is older than the stored one.
+    StaleEpoch {
+        /// The stored epoch.
+        current: ProducerEpoch,
+    },
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER`: a higher epoch must start at sequence 0.
+    NewEpochNotFromZero {
+        /// The stored epoch.
+        current: ProducerEpoch,
+    },
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER`: the base sequence is not the next one expected.
+    OutOfOrder {
+        /// The sequence the batch had to start at.
+        expected: Sequence,
+    },
+}
+
+/// The sequence rule's decision for one batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// An exact retry of a retained batch: answer with its offsets, append nothing.
+    Duplicate(BatchMetadata),
+    /// Append it.
+    Accept(AcceptRule),
+    /// Refuse it.
+    Reject(SequenceRejection),
+}
+
+/// All producers' state on one partition (Kafka's `ProducerStateManager`).
+#[derive(Clone, Debug)]
+pub struct ProducerStateManager {
+    producers: FxHashMap<ProducerId, ProducerStateEntry>,
+    window: usize,
+}
+
+impl ProducerStateManager {
+    /// An empty manager that retains `window` batches per producer.
+    pub fn new(window: usize) -> ProducerStateManager {
+        assert!(window >= 1, "the dedup window must hold at least one batch");
+        ProducerStateManager {
+            producers: FxHashMap::default(),
+            window,
+        }
+    }
+
+    /// The state kept for `producer_id`, if any.
+    pub fn entry(&self, producer_id: ProducerId) -> Option<&ProducerStateEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Number of producers with state.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// True when no producer has state.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Producer ids with state, in ascending order (deterministic for printing).
+    pub fn producer_ids(&self) -> Vec<ProducerId> {
+        let mut ids: Vec<_> = self.producers.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// What the rule saw for this producer, for explanations.
+    pub fn seen(&self, producer_id: ProducerId) -> Option<StateSeen> {
+        self.producers.get(&producer_id).map(|e| StateSeen {
+            producer_epoch: e.producer_epoch,
+            expected_sequence: e.last_sequence().next(),
+            window: WindowView::of(e),
+        })
+    }
+
+    /// Decides a client batch by Kafka's rule (module docs), without changing anything.
+    /// `header` must carry a producer id.
+    pub fn check(&self, header: &BatchHeader) -> SequenceCheck {
+        let Some(entry) = self.producers.get(&header.producer_id) else {
+            return SequenceCheck::Accept(AcceptRule::UnknownProducer);
+        };
+        let epoch = header.producer_epoch;
+        let base = header.base_sequence;
+        if let Some(original) = entry.find_duplicate(epoch, base, header.last_sequence()) {
+            return SequenceCheck::Duplicate(original);
+        }
+        if epoch < entry.producer_epoch {
+            return SequenceCheck::Reject(SequenceRejection::StaleEpoch {
+                current: entry.producer_epoch,
+            });
+        }
+        if epoch != entry.producer_epoch {
+            return if base == Sequence(0) {
+                SequenceCheck::Accept(AcceptRule::NewEpochFromZero {
+                    previous_epoch: entry.producer_epoch,
+                })
+            } else {
+                SequenceCheck::Reject(SequenceRejection::NewEpochNotFromZero {
+                    current: entry.producer_epoch,
+                })
+            };
+        }
+        let last = entry.last_sequence();
+        if base.follows(last) {
+            SequenceCheck::Accept(AcceptRule::NextInSequence)
+        } else {
+            SequenceCheck::Reject(SequenceRejection::OutOfOrder {
+                expected: last.next(),
+            })
+        }
+    }
+
+    /// Records a batch appended at `base_offset` (after the log append succeeded), or one
+    /// replayed from the log during recovery, which is never validated (Kafka's
+    /// `REPLICATION` origin).
+    pub fn update(&mut self, header: &BatchHeader, base_offset: i64) {
+        let window = self.window;
+        let entry = self
+            .producers
+            .entry(header.producer_id)
+            .or_insert_with(|| ProducerStateEntry::new(header.producer_epoch, window));
+        entry.add_batch(
+            header.producer_epoch,
+            BatchMetadata {
+                last_sequence: header.last_sequence(),
+                offset_delta: header.last_offset_delta,
+                last_offset: base_offset + i64::from(header.last_offset_delta),
+                timestamp: header.max_timestamp,
+            },
+            window,
+        );
+    }
+
+    /// Removes producers whose last timestamp is `expiration_ms` or more before `now_ms`
+    /// (Kafka's `removeExpiredProducers`). Returns the removed ids in ascending order.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> Vec<ProducerId> {
+        let mut expired: Vec<ProducerId> = self
+            .producers
+            .iter()
+            .filter(|(_, e)| now_ms.saturating_sub(e.last_timestamp) >= expiration_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        expired.sort_unstable();
+        for id in &expired {
+            self.producers.remove(id);
+        }
+        expired
+    }
+
+    /// Forgets every producer (before a rebuild from the log).
+    pub fn clear(&mut self) {
+        self.producers.clear();
+    }
+
+    /// Bytes this manager occupies: the hash table's slots (key, entry and control byte per
+    /// bucket) plus each entry's window buffer. An estimate from sizes and capacities, not an
+    /// allocator measurement.
+    pub fn memory_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(ProducerId, ProducerStateEntry)>() + 1;
+        std::mem::size_of::<Self>()
+            + self.producers.capacity() * slot
+            + self
+                .producers
+                .values()
+                .map(ProducerStateEntry::heap_bytes)
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(pid: i64, epoch: i16, seq: i32, count: i32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            partition_leader_epoch: -1,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            base_timestamp: 0,
+            max_timestamp: 10,
+            producer_id: ProducerId(pid),
+            producer_epoch: ProducerEpoch(epoch),
+            base_sequence: Sequence(seq),
+            records_count: count,
+        }
+    }
+
+    #[test]
+    fn window_evicts_oldest_beyond_its_size() {
+        let mut m = ProducerStateManager::new(2);
+        for (i, seq) in [0, 1, 2].into_iter().enumerate() {
+            m.update(&header(1, 0, seq, 1), i as i64);
+        }
+        let e = m.entry(ProducerId(1)).unwrap();
+        let seqs: Vec<_> = e.batches().map(|b| b.last_sequence.0).collect();
+        assert_eq!(seqs, vec![1, 2]);
+    }
+
+    #[test]
+    fn window_view_shows_newest_and_counts_omitted() {
+        let mut m = ProducerStateManager::new(10);
+        for seq in 0..10 {
+            m.update(&header(1, 0, seq, 1), i64::from(seq));
+        }
+        let view = m.seen(ProducerId(1)).unwrap().window;
+        assert_eq!(view.batches().len(), WINDOW_VIEW_MAX);
+        assert_eq!(view.omitted(), 2);
+        assert_eq!(view.to_string(), "2 older, 2, 3, 4, 5, 6, 7, 8, 9");
+    }
+
+    #[test]
+    fn first_sequence_of_a_wrapped_batch_is_before_max() {
+        let b = BatchMetadata {
+            last_sequence: Sequence(1),
+            offset_delta: 3,
+            last_offset: 10,
+            timestamp: 0,
+        };
+        assert_eq!(b.first_sequence(), Sequence(i32::MAX - 1));
+        assert_eq!(b.first_offset(), 7);
+        assert_eq!(b.to_string(), format!("{}..1", i32::MAX - 1));
+    }
+
+    #[test]
+    fn expiry_is_judged_against_the_batch_timestamp() {
+        let mut m = ProducerStateManager::new(5);
+        m.update(&header(1, 0, 0, 1), 0); // max timestamp 10
+        assert!(m.remove_expired(109, 100).is_empty());
+        assert_eq!(m.remove_expired(110, 100), vec![ProducerId(1)]);
+        assert!(m.is_empty());
+    }
+}

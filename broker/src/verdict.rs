@@ -1,0 +1,295 @@
+//! What the broker decided for one partition's batch, and why.
+//!
+//! Every produce result carries a [`ProduceOutcome`]: the wire answer, the [`Verdict`]
+//! naming the rule that decided it, and the producer state the rule saw. Its `Display` is the
+//! one-line explanation `idempo-sim explain` prints, for example
+//! `duplicate of the batch at offsets 6..8 (window: 2, 3, 4, 5, 6..8): nothing appended`.
+
+use crate::producer_state::{AcceptRule, BatchMetadata, SequenceRejection, StateSeen};
+use idempo_protocol::{ErrorCode, PartitionProduceResponse, ProducerEpoch, ProducerId, Sequence};
+use std::fmt;
+
+/// Why a batch was appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendReason {
+    /// The broker runs with idempotence off: everything valid is appended.
+    IdempotenceOff,
+    /// The batch carries no producer id (`-1`): not idempotent, nothing to check.
+    NoProducerId,
+    /// The sequence rule accepted it.
+    Sequence(AcceptRule),
+}
+
+/// Why a batch was refused before the sequence rule (shape and integrity checks, Kafka's
+/// `analyzeAndValidateRecords` and `LogValidator`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InvalidBatch {
+    /// The partition does not exist and auto-creation is off.
+    UnknownPartition,
+    /// The produce request's `acks` is not -1, 0 or 1.
+    InvalidRequiredAcks(i16),
+    /// The bytes are not exactly one well-formed RecordBatch v2 (the decoder's words).
+    Malformed(String),
+    /// The CRC-32C does not match.
+    Corrupt {
+        /// CRC stored in the header.
+        expected: u32,
+        /// CRC computed over the batch.
+        actual: u32,
+    },
+    /// The batch is larger than `max_message_bytes`.
+    TooLarge {
+        /// Batch size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A client batch must have base offset 0.
+    NonZeroBaseOffset(i64),
+    /// `recordsCount` disagrees with `lastOffsetDelta + 1`.
+    CountMismatch {
+        /// recordsCount.
+        records_count: i32,
+        /// lastOffsetDelta.
+        last_offset_delta: i32,
+    },
+    /// A batch with a producer id must have a base sequence >= 0.
+    NegativeSequence(Sequence),
+    /// Clients may not write control batches.
+    ControlBatch,
+    /// Transactions are not modelled.
+    Transactional,
+    /// Compressed batches are not supported.
+    Compressed(u8),
+}
+
+impl InvalidBatch {
+    /// The Kafka error this answers with.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            InvalidBatch::UnknownPartition => ErrorCode::UnknownTopicOrPartition,
+            InvalidBatch::InvalidRequiredAcks(_) => ErrorCode::InvalidRequiredAcks,
+            InvalidBatch::Corrupt { .. } => ErrorCode::CorruptMessage,
+            InvalidBatch::TooLarge { .. } => ErrorCode::MessageTooLarge,
+            InvalidBatch::Transactional => ErrorCode::InvalidTxnState,
+            InvalidBatch::Compressed(_) => ErrorCode::UnsupportedCompressionType,
+            InvalidBatch::Malformed(_)
+            | InvalidBatch::NonZeroBaseOffset(_)
+            | InvalidBatch::CountMismatch { .. }
+            | InvalidBatch::NegativeSequence(_)
+            | InvalidBatch::ControlBatch => ErrorCode::InvalidRecord,
+        }
+    }
+}
+
+impl fmt::Display for InvalidBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidBatch::UnknownPartition => write!(f, "the partition does not exist"),
+            InvalidBatch::InvalidRequiredAcks(a) => write!(f, "acks={a} is not -1, 0 or 1"),
+            InvalidBatch::Malformed(why) => write!(f, "not one well-formed record batch: {why}"),
+            InvalidBatch::Corrupt { expected, actual } => write!(
+                f,
+                "CRC-32C {actual:#010x} does not match the header's {expected:#010x}: damaged in transit"
+            ),
+            InvalidBatch::TooLarge { size, max } => {
+                write!(f, "batch of {size} bytes exceeds max.message.bytes {max}")
+            }
+            InvalidBatch::NonZeroBaseOffset(o) => {
+                write!(f, "a client batch must have base offset 0, not {o}")
+            }
+            InvalidBatch::CountMismatch {
+                records_count,
+                last_offset_delta,
+            } => write!(
+                f,
+                "recordsCount {records_count} does not match lastOffsetDelta {last_offset_delta} + 1"
+            ),
+            InvalidBatch::NegativeSequence(s) => {
+                write!(
+                    f,
+                    "a batch with a producer id needs a base sequence >= 0, not {s}"
+                )
+            }
+            InvalidBatch::ControlBatch => write!(f, "clients may not write control batches"),
+            InvalidBatch::Transactional => write!(f, "transactional batches are not modelled"),
+            InvalidBatch::Compressed(c) => write!(f, "compression codec {c} is not supported"),
+        }
+    }
+}
+
+/// The decision for one batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Written to the log.
+    Appended {
+        /// Offset of the first record.
+        base_offset: i64,
+        /// Offset of the last record.
+        last_offset: i64,
+        /// The rule that let it in.
+        reason: AppendReason,
+    },
+    /// An exact retry of a retained batch: answered `NONE` with the original offsets.
+    Duplicate {
+        /// The retained batch it matched.
+        original: BatchMetadata,
+    },
+    /// Refused by the sequence rules.
+    Rejected(SequenceRejection),
+    /// Refused before the sequence rules.
+    Invalid(InvalidBatch),
+}
+
+/// The result of producing one batch to one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProduceOutcome {
+    /// What goes back on the wire.
+    pub response: PartitionProduceResponse,
+    /// The decision.
+    pub verdict: Verdict,
+    /// Producer id of the batch (`-1` if it had none or could not be parsed).
+    pub producer_id: ProducerId,
+    /// Producer epoch of the batch.
+    pub producer_epoch: ProducerEpoch,
+    /// First sequence of the batch.
+    pub first_sequence: Sequence,
+    /// Last sequence of the batch (wrap-aware).
+    pub last_sequence: Sequence,
+    /// Records in the batch.
+    pub record_count: i32,
+    /// The producer state the sequence rule consulted (`None` for an unknown producer, a
+    /// batch without producer id, idempotence off, or a batch refused before the rule).
+    pub seen: Option<StateSeen>,
+}
+
+impl ProduceOutcome {
+    /// The error code answered.
+    pub fn error_code(&self) -> ErrorCode {
+        self.response.error_code
+    }
+
+    /// True when the batch was written to the log by this request.
+    pub fn is_appended(&self) -> bool {
+        matches!(self.verdict, Verdict::Appended { .. })
+    }
+
+    /// True when the batch was recognised as a retry of a retained batch.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self.verdict, Verdict::Duplicate { .. })
+    }
+
+    /// `appended` | `duplicate` | `rejected`.
+    pub fn outcome_name(&self) -> &'static str {
+        match self.verdict {
+            Verdict::Appended { .. } => "appended",
+            Verdict::Duplicate { .. } => "duplicate",
+            Verdict::Rejected(_) | Verdict::Invalid(_) => "rejected",
+        }
+    }
+
+    /// Offsets the answer refers to: the new ones, or the original batch's for a duplicate.
+    pub fn offsets(&self) -> Option<(i64, i64)> {
+        match &self.verdict {
+            Verdict::Appended {
+                base_offset,
+                last_offset,
+                ..
+            } => Some((*base_offset, *last_offset)),
+            Verdict::Duplicate { original } => {
+                Some((original.first_offset(), original.last_offset))
+            }
+            _ => None,
+        }
+    }
+
+    fn window(&self) -> String {
+        self.seen
+            .map_or_else(|| "empty".to_string(), |s| s.window.to_string())
+    }
+}
+
+fn offsets(f: &mut fmt::Formatter<'_>, first: i64, last: i64) -> fmt::Result {
+    if first == last {
+        write!(f, "offset {first}")
+    } else {
+        write!(f, "offsets {first}..{last}")
+    }
+}
+
+impl fmt::Display for ProduceOutcome {
+    /// The one-line explanation of the decision.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let epoch = self.producer_epoch;
+        let base = self.first_sequence;
+        match &self.verdict {
+            Verdict::Appended {
+                base_offset,
+                last_offset,
+                reason,
+            } => {
+                write!(f, "appended at ")?;
+                offsets(f, *base_offset, *last_offset)?;
+                match reason {
+                    AppendReason::IdempotenceOff => {
+                        write!(f, ": idempotence is off, nothing is checked")
+                    }
+                    AppendReason::NoProducerId => {
+                        write!(f, ": no producer id, so not deduplicated")
+                    }
+                    AppendReason::Sequence(AcceptRule::UnknownProducer) => write!(
+                        f,
+                        ": producer {} has no state on this partition, so any sequence is accepted",
+                        self.producer_id
+                    ),
+                    AppendReason::Sequence(AcceptRule::NextInSequence) => write!(
+                        f,
+                        ": sequence {base} is the next expected (window: {})",
+                        self.window()
+                    ),
+                    AppendReason::Sequence(AcceptRule::NewEpochFromZero { previous_epoch }) => {
+                        write!(
+                            f,
+                            ": epoch {epoch} is newer than {previous_epoch} and starts at sequence 0; old window (\
+                             {}) dropped",
+                            self.window()
+                        )
+                    }
+                }
+            }
+            Verdict::Duplicate { original } => {
+                write!(f, "duplicate of the batch at ")?;
+                offsets(f, original.first_offset(), original.last_offset)?;
+                write!(f, " (window: {}): nothing appended", self.window())
+            }
+            Verdict::Rejected(SequenceRejection::StaleEpoch { current }) => write!(
+                f,
+                "rejected {}: epoch {epoch} is older than the current epoch {current}",
+                ErrorCode::InvalidProducerEpoch.name()
+            ),
+            Verdict::Rejected(SequenceRejection::NewEpochNotFromZero { current }) => write!(
+                f,
+                "rejected {}: new epoch {epoch} (was {current}) must start at sequence 0, not {base}",
+                ErrorCode::OutOfOrderSequenceNumber.name()
+            ),
+            Verdict::Rejected(SequenceRejection::OutOfOrder { expected }) => {
+                write!(
+                    f,
+                    "rejected {}: expected sequence {expected}, got {base}",
+                    ErrorCode::OutOfOrderSequenceNumber.name()
+                )?;
+                let ahead = (i64::from(base.0) - i64::from(expected.0)).rem_euclid(1 << 31);
+                if ahead < 1 << 30 {
+                    write!(f, " ({ahead} records missing before it)")?;
+                } else {
+                    write!(
+                        f,
+                        " (behind: a retry older than the window or a partial overlap, not an exact duplicate)"
+                    )?;
+                }
+                write!(f, " (window: {})", self.window())
+            }
+            Verdict::Invalid(why) => write!(f, "rejected {}: {why}", why.error_code().name()),
+        }
+    }
+}
