@@ -285,9 +285,11 @@ impl BatchHeader {
         last_sequence(self.base_sequence, self.last_offset_delta)
     }
 
-    /// Offset of the last record.
+    /// Offset of the last record. Wraps like Kafka's `long` arithmetic: the header may come
+    /// from a peer, and a baseOffset near `i64::MAX` must not panic.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .wrapping_add(i64::from(self.last_offset_delta))
     }
 
     /// Total encoded size announced by the header (`batchLength + 12`).
