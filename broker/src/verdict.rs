@@ -280,7 +280,8 @@ impl fmt::Display for ProduceOutcome {
                 )?;
                 let ahead = (i64::from(base.0) - i64::from(expected.0)).rem_euclid(1 << 31);
                 if ahead < 1 << 30 {
-                    write!(f, " ({ahead} records missing before it)")?;
+                    let plural = if ahead == 1 { "" } else { "s" };
+                    write!(f, " ({ahead} record{plural} missing before it)")?;
                 } else {
                     write!(
                         f,
