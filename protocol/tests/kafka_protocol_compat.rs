@@ -42,6 +42,20 @@ use kafka_protocol::records::{
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+/// Proptest settings: `cases` cases, and failing cases saved to
+/// `protocol/proptest-regressions/kafka_protocol_compat.txt` (tests run from the package
+/// root), which is committed so that everyone replays them.
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/kafka_protocol_compat.txt",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
 
 /// Attribute bit 3: timestamps are log-append time.
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
@@ -427,6 +441,8 @@ fn kafka_records() -> impl Strategy<Value = Vec<KRecord>> {
 }
 
 proptest! {
+    #![proptest_config(config(ProptestConfig::default().cases))]
+
     /// Every batch idempo encodes decodes with kafka-protocol to records with the batch's
     /// producer id, epoch, leader epoch and flags, offsets and timestamps base + delta,
     /// sequences base sequence + offset delta, and the same keys, values and headers in order.

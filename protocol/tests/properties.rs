@@ -26,7 +26,21 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
+use proptest::test_runner::FileFailurePersistence;
 use std::fmt::Debug;
+
+/// Proptest settings: `cases` cases, and failing cases saved to
+/// `protocol/proptest-regressions/properties.txt` (tests run from the package root), which is
+/// committed so that everyone replays them.
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/properties.txt",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
 
 /// Cases for the fuzz-style properties, which are cheap per case and want breadth.
 const FUZZ_CASES: u32 = 1500;
@@ -424,6 +438,8 @@ fn flip(bytes: &Bytes, index: usize, bit: u8) -> Bytes {
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
+    #![proptest_config(config(ProptestConfig::default().cases))]
+
     /// Every request frame (InitProducerId, Produce, Fetch, any field values, any record
     /// bytes) reads back equal from a `BytesMut`: whole; split at any byte, where the first
     /// read is `Ok(None)` and consumes nothing; and concatenated with a second frame, which
@@ -468,6 +484,8 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
+    #![proptest_config(config(ProptestConfig::default().cases))]
+
     /// Every uncompressed batch round-trips through `to_bytes` and `RecordBatch::decode`;
     /// its encoded size is `encoded_len()`; `BatchHeader::parse` and `validate` agree with the
     /// struct field by field (batchLength = size - 12, magic 2, the stored CRC is the CRC-32C
@@ -547,6 +565,8 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
+    #![proptest_config(config(ProptestConfig::default().cases))]
+
     /// Any single flipped bit in the CRC-covered region (attributes..end, byte 21 onwards) is
     /// caught: decode and validate both answer `CorruptMessage` with two different CRCs.
     #[test]
@@ -628,7 +648,7 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(FUZZ_CASES))]
+    #![proptest_config(config(FUZZ_CASES))]
 
     /// Arbitrary bytes never make any decoder panic: frame reads (with the default and a
     /// tiny maximum), `check`, frame `decode`, `RecordBatch::decode`, `validate`,
