@@ -570,12 +570,15 @@ fn skip_record(r: &mut Reader) -> Result<(), DecodeError> {
         });
     }
     for _ in 0..header_count {
-        let key = read_opt_bytes(&mut body, "record.header.key")?.ok_or(DecodeError::InvalidValue {
+        let key =
+            read_opt_bytes(&mut body, "record.header.key")?.ok_or(DecodeError::InvalidValue {
+                field: "record.header.key",
+                value: -1,
+                expected: "a non-null header key",
+            })?;
+        std::str::from_utf8(&key).map_err(|_| DecodeError::InvalidUtf8 {
             field: "record.header.key",
-            value: -1,
-            expected: "a non-null header key",
         })?;
-        std::str::from_utf8(&key).map_err(|_| DecodeError::InvalidUtf8 { field: "record.header.key" })?;
         skip_opt_bytes(&mut body, "record.header.value")?;
     }
     body.finish("record")
