@@ -1,12 +1,39 @@
 //! # idempo-sim: see Kafka's idempotence work, and fail without it
 //!
 //! The simulator and study tools of idempo. They drive the same synchronous broker and
-//! producer cores that a real deployment would, with no I/O of their own, so every run is
-//! reproducible from its inputs.
+//! producer cores that a real deployment would, with no I/O of their own, so every run is a
+//! pure function of its parameters: the same seed and flags print the same bytes.
+//!
+//! `idempo-sim run` puts P producers and one broker on a network that loses requests, loses
+//! acknowledgements and reorders messages, then checks the final logs for exactly-once:
+//! no duplicates, no lost acknowledged records, per-producer order, no sequence gaps.
+//! `idempo-sim compare` runs the same fault schedule with idempotence on and off side by side.
+//! `idempo-sim explain` runs a script of broker operations and explains each decision.
 //!
 //! ## Layout
-//! - [`script`]: the `explain` script language (one broker operation a line).
-//! - [`explain`]: runs a script against a fresh broker and explains each decision.
+//! - [`config`]: `SimConfig`, every parameter of a run, and its replay command.
+//! - [`faults`]: fault decisions keyed by the logical event, so settings can be compared.
+//! - [`engine`]: the discrete-event loop driving producers, network and broker.
+//! - [`checker`]: the exactly-once checker and the ack ledger.
+//! - [`report`]: the text and JSON output of a run.
+//! - [`trace`]: `--trace` lines.
+//! - [`compare`]: the side-by-side table.
+//! - [`script`] and [`explain`]: the study tool.
 
+pub mod checker;
+pub mod compare;
+pub mod config;
+pub mod engine;
 pub mod explain;
+pub mod faults;
+pub mod report;
 pub mod script;
+pub mod trace;
+
+pub use config::SimConfig;
+pub use engine::{RunReport, Simulation};
+
+/// Runs one simulation to the end without tracing.
+pub fn run(config: &SimConfig) -> Result<RunReport, String> {
+    Ok(Simulation::new(config.clone(), None)?.run().0)
+}

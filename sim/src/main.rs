@@ -1,8 +1,9 @@
 //! The `idempo-sim` command line.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use idempo_broker::BrokerConfig;
-use idempo_sim::{explain, script};
+use idempo_sim::trace::Trace;
+use idempo_sim::{SimConfig, Simulation, compare, explain, report, script};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
@@ -23,8 +24,137 @@ enum OnOff {
     Off,
 }
 
+/// The flags shared by `run` and `compare`: the workload, the producer, the broker and the
+/// network. Defaults give an interesting run in well under a second.
+#[derive(Args, Clone, Debug)]
+struct RunArgs {
+    /// Seed of every fault decision; the same seed and flags print the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of producers.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    producers: u32,
+    /// Number of partitions.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    partitions: u32,
+    /// Records each producer sends.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=4_294_967_295))]
+    records: u64,
+    /// Records per batch.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch_records: u32,
+    /// Produce requests each producer keeps in flight (Kafka: at most 5 with idempotence).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    max_in_flight: u64,
+    /// Allow --max-in-flight above --dedup-window (an experiment that breaks idempotence).
+    #[arg(long)]
+    unsafe_max_in_flight: bool,
+    /// Probability that a response (the ack) is lost after the broker handled the request.
+    #[arg(long, default_value_t = 0.1, value_parser = probability)]
+    ack_loss: f64,
+    /// Probability that a request is lost before the broker.
+    #[arg(long, default_value_t = 0.02, value_parser = probability)]
+    request_loss: f64,
+    /// One-way latency range MIN..MAX; random latency reorders requests in flight.
+    #[arg(long, default_value = "1..20", value_parser = latency_range)]
+    latency_ms: (u64, u64),
+    /// Producer request.timeout.ms.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout_ms: u64,
+    /// Producer delivery.timeout.ms.
+    #[arg(long, default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..))]
+    delivery_timeout_ms: u64,
+    /// Producer retries.
+    #[arg(long, default_value_t = i32::MAX as u32)]
+    retries: u32,
+    /// Producer retry.backoff.ms.
+    #[arg(long, default_value_t = 10)]
+    retry_backoff_ms: u64,
+    /// Idempotence in the producer and the broker.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    idempotence: OnOff,
+    /// Batches the broker retains per producer per partition (Kafka: 5).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    dedup_window: u64,
+    /// Broker producer.id.expiration.ms.
+    #[arg(long, default_value_t = 86_400_000, value_parser = clap::value_parser!(i64).range(1..))]
+    producer_id_expiration_ms: i64,
+    /// Stop after this much virtual time.
+    #[arg(long, default_value_t = 86_400_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_virtual_ms: u64,
+}
+
+impl RunArgs {
+    fn config(&self) -> SimConfig {
+        SimConfig {
+            seed: self.seed,
+            producers: self.producers,
+            partitions: self.partitions,
+            records: self.records,
+            batch_records: self.batch_records,
+            max_in_flight: self.max_in_flight as usize,
+            unsafe_max_in_flight: self.unsafe_max_in_flight,
+            ack_loss: self.ack_loss,
+            request_loss: self.request_loss,
+            latency_min_ms: self.latency_ms.0,
+            latency_max_ms: self.latency_ms.1,
+            request_timeout_ms: self.request_timeout_ms,
+            delivery_timeout_ms: self.delivery_timeout_ms,
+            retries: self.retries,
+            retry_backoff_ms: self.retry_backoff_ms,
+            idempotence: self.idempotence == OnOff::On,
+            dedup_window: self.dedup_window as usize,
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
+            max_virtual_ms: self.max_virtual_ms,
+        }
+    }
+}
+
+fn probability(text: &str) -> Result<f64, String> {
+    let p: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&p) { Ok(p) } else { Err(format!("{p} is not a probability between 0 and 1")) }
+}
+
+fn latency_range(text: &str) -> Result<(u64, u64), String> {
+    let (min, max) = idempo_sim::config::parse_range(text)?;
+    if min > max {
+        return Err(format!("`{text}`: the minimum is above the maximum"));
+    }
+    Ok((min, max))
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Simulate producers, a faulty network and a broker; check the logs for exactly-once.
+    ///
+    /// Exit status: 0 when the checker finds no anomaly, 1 when it finds one, 2 for bad
+    /// arguments.
+    Run {
+        #[command(flatten)]
+        args: RunArgs,
+        /// Print one line per event (sent, dropped, appended, duplicate, retried, acked ...).
+        #[arg(long)]
+        trace: bool,
+        /// Print one JSON summary object instead of the text report.
+        #[arg(long, conflicts_with = "trace")]
+        json: bool,
+    },
+    /// Run the same seed and fault schedule with idempotence on and off (and variants) and
+    /// print the counts side by side.
+    ///
+    /// Exit status: 0 when the idempotence-on run passes, 1 when it does not, 2 for bad
+    /// arguments.
+    Compare {
+        #[command(flatten)]
+        args: RunArgs,
+        /// Another column: the idempotence-on run with one setting changed, as KEY=VALUE
+        /// (dedup-window=1, max-in-flight=1, ack-loss=0.3 ...). Repeatable.
+        #[arg(long = "variant", value_name = "KEY=VALUE")]
+        variants: Vec<String>,
+        /// Print the columns as a JSON array of run summaries.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a script of broker operations and explain every decision.
     Explain {
         /// The script file, or `-` for standard input.
@@ -50,6 +180,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { args, trace, json } => run(args.config(), trace, json),
+        Command::Compare { args, variants, json } => run_compare(args.config(), &variants, json),
         Command::Explain {
             file,
             json,
@@ -108,4 +240,57 @@ fn run_explain(file: &str, json: bool, config: BrokerConfig) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn run(config: SimConfig, trace: bool, json: bool) -> ExitCode {
+    if let Err(e) = config.validate() {
+        return usage_error(e);
+    }
+    let mut out = std::io::stdout().lock();
+    if !json {
+        let _ = write!(out, "{}", report::header(&config));
+        let _ = out.flush();
+    }
+    let tracer = trace.then(|| Trace::to_writer(Box::new(std::io::stdout())));
+    let sim = match Simulation::new(config.clone(), tracer) {
+        Ok(sim) => sim,
+        Err(e) => return usage_error(e),
+    };
+    let (result, tracer) = sim.run();
+    if let Some(mut t) = tracer {
+        t.flush();
+    }
+    if json {
+        let _ = writeln!(out, "{}", report::json(&config, &result));
+    } else {
+        let _ = write!(out, "{}", report::summary(&config, &result));
+    }
+    if result.check.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn run_compare(base: SimConfig, variants: &[String], json: bool) -> ExitCode {
+    let configs = match compare::columns(&base, variants) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let mut columns = Vec::new();
+    for (label, config) in configs {
+        match idempo_sim::run(&config) {
+            Ok(report) => columns.push(compare::Column { label, config, report }),
+            Err(e) => return usage_error(format!("{label}: {e}")),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        let all: Vec<_> = columns
+            .iter()
+            .map(|c| serde_json::json!({"label": c.label, "summary": report::json(&c.config, &c.report)}))
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(all));
+    } else {
+        let _ = write!(out, "{}", report::header(&columns[0].config).replace("idempo-sim run", "idempo-sim compare"));
+        let _ = write!(out, "\n{}", compare::table(&columns));
+        let _ = writeln!(out, "\nreplay a column: {}", columns[0].config.replay_command("run"));
+    }
+    if columns[0].report.check.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }

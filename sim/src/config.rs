@@ -1,0 +1,180 @@
+//! Everything a simulation run depends on. Two runs with equal configs print the same bytes.
+
+use std::fmt;
+
+/// The parameters of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// Seed of every fault decision.
+    pub seed: u64,
+    /// Number of producers.
+    pub producers: u32,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Records each producer sends.
+    pub records: u64,
+    /// Records per batch.
+    pub batch_records: u32,
+    /// Produce requests each producer keeps in flight.
+    pub max_in_flight: usize,
+    /// Let `max_in_flight` exceed the broker's dedup window (an experiment that breaks
+    /// idempotence on purpose).
+    pub unsafe_max_in_flight: bool,
+    /// Probability that a response (ack) is lost.
+    pub ack_loss: f64,
+    /// Probability that a request is lost.
+    pub request_loss: f64,
+    /// Smallest one-way latency.
+    pub latency_min_ms: u64,
+    /// Largest one-way latency; random latency reorders messages in flight.
+    pub latency_max_ms: u64,
+    /// Producer `request.timeout.ms`.
+    pub request_timeout_ms: u64,
+    /// Producer `delivery.timeout.ms`.
+    pub delivery_timeout_ms: u64,
+    /// Producer `retries`.
+    pub retries: u32,
+    /// Producer `retry.backoff.ms`.
+    pub retry_backoff_ms: u64,
+    /// Idempotence in producer and broker.
+    pub idempotence: bool,
+    /// Batches the broker retains per producer per partition.
+    pub dedup_window: usize,
+    /// Broker `producer.id.expiration.ms`.
+    pub producer_id_expiration_ms: i64,
+    /// Stop after this much virtual time even if producers still have work.
+    pub max_virtual_ms: u64,
+}
+
+impl Default for SimConfig {
+    /// Defaults give an interesting run in well under a second: ack loss and request loss,
+    /// latency that reorders requests, and a request timeout short enough to retry often.
+    fn default() -> SimConfig {
+        SimConfig {
+            seed: 1,
+            producers: 3,
+            partitions: 4,
+            records: 2_000,
+            batch_records: 10,
+            max_in_flight: 5,
+            unsafe_max_in_flight: false,
+            ack_loss: 0.1,
+            request_loss: 0.02,
+            latency_min_ms: 1,
+            latency_max_ms: 20,
+            request_timeout_ms: 200,
+            delivery_timeout_ms: 120_000,
+            retries: i32::MAX as u32,
+            retry_backoff_ms: 10,
+            idempotence: true,
+            dedup_window: 5,
+            producer_id_expiration_ms: 86_400_000,
+            max_virtual_ms: 86_400_000,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Batches each producer sends.
+    pub fn batches_per_producer(&self) -> u64 {
+        self.records.div_ceil(u64::from(self.batch_records.max(1)))
+    }
+
+    /// Records in batch `b` of a producer (the last batch may be short).
+    pub fn records_in_batch(&self, b: u64) -> u32 {
+        let per = u64::from(self.batch_records);
+        (self.records - b * per).min(per) as u32
+    }
+
+    /// The partition batch `b` of producer `p` goes to: round robin, staggered per producer.
+    pub fn partition_of(&self, p: u32, b: u64) -> i32 {
+        ((b + u64::from(p)) % u64::from(self.partitions)) as i32
+    }
+
+    /// Checks ranges that the command line cannot express; the message names the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        let prob = |name: &str, p: f64| {
+            if (0.0..=1.0).contains(&p) { Ok(()) } else { Err(format!("--{name} {p} must be between 0 and 1")) }
+        };
+        prob("ack-loss", self.ack_loss)?;
+        prob("request-loss", self.request_loss)?;
+        if self.latency_min_ms > self.latency_max_ms {
+            return Err(format!(
+                "--latency-ms {}..{}: the minimum is above the maximum",
+                self.latency_min_ms, self.latency_max_ms
+            ));
+        }
+        if self.producers == 0 || self.partitions == 0 || self.batch_records == 0 {
+            return Err("--producers, --partitions and --batch-records must be at least 1".into());
+        }
+        if self.records > u64::from(u32::MAX) {
+            return Err(format!("--records {} must be at most {}", self.records, u32::MAX));
+        }
+        if self.max_in_flight == 0 {
+            return Err("--max-in-flight must be at least 1".into());
+        }
+        if self.idempotence && self.max_in_flight > self.dedup_window && !self.unsafe_max_in_flight {
+            return Err(format!(
+                "--max-in-flight {} is above the broker's --dedup-window {}: a retry could fall out of the \
+                 window and be written twice; pass --unsafe-max-in-flight to run this experiment anyway",
+                self.max_in_flight, self.dedup_window
+            ));
+        }
+        Ok(())
+    }
+
+    /// The command line that replays this run.
+    pub fn replay_command(&self, subcommand: &str) -> String {
+        format!("idempo-sim {subcommand} {self}")
+    }
+}
+
+impl fmt::Display for SimConfig {
+    /// The flags that reproduce this config, in a fixed order.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "--seed {} --producers {} --partitions {} --records {} --batch-records {} --max-in-flight {} \
+             --ack-loss {} --request-loss {} --latency-ms {}..{} --request-timeout-ms {} \
+             --delivery-timeout-ms {} --retries {} --retry-backoff-ms {} --idempotence {} --dedup-window {}",
+            self.seed,
+            self.producers,
+            self.partitions,
+            self.records,
+            self.batch_records,
+            self.max_in_flight,
+            self.ack_loss,
+            self.request_loss,
+            self.latency_min_ms,
+            self.latency_max_ms,
+            self.request_timeout_ms,
+            self.delivery_timeout_ms,
+            self.retries,
+            self.retry_backoff_ms,
+            if self.idempotence { "on" } else { "off" },
+            self.dedup_window,
+        )?;
+        if self.unsafe_max_in_flight {
+            write!(f, " --unsafe-max-in-flight")?;
+        }
+        if self.producer_id_expiration_ms != SimConfig::default().producer_id_expiration_ms {
+            write!(f, " --producer-id-expiration-ms {}", self.producer_id_expiration_ms)?;
+        }
+        if self.max_virtual_ms != SimConfig::default().max_virtual_ms {
+            write!(f, " --max-virtual-ms {}", self.max_virtual_ms)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `MIN..MAX` (or a single number for a fixed value).
+pub fn parse_range(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("`{text}` is not MIN..MAX in milliseconds");
+    match text.split_once("..") {
+        Some((min, max)) => Ok((min.trim().parse().map_err(|_| bad())?, max.trim().parse().map_err(|_| bad())?)),
+        None => {
+            let v = text.trim().parse().map_err(|_| bad())?;
+            Ok((v, v))
+        }
+    }
+}

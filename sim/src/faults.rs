@@ -1,0 +1,117 @@
+//! Fault decisions keyed by the logical event, not by the order of random draws.
+//!
+//! A simulator that draws its faults from one sequential random stream has a weakness for
+//! comparisons: change one protocol setting (idempotence off, a smaller window) and the
+//! number of draws before a given message changes, so every later fault moves and the two
+//! runs no longer face the same network. Here every decision is a pure function of the seed
+//! and the *logical* event it concerns:
+//!
+//! ```text
+//! (seed, fault kind, producer, batch, attempt)  ->  uniform number in [0, 1)
+//! ```
+//!
+//! where `batch` is the producer's batch number (the same in every setting, because the
+//! workload is the same) and `attempt` counts how often that batch has been sent. So "the
+//! second attempt of producer 0's batch 17 loses its ack" holds in every setting that makes a
+//! second attempt of that batch. The mixer is SplitMix64, whose output passes BigCrush, and
+//! which needs no state.
+
+/// What a fault decision is about. Each kind draws from its own stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum FaultKind {
+    /// The request is lost on the way to the broker.
+    RequestLoss = 1,
+    /// The response (the ack) is lost on the way back.
+    AckLoss = 2,
+    /// Latency of the request.
+    RequestLatency = 3,
+    /// Latency of the response.
+    ResponseLatency = 4,
+}
+
+/// The batch number used for InitProducerId requests, which carry no batch.
+pub const INIT_PRODUCER_ID: u64 = u64::MAX;
+
+/// SplitMix64's finaliser: a bijective mix of 64 bits.
+pub fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A deterministic fault oracle for one seed.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultOracle {
+    seed: u64,
+}
+
+impl FaultOracle {
+    /// The oracle for `seed`.
+    pub fn new(seed: u64) -> FaultOracle {
+        FaultOracle { seed }
+    }
+
+    /// A 64-bit value for one logical event.
+    pub fn draw(&self, kind: FaultKind, producer: u32, batch: u64, attempt: u32) -> u64 {
+        let mut h = mix64(self.seed ^ (kind as u64).wrapping_mul(0xd6e8_feb8_6659_fd93));
+        h = mix64(h ^ u64::from(producer));
+        h = mix64(h ^ batch);
+        mix64(h ^ u64::from(attempt))
+    }
+
+    /// A uniform number in `[0, 1)` for one logical event.
+    pub fn unit(&self, kind: FaultKind, producer: u32, batch: u64, attempt: u32) -> f64 {
+        (self.draw(kind, producer, batch, attempt) >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// True with probability `p` for one logical event.
+    pub fn happens(&self, p: f64, kind: FaultKind, producer: u32, batch: u64, attempt: u32) -> bool {
+        p > 0.0 && self.unit(kind, producer, batch, attempt) < p
+    }
+
+    /// A latency in `min..=max` for one logical event.
+    pub fn latency(&self, min: u64, max: u64, kind: FaultKind, producer: u32, batch: u64, attempt: u32) -> u64 {
+        if max <= min {
+            return min;
+        }
+        min + self.draw(kind, producer, batch, attempt) % (max - min + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_depend_only_on_the_logical_event() {
+        let o = FaultOracle::new(42);
+        let a = o.unit(FaultKind::AckLoss, 1, 17, 2);
+        // Drawing other events in between changes nothing.
+        for b in 0..100 {
+            o.unit(FaultKind::RequestLoss, 0, b, 1);
+        }
+        assert_eq!(a, o.unit(FaultKind::AckLoss, 1, 17, 2));
+        assert_ne!(a, o.unit(FaultKind::AckLoss, 1, 17, 3));
+        assert_ne!(a, FaultOracle::new(43).unit(FaultKind::AckLoss, 1, 17, 2));
+    }
+
+    #[test]
+    fn probability_is_roughly_honoured() {
+        let o = FaultOracle::new(7);
+        let hits = (0..100_000).filter(|b| o.happens(0.2, FaultKind::AckLoss, 0, *b, 1)).count();
+        assert!((19_000..21_000).contains(&hits), "{hits}");
+        assert!(!(0..1000).any(|b| o.happens(0.0, FaultKind::AckLoss, 0, b, 1)));
+    }
+
+    #[test]
+    fn latency_stays_in_range() {
+        let o = FaultOracle::new(1);
+        for b in 0..1000 {
+            let l = o.latency(3, 9, FaultKind::RequestLatency, 0, b, 1);
+            assert!((3..=9).contains(&l));
+        }
+        assert_eq!(o.latency(5, 5, FaultKind::RequestLatency, 0, 0, 1), 5);
+    }
+}

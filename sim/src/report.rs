@@ -1,0 +1,132 @@
+//! How a run is told: the VOPR-style header, the summary with the ack ledger and the named
+//! invariants, the verdict with the command that replays it, and the `--json` object.
+
+use crate::config::SimConfig;
+use crate::engine::RunReport;
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+
+/// The header: the seed and every parameter, before anything runs.
+pub fn header(config: &SimConfig) -> String {
+    let c = config;
+    let on = |b: bool| if b { "on" } else { "off" };
+    format!(
+        "idempo-sim run  seed={}\n\
+         \x20 workload   producers={} partitions={} records={} (per producer) batch_records={}\n\
+         \x20 producer   idempotence={} max_in_flight={}{} request_timeout_ms={} delivery_timeout_ms={} retries={} retry_backoff_ms={}\n\
+         \x20 broker     idempotence={} dedup_window={} producer_id_expiration_ms={}\n\
+         \x20 network    ack_loss={} request_loss={} latency_ms={}..{}\n",
+        c.seed,
+        c.producers,
+        c.partitions,
+        c.records,
+        c.batch_records,
+        on(c.idempotence),
+        c.max_in_flight,
+        if c.unsafe_max_in_flight { " (unsafe: above the dedup window)" } else { "" },
+        c.request_timeout_ms,
+        c.delivery_timeout_ms,
+        c.retries,
+        c.retry_backoff_ms,
+        on(c.idempotence),
+        c.dedup_window,
+        c.producer_id_expiration_ms,
+        c.ack_loss,
+        c.request_loss,
+        c.latency_min_ms,
+        c.latency_max_ms,
+    )
+}
+
+/// The summary, invariants, verdict and replay command.
+pub fn summary(config: &SimConfig, r: &RunReport) -> String {
+    let k = &r.check;
+    let l = &k.ledger;
+    let mut s = String::new();
+    let _ = writeln!(s, "summary  (virtual time {} ms, {} events{})", r.virtual_ms, r.events, if r.finished { "" } else { ", STOPPED at the time limit" });
+    let _ = writeln!(
+        s,
+        "  records   sent {}  acked {}  failed {}  unresolved {}  in the log {}",
+        r.records_sent, k.records_acked, k.records_failed, k.records_unresolved, k.log_records
+    );
+    let _ = writeln!(
+        s,
+        "  network   requests {}  retries {}  requests lost {}  acks lost {}",
+        r.requests, r.retries, r.faults.request_lost, r.faults.ack_lost
+    );
+    let _ = writeln!(
+        s,
+        "  broker    appended {}  duplicates dropped {}  gaps rejected {} (OUT_OF_ORDER_SEQUENCE_NUMBER)  stale epoch {}  other errors {}",
+        r.broker.appended, r.broker.duplicates_dropped, r.broker.gaps_rejected, r.broker.stale_epoch_rejected, r.broker.other_rejected
+    );
+    let _ = writeln!(s, "  producer  epoch bumps {}  new producer ids {}", r.epoch_bumps, r.producer_id_resets);
+    let _ = writeln!(s, "ack ledger (batches)");
+    for (name, n) in [
+        ("written and acked at the first attempt", l.written_acked_first_try),
+        ("request lost or refused, written by a retry, acked", l.written_on_retry_acked),
+        ("written, ack lost, retry deduplicated, acked", l.written_ack_lost_retry_deduplicated),
+        ("written more than once", l.written_more_than_once),
+        ("failed, not written", l.failed_not_written),
+        ("failed as possibly persisted, and written", l.failed_possibly_persisted_written),
+        ("failed as definitely not written, yet written", l.failed_definite_but_written),
+        ("acked, yet not written", l.acked_not_written),
+        ("no delivery report", l.unresolved),
+    ] {
+        let _ = writeln!(s, "  {name:.<56} {n}");
+    }
+    let _ = writeln!(s, "invariants");
+    for (name, n) in k.invariants() {
+        let status = if n == 0 { "ok".to_string() } else { format!("VIOLATED ({n})") };
+        let _ = writeln!(s, "  {name:.<56} {status}");
+    }
+    if k.passed() {
+        let _ = writeln!(s, "verdict: PASS");
+    } else {
+        let _ = writeln!(s, "verdict: FAIL ({} anomalies)", k.anomalies());
+    }
+    let _ = writeln!(s, "replay: {}", config.replay_command("run"));
+    s
+}
+
+/// The `--json` summary object.
+pub fn json(config: &SimConfig, r: &RunReport) -> Value {
+    let k = &r.check;
+    json!({
+        "seed": config.seed,
+        "idempotence": config.idempotence,
+        "producers": config.producers,
+        "partitions": config.partitions,
+        "records_per_producer": config.records,
+        "batch_records": config.batch_records,
+        "max_in_flight": config.max_in_flight,
+        "dedup_window": config.dedup_window,
+        "ack_loss": config.ack_loss,
+        "request_loss": config.request_loss,
+        "records_sent": r.records_sent,
+        "records_acked": k.records_acked,
+        "records_failed": k.records_failed,
+        "records_unresolved": k.records_unresolved,
+        "log_records": k.log_records,
+        "duplicates": k.duplicates,
+        "lost": k.lost,
+        "out_of_order": k.out_of_order,
+        "failed_but_written": k.failed_but_written,
+        "sequence_gaps": k.sequence_gaps,
+        "misplaced": k.misplaced,
+        "requests": r.requests,
+        "retries": r.retries,
+        "duplicates_dropped": r.broker.duplicates_dropped,
+        "gaps_rejected": r.broker.gaps_rejected,
+        "stale_epoch_rejected": r.broker.stale_epoch_rejected,
+        "appended": r.broker.appended,
+        "epoch_bumps": r.epoch_bumps,
+        "producer_id_resets": r.producer_id_resets,
+        "faults": r.faults,
+        "ack_ledger": k.ledger,
+        "virtual_ms": r.virtual_ms,
+        "events": r.events,
+        "finished": r.finished,
+        "verdict": if k.passed() { "pass" } else { "fail" },
+        "replay": config.replay_command("run"),
+    })
+}
