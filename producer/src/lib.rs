@@ -1,1 +1,109 @@
-//! Placeholder
+//! # idempo-producer: Kafka's idempotent producer as a state machine
+//!
+//! A producer that retries can write a batch twice: the broker appends it, the
+//! acknowledgement is lost, the producer sends it again. Kafka's idempotent producer makes
+//! such a retry harmless. It asks the broker for a **producer id** once, and stamps every batch
+//! with that id, an **epoch**, and a per-partition **sequence** number counting records. The
+//! broker remembers the last five batches of every producer on every partition. A retry carries
+//! the same id, epoch and sequence as the original, so the broker recognises it and answers
+//! with the original offset instead of appending again. A batch that arrives with a gap before
+//! it is refused with `OUT_OF_ORDER_SEQUENCE_NUMBER`, so batches cannot be reordered either.
+//!
+//! This crate is that producer as plain synchronous code, following Kafka's Java client
+//! (`Sender`, `RecordAccumulator`, `TransactionManager`, `TxnPartitionEntry`) rule by rule and
+//! citing `kafka-idempotence.md` §2 for each. It does no I/O and reads no clock: it is handed
+//! batches, responses and the time, and hands back requests, delivery reports and events. The
+//! simulator drives it deterministically; a TCP client could drive the same code.
+//!
+//! ## How a lost acknowledgement becomes exactly one write
+//!
+//! Within one producer session (one producer id) the guarantee is: per partition, every
+//! batch is written at most once and in the order sent. Here two batches go to partition 0,
+//! with two requests in flight, and the first acknowledgement is lost:
+//!
+//! ```text
+//! step  producer                             broker (partition 0)            producer learns
+//! 1     InitProducerId                       allocates id 7, epoch 0         id 7, epoch 0
+//! 2     drain A: id 7, epoch 0, seq 0..=2    appends A at offsets 0..=2      (ack lost)
+//! 3     drain B: id 7, epoch 0, seq 3..=4    appends B at 3..=4, expected 3  B delivered, offset 3
+//! 4     A's request times out                -                               A re-queued, same seq
+//! 5     retry A: id 7, epoch 0, seq 0..=2    A is among the last 5 batches:  A delivered, offset 0
+//!                                            answers offset 0, appends nothing
+//! ```
+//!
+//! Step 2 stamps the sequence when the batch is first drained, not at `send()`. Step 5 re-sends
+//! the very same bytes: a retry never changes id, epoch or sequence. With more than five
+//! requests in flight, A could have left the broker's window by step 5, and the broker would
+//! answer `OUT_OF_ORDER_SEQUENCE_NUMBER` instead. That is why `max_in_flight` above
+//! `broker_dedup_window` is refused.
+//!
+//! When sequences can no longer be trusted (a real gap, a batch that failed for good, a
+//! batch that expired after it was sent), the producer bumps its epoch locally (KIP-360) and
+//! restarts that partition's sequences at 0. The broker accepts sequence 0 from a higher
+//! epoch and fences the old one. The rules, the drain gates and the handling of answers that
+//! arrive after such a bump are the essay of the [`producer`] module.
+//!
+//! ## Layout
+//! - [`config`]: `ProducerConfig` with Kafka's defaults, and `ConfigError`.
+//! - `batch`: `ProducerBatch` (a `send()` and its wire bytes) and [`DeliveryHandle`].
+//! - `sequencer`: the per-partition sequence state (`TxnPartitionEntry`).
+//! - `accumulator`: the per-partition queues and `insertInSequenceOrder`.
+//! - `in_flight`: requests awaiting an answer, by correlation id.
+//! - [`delivery`]: `DeliveryReport`, `Delivered`, `DeliveryError` (definite or possibly
+//!   persisted).
+//! - [`event`]: `ProducerEvent`, the past-tense trace.
+//! - [`stats`]: `ProducerStats` counters.
+//! - [`producer`]: `Producer`, the state machine (`Sender` and the idempotence rules).
+//!
+//! ## Differences from Kafka's Java client
+//!
+//! - **One broker, one connection, one topic.** Partitions are numbers; there is no metadata,
+//!   leader movement, `linger.ms`, `batch.size` or `max.request.size`. One `send()` is one
+//!   batch, so batch splitting after `MESSAGE_TOO_LARGE` does not exist (that error fails the
+//!   batch). A Produce request takes one ready batch from every partition.
+//! - **Fixed retry backoff.** Kafka 3.7+ backs off exponentially up to `retry.backoff.max.ms`.
+//! - **Stale answers after a bump** are recognised by a per-batch generation. A stale error is
+//!   not acted on, and a stale acknowledgement delivers the batch and closes its sequence hole
+//!   (see [`producer`]). Java feeds both to its ordinary rules.
+//! - **Expired batches on the wire** are reported at once but stay in the partition's
+//!   in-flight set until their request ends, so a late acknowledgement can resolve the
+//!   partition. Java drops them from the set at expiry. Any sent batch that expires makes its
+//!   partition unresolved; Java requires it to have been retried (`inRetry()`).
+//! - **Definite versus possibly persisted** is tracked per batch, as librdkafka's
+//!   `NOT_PERSISTED` / `POSSIBLY_PERSISTED`; Java reports only the exception.
+//! - **Producer id reset** at epoch `i16::MAX`: the partitions that asked for the bump are
+//!   re-stamped when the new id arrives, not re-stamped under `NONE` first.
+//! - **acks = 0** completes batches as soon as they are drained, with offset -1.
+//! - No transactions: the transactional branches of every rule are left out.
+//!
+//! Where **librdkafka** differs (kafka-idempotence.md §2.9), this crate follows Java:
+//!
+//! - `OUT_OF_ORDER_SEQUENCE_NUMBER` for the head-of-line batch is a *fatal* error in
+//!   librdkafka ("sequence desynchronization"); Java bumps the epoch and retries.
+//! - librdkafka's `DRAIN_BUMP` waits until *every* partition has nothing in flight before
+//!   bumping; Java bumps at once and lets the other partitions finish under the old epoch.
+//! - librdkafka wraps the epoch to 0 after 32767 (`rd_kafka_pid_bump`); Java asks for a new
+//!   producer id instead, as this crate does.
+//! - librdkafka assigns sequences at `produce()` time from a per-partition message id; Java
+//!   assigns them when the batch is first drained.
+//!
+//! Queues are not bounded here (Kafka bounds them with `buffer.memory`): how many batches a
+//! caller keeps outstanding is the caller's concern. The event buffer is bounded.
+
+pub mod config;
+pub mod delivery;
+pub mod event;
+pub mod producer;
+pub mod stats;
+
+mod accumulator;
+mod batch;
+mod in_flight;
+mod sequencer;
+
+pub use batch::DeliveryHandle;
+pub use config::{ConfigError, ProducerConfig};
+pub use delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
+pub use event::{BumpReason, EVENTS_MAX, ProducerEvent};
+pub use producer::Producer;
+pub use stats::ProducerStats;

@@ -1,0 +1,110 @@
+//! Requests awaiting an answer, by correlation id (the part of Kafka's `NetworkClient` and
+//! `InFlightRequests` the producer needs).
+//!
+//! A request leaves this table exactly once: when its response arrives, when the caller says
+//! its connection failed, or when `request_timeout_ms` passes. After that its correlation id
+//! is unknown, so a response that arrives later is reported and ignored: the batches it
+//! carried were already retried or failed, and acting on the answer twice could deliver a
+//! batch twice.
+//!
+//! The table is a small `VecDeque` in send order. It holds at most `max_in_flight` entries
+//! (5 by default), so a linear search beats a map, and send order is also deadline order.
+
+use idempo_protocol::{ProducerEpoch, ProducerId, Sequence};
+use std::collections::VecDeque;
+
+/// One batch as a request carried it: the producer state it was sent under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SentBatch {
+    /// Handle of the batch.
+    pub handle: u64,
+    /// Partition of the batch.
+    pub partition: i32,
+    /// The batch's generation when it was sent; a different current generation means the
+    /// batch was rewritten since and this attempt's answer is stale.
+    pub generation: u32,
+    /// Producer id the attempt carried.
+    pub producer_id: ProducerId,
+    /// Epoch the attempt carried.
+    pub producer_epoch: ProducerEpoch,
+    /// Base sequence the attempt carried.
+    pub base_sequence: Sequence,
+}
+
+/// What a request was.
+#[derive(Debug)]
+pub(crate) enum InFlightKind {
+    /// InitProducerId.
+    InitProducerId,
+    /// Produce, with the batches it carried in request order.
+    Produce(Vec<SentBatch>),
+}
+
+/// One request awaiting an answer.
+#[derive(Debug)]
+pub(crate) struct InFlightRequest {
+    /// Its correlation id.
+    pub correlation_id: i32,
+    /// When it was put on the wire.
+    pub sent_ms: u64,
+    /// What it carried.
+    pub kind: InFlightKind,
+}
+
+/// The table of requests awaiting an answer.
+#[derive(Debug, Default)]
+pub(crate) struct InFlightRequests {
+    requests: VecDeque<InFlightRequest>,
+}
+
+impl InFlightRequests {
+    /// Adds a request just sent.
+    pub fn push(&mut self, request: InFlightRequest) {
+        self.requests.push_back(request);
+    }
+
+    /// Takes the request with this correlation id out of the table.
+    pub fn remove(&mut self, correlation_id: i32) -> Option<InFlightRequest> {
+        let position = self
+            .requests
+            .iter()
+            .position(|r| r.correlation_id == correlation_id)?;
+        self.requests.remove(position)
+    }
+
+    /// Takes the oldest request sent at or before `sent_at_or_before_ms`, if any.
+    pub fn pop_sent_before(&mut self, sent_at_or_before_ms: u64) -> Option<InFlightRequest> {
+        let position = self
+            .requests
+            .iter()
+            .position(|r| r.sent_ms <= sent_at_or_before_ms)?;
+        self.requests.remove(position)
+    }
+
+    /// Requests in the table.
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// True when no request awaits an answer.
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// True when an InitProducerId awaits its answer.
+    pub fn has_init_producer_id(&self) -> bool {
+        self.requests
+            .iter()
+            .any(|r| matches!(r.kind, InFlightKind::InitProducerId))
+    }
+
+    /// Earliest send time among the requests.
+    pub fn earliest_sent_ms(&self) -> Option<u64> {
+        self.requests.iter().map(|r| r.sent_ms).min()
+    }
+
+    /// Takes every request out of the table, oldest first.
+    pub fn drain_all(&mut self) -> impl Iterator<Item = InFlightRequest> + '_ {
+        self.requests.drain(..)
+    }
+}

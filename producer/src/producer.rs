@@ -1,0 +1,1370 @@
+//! The producer state machine: Kafka's `Sender` and the idempotence half of its
+//! `TransactionManager`, with no I/O and no clock.
+//!
+//! # One turn of the loop
+//!
+//! The caller owns the network and the clock. It hands batches to [`Producer::send`], then
+//! repeatedly:
+//!
+//! 1. asks [`Producer::poll_request`] for the next request to write, until it says `None`;
+//! 2. delivers each response with [`Producer::on_response`], or reports a dead connection
+//!    with [`Producer::on_request_failed`];
+//! 3. calls [`Producer::on_timeout`] when [`Producer::next_wakeup_ms`] comes;
+//! 4. collects outcomes with [`Producer::poll_delivery`] (and, for tracing,
+//!    [`Producer::poll_event`]).
+//!
+//! `poll_request` is Kafka's `Sender.runOnce` in this order: expire what is due
+//! (delivery timeouts first, then request timeouts, as `sendProducerData` expires batches
+//! before the network client times requests out), `maybeResolveSequences`,
+//! `bumpIdempotentEpochAndResetIdIfNeeded`, InitProducerId if there is no producer id, then
+//! drain at most one batch per partition into one Produce request.
+//!
+//! # Draining (kafka-idempotence.md §2.4, §2.5)
+//!
+//! A partition's head batch is *not* drained when:
+//!
+//! ```text
+//! rule  head batch                  partition                                 why
+//! 0     retry inside its backoff    -                                         retry.backoff.ms
+//! 1     any                         the producer has no producer id           nothing to stamp
+//! 2     new (no sequence)           has in-flight batches of an old epoch     seq 0 of the new
+//!                                                                             epoch must not
+//!                                                                             overtake them
+//! 3     new                         unresolved (a sent batch expired)         sequences unknown
+//! 4     retry (has a sequence)      its lowest in-flight batch is another one only the lowest
+//!                                                                             sequence retries
+//! ```
+//!
+//! Rule 4 makes a retrying partition drop to one batch in flight. A new batch is stamped when
+//! it is first drained: if the partition is still on an old epoch and has nothing in flight
+//! it restarts at 0 under the current one, then the batch takes `next_sequence` and
+//! `next_sequence` advances by the record count, wrapping at `i32::MAX`.
+//!
+//! # Answers (kafka-idempotence.md §2.6)
+//!
+//! ```text
+//! answer                         what happens
+//! NONE                           delivered; last_acked_sequence = max(last_acked, last_seq)
+//! DUPLICATE_SEQUENCE_NUMBER      delivered with base_offset -1
+//! retriable (incl. CORRUPT_MESSAGE, REQUEST_TIMED_OUT, NETWORK_EXCEPTION, request timeout,
+//!            cut connection)     same pid/epoch/sequence re-queued in sequence order after
+//!                                the backoff, while attempts <= retries and before the
+//!                                delivery timeout
+//! OUT_OF_ORDER_SEQUENCE_NUMBER   no unresolved sequence and (batch already rewritten, or
+//!                                base != last_acked + 1): collateral damage of an earlier
+//!                                failure, retried unchanged. Otherwise: a real gap; the
+//!                                partition asks for an epoch bump (if nothing is unresolved,
+//!                                or the batch is the one right after the unresolved
+//!                                sequence) and the batch is retried
+//! UNKNOWN_PRODUCER_ID            log start offset -1 or batch already rewritten: retry;
+//!                                otherwise bump and retry
+//! INVALID_PRODUCER_EPOCH and     the batch fails (Definite unless an earlier attempt's outcome
+//! other non-retriable errors     is unknown); if retries were not exhausted the partition
+//!                                asks for a bump, since its sequence may now be a hole
+//! CLUSTER_AUTHORIZATION_FAILED,  fatal: every batch fails, later sends fail at once
+//! PRODUCER_FENCED,
+//! UNSUPPORTED_VERSION
+//! ```
+//!
+//! # Epoch bumps and stale answers
+//!
+//! A bump (KIP-360) is local: at the start of the next `poll_request` the epoch goes up by
+//! one, and every partition that asked has its unfinished batches re-stamped, in sequence
+//! order, from sequence 0 (`startSequencesAtBeginning`); `last_acked_sequence` goes back to -1
+//! and the partition is no longer unresolved. Other partitions keep the old epoch until their
+//! in-flight batches finish (rule 2). At epoch `i16::MAX` the producer drops its id instead,
+//! asks for a new one, and re-stamps the asking partitions under it once it arrives.
+//!
+//! As in Kafka, the re-stamp happens while some of those batches may still be on the wire
+//! under the old epoch. A batch is in at most one request at a time, so when such an answer
+//! arrives the batch's new state has never been sent. Each re-stamp increments the batch's
+//! `generation`, and each request remembers the generation it carried; an answer for an older
+//! generation is *stale*:
+//!
+//! - A stale error is not acted on (it describes the old epoch, which the broker now fences
+//!   with `INVALID_PRODUCER_EPOCH` or `OUT_OF_ORDER_SEQUENCE_NUMBER`); the batch is re-queued
+//!   to go out under its new state. Java would feed it to `canRetry`, which retries
+//!   `OUT_OF_ORDER_SEQUENCE_NUMBER` for a rewritten batch but *fails* the batch on a stale
+//!   `INVALID_PRODUCER_EPOCH`.
+//! - A stale acknowledgement means the records are in the log under the old epoch. Re-sending
+//!   them under the new one would write them twice, so the batch is delivered as acknowledged.
+//!   Its slot in the new sequence space was never sent, and no later slot can have been
+//!   accepted by the broker (that would need this slot first), so the partition's later
+//!   batches move down by its record count and are marked rewritten. Java would instead
+//!   complete the batch and let the hole surface as `OUT_OF_ORDER_SEQUENCE_NUMBER` until
+//!   the delivery timeout.
+//!
+//! What no client can fix: a bump re-stamps a batch whose earlier attempt may have been
+//! written (its answer was lost and a retry is pending). If that happens the re-stamped copy is
+//! written again. The bumps that Kafka's rules trigger make this rare: a gap the broker
+//! reports with `OUT_OF_ORDER_SEQUENCE_NUMBER` means the batches after it were not written,
+//! and an unresolved partition is only bumped when nothing is in flight. A failed batch
+//! (for example `INVALID_RECORD`) while an earlier batch's answer is still lost is the case
+//! left, and the simulator's checker can show it.
+//!
+//! # Timeouts (kafka-idempotence.md §2.8)
+//!
+//! A request with no answer after `request_timeout_ms` leaves the in-flight table and its
+//! batches are retried as after a network error (the attempt counts). A batch still without an
+//! outcome `delivery_timeout_ms` after `send()` fails: `Definite` if it was never sent (or every
+//! attempt was refused outright), `PossiblyPersisted` otherwise. A sent batch that expires makes
+//! its partition *unresolved*, with `unresolved_next_sequence = max(existing, last_seq + 1)`. An
+//! expired batch that is on the wire is reported at once but kept, invisible to the caller,
+//! until its request ends, so that a late acknowledgement can still prove the partition
+//! consistent. Once an unresolved partition has nothing in flight, it is resolved without a
+//! bump if `last_acked_sequence + 1 == next_sequence`, and bumped otherwise.
+
+use crate::accumulator::Partition;
+use crate::batch::{DeliveryHandle, ProducerBatch};
+use crate::config::{ConfigError, ProducerConfig};
+use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
+use crate::event::{BumpReason, EventLog, ProducerEvent};
+use crate::in_flight::{InFlightKind, InFlightRequest, InFlightRequests, SentBatch};
+use crate::sequencer::PartitionEntry;
+use crate::stats::ProducerStats;
+use idempo_protocol::{
+    ErrorCode, InitProducerIdRequest, InitProducerIdResponse, PartitionProduceData, ProduceRequest,
+    ProduceResponse, ProducerEpoch, ProducerId, Record, Request, RequestFrame, Response,
+    ResponseFrame, Sequence,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// What one attempt of one batch came to.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    /// Acknowledged (`NONE`, or `DUPLICATE_SEQUENCE_NUMBER` with `duplicate`).
+    Acked { base_offset: i64, duplicate: bool },
+    /// Not acknowledged.
+    Failed {
+        reason: FailureReason,
+        log_start_offset: i64,
+    },
+}
+
+/// Errors after which Kafka's producer enters its fatal state (`maybeTransitionToErrorState`).
+fn is_fatal(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::ClusterAuthorizationFailed
+            | ErrorCode::ProducerFenced
+            | ErrorCode::UnsupportedVersion
+    )
+}
+
+/// A sans-IO idempotent producer, following Kafka's Java client.
+///
+/// See the [module documentation](self) for the rules, and the crate documentation for the
+/// story. Every method takes the current virtual time where time matters; the producer never
+/// reads a clock. `now_ms` should not go backwards.
+///
+/// # Examples
+///
+/// One batch, from `send()` to its delivery report, with the broker played by hand:
+///
+/// ```
+/// use idempo_producer::{Producer, ProducerConfig};
+/// use idempo_protocol::{
+///     BatchHeader, ErrorCode, InitProducerIdResponse, PartitionProduceResponse, ProducerEpoch,
+///     ProducerId, ProduceResponse, Record, Request, Response, ResponseFrame, Sequence,
+/// };
+///
+/// let mut producer = Producer::new(ProducerConfig::default()).unwrap();
+/// let handle = producer.send(0, vec![Record::with_value(0, "a"), Record::with_value(0, "b")], 0);
+///
+/// // First the producer needs an id.
+/// let init = producer.poll_request(0).unwrap();
+/// assert!(matches!(init.request, Request::InitProducerId(_)));
+/// assert!(producer.poll_request(0).is_none(), "no Produce before the id arrives");
+/// producer.on_response(
+///     ResponseFrame {
+///         correlation_id: init.correlation_id,
+///         response: Response::InitProducerId(InitProducerIdResponse {
+///             error_code: ErrorCode::None,
+///             producer_id: ProducerId(42),
+///             producer_epoch: ProducerEpoch(0),
+///         }),
+///     },
+///     1,
+/// );
+///
+/// // Then the batch goes out stamped with id 42, epoch 0, sequence 0.
+/// let produce = producer.poll_request(1).unwrap();
+/// let Request::Produce(request) = &produce.request else { panic!("expected Produce") };
+/// let header = BatchHeader::parse(&request.partitions[0].records).unwrap();
+/// assert_eq!((header.producer_id, header.base_sequence), (ProducerId(42), Sequence(0)));
+///
+/// producer.on_response(
+///     ResponseFrame {
+///         correlation_id: produce.correlation_id,
+///         response: Response::Produce(ProduceResponse {
+///             partitions: vec![PartitionProduceResponse {
+///                 partition: 0,
+///                 error_code: ErrorCode::None,
+///                 base_offset: 100,
+///                 log_append_time_ms: -1,
+///                 log_start_offset: 0,
+///             }],
+///         }),
+///     },
+///     2,
+/// );
+/// let report = producer.poll_delivery().unwrap();
+/// assert_eq!(report.handle, handle);
+/// assert_eq!(report.result.unwrap().base_offset, 100);
+/// assert!(producer.is_idle());
+/// ```
+#[derive(Debug)]
+pub struct Producer {
+    config: ProducerConfig,
+    /// The current producer id; `NONE` without idempotence or while one is being fetched.
+    producer_id: ProducerId,
+    /// The current epoch.
+    producer_epoch: ProducerEpoch,
+    /// Set once the producer failed fatally.
+    fatal_error: Option<ErrorCode>,
+    /// InitProducerId backoff after a failure.
+    init_retry_not_before_ms: u64,
+    /// Every batch without an outcome (plus reported batches still on the wire), by handle.
+    batches: BTreeMap<u64, ProducerBatch>,
+    /// `(deadline_ms, handle)` of every batch not yet reported, for delivery timeouts.
+    deadlines: BTreeSet<(u64, u64)>,
+    /// Queues and sequence state, by partition.
+    partitions: BTreeMap<i32, Partition>,
+    /// Kafka's `partitionsToRewriteSequences`: partitions that asked for an epoch bump, with
+    /// the reason of the first request.
+    partitions_to_rewrite: BTreeMap<i32, BumpReason>,
+    in_flight: InFlightRequests,
+    next_handle: u64,
+    next_correlation_id: i32,
+    next_drain_order: u64,
+    deliveries: VecDeque<DeliveryReport>,
+    events: EventLog,
+    stats: ProducerStats,
+    /// Latest time seen, so `next_wakeup_ms` can skip backoffs already over.
+    now_ms: u64,
+}
+
+impl Producer {
+    /// A producer with the given settings, or the reason they are refused.
+    pub fn new(config: ProducerConfig) -> Result<Producer, ConfigError> {
+        config.validate()?;
+        Ok(Producer {
+            config,
+            producer_id: ProducerId::NONE,
+            producer_epoch: ProducerEpoch::NONE,
+            fatal_error: None,
+            init_retry_not_before_ms: 0,
+            batches: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            partitions: BTreeMap::new(),
+            partitions_to_rewrite: BTreeMap::new(),
+            in_flight: InFlightRequests::default(),
+            next_handle: 0,
+            next_correlation_id: 0,
+            next_drain_order: 0,
+            deliveries: VecDeque::new(),
+            events: EventLog::new(),
+            stats: ProducerStats::default(),
+            now_ms: 0,
+        })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+
+    /// Switches the event buffer on or off (on by default). Switching it off drops buffered
+    /// events; a simulator that does not trace saves the work.
+    pub fn set_record_events(&mut self, on: bool) {
+        self.events.enabled = on;
+        if !on {
+            self.events.clear();
+        }
+    }
+
+    /// Queues one batch for `partition`. One send is one batch: the caller chooses its size.
+    /// Records are carried as given, except that the producer sets their offset deltas; the
+    /// batch's timestamps are `now_ms`. The sequence is assigned later, when the batch is first
+    /// drained. An empty batch, or a send after a fatal error, is reported failed at once.
+    pub fn send(&mut self, partition: i32, records: Vec<Record>, now_ms: u64) -> DeliveryHandle {
+        self.observe(now_ms);
+        let handle = DeliveryHandle(self.next_handle);
+        self.next_handle += 1;
+        let refused = match self.fatal_error {
+            Some(code) => Some(FailureReason::Fatal(code)),
+            None if records.is_empty() => Some(FailureReason::EmptyBatch),
+            None => None,
+        };
+        if let Some(reason) = refused {
+            let error = DeliveryError::Definite {
+                reason,
+                attempts: 0,
+            };
+            self.report_failure(handle, partition, records.len(), Sequence::NONE, error);
+            return handle;
+        }
+        let deadline_ms = now_ms.saturating_add(self.config.delivery_timeout_ms);
+        let batch = ProducerBatch::new(handle, partition, records, now_ms, deadline_ms);
+        self.batches.insert(handle.0, batch);
+        self.deadlines.insert((deadline_ms, handle.0));
+        self.partitions
+            .entry(partition)
+            .or_insert_with(Partition::new)
+            .queue
+            .push_back(handle.0);
+        handle
+    }
+
+    /// The next request to put on the wire, if one may be sent now, with a fresh correlation
+    /// id: InitProducerId first when idempotent and without a producer id, otherwise a Produce
+    /// request with at most one batch per partition (batches of several partitions share it,
+    /// as Kafka's drain does). Also runs what is due: timeouts, sequence resolution and
+    /// epoch bumps.
+    pub fn poll_request(&mut self, now_ms: u64) -> Option<RequestFrame> {
+        self.on_timeout(now_ms);
+        if self.fatal_error.is_some() {
+            return None;
+        }
+        if self.config.idempotence {
+            if self.producer_id.is_some() {
+                self.maybe_resolve_sequences();
+                self.maybe_bump_epoch();
+            }
+            if !self.producer_id.is_some() {
+                return self.maybe_init_producer_id(now_ms);
+            }
+        }
+        if self.in_flight.len() >= self.config.max_in_flight {
+            return None;
+        }
+        self.drain(now_ms)
+    }
+
+    /// Handles the answer to a request. A correlation id that is not awaited (the request
+    /// timed out or failed earlier) is ignored and reported as an event.
+    pub fn on_response(&mut self, frame: ResponseFrame, now_ms: u64) {
+        self.observe(now_ms);
+        let correlation_id = frame.correlation_id;
+        let Some(request) = self.in_flight.remove(correlation_id) else {
+            self.stats.late_responses_ignored += 1;
+            self.event(ProducerEvent::LateResponseIgnored { correlation_id });
+            return;
+        };
+        match (request.kind, frame.response) {
+            (InFlightKind::InitProducerId, Response::InitProducerId(response)) => {
+                self.handle_init_producer_id(response, now_ms)
+            }
+            (InFlightKind::Produce(sent), Response::Produce(response)) => {
+                self.handle_produce_response(correlation_id, &sent, &response, now_ms)
+            }
+            (kind, _) => {
+                self.event(ProducerEvent::MalformedResponse {
+                    correlation_id,
+                    partition: None,
+                });
+                self.fail_request(
+                    correlation_id,
+                    kind,
+                    FailureReason::MalformedResponse,
+                    now_ms,
+                );
+            }
+        }
+    }
+
+    /// The connection carrying this request failed: its batches are retried as after
+    /// `NETWORK_EXCEPTION` (their outcome is unknown).
+    pub fn on_request_failed(&mut self, correlation_id: i32, now_ms: u64) {
+        self.observe(now_ms);
+        let Some(request) = self.in_flight.remove(correlation_id) else {
+            self.stats.late_responses_ignored += 1;
+            self.event(ProducerEvent::LateFailureIgnored { correlation_id });
+            return;
+        };
+        self.stats.connection_failures += 1;
+        self.event(ProducerEvent::RequestFailed { correlation_id });
+        self.fail_request(
+            correlation_id,
+            request.kind,
+            FailureReason::ConnectionFailure,
+            now_ms,
+        );
+    }
+
+    /// Expires batches past `delivery_timeout_ms`, then requests past `request_timeout_ms`
+    /// (their batches are retried).
+    pub fn on_timeout(&mut self, now_ms: u64) {
+        self.observe(now_ms);
+        self.expire_batches(now_ms);
+        self.expire_requests(now_ms);
+    }
+
+    /// Earliest virtual time at which `on_timeout` or `poll_request` would do something new:
+    /// a request timeout, a delivery timeout, or the end of a retry backoff. `None` when
+    /// nothing is pending.
+    pub fn next_wakeup_ms(&self) -> Option<u64> {
+        let mut wakeup: Option<u64> = None;
+        let mut consider = |t: u64| wakeup = Some(wakeup.map_or(t, |w| w.min(t)));
+        if let Some(sent_ms) = self.in_flight.earliest_sent_ms() {
+            consider(sent_ms.saturating_add(self.config.request_timeout_ms));
+        }
+        if let Some(&(deadline_ms, _)) = self.deadlines.first() {
+            consider(deadline_ms);
+        }
+        if self.fatal_error.is_some() {
+            return wakeup;
+        }
+        if self.config.idempotence
+            && !self.producer_id.is_some()
+            && self.init_retry_not_before_ms > self.now_ms
+            && !self.in_flight.has_init_producer_id()
+        {
+            consider(self.init_retry_not_before_ms);
+        }
+        for part in self.partitions.values() {
+            let head = part.queue.front().and_then(|h| self.batches.get(h));
+            if let Some(batch) = head
+                && batch.attempts > 0
+                && batch.retry_not_before_ms > self.now_ms
+            {
+                consider(batch.retry_not_before_ms);
+            }
+        }
+        wakeup
+    }
+
+    /// The next delivery report, oldest first.
+    pub fn poll_delivery(&mut self) -> Option<DeliveryReport> {
+        self.deliveries.pop_front()
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<ProducerEvent> {
+        self.events.pop()
+    }
+
+    /// The current producer id (`ProducerId::NONE` without idempotence or before one arrived).
+    pub fn producer_id(&self) -> ProducerId {
+        self.producer_id
+    }
+
+    /// The current epoch.
+    pub fn producer_epoch(&self) -> ProducerEpoch {
+        self.producer_epoch
+    }
+
+    /// Requests awaiting an answer (Produce and InitProducerId).
+    pub fn in_flight_requests(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// True when no batch awaits an outcome and no request awaits an answer. Delivery reports
+    /// and events may still be waiting to be polled.
+    pub fn is_idle(&self) -> bool {
+        self.batches.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// The fatal error, once the producer has failed for good.
+    pub fn fatal_error(&self) -> Option<ErrorCode> {
+        self.fatal_error
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> ProducerStats {
+        self.stats
+    }
+
+    // ----- bookkeeping -------------------------------------------------------------------
+
+    fn observe(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
+    fn event(&mut self, event: ProducerEvent) {
+        self.events.push(&mut self.stats, event);
+    }
+
+    fn next_correlation_id(&mut self) -> i32 {
+        let id = self.next_correlation_id;
+        self.next_correlation_id = id.wrapping_add(1);
+        id
+    }
+
+    fn report_delivered(&mut self, batch: &ProducerBatch, delivered: Delivered, duplicate: bool) {
+        self.stats.batches_delivered += 1;
+        self.event(ProducerEvent::BatchAcked {
+            handle: batch.handle,
+            partition: batch.partition,
+            producer_id: delivered.producer_id,
+            epoch: delivered.producer_epoch,
+            base_sequence: delivered.base_sequence,
+            base_offset: delivered.base_offset,
+            duplicate_sequence: duplicate,
+        });
+        self.deliveries.push_back(DeliveryReport {
+            handle: batch.handle,
+            partition: batch.partition,
+            record_count: batch.batch.records.len(),
+            result: Ok(delivered),
+        });
+    }
+
+    fn report_failure(
+        &mut self,
+        handle: DeliveryHandle,
+        partition: i32,
+        record_count: usize,
+        base_sequence: Sequence,
+        error: DeliveryError,
+    ) {
+        self.stats.batches_failed += 1;
+        if error.is_possibly_persisted() {
+            self.stats.batches_possibly_persisted += 1;
+        }
+        self.event(ProducerEvent::BatchFailed {
+            handle,
+            partition,
+            base_sequence,
+            error,
+        });
+        self.deliveries.push_back(DeliveryReport {
+            handle,
+            partition,
+            record_count,
+            result: Err(error),
+        });
+    }
+
+    /// Fails a batch that is off the wire and reports it.
+    fn report_batch_failure(&mut self, batch: &ProducerBatch, reason: FailureReason) {
+        let attempts = batch.attempts;
+        let error = if batch.possibly_persisted {
+            DeliveryError::PossiblyPersisted { reason, attempts }
+        } else {
+            DeliveryError::Definite { reason, attempts }
+        };
+        let records = batch.batch.records.len();
+        self.report_failure(
+            batch.handle,
+            batch.partition,
+            records,
+            batch.base_sequence(),
+            error,
+        );
+    }
+
+    /// Kafka's `requestIdempotentEpochBumpForPartition`.
+    fn request_epoch_bump(&mut self, partition: i32, reason: BumpReason) {
+        if let std::collections::btree_map::Entry::Vacant(slot) =
+            self.partitions_to_rewrite.entry(partition)
+        {
+            slot.insert(reason);
+            self.event(ProducerEvent::EpochBumpRequested { partition, reason });
+        }
+    }
+
+    // ----- producer id and epoch ---------------------------------------------------------
+
+    fn maybe_init_producer_id(&mut self, now_ms: u64) -> Option<RequestFrame> {
+        if self.in_flight.has_init_producer_id()
+            || now_ms < self.init_retry_not_before_ms
+            || self.in_flight.len() >= self.config.max_in_flight
+        {
+            return None;
+        }
+        let correlation_id = self.next_correlation_id();
+        self.in_flight.push(InFlightRequest {
+            correlation_id,
+            sent_ms: now_ms,
+            kind: InFlightKind::InitProducerId,
+        });
+        self.stats.requests_sent += 1;
+        self.stats.init_producer_id_requests_sent += 1;
+        self.event(ProducerEvent::ProducerIdRequested { correlation_id });
+        Some(RequestFrame {
+            correlation_id,
+            // Kafka's Java client sends Integer.MAX_VALUE without a transactional id.
+            request: Request::InitProducerId(InitProducerIdRequest {
+                transaction_timeout_ms: i32::MAX,
+            }),
+        })
+    }
+
+    fn handle_init_producer_id(&mut self, response: InitProducerIdResponse, now_ms: u64) {
+        let code = response.error_code;
+        let valid = response.producer_id.is_some() && response.producer_epoch.0 >= 0;
+        if code.is_ok() && valid {
+            self.assign_producer_id(response.producer_id, response.producer_epoch);
+        } else if code.is_ok() || code.is_retriable() {
+            // A success without a usable id is a broken peer; try again rather than panic.
+            let reason = FailureReason::Broker(if code.is_ok() {
+                ErrorCode::UnknownServerError
+            } else {
+                code
+            });
+            self.init_retry_not_before_ms = now_ms.saturating_add(self.config.retry_backoff_ms);
+            self.event(ProducerEvent::ProducerIdRequestFailed {
+                reason,
+                fatal: false,
+            });
+        } else {
+            // Kafka's InitProducerIdHandler: authorization and unexpected errors are fatal.
+            self.event(ProducerEvent::ProducerIdRequestFailed {
+                reason: FailureReason::Broker(code),
+                fatal: true,
+            });
+            self.enter_fatal(code);
+        }
+    }
+
+    fn assign_producer_id(&mut self, producer_id: ProducerId, producer_epoch: ProducerEpoch) {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.stats.producer_ids_assigned += 1;
+        self.event(ProducerEvent::ProducerIdAssigned {
+            producer_id,
+            producer_epoch,
+        });
+        // Partitions that asked for a bump that became a producer id reset restart under the
+        // new id now; the others restart when their old batches are done (rule 2).
+        let to_rewrite = std::mem::take(&mut self.partitions_to_rewrite);
+        for partition in to_rewrite.into_keys() {
+            self.start_sequences_at_beginning(partition);
+        }
+    }
+
+    /// Kafka's `maybeResolveSequences`.
+    fn maybe_resolve_sequences(&mut self) {
+        let mut to_bump = Vec::new();
+        for (&partition, part) in &mut self.partitions {
+            let entry = &mut part.entry;
+            if entry.unresolved_next_sequence.is_none() || !entry.in_flight.is_empty() {
+                continue;
+            }
+            entry.unresolved_next_sequence = None;
+            if entry.is_next_sequence(entry.next_sequence) {
+                self.stats.partitions_resolved += 1;
+                let last_acked_sequence = entry.last_acked_sequence;
+                self.events.push(
+                    &mut self.stats,
+                    ProducerEvent::PartitionResolved {
+                        partition,
+                        last_acked_sequence,
+                    },
+                );
+            } else {
+                to_bump.push(partition);
+            }
+        }
+        for partition in to_bump {
+            self.request_epoch_bump(partition, BumpReason::UnresolvedSequence);
+        }
+    }
+
+    /// Kafka's `bumpIdempotentEpochAndResetIdIfNeeded`.
+    fn maybe_bump_epoch(&mut self) {
+        let Some((&partition, &reason)) = self.partitions_to_rewrite.first_key_value() else {
+            return;
+        };
+        let old_epoch = self.producer_epoch;
+        let Some(new_epoch) = old_epoch.bumped() else {
+            // Epoch exhausted: Java resets the producer id and asks for a new one.
+            self.stats.producer_id_resets += 1;
+            self.event(ProducerEvent::ProducerIdReset {
+                old_producer_id: self.producer_id,
+                old_epoch,
+            });
+            self.producer_id = ProducerId::NONE;
+            self.producer_epoch = ProducerEpoch::NONE;
+            let asking: Vec<i32> = self.partitions_to_rewrite.keys().copied().collect();
+            for p in asking {
+                if let Some(part) = self.partitions.get_mut(&p) {
+                    part.entry.unresolved_next_sequence = None;
+                }
+            }
+            return;
+        };
+        self.producer_epoch = new_epoch;
+        self.stats.epoch_bumps += 1;
+        self.event(ProducerEvent::EpochBumped {
+            producer_id: self.producer_id,
+            old_epoch,
+            new_epoch,
+            partition,
+            reason,
+        });
+        let to_rewrite = std::mem::take(&mut self.partitions_to_rewrite);
+        for p in to_rewrite.into_keys() {
+            self.start_sequences_at_beginning(p);
+        }
+    }
+
+    /// Kafka's `startSequencesAtBeginning`: re-stamps the partition's unfinished batches in
+    /// sequence order from 0 under the current producer id and epoch. Batches already reported
+    /// (expired while on the wire) are dropped from the set: they are never re-sent.
+    fn start_sequences_at_beginning(&mut self, partition: i32) {
+        let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
+        let part = self
+            .partitions
+            .entry(partition)
+            .or_insert_with(Partition::new);
+        let batches = &mut self.batches;
+        let mut sequence = Sequence(0);
+        part.entry
+            .in_flight
+            .retain(|handle| match batches.get_mut(handle) {
+                Some(batch) if !batch.reported => {
+                    batch.reset_producer_state(producer_id, producer_epoch, sequence);
+                    sequence = sequence.wrapping_add(batch.record_count);
+                    true
+                }
+                _ => false,
+            });
+        let rewritten = part.entry.in_flight.len();
+        part.entry.restart(producer_id, producer_epoch, sequence);
+        self.stats.batches_rewritten += rewritten as u64;
+        self.event(ProducerEvent::SequencesRewritten {
+            partition,
+            producer_id,
+            epoch: producer_epoch,
+            batches: rewritten,
+            next_sequence: sequence,
+        });
+    }
+
+    // ----- draining ----------------------------------------------------------------------
+
+    /// Kafka's `shouldStopDrainBatchesForPartition`, rules 2 to 4 (rule 1 is checked before).
+    fn should_stop_drain(
+        entry: &PartitionEntry,
+        batch: &ProducerBatch,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+    ) -> bool {
+        if batch.has_sequence() {
+            entry.in_flight.front() != Some(&batch.handle.0)
+        } else {
+            (!entry.in_flight.is_empty() && entry.is_stale(producer_id, producer_epoch))
+                || entry.unresolved_next_sequence.is_some()
+        }
+    }
+
+    /// Kafka's `drainBatchesForOneNode`: at most one batch per partition.
+    fn drain(&mut self, now_ms: u64) -> Option<RequestFrame> {
+        let correlation_id = self.next_correlation_id;
+        let idempotent = self.config.idempotence;
+        let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
+        let mut data = Vec::new();
+        let mut sent = Vec::new();
+        for (&partition, part) in &mut self.partitions {
+            let Some(&handle) = part.queue.front() else {
+                continue;
+            };
+            let Some(batch) = self.batches.get_mut(&handle) else {
+                part.queue.pop_front();
+                continue;
+            };
+            if batch.attempts > 0 && now_ms < batch.retry_not_before_ms {
+                continue;
+            }
+            if idempotent
+                && Self::should_stop_drain(&part.entry, batch, producer_id, producer_epoch)
+            {
+                continue;
+            }
+            part.queue.pop_front();
+            if idempotent && !batch.has_sequence() {
+                let had_id = part.entry.producer_id.is_some();
+                if part
+                    .entry
+                    .maybe_update_producer_id_and_epoch(producer_id, producer_epoch)
+                    && had_id
+                {
+                    self.events.push(
+                        &mut self.stats,
+                        ProducerEvent::PartitionSequenceReset {
+                            partition,
+                            producer_id,
+                            epoch: producer_epoch,
+                        },
+                    );
+                }
+                batch.set_producer_state(producer_id, producer_epoch, part.entry.next_sequence);
+                self.next_drain_order += 1;
+                batch.drain_order = self.next_drain_order;
+                part.entry.next_sequence =
+                    part.entry.next_sequence.wrapping_add(batch.record_count);
+                part.entry.in_flight.push_back(handle);
+            }
+            batch.attempts += 1;
+            batch.on_wire = Some(correlation_id);
+            data.push(PartitionProduceData {
+                partition,
+                records: batch.encoded(),
+            });
+            sent.push(SentBatch {
+                handle,
+                partition,
+                generation: batch.generation,
+                producer_id: batch.producer_id(),
+                producer_epoch: batch.producer_epoch(),
+                base_sequence: batch.base_sequence(),
+            });
+            let event = ProducerEvent::BatchSent {
+                handle: batch.handle,
+                partition,
+                producer_id: batch.producer_id(),
+                epoch: batch.producer_epoch(),
+                base_sequence: batch.base_sequence(),
+                last_sequence: batch.last_sequence(),
+                attempt: batch.attempts,
+                correlation_id,
+            };
+            self.events.push(&mut self.stats, event);
+        }
+        if data.is_empty() {
+            return None;
+        }
+        self.next_correlation_id = correlation_id.wrapping_add(1);
+        self.stats.requests_sent += 1;
+        self.stats.produce_requests_sent += 1;
+        self.stats.batches_sent += sent.len() as u64;
+        let frame = RequestFrame {
+            correlation_id,
+            request: Request::Produce(ProduceRequest {
+                acks: self.config.acks,
+                timeout_ms: i32::try_from(self.config.request_timeout_ms).unwrap_or(i32::MAX),
+                partitions: data,
+            }),
+        };
+        if self.config.acks == 0 {
+            // The broker does not answer acks=0 requests: done as soon as written.
+            for s in sent {
+                let answer = Answer::Acked {
+                    base_offset: -1,
+                    duplicate: false,
+                };
+                self.complete_attempt(correlation_id, s, answer, now_ms);
+            }
+        } else {
+            self.in_flight.push(InFlightRequest {
+                correlation_id,
+                sent_ms: now_ms,
+                kind: InFlightKind::Produce(sent),
+            });
+        }
+        Some(frame)
+    }
+
+    // ----- answers -----------------------------------------------------------------------
+
+    fn handle_produce_response(
+        &mut self,
+        correlation_id: i32,
+        sent: &[SentBatch],
+        response: &ProduceResponse,
+        now_ms: u64,
+    ) {
+        for s in sent {
+            let answer = match response
+                .partitions
+                .iter()
+                .find(|p| p.partition == s.partition)
+            {
+                Some(p) => match p.error_code {
+                    ErrorCode::None => Answer::Acked {
+                        base_offset: p.base_offset,
+                        duplicate: false,
+                    },
+                    ErrorCode::DuplicateSequenceNumber => Answer::Acked {
+                        base_offset: -1,
+                        duplicate: true,
+                    },
+                    code => Answer::Failed {
+                        reason: FailureReason::Broker(code),
+                        log_start_offset: p.log_start_offset,
+                    },
+                },
+                None => {
+                    self.event(ProducerEvent::MalformedResponse {
+                        correlation_id,
+                        partition: Some(s.partition),
+                    });
+                    Answer::Failed {
+                        reason: FailureReason::MalformedResponse,
+                        log_start_offset: -1,
+                    }
+                }
+            };
+            self.complete_attempt(correlation_id, *s, answer, now_ms);
+        }
+    }
+
+    /// A request ended without a usable answer: every batch it carried failed this way.
+    fn fail_request(
+        &mut self,
+        correlation_id: i32,
+        kind: InFlightKind,
+        reason: FailureReason,
+        now_ms: u64,
+    ) {
+        match kind {
+            InFlightKind::InitProducerId => {
+                self.init_retry_not_before_ms = now_ms.saturating_add(self.config.retry_backoff_ms);
+                self.event(ProducerEvent::ProducerIdRequestFailed {
+                    reason,
+                    fatal: false,
+                });
+            }
+            InFlightKind::Produce(sent) => {
+                for s in sent {
+                    let answer = Answer::Failed {
+                        reason,
+                        log_start_offset: -1,
+                    };
+                    self.complete_attempt(correlation_id, s, answer, now_ms);
+                }
+            }
+        }
+    }
+
+    /// Kafka's `Sender.completeBatch` for one batch of one request.
+    fn complete_attempt(
+        &mut self,
+        correlation_id: i32,
+        sent: SentBatch,
+        answer: Answer,
+        now_ms: u64,
+    ) {
+        let Some(batch) = self.batches.get_mut(&sent.handle) else {
+            return; // failed fatally meanwhile
+        };
+        if batch.on_wire != Some(correlation_id) {
+            return;
+        }
+        batch.on_wire = None;
+        if let Answer::Failed { reason, .. } = answer {
+            self.count_error(reason);
+        }
+        let batch = &self.batches[&sent.handle];
+        if batch.reported {
+            self.settle_reported(sent, answer);
+        } else if batch.generation != sent.generation {
+            self.handle_stale(correlation_id, sent, answer, now_ms);
+        } else {
+            match answer {
+                Answer::Acked {
+                    base_offset,
+                    duplicate,
+                } => self.complete_batch(sent.handle, base_offset, duplicate),
+                Answer::Failed {
+                    reason,
+                    log_start_offset,
+                } => self.handle_failed_attempt(sent.handle, reason, log_start_offset, now_ms),
+            }
+        }
+    }
+
+    fn count_error(&mut self, reason: FailureReason) {
+        match reason {
+            FailureReason::Broker(ErrorCode::OutOfOrderSequenceNumber) => {
+                self.stats.out_of_order_responses += 1
+            }
+            FailureReason::Broker(ErrorCode::UnknownProducerId) => {
+                self.stats.unknown_producer_id_responses += 1
+            }
+            FailureReason::Broker(ErrorCode::InvalidProducerEpoch) => {
+                self.stats.invalid_epoch_responses += 1
+            }
+            _ => {}
+        }
+    }
+
+    /// Kafka's `handleCompletedBatch` plus the delivery report.
+    fn complete_batch(&mut self, handle: u64, base_offset: i64, duplicate: bool) {
+        let Some(batch) = self.batches.remove(&handle) else {
+            return;
+        };
+        self.deadlines.remove(&(batch.deadline_ms, handle));
+        if duplicate {
+            self.stats.duplicates_acked += 1;
+        }
+        if let Some(part) = self.partitions.get_mut(&batch.partition)
+            && part.entry.remove_in_flight(handle).is_some()
+        {
+            Self::record_ack(&mut part.entry, &batch, base_offset);
+        }
+        let delivered = Delivered {
+            base_offset,
+            producer_id: batch.producer_id(),
+            producer_epoch: batch.producer_epoch(),
+            base_sequence: batch.base_sequence(),
+            attempts: batch.attempts,
+        };
+        self.report_delivered(&batch, delivered, duplicate);
+    }
+
+    fn record_ack(entry: &mut PartitionEntry, batch: &ProducerBatch, base_offset: i64) {
+        if entry.is_stale(batch.producer_id(), batch.producer_epoch()) {
+            return;
+        }
+        entry.maybe_update_last_acked_sequence(batch.last_sequence());
+        if base_offset >= 0 {
+            entry.maybe_update_last_acked_offset(base_offset + i64::from(batch.record_count) - 1);
+        }
+    }
+
+    /// The answer for a batch already reported (it expired while on the wire): only the
+    /// partition's sequence bookkeeping learns from it.
+    fn settle_reported(&mut self, sent: SentBatch, answer: Answer) {
+        let Some(batch) = self.batches.remove(&sent.handle) else {
+            return;
+        };
+        if let Some(part) = self.partitions.get_mut(&batch.partition)
+            && part.entry.remove_in_flight(sent.handle).is_some()
+            && let Answer::Acked { base_offset, .. } = answer
+        {
+            Self::record_ack(&mut part.entry, &batch, base_offset);
+        }
+    }
+
+    /// An answer to an attempt made under producer state the batch no longer has.
+    fn handle_stale(&mut self, correlation_id: i32, sent: SentBatch, answer: Answer, now_ms: u64) {
+        self.stats.stale_responses += 1;
+        match answer {
+            Answer::Acked {
+                base_offset,
+                duplicate,
+            } => self.accept_stale_ack(correlation_id, sent, base_offset, duplicate),
+            Answer::Failed { reason, .. } => {
+                let Some(batch) = self.batches.get_mut(&sent.handle) else {
+                    return;
+                };
+                if reason.outcome_is_unknown() {
+                    batch.possibly_persisted = true;
+                }
+                let event = ProducerEvent::StaleResponseIgnored {
+                    correlation_id,
+                    handle: batch.handle,
+                    partition: batch.partition,
+                    sent_epoch: sent.producer_epoch,
+                    current_epoch: batch.producer_epoch(),
+                    error: reason.error_code(),
+                };
+                let can_retry = batch.attempts <= self.config.retries;
+                self.event(event);
+                if can_retry {
+                    self.reenqueue(sent.handle, reason, now_ms);
+                } else {
+                    self.fail_batch(sent.handle, reason, false);
+                }
+            }
+        }
+    }
+
+    /// A stale acknowledgement: the records are in the log under the old state. Deliver the
+    /// batch and close the hole its new sequences leave (see the module essay).
+    fn accept_stale_ack(
+        &mut self,
+        correlation_id: i32,
+        sent: SentBatch,
+        base_offset: i64,
+        duplicate: bool,
+    ) {
+        let Some(batch) = self.batches.remove(&sent.handle) else {
+            return;
+        };
+        self.deadlines.remove(&(batch.deadline_ms, sent.handle));
+        if duplicate {
+            self.stats.duplicates_acked += 1;
+        }
+        let mut shifted = 0;
+        if let Some(part) = self.partitions.get_mut(&batch.partition)
+            && let Some(position) = part.entry.remove_in_flight(sent.handle)
+        {
+            for handle in part.entry.in_flight.iter().skip(position) {
+                if let Some(later) = self.batches.get_mut(handle) {
+                    let moved = later.base_sequence().wrapping_sub(batch.record_count);
+                    let (id, epoch) = (later.producer_id(), later.producer_epoch());
+                    later.reset_producer_state(id, epoch, moved);
+                    shifted += 1;
+                }
+            }
+            part.entry.next_sequence = part.entry.next_sequence.wrapping_sub(batch.record_count);
+        }
+        self.event(ProducerEvent::StaleAckAccepted {
+            correlation_id,
+            handle: batch.handle,
+            partition: batch.partition,
+            sent_epoch: sent.producer_epoch,
+            batches_shifted: shifted,
+        });
+        let delivered = Delivered {
+            base_offset,
+            producer_id: sent.producer_id,
+            producer_epoch: sent.producer_epoch,
+            base_sequence: sent.base_sequence,
+            attempts: batch.attempts,
+        };
+        self.report_delivered(&batch, delivered, duplicate);
+    }
+
+    /// An error for the batch's current attempt: retry or fail (Sender.completeBatch).
+    fn handle_failed_attempt(
+        &mut self,
+        handle: u64,
+        reason: FailureReason,
+        log_start_offset: i64,
+        now_ms: u64,
+    ) {
+        if reason.outcome_is_unknown()
+            && let Some(batch) = self.batches.get_mut(&handle)
+        {
+            batch.possibly_persisted = true;
+        }
+        if self.can_retry(handle, reason, log_start_offset, now_ms) {
+            self.reenqueue(handle, reason, now_ms);
+        } else {
+            // Sequences are adjusted only if the batch did not exhaust its retries: otherwise
+            // whether its sequence was taken is unknown.
+            let adjust = self
+                .batches
+                .get(&handle)
+                .is_some_and(|b| b.attempts <= self.config.retries);
+            self.fail_batch(handle, reason, adjust);
+        }
+    }
+
+    /// Kafka's `Sender.canRetry` and `TransactionManager.canRetry`. May ask for an epoch bump.
+    fn can_retry(
+        &mut self,
+        handle: u64,
+        reason: FailureReason,
+        log_start_offset: i64,
+        now_ms: u64,
+    ) -> bool {
+        let Some(batch) = self.batches.get(&handle) else {
+            return false;
+        };
+        if now_ms >= batch.deadline_ms || batch.attempts > self.config.retries {
+            return false;
+        }
+        let code = reason.error_code();
+        if !self.config.idempotence {
+            return code.is_retriable();
+        }
+        let partition = batch.partition;
+        let (base_sequence, reset) = (batch.base_sequence(), batch.sequence_has_been_reset);
+        let Some(entry) = self.partitions.get(&partition).map(|p| &p.entry) else {
+            return code.is_retriable();
+        };
+        let unresolved = entry.unresolved_next_sequence;
+        let is_next = entry.is_next_sequence(base_sequence);
+        match code {
+            ErrorCode::UnknownProducerId => {
+                if log_start_offset != -1 && !reset {
+                    self.request_epoch_bump(partition, BumpReason::UnknownProducerId);
+                }
+                true
+            }
+            ErrorCode::OutOfOrderSequenceNumber => {
+                if unresolved.is_none() && (reset || !is_next) {
+                    return true; // collateral damage of an earlier failure
+                }
+                if unresolved.is_none() || unresolved == Some(base_sequence) {
+                    self.request_epoch_bump(partition, BumpReason::OutOfOrderSequence);
+                }
+                true
+            }
+            _ => code.is_retriable(),
+        }
+    }
+
+    /// Kafka's `reenqueueBatch`.
+    fn reenqueue(&mut self, handle: u64, reason: FailureReason, now_ms: u64) {
+        let retry_at_ms = now_ms.saturating_add(self.config.retry_backoff_ms);
+        let Some(batch) = self.batches.get_mut(&handle) else {
+            return;
+        };
+        batch.retry_not_before_ms = retry_at_ms;
+        let event = ProducerEvent::RetryScheduled {
+            handle: batch.handle,
+            partition: batch.partition,
+            base_sequence: batch.base_sequence(),
+            reason,
+            attempts: batch.attempts,
+            retry_at_ms,
+        };
+        let partition = batch.partition;
+        self.stats.retries += 1;
+        self.event(event);
+        let part = self
+            .partitions
+            .entry(partition)
+            .or_insert_with(Partition::new);
+        if self.config.idempotence {
+            part.insert_in_sequence_order(&self.batches, handle);
+        } else {
+            part.queue.push_front(handle);
+        }
+    }
+
+    /// Kafka's `Sender.failBatch` and `TransactionManager.handleFailedBatch` for a batch that
+    /// is off the wire.
+    fn fail_batch(&mut self, handle: u64, reason: FailureReason, adjust_sequences: bool) {
+        let Some(batch) = self.batches.remove(&handle) else {
+            return;
+        };
+        self.deadlines.remove(&(batch.deadline_ms, handle));
+        if let Some(part) = self.partitions.get_mut(&batch.partition) {
+            part.remove_queued(handle);
+            part.entry.remove_in_flight(handle);
+        }
+        self.report_batch_failure(&batch, reason);
+        if !self.config.idempotence {
+            return;
+        }
+        let code = reason.error_code();
+        if let FailureReason::Broker(code) = reason
+            && is_fatal(code)
+        {
+            self.enter_fatal(code);
+        } else if code == ErrorCode::OutOfOrderSequenceNumber {
+            self.request_epoch_bump(batch.partition, BumpReason::OutOfOrderSequence);
+        } else if adjust_sequences {
+            self.request_epoch_bump(batch.partition, BumpReason::FailedBatch(code));
+        }
+    }
+
+    /// Kafka's `transitionToFatalError`: every batch fails, nothing is sent any more.
+    fn enter_fatal(&mut self, code: ErrorCode) {
+        if self.fatal_error.is_some() {
+            return;
+        }
+        self.fatal_error = Some(code);
+        self.event(ProducerEvent::FatalError { error: code });
+        self.in_flight.drain_all().for_each(drop);
+        self.deadlines.clear();
+        self.partitions_to_rewrite.clear();
+        for part in self.partitions.values_mut() {
+            part.queue.clear();
+            part.entry.in_flight.clear();
+        }
+        let batches = std::mem::take(&mut self.batches);
+        for batch in batches.into_values().filter(|b| !b.reported) {
+            let attempts = batch.attempts;
+            let reason = FailureReason::Fatal(code);
+            let error = if batch.possibly_persisted || batch.on_wire.is_some() {
+                DeliveryError::PossiblyPersisted { reason, attempts }
+            } else {
+                DeliveryError::Definite { reason, attempts }
+            };
+            let records = batch.batch.records.len();
+            self.report_failure(
+                batch.handle,
+                batch.partition,
+                records,
+                batch.base_sequence(),
+                error,
+            );
+        }
+    }
+
+    // ----- timeouts ----------------------------------------------------------------------
+
+    fn expire_batches(&mut self, now_ms: u64) {
+        while let Some(&(deadline_ms, handle)) = self.deadlines.first() {
+            if deadline_ms > now_ms {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.stats.delivery_timeouts += 1;
+            self.expire_batch(handle);
+        }
+    }
+
+    /// A batch reached `delivery_timeout_ms`.
+    fn expire_batch(&mut self, handle: u64) {
+        let Some(batch) = self.batches.get_mut(&handle) else {
+            return;
+        };
+        let reason = FailureReason::DeliveryTimeout;
+        if batch.on_wire.is_some() {
+            // Report now, keep it until its request ends (see the module essay).
+            batch.reported = true;
+            let error = DeliveryError::PossiblyPersisted {
+                reason,
+                attempts: batch.attempts,
+            };
+            let (partition, records, base) = (
+                batch.partition,
+                batch.batch.records.len(),
+                batch.base_sequence(),
+            );
+            let next = batch.last_sequence().next();
+            self.report_failure(DeliveryHandle(handle), partition, records, base, error);
+            self.maybe_mark_unresolved(partition, handle, next);
+            return;
+        }
+        let Some(batch) = self.batches.remove(&handle) else {
+            return;
+        };
+        let next = batch.last_sequence().next();
+        let mut was_in_flight = false;
+        if let Some(part) = self.partitions.get_mut(&batch.partition) {
+            part.remove_queued(handle);
+            was_in_flight = part.entry.remove_in_flight(handle).is_some();
+        }
+        self.report_batch_failure(&batch, reason);
+        if was_in_flight {
+            self.mark_unresolved(batch.partition, next);
+        }
+    }
+
+    fn maybe_mark_unresolved(&mut self, partition: i32, handle: u64, next: Sequence) {
+        if !self.config.idempotence {
+            return;
+        }
+        let tracked = self
+            .partitions
+            .get(&partition)
+            .is_some_and(|p| p.entry.in_flight.contains(&handle));
+        if tracked {
+            self.mark_unresolved(partition, next);
+        }
+    }
+
+    fn mark_unresolved(&mut self, partition: i32, next: Sequence) {
+        if !self.config.idempotence {
+            return;
+        }
+        let Some(part) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        part.entry.mark_unresolved(next);
+        let unresolved_next_sequence = part.entry.unresolved_next_sequence.unwrap_or(next);
+        self.stats.partitions_unresolved += 1;
+        self.event(ProducerEvent::PartitionUnresolved {
+            partition,
+            unresolved_next_sequence,
+        });
+    }
+
+    fn expire_requests(&mut self, now_ms: u64) {
+        let Some(cutoff_ms) = now_ms.checked_sub(self.config.request_timeout_ms) else {
+            return;
+        };
+        while let Some(request) = self.in_flight.pop_sent_before(cutoff_ms) {
+            let correlation_id = request.correlation_id;
+            self.stats.request_timeouts += 1;
+            self.event(ProducerEvent::RequestTimedOut { correlation_id });
+            self.fail_request(
+                correlation_id,
+                request.kind,
+                FailureReason::RequestTimeout,
+                now_ms,
+            );
+        }
+    }
+}

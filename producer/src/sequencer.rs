@@ -1,0 +1,182 @@
+//! Per-partition sequence state: Kafka's `TxnPartitionEntry` (kafka-idempotence.md §2.3).
+//!
+//! For every partition the producer remembers which producer id and epoch its sequences
+//! belong to, the sequence the next *new* batch will get, the highest sequence the broker
+//! acknowledged, and the batches that hold a sequence but have no outcome yet, in sequence
+//! order. Kafka calls that last set `inflightBatchesBySequence`; note that it includes batches
+//! waiting in the accumulator for a retry, not only those on the wire.
+//!
+//! ```text
+//! field                    meaning
+//! producer_id/epoch        whose sequences these are; lags the producer's after a bump
+//! next_sequence            base sequence of the next new batch; wraps at i32::MAX
+//! last_acked_sequence      highest acknowledged last sequence; -1 when none
+//! last_acked_offset        highest acknowledged last offset; -1 when none
+//! in_flight                sequenced batches without an outcome, in sequence order
+//! unresolved_next_sequence set when a sent batch expired: the sequence that must be
+//!                          acknowledged before the partition is known to be consistent
+//! ```
+//!
+//! The wrap at `i32::MAX` makes "higher" ambiguous. Sequence order is kept by position in
+//! `in_flight` (the order batches were first drained), and the two places that compare
+//! sequences ([`PartitionEntry::maybe_update_last_acked_sequence`] and
+//! [`PartitionEntry::mark_unresolved`]) measure distances forward from the last acknowledged
+//! sequence, which is correct as long as fewer than 2^30 records are outstanding.
+
+use idempo_protocol::{ProducerEpoch, ProducerId, Sequence};
+use std::collections::VecDeque;
+
+/// Records from `from` forward to `to`, modulo the 2^31 sequence space.
+pub(crate) fn sequence_distance(from: Sequence, to: Sequence) -> i64 {
+    (i64::from(to.0) - i64::from(from.0)).rem_euclid(1 << 31)
+}
+
+/// One partition's sequence state.
+#[derive(Debug)]
+pub(crate) struct PartitionEntry {
+    /// Producer id the sequences belong to.
+    pub producer_id: ProducerId,
+    /// Epoch the sequences belong to.
+    pub producer_epoch: ProducerEpoch,
+    /// Base sequence of the next new batch.
+    pub next_sequence: Sequence,
+    /// Highest acknowledged last sequence, `NONE` when none.
+    pub last_acked_sequence: Sequence,
+    /// Highest acknowledged last offset, -1 when none.
+    pub last_acked_offset: i64,
+    /// Handles of sequenced batches without an outcome, in sequence order.
+    pub in_flight: VecDeque<u64>,
+    /// Kafka's `partitionsWithUnresolvedSequences` entry.
+    pub unresolved_next_sequence: Option<Sequence>,
+}
+
+impl PartitionEntry {
+    /// A partition nothing was sent to yet.
+    pub fn new() -> PartitionEntry {
+        PartitionEntry {
+            producer_id: ProducerId::NONE,
+            producer_epoch: ProducerEpoch::NONE,
+            next_sequence: Sequence(0),
+            last_acked_sequence: Sequence::NONE,
+            last_acked_offset: -1,
+            in_flight: VecDeque::new(),
+            unresolved_next_sequence: None,
+        }
+    }
+
+    /// True when the partition's sequences belong to another producer id or epoch.
+    pub fn is_stale(&self, producer_id: ProducerId, producer_epoch: ProducerEpoch) -> bool {
+        self.producer_id != producer_id || self.producer_epoch != producer_epoch
+    }
+
+    /// Kafka's `startSequencesAtBeginning` for the partition itself (the batches are rewritten
+    /// by the caller): sequences restart at `next_sequence` under the new producer state.
+    pub fn restart(
+        &mut self,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        next_sequence: Sequence,
+    ) {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.next_sequence = next_sequence;
+        self.last_acked_sequence = Sequence::NONE;
+        self.last_acked_offset = -1;
+        self.unresolved_next_sequence = None;
+    }
+
+    /// Kafka's `maybeUpdateProducerIdAndEpoch`, run before a *new* batch is stamped: a
+    /// partition still on an old producer id or epoch, with nothing in flight, restarts at
+    /// sequence 0 under the current one. Returns true when it restarted.
+    pub fn maybe_update_producer_id_and_epoch(
+        &mut self,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+    ) -> bool {
+        if self.is_stale(producer_id, producer_epoch) && self.in_flight.is_empty() {
+            self.restart(producer_id, producer_epoch, Sequence(0));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Kafka's `isNextSequence`: `sequence` is the one right after the last acknowledged.
+    pub fn is_next_sequence(&self, sequence: Sequence) -> bool {
+        self.last_acked_sequence.next() == sequence
+    }
+
+    /// Kafka's `maybeUpdateLastAckedSequence`: only ever moves forward.
+    pub fn maybe_update_last_acked_sequence(&mut self, last_sequence: Sequence) {
+        if last_sequence == Sequence::NONE {
+            return;
+        }
+        if self.last_acked_sequence == Sequence::NONE {
+            self.last_acked_sequence = last_sequence;
+            return;
+        }
+        let forward = sequence_distance(self.last_acked_sequence, last_sequence);
+        if forward > 0 && forward < (1 << 30) {
+            self.last_acked_sequence = last_sequence;
+        }
+    }
+
+    /// Kafka's `updateLastAckedOffset`.
+    pub fn maybe_update_last_acked_offset(&mut self, last_offset: i64) {
+        self.last_acked_offset = self.last_acked_offset.max(last_offset);
+    }
+
+    /// Kafka's `markSequenceUnresolved`: `unresolved = max(existing, next_sequence)`.
+    pub fn mark_unresolved(&mut self, next_sequence: Sequence) {
+        let base = self.last_acked_sequence.next();
+        self.unresolved_next_sequence = Some(match self.unresolved_next_sequence {
+            Some(existing)
+                if sequence_distance(base, existing) >= sequence_distance(base, next_sequence) =>
+            {
+                existing
+            }
+            _ => next_sequence,
+        });
+    }
+
+    /// Removes a batch from the in-flight set; returns its position if it was there.
+    pub fn remove_in_flight(&mut self, handle: u64) -> Option<usize> {
+        let position = self.in_flight.iter().position(|&h| h == handle)?;
+        self.in_flight.remove(position);
+        Some(position)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_acked_sequence_only_moves_forward_across_the_wrap() {
+        let mut e = PartitionEntry::new();
+        e.maybe_update_last_acked_sequence(Sequence(i32::MAX - 1));
+        e.maybe_update_last_acked_sequence(Sequence(3));
+        assert_eq!(
+            e.last_acked_sequence,
+            Sequence(3),
+            "3 comes after MAX-1 by wrapping"
+        );
+        e.maybe_update_last_acked_sequence(Sequence(i32::MAX));
+        assert_eq!(
+            e.last_acked_sequence,
+            Sequence(3),
+            "an older ack does not regress it"
+        );
+        assert!(e.is_next_sequence(Sequence(4)));
+    }
+
+    #[test]
+    fn unresolved_keeps_the_furthest_sequence() {
+        let mut e = PartitionEntry::new();
+        e.mark_unresolved(Sequence(10));
+        e.mark_unresolved(Sequence(5));
+        assert_eq!(e.unresolved_next_sequence, Some(Sequence(10)));
+        e.mark_unresolved(Sequence(15));
+        assert_eq!(e.unresolved_next_sequence, Some(Sequence(15)));
+    }
+}

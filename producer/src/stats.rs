@@ -1,0 +1,54 @@
+//! Counters of what the producer did, for the simulator's report and for tests.
+
+/// Counters since the producer was created. All only ever increase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Requests put on the wire (Produce and InitProducerId).
+    pub requests_sent: u64,
+    /// Produce requests put on the wire.
+    pub produce_requests_sent: u64,
+    /// InitProducerId requests put on the wire.
+    pub init_producer_id_requests_sent: u64,
+    /// Batches put on the wire, first sends and retries.
+    pub batches_sent: u64,
+    /// Batches put back in the queue to be re-sent.
+    pub retries: u64,
+    /// Local epoch bumps (KIP-360).
+    pub epoch_bumps: u64,
+    /// Producer id resets after the epoch was exhausted.
+    pub producer_id_resets: u64,
+    /// Producer ids assigned by InitProducerId.
+    pub producer_ids_assigned: u64,
+    /// Batches rewritten to a new epoch or producer id.
+    pub batches_rewritten: u64,
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER` answers received.
+    pub out_of_order_responses: u64,
+    /// `DUPLICATE_SEQUENCE_NUMBER` answers received (treated as success).
+    pub duplicates_acked: u64,
+    /// `UNKNOWN_PRODUCER_ID` answers received.
+    pub unknown_producer_id_responses: u64,
+    /// `INVALID_PRODUCER_EPOCH` answers received.
+    pub invalid_epoch_responses: u64,
+    /// Requests given up after `request_timeout_ms`.
+    pub request_timeouts: u64,
+    /// Requests whose connection the caller reported failed.
+    pub connection_failures: u64,
+    /// Batches expired by `delivery_timeout_ms`.
+    pub delivery_timeouts: u64,
+    /// Batches reported delivered.
+    pub batches_delivered: u64,
+    /// Batches reported failed.
+    pub batches_failed: u64,
+    /// Of those, failures reported as possibly persisted.
+    pub batches_possibly_persisted: u64,
+    /// Responses (or failures) for requests no longer awaited.
+    pub late_responses_ignored: u64,
+    /// Answers to attempts made under producer state a batch no longer had.
+    pub stale_responses: u64,
+    /// Partitions marked unresolved.
+    pub partitions_unresolved: u64,
+    /// Unresolved partitions proven consistent without a bump.
+    pub partitions_resolved: u64,
+    /// Events dropped because the buffer was full.
+    pub events_dropped: u64,
+}
