@@ -21,7 +21,7 @@ use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload, record_
 use crate::config::SimConfig;
 use crate::faults::{FaultKind, FaultOracle, INIT_PRODUCER_ID};
 use crate::trace::{self, Trace};
-use idempo_broker::{Broker, BrokerConfig, Verdict};
+use idempo_broker::{Broker, BrokerConfig, SequenceRejection, Verdict};
 use idempo_producer::{DeliveryHandle, Producer, ProducerConfig};
 use idempo_protocol::{Record, Request, RequestFrame, ResponseFrame};
 use rustc_hash::FxHashMap;
@@ -51,6 +51,9 @@ pub struct BrokerCounts {
     pub stale_epoch_rejected: u64,
     /// Any other error.
     pub other_rejected: u64,
+    /// Retries of batches already in the log that the broker no longer recognised and
+    /// answered OUT_OF_ORDER_SEQUENCE_NUMBER: the retry fell outside the dedup window.
+    pub retries_outside_window: u64,
 }
 
 /// Everything a run produced.
@@ -347,27 +350,35 @@ impl Simulation {
         let handled = self.broker.handle(&frame);
         let batches = self.in_flight.get(&(p, frame.correlation_id)).cloned().unwrap_or_default();
         for (i, outcome) in handled.outcomes.iter().enumerate() {
-            let entry = batches.get(i).map(|b| &mut self.slots[p as usize].ledger[*b as usize]);
+            let mut scratch = BatchLedger::default();
+            let entry = match batches.get(i) {
+                Some(b) => &mut self.slots[p as usize].ledger[*b as usize],
+                None => &mut scratch,
+            };
             let counts = &mut self.broker_counts;
             match &outcome.verdict {
                 Verdict::Appended { .. } => {
                     counts.appended += 1;
-                    entry.map(|e| e.appends += 1);
+                    entry.appends += 1;
                 }
                 Verdict::Duplicate { .. } => {
                     counts.duplicates_dropped += 1;
-                    entry.map(|e| e.duplicates += 1);
+                    entry.duplicates += 1;
                 }
-                Verdict::Rejected(r) => {
-                    match r {
-                        idempo_broker::SequenceRejection::StaleEpoch { .. } => counts.stale_epoch_rejected += 1,
-                        _ => counts.gaps_rejected += 1,
+                Verdict::Rejected(SequenceRejection::StaleEpoch { .. }) => {
+                    counts.stale_epoch_rejected += 1;
+                    entry.rejections += 1;
+                }
+                Verdict::Rejected(_) => {
+                    counts.gaps_rejected += 1;
+                    if entry.appends > 0 && outcome.producer_epoch.0 >= 0 {
+                        counts.retries_outside_window += 1;
                     }
-                    entry.map(|e| e.rejections += 1);
+                    entry.rejections += 1;
                 }
                 Verdict::Invalid(_) => {
                     counts.other_rejected += 1;
-                    entry.map(|e| e.rejections += 1);
+                    entry.rejections += 1;
                 }
             }
             if let Some(t) = &mut self.trace {

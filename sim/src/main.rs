@@ -138,6 +138,10 @@ enum Command {
         /// Print one JSON summary object instead of the text report.
         #[arg(long, conflicts_with = "trace")]
         json: bool,
+        /// Also measure the run: wall-clock time, simulated requests per second, peak memory.
+        /// (These figures vary from run to run; everything else is deterministic.)
+        #[arg(long, conflicts_with = "trace")]
+        bench: bool,
     },
     /// Run the same seed and fault schedule with idempotence on and off (and variants) and
     /// print the counts side by side.
@@ -180,7 +184,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { args, trace, json } => run(args.config(), trace, json),
+        Command::Run { args, trace, json, bench } => run(args.config(), trace, json, bench),
         Command::Compare { args, variants, json } => run_compare(args.config(), &variants, json),
         Command::Explain {
             file,
@@ -242,7 +246,7 @@ fn run_explain(file: &str, json: bool, config: BrokerConfig) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(config: SimConfig, trace: bool, json: bool) -> ExitCode {
+fn run(config: SimConfig, trace: bool, json: bool, bench: bool) -> ExitCode {
     if let Err(e) = config.validate() {
         return usage_error(e);
     }
@@ -256,7 +260,9 @@ fn run(config: SimConfig, trace: bool, json: bool) -> ExitCode {
         Ok(sim) => sim,
         Err(e) => return usage_error(e),
     };
+    let started = std::time::Instant::now();
     let (result, tracer) = sim.run();
+    let wall = started.elapsed();
     if let Some(mut t) = tracer {
         t.flush();
     }
@@ -265,7 +271,28 @@ fn run(config: SimConfig, trace: bool, json: bool) -> ExitCode {
     } else {
         let _ = write!(out, "{}", report::summary(&config, &result));
     }
+    if bench {
+        let secs = wall.as_secs_f64().max(1e-9);
+        let peak = peak_rss_kib().map_or_else(|| "unknown".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+        let _ = writeln!(
+            out,
+            "bench: {:.3} s wall, {} requests ({:.0} simulated requests/s), {} events ({:.0} events/s), {:.0} records/s, peak RSS {peak}",
+            secs,
+            result.requests,
+            result.requests as f64 / secs,
+            result.events,
+            result.events as f64 / secs,
+            result.records_sent as f64 / secs,
+        );
+    }
     if result.check.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn run_compare(base: SimConfig, variants: &[String], json: bool) -> ExitCode {

@@ -60,6 +60,13 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
         r.broker.appended, r.broker.duplicates_dropped, r.broker.gaps_rejected, r.broker.stale_epoch_rejected, r.broker.other_rejected
     );
     let _ = writeln!(s, "  producer  epoch bumps {}  new producer ids {}", r.epoch_bumps, r.producer_id_resets);
+    if r.broker.retries_outside_window > 0 {
+        let _ = writeln!(
+            s,
+            "  note      {} retries of batches already in the log fell outside the dedup window ({}) and were refused",
+            r.broker.retries_outside_window, config.dedup_window
+        );
+    }
     let _ = writeln!(s, "ack ledger (batches)");
     for (name, n) in [
         ("written and acked at the first attempt", l.written_acked_first_try),
@@ -119,6 +126,7 @@ pub fn json(config: &SimConfig, r: &RunReport) -> Value {
         "gaps_rejected": r.broker.gaps_rejected,
         "stale_epoch_rejected": r.broker.stale_epoch_rejected,
         "appended": r.broker.appended,
+        "retries_outside_window": r.broker.retries_outside_window,
         "epoch_bumps": r.epoch_bumps,
         "producer_id_resets": r.producer_id_resets,
         "faults": r.faults,
