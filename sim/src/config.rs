@@ -26,8 +26,12 @@ pub struct SimConfig {
     pub request_loss: f64,
     /// Smallest one-way latency.
     pub latency_min_ms: u64,
-    /// Largest one-way latency; random latency reorders messages in flight.
+    /// Largest one-way latency.
     pub latency_max_ms: u64,
+    /// Let a message overtake an earlier one on the same connection. Off (the default), each
+    /// producer's connection is FIFO as TCP is: latency varies, order does not. On, random
+    /// latency reorders requests in flight, which Kafka's protocol does not expect.
+    pub reorder: bool,
     /// Producer `request.timeout.ms`.
     pub request_timeout_ms: u64,
     /// Producer `delivery.timeout.ms`.
@@ -62,6 +66,7 @@ impl Default for SimConfig {
             request_loss: 0.02,
             latency_min_ms: 1,
             latency_max_ms: 20,
+            reorder: false,
             request_timeout_ms: 200,
             delivery_timeout_ms: 120_000,
             retries: i32::MAX as u32,
@@ -156,6 +161,9 @@ impl fmt::Display for SimConfig {
         )?;
         if self.unsafe_max_in_flight {
             write!(f, " --unsafe-max-in-flight")?;
+        }
+        if self.reorder {
+            write!(f, " --reorder")?;
         }
         if self.producer_id_expiration_ms != SimConfig::default().producer_id_expiration_ms {
             write!(f, " --producer-id-expiration-ms {}", self.producer_id_expiration_ms)?;

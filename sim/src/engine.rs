@@ -9,7 +9,10 @@
 //!    puts whatever [`Producer::poll_request`] yields on the network.
 //! 2. **The network** decides each message's fate with the [`FaultOracle`], keyed by the
 //!    logical event (producer, batch, attempt): lost request, or a latency drawn from the
-//!    configured range (random latency reorders requests in flight).
+//!    configured range. Each producer has one connection, FIFO in each direction as TCP is
+//!    (a message never overtakes an earlier one, though it may be lost, as when a proxy drops
+//!    a frame), unless `reorder` is set: then random latency reorders messages in flight,
+//!    which Kafka's protocol does not expect and which can defeat its guarantee.
 //! 3. **The broker** is the real [`Broker`]; it answers at once, and its answer travels back
 //!    through the network, where the ack may be lost.
 //! 4. **Timeouts**: each producer is woken at [`Producer::next_wakeup_ms`].
@@ -27,7 +30,7 @@ use idempo_protocol::{Record, Request, RequestFrame, ResponseFrame};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Counts of what the network and broker did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -36,6 +39,8 @@ pub struct FaultCounts {
     pub request_lost: u64,
     /// Responses lost on the way back.
     pub ack_lost: u64,
+    /// Connections the clients closed (a response missing or a request timed out).
+    pub disconnects: u64,
 }
 
 /// Counts of what the broker answered, per batch.
@@ -85,11 +90,14 @@ pub struct RunReport {
 
 enum Event {
     /// A request reaches the broker.
-    Request { producer: u32, frame: RequestFrame, key_batch: u64, attempt: u32 },
-    /// A response reaches a producer.
-    Response { producer: u32, frame: ResponseFrame },
+    Request { producer: u32, connection: u32, frame: RequestFrame, key_batch: u64, attempt: u32 },
+    /// A response reaches a producer over connection number `connection`.
+    Response { producer: u32, connection: u32, frame: ResponseFrame },
     /// A producer's timer fires.
     Wakeup { producer: u32 },
+    /// `request.timeout.ms` after a request was sent: if it is still unanswered, the client
+    /// closes the connection, as Kafka's `NetworkClient` does.
+    RequestTimeout { producer: u32, connection: u32, correlation_id: i32 },
 }
 
 struct Scheduled {
@@ -122,6 +130,14 @@ struct Slot {
     first_handle: Option<u64>,
     init_attempts: u32,
     wakeup_at_ms: Option<u64>,
+    /// Arrival time of the last request on this producer's connection (FIFO unless reorder).
+    request_arrival_ms: u64,
+    /// Arrival time of the last response on this producer's connection.
+    response_arrival_ms: u64,
+    /// Number of the producer's current connection; bumped when the client closes it.
+    connection: u32,
+    /// Correlation ids sent on the current connection and not yet answered, oldest first.
+    awaiting: VecDeque<i32>,
     ledger: Vec<BatchLedger>,
 }
 
@@ -181,6 +197,10 @@ impl Simulation {
                 first_handle: None,
                 init_attempts: 0,
                 wakeup_at_ms: None,
+                request_arrival_ms: 0,
+                response_arrival_ms: 0,
+                connection: 0,
+                awaiting: VecDeque::new(),
                 ledger: vec![BatchLedger::default(); config.batches_per_producer() as usize],
             });
         }
@@ -220,16 +240,19 @@ impl Simulation {
             self.now_ms = next.at_ms;
             self.events += 1;
             match next.event {
-                Event::Request { producer, frame, key_batch, attempt } => {
-                    self.deliver_request(producer, frame, key_batch, attempt)
+                Event::Request { producer, connection, frame, key_batch, attempt } => {
+                    self.deliver_request(producer, connection, frame, key_batch, attempt)
                 }
-                Event::Response { producer, frame } => {
-                    if let Some(t) = &mut self.trace {
-                        t.line(self.now_ms, producer, trace::response_arrived(&frame));
+                Event::Response { producer, connection, frame } => self.receive_response(producer, connection, frame),
+                Event::RequestTimeout { producer, connection, correlation_id } => {
+                    let slot = &self.slots[producer as usize];
+                    if slot.connection == connection && slot.awaiting.contains(&correlation_id) {
+                        self.disconnect(
+                            producer,
+                            &format!("request #{correlation_id} unanswered after request.timeout.ms"),
+                        );
+                        self.pump(producer);
                     }
-                    self.in_flight.remove(&(producer, frame.correlation_id));
-                    self.slots[producer as usize].producer.on_response(frame, self.now_ms);
-                    self.pump(producer);
                 }
                 Event::Wakeup { producer } => {
                     let slot = &mut self.slots[producer as usize];
@@ -324,6 +347,13 @@ impl Simulation {
                 (INIT_PRODUCER_ID, slot.init_attempts, Vec::new())
             }
         };
+        let connection = slot.connection;
+        if !self.config.reorder {
+            slot.awaiting.push_back(frame.correlation_id);
+            let at = self.now_ms + self.config.request_timeout_ms;
+            self.schedule(at, Event::RequestTimeout { producer: p, connection, correlation_id: frame.correlation_id });
+        }
+        let slot = &mut self.slots[p as usize];
         let c = &self.config;
         if self.oracle.happens(c.request_loss, FaultKind::RequestLoss, p, key_batch, attempt) {
             self.faults.request_lost += 1;
@@ -337,15 +367,20 @@ impl Simulation {
         }
         let latency =
             self.oracle.latency(c.latency_min_ms, c.latency_max_ms, FaultKind::RequestLatency, p, key_batch, attempt);
+        let mut arrival = self.now_ms + latency;
+        if !c.reorder {
+            arrival = arrival.max(slot.request_arrival_ms);
+            slot.request_arrival_ms = arrival;
+        }
         if let Some(t) = &mut self.trace {
-            t.line(self.now_ms, p, format!("{} (arrives in {latency} ms)", trace::request(&frame)));
+            t.line(self.now_ms, p, format!("{} (arrives in {} ms)", trace::request(&frame), arrival - self.now_ms));
         }
         self.in_flight.insert((p, frame.correlation_id), batches);
-        self.schedule(self.now_ms + latency, Event::Request { producer: p, frame, key_batch, attempt });
+        self.schedule(arrival, Event::Request { producer: p, connection, frame, key_batch, attempt });
     }
 
     /// The broker serves a request; its answer travels back, unless the ack is lost.
-    fn deliver_request(&mut self, p: u32, frame: RequestFrame, key_batch: u64, attempt: u32) {
+    fn deliver_request(&mut self, p: u32, connection: u32, frame: RequestFrame, key_batch: u64, attempt: u32) {
         self.broker.advance_time(self.now_ms as i64);
         let handled = self.broker.handle(&frame);
         let batches = self.in_flight.get(&(p, frame.correlation_id)).cloned().unwrap_or_default();
@@ -388,7 +423,6 @@ impl Simulation {
         let c = &self.config;
         if self.oracle.happens(c.ack_loss, FaultKind::AckLoss, p, key_batch, attempt) {
             self.faults.ack_lost += 1;
-            self.in_flight.remove(&(p, frame.correlation_id));
             for b in &batches {
                 self.slots[p as usize].ledger[*b as usize].acks_lost += 1;
             }
@@ -399,7 +433,61 @@ impl Simulation {
         }
         let latency =
             self.oracle.latency(c.latency_min_ms, c.latency_max_ms, FaultKind::ResponseLatency, p, key_batch, attempt);
-        self.schedule(self.now_ms + latency, Event::Response { producer: p, frame: handled.response });
+        let mut arrival = self.now_ms + latency;
+        if !c.reorder {
+            let slot = &mut self.slots[p as usize];
+            arrival = arrival.max(slot.response_arrival_ms);
+            slot.response_arrival_ms = arrival;
+        }
+        self.schedule(arrival, Event::Response { producer: p, connection, frame: handled.response });
+    }
+
+    /// A response reaches its producer. On a FIFO connection it must answer the oldest
+    /// unanswered request: if it does not, an earlier response was lost, and the client closes
+    /// the connection (Kafka's `NetworkClient` refuses a response whose correlation id is not
+    /// the oldest in flight). Responses on a closed connection are discarded.
+    fn receive_response(&mut self, p: u32, connection: u32, frame: ResponseFrame) {
+        let slot = &mut self.slots[p as usize];
+        if !self.config.reorder {
+            if connection != slot.connection {
+                if let Some(t) = &mut self.trace {
+                    t.line(self.now_ms, p, format!("response #{} discarded: its connection was closed", frame.correlation_id));
+                }
+                return;
+            }
+            if slot.awaiting.front() != Some(&frame.correlation_id) {
+                let missing = slot.awaiting.front().copied().unwrap_or(-1);
+                self.disconnect(
+                    p,
+                    &format!("response #{} arrived but #{missing}'s never did", frame.correlation_id),
+                );
+                self.pump(p);
+                return;
+            }
+            slot.awaiting.pop_front();
+        }
+        if let Some(t) = &mut self.trace {
+            t.line(self.now_ms, p, trace::response_arrived(&frame));
+        }
+        self.in_flight.remove(&(p, frame.correlation_id));
+        self.slots[p as usize].producer.on_response(frame, self.now_ms);
+        self.pump(p);
+    }
+
+    /// Closes producer `p`'s connection: every request awaiting an answer on it fails (its
+    /// outcome unknown), as when Kafka's client disconnects; later requests use a new one.
+    fn disconnect(&mut self, p: u32, why: &str) {
+        let slot = &mut self.slots[p as usize];
+        slot.connection += 1;
+        let failed: Vec<i32> = slot.awaiting.drain(..).collect();
+        self.faults.disconnects += 1;
+        if let Some(t) = &mut self.trace {
+            t.line(self.now_ms, p, format!("connection closed ({why}): {} request(s) failed", failed.len()));
+        }
+        for correlation_id in failed {
+            self.in_flight.remove(&(p, correlation_id));
+            self.slots[p as usize].producer.on_request_failed(correlation_id, self.now_ms);
+        }
     }
 
     fn report(self, finished: bool) -> (RunReport, Option<Trace>) {

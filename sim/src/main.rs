@@ -55,9 +55,14 @@ struct RunArgs {
     /// Probability that a request is lost before the broker.
     #[arg(long, default_value_t = 0.02, value_parser = probability)]
     request_loss: f64,
-    /// One-way latency range MIN..MAX; random latency reorders requests in flight.
+    /// One-way latency range MIN..MAX. Each producer's connection stays FIFO, as TCP is,
+    /// unless --reorder.
     #[arg(long, default_value = "1..20", value_parser = latency_range)]
     latency_ms: (u64, u64),
+    /// Let random latency reorder messages in flight on a connection (beyond what TCP
+    /// allows; shows that Kafka's guarantee relies on in-order delivery).
+    #[arg(long)]
+    reorder: bool,
     /// Producer request.timeout.ms.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout_ms: u64,
@@ -98,6 +103,7 @@ impl RunArgs {
             request_loss: self.request_loss,
             latency_min_ms: self.latency_ms.0,
             latency_max_ms: self.latency_ms.1,
+            reorder: self.reorder,
             request_timeout_ms: self.request_timeout_ms,
             delivery_timeout_ms: self.delivery_timeout_ms,
             retries: self.retries,
