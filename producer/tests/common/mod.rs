@@ -1,0 +1,237 @@
+//! Helpers for driving a `Producer` by hand: a handshake, request inspection, hand-made
+//! answers, and a tiny fake broker that deduplicates as a modern Kafka broker does
+//! (kafka-idempotence.md §5).
+
+#![allow(dead_code)]
+
+use idempo_producer::{DeliveryReport, Producer, ProducerConfig, ProducerEvent};
+use idempo_protocol::{
+    BatchHeader, ErrorCode, InitProducerIdResponse, PartitionProduceResponse, ProduceResponse,
+    ProducerEpoch, ProducerId, Record, RecordBatch, Request, RequestFrame, Response, ResponseFrame,
+    Sequence,
+};
+use std::collections::{BTreeMap, VecDeque};
+
+pub const PID: ProducerId = ProducerId(7);
+
+pub fn records(n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| Record::with_value(0, format!("r{i}")))
+        .collect()
+}
+
+/// A producer that already holds producer id 7, epoch 0.
+pub fn ready(config: ProducerConfig) -> Producer {
+    let mut p = Producer::new(config).expect("valid config");
+    let init = p.poll_request(0).expect("InitProducerId first");
+    assert!(matches!(init.request, Request::InitProducerId(_)));
+    p.on_response(init_ok(init.correlation_id, PID, ProducerEpoch(0)), 0);
+    p
+}
+
+pub fn init_ok(
+    correlation_id: i32,
+    producer_id: ProducerId,
+    epoch: ProducerEpoch,
+) -> ResponseFrame {
+    ResponseFrame {
+        correlation_id,
+        response: Response::InitProducerId(InitProducerIdResponse {
+            error_code: ErrorCode::None,
+            producer_id,
+            producer_epoch: epoch,
+        }),
+    }
+}
+
+/// One batch of a Produce request, as the broker would parse it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub partition: i32,
+    pub producer_id: ProducerId,
+    pub epoch: ProducerEpoch,
+    pub base_sequence: Sequence,
+    pub last_sequence: Sequence,
+    pub records: i32,
+}
+
+/// Polls one Produce request and parses its batch headers.
+pub fn poll_produce(p: &mut Producer, now_ms: u64) -> Option<(i32, Vec<Sent>)> {
+    let frame = p.poll_request(now_ms)?;
+    Some((frame.correlation_id, parse(&frame)))
+}
+
+pub fn parse(frame: &RequestFrame) -> Vec<Sent> {
+    let Request::Produce(request) = &frame.request else {
+        panic!("expected Produce, got {:?}", frame.request)
+    };
+    request
+        .partitions
+        .iter()
+        .map(|d| {
+            let h = BatchHeader::parse(&d.records).expect("a whole batch header");
+            Sent {
+                partition: d.partition,
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                base_sequence: h.base_sequence,
+                last_sequence: h.last_sequence(),
+                records: h.records_count,
+            }
+        })
+        .collect()
+}
+
+/// A hand-made Produce answer: `(partition, error, base_offset)` per batch.
+pub fn answer(correlation_id: i32, results: &[(i32, ErrorCode, i64)]) -> ResponseFrame {
+    ResponseFrame {
+        correlation_id,
+        response: Response::Produce(ProduceResponse {
+            partitions: results
+                .iter()
+                .map(
+                    |&(partition, error_code, base_offset)| PartitionProduceResponse {
+                        partition,
+                        error_code,
+                        base_offset,
+                        log_append_time_ms: -1,
+                        log_start_offset: 0,
+                    },
+                )
+                .collect(),
+        }),
+    }
+}
+
+pub fn deliveries(p: &mut Producer) -> Vec<DeliveryReport> {
+    std::iter::from_fn(|| p.poll_delivery()).collect()
+}
+
+pub fn events(p: &mut Producer) -> Vec<ProducerEvent> {
+    std::iter::from_fn(|| p.poll_event()).collect()
+}
+
+// ----- fake broker -----------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    /// (first_seq, last_seq, base_offset), at most `window`.
+    batches: VecDeque<(i32, i32, i64)>,
+}
+
+#[derive(Debug, Default)]
+pub struct FakePartition {
+    /// Record values in log order.
+    pub log: Vec<String>,
+    producers: BTreeMap<i64, ProducerEntry>,
+}
+
+/// A one-node broker with Kafka 2.5+ dedup rules and a dedup window of `window` batches.
+#[derive(Debug)]
+pub struct FakeBroker {
+    pub window: usize,
+    next_producer_id: i64,
+    pub partitions: BTreeMap<i32, FakePartition>,
+}
+
+impl FakeBroker {
+    pub fn new(window: usize) -> FakeBroker {
+        FakeBroker {
+            window,
+            next_producer_id: 1000,
+            partitions: BTreeMap::new(),
+        }
+    }
+
+    pub fn handle(&mut self, frame: &RequestFrame) -> Option<ResponseFrame> {
+        let response = match &frame.request {
+            Request::InitProducerId(_) => {
+                self.next_producer_id += 1;
+                Response::InitProducerId(InitProducerIdResponse {
+                    error_code: ErrorCode::None,
+                    producer_id: ProducerId(self.next_producer_id),
+                    producer_epoch: ProducerEpoch(0),
+                })
+            }
+            Request::Produce(request) => {
+                if request.acks == 0 {
+                    for d in &request.partitions {
+                        self.append(d.partition, &d.records);
+                    }
+                    return None;
+                }
+                Response::Produce(ProduceResponse {
+                    partitions: request
+                        .partitions
+                        .iter()
+                        .map(|d| {
+                            let (error_code, base_offset) = self.append(d.partition, &d.records);
+                            PartitionProduceResponse {
+                                partition: d.partition,
+                                error_code,
+                                base_offset,
+                                log_append_time_ms: -1,
+                                log_start_offset: 0,
+                            }
+                        })
+                        .collect(),
+                })
+            }
+            Request::Fetch(_) => panic!("the producer never fetches"),
+        };
+        Some(ResponseFrame {
+            correlation_id: frame.correlation_id,
+            response,
+        })
+    }
+
+    fn append(&mut self, partition: i32, bytes: &bytes::Bytes) -> (ErrorCode, i64) {
+        let batch = RecordBatch::decode(bytes.clone()).expect("the producer encodes valid batches");
+        let window = self.window;
+        let part = self.partitions.entry(partition).or_default();
+        let base_offset = part.log.len() as i64;
+        let values = batch.records.iter().map(|r| {
+            String::from_utf8(r.value.clone().unwrap_or_default().to_vec()).expect("utf-8")
+        });
+        if !batch.producer_id.is_some() {
+            part.log.extend(values);
+            return (ErrorCode::None, base_offset);
+        }
+        let (first, last) = (batch.base_sequence.0, batch.last_sequence().0);
+        let epoch = batch.producer_epoch.0;
+        if let Some(entry) = part.producers.get(&batch.producer_id.0) {
+            if entry.epoch == epoch
+                && let Some(&(_, _, offset)) = entry
+                    .batches
+                    .iter()
+                    .find(|&&(f, l, _)| f == first && l == last)
+            {
+                return (ErrorCode::None, offset);
+            }
+            if epoch < entry.epoch {
+                return (ErrorCode::InvalidProducerEpoch, -1);
+            }
+            let in_sequence = if epoch > entry.epoch {
+                first == 0
+            } else {
+                let last_seq = entry.batches.back().map_or(-1, |&(_, l, _)| l);
+                Sequence(first).follows(Sequence(last_seq))
+            };
+            if !in_sequence {
+                return (ErrorCode::OutOfOrderSequenceNumber, -1);
+            }
+        }
+        let entry = part.producers.entry(batch.producer_id.0).or_default();
+        if entry.epoch != epoch {
+            entry.batches.clear();
+            entry.epoch = epoch;
+        }
+        entry.batches.push_back((first, last, base_offset));
+        if entry.batches.len() > window {
+            entry.batches.pop_front();
+        }
+        part.log.extend(values);
+        (ErrorCode::None, base_offset)
+    }
+}
