@@ -45,13 +45,7 @@ pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, Strin
         "request-timeout-ms" => c.request_timeout_ms = value.parse().map_err(|_| bad())?,
         "delivery-timeout-ms" => c.delivery_timeout_ms = value.parse().map_err(|_| bad())?,
         "retry-backoff-ms" => c.retry_backoff_ms = value.parse().map_err(|_| bad())?,
-        "reorder" => {
-            c.reorder = match value {
-                "on" | "true" => true,
-                "off" | "false" => false,
-                _ => return Err(bad()),
-            }
-        }
+        "network" => c.network = crate::config::Network::parse(value).map_err(|_| bad())?,
         "latency-ms" => {
             let (min, max) = crate::config::parse_range(value).map_err(|_| bad())?;
             c.latency_min_ms = min;
@@ -61,7 +55,7 @@ pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, Strin
             return Err(format!(
                 "--variant `{variant}`: unknown setting `{other}` (expected one of: dedup-window, max-in-flight, \
                  idempotence, ack-loss, request-loss, retries, request-timeout-ms, delivery-timeout-ms, \
-                 retry-backoff-ms, latency-ms, reorder)"
+                 retry-backoff-ms, latency-ms, network)"
             ));
         }
     }

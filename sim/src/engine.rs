@@ -8,11 +8,18 @@
 //!    one its batches (round robin over partitions), keeping a bounded number outstanding, and
 //!    puts whatever [`Producer::poll_request`] yields on the network.
 //! 2. **The network** decides each message's fate with the [`FaultOracle`], keyed by the
-//!    logical event (producer, batch, attempt): lost request, or a latency drawn from the
-//!    configured range. Each producer has one connection, FIFO in each direction as TCP is
-//!    (a message never overtakes an earlier one, though it may be lost, as when a proxy drops
-//!    a frame), unless `reorder` is set: then random latency reorders messages in flight,
-//!    which Kafka's protocol does not expect and which can defeat its guarantee.
+//!    logical event (producer, batch, attempt): lost request, lost ack, or a latency drawn
+//!    from the configured range. Each producer has one connection that behaves as TCP does:
+//!    FIFO in each direction (latency varies, order does not), and a loss is a *break*: the
+//!    lost message and everything after it on that connection are gone, until the client
+//!    notices (a request unanswered for `request_timeout_ms`, or a response that is not the
+//!    oldest awaited) and closes it, failing every request awaiting an answer, as Kafka's
+//!    `NetworkClient` does. Retries then go out on a new connection.
+//!
+//!    Two other models are experiments ([`Network`](crate::config::Network)): `proxy` drops
+//!    single frames and keeps the connection (what a fault proxy does to real clients), and
+//!    `datagram` loses and reorders each message on its own, which Kafka's protocol does not
+//!    expect.
 //! 3. **The broker** is the real [`Broker`]; it answers at once, and its answer travels back
 //!    through the network, where the ack may be lost.
 //! 4. **Timeouts**: each producer is woken at [`Producer::next_wakeup_ms`].
@@ -41,6 +48,8 @@ pub struct FaultCounts {
     pub ack_lost: u64,
     /// Connections the clients closed (a response missing or a request timed out).
     pub disconnects: u64,
+    /// Requests and responses lost because their connection had already broken.
+    pub lost_with_connection: u64,
 }
 
 /// Counts of what the broker answered, per batch.
@@ -130,7 +139,8 @@ struct Slot {
     first_handle: Option<u64>,
     init_attempts: u32,
     wakeup_at_ms: Option<u64>,
-    /// Arrival time of the last request on this producer's connection (FIFO unless reorder).
+    /// Arrival time of the last request on this producer's connection (kept FIFO unless the
+    /// network model reorders).
     request_arrival_ms: u64,
     /// Arrival time of the last response on this producer's connection.
     response_arrival_ms: u64,
@@ -138,6 +148,8 @@ struct Slot {
     connection: u32,
     /// Correlation ids sent on the current connection and not yet answered, oldest first.
     awaiting: VecDeque<i32>,
+    /// The current connection was cut by a fault; the client has not noticed yet.
+    cut: bool,
     ledger: Vec<BatchLedger>,
 }
 
@@ -201,6 +213,7 @@ impl Simulation {
                 response_arrival_ms: 0,
                 connection: 0,
                 awaiting: VecDeque::new(),
+                cut: false,
                 ledger: vec![BatchLedger::default(); config.batches_per_producer() as usize],
             });
         }
@@ -348,27 +361,40 @@ impl Simulation {
             }
         };
         let connection = slot.connection;
-        if !self.config.reorder {
+        if self.config.network.fifo() {
             slot.awaiting.push_back(frame.correlation_id);
             let at = self.now_ms + self.config.request_timeout_ms;
             self.schedule(at, Event::RequestTimeout { producer: p, connection, correlation_id: frame.correlation_id });
         }
         let slot = &mut self.slots[p as usize];
         let c = &self.config;
-        if self.oracle.happens(c.request_loss, FaultKind::RequestLoss, p, key_batch, attempt) {
-            self.faults.request_lost += 1;
+        let lost_with_connection = c.network.loss_breaks_connection() && slot.cut;
+        if lost_with_connection || self.oracle.happens(c.request_loss, FaultKind::RequestLoss, p, key_batch, attempt) {
+            if lost_with_connection {
+                self.faults.lost_with_connection += 1;
+            } else {
+                self.faults.request_lost += 1;
+                slot.cut = c.network.loss_breaks_connection();
+            }
             for b in &batches {
                 slot.ledger[*b as usize].requests_lost += 1;
             }
             if let Some(t) = &mut self.trace {
-                t.line(self.now_ms, p, format!("{} — dropped on the way to the broker", trace::request(&frame)));
+                let why = if lost_with_connection {
+                    "lost: the connection is already broken"
+                } else if !c.network.loss_breaks_connection() {
+                    "dropped on the way to the broker"
+                } else {
+                    "lost: the connection broke before the broker read it"
+                };
+                t.line(self.now_ms, p, format!("{} — {why}", trace::request(&frame)));
             }
             return;
         }
         let latency =
             self.oracle.latency(c.latency_min_ms, c.latency_max_ms, FaultKind::RequestLatency, p, key_batch, attempt);
         let mut arrival = self.now_ms + latency;
-        if !c.reorder {
+        if c.network.fifo() {
             arrival = arrival.max(slot.request_arrival_ms);
             slot.request_arrival_ms = arrival;
         }
@@ -381,6 +407,14 @@ impl Simulation {
 
     /// The broker serves a request; its answer travels back, unless the ack is lost.
     fn deliver_request(&mut self, p: u32, connection: u32, frame: RequestFrame, key_batch: u64, attempt: u32) {
+        if self.config.network.fifo() && self.connection_broken(p, connection) {
+            self.faults.lost_with_connection += 1;
+            self.in_flight.remove(&(p, frame.correlation_id));
+            if let Some(t) = &mut self.trace {
+                t.line(self.now_ms, p, format!("{} — lost with its broken connection", trace::request(&frame)));
+            }
+            return;
+        }
         self.broker.advance_time(self.now_ms as i64);
         let handled = self.broker.handle(&frame);
         let batches = self.in_flight.get(&(p, frame.correlation_id)).cloned().unwrap_or_default();
@@ -423,18 +457,26 @@ impl Simulation {
         let c = &self.config;
         if self.oracle.happens(c.ack_loss, FaultKind::AckLoss, p, key_batch, attempt) {
             self.faults.ack_lost += 1;
+            if c.network.loss_breaks_connection() {
+                self.slots[p as usize].cut = true;
+            }
             for b in &batches {
                 self.slots[p as usize].ledger[*b as usize].acks_lost += 1;
             }
             if let Some(t) = &mut self.trace {
-                t.line(self.now_ms, p, format!("response to request #{} — dropped on the way back (lost ack)", frame.correlation_id));
+                let how = if c.network.loss_breaks_connection() {
+                    "the connection broke before it was sent"
+                } else {
+                    "dropped on the way back"
+                };
+                t.line(self.now_ms, p, format!("response to request #{} — {how} (lost ack)", frame.correlation_id));
             }
             return;
         }
         let latency =
             self.oracle.latency(c.latency_min_ms, c.latency_max_ms, FaultKind::ResponseLatency, p, key_batch, attempt);
         let mut arrival = self.now_ms + latency;
-        if !c.reorder {
+        if c.network.fifo() {
             let slot = &mut self.slots[p as usize];
             arrival = arrival.max(slot.response_arrival_ms);
             slot.response_arrival_ms = arrival;
@@ -447,14 +489,15 @@ impl Simulation {
     /// the connection (Kafka's `NetworkClient` refuses a response whose correlation id is not
     /// the oldest in flight). Responses on a closed connection are discarded.
     fn receive_response(&mut self, p: u32, connection: u32, frame: ResponseFrame) {
-        let slot = &mut self.slots[p as usize];
-        if !self.config.reorder {
-            if connection != slot.connection {
-                if let Some(t) = &mut self.trace {
-                    t.line(self.now_ms, p, format!("response #{} discarded: its connection was closed", frame.correlation_id));
-                }
-                return;
+        if self.config.network.fifo() && self.connection_broken(p, connection) {
+            self.faults.lost_with_connection += 1;
+            if let Some(t) = &mut self.trace {
+                t.line(self.now_ms, p, format!("response #{} lost with its broken connection", frame.correlation_id));
             }
+            return;
+        }
+        let slot = &mut self.slots[p as usize];
+        if self.config.network.fifo() {
             if slot.awaiting.front() != Some(&frame.correlation_id) {
                 let missing = slot.awaiting.front().copied().unwrap_or(-1);
                 self.disconnect(
@@ -474,11 +517,19 @@ impl Simulation {
         self.pump(p);
     }
 
+    /// True when `connection` is no longer producer `p`'s live connection: the client closed
+    /// it, or a fault cut it.
+    fn connection_broken(&self, p: u32, connection: u32) -> bool {
+        let slot = &self.slots[p as usize];
+        connection != slot.connection || slot.cut
+    }
+
     /// Closes producer `p`'s connection: every request awaiting an answer on it fails (its
     /// outcome unknown), as when Kafka's client disconnects; later requests use a new one.
     fn disconnect(&mut self, p: u32, why: &str) {
         let slot = &mut self.slots[p as usize];
         slot.connection += 1;
+        slot.cut = false;
         let failed: Vec<i32> = slot.awaiting.drain(..).collect();
         self.faults.disconnects += 1;
         if let Some(t) = &mut self.trace {

@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use idempo_broker::BrokerConfig;
 use idempo_sim::trace::Trace;
+use idempo_sim::config::Network;
 use idempo_sim::{SimConfig, Simulation, compare, explain, report, script};
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -55,14 +56,15 @@ struct RunArgs {
     /// Probability that a request is lost before the broker.
     #[arg(long, default_value_t = 0.02, value_parser = probability)]
     request_loss: f64,
-    /// One-way latency range MIN..MAX. Each producer's connection stays FIFO, as TCP is,
-    /// unless --reorder.
+    /// One-way latency range MIN..MAX (random per message; with --network datagram it
+    /// reorders messages in flight).
     #[arg(long, default_value = "1..20", value_parser = latency_range)]
     latency_ms: (u64, u64),
-    /// Let random latency reorder messages in flight on a connection (beyond what TCP
-    /// allows; shows that Kafka's guarantee relies on in-order delivery).
-    #[arg(long)]
-    reorder: bool,
+    /// Network model: tcp (FIFO; a loss breaks the connection), proxy (FIFO; single frames
+    /// dropped, as by a fault proxy), datagram (each message lost or delayed on its own, so
+    /// latency reorders them).
+    #[arg(long, default_value = "tcp", value_parser = Network::parse)]
+    network: Network,
     /// Producer request.timeout.ms.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout_ms: u64,
@@ -103,7 +105,7 @@ impl RunArgs {
             request_loss: self.request_loss,
             latency_min_ms: self.latency_ms.0,
             latency_max_ms: self.latency_ms.1,
-            reorder: self.reorder,
+            network: self.network,
             request_timeout_ms: self.request_timeout_ms,
             delivery_timeout_ms: self.delivery_timeout_ms,
             retries: self.retries,

@@ -15,7 +15,7 @@ pub fn header(config: &SimConfig) -> String {
          \x20 workload   producers={} partitions={} records={} (per producer) batch_records={}\n\
          \x20 producer   idempotence={} max_in_flight={}{} request_timeout_ms={} delivery_timeout_ms={} retries={} retry_backoff_ms={}\n\
          \x20 broker     idempotence={} dedup_window={} producer_id_expiration_ms={}\n\
-         \x20 network    ack_loss={} request_loss={} latency_ms={}..{} order={}\n",
+         \x20 network    ack_loss={} request_loss={} latency_ms={}..{} network={}\n",
         c.seed,
         c.producers,
         c.partitions,
@@ -35,7 +35,7 @@ pub fn header(config: &SimConfig) -> String {
         c.request_loss,
         c.latency_min_ms,
         c.latency_max_ms,
-        if c.reorder { "reordering" } else { "fifo" },
+        c.network.name(),
     )
 }
 
@@ -52,8 +52,8 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
     );
     let _ = writeln!(
         s,
-        "  network   requests {}  retries {}  requests lost {}  acks lost {}  disconnects {}",
-        r.requests, r.retries, r.faults.request_lost, r.faults.ack_lost, r.faults.disconnects
+        "  network   requests {}  retries {}  requests lost {}  acks lost {}  lost with a broken connection {}  disconnects {}",
+        r.requests, r.retries, r.faults.request_lost, r.faults.ack_lost, r.faults.lost_with_connection, r.faults.disconnects
     );
     let _ = writeln!(
         s,
