@@ -105,7 +105,11 @@
 //! # Timeouts (kafka-idempotence.md §2.8)
 //!
 //! A request with no answer after `request_timeout_ms` leaves the in-flight table and its
-//! batches are retried as after a network error (the attempt counts). A batch still without an
+//! batches are retried as after a network error (the attempt counts). As Kafka's
+//! `NetworkClient` does, the timeout also closes the connection, so every other request in
+//! flight fails the same way: answers on one connection arrive in order, and once one is
+//! missing the later ones cannot be trusted to come. This is what keeps a retried batch
+//! inside the broker's dedup window; see `max_in_flight` in [`crate::config`]. A batch still without an
 //! outcome `delivery_timeout_ms` after `send()` fails: `Definite` if it was never sent (or every
 //! attempt was refused outright), `PossiblyPersisted` otherwise. A sent batch that expires makes
 //! its partition *unresolved*, with `unresolved_next_sequence = max(existing, last_seq + 1)`. An
@@ -1355,7 +1359,9 @@ impl Producer {
         let Some(cutoff_ms) = now_ms.checked_sub(self.config.request_timeout_ms) else {
             return;
         };
+        let mut timed_out = false;
         while let Some(request) = self.in_flight.pop_sent_before(cutoff_ms) {
+            timed_out = true;
             let correlation_id = request.correlation_id;
             self.stats.request_timeouts += 1;
             self.event(ProducerEvent::RequestTimedOut { correlation_id });
@@ -1366,5 +1372,80 @@ impl Producer {
                 now_ms,
             );
         }
+        if !timed_out {
+            return;
+        }
+        // Kafka's NetworkClient closes the connection of a timed-out request, which fails
+        // every other request in flight on it: answers on one connection come in order, so
+        // the later ones cannot arrive either.
+        let rest: Vec<InFlightRequest> = self.in_flight.drain_all().collect();
+        for request in rest {
+            let correlation_id = request.correlation_id;
+            self.stats.connection_failures += 1;
+            self.event(ProducerEvent::RequestFailed { correlation_id });
+            self.fail_request(
+                correlation_id,
+                request.kind,
+                FailureReason::ConnectionFailure,
+                now_ms,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idempo_protocol::BatchHeader;
+
+    fn ready() -> Producer {
+        let mut p = Producer::new(ProducerConfig::default()).unwrap();
+        let init = p.poll_request(0).unwrap();
+        let response = Response::InitProducerId(InitProducerIdResponse {
+            error_code: ErrorCode::None,
+            producer_id: ProducerId(7),
+            producer_epoch: ProducerEpoch(0),
+        });
+        p.on_response(
+            ResponseFrame {
+                correlation_id: init.correlation_id,
+                response,
+            },
+            0,
+        );
+        p
+    }
+
+    fn records(n: usize) -> Vec<Record> {
+        (0..n).map(|_| Record::with_value(0, "v")).collect()
+    }
+
+    fn header(frame: &RequestFrame) -> BatchHeader {
+        let Request::Produce(request) = &frame.request else {
+            panic!("expected Produce")
+        };
+        BatchHeader::parse(&request.partitions[0].records).unwrap()
+    }
+
+    #[test]
+    fn sequences_are_assigned_at_first_drain_and_wrap_past_i32_max() {
+        let mut p = ready();
+        p.send(0, records(3), 0);
+        p.send(0, records(3), 0);
+        assert!(
+            p.batches.values().all(|b| !b.has_sequence()),
+            "send() stamps nothing"
+        );
+        // Put the partition two records before the wrap, as if 2^31 - 1 records had gone.
+        let entry = &mut p.partitions.get_mut(&0).unwrap().entry;
+        entry.producer_id = ProducerId(7);
+        entry.producer_epoch = ProducerEpoch(0);
+        entry.next_sequence = Sequence(i32::MAX - 1);
+        let first = header(&p.poll_request(0).unwrap());
+        assert_eq!(first.base_sequence, Sequence(i32::MAX - 1));
+        assert_eq!(first.last_sequence(), Sequence(0), "MAX-1, MAX, 0");
+        let second = header(&p.poll_request(0).unwrap());
+        assert_eq!(second.base_sequence, Sequence(1));
+        assert_eq!(p.partitions[&0].entry.next_sequence, Sequence(4));
     }
 }

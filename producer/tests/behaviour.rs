@@ -418,34 +418,56 @@ fn delivery_timeout_of_sent_batch_is_possibly_persisted_and_leaves_partition_unr
     );
 }
 
+/// The first batch is retried late (at 550), so it expires at 1 500 while its retry is still
+/// awaited; the second batch is sent behind it.
+fn expire_first_of_two_on_the_wire() -> (Producer, i32, i32) {
+    let mut p = ready(ProducerConfig {
+        request_timeout_ms: 1_000,
+        delivery_timeout_ms: 1_500,
+        ..config()
+    });
+    p.send(0, records(2), 0);
+    let (c1, _) = poll_produce(&mut p, 0).unwrap();
+    p.on_request_failed(c1, 450);
+    let (c2, _) = poll_produce(&mut p, 550).unwrap();
+    p.send(0, records(2), 560);
+    let (c3, sent) = poll_produce(&mut p, 560).unwrap();
+    assert_eq!(sent[0].base_sequence, Sequence(2));
+    p.on_timeout(1_500);
+    assert!(
+        p.poll_delivery()
+            .unwrap()
+            .result
+            .unwrap_err()
+            .is_possibly_persisted()
+    );
+    (p, c2, c3)
+}
+
 #[test]
 fn unresolved_partition_blocks_new_batches_while_its_batches_are_in_flight() {
-    let mut p = ready(timeouts());
-    p.send(0, records(2), 0);
-    p.send(0, records(2), 400);
-    poll_produce(&mut p, 0).unwrap();
-    let (c2, _) = poll_produce(&mut p, 400).unwrap();
-    p.on_timeout(1_000); // the first batch expires; the second is still in flight
-    p.send(0, records(1), 1_000);
+    let (mut p, _c2, c3) = expire_first_of_two_on_the_wire();
+    p.send(0, records(1), 1_500);
     assert!(
-        p.poll_request(1_000).is_none(),
+        p.poll_request(1_500).is_none(),
         "no new batch while unresolved"
     );
-    p.on_response(answer(c2, &[(0, ErrorCode::None, 2)]), 1_001);
-    assert!(p.poll_request(1_001).is_some());
+    p.on_response(answer(c3, &[(0, ErrorCode::None, 2)]), 1_501);
+    assert!(
+        p.poll_request(1_501).is_none(),
+        "the expired batch's request is still awaited"
+    );
+    p.on_timeout(1_550);
+    assert!(p.poll_request(1_550).is_some());
 }
 
 #[test]
 fn later_ack_resolves_unresolved_partition_without_bump() {
-    let mut p = ready(timeouts());
-    p.send(0, records(2), 0);
-    p.send(0, records(2), 400);
-    poll_produce(&mut p, 0).unwrap();
-    let (c2, _) = poll_produce(&mut p, 400).unwrap();
-    p.on_timeout(1_000); // first batch expires on the wire, then its request times out
-    p.on_response(answer(c2, &[(0, ErrorCode::None, 2)]), 1_001);
-    p.send(0, records(1), 1_001);
-    let (_, sent) = poll_produce(&mut p, 1_001).unwrap();
+    let (mut p, _c2, c3) = expire_first_of_two_on_the_wire();
+    p.on_response(answer(c3, &[(0, ErrorCode::None, 2)]), 1_501);
+    p.on_timeout(1_550); // the expired batch's last request ends without an answer
+    p.send(0, records(1), 1_551);
+    let (_, sent) = poll_produce(&mut p, 1_551).unwrap();
     assert_eq!(
         (sent[0].epoch, sent[0].base_sequence),
         (ProducerEpoch(0), Sequence(4))
