@@ -164,7 +164,7 @@ impl std::error::Error for ConfigError {}
 impl ProducerConfig {
     /// Checks the settings as Kafka's `ProducerConfig` does, with idempotence always explicit.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !matches!(self.acks, -1 | 0 | 1) {
+        if !(-1..=1).contains(&self.acks) {
             return Err(ConfigError::InvalidAcks { acks: self.acks });
         }
         if self.max_in_flight == 0 {

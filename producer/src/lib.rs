@@ -43,6 +43,11 @@
 //! epoch and fences the old one. The rules, the drain gates and the handling of answers that
 //! arrive after such a bump are the essay of the [`producer`] module.
 //!
+//! The guarantee has holes that belong to Kafka, not to this model, and the crate keeps them
+//! so that the simulator can show them: a bump re-stamps batches whose earlier attempt may
+//! have been written, and a 2.5+ broker accepts a gap from a producer it does not know yet.
+//! Both are described at the end of the [`producer`] essay.
+//!
 //! ## Layout
 //! - [`config`]: `ProducerConfig` with Kafka's defaults, and `ConfigError`.
 //! - `batch`: `ProducerBatch` (a `send()` and its wire bytes) and [`DeliveryHandle`].

@@ -99,8 +99,14 @@
 //! written again. The bumps that Kafka's rules trigger make this rare: a gap the broker
 //! reports with `OUT_OF_ORDER_SEQUENCE_NUMBER` means the batches after it were not written,
 //! and an unresolved partition is only bumped when nothing is in flight. A failed batch
-//! (for example `INVALID_RECORD`) while an earlier batch's answer is still lost is the case
-//! left, and the simulator's checker can show it.
+//! (for example `INVALID_RECORD`) while an earlier batch's answer is still lost is one case
+//! left. The other comes from the broker: since 2.5 (KIP-360) a broker accepts the *first*
+//! batch of a producer it does not know at any sequence. If a partition's first batch is lost
+//! and the second is appended (its answer lost too), the first one's retry is refused as the
+//! next expected batch, the bump rewrites both, and the second is written twice. The test
+//! `first_batch_lost_then_gap_accepted_by_modern_broker_writes_a_batch_twice` replays it; a
+//! broker that insists on sequence 0 from an unknown producer refuses the gap instead. The
+//! simulator's checker can show both cases.
 //!
 //! # Timeouts (kafka-idempotence.md §2.8)
 //!

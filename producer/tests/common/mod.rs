@@ -2,7 +2,7 @@
 //! answers, and a tiny fake broker that deduplicates as a modern Kafka broker does
 //! (kafka-idempotence.md §5).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use idempo_producer::{DeliveryReport, Producer, ProducerConfig, ProducerEvent};
 use idempo_protocol::{
@@ -127,10 +127,14 @@ pub struct FakePartition {
     producers: BTreeMap<i64, ProducerEntry>,
 }
 
-/// A one-node broker with Kafka 2.5+ dedup rules and a dedup window of `window` batches.
+/// A one-node broker with Kafka's dedup rules and a dedup window of `window` batches.
 #[derive(Debug)]
 pub struct FakeBroker {
     pub window: usize,
+    /// Kafka 2.5+ (KIP-360) accepts the first batch of a producer it does not know at any
+    /// sequence. When false, the broker insists on sequence 0 and answers
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER` otherwise, as 0.11 did.
+    pub accept_unknown_producer_at_any_sequence: bool,
     next_producer_id: i64,
     pub partitions: BTreeMap<i32, FakePartition>,
 }
@@ -139,6 +143,7 @@ impl FakeBroker {
     pub fn new(window: usize) -> FakeBroker {
         FakeBroker {
             window,
+            accept_unknown_producer_at_any_sequence: true,
             next_producer_id: 1000,
             partitions: BTreeMap::new(),
         }
@@ -189,6 +194,7 @@ impl FakeBroker {
     fn append(&mut self, partition: i32, bytes: &bytes::Bytes) -> (ErrorCode, i64) {
         let batch = RecordBatch::decode(bytes.clone()).expect("the producer encodes valid batches");
         let window = self.window;
+        let strict = !self.accept_unknown_producer_at_any_sequence;
         let part = self.partitions.entry(partition).or_default();
         let base_offset = part.log.len() as i64;
         let values = batch.records.iter().map(|r| {
@@ -221,6 +227,8 @@ impl FakeBroker {
             if !in_sequence {
                 return (ErrorCode::OutOfOrderSequenceNumber, -1);
             }
+        } else if strict && first != 0 {
+            return (ErrorCode::OutOfOrderSequenceNumber, -1);
         }
         let entry = part.producers.entry(batch.producer_id.0).or_default();
         if entry.epoch != epoch {
