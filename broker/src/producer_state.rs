@@ -342,6 +342,11 @@ impl ProducerStateManager {
                 current: entry.producer_epoch,
             });
         }
+        if entry.producer_epoch == ProducerEpoch::NONE {
+            // Kafka's checkSequence treats an entry that never had an epoch as unknown: any
+            // sequence is accepted, in the same epoch or a new one.
+            return SequenceCheck::Accept(AcceptRule::UnknownProducer);
+        }
         if epoch != entry.producer_epoch {
             return if base == Sequence(0) {
                 SequenceCheck::Accept(AcceptRule::NewEpochFromZero {

@@ -20,7 +20,7 @@
 //! whole retained log without validation (Kafka's recovery without a snapshot), which brings
 //! back producers that had expired while their batches are still in the log.
 //!
-//! Also here: the memory bound of one producer's state, and (ignored, failing) a divergence
+//! Also here: the memory bound of one producer's state, and a former divergence
 //! from Kafka for batches with a producer id but no epoch, outside the generated inputs.
 //!
 //! proptest prints the minimal failing operation list; failing cases are saved in
@@ -1000,7 +1000,6 @@ fn one_producer_with_a_full_window_takes_at_most_256_bytes_per_partition() {
 /// stored entry as known, and answers `OUT_OF_ORDER_SEQUENCE_NUMBER` to both. Only a client
 /// that sends a producer id without an epoch can reach this.
 #[test]
-#[ignore = "divergence from Kafka in broker/src/producer_state.rs: an entry stored with epoch -1 is not treated as unknown"]
 fn entry_with_no_producer_epoch_accepts_any_sequence_as_in_kafka() {
     let mut broker = Broker::new(BrokerConfig::default()).expect("the default configuration");
     let batch = |epoch, base_sequence| Sent {

@@ -24,7 +24,7 @@ fn batch(pid: i64, epoch: i16, seq: i32, count: i32, ts: i64) -> Bytes {
 }
 
 fn broker() -> Broker {
-    Broker::new(BrokerConfig::default()).unwrap()
+    Broker::new(BrokerConfig::default()).expect("the default config is valid")
 }
 
 #[test]

@@ -128,7 +128,8 @@ impl Reader {
         self.buf.len() - self.pos
     }
 
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&[u8], DecodeError> {
+    /// `n` bytes in place.
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&[u8], DecodeError> {
         if self.remaining() < n {
             return Err(DecodeError::Truncated {
                 field,

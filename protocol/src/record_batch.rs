@@ -260,21 +260,26 @@ impl BatchHeader {
                 remaining: batch.len(),
             });
         }
-        let mut r = Reader::new(Bytes::copy_from_slice(&batch[..RECORD_BATCH_OVERHEAD]));
+        let h = &batch[..RECORD_BATCH_OVERHEAD];
+        let be = |range: std::ops::Range<usize>| -> u64 {
+            h[range]
+                .iter()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        };
         Ok(BatchHeader {
-            base_offset: r.i64("baseOffset")?,
-            batch_length: r.i32("batchLength")?,
-            partition_leader_epoch: r.i32("partitionLeaderEpoch")?,
-            magic: r.i8("magic")?,
-            crc: r.u32("crc")?,
-            attributes: r.i16("attributes")?,
-            last_offset_delta: r.i32("lastOffsetDelta")?,
-            base_timestamp: r.i64("baseTimestamp")?,
-            max_timestamp: r.i64("maxTimestamp")?,
-            producer_id: ProducerId(r.i64("producerId")?),
-            producer_epoch: ProducerEpoch(r.i16("producerEpoch")?),
-            base_sequence: Sequence(r.i32("baseSequence")?),
-            records_count: r.i32("recordsCount")?,
+            base_offset: be(0..8) as i64,
+            batch_length: be(8..12) as u32 as i32,
+            partition_leader_epoch: be(12..16) as u32 as i32,
+            magic: h[16] as i8,
+            crc: be(17..21) as u32,
+            attributes: be(21..23) as u16 as i16,
+            last_offset_delta: be(23..27) as u32 as i32,
+            base_timestamp: be(27..35) as i64,
+            max_timestamp: be(35..43) as i64,
+            producer_id: ProducerId(be(43..51) as i64),
+            producer_epoch: ProducerEpoch(be(51..53) as u16 as i16),
+            base_sequence: Sequence(be(53..57) as u32 as i32),
+            records_count: be(57..61) as u32 as i32,
         })
     }
 
@@ -547,7 +552,9 @@ fn records_count(header: &BatchHeader) -> Result<usize, DecodeError> {
     })
 }
 
-/// Walks one record without keeping it (the same checks as `Record::decode`).
+/// Walks one record without keeping it (the same checks as `Record::decode`), reading the
+/// fields in place: no sub-buffer and no reference count is taken per field, which keeps the
+/// broker's validation cheap.
 fn skip_record(r: &mut Reader) -> Result<(), DecodeError> {
     let len = r.varint("record.length")?;
     let len = usize::try_from(len).map_err(|_| DecodeError::InvalidValue {
@@ -555,13 +562,20 @@ fn skip_record(r: &mut Reader) -> Result<(), DecodeError> {
         value: i64::from(len),
         expected: "a length >= 0",
     })?;
-    let mut body = Reader::new(r.bytes(len, "record")?);
-    body.i8("record.attributes")?;
-    body.varlong("record.timestampDelta")?;
-    body.varint("record.offsetDelta")?;
-    skip_opt_bytes(&mut body, "record.key")?;
-    skip_opt_bytes(&mut body, "record.value")?;
-    let header_count = body.varint("record.headerCount")?;
+    if len > r.remaining() {
+        return Err(DecodeError::Truncated {
+            field: "record",
+            needed: len,
+            remaining: r.remaining(),
+        });
+    }
+    let end = r.remaining() - len;
+    r.i8("record.attributes")?;
+    r.varlong("record.timestampDelta")?;
+    r.varint("record.offsetDelta")?;
+    skip_opt_bytes(r, "record.key")?;
+    skip_opt_bytes(r, "record.value")?;
+    let header_count = r.varint("record.headerCount")?;
     if header_count < 0 {
         return Err(DecodeError::InvalidValue {
             field: "record.headerCount",
@@ -570,22 +584,48 @@ fn skip_record(r: &mut Reader) -> Result<(), DecodeError> {
         });
     }
     for _ in 0..header_count {
-        let key =
-            read_opt_bytes(&mut body, "record.header.key")?.ok_or(DecodeError::InvalidValue {
-                field: "record.header.key",
-                value: -1,
-                expected: "a non-null header key",
-            })?;
-        std::str::from_utf8(&key).map_err(|_| DecodeError::InvalidUtf8 {
+        let key = skip_opt_bytes(r, "record.header.key")?.ok_or(DecodeError::InvalidValue {
+            field: "record.header.key",
+            value: -1,
+            expected: "a non-null header key",
+        })?;
+        std::str::from_utf8(key).map_err(|_| DecodeError::InvalidUtf8 {
             field: "record.header.key",
         })?;
-        skip_opt_bytes(&mut body, "record.header.value")?;
+        skip_opt_bytes(r, "record.header.value")?;
+        if r.remaining() < end {
+            break;
+        }
     }
-    body.finish("record")
+    match r.remaining().checked_sub(end) {
+        Some(0) => Ok(()),
+        Some(count) => Err(DecodeError::TrailingBytes {
+            field: "record",
+            count,
+        }),
+        None => Err(DecodeError::Truncated {
+            field: "record",
+            needed: len + (end - r.remaining()),
+            remaining: len,
+        }),
+    }
 }
 
-fn skip_opt_bytes(r: &mut Reader, field: &'static str) -> Result<(), DecodeError> {
-    read_opt_bytes(r, field).map(|_| ())
+/// Skips a nullable byte field, returning its bytes in place (`None` for null).
+fn skip_opt_bytes<'a>(
+    r: &'a mut Reader,
+    field: &'static str,
+) -> Result<Option<&'a [u8]>, DecodeError> {
+    let len = r.varint(field)?;
+    match len {
+        -1 => Ok(None),
+        n if n < -1 => Err(DecodeError::InvalidValue {
+            field,
+            value: i64::from(n),
+            expected: "a length >= -1",
+        }),
+        n => Ok(Some(r.take(n as usize, field)?)),
+    }
 }
 
 /// Splits a buffer of concatenated batches (a Fetch response's records) into batches.

@@ -75,7 +75,10 @@ pub fn record_value(producer: u32, index: u32) -> Bytes {
 pub fn parse_record_value(value: &[u8]) -> Option<(u32, u32)> {
     let v: &[u8; 8] = value.try_into().ok()?;
     let (p, i) = v.split_at(4);
-    Some((u32::from_be_bytes(p.try_into().ok()?), u32::from_be_bytes(i.try_into().ok()?)))
+    Some((
+        u32::from_be_bytes(p.try_into().ok()?),
+        u32::from_be_bytes(i.try_into().ok()?),
+    ))
 }
 
 /// Batches per ledger category (see the module docs).
@@ -136,7 +139,12 @@ impl CheckReport {
 
     /// Total anomalies of all kinds.
     pub fn anomalies(&self) -> u64 {
-        self.duplicates + self.lost + self.out_of_order + self.failed_but_written + self.sequence_gaps + self.misplaced
+        self.duplicates
+            + self.lost
+            + self.out_of_order
+            + self.failed_but_written
+            + self.sequence_gaps
+            + self.misplaced
     }
 
     /// The named invariants with their violation counts, in a fixed order.
@@ -145,7 +153,10 @@ impl CheckReport {
             ("no duplicates", self.duplicates),
             ("no lost acknowledged records", self.lost),
             ("per-producer order", self.out_of_order),
-            ("nothing written that was reported failed", self.failed_but_written),
+            (
+                "nothing written that was reported failed",
+                self.failed_but_written,
+            ),
             ("no sequence gaps within an epoch", self.sequence_gaps),
             ("records where they were sent", self.misplaced),
         ]
@@ -173,20 +184,25 @@ pub fn check(
 ) -> CheckReport {
     let mut report = CheckReport::default();
     let per_batch = u64::from(workload.batch_records);
-    let mut copies: Vec<Vec<u8>> = (0..workload.producers).map(|_| vec![0u8; workload.records as usize]).collect();
+    let mut copies: Vec<Vec<u8>> = (0..workload.producers)
+        .map(|_| vec![0u8; workload.records as usize])
+        .collect();
     let mut highest: FxHashMap<(u32, i32), u32> = FxHashMap::default();
     let mut last_seq: FxHashMap<(i64, i16, i32), Sequence> = FxHashMap::default();
 
     for partition in broker.partition_ids() {
-        let Some(log) = broker.log(partition) else { continue };
+        let Some(log) = broker.log(partition) else {
+            continue;
+        };
         for stored in log.batches() {
             let h = &stored.header;
             if h.producer_id.is_some() {
                 let key = (h.producer_id.0, h.producer_epoch.0, partition);
-                if let Some(prev) = last_seq.get(&key) {
-                    if !h.base_sequence.follows(*prev) {
-                        report.sequence_gaps += 1;
-                    }
+                if last_seq
+                    .get(&key)
+                    .is_some_and(|prev| !h.base_sequence.follows(*prev))
+                {
+                    report.sequence_gaps += 1;
                 }
                 last_seq.insert(key, h.last_sequence());
             }
@@ -197,7 +213,8 @@ pub fn check(
             for record in &batch.records {
                 report.log_records += 1;
                 let id = record.value.as_deref().and_then(parse_record_value);
-                let Some((p, i)) = id.filter(|(p, i)| *p < workload.producers && u64::from(*i) < workload.records)
+                let Some((p, i)) =
+                    id.filter(|(p, i)| *p < workload.producers && u64::from(*i) < workload.records)
                 else {
                     report.misplaced += 1;
                     continue;
@@ -283,16 +300,28 @@ mod tests {
     use idempo_protocol::{ProducerEpoch, ProducerId, Record};
 
     fn batch(pid: i64, seq: i32, producer: u32, first: u32, n: u32) -> Bytes {
-        let records = (0..n).map(|k| Record::with_value(k as i32, record_value(producer, first + k))).collect();
-        RecordBatch::idempotent(ProducerId(pid), ProducerEpoch(0), Sequence(seq), 0, records).to_bytes()
+        let records = (0..n)
+            .map(|k| Record::with_value(k as i32, record_value(producer, first + k)))
+            .collect();
+        RecordBatch::idempotent(ProducerId(pid), ProducerEpoch(0), Sequence(seq), 0, records)
+            .to_bytes()
     }
 
     fn workload() -> Workload {
-        Workload { producers: 1, records: 4, batch_records: 2 }
+        Workload {
+            producers: 1,
+            records: 4,
+            batch_records: 2,
+        }
     }
 
     fn acked() -> BatchLedger {
-        BatchLedger { sends: 1, appends: 1, delivery: Delivery::Acked, ..BatchLedger::default() }
+        BatchLedger {
+            sends: 1,
+            appends: 1,
+            delivery: Delivery::Acked,
+            ..BatchLedger::default()
+        }
     }
 
     #[test]
@@ -308,7 +337,11 @@ mod tests {
 
     #[test]
     fn checker_is_not_blind_to_duplicates_loss_order_and_gaps() {
-        let mut broker = Broker::new(BrokerConfig { idempotence: false, ..BrokerConfig::default() }).unwrap();
+        let mut broker = Broker::new(BrokerConfig {
+            idempotence: false,
+            ..BrokerConfig::default()
+        })
+        .unwrap();
         broker.produce(0, &batch(1, 2, 0, 2, 2)); // batch 1 before batch 0: out of order
         broker.produce(0, &batch(1, 0, 0, 0, 2)); // sequence 0 after 3: a gap within the epoch
         broker.produce(0, &batch(1, 0, 0, 0, 2)); // written twice
@@ -330,8 +363,14 @@ mod tests {
         let mut broker = Broker::new(BrokerConfig::default()).unwrap();
         broker.produce(0, &batch(1, 0, 0, 0, 2));
         broker.produce(0, &batch(1, 2, 0, 2, 2));
-        let definite = BatchLedger { delivery: Delivery::FailedDefinite, ..acked() };
-        let maybe = BatchLedger { delivery: Delivery::FailedPossiblyPersisted, ..acked() };
+        let definite = BatchLedger {
+            delivery: Delivery::FailedDefinite,
+            ..acked()
+        };
+        let maybe = BatchLedger {
+            delivery: Delivery::FailedPossiblyPersisted,
+            ..acked()
+        };
         let r = check(&broker, workload(), &[vec![definite, maybe]], |_, _| 0);
         assert_eq!(r.failed_but_written, 2);
         assert_eq!(r.ledger.failed_definite_but_written, 1);
@@ -340,7 +379,10 @@ mod tests {
 
     #[test]
     fn record_identity_round_trips() {
-        assert_eq!(parse_record_value(&record_value(7, 123_456)), Some((7, 123_456)));
+        assert_eq!(
+            parse_record_value(&record_value(7, 123_456)),
+            Some((7, 123_456))
+        );
         assert_eq!(parse_record_value(b"short"), None);
     }
 }

@@ -62,15 +62,25 @@ pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, Strin
     if c.idempotence && c.max_in_flight > c.dedup_window {
         c.unsafe_max_in_flight = true;
     }
-    c.validate().map_err(|e| format!("--variant `{variant}`: {e}"))?;
+    c.validate()
+        .map_err(|e| format!("--variant `{variant}`: {e}"))?;
     Ok(c)
 }
 
 /// The configs to compare: idempotence on, off, then each variant of the first.
 pub fn columns(base: &SimConfig, variants: &[String]) -> Result<Vec<(String, SimConfig)>, String> {
-    let on = SimConfig { idempotence: true, ..base.clone() };
-    let off = SimConfig { idempotence: false, ..base.clone() };
-    let mut out = vec![("idempotence on".to_string(), on.clone()), ("idempotence off".to_string(), off)];
+    let on = SimConfig {
+        idempotence: true,
+        ..base.clone()
+    };
+    let off = SimConfig {
+        idempotence: false,
+        ..base.clone()
+    };
+    let mut out = vec![
+        ("idempotence on".to_string(), on.clone()),
+        ("idempotence off".to_string(), off),
+    ];
     for v in variants {
         out.push((v.clone(), apply_variant(&on, v)?));
     }
@@ -79,26 +89,75 @@ pub fn columns(base: &SimConfig, variants: &[String]) -> Result<Vec<(String, Sim
 
 /// The side-by-side table.
 pub fn table(columns: &[Column]) -> String {
-    let rows: Vec<(&str, Box<dyn Fn(&RunReport) -> String>)> = vec![
+    type Cell = Box<dyn Fn(&RunReport) -> String>;
+    let rows: Vec<(&str, Cell)> = vec![
         ("records sent", Box::new(|r| r.records_sent.to_string())),
-        ("records acked", Box::new(|r| r.check.records_acked.to_string())),
-        ("records failed", Box::new(|r| r.check.records_failed.to_string())),
-        ("records in the log", Box::new(|r| r.check.log_records.to_string())),
+        (
+            "records acked",
+            Box::new(|r| r.check.records_acked.to_string()),
+        ),
+        (
+            "records failed",
+            Box::new(|r| r.check.records_failed.to_string()),
+        ),
+        (
+            "records in the log",
+            Box::new(|r| r.check.log_records.to_string()),
+        ),
         ("duplicates", Box::new(|r| r.check.duplicates.to_string())),
-        ("lost (acked, not in log)", Box::new(|r| r.check.lost.to_string())),
-        ("out of order", Box::new(|r| r.check.out_of_order.to_string())),
-        ("failed but written", Box::new(|r| r.check.failed_but_written.to_string())),
-        ("sequence gaps", Box::new(|r| r.check.sequence_gaps.to_string())),
+        (
+            "lost (acked, not in log)",
+            Box::new(|r| r.check.lost.to_string()),
+        ),
+        (
+            "out of order",
+            Box::new(|r| r.check.out_of_order.to_string()),
+        ),
+        (
+            "failed but written",
+            Box::new(|r| r.check.failed_but_written.to_string()),
+        ),
+        (
+            "sequence gaps",
+            Box::new(|r| r.check.sequence_gaps.to_string()),
+        ),
         ("requests", Box::new(|r| r.requests.to_string())),
         ("retries", Box::new(|r| r.retries.to_string())),
-        ("acks lost (fault)", Box::new(|r| r.faults.ack_lost.to_string())),
-        ("requests lost (fault)", Box::new(|r| r.faults.request_lost.to_string())),
-        ("duplicates dropped by broker", Box::new(|r| r.broker.duplicates_dropped.to_string())),
-        ("gaps rejected (OOOS)", Box::new(|r| r.broker.gaps_rejected.to_string())),
+        (
+            "acks lost (fault)",
+            Box::new(|r| r.faults.ack_lost.to_string()),
+        ),
+        (
+            "requests lost (fault)",
+            Box::new(|r| r.faults.request_lost.to_string()),
+        ),
+        (
+            "duplicates dropped by broker",
+            Box::new(|r| r.broker.duplicates_dropped.to_string()),
+        ),
+        (
+            "gaps rejected (OOOS)",
+            Box::new(|r| r.broker.gaps_rejected.to_string()),
+        ),
         ("epoch bumps", Box::new(|r| r.epoch_bumps.to_string())),
-        ("verdict", Box::new(|r| if r.check.passed() { "PASS".into() } else { "FAIL".into() })),
+        (
+            "verdict",
+            Box::new(|r| {
+                if r.check.passed() {
+                    "PASS".into()
+                } else {
+                    "FAIL".into()
+                }
+            }),
+        ),
     ];
-    let width = columns.iter().map(|c| c.label.len()).max().unwrap_or(0).max(10) + 2;
+    let width = columns
+        .iter()
+        .map(|c| c.label.len())
+        .max()
+        .unwrap_or(0)
+        .max(10)
+        + 2;
     let mut s = String::new();
     let _ = write!(s, "{:<30}", "");
     for c in columns {
@@ -124,10 +183,29 @@ mod tests {
         let base = SimConfig::default();
         let c = apply_variant(&base, "dedup-window=1").unwrap();
         assert_eq!(c.dedup_window, 1);
-        assert!(c.unsafe_max_in_flight, "max in flight 5 above window 1 is the experiment asked for");
-        assert!(apply_variant(&base, "colour=red").unwrap_err().contains("unknown setting `colour`"));
-        assert!(apply_variant(&base, "max-in-flight=x").unwrap_err().contains("not a valid value"));
-        assert!(apply_variant(&base, "ack-loss=2").unwrap_err().contains("--ack-loss"));
-        assert!(apply_variant(&base, "nokey").unwrap_err().contains("KEY=VALUE"));
+        assert!(
+            c.unsafe_max_in_flight,
+            "max in flight 5 above window 1 is the experiment asked for"
+        );
+        assert!(
+            apply_variant(&base, "colour=red")
+                .unwrap_err()
+                .contains("unknown setting `colour`")
+        );
+        assert!(
+            apply_variant(&base, "max-in-flight=x")
+                .unwrap_err()
+                .contains("not a valid value")
+        );
+        assert!(
+            apply_variant(&base, "ack-loss=2")
+                .unwrap_err()
+                .contains("--ack-loss")
+        );
+        assert!(
+            apply_variant(&base, "nokey")
+                .unwrap_err()
+                .contains("KEY=VALUE")
+        );
     }
 }

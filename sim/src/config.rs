@@ -40,7 +40,9 @@ impl Network {
             "tcp" => Ok(Network::Tcp),
             "proxy" => Ok(Network::Proxy),
             "datagram" => Ok(Network::Datagram),
-            other => Err(format!("`{other}` is not a network model (expected tcp, proxy or datagram)")),
+            other => Err(format!(
+                "`{other}` is not a network model (expected tcp, proxy or datagram)"
+            )),
         }
     }
 
@@ -150,7 +152,11 @@ impl SimConfig {
     /// Checks ranges that the command line cannot express; the message names the flag.
     pub fn validate(&self) -> Result<(), String> {
         let prob = |name: &str, p: f64| {
-            if (0.0..=1.0).contains(&p) { Ok(()) } else { Err(format!("--{name} {p} must be between 0 and 1")) }
+            if (0.0..=1.0).contains(&p) {
+                Ok(())
+            } else {
+                Err(format!("--{name} {p} must be between 0 and 1"))
+            }
         };
         prob("ack-loss", self.ack_loss)?;
         prob("request-loss", self.request_loss)?;
@@ -164,12 +170,17 @@ impl SimConfig {
             return Err("--producers, --partitions and --batch-records must be at least 1".into());
         }
         if self.records > u64::from(u32::MAX) {
-            return Err(format!("--records {} must be at most {}", self.records, u32::MAX));
+            return Err(format!(
+                "--records {} must be at most {}",
+                self.records,
+                u32::MAX
+            ));
         }
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".into());
         }
-        if self.idempotence && self.max_in_flight > self.dedup_window && !self.unsafe_max_in_flight {
+        if self.idempotence && self.max_in_flight > self.dedup_window && !self.unsafe_max_in_flight
+        {
             return Err(format!(
                 "--max-in-flight {} is above the broker's --dedup-window {}: a retry could fall out of the \
                  window and be written twice; pass --unsafe-max-in-flight to run this experiment anyway",
@@ -217,7 +228,11 @@ impl fmt::Display for SimConfig {
             write!(f, " --network {}", self.network.name())?;
         }
         if self.producer_id_expiration_ms != SimConfig::default().producer_id_expiration_ms {
-            write!(f, " --producer-id-expiration-ms {}", self.producer_id_expiration_ms)?;
+            write!(
+                f,
+                " --producer-id-expiration-ms {}",
+                self.producer_id_expiration_ms
+            )?;
         }
         if self.max_virtual_ms != SimConfig::default().max_virtual_ms {
             write!(f, " --max-virtual-ms {}", self.max_virtual_ms)?;
@@ -230,7 +245,10 @@ impl fmt::Display for SimConfig {
 pub fn parse_range(text: &str) -> Result<(u64, u64), String> {
     let bad = || format!("`{text}` is not MIN..MAX in milliseconds");
     match text.split_once("..") {
-        Some((min, max)) => Ok((min.trim().parse().map_err(|_| bad())?, max.trim().parse().map_err(|_| bad())?)),
+        Some((min, max)) => Ok((
+            min.trim().parse().map_err(|_| bad())?,
+            max.trim().parse().map_err(|_| bad())?,
+        )),
         None => {
             let v = text.trim().parse().map_err(|_| bad())?;
             Ok((v, v))

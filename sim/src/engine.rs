@@ -25,7 +25,7 @@
 //! 4. **Timeouts**: each producer is woken at [`Producer::next_wakeup_ms`].
 //!
 //! When every producer has a delivery report for every batch (or the virtual time limit is
-//! reached), the [`checker`](crate::checker) reads the logs back.
+//! reached), the [`checker`](mod@crate::checker) reads the logs back.
 
 use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload, record_value};
 use crate::config::SimConfig;
@@ -34,7 +34,6 @@ use crate::trace::{self, Trace};
 use idempo_broker::{Broker, BrokerConfig, SequenceRejection, Verdict};
 use idempo_producer::{DeliveryHandle, Producer, ProducerConfig};
 use idempo_protocol::{Record, Request, RequestFrame, ResponseFrame};
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -99,20 +98,34 @@ pub struct RunReport {
 
 enum Event {
     /// A request reaches the broker.
-    Request { producer: u32, connection: u32, frame: RequestFrame, key_batch: u64, attempt: u32 },
+    Request {
+        producer: u32,
+        connection: u32,
+        frame: RequestFrame,
+        batches: Vec<u64>,
+        key_batch: u64,
+        attempt: u32,
+    },
     /// A response reaches a producer over connection number `connection`.
-    Response { producer: u32, connection: u32, frame: ResponseFrame },
+    Response {
+        producer: u32,
+        connection: u32,
+        frame: ResponseFrame,
+    },
     /// A producer's timer fires.
     Wakeup { producer: u32 },
-    /// `request.timeout.ms` after a request was sent: if it is still unanswered, the client
-    /// closes the connection, as Kafka's `NetworkClient` does.
-    RequestTimeout { producer: u32, connection: u32, correlation_id: i32 },
+    /// The connection's request timer: if the oldest unanswered request has waited
+    /// `request.timeout.ms`, the client closes the connection, as Kafka's `NetworkClient` does.
+    /// One timer per connection, armed for the oldest request, stands in for one per request.
+    RequestTimeout { producer: u32 },
 }
 
+/// A queue entry: when, in which order, and where the event waits in the slab. Keeping the
+/// (large) events out of the heap makes every sift move 24 bytes.
 struct Scheduled {
     at_ms: u64,
     order: u64,
-    event: Event,
+    slot: usize,
 }
 
 impl PartialEq for Scheduled {
@@ -146,8 +159,11 @@ struct Slot {
     response_arrival_ms: u64,
     /// Number of the producer's current connection; bumped when the client closes it.
     connection: u32,
-    /// Correlation ids sent on the current connection and not yet answered, oldest first.
-    awaiting: VecDeque<i32>,
+    /// Requests sent on the current connection and not yet answered, oldest first, with the
+    /// time each one times out.
+    awaiting: VecDeque<(i32, u64)>,
+    /// When the armed request timer fires, if one is armed.
+    timer_at_ms: Option<u64>,
     /// The current connection was cut by a fault; the client has not noticed yet.
     cut: bool,
     ledger: Vec<BatchLedger>,
@@ -164,6 +180,8 @@ pub struct Simulation {
     broker: Broker,
     slots: Vec<Slot>,
     queue: BinaryHeap<Reverse<Scheduled>>,
+    events_slab: Vec<Option<Event>>,
+    free_slots: Vec<usize>,
     order: u64,
     now_ms: u64,
     oracle: FaultOracle,
@@ -172,8 +190,6 @@ pub struct Simulation {
     broker_counts: BrokerCounts,
     requests: u64,
     events: u64,
-    /// (producer, correlation id) -> batches of that request, for ack-loss accounting.
-    in_flight: FxHashMap<(u32, i32), Vec<u64>>,
 }
 
 impl Simulation {
@@ -213,6 +229,7 @@ impl Simulation {
                 response_arrival_ms: 0,
                 connection: 0,
                 awaiting: VecDeque::new(),
+                timer_at_ms: None,
                 cut: false,
                 ledger: vec![BatchLedger::default(); config.batches_per_producer() as usize],
             });
@@ -223,6 +240,8 @@ impl Simulation {
             broker,
             slots,
             queue: BinaryHeap::new(),
+            events_slab: Vec::new(),
+            free_slots: Vec::new(),
             order: 0,
             now_ms: 0,
             trace,
@@ -230,13 +249,26 @@ impl Simulation {
             broker_counts: BrokerCounts::default(),
             requests: 0,
             events: 0,
-            in_flight: FxHashMap::default(),
         })
     }
 
     fn schedule(&mut self, at_ms: u64, event: Event) {
         self.order += 1;
-        self.queue.push(Reverse(Scheduled { at_ms, order: self.order, event }));
+        let slot = match self.free_slots.pop() {
+            Some(i) => {
+                self.events_slab[i] = Some(event);
+                i
+            }
+            None => {
+                self.events_slab.push(Some(event));
+                self.events_slab.len() - 1
+            }
+        };
+        self.queue.push(Reverse(Scheduled {
+            at_ms,
+            order: self.order,
+            slot,
+        }));
     }
 
     /// Runs to the end and checks the result.
@@ -252,21 +284,27 @@ impl Simulation {
             }
             self.now_ms = next.at_ms;
             self.events += 1;
-            match next.event {
-                Event::Request { producer, connection, frame, key_batch, attempt } => {
-                    self.deliver_request(producer, connection, frame, key_batch, attempt)
+            let event = self.events_slab[next.slot]
+                .take()
+                .expect("a scheduled slot holds its event");
+            self.free_slots.push(next.slot);
+            match event {
+                Event::Request {
+                    producer,
+                    connection,
+                    frame,
+                    batches,
+                    key_batch,
+                    attempt,
+                } => {
+                    self.deliver_request(producer, connection, frame, &batches, key_batch, attempt)
                 }
-                Event::Response { producer, connection, frame } => self.receive_response(producer, connection, frame),
-                Event::RequestTimeout { producer, connection, correlation_id } => {
-                    let slot = &self.slots[producer as usize];
-                    if slot.connection == connection && slot.awaiting.contains(&correlation_id) {
-                        self.disconnect(
-                            producer,
-                            &format!("request #{correlation_id} unanswered after request.timeout.ms"),
-                        );
-                        self.pump(producer);
-                    }
-                }
+                Event::Response {
+                    producer,
+                    connection,
+                    frame,
+                } => self.receive_response(producer, connection, frame),
+                Event::RequestTimeout { producer } => self.request_timer(producer),
                 Event::Wakeup { producer } => {
                     let slot = &mut self.slots[producer as usize];
                     if slot.wakeup_at_ms == Some(self.now_ms) {
@@ -277,7 +315,10 @@ impl Simulation {
                 }
             }
         }
-        finished &= self.slots.iter().all(|s| s.outstanding == 0 && s.next_batch == s.ledger.len() as u64);
+        finished &= self
+            .slots
+            .iter()
+            .all(|s| s.outstanding == 0 && s.next_batch == s.ledger.len() as u64);
         self.report(finished)
     }
 
@@ -293,14 +334,24 @@ impl Simulation {
                 let b = slot.next_batch;
                 let n = self.config.records_in_batch(b);
                 let first = (b * u64::from(self.config.batch_records)) as u32;
-                let records = (0..n).map(|k| Record::with_value(k as i32, record_value(p, first + k))).collect();
-                let DeliveryHandle(h) = slot.producer.send(self.config.partition_of(p, b), records, now);
+                let records = (0..n)
+                    .map(|k| Record::with_value(k as i32, record_value(p, first + k)))
+                    .collect();
+                let DeliveryHandle(h) =
+                    slot.producer
+                        .send(self.config.partition_of(p, b), records, now);
                 let first_handle = *slot.first_handle.get_or_insert(h);
-                assert_eq!(h - first_handle, b, "delivery handles are consecutive per producer");
+                assert_eq!(
+                    h - first_handle,
+                    b,
+                    "delivery handles are consecutive per producer"
+                );
                 slot.next_batch += 1;
                 slot.outstanding += 1;
             }
-            let Some(frame) = slot.producer.poll_request(now) else { break };
+            let Some(frame) = slot.producer.poll_request(now) else {
+                break;
+            };
             self.send_request(p, frame);
         }
         let slot = &mut self.slots[p as usize];
@@ -324,13 +375,12 @@ impl Simulation {
                 }
             }
         }
-        if slot.outstanding > 0 || slot.next_batch < total {
-            if let Some(at) = slot.producer.next_wakeup_ms() {
-                let at = at.max(now);
-                if slot.wakeup_at_ms.is_none_or(|w| at < w || w < now) {
-                    slot.wakeup_at_ms = Some(at);
-                    self.schedule(at, Event::Wakeup { producer: p });
-                }
+        let busy = slot.outstanding > 0 || slot.next_batch < total;
+        if let Some(at) = slot.producer.next_wakeup_ms().filter(|_| busy) {
+            let at = at.max(now);
+            if slot.wakeup_at_ms.is_none_or(|w| at < w || w < now) {
+                slot.wakeup_at_ms = Some(at);
+                self.schedule(at, Event::Wakeup { producer: p });
             }
         }
     }
@@ -352,7 +402,9 @@ impl Simulation {
                     slot.ledger[*b as usize].sends += 1;
                 }
                 let key = batches.first().copied().unwrap_or(INIT_PRODUCER_ID - 1);
-                let attempt = batches.first().map_or(1, |b| u32::from(slot.ledger[*b as usize].sends));
+                let attempt = batches
+                    .first()
+                    .map_or(1, |b| u32::from(slot.ledger[*b as usize].sends));
                 (key, attempt, batches)
             }
             _ => {
@@ -362,14 +414,25 @@ impl Simulation {
         };
         let connection = slot.connection;
         if self.config.network.fifo() {
-            slot.awaiting.push_back(frame.correlation_id);
-            let at = self.now_ms + self.config.request_timeout_ms;
-            self.schedule(at, Event::RequestTimeout { producer: p, connection, correlation_id: frame.correlation_id });
+            let deadline = self.now_ms + self.config.request_timeout_ms;
+            slot.awaiting.push_back((frame.correlation_id, deadline));
+            if slot.timer_at_ms.is_none() {
+                slot.timer_at_ms = Some(deadline);
+                self.schedule(deadline, Event::RequestTimeout { producer: p });
+            }
         }
         let slot = &mut self.slots[p as usize];
         let c = &self.config;
         let lost_with_connection = c.network.loss_breaks_connection() && slot.cut;
-        if lost_with_connection || self.oracle.happens(c.request_loss, FaultKind::RequestLoss, p, key_batch, attempt) {
+        if lost_with_connection
+            || self.oracle.happens(
+                c.request_loss,
+                FaultKind::RequestLoss,
+                p,
+                key_batch,
+                attempt,
+            )
+        {
             if lost_with_connection {
                 self.faults.lost_with_connection += 1;
             } else {
@@ -387,37 +450,77 @@ impl Simulation {
                 } else {
                     "lost: the connection broke before the broker read it"
                 };
-                t.line(self.now_ms, p, format!("{} — {why}", trace::request(&frame)));
+                t.line(
+                    self.now_ms,
+                    p,
+                    format!("{} — {why}", trace::request(&frame)),
+                );
             }
             return;
         }
-        let latency =
-            self.oracle.latency(c.latency_min_ms, c.latency_max_ms, FaultKind::RequestLatency, p, key_batch, attempt);
+        let latency = self.oracle.latency(
+            c.latency_min_ms,
+            c.latency_max_ms,
+            FaultKind::RequestLatency,
+            p,
+            key_batch,
+            attempt,
+        );
         let mut arrival = self.now_ms + latency;
         if c.network.fifo() {
             arrival = arrival.max(slot.request_arrival_ms);
             slot.request_arrival_ms = arrival;
         }
         if let Some(t) = &mut self.trace {
-            t.line(self.now_ms, p, format!("{} (arrives in {} ms)", trace::request(&frame), arrival - self.now_ms));
+            t.line(
+                self.now_ms,
+                p,
+                format!(
+                    "{} (arrives in {} ms)",
+                    trace::request(&frame),
+                    arrival - self.now_ms
+                ),
+            );
         }
-        self.in_flight.insert((p, frame.correlation_id), batches);
-        self.schedule(arrival, Event::Request { producer: p, connection, frame, key_batch, attempt });
+        self.schedule(
+            arrival,
+            Event::Request {
+                producer: p,
+                connection,
+                frame,
+                batches,
+                key_batch,
+                attempt,
+            },
+        );
     }
 
     /// The broker serves a request; its answer travels back, unless the ack is lost.
-    fn deliver_request(&mut self, p: u32, connection: u32, frame: RequestFrame, key_batch: u64, attempt: u32) {
+    fn deliver_request(
+        &mut self,
+        p: u32,
+        connection: u32,
+        frame: RequestFrame,
+        batches: &[u64],
+        key_batch: u64,
+        attempt: u32,
+    ) {
         if self.config.network.fifo() && self.connection_broken(p, connection) {
             self.faults.lost_with_connection += 1;
-            self.in_flight.remove(&(p, frame.correlation_id));
             if let Some(t) = &mut self.trace {
-                t.line(self.now_ms, p, format!("{} — lost with its broken connection", trace::request(&frame)));
+                t.line(
+                    self.now_ms,
+                    p,
+                    format!(
+                        "{} — lost with its broken connection",
+                        trace::request(&frame)
+                    ),
+                );
             }
             return;
         }
         self.broker.advance_time(self.now_ms as i64);
         let handled = self.broker.handle(&frame);
-        let batches = self.in_flight.get(&(p, frame.correlation_id)).cloned().unwrap_or_default();
         for (i, outcome) in handled.outcomes.iter().enumerate() {
             let mut scratch = BatchLedger::default();
             let entry = match batches.get(i) {
@@ -451,16 +554,23 @@ impl Simulation {
                 }
             }
             if let Some(t) = &mut self.trace {
-                t.line(self.now_ms, p, format!("broker: p{} {}", outcome.response.partition, outcome));
+                t.line(
+                    self.now_ms,
+                    p,
+                    format!("broker: p{} {}", outcome.response.partition, outcome),
+                );
             }
         }
         let c = &self.config;
-        if self.oracle.happens(c.ack_loss, FaultKind::AckLoss, p, key_batch, attempt) {
+        if self
+            .oracle
+            .happens(c.ack_loss, FaultKind::AckLoss, p, key_batch, attempt)
+        {
             self.faults.ack_lost += 1;
             if c.network.loss_breaks_connection() {
                 self.slots[p as usize].cut = true;
             }
-            for b in &batches {
+            for b in batches {
                 self.slots[p as usize].ledger[*b as usize].acks_lost += 1;
             }
             if let Some(t) = &mut self.trace {
@@ -469,19 +579,39 @@ impl Simulation {
                 } else {
                     "dropped on the way back"
                 };
-                t.line(self.now_ms, p, format!("response to request #{} — {how} (lost ack)", frame.correlation_id));
+                t.line(
+                    self.now_ms,
+                    p,
+                    format!(
+                        "response to request #{} — {how} (lost ack)",
+                        frame.correlation_id
+                    ),
+                );
             }
             return;
         }
-        let latency =
-            self.oracle.latency(c.latency_min_ms, c.latency_max_ms, FaultKind::ResponseLatency, p, key_batch, attempt);
+        let latency = self.oracle.latency(
+            c.latency_min_ms,
+            c.latency_max_ms,
+            FaultKind::ResponseLatency,
+            p,
+            key_batch,
+            attempt,
+        );
         let mut arrival = self.now_ms + latency;
         if c.network.fifo() {
             let slot = &mut self.slots[p as usize];
             arrival = arrival.max(slot.response_arrival_ms);
             slot.response_arrival_ms = arrival;
         }
-        self.schedule(arrival, Event::Response { producer: p, connection, frame: handled.response });
+        self.schedule(
+            arrival,
+            Event::Response {
+                producer: p,
+                connection,
+                frame: handled.response,
+            },
+        );
     }
 
     /// A response reaches its producer. On a FIFO connection it must answer the oldest
@@ -492,17 +622,27 @@ impl Simulation {
         if self.config.network.fifo() && self.connection_broken(p, connection) {
             self.faults.lost_with_connection += 1;
             if let Some(t) = &mut self.trace {
-                t.line(self.now_ms, p, format!("response #{} lost with its broken connection", frame.correlation_id));
+                t.line(
+                    self.now_ms,
+                    p,
+                    format!(
+                        "response #{} lost with its broken connection",
+                        frame.correlation_id
+                    ),
+                );
             }
             return;
         }
         let slot = &mut self.slots[p as usize];
         if self.config.network.fifo() {
-            if slot.awaiting.front() != Some(&frame.correlation_id) {
-                let missing = slot.awaiting.front().copied().unwrap_or(-1);
+            if slot.awaiting.front().map(|(c, _)| *c) != Some(frame.correlation_id) {
+                let missing = slot.awaiting.front().map_or(-1, |(c, _)| *c);
                 self.disconnect(
                     p,
-                    &format!("response #{} arrived but #{missing}'s never did", frame.correlation_id),
+                    &format!(
+                        "response #{} arrived but #{missing}'s never did",
+                        frame.correlation_id
+                    ),
                 );
                 self.pump(p);
                 return;
@@ -512,9 +652,31 @@ impl Simulation {
         if let Some(t) = &mut self.trace {
             t.line(self.now_ms, p, trace::response_arrived(&frame));
         }
-        self.in_flight.remove(&(p, frame.correlation_id));
-        self.slots[p as usize].producer.on_response(frame, self.now_ms);
+        self.slots[p as usize]
+            .producer
+            .on_response(frame, self.now_ms);
         self.pump(p);
+    }
+
+    /// The request timer fired: close the connection if its oldest request has waited too
+    /// long, else re-arm the timer for that request.
+    fn request_timer(&mut self, p: u32) {
+        let slot = &mut self.slots[p as usize];
+        slot.timer_at_ms = None;
+        match slot.awaiting.front().copied() {
+            Some((correlation_id, deadline)) if deadline <= self.now_ms => {
+                self.disconnect(
+                    p,
+                    &format!("request #{correlation_id} unanswered after request.timeout.ms"),
+                );
+                self.pump(p);
+            }
+            Some((_, deadline)) => {
+                slot.timer_at_ms = Some(deadline);
+                self.schedule(deadline, Event::RequestTimeout { producer: p });
+            }
+            None => {}
+        }
     }
 
     /// True when `connection` is no longer producer `p`'s live connection: the client closed
@@ -530,14 +692,22 @@ impl Simulation {
         let slot = &mut self.slots[p as usize];
         slot.connection += 1;
         slot.cut = false;
-        let failed: Vec<i32> = slot.awaiting.drain(..).collect();
+        let failed: Vec<i32> = slot.awaiting.drain(..).map(|(c, _)| c).collect();
         self.faults.disconnects += 1;
         if let Some(t) = &mut self.trace {
-            t.line(self.now_ms, p, format!("connection closed ({why}): {} request(s) failed", failed.len()));
+            t.line(
+                self.now_ms,
+                p,
+                format!(
+                    "connection closed ({why}): {} request(s) failed",
+                    failed.len()
+                ),
+            );
         }
         for correlation_id in failed {
-            self.in_flight.remove(&(p, correlation_id));
-            self.slots[p as usize].producer.on_request_failed(correlation_id, self.now_ms);
+            self.slots[p as usize]
+                .producer
+                .on_request_failed(correlation_id, self.now_ms);
         }
     }
 
@@ -546,7 +716,11 @@ impl Simulation {
         let ledgers: Vec<Vec<BatchLedger>> = self.slots.iter().map(|s| s.ledger.clone()).collect();
         let check = checker::check(
             &self.broker,
-            Workload { producers: config.producers, records: config.records, batch_records: config.batch_records },
+            Workload {
+                producers: config.producers,
+                records: config.records,
+                batch_records: config.batch_records,
+            },
             &ledgers,
             |p, b| config.partition_of(p, b),
         );

@@ -67,12 +67,27 @@ impl FaultOracle {
     }
 
     /// True with probability `p` for one logical event.
-    pub fn happens(&self, p: f64, kind: FaultKind, producer: u32, batch: u64, attempt: u32) -> bool {
+    pub fn happens(
+        &self,
+        p: f64,
+        kind: FaultKind,
+        producer: u32,
+        batch: u64,
+        attempt: u32,
+    ) -> bool {
         p > 0.0 && self.unit(kind, producer, batch, attempt) < p
     }
 
     /// A latency in `min..=max` for one logical event.
-    pub fn latency(&self, min: u64, max: u64, kind: FaultKind, producer: u32, batch: u64, attempt: u32) -> u64 {
+    pub fn latency(
+        &self,
+        min: u64,
+        max: u64,
+        kind: FaultKind,
+        producer: u32,
+        batch: u64,
+        attempt: u32,
+    ) -> u64 {
         if max <= min {
             return min;
         }
@@ -100,7 +115,9 @@ mod tests {
     #[test]
     fn probability_is_roughly_honoured() {
         let o = FaultOracle::new(7);
-        let hits = (0..100_000).filter(|b| o.happens(0.2, FaultKind::AckLoss, 0, *b, 1)).count();
+        let hits = (0..100_000)
+            .filter(|b| o.happens(0.2, FaultKind::AckLoss, 0, *b, 1))
+            .count();
         assert!((19_000..21_000).contains(&hits), "{hits}");
         assert!(!(0..1000).any(|b| o.happens(0.0, FaultKind::AckLoss, 0, b, 1)));
     }

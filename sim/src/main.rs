@@ -2,8 +2,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use idempo_broker::BrokerConfig;
-use idempo_sim::trace::Trace;
 use idempo_sim::config::Network;
+use idempo_sim::trace::Trace;
 use idempo_sim::{SimConfig, Simulation, compare, explain, report, script};
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -119,8 +119,14 @@ impl RunArgs {
 }
 
 fn probability(text: &str) -> Result<f64, String> {
-    let p: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
-    if (0.0..=1.0).contains(&p) { Ok(p) } else { Err(format!("{p} is not a probability between 0 and 1")) }
+    let p: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not a probability between 0 and 1"))
+    }
 }
 
 fn latency_range(text: &str) -> Result<(u64, u64), String> {
@@ -192,8 +198,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { args, trace, json, bench } => run(args.config(), trace, json, bench),
-        Command::Compare { args, variants, json } => run_compare(args.config(), &variants, json),
+        Command::Run {
+            args,
+            trace,
+            json,
+            bench,
+        } => run(args.config(), trace, json, bench),
+        Command::Compare {
+            args,
+            variants,
+            json,
+        } => run_compare(args.config(), &variants, json),
         Command::Explain {
             file,
             json,
@@ -281,7 +296,10 @@ fn run(config: SimConfig, trace: bool, json: bool, bench: bool) -> ExitCode {
     }
     if bench {
         let secs = wall.as_secs_f64().max(1e-9);
-        let peak = peak_rss_kib().map_or_else(|| "unknown".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+        let peak = peak_rss_kib().map_or_else(
+            || "unknown".to_string(),
+            |k| format!("{:.1} MiB", k as f64 / 1024.0),
+        );
         let _ = writeln!(
             out,
             "bench: {:.3} s wall, {} requests ({:.0} simulated requests/s), {} events ({:.0} events/s), {:.0} records/s, peak RSS {peak}",
@@ -293,7 +311,11 @@ fn run(config: SimConfig, trace: bool, json: bool, bench: bool) -> ExitCode {
             result.records_sent as f64 / secs,
         );
     }
-    if result.check.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if result.check.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), in KiB.
@@ -311,7 +333,11 @@ fn run_compare(base: SimConfig, variants: &[String], json: bool) -> ExitCode {
     let mut columns = Vec::new();
     for (label, config) in configs {
         match idempo_sim::run(&config) {
-            Ok(report) => columns.push(compare::Column { label, config, report }),
+            Ok(report) => columns.push(compare::Column {
+                label,
+                config,
+                report,
+            }),
             Err(e) => return usage_error(format!("{label}: {e}")),
         }
     }
@@ -323,9 +349,21 @@ fn run_compare(base: SimConfig, variants: &[String], json: bool) -> ExitCode {
             .collect();
         let _ = writeln!(out, "{}", serde_json::Value::Array(all));
     } else {
-        let _ = write!(out, "{}", report::header(&columns[0].config).replace("idempo-sim run", "idempo-sim compare"));
+        let _ = write!(
+            out,
+            "{}",
+            report::header(&columns[0].config).replace("idempo-sim run", "idempo-sim compare")
+        );
         let _ = write!(out, "\n{}", compare::table(&columns));
-        let _ = writeln!(out, "\nreplay a column: {}", columns[0].config.replay_command("run"));
+        let _ = writeln!(
+            out,
+            "\nreplay a column: {}",
+            columns[0].config.replay_command("run")
+        );
     }
-    if columns[0].report.check.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if columns[0].report.check.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

@@ -23,7 +23,11 @@ pub fn header(config: &SimConfig) -> String {
         c.batch_records,
         on(c.idempotence),
         c.max_in_flight,
-        if c.unsafe_max_in_flight { " (unsafe: above the dedup window)" } else { "" },
+        if c.unsafe_max_in_flight {
+            " (unsafe: above the dedup window)"
+        } else {
+            ""
+        },
         c.request_timeout_ms,
         c.delivery_timeout_ms,
         c.retries,
@@ -44,7 +48,17 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
     let k = &r.check;
     let l = &k.ledger;
     let mut s = String::new();
-    let _ = writeln!(s, "summary  (virtual time {} ms, {} events{})", r.virtual_ms, r.events, if r.finished { "" } else { ", STOPPED at the time limit" });
+    let _ = writeln!(
+        s,
+        "summary  (virtual time {} ms, {} events{})",
+        r.virtual_ms,
+        r.events,
+        if r.finished {
+            ""
+        } else {
+            ", STOPPED at the time limit"
+        }
+    );
     let _ = writeln!(
         s,
         "  records   sent {}  acked {}  failed {}  unresolved {}  in the log {}",
@@ -53,14 +67,27 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
     let _ = writeln!(
         s,
         "  network   requests {}  retries {}  requests lost {}  acks lost {}  lost with a broken connection {}  disconnects {}",
-        r.requests, r.retries, r.faults.request_lost, r.faults.ack_lost, r.faults.lost_with_connection, r.faults.disconnects
+        r.requests,
+        r.retries,
+        r.faults.request_lost,
+        r.faults.ack_lost,
+        r.faults.lost_with_connection,
+        r.faults.disconnects
     );
     let _ = writeln!(
         s,
         "  broker    appended {}  duplicates dropped {}  gaps rejected {} (OUT_OF_ORDER_SEQUENCE_NUMBER)  stale epoch {}  other errors {}",
-        r.broker.appended, r.broker.duplicates_dropped, r.broker.gaps_rejected, r.broker.stale_epoch_rejected, r.broker.other_rejected
+        r.broker.appended,
+        r.broker.duplicates_dropped,
+        r.broker.gaps_rejected,
+        r.broker.stale_epoch_rejected,
+        r.broker.other_rejected
     );
-    let _ = writeln!(s, "  producer  epoch bumps {}  new producer ids {}", r.epoch_bumps, r.producer_id_resets);
+    let _ = writeln!(
+        s,
+        "  producer  epoch bumps {}  new producer ids {}",
+        r.epoch_bumps, r.producer_id_resets
+    );
     if r.broker.retries_outside_window > 0 {
         let _ = writeln!(
             s,
@@ -70,13 +97,28 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
     }
     let _ = writeln!(s, "ack ledger (batches)");
     for (name, n) in [
-        ("written and acked at the first attempt", l.written_acked_first_try),
-        ("request lost or refused, written by a retry, acked", l.written_on_retry_acked),
-        ("written, ack lost, retry deduplicated, acked", l.written_ack_lost_retry_deduplicated),
+        (
+            "written and acked at the first attempt",
+            l.written_acked_first_try,
+        ),
+        (
+            "request lost or refused, written by a retry, acked",
+            l.written_on_retry_acked,
+        ),
+        (
+            "written, ack lost, retry deduplicated, acked",
+            l.written_ack_lost_retry_deduplicated,
+        ),
         ("written more than once", l.written_more_than_once),
         ("failed, not written", l.failed_not_written),
-        ("failed as possibly persisted, and written", l.failed_possibly_persisted_written),
-        ("failed as definitely not written, yet written", l.failed_definite_but_written),
+        (
+            "failed as possibly persisted, and written",
+            l.failed_possibly_persisted_written,
+        ),
+        (
+            "failed as definitely not written, yet written",
+            l.failed_definite_but_written,
+        ),
         ("acked, yet not written", l.acked_not_written),
         ("no delivery report", l.unresolved),
     ] {
@@ -84,7 +126,11 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
     }
     let _ = writeln!(s, "invariants");
     for (name, n) in k.invariants() {
-        let status = if n == 0 { "ok".to_string() } else { format!("VIOLATED ({n})") };
+        let status = if n == 0 {
+            "ok".to_string()
+        } else {
+            format!("VIOLATED ({n})")
+        };
         let _ = writeln!(s, "  {name:.<56} {status}");
     }
     if k.passed() {

@@ -24,18 +24,30 @@ pub struct Trace {
 impl Trace {
     /// A trace kept in memory (see [`Trace::into_string`]).
     pub fn buffered() -> Trace {
-        Trace { buffer: String::new(), sink: None, lines: 0 }
+        Trace {
+            buffer: String::new(),
+            sink: None,
+            lines: 0,
+        }
     }
 
     /// A trace written to `sink` as it goes.
     pub fn to_writer(sink: Box<dyn Write>) -> Trace {
-        Trace { buffer: String::new(), sink: Some(sink), lines: 0 }
+        Trace {
+            buffer: String::new(),
+            sink: Some(sink),
+            lines: 0,
+        }
     }
 
     /// Adds one line for producer `producer` at `now_ms`.
     pub fn line(&mut self, now_ms: u64, producer: u32, text: impl AsRef<str>) {
         self.lines += 1;
-        let _ = writeln!(self.buffer, "{now_ms:>8} ms  P{producer:<2} {}", text.as_ref());
+        let _ = writeln!(
+            self.buffer,
+            "{now_ms:>8} ms  P{producer:<2} {}",
+            text.as_ref()
+        );
         if self.buffer.len() > 1 << 16 {
             self.flush();
         }
@@ -68,7 +80,10 @@ impl Trace {
 pub fn request(frame: &RequestFrame) -> String {
     match &frame.request {
         Request::InitProducerId(_) => format!("InitProducerId #{}", frame.correlation_id),
-        Request::Fetch(f) => format!("fetch #{} p{} from {}", frame.correlation_id, f.partition, f.fetch_offset),
+        Request::Fetch(f) => format!(
+            "fetch #{} p{} from {}",
+            frame.correlation_id, f.partition, f.fetch_offset
+        ),
         Request::Produce(r) => {
             let mut s = format!("produce #{} [", frame.correlation_id);
             for (i, d) in r.partitions.iter().enumerate() {
@@ -88,7 +103,11 @@ pub fn request(frame: &RequestFrame) -> String {
                         );
                     }
                     Ok(h) => {
-                        let _ = write!(s, "p{} {} records, no producer id", d.partition, h.records_count);
+                        let _ = write!(
+                            s,
+                            "p{} {} records, no producer id",
+                            d.partition, h.records_count
+                        );
                     }
                     Err(_) => {
                         let _ = write!(s, "p{} unreadable batch", d.partition);
@@ -123,9 +142,17 @@ pub fn response_arrived(frame: &ResponseFrame) -> String {
                     }
                 })
                 .collect();
-            format!("response #{} arrived: {}", frame.correlation_id, parts.join(", "))
+            format!(
+                "response #{} arrived: {}",
+                frame.correlation_id,
+                parts.join(", ")
+            )
         }
-        Response::Fetch(r) => format!("response #{} arrived: fetch {}", frame.correlation_id, r.error_code.name()),
+        Response::Fetch(r) => format!(
+            "response #{} arrived: fetch {}",
+            frame.correlation_id,
+            r.error_code.name()
+        ),
     }
 }
 
@@ -143,31 +170,73 @@ pub fn delivered(batch: u64, report: &DeliveryReport) -> String {
 /// A producer decision worth a line, or `None` for bookkeeping the other lines already show.
 pub fn producer_event(event: &ProducerEvent) -> Option<String> {
     Some(match event {
-        ProducerEvent::ProducerIdAssigned { producer_id, producer_epoch } => {
+        ProducerEvent::ProducerIdAssigned {
+            producer_id,
+            producer_epoch,
+        } => {
             format!("producer id {producer_id} assigned, epoch {producer_epoch}")
         }
-        ProducerEvent::RetryScheduled { partition, base_sequence, reason, attempts, retry_at_ms, .. } => format!(
+        ProducerEvent::RetryScheduled {
+            partition,
+            base_sequence,
+            reason,
+            attempts,
+            retry_at_ms,
+            ..
+        } => format!(
             "retry scheduled: p{partition} seq {base_sequence} after {reason} (attempt {attempts}, at {retry_at_ms} ms)"
         ),
-        ProducerEvent::EpochBumped { producer_id, old_epoch, new_epoch, partition, reason } => format!(
+        ProducerEvent::EpochBumped {
+            producer_id,
+            old_epoch,
+            new_epoch,
+            partition,
+            reason,
+        } => format!(
             "epoch bumped {old_epoch} -> {new_epoch} for producer {producer_id} (p{partition}: {reason:?}); sequences restart at 0"
         ),
-        ProducerEvent::SequencesRewritten { partition, epoch, batches, next_sequence, .. } => format!(
+        ProducerEvent::SequencesRewritten {
+            partition,
+            epoch,
+            batches,
+            next_sequence,
+            ..
+        } => format!(
             "rewrote {batches} in-flight batch(es) of p{partition} to epoch {epoch}; next sequence {next_sequence}"
         ),
-        ProducerEvent::PartitionUnresolved { partition, unresolved_next_sequence } => format!(
+        ProducerEvent::PartitionUnresolved {
+            partition,
+            unresolved_next_sequence,
+        } => format!(
             "p{partition} unresolved: a batch timed out after it was sent; waiting for proof that sequence {unresolved_next_sequence} moved on"
         ),
-        ProducerEvent::PartitionResolved { partition, last_acked_sequence } => {
-            format!("p{partition} resolved by a later ack (last acked sequence {last_acked_sequence})")
+        ProducerEvent::PartitionResolved {
+            partition,
+            last_acked_sequence,
+        } => {
+            format!(
+                "p{partition} resolved by a later ack (last acked sequence {last_acked_sequence})"
+            )
         }
-        ProducerEvent::ProducerIdReset { old_producer_id, old_epoch } => {
-            format!("epoch exhausted for producer {old_producer_id} at epoch {old_epoch}: requesting a new producer id")
+        ProducerEvent::ProducerIdReset {
+            old_producer_id,
+            old_epoch,
+        } => {
+            format!(
+                "epoch exhausted for producer {old_producer_id} at epoch {old_epoch}: requesting a new producer id"
+            )
         }
         ProducerEvent::RequestTimedOut { correlation_id } => {
             format!("request #{correlation_id} timed out (no response within request.timeout.ms)")
         }
-        ProducerEvent::StaleResponseIgnored { correlation_id, partition, sent_epoch, current_epoch, error, .. } => {
+        ProducerEvent::StaleResponseIgnored {
+            correlation_id,
+            partition,
+            sent_epoch,
+            current_epoch,
+            error,
+            ..
+        } => {
             format!(
                 "ignored {} for p{partition} in response #{correlation_id}: sent at epoch {sent_epoch}, now {current_epoch}",
                 error.name()

@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idempo-sim")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_idempo-sim"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -14,26 +17,53 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-const SMALL: &[&str] = &["--producers", "2", "--partitions", "2", "--records", "300", "--ack-loss", "0.2"];
+const SMALL: &[&str] = &[
+    "--producers",
+    "2",
+    "--partitions",
+    "2",
+    "--records",
+    "300",
+    "--ack-loss",
+    "0.2",
+];
 
 #[test]
 fn same_seed_and_flags_print_byte_identical_output() {
-    let args: Vec<&str> = ["run", "--seed", "7", "--trace"].iter().chain(SMALL).copied().collect();
+    let args: Vec<&str> = ["run", "--seed", "7", "--trace"]
+        .iter()
+        .chain(SMALL)
+        .copied()
+        .collect();
     let a = sim(&args);
     let b = sim(&args);
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
-    assert!(stdout(&a).lines().count() > 100, "the trace has one line per event");
+    assert!(
+        stdout(&a).lines().count() > 100,
+        "the trace has one line per event"
+    );
     assert_eq!(a.stdout, b.stdout, "same seed, same bytes");
-    let c = sim(&["run", "--seed", "8", "--trace"].iter().chain(SMALL).copied().collect::<Vec<_>>());
+    let c = sim(&["run", "--seed", "8", "--trace"]
+        .iter()
+        .chain(SMALL)
+        .copied()
+        .collect::<Vec<_>>());
     assert_ne!(a.stdout, c.stdout, "another seed, another run");
 }
 
 #[test]
 fn run_with_ack_loss_passes_and_shows_duplicates_dropped() {
-    let o = sim(&["run", "--seed", "3"].iter().chain(SMALL).copied().collect::<Vec<_>>());
+    let o = sim(&["run", "--seed", "3"]
+        .iter()
+        .chain(SMALL)
+        .copied()
+        .collect::<Vec<_>>());
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(out.starts_with("idempo-sim run  seed=3\n"), "the seed comes first: {out}");
+    assert!(
+        out.starts_with("idempo-sim run  seed=3\n"),
+        "the seed comes first: {out}"
+    );
     assert!(out.contains("verdict: PASS"));
     assert!(out.contains("replay: idempo-sim run --seed 3 "));
     let dropped: u64 = out
@@ -42,12 +72,19 @@ fn run_with_ack_loss_passes_and_shows_duplicates_dropped() {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .expect("a duplicates dropped count");
-    assert!(dropped > 0, "with 20% ack loss the broker drops retries: {out}");
+    assert!(
+        dropped > 0,
+        "with 20% ack loss the broker drops retries: {out}"
+    );
 }
 
 #[test]
 fn idempotence_off_with_ack_loss_fails_with_exit_1() {
-    let o = sim(&["run", "--seed", "3", "--idempotence", "off"].iter().chain(SMALL).copied().collect::<Vec<_>>());
+    let o = sim(&["run", "--seed", "3", "--idempotence", "off"]
+        .iter()
+        .chain(SMALL)
+        .copied()
+        .collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("verdict: FAIL"));
     assert!(stdout(&o).contains("no duplicates"));
@@ -55,12 +92,30 @@ fn idempotence_off_with_ack_loss_fails_with_exit_1() {
 
 #[test]
 fn json_summary_has_the_documented_fields() {
-    let o = sim(&["run", "--json", "--seed", "5"].iter().chain(SMALL).copied().collect::<Vec<_>>());
+    let o = sim(&["run", "--json", "--seed", "5"]
+        .iter()
+        .chain(SMALL)
+        .copied()
+        .collect::<Vec<_>>());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     for key in [
-        "seed", "idempotence", "producers", "partitions", "records_sent", "records_acked", "records_failed",
-        "log_records", "duplicates", "lost", "out_of_order", "retries", "duplicates_dropped", "gaps_rejected",
-        "epoch_bumps", "faults", "verdict",
+        "seed",
+        "idempotence",
+        "producers",
+        "partitions",
+        "records_sent",
+        "records_acked",
+        "records_failed",
+        "log_records",
+        "duplicates",
+        "lost",
+        "out_of_order",
+        "retries",
+        "duplicates_dropped",
+        "gaps_rejected",
+        "epoch_bumps",
+        "faults",
+        "verdict",
     ] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
@@ -86,21 +141,49 @@ fn bad_arguments_exit_2_naming_the_flag() {
 
 #[test]
 fn unsafe_max_in_flight_must_be_asked_for() {
-    let o = sim(&["run", "--max-in-flight", "6", "--unsafe-max-in-flight", "--records", "50"]);
-    assert!(o.status.code() == Some(0) || o.status.code() == Some(1), "{}", stderr(&o));
+    let o = sim(&[
+        "run",
+        "--max-in-flight",
+        "6",
+        "--unsafe-max-in-flight",
+        "--records",
+        "50",
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(1),
+        "{}",
+        stderr(&o)
+    );
     assert!(stdout(&o).contains("unsafe"));
 }
 
 #[test]
 fn compare_prints_both_settings_side_by_side() {
-    let o = sim(&["compare", "--seed", "3", "--variant", "dedup-window=1"].iter().chain(SMALL).copied().collect::<Vec<_>>());
+    let o = sim(&["compare", "--seed", "3", "--variant", "dedup-window=1"]
+        .iter()
+        .chain(SMALL)
+        .copied()
+        .collect::<Vec<_>>());
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(out.contains("idempotence on") && out.contains("idempotence off") && out.contains("dedup-window=1"));
-    let dup_row = out.lines().find(|l| l.starts_with("duplicates ")).expect("a duplicates row");
+    assert!(
+        out.contains("idempotence on")
+            && out.contains("idempotence off")
+            && out.contains("dedup-window=1")
+    );
+    let dup_row = out
+        .lines()
+        .find(|l| l.starts_with("duplicates "))
+        .expect("a duplicates row");
     let cells: Vec<&str> = dup_row.split_whitespace().collect();
-    assert_eq!(cells[1], "0", "idempotence on writes no duplicate: {dup_row}");
-    assert_ne!(cells[2], "0", "idempotence off does, on the same faults: {dup_row}");
+    assert_eq!(
+        cells[1], "0",
+        "idempotence on writes no duplicate: {dup_row}"
+    );
+    assert_ne!(
+        cells[2], "0",
+        "idempotence off does, on the same faults: {dup_row}"
+    );
 }
 
 #[test]
@@ -111,7 +194,13 @@ fn explain_runs_every_shipped_example() {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "txt") {
             let o = sim(&["explain", path.to_str().expect("utf-8 path")]);
-            assert_eq!(o.status.code(), Some(0), "{}: {}", path.display(), stderr(&o));
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{}: {}",
+                path.display(),
+                stderr(&o)
+            );
             n += 1;
         }
     }
@@ -122,9 +211,15 @@ fn explain_runs_every_shipped_example() {
 fn explain_lost_ack_example_shows_the_duplicate() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/lost-ack.txt");
     let out = stdout(&sim(&["explain", path]));
-    assert!(out.contains("duplicate of the batch at offsets 0..2 (window: 0..2): nothing appended"), "{out}");
+    assert!(
+        out.contains("duplicate of the batch at offsets 0..2 (window: 0..2): nothing appended"),
+        "{out}"
+    );
     let off = stdout(&sim(&["explain", "--idempotence", "off", path]));
-    assert!(off.contains("appended at offsets 3..5: idempotence is off"), "{off}");
+    assert!(
+        off.contains("appended at offsets 3..5: idempotence is off"),
+        "{off}"
+    );
 }
 
 #[test]
@@ -132,13 +227,19 @@ fn malformed_script_exits_2_with_the_line_number_and_runs_nothing() {
     let dir = std::env::temp_dir().join(format!("idempo-sim-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("bad.txt");
-    std::fs::write(&file, "init-producer\nproduce pid=1 epoch=0 seq=0 count=3\nproduce pid=1 seq=oops count=1\n")
-        .expect("write script");
+    std::fs::write(
+        &file,
+        "init-producer\nproduce pid=1 epoch=0 seq=0 count=3\nproduce pid=1 seq=oops count=1\n",
+    )
+    .expect("write script");
     let o = sim(&["explain", file.to_str().expect("utf-8 path")]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
     assert!(o.stdout.is_empty(), "nothing is half-run");
-    let missing = sim(&["explain", dir.join("missing.txt").to_str().expect("utf-8 path")]);
+    let missing = sim(&[
+        "explain",
+        dir.join("missing.txt").to_str().expect("utf-8 path"),
+    ]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("cannot read script"));
 }
@@ -147,12 +248,28 @@ fn malformed_script_exits_2_with_the_line_number_and_runs_nothing() {
 fn explain_json_lines_carry_the_documented_fields() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gap.txt");
     let out = stdout(&sim(&["explain", "--json", path]));
-    let lines: Vec<serde_json::Value> =
-        out.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
-    let rejected = lines.iter().find(|v| v["outcome"] == "rejected").expect("the gap is rejected");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let rejected = lines
+        .iter()
+        .find(|v| v["outcome"] == "rejected")
+        .expect("the gap is rejected");
     assert_eq!(rejected["error"], "OUT_OF_ORDER_SEQUENCE_NUMBER");
     assert_eq!(rejected["error_code"], 45);
-    for key in ["line", "op", "partition", "producer_id", "producer_epoch", "first_sequence", "last_sequence", "base_offset", "last_offset", "reason"] {
+    for key in [
+        "line",
+        "op",
+        "partition",
+        "producer_id",
+        "producer_epoch",
+        "first_sequence",
+        "last_sequence",
+        "base_offset",
+        "last_offset",
+        "reason",
+    ] {
         assert!(rejected.get(key).is_some(), "missing {key}");
     }
     let init = &lines[0];

@@ -21,7 +21,18 @@ fn config_strategy(idempotence: bool) -> impl Strategy<Value = SimConfig> {
         prop_oneof![Just(50u64), Just(200), Just(1_000)],
     )
         .prop_map(
-            move |(seed, producers, partitions, records, batch_records, max_in_flight, ack_loss, request_loss, (lmin, lspan), request_timeout_ms)| SimConfig {
+            move |(
+                seed,
+                producers,
+                partitions,
+                records,
+                batch_records,
+                max_in_flight,
+                ack_loss,
+                request_loss,
+                (lmin, lspan),
+                request_timeout_ms,
+            )| SimConfig {
                 seed,
                 producers,
                 partitions,
@@ -57,7 +68,7 @@ fn describe(config: &SimConfig, r: &RunReport) -> String {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 48, ..Config::default() })]
+    #![proptest_config(Config { cases: 128, ..Config::default() })]
 
     /// With idempotence on and at most as many requests in flight as the broker's window,
     /// for any seed and any rates of lost acks, lost requests and reordering: no record is
@@ -95,22 +106,37 @@ proptest! {
 /// counterexample with its replay command.
 #[test]
 fn max_in_flight_above_the_window_lets_a_retry_fall_outside_it() {
-    let strategy = (config_strategy(true), 2usize..=10, 1usize..=3).prop_map(|(config, extra, window)| SimConfig {
-        dedup_window: window,
-        max_in_flight: window + extra,
-        unsafe_max_in_flight: true,
-        partitions: 1,
-        ..config
+    let strategy =
+        (config_strategy(true), 2usize..=10, 1usize..=3).prop_map(|(config, extra, window)| {
+            SimConfig {
+                dedup_window: window,
+                max_in_flight: window + extra,
+                unsafe_max_in_flight: true,
+                partitions: 1,
+                ..config
+            }
+        });
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
     });
-    let mut runner = TestRunner::new(Config { cases: 256, failure_persistence: None, ..Config::default() });
     let result = runner.run(&strategy, |config| {
         let r = run(&config);
-        prop_assert_eq!(r.broker.retries_outside_window, 0, "{}", describe(&config, &r));
+        prop_assert_eq!(
+            r.broker.retries_outside_window,
+            0,
+            "{}",
+            describe(&config, &r)
+        );
         Ok(())
     });
     match result {
         Err(TestError::Fail(reason, config)) => {
-            println!("counterexample (max_in_flight {} > dedup_window {}):\n{reason}", config.max_in_flight, config.dedup_window);
+            println!(
+                "counterexample (max_in_flight {} > dedup_window {}):\n{reason}",
+                config.max_in_flight, config.dedup_window
+            );
             assert!(config.max_in_flight > config.dedup_window);
         }
         other => panic!("expected proptest to find a retry outside the window, got {other:?}"),
