@@ -52,6 +52,15 @@ pub struct ProducerConfig {
     /// `acks`: -1 (all), 1 (leader) or 0 (none, no response expected). Default -1, which
     /// idempotence requires.
     pub acks: i16,
+    /// Not in Kafka's client (default off, as Kafka): keep a partition to one batch in flight
+    /// until the broker has acknowledged a batch of this producer id on it.
+    ///
+    /// A 2.5+ broker accepts *any* sequence from a producer it does not know (KIP-360). If the
+    /// first batch to a partition is lost and the second gets through, the broker appends the
+    /// second with a gap in front of it; the first's retry is then refused, the producer bumps
+    /// its epoch and re-stamps both, and the second is written twice. Sending the first batch
+    /// alone costs one round trip per partition per producer id and closes that hole.
+    pub first_batch_alone: bool,
 }
 
 impl Default for ProducerConfig {
@@ -66,6 +75,7 @@ impl Default for ProducerConfig {
             retries: i32::MAX as u32,
             retry_backoff_ms: 100,
             acks: -1,
+            first_batch_alone: false,
         }
     }
 }

@@ -746,17 +746,24 @@ impl Producer {
     // ----- draining ----------------------------------------------------------------------
 
     /// Kafka's `shouldStopDrainBatchesForPartition`, rules 2 to 4 (rule 1 is checked before).
+    ///
+    /// With `first_batch_alone` (not in Kafka), a new batch also waits while the partition has
+    /// a batch in flight and the broker has not yet acknowledged one under this producer id.
     fn should_stop_drain(
         entry: &PartitionEntry,
         batch: &ProducerBatch,
         producer_id: ProducerId,
         producer_epoch: ProducerEpoch,
+        first_batch_alone: bool,
     ) -> bool {
         if batch.has_sequence() {
             entry.in_flight.front() != Some(&batch.handle.0)
         } else {
             (!entry.in_flight.is_empty() && entry.is_stale(producer_id, producer_epoch))
                 || entry.unresolved_next_sequence.is_some()
+                || (first_batch_alone
+                    && !entry.in_flight.is_empty()
+                    && entry.acknowledged_producer_id != producer_id)
         }
     }
 
@@ -779,7 +786,13 @@ impl Producer {
                 continue;
             }
             if idempotent
-                && Self::should_stop_drain(&part.entry, batch, producer_id, producer_epoch)
+                && Self::should_stop_drain(
+                    &part.entry,
+                    batch,
+                    producer_id,
+                    producer_epoch,
+                    self.config.first_batch_alone,
+                )
             {
                 continue;
             }
@@ -1020,6 +1033,7 @@ impl Producer {
             return;
         }
         entry.maybe_update_last_acked_sequence(batch.last_sequence());
+        entry.acknowledged_producer_id = batch.producer_id();
         if base_offset >= 0 {
             entry.maybe_update_last_acked_offset(base_offset + i64::from(batch.record_count) - 1);
         }

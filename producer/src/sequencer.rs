@@ -48,6 +48,9 @@ pub(crate) struct PartitionEntry {
     pub in_flight: VecDeque<u64>,
     /// Kafka's `partitionsWithUnresolvedSequences` entry.
     pub unresolved_next_sequence: Option<Sequence>,
+    /// The producer id under which the broker last acknowledged a batch of this partition:
+    /// from then on the broker knows the producer here (see `first_batch_alone`).
+    pub acknowledged_producer_id: ProducerId,
 }
 
 impl PartitionEntry {
@@ -61,6 +64,7 @@ impl PartitionEntry {
             last_acked_offset: -1,
             in_flight: VecDeque::new(),
             unresolved_next_sequence: None,
+            acknowledged_producer_id: ProducerId::NONE,
         }
     }
 

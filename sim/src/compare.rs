@@ -23,8 +23,24 @@ pub struct Column {
 /// Applies one `KEY=VALUE` variant to `base`. Keys are the `run` flags without dashes.
 /// A `max-in-flight` above the dedup window opts into the unsafe experiment, since asking for
 /// it is the point of the variant.
+///
+/// Several settings may be changed at once, separated by commas:
+/// `network=proxy,first-batch-alone=on`.
 pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, String> {
-    let (key, value) = variant
+    let mut c = base.clone();
+    for setting in variant.split(',') {
+        c = apply_setting(&c, variant, setting.trim())?;
+    }
+    if c.idempotence && c.max_in_flight > c.dedup_window {
+        c.unsafe_max_in_flight = true;
+    }
+    c.validate()
+        .map_err(|e| format!("--variant `{variant}`: {e}"))?;
+    Ok(c)
+}
+
+fn apply_setting(base: &SimConfig, variant: &str, setting: &str) -> Result<SimConfig, String> {
+    let (key, value) = setting
         .split_once('=')
         .ok_or_else(|| format!("--variant `{variant}`: expected KEY=VALUE, e.g. dedup-window=1"))?;
     let bad = || format!("--variant `{variant}`: `{value}` is not a valid value for {key}");
@@ -45,6 +61,13 @@ pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, Strin
         "request-timeout-ms" => c.request_timeout_ms = value.parse().map_err(|_| bad())?,
         "delivery-timeout-ms" => c.delivery_timeout_ms = value.parse().map_err(|_| bad())?,
         "retry-backoff-ms" => c.retry_backoff_ms = value.parse().map_err(|_| bad())?,
+        "first-batch-alone" => {
+            c.first_batch_alone = match value {
+                "on" => true,
+                "off" => false,
+                _ => return Err(bad()),
+            }
+        }
         "network" => c.network = crate::config::Network::parse(value).map_err(|_| bad())?,
         "latency-ms" => {
             let (min, max) = crate::config::parse_range(value).map_err(|_| bad())?;
@@ -55,7 +78,7 @@ pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, Strin
             return Err(format!(
                 "--variant `{variant}`: unknown setting `{other}` (expected one of: dedup-window, max-in-flight, \
                  idempotence, ack-loss, request-loss, retries, request-timeout-ms, delivery-timeout-ms, \
-                 retry-backoff-ms, latency-ms, network)"
+                 retry-backoff-ms, latency-ms, network, first-batch-alone)"
             ));
         }
     }

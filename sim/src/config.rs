@@ -85,6 +85,9 @@ pub struct SimConfig {
     pub latency_max_ms: u64,
     /// How the network between each producer and the broker behaves.
     pub network: Network,
+    /// Producer setting not in Kafka: send a partition's first batch alone until the broker
+    /// has acknowledged one (closes the KIP-360 hole that `Network::Proxy` exposes).
+    pub first_batch_alone: bool,
     /// Producer `request.timeout.ms`.
     pub request_timeout_ms: u64,
     /// Producer `delivery.timeout.ms`.
@@ -120,6 +123,7 @@ impl Default for SimConfig {
             latency_min_ms: 1,
             latency_max_ms: 20,
             network: Network::Tcp,
+            first_batch_alone: false,
             request_timeout_ms: 200,
             delivery_timeout_ms: 120_000,
             retries: i32::MAX as u32,
@@ -226,6 +230,9 @@ impl fmt::Display for SimConfig {
         }
         if self.network != Network::Tcp {
             write!(f, " --network {}", self.network.name())?;
+        }
+        if self.first_batch_alone {
+            write!(f, " --first-batch-alone")?;
         }
         if self.producer_id_expiration_ms != SimConfig::default().producer_id_expiration_ms {
             write!(

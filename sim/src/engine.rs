@@ -214,6 +214,7 @@ impl Simulation {
                 delivery_timeout_ms: config.delivery_timeout_ms,
                 retries: config.retries,
                 retry_backoff_ms: config.retry_backoff_ms,
+                first_batch_alone: config.first_batch_alone,
                 ..ProducerConfig::default()
             })
             .map_err(|e| e.to_string())?;

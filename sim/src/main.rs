@@ -65,6 +65,10 @@ struct RunArgs {
     /// latency reorders them).
     #[arg(long, default_value = "tcp", value_parser = Network::parse)]
     network: Network,
+    /// Producer improvement not in Kafka: send a partition's first batch alone until the
+    /// broker acknowledged one (closes the hole --network proxy exposes).
+    #[arg(long)]
+    first_batch_alone: bool,
     /// Producer request.timeout.ms.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout_ms: u64,
@@ -106,6 +110,7 @@ impl RunArgs {
             latency_min_ms: self.latency_ms.0,
             latency_max_ms: self.latency_ms.1,
             network: self.network,
+            first_batch_alone: self.first_batch_alone,
             request_timeout_ms: self.request_timeout_ms,
             delivery_timeout_ms: self.delivery_timeout_ms,
             retries: self.retries,

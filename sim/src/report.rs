@@ -13,7 +13,7 @@ pub fn header(config: &SimConfig) -> String {
     format!(
         "idempo-sim run  seed={}\n\
          \x20 workload   producers={} partitions={} records={} (per producer) batch_records={}\n\
-         \x20 producer   idempotence={} max_in_flight={}{} request_timeout_ms={} delivery_timeout_ms={} retries={} retry_backoff_ms={}\n\
+         \x20 producer   idempotence={} max_in_flight={}{} request_timeout_ms={} delivery_timeout_ms={} retries={} retry_backoff_ms={}{}\n\
          \x20 broker     idempotence={} dedup_window={} producer_id_expiration_ms={}\n\
          \x20 network    ack_loss={} request_loss={} latency_ms={}..{} network={}\n",
         c.seed,
@@ -32,6 +32,11 @@ pub fn header(config: &SimConfig) -> String {
         c.delivery_timeout_ms,
         c.retries,
         c.retry_backoff_ms,
+        if c.first_batch_alone {
+            " first_batch_alone=on"
+        } else {
+            ""
+        },
         on(c.idempotence),
         c.dedup_window,
         c.producer_id_expiration_ms,

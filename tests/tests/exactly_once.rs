@@ -2,6 +2,7 @@
 //! checker together). Each property states what must hold for *every* seed and fault mix;
 //! proptest searches for a counterexample and shrinks it to a small one.
 
+use idempo_sim::config::Network;
 use idempo_sim::{RunReport, SimConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
@@ -84,6 +85,17 @@ proptest! {
         prop_assert_eq!(r.check.records_unresolved, 0);
     }
 
+    /// Through a proxy that drops single frames (gaps reach the broker, which refuses them
+    /// with OUT_OF_ORDER_SEQUENCE_NUMBER), idempo's producer with `first_batch_alone` still
+    /// writes every record at most once and in order, for any seed and fault rates.
+    #[test]
+    fn first_batch_alone_gives_exactly_once_through_a_frame_dropping_proxy(config in config_strategy(true)) {
+        let config = SimConfig { network: Network::Proxy, first_batch_alone: true, ..config };
+        let r = run(&config);
+        prop_assert!(r.finished, "{}", describe(&config, &r));
+        prop_assert!(r.check.passed(), "{}", describe(&config, &r));
+    }
+
     /// The checker is not blind: without idempotence, the same kind of faults (here at least
     /// 20% of acks lost over at least 100 batches) always writes duplicates.
     #[test]
@@ -140,5 +152,35 @@ fn max_in_flight_above_the_window_lets_a_retry_fall_outside_it() {
             assert!(config.max_in_flight > config.dedup_window);
         }
         other => panic!("expected proptest to find a retry outside the window, got {other:?}"),
+    }
+}
+
+/// Kafka's Java client (and idempo's producer by default) has a hole that a frame-dropping
+/// proxy exposes: a 2.5+ broker accepts any sequence from a producer it does not know
+/// (KIP-360), so when the first batch to a partition is dropped and the second gets through,
+/// the first's retry is refused, the producer bumps its epoch, re-stamps both, and the second
+/// is written twice. This test asserts that proptest finds such a run and prints it.
+#[test]
+fn proxy_frame_drops_expose_the_unknown_producer_hole_without_the_guard() {
+    let strategy = config_strategy(true).prop_map(|config| SimConfig {
+        network: Network::Proxy,
+        ..config
+    });
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&strategy, |config| {
+        let r = run(&config);
+        prop_assert_eq!(r.check.duplicates, 0, "{}", describe(&config, &r));
+        Ok(())
+    });
+    match result {
+        Err(TestError::Fail(reason, config)) => {
+            println!("counterexample through a frame-dropping proxy:\n{reason}");
+            assert_eq!(config.network, Network::Proxy);
+        }
+        other => panic!("expected proptest to find a duplicate through the proxy, got {other:?}"),
     }
 }
