@@ -362,8 +362,9 @@ impl Broker {
         } else if !header.producer_id.is_some() {
             AppendReason::NoProducerId
         } else {
-            seen = p.producers.seen(header.producer_id);
-            match p.producers.check(&header) {
+            let (check, state) = p.producers.check_and_see(&header);
+            seen = state;
+            match check {
                 SequenceCheck::Accept(rule) => AppendReason::Sequence(rule),
                 SequenceCheck::Duplicate(original) => {
                     let response = PartitionProduceResponse {

@@ -231,6 +231,16 @@ pub struct StateSeen {
     pub window: WindowView,
 }
 
+impl StateSeen {
+    fn of(entry: &ProducerStateEntry) -> StateSeen {
+        StateSeen {
+            producer_epoch: entry.producer_epoch,
+            expected_sequence: entry.last_sequence().next(),
+            window: WindowView::of(entry),
+        }
+    }
+}
+
 /// Why a batch was accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AcceptRule {
@@ -319,19 +329,24 @@ impl ProducerStateManager {
 
     /// What the rule saw for this producer, for explanations.
     pub fn seen(&self, producer_id: ProducerId) -> Option<StateSeen> {
-        self.producers.get(&producer_id).map(|e| StateSeen {
-            producer_epoch: e.producer_epoch,
-            expected_sequence: e.last_sequence().next(),
-            window: WindowView::of(e),
-        })
+        self.producers.get(&producer_id).map(StateSeen::of)
     }
 
     /// Decides a client batch by Kafka's rule (module docs), without changing anything.
     /// `header` must carry a producer id.
     pub fn check(&self, header: &BatchHeader) -> SequenceCheck {
-        let Some(entry) = self.producers.get(&header.producer_id) else {
-            return SequenceCheck::Accept(AcceptRule::UnknownProducer);
-        };
+        self.check_and_see(header).0
+    }
+
+    /// [`check`](Self::check), also returning the state the rule consulted (one lookup).
+    pub fn check_and_see(&self, header: &BatchHeader) -> (SequenceCheck, Option<StateSeen>) {
+        match self.producers.get(&header.producer_id) {
+            None => (SequenceCheck::Accept(AcceptRule::UnknownProducer), None),
+            Some(entry) => (Self::decide(entry, header), Some(StateSeen::of(entry))),
+        }
+    }
+
+    fn decide(entry: &ProducerStateEntry, header: &BatchHeader) -> SequenceCheck {
         let epoch = header.producer_epoch;
         let base = header.base_sequence;
         if let Some(original) = entry.find_duplicate(epoch, base, header.last_sequence()) {
