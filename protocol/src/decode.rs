@@ -124,6 +124,11 @@ impl Reader {
         Reader { buf, pos: 0 }
     }
 
+    /// Bytes consumed so far.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -204,15 +209,20 @@ impl Reader {
 
     /// An unsigned LEB128 varint of at most 10 bytes.
     fn uvarint(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let rest = &self.buf[self.pos..];
         let mut value: u64 = 0;
-        for i in 0..10 {
-            let [b] = self.array::<1>(field)?;
+        for (i, b) in rest.iter().take(10).enumerate() {
             value |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
+                self.pos += i + 1;
                 return Ok(value);
             }
         }
-        Err(DecodeError::VarintTooLong { field })
+        if rest.len() < 10 {
+            Err(DecodeError::Truncated { field, needed: rest.len() + 1, remaining: rest.len() })
+        } else {
+            Err(DecodeError::VarintTooLong { field })
+        }
     }
 
     /// A zig-zag signed varint that must fit in 32 bits (Kafka's `readVarint`).

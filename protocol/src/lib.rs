@@ -34,7 +34,7 @@ pub use message::{
     Response,
 };
 pub use record_batch::{
-    BatchHeader, Header, RECORD_BATCH_OVERHEAD, Record, RecordBatch, decode_batches,
-    set_base_offset, validate, verify_crc,
+    BatchHeader, Header, RECORD_BATCH_OVERHEAD, Record, RecordBatch, RecordRef, decode_batches,
+    set_base_offset, validate, verify_crc, visit_records,
 };
 pub use types::{ProducerEpoch, ProducerId, Sequence};

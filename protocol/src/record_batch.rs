@@ -260,26 +260,28 @@ impl BatchHeader {
                 remaining: batch.len(),
             });
         }
-        let h = &batch[..RECORD_BATCH_OVERHEAD];
-        let be = |range: std::ops::Range<usize>| -> u64 {
-            h[range]
-                .iter()
-                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
-        };
+        let h: &[u8; RECORD_BATCH_OVERHEAD] = batch[..RECORD_BATCH_OVERHEAD]
+            .try_into()
+            .expect("the length was checked above");
+        fn field<const N: usize>(h: &[u8; RECORD_BATCH_OVERHEAD], at: usize) -> [u8; N] {
+            let mut out = [0u8; N];
+            out.copy_from_slice(&h[at..at + N]);
+            out
+        }
         Ok(BatchHeader {
-            base_offset: be(0..8) as i64,
-            batch_length: be(8..12) as u32 as i32,
-            partition_leader_epoch: be(12..16) as u32 as i32,
+            base_offset: i64::from_be_bytes(field(h, 0)),
+            batch_length: i32::from_be_bytes(field(h, 8)),
+            partition_leader_epoch: i32::from_be_bytes(field(h, 12)),
             magic: h[16] as i8,
-            crc: be(17..21) as u32,
-            attributes: be(21..23) as u16 as i16,
-            last_offset_delta: be(23..27) as u32 as i32,
-            base_timestamp: be(27..35) as i64,
-            max_timestamp: be(35..43) as i64,
-            producer_id: ProducerId(be(43..51) as i64),
-            producer_epoch: ProducerEpoch(be(51..53) as u16 as i16),
-            base_sequence: Sequence(be(53..57) as u32 as i32),
-            records_count: be(57..61) as u32 as i32,
+            crc: u32::from_be_bytes(field(h, 17)),
+            attributes: i16::from_be_bytes(field(h, 21)),
+            last_offset_delta: i32::from_be_bytes(field(h, 23)),
+            base_timestamp: i64::from_be_bytes(field(h, 27)),
+            max_timestamp: i64::from_be_bytes(field(h, 35)),
+            producer_id: ProducerId(i64::from_be_bytes(field(h, 43))),
+            producer_epoch: ProducerEpoch(i16::from_be_bytes(field(h, 51))),
+            base_sequence: Sequence(i32::from_be_bytes(field(h, 53))),
+            records_count: i32::from_be_bytes(field(h, 57)),
         })
     }
 
@@ -555,7 +557,7 @@ fn records_count(header: &BatchHeader) -> Result<usize, DecodeError> {
 /// Walks one record without keeping it (the same checks as `Record::decode`), reading the
 /// fields in place: no sub-buffer and no reference count is taken per field, which keeps the
 /// broker's validation cheap.
-fn skip_record(r: &mut Reader) -> Result<(), DecodeError> {
+fn skip_record(r: &mut Reader) -> Result<RecordSpans, DecodeError> {
     let len = r.varint("record.length")?;
     let len = usize::try_from(len).map_err(|_| DecodeError::InvalidValue {
         field: "record.length",
@@ -572,9 +574,9 @@ fn skip_record(r: &mut Reader) -> Result<(), DecodeError> {
     let end = r.remaining() - len;
     r.i8("record.attributes")?;
     r.varlong("record.timestampDelta")?;
-    r.varint("record.offsetDelta")?;
-    skip_opt_bytes(r, "record.key")?;
-    skip_opt_bytes(r, "record.value")?;
+    let offset_delta = r.varint("record.offsetDelta")?;
+    let key = span_opt_bytes(r, "record.key")?;
+    let value = span_opt_bytes(r, "record.value")?;
     let header_count = r.varint("record.headerCount")?;
     if header_count < 0 {
         return Err(DecodeError::InvalidValue {
@@ -598,7 +600,11 @@ fn skip_record(r: &mut Reader) -> Result<(), DecodeError> {
         }
     }
     match r.remaining().checked_sub(end) {
-        Some(0) => Ok(()),
+        Some(0) => Ok(RecordSpans {
+            offset_delta,
+            key,
+            value,
+        }),
         Some(count) => Err(DecodeError::TrailingBytes {
             field: "record",
             count,
@@ -609,6 +615,73 @@ fn skip_record(r: &mut Reader) -> Result<(), DecodeError> {
             remaining: len,
         }),
     }
+}
+
+/// Where a record's key and value sit in the batch (positions after the header).
+struct RecordSpans {
+    offset_delta: i32,
+    key: Option<(usize, usize)>,
+    value: Option<(usize, usize)>,
+}
+
+/// Skips a nullable byte field, returning its position and length (`None` for null).
+fn span_opt_bytes(
+    r: &mut Reader,
+    field: &'static str,
+) -> Result<Option<(usize, usize)>, DecodeError> {
+    let len = r.varint(field)?;
+    match len {
+        -1 => Ok(None),
+        n if n < -1 => Err(DecodeError::InvalidValue {
+            field,
+            value: i64::from(n),
+            expected: "a length >= -1",
+        }),
+        n => {
+            let start = r.position();
+            r.take(n as usize, field)?;
+            Ok(Some((start, n as usize)))
+        }
+    }
+}
+
+/// One record seen in place by [`visit_records`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// Offset relative to the batch's base offset.
+    pub offset_delta: i32,
+    /// The key, `None` for null.
+    pub key: Option<&'a [u8]>,
+    /// The value, `None` for null.
+    pub value: Option<&'a [u8]>,
+}
+
+/// Validates one encoded batch as [`validate`] does and shows each record's key and value in
+/// place, without allocating: for readers that only need the payloads (a checker, a consumer).
+pub fn visit_records(
+    bytes: &Bytes,
+    mut f: impl FnMut(RecordRef<'_>),
+) -> Result<BatchHeader, DecodeError> {
+    let header = check_envelope(bytes)?;
+    let count = records_count(&header)?;
+    let body = bytes.slice(RECORD_BATCH_OVERHEAD..);
+    let mut r = Reader::new(body.clone());
+    let at = |span: Option<(usize, usize)>| span.map(|(start, len)| &body[start..start + len]);
+    // Validate everything first, so that `f` never sees a record of a batch that is refused.
+    for _ in 0..count {
+        skip_record(&mut r)?;
+    }
+    r.finish("records")?;
+    let mut r = Reader::new(body.clone());
+    for _ in 0..count {
+        let s = skip_record(&mut r)?;
+        f(RecordRef {
+            offset_delta: s.offset_delta,
+            key: at(s.key),
+            value: at(s.value),
+        });
+    }
+    Ok(header)
 }
 
 /// Skips a nullable byte field, returning its bytes in place (`None` for null).

@@ -27,7 +27,7 @@
 //! When every producer has a delivery report for every batch (or the virtual time limit is
 //! reached), the [`checker`](mod@crate::checker) reads the logs back.
 
-use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload, record_value};
+use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload, record_values};
 use crate::config::SimConfig;
 use crate::faults::{FaultKind, FaultOracle, INIT_PRODUCER_ID};
 use crate::trace::{self, Trace};
@@ -335,8 +335,9 @@ impl Simulation {
                 let b = slot.next_batch;
                 let n = self.config.records_in_batch(b);
                 let first = (b * u64::from(self.config.batch_records)) as u32;
-                let records = (0..n)
-                    .map(|k| Record::with_value(k as i32, record_value(p, first + k)))
+                let values = record_values(p, first, n);
+                let records = (0..n as usize)
+                    .map(|k| Record::with_value(k as i32, values.slice(8 * k..8 * k + 8)))
                     .collect();
                 let DeliveryHandle(h) =
                     slot.producer
