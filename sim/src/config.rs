@@ -79,6 +79,20 @@ pub struct SimConfig {
     pub ack_loss: f64,
     /// Probability that a request is lost.
     pub request_loss: f64,
+    /// Probability that the network delivers a request twice.
+    pub duplicate: f64,
+    /// Probability that a bit of a request's batch flips on the way (the CRC catches it).
+    pub corrupt: f64,
+    /// Probability that a request is delayed by `spike_ms`.
+    pub spike: f64,
+    /// The delay of a latency spike (by default longer than the request timeout).
+    pub spike_ms: u64,
+    /// Broker crashes (power loss) at moments drawn from the seed.
+    pub broker_crashes: u32,
+    /// Clean broker restarts at moments drawn from the seed.
+    pub broker_restarts: u32,
+    /// Restarts of each producer process (a new producer id re-sends what was unacknowledged).
+    pub producer_restarts: u32,
     /// Smallest one-way latency.
     pub latency_min_ms: u64,
     /// Largest one-way latency.
@@ -102,6 +116,8 @@ pub struct SimConfig {
     pub dedup_window: usize,
     /// Broker `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i64,
+    /// Broker `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval_ms: i64,
     /// Stop after this much virtual time even if producers still have work.
     pub max_virtual_ms: u64,
 }
@@ -120,6 +136,13 @@ impl Default for SimConfig {
             unsafe_max_in_flight: false,
             ack_loss: 0.1,
             request_loss: 0.02,
+            duplicate: 0.0,
+            corrupt: 0.0,
+            spike: 0.0,
+            spike_ms: 1_000,
+            broker_crashes: 0,
+            broker_restarts: 0,
+            producer_restarts: 0,
             latency_min_ms: 1,
             latency_max_ms: 20,
             network: Network::Tcp,
@@ -131,6 +154,7 @@ impl Default for SimConfig {
             idempotence: true,
             dedup_window: 5,
             producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
             max_virtual_ms: 86_400_000,
         }
     }
@@ -164,6 +188,18 @@ impl SimConfig {
         };
         prob("ack-loss", self.ack_loss)?;
         prob("request-loss", self.request_loss)?;
+        prob("duplicate", self.duplicate)?;
+        prob("corrupt", self.corrupt)?;
+        prob("spike", self.spike)?;
+        if self.producer_restarts > 0 && self.batches_per_producer() < 2 {
+            return Err(
+                "--producer-restarts needs at least two batches per producer (--records)".into(),
+            );
+        }
+        if self.producer_restarts > 100 || self.broker_crashes > 1000 || self.broker_restarts > 1000
+        {
+            return Err("--producer-restarts (at most 100), --broker-crashes and --broker-restarts (at most 1000) are too large".into());
+        }
         if self.latency_min_ms > self.latency_max_ms {
             return Err(format!(
                 "--latency-ms {}..{}: the minimum is above the maximum",
@@ -233,6 +269,41 @@ impl fmt::Display for SimConfig {
         }
         if self.first_batch_alone {
             write!(f, " --first-batch-alone")?;
+        }
+        let d = SimConfig::default();
+        for (flag, value, default) in [
+            ("duplicate", self.duplicate, d.duplicate),
+            ("corrupt", self.corrupt, d.corrupt),
+            ("spike", self.spike, d.spike),
+        ] {
+            if value != default {
+                write!(f, " --{flag} {value}")?;
+            }
+        }
+        if self.spike_ms != d.spike_ms {
+            write!(f, " --spike-ms {}", self.spike_ms)?;
+        }
+        for (flag, value, default) in [
+            ("broker-crashes", self.broker_crashes, d.broker_crashes),
+            ("broker-restarts", self.broker_restarts, d.broker_restarts),
+            (
+                "producer-restarts",
+                self.producer_restarts,
+                d.producer_restarts,
+            ),
+        ] {
+            if value != default {
+                write!(f, " --{flag} {value}")?;
+            }
+        }
+        if self.producer_id_expiration_check_interval_ms
+            != d.producer_id_expiration_check_interval_ms
+        {
+            write!(
+                f,
+                " --producer-id-expiration-check-interval-ms {}",
+                self.producer_id_expiration_check_interval_ms
+            )?;
         }
         if self.producer_id_expiration_ms != SimConfig::default().producer_id_expiration_ms {
             write!(

@@ -1,53 +1,76 @@
-//! The discrete-event simulation: producers, a network that loses and reorders, one broker.
+//! The discrete-event simulation: producers, a network that loses, duplicates, corrupts and
+//! delays, one broker that may crash.
 //!
 //! Time is virtual (milliseconds). The event queue is ordered by (time, insertion number), so
 //! simultaneous events run in the order they were scheduled and a run is a pure function of
-//! its [`SimConfig`]. The loop:
+//! its [`SimConfig`] and [`FaultPlan`]. The loop:
 //!
 //! 1. **Producers** are the real sans-IO [`Producer`] state machines. The workload hands each
 //!    one its batches (round robin over partitions), keeping a bounded number outstanding, and
 //!    puts whatever [`Producer::poll_request`] yields on the network.
-//! 2. **The network** decides each message's fate with the [`FaultOracle`], keyed by the
-//!    logical event (producer, batch, attempt): lost request, lost ack, or a latency drawn
-//!    from the configured range. Each producer has one connection that behaves as TCP does:
-//!    FIFO in each direction (latency varies, order does not), and a loss is a *break*: the
-//!    lost message and everything after it on that connection are gone, until the client
-//!    notices (a request unanswered for `request_timeout_ms`, or a response that is not the
-//!    oldest awaited) and closes it, failing every request awaiting an answer, as Kafka's
-//!    `NetworkClient` does. Retries then go out on a new connection.
+//! 2. **The network** decides each message's fate with the [`FaultPlan`], keyed by the
+//!    logical event (producer, batch, attempt): lost request, lost ack, duplicate delivery, a
+//!    flipped bit, a latency spike, or an ordinary latency drawn from the configured range.
+//!    Each producer has one connection that behaves as TCP does: FIFO in each direction
+//!    (latency varies, order does not), and a loss is a *break*: the lost message and
+//!    everything after it on that connection are gone, until the client notices (a request
+//!    unanswered for `request_timeout_ms`, or a response that is not the oldest awaited) and
+//!    closes it, failing every request awaiting an answer, as Kafka's `NetworkClient` does.
+//!    Requests already on their way when the client closes a connection still reach the
+//!    broker; their answers are discarded. Retries go out on a new connection.
 //!
 //!    Two other models are experiments ([`Network`](crate::config::Network)): `proxy` drops
 //!    single frames and keeps the connection (what a fault proxy does to real clients), and
 //!    `datagram` loses and reorders each message on its own, which Kafka's protocol does not
 //!    expect.
-//! 3. **The broker** is the real [`Broker`]; it answers at once, and its answer travels back
-//!    through the network, where the ack may be lost.
-//! 4. **Timeouts**: each producer is woken at [`Producer::next_wakeup_ms`].
+//! 3. **The broker** is the real [`Broker`]; it answers at once. It may crash (power loss:
+//!    unsynced data is lost and the last write may be torn) or restart cleanly at moments of
+//!    the plan; every connection breaks when it does.
+//! 4. **Producer processes** may die; a new process (new producer id) re-sends what the old
+//!    one had not had acknowledged. Idempotence does not span producer sessions, and the
+//!    checker reports those duplicates under their own name.
+//! 5. **Timeouts**: each producer is woken at [`Producer::next_wakeup_ms`].
 //!
-//! When every producer has a delivery report for every batch (or the virtual time limit is
-//! reached), the [`checker`](mod@crate::checker) reads the logs back.
+//! When every batch has a delivery report (or the virtual time limit is reached), the
+//! [`checker`](mod@crate::checker) reads the logs back.
 
 use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload, record_values};
 use crate::config::SimConfig;
-use crate::faults::{FaultKind, FaultOracle, INIT_PRODUCER_ID};
+use crate::events::{BatchRef, LossCause, SimEvent, VerdictRef};
+use crate::faults::{FaultKind, INIT_PRODUCER_ID};
+use crate::plan::{Fault, FaultPlan, MessageFault};
 use crate::trace::{self, Trace};
+use bytes::{Bytes, BytesMut};
 use idempo_broker::{Broker, BrokerConfig, SequenceRejection, Verdict};
-use idempo_producer::{DeliveryHandle, Producer, ProducerConfig};
-use idempo_protocol::{Record, Request, RequestFrame, ResponseFrame};
+use idempo_producer::{DeliveryHandle, Producer, ProducerConfig, ProducerStats};
+use idempo_protocol::{BatchHeader, Record, Request, RequestFrame, ResponseFrame};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-/// Counts of what the network and broker did.
+/// Counts of the faults injected and their side effects.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FaultCounts {
     /// Requests lost on the way to the broker.
     pub request_lost: u64,
     /// Responses lost on the way back.
     pub ack_lost: u64,
+    /// Requests delivered twice.
+    pub duplicated: u64,
+    /// Requests with a flipped bit.
+    pub corrupted: u64,
+    /// Requests delayed by a latency spike.
+    pub spikes: u64,
+    /// Broker crashes (power loss).
+    pub broker_crashes: u64,
+    /// Clean broker restarts.
+    pub broker_restarts: u64,
+    /// Producer process restarts.
+    pub producer_restarts: u64,
     /// Connections the clients closed (a response missing or a request timed out).
     pub disconnects: u64,
-    /// Requests and responses lost because their connection had already broken.
+    /// Messages lost because their connection had already broken or their process died.
     pub lost_with_connection: u64,
 }
 
@@ -62,11 +85,15 @@ pub struct BrokerCounts {
     pub gaps_rejected: u64,
     /// INVALID_PRODUCER_EPOCH answers.
     pub stale_epoch_rejected: u64,
+    /// CORRUPT_MESSAGE answers.
+    pub corrupt_rejected: u64,
     /// Any other error.
     pub other_rejected: u64,
     /// Retries of batches already in the log that the broker no longer recognised and
     /// answered OUT_OF_ORDER_SEQUENCE_NUMBER: the retry fell outside the dedup window.
     pub retries_outside_window: u64,
+    /// Producers whose state the broker dropped as expired.
+    pub producers_expired: u64,
 }
 
 /// Everything a run produced.
@@ -82,18 +109,25 @@ pub struct RunReport {
     pub epoch_bumps: u64,
     /// New producer ids after epoch exhaustion.
     pub producer_id_resets: u64,
-    /// Network faults injected.
+    /// Faults injected.
     pub faults: FaultCounts,
     /// Broker answers.
     pub broker: BrokerCounts,
     /// The checker's findings.
     pub check: CheckReport,
+    /// Median virtual time from handing a batch to the producer to its acknowledgement.
+    pub latency_p50_ms: u64,
+    /// 99th percentile of the same.
+    pub latency_p99_ms: u64,
     /// Virtual time at the end.
     pub virtual_ms: u64,
     /// Events processed.
     pub events: u64,
     /// False when the virtual time limit stopped the run before every batch was resolved.
     pub finished: bool,
+    /// Every fault that happened, in order (what shrinking and replay files work on).
+    #[serde(skip)]
+    pub faults_happened: Vec<Fault>,
 }
 
 enum Event {
@@ -103,21 +137,21 @@ enum Event {
         connection: u32,
         frame: RequestFrame,
         batches: Vec<u64>,
-        key_batch: u64,
-        attempt: u32,
+        key: (u64, u32),
     },
-    /// A response reaches a producer over connection number `connection`.
+    /// A response reaches a producer process over connection number `connection`.
     Response {
         producer: u32,
+        session: u32,
         connection: u32,
         frame: ResponseFrame,
     },
     /// A producer's timer fires.
-    Wakeup { producer: u32 },
+    Wakeup { producer: u32, session: u32 },
     /// The connection's request timer: if the oldest unanswered request has waited
     /// `request.timeout.ms`, the client closes the connection, as Kafka's `NetworkClient` does.
     /// One timer per connection, armed for the oldest request, stands in for one per request.
-    RequestTimeout { producer: u32 },
+    RequestTimeout { producer: u32, session: u32 },
 }
 
 /// A queue entry: when, in which order, and where the event waits in the slab. Keeping the
@@ -145,11 +179,23 @@ impl Ord for Scheduled {
     }
 }
 
+/// One producer as the simulation sees it: the current process and its connection.
 struct Slot {
+    /// Incarnation of the producer process; bumped by a restart.
+    session: u32,
     producer: Producer,
-    next_batch: u64,
+    /// Statistics of earlier processes.
+    retired: Vec<ProducerStats>,
+    /// First delivery handle of the current process (handles are consecutive per process).
+    handle_base: Option<u64>,
+    /// Batch number of each handle of the current process, by `handle - handle_base`.
+    batch_of_handle: Vec<u64>,
+    /// Next batch never handed to any process.
+    next_new: u64,
+    /// Batches a restarted process must re-send first.
+    resend: VecDeque<u64>,
+    /// Batches handed to the current process and not yet reported.
     outstanding: u64,
-    first_handle: Option<u64>,
     init_attempts: u32,
     wakeup_at_ms: Option<u64>,
     /// Arrival time of the last request on this producer's connection (kept FIFO unless the
@@ -157,21 +203,38 @@ struct Slot {
     request_arrival_ms: u64,
     /// Arrival time of the last response on this producer's connection.
     response_arrival_ms: u64,
-    /// Number of the producer's current connection; bumped when the client closes it.
+    /// Number of the current connection; bumped when the client closes it.
     connection: u32,
+    /// The current connection was cut by a fault; the client has not noticed yet.
+    cut: bool,
+    /// Earlier connections that were cut (everything in flight on them is lost).
+    cut_connections: FxHashSet<u32>,
     /// Requests sent on the current connection and not yet answered, oldest first, with the
     /// time each one times out.
     awaiting: VecDeque<(i32, u64)>,
     /// When the armed request timer fires, if one is armed.
     timer_at_ms: Option<u64>,
-    /// The current connection was cut by a fault; the client has not noticed yet.
-    cut: bool,
     ledger: Vec<BatchLedger>,
 }
 
 /// Most batches the application keeps handed to a producer but not yet reported.
 fn outstanding_max(config: &SimConfig) -> u64 {
     (2 * config.max_in_flight as u64 * u64::from(config.partitions)).clamp(4, 1024)
+}
+
+fn producer_config(config: &SimConfig) -> ProducerConfig {
+    ProducerConfig {
+        idempotence: config.idempotence,
+        max_in_flight: config.max_in_flight,
+        allow_unsafe_max_in_flight: config.unsafe_max_in_flight,
+        broker_dedup_window: config.dedup_window,
+        request_timeout_ms: config.request_timeout_ms,
+        delivery_timeout_ms: config.delivery_timeout_ms,
+        retries: config.retries,
+        retry_backoff_ms: config.retry_backoff_ms,
+        first_batch_alone: config.first_batch_alone,
+        ..ProducerConfig::default()
+    }
 }
 
 /// One simulation run.
@@ -184,59 +247,70 @@ pub struct Simulation {
     free_slots: Vec<usize>,
     order: u64,
     now_ms: u64,
-    oracle: FaultOracle,
+    plan: FaultPlan,
     trace: Option<Trace>,
     faults: FaultCounts,
     broker_counts: BrokerCounts,
     requests: u64,
     events: u64,
+    /// Which producer process each producer id belongs to: (producer, session).
+    pid_owner: FxHashMap<i64, (u32, u32)>,
+    /// Records (producer, index) lost from the log by broker crashes before they were synced.
+    crash_lost: FxHashSet<(u32, u32)>,
+    /// Virtual ms from handing a batch over to its acknowledgement.
+    latencies_ms: Vec<u32>,
 }
 
 impl Simulation {
-    /// Builds a run; fails with a message naming the flag when the config is unusable.
+    /// A run with faults drawn from the config's seed and rates.
     pub fn new(config: SimConfig, trace: Option<Trace>) -> Result<Simulation, String> {
+        let plan = FaultPlan::random(&config);
+        Simulation::with_plan(config, plan, trace)
+    }
+
+    /// A run with the given fault plan (a replay file's, or a shrinking candidate).
+    pub fn with_plan(
+        config: SimConfig,
+        plan: FaultPlan,
+        trace: Option<Trace>,
+    ) -> Result<Simulation, String> {
         config.validate()?;
         let broker = Broker::new(BrokerConfig {
             idempotence: config.idempotence,
             dedup_window: config.dedup_window,
             producer_id_expiration_ms: config.producer_id_expiration_ms,
+            producer_id_expiration_check_interval_ms: config
+                .producer_id_expiration_check_interval_ms,
             ..BrokerConfig::default()
         })
-        .map_err(|e| format!("--dedup-window: {e}"))?;
+        .map_err(|e| format!("broker settings: {e}"))?;
         let mut slots = Vec::new();
         for _ in 0..config.producers {
-            let mut producer = Producer::new(ProducerConfig {
-                idempotence: config.idempotence,
-                max_in_flight: config.max_in_flight,
-                allow_unsafe_max_in_flight: config.unsafe_max_in_flight,
-                broker_dedup_window: config.dedup_window,
-                request_timeout_ms: config.request_timeout_ms,
-                delivery_timeout_ms: config.delivery_timeout_ms,
-                retries: config.retries,
-                retry_backoff_ms: config.retry_backoff_ms,
-                first_batch_alone: config.first_batch_alone,
-                ..ProducerConfig::default()
-            })
-            .map_err(|e| e.to_string())?;
+            let mut producer =
+                Producer::new(producer_config(&config)).map_err(|e| e.to_string())?;
             producer.set_record_events(trace.is_some());
             slots.push(Slot {
+                session: 0,
                 producer,
-                next_batch: 0,
+                retired: Vec::new(),
+                handle_base: None,
+                batch_of_handle: Vec::new(),
+                next_new: 0,
+                resend: VecDeque::new(),
                 outstanding: 0,
-                first_handle: None,
                 init_attempts: 0,
                 wakeup_at_ms: None,
                 request_arrival_ms: 0,
                 response_arrival_ms: 0,
                 connection: 0,
+                cut: false,
+                cut_connections: FxHashSet::default(),
                 awaiting: VecDeque::new(),
                 timer_at_ms: None,
-                cut: false,
                 ledger: vec![BatchLedger::default(); config.batches_per_producer() as usize],
             });
         }
         Ok(Simulation {
-            oracle: FaultOracle::new(config.seed),
             config,
             broker,
             slots,
@@ -245,11 +319,15 @@ impl Simulation {
             free_slots: Vec::new(),
             order: 0,
             now_ms: 0,
+            plan,
             trace,
             faults: FaultCounts::default(),
             broker_counts: BrokerCounts::default(),
             requests: 0,
             events: 0,
+            pid_owner: FxHashMap::default(),
+            crash_lost: FxHashSet::default(),
+            latencies_ms: Vec::new(),
         })
     }
 
@@ -270,6 +348,12 @@ impl Simulation {
             order: self.order,
             slot,
         }));
+    }
+
+    fn record(&mut self, producer: u32, event: impl FnOnce() -> SimEvent) {
+        if let Some(t) = &mut self.trace {
+            t.record(self.now_ms, producer, event());
+        }
     }
 
     /// Runs to the end and checks the result.
@@ -295,19 +379,22 @@ impl Simulation {
                     connection,
                     frame,
                     batches,
-                    key_batch,
-                    attempt,
-                } => {
-                    self.deliver_request(producer, connection, frame, &batches, key_batch, attempt)
-                }
+                    key,
+                } => self.deliver_request(producer, connection, frame, &batches, key),
                 Event::Response {
                     producer,
+                    session,
                     connection,
                     frame,
-                } => self.receive_response(producer, connection, frame),
-                Event::RequestTimeout { producer } => self.request_timer(producer),
-                Event::Wakeup { producer } => {
+                } => self.receive_response(producer, session, connection, frame),
+                Event::RequestTimeout { producer, session } => {
+                    self.request_timer(producer, session)
+                }
+                Event::Wakeup { producer, session } => {
                     let slot = &mut self.slots[producer as usize];
+                    if slot.session != session {
+                        continue;
+                    }
                     if slot.wakeup_at_ms == Some(self.now_ms) {
                         slot.wakeup_at_ms = None;
                     }
@@ -316,212 +403,387 @@ impl Simulation {
                 }
             }
         }
+        let total = self.config.batches_per_producer();
         finished &= self
             .slots
             .iter()
-            .all(|s| s.outstanding == 0 && s.next_batch == s.ledger.len() as u64);
+            .all(|s| s.outstanding == 0 && s.resend.is_empty() && s.next_new == total);
         self.report(finished)
+    }
+
+    /// Hands producer `p` its next batch (a re-send after a restart first), unless a producer
+    /// restart is due first.
+    fn hand_batch(&mut self, p: u32) -> bool {
+        let total = self.config.batches_per_producer();
+        let slot = &self.slots[p as usize];
+        if slot.resend.is_empty()
+            && slot.next_new < total
+            && self.plan.producer_restart_due(p, slot.next_new)
+        {
+            self.restart_producer(p);
+        }
+        let slot = &mut self.slots[p as usize];
+        let b = match slot.resend.pop_front() {
+            Some(b) => b,
+            None if slot.next_new < total => {
+                slot.next_new += 1;
+                slot.ledger[(slot.next_new - 1) as usize].handed_at_ms = self.now_ms;
+                slot.next_new - 1
+            }
+            None => return false,
+        };
+        let n = self.config.records_in_batch(b);
+        let first = (b * u64::from(self.config.batch_records)) as u32;
+        let values = record_values(p, first, n);
+        let records = (0..n as usize)
+            .map(|k| Record::with_value(k as i32, values.slice(8 * k..8 * k + 8)))
+            .collect();
+        let DeliveryHandle(h) =
+            slot.producer
+                .send(self.config.partition_of(p, b), records, self.now_ms);
+        let base = *slot.handle_base.get_or_insert(h);
+        assert_eq!(
+            h - base,
+            slot.batch_of_handle.len() as u64,
+            "delivery handles are consecutive per producer"
+        );
+        slot.batch_of_handle.push(b);
+        slot.outstanding += 1;
+        true
     }
 
     /// Lets producer `p` make progress: hand it batches, send what it wants to send, collect
     /// its delivery reports and events, and arm its timer.
     fn pump(&mut self, p: u32) {
         let max = outstanding_max(&self.config);
-        let total = self.config.batches_per_producer();
         let now = self.now_ms;
         loop {
-            let slot = &mut self.slots[p as usize];
-            while slot.outstanding < max && slot.next_batch < total {
-                let b = slot.next_batch;
-                let n = self.config.records_in_batch(b);
-                let first = (b * u64::from(self.config.batch_records)) as u32;
-                let values = record_values(p, first, n);
-                let records = (0..n as usize)
-                    .map(|k| Record::with_value(k as i32, values.slice(8 * k..8 * k + 8)))
-                    .collect();
-                let DeliveryHandle(h) =
-                    slot.producer
-                        .send(self.config.partition_of(p, b), records, now);
-                let first_handle = *slot.first_handle.get_or_insert(h);
-                assert_eq!(
-                    h - first_handle,
-                    b,
-                    "delivery handles are consecutive per producer"
-                );
-                slot.next_batch += 1;
-                slot.outstanding += 1;
-            }
-            let Some(frame) = slot.producer.poll_request(now) else {
+            while self.slots[p as usize].outstanding < max && self.hand_batch(p) {}
+            let Some(frame) = self.slots[p as usize].producer.poll_request(now) else {
                 break;
             };
             self.send_request(p, frame);
         }
         let slot = &mut self.slots[p as usize];
+        let pid = slot.producer.producer_id();
+        if pid.is_some() {
+            self.pid_owner.entry(pid.0).or_insert((p, slot.session));
+        }
         while let Some(report) = slot.producer.poll_delivery() {
-            let b = report.handle.0 - slot.first_handle.unwrap_or(0);
+            let index = report.handle.0 - slot.handle_base.unwrap_or(0);
+            let b = slot.batch_of_handle[index as usize];
             let entry = &mut slot.ledger[b as usize];
             entry.delivery = match &report.result {
-                Ok(_) => Delivery::Acked,
+                Ok(_) => {
+                    let waited = now.saturating_sub(entry.handed_at_ms);
+                    self.latencies_ms
+                        .push(u32::try_from(waited).unwrap_or(u32::MAX));
+                    Delivery::Acked
+                }
                 Err(e) if e.is_possibly_persisted() => Delivery::FailedPossiblyPersisted,
                 Err(_) => Delivery::FailedDefinite,
             };
             slot.outstanding -= 1;
             if let Some(t) = &mut self.trace {
-                t.line(now, p, trace::delivered(b, &report));
+                let acked = report.result.is_ok();
+                t.record(
+                    now,
+                    p,
+                    SimEvent::Delivered {
+                        batch: b,
+                        result: trace::delivered(b, &report),
+                        acked,
+                    },
+                );
             }
         }
         if let Some(t) = &mut self.trace {
             while let Some(event) = slot.producer.poll_event() {
                 if let Some(text) = trace::producer_event(&event) {
-                    t.line(now, p, text);
+                    t.record(now, p, SimEvent::Producer { text });
                 }
             }
         }
-        let busy = slot.outstanding > 0 || slot.next_batch < total;
+        let busy = slot.outstanding > 0
+            || !slot.resend.is_empty()
+            || slot.next_new < self.config.batches_per_producer();
         if let Some(at) = slot.producer.next_wakeup_ms().filter(|_| busy) {
             let at = at.max(now);
             if slot.wakeup_at_ms.is_none_or(|w| at < w || w < now) {
                 slot.wakeup_at_ms = Some(at);
-                self.schedule(at, Event::Wakeup { producer: p });
+                let session = slot.session;
+                self.schedule(
+                    at,
+                    Event::Wakeup {
+                        producer: p,
+                        session,
+                    },
+                );
             }
         }
     }
 
+    /// The producer process dies; a new one (new producer id, nothing in flight) takes over and
+    /// re-sends every batch the old one had not had reported.
+    fn restart_producer(&mut self, p: u32) {
+        self.faults.producer_restarts += 1;
+        let mut producer = match Producer::new(producer_config(&self.config)) {
+            Ok(producer) => producer,
+            Err(e) => unreachable!("the config was valid at the start of the run: {e}"),
+        };
+        producer.set_record_events(self.trace.is_some());
+        let slot = &mut self.slots[p as usize];
+        let old = std::mem::replace(&mut slot.producer, producer);
+        slot.retired.push(old.stats());
+        slot.session += 1;
+        slot.handle_base = None;
+        slot.batch_of_handle.clear();
+        slot.resend = (0..slot.next_new)
+            .filter(|b| slot.ledger[*b as usize].delivery == Delivery::Pending)
+            .collect();
+        slot.outstanding = 0;
+        slot.init_attempts = 0;
+        slot.wakeup_at_ms = None;
+        if slot.cut {
+            slot.cut_connections.insert(slot.connection);
+        }
+        slot.connection += 1;
+        slot.cut = false;
+        slot.awaiting.clear();
+        slot.timer_at_ms = None;
+        let resent = slot.resend.len();
+        self.record(p, || SimEvent::ProducerRestarted { resent });
+    }
+
     /// Puts a request on the network: decides its fate by the logical event it carries.
-    fn send_request(&mut self, p: u32, frame: RequestFrame) {
+    fn send_request(&mut self, p: u32, mut frame: RequestFrame) {
         self.requests += 1;
         let per_batch = u64::from(self.config.batch_records);
+        let tracing = self.trace.is_some();
         let slot = &mut self.slots[p as usize];
-        let (key_batch, attempt, batches) = match &frame.request {
+        let mut refs = Vec::new();
+        let (key, batches) = match &frame.request {
             Request::Produce(r) => {
-                let batches: Vec<u64> = r
-                    .partitions
-                    .iter()
-                    .filter_map(|d| first_record_id(&d.records))
-                    .map(|(_, index)| u64::from(index) / per_batch)
-                    .collect();
+                let mut batches = Vec::with_capacity(r.partitions.len());
+                for d in &r.partitions {
+                    let Some((_, index)) = first_record_id(&d.records) else {
+                        continue;
+                    };
+                    let b = u64::from(index) / per_batch;
+                    batches.push(b);
+                    if tracing && let Ok(h) = BatchHeader::parse(&d.records) {
+                        refs.push(BatchRef {
+                            batch: b,
+                            partition: d.partition,
+                            producer_id: h.producer_id.0,
+                            epoch: h.producer_epoch.0,
+                            first_sequence: h.base_sequence.0,
+                            last_sequence: h.last_sequence().0,
+                        });
+                    }
+                }
                 for b in &batches {
                     slot.ledger[*b as usize].sends += 1;
                 }
-                let key = batches.first().copied().unwrap_or(INIT_PRODUCER_ID - 1);
+                let key_batch = batches.first().copied().unwrap_or(INIT_PRODUCER_ID - 1);
                 let attempt = batches
                     .first()
                     .map_or(1, |b| u32::from(slot.ledger[*b as usize].sends));
-                (key, attempt, batches)
+                ((key_batch, attempt), batches)
             }
             _ => {
                 slot.init_attempts += 1;
-                (INIT_PRODUCER_ID, slot.init_attempts, Vec::new())
+                ((INIT_PRODUCER_ID, slot.init_attempts), Vec::new())
             }
         };
         let connection = slot.connection;
-        if self.config.network.fifo() {
+        let fifo = self.config.network.fifo();
+        if fifo {
             let deadline = self.now_ms + self.config.request_timeout_ms;
             slot.awaiting.push_back((frame.correlation_id, deadline));
             if slot.timer_at_ms.is_none() {
                 slot.timer_at_ms = Some(deadline);
-                self.schedule(deadline, Event::RequestTimeout { producer: p });
-            }
-        }
-        let slot = &mut self.slots[p as usize];
-        let c = &self.config;
-        let lost_with_connection = c.network.loss_breaks_connection() && slot.cut;
-        if lost_with_connection
-            || self.oracle.happens(
-                c.request_loss,
-                FaultKind::RequestLoss,
-                p,
-                key_batch,
-                attempt,
-            )
-        {
-            if lost_with_connection {
-                self.faults.lost_with_connection += 1;
-            } else {
-                self.faults.request_lost += 1;
-                slot.cut = c.network.loss_breaks_connection();
-            }
-            for b in &batches {
-                slot.ledger[*b as usize].requests_lost += 1;
-            }
-            if let Some(t) = &mut self.trace {
-                let why = if lost_with_connection {
-                    "lost: the connection is already broken"
-                } else if !c.network.loss_breaks_connection() {
-                    "dropped on the way to the broker"
-                } else {
-                    "lost: the connection broke before the broker read it"
-                };
-                t.line(
-                    self.now_ms,
-                    p,
-                    format!("{} — {why}", trace::request(&frame)),
+                let session = slot.session;
+                self.schedule(
+                    deadline,
+                    Event::RequestTimeout {
+                        producer: p,
+                        session,
+                    },
                 );
             }
+        }
+        let breaks = self.config.network.loss_breaks_connection();
+        let (batch, attempt) = key;
+        let already_cut = breaks && self.slots[p as usize].cut;
+        let lost = if already_cut {
+            self.faults.lost_with_connection += 1;
+            Some(LossCause::ConnectionGone)
+        } else if self
+            .plan
+            .message(&self.config, MessageFault::RequestLoss, p, batch, attempt)
+        {
+            self.faults.request_lost += 1;
+            self.slots[p as usize].cut = breaks;
+            Some(if breaks {
+                LossCause::ConnectionBroke
+            } else {
+                LossCause::Dropped
+            })
+        } else {
+            None
+        };
+        if let Some(cause) = lost {
+            for b in &batches {
+                self.slots[p as usize].ledger[*b as usize].requests_lost += 1;
+            }
+            let correlation_id = frame.correlation_id;
+            self.record(p, || SimEvent::RequestSent {
+                correlation_id,
+                connection,
+                batches: refs,
+                arrives_at_ms: None,
+                lost: Some(cause),
+                duplicated: false,
+                corrupted: false,
+            });
             return;
         }
-        let latency = self.oracle.latency(
+        let corrupted = !batches.is_empty()
+            && self
+                .plan
+                .message(&self.config, MessageFault::Corrupt, p, batch, attempt);
+        if corrupted {
+            self.faults.corrupted += 1;
+            let bit = self
+                .plan
+                .oracle()
+                .draw(FaultKind::CorruptBit, p, batch, attempt);
+            flip_bit(&mut frame, bit);
+        }
+        let c = &self.config;
+        let mut latency = self.plan.oracle().latency(
             c.latency_min_ms,
             c.latency_max_ms,
             FaultKind::RequestLatency,
             p,
-            key_batch,
+            batch,
             attempt,
         );
-        let mut arrival = self.now_ms + latency;
-        if c.network.fifo() {
-            arrival = arrival.max(slot.request_arrival_ms);
-            slot.request_arrival_ms = arrival;
+        if self
+            .plan
+            .message(&self.config, MessageFault::Spike, p, batch, attempt)
+        {
+            self.faults.spikes += 1;
+            latency = self.config.spike_ms;
         }
-        if let Some(t) = &mut self.trace {
-            t.line(
-                self.now_ms,
+        let arrival = self.arrival(p, latency, true);
+        let duplicated =
+            self.plan
+                .message(&self.config, MessageFault::Duplicate, p, batch, attempt);
+        let correlation_id = frame.correlation_id;
+        self.record(p, || SimEvent::RequestSent {
+            correlation_id,
+            connection,
+            batches: refs,
+            arrives_at_ms: Some(arrival),
+            lost: None,
+            duplicated,
+            corrupted,
+        });
+        if duplicated {
+            self.faults.duplicated += 1;
+            let c = &self.config;
+            let extra = self.plan.oracle().latency(
+                c.latency_min_ms,
+                c.latency_max_ms,
+                FaultKind::DuplicateLatency,
                 p,
-                format!(
-                    "{} (arrives in {} ms)",
-                    trace::request(&frame),
-                    arrival - self.now_ms
-                ),
+                batch,
+                attempt,
             );
-        }
-        self.schedule(
-            arrival,
-            Event::Request {
+            let again = self.arrival(p, latency + extra, true);
+            let copy = Event::Request {
                 producer: p,
                 connection,
-                frame,
-                batches,
-                key_batch,
-                attempt,
-            },
-        );
+                frame: frame.clone(),
+                batches: batches.clone(),
+                key: (batch, 0),
+            };
+            self.schedule(
+                arrival,
+                Event::Request {
+                    producer: p,
+                    connection,
+                    frame,
+                    batches,
+                    key,
+                },
+            );
+            self.schedule(again, copy);
+        } else {
+            self.schedule(
+                arrival,
+                Event::Request {
+                    producer: p,
+                    connection,
+                    frame,
+                    batches,
+                    key,
+                },
+            );
+        }
     }
 
-    /// The broker serves a request; its answer travels back, unless the ack is lost.
+    /// When a message sent now with `latency` arrives: never before an earlier message of the
+    /// same direction on a FIFO connection.
+    fn arrival(&mut self, p: u32, latency: u64, request: bool) -> u64 {
+        let mut at = self.now_ms + latency;
+        if self.config.network.fifo() {
+            let slot = &mut self.slots[p as usize];
+            let last = if request {
+                &mut slot.request_arrival_ms
+            } else {
+                &mut slot.response_arrival_ms
+            };
+            at = at.max(*last);
+            *last = at;
+        }
+        at
+    }
+
+    /// The broker serves a request; its answer travels back, unless the ack is lost. `key`
+    /// is the logical event of the request; attempt 0 marks a duplicate copy, which draws no
+    /// faults of its own.
     fn deliver_request(
         &mut self,
         p: u32,
         connection: u32,
         frame: RequestFrame,
         batches: &[u64],
-        key_batch: u64,
-        attempt: u32,
+        key: (u64, u32),
     ) {
-        if self.config.network.fifo() && self.connection_broken(p, connection) {
+        let slot = &self.slots[p as usize];
+        let cut = slot.cut_connections.contains(&connection)
+            || (connection == slot.connection && slot.cut);
+        if self.config.network.fifo() && cut {
             self.faults.lost_with_connection += 1;
-            if let Some(t) = &mut self.trace {
-                t.line(
-                    self.now_ms,
-                    p,
-                    format!(
-                        "{} — lost with its broken connection",
-                        trace::request(&frame)
-                    ),
-                );
-            }
+            let correlation_id = frame.correlation_id;
+            self.record(p, || SimEvent::RequestLostInFlight {
+                correlation_id,
+                cause: LossCause::ConnectionGone,
+            });
             return;
         }
-        self.broker.advance_time(self.now_ms as i64);
+        for expired in self.broker.advance_time(self.now_ms as i64) {
+            self.broker_counts.producers_expired += 1;
+            self.record(p, || SimEvent::Producer {
+                text: format!(
+                    "broker expired producer {} on p{} (idle for producer.id.expiration.ms)",
+                    expired.producer_id, expired.partition
+                ),
+            });
+        }
         let handled = self.broker.handle(&frame);
         for (i, outcome) in handled.outcomes.iter().enumerate() {
             let mut scratch = BatchLedger::default();
@@ -550,110 +812,165 @@ impl Simulation {
                     }
                     entry.rejections += 1;
                 }
-                Verdict::Invalid(_) => {
-                    counts.other_rejected += 1;
+                Verdict::Invalid(why) => {
+                    if why.error_code() == idempo_protocol::ErrorCode::CorruptMessage {
+                        counts.corrupt_rejected += 1;
+                    } else {
+                        counts.other_rejected += 1;
+                    }
                     entry.rejections += 1;
                 }
             }
             if let Some(t) = &mut self.trace {
-                t.line(
+                let window = outcome
+                    .seen
+                    .map_or_else(String::new, |s| s.window.to_string());
+                t.record(
                     self.now_ms,
                     p,
-                    format!("broker: p{} {}", outcome.response.partition, outcome),
+                    SimEvent::Verdict(VerdictRef {
+                        batch: batches.get(i).copied(),
+                        partition: outcome.response.partition,
+                        outcome: outcome.outcome_name(),
+                        error: outcome.error_code().name(),
+                        explanation: outcome.to_string(),
+                        window,
+                    }),
                 );
             }
         }
-        let c = &self.config;
-        if self
-            .oracle
-            .happens(c.ack_loss, FaultKind::AckLoss, p, key_batch, attempt)
+        let correlation_id = frame.correlation_id;
+        let (batch, attempt) = key;
+        let breaks = self.config.network.loss_breaks_connection();
+        if attempt > 0
+            && self
+                .plan
+                .message(&self.config, MessageFault::AckLoss, p, batch, attempt)
         {
             self.faults.ack_lost += 1;
-            if c.network.loss_breaks_connection() {
-                self.slots[p as usize].cut = true;
+            let slot = &mut self.slots[p as usize];
+            if breaks && connection == slot.connection {
+                slot.cut = true;
+            } else if breaks {
+                slot.cut_connections.insert(connection);
             }
             for b in batches {
-                self.slots[p as usize].ledger[*b as usize].acks_lost += 1;
+                slot.ledger[*b as usize].acks_lost += 1;
             }
-            if let Some(t) = &mut self.trace {
-                let how = if c.network.loss_breaks_connection() {
-                    "the connection broke before it was sent"
-                } else {
-                    "dropped on the way back"
-                };
-                t.line(
-                    self.now_ms,
-                    p,
+            let cause = if breaks {
+                LossCause::ConnectionBroke
+            } else {
+                LossCause::Dropped
+            };
+            self.record(p, || SimEvent::ResponseSent {
+                correlation_id,
+                arrives_at_ms: None,
+                lost: Some(cause),
+            });
+        } else {
+            let c = &self.config;
+            let latency = self.plan.oracle().latency(
+                c.latency_min_ms,
+                c.latency_max_ms,
+                FaultKind::ResponseLatency,
+                p,
+                batch,
+                attempt,
+            );
+            let arrival = self.arrival(p, latency, false);
+            let session = self.slots[p as usize].session;
+            self.schedule(
+                arrival,
+                Event::Response {
+                    producer: p,
+                    session,
+                    connection,
+                    frame: handled.response,
+                },
+            );
+        }
+        self.broker_faults();
+    }
+
+    /// Applies the broker crashes and restarts that are due after the latest append.
+    fn broker_faults(&mut self) {
+        for fault in self.plan.broker_faults_due(self.broker_counts.appended) {
+            let summary = match fault {
+                Fault::BrokerCrash { tear_bytes, .. } => {
+                    self.faults.broker_crashes += 1;
+                    self.crash_broker(tear_bytes)
+                }
+                Fault::BrokerRestart { .. } => {
+                    self.faults.broker_restarts += 1;
+                    let rebuilt = self.broker.restart();
                     format!(
-                        "response to request #{} — {how} (lost ack)",
-                        frame.correlation_id
-                    ),
-                );
+                        "restarted cleanly: producer state rebuilt for {} partition(s)",
+                        rebuilt.len()
+                    )
+                }
+                _ => continue,
+            };
+            // Every connection breaks with the broker process.
+            for p in 0..self.config.producers {
+                let slot = &mut self.slots[p as usize];
+                if self.config.network.fifo() {
+                    slot.cut = true;
+                }
             }
-            return;
+            self.record(0, || SimEvent::BrokerRestarted { summary });
         }
-        let latency = self.oracle.latency(
-            c.latency_min_ms,
-            c.latency_max_ms,
-            FaultKind::ResponseLatency,
-            p,
-            key_batch,
-            attempt,
-        );
-        let mut arrival = self.now_ms + latency;
-        if c.network.fifo() {
-            let slot = &mut self.slots[p as usize];
-            arrival = arrival.max(slot.response_arrival_ms);
-            slot.response_arrival_ms = arrival;
-        }
-        self.schedule(
-            arrival,
-            Event::Response {
-                producer: p,
-                connection,
-                frame: handled.response,
-            },
-        );
+    }
+
+    /// Power loss at the broker. Until the broker models storage, everything appended was
+    /// durable, so a crash restores the whole log and rebuilds producer state from it.
+    fn crash_broker(&mut self, _tear_bytes: u32) -> String {
+        let rebuilt = self.broker.restart();
+        format!(
+            "crashed and recovered: producer state rebuilt for {} partition(s)",
+            rebuilt.len()
+        )
     }
 
     /// A response reaches its producer. On a FIFO connection it must answer the oldest
     /// unanswered request: if it does not, an earlier response was lost, and the client closes
     /// the connection (Kafka's `NetworkClient` refuses a response whose correlation id is not
-    /// the oldest in flight). Responses on a closed connection are discarded.
-    fn receive_response(&mut self, p: u32, connection: u32, frame: ResponseFrame) {
-        if self.config.network.fifo() && self.connection_broken(p, connection) {
+    /// the oldest in flight). Responses on a closed connection, or for a dead process, are
+    /// discarded.
+    fn receive_response(&mut self, p: u32, session: u32, connection: u32, frame: ResponseFrame) {
+        let correlation_id = frame.correlation_id;
+        let slot = &self.slots[p as usize];
+        let cause = if session != slot.session {
+            Some(LossCause::ProducerGone)
+        } else if self.config.network.fifo() && (connection != slot.connection || slot.cut) {
+            Some(LossCause::ConnectionGone)
+        } else {
+            None
+        };
+        if let Some(cause) = cause {
             self.faults.lost_with_connection += 1;
-            if let Some(t) = &mut self.trace {
-                t.line(
-                    self.now_ms,
-                    p,
-                    format!(
-                        "response #{} lost with its broken connection",
-                        frame.correlation_id
-                    ),
-                );
-            }
+            self.record(p, || SimEvent::ResponseDiscarded {
+                correlation_id,
+                cause,
+            });
             return;
         }
-        let slot = &mut self.slots[p as usize];
         if self.config.network.fifo() {
-            if slot.awaiting.front().map(|(c, _)| *c) != Some(frame.correlation_id) {
+            let slot = &mut self.slots[p as usize];
+            if slot.awaiting.front().map(|(c, _)| *c) != Some(correlation_id) {
                 let missing = slot.awaiting.front().map_or(-1, |(c, _)| *c);
                 self.disconnect(
                     p,
-                    &format!(
-                        "response #{} arrived but #{missing}'s never did",
-                        frame.correlation_id
-                    ),
+                    &format!("response #{correlation_id} arrived but #{missing}'s never did"),
                 );
                 self.pump(p);
                 return;
             }
             slot.awaiting.pop_front();
         }
-        if let Some(t) = &mut self.trace {
-            t.line(self.now_ms, p, trace::response_arrived(&frame));
-        }
+        self.record(p, || SimEvent::ResponseArrived {
+            correlation_id,
+            summary: trace::response_summary(&frame),
+        });
         self.slots[p as usize]
             .producer
             .on_response(frame, self.now_ms);
@@ -662,8 +979,11 @@ impl Simulation {
 
     /// The request timer fired: close the connection if its oldest request has waited too
     /// long, else re-arm the timer for that request.
-    fn request_timer(&mut self, p: u32) {
+    fn request_timer(&mut self, p: u32, session: u32) {
         let slot = &mut self.slots[p as usize];
+        if slot.session != session {
+            return;
+        }
         slot.timer_at_ms = None;
         match slot.awaiting.front().copied() {
             Some((correlation_id, deadline)) if deadline <= self.now_ms => {
@@ -675,37 +995,34 @@ impl Simulation {
             }
             Some((_, deadline)) => {
                 slot.timer_at_ms = Some(deadline);
-                self.schedule(deadline, Event::RequestTimeout { producer: p });
+                self.schedule(
+                    deadline,
+                    Event::RequestTimeout {
+                        producer: p,
+                        session,
+                    },
+                );
             }
             None => {}
         }
-    }
-
-    /// True when `connection` is no longer producer `p`'s live connection: the client closed
-    /// it, or a fault cut it.
-    fn connection_broken(&self, p: u32, connection: u32) -> bool {
-        let slot = &self.slots[p as usize];
-        connection != slot.connection || slot.cut
     }
 
     /// Closes producer `p`'s connection: every request awaiting an answer on it fails (its
     /// outcome unknown), as when Kafka's client disconnects; later requests use a new one.
     fn disconnect(&mut self, p: u32, why: &str) {
         let slot = &mut self.slots[p as usize];
+        if slot.cut {
+            slot.cut_connections.insert(slot.connection);
+        }
         slot.connection += 1;
         slot.cut = false;
         let failed: Vec<i32> = slot.awaiting.drain(..).map(|(c, _)| c).collect();
         self.faults.disconnects += 1;
-        if let Some(t) = &mut self.trace {
-            t.line(
-                self.now_ms,
-                p,
-                format!(
-                    "connection closed ({why}): {} request(s) failed",
-                    failed.len()
-                ),
-            );
-        }
+        let count = failed.len();
+        self.record(p, || SimEvent::Disconnected {
+            why: why.to_string(),
+            failed: count,
+        });
         for correlation_id in failed {
             self.slots[p as usize]
                 .producer
@@ -713,9 +1030,10 @@ impl Simulation {
         }
     }
 
-    fn report(self, finished: bool) -> (RunReport, Option<Trace>) {
+    fn report(mut self, finished: bool) -> (RunReport, Option<Trace>) {
         let config = &self.config;
         let ledgers: Vec<Vec<BatchLedger>> = self.slots.iter().map(|s| s.ledger.clone()).collect();
+        let owners = &self.pid_owner;
         let check = checker::check(
             &self.broker,
             Workload {
@@ -725,23 +1043,62 @@ impl Simulation {
             },
             &ledgers,
             |p, b| config.partition_of(p, b),
+            |pid| owners.get(&pid).map(|(_, session)| *session),
+            &self.crash_lost,
         );
-        let stats: Vec<_> = self.slots.iter().map(|s| s.producer.stats()).collect();
+        let stats: Vec<ProducerStats> = self
+            .slots
+            .iter()
+            .flat_map(|s| s.retired.iter().copied().chain([s.producer.stats()]))
+            .collect();
+        self.latencies_ms.sort_unstable();
+        let percentile = |q: f64| -> u64 {
+            if self.latencies_ms.is_empty() {
+                return 0;
+            }
+            let i = ((self.latencies_ms.len() as f64 - 1.0) * q).round() as usize;
+            u64::from(self.latencies_ms[i])
+        };
         let report = RunReport {
             records_sent: config.records * u64::from(config.producers),
             requests: self.requests,
             retries: stats.iter().map(|s| s.retries).sum(),
             epoch_bumps: stats.iter().map(|s| s.epoch_bumps).sum(),
             producer_id_resets: stats.iter().map(|s| s.producer_id_resets).sum(),
-            faults: self.faults,
-            broker: self.broker_counts,
+            faults: self.faults.clone(),
+            broker: self.broker_counts.clone(),
             check,
+            latency_p50_ms: percentile(0.50),
+            latency_p99_ms: percentile(0.99),
             virtual_ms: self.now_ms,
             events: self.events,
             finished,
+            faults_happened: self.plan.happened().to_vec(),
         };
         (report, self.trace)
     }
+}
+
+/// Flips one bit of the first batch of a produce request, in the CRC-covered part (attributes
+/// to the end), as a damaged network would.
+fn flip_bit(frame: &mut RequestFrame, bit: u64) {
+    let Request::Produce(r) = &mut frame.request else {
+        return;
+    };
+    let Some(first) = r.partitions.first_mut() else {
+        return;
+    };
+    let covered = first
+        .records
+        .len()
+        .saturating_sub(idempo_protocol::record_batch::ATTRIBUTES_OFFSET);
+    if covered == 0 {
+        return;
+    }
+    let mut bytes = BytesMut::from(&first.records[..]);
+    let index = idempo_protocol::record_batch::ATTRIBUTES_OFFSET + (bit / 8) as usize % covered;
+    bytes[index] ^= 1 << (bit % 8);
+    first.records = Bytes::from(bytes);
 }
 
 /// Reads the simulator's record identity from the first record of an encoded batch without

@@ -28,6 +28,24 @@ pub enum FaultKind {
     RequestLatency = 3,
     /// Latency of the response.
     ResponseLatency = 4,
+    /// The request is delivered twice.
+    Duplicate = 5,
+    /// A bit of the request flips.
+    Corrupt = 6,
+    /// Which bit flips.
+    CorruptBit = 7,
+    /// The request is delayed far beyond the usual latency.
+    Spike = 8,
+    /// When the broker crashes, and how much of its last write survives.
+    BrokerCrash = 9,
+    /// When the broker restarts cleanly.
+    BrokerRestart = 10,
+    /// When a producer process restarts.
+    ProducerRestart = 11,
+    /// Latency of a duplicate copy.
+    DuplicateLatency = 12,
+    /// Swarm mode's choice of fault parameters.
+    Swarm = 13,
 }
 
 /// The batch number used for InitProducerId requests, which carry no batch.

@@ -13,21 +13,31 @@
 //! ## Layout
 //! - [`config`]: `SimConfig`, every parameter of a run, and its replay command.
 //! - [`faults`]: fault decisions keyed by the logical event, so settings can be compared.
+//! - [`plan`]: the fault plan of a run (random or from a replay file), replay files.
+//! - [`events`]: what happened, as structured events.
 //! - [`engine`]: the discrete-event loop driving producers, network and broker.
 //! - [`checker`]: the exactly-once checker and the ack ledger.
 //! - [`report`]: the text and JSON output of a run.
 //! - [`trace`]: `--trace` lines.
 //! - [`compare`]: the side-by-side table.
+//! - [`shrink`]: reducing a failing run's faults to a minimal replay file.
+//! - [`swarm`]: a per-seed fault mix.
 //! - [`script`] and [`explain`]: the study tool.
+
+#![recursion_limit = "256"]
 
 pub mod checker;
 pub mod compare;
 pub mod config;
 pub mod engine;
+pub mod events;
 pub mod explain;
 pub mod faults;
+pub mod plan;
 pub mod report;
 pub mod script;
+pub mod shrink;
+pub mod swarm;
 pub mod trace;
 
 pub use config::SimConfig;

@@ -56,6 +56,31 @@ struct RunArgs {
     /// Probability that a request is lost before the broker.
     #[arg(long, default_value_t = 0.02, value_parser = probability)]
     request_loss: f64,
+    /// Probability that the network delivers a request twice.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    duplicate: f64,
+    /// Probability that a bit of a request's batch flips (the CRC catches it: CORRUPT_MESSAGE).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    corrupt: f64,
+    /// Probability that a request is delayed by --spike-ms (a latency spike).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    spike: f64,
+    /// Delay of a latency spike; by default longer than the request timeout.
+    #[arg(long, default_value_t = 1_000)]
+    spike_ms: u64,
+    /// Broker crashes (power loss) at moments drawn from the seed.
+    #[arg(long, default_value_t = 0)]
+    broker_crashes: u32,
+    /// Clean broker restarts at moments drawn from the seed.
+    #[arg(long, default_value_t = 0)]
+    broker_restarts: u32,
+    /// Restarts of each producer process: a new process (new producer id) re-sends what was
+    /// not acknowledged. Idempotence does not span producer sessions.
+    #[arg(long, default_value_t = 0)]
+    producer_restarts: u32,
+    /// Each seed draws its own fault mix (FoundationDB/VOPR-style swarm testing).
+    #[arg(long)]
+    swarm: bool,
     /// One-way latency range MIN..MAX (random per message; with --network datagram it
     /// reorders messages in flight).
     #[arg(long, default_value = "1..20", value_parser = latency_range)]
@@ -90,6 +115,9 @@ struct RunArgs {
     /// Broker producer.id.expiration.ms.
     #[arg(long, default_value_t = 86_400_000, value_parser = clap::value_parser!(i64).range(1..))]
     producer_id_expiration_ms: i64,
+    /// Broker producer.id.expiration.check.interval.ms.
+    #[arg(long, default_value_t = 600_000, value_parser = clap::value_parser!(i64).range(1..))]
+    producer_id_expiration_check_interval_ms: i64,
     /// Stop after this much virtual time.
     #[arg(long, default_value_t = 86_400_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_virtual_ms: u64,
@@ -97,7 +125,7 @@ struct RunArgs {
 
 impl RunArgs {
     fn config(&self) -> SimConfig {
-        SimConfig {
+        let config = SimConfig {
             seed: self.seed,
             producers: self.producers,
             partitions: self.partitions,
@@ -119,6 +147,19 @@ impl RunArgs {
             dedup_window: self.dedup_window as usize,
             producer_id_expiration_ms: self.producer_id_expiration_ms,
             max_virtual_ms: self.max_virtual_ms,
+            duplicate: self.duplicate,
+            corrupt: self.corrupt,
+            spike: self.spike,
+            spike_ms: self.spike_ms,
+            broker_crashes: self.broker_crashes,
+            broker_restarts: self.broker_restarts,
+            producer_restarts: self.producer_restarts,
+            producer_id_expiration_check_interval_ms: self.producer_id_expiration_check_interval_ms,
+        };
+        if self.swarm {
+            idempo_sim::swarm::swarm(&config)
+        } else {
+            config
         }
     }
 }
@@ -161,6 +202,24 @@ enum Command {
         /// (These figures vary from run to run; everything else is deterministic.)
         #[arg(long, conflicts_with = "trace")]
         bench: bool,
+        /// If the run fails, shrink its faults to a minimal failing set and write it to FILE
+        /// as a replay file.
+        #[arg(long, value_name = "FILE")]
+        shrink: Option<String>,
+        /// Most runs to spend shrinking.
+        #[arg(long, default_value_t = 500)]
+        shrink_runs: usize,
+        /// Run the seed twice and compare a fingerprint of every event.
+        #[arg(long, conflicts_with = "trace")]
+        check_determinism: bool,
+    },
+    /// Run a replay file (written by `run --shrink`): exactly the faults it lists.
+    Replay {
+        /// The replay file.
+        file: String,
+        /// Print one line per event.
+        #[arg(long)]
+        trace: bool,
     },
     /// Run the same seed and fault schedule with idempotence on and off (and variants) and
     /// print the counts side by side.
@@ -208,7 +267,21 @@ fn main() -> ExitCode {
             trace,
             json,
             bench,
-        } => run(args.config(), trace, json, bench),
+            shrink,
+            shrink_runs,
+            check_determinism,
+        } => {
+            let options = RunOptions {
+                trace,
+                json,
+                bench,
+                shrink,
+                shrink_runs,
+                check_determinism,
+            };
+            run(args.config(), &options)
+        }
+        Command::Replay { file, trace } => replay(&file, trace),
         Command::Compare {
             args,
             variants,
@@ -274,16 +347,30 @@ fn run_explain(file: &str, json: bool, config: BrokerConfig) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(config: SimConfig, trace: bool, json: bool, bench: bool) -> ExitCode {
+struct RunOptions {
+    trace: bool,
+    json: bool,
+    bench: bool,
+    shrink: Option<String>,
+    shrink_runs: usize,
+    check_determinism: bool,
+}
+
+fn run(config: SimConfig, options: &RunOptions) -> ExitCode {
     if let Err(e) = config.validate() {
         return usage_error(e);
     }
+    if options.check_determinism {
+        return check_determinism(&config);
+    }
     let mut out = std::io::stdout().lock();
-    if !json {
+    if !options.json {
         let _ = write!(out, "{}", report::header(&config));
         let _ = out.flush();
     }
-    let tracer = trace.then(|| Trace::to_writer(Box::new(std::io::stdout())));
+    let tracer = options
+        .trace
+        .then(|| Trace::to_writer(Box::new(std::io::stdout())));
     let sim = match Simulation::new(config.clone(), tracer) {
         Ok(sim) => sim,
         Err(e) => return usage_error(e),
@@ -294,12 +381,12 @@ fn run(config: SimConfig, trace: bool, json: bool, bench: bool) -> ExitCode {
     if let Some(mut t) = tracer {
         t.flush();
     }
-    if json {
+    if options.json {
         let _ = writeln!(out, "{}", report::json(&config, &result));
     } else {
         let _ = write!(out, "{}", report::summary(&config, &result));
     }
-    if bench {
+    if options.bench {
         let secs = wall.as_secs_f64().max(1e-9);
         let peak = peak_rss_kib().map_or_else(
             || "unknown".to_string(),
@@ -316,6 +403,115 @@ fn run(config: SimConfig, trace: bool, json: bool, bench: bool) -> ExitCode {
             result.records_sent as f64 / secs,
         );
     }
+    if let (Some(file), false) = (&options.shrink, result.check.passed()) {
+        match idempo_sim::shrink::shrink(
+            &config,
+            result.faults_happened.clone(),
+            options.shrink_runs,
+        ) {
+            Ok(Some(shrunk)) => {
+                let text = idempo_sim::plan::replay_file(&config, &shrunk.faults);
+                if let Err(e) = std::fs::write(file, text) {
+                    return usage_error(format!("cannot write --shrink file `{file}`: {e}"));
+                }
+                let _ = writeln!(
+                    out,
+                    "shrunk: {} of {} faults still fail it ({} runs); replay: idempo-sim replay {file}",
+                    shrunk.faults.len(),
+                    shrunk.original,
+                    shrunk.runs
+                );
+                for f in &shrunk.faults {
+                    let _ = writeln!(out, "  {f}");
+                }
+            }
+            Ok(None) => {
+                let _ = writeln!(
+                    out,
+                    "shrink: the replayed faults did not fail the run; nothing written"
+                );
+            }
+            Err(e) => return usage_error(e),
+        }
+    }
+    if result.check.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Runs the seed twice with a fingerprint of every event and compares.
+fn check_determinism(config: &SimConfig) -> ExitCode {
+    let mut prints = Vec::new();
+    for _ in 0..2 {
+        let sim = match Simulation::new(config.clone(), Some(Trace::fingerprint_only())) {
+            Ok(sim) => sim,
+            Err(e) => return usage_error(e),
+        };
+        let (result, trace) = sim.run();
+        let trace = trace.expect("a fingerprinting trace was given");
+        prints.push((
+            trace.fingerprint(),
+            trace.len(),
+            report::json(config, &result).to_string(),
+        ));
+    }
+    let same = prints[0] == prints[1];
+    println!(
+        "determinism: 2 runs of seed {}: {} events each, fingerprints {:#018x} and {:#018x}: {}",
+        config.seed,
+        prints[0].1,
+        prints[0].0,
+        prints[1].0,
+        if same { "identical" } else { "DIFFERENT" }
+    );
+    if same {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Runs a replay file: its flags, and exactly its faults.
+fn replay(file: &str, trace: bool) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => return usage_error(format!("cannot read replay file `{file}`: {e}")),
+    };
+    let parsed = match idempo_sim::plan::parse_replay(&text) {
+        Ok(parsed) => parsed,
+        Err(e) => return usage_error(format!("{file}: {e}")),
+    };
+    let words = std::iter::once("idempo-sim".to_string())
+        .chain(std::iter::once("run".to_string()))
+        .chain(parsed.flags);
+    let config = match Cli::try_parse_from(words) {
+        Ok(Cli {
+            command: Command::Run { args, .. },
+        }) => args.config(),
+        Ok(_) => return usage_error(format!("{file}: the flags line is not a run")),
+        Err(e) => return usage_error(format!("{file}: flags: {e}")),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = write!(
+        out,
+        "{}",
+        report::header(&config).replace("idempo-sim run", "idempo-sim replay")
+    );
+    let _ = writeln!(out, "  faults     {} listed in {file}", parsed.faults.len());
+    let _ = out.flush();
+    let plan = idempo_sim::plan::FaultPlan::scripted(&config, &parsed.faults);
+    let tracer = trace.then(|| Trace::to_writer(Box::new(std::io::stdout())));
+    let sim = match Simulation::with_plan(config.clone(), plan, tracer) {
+        Ok(sim) => sim,
+        Err(e) => return usage_error(e),
+    };
+    let (result, tracer) = sim.run();
+    if let Some(mut t) = tracer {
+        t.flush();
+    }
+    let _ = write!(out, "{}", report::summary(&config, &result));
     if result.check.passed() {
         ExitCode::SUCCESS
     } else {

@@ -1,55 +1,95 @@
-//! `--trace`: one short line per event, in virtual time.
+//! Where a run's events go: `--trace` lines, a kept list (for `trace --record` and diagrams),
+//! and a fingerprint of every event (for `--check-determinism`).
 //!
 //! ```text
-//!      12 ms  P0  produce #3 [p1 pid=1 e0 seq 10..19 #1] (arrives in 7 ms)
+//!      12 ms  P0  produce #3 [p1 pid=1 e0 seq 10..19] (arrives at 19 ms)
 //!      19 ms  P0  broker: p1 appended at offsets 10..19: sequence 10 is the next expected (window: 0..9)
-//!      19 ms  P0  response to request #3 — dropped on the way back (lost ack)
+//!      19 ms  P0  response to request #3 — lost: the connection broke (lost ack)
 //! ```
 //!
-//! Lines go to a writer as they are made (or into a buffer, for tests), so a long traced run
-//! does not hold its trace in memory.
+//! Text goes to a writer as it is made (or into a buffer, for tests), so a long traced run
+//! does not hold its trace in memory unless asked to keep the events.
 
+use crate::events::{SimEvent, Timed};
 use idempo_producer::{DeliveryReport, ProducerEvent};
-use idempo_protocol::{Request, RequestFrame, Response, ResponseFrame};
+use idempo_protocol::{Response, ResponseFrame};
 use std::fmt::Write as _;
 use std::io::Write;
 
-/// Where trace lines go.
+/// The sink of a run's events.
 pub struct Trace {
     buffer: String,
     sink: Option<Box<dyn Write>>,
-    lines: u64,
+    text: bool,
+    keep: Option<Vec<Timed>>,
+    fingerprint: u64,
+    events: u64,
 }
 
 impl Trace {
-    /// A trace kept in memory (see [`Trace::into_string`]).
+    /// Text lines kept in memory (see [`Trace::into_string`]).
     pub fn buffered() -> Trace {
         Trace {
             buffer: String::new(),
             sink: None,
-            lines: 0,
+            text: true,
+            keep: None,
+            fingerprint: FNV_OFFSET,
+            events: 0,
         }
     }
 
-    /// A trace written to `sink` as it goes.
+    /// Text lines written to `sink` as they are made.
     pub fn to_writer(sink: Box<dyn Write>) -> Trace {
         Trace {
-            buffer: String::new(),
             sink: Some(sink),
-            lines: 0,
+            ..Trace::buffered()
         }
     }
 
-    /// Adds one line for producer `producer` at `now_ms`.
-    pub fn line(&mut self, now_ms: u64, producer: u32, text: impl AsRef<str>) {
-        self.lines += 1;
-        let _ = writeln!(
-            self.buffer,
-            "{now_ms:>8} ms  P{producer:<2} {}",
-            text.as_ref()
-        );
-        if self.buffer.len() > 1 << 16 {
+    /// No text; events kept for later use (diagrams, `trace --record`).
+    pub fn collecting() -> Trace {
+        Trace {
+            text: false,
+            keep: Some(Vec::new()),
+            ..Trace::buffered()
+        }
+    }
+
+    /// No text, nothing kept: only the fingerprint.
+    pub fn fingerprint_only() -> Trace {
+        Trace {
+            text: false,
+            ..Trace::buffered()
+        }
+    }
+
+    /// Also keep every event (in addition to whatever else this trace does).
+    pub fn keeping(mut self) -> Trace {
+        self.keep = Some(Vec::new());
+        self
+    }
+
+    /// Records one event of producer `producer` at `at_ms`.
+    pub fn record(&mut self, at_ms: u64, producer: u32, event: SimEvent) {
+        self.events += 1;
+        let timed = Timed {
+            at_ms,
+            producer,
+            event,
+        };
+        let start = self.buffer.len();
+        let _ = writeln!(self.buffer, "{timed}");
+        for b in &self.buffer.as_bytes()[start..] {
+            self.fingerprint = (self.fingerprint ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
+        }
+        if !self.text {
+            self.buffer.truncate(start);
+        } else if self.buffer.len() > 1 << 16 {
             self.flush();
+        }
+        if let Some(keep) = &mut self.keep {
+            keep.push(timed);
         }
     }
 
@@ -64,9 +104,25 @@ impl Trace {
         }
     }
 
-    /// Lines traced so far.
-    pub fn lines(&self) -> u64 {
-        self.lines
+    /// Events recorded so far.
+    pub fn len(&self) -> u64 {
+        self.events
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// FNV-1a over the text of every event, in order: equal fingerprints mean (with
+    /// overwhelming probability) identical runs.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The kept events (empty unless the trace keeps them).
+    pub fn events(&self) -> &[Timed] {
+        self.keep.as_deref().unwrap_or(&[])
     }
 
     /// The buffered text (everything, for a buffered trace).
@@ -76,60 +132,20 @@ impl Trace {
     }
 }
 
-/// A request as one line: `produce #3 [p1 pid=1 e0 seq 10..19 #1, ...]`.
-pub fn request(frame: &RequestFrame) -> String {
-    match &frame.request {
-        Request::InitProducerId(_) => format!("InitProducerId #{}", frame.correlation_id),
-        Request::Fetch(f) => format!(
-            "fetch #{} p{} from {}",
-            frame.correlation_id, f.partition, f.fetch_offset
-        ),
-        Request::Produce(r) => {
-            let mut s = format!("produce #{} [", frame.correlation_id);
-            for (i, d) in r.partitions.iter().enumerate() {
-                if i > 0 {
-                    s.push_str(", ");
-                }
-                match idempo_protocol::BatchHeader::parse(&d.records) {
-                    Ok(h) if h.producer_id.is_some() => {
-                        let _ = write!(
-                            s,
-                            "p{} pid={} e{} seq {}..{}",
-                            d.partition,
-                            h.producer_id,
-                            h.producer_epoch,
-                            h.base_sequence,
-                            h.last_sequence()
-                        );
-                    }
-                    Ok(h) => {
-                        let _ = write!(
-                            s,
-                            "p{} {} records, no producer id",
-                            d.partition, h.records_count
-                        );
-                    }
-                    Err(_) => {
-                        let _ = write!(s, "p{} unreadable batch", d.partition);
-                    }
-                }
-            }
-            s.push(']');
-            s
-        }
-    }
-}
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
-/// A response arriving at its producer.
-pub fn response_arrived(frame: &ResponseFrame) -> String {
+/// What a response says, in a few words.
+pub fn response_summary(frame: &ResponseFrame) -> String {
     match &frame.response {
-        Response::InitProducerId(r) => format!(
-            "response #{} arrived: producer id {} epoch {} ({})",
-            frame.correlation_id,
-            r.producer_id,
-            r.producer_epoch,
-            r.error_code.name()
-        ),
+        Response::InitProducerId(r) => {
+            format!(
+                "producer id {} epoch {} ({})",
+                r.producer_id,
+                r.producer_epoch,
+                r.error_code.name()
+            )
+        }
         Response::Produce(r) => {
             let parts: Vec<String> = r
                 .partitions
@@ -142,17 +158,9 @@ pub fn response_arrived(frame: &ResponseFrame) -> String {
                     }
                 })
                 .collect();
-            format!(
-                "response #{} arrived: {}",
-                frame.correlation_id,
-                parts.join(", ")
-            )
+            parts.join(", ")
         }
-        Response::Fetch(r) => format!(
-            "response #{} arrived: fetch {}",
-            frame.correlation_id,
-            r.error_code.name()
-        ),
+        Response::Fetch(r) => format!("fetch {}", r.error_code.name()),
     }
 }
 
@@ -226,9 +234,6 @@ pub fn producer_event(event: &ProducerEvent) -> Option<String> {
                 "epoch exhausted for producer {old_producer_id} at epoch {old_epoch}: requesting a new producer id"
             )
         }
-        ProducerEvent::RequestTimedOut { correlation_id } => {
-            format!("request #{correlation_id} timed out (no response within request.timeout.ms)")
-        }
         ProducerEvent::StaleResponseIgnored {
             correlation_id,
             partition,
@@ -243,7 +248,7 @@ pub fn producer_event(event: &ProducerEvent) -> Option<String> {
             )
         }
         ProducerEvent::LateResponseIgnored { correlation_id } => {
-            format!("late response #{correlation_id} ignored (request already timed out)")
+            format!("late response #{correlation_id} ignored (request already failed)")
         }
         ProducerEvent::FatalError { error } => format!("fatal error {}", error.name()),
         _ => return None,

@@ -1,0 +1,462 @@
+//! The fault plan of a run: which faults happen, decided at random from the seed or read from
+//! a replay file, and the list of faults that actually happened.
+//!
+//! Per-message faults are keyed by the logical event (see [`crate::faults`]): a kind, a
+//! producer, a batch number and an attempt. Whole-process faults happen at logical moments:
+//! a broker crash after the broker has appended a number of batches, a producer restart after
+//! the application has handed over a number of batches. In random mode the seed decides; in
+//! scripted mode (a replay file) exactly the listed faults happen and no other.
+//!
+//! # Replay files
+//!
+//! ```text
+//! # idempo-sim replay file, version 1
+//! flags --seed 7 --producers 1 --partitions 1 --records 40 ...
+//! request-loss producer=0 batch=3 attempt=1
+//! ack-loss producer=0 batch=5 attempt=2
+//! duplicate producer=0 batch=6 attempt=1
+//! corrupt producer=0 batch=8 attempt=1
+//! spike producer=0 batch=9 attempt=1
+//! broker-crash after-appends=12 tear-bytes=17
+//! broker-restart after-appends=20
+//! producer-restart producer=0 after-batch=30
+//! ```
+//!
+//! A replay file names faults by logical event, not by random draw, so it still means the same
+//! thing after the code changes (message latencies are still drawn from the seed by the
+//! stable SplitMix64 mixer of [`crate::faults`]). `flags` holds the run's settings; the fault
+//! rates in it are ignored when the file lists the faults.
+
+use crate::config::SimConfig;
+use crate::faults::{FaultKind, FaultOracle};
+use rustc_hash::FxHashSet;
+use std::fmt;
+
+/// A fault that happens to one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MessageFault {
+    /// The request is lost before the broker.
+    RequestLoss,
+    /// The response is lost after the broker answered.
+    AckLoss,
+    /// The network delivers the request twice.
+    Duplicate,
+    /// A bit of the request's first batch flips on the way.
+    Corrupt,
+    /// The request is delayed by `spike_ms`, longer than the request timeout.
+    Spike,
+}
+
+impl MessageFault {
+    /// Every kind, in file order.
+    pub const ALL: [MessageFault; 5] = [
+        MessageFault::RequestLoss,
+        MessageFault::AckLoss,
+        MessageFault::Duplicate,
+        MessageFault::Corrupt,
+        MessageFault::Spike,
+    ];
+
+    /// The name used in replay files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageFault::RequestLoss => "request-loss",
+            MessageFault::AckLoss => "ack-loss",
+            MessageFault::Duplicate => "duplicate",
+            MessageFault::Corrupt => "corrupt",
+            MessageFault::Spike => "spike",
+        }
+    }
+
+    fn oracle_kind(self) -> FaultKind {
+        match self {
+            MessageFault::RequestLoss => FaultKind::RequestLoss,
+            MessageFault::AckLoss => FaultKind::AckLoss,
+            MessageFault::Duplicate => FaultKind::Duplicate,
+            MessageFault::Corrupt => FaultKind::Corrupt,
+            MessageFault::Spike => FaultKind::Spike,
+        }
+    }
+
+    fn probability(self, c: &SimConfig) -> f64 {
+        match self {
+            MessageFault::RequestLoss => c.request_loss,
+            MessageFault::AckLoss => c.ack_loss,
+            MessageFault::Duplicate => c.duplicate,
+            MessageFault::Corrupt => c.corrupt,
+            MessageFault::Spike => c.spike,
+        }
+    }
+}
+
+/// One fault in a plan or in the list of faults that happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// A message fault.
+    Message {
+        /// What happens.
+        kind: MessageFault,
+        /// Producer index.
+        producer: u32,
+        /// Batch number of the request's first batch (`u64::MAX` for InitProducerId).
+        batch: u64,
+        /// Attempt number of that batch.
+        attempt: u32,
+    },
+    /// The broker loses power after it has appended this many batches, keeping `tear_bytes` of
+    /// the last unsynced write.
+    BrokerCrash {
+        /// Appends before the crash.
+        after_appends: u64,
+        /// Bytes of the last unsynced write that survive (a torn write).
+        tear_bytes: u32,
+    },
+    /// The broker shuts down cleanly and restarts.
+    BrokerRestart {
+        /// Appends before the restart.
+        after_appends: u64,
+    },
+    /// A producer process dies after the application handed it this many batches; a new one
+    /// (new producer id) re-sends what was not acknowledged.
+    ProducerRestart {
+        /// Producer index.
+        producer: u32,
+        /// Batches handed over before the restart.
+        after_batch: u64,
+    },
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Message {
+                kind,
+                producer,
+                batch,
+                attempt,
+            } => {
+                write!(
+                    f,
+                    "{} producer={producer} batch={batch} attempt={attempt}",
+                    kind.name()
+                )
+            }
+            Fault::BrokerCrash {
+                after_appends,
+                tear_bytes,
+            } => {
+                write!(
+                    f,
+                    "broker-crash after-appends={after_appends} tear-bytes={tear_bytes}"
+                )
+            }
+            Fault::BrokerRestart { after_appends } => {
+                write!(f, "broker-restart after-appends={after_appends}")
+            }
+            Fault::ProducerRestart {
+                producer,
+                after_batch,
+            } => {
+                write!(
+                    f,
+                    "producer-restart producer={producer} after-batch={after_batch}"
+                )
+            }
+        }
+    }
+}
+
+/// Decides faults and records those that happen.
+#[derive(Clone, Debug)]
+pub struct FaultPlan {
+    oracle: FaultOracle,
+    scripted: Option<FxHashSet<Fault>>,
+    scheduled: Vec<Fault>,
+    happened: Vec<Fault>,
+}
+
+impl FaultPlan {
+    /// Faults drawn from the config's seed and rates. Whole-process faults are placed at
+    /// logical moments drawn from the seed.
+    pub fn random(config: &SimConfig) -> FaultPlan {
+        let oracle = FaultOracle::new(config.seed);
+        let total = config.batches_per_producer().max(2);
+        let all = total * u64::from(config.producers);
+        let mut scheduled = Vec::new();
+        for k in 0..u64::from(config.broker_crashes) {
+            let after_appends = 1 + oracle.draw(FaultKind::BrokerCrash, 0, k, 0) % all.max(1);
+            let tear_bytes = (oracle.draw(FaultKind::BrokerCrash, 1, k, 0) % 128) as u32;
+            scheduled.push(Fault::BrokerCrash {
+                after_appends,
+                tear_bytes,
+            });
+        }
+        for k in 0..u64::from(config.broker_restarts) {
+            let after_appends = 1 + oracle.draw(FaultKind::BrokerRestart, 0, k, 0) % all.max(1);
+            scheduled.push(Fault::BrokerRestart { after_appends });
+        }
+        for p in 0..config.producers {
+            for k in 0..u64::from(config.producer_restarts) {
+                let after_batch =
+                    1 + oracle.draw(FaultKind::ProducerRestart, p, k, 0) % (total - 1);
+                scheduled.push(Fault::ProducerRestart {
+                    producer: p,
+                    after_batch,
+                });
+            }
+        }
+        scheduled.sort();
+        FaultPlan {
+            oracle,
+            scripted: None,
+            scheduled,
+            happened: Vec::new(),
+        }
+    }
+
+    /// Exactly `faults` (and latencies still drawn from `config.seed`).
+    pub fn scripted(config: &SimConfig, faults: &[Fault]) -> FaultPlan {
+        let mut scheduled: Vec<Fault> = faults
+            .iter()
+            .copied()
+            .filter(|f| !matches!(f, Fault::Message { .. }))
+            .collect();
+        scheduled.sort();
+        FaultPlan {
+            oracle: FaultOracle::new(config.seed),
+            scripted: Some(
+                faults
+                    .iter()
+                    .copied()
+                    .filter(|f| matches!(f, Fault::Message { .. }))
+                    .collect(),
+            ),
+            scheduled,
+            happened: Vec::new(),
+        }
+    }
+
+    /// The seed's oracle (latencies, bit positions).
+    pub fn oracle(&self) -> &FaultOracle {
+        &self.oracle
+    }
+
+    /// Whether `kind` happens to this message; records it if so.
+    pub fn message(
+        &mut self,
+        config: &SimConfig,
+        kind: MessageFault,
+        producer: u32,
+        batch: u64,
+        attempt: u32,
+    ) -> bool {
+        let fault = Fault::Message {
+            kind,
+            producer,
+            batch,
+            attempt,
+        };
+        let happens = match &self.scripted {
+            Some(set) => set.contains(&fault),
+            None => self.oracle.happens(
+                kind.probability(config),
+                kind.oracle_kind(),
+                producer,
+                batch,
+                attempt,
+            ),
+        };
+        if happens {
+            self.happened.push(fault);
+        }
+        happens
+    }
+
+    /// Broker crashes and restarts due once the broker has appended `appends` batches, in
+    /// plan order; each is returned once.
+    pub fn broker_faults_due(&mut self, appends: u64) -> Vec<Fault> {
+        let (due, rest): (Vec<Fault>, Vec<Fault>) = self.scheduled.iter().partition(|f| match f {
+            Fault::BrokerCrash { after_appends, .. } | Fault::BrokerRestart { after_appends } => {
+                *after_appends <= appends
+            }
+            _ => false,
+        });
+        self.scheduled = rest;
+        self.happened.extend(due.iter().copied());
+        due
+    }
+
+    /// Whether producer `producer` restarts once it has been handed `handed` batches.
+    pub fn producer_restart_due(&mut self, producer: u32, handed: u64) -> bool {
+        let position = self.scheduled.iter().position(|f| {
+            matches!(f, Fault::ProducerRestart { producer: p, after_batch } if *p == producer && *after_batch <= handed)
+        });
+        match position {
+            Some(i) => {
+                self.happened.push(self.scheduled.remove(i));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every fault that happened, in the order it happened.
+    pub fn happened(&self) -> &[Fault] {
+        &self.happened
+    }
+}
+
+/// The text of a replay file for `config` and `faults`.
+pub fn replay_file(config: &SimConfig, faults: &[Fault]) -> String {
+    let mut s = String::from(
+        "# idempo-sim replay file, version 1\n# run it with: idempo-sim replay FILE\n",
+    );
+    s.push_str(&format!("flags {config}\n"));
+    for f in faults {
+        s.push_str(&format!("{f}\n"));
+    }
+    s
+}
+
+/// A replay file, parsed: the flags line (to be parsed by the command line) and the faults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayFile {
+    /// The words after `flags`.
+    pub flags: Vec<String>,
+    /// The faults, in file order.
+    pub faults: Vec<Fault>,
+}
+
+/// Parses a replay file; errors name the line.
+pub fn parse_replay(text: &str) -> Result<ReplayFile, String> {
+    let mut flags = None;
+    let mut faults = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let err = |m: String| format!("line {}: {m}", i + 1);
+        let mut words = line.split_whitespace();
+        let name = words.next().unwrap_or("");
+        if name == "flags" {
+            flags = Some(words.map(str::to_string).collect());
+            continue;
+        }
+        let args: Vec<(&str, &str)> = words
+            .map(|w| {
+                w.split_once('=')
+                    .ok_or_else(|| err(format!("expected key=value, found `{w}`")))
+            })
+            .collect::<Result<_, _>>()?;
+        let get = |key: &str| -> Result<u64, String> {
+            let v = args
+                .iter()
+                .find(|(k, _)| *k == key)
+                .ok_or_else(|| err(format!("`{name}` needs `{key}=`")))?
+                .1;
+            v.parse()
+                .map_err(|_| err(format!("`{key}={v}` is not a number")))
+        };
+        let small = |key: &str| -> Result<u32, String> {
+            u32::try_from(get(key)?).map_err(|_| err(format!("`{key}` is too large")))
+        };
+        let fault = if let Some(kind) = MessageFault::ALL.iter().find(|k| k.name() == name) {
+            Fault::Message {
+                kind: *kind,
+                producer: small("producer")?,
+                batch: get("batch")?,
+                attempt: small("attempt")?,
+            }
+        } else {
+            match name {
+                "broker-crash" => Fault::BrokerCrash {
+                    after_appends: get("after-appends")?,
+                    tear_bytes: small("tear-bytes")?,
+                },
+                "broker-restart" => Fault::BrokerRestart {
+                    after_appends: get("after-appends")?,
+                },
+                "producer-restart" => Fault::ProducerRestart {
+                    producer: small("producer")?,
+                    after_batch: get("after-batch")?,
+                },
+                other => return Err(err(format!("unknown fault `{other}`"))),
+            }
+        };
+        faults.push(fault);
+    }
+    let flags = flags.ok_or("the replay file has no `flags` line")?;
+    Ok(ReplayFile { flags, faults })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_file_round_trips() {
+        let config = SimConfig::default();
+        let faults = vec![
+            Fault::Message {
+                kind: MessageFault::AckLoss,
+                producer: 1,
+                batch: 17,
+                attempt: 2,
+            },
+            Fault::Message {
+                kind: MessageFault::Corrupt,
+                producer: 0,
+                batch: 3,
+                attempt: 1,
+            },
+            Fault::BrokerCrash {
+                after_appends: 12,
+                tear_bytes: 5,
+            },
+            Fault::BrokerRestart { after_appends: 40 },
+            Fault::ProducerRestart {
+                producer: 2,
+                after_batch: 9,
+            },
+        ];
+        let parsed = parse_replay(&replay_file(&config, &faults)).unwrap();
+        assert_eq!(parsed.faults, faults);
+        assert_eq!(parsed.flags.join(" "), config.to_string());
+    }
+
+    #[test]
+    fn malformed_replay_lines_name_their_line() {
+        assert!(
+            parse_replay("flags --seed 1\nfrobnicate x=1\n")
+                .unwrap_err()
+                .contains("line 2")
+        );
+        assert!(
+            parse_replay("flags\nack-loss producer=1\n")
+                .unwrap_err()
+                .contains("needs `batch=`")
+        );
+        assert!(
+            parse_replay("ack-loss producer=1 batch=2 attempt=1\n")
+                .unwrap_err()
+                .contains("no `flags`")
+        );
+    }
+
+    #[test]
+    fn scripted_plan_decides_exactly_the_listed_faults() {
+        let config = SimConfig::default();
+        let listed = Fault::Message {
+            kind: MessageFault::AckLoss,
+            producer: 0,
+            batch: 4,
+            attempt: 1,
+        };
+        let mut plan = FaultPlan::scripted(&config, &[listed]);
+        assert!(plan.message(&config, MessageFault::AckLoss, 0, 4, 1));
+        assert!(!plan.message(&config, MessageFault::AckLoss, 0, 4, 2));
+        assert!(!plan.message(&config, MessageFault::RequestLoss, 0, 4, 1));
+        assert_eq!(plan.happened(), &[listed]);
+    }
+}
