@@ -219,7 +219,11 @@ impl Reader {
             }
         }
         if rest.len() < 10 {
-            Err(DecodeError::Truncated { field, needed: rest.len() + 1, remaining: rest.len() })
+            Err(DecodeError::Truncated {
+                field,
+                needed: rest.len() + 1,
+                remaining: rest.len(),
+            })
         } else {
             Err(DecodeError::VarintTooLong { field })
         }

@@ -22,6 +22,7 @@
 //! |---|---|
 //! | `lost_unsynced` | an acknowledged record vanished in a broker crash because it had not been synced to disk (a durability limit: `--sync` decides it) |
 //! | `duplicates_across_sessions` | a record written by two producer processes (two producer ids): idempotence holds within one producer session only |
+//! | `after_expiry` | a duplicate, reordering or sequence gap in the log of a (producer id, partition) whose state the broker expired during the run (`producer.id.expiration.ms`): after that the broker accepts any sequence from it |
 //!
 //! Duplicates and order are judged within a producer session: records written by different
 //! producer ids are not compared with each other for order.
@@ -149,6 +150,8 @@ pub struct CheckReport {
     pub lost_unsynced: u64,
     /// Extra copies written by a later producer process (another producer id).
     pub duplicates_across_sessions: u64,
+    /// Duplicates, reorderings and gaps of a (producer id, partition) the broker expired.
+    pub after_expiry: u64,
     /// Records acknowledged.
     pub records_acked: u64,
     /// Records reported failed.
@@ -169,7 +172,7 @@ impl CheckReport {
     /// Losses and duplicates the guarantee does not cover: unsynced data lost in a crash, and
     /// duplicates across producer sessions.
     pub fn guarantee_limits(&self) -> u64 {
-        self.lost_unsynced + self.duplicates_across_sessions
+        self.lost_unsynced + self.duplicates_across_sessions + self.after_expiry
     }
 
     /// Protocol anomalies: bugs of the exactly-once machinery.
@@ -214,7 +217,7 @@ pub struct Workload {
 ///
 /// `session_of(producer_id)` names the producer process a producer id belonged to (`None` for
 /// batches without one); `crash_lost` holds the records a broker crash dropped before they
-/// were synced.
+/// were synced; `expired` the (producer id, partition) pairs whose state the broker expired.
 pub fn check(
     broker: &Broker,
     workload: Workload,
@@ -222,6 +225,7 @@ pub fn check(
     partition_of: impl Fn(u32, u64) -> i32,
     session_of: impl Fn(i64) -> Option<u32>,
     crash_lost: &FxHashSet<(u32, u32)>,
+    expired: &FxHashSet<(i64, i32)>,
 ) -> CheckReport {
     let mut report = CheckReport::default();
     let per_batch = u64::from(workload.batch_records);
@@ -241,13 +245,18 @@ pub fn check(
         };
         for stored in log.batches() {
             let h = &stored.header;
+            let after_expiry = expired.contains(&(h.producer_id.0, partition));
             if h.producer_id.is_some() {
                 let key = (h.producer_id.0, h.producer_epoch.0, partition);
                 if last_seq
                     .get(&key)
                     .is_some_and(|prev| !h.base_sequence.follows(*prev))
                 {
-                    report.sequence_gaps += 1;
+                    if after_expiry {
+                        report.after_expiry += 1;
+                    } else {
+                        report.sequence_gaps += 1;
+                    }
                 }
                 last_seq.insert(key, h.last_sequence());
             }
@@ -267,7 +276,9 @@ pub fn check(
                 let c = &mut copies[p as usize][i as usize];
                 *c = c.saturating_add(1);
                 if *c > 1 {
-                    if first_session[p as usize][i as usize] == session {
+                    if after_expiry {
+                        report.after_expiry += 1;
+                    } else if first_session[p as usize][i as usize] == session {
                         report.duplicates += 1;
                     } else {
                         report.duplicates_across_sessions += 1;
@@ -276,7 +287,9 @@ pub fn check(
                 }
                 first_session[p as usize][i as usize] = session;
                 let top = highest.entry((p, partition, session)).or_insert(i);
-                if i < *top {
+                if i < *top && after_expiry {
+                    report.after_expiry += 1;
+                } else if i < *top {
                     report.out_of_order += 1;
                 } else {
                     *top = i;
@@ -394,6 +407,7 @@ mod tests {
             |_, _| 0,
             |_| Some(0),
             &FxHashSet::default(),
+            &FxHashSet::default(),
         );
         assert!(r.passed(), "{r:?}");
         assert_eq!(r.ledger.written_acked_first_try, 2);
@@ -417,6 +431,7 @@ mod tests {
             |_, _| 0,
             |_| Some(0),
             &FxHashSet::default(),
+            &FxHashSet::default(),
         );
         assert_eq!(r.duplicates, 2);
         assert_eq!(r.out_of_order, 2);
@@ -431,6 +446,7 @@ mod tests {
             &[vec![acked(), acked()]],
             |_, _| 0,
             |_| Some(0),
+            &FxHashSet::default(),
             &FxHashSet::default(),
         );
         assert_eq!(r.lost, 4);
@@ -457,6 +473,7 @@ mod tests {
             |_, _| 0,
             |_| Some(0),
             &FxHashSet::default(),
+            &FxHashSet::default(),
         );
         assert_eq!(r.failed_but_written, 2);
         assert_eq!(r.ledger.failed_definite_but_written, 1);
@@ -476,6 +493,7 @@ mod tests {
             &[vec![acked(), acked()]],
             |_, _| 0,
             session,
+            &FxHashSet::default(),
             &FxHashSet::default(),
         );
         assert_eq!(r.duplicates, 0);
@@ -498,6 +516,7 @@ mod tests {
             |_, _| 0,
             |_| Some(0),
             &lost,
+            &FxHashSet::default(),
         );
         assert_eq!(r.lost_unsynced, 2);
         assert_eq!(r.lost, 2);

@@ -259,6 +259,8 @@ pub struct Simulation {
     crash_lost: FxHashSet<(u32, u32)>,
     /// Virtual ms from handing a batch over to its acknowledgement.
     latencies_ms: Vec<u32>,
+    /// (producer id, partition) pairs whose state the broker expired.
+    expired: FxHashSet<(i64, i32)>,
 }
 
 impl Simulation {
@@ -328,6 +330,7 @@ impl Simulation {
             pid_owner: FxHashMap::default(),
             crash_lost: FxHashSet::default(),
             latencies_ms: Vec::new(),
+            expired: FxHashSet::default(),
         })
     }
 
@@ -777,6 +780,8 @@ impl Simulation {
         }
         for expired in self.broker.advance_time(self.now_ms as i64) {
             self.broker_counts.producers_expired += 1;
+            self.expired
+                .insert((expired.producer_id.0, expired.partition));
             self.record(p, || SimEvent::Producer {
                 text: format!(
                     "broker expired producer {} on p{} (idle for producer.id.expiration.ms)",
@@ -1045,6 +1050,7 @@ impl Simulation {
             |p, b| config.partition_of(p, b),
             |pid| owners.get(&pid).map(|(_, session)| *session),
             &self.crash_lost,
+            &self.expired,
         );
         let stats: Vec<ProducerStats> = self
             .slots

@@ -96,10 +96,43 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
         r.broker.stale_epoch_rejected,
         r.broker.other_rejected
     );
+    let f = &r.faults;
+    if f.duplicated
+        + f.corrupted
+        + f.spikes
+        + f.broker_crashes
+        + f.broker_restarts
+        + f.producer_restarts
+        > 0
+    {
+        let _ = writeln!(
+            s,
+            "  faults    duplicated {}  corrupted {} (CORRUPT_MESSAGE answers {})  spikes {}  broker crashes {}  broker restarts {}  producer restarts {}",
+            f.duplicated,
+            f.corrupted,
+            r.broker.corrupt_rejected,
+            f.spikes,
+            f.broker_crashes,
+            f.broker_restarts,
+            f.producer_restarts
+        );
+    }
+    if r.broker.producers_expired > 0 {
+        let _ = writeln!(
+            s,
+            "  expiry    producer states the broker expired {}",
+            r.broker.producers_expired
+        );
+    }
     let _ = writeln!(
         s,
         "  producer  epoch bumps {}  new producer ids {}",
         r.epoch_bumps, r.producer_id_resets
+    );
+    let _ = writeln!(
+        s,
+        "  latency   handed over to acknowledged: p50 {} ms  p99 {} ms (virtual time)",
+        r.latency_p50_ms, r.latency_p99_ms
     );
     if r.broker.retries_outside_window > 0 {
         let _ = writeln!(
@@ -157,6 +190,11 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
         "  {:.<56} {}",
         "written again by a new producer session", k.duplicates_across_sessions
     );
+    let _ = writeln!(
+        s,
+        "  {:.<56} {}",
+        "written again or out of order after producer-id expiry", k.after_expiry
+    );
     if k.passed() {
         let _ = writeln!(s, "verdict: PASS");
     } else {
@@ -197,6 +235,8 @@ pub fn json(config: &SimConfig, r: &RunReport) -> Value {
         "sequence_gaps": k.sequence_gaps,
         "lost_unsynced": k.lost_unsynced,
         "duplicates_across_sessions": k.duplicates_across_sessions,
+        "after_expiry": k.after_expiry,
+        "producers_expired": r.broker.producers_expired,
         "latency_p50_ms": r.latency_p50_ms,
         "latency_p99_ms": r.latency_p99_ms,
         "corrupt_rejected": r.broker.corrupt_rejected,
