@@ -13,10 +13,43 @@
 //! 5. records well formed, count = lastOffsetDelta + 1, sequence >= 0 with a producer id,
 //!    no control batch, else `INVALID_RECORD`;
 //! 6. the sequence rule (`producer_state`): duplicate, stale epoch, in sequence;
-//! 7. append, then (only then) update the producer state.
+//! 7. append through [`Storage`], sync if the [`SyncPolicy`] says so, then (only then) update
+//!    the producer state and answer.
+//!
+//! # Durability
+//!
+//! Every byte the broker keeps goes through a [`Storage`] (by default the simulated disk
+//! [`SimDisk`]): segment files, producer-state snapshots, log start checkpoints and the
+//! producer-id block. Memory holds only indexes and producer state, which is why a power
+//! loss ([`Broker::crash`]) can be modelled exactly: the disk drops what was never synced,
+//! memory is discarded, and recovery (`recovery`) rebuilds both from the files. The broker
+//! clock survives: the simulator tells the time.
+//!
+//! * [`SyncPolicy`] says when appends become durable: before each acknowledgement
+//!   (`EveryAppend`, the default), every `n` ms of broker time (`IntervalMs`, Kafka's
+//!   `log.flush.interval.ms`), or only at clean shutdown (`Never`, Kafka's default, which
+//!   relies on replication instead).
+//! * Snapshots of producer state are taken every `snapshot_interval_ms` (`snapshot`).
+//! * Producer ids are reserved in blocks of [`PRODUCER_ID_BLOCK_SIZE`], each block's end
+//!   written durably before its first id is handed out; after any restart allocation
+//!   resumes at the end of the last block, so an id is never handed out twice.
+//!
+//! Three restarts, three meanings:
+//!
+//! ```text
+//! call              | disk                          | producer state rebuilt from
+//! restart()         | untouched                     | the retained log, no snapshot (Kafka without one)
+//! restart_clean()   | synced, snapshots taken       | newest snapshot + replay of the rest
+//! crash(keep)       | unsynced bytes dropped (torn) | newest valid snapshot + replay of what survived
+//! ```
 
-use crate::partition_log::{DeleteRecordsError, PartitionLog};
+use crate::partition_log::{
+    DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogView, PartitionLog, StoredBatch, partition_dir,
+};
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
+use crate::recovery::{PartitionRecovery, RecoverySettings, partitions_on_disk, recover_partition};
+use crate::snapshot::{SnapshotMode, delete_snapshots_before, write_snapshot};
+use crate::storage::{CrashedFile, SimDisk, Storage, StorageError};
 use crate::verdict::{AppendReason, InvalidBatch, ProduceOutcome, Verdict};
 use bytes::Bytes;
 use idempo_protocol::{
@@ -48,6 +81,32 @@ pub struct BrokerConfig {
     pub max_partitions: i32,
     /// First producer id handed out by InitProducerId.
     pub first_producer_id: i64,
+    /// When appended batches are made durable (default: before each acknowledgement).
+    pub sync_policy: SyncPolicy,
+    /// Producer-state snapshots are taken whenever the broker is told that a multiple of this
+    /// much time has passed (default one minute).
+    pub snapshot_interval_ms: i64,
+    /// What a snapshot keeps per producer (default: the whole window; see `snapshot`).
+    pub snapshot_mode: SnapshotMode,
+    /// Snapshots kept per partition (default 2).
+    pub snapshots_retained: usize,
+    /// `segment.bytes`: a segment file is rolled when the next batch would exceed this
+    /// (default 1 MiB).
+    pub segment_bytes: u32,
+}
+
+/// When the broker makes appended batches durable (Kafka's `log.flush.interval.*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Sync the segment before acknowledging each produce: a crash never loses an
+    /// acknowledged batch.
+    #[default]
+    EveryAppend,
+    /// Sync every partition when the broker is told that this many ms have passed since the
+    /// last sync (`log.flush.interval.ms`): a crash loses at most that much.
+    IntervalMs(i64),
+    /// Sync only at clean shutdown (Kafka's default): a crash loses everything since.
+    Never,
 }
 
 impl Default for BrokerConfig {
@@ -61,12 +120,23 @@ impl Default for BrokerConfig {
             auto_create_partitions: true,
             max_partitions: 10_000,
             first_producer_id: 1,
+            sync_policy: SyncPolicy::EveryAppend,
+            snapshot_interval_ms: 60_000,
+            snapshot_mode: SnapshotMode::FullWindow,
+            snapshots_retained: 2,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
         }
     }
 }
 
 /// Largest dedup window accepted (experiments beyond this say nothing new).
 pub const MAX_DEDUP_WINDOW: usize = 1024;
+
+/// Producer ids reserved by one durable write (Kafka's `ProducerIdManager` block size).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
+/// The broker-wide file holding the end of the reserved producer-id block.
+const PRODUCER_ID_FILE: &str = "producer-id-block";
 
 /// A setting the broker cannot run with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +147,12 @@ pub enum ConfigError {
     Expiration(i64),
     /// `max_partitions` below 1.
     MaxPartitions(i32),
+    /// `segment_bytes` below the size of an empty batch (61 bytes) or above `i32::MAX`.
+    SegmentBytes(u32),
+    /// `snapshot_interval_ms` or a sync interval below 1.
+    Interval(i64),
+    /// `snapshots_retained` of 0.
+    SnapshotsRetained,
 }
 
 impl fmt::Display for ConfigError {
@@ -95,6 +171,18 @@ impl fmt::Display for ConfigError {
                 )
             }
             ConfigError::MaxPartitions(n) => write!(f, "max partitions {n} must be at least 1"),
+            ConfigError::SegmentBytes(n) => write!(
+                f,
+                "segment size {n} must be between 61 bytes and {} bytes",
+                i32::MAX
+            ),
+            ConfigError::Interval(ms) => {
+                write!(
+                    f,
+                    "snapshot and sync intervals must be at least 1 ms, not {ms}"
+                )
+            }
+            ConfigError::SnapshotsRetained => write!(f, "at least one snapshot must be retained"),
         }
     }
 }
@@ -123,6 +211,51 @@ pub struct Handled {
 struct Partition {
     log: PartitionLog,
     producers: ProducerStateManager,
+    /// Offset of the newest snapshot taken (or the log start offset): a snapshot is skipped
+    /// while the log end has not moved past it (Kafka's `lastSnapOffset`).
+    last_snapshot_offset: i64,
+}
+
+/// What a crash, a clean restart or opening a disk did, per partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestartReport {
+    /// One entry per partition found on disk, ascending.
+    pub partitions: Vec<PartitionRestart>,
+    /// Files the disk changed in the crash (empty for a clean restart).
+    pub files: Vec<CrashedFile>,
+    /// The next producer id InitProducerId will hand out.
+    pub next_producer_id: ProducerId,
+}
+
+/// The name the simulator uses for the report of [`Broker::crash`].
+pub type CrashReport = RestartReport;
+
+/// One partition across a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionRestart {
+    /// The partition.
+    pub partition: i32,
+    /// Log end offset in memory before (what producers were acknowledged up to).
+    pub log_end_offset_before: i64,
+    /// Log end offset at the last sync before.
+    pub durable_end_offset_before: i64,
+    /// The batches that were in the log before and are not after, oldest first, as they were
+    /// stored: acknowledged records that vanished because they were never synced.
+    pub lost_batches: Vec<StoredBatch>,
+    /// What recovery did: bytes truncated, snapshot loaded or fallen back from, producers.
+    pub recovery: PartitionRecovery,
+}
+
+impl PartitionRestart {
+    /// Log end offset after recovery.
+    pub fn log_end_offset_after(&self) -> i64 {
+        self.recovery.log_end_offset
+    }
+
+    /// Bytes recovery cut from the log (torn or corrupt tails, segments after them).
+    pub fn truncated_bytes(&self) -> u64 {
+        self.recovery.log.truncated_bytes
+    }
 }
 
 /// The broker core.
@@ -151,17 +284,79 @@ struct Partition {
 /// println!("{retry}"); // duplicate of the batch at offsets 0..1 (window: 0..1): nothing appended
 /// ```
 #[derive(Clone, Debug)]
-pub struct Broker {
+pub struct Broker<S = SimDisk> {
     config: BrokerConfig,
     partitions: Vec<Option<Partition>>,
     next_producer_id: i64,
+    /// Ids below this are reserved durably; reaching it writes the next block first.
+    producer_id_block_end: i64,
     now_ms: i64,
     next_expiration_check_ms: i64,
+    last_sync_ms: i64,
+    next_snapshot_ms: i64,
+    storage: S,
+    storage_failures: u64,
 }
 
-impl Broker {
-    /// A broker with no partitions, its clock at 0.
+impl Broker<SimDisk> {
+    /// A broker on an empty simulated disk, with no partitions, its clock at 0.
     pub fn new(config: BrokerConfig) -> Result<Broker, ConfigError> {
+        Broker::<SimDisk>::check(&config)?;
+        let (broker, _) = Broker::open(config, SimDisk::new())
+            .unwrap_or_else(|e| panic!("opening an empty SimDisk cannot fail: {e}"));
+        Ok(broker)
+    }
+
+    /// A power loss: the disk drops every unsynced byte except what `keep(file,
+    /// unsynced_len)` keeps of each file's unsynced tail (a torn write; see
+    /// [`SimDisk::crash`], which calls it in ascending file-name order), memory is discarded,
+    /// and recovery rebuilds logs and producer state from the disk. The clock and the
+    /// configuration survive. The report says, per partition, the log end before and after,
+    /// the batches lost, the bytes truncated and which snapshot was loaded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use idempo_broker::{Broker, BrokerConfig, SyncPolicy};
+    /// use idempo_protocol::{Record, RecordBatch, Sequence};
+    ///
+    /// let mut broker = Broker::new(BrokerConfig {
+    ///     sync_policy: SyncPolicy::Never,
+    ///     ..BrokerConfig::default()
+    /// })
+    /// .unwrap();
+    /// let id = broker.init_producer_id();
+    /// let batch = RecordBatch::idempotent(
+    ///     id.producer_id, id.producer_epoch, Sequence(0), 1_000,
+    ///     vec![Record::with_value(0, "a")],
+    /// ).to_bytes();
+    /// assert!(broker.produce(0, &batch).is_appended());
+    /// let report = broker.crash(|_file, _unsynced| 0);
+    /// assert_eq!(report.partitions[0].lost_batches.len(), 1, "acknowledged, never synced");
+    /// assert_eq!(broker.log_end_offset(0), Some(0));
+    /// assert!(broker.init_producer_id().producer_id > id.producer_id, "ids never repeat");
+    /// ```
+    pub fn crash(&mut self, keep: impl FnMut(&str, u64) -> u64) -> CrashReport {
+        let before = self.before_restart();
+        let files = self.storage.crash(keep);
+        let mut report = self
+            .recover_with(before)
+            .unwrap_or_else(|e| panic!("recovery on a SimDisk cannot fail: {e}"));
+        report.files = files;
+        report
+    }
+}
+
+/// What memory knew of a partition just before a restart.
+struct Before {
+    log_end_offset: i64,
+    durable_end_offset: i64,
+    /// The batches a crash may take: those from the durable end on.
+    at_risk: Vec<StoredBatch>,
+}
+
+impl<S: Storage> Broker<S> {
+    fn check(config: &BrokerConfig) -> Result<(), ConfigError> {
         if config.dedup_window == 0 || config.dedup_window > MAX_DEDUP_WINDOW {
             return Err(ConfigError::DedupWindow(config.dedup_window));
         }
@@ -176,13 +371,65 @@ impl Broker {
         if config.max_partitions < 1 {
             return Err(ConfigError::MaxPartitions(config.max_partitions));
         }
-        Ok(Broker {
+        let segment = config.segment_bytes;
+        if segment < idempo_protocol::record_batch::RECORD_BATCH_OVERHEAD as u32
+            || segment > i32::MAX as u32
+        {
+            return Err(ConfigError::SegmentBytes(segment));
+        }
+        for ms in [
+            config.snapshot_interval_ms,
+            match config.sync_policy {
+                SyncPolicy::IntervalMs(ms) => ms,
+                _ => 1,
+            },
+        ] {
+            if ms < 1 {
+                return Err(ConfigError::Interval(ms));
+            }
+        }
+        if config.snapshots_retained == 0 {
+            return Err(ConfigError::SnapshotsRetained);
+        }
+        Ok(())
+    }
+
+    /// A broker on `storage`, recovering whatever it holds (an empty storage gives an empty
+    /// broker). The clock starts at 0.
+    pub fn open(config: BrokerConfig, storage: S) -> Result<(Broker<S>, RestartReport), OpenError> {
+        Broker::<S>::check(&config).map_err(OpenError::Config)?;
+        let mut broker = Broker {
             next_producer_id: config.first_producer_id,
+            producer_id_block_end: config.first_producer_id,
             next_expiration_check_ms: config.producer_id_expiration_check_interval_ms,
+            last_sync_ms: 0,
+            next_snapshot_ms: config.snapshot_interval_ms,
             config,
             partitions: Vec::new(),
             now_ms: 0,
-        })
+            storage,
+            storage_failures: 0,
+        };
+        let report = broker
+            .recover_with(Vec::new())
+            .map_err(OpenError::Storage)?;
+        Ok((broker, report))
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The storage, mutable: for fault injection (corrupting a file). The broker notices only
+    /// at its next recovery.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// Periodic syncs or snapshots that failed (they are retried at the next period).
+    pub fn storage_failures(&self) -> u64 {
+        self.storage_failures
     }
 
     /// The settings.
@@ -199,17 +446,78 @@ impl Broker {
     /// Whenever a multiple of the expiration check interval has passed, producers idle for
     /// `producer_id_expiration_ms` lose their state, judged against their last batch's max
     /// timestamp as Kafka does. Returns the producers expired, by partition and id.
+    ///
+    /// The same call runs the periodic storage work: with [`SyncPolicy::IntervalMs`] every
+    /// log is synced once that much time has passed since the last sync, and whenever a
+    /// multiple of `snapshot_interval_ms` has passed a snapshot is taken of every partition
+    /// whose log end moved since its last one. A failure there is counted
+    /// ([`storage_failures`](Self::storage_failures)) and retried next period.
     pub fn advance_time(&mut self, now_ms: i64) -> Vec<ExpiredProducer> {
         if now_ms <= self.now_ms {
             return Vec::new();
         }
         self.now_ms = now_ms;
-        if now_ms < self.next_expiration_check_ms {
-            return Vec::new();
+        let expired = if now_ms < self.next_expiration_check_ms {
+            Vec::new()
+        } else {
+            let interval = self.config.producer_id_expiration_check_interval_ms;
+            self.next_expiration_check_ms = (now_ms / interval + 1).saturating_mul(interval);
+            self.remove_expired_producers()
+        };
+        if let SyncPolicy::IntervalMs(ms) = self.config.sync_policy
+            && now_ms.saturating_sub(self.last_sync_ms) >= ms
+        {
+            self.last_sync_ms = now_ms;
+            if self.flush().is_err() {
+                self.storage_failures += 1;
+            }
         }
-        let interval = self.config.producer_id_expiration_check_interval_ms;
-        self.next_expiration_check_ms = (now_ms / interval + 1).saturating_mul(interval);
-        self.remove_expired_producers()
+        if now_ms >= self.next_snapshot_ms {
+            let interval = self.config.snapshot_interval_ms;
+            self.next_snapshot_ms = (now_ms / interval + 1).saturating_mul(interval);
+            if self.take_snapshots().is_err() {
+                self.storage_failures += 1;
+            }
+        }
+        expired
+    }
+
+    /// Syncs every partition's log (Kafka's `flush`): everything appended so far survives a
+    /// crash.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        for p in self.partitions.iter_mut().flatten() {
+            p.log.sync(&mut self.storage)?;
+        }
+        Ok(())
+    }
+
+    /// Takes a producer-state snapshot at the log end of every partition whose log end moved
+    /// past its last snapshot (Kafka skips unchanged ones too), keeping the newest
+    /// `snapshots_retained`. Returns `(partition, offset)` of each snapshot written. Nothing
+    /// is written with idempotence off.
+    pub fn take_snapshots(&mut self) -> Result<Vec<(i32, i64)>, StorageError> {
+        let mut taken = Vec::new();
+        if !self.config.idempotence {
+            return Ok(taken);
+        }
+        for (index, p) in self.partitions.iter_mut().enumerate() {
+            let Some(p) = p else { continue };
+            let offset = p.log.log_end_offset();
+            if offset <= p.last_snapshot_offset {
+                continue;
+            }
+            write_snapshot(
+                &mut self.storage,
+                &partition_dir(index as i32),
+                &p.producers,
+                offset,
+                self.config.snapshot_mode,
+                self.config.snapshots_retained,
+            )?;
+            p.last_snapshot_offset = offset;
+            taken.push((index as i32, offset));
+        }
+        Ok(taken)
     }
 
     fn remove_expired_producers(&mut self) -> Vec<ExpiredProducer> {
@@ -238,11 +546,15 @@ impl Broker {
         if self.partitions.len() <= index {
             self.partitions.resize_with(index + 1, || None);
         }
-        let window = self.config.dedup_window;
-        self.partitions[index].get_or_insert_with(|| Partition {
-            log: PartitionLog::new(),
-            producers: ProducerStateManager::new(window),
-        });
+        if self.partitions[index].is_none() {
+            let log = PartitionLog::create(&mut self.storage, partition, self.config.segment_bytes)
+                .map_err(|_| ErrorCode::KafkaStorageError)?;
+            self.partitions[index] = Some(Partition {
+                log,
+                producers: ProducerStateManager::new(self.config.dedup_window),
+                last_snapshot_offset: 0,
+            });
+        }
         Ok(())
     }
 
@@ -265,14 +577,16 @@ impl Broker {
             .collect()
     }
 
-    /// A partition's log.
-    pub fn log(&self, partition: i32) -> Option<&PartitionLog> {
-        self.partition(partition).map(|p| &p.log)
+    /// A partition's log, readable through the storage: offsets, and
+    /// [`batches`](LogView::batches) with each batch's parsed header and bytes.
+    pub fn log(&self, partition: i32) -> Option<LogView<'_, S>> {
+        self.partition(partition)
+            .map(|p| LogView::new(&p.log, &self.storage))
     }
 
     /// A partition's log end offset.
     pub fn log_end_offset(&self, partition: i32) -> Option<i64> {
-        self.log(partition).map(PartitionLog::log_end_offset)
+        self.partition(partition).map(|p| p.log.log_end_offset())
     }
 
     /// A partition's producer state.
@@ -314,6 +628,18 @@ impl Broker {
         &mut self,
         _request: &InitProducerIdRequest,
     ) -> InitProducerIdResponse {
+        if self.next_producer_id >= self.producer_id_block_end {
+            // Reserve the next block durably before handing out any id from it.
+            let end = self.next_producer_id.saturating_add(PRODUCER_ID_BLOCK_SIZE);
+            if write_producer_id_block(&mut self.storage, end).is_err() {
+                return InitProducerIdResponse {
+                    error_code: ErrorCode::KafkaStorageError,
+                    producer_id: ProducerId::NONE,
+                    producer_epoch: ProducerEpoch::NONE,
+                };
+            }
+            self.producer_id_block_end = end;
+        }
         let producer_id = ProducerId(self.next_producer_id);
         self.next_producer_id += 1;
         InitProducerIdResponse {
@@ -388,7 +714,26 @@ impl Broker {
                 }
             }
         };
-        let base_offset = p.log.append(&header, records);
+        let every_append = self.config.sync_policy == SyncPolicy::EveryAppend;
+        let p = self.partitions[partition as usize]
+            .as_mut()
+            .expect("the partition was created above");
+        let appended = p.log.append(&mut self.storage, &header, records);
+        let synced = match appended {
+            Ok(_) if every_append => p.log.sync(&mut self.storage),
+            Ok(_) => Ok(()),
+            Err(ref e) => Err(e.clone()),
+        };
+        let base_offset = match (appended, synced) {
+            (Ok(base_offset), Ok(())) => base_offset,
+            (Err(e), _) | (_, Err(e)) => {
+                return self.invalid(
+                    partition,
+                    Some(header),
+                    InvalidBatch::StorageFailed(e.to_string()),
+                );
+            }
+        };
         if idempotence && header.producer_id.is_some() {
             p.producers.update(&header, base_offset);
         }
@@ -508,9 +853,11 @@ impl Broker {
             };
         };
         let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
-        let (error_code, records) = match p.log.read(request.fetch_offset, max_bytes) {
-            Some(records) => (ErrorCode::None, records),
-            None => (ErrorCode::OffsetOutOfRange, Bytes::new()),
+        let (error_code, records) = match p.log.read(&self.storage, request.fetch_offset, max_bytes)
+        {
+            Ok(Some(records)) => (ErrorCode::None, records),
+            Ok(None) => (ErrorCode::OffsetOutOfRange, Bytes::new()),
+            Err(_) => (ErrorCode::KafkaStorageError, Bytes::new()),
         };
         FetchResponse {
             partition: request.partition,
@@ -521,32 +868,46 @@ impl Broker {
         }
     }
 
-    /// Moves a partition's log start offset to `offset` (DeleteRecords). Producer state is
+    /// Moves a partition's log start offset to `offset` (DeleteRecords): the log is synced,
+    /// the new start checkpointed durably, segments left empty and snapshots below the new
+    /// start deleted (Kafka's `onLogStartOffsetIncremented`). Producer state in memory is
     /// kept, as in Kafka 2.5+.
     pub fn delete_records(
         &mut self,
         partition: i32,
         offset: i64,
     ) -> Result<i64, DeleteRecordsFailure> {
-        let p = self
-            .partition_mut(partition)
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|i| self.partitions.get_mut(i))
+            .and_then(Option::as_mut)
             .ok_or(DeleteRecordsFailure::UnknownPartition(partition))?;
-        p.log
-            .delete_records_before(offset)
-            .map_err(DeleteRecordsFailure::OutOfRange)
+        let start = p
+            .log
+            .delete_records_before(&mut self.storage, offset)
+            .map_err(|e| match e {
+                DeleteRecordsError::Storage(e) => DeleteRecordsFailure::Storage(e),
+                e => DeleteRecordsFailure::OutOfRange(e),
+            })?;
+        delete_snapshots_before(&mut self.storage, &partition_dir(partition), start)
+            .map_err(DeleteRecordsFailure::Storage)?;
+        p.last_snapshot_offset = p.last_snapshot_offset.max(start);
+        Ok(start)
     }
 
-    /// Restarts the broker: the in-memory producer state is lost and rebuilt by replaying every
-    /// retained batch from the log start offset, without validation (Kafka's recovery with no
-    /// snapshot). Producers whose batches were all deleted are forgotten. Returns, per
-    /// partition, how many producers were rebuilt.
+    /// Rebuilds producer state from the retained log alone: the in-memory producer state is
+    /// dropped and every retained batch replayed from the log start offset, without
+    /// validation (Kafka's recovery with no snapshot). Producers whose batches were all
+    /// deleted are forgotten. The disk is not touched and snapshots are not used; see
+    /// [`restart_clean`](Self::restart_clean) and [`Broker::crash`] for restarts through the
+    /// disk. Returns, per partition, how many producers were rebuilt.
     pub fn restart(&mut self) -> Vec<(i32, usize)> {
         let mut rebuilt = Vec::new();
         for (index, partition) in self.partitions.iter_mut().enumerate() {
             let Some(p) = partition else { continue };
             p.producers.clear();
             if self.config.idempotence {
-                for batch in p.log.batches() {
+                for batch in p.log.batches(&self.storage) {
                     if batch.header.producer_id.is_some() {
                         p.producers.update(&batch.header, batch.header.base_offset);
                     }
@@ -556,15 +917,163 @@ impl Broker {
         }
         rebuilt
     }
+
+    /// A clean shutdown: every log synced and a snapshot taken of every partition whose log
+    /// end moved since its last one (Kafka's `close`).
+    pub fn shutdown(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        self.take_snapshots()?;
+        Ok(())
+    }
+
+    /// A clean restart: [`shutdown`](Self::shutdown), memory discarded, then recovery from
+    /// the disk (newest snapshot plus replay). Nothing is lost; in `LastBatchOnly` snapshot
+    /// mode each producer's window shrinks to its last batch. The clock survives.
+    pub fn restart_clean(&mut self) -> Result<RestartReport, StorageError> {
+        self.shutdown()?;
+        let before = self.before_restart();
+        self.recover_with(before)
+    }
+
+    /// Captures, per partition, the log end offsets and the batches a crash may take.
+    fn before_restart(&self) -> Vec<(i32, Before)> {
+        let mut before = Vec::new();
+        for (index, p) in self.partitions.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let durable = p.log.durable_end_offset();
+            let at_risk = p
+                .log
+                .batches_from(&self.storage, durable)
+                .filter(|b| b.base_offset() >= durable)
+                .collect();
+            before.push((
+                index as i32,
+                Before {
+                    log_end_offset: p.log.log_end_offset(),
+                    durable_end_offset: durable,
+                    at_risk,
+                },
+            ));
+        }
+        before
+    }
+
+    /// Discards memory and rebuilds every partition and the producer-id allocation from the
+    /// storage.
+    fn recover_with(&mut self, before: Vec<(i32, Before)>) -> Result<RestartReport, StorageError> {
+        self.partitions.clear();
+        let settings = RecoverySettings {
+            segment_bytes: self.config.segment_bytes,
+            dedup_window: self.config.dedup_window,
+            idempotence: self.config.idempotence,
+            now_ms: self.now_ms,
+            producer_id_expiration_ms: self.config.producer_id_expiration_ms,
+            snapshot_mode: self.config.snapshot_mode,
+            snapshots_retained: self.config.snapshots_retained,
+        };
+        let mut before: std::collections::BTreeMap<i32, Before> = before.into_iter().collect();
+        let mut partitions = Vec::new();
+        for partition in partitions_on_disk(&self.storage) {
+            let recovered = recover_partition(&mut self.storage, partition, &settings)?;
+            let report = recovered.report;
+            let index = partition as usize;
+            if self.partitions.len() <= index {
+                self.partitions.resize_with(index + 1, || None);
+            }
+            self.partitions[index] = Some(Partition {
+                log: recovered.log,
+                producers: recovered.producers,
+                last_snapshot_offset: report
+                    .snapshot_written
+                    .or(report.snapshot_loaded)
+                    .unwrap_or(report.log_start_offset),
+            });
+            let end = report.log_end_offset;
+            let b = before.remove(&partition).unwrap_or(Before {
+                log_end_offset: end,
+                durable_end_offset: end,
+                at_risk: Vec::new(),
+            });
+            partitions.push(PartitionRestart {
+                partition,
+                log_end_offset_before: b.log_end_offset,
+                durable_end_offset_before: b.durable_end_offset,
+                lost_batches: b
+                    .at_risk
+                    .into_iter()
+                    .filter(|batch| batch.base_offset() >= end)
+                    .collect(),
+                recovery: report,
+            });
+        }
+        let block_end =
+            read_producer_id_block(&self.storage).unwrap_or(self.config.first_producer_id);
+        self.next_producer_id = block_end.max(self.config.first_producer_id);
+        self.producer_id_block_end = self.next_producer_id;
+        Ok(RestartReport {
+            partitions,
+            files: Vec::new(),
+            next_producer_id: ProducerId(self.next_producer_id),
+        })
+    }
+}
+
+/// Why [`Broker::open`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// The configuration is unusable.
+    Config(ConfigError),
+    /// The storage failed during recovery.
+    Storage(StorageError),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Config(e) => write!(f, "{e}"),
+            OpenError::Storage(e) => write!(f, "recovery failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// Writes the end of the reserved producer-id block durably: `version i16 | crc u32 |
+/// block_end i64`, the CRC-32C covering `block_end`.
+fn write_producer_id_block<S: Storage>(
+    storage: &mut S,
+    block_end: i64,
+) -> Result<(), StorageError> {
+    let body = block_end.to_be_bytes();
+    let mut data = Vec::with_capacity(14);
+    data.extend_from_slice(&1i16.to_be_bytes());
+    data.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+    data.extend_from_slice(&body);
+    storage.write_atomic(PRODUCER_ID_FILE, &data)?;
+    storage.sync(PRODUCER_ID_FILE)
+}
+
+/// The durable end of the reserved producer-id block, if the file exists and is valid. (A
+/// missing file means no id was ever handed out; a damaged one could only come from outside
+/// the broker, and then ids restart at `first_producer_id`.)
+fn read_producer_id_block<S: Storage>(storage: &S) -> Option<i64> {
+    let data = storage.read_all(PRODUCER_ID_FILE).ok()?;
+    let data: &[u8; 14] = data[..].try_into().ok()?;
+    let body: [u8; 8] = data[6..].try_into().ok()?;
+    let crc = u32::from_be_bytes([data[2], data[3], data[4], data[5]]);
+    (data[..2] == 1i16.to_be_bytes() && crc == crc32c::crc32c(&body))
+        .then(|| i64::from_be_bytes(body))
 }
 
 /// Why DeleteRecords failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeleteRecordsFailure {
     /// No such partition.
     UnknownPartition(i32),
     /// The offset is outside the log.
     OutOfRange(DeleteRecordsError),
+    /// The storage failed (`KAFKA_STORAGE_ERROR`).
+    Storage(StorageError),
 }
 
 impl fmt::Display for DeleteRecordsFailure {
@@ -577,6 +1086,7 @@ impl fmt::Display for DeleteRecordsFailure {
                 )
             }
             DeleteRecordsFailure::OutOfRange(e) => write!(f, "{e}"),
+            DeleteRecordsFailure::Storage(e) => write!(f, "KAFKA_STORAGE_ERROR: {e}"),
         }
     }
 }

@@ -40,15 +40,25 @@
 pub mod broker;
 pub mod partition_log;
 pub mod producer_state;
+pub mod recovery;
+pub mod snapshot;
+pub mod storage;
 pub mod verdict;
 
 pub use broker::{
-    Broker, BrokerConfig, ConfigError, DeleteRecordsFailure, ExpiredProducer, Handled,
-    MAX_DEDUP_WINDOW,
+    Broker, BrokerConfig, ConfigError, CrashReport, DeleteRecordsFailure, ExpiredProducer, Handled,
+    MAX_DEDUP_WINDOW, OpenError, PRODUCER_ID_BLOCK_SIZE, PartitionRestart, RestartReport,
+    SyncPolicy,
 };
-pub use partition_log::{PartitionLog, StoredBatch};
+pub use partition_log::{
+    Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogCorruption, LogRecovery, LogView,
+    PartitionLog, StoredBatch,
+};
 pub use producer_state::{
     AcceptRule, BatchMetadata, ProducerStateEntry, ProducerStateManager, SequenceCheck,
     SequenceRejection, StateSeen, WindowView,
 };
+pub use recovery::{PartitionRecovery, RejectedSnapshot, SnapshotRejection};
+pub use snapshot::{ProducerSnapshot, SnapshotEntry, SnapshotError, SnapshotMode};
+pub use storage::{CrashedFile, SimDisk, Storage, StorageError, Tear};
 pub use verdict::{AppendReason, InvalidBatch, ProduceOutcome, Verdict};

@@ -1,16 +1,47 @@
-//! A partition's append-only log, in memory.
+//! A partition's append-only log, written through [`Storage`] in segment files.
 //!
 //! The log stores each batch's bytes exactly as they will be fetched: the client's batch with
 //! the base offset and partition leader epoch filled in (neither is covered by the CRC, so the
 //! batch stays valid). Offsets are dense: a batch of `n` records takes the next `n` offsets.
 //!
-//! `log_start_offset` is the first offset still readable; DeleteRecords moves it forward and
-//! drops whole batches that end before it. `log_end_offset` (LEO) is the offset the next
-//! record will get. With a single broker the high watermark is the LEO.
+//! As in Kafka, the bytes go to *segment* files named by the offset of their first batch,
+//! twenty digits wide (`partition-0/00000000000000000000.log`). A new segment is rolled when
+//! the next batch would push the active one past `segment_bytes` (Kafka's `segment.bytes`).
+//! In memory the log keeps only an index: per batch its offset relative to the segment, its
+//! position and size in the file and its `lastOffsetDelta` (16 bytes a batch), which is
+//! enough to find a batch for a fetch and to read it back; headers are parsed again from the
+//! bytes when asked for. So the data exists once, in the storage.
+//!
+//! ```text
+//! partition-0/00000000000000000000.log   batches at offsets 0..=4095   (rolled)
+//! partition-0/00000000000000004096.log   batches at offsets 4096..     (active)
+//! partition-0/log-start-offset.checkpoint  the log start offset, written atomically
+//! ```
+//!
+//! `log_start_offset` is the first offset still readable; DeleteRecords moves it forward,
+//! writes it durably to the checkpoint file, forgets batches that end before it and deletes
+//! segments left with none. `log_end_offset` (LEO) is the offset the next record will get.
+//! With a single broker the high watermark is the LEO. `durable_end_offset` is how far the
+//! log was last synced: a crash keeps at least that much.
+//!
+//! Appends are not durable until [`PartitionLog::sync`]; when that happens is the broker's
+//! `SyncPolicy`. Recovery after a crash ([`PartitionLog::recover`]) scans the segments,
+//! checks every batch's framing and CRC, and cuts the log at the first one that fails.
+//!
+//! # Differences from Kafka
+//!
+//! * No `.index`/`.timeindex` files: the index lives in memory and is rebuilt by scanning.
+//! * The log start offset is checkpointed durably at every DeleteRecords, after syncing the
+//!   log (Kafka writes `log-start-offset-checkpoint` periodically), so it never points past
+//!   the recovered log.
+//! * Offsets must be dense across segments; recovery treats a gap as corruption.
 
+use crate::storage::{Storage, StorageError};
 use bytes::{Bytes, BytesMut};
-use idempo_protocol::{BatchHeader, record_batch::set_base_offset};
+use idempo_protocol::BatchHeader;
+use idempo_protocol::record_batch::{self, LOG_OVERHEAD, MAGIC_V2, RECORD_BATCH_OVERHEAD};
 use std::collections::VecDeque;
+use std::fmt;
 
 /// One batch as stored, with its header parsed for replay and fetch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,18 +67,132 @@ impl StoredBatch {
 /// Partition leader epoch written into appended batches. One broker never changes leader.
 pub const LEADER_EPOCH: i32 = 0;
 
-/// An in-memory append-only log of record batches.
-#[derive(Clone, Debug, Default)]
+/// Default segment size (Kafka's `segment.bytes` defaults to 1 GiB; a smaller default keeps
+/// simulated recoveries and segment deletion visible).
+pub const DEFAULT_SEGMENT_BYTES: u32 = 1024 * 1024;
+
+/// The directory (file name prefix) of a partition's files.
+pub fn partition_dir(partition: i32) -> String {
+    format!("partition-{partition}/")
+}
+
+/// The partition number of a file under [`partition_dir`], if it is one.
+pub fn partition_of_file(file: &str) -> Option<i32> {
+    let rest = file.strip_prefix("partition-")?;
+    let (number, _) = rest.split_once('/')?;
+    number.parse().ok().filter(|p: &i32| *p >= 0)
+}
+
+/// Suffix of segment files.
+const SEGMENT_SUFFIX: &str = ".log";
+/// Name of the log start offset checkpoint within a partition directory.
+const CHECKPOINT_NAME: &str = "log-start-offset.checkpoint";
+/// Version of the checkpoint file layout.
+const CHECKPOINT_VERSION: i16 = 1;
+
+/// One batch in the in-memory index. Offsets are relative to the segment's base offset and
+/// positions to its file, as in Kafka's offset index, to keep this at 16 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IndexEntry {
+    relative_offset: u32,
+    position: u32,
+    size: u32,
+    last_offset_delta: i32,
+}
+
+#[derive(Clone, Debug)]
+struct Segment {
+    base_offset: i64,
+    file: String,
+    size_bytes: u64,
+    /// Batches still readable (those ending before the log start offset are dropped).
+    entries: VecDeque<IndexEntry>,
+    /// Written since its last sync.
+    dirty: bool,
+}
+
+impl Segment {
+    fn new(dir: &str, base_offset: i64) -> Segment {
+        Segment {
+            base_offset,
+            file: format!("{dir}{base_offset:020}{SEGMENT_SUFFIX}"),
+            size_bytes: 0,
+            entries: VecDeque::new(),
+            dirty: false,
+        }
+    }
+
+    fn base(&self, e: &IndexEntry) -> i64 {
+        self.base_offset + i64::from(e.relative_offset)
+    }
+
+    fn last(&self, e: &IndexEntry) -> i64 {
+        self.base(e) + i64::from(e.last_offset_delta)
+    }
+}
+
+/// What scanning the segments found during recovery.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogRecovery {
+    /// Bytes cut from the log: a torn or corrupt tail and every segment after it.
+    pub truncated_bytes: u64,
+    /// Segment files deleted (after a corrupt one, empty, or wholly below the log start).
+    pub segments_removed: usize,
+    /// The first invalid batch, if any: file, position and why.
+    pub corruption: Option<LogCorruption>,
+    /// Batches found valid (including any below the log start offset).
+    pub valid_batches: usize,
+}
+
+/// Where and why recovery cut a segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogCorruption {
+    /// The segment file.
+    pub file: String,
+    /// Position of the first invalid byte.
+    pub position: u64,
+    /// What was wrong, in words.
+    pub reason: String,
+}
+
+/// A partition's log: segment files in a [`Storage`] and an in-memory index of their batches.
+#[derive(Clone, Debug)]
 pub struct PartitionLog {
-    batches: VecDeque<StoredBatch>,
+    dir: String,
+    segment_bytes: u32,
+    segments: VecDeque<Segment>,
     log_start_offset: i64,
     log_end_offset: i64,
+    durable_end_offset: i64,
+    batch_count: usize,
+    retained_bytes: u64,
 }
 
 impl PartitionLog {
-    /// An empty log starting at offset 0.
-    pub fn new() -> PartitionLog {
-        PartitionLog::default()
+    /// A new, empty log for `partition` starting at offset 0; its checkpoint is written
+    /// durably so the partition survives a crash before its first batch.
+    pub fn create<S: Storage>(
+        storage: &mut S,
+        partition: i32,
+        segment_bytes: u32,
+    ) -> Result<PartitionLog, StorageError> {
+        let log = PartitionLog::empty(partition, segment_bytes, 0);
+        log.write_checkpoint(storage)?;
+        Ok(log)
+    }
+
+    fn empty(partition: i32, segment_bytes: u32, log_start_offset: i64) -> PartitionLog {
+        assert!(segment_bytes > 0, "segment_bytes is checked by the config");
+        PartitionLog {
+            dir: partition_dir(partition),
+            segment_bytes,
+            segments: VecDeque::new(),
+            log_start_offset,
+            log_end_offset: log_start_offset,
+            durable_end_offset: log_start_offset,
+            batch_count: 0,
+            retained_bytes: 0,
+        }
     }
 
     /// First readable offset.
@@ -60,78 +205,525 @@ impl PartitionLog {
         self.log_end_offset
     }
 
-    /// Retained batches, oldest first.
-    pub fn batches(&self) -> impl ExactSizeIterator<Item = &StoredBatch> {
-        self.batches.iter()
+    /// The log end offset at the last sync: a crash keeps at least this much.
+    pub fn durable_end_offset(&self) -> i64 {
+        self.durable_end_offset
     }
 
-    /// Appends a validated batch at the log end and returns its base offset.
-    pub fn append(&mut self, header: &BatchHeader, client_bytes: &[u8]) -> i64 {
+    /// Number of retained batches.
+    pub fn batch_count(&self) -> usize {
+        self.batch_count
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Bytes of batch data retained.
+    pub fn size_bytes(&self) -> usize {
+        self.retained_bytes as usize
+    }
+
+    /// Bytes the in-memory index occupies (an estimate from capacities).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .segments
+                .iter()
+                .map(|s| {
+                    std::mem::size_of::<Segment>()
+                        + s.file.capacity()
+                        + s.entries.capacity() * std::mem::size_of::<IndexEntry>()
+                })
+                .sum::<usize>()
+    }
+
+    /// Retained batches, oldest first, read from `storage`.
+    pub fn batches<'a, S: Storage>(&'a self, storage: &'a S) -> Batches<'a, S> {
+        Batches {
+            log: self,
+            storage,
+            segment: 0,
+            entry: 0,
+            remaining: self.batch_count,
+        }
+    }
+
+    /// Retained batches holding offsets from `offset` on, oldest first.
+    pub fn batches_from<'a, S: Storage>(&'a self, storage: &'a S, offset: i64) -> Batches<'a, S> {
+        let (segment, entry, skipped) = self.locate(offset);
+        Batches {
+            log: self,
+            storage,
+            segment,
+            entry,
+            remaining: self.batch_count - skipped,
+        }
+    }
+
+    /// Segment and entry index of the first batch whose last offset is at least `offset`, and
+    /// how many retained batches come before it.
+    fn locate(&self, offset: i64) -> (usize, usize, usize) {
+        let seg = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        let skipped: usize = self.segments.range(..seg).map(|s| s.entries.len()).sum();
+        let Some(s) = self.segments.get(seg) else {
+            return (seg, 0, skipped);
+        };
+        let entry = s.entries.partition_point(|e| s.last(e) < offset);
+        (seg, entry, skipped + entry)
+    }
+
+    fn active_for(&mut self, size: usize) -> &mut Segment {
+        let roll = match self.segments.back() {
+            None => true,
+            Some(s) => {
+                !s.entries.is_empty()
+                    && (s.size_bytes + size as u64 > u64::from(self.segment_bytes)
+                        || self.log_end_offset - s.base_offset > i64::from(i32::MAX))
+            }
+        };
+        if roll {
+            // (An empty active segment, left by a failed append, is reused: its base is the LEO.)
+            self.segments
+                .push_back(Segment::new(&self.dir, self.log_end_offset));
+        }
+        self.segments
+            .back_mut()
+            .expect("a segment was pushed above if there was none")
+    }
+
+    /// Appends a validated client batch at the log end and returns its base offset. Not
+    /// durable until [`sync`](Self::sync).
+    pub fn append<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        header: &BatchHeader,
+        client_bytes: &[u8],
+    ) -> Result<i64, StorageError> {
+        assert!(
+            client_bytes.len() >= RECORD_BATCH_OVERHEAD
+                && client_bytes.len() as i64 == header.total_size(),
+            "append takes a validated batch"
+        );
         let base_offset = self.log_end_offset;
-        let mut bytes = BytesMut::from(client_bytes);
-        set_base_offset(&mut bytes, base_offset);
-        bytes[12..16].copy_from_slice(&LEADER_EPOCH.to_be_bytes());
-        let mut header = *header;
-        header.base_offset = base_offset;
-        header.partition_leader_epoch = LEADER_EPOCH;
-        self.log_end_offset = header.last_offset() + 1;
-        self.batches.push_back(StoredBatch {
-            header,
-            bytes: bytes.freeze(),
+        // baseOffset and partitionLeaderEpoch are outside the CRC: patch them in the copy.
+        let mut head = [0u8; 16];
+        head[..8].copy_from_slice(&base_offset.to_be_bytes());
+        head[8..12].copy_from_slice(&client_bytes[8..12]);
+        head[12..16].copy_from_slice(&LEADER_EPOCH.to_be_bytes());
+        let size = client_bytes.len();
+        let segment = self.active_for(size);
+        let position = storage.append_vectored(&segment.file, &[&head, &client_bytes[16..]])?;
+        assert_eq!(
+            position, segment.size_bytes,
+            "nothing else writes to {}",
+            segment.file
+        );
+        segment.entries.push_back(IndexEntry {
+            relative_offset: (base_offset - segment.base_offset) as u32,
+            position: position as u32,
+            size: size as u32,
+            last_offset_delta: header.last_offset_delta,
         });
-        base_offset
+        segment.size_bytes += size as u64;
+        segment.dirty = true;
+        self.log_end_offset = base_offset + i64::from(header.last_offset_delta) + 1;
+        self.batch_count += 1;
+        self.retained_bytes += size as u64;
+        Ok(base_offset)
     }
 
-    /// Moves the log start offset to `offset` (Kafka's DeleteRecords) and drops batches that
-    /// end before it. Producer state is *not* touched (Kafka 2.5+, KAFKA-7190).
-    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, DeleteRecordsError> {
+    /// Makes every appended batch durable (`fsync` of each segment written since the last
+    /// sync).
+    pub fn sync<S: Storage>(&mut self, storage: &mut S) -> Result<(), StorageError> {
+        for segment in self.segments.iter_mut().rev() {
+            if !segment.dirty {
+                break;
+            }
+            storage.sync(&segment.file)?;
+            segment.dirty = false;
+        }
+        self.durable_end_offset = self.log_end_offset;
+        Ok(())
+    }
+
+    /// True when some appended batch is not yet durable.
+    pub fn has_unsynced(&self) -> bool {
+        self.durable_end_offset != self.log_end_offset
+    }
+
+    /// Moves the log start offset to `offset` (Kafka's DeleteRecords): syncs the log, writes
+    /// the new start durably, forgets batches that end before it and deletes segments left
+    /// empty. Producer state is *not* touched (Kafka 2.5+, KAFKA-7190).
+    pub fn delete_records_before<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        offset: i64,
+    ) -> Result<i64, DeleteRecordsError> {
         if offset > self.log_end_offset || offset < 0 {
             return Err(DeleteRecordsError::OffsetOutOfRange {
                 offset,
                 log_end_offset: self.log_end_offset,
             });
         }
-        if offset > self.log_start_offset {
-            self.log_start_offset = offset;
-            while self
-                .batches
-                .front()
-                .is_some_and(|b| b.last_offset() < offset)
-            {
-                self.batches.pop_front();
-            }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
         }
+        self.sync(storage)?;
+        let previous = self.log_start_offset;
+        self.log_start_offset = offset;
+        if let Err(e) = self.write_checkpoint(storage) {
+            self.log_start_offset = previous;
+            return Err(e.into());
+        }
+        self.drop_below_log_start(storage)?;
         Ok(self.log_start_offset)
     }
 
-    /// Batches holding offsets from `fetch_offset` on, concatenated, up to `max_bytes` (but
-    /// always at least one batch, as Kafka returns). `None` when `fetch_offset` is outside
-    /// `log_start_offset..=log_end_offset`.
-    pub fn read(&self, fetch_offset: i64, max_bytes: usize) -> Option<Bytes> {
-        if fetch_offset < self.log_start_offset || fetch_offset > self.log_end_offset {
-            return None;
-        }
-        let first = self
-            .batches
-            .partition_point(|b| b.last_offset() < fetch_offset);
-        let mut out = BytesMut::new();
-        for batch in self.batches.range(first..) {
-            if !out.is_empty() && out.len() + batch.bytes.len() > max_bytes {
+    /// Drops index entries ending before the log start offset and deletes segments left with
+    /// none. Returns the number of segment files deleted.
+    fn drop_below_log_start<S: Storage>(&mut self, storage: &mut S) -> Result<usize, StorageError> {
+        let start = self.log_start_offset;
+        let mut removed = 0;
+        while let Some(segment) = self.segments.front_mut() {
+            while let Some(e) = segment.entries.front() {
+                if segment.last(e) >= start {
+                    break;
+                }
+                self.retained_bytes -= u64::from(e.size);
+                self.batch_count -= 1;
+                segment.entries.pop_front();
+            }
+            if !segment.entries.is_empty() {
                 break;
             }
-            out.extend_from_slice(&batch.bytes);
+            storage.remove(&segment.file)?;
+            self.segments.pop_front();
+            removed += 1;
         }
-        Some(out.freeze())
+        Ok(removed)
+    }
+
+    fn checkpoint_file(&self) -> String {
+        format!("{}{CHECKPOINT_NAME}", self.dir)
+    }
+
+    /// Writes the log start offset durably: `version i16 | crc u32 | log_start_offset i64`,
+    /// the CRC-32C covering the offset.
+    fn write_checkpoint<S: Storage>(&self, storage: &mut S) -> Result<(), StorageError> {
+        let mut data = Vec::with_capacity(14);
+        data.extend_from_slice(&CHECKPOINT_VERSION.to_be_bytes());
+        let body = self.log_start_offset.to_be_bytes();
+        data.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        data.extend_from_slice(&body);
+        let file = self.checkpoint_file();
+        storage.write_atomic(&file, &data)?;
+        storage.sync(&file)
+    }
+
+    /// The checkpointed log start offset, or `None` when the file is missing or invalid.
+    fn read_checkpoint<S: Storage>(storage: &S, dir: &str) -> Option<i64> {
+        let data = storage.read_all(&format!("{dir}{CHECKPOINT_NAME}")).ok()?;
+        let data: &[u8; 14] = data[..].try_into().ok()?;
+        let version = i16::from_be_bytes([data[0], data[1]]);
+        let crc = u32::from_be_bytes([data[2], data[3], data[4], data[5]]);
+        let body: [u8; 8] = data[6..14].try_into().ok()?;
+        (version == CHECKPOINT_VERSION && crc == crc32c::crc32c(&body))
+            .then(|| i64::from_be_bytes(body))
+    }
+
+    /// Batches holding offsets from `fetch_offset` on, concatenated, up to `max_bytes` (but
+    /// always at least one batch, as Kafka returns). `Ok(None)` when `fetch_offset` is outside
+    /// `log_start_offset..=log_end_offset`.
+    pub fn read<S: Storage>(
+        &self,
+        storage: &S,
+        fetch_offset: i64,
+        max_bytes: usize,
+    ) -> Result<Option<Bytes>, StorageError> {
+        if fetch_offset < self.log_start_offset || fetch_offset > self.log_end_offset {
+            return Ok(None);
+        }
+        let (mut seg, mut entry, _) = self.locate(fetch_offset);
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut total = 0;
+        while let Some(s) = self.segments.get(seg) {
+            let Some(e) = s.entries.get(entry) else {
+                seg += 1;
+                entry = 0;
+                continue;
+            };
+            let size = e.size as usize;
+            if !parts.is_empty() && total + size > max_bytes {
+                break;
+            }
+            parts.push(storage.read(&s.file, u64::from(e.position), size)?);
+            total += size;
+            entry += 1;
+        }
+        Ok(Some(match parts.len() {
+            0 => Bytes::new(),
+            1 => parts.pop().expect("one part"),
+            _ => {
+                let mut out = BytesMut::with_capacity(total);
+                for p in &parts {
+                    out.extend_from_slice(p);
+                }
+                out.freeze()
+            }
+        }))
+    }
+
+    /// Rebuilds a partition's log from its files after a crash or restart: reads the log start
+    /// checkpoint, scans every segment in offset order checking each batch's framing, CRC and
+    /// offset, truncates the first segment with an invalid batch there and deletes every
+    /// segment after it (as Kafka's `LogLoader` does), and deletes empty segments.
+    pub fn recover<S: Storage>(
+        storage: &mut S,
+        partition: i32,
+        segment_bytes: u32,
+    ) -> Result<(PartitionLog, LogRecovery), StorageError> {
+        let dir = partition_dir(partition);
+        let checkpoint = PartitionLog::read_checkpoint(storage, &dir);
+        let mut files: Vec<(i64, String)> = storage
+            .list(&dir)
+            .into_iter()
+            .filter_map(|f| {
+                let name = f.strip_prefix(&dir)?.strip_suffix(SEGMENT_SUFFIX)?;
+                let base = name.parse::<i64>().ok().filter(|b| *b >= 0)?;
+                Some((base, f))
+            })
+            .collect();
+        files.sort();
+        let first_base = files.first().map_or(0, |(b, _)| *b);
+        let mut log = PartitionLog::empty(partition, segment_bytes, checkpoint.unwrap_or(0));
+        log.log_end_offset = first_base.max(log.log_start_offset);
+        let mut report = LogRecovery::default();
+        let mut cut = false;
+        for (base, file) in files {
+            let len = storage.file_len(&file)?;
+            if cut || (base != log.log_end_offset && !log.segments.is_empty()) {
+                if !cut {
+                    report.corruption = Some(LogCorruption {
+                        file: file.clone(),
+                        position: 0,
+                        reason: format!(
+                            "segment starts at offset {base}, not at {}",
+                            log.log_end_offset
+                        ),
+                    });
+                }
+                cut = true;
+                storage.remove(&file)?;
+                report.truncated_bytes += len;
+                report.segments_removed += 1;
+                continue;
+            }
+            let mut segment = Segment::new(&log.dir, base);
+            segment.file = file;
+            let (valid_len, corruption) = scan_segment(storage, &mut segment, len)?;
+            if let Some(reason) = corruption {
+                storage.truncate(&segment.file, valid_len)?;
+                report.truncated_bytes += len - valid_len;
+                report.corruption = Some(LogCorruption {
+                    file: segment.file.clone(),
+                    position: valid_len,
+                    reason,
+                });
+                cut = true;
+            }
+            if segment.entries.is_empty() {
+                storage.remove(&segment.file)?;
+                report.segments_removed += 1;
+                continue;
+            }
+            report.valid_batches += segment.entries.len();
+            log.log_end_offset = segment.entries.back().map_or(base, |e| segment.last(e) + 1);
+            log.batch_count += segment.entries.len();
+            log.retained_bytes += segment
+                .entries
+                .iter()
+                .map(|e| u64::from(e.size))
+                .sum::<u64>();
+            log.segments.push_back(segment);
+        }
+        log.log_start_offset = log.log_start_offset.max(first_base);
+        if log.log_start_offset > log.log_end_offset {
+            // Only possible if a checkpoint outlived its log (external damage): keep the start.
+            log.log_end_offset = log.log_start_offset;
+        }
+        report.segments_removed += log.drop_below_log_start(storage)?;
+        log.durable_end_offset = log.log_end_offset;
+        if checkpoint != Some(log.log_start_offset) {
+            log.write_checkpoint(storage)?;
+        }
+        Ok((log, report))
+    }
+}
+
+/// Scans one segment file, filling `segment.entries` with its valid batches. Returns the
+/// length of the valid prefix and, if the file holds more, why the next batch is invalid.
+fn scan_segment<S: Storage>(
+    storage: &S,
+    segment: &mut Segment,
+    len: u64,
+) -> Result<(u64, Option<String>), StorageError> {
+    let mut position = 0u64;
+    let mut next_offset = segment.base_offset;
+    while position < len {
+        let remaining = len - position;
+        if remaining < RECORD_BATCH_OVERHEAD as u64 {
+            return Ok((
+                position,
+                Some(format!("torn header: {remaining} bytes left")),
+            ));
+        }
+        let head = storage.read(&segment.file, position, RECORD_BATCH_OVERHEAD)?;
+        let header = BatchHeader::parse(&head).expect("61 bytes were read");
+        let size = header.total_size();
+        if header.magic != MAGIC_V2 || size < RECORD_BATCH_OVERHEAD as i64 {
+            return Ok((position, Some("not a RecordBatch v2 header".to_string())));
+        }
+        if size as u64 > remaining {
+            return Ok((
+                position,
+                Some(format!(
+                    "torn batch: {size} bytes announced, {remaining} left"
+                )),
+            ));
+        }
+        if header.base_offset != next_offset || header.last_offset_delta < 0 {
+            return Ok((
+                position,
+                Some(format!(
+                    "batch at offset {} where {next_offset} was expected",
+                    header.base_offset
+                )),
+            ));
+        }
+        let bytes = storage.read(&segment.file, position, size as usize)?;
+        if let Err(e) = record_batch::verify_crc(&bytes) {
+            return Ok((position, Some(e.to_string())));
+        }
+        segment.entries.push_back(IndexEntry {
+            relative_offset: (header.base_offset - segment.base_offset) as u32,
+            position: position as u32,
+            size: size as u32,
+            last_offset_delta: header.last_offset_delta,
+        });
+        position += size as u64;
+        segment.size_bytes = position;
+        next_offset = header.last_offset() + 1;
+        debug_assert!(LOG_OVERHEAD < RECORD_BATCH_OVERHEAD);
+    }
+    Ok((position, None))
+}
+
+/// The retained batches of a [`PartitionLog`], read back from storage, oldest first.
+///
+/// # Panics
+///
+/// If the storage cannot return bytes the index points at: the log only indexes bytes it
+/// wrote and never lets anything else remove them, so that is a bug (or a storage mutated
+/// behind the broker's back).
+pub struct Batches<'a, S> {
+    log: &'a PartitionLog,
+    storage: &'a S,
+    segment: usize,
+    entry: usize,
+    remaining: usize,
+}
+
+impl<S: Storage> Iterator for Batches<'_, S> {
+    type Item = StoredBatch;
+
+    fn next(&mut self) -> Option<StoredBatch> {
+        loop {
+            let s = self.log.segments.get(self.segment)?;
+            let Some(e) = s.entries.get(self.entry) else {
+                self.segment += 1;
+                self.entry = 0;
+                continue;
+            };
+            self.entry += 1;
+            self.remaining -= 1;
+            let bytes = self
+                .storage
+                .read(&s.file, u64::from(e.position), e.size as usize)
+                .unwrap_or_else(|err| panic!("indexed batch unreadable: {err}"));
+            let header = BatchHeader::parse(&bytes)
+                .unwrap_or_else(|err| panic!("indexed batch has no header: {err}"));
+            return Some(StoredBatch { header, bytes });
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<S: Storage> ExactSizeIterator for Batches<'_, S> {}
+
+/// A partition's log together with the storage it lives in: what [`crate::Broker::log`]
+/// hands out, so readers need not know about storage.
+pub struct LogView<'a, S> {
+    log: &'a PartitionLog,
+    storage: &'a S,
+}
+
+impl<'a, S: Storage> LogView<'a, S> {
+    /// A view of `log` in `storage`.
+    pub fn new(log: &'a PartitionLog, storage: &'a S) -> LogView<'a, S> {
+        LogView { log, storage }
+    }
+
+    /// The index.
+    pub fn index(&self) -> &'a PartitionLog {
+        self.log
+    }
+
+    /// First readable offset.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    /// Offset the next record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    /// The log end offset at the last sync.
+    pub fn durable_end_offset(&self) -> i64 {
+        self.log.durable_end_offset()
+    }
+
+    /// Retained batches, oldest first, each with its parsed header and its bytes.
+    pub fn batches(&self) -> Batches<'a, S> {
+        self.log.batches(self.storage)
+    }
+
+    /// Retained batches holding offsets from `offset` on.
+    pub fn batches_from(&self, offset: i64) -> Batches<'a, S> {
+        self.log.batches_from(self.storage, offset)
+    }
+
+    /// See [`PartitionLog::read`].
+    pub fn read(&self, fetch_offset: i64, max_bytes: usize) -> Result<Option<Bytes>, StorageError> {
+        self.log.read(self.storage, fetch_offset, max_bytes)
     }
 
     /// Bytes of batch data retained.
     pub fn size_bytes(&self) -> usize {
-        self.batches.iter().map(|b| b.bytes.len()).sum()
+        self.log.size_bytes()
     }
 }
 
 /// Why DeleteRecords was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeleteRecordsError {
     /// The offset is negative or beyond the log end (Kafka's OFFSET_OUT_OF_RANGE).
     OffsetOutOfRange {
@@ -140,10 +732,18 @@ pub enum DeleteRecordsError {
         /// The log end offset.
         log_end_offset: i64,
     },
+    /// The storage failed (Kafka's KAFKA_STORAGE_ERROR).
+    Storage(StorageError),
 }
 
-impl std::fmt::Display for DeleteRecordsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl From<StorageError> for DeleteRecordsError {
+    fn from(e: StorageError) -> DeleteRecordsError {
+        DeleteRecordsError::Storage(e)
+    }
+}
+
+impl fmt::Display for DeleteRecordsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DeleteRecordsError::OffsetOutOfRange {
                 offset,
@@ -152,6 +752,7 @@ impl std::fmt::Display for DeleteRecordsError {
                 f,
                 "OFFSET_OUT_OF_RANGE: offset {offset} is outside 0..={log_end_offset} (the log end)"
             ),
+            DeleteRecordsError::Storage(e) => write!(f, "KAFKA_STORAGE_ERROR: {e}"),
         }
     }
 }
@@ -161,6 +762,7 @@ impl std::error::Error for DeleteRecordsError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::SimDisk;
     use idempo_protocol::{
         ProducerEpoch, ProducerId, Record, RecordBatch, Sequence, decode_batches,
     };
@@ -172,19 +774,20 @@ mod tests {
         RecordBatch::idempotent(ProducerId(1), ProducerEpoch(0), Sequence(0), 5, records).to_bytes()
     }
 
-    fn append(log: &mut PartitionLog, n: i32) -> i64 {
+    fn append(log: &mut PartitionLog, disk: &mut SimDisk, n: i32) -> i64 {
         let bytes = batch(n);
         let header = BatchHeader::parse(&bytes).unwrap();
-        log.append(&header, &bytes)
+        log.append(disk, &header, &bytes).unwrap()
     }
 
     #[test]
     fn offsets_are_dense_and_stored_bytes_stay_valid() {
-        let mut log = PartitionLog::new();
-        assert_eq!(append(&mut log, 3), 0);
-        assert_eq!(append(&mut log, 2), 3);
+        let mut disk = SimDisk::new();
+        let mut log = PartitionLog::create(&mut disk, 0, DEFAULT_SEGMENT_BYTES).unwrap();
+        assert_eq!(append(&mut log, &mut disk, 3), 0);
+        assert_eq!(append(&mut log, &mut disk, 2), 3);
         assert_eq!(log.log_end_offset(), 5);
-        let all = decode_batches(log.read(0, usize::MAX).unwrap()).unwrap();
+        let all = decode_batches(log.read(&disk, 0, usize::MAX).unwrap().unwrap()).unwrap();
         assert_eq!(
             all.iter().map(|b| b.base_offset).collect::<Vec<_>>(),
             vec![0, 3]
@@ -193,29 +796,71 @@ mod tests {
 
     #[test]
     fn read_starts_at_the_batch_holding_the_offset_and_returns_at_least_one() {
-        let mut log = PartitionLog::new();
-        append(&mut log, 3);
-        append(&mut log, 3);
-        let got = decode_batches(log.read(4, 1).unwrap()).unwrap();
+        let mut disk = SimDisk::new();
+        let mut log = PartitionLog::create(&mut disk, 0, DEFAULT_SEGMENT_BYTES).unwrap();
+        append(&mut log, &mut disk, 3);
+        append(&mut log, &mut disk, 3);
+        let got = decode_batches(log.read(&disk, 4, 1).unwrap().unwrap()).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].base_offset, 3);
-        assert_eq!(log.read(6, 100).unwrap().len(), 0);
-        assert!(log.read(7, 100).is_none());
+        assert_eq!(log.read(&disk, 6, 100).unwrap().unwrap().len(), 0);
+        assert!(log.read(&disk, 7, 100).unwrap().is_none());
     }
 
     #[test]
     fn delete_records_drops_whole_batches_before_the_new_start() {
-        let mut log = PartitionLog::new();
-        append(&mut log, 3);
-        append(&mut log, 3);
-        assert_eq!(log.delete_records_before(4), Ok(4));
+        let mut disk = SimDisk::new();
+        let mut log = PartitionLog::create(&mut disk, 0, DEFAULT_SEGMENT_BYTES).unwrap();
+        append(&mut log, &mut disk, 3);
+        append(&mut log, &mut disk, 3);
+        assert_eq!(log.delete_records_before(&mut disk, 4), Ok(4));
         assert_eq!(
-            log.batches().len(),
+            log.batches(&disk).len(),
             1,
             "the batch 3..5 still holds offset 4"
         );
-        assert!(log.read(2, 100).is_none());
-        assert!(log.delete_records_before(7).is_err());
-        assert_eq!(log.delete_records_before(1), Ok(4), "never moves backwards");
+        assert!(log.read(&disk, 2, 100).unwrap().is_none());
+        assert!(log.delete_records_before(&mut disk, 7).is_err());
+        assert_eq!(
+            log.delete_records_before(&mut disk, 1),
+            Ok(4),
+            "never moves backwards"
+        );
+    }
+
+    #[test]
+    fn segments_roll_at_the_size_limit_and_reads_cross_them() {
+        let mut disk = SimDisk::new();
+        let one = batch(2).len() as u32;
+        let mut log = PartitionLog::create(&mut disk, 0, 2 * one).unwrap();
+        for _ in 0..5 {
+            append(&mut log, &mut disk, 2);
+        }
+        assert_eq!(log.segment_count(), 3);
+        assert_eq!(
+            disk.list("partition-0/"),
+            vec![
+                "partition-0/00000000000000000000.log",
+                "partition-0/00000000000000000004.log",
+                "partition-0/00000000000000000008.log",
+                "partition-0/log-start-offset.checkpoint",
+            ]
+        );
+        let offsets: Vec<i64> = log.batches(&disk).map(|b| b.base_offset()).collect();
+        assert_eq!(offsets, vec![0, 2, 4, 6, 8]);
+        let from: Vec<i64> = log
+            .batches_from(&disk, 5)
+            .map(|b| b.base_offset())
+            .collect();
+        assert_eq!(from, vec![4, 6, 8]);
+        let all = decode_batches(log.read(&disk, 3, usize::MAX).unwrap().unwrap()).unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(log.delete_records_before(&mut disk, 5), Ok(5));
+        assert_eq!(log.segment_count(), 2, "the first segment was deleted");
+        let (recovered, report) = PartitionLog::recover(&mut disk, 0, 2 * one).unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(recovered.log_start_offset(), 5);
+        assert_eq!(recovered.log_end_offset(), 10);
+        assert_eq!(recovered.batches(&disk).len(), 3);
     }
 }

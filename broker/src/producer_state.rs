@@ -289,7 +289,7 @@ pub enum SequenceCheck {
 }
 
 /// All producers' state on one partition (Kafka's `ProducerStateManager`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: FxHashMap<ProducerId, ProducerStateEntry>,
     window: usize,
@@ -308,6 +308,42 @@ impl ProducerStateManager {
     /// The state kept for `producer_id`, if any.
     pub fn entry(&self, producer_id: ProducerId) -> Option<&ProducerStateEntry> {
         self.producers.get(&producer_id)
+    }
+
+    /// Batches retained per producer.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Every producer with state and its entry, in ascending producer id order (what a
+    /// snapshot writes).
+    pub fn entries(&self) -> Vec<(ProducerId, &ProducerStateEntry)> {
+        let mut entries: Vec<_> = self.producers.iter().map(|(id, e)| (*id, e)).collect();
+        entries.sort_unstable_by_key(|(id, _)| *id);
+        entries
+    }
+
+    /// Installs a producer's state as loaded from a snapshot: its epoch, last timestamp and
+    /// retained batches (oldest first; only the newest `window` are kept). Replaces any state
+    /// the producer had.
+    pub fn restore(
+        &mut self,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        last_timestamp: i64,
+        batches: &[BatchMetadata],
+    ) {
+        let mut entry = ProducerStateEntry::new(producer_epoch, self.window);
+        let skip = batches.len().saturating_sub(self.window);
+        entry.batches.extend(batches[skip..].iter().copied());
+        entry.last_timestamp = last_timestamp;
+        self.producers.insert(producer_id, entry);
+    }
+
+    /// True when `entry` is expired at `now_ms` (Kafka's `isProducerExpired` for a producer
+    /// with no ongoing transaction): its last timestamp is `expiration_ms` or more ago.
+    pub fn is_expired(entry: &ProducerStateEntry, now_ms: i64, expiration_ms: i64) -> bool {
+        now_ms.saturating_sub(entry.last_timestamp) >= expiration_ms
     }
 
     /// Number of producers with state.
@@ -410,7 +446,7 @@ impl ProducerStateManager {
         let mut expired: Vec<ProducerId> = self
             .producers
             .iter()
-            .filter(|(_, e)| now_ms.saturating_sub(e.last_timestamp) >= expiration_ms)
+            .filter(|(_, e)| Self::is_expired(e, now_ms, expiration_ms))
             .map(|(id, _)| *id)
             .collect();
         expired.sort_unstable();

@@ -61,6 +61,9 @@ pub enum InvalidBatch {
     Transactional,
     /// Compressed batches are not supported.
     Compressed(u8),
+    /// The log could not write the batch (`KAFKA_STORAGE_ERROR`); nothing was appended and
+    /// the producer state is unchanged. The storage's words.
+    StorageFailed(String),
 }
 
 impl InvalidBatch {
@@ -73,6 +76,7 @@ impl InvalidBatch {
             InvalidBatch::TooLarge { .. } => ErrorCode::MessageTooLarge,
             InvalidBatch::Transactional => ErrorCode::InvalidTxnState,
             InvalidBatch::Compressed(_) => ErrorCode::UnsupportedCompressionType,
+            InvalidBatch::StorageFailed(_) => ErrorCode::KafkaStorageError,
             InvalidBatch::Malformed(_)
             | InvalidBatch::NonZeroBaseOffset(_)
             | InvalidBatch::CountMismatch { .. }
@@ -114,6 +118,7 @@ impl fmt::Display for InvalidBatch {
             InvalidBatch::ControlBatch => write!(f, "clients may not write control batches"),
             InvalidBatch::Transactional => write!(f, "transactional batches are not modelled"),
             InvalidBatch::Compressed(c) => write!(f, "compression codec {c} is not supported"),
+            InvalidBatch::StorageFailed(why) => write!(f, "the log could not write it: {why}"),
         }
     }
 }

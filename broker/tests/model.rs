@@ -625,6 +625,9 @@ impl Run {
                             DeleteFailure::UnknownPartition
                         }
                         DeleteRecordsFailure::OutOfRange(_) => DeleteFailure::OutOfRange,
+                        DeleteRecordsFailure::Storage(e) => {
+                            panic!("the simulated disk does not fail: {e}")
+                        }
                     });
                 Step::DeleteRecords {
                     broker,
