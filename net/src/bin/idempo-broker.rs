@@ -1,0 +1,147 @@
+//! `idempo-broker`: idempo's broker core on a TCP port, speaking Kafka's wire protocol.
+//!
+//! ```text
+//! idempo-broker                                   # 127.0.0.1:9092, topics auto-created
+//! idempo-broker --listen 127.0.0.1:19092 --advertise 127.0.0.1:29092 --partitions 3
+//! RUST_LOG=idempo_net=debug idempo-broker         # one line per batch with the verdict
+//! ```
+
+use clap::{Parser, ValueEnum};
+use idempo_broker::BrokerConfig;
+use idempo_net::server::DEFAULT_MAX_CONNECTIONS;
+use idempo_net::{Advertised, DEFAULT_MAX_FRAME_BYTES, Server, ServerConfig};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use tracing::{error, info};
+
+/// Serve idempo's broker core over Kafka's wire protocol (ApiVersions, Metadata,
+/// InitProducerId, Produce, Fetch, ListOffsets), so that real idempotent producers can
+/// write to it and consumers can read back.
+#[derive(Parser, Debug)]
+#[command(name = "idempo-broker", version)]
+struct Args {
+    /// Address to listen on. Loopback by default; give another address to expose it.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
+    /// HOST:PORT that Metadata tells clients to connect to (put a proxy in front by
+    /// advertising the proxy). Defaults to the address listened on.
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<Advertised>,
+    /// Partitions of a topic created on first use (Kafka's num.partitions).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: i32,
+    /// Do not create unknown topics on Metadata or Produce (answer
+    /// UNKNOWN_TOPIC_OR_PARTITION instead).
+    #[arg(long)]
+    no_auto_create_topics: bool,
+    /// Largest request frame accepted; a larger one closes the connection. The default is
+    /// Kafka's socket.request.max.bytes, 100 MiB.
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAME_BYTES)]
+    max_frame_bytes: usize,
+    /// Connections served at once; more are closed as soon as they are accepted.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Batches remembered per producer per partition for deduplication (Kafka: 5).
+    #[arg(long, default_value_t = 5)]
+    dedup_window: usize,
+    /// Deduplicate by producer id and sequence (on, as Kafka), or append every valid batch
+    /// (off, to show what idempotence prevents).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    idempotence: Switch,
+    /// Total partitions over all topics (bounds memory against hostile requests).
+    #[arg(long, default_value_t = 10_000)]
+    max_partitions: i32,
+    /// Cluster id reported in Metadata.
+    #[arg(long, default_value = "idempo")]
+    cluster_id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+impl Args {
+    fn server_config(self) -> ServerConfig {
+        let defaults = ServerConfig::default();
+        ServerConfig {
+            listen: self.listen,
+            advertise: self.advertise,
+            cluster_id: self.cluster_id,
+            default_partitions: self.partitions,
+            auto_create_topics: !self.no_auto_create_topics,
+            max_frame_bytes: self.max_frame_bytes,
+            max_connections: self.max_connections,
+            broker: BrokerConfig {
+                idempotence: self.idempotence == Switch::On,
+                dedup_window: self.dedup_window,
+                max_partitions: self.max_partitions,
+                ..defaults.broker.clone()
+            },
+            ..defaults
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => info!("received Ctrl-C"),
+                    _ = term.recv() => info!("received SIGTERM"),
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "cannot watch SIGTERM; Ctrl-C still works");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+        info!("received Ctrl-C");
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let config = args.server_config();
+    let server = match Server::bind(config.clone()).await {
+        Ok(server) => server,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("idempo-broker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listening = server
+        .local_addr()
+        .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
+    info!(
+        listening,
+        advertised = %server.advertised(),
+        partitions = config.default_partitions,
+        auto_create_topics = config.auto_create_topics,
+        idempotence = config.broker.idempotence,
+        dedup_window = config.broker.dedup_window,
+        max_frame_bytes = config.max_frame_bytes,
+        max_connections = config.max_connections,
+        "idempo-broker ready"
+    );
+    server.run(shutdown_signal()).await;
+    ExitCode::SUCCESS
+}

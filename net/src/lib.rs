@@ -1,0 +1,77 @@
+//! # idempo-net: the broker core behind Kafka's wire protocol
+//!
+//! The broker core (`idempo-broker`) is a synchronous state machine: it is handed batches and
+//! told the time, and it answers exactly as a Kafka broker's produce path would, duplicates
+//! included. This crate puts that same core on a TCP port that speaks **Kafka's own wire
+//! protocol**, so that real clients (librdkafka through confluent-kafka, kafka-python, the
+//! Java client, kafkajs) can produce to it idempotently and read back what they wrote. Tokio
+//! lives here and only here; the core crates stay free of it.
+//!
+//! A request travels like this:
+//!
+//! ```text
+//! TCP bytes ─▶ server::Connection   check_frame: a whole frame yet? too large? (close)
+//!           ─▶ kafka_codec          api key + version served?  preflight (array counts)
+//!                                   kafka-protocol decodes header and body
+//!           ─▶ kafka_apis           lock; core.advance_time(now); Metadata / Produce / ...
+//!                                   topics: (topic, partition) → core partition
+//!           ─▶ idempo_broker::Broker::produce / fetch / init_producer_id
+//!           ◀─ kafka_codec          response header (version per api) + body, length prefix
+//! ```
+//!
+//! ## What is served
+//!
+//! | API            | versions | notes |
+//! |----------------|----------|-------|
+//! | ApiVersions    | 0–3      | other versions: UNSUPPORTED_VERSION in the v0 format (KIP-511) |
+//! | Metadata       | 0–12     | one broker, node id 1, also the controller; topics created on first use |
+//! | InitProducerId | 0–4      | null transactional id → fresh id, epoch 0; otherwise refused |
+//! | Produce        | 3–11     | RecordBatch v2 through the core; duplicates → NONE + original offsets |
+//! | Fetch          | 4–12     | stored batches byte for byte; high watermark = log end offset |
+//! | ListOffsets    | 1–6      | earliest, latest, by timestamp (batch granularity) |
+//!
+//! Exactly these are advertised ([`kafka_codec::SUPPORTED_APIS`]). A request for anything
+//! else closes the connection with a log line, as Kafka does for requests it cannot parse.
+//!
+//! ## Topics
+//!
+//! The core numbers partitions and knows no topics. [`topics`] maps each topic to a block of
+//! consecutive core partitions, taken when the topic is created (global numbering); one core
+//! serves all topics, so producer ids, the clock and expiry are broker-wide as in Kafka.
+//! Topics are created on first use (Metadata or Produce) with `--partitions` partitions,
+//! as Kafka's `auto.create.topics.enable=true` does, unless `--no-auto-create-topics`.
+//!
+//! ## Layout
+//! - [`kafka_codec`]: framing (check-then-parse), request decoding, response encoding with
+//!   the header version of each api version, the advertised version table.
+//! - [`preflight`]: refuses impossible array counts before `kafka-protocol` allocates.
+//! - [`topics`]: topic names, ids and their blocks of core partitions.
+//! - [`kafka_apis`]: one synchronous function per API over the core.
+//! - [`server`]: the tokio listener and connections, limits, shutdown.
+//! - `bin/idempo-broker.rs`: the command line.
+//!
+//! ## Differences from Kafka
+//! - One broker, no replication: `acks` 1 and -1 mean the same, the high watermark and the
+//!   last stable offset are the log end offset, every leader epoch is 0.
+//! - No transactions, consumer groups, offset commits, CreateTopics, SASL or TLS. Consumers
+//!   must assign partitions themselves (no `group.id` coordination).
+//! - Compressed batches are refused (UNSUPPORTED_COMPRESSION_TYPE): clients must send
+//!   `compression.type=none`, their default.
+//! - Topic creation is synchronous: a new topic's first Metadata answer already has leaders
+//!   (Kafka answers LEADER_NOT_AVAILABLE until the controller has caught up).
+//! - Fetch sessions (KIP-227) are not kept; every answer says session 0, so clients send
+//!   full fetches. A Fetch waits at most 10 s for `min_bytes`.
+//! - ListOffsets by timestamp answers at batch, not record, granularity; max-timestamp (-3)
+//!   and the tiered-storage specials are not served (v7+ not advertised).
+//! - The log lives in memory only.
+
+pub mod kafka_apis;
+pub mod kafka_codec;
+pub mod preflight;
+pub mod server;
+pub mod topics;
+
+pub use kafka_apis::{FrontEndSettings, KafkaApis, NODE_ID};
+pub use kafka_codec::{DEFAULT_MAX_FRAME_BYTES, SUPPORTED_APIS};
+pub use server::{Advertised, Server, ServerConfig, StartError};
+pub use topics::{Topic, TopicError, TopicTable};

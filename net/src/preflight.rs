@@ -1,0 +1,351 @@
+//! A walk over a request body that refuses impossible array counts before decoding.
+//!
+//! Kafka arrays are sent as an element count followed by the elements. `kafka-protocol`
+//! 0.18 reads the count and calls `Vec::with_capacity(count)` *before* decoding a single
+//! element, so a 12-byte Metadata request that announces 2³¹ − 1 topics asks the allocator
+//! for well over a hundred gigabytes. An allocation failure aborts the process: it is not a
+//! panic that could be caught. One hostile or corrupt frame would take the broker down.
+//! (Upstream pull requests propose the same bound; none is released at the time of writing.)
+//!
+//! Every array element takes at least one byte on the wire, so a count larger than the bytes
+//! left in the frame cannot be honest. [`check`] walks the body of each request we serve,
+//! field by field as the Kafka schema lays it out for that version, and refuses such a count;
+//! only then does `kafka-protocol` decode the body. The walk allocates nothing, and every
+//! loop in it is bounded by the frame length.
+//!
+//! The walk checks only what can hurt: lengths and counts. Field contents (UTF-8, enum
+//! values) are left to the decoder, which reports them as ordinary errors.
+
+use kafka_protocol::messages::ApiKey;
+use std::fmt;
+
+/// Why a body was refused before decoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShapeError {
+    /// A field runs past the end of the frame.
+    Truncated {
+        /// Bytes the field needs.
+        needed: usize,
+        /// Bytes left in the frame.
+        remaining: usize,
+    },
+    /// An array announces more elements than there are bytes left.
+    ArrayTooLong {
+        /// The announced count.
+        count: i64,
+        /// Bytes left in the frame.
+        remaining: usize,
+    },
+    /// A length or count that no encoder writes (below -1).
+    NegativeLength(i64),
+    /// An unsigned varint longer than five bytes.
+    VarintTooLong,
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShapeError::Truncated { needed, remaining } => write!(
+                f,
+                "a field needs {needed} bytes but only {remaining} are left in the frame"
+            ),
+            ShapeError::ArrayTooLong { count, remaining } => write!(
+                f,
+                "an array announces {count} elements but only {remaining} bytes are left in the frame"
+            ),
+            ShapeError::NegativeLength(n) => write!(f, "length {n} is below -1"),
+            ShapeError::VarintTooLong => write!(f, "an unsigned varint runs past 5 bytes"),
+        }
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
+/// Walks the body of `api` at `version` and refuses impossible lengths and array counts.
+/// APIs not listed in [`SUPPORTED_APIS`](crate::kafka_codec::SUPPORTED_APIS) pass unchecked
+/// (they are refused before decoding anyway).
+pub fn check(api: ApiKey, version: i16, body: &[u8]) -> Result<(), ShapeError> {
+    let flexible = api.request_header_version(version) >= 2;
+    let mut w = Walk {
+        buf: body,
+        flexible,
+    };
+    let v = version;
+    match api {
+        ApiKey::ApiVersions if v >= 3 => {
+            w.string()?; // client_software_name
+            w.string()?; // client_software_version
+        }
+        ApiKey::Metadata => {
+            w.array(|w| {
+                if v >= 10 {
+                    w.skip(16)?; // topic_id
+                }
+                w.string()?; // name
+                w.tagged_fields()
+            })?;
+            let flags =
+                usize::from(v >= 4) + usize::from((8..=10).contains(&v)) + usize::from(v >= 8);
+            w.skip(flags)?; // allow_auto_topic_creation, include_*_authorized_operations
+        }
+        ApiKey::InitProducerId => {
+            w.string()?; // transactional_id
+            w.skip(4)?; // transaction_timeout_ms
+            if v >= 3 {
+                w.skip(8 + 2)?; // producer_id, producer_epoch
+            }
+        }
+        ApiKey::Produce => {
+            w.string()?; // transactional_id
+            w.skip(2 + 4)?; // acks, timeout_ms
+            w.array(|w| {
+                topic_name_or_id(w, v <= 12)?;
+                w.array(|w| {
+                    w.skip(4)?; // index
+                    w.bytes()?; // records
+                    w.tagged_fields()
+                })?;
+                w.tagged_fields()
+            })?;
+        }
+        ApiKey::Fetch => fetch(&mut w, v)?,
+        ApiKey::ListOffsets => {
+            w.skip(4 + usize::from(v >= 2))?; // replica_id, isolation_level
+            w.array(|w| {
+                w.string()?; // name
+                w.array(|w| {
+                    w.skip(4 + if v >= 4 { 4 } else { 0 } + 8)?; // index, leader epoch, timestamp
+                    w.tagged_fields()
+                })?;
+                w.tagged_fields()
+            })?;
+            if v >= 10 {
+                w.skip(4)?; // timeout_ms
+            }
+        }
+        _ => return Ok(()),
+    }
+    w.tagged_fields()
+}
+
+fn fetch(w: &mut Walk<'_>, v: i16) -> Result<(), ShapeError> {
+    let replica_id = if v <= 14 { 4 } else { 0 };
+    // max_wait_ms, min_bytes, max_bytes, isolation_level; then session id and epoch.
+    w.skip(replica_id + 4 + 4 + 4 + 1 + if v >= 7 { 8 } else { 0 })?;
+    w.array(|w| {
+        topic_name_or_id(w, v <= 12)?;
+        w.array(|w| {
+            let leader_epoch = if v >= 9 { 4 } else { 0 };
+            let last_fetched_epoch = if v >= 12 { 4 } else { 0 };
+            let log_start_offset = if v >= 5 { 8 } else { 0 };
+            // partition, current_leader_epoch, fetch_offset, last_fetched_epoch,
+            // log_start_offset, partition_max_bytes
+            w.skip(4 + leader_epoch + 8 + last_fetched_epoch + log_start_offset + 4)?;
+            w.tagged_fields()
+        })?;
+        w.tagged_fields()
+    })?;
+    if v >= 7 {
+        w.array(|w| {
+            topic_name_or_id(w, v <= 12)?;
+            w.array(|w| w.skip(4))?;
+            w.tagged_fields()
+        })?;
+    }
+    if v >= 11 {
+        w.string()?; // rack_id
+    }
+    Ok(())
+}
+
+fn topic_name_or_id(w: &mut Walk<'_>, by_name: bool) -> Result<(), ShapeError> {
+    if by_name { w.string() } else { w.skip(16) }
+}
+
+/// A cursor over the body. `flexible` selects the compact encodings (varint lengths, tagged
+/// fields) of the versions Kafka calls flexible.
+struct Walk<'a> {
+    buf: &'a [u8],
+    flexible: bool,
+}
+
+impl Walk<'_> {
+    fn skip(&mut self, n: usize) -> Result<(), ShapeError> {
+        if n > self.buf.len() {
+            return Err(ShapeError::Truncated {
+                needed: n,
+                remaining: self.buf.len(),
+            });
+        }
+        self.buf = &self.buf[n..];
+        Ok(())
+    }
+
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], ShapeError> {
+        let Some(bytes) = self.buf.first_chunk::<N>() else {
+            return Err(ShapeError::Truncated {
+                needed: N,
+                remaining: self.buf.len(),
+            });
+        };
+        let bytes = *bytes;
+        self.buf = &self.buf[N..];
+        Ok(bytes)
+    }
+
+    fn unsigned_varint(&mut self) -> Result<u32, ShapeError> {
+        let mut value: u32 = 0;
+        for i in 0..5 {
+            let [b] = self.fixed::<1>()?;
+            value |= u32::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(ShapeError::VarintTooLong)
+    }
+
+    /// A length: i16 (strings) or i32 (bytes, arrays) when not flexible, else an unsigned
+    /// varint holding length + 1. -1 means null.
+    fn length(&mut self, wide: bool) -> Result<i64, ShapeError> {
+        let n = if self.flexible {
+            i64::from(self.unsigned_varint()?) - 1
+        } else if wide {
+            i64::from(i32::from_be_bytes(self.fixed()?))
+        } else {
+            i64::from(i16::from_be_bytes(self.fixed()?))
+        };
+        if n < -1 {
+            return Err(ShapeError::NegativeLength(n));
+        }
+        Ok(n)
+    }
+
+    fn skip_length(&mut self, n: i64) -> Result<(), ShapeError> {
+        // -1 (null) skips nothing; `n` fits in usize since it came from at most 32 bits.
+        self.skip(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn string(&mut self) -> Result<(), ShapeError> {
+        let n = self.length(false)?;
+        self.skip_length(n)
+    }
+
+    fn bytes(&mut self) -> Result<(), ShapeError> {
+        let n = self.length(true)?;
+        self.skip_length(n)
+    }
+
+    fn array(
+        &mut self,
+        mut element: impl FnMut(&mut Self) -> Result<(), ShapeError>,
+    ) -> Result<(), ShapeError> {
+        let count = self.length(true)?;
+        if count > self.buf.len() as i64 {
+            return Err(ShapeError::ArrayTooLong {
+                count,
+                remaining: self.buf.len(),
+            });
+        }
+        for _ in 0..count {
+            element(self)?;
+        }
+        Ok(())
+    }
+
+    fn tagged_fields(&mut self) -> Result<(), ShapeError> {
+        if !self.flexible {
+            return Ok(());
+        }
+        let count = self.unsigned_varint()?;
+        if i64::from(count) > self.buf.len() as i64 {
+            return Err(ShapeError::ArrayTooLong {
+                count: i64::from(count),
+                remaining: self.buf.len(),
+            });
+        }
+        for _ in 0..count {
+            self.unsigned_varint()?; // tag
+            let size = self.unsigned_varint()?;
+            self.skip(size as usize)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::{
+        FetchRequest, MetadataRequest, ProduceRequest, TopicName,
+        fetch_request::{FetchPartition, FetchTopic},
+        metadata_request::MetadataRequestTopic,
+        produce_request::{PartitionProduceData, TopicProduceData},
+    };
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    fn encoded(body: &impl Encodable, version: i16) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        body.encode(&mut buf, version).expect("encodable");
+        buf.to_vec()
+    }
+
+    fn name(s: &str) -> TopicName {
+        TopicName(StrBytes::from_string(s.to_string()))
+    }
+
+    #[test]
+    fn well_formed_requests_pass_at_every_served_version() {
+        let metadata = MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("t"))),
+        ]));
+        for v in 0..=12 {
+            check(ApiKey::Metadata, v, &encoded(&metadata, v)).expect("metadata");
+        }
+        let produce = ProduceRequest::default().with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name("t"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_records(Some(bytes::Bytes::from_static(b"abc"))),
+                ]),
+        ]);
+        for v in 3..=11 {
+            check(ApiKey::Produce, v, &encoded(&produce, v)).expect("produce");
+        }
+        let fetch = FetchRequest::default().with_topics(vec![
+            FetchTopic::default()
+                .with_topic(name("t"))
+                .with_partitions(vec![FetchPartition::default()]),
+        ]);
+        for v in 4..=12 {
+            check(ApiKey::Fetch, v, &encoded(&fetch, v)).expect("fetch");
+        }
+    }
+
+    #[test]
+    fn an_array_longer_than_the_frame_is_refused() {
+        // Metadata v0: topics count 0x7fffffff, then nothing.
+        let body = [0x7f, 0xff, 0xff, 0xff];
+        assert_eq!(
+            check(ApiKey::Metadata, 0, &body),
+            Err(ShapeError::ArrayTooLong {
+                count: i64::from(i32::MAX),
+                remaining: 0
+            })
+        );
+        // Metadata v9 (flexible): varint count.
+        let body = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(matches!(
+            check(ApiKey::Metadata, 9, &body),
+            Err(ShapeError::ArrayTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_bodies_are_refused() {
+        assert!(check(ApiKey::Produce, 3, &[0xff, 0xff, 0, 1]).is_err());
+        assert!(check(ApiKey::InitProducerId, 4, &[]).is_err());
+    }
+}
