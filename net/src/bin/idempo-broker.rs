@@ -5,6 +5,8 @@
 //! idempo-broker --listen 127.0.0.1:19092 --advertise 127.0.0.1:29092 --partitions 3
 //! RUST_LOG=idempo_net=debug idempo-broker         # one line per batch with the verdict
 //! ```
+//!
+//! Logs go to stderr (`RUST_LOG` filters them; the default is `info`).
 
 use clap::{Parser, ValueEnum};
 use idempo_broker::BrokerConfig;
@@ -113,6 +115,8 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
