@@ -561,3 +561,29 @@ async fn connections_beyond_the_limit_are_closed() {
     }
     assert!(third.is_some(), "a slot became free");
 }
+
+#[tokio::test]
+async fn shutdown_closes_open_connections_and_returns() {
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(config).await.expect("server starts");
+    let addr = server.local_addr().expect("bound");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let mut idle = Client::connect(addr).await;
+    idle.send(&ApiVersionsRequest::default(), 3).await;
+    stop.send(()).expect("the server is running");
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("run returns within the grace period")
+        .expect("the server task");
+    assert!(idle.is_closed_by_server().await);
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}
