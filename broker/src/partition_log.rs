@@ -39,7 +39,7 @@
 use crate::storage::{Storage, StorageError};
 use bytes::{Bytes, BytesMut};
 use idempo_protocol::BatchHeader;
-use idempo_protocol::record_batch::{self, LOG_OVERHEAD, MAGIC_V2, RECORD_BATCH_OVERHEAD};
+use idempo_protocol::record_batch::{self, MAGIC_V2, RECORD_BATCH_OVERHEAD};
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -618,7 +618,6 @@ fn scan_segment<S: Storage>(
         position += size as u64;
         segment.size_bytes = position;
         next_offset = header.last_offset() + 1;
-        debug_assert!(LOG_OVERHEAD < RECORD_BATCH_OVERHEAD);
     }
     Ok((position, None))
 }
