@@ -22,6 +22,7 @@
 //! - [`compare`]: the side-by-side table.
 //! - [`shrink`]: reducing a failing run's faults to a minimal replay file.
 //! - [`swarm`]: a per-seed fault mix.
+//! - [`sweep`]: many seeds over a grid of fault rates and settings, with confidence intervals.
 //! - [`script`] and [`explain`]: the study tool.
 
 #![recursion_limit = "256"]
@@ -38,6 +39,7 @@ pub mod report;
 pub mod script;
 pub mod shrink;
 pub mod swarm;
+pub mod sweep;
 pub mod trace;
 
 pub use config::SimConfig;

@@ -237,6 +237,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sweep a grid of fault rates and settings over many seeds; print rates of anomalies
+    /// with confidence intervals and latency percentiles.
+    Sweep(idempo_sim::sweep::SweepArgs),
     /// Run a script of broker operations and explain every decision.
     Explain {
         /// The script file, or `-` for standard input.
@@ -282,6 +285,7 @@ fn main() -> ExitCode {
             run(args.config(), &options)
         }
         Command::Replay { file, trace } => replay(&file, trace),
+        Command::Sweep(args) => idempo_sim::sweep::main_sweep(args),
         Command::Compare {
             args,
             variants,

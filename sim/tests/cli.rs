@@ -284,24 +284,57 @@ fn a_failing_run_shrinks_to_a_replay_file_that_fails_again() {
     let file = dir.join("replay.txt");
     let file = file.to_str().expect("utf-8 path");
     let o = sim(&[
-        "run", "--idempotence", "off", "--producers", "1", "--partitions", "1", "--records", "100",
-        "--batch-records", "5", "--ack-loss", "0.3", "--shrink", file,
+        "run",
+        "--idempotence",
+        "off",
+        "--producers",
+        "1",
+        "--partitions",
+        "1",
+        "--records",
+        "100",
+        "--batch-records",
+        "5",
+        "--ack-loss",
+        "0.3",
+        "--shrink",
+        file,
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stdout(&o).contains("shrunk: "), "{}", stdout(&o));
     let text = std::fs::read_to_string(file).expect("the replay file was written");
     assert!(text.starts_with("# idempo-sim replay file, version 1"));
-    let faults = text.lines().filter(|l| l.starts_with("ack-loss") || l.starts_with("request-loss")).count();
-    assert!(faults >= 1 && faults <= 3, "shrunk to a handful of faults:\n{text}");
+    let faults = text
+        .lines()
+        .filter(|l| l.starts_with("ack-loss") || l.starts_with("request-loss"))
+        .count();
+    assert!(
+        (1..=3).contains(&faults),
+        "shrunk to a handful of faults:\n{text}"
+    );
     let again = sim(&["replay", file]);
-    assert_eq!(again.status.code(), Some(1), "the replay fails again: {}", stdout(&again));
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "the replay fails again: {}",
+        stdout(&again)
+    );
     assert!(stdout(&again).contains("no duplicates"));
     assert!(stdout(&again).contains("VIOLATED"));
 }
 
 #[test]
 fn check_determinism_compares_two_runs_of_the_seed() {
-    let o = sim(&["run", "--check-determinism", "--records", "200", "--duplicate", "0.1", "--spike", "0.05"]);
+    let o = sim(&[
+        "run",
+        "--check-determinism",
+        "--records",
+        "200",
+        "--duplicate",
+        "0.1",
+        "--spike",
+        "0.05",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains(": identical"), "{}", stdout(&o));
 }
@@ -311,7 +344,11 @@ fn a_malformed_replay_file_exits_2_naming_the_line() {
     let dir = std::env::temp_dir().join(format!("idempo-badreplay-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("bad.txt");
-    std::fs::write(&file, "flags --seed 1\nack-loss producer=0 batch=x attempt=1\n").expect("write");
+    std::fs::write(
+        &file,
+        "flags --seed 1\nack-loss producer=0 batch=x attempt=1\n",
+    )
+    .expect("write");
     let o = sim(&["replay", file.to_str().expect("utf-8 path")]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
@@ -321,6 +358,9 @@ fn a_malformed_replay_file_exits_2_naming_the_line() {
 fn swarm_prints_the_drawn_mix_so_the_replay_needs_no_swarm() {
     let o = sim(&["run", "--swarm", "--seed", "11", "--records", "200"]);
     let out = stdout(&o);
-    let replay = out.lines().find(|l| l.starts_with("replay: ")).expect("a replay line");
+    let replay = out
+        .lines()
+        .find(|l| l.starts_with("replay: "))
+        .expect("a replay line");
     assert!(!replay.contains("--swarm"), "{replay}");
 }
