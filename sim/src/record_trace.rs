@@ -1,0 +1,353 @@
+//! `idempo-sim trace --record PRODUCER:RECORD`: the life of one record, from its first send
+//! to its delivery report, with every broker decision on the way.
+//!
+//! ## Which record
+//!
+//! `RECORD` is the record's **index in its producer's workload**, counting from 0: producer
+//! `P` sends records `0..records`, cut into batches of `batch_records`, so record `i` travels
+//! in batch `i / batch_records` (the simulator's batch number) to the partition the workload
+//! assigns that batch. This identity never changes. Its *sequence number* does: the producer
+//! stamps it when the batch is first sent, rewrites it when the epoch is bumped, and a
+//! restarted producer process (a new producer id) starts again at 0. So the output names the
+//! record by index and shows, at each send, which sequence it carried:
+//!
+//! ```text
+//! record 17 of producer 0 is in batch 1 (records 10..19), partition 0
+//! (a record is numbered by its 0-based index in its producer's workload, ...)
+//!       10 ms  sent      produce #2 [p0 pid=1 e0 seq 10..19] (arrives at 20 ms) — record 17 is sequence 17 (producer id 1, epoch 0)
+//!       20 ms  broker    p0 appended, NONE: appended at offsets 10..19: sequence 10 is the next expected (window: 0..9)
+//!                        window seen: 0..9
+//!       20 ms  response  response to request #2 — lost: the connection broke (lost ack)
+//!      210 ms  client    connection closed (request #1 unanswered after request.timeout.ms): 3 request(s) failed
+//!      210 ms  producer  retry scheduled: p0 seq 10 after connection failed (attempt 1, at 220 ms)
+//!      244 ms  sent      produce #5 [p0 pid=1 e0 seq 10..19] (arrives at 247 ms) — record 17 is sequence 17 (producer id 1, epoch 0)
+//!      247 ms  broker    p0 duplicate, NONE: duplicate of the batch at offsets 10..19 (window: 0..9, 10..19): nothing appended
+//!                        window seen: 0..9, 10..19
+//!      255 ms  response  response #5 arrived: p0 offset 10
+//!      255 ms  report    acked batch 1 (p0, 10 records) at offset 10 after 2 attempt(s)
+//! final: record 17 is at offset 17 of partition 0 (its batch starts at offset 10)
+//! ```
+//!
+//! (`idempo-sim run --producers 1 --partitions 1 --records 30 --ack-loss 0.3`, seed 1.)
+//!
+//! ## Which events
+//!
+//! Every event of the record's producer that concerns its batch: the requests that carried it
+//! (and their fates), the broker's verdicts on it with the rule and the dedup window the broker
+//! consulted, the responses and disconnects of those requests (matched by correlation id, see
+//! [`Links`](crate::diagram)), the producer's decisions about the batch (a retry names its
+//! partition and sequence) or its partition (epoch bumps, sequence rewrites), producer and
+//! broker restarts while the batch was outstanding, and the delivery report.
+
+use crate::config::SimConfig;
+use crate::diagram::Links;
+use crate::events::{BatchRef, SimEvent, Timed};
+use std::fmt::Write as _;
+
+/// The life of record `record` (its 0-based index in producer `producer`'s workload) as text:
+/// one time-stamped line per event that touched its batch, ending with the record's final
+/// offset, or why it has none.
+///
+/// Errors name the valid range when the producer or record index is out of range.
+///
+/// # Examples
+///
+/// ```
+/// use idempo_sim::{SimConfig, Simulation, record_trace, trace::Trace};
+///
+/// let config = SimConfig { producers: 1, partitions: 1, records: 30, ack_loss: 0.3,
+///                          ..SimConfig::default() };
+/// let (_, trace) = Simulation::new(config.clone(), Some(Trace::collecting()))?.run();
+/// let text = record_trace::follow(&config, trace.expect("a trace was given").events(), 0, 17)?;
+/// assert!(text.starts_with("record 17 of producer 0 is in batch 1 (records 10..19)"));
+/// # Ok::<(), String>(())
+/// ```
+pub fn follow(
+    config: &SimConfig,
+    events: &[Timed],
+    producer: u32,
+    record: u64,
+) -> Result<String, String> {
+    let target = Target::of(config, producer, record)?;
+    let links = Links::of(events);
+    let chosen = target.select(events, &links);
+    let mut out = target.header();
+    let mut current: Option<BatchRef> = None;
+    for i in chosen {
+        let e = &events[i];
+        if let SimEvent::RequestSent { batches, .. } = &e.event {
+            current = batches.iter().find(|b| b.batch == target.batch).cloned();
+        }
+        out.push_str(&target.line(e, current.as_ref()));
+    }
+    out.push_str(&target.ending(events));
+    Ok(out)
+}
+
+/// The record followed and where the workload put it.
+struct Target {
+    producer: u32,
+    record: u64,
+    batch: u64,
+    first: u64,
+    last: u64,
+    partition: i32,
+}
+
+impl Target {
+    fn of(config: &SimConfig, producer: u32, record: u64) -> Result<Target, String> {
+        if producer >= config.producers {
+            return Err(format!(
+                "producer {producer} is out of range: the run has {} producer(s), numbered 0..={}",
+                config.producers,
+                config.producers.saturating_sub(1)
+            ));
+        }
+        if record >= config.records {
+            return Err(format!(
+                "record {record} is out of range: each producer sends {} records, numbered 0..={} \
+                 (RECORD is the record's index in its producer's workload, not a sequence number)",
+                config.records,
+                config.records.saturating_sub(1)
+            ));
+        }
+        let per = u64::from(config.batch_records);
+        let batch = record / per;
+        let first = batch * per;
+        Ok(Target {
+            producer,
+            record,
+            batch,
+            first,
+            last: first + u64::from(config.records_in_batch(batch)) - 1,
+            partition: config.partition_of(producer, batch),
+        })
+    }
+
+    fn header(&self) -> String {
+        format!(
+            "record {} of producer {} is in batch {} (records {}..{}), partition {}\n\
+             (a record is numbered by its 0-based index in its producer's workload, the same in \
+             every epoch and producer session; the sequence number it carried is shown at each send)\n",
+            self.record, self.producer, self.batch, self.first, self.last, self.partition
+        )
+    }
+
+    /// The events to show, in order.
+    fn select(&self, events: &[Timed], links: &Links) -> Vec<usize> {
+        let carried: Vec<usize> = links
+            .requests
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.producer == self.producer && q.batches.contains(&self.batch))
+            .map(|(r, _)| r)
+            .collect();
+        let born = carried.first().map(|&r| links.requests[r].event);
+        let settled = events.iter().rposition(|e| {
+            e.producer == self.producer
+                && matches!(e.event, SimEvent::Delivered { batch, .. } if batch == self.batch)
+        });
+        let Some(born) = born else {
+            return settled.into_iter().collect();
+        };
+        let alive = |i: usize| i >= born && settled.is_none_or(|s| i <= s);
+        let failed_by = self.disconnects(events, links, &carried);
+        let mut sequence = None;
+        let mut chosen = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            if let SimEvent::RequestSent { batches, .. } = &e.event
+                && e.producer == self.producer
+                && let Some(b) = batches.iter().find(|b| b.batch == self.batch)
+            {
+                sequence = Some(b.first_sequence);
+            }
+            let linked = links.of_event[i].is_some_and(|(r, _)| carried.contains(&r));
+            let take = match &e.event {
+                SimEvent::BrokerRestarted { .. } => alive(i),
+                _ if e.producer != self.producer => false,
+                SimEvent::Delivered { batch, .. } => *batch == self.batch,
+                // A request may carry batches of other partitions: their verdicts are not ours.
+                SimEvent::Verdict(v) => linked && v.batch == Some(self.batch),
+                SimEvent::Producer { text } => alive(i) && self.mentions(text, sequence),
+                SimEvent::ProducerRestarted { .. } => alive(i),
+                SimEvent::Disconnected { .. } => linked || failed_by.contains(&i),
+                _ => linked,
+            };
+            if take {
+                chosen.push(i);
+            }
+        }
+        chosen
+    }
+
+    /// Disconnects that failed a request carrying the batch: the first disconnect of the
+    /// producer after the request was sent, unless its answer arrived first or the process
+    /// restarted (which drops the connection without a disconnect event).
+    fn disconnects(&self, events: &[Timed], links: &Links, carried: &[usize]) -> Vec<usize> {
+        let mut awaiting: Vec<usize> = Vec::new();
+        let mut found = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            if e.producer != self.producer {
+                continue;
+            }
+            let link = links.of_event[i].map(|(r, _)| r);
+            match &e.event {
+                SimEvent::RequestSent { .. } => {
+                    awaiting.extend(link.filter(|r| carried.contains(r)));
+                }
+                SimEvent::ResponseArrived { .. } => awaiting.retain(|r| Some(*r) != link),
+                SimEvent::ProducerRestarted { .. } => awaiting.clear(),
+                SimEvent::Disconnected { .. } if !awaiting.is_empty() => {
+                    found.push(i);
+                    awaiting.clear();
+                }
+                _ => {}
+            }
+        }
+        found
+    }
+
+    /// True when a producer decision concerns the batch: it names its partition and, if it
+    /// names a sequence, the batch's current first sequence.
+    fn mentions(&self, text: &str, sequence: Option<i32>) -> bool {
+        let partition = format!("p{}", self.partition);
+        let named = text.match_indices(&partition).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + partition.len()..].chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric())
+                && !after.is_some_and(|c| c.is_ascii_digit())
+        });
+        if !named {
+            return false;
+        }
+        match text.split_once(&format!("{partition} seq ")) {
+            Some((_, rest)) => {
+                let seq = rest.split(|c: char| !c.is_ascii_digit()).next();
+                seq.and_then(|s| s.parse::<i32>().ok()) == sequence
+            }
+            None => true,
+        }
+    }
+}
+
+// Output lines.
+impl Target {
+    fn line(&self, e: &Timed, batch: Option<&BatchRef>) -> String {
+        let mut line = format!("{:>8} ms  ", e.at_ms);
+        match &e.event {
+            SimEvent::RequestSent { .. } => {
+                let _ = write!(line, "sent      {}", e.event);
+                if let Some(b) = batch.filter(|b| b.producer_id >= 0) {
+                    let sequence = i64::from(b.first_sequence) + (self.record - self.first) as i64;
+                    let _ = write!(
+                        line,
+                        " — record {} is sequence {sequence} (producer id {}, epoch {})",
+                        self.record, b.producer_id, b.epoch
+                    );
+                }
+            }
+            SimEvent::Verdict(v) => {
+                let window = if v.window.is_empty() {
+                    "none (no state for this producer on the partition)"
+                } else {
+                    &v.window
+                };
+                let _ = write!(
+                    line,
+                    "broker    p{} {}, {}: {}\n{:>23}window seen: {window}",
+                    v.partition, v.outcome, v.error, v.explanation, ""
+                );
+            }
+            SimEvent::RequestLostInFlight { .. } => {
+                let _ = write!(line, "network   {}", e.event);
+            }
+            SimEvent::ResponseSent { .. }
+            | SimEvent::ResponseArrived { .. }
+            | SimEvent::ResponseDiscarded { .. } => {
+                let _ = write!(line, "response  {}", e.event);
+            }
+            SimEvent::Disconnected { .. } => {
+                let _ = write!(line, "client    {}", e.event);
+            }
+            SimEvent::Delivered { .. } => {
+                let _ = write!(line, "report    {}", e.event);
+            }
+            SimEvent::BrokerRestarted { .. } => {
+                let _ = write!(line, "broker    {}", e.event);
+            }
+            _ => {
+                let _ = write!(line, "producer  {}", e.event);
+            }
+        }
+        line.push('\n');
+        line
+    }
+
+    /// The last line: where the record ended up.
+    fn ending(&self, events: &[Timed]) -> String {
+        let report = events.iter().rev().find_map(|e| match &e.event {
+            SimEvent::Delivered {
+                batch,
+                result,
+                acked,
+            } if e.producer == self.producer && *batch == self.batch => Some((result, *acked)),
+            _ => None,
+        });
+        match report {
+            Some((result, true)) => match base_offset(result) {
+                Some(base) => format!(
+                    "final: record {} is at offset {} of partition {} (its batch starts at offset {base})\n",
+                    self.record,
+                    base + (self.record - self.first) as i64,
+                    self.partition
+                ),
+                None => format!("final: {result}\n"),
+            },
+            Some((result, false)) => format!(
+                "final: record {} was not acknowledged: {result}\n",
+                self.record
+            ),
+            None if events.iter().any(|e| {
+                e.producer == self.producer && e.event.batches().contains(&self.batch)
+            }) =>
+            {
+                "final: no delivery report (the run stopped before the batch was resolved)\n"
+                    .to_string()
+            }
+            None => "final: the batch was never sent (the run stopped before it)\n".to_string(),
+        }
+    }
+}
+
+/// The base offset in a delivery report line (`... at offset 10 after 2 attempt(s)`).
+fn base_offset(result: &str) -> Option<i64> {
+    let (_, rest) = result.split_once(" at offset ")?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagram::response_in;
+
+    #[test]
+    fn disconnect_reason_names_the_response_that_arrived_out_of_turn() {
+        assert_eq!(
+            response_in("response #7 arrived but #5's never did"),
+            Some(7)
+        );
+        assert_eq!(
+            response_in("request #5 unanswered after request.timeout.ms"),
+            None
+        );
+    }
+
+    #[test]
+    fn base_offset_is_read_from_the_delivery_report() {
+        assert_eq!(
+            base_offset("acked batch 1 (p0, 10 records) at offset 10 after 2 attempt(s)"),
+            Some(10)
+        );
+        assert_eq!(base_offset("batch 1 (p0) failed: timed out"), None);
+    }
+}
