@@ -18,7 +18,9 @@
 //! - [`engine`]: the discrete-event loop driving producers, network and broker.
 //! - [`checker`]: the exactly-once checker and the ack ledger.
 //! - [`report`]: the text and JSON output of a run.
-//! - [`trace`]: `--trace` lines.
+//! - [`trace`]: `--trace` lines, kept events and the determinism fingerprint.
+//! - [`diagram`]: the Lamport diagram of a small run (`--svg`, `--html`).
+//! - [`record_trace`]: following one record through a run (`trace --record`).
 //! - [`compare`]: the side-by-side table.
 //! - [`shrink`]: reducing a failing run's faults to a minimal replay file.
 //! - [`swarm`]: a per-seed fault mix.
@@ -30,11 +32,13 @@
 pub mod checker;
 pub mod compare;
 pub mod config;
+pub mod diagram;
 pub mod engine;
 pub mod events;
 pub mod explain;
 pub mod faults;
 pub mod plan;
+pub mod record_trace;
 pub mod report;
 pub mod script;
 pub mod shrink;

@@ -212,6 +212,21 @@ enum Command {
         /// Run the seed twice and compare a fingerprint of every event.
         #[arg(long, conflicts_with = "trace")]
         check_determinism: bool,
+        /// Draw the run as a Lamport diagram (SVG) to FILE; small runs only.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<String>,
+        /// The same diagram as a self-contained HTML page with hover text and a legend.
+        #[arg(long, value_name = "FILE")]
+        html: Option<String>,
+    },
+    /// Follow one record through a run: every send, loss, retry and broker verdict (with the
+    /// rule and the window that decided it) to its final offset.
+    Trace {
+        #[command(flatten)]
+        args: RunArgs,
+        /// The record: PRODUCER:INDEX, the record's 0-based index in that producer's workload.
+        #[arg(long, value_name = "PRODUCER:INDEX", value_parser = record_ref)]
+        record: (u32, u64),
     },
     /// Run a replay file (written by `run --shrink`): exactly the faults it lists.
     Replay {
@@ -273,8 +288,12 @@ fn main() -> ExitCode {
             shrink,
             shrink_runs,
             check_determinism,
+            svg,
+            html,
         } => {
             let options = RunOptions {
+                svg,
+                html,
                 trace,
                 json,
                 bench,
@@ -284,6 +303,7 @@ fn main() -> ExitCode {
             };
             run(args.config(), &options)
         }
+        Command::Trace { args, record } => follow_record(args.config(), record),
         Command::Replay { file, trace } => replay(&file, trace),
         Command::Sweep(args) => idempo_sim::sweep::main_sweep(args),
         Command::Compare {
@@ -352,6 +372,8 @@ fn run_explain(file: &str, json: bool, config: BrokerConfig) -> ExitCode {
 }
 
 struct RunOptions {
+    svg: Option<String>,
+    html: Option<String>,
     trace: bool,
     json: bool,
     bench: bool,
@@ -382,6 +404,26 @@ fn run(config: SimConfig, options: &RunOptions) -> ExitCode {
     let started = std::time::Instant::now();
     let (result, tracer) = sim.run();
     let wall = started.elapsed();
+    if let Some(t) = &tracer {
+        for (file, render) in [
+            (
+                &options.svg,
+                idempo_sim::diagram::svg
+                    as fn(&SimConfig, &[idempo_sim::events::Timed]) -> Result<String, String>,
+            ),
+            (&options.html, idempo_sim::diagram::html),
+        ] {
+            let Some(file) = file else { continue };
+            match render(&config, t.events()) {
+                Ok(text) => {
+                    if let Err(e) = std::fs::write(file, text) {
+                        return usage_error(format!("cannot write `{file}`: {e}"));
+                    }
+                }
+                Err(e) => return usage_error(format!("cannot draw `{file}`: {e}")),
+            }
+        }
+    }
     if let Some(mut t) = tracer {
         t.flush();
     }
@@ -474,6 +516,49 @@ fn check_determinism(config: &SimConfig) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// Parses `PRODUCER:INDEX`.
+fn record_ref(text: &str) -> Result<(u32, u64), String> {
+    let (p, i) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not PRODUCER:INDEX (e.g. 0:17)"))?;
+    let p = p
+        .parse()
+        .map_err(|_| format!("`{p}` is not a producer number"))?;
+    let i = i
+        .parse()
+        .map_err(|_| format!("`{i}` is not a record index"))?;
+    Ok((p, i))
+}
+
+/// `idempo-sim trace --record`: runs the config keeping every event, then follows one record.
+fn follow_record(config: SimConfig, (producer, record): (u32, u64)) -> ExitCode {
+    if let Err(e) = config.validate() {
+        return usage_error(e);
+    }
+    let sim = match Simulation::new(config.clone(), Some(Trace::collecting())) {
+        Ok(sim) => sim,
+        Err(e) => return usage_error(e),
+    };
+    let (result, trace) = sim.run();
+    let trace = trace.expect("a collecting trace was given");
+    match idempo_sim::record_trace::follow(&config, trace.events(), producer, record) {
+        Ok(text) => {
+            print!("{text}");
+            println!(
+                "run verdict: {}; replay: {}",
+                if result.check.passed() {
+                    "PASS"
+                } else {
+                    "FAIL"
+                },
+                config.replay_command("run")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(format!("--record {producer}:{record}: {e}")),
     }
 }
 
