@@ -394,9 +394,13 @@ fn run(config: SimConfig, options: &RunOptions) -> ExitCode {
         let _ = write!(out, "{}", report::header(&config));
         let _ = out.flush();
     }
-    let tracer = options
-        .trace
-        .then(|| Trace::to_writer(Box::new(std::io::stdout())));
+    let draw = options.svg.is_some() || options.html.is_some();
+    let tracer = match (options.trace, draw) {
+        (true, true) => Some(Trace::to_writer(Box::new(std::io::stdout())).keeping()),
+        (true, false) => Some(Trace::to_writer(Box::new(std::io::stdout()))),
+        (false, true) => Some(Trace::collecting()),
+        (false, false) => None,
+    };
     let sim = match Simulation::new(config.clone(), tracer) {
         Ok(sim) => sim,
         Err(e) => return usage_error(e),
