@@ -6,6 +6,11 @@
 //! decision. It does no I/O and reads no clock, so a simulator can drive it deterministically
 //! and a TCP server can drive the very same code.
 //!
+//! Its bytes go through a [`Storage`]: segment files, producer-state snapshots and
+//! checkpoints. The default, [`SimDisk`], keeps files in memory as a synced prefix and an
+//! unsynced tail, so [`Broker::crash`] can model a power loss exactly (torn writes included)
+//! and recovery can be tested from every crash point.
+//!
 //! Per partition it keeps an append-only [`PartitionLog`] and a [`ProducerStateManager`]: per
 //! producer id, the epoch and the metadata of the last five batches. That state is what lets
 //! it answer a retried batch with the original offsets instead of writing it twice, and refuse
@@ -22,10 +27,16 @@
 //! ## Layout
 //! - [`producer_state`]: `BatchMetadata`, `ProducerStateEntry`, `ProducerStateManager`, the
 //!   dedup rule and its essay.
-//! - [`partition_log`]: the in-memory append-only log.
+//! - [`partition_log`]: the append-only log in segment files, with its in-memory index and
+//!   the segment scan of recovery.
+//! - [`storage`]: the `Storage` trait and `SimDisk`, a simulated disk with crash semantics.
+//! - [`snapshot`]: producer-state snapshot files, their byte layout, `FullWindow` versus
+//!   Kafka's `LastBatchOnly`.
+//! - [`recovery`]: rebuilding a partition after a crash or restart: truncate, pick a
+//!   snapshot, replay.
 //! - [`verdict`]: `ProduceOutcome` and `Verdict`, the explanation of each decision.
 //! - [`broker`](mod@broker): `Broker` and `BrokerConfig`: partitions, InitProducerId, Produce,
-//!   Fetch, DeleteRecords, expiry and restart.
+//!   Fetch, DeleteRecords, expiry, sync policy, snapshots, crash and restarts.
 //!
 //! ## Differences from Kafka
 //! - One broker, one topic; partitions are numbered. No replication, so the high watermark is
@@ -34,8 +45,11 @@
 //!   with `INVALID_TXN_STATE`, `INVALID_RECORD` and `UNSUPPORTED_COMPRESSION_TYPE`.
 //! - The dedup window is a setting (Kafka hard-codes 5), and idempotence can be switched off on
 //!   the broker to show what it prevents.
-//! - A restart here rebuilds producer state from the whole retained log (Kafka without a
-//!   snapshot does the same; with a snapshot Kafka restores only each producer's *last* batch).
+//! - Snapshots keep each producer's whole dedup window by default, so a restart never
+//!   shrinks it; Kafka's keep only the *last* batch (`SnapshotMode::LastBatchOnly`
+//!   reproduces that). [`Broker::restart`] rebuilds from the retained log alone, as Kafka does
+//!   without a snapshot.
+//! - Storage is simulated; there is no file-backed implementation yet (see [`storage`]).
 
 pub mod broker;
 pub mod partition_log;

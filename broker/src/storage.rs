@@ -152,7 +152,7 @@ pub trait Storage {
 
 /// Size of the shared buffers appends are copied into. Large enough that a buffer holds many
 /// batches (one allocation for all of them), small enough that a file's unused tail is cheap.
-const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNK_BYTES: usize = 64 * 1024;
 
 /// One simulated file: its content as slices of shared buffers, and how much of it is durable.
 #[derive(Clone, Default)]
