@@ -93,6 +93,12 @@ pub struct SimConfig {
     pub broker_restarts: u32,
     /// Restarts of each producer process (a new producer id re-sends what was unacknowledged).
     pub producer_restarts: u32,
+    /// When the broker syncs its log to disk (what a crash can lose).
+    pub sync: idempo_broker::SyncPolicy,
+    /// What the broker's producer-state snapshots hold.
+    pub snapshot_mode: idempo_broker::SnapshotMode,
+    /// How often the broker snapshots producer state.
+    pub snapshot_interval_ms: i64,
     /// Smallest one-way latency.
     pub latency_min_ms: u64,
     /// Largest one-way latency.
@@ -143,6 +149,9 @@ impl Default for SimConfig {
             broker_crashes: 0,
             broker_restarts: 0,
             producer_restarts: 0,
+            sync: idempo_broker::SyncPolicy::EveryAppend,
+            snapshot_mode: idempo_broker::SnapshotMode::FullWindow,
+            snapshot_interval_ms: 1_000,
             latency_min_ms: 1,
             latency_max_ms: 20,
             network: Network::Tcp,
@@ -331,5 +340,47 @@ pub fn parse_range(text: &str) -> Result<(u64, u64), String> {
             let v = text.trim().parse().map_err(|_| bad())?;
             Ok((v, v))
         }
+    }
+}
+
+/// The flag value of a sync policy: `every-append`, `interval:MS` or `never`.
+pub fn sync_name(sync: idempo_broker::SyncPolicy) -> String {
+    match sync {
+        idempo_broker::SyncPolicy::EveryAppend => "every-append".to_string(),
+        idempo_broker::SyncPolicy::IntervalMs(ms) => format!("interval:{ms}"),
+        idempo_broker::SyncPolicy::Never => "never".to_string(),
+    }
+}
+
+/// Parses a sync policy flag value.
+pub fn parse_sync(text: &str) -> Result<idempo_broker::SyncPolicy, String> {
+    match text {
+        "every-append" => Ok(idempo_broker::SyncPolicy::EveryAppend),
+        "never" => Ok(idempo_broker::SyncPolicy::Never),
+        other => match other.strip_prefix("interval:").map(str::parse::<i64>) {
+            Some(Ok(ms)) if ms > 0 => Ok(idempo_broker::SyncPolicy::IntervalMs(ms)),
+            _ => Err(format!(
+                "`{other}` is not a sync policy (every-append, interval:MS or never)"
+            )),
+        },
+    }
+}
+
+/// The flag value of a snapshot mode: `full` or `last-batch`.
+pub fn snapshot_mode_name(mode: idempo_broker::SnapshotMode) -> &'static str {
+    match mode {
+        idempo_broker::SnapshotMode::FullWindow => "full",
+        idempo_broker::SnapshotMode::LastBatchOnly => "last-batch",
+    }
+}
+
+/// Parses a snapshot mode flag value.
+pub fn parse_snapshot_mode(text: &str) -> Result<idempo_broker::SnapshotMode, String> {
+    match text {
+        "full" => Ok(idempo_broker::SnapshotMode::FullWindow),
+        "last-batch" => Ok(idempo_broker::SnapshotMode::LastBatchOnly),
+        other => Err(format!(
+            "`{other}` is not a snapshot mode (full or last-batch)"
+        )),
     }
 }

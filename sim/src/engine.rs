@@ -283,6 +283,9 @@ impl Simulation {
             producer_id_expiration_ms: config.producer_id_expiration_ms,
             producer_id_expiration_check_interval_ms: config
                 .producer_id_expiration_check_interval_ms,
+            sync_policy: config.sync,
+            snapshot_mode: config.snapshot_mode,
+            snapshot_interval_ms: config.snapshot_interval_ms,
             ..BrokerConfig::default()
         })
         .map_err(|e| format!("broker settings: {e}"))?;
@@ -907,11 +910,13 @@ impl Simulation {
                 }
                 Fault::BrokerRestart { .. } => {
                     self.faults.broker_restarts += 1;
-                    let rebuilt = self.broker.restart();
-                    format!(
-                        "restarted cleanly: producer state rebuilt for {} partition(s)",
-                        rebuilt.len()
-                    )
+                    match self.broker.restart_clean() {
+                        Ok(report) => format!(
+                            "shut down cleanly and restarted: {}",
+                            restart_summary(&report)
+                        ),
+                        Err(e) => format!("clean restart failed: {e}"),
+                    }
                 }
                 _ => continue,
             };
@@ -926,13 +931,25 @@ impl Simulation {
         }
     }
 
-    /// Power loss at the broker. Until the broker models storage, everything appended was
-    /// durable, so a crash restores the whole log and rebuilds producer state from it.
-    fn crash_broker(&mut self, _tear_bytes: u32) -> String {
-        let rebuilt = self.broker.restart();
+    /// Power loss at the broker: the disk keeps what was synced (and `tear_bytes` of each
+    /// file's unsynced tail, a torn write), recovery truncates what does not check out, and
+    /// every acknowledged record that vanished is remembered for the checker.
+    fn crash_broker(&mut self, tear_bytes: u32) -> String {
+        let report = self
+            .broker
+            .crash(|_file, unsynced| u64::from(tear_bytes).min(unsynced));
+        for partition in &report.partitions {
+            for batch in &partition.lost_batches {
+                let _ = idempo_protocol::visit_records(&batch.bytes, |record| {
+                    if let Some(id) = record.value.and_then(checker::parse_record_value) {
+                        self.crash_lost.insert(id);
+                    }
+                });
+            }
+        }
         format!(
-            "crashed and recovered: producer state rebuilt for {} partition(s)",
-            rebuilt.len()
+            "crashed (power loss) and recovered: {}",
+            restart_summary(&report)
         )
     }
 
@@ -1082,6 +1099,48 @@ impl Simulation {
             faults_happened: self.plan.happened().to_vec(),
         };
         (report, self.trace)
+    }
+}
+
+/// One line on what a broker restart did to each partition.
+fn restart_summary(report: &idempo_broker::RestartReport) -> String {
+    let parts: Vec<String> = report
+        .partitions
+        .iter()
+        .map(|p| {
+            let r = &p.recovery;
+            let lost = p.log_end_offset_before - r.log_end_offset;
+            let snapshot = match r.snapshot_loaded {
+                Some(offset) if r.fell_back() => format!("fell back to the snapshot at {offset}"),
+                Some(offset) => format!("snapshot at {offset}"),
+                None if r.fell_back() => "no valid snapshot, full replay".to_string(),
+                None => "no snapshot, full replay".to_string(),
+            };
+            let truncated = if r.log.truncated_bytes > 0 {
+                format!(", {} torn bytes cut", r.log.truncated_bytes)
+            } else {
+                String::new()
+            };
+            format!(
+                "p{} end {}→{}{}{}; {snapshot}, {} batch(es) replayed, {} producer(s)",
+                p.partition,
+                p.log_end_offset_before,
+                r.log_end_offset,
+                if lost > 0 {
+                    format!(" ({lost} unsynced offsets lost)")
+                } else {
+                    String::new()
+                },
+                truncated,
+                r.replayed_batches,
+                r.producers_recovered
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "no partitions yet".to_string()
+    } else {
+        parts.join("; ")
     }
 }
 

@@ -78,6 +78,17 @@ struct RunArgs {
     /// not acknowledged. Idempotence does not span producer sessions.
     #[arg(long, default_value_t = 0)]
     producer_restarts: u32,
+    /// When the broker syncs its log: every-append (before each ack), interval:MS, or never
+    /// (only at clean shutdown, Kafka's default). Decides what a crash loses.
+    #[arg(long, default_value = "every-append", value_parser = idempo_sim::config::parse_sync)]
+    sync: idempo_broker::SyncPolicy,
+    /// What producer-state snapshots hold: full (idempo: the whole dedup window) or
+    /// last-batch (Kafka: the window shrinks to one batch after a restart).
+    #[arg(long, default_value = "full", value_parser = idempo_sim::config::parse_snapshot_mode)]
+    snapshot_mode: idempo_broker::SnapshotMode,
+    /// How often the broker snapshots producer state.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..))]
+    snapshot_interval_ms: i64,
     /// Each seed draws its own fault mix (FoundationDB/VOPR-style swarm testing).
     #[arg(long)]
     swarm: bool,
@@ -154,6 +165,9 @@ impl RunArgs {
             broker_crashes: self.broker_crashes,
             broker_restarts: self.broker_restarts,
             producer_restarts: self.producer_restarts,
+            sync: self.sync,
+            snapshot_mode: self.snapshot_mode,
+            snapshot_interval_ms: self.snapshot_interval_ms,
             producer_id_expiration_check_interval_ms: self.producer_id_expiration_check_interval_ms,
         };
         if self.swarm {

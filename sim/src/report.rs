@@ -14,7 +14,7 @@ pub fn header(config: &SimConfig) -> String {
         "idempo-sim run  seed={}\n\
          \x20 workload   producers={} partitions={} records={} (per producer) batch_records={}\n\
          \x20 producer   idempotence={} max_in_flight={}{} request_timeout_ms={} delivery_timeout_ms={} retries={} retry_backoff_ms={}{}\n\
-         \x20 broker     idempotence={} dedup_window={} producer_id_expiration_ms={}\n\
+         \x20 broker     idempotence={} dedup_window={} producer_id_expiration_ms={} sync={} snapshot_mode={}\n\
          \x20 network    ack_loss={} request_loss={} duplicate={} corrupt={} spike={}@{}ms latency_ms={}..{} network={}\n\
          \x20 processes  broker_crashes={} broker_restarts={} producer_restarts={}\n",
         c.seed,
@@ -41,6 +41,8 @@ pub fn header(config: &SimConfig) -> String {
         on(c.idempotence),
         c.dedup_window,
         c.producer_id_expiration_ms,
+        crate::config::sync_name(c.sync),
+        crate::config::snapshot_mode_name(c.snapshot_mode),
         c.ack_loss,
         c.request_loss,
         c.duplicate,

@@ -13,7 +13,14 @@ fn run(config: &SimConfig) -> RunReport {
 }
 
 fn small(seed: u64) -> SimConfig {
-    SimConfig { seed, producers: 2, partitions: 2, records: 200, batch_records: 5, ..SimConfig::default() }
+    SimConfig {
+        seed,
+        producers: 2,
+        partitions: 2,
+        records: 200,
+        batch_records: 5,
+        ..SimConfig::default()
+    }
 }
 
 fn summary(config: &SimConfig, r: &RunReport) -> String {
@@ -70,13 +77,20 @@ proptest! {
 fn producer_restarts_write_duplicates_that_are_reported_apart_from_protocol_anomalies() {
     let mut across = 0;
     for seed in 1..=8 {
-        let config = SimConfig { ack_loss: 0.2, producer_restarts: 2, ..small(seed) };
+        let config = SimConfig {
+            ack_loss: 0.2,
+            producer_restarts: 2,
+            ..small(seed)
+        };
         let r = run(&config);
         assert_eq!(r.check.anomalies(), 0, "{}", summary(&config, &r));
         assert_eq!(r.faults.producer_restarts, 4);
         across += r.check.duplicates_across_sessions;
     }
-    assert!(across > 0, "some restart re-sends a batch the old session had written");
+    assert!(
+        across > 0,
+        "some restart re-sends a batch the old session had written"
+    );
 }
 
 #[test]
@@ -93,23 +107,41 @@ fn producer_id_expiry_lets_a_late_retry_be_appended_twice() {
     };
     let r = run(&config);
     assert!(r.broker.producers_expired > 0);
-    assert!(r.check.after_expiry > 0, "a retry after expiry is accepted as a first batch: {}", summary(&config, &r));
+    assert!(
+        r.check.after_expiry > 0,
+        "a retry after expiry is accepted as a first batch: {}",
+        summary(&config, &r)
+    );
     assert_eq!(r.check.anomalies(), 0, "{}", summary(&config, &r));
     assert!(!r.check.passed());
 }
 
 #[test]
 fn the_same_seed_gives_the_same_event_fingerprint() {
-    let config = SimConfig { ack_loss: 0.2, duplicate: 0.1, spike: 0.05, ..small(3) };
+    let config = SimConfig {
+        ack_loss: 0.2,
+        duplicate: 0.1,
+        spike: 0.05,
+        ..small(3)
+    };
     let print = |c: &SimConfig| {
-        let (_, trace) = Simulation::new(c.clone(), Some(Trace::fingerprint_only())).unwrap().run();
+        let (_, trace) = Simulation::new(c.clone(), Some(Trace::fingerprint_only()))
+            .unwrap()
+            .run();
         let trace = trace.unwrap();
         (trace.fingerprint(), trace.len())
     };
     let a = print(&config);
     assert_eq!(a, print(&config));
     assert!(a.1 > 100);
-    assert_ne!(a.0, print(&SimConfig { seed: 4, ..config.clone() }).0);
+    assert_ne!(
+        a.0,
+        print(&SimConfig {
+            seed: 4,
+            ..config.clone()
+        })
+        .0
+    );
 }
 
 /// Kafka's Java client, faithfully reproduced: when a producer's *first* batch to a partition is
@@ -128,7 +160,72 @@ fn corrupt_first_batch_opens_the_unknown_producer_hole_in_kafkas_client() {
     };
     let kafka = run(&config);
     assert!(kafka.check.duplicates > 0, "{}", summary(&config, &kafka));
-    let guarded = SimConfig { first_batch_alone: true, ..config };
+    let guarded = SimConfig {
+        first_batch_alone: true,
+        ..config
+    };
     let r = run(&guarded);
     assert!(r.check.passed(), "{}", summary(&guarded, &r));
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 32, ..Config::default() })]
+
+    /// Broker crashes with every append synced before its ack: no acknowledged record is
+    /// lost and nothing is duplicated, whatever the moment of the crash and however much of
+    /// the last write is torn.
+    #[test]
+    fn crashes_with_sync_on_lose_nothing_acknowledged_and_duplicate_nothing(
+        seed in any::<u64>(),
+        ack_loss in 0.0f64..0.3,
+        broker_crashes in 1u32..4,
+    ) {
+        let config = SimConfig { ack_loss, broker_crashes, ..small(seed) };
+        let r = run(&config);
+        prop_assert_eq!(r.faults.broker_crashes, u64::from(broker_crashes));
+        prop_assert!(r.check.passed(), "{}", summary(&config, &r));
+    }
+}
+
+#[test]
+fn crashes_without_sync_lose_acknowledged_records_reported_apart_from_protocol_anomalies() {
+    let config = SimConfig {
+        broker_crashes: 3,
+        sync: idempo_broker::SyncPolicy::Never,
+        ..small(1)
+    };
+    let r = run(&config);
+    assert!(r.check.lost_unsynced > 0, "{}", summary(&config, &r));
+    assert_eq!(
+        r.check.lost, 0,
+        "every loss is explained by a crash before sync"
+    );
+    assert_eq!(r.check.anomalies(), 0, "{}", summary(&config, &r));
+}
+
+#[test]
+fn kafka_style_last_batch_snapshots_let_a_retry_after_restart_be_written_twice() {
+    let base = SimConfig {
+        records: 500,
+        ack_loss: 0.3,
+        broker_restarts: 4,
+        snapshot_interval_ms: 50,
+        ..small(1)
+    };
+    let full = run(&base);
+    assert!(
+        full.check.passed(),
+        "idempo's snapshots keep the whole window: {}",
+        summary(&base, &full)
+    );
+    let kafka = SimConfig {
+        snapshot_mode: idempo_broker::SnapshotMode::LastBatchOnly,
+        ..base
+    };
+    let r = run(&kafka);
+    assert!(
+        r.check.duplicates > 0,
+        "after a restart Kafka's window holds one batch, so an older retry is refused, the producer bumps its epoch and writes it again: {}",
+        summary(&kafka, &r)
+    );
 }
