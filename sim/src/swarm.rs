@@ -4,8 +4,9 @@
 //! combinations are met, and a fault that masks another is sometimes absent.
 //!
 //! Only faults the guarantee covers are drawn: lost requests and acks, duplicates, flipped
-//! bits, latency spikes and clean broker restarts. Producer restarts and unsynced crashes
-//! break exactly-once by design; ask for them explicitly.
+//! bits, latency spikes, clean broker restarts and broker crashes (with the configured sync
+//! policy, every append by default). Producer restarts and crashes without sync break
+//! exactly-once by design; ask for them explicitly.
 
 use crate::config::SimConfig;
 use crate::faults::{FaultKind, FaultOracle};
