@@ -65,6 +65,7 @@
 //!   and the tiered-storage specials are not served (v7+ not advertised).
 //! - The log lives in memory only.
 
+pub mod client;
 pub mod kafka_apis;
 pub mod kafka_codec;
 pub mod preflight;

@@ -1,0 +1,1704 @@
+//! A Kafka client at the edge: idempo's sans-IO [`Producer`] driven over TCP against any
+//! Kafka-compatible broker, and a small Fetch-based [`KafkaReader`] to read back what it wrote.
+//!
+//! # How the sans-IO producer is driven
+//!
+//! [`Producer`] owns every idempotence rule and no I/O: it is handed batches, answers and the
+//! time, and it hands back requests and delivery reports. [`KafkaProducer`] is the edge that
+//! gives it a socket and a clock. One tokio task, the *driver*, owns the producer and runs
+//! one loop:
+//!
+//! ```text
+//! wait for: a command (send / flush / close) ─┐
+//!           a frame or a close from the socket│   select!
+//!           the end of a handshake            │
+//!           producer.next_wakeup_ms()         ┘
+//! then:     producer.on_timeout(now)          a request past request_timeout_ms? close the
+//!                                             connection (Kafka's NetworkClient does)
+//!           while producer.poll_request(now)  idempo RequestFrame ─▶ Kafka request ─▶ writer
+//!           while producer.poll_delivery()    complete the caller's Delivery future
+//! ```
+//!
+//! The producer's requests are idempo's own frames ([`idempo_protocol::Request`]); the driver
+//! translates them, and the answers, at the edge:
+//!
+//! | idempo frame            | Kafka request                         | Kafka answer → idempo frame |
+//! |-------------------------|---------------------------------------|-----------------------------|
+//! | `InitProducerId`        | InitProducerId v0–4, null transactional id | error code, producer id, epoch |
+//! | `Produce` (one RecordBatch v2 per partition) | Produce v3–11: the topic, each partition's batch bytes unchanged | per partition: error code, base offset, log append time, log start offset |
+//!
+//! The producer's correlation ids are its own; the wire carries the driver's, and a FIFO of
+//! requests awaiting an answer maps one to the other. Error codes are Kafka's numbers; a
+//! code idempo's [`ErrorCode`] does not list is mapped by [`error_code_from_kafka`] to
+//! `NETWORK_EXCEPTION` when Kafka calls it retriable (retry; the outcome is unknown, which is
+//! the safe assumption) and to `UNKNOWN_SERVER_ERROR` otherwise, as Kafka's Java client does
+//! with a code it does not know.
+//!
+//! Time is real: the producer is told `now_ms` from a monotonic clock anchored at the wall
+//! clock when the client started (so batch timestamps are Unix milliseconds and never go
+//! backwards), and the driver sleeps with `tokio::time` until `next_wakeup_ms()`.
+//!
+//! # One connection, answered in order
+//!
+//! Kafka answers the requests of one connection in the order they were sent, and clients
+//! rely on it. The driver therefore keeps a FIFO of the requests awaiting an answer on the
+//! current connection; each frame that arrives answers the oldest one, and its correlation
+//! id must match, or the connection is judged broken. The connection ends when:
+//!
+//! | event                              | the driver                                             |
+//! |------------------------------------|--------------------------------------------------------|
+//! | read or write error, EOF, a frame that does not decode, a wrong correlation id | `on_request_failed` for every request in the FIFO (oldest first), then reconnect |
+//! | a request passes `request_timeout_ms` | the producer already failed it *and every other request in flight* (its `on_timeout`, as Kafka's `NetworkClient` closes the connection); the driver closes the socket so no late answer can arrive, then reconnects |
+//!
+//! Reconnection waits `reconnect_backoff_ms` (Kafka's `reconnect.backoff.ms`, 50), doubling
+//! after each failed attempt up to `reconnect_backoff_max_ms` (1000), and happens only while
+//! there is something to send. A new connection starts with ApiVersions, as every Kafka
+//! client does, and uses the highest version of each API both sides speak.
+//!
+//! The failed requests' batches are retried by the producer's own rules with the same
+//! producer id, epoch and sequence, so a batch whose answer was lost is recognised by the
+//! broker and acknowledged with its original offset.
+//!
+//! # Bootstrap
+//!
+//! [`KafkaProducer::connect`] asks the bootstrap address for ApiVersions and Metadata of the
+//! topic (creating it when the broker auto-creates topics; `LEADER_NOT_AVAILABLE` and
+//! `UNKNOWN_TOPIC_OR_PARTITION` are retried until `metadata_timeout_ms`), learns the partition
+//! count and each partition's leader, and then connects to the leader at the address Metadata
+//! advertises.
+//!
+//! # Differences from Kafka's Java client
+//!
+//! - **One leader only.** Every partition of the topic must have the same leader (idempo's
+//!   broker and tansu have one broker); a topic spread over several leaders is refused with
+//!   [`ClientError::MultipleLeaders`]. There is no multi-broker routing and no metadata
+//!   refresh: `NOT_LEADER_OR_FOLLOWER` is retried against the same broker.
+//! - **One topic per producer**, and the caller chooses the partition and the batch: one
+//!   [`KafkaProducer::send`] is one RecordBatch (no `linger.ms`, `batch.size`, partitioner or
+//!   compression), as in the sans-IO producer.
+//! - **Memory is bounded in batches** (`max_queued_batches`, where `send` waits), not in
+//!   bytes (`buffer.memory`).
+//! - **No jitter** on the reconnect backoff; no SASL, TLS, or `client.dns.lookup`.
+//! - The connection is closed on a request timeout, as in Kafka; but there is no separate
+//!   `connections.max.idle.ms`: an idle connection stays open.
+
+use crate::kafka_codec::LENGTH_PREFIX_BYTES;
+use bytes::{BufMut, Bytes, BytesMut};
+use idempo_producer::Producer;
+pub use idempo_producer::{
+    ConfigError, Delivered, DeliveryError, DeliveryReport, FailureReason, ProducerConfig,
+    ProducerStats,
+};
+use idempo_protocol::{
+    ErrorCode, InitProducerIdResponse, PartitionProduceResponse, ProduceResponse, ProducerEpoch,
+    ProducerId, Record, RecordBatch, Request as IdempoRequest, RequestFrame,
+    Response as IdempoResponse, ResponseFrame,
+};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, MetadataResponse, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+    api_versions_response::ApiVersion,
+    fetch_request::{FetchPartition, FetchTopic},
+    list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+    metadata_request::MetadataRequestTopic,
+    produce_request::{PartitionProduceData, TopicProduceData},
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+/// The APIs this client speaks, with the versions it can use; each connection uses the
+/// highest version in common with the broker.
+///
+/// - Produce and Fetch stop where Kafka starts naming topics by id only (Produce v13,
+///   Fetch v13); Produce starts at v3, the first that carries RecordBatch v2.
+/// - Fetch starts at v4, the first with the high watermark *and* the last stable offset
+///   librdkafka requires for RecordBatch v2.
+/// - Metadata starts at v1 (a null topic list means "all" from v1 on; we always name ours).
+pub const CLIENT_APIS: [(ApiKey, i16, i16); 6] = [
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 1, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::InitProducerId, 0, 4),
+];
+
+/// ListOffsets' timestamp asking for the log end offset (Kafka's `LATEST_TIMESTAMP`).
+pub const LATEST_TIMESTAMP: i64 = -1;
+/// ListOffsets' timestamp asking for the log start offset (Kafka's `EARLIEST_TIMESTAMP`).
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+
+/// Commands the producer task takes at most before it drains requests again.
+const COMMANDS_PER_TURN_MAX: usize = 1024;
+
+/// Largest response frame accepted; a larger announced size closes the connection.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Kafka's `UNSUPPORTED_VERSION`, the ApiVersions answer that names the versions to retry at.
+const UNSUPPORTED_VERSION: i16 = 35;
+/// Kafka's `UNKNOWN_TOPIC_OR_PARTITION`.
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// Kafka's `LEADER_NOT_AVAILABLE`.
+const LEADER_NOT_AVAILABLE: i16 = 5;
+/// Pause between Metadata attempts while a topic is being created.
+const METADATA_RETRY_MS: u64 = 100;
+/// Largest Fetch `max_bytes` the reader grows to when one batch does not fit.
+const FETCH_MAX_BYTES_MAX: i32 = 64 * 1024 * 1024;
+/// Fetch `max_bytes` the reader starts with.
+const FETCH_MAX_BYTES: i32 = 4 * 1024 * 1024;
+
+// ----- configuration and errors ---------------------------------------------------------
+
+/// Settings of a [`KafkaProducer`] or [`KafkaReader`]. Names follow Kafka's configuration
+/// keys where Kafka has one; units come last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// `bootstrap.servers`, one `HOST:PORT`: asked for ApiVersions and Metadata.
+    pub bootstrap: String,
+    /// The topic produced to (or read).
+    pub topic: String,
+    /// `client.id`, sent in every request header.
+    pub client_id: String,
+    /// The sans-IO producer's settings (idempotence, `max_in_flight`, timeouts, acks).
+    /// `request_timeout_ms` also bounds the reader's and the bootstrap's requests.
+    pub producer: ProducerConfig,
+    /// `socket.connection.setup.timeout.ms`: longest a TCP connect and its ApiVersions
+    /// handshake may take.
+    pub connect_timeout_ms: u64,
+    /// `reconnect.backoff.ms`: the first pause before reconnecting.
+    pub reconnect_backoff_ms: u64,
+    /// `reconnect.backoff.max.ms`: the pause doubles after each failed attempt up to this.
+    pub reconnect_backoff_max_ms: u64,
+    /// `max.block.ms` for bootstrap: how long Metadata is retried while the topic has no
+    /// leader yet.
+    pub metadata_timeout_ms: u64,
+    /// Batches sent and not yet reported, at most; [`KafkaProducer::send`] waits beyond.
+    pub max_queued_batches: usize,
+    /// Ask the broker to create the topic on first use (Metadata's
+    /// `allow_auto_topic_creation`; the producer's default, like Kafka's).
+    pub allow_auto_topic_creation: bool,
+}
+
+impl ClientConfig {
+    /// Kafka's defaults for `topic` at `bootstrap` (`HOST:PORT`).
+    pub fn new(bootstrap: impl Into<String>, topic: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            bootstrap: bootstrap.into(),
+            topic: topic.into(),
+            client_id: "idempo".to_string(),
+            producer: ProducerConfig::default(),
+            connect_timeout_ms: 10_000,
+            reconnect_backoff_ms: 50,
+            reconnect_backoff_max_ms: 1_000,
+            metadata_timeout_ms: 60_000,
+            max_queued_batches: 1_024,
+            allow_auto_topic_creation: true,
+        }
+    }
+}
+
+/// Why a client operation failed. Broker answers carry Kafka's code; network problems are
+/// values, never panics.
+#[derive(Debug)]
+pub enum ClientError {
+    /// A connection to `addr` could not be made, or broke.
+    Io {
+        /// `HOST:PORT`.
+        addr: String,
+        /// What the operating system said.
+        error: io::Error,
+    },
+    /// No answer in time.
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        after_ms: u64,
+    },
+    /// The broker sent something that does not decode, or answered out of order.
+    Protocol(String),
+    /// The broker does not speak a version of `api` this client can use.
+    UnsupportedApi {
+        /// The API.
+        api: ApiKey,
+        /// The broker's range, if it serves the API at all.
+        broker: Option<(i16, i16)>,
+    },
+    /// The broker answered with a Kafka error.
+    Broker {
+        /// What was asked.
+        what: String,
+        /// Kafka's error code.
+        error_code: i16,
+    },
+    /// The topic's partitions have different leaders: multi-broker routing is not done.
+    MultipleLeaders {
+        /// The topic.
+        topic: String,
+        /// The distinct leader node ids.
+        leaders: Vec<i32>,
+    },
+    /// A partition outside the topic.
+    UnknownPartition {
+        /// The partition asked for.
+        partition: i32,
+        /// The topic's partition count.
+        partitions: i32,
+    },
+    /// The producer settings are refused.
+    Config(ConfigError),
+    /// The producer task is gone (closed, or it panicked).
+    Closed,
+}
+
+impl ClientError {
+    /// True for errors that a new attempt may cure (network, timeouts).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Io { .. } | ClientError::Timeout { .. })
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Io { addr, error } => write!(f, "{addr}: {error}"),
+            ClientError::Timeout { what, after_ms } => {
+                write!(f, "{what}: no answer within {after_ms} ms")
+            }
+            ClientError::Protocol(why) => write!(f, "protocol error: {why}"),
+            ClientError::UnsupportedApi { api, broker: None } => {
+                write!(f, "the broker does not serve {api:?}")
+            }
+            ClientError::UnsupportedApi {
+                api,
+                broker: Some((min, max)),
+            } => {
+                let (ours_min, ours_max) = client_versions(*api).unwrap_or((0, -1));
+                write!(
+                    f,
+                    "the broker serves {api:?} v{min}–{max}, this client needs v{ours_min}–{ours_max}"
+                )
+            }
+            ClientError::Broker { what, error_code } => {
+                write!(f, "{what}: {} ({error_code})", error_name(*error_code))
+            }
+            ClientError::MultipleLeaders { topic, leaders } => write!(
+                f,
+                "topic {topic:?} has partitions led by brokers {leaders:?}; this client talks \
+                 to one leader only (no multi-broker routing)"
+            ),
+            ClientError::UnknownPartition {
+                partition,
+                partitions,
+            } => write!(
+                f,
+                "partition {partition} is outside the topic's {partitions} partitions"
+            ),
+            ClientError::Config(e) => write!(f, "producer settings refused: {e}"),
+            ClientError::Closed => write!(f, "the producer is closed"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<ConfigError> for ClientError {
+    fn from(e: ConfigError) -> ClientError {
+        ClientError::Config(e)
+    }
+}
+
+/// Kafka's name for an error code (`OUT_OF_ORDER_SEQUENCE_NUMBER`), also for codes idempo's
+/// [`ErrorCode`] does not list; `UNKNOWN(n)` for a code Kafka does not define either.
+pub fn error_name(code: i16) -> String {
+    if let Some(known) = ErrorCode::from_code(code) {
+        return known.name().to_string();
+    }
+    match ResponseError::try_from_code(code) {
+        Some(ResponseError::Unknown(n)) => format!("UNKNOWN({n})"),
+        Some(e) => screaming_snake(&format!("{e:?}")),
+        None => "NONE".to_string(),
+    }
+}
+
+/// `NotLeaderOrFollower` → `NOT_LEADER_OR_FOLLOWER`.
+fn screaming_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Maps a Kafka error code to the producer's [`ErrorCode`]: itself when idempo lists it;
+/// otherwise `NETWORK_EXCEPTION` for a code Kafka marks retriable (the batch is retried and
+/// counted possibly persisted, the safe reading of an error we cannot interpret) and
+/// `UNKNOWN_SERVER_ERROR` for the rest (Kafka's Java client turns a code it does not know
+/// into `UnknownServerException`).
+///
+/// # Examples
+///
+/// ```
+/// use idempo_net::client::error_code_from_kafka;
+/// use idempo_protocol::ErrorCode;
+///
+/// assert_eq!(error_code_from_kafka(45), ErrorCode::OutOfOrderSequenceNumber);
+/// assert_eq!(error_code_from_kafka(89), ErrorCode::NetworkException); // THROTTLING_QUOTA_EXCEEDED
+/// assert_eq!(error_code_from_kafka(53), ErrorCode::UnknownServerError); // TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+/// ```
+pub fn error_code_from_kafka(code: i16) -> ErrorCode {
+    if let Some(known) = ErrorCode::from_code(code) {
+        return known;
+    }
+    match ResponseError::try_from_code(code) {
+        Some(e) if e.is_retriable() => ErrorCode::NetworkException,
+        _ => ErrorCode::UnknownServerError,
+    }
+}
+
+// ----- the wire: frames, versions, one request at a time ---------------------------------
+
+/// The range of `api` this client speaks.
+fn client_versions(api: ApiKey) -> Option<(i16, i16)> {
+    CLIENT_APIS
+        .iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// The versions one connection uses: the highest each side speaks, per API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Versions {
+    produce: Option<i16>,
+    init_producer_id: Option<i16>,
+    metadata: Option<i16>,
+    fetch: Option<i16>,
+    list_offsets: Option<i16>,
+}
+
+impl Versions {
+    fn from_broker(broker: &[ApiVersion]) -> Versions {
+        let pick = |api: ApiKey| -> Option<i16> {
+            let (ours_min, ours_max) = client_versions(api)?;
+            let theirs = broker.iter().find(|v| v.api_key == api as i16)?;
+            let max = ours_max.min(theirs.max_version);
+            (max >= ours_min.max(theirs.min_version)).then_some(max)
+        };
+        Versions {
+            produce: pick(ApiKey::Produce),
+            init_producer_id: pick(ApiKey::InitProducerId),
+            metadata: pick(ApiKey::Metadata),
+            fetch: pick(ApiKey::Fetch),
+            list_offsets: pick(ApiKey::ListOffsets),
+        }
+    }
+
+    /// The version of `api`, or why there is none.
+    fn need(&self, api: ApiKey, broker: &[ApiVersion]) -> Result<i16, ClientError> {
+        let chosen = match api {
+            ApiKey::Produce => self.produce,
+            ApiKey::InitProducerId => self.init_producer_id,
+            ApiKey::Metadata => self.metadata,
+            ApiKey::Fetch => self.fetch,
+            ApiKey::ListOffsets => self.list_offsets,
+            _ => None,
+        };
+        chosen.ok_or_else(|| ClientError::UnsupportedApi {
+            api,
+            broker: broker
+                .iter()
+                .find(|v| v.api_key == api as i16)
+                .map(|v| (v.min_version, v.max_version)),
+        })
+    }
+}
+
+/// Encodes one request frame: length prefix, request header, body.
+fn encode_request<R: Request>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+    client_id: &StrBytes,
+) -> Result<Bytes, ClientError> {
+    let body_bytes = request.compute_size(version).unwrap_or(0);
+    let mut buf = BytesMut::with_capacity(LENGTH_PREFIX_BYTES + 64 + body_bytes);
+    buf.put_i32(0); // patched below
+    let fail = |e: anyhow::Error| {
+        ClientError::Protocol(format!("cannot encode api {} v{version}: {e}", R::KEY))
+    };
+    RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(client_id.clone()))
+        .encode(&mut buf, R::header_version(version))
+        .map_err(fail)?;
+    request.encode(&mut buf, version).map_err(fail)?;
+    let frame_bytes = i32::try_from(buf.len() - LENGTH_PREFIX_BYTES)
+        .map_err(|_| ClientError::Protocol("request larger than 2 GiB".to_string()))?;
+    buf[..LENGTH_PREFIX_BYTES].copy_from_slice(&frame_bytes.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Decodes the answer to request `R` sent at `version` with `correlation_id`.
+fn decode_response<R: Request>(
+    mut frame: Bytes,
+    version: i16,
+    correlation_id: i32,
+) -> Result<R::Response, ClientError> {
+    let fail = |e: anyhow::Error| {
+        ClientError::Protocol(format!(
+            "cannot decode the api {} v{version} answer: {e}",
+            R::KEY
+        ))
+    };
+    let header =
+        ResponseHeader::decode(&mut frame, R::Response::header_version(version)).map_err(fail)?;
+    if header.correlation_id != correlation_id {
+        return Err(ClientError::Protocol(format!(
+            "answer with correlation id {} where {correlation_id} was due (answers come in order)",
+            header.correlation_id
+        )));
+    }
+    R::Response::decode(&mut frame, version).map_err(fail)
+}
+
+/// Reads one size-delimited frame (without its prefix).
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Bytes> {
+    let announced = stream.read_i32().await?;
+    let frame_bytes = usize::try_from(announced)
+        .ok()
+        .filter(|n| *n <= MAX_RESPONSE_BYTES)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a response frame of {announced} bytes"),
+            )
+        })?;
+    let mut frame = vec![0; frame_bytes];
+    stream.read_exact(&mut frame).await?;
+    Ok(Bytes::from(frame))
+}
+
+/// One connection used one request at a time (bootstrap, the reader, the handshake of the
+/// producer's connection).
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    addr: String,
+    client_id: StrBytes,
+    next_correlation_id: i32,
+    timeout_ms: u64,
+    broker_apis: Vec<ApiVersion>,
+    versions: Versions,
+}
+
+impl Conn {
+    /// Connects to `addr` and negotiates versions with ApiVersions, within `connect_timeout_ms`.
+    async fn open(addr: &str, config: &ClientConfig) -> Result<Conn, ClientError> {
+        let within = Duration::from_millis(config.connect_timeout_ms);
+        let attempt = async {
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|error| ClientError::Io {
+                    addr: addr.to_string(),
+                    error,
+                })?;
+            // Requests are small and latency matters more than packet count.
+            stream.set_nodelay(true).map_err(|error| ClientError::Io {
+                addr: addr.to_string(),
+                error,
+            })?;
+            let mut conn = Conn {
+                stream,
+                addr: addr.to_string(),
+                client_id: StrBytes::from_string(config.client_id.clone()),
+                next_correlation_id: 0,
+                timeout_ms: config.producer.request_timeout_ms,
+                broker_apis: Vec::new(),
+                versions: Versions::default(),
+            };
+            conn.negotiate().await?;
+            Ok(conn)
+        };
+        tokio::time::timeout(within, attempt)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what: format!("connecting to {addr}"),
+                after_ms: config.connect_timeout_ms,
+            })?
+    }
+
+    /// ApiVersions at our highest version; on `UNSUPPORTED_VERSION` (KIP-511: the answer
+    /// is in the v0 format and names the broker's range) once more at the broker's highest.
+    async fn negotiate(&mut self) -> Result<(), ClientError> {
+        let (_, ours_max) = client_versions(ApiKey::ApiVersions).unwrap_or((0, 0));
+        let mut version = ours_max;
+        for _ in 0..2 {
+            let request = ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("idempo"))
+                .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+            let frame = self.round_trip(&request, version).await?;
+            let correlation_id = self.next_correlation_id.wrapping_sub(1);
+            let response =
+                match decode_response::<ApiVersionsRequest>(frame.clone(), version, correlation_id)
+                {
+                    Ok(r) if r.error_code != UNSUPPORTED_VERSION => r,
+                    _ => decode_response::<ApiVersionsRequest>(frame, 0, correlation_id)?,
+                };
+            if response.error_code == UNSUPPORTED_VERSION {
+                let theirs = response
+                    .api_keys
+                    .iter()
+                    .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+                    .map_or(0, |k| k.max_version);
+                if theirs >= version {
+                    break;
+                }
+                version = theirs.max(0);
+                continue;
+            }
+            if response.error_code != 0 {
+                return Err(ClientError::Broker {
+                    what: format!("ApiVersions v{version} from {}", self.addr),
+                    error_code: response.error_code,
+                });
+            }
+            self.versions = Versions::from_broker(&response.api_keys);
+            self.broker_apis = response.api_keys;
+            debug!(addr = %self.addr, versions = ?self.versions, "negotiated api versions");
+            return Ok(());
+        }
+        Err(ClientError::UnsupportedApi {
+            api: ApiKey::ApiVersions,
+            broker: None,
+        })
+    }
+
+    /// Writes one request and reads its answer frame, within the request timeout.
+    async fn round_trip<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<Bytes, ClientError> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = correlation_id.wrapping_add(1);
+        let frame = encode_request(request, version, correlation_id, &self.client_id)?;
+        let addr = self.addr.clone();
+        let io_error = |error| ClientError::Io {
+            addr: addr.clone(),
+            error,
+        };
+        let exchange = async {
+            self.stream.write_all(&frame).await.map_err(io_error)?;
+            read_frame(&mut self.stream).await.map_err(io_error)
+        };
+        tokio::time::timeout(Duration::from_millis(self.timeout_ms), exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what: format!("api {} v{version} to {}", R::KEY, self.addr),
+                after_ms: self.timeout_ms,
+            })?
+    }
+
+    /// Sends `request` at the negotiated version of `api` and decodes the answer.
+    async fn call<R: Request>(
+        &mut self,
+        api: ApiKey,
+        request: &R,
+    ) -> Result<R::Response, ClientError> {
+        let version = self.versions.need(api, &self.broker_apis)?;
+        let frame = self.round_trip(request, version).await?;
+        decode_response::<R>(frame, version, self.next_correlation_id.wrapping_sub(1))
+    }
+}
+
+// ----- bootstrap: where the topic lives --------------------------------------------------
+
+/// What Metadata says about the topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Layout {
+    partitions: i32,
+    /// The one leader's `HOST:PORT`.
+    leader: String,
+}
+
+/// Asks `conn` for the topic's Metadata until every partition has a leader.
+async fn find_topic(conn: &mut Conn, config: &ClientConfig) -> Result<Layout, ClientError> {
+    let topic = TopicName(StrBytes::from_string(config.topic.clone()));
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic.clone())),
+        ]))
+        .with_allow_auto_topic_creation(config.allow_auto_topic_creation);
+    let deadline = Instant::now() + Duration::from_millis(config.metadata_timeout_ms);
+    loop {
+        let response = conn.call(ApiKey::Metadata, &request).await?;
+        match layout_of(&response, &topic) {
+            Ok(layout) => return Ok(layout),
+            Err(MetadataWait::Retry(why)) if Instant::now() < deadline => {
+                debug!(topic = %config.topic, why, "metadata not ready; asking again");
+                tokio::time::sleep(Duration::from_millis(METADATA_RETRY_MS)).await;
+            }
+            Err(MetadataWait::Retry(_)) => {
+                return Err(ClientError::Timeout {
+                    what: format!("a leader for every partition of {:?}", config.topic),
+                    after_ms: config.metadata_timeout_ms,
+                });
+            }
+            Err(MetadataWait::Fail(e)) => return Err(e),
+        }
+    }
+}
+
+enum MetadataWait {
+    /// Not yet (a topic being created, a leader being elected).
+    Retry(&'static str),
+    Fail(ClientError),
+}
+
+fn layout_of(response: &MetadataResponse, topic: &TopicName) -> Result<Layout, MetadataWait> {
+    let Some(entry) = response
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref() == Some(topic))
+    else {
+        return Err(MetadataWait::Retry("topic missing from the answer"));
+    };
+    match entry.error_code {
+        0 => {}
+        LEADER_NOT_AVAILABLE | UNKNOWN_TOPIC_OR_PARTITION => {
+            return Err(MetadataWait::Retry("topic not ready"));
+        }
+        error_code => {
+            return Err(MetadataWait::Fail(ClientError::Broker {
+                what: format!("Metadata for topic {:?}", topic.0.as_str()),
+                error_code,
+            }));
+        }
+    }
+    if entry.partitions.is_empty() {
+        return Err(MetadataWait::Retry("no partitions yet"));
+    }
+    let mut leaders: Vec<i32> = Vec::new();
+    for p in &entry.partitions {
+        if p.error_code == LEADER_NOT_AVAILABLE || p.leader_id.0 < 0 {
+            return Err(MetadataWait::Retry("a partition without a leader"));
+        }
+        if !leaders.contains(&p.leader_id.0) {
+            leaders.push(p.leader_id.0);
+        }
+    }
+    if leaders.len() > 1 {
+        leaders.sort_unstable();
+        return Err(MetadataWait::Fail(ClientError::MultipleLeaders {
+            topic: topic.0.to_string(),
+            leaders,
+        }));
+    }
+    let leader_id = leaders[0];
+    let Some(broker) = response.brokers.iter().find(|b| b.node_id.0 == leader_id) else {
+        return Err(MetadataWait::Retry(
+            "the leader is not among the brokers listed",
+        ));
+    };
+    let host = broker.host.as_str();
+    let leader = if host.contains(':') {
+        format!("[{host}]:{}", broker.port)
+    } else {
+        format!("{host}:{}", broker.port)
+    };
+    let partitions = entry
+        .partitions
+        .iter()
+        .map(|p| p.partition_index)
+        .max()
+        .map_or(0, |max| max.saturating_add(1));
+    Ok(Layout { partitions, leader })
+}
+
+// ----- the producer ----------------------------------------------------------------------
+
+/// A monotonic clock in Unix milliseconds: the wall clock read once, then `Instant`.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    origin: Instant,
+    origin_ms: u64,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2));
+        Clock {
+            origin: Instant::now(),
+            origin_ms: wall,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        let elapsed = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX / 2);
+        self.origin_ms.saturating_add(elapsed)
+    }
+
+    fn instant_at(&self, ms: u64) -> Instant {
+        self.origin + Duration::from_millis(ms.saturating_sub(self.origin_ms))
+    }
+}
+
+/// An idempotent Kafka producer over TCP: idempo's sans-IO [`Producer`] driven by a tokio
+/// task (see the [module documentation](self)).
+///
+/// # Examples
+///
+/// ```no_run
+/// use idempo_net::client::{ClientConfig, KafkaProducer};
+/// use idempo_protocol::Record;
+///
+/// # async fn demo() -> Result<(), idempo_net::client::ClientError> {
+/// let producer = KafkaProducer::connect(ClientConfig::new("127.0.0.1:9092", "orders")).await?;
+/// let delivery = producer.send(0, vec![Record::with_value(0, "hello")]).await?;
+/// let report = delivery.await?;
+/// println!("written at offset {}", report.result.expect("delivered").base_offset);
+/// let stats = producer.close().await?;
+/// println!("{} retries", stats.retries);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct KafkaProducer {
+    commands: mpsc::Sender<Command>,
+    /// One permit per batch sent and not yet reported.
+    queue: Arc<Semaphore>,
+    partitions: i32,
+    leader: String,
+    driver: JoinHandle<()>,
+}
+
+/// The delivery report of one [`KafkaProducer::send`], once it comes. Resolves to
+/// [`ClientError::Closed`] only if the producer task died.
+#[derive(Debug)]
+#[must_use = "a Delivery does nothing unless awaited; dropping it does not cancel the send"]
+pub struct Delivery {
+    report: oneshot::Receiver<DeliveryReport>,
+}
+
+impl Future for Delivery {
+    type Output = Result<DeliveryReport, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.report)
+            .poll(cx)
+            .map(|r| r.map_err(|_| ClientError::Closed))
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Send {
+        partition: i32,
+        records: Vec<Record>,
+        reply: oneshot::Sender<DeliveryReport>,
+        permit: OwnedSemaphorePermit,
+    },
+    Flush {
+        done: oneshot::Sender<()>,
+    },
+    Close {
+        done: oneshot::Sender<ProducerStats>,
+    },
+}
+
+impl KafkaProducer {
+    /// Bootstraps (ApiVersions and Metadata at `config.bootstrap`), then starts the producer
+    /// task, which connects to the topic's leader and asks for a producer id at once.
+    pub async fn connect(config: ClientConfig) -> Result<KafkaProducer, ClientError> {
+        let mut producer = Producer::new(config.producer.clone())?;
+        producer.set_record_events(tracing::enabled!(tracing::Level::DEBUG));
+        let mut bootstrap = Conn::open(&config.bootstrap, &config).await?;
+        bootstrap
+            .versions
+            .need(ApiKey::Produce, &bootstrap.broker_apis)?;
+        if config.producer.idempotence {
+            bootstrap
+                .versions
+                .need(ApiKey::InitProducerId, &bootstrap.broker_apis)?;
+        }
+        let layout = find_topic(&mut bootstrap, &config).await?;
+        drop(bootstrap);
+        info!(
+            topic = %config.topic,
+            partitions = layout.partitions,
+            leader = %layout.leader,
+            "found the topic's leader"
+        );
+        let queue = Arc::new(Semaphore::new(config.max_queued_batches.max(1)));
+        let (commands, commands_rx) = mpsc::channel(config.max_queued_batches.clamp(1, 4096));
+        let (events, events_rx) = mpsc::channel(64);
+        let driver = Driver {
+            producer,
+            clock: Clock::start(),
+            topic: TopicName(StrBytes::from_string(config.topic.clone())),
+            leader: layout.leader.clone(),
+            config,
+            commands: commands_rx,
+            commands_open: true,
+            closing: Vec::new(),
+            pending: BTreeMap::new(),
+            last_handle: None,
+            flushes: Vec::new(),
+            events,
+            events_rx,
+            link: Link::Disconnected { retry_at_ms: 0 },
+            generation: 0,
+            backoff_ms: 0,
+            awaiting: VecDeque::new(),
+        };
+        Ok(KafkaProducer {
+            commands,
+            queue,
+            partitions: layout.partitions,
+            leader: layout.leader,
+            driver: tokio::spawn(driver.run()),
+        })
+    }
+
+    /// The topic's partition count, from Metadata at bootstrap.
+    pub fn partitions(&self) -> i32 {
+        self.partitions
+    }
+
+    /// `HOST:PORT` of the topic's leader, as Metadata advertised it.
+    pub fn leader(&self) -> &str {
+        &self.leader
+    }
+
+    /// Queues one batch for `partition` and returns the future of its delivery report. Waits
+    /// while `max_queued_batches` batches are unreported. One send is one RecordBatch; the
+    /// records' offset deltas are set by the producer.
+    pub async fn send(
+        &self,
+        partition: i32,
+        records: Vec<Record>,
+    ) -> Result<Delivery, ClientError> {
+        if !(0..self.partitions).contains(&partition) {
+            return Err(ClientError::UnknownPartition {
+                partition,
+                partitions: self.partitions,
+            });
+        }
+        let permit = Arc::clone(&self.queue)
+            .acquire_owned()
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        let (reply, report) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                partition,
+                records,
+                reply,
+                permit,
+            })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        Ok(Delivery { report })
+    }
+
+    /// Waits until every batch sent before this call has its delivery report.
+    pub async fn flush(&self) -> Result<(), ClientError> {
+        let (done, flushed) = oneshot::channel();
+        self.commands
+            .send(Command::Flush { done })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        flushed.await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Flushes, stops the producer task and closes the connection; returns the producer's
+    /// counters. Dropping a `KafkaProducer` instead lets its task finish the batches already
+    /// sent (their `Delivery` futures still resolve) and then stop.
+    pub async fn close(self) -> Result<ProducerStats, ClientError> {
+        let (done, closed) = oneshot::channel();
+        self.commands
+            .send(Command::Close { done })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        let stats = closed.await.map_err(|_| ClientError::Closed)?;
+        let _ = self.driver.await;
+        Ok(stats)
+    }
+}
+
+/// A request on the wire awaiting its answer, in send order.
+#[derive(Clone, Copy, Debug)]
+struct Awaiting {
+    wire_correlation_id: i32,
+    producer_correlation_id: i32,
+    api: ApiKey,
+    version: i16,
+}
+
+/// The state of the producer's one connection.
+#[derive(Debug)]
+enum Link {
+    /// No connection; the next attempt not before `retry_at_ms`.
+    Disconnected { retry_at_ms: u64 },
+    /// TCP connect and ApiVersions running in their own task.
+    Connecting(JoinHandle<Result<Conn, ClientError>>),
+    /// Up.
+    Connected(Connection),
+}
+
+#[derive(Debug)]
+struct Connection {
+    client_id: StrBytes,
+    versions: Versions,
+    broker_apis: Vec<ApiVersion>,
+    next_correlation_id: i32,
+    writer: mpsc::UnboundedSender<Bytes>,
+    writer_task: JoinHandle<()>,
+    reader_task: JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Once both tasks have dropped their halves, the socket is closed.
+        self.writer_task.abort();
+        self.reader_task.abort();
+    }
+}
+
+/// What a connection's tasks report, tagged with the connection's generation so that
+/// reports of an old connection are ignored.
+#[derive(Debug)]
+enum ConnEvent {
+    Frame { generation: u64, frame: Bytes },
+    Closed { generation: u64, why: String },
+}
+
+/// The task that owns the [`Producer`].
+struct Driver {
+    producer: Producer,
+    clock: Clock,
+    config: ClientConfig,
+    topic: TopicName,
+    leader: String,
+    commands: mpsc::Receiver<Command>,
+    /// False once every `KafkaProducer` handle is gone.
+    commands_open: bool,
+    /// `close()` callers, answered once everything is reported.
+    closing: Vec<oneshot::Sender<ProducerStats>>,
+    /// Reply channel (and queue permit) of every batch not yet reported, by handle.
+    pending: BTreeMap<u64, (oneshot::Sender<DeliveryReport>, OwnedSemaphorePermit)>,
+    last_handle: Option<u64>,
+    /// `(last handle at the time of the flush, flusher)`.
+    flushes: Vec<(u64, oneshot::Sender<()>)>,
+    events: mpsc::Sender<ConnEvent>,
+    events_rx: mpsc::Receiver<ConnEvent>,
+    link: Link,
+    generation: u64,
+    /// Pause before the next reconnect; 0 after a successful handshake.
+    backoff_ms: u64,
+    /// Requests awaiting an answer on the current connection, oldest first.
+    awaiting: VecDeque<Awaiting>,
+}
+
+/// Why the driver woke up.
+enum Wake {
+    Command(Option<Command>),
+    Event(ConnEvent),
+    Handshake(Result<Conn, ClientError>),
+    Timer,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        loop {
+            self.step();
+            if self.finished() {
+                break;
+            }
+            let wake = self.next_wakeup();
+            let connecting = matches!(self.link, Link::Connecting(_));
+            let link = &mut self.link;
+            let woke = tokio::select! {
+                command = self.commands.recv(), if self.commands_open => Wake::Command(command),
+                Some(event) = self.events_rx.recv() => Wake::Event(event),
+                joined = async {
+                    match link {
+                        Link::Connecting(task) => task.await,
+                        _ => std::future::pending().await,
+                    }
+                }, if connecting => Wake::Handshake(joined.unwrap_or_else(|e| {
+                    Err(ClientError::Protocol(format!("the handshake task failed: {e}")))
+                })),
+                _ = tokio::time::sleep_until(wake) => Wake::Timer,
+            };
+            match woke {
+                Wake::Command(Some(command)) => {
+                    self.on_command(command);
+                    // Take what else is queued before draining, so that one Produce request
+                    // can carry a batch for every partition, as Kafka's sender does.
+                    for _ in 0..COMMANDS_PER_TURN_MAX {
+                        let Ok(command) = self.commands.try_recv() else {
+                            break;
+                        };
+                        self.on_command(command);
+                    }
+                }
+                Wake::Command(None) => self.commands_open = false,
+                Wake::Event(event) => self.on_event(event),
+                Wake::Handshake(result) => self.on_handshake(result),
+                Wake::Timer => {}
+            }
+        }
+        let stats = self.producer.stats();
+        for done in self.closing.drain(..) {
+            let _ = done.send(stats);
+        }
+        debug!("producer task stopped");
+    }
+
+    /// Done: asked to close (or abandoned) and every batch reported.
+    fn finished(&self) -> bool {
+        (!self.closing.is_empty() || !self.commands_open) && self.pending.is_empty()
+    }
+
+    /// The next timer: the producer's wakeup, or the reconnect time when waiting to connect.
+    fn next_wakeup(&self) -> Instant {
+        let mut wake_ms = self.producer.next_wakeup_ms();
+        if let Link::Disconnected { retry_at_ms } = self.link
+            && self.wants_connection()
+        {
+            wake_ms = Some(wake_ms.map_or(retry_at_ms, |w| w.min(retry_at_ms)));
+        }
+        match wake_ms {
+            Some(ms) => self.clock.instant_at(ms),
+            None => Instant::now() + Duration::from_secs(3600),
+        }
+    }
+
+    /// A connection is worth having while a batch waits, or to fetch the producer id ahead
+    /// of the first batch.
+    fn wants_connection(&self) -> bool {
+        let needs_id = self.config.producer.idempotence
+            && !self.producer.producer_id().is_some()
+            && self.producer.fatal_error().is_none();
+        !self.producer.is_idle() || needs_id
+    }
+
+    /// Everything that can be done without waiting.
+    fn step(&mut self) {
+        let now_ms = self.clock.now_ms();
+        let timeouts_before = self.producer.stats().request_timeouts;
+        self.producer.on_timeout(now_ms);
+        if self.producer.stats().request_timeouts > timeouts_before {
+            // The producer failed every request in flight (Kafka's NetworkClient closes the
+            // connection of a timed-out request); close it so no late answer arrives.
+            self.awaiting.clear();
+            if matches!(self.link, Link::Connected(_)) {
+                warn!(leader = %self.leader, "request timed out; closing the connection");
+                self.disconnect("a request timed out");
+            }
+        }
+        match self.link {
+            Link::Connected(_) => self.pump_requests(now_ms),
+            Link::Disconnected { retry_at_ms }
+                if retry_at_ms <= now_ms && self.wants_connection() =>
+            {
+                self.start_connecting()
+            }
+            _ => {}
+        }
+        while let Some(event) = self.producer.poll_event() {
+            debug!(?event, "producer event");
+        }
+        while let Some(report) = self.producer.poll_delivery() {
+            if let Some((reply, _permit)) = self.pending.remove(&report.handle.0) {
+                let _ = reply.send(report);
+            }
+        }
+        let oldest_pending = self.pending.keys().next().copied();
+        for (mark, done) in std::mem::take(&mut self.flushes) {
+            if oldest_pending.is_some_and(|h| h <= mark) {
+                self.flushes.push((mark, done));
+            } else {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Send {
+                partition,
+                records,
+                reply,
+                permit,
+            } => {
+                let handle = self.producer.send(partition, records, self.clock.now_ms());
+                self.last_handle = Some(handle.0);
+                self.pending.insert(handle.0, (reply, permit));
+            }
+            Command::Flush { done } => match self.last_handle {
+                Some(mark) if self.pending.keys().next().is_some_and(|h| *h <= mark) => {
+                    self.flushes.push((mark, done));
+                }
+                _ => {
+                    let _ = done.send(());
+                }
+            },
+            Command::Close { done } => self.closing.push(done),
+        }
+    }
+
+    /// Hands every request the producer wants to send to the writer.
+    fn pump_requests(&mut self, now_ms: u64) {
+        while let Link::Connected(conn) = &mut self.link {
+            let Some(frame) = self.producer.poll_request(now_ms) else {
+                return;
+            };
+            let producer_correlation_id = frame.correlation_id;
+            match to_kafka(&frame, conn, &self.topic) {
+                Ok((awaiting, bytes)) => {
+                    if let Some(awaiting) = awaiting {
+                        self.awaiting.push_back(awaiting);
+                    }
+                    if conn.writer.send(bytes).is_err() {
+                        self.fail_connection("the writer stopped".to_string());
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot put a request on the wire");
+                    self.producer
+                        .on_request_failed(producer_correlation_id, now_ms);
+                    self.fail_connection(e.to_string());
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: ConnEvent) {
+        match event {
+            ConnEvent::Frame { generation, frame } if generation == self.generation => {
+                self.on_frame(frame)
+            }
+            ConnEvent::Closed { generation, why } if generation == self.generation => {
+                self.fail_connection(why)
+            }
+            _ => {} // from a connection already given up
+        }
+    }
+
+    /// One answer: it belongs to the oldest request awaiting one.
+    fn on_frame(&mut self, frame: Bytes) {
+        let now_ms = self.clock.now_ms();
+        let Some(awaiting) = self.awaiting.pop_front() else {
+            self.fail_connection("an answer arrived with no request awaiting one".to_string());
+            return;
+        };
+        match from_kafka(frame, awaiting, &self.topic) {
+            Ok(response) => {
+                let frame = ResponseFrame {
+                    correlation_id: awaiting.producer_correlation_id,
+                    response,
+                };
+                self.producer.on_response(frame, now_ms);
+            }
+            Err(e) => {
+                self.producer
+                    .on_request_failed(awaiting.producer_correlation_id, now_ms);
+                self.fail_connection(e.to_string());
+            }
+        }
+    }
+
+    /// The connection broke: every request awaiting an answer failed (their outcome is
+    /// unknown), oldest first; then reconnect after the backoff.
+    fn fail_connection(&mut self, why: String) {
+        let now_ms = self.clock.now_ms();
+        let failed = self.awaiting.len();
+        while let Some(awaiting) = self.awaiting.pop_front() {
+            self.producer
+                .on_request_failed(awaiting.producer_correlation_id, now_ms);
+        }
+        if matches!(self.link, Link::Connected(_)) {
+            warn!(leader = %self.leader, why, requests_failed = failed, "connection lost");
+        }
+        self.disconnect(&why);
+    }
+
+    /// Drops the connection (if any) and schedules the next attempt.
+    fn disconnect(&mut self, why: &str) {
+        if let Link::Connected(_) | Link::Connecting(_) = self.link {
+            debug!(leader = %self.leader, why, "closed the connection");
+        }
+        if let Link::Connecting(task) = &self.link {
+            task.abort();
+        }
+        self.generation += 1;
+        self.backoff_ms = if self.backoff_ms == 0 {
+            self.config.reconnect_backoff_ms
+        } else {
+            (self.backoff_ms * 2).min(self.config.reconnect_backoff_max_ms)
+        };
+        self.link = Link::Disconnected {
+            retry_at_ms: self.clock.now_ms().saturating_add(self.backoff_ms),
+        };
+    }
+
+    fn start_connecting(&mut self) {
+        let addr = self.leader.clone();
+        let config = self.config.clone();
+        debug!(leader = %addr, "connecting");
+        self.link = Link::Connecting(tokio::spawn(
+            async move { Conn::open(&addr, &config).await },
+        ));
+    }
+
+    fn on_handshake(&mut self, result: Result<Conn, ClientError>) {
+        let conn = match result.and_then(|conn| {
+            conn.versions.need(ApiKey::Produce, &conn.broker_apis)?;
+            if self.config.producer.idempotence {
+                conn.versions
+                    .need(ApiKey::InitProducerId, &conn.broker_apis)?;
+            }
+            Ok(conn)
+        }) {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!(leader = %self.leader, error = %e, "cannot connect to the leader");
+                self.disconnect("the handshake failed");
+                return;
+            }
+        };
+        self.generation += 1;
+        self.backoff_ms = 0;
+        let generation = self.generation;
+        let (read_half, write_half) = conn.stream.into_split();
+        let (writer, frames) = mpsc::unbounded_channel();
+        let writer_task = tokio::spawn(write_frames(
+            write_half,
+            frames,
+            self.events.clone(),
+            generation,
+        ));
+        let reader_task = tokio::spawn(read_frames(read_half, self.events.clone(), generation));
+        info!(leader = %conn.addr, produce_version = ?conn.versions.produce, "connected");
+        self.link = Link::Connected(Connection {
+            client_id: conn.client_id,
+            versions: conn.versions,
+            broker_apis: conn.broker_apis,
+            next_correlation_id: conn.next_correlation_id,
+            writer,
+            writer_task,
+            reader_task,
+        });
+    }
+}
+
+/// Translates one idempo request into a Kafka request frame, with its FIFO entry (none for
+/// an `acks=0` Produce, which Kafka does not answer).
+fn to_kafka(
+    frame: &RequestFrame,
+    conn: &mut Connection,
+    topic: &TopicName,
+) -> Result<(Option<Awaiting>, Bytes), ClientError> {
+    let wire_correlation_id = conn.next_correlation_id;
+    conn.next_correlation_id = wire_correlation_id.wrapping_add(1);
+    let (api, version, bytes, answered) = match &frame.request {
+        IdempoRequest::InitProducerId(r) => {
+            let version = conn
+                .versions
+                .need(ApiKey::InitProducerId, &conn.broker_apis)?;
+            // A null transactional id: an idempotent, non-transactional producer.
+            let request = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(r.transaction_timeout_ms);
+            let bytes = encode_request(&request, version, wire_correlation_id, &conn.client_id)?;
+            (ApiKey::InitProducerId, version, bytes, true)
+        }
+        IdempoRequest::Produce(r) => {
+            let version = conn.versions.need(ApiKey::Produce, &conn.broker_apis)?;
+            let partitions = r
+                .partitions
+                .iter()
+                .map(|p| {
+                    PartitionProduceData::default()
+                        .with_index(p.partition)
+                        .with_records(Some(p.records.clone()))
+                })
+                .collect();
+            let request = ProduceRequest::default()
+                .with_transactional_id(None)
+                .with_acks(r.acks)
+                .with_timeout_ms(r.timeout_ms)
+                .with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(topic.clone())
+                        .with_partition_data(partitions),
+                ]);
+            let bytes = encode_request(&request, version, wire_correlation_id, &conn.client_id)?;
+            (ApiKey::Produce, version, bytes, r.acks != 0)
+        }
+        IdempoRequest::Fetch(_) => unreachable!("the producer never sends Fetch"),
+    };
+    let awaiting = answered.then_some(Awaiting {
+        wire_correlation_id,
+        producer_correlation_id: frame.correlation_id,
+        api,
+        version,
+    });
+    Ok((awaiting, bytes))
+}
+
+/// Translates a Kafka answer back into the idempo response the producer expects.
+fn from_kafka(
+    frame: Bytes,
+    awaiting: Awaiting,
+    topic: &TopicName,
+) -> Result<IdempoResponse, ClientError> {
+    let (version, correlation_id) = (awaiting.version, awaiting.wire_correlation_id);
+    match awaiting.api {
+        ApiKey::InitProducerId => {
+            let r = decode_response::<InitProducerIdRequest>(frame, version, correlation_id)?;
+            Ok(IdempoResponse::InitProducerId(InitProducerIdResponse {
+                error_code: error_code_from_kafka(r.error_code),
+                producer_id: ProducerId(r.producer_id.0),
+                producer_epoch: ProducerEpoch(r.producer_epoch),
+            }))
+        }
+        ApiKey::Produce => {
+            let r = decode_response::<ProduceRequest>(frame, version, correlation_id)?;
+            let partitions = r
+                .responses
+                .iter()
+                .filter(|t| &t.name == topic)
+                .flat_map(|t| t.partition_responses.iter())
+                .map(|p| {
+                    if p.error_code != 0 {
+                        debug!(
+                            partition = p.index,
+                            error = %error_name(p.error_code),
+                            message = ?p.error_message.as_ref().map(|m| m.as_str()),
+                            "produce refused"
+                        );
+                    }
+                    PartitionProduceResponse {
+                        partition: p.index,
+                        error_code: error_code_from_kafka(p.error_code),
+                        base_offset: p.base_offset,
+                        log_append_time_ms: p.log_append_time_ms,
+                        log_start_offset: p.log_start_offset,
+                    }
+                })
+                .collect();
+            Ok(IdempoResponse::Produce(ProduceResponse { partitions }))
+        }
+        other => unreachable!("only InitProducerId and Produce await answers, not {other:?}"),
+    }
+}
+
+/// The connection's writer: frames from the driver to the socket, several per write when
+/// they queue up.
+async fn write_frames(
+    mut socket: OwnedWriteHalf,
+    mut frames: mpsc::UnboundedReceiver<Bytes>,
+    events: mpsc::Sender<ConnEvent>,
+    generation: u64,
+) {
+    while let Some(first) = frames.recv().await {
+        let mut buf = BytesMut::from(&first[..]);
+        while let Ok(more) = frames.try_recv() {
+            buf.extend_from_slice(&more);
+        }
+        if let Err(e) = socket.write_all(&buf).await {
+            let why = format!("write failed: {e}");
+            let _ = events.send(ConnEvent::Closed { generation, why }).await;
+            return;
+        }
+    }
+}
+
+/// The connection's reader: whole frames from the socket to the driver.
+async fn read_frames(socket: OwnedReadHalf, events: mpsc::Sender<ConnEvent>, generation: u64) {
+    let mut socket = BufReader::with_capacity(64 * 1024, socket);
+    loop {
+        match read_frame(&mut socket).await {
+            Ok(frame) => {
+                if events
+                    .send(ConnEvent::Frame { generation, frame })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                let why = if e.kind() == io::ErrorKind::UnexpectedEof {
+                    "the broker closed the connection".to_string()
+                } else {
+                    format!("read failed: {e}")
+                };
+                let _ = events.send(ConnEvent::Closed { generation, why }).await;
+                return;
+            }
+        }
+    }
+}
+
+// ----- the reader ------------------------------------------------------------------------
+
+/// Reads a topic's partitions back with ListOffsets and Fetch, for verification: one
+/// connection to the leader, one request at a time, no consumer group.
+///
+/// # Examples
+///
+/// ```no_run
+/// use idempo_net::client::{ClientConfig, KafkaReader};
+///
+/// # async fn demo() -> Result<(), idempo_net::client::ClientError> {
+/// let mut reader = KafkaReader::connect(&ClientConfig::new("127.0.0.1:9092", "orders")).await?;
+/// for partition in 0..reader.partitions() {
+///     let batches = reader.read_partition(partition).await?;
+///     println!("partition {partition}: {} batches", batches.len());
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct KafkaReader {
+    conn: Conn,
+    topic: TopicName,
+    partitions: i32,
+}
+
+impl KafkaReader {
+    /// Bootstraps as the producer does and connects to the topic's leader. The topic is
+    /// created on first use only if `config.allow_auto_topic_creation`.
+    pub async fn connect(config: &ClientConfig) -> Result<KafkaReader, ClientError> {
+        let mut bootstrap = Conn::open(&config.bootstrap, config).await?;
+        let layout = find_topic(&mut bootstrap, config).await?;
+        let conn = if layout.leader == config.bootstrap {
+            bootstrap
+        } else {
+            drop(bootstrap);
+            Conn::open(&layout.leader, config).await?
+        };
+        conn.versions.need(ApiKey::Fetch, &conn.broker_apis)?;
+        conn.versions.need(ApiKey::ListOffsets, &conn.broker_apis)?;
+        Ok(KafkaReader {
+            conn,
+            topic: TopicName(StrBytes::from_string(config.topic.clone())),
+            partitions: layout.partitions,
+        })
+    }
+
+    /// The topic's partition count.
+    pub fn partitions(&self) -> i32 {
+        self.partitions
+    }
+
+    /// ListOffsets for one partition: [`EARLIEST_TIMESTAMP`] gives the log start offset,
+    /// [`LATEST_TIMESTAMP`] the log end offset (the high watermark), any other timestamp the
+    /// first offset at or after it.
+    pub async fn list_offset(
+        &mut self,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<i64, ClientError> {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(self.topic.clone())
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(partition)
+                            .with_timestamp(timestamp),
+                    ]),
+            ]);
+        let response = self.conn.call(ApiKey::ListOffsets, &request).await?;
+        let answer = response
+            .topics
+            .iter()
+            .filter(|t| t.name == self.topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .ok_or_else(|| {
+                ClientError::Protocol(format!(
+                    "ListOffsets answered without partition {partition}"
+                ))
+            })?;
+        if answer.error_code != 0 {
+            return Err(ClientError::Broker {
+                what: format!("ListOffsets for partition {partition}"),
+                error_code: answer.error_code,
+            });
+        }
+        Ok(answer.offset)
+    }
+
+    /// Every batch of `partition` from the log start offset up to the high watermark read
+    /// at the start, in offset order, with the offsets the broker assigned.
+    pub async fn read_partition(
+        &mut self,
+        partition: i32,
+    ) -> Result<Vec<RecordBatch>, ClientError> {
+        let mut offset = self.list_offset(partition, EARLIEST_TIMESTAMP).await?;
+        let end = self.list_offset(partition, LATEST_TIMESTAMP).await?;
+        let mut batches = Vec::new();
+        let mut max_bytes = FETCH_MAX_BYTES;
+        while offset < end {
+            let records = self.fetch(partition, offset, max_bytes).await?;
+            let fetched = idempo_protocol::decode_batches(records).map_err(|e| {
+                ClientError::Protocol(format!("partition {partition} at offset {offset}: {e}"))
+            })?;
+            let before = offset;
+            for batch in fetched {
+                let last = batch.base_offset + i64::from(batch.last_offset_delta);
+                if last < offset {
+                    continue; // Kafka may start an answer with the batch holding `offset`
+                }
+                offset = last + 1;
+                batches.push(batch);
+            }
+            if offset == before {
+                // Not one whole batch fitted: ask for more, up to a bound.
+                if max_bytes >= FETCH_MAX_BYTES_MAX {
+                    return Err(ClientError::Protocol(format!(
+                        "partition {partition}: no whole batch at offset {offset} in \
+                         {FETCH_MAX_BYTES_MAX} bytes, though the high watermark is {end}"
+                    )));
+                }
+                max_bytes = max_bytes.saturating_mul(2);
+            }
+        }
+        Ok(batches)
+    }
+
+    /// One Fetch of one partition from `offset`: the record bytes.
+    async fn fetch(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        max_bytes: i32,
+    ) -> Result<Bytes, ClientError> {
+        let request = FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(max_bytes)
+            .with_isolation_level(0)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(self.topic.clone())
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(max_bytes),
+                    ]),
+            ]);
+        let response = self.conn.call(ApiKey::Fetch, &request).await?;
+        if response.error_code != 0 {
+            return Err(ClientError::Broker {
+                what: "Fetch".to_string(),
+                error_code: response.error_code,
+            });
+        }
+        let answer = response
+            .responses
+            .iter()
+            .filter(|t| t.topic == self.topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .ok_or_else(|| {
+                ClientError::Protocol(format!("Fetch answered without partition {partition}"))
+            })?;
+        if answer.error_code != 0 {
+            return Err(ClientError::Broker {
+                what: format!("Fetch of partition {partition} at offset {offset}"),
+                error_code: answer.error_code,
+            });
+        }
+        Ok(answer.records.clone().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_codes_idempo_does_not_list_map_by_retriability() {
+        for code in ErrorCode::ALL {
+            assert_eq!(error_code_from_kafka(code.code()), code, "{code}");
+        }
+        // NOT_COORDINATOR (16), THROTTLING_QUOTA_EXCEEDED (89): retriable in Kafka.
+        assert_eq!(error_code_from_kafka(16), ErrorCode::NetworkException);
+        assert_eq!(error_code_from_kafka(89), ErrorCode::NetworkException);
+        // TOPIC_AUTHORIZATION_FAILED (29), and a code Kafka does not define.
+        assert_eq!(error_code_from_kafka(29), ErrorCode::UnknownServerError);
+        assert_eq!(error_code_from_kafka(9_999), ErrorCode::UnknownServerError);
+    }
+
+    #[test]
+    fn error_names_are_kafkas() {
+        assert_eq!(error_name(45), "OUT_OF_ORDER_SEQUENCE_NUMBER");
+        assert_eq!(error_name(89), "THROTTLING_QUOTA_EXCEEDED");
+        assert_eq!(error_name(29), "TOPIC_AUTHORIZATION_FAILED");
+        assert_eq!(error_name(9_999), "UNKNOWN(9999)");
+    }
+
+    #[test]
+    fn versions_are_the_highest_both_sides_speak() {
+        let broker = [
+            ApiVersion::default()
+                .with_api_key(ApiKey::Produce as i16)
+                .with_min_version(0)
+                .with_max_version(13),
+            ApiVersion::default()
+                .with_api_key(ApiKey::Fetch as i16)
+                .with_min_version(0)
+                .with_max_version(3),
+            ApiVersion::default()
+                .with_api_key(ApiKey::InitProducerId as i16)
+                .with_min_version(0)
+                .with_max_version(2),
+        ];
+        let v = Versions::from_broker(&broker);
+        assert_eq!(v.produce, Some(11), "capped at ours");
+        assert_eq!(v.init_producer_id, Some(2), "capped at theirs");
+        assert_eq!(v.fetch, None, "theirs ends below our minimum");
+        assert!(matches!(
+            v.need(ApiKey::Fetch, &broker),
+            Err(ClientError::UnsupportedApi {
+                api: ApiKey::Fetch,
+                broker: Some((0, 3))
+            })
+        ));
+        assert_eq!(v.metadata, None, "not served at all");
+    }
+}

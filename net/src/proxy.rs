@@ -1,0 +1,1207 @@
+//! A Kafka-aware TCP proxy that injects the faults idempotence exists for.
+//!
+//! The simulator (`idempo-sim`) loses acknowledgements inside one process. This module does
+//! the same to *real* clients over *real* sockets: it sits between a Kafka client and a
+//! broker (idempo's, or any other single Kafka-compatible broker), relays Kafka frames, and,
+//! from a seed, loses, duplicates, delays or cuts some of them. Pointed at `idempo-broker`
+//! it shows librdkafka, kafka-python or kafkajs retrying a batch whose ack was lost and the
+//! broker answering the retry with the original offset; with idempotence off, the same
+//! faults write duplicates.
+//!
+//! ## How the proxy reads the stream
+//!
+//! Every Kafka request and response is a frame: a 4-byte big-endian length, then the bytes
+//! ([`crate::kafka_codec`]). The proxy reads whole frames (check-then-parse), and from each
+//! request it reads only the header: api key, api version and correlation id, plus `acks`
+//! for a Produce request (an `acks=0` Produce gets no answer, so no answer may be waited
+//! for). A response header carries nothing but the correlation id, so the proxy keeps, per
+//! connection, a queue of the requests in flight with their api key and with the *fate*
+//! decided for their answer when the request went by. Kafka answers the requests of one
+//! connection in the order they were sent, so the answer at the front of the queue is the
+//! next to arrive; its correlation id is checked against it.
+//!
+//! ## The faults, and what each means to a Kafka client
+//!
+//! | fault | what the proxy does | what the broker saw | what an idempotent client does |
+//! |---|---|---|---|
+//! | drop Produce response (lost ack) | forwards the request, swallows its answer | the batch, appended | times out or sees the connection close, retries the batch with the same producer id, epoch and sequence; Kafka answers the retry with the original offset and appends nothing |
+//! | drop Produce request | does not forward it | nothing | retries after the timeout or close; if a later batch of the same producer went by in the meantime, the broker answers it OUT_OF_ORDER_SEQUENCE_NUMBER and the client retries both, in order |
+//! | duplicate Produce request | forwards it twice, swallows the second answer | the batch twice | nothing: the client sees one answer; the broker recognised the copy by its sequence and appended once |
+//! | delay | holds a frame for a while; frames behind it wait (TCP is FIFO, so order is kept) | the same stream, later | may hit `request.timeout.ms`, then behaves as for a lost ack |
+//! | cut | closes both sides instead of forwarding a frame | whatever came before | every request in flight fails; the client reconnects and retries them all |
+//!
+//! Without idempotence the first and third rows write the batch twice: that is the
+//! duplicate Kafka's idempotent producer exists to prevent, and the reason the proxy's
+//! tests also run against a broker with idempotence off (a test that sees no duplicates
+//! there did not inject its fault).
+//!
+//! ## Why "then close the connection" matters
+//!
+//! A real network does not lose one frame out of a TCP stream: TCP retransmits, or the
+//! connection breaks. A proxy that silently swallows one answer and keeps the connection
+//! open creates a stream no network produces, and clients react to it in their own ways:
+//! librdkafka and kafka-python wait for `request.timeout.ms` (30 s by default) before they
+//! give up on the request, close the connection and retry, and the Java client checks that
+//! answers arrive in correlation order and fails when the next answer is not the one it
+//! expects. Closing both sides right after the fault is what a broken connection looks like:
+//! every client notices at once, fails every request in flight on that connection, reconnects
+//! and retries. So each loss fault can be followed by a close ([`Fault::close_after`]), and
+//! the real-client tests turn it on; with it off, the proxy shows what the broker does with a
+//! gap (the `--network proxy` model of the simulator), at the price of slow tests.
+//!
+//! ## Determinism
+//!
+//! Every connection gets its own dice, seeded from the proxy's seed, the connection's number
+//! (in accept order) and the direction. The requests of a connection are judged in order by
+//! one die and the responses by the other, so the same seed and the same frames give the same
+//! faults, whatever the timing of the other direction. An optional budget
+//! ([`ProxyConfig::max_faults`]) bounds the faults over the whole proxy, so a test can say
+//! "lose exactly the first ack". Delays do not count against the budget.
+//!
+//! ## Metadata
+//!
+//! A client learns the broker's address from Metadata and connects there, past the proxy,
+//! unless the broker advertises the proxy's address (`idempo-broker --advertise`, tansu's
+//! `--advertised-listener-url`, Kafka's `advertised.listeners`) or the proxy rewrites the
+//! answer ([`ProxyConfig::rewrite_metadata`]): then every broker in a Metadata response is
+//! given the proxy's own address.
+//!
+//! ## What we deliberately leave out
+//! - One upstream broker. Rewritten Metadata points every broker at the proxy, which relays
+//!   to the one upstream; a multi-broker cluster needs one proxy per broker.
+//! - FindCoordinator and DescribeCluster answers are not rewritten (idempotent producers
+//!   without transactions do not ask for coordinators).
+//! - No TLS or SASL: the proxy reads frame headers, so it needs plaintext.
+//! - Faults are per frame, not per byte: the proxy never tears a frame in half.
+
+use crate::kafka_codec::{self, FrameCheck, LENGTH_PREFIX_BYTES};
+use crate::server::Advertised;
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, MetadataResponse, ProduceResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::Decodable;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tracing::{Instrument, Level, debug, error, info, info_span, warn};
+
+/// Requests in flight on one connection at most; a client with more is cut off. Kafka
+/// clients keep at most five Produce requests in flight per connection, plus a few others.
+pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 1024;
+
+/// Bytes read from a socket at most per read call.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// One kind of loss or duplication: how often, and whether the connection is closed after it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fault {
+    /// Chance, from 0 to 1, that an eligible frame suffers the fault.
+    pub probability: f64,
+    /// Close both sides of the connection right after the fault, as a broken TCP connection
+    /// would (see the module doc for why real clients need this).
+    pub close_after: bool,
+}
+
+impl Fault {
+    /// A fault that never happens.
+    pub const NEVER: Fault = Fault {
+        probability: 0.0,
+        close_after: false,
+    };
+
+    /// A fault with `probability`, followed by closing the connection or not.
+    pub fn new(probability: f64, close_after: bool) -> Fault {
+        Fault {
+            probability,
+            close_after,
+        }
+    }
+}
+
+/// Holding frames back for a while.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delay {
+    /// Chance, in millionths, that a frame is delayed.
+    pub probability_ppm: u32,
+    /// Shortest delay.
+    pub min_ms: u64,
+    /// Longest delay (inclusive).
+    pub max_ms: u64,
+}
+
+/// Everything the proxy needs to start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxyConfig {
+    /// Address to listen on (loopback unless asked otherwise).
+    pub listen: SocketAddr,
+    /// The broker every connection is relayed to.
+    pub upstream: SocketAddr,
+    /// Seed of every connection's dice (see "Determinism" in the module doc).
+    pub seed: u64,
+    /// Lose the answer to a Produce request after the broker has appended (a lost ack).
+    pub drop_produce_response: Fault,
+    /// Lose a Produce request before the broker sees it.
+    pub drop_produce_request: Fault,
+    /// Send a Produce request to the broker twice and hide the second answer.
+    pub duplicate_produce: Fault,
+    /// Hold frames (either direction) back.
+    pub delay: Option<Delay>,
+    /// Chance, from 0 to 1, that a frame (either direction) closes the connection instead of
+    /// being forwarded.
+    pub cut_probability: f64,
+    /// Injected faults over the whole proxy at most (delays not counted); `None` is no limit.
+    pub max_faults: Option<u64>,
+    /// Rewrite every broker address in Metadata responses to [`ProxyConfig::advertise`] (or
+    /// the address listened on), for brokers that cannot be told to advertise the proxy.
+    pub rewrite_metadata: bool,
+    /// Address written into rewritten Metadata; `None` is the address actually bound.
+    pub advertise: Option<Advertised>,
+    /// Largest frame relayed in either direction; a larger one closes the connection.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> ProxyConfig {
+        ProxyConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 19092)),
+            upstream: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            seed: 0,
+            drop_produce_response: Fault::NEVER,
+            drop_produce_request: Fault::NEVER,
+            duplicate_produce: Fault::NEVER,
+            delay: None,
+            cut_probability: 0.0,
+            max_faults: None,
+            rewrite_metadata: false,
+            advertise: None,
+            max_frame_bytes: kafka_codec::DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Checks that probabilities lie in 0..=1 and delays are ordered.
+    pub fn validate(&self) -> Result<(), String> {
+        let probabilities = [
+            (
+                "drop_produce_response",
+                self.drop_produce_response.probability,
+            ),
+            (
+                "drop_produce_request",
+                self.drop_produce_request.probability,
+            ),
+            ("duplicate_produce", self.duplicate_produce.probability),
+            ("cut_probability", self.cut_probability),
+        ];
+        for (name, p) in probabilities {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} must lie in 0..=1, not {p}"));
+            }
+        }
+        if let Some(delay) = self.delay {
+            if delay.min_ms > delay.max_ms {
+                return Err(format!(
+                    "delay {}..{} ms: the minimum exceeds the maximum",
+                    delay.min_ms, delay.max_ms
+                ));
+            }
+            if delay.probability_ppm > 1_000_000 {
+                return Err("the delay probability must lie in 0..=1".to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Live counters of what the proxy did, shared by all connections.
+#[derive(Debug, Default)]
+pub struct FaultCounts {
+    connections: AtomicU64,
+    requests_relayed: AtomicU64,
+    responses_relayed: AtomicU64,
+    dropped_produce_responses: AtomicU64,
+    dropped_produce_requests: AtomicU64,
+    duplicated_produce_requests: AtomicU64,
+    delayed_frames: AtomicU64,
+    cuts: AtomicU64,
+    closes_after_fault: AtomicU64,
+    rewritten_metadata: AtomicU64,
+}
+
+/// A snapshot of [`FaultCounts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultTally {
+    /// Client connections accepted.
+    pub connections: u64,
+    /// Requests forwarded to the broker (a duplicate counts twice).
+    pub requests_relayed: u64,
+    /// Responses forwarded to the client.
+    pub responses_relayed: u64,
+    /// Produce answers swallowed after the broker appended (lost acks).
+    pub dropped_produce_responses: u64,
+    /// Produce requests never forwarded.
+    pub dropped_produce_requests: u64,
+    /// Produce requests forwarded twice.
+    pub duplicated_produce_requests: u64,
+    /// Frames held back.
+    pub delayed_frames: u64,
+    /// Connections cut instead of forwarding a frame.
+    pub cuts: u64,
+    /// Connections closed right after a loss or duplicate.
+    pub closes_after_fault: u64,
+    /// Metadata answers whose broker addresses were rewritten.
+    pub rewritten_metadata: u64,
+}
+
+impl FaultCounts {
+    /// The counters now.
+    pub fn tally(&self) -> FaultTally {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        FaultTally {
+            connections: get(&self.connections),
+            requests_relayed: get(&self.requests_relayed),
+            responses_relayed: get(&self.responses_relayed),
+            dropped_produce_responses: get(&self.dropped_produce_responses),
+            dropped_produce_requests: get(&self.dropped_produce_requests),
+            duplicated_produce_requests: get(&self.duplicated_produce_requests),
+            delayed_frames: get(&self.delayed_frames),
+            cuts: get(&self.cuts),
+            closes_after_fault: get(&self.closes_after_fault),
+            rewritten_metadata: get(&self.rewritten_metadata),
+        }
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl fmt::Display for FaultTally {
+    /// One `name: count` per line, for people and for scripts.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows = [
+            ("connections", self.connections),
+            ("requests relayed", self.requests_relayed),
+            ("responses relayed", self.responses_relayed),
+            ("dropped produce responses", self.dropped_produce_responses),
+            ("dropped produce requests", self.dropped_produce_requests),
+            (
+                "duplicated produce requests",
+                self.duplicated_produce_requests,
+            ),
+            ("delayed frames", self.delayed_frames),
+            ("cuts", self.cuts),
+            ("closes after fault", self.closes_after_fault),
+            ("rewritten metadata", self.rewritten_metadata),
+        ];
+        for (name, count) in rows {
+            writeln!(f, "{name}: {count}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A small seeded random source (SplitMix64): the same seed gives the same rolls on every
+/// machine, with no dependency.
+#[derive(Clone, Debug)]
+pub struct Dice {
+    state: u64,
+}
+
+impl Dice {
+    /// The dice of one direction (`0` requests, `1` responses) of connection `connection`.
+    pub fn for_connection(seed: u64, connection: u64, direction: u64) -> Dice {
+        let mut mixer = Dice {
+            state: seed ^ connection.wrapping_mul(0xA076_1D64_78BD_642F),
+        };
+        let state = mixer.next_u64() ^ direction.wrapping_mul(0xE703_7ED1_A0B4_28DB);
+        Dice { state }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with chance `probability` (always draws, so later rolls do not depend on it).
+    pub fn chance(&mut self, probability: f64) -> bool {
+        // 53 random bits make a uniform float in [0, 1).
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        unit < probability
+    }
+
+    /// A number in `min..=max` (always draws).
+    pub fn between(&mut self, min: u64, max: u64) -> u64 {
+        let draw = self.next_u64();
+        match (max - min).checked_add(1) {
+            Some(span) => min + draw % span,
+            None => draw,
+        }
+    }
+}
+
+/// The bounded, shared count of faults still allowed.
+#[derive(Debug)]
+struct Budget {
+    left: Option<AtomicU64>,
+}
+
+impl Budget {
+    /// Takes one fault from the budget; false when it is spent.
+    fn take(&self) -> bool {
+        match &self.left {
+            None => true,
+            Some(left) => left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+}
+
+/// What a request frame's header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// Raw api key (also keys `kafka-protocol` does not know are relayed).
+    pub api_key: i16,
+    /// Api version.
+    pub api_version: i16,
+    /// Correlation id.
+    pub correlation_id: i32,
+    /// For Produce: the `acks` field (0 means no answer will come); `None` otherwise or when
+    /// unreadable.
+    pub acks: Option<i16>,
+}
+
+impl RequestInfo {
+    /// Whether this is a Produce request.
+    pub fn is_produce(&self) -> bool {
+        self.api_key == ApiKey::Produce as i16
+    }
+
+    /// Whether the broker will answer (everything but an `acks=0` Produce).
+    pub fn expects_response(&self) -> bool {
+        !(self.is_produce() && self.acks == Some(0))
+    }
+}
+
+/// Reads the header of a request frame (without its length prefix); `None` when it is
+/// shorter than the fixed 8 bytes.
+pub fn read_request_info(frame: &Bytes) -> Option<RequestInfo> {
+    let fixed = frame.first_chunk::<8>()?;
+    let api_key = i16::from_be_bytes([fixed[0], fixed[1]]);
+    let api_version = i16::from_be_bytes([fixed[2], fixed[3]]);
+    let correlation_id = i32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+    let acks = if api_key == ApiKey::Produce as i16 {
+        produce_acks(frame, api_version)
+    } else {
+        None
+    };
+    Some(RequestInfo {
+        api_key,
+        api_version,
+        correlation_id,
+        acks,
+    })
+}
+
+/// The `acks` of a Produce request: after the header comes the transactional id (a compact
+/// string from v9 on), then `acks`.
+fn produce_acks(frame: &Bytes, api_version: i16) -> Option<i16> {
+    let mut buf = frame.clone();
+    let header_version = ApiKey::Produce.request_header_version(api_version);
+    RequestHeader::decode(&mut buf, header_version).ok()?;
+    let skip = if api_version >= 9 {
+        // Compact nullable string: unsigned varint length + 1 (0 is null).
+        let mut length_plus_one: u64 = 0;
+        let mut shift = 0;
+        loop {
+            if !buf.has_remaining() || shift > 28 {
+                return None;
+            }
+            let byte = buf.get_u8();
+            length_plus_one |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        usize::try_from(length_plus_one.saturating_sub(1)).ok()?
+    } else {
+        if buf.remaining() < 2 {
+            return None;
+        }
+        usize::try_from(buf.get_i16()).unwrap_or(0) // -1 is null: nothing to skip
+    };
+    if buf.remaining() < skip + 2 {
+        return None;
+    }
+    buf.advance(skip);
+    Some(buf.get_i16())
+}
+
+/// What becomes of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestFate {
+    /// Forward it; its answer goes back to the client.
+    Forward,
+    /// Forward it and swallow its answer (a lost ack).
+    DropResponse {
+        /// Close the connection once the answer has arrived.
+        close_after: bool,
+    },
+    /// Do not forward it.
+    DropRequest {
+        /// Close the connection at once.
+        close_after: bool,
+    },
+    /// Forward it twice; swallow the second answer.
+    Duplicate {
+        /// Close the connection once the second answer has arrived.
+        close_after: bool,
+    },
+    /// Close the connection instead of forwarding it.
+    Cut,
+}
+
+/// Decides, for each request of one connection in order, its fate and its delay. Plain
+/// synchronous code over the dice, so its choices can be tested without sockets.
+#[derive(Debug)]
+pub struct RequestJudge {
+    dice: Dice,
+}
+
+impl RequestJudge {
+    /// The judge of connection `connection` under `seed`.
+    pub fn new(seed: u64, connection: u64) -> RequestJudge {
+        RequestJudge {
+            dice: Dice::for_connection(seed, connection, 0),
+        }
+    }
+
+    /// The fate of the next request. Rolls the same dice whatever the outcome, so one
+    /// request's fate never shifts the next one's rolls. At most one fault per request;
+    /// `take_budget` is asked only when a fault is about to happen.
+    pub fn judge(
+        &mut self,
+        config: &ProxyConfig,
+        request: &RequestInfo,
+        take_budget: impl FnOnce() -> bool,
+    ) -> RequestFate {
+        let cut = self.dice.chance(config.cut_probability);
+        let drop_request = self.dice.chance(config.drop_produce_request.probability);
+        let duplicate = self.dice.chance(config.duplicate_produce.probability);
+        let drop_response = self.dice.chance(config.drop_produce_response.probability);
+        let fate = if cut {
+            RequestFate::Cut
+        } else if !request.is_produce() {
+            RequestFate::Forward
+        } else if drop_request {
+            RequestFate::DropRequest {
+                close_after: config.drop_produce_request.close_after,
+            }
+        } else if duplicate {
+            RequestFate::Duplicate {
+                close_after: config.duplicate_produce.close_after,
+            }
+        } else if drop_response && request.expects_response() {
+            RequestFate::DropResponse {
+                close_after: config.drop_produce_response.close_after,
+            }
+        } else {
+            RequestFate::Forward
+        };
+        if fate == RequestFate::Forward || take_budget() {
+            fate
+        } else {
+            RequestFate::Forward
+        }
+    }
+
+    /// How long to hold the next request back (rolled apart from its fate).
+    pub fn delay(&mut self, config: &ProxyConfig) -> Option<Duration> {
+        roll_delay(&mut self.dice, config)
+    }
+}
+
+fn roll_delay(dice: &mut Dice, config: &ProxyConfig) -> Option<Duration> {
+    let delay = config.delay?;
+    let hit = dice.next_u64() % 1_000_000 < u64::from(delay.probability_ppm);
+    let ms = dice.between(delay.min_ms, delay.max_ms);
+    hit.then(|| Duration::from_millis(ms))
+}
+
+/// An answer the proxy waits for.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    correlation_id: i32,
+    api_key: i16,
+    api_version: i16,
+    /// What to do with the answer.
+    answer: Answer,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    Forward,
+    /// Swallow it: a lost ack, or the second answer to a duplicated request.
+    Swallow {
+        close_after: bool,
+        lost_ack: bool,
+    },
+}
+
+/// A bound, not yet running, proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: ProxyConfig,
+    /// The address written into rewritten Metadata.
+    advertised: Advertised,
+    counts: Arc<FaultCounts>,
+    budget: Budget,
+}
+
+impl Proxy {
+    /// Checks the settings and binds the listener.
+    pub async fn bind(config: ProxyConfig) -> io::Result<Proxy> {
+        config
+            .validate()
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let bound = listener.local_addr()?;
+        let advertised = config.advertise.clone().unwrap_or(Advertised {
+            host: bound.ip().to_string(),
+            port: bound.port(),
+        });
+        let budget = Budget {
+            left: config.max_faults.map(AtomicU64::new),
+        };
+        let shared = Arc::new(Shared {
+            config,
+            advertised,
+            counts: Arc::default(),
+            budget,
+        });
+        Ok(Proxy { listener, shared })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The live counters; they stay readable after [`Proxy::run`] returns.
+    pub fn counts(&self) -> Arc<FaultCounts> {
+        self.shared.counts.clone()
+    }
+
+    /// Relays connections until `shutdown` completes, then closes every connection.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let mut connections = JoinSet::new();
+        let mut accepted_count: u64 = 0;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(done) = connections.join_next(), if !connections.is_empty() => {
+                    if let Err(e) = done {
+                        error!(error = %e, "proxy connection task failed");
+                    }
+                }
+                accepted = self.listener.accept() => {
+                    let (client, peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let connection = accepted_count;
+                    accepted_count += 1;
+                    bump(&self.shared.counts.connections);
+                    let shared = self.shared.clone();
+                    let span = info_span!("proxy_connection", connection, %peer);
+                    connections.spawn(relay(client, connection, shared).instrument(span));
+                }
+            }
+        }
+        info!(open = connections.len(), "proxy shutting down");
+        connections.shutdown().await;
+    }
+}
+
+/// Why a relayed connection ended.
+#[derive(Debug)]
+enum End {
+    ClientClosed,
+    UpstreamClosed,
+    ClosedMidFrame,
+    TooLarge(i32),
+    Io(io::Error),
+    /// A fault closed it (the log line was written when it happened).
+    Fault,
+    /// More requests in flight than [`MAX_IN_FLIGHT_PER_CONNECTION`].
+    TooManyInFlight,
+    /// An answer whose correlation id matches no request in flight.
+    UnexpectedAnswer(i32),
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::ClientClosed => write!(f, "the client closed the connection"),
+            End::UpstreamClosed => write!(f, "the broker closed the connection"),
+            End::ClosedMidFrame => write!(f, "a peer closed inside a frame"),
+            End::TooLarge(announced) => write!(f, "a {announced}-byte frame exceeds the limit"),
+            End::Io(e) => write!(f, "socket error: {e}"),
+            End::Fault => write!(f, "a fault closed it"),
+            End::TooManyInFlight => write!(
+                f,
+                "more than {MAX_IN_FLIGHT_PER_CONNECTION} requests in flight"
+            ),
+            End::UnexpectedAnswer(id) => {
+                write!(f, "an answer with correlation id {id} matches no request")
+            }
+        }
+    }
+}
+
+/// Relays one client connection until either side ends it, then closes both.
+async fn relay(client: TcpStream, connection: u64, shared: Arc<Shared>) {
+    let upstream = match TcpStream::connect(shared.config.upstream).await {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            warn!(upstream = %shared.config.upstream, error = %e, "closed connection: cannot reach the upstream broker");
+            return;
+        }
+    };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    debug!("opened upstream connection");
+    let (client_read, client_write) = client.into_split();
+    let (upstream_read, upstream_write) = upstream.into_split();
+    let in_flight = Mutex::new(VecDeque::new());
+    let requests = relay_requests(client_read, upstream_write, connection, &shared, &in_flight);
+    let responses = relay_responses(upstream_read, client_write, connection, &shared, &in_flight);
+    // Whichever direction ends first ends both: dropping the other drops its socket halves.
+    let end = tokio::select! {
+        end = requests => end,
+        end = responses => end,
+    };
+    match end {
+        End::ClientClosed => debug!("client closed the connection"),
+        End::UpstreamClosed => info!("broker closed the connection; closed the client's"),
+        End::Fault => {}
+        other => warn!("closed connection: {other}"),
+    }
+}
+
+/// Client → broker: judge each request, remember what to do with its answer, forward it.
+async fn relay_requests(
+    mut client: OwnedReadHalf,
+    mut upstream: OwnedWriteHalf,
+    connection: u64,
+    shared: &Shared,
+    in_flight: &Mutex<VecDeque<Pending>>,
+) -> End {
+    let config = &shared.config;
+    let counts = &shared.counts;
+    let mut judge = RequestJudge::new(config.seed, connection);
+    let mut buf = BytesMut::new();
+    loop {
+        let frame = match read_frame(&mut client, &mut buf, config.max_frame_bytes).await {
+            Ok(frame) => frame,
+            Err(ReadEnd::Closed) => return End::ClientClosed,
+            Err(other) => return other.into(),
+        };
+        let Some(request) = read_request_info(&frame.slice(LENGTH_PREFIX_BYTES..)) else {
+            warn!("closed connection: a request shorter than its header");
+            return End::ClosedMidFrame;
+        };
+        let fate = judge.judge(config, &request, || shared.budget.take());
+        if let Some(delay) = judge.delay(config) {
+            bump(&counts.delayed_frames);
+            info!(
+                correlation_id = request.correlation_id,
+                api = request.api_key,
+                delay_ms = delay.as_millis() as u64,
+                "delayed request"
+            );
+            tokio::time::sleep(delay).await;
+        }
+        let copies = match plan_request(fate, &request, counts) {
+            Plan::Send { copies, answers } => {
+                let mut queue = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+                if queue.len() + answers.len() > MAX_IN_FLIGHT_PER_CONNECTION {
+                    return End::TooManyInFlight;
+                }
+                queue.extend(answers);
+                copies
+            }
+            Plan::Skip => continue,
+            Plan::Close => return End::Fault,
+        };
+        for _ in 0..copies {
+            if let Err(e) = upstream.write_all(&frame).await {
+                return End::Io(e);
+            }
+            bump(&counts.requests_relayed);
+        }
+    }
+}
+
+/// What the request relay does with one request.
+enum Plan {
+    Send {
+        copies: usize,
+        answers: Vec<Pending>,
+    },
+    Skip,
+    Close,
+}
+
+/// Turns a fate into copies to send and answers to expect; logs and counts faults.
+fn plan_request(fate: RequestFate, request: &RequestInfo, counts: &FaultCounts) -> Plan {
+    let pending = |answer| Pending {
+        correlation_id: request.correlation_id,
+        api_key: request.api_key,
+        api_version: request.api_version,
+        answer,
+    };
+    let answered = request.expects_response();
+    let correlation_id = request.correlation_id;
+    match fate {
+        RequestFate::Forward => Plan::Send {
+            copies: 1,
+            answers: answered
+                .then(|| pending(Answer::Forward))
+                .into_iter()
+                .collect(),
+        },
+        RequestFate::Cut => {
+            bump(&counts.cuts);
+            info!(
+                correlation_id,
+                api = request.api_key,
+                "cut the connection instead of forwarding a request"
+            );
+            Plan::Close
+        }
+        RequestFate::DropRequest { close_after } => {
+            bump(&counts.dropped_produce_requests);
+            info!(correlation_id, close_after, "dropped produce request");
+            if close_after {
+                bump(&counts.closes_after_fault);
+                Plan::Close
+            } else {
+                Plan::Skip
+            }
+        }
+        RequestFate::DropResponse { close_after } => {
+            info!(
+                correlation_id,
+                close_after, "will drop the produce response once the broker answers"
+            );
+            Plan::Send {
+                copies: 1,
+                answers: vec![pending(Answer::Swallow {
+                    close_after,
+                    lost_ack: true,
+                })],
+            }
+        }
+        RequestFate::Duplicate { close_after } => {
+            bump(&counts.duplicated_produce_requests);
+            info!(correlation_id, close_after, "duplicated produce request");
+            let answers = if answered {
+                vec![
+                    pending(Answer::Forward),
+                    pending(Answer::Swallow {
+                        close_after,
+                        lost_ack: false,
+                    }),
+                ]
+            } else {
+                Vec::new()
+            };
+            Plan::Send { copies: 2, answers }
+        }
+    }
+}
+
+/// Broker → client: match each answer to its request, then forward, rewrite or swallow it.
+async fn relay_responses(
+    mut upstream: OwnedReadHalf,
+    mut client: OwnedWriteHalf,
+    connection: u64,
+    shared: &Shared,
+    in_flight: &Mutex<VecDeque<Pending>>,
+) -> End {
+    let config = &shared.config;
+    let counts = &shared.counts;
+    let mut dice = Dice::for_connection(config.seed, connection, 1);
+    let mut buf = BytesMut::new();
+    loop {
+        let frame = match read_frame(&mut upstream, &mut buf, config.max_frame_bytes).await {
+            Ok(frame) => frame,
+            Err(ReadEnd::Closed) => return End::UpstreamClosed,
+            Err(other) => return other.into(),
+        };
+        let Some(correlation_id) = frame
+            .get(LENGTH_PREFIX_BYTES..LENGTH_PREFIX_BYTES + 4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return End::ClosedMidFrame;
+        };
+        let Some(pending) = take_pending(in_flight, correlation_id) else {
+            return End::UnexpectedAnswer(correlation_id);
+        };
+        let cut = dice.chance(config.cut_probability);
+        let delay = roll_delay(&mut dice, config);
+        if let Answer::Swallow { close_after, .. } = pending.answer {
+            swallow(&pending, &frame, counts);
+            if close_after {
+                bump(&counts.closes_after_fault);
+                info!(correlation_id, "closed the connection after the fault");
+                return End::Fault;
+            }
+            continue;
+        }
+        if cut && shared.budget.take() {
+            bump(&counts.cuts);
+            info!(
+                correlation_id,
+                api = pending.api_key,
+                "cut the connection instead of forwarding a response"
+            );
+            return End::Fault;
+        }
+        if let Some(delay) = delay {
+            bump(&counts.delayed_frames);
+            info!(
+                correlation_id,
+                delay_ms = delay.as_millis() as u64,
+                "delayed response"
+            );
+            tokio::time::sleep(delay).await;
+        }
+        let frame = if config.rewrite_metadata && pending.api_key == ApiKey::Metadata as i16 {
+            rewrite_metadata(frame, pending.api_version, &shared.advertised, counts)
+        } else {
+            frame
+        };
+        if pending.api_key == ApiKey::Produce as i16 && tracing::enabled!(Level::DEBUG) {
+            let answer = describe_produce_answer(&frame, pending.api_version);
+            debug!(correlation_id, answer, "forwarded produce response");
+        }
+        if let Err(e) = client.write_all(&frame).await {
+            return End::Io(e);
+        }
+        bump(&counts.responses_relayed);
+    }
+}
+
+/// Counts and logs a swallowed answer: a lost ack (with what the client will never see), or
+/// the second answer to a duplicated request.
+fn swallow(pending: &Pending, frame: &Bytes, counts: &FaultCounts) {
+    let correlation_id = pending.correlation_id;
+    let answer = describe_produce_answer(frame, pending.api_version);
+    match pending.answer {
+        Answer::Swallow {
+            lost_ack: true,
+            close_after,
+        } => {
+            bump(&counts.dropped_produce_responses);
+            info!(
+                correlation_id,
+                close_after, answer, "dropped produce response (lost ack)"
+            );
+        }
+        _ => debug!(
+            correlation_id,
+            answer, "swallowed the answer to the duplicate"
+        ),
+    }
+}
+
+/// A Produce answer in a few words for the log: `topic[partition]: error E, base offset O`
+/// per partition (error 46 is DUPLICATE_SEQUENCE_NUMBER, 45 OUT_OF_ORDER_SEQUENCE_NUMBER).
+pub fn describe_produce_answer(frame: &Bytes, api_version: i16) -> String {
+    let mut body = frame.slice(LENGTH_PREFIX_BYTES.min(frame.len())..);
+    let header_version = ApiKey::Produce.response_header_version(api_version);
+    let decoded = ResponseHeader::decode(&mut body, header_version)
+        .and_then(|_| ProduceResponse::decode(&mut body, api_version));
+    let Ok(response) = decoded else {
+        return "undecodable".to_string();
+    };
+    let mut parts = Vec::new();
+    for topic in &response.responses {
+        for p in &topic.partition_responses {
+            parts.push(format!(
+                "{}[{}]: error {}, base offset {}",
+                topic.name.as_str(),
+                p.index,
+                p.error_code,
+                p.base_offset
+            ));
+        }
+    }
+    parts.join("; ")
+}
+
+/// Removes the request `correlation_id` answers. Normally the front of the queue (Kafka
+/// answers in order); a stray id is looked for further back, with a warning.
+fn take_pending(in_flight: &Mutex<VecDeque<Pending>>, correlation_id: i32) -> Option<Pending> {
+    let mut queue = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+    if queue
+        .front()
+        .is_some_and(|p| p.correlation_id == correlation_id)
+    {
+        return queue.pop_front();
+    }
+    let position = queue
+        .iter()
+        .position(|p| p.correlation_id == correlation_id)?;
+    warn!(correlation_id, position, "answer out of request order");
+    queue.remove(position)
+}
+
+/// Gives every broker in a Metadata answer the proxy's address. An answer that does not
+/// decode is forwarded unchanged, with a warning.
+fn rewrite_metadata(
+    frame: Bytes,
+    api_version: i16,
+    advertised: &Advertised,
+    counts: &FaultCounts,
+) -> Bytes {
+    let mut body = frame.slice(LENGTH_PREFIX_BYTES..);
+    let header_version = ApiKey::Metadata.response_header_version(api_version);
+    let decoded = ResponseHeader::decode(&mut body, header_version)
+        .and_then(|header| MetadataResponse::decode(&mut body, api_version).map(|r| (header, r)));
+    let (header, mut response) = match decoded {
+        Ok(pair) => pair,
+        Err(e) => {
+            warn!(error = %e, api_version, "forwarded a Metadata answer unchanged: it does not decode");
+            return frame;
+        }
+    };
+    let port = i32::from(advertised.port);
+    for broker in &mut response.brokers {
+        broker.host = advertised.host.clone().into();
+        broker.port = port;
+    }
+    match kafka_codec::encode_response(
+        ApiKey::Metadata,
+        api_version,
+        header.correlation_id,
+        &response,
+    ) {
+        Ok(rewritten) => {
+            bump(&counts.rewritten_metadata);
+            debug!(brokers = response.brokers.len(), %advertised, "rewrote metadata");
+            rewritten
+        }
+        Err(e) => {
+            warn!(error = %e, "forwarded a Metadata answer unchanged: it does not re-encode");
+            frame
+        }
+    }
+}
+
+/// Why reading a frame stopped.
+enum ReadEnd {
+    Closed,
+    ClosedMidFrame,
+    TooLarge(i32),
+    Io(io::Error),
+}
+
+impl From<ReadEnd> for End {
+    fn from(end: ReadEnd) -> End {
+        match end {
+            ReadEnd::Closed => End::ClientClosed,
+            ReadEnd::ClosedMidFrame => End::ClosedMidFrame,
+            ReadEnd::TooLarge(announced) => End::TooLarge(announced),
+            ReadEnd::Io(e) => End::Io(e),
+        }
+    }
+}
+
+/// Reads one whole frame, length prefix included (check-then-parse: memory grows only with
+/// the bytes that arrive).
+async fn read_frame(
+    stream: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    max_frame_bytes: usize,
+) -> Result<Bytes, ReadEnd> {
+    loop {
+        match kafka_codec::check_frame(buf, max_frame_bytes) {
+            FrameCheck::Complete { frame_bytes } => {
+                return Ok(buf.split_to(LENGTH_PREFIX_BYTES + frame_bytes).freeze());
+            }
+            FrameCheck::TooLarge { announced } => return Err(ReadEnd::TooLarge(announced)),
+            FrameCheck::Incomplete { needed } => {
+                let missing = needed.unwrap_or(LENGTH_PREFIX_BYTES) - buf.len();
+                buf.reserve(missing.min(READ_CHUNK_BYTES));
+                match stream.read_buf(buf).await {
+                    Ok(0) if buf.is_empty() => return Err(ReadEnd::Closed),
+                    Ok(0) => return Err(ReadEnd::ClosedMidFrame),
+                    Ok(_) => {}
+                    Err(e) => return Err(ReadEnd::Io(e)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn produce_info(correlation_id: i32) -> RequestInfo {
+        RequestInfo {
+            api_key: ApiKey::Produce as i16,
+            api_version: 9,
+            correlation_id,
+            acks: Some(-1),
+        }
+    }
+
+    fn fates(config: &ProxyConfig, connection: u64) -> Vec<RequestFate> {
+        let mut judge = RequestJudge::new(config.seed, connection);
+        (0..200)
+            .map(|i| judge.judge(config, &produce_info(i), || true))
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_judges_the_same_requests_the_same_way() {
+        let config = ProxyConfig {
+            seed: 42,
+            drop_produce_response: Fault::new(0.2, true),
+            duplicate_produce: Fault::new(0.1, false),
+            cut_probability: 0.05,
+            ..ProxyConfig::default()
+        };
+        assert_eq!(fates(&config, 3), fates(&config, 3));
+        assert_ne!(fates(&config, 3), fates(&config, 4), "connections differ");
+        let other_seed = ProxyConfig {
+            seed: 43,
+            ..config.clone()
+        };
+        assert_ne!(fates(&config, 3), fates(&other_seed, 3), "seeds differ");
+        let drops = fates(&config, 3)
+            .iter()
+            .filter(|f| matches!(f, RequestFate::DropResponse { .. }))
+            .count();
+        assert!(
+            (10..=70).contains(&drops),
+            "about 20 % of 200 minus others: {drops}"
+        );
+    }
+
+    #[test]
+    fn only_produce_requests_are_lost_or_duplicated() {
+        let config = ProxyConfig {
+            drop_produce_response: Fault::new(1.0, true),
+            ..ProxyConfig::default()
+        };
+        let mut judge = RequestJudge::new(0, 0);
+        let metadata = RequestInfo {
+            api_key: ApiKey::Metadata as i16,
+            acks: None,
+            ..produce_info(1)
+        };
+        assert_eq!(
+            judge.judge(&config, &metadata, || true),
+            RequestFate::Forward
+        );
+        let acks_zero = RequestInfo {
+            acks: Some(0),
+            ..produce_info(2)
+        };
+        assert_eq!(
+            judge.judge(&config, &acks_zero, || true),
+            RequestFate::Forward,
+            "an acks=0 produce has no answer to lose"
+        );
+    }
+
+    #[test]
+    fn a_spent_budget_forwards_faithfully() {
+        let config = ProxyConfig {
+            drop_produce_request: Fault::new(1.0, false),
+            max_faults: Some(1),
+            ..ProxyConfig::default()
+        };
+        let budget = Budget {
+            left: Some(AtomicU64::new(1)),
+        };
+        let mut judge = RequestJudge::new(0, 0);
+        let first = judge.judge(&config, &produce_info(1), || budget.take());
+        let second = judge.judge(&config, &produce_info(2), || budget.take());
+        assert_eq!(first, RequestFate::DropRequest { close_after: false });
+        assert_eq!(second, RequestFate::Forward);
+    }
+
+    #[test]
+    fn produce_acks_are_read_in_every_header_format() {
+        use bytes::BufMut;
+        use kafka_protocol::messages::ProduceRequest;
+        use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+        for version in [3, 8, 9, 11] {
+            for acks in [0, 1, -1] {
+                let mut buf = BytesMut::new();
+                RequestHeader::default()
+                    .with_request_api_key(ApiKey::Produce as i16)
+                    .with_request_api_version(version)
+                    .with_correlation_id(7)
+                    .with_client_id(Some(StrBytes::from_static_str("judge")))
+                    .encode(&mut buf, ProduceRequest::header_version(version))
+                    .expect("header encodes");
+                ProduceRequest::default()
+                    .with_transactional_id(Some(StrBytes::from_static_str("tx").into()))
+                    .with_acks(acks)
+                    .encode(&mut buf, version)
+                    .expect("body encodes");
+                buf.put_u8(0);
+                let info = read_request_info(&buf.freeze()).expect("a header");
+                assert_eq!(info.correlation_id, 7);
+                assert_eq!(info.acks, Some(acks), "Produce v{version}");
+            }
+        }
+    }
+
+    #[test]
+    fn dice_stay_in_range() {
+        let mut dice = Dice::for_connection(1, 2, 3);
+        for _ in 0..1000 {
+            let n = dice.between(5, 9);
+            assert!((5..=9).contains(&n));
+        }
+        let mut same = Dice::for_connection(1, 2, 3);
+        let mut again = Dice::for_connection(1, 2, 3);
+        assert_eq!(same.between(0, u64::MAX), again.between(0, u64::MAX));
+    }
+}

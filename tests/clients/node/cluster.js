@@ -1,0 +1,122 @@
+// Starts idempo-broker behind idempo-proxy on free loopback ports, for real-client tests.
+//
+// The binaries come from IDEMPO_BROKER and IDEMPO_PROXY (paths, relative to the repo root or
+// absolute), by default target/debug/idempo-broker and target/debug/idempo-proxy. The broker
+// advertises the proxy's address, so clients stay on the proxy after bootstrap; the proxy
+// loses Produce acks after the append and then closes the connection, as a broken TCP
+// connection would (see net/src/proxy.rs).
+'use strict'
+
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+
+const REPO = path.resolve(__dirname, '..', '..', '..')
+const START_TIMEOUT_MS = 10_000
+
+function binary (envVar, fallback) {
+  const given = process.env[envVar] || fallback
+  const resolved = path.isAbsolute(given) ? given : path.join(REPO, given)
+  if (!fs.existsSync(resolved)) {
+    throw new Error(`${resolved} does not exist: build it with \`cargo build -p idempo-net --bins\` or point ${envVar} at it`)
+  }
+  return resolved
+}
+
+function freePort () {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitForPort (port, child, name) {
+  const deadline = Date.now() + START_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with status ${child.exitCode}`)
+    const open = await new Promise(resolve => {
+      const socket = net.connect(port, '127.0.0.1')
+      socket.once('connect', () => { socket.destroy(); resolve(true) })
+      socket.once('error', () => resolve(false))
+    })
+    if (open) return
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  throw new Error(`${name} did not listen on port ${port} within ${START_TIMEOUT_MS} ms`)
+}
+
+function exited (child) {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise(resolve => child.once('exit', resolve))
+}
+
+// idempo-broker (idempotence on or off) behind idempo-proxy losing acks with `drop`
+// probability, at most `maxFaults` times, from `seed`.
+async function startLossyCluster ({ idempotence, seed = 1, drop = 0.5, maxFaults = 3 }) {
+  const [brokerPort, proxyPort] = [await freePort(), await freePort()]
+  const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-node-'))
+  const brokerLog = fs.openSync(path.join(logs, 'broker.log'), 'w')
+  const proxyLog = fs.openSync(path.join(logs, 'proxy.log'), 'w')
+  const broker = spawn(binary('IDEMPO_BROKER', 'target/debug/idempo-broker'), [
+    '--listen', `127.0.0.1:${brokerPort}`,
+    '--advertise', `127.0.0.1:${proxyPort}`,
+    '--partitions', '1',
+    '--idempotence', idempotence ? 'on' : 'off'
+  ], { stdio: ['ignore', 'ignore', brokerLog] })
+  const proxy = spawn(binary('IDEMPO_PROXY', 'target/debug/idempo-proxy'), [
+    '--listen', `127.0.0.1:${proxyPort}`,
+    '--upstream', `127.0.0.1:${brokerPort}`,
+    '--seed', String(seed),
+    '--drop-produce-response', String(drop),
+    '--close-after-fault', 'on',
+    '--max-faults', String(maxFaults)
+  ], { stdio: ['ignore', 'pipe', proxyLog] })
+  let proxyOut = ''
+  proxy.stdout.on('data', chunk => { proxyOut += chunk })
+  const cluster = {
+    bootstrap: `127.0.0.1:${proxyPort}`,
+    logs,
+    // Stops the proxy (SIGINT) and returns its counts: { 'dropped produce responses': n, ... }.
+    async faultCounts () {
+      if (proxy.exitCode === null && proxy.signalCode === null) proxy.kill('SIGINT')
+      await exited(proxy)
+      const counts = {}
+      for (const line of proxyOut.split('\n')) {
+        const at = line.lastIndexOf(': ')
+        if (at > 0) counts[line.slice(0, at)] = Number(line.slice(at + 2))
+      }
+      return counts
+    },
+    logTail (lines = 30) {
+      return ['broker.log', 'proxy.log'].map(name => {
+        const text = fs.readFileSync(path.join(logs, name), 'utf8').split('\n').slice(-lines)
+        return `--- ${name} (last ${lines} lines)\n${text.join('\n')}`
+      }).join('\n')
+    },
+    async stop () {
+      await cluster.faultCounts()
+      if (broker.exitCode === null && broker.signalCode === null) broker.kill('SIGTERM')
+      await exited(broker)
+      fs.closeSync(brokerLog)
+      fs.closeSync(proxyLog)
+    }
+  }
+  try {
+    await waitForPort(brokerPort, broker, 'idempo-broker')
+    await waitForPort(proxyPort, proxy, 'idempo-proxy')
+  } catch (e) {
+    broker.kill('SIGKILL')
+    proxy.kill('SIGKILL')
+    throw e
+  }
+  return cluster
+}
+
+module.exports = { startLossyCluster }
