@@ -48,7 +48,10 @@
 //! - [`topics`]: topic names, ids and their blocks of core partitions.
 //! - [`kafka_apis`]: one synchronous function per API over the core.
 //! - [`server`]: the tokio listener and connections, limits, shutdown.
+//! - [`proxy`]: a Kafka-aware fault proxy (lost acks, lost requests, duplicates, delays,
+//!   cuts) to put between real clients and a broker.
 //! - `bin/idempo-broker.rs`: the command line.
+//! - `bin/idempo-proxy.rs`: the fault proxy's command line.
 //!
 //! ## Differences from Kafka
 //! - One broker, no replication: `acks` 1 and -1 mean the same, the high watermark and the
@@ -69,6 +72,7 @@ pub mod client;
 pub mod kafka_apis;
 pub mod kafka_codec;
 pub mod preflight;
+pub mod proxy;
 pub mod server;
 pub mod topics;
 
