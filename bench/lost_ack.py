@@ -2,8 +2,8 @@
 
 Prints each delivery report as `record N: partition P, offset O, error E`. A broker that
 answers the retried batch as Kafka does reports the original offset; one that answers
-DUPLICATE_SEQUENCE_NUMBER leaves librdkafka with an unknown offset (-1001, "invalid"),
-which it nevertheless reports as delivered.
+DUPLICATE_SEQUENCE_NUMBER (46, base offset -1) leaves librdkafka with an invalid offset,
+reported by confluent-kafka as `None`, though the record counts as delivered.
 """
 
 import argparse
