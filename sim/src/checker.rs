@@ -38,7 +38,7 @@
 
 use bytes::Bytes;
 use idempo_broker::Broker;
-use idempo_protocol::{Sequence, visit_records};
+use idempo_protocol::{BatchHeader, Sequence, visit_records};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
@@ -227,6 +227,43 @@ pub fn check(
     crash_lost: &FxHashSet<(u32, u32)>,
     expired: &FxHashSet<(i64, i32)>,
 ) -> CheckReport {
+    let log = broker.partition_ids().into_iter().flat_map(|partition| {
+        broker
+            .log(partition)
+            .into_iter()
+            .flat_map(|view| {
+                view.batches()
+                    .map(|b| (b.header, b.bytes))
+                    .collect::<Vec<_>>()
+            })
+            .map(move |(header, bytes)| (partition, header, bytes))
+    });
+    check_log(
+        log,
+        workload,
+        ledger,
+        partition_of,
+        session_of,
+        crash_lost,
+        expired,
+    )
+}
+
+/// The same check over any log: `(partition, header, bytes)` for every batch, partition by
+/// partition in offset order (for example read back over TCP with Fetch).
+///
+/// `session_of(producer_id)` names the producer process a producer id belonged to (`None` for
+/// batches without one); `crash_lost` holds the records a broker crash dropped before they
+/// were synced; `expired` the (producer id, partition) pairs whose state the broker expired.
+pub fn check_log(
+    log: impl IntoIterator<Item = (i32, BatchHeader, Bytes)>,
+    workload: Workload,
+    ledger: &[Vec<BatchLedger>],
+    partition_of: impl Fn(u32, u64) -> i32,
+    session_of: impl Fn(i64) -> Option<u32>,
+    crash_lost: &FxHashSet<(u32, u32)>,
+    expired: &FxHashSet<(i64, i32)>,
+) -> CheckReport {
     let mut report = CheckReport::default();
     let per_batch = u64::from(workload.batch_records);
     let fresh = || -> Vec<Vec<u8>> {
@@ -239,12 +276,9 @@ pub fn check(
     let mut highest: FxHashMap<(u32, i32, u8), u32> = FxHashMap::default();
     let mut last_seq: FxHashMap<(i64, i16, i32), Sequence> = FxHashMap::default();
 
-    for partition in broker.partition_ids() {
-        let Some(log) = broker.log(partition) else {
-            continue;
-        };
-        for stored in log.batches() {
-            let h = &stored.header;
+    {
+        for (partition, header, bytes) in log {
+            let h = &header;
             let after_expiry = expired.contains(&(h.producer_id.0, partition));
             if h.producer_id.is_some() {
                 let key = (h.producer_id.0, h.producer_epoch.0, partition);
@@ -261,7 +295,7 @@ pub fn check(
                 last_seq.insert(key, h.last_sequence());
             }
             let session = session_of(h.producer_id.0).unwrap_or(0).min(255) as u8;
-            let walked = visit_records(&stored.bytes, |record| {
+            let walked = visit_records(&bytes, |record| {
                 report.log_records += 1;
                 let id = record.value.and_then(parse_record_value);
                 let Some((p, i)) =

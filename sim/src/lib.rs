@@ -25,6 +25,8 @@
 //! - [`shrink`]: reducing a failing run's faults to a minimal replay file.
 //! - [`swarm`]: a per-seed fault mix.
 //! - [`sweep`]: many seeds over a grid of fault rates and settings, with confidence intervals.
+//! - [`tcp`]: the same workload and checker over real sockets, through a fault proxy
+//!   (`run --bootstrap`).
 //! - [`script`] and [`explain`]: the study tool.
 
 #![recursion_limit = "256"]
@@ -44,6 +46,7 @@ pub mod script;
 pub mod shrink;
 pub mod swarm;
 pub mod sweep;
+pub mod tcp;
 pub mod trace;
 
 pub use config::SimConfig;

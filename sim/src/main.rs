@@ -197,6 +197,29 @@ fn latency_range(text: &str) -> Result<(u64, u64), String> {
     Ok((min, max))
 }
 
+/// Flags of `idempo-sim proxy`.
+#[derive(Args, Clone, Debug)]
+struct ProxyArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:19092")]
+    listen: String,
+    /// The broker to relay to.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    upstream: String,
+    /// Seed of the proxy's choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Probability that a Produce response is dropped after the broker appended.
+    #[arg(long, default_value_t = 0.1, value_parser = probability)]
+    ack_loss: f64,
+    /// Probability that a Produce request is dropped.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    request_loss: f64,
+    /// Probability that a Produce request is delivered twice.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    duplicate: f64,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Simulate producers, a faulty network and a broker; check the logs for exactly-once.
@@ -226,6 +249,10 @@ enum Command {
         /// Run the seed twice and compare a fingerprint of every event.
         #[arg(long, conflicts_with = "trace")]
         check_determinism: bool,
+        /// Run over real TCP instead of the simulator: through a Kafka-aware fault proxy to
+        /// the broker at HOST:PORT, or `embedded` for an idempo broker started on loopback.
+        #[arg(long, value_name = "HOST:PORT|embedded", conflicts_with_all = ["trace", "svg", "html", "shrink", "check_determinism"])]
+        bootstrap: Option<String>,
         /// Draw the run as a Lamport diagram (SVG) to FILE; small runs only.
         #[arg(long, value_name = "FILE")]
         svg: Option<String>,
@@ -242,6 +269,10 @@ enum Command {
         #[arg(long, value_name = "PRODUCER:INDEX", value_parser = record_ref)]
         record: (u32, u64),
     },
+    /// A Kafka-aware fault proxy in front of any broker: loses produce acks and requests and
+    /// duplicates requests by seeded probability, closing the connection after each loss as a
+    /// broken TCP connection would, and rewrites Metadata so clients stay behind it.
+    Proxy(ProxyArgs),
     /// Run a replay file (written by `run --shrink`): exactly the faults it lists.
     Replay {
         /// The replay file.
@@ -304,7 +335,11 @@ fn main() -> ExitCode {
             check_determinism,
             svg,
             html,
+            bootstrap,
         } => {
+            if let Some(bootstrap) = bootstrap {
+                return run_tcp(&args.config(), &bootstrap, json);
+            }
             let options = RunOptions {
                 svg,
                 html,
@@ -319,6 +354,7 @@ fn main() -> ExitCode {
         }
         Command::Trace { args, record } => follow_record(args.config(), record),
         Command::Replay { file, trace } => replay(&file, trace),
+        Command::Proxy(args) => run_proxy(args),
         Command::Sweep(args) => idempo_sim::sweep::main_sweep(args),
         Command::Compare {
             args,
@@ -535,6 +571,103 @@ fn check_determinism(config: &SimConfig) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// `run --bootstrap`: the workload and checker over TCP through the fault proxy.
+fn run_tcp(config: &SimConfig, bootstrap: &str, json: bool) -> ExitCode {
+    if let Err(e) = config.validate() {
+        return usage_error(e);
+    }
+    let target = (bootstrap != "embedded").then_some(bootstrap);
+    match idempo_sim::tcp::run(config, target) {
+        Ok(r) => {
+            if json {
+                let value = serde_json::json!({
+                    "seed": config.seed,
+                    "idempotence": config.idempotence,
+                    "broker": r.broker,
+                    "topic": r.topic,
+                    "check": r.check,
+                    "verdict": if r.check.passed() { "pass" } else { "fail" },
+                });
+                println!("{value}");
+            } else {
+                print!(
+                    "{}",
+                    report::header(config).replace("idempo-sim run", "idempo-sim run --bootstrap")
+                );
+                print!("{}", idempo_sim::tcp::summary(config, &r));
+            }
+            if r.check.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("idempo-sim: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// `idempo-sim proxy`: the fault proxy on its own, in front of any broker.
+fn run_proxy(args: ProxyArgs) -> ExitCode {
+    let listen = match args.listen.parse() {
+        Ok(a) => a,
+        Err(_) => return usage_error(format!("--listen `{}` is not HOST:PORT", args.listen)),
+    };
+    let upstream = match std::net::ToSocketAddrs::to_socket_addrs(&args.upstream)
+        .ok()
+        .and_then(|mut a| a.next())
+    {
+        Some(a) => a,
+        None => {
+            return usage_error(format!(
+                "--upstream `{}` is not a reachable HOST:PORT",
+                args.upstream
+            ));
+        }
+    };
+    let config = idempo_net::proxy::ProxyConfig {
+        listen,
+        upstream,
+        seed: args.seed,
+        drop_produce_response: idempo_net::proxy::Fault::new(args.ack_loss, true),
+        drop_produce_request: idempo_net::proxy::Fault::new(args.request_loss, true),
+        duplicate_produce: idempo_net::proxy::Fault::new(args.duplicate, false),
+        rewrite_metadata: true,
+        ..idempo_net::proxy::ProxyConfig::default()
+    };
+    if let Err(e) = config.validate() {
+        return usage_error(e);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return usage_error(format!("cannot start the tokio runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let proxy = match idempo_net::proxy::Proxy::bind(config).await {
+            Ok(p) => p,
+            Err(e) => return usage_error(format!("--listen {}: {e}", args.listen)),
+        };
+        let counts = proxy.counts();
+        eprintln!(
+            "idempo-sim proxy: {} -> {} (ack loss {}, request loss {}, duplicate {}); Ctrl-C to stop",
+            args.listen, args.upstream, args.ack_loss, args.request_loss, args.duplicate
+        );
+        proxy
+            .run(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await;
+        println!("{}", counts.tally());
+        ExitCode::SUCCESS
+    })
 }
 
 /// Parses `PRODUCER:INDEX`.

@@ -364,3 +364,46 @@ fn swarm_prints_the_drawn_mix_so_the_replay_needs_no_swarm() {
         .expect("a replay line");
     assert!(!replay.contains("--swarm"), "{replay}");
 }
+
+#[test]
+fn run_over_tcp_through_the_fault_proxy_is_exactly_once_with_idempotence() {
+    let o = sim(&[
+        "run",
+        "--bootstrap",
+        "embedded",
+        "--records",
+        "300",
+        "--ack-loss",
+        "0.2",
+        "--producers",
+        "2",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("over TCP: 2 producer(s) -> fault proxy -> embedded idempo-broker"),
+        "{out}"
+    );
+    assert!(out.contains("verdict: PASS"));
+    let dropped: u64 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("dropped produce responses: "))
+        .and_then(|n| n.parse().ok())
+        .expect("the proxy reports its lost acks");
+    assert!(dropped > 0, "the fault really happened: {out}");
+    let off = sim(&[
+        "run",
+        "--bootstrap",
+        "embedded",
+        "--records",
+        "300",
+        "--ack-loss",
+        "0.2",
+        "--producers",
+        "2",
+        "--idempotence",
+        "off",
+    ]);
+    assert_eq!(off.status.code(), Some(1), "{}", stdout(&off));
+    assert!(stdout(&off).contains("no duplicates"));
+}
