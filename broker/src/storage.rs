@@ -154,13 +154,17 @@ pub trait Storage {
 /// batches (one allocation for all of them), small enough that a file's unused tail is cheap.
 const CHUNK_BYTES: usize = 64 * 1024;
 
-/// One simulated file: its content as slices of shared buffers, and how much of it is durable.
+/// One simulated file: its content as frozen shared buffers plus one growing tail buffer, and
+/// how much of it is durable. Appends copy into the tail (no allocation per write); a full
+/// tail is frozen into a piece that reads can slice without copying.
 #[derive(Clone, Default)]
 struct SimFile {
-    /// The content: `(position, bytes)` of each write, in order, contiguous from 0.
+    /// Frozen content: `(position, bytes)`, in order, contiguous from 0 up to `tail_start`.
     pieces: Vec<(u64, Bytes)>,
-    /// Spare capacity of the buffer the next append is copied into.
-    spare: BytesMut,
+    /// The content after the frozen pieces, still growing.
+    tail: BytesMut,
+    /// Position of the tail's first byte.
+    tail_start: u64,
     /// Content length.
     len: u64,
     /// The first `synced_len` bytes survive a crash.
@@ -174,18 +178,24 @@ impl SimFile {
     fn append(&mut self, parts: &[&[u8]]) -> u64 {
         let position = self.len;
         let n: usize = parts.iter().map(|p| p.len()).sum();
-        if self.spare.capacity() - self.spare.len() < n {
-            self.spare = BytesMut::with_capacity(CHUNK_BYTES.max(n));
+        if self.tail.capacity() - self.tail.len() < n {
+            self.freeze_tail();
+            self.tail = BytesMut::with_capacity(CHUNK_BYTES.max(n));
         }
         for part in parts {
-            self.spare.extend_from_slice(part);
+            self.tail.extend_from_slice(part);
         }
-        let written = self.spare.split().freeze();
         self.len += n as u64;
-        if n > 0 {
-            self.pieces.push((position, written));
-        }
         position
+    }
+
+    /// Moves the tail's bytes into a frozen piece.
+    fn freeze_tail(&mut self) {
+        if !self.tail.is_empty() {
+            let frozen = self.tail.split().freeze();
+            self.pieces.push((self.tail_start, frozen));
+        }
+        self.tail_start = self.len;
     }
 
     fn read(&self, name: &str, position: u64, len: usize) -> Result<Bytes, StorageError> {
@@ -201,6 +211,10 @@ impl SimFile {
         if len == 0 {
             return Ok(Bytes::new());
         }
+        if position >= self.tail_start {
+            let from = (position - self.tail_start) as usize;
+            return Ok(Bytes::copy_from_slice(&self.tail[from..from + len]));
+        }
         // The piece holding `position`: the last one starting at or before it.
         let first = self.pieces.partition_point(|(start, _)| *start <= position) - 1;
         let (start, piece) = &self.pieces[first];
@@ -208,7 +222,7 @@ impl SimFile {
         if end <= start + piece.len() as u64 {
             return Ok(piece.slice(from..from + len));
         }
-        // The range spans writes (a recovery scan of a whole file): copy once.
+        // The range spans buffers (a recovery scan of a whole file): copy once.
         let mut out = BytesMut::with_capacity(len);
         for (start, piece) in &self.pieces[first..] {
             if *start >= end {
@@ -218,6 +232,10 @@ impl SimFile {
             let hi = ((end - start) as usize).min(piece.len());
             out.extend_from_slice(&piece[lo..hi]);
         }
+        if end > self.tail_start {
+            let lo = position.saturating_sub(self.tail_start) as usize;
+            out.extend_from_slice(&self.tail[lo..(end - self.tail_start) as usize]);
+        }
         Ok(out.freeze())
     }
 
@@ -225,19 +243,25 @@ impl SimFile {
         if len >= self.len {
             return;
         }
-        let keep = self.pieces.partition_point(|(start, _)| *start < len);
-        self.pieces.truncate(keep);
-        if let Some((start, piece)) = self.pieces.last_mut() {
-            piece.truncate((len - *start) as usize);
+        if len >= self.tail_start {
+            self.tail.truncate((len - self.tail_start) as usize);
+        } else {
+            let keep = self.pieces.partition_point(|(start, _)| *start < len);
+            self.pieces.truncate(keep);
+            if let Some((start, piece)) = self.pieces.last_mut() {
+                piece.truncate((len - *start) as usize);
+            }
+            self.tail = BytesMut::new();
+            self.tail_start = len;
         }
         self.len = len;
         self.synced_len = self.synced_len.min(len);
-        // `spare` lies after every byte ever handed out, so later appends may still use it.
     }
 
     fn replace(&mut self, data: &[u8]) {
         self.pieces.clear();
-        self.spare = BytesMut::new();
+        self.tail = BytesMut::new();
+        self.tail_start = 0;
         self.len = 0;
         self.append(&[data]);
     }
