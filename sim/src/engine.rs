@@ -222,7 +222,8 @@ fn outstanding_max(config: &SimConfig) -> u64 {
     (2 * config.max_in_flight as u64 * u64::from(config.partitions)).clamp(4, 1024)
 }
 
-fn producer_config(config: &SimConfig) -> ProducerConfig {
+/// The producer settings a run's config asks for (shared with the TCP harness).
+pub(crate) fn producer_config(config: &SimConfig) -> ProducerConfig {
     ProducerConfig {
         idempotence: config.idempotence,
         max_in_flight: config.max_in_flight,

@@ -18,10 +18,10 @@
 
 use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload, record_values};
 use crate::config::SimConfig;
+use crate::engine::producer_config;
 use idempo_net::client::{ClientConfig, KafkaProducer, KafkaReader};
 use idempo_net::proxy::{Fault, Proxy, ProxyConfig};
 use idempo_net::server::{Server, ServerConfig};
-use idempo_producer::ProducerConfig;
 use idempo_protocol::{BatchHeader, Record};
 use rustc_hash::FxHashSet;
 use std::fmt::Write as _;
@@ -133,21 +133,6 @@ async fn start_broker(
         let _ = stopped.wait_for(|s| *s).await;
     }));
     Ok(address)
-}
-
-fn producer_config(config: &SimConfig) -> ProducerConfig {
-    ProducerConfig {
-        idempotence: config.idempotence,
-        max_in_flight: config.max_in_flight,
-        allow_unsafe_max_in_flight: config.unsafe_max_in_flight,
-        broker_dedup_window: config.dedup_window,
-        request_timeout_ms: config.request_timeout_ms,
-        delivery_timeout_ms: config.delivery_timeout_ms,
-        retries: config.retries,
-        retry_backoff_ms: config.retry_backoff_ms,
-        first_batch_alone: config.first_batch_alone,
-        ..ProducerConfig::default()
-    }
 }
 
 async fn produce_and_check(
