@@ -3,7 +3,7 @@
 //! `idempo-producer` binary end to end against a spawned `idempo-broker`.
 
 use idempo_net::client::{ClientConfig, DeliveryError, FailureReason, KafkaProducer, KafkaReader};
-use idempo_net::{Advertised, Server, ServerConfig};
+use idempo_net::{Advertised, ServerConfig};
 use idempo_protocol::{Record, RecordBatch};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -13,31 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+
+mod common;
+use common::{Running, start};
 
 const TOPIC: &str = "orders";
 /// Kafka's api key of Produce.
 const PRODUCE: i16 = 0;
-
-/// A running server; dropping it shuts the server down.
-struct Running {
-    addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start(config: ServerConfig) -> Running {
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".parse().expect("an address"),
-        ..config
-    };
-    let server = Server::bind(config).await.expect("server starts");
-    let addr = server.local_addr().expect("bound");
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    Running { addr, _stop: stop }
-}
 
 fn server_config(partitions: i32, idempotence: bool) -> ServerConfig {
     let mut config = ServerConfig {

@@ -1,23 +1,25 @@
 //! The server in-process on 127.0.0.1:0, spoken to as a raw Kafka client with
 //! `kafka-protocol`'s client-side encoders.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use idempo_net::{Server, ServerConfig};
-use idempo_protocol::{ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
+use idempo_protocol::RecordBatch;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+    ListOffsetsRequest, MetadataRequest, ProduceRequest, ResponseHeader,
     fetch_request::{FetchPartition, FetchTopic},
     list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
     metadata_request::MetadataRequestTopic,
     produce_request::{PartitionProduceData, TopicProduceData},
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use std::net::SocketAddr;
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+
+mod common;
+use common::{Client, Running, batch, start, topic_name};
 
 const TOPIC: &str = "orders";
 const NONE: i16 = 0;
@@ -27,26 +29,6 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
-/// A running server; dropping it shuts the server down.
-struct Running {
-    addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start(config: ServerConfig) -> Running {
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".parse().expect("an address"),
-        ..config
-    };
-    let server = Server::bind(config).await.expect("server starts");
-    let addr = server.local_addr().expect("bound");
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    Running { addr, _stop: stop }
-}
-
 async fn start_default() -> Running {
     start(ServerConfig {
         default_partitions: 3,
@@ -55,100 +37,12 @@ async fn start_default() -> Running {
     .await
 }
 
-/// A raw Kafka client: one connection, requests answered in order.
-struct Client {
-    stream: TcpStream,
-    next_correlation_id: i32,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        Client {
-            stream: TcpStream::connect(addr).await.expect("connects"),
-            next_correlation_id: 1,
-        }
-    }
-
-    fn frame<R: Request>(&mut self, request: &R, version: i16) -> (i32, Vec<u8>) {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id += 1;
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("raw-test-client")))
-            .encode(&mut buf, R::header_version(version))
-            .expect("header encodes");
-        request.encode(&mut buf, version).expect("request encodes");
-        let len = i32::try_from(buf.len() - 4).expect("small");
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        (correlation_id, buf.to_vec())
-    }
-
-    /// Sends `request` without reading an answer; returns its correlation id.
-    async fn send_only<R: Request>(&mut self, request: &R, version: i16) -> i32 {
-        let (correlation_id, bytes) = self.frame(request, version);
-        self.stream.write_all(&bytes).await.expect("writes");
-        correlation_id
-    }
-
-    async fn send<R: Request>(&mut self, request: &R, version: i16) -> R::Response {
-        let correlation_id = self.send_only(request, version).await;
-        let mut frame = self.read_frame().await.expect("an answer");
-        let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))
-            .expect("response header");
-        assert_eq!(header.correlation_id, correlation_id);
-        let response = R::Response::decode(&mut frame, version).expect("response body");
-        assert!(!frame.has_remaining(), "the whole frame was the response");
-        response
-    }
-
-    /// The next frame, or `None` when the server closed the connection.
-    async fn read_frame(&mut self) -> Option<Bytes> {
-        let read = async {
-            let len = self.stream.read_i32().await.ok()?;
-            let mut frame = vec![0; usize::try_from(len).ok()?];
-            self.stream.read_exact(&mut frame).await.ok()?;
-            Some(Bytes::from(frame))
-        };
-        tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .expect("the server answers or closes within 10 s")
-    }
-
-    async fn is_closed_by_server(&mut self) -> bool {
-        self.read_frame().await.is_none()
-    }
-}
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
-}
-
 fn metadata_for(topic: &str) -> MetadataRequest {
     MetadataRequest::default()
         .with_topics(Some(vec![
             MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
         ]))
         .with_allow_auto_topic_creation(true)
-}
-
-fn batch(producer_id: i64, base_sequence: i32, values: &[&str]) -> Bytes {
-    let records = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record::with_value(i32::try_from(i).expect("few"), v.to_string()))
-        .collect();
-    RecordBatch::idempotent(
-        ProducerId(producer_id),
-        ProducerEpoch(0),
-        Sequence(base_sequence),
-        1_700_000_000_000,
-        records,
-    )
-    .to_bytes()
 }
 
 fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {

@@ -3,24 +3,21 @@
 //! copy is recognised, the log holds the batch once) and off (the same fault writes the
 //! batch twice, which proves the fault really happened).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use idempo_net::proxy::{Delay, Fault, FaultCounts, Proxy, ProxyConfig};
 use idempo_net::{Server, ServerConfig};
-use idempo_protocol::{ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
 use kafka_protocol::messages::{
-    FetchRequest, InitProducerIdRequest, MetadataRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, TopicName,
+    FetchRequest, InitProducerIdRequest, MetadataRequest, ProduceRequest,
     fetch_request::{FetchPartition, FetchTopic},
     metadata_request::MetadataRequestTopic,
     produce_request::{PartitionProduceData, TopicProduceData},
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+
+mod common;
+use common::{Client, batch, topic_name};
 
 const TOPIC: &str = "orders";
 const NONE: i16 = 0;
@@ -85,95 +82,12 @@ fn first_produce(fault: Fault, kind: &str) -> ProxyConfig {
     config
 }
 
-/// A raw Kafka client: one connection, requests answered in order.
-struct Client {
-    stream: TcpStream,
-    next_correlation_id: i32,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        Client {
-            stream: TcpStream::connect(addr).await.expect("connects"),
-            next_correlation_id: 1,
-        }
-    }
-
-    async fn send_only<R: Request>(&mut self, request: &R, version: i16) -> i32 {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id += 1;
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("proxy-test-client")))
-            .encode(&mut buf, R::header_version(version))
-            .expect("header encodes");
-        request.encode(&mut buf, version).expect("request encodes");
-        let len = i32::try_from(buf.len() - 4).expect("small");
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        self.stream.write_all(&buf).await.expect("writes");
-        correlation_id
-    }
-
-    /// The next answer, decoded, with its correlation id; `None` when the connection closed.
-    async fn receive<R: Request>(&mut self, version: i16) -> Option<(i32, R::Response)> {
-        let mut frame = self.read_frame().await?;
-        let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))
-            .expect("response header");
-        let response = R::Response::decode(&mut frame, version).expect("response body");
-        assert!(!frame.has_remaining(), "the whole frame was the response");
-        Some((header.correlation_id, response))
-    }
-
-    async fn send<R: Request>(&mut self, request: &R, version: i16) -> R::Response {
-        let correlation_id = self.send_only(request, version).await;
-        let (answered, response) = self.receive::<R>(version).await.expect("an answer");
-        assert_eq!(answered, correlation_id, "answers come in request order");
-        response
-    }
-
-    async fn read_frame(&mut self) -> Option<Bytes> {
-        let read = async {
-            let len = self.stream.read_i32().await.ok()?;
-            let mut frame = vec![0; usize::try_from(len).ok()?];
-            self.stream.read_exact(&mut frame).await.ok()?;
-            Some(Bytes::from(frame))
-        };
-        tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .expect("an answer or a close within 10 s")
-    }
-}
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
-}
-
 fn metadata() -> MetadataRequest {
     MetadataRequest::default()
         .with_topics(Some(vec![
             MetadataRequestTopic::default().with_name(Some(topic_name(TOPIC))),
         ]))
         .with_allow_auto_topic_creation(true)
-}
-
-fn batch(producer_id: i64, base_sequence: i32, values: &[&str]) -> Bytes {
-    let records = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record::with_value(i32::try_from(i).expect("few"), v.to_string()))
-        .collect();
-    RecordBatch::idempotent(
-        ProducerId(producer_id),
-        ProducerEpoch(0),
-        Sequence(base_sequence),
-        1_700_000_000_000,
-        records,
-    )
-    .to_bytes()
 }
 
 fn produce(records: Bytes) -> ProduceRequest {
