@@ -50,8 +50,11 @@
 //! - [`server`]: the tokio listener and connections, limits, shutdown.
 //! - [`proxy`]: a Kafka-aware fault proxy (lost acks, lost requests, duplicates, delays,
 //!   cuts) to put between real clients and a broker.
+//! - [`client`]: the async Kafka client driving the sans-IO producer, and a Fetch reader.
+//! - [`process`]: logging and graceful shutdown shared by the binaries.
 //! - `bin/idempo-broker.rs`: the command line.
 //! - `bin/idempo-proxy.rs`: the fault proxy's command line.
+//! - `bin/idempo-producer.rs`: kafka-producer-perf-test for idempo's producer, with `--verify`.
 //!
 //! ## Differences from Kafka
 //! - One broker, no replication: `acks` 1 and -1 mean the same, the high watermark and the
@@ -72,6 +75,7 @@ pub mod client;
 pub mod kafka_apis;
 pub mod kafka_codec;
 pub mod preflight;
+pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod topics;

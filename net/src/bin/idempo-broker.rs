@@ -86,42 +86,9 @@ impl Args {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => info!("received Ctrl-C"),
-                    _ = term.recv() => info!("received SIGTERM"),
-                }
-            }
-            Err(e) => {
-                error!(error = %e, "cannot watch SIGTERM; Ctrl-C still works");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-        info!("received Ctrl-C");
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    idempo_net::process::init_logging();
     let args = Args::parse();
     let config = args.server_config();
     let server = match Server::bind(config.clone()).await {
@@ -146,6 +113,6 @@ async fn main() -> ExitCode {
         max_connections = config.max_connections,
         "idempo-broker ready"
     );
-    server.run(shutdown_signal()).await;
+    server.run(idempo_net::process::shutdown_signal()).await;
     ExitCode::SUCCESS
 }

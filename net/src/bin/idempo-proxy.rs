@@ -18,7 +18,7 @@ use idempo_net::Advertised;
 use idempo_net::proxy::{Delay, Fault, Proxy, ProxyConfig};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use tracing::{error, info};
+use tracing::info;
 
 /// Relay Kafka's wire protocol to one broker, injecting seeded faults: lost Produce
 /// responses (lost acks), lost or duplicated Produce requests, delays and cuts.
@@ -115,42 +115,9 @@ impl Args {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => info!("received Ctrl-C"),
-                    _ = term.recv() => info!("received SIGTERM"),
-                }
-            }
-            Err(e) => {
-                error!(error = %e, "cannot watch SIGTERM; Ctrl-C still works");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-        info!("received Ctrl-C");
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    idempo_net::process::init_logging();
     let args = Args::parse();
     let config = match args.config() {
         Ok(config) => config,
@@ -184,7 +151,7 @@ async fn main() -> ExitCode {
         "idempo-proxy ready"
     );
     let counts = proxy.counts();
-    proxy.run(shutdown_signal()).await;
+    proxy.run(idempo_net::process::shutdown_signal()).await;
     print!("{}", counts.tally());
     ExitCode::SUCCESS
 }
