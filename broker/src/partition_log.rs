@@ -504,16 +504,20 @@ impl PartitionLog {
         log.log_end_offset = first_base.max(log.log_start_offset);
         let mut report = LogRecovery::default();
         let mut cut = false;
+        // Where the next segment must start: the end of the one before it, once there is one.
+        // An older segment that lost all its batches still ends where it began, so a later
+        // segment after it would leave a hole and is cut too.
+        let mut expected_base: Option<i64> = None;
         for (base, file) in files {
             let len = storage.file_len(&file)?;
-            if cut || (base != log.log_end_offset && !log.segments.is_empty()) {
+            if cut || expected_base.is_some_and(|expected| base != expected) {
                 if !cut {
                     report.corruption = Some(LogCorruption {
                         file: file.clone(),
                         position: 0,
                         reason: format!(
                             "segment starts at offset {base}, not at {}",
-                            log.log_end_offset
+                            expected_base.unwrap_or(log.log_end_offset)
                         ),
                     });
                 }
@@ -539,10 +543,12 @@ impl PartitionLog {
             if segment.entries.is_empty() {
                 storage.remove(&segment.file)?;
                 report.segments_removed += 1;
+                expected_base = Some(base);
                 continue;
             }
             report.valid_batches += segment.entries.len();
             log.log_end_offset = segment.entries.back().map_or(base, |e| segment.last(e) + 1);
+            expected_base = Some(log.log_end_offset);
             log.batch_count += segment.entries.len();
             log.retained_bytes += segment
                 .entries

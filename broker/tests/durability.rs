@@ -528,6 +528,33 @@ fn a_lost_tail_of_an_older_segment_deletes_every_later_segment() {
 }
 
 #[test]
+fn an_older_segment_that_lost_every_batch_cuts_every_later_segment() {
+    let one = batch(1, 0, 0, 1, 1).len() as u32;
+    let mut b = Broker::new(BrokerConfig {
+        sync_policy: SyncPolicy::Never,
+        segment_bytes: 2 * one,
+        ..BrokerConfig::default()
+    })
+    .unwrap();
+    for seq in 0..6 {
+        b.produce(0, &batch(1, 0, seq, 1, 1));
+    }
+    // The first segment lost everything; the later ones reached the disk whole. Keeping them
+    // would leave a hole at offsets 0..2: recovery must cut them too.
+    let report = b.crash(|file, unsynced| {
+        if file.ends_with("00000000000000000000.log") {
+            0
+        } else {
+            unsynced
+        }
+    });
+    let r = &report.partitions[0];
+    assert_eq!(r.log_end_offset_after(), 0);
+    assert_eq!(r.lost_batches.len(), 6);
+    assert_eq!(b.log(0).unwrap().batches().len(), 0);
+}
+
+#[test]
 fn delete_records_survives_a_crash() {
     let one = batch(1, 0, 0, 1, 1).len() as u32;
     let mut b = Broker::new(BrokerConfig {
