@@ -660,11 +660,7 @@ fn run_proxy(args: ProxyArgs) -> ExitCode {
             "idempo-sim proxy: {} -> {} (ack loss {}, request loss {}, duplicate {}); Ctrl-C to stop",
             args.listen, args.upstream, args.ack_loss, args.request_loss, args.duplicate
         );
-        proxy
-            .run(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await;
+        proxy.run(idempo_net::process::shutdown_signal()).await;
         println!("{}", counts.tally());
         ExitCode::SUCCESS
     })
