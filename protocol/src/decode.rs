@@ -170,6 +170,12 @@ impl Reader {
         Ok(i64::from_be_bytes(self.array(field)?))
     }
 
+    /// `len` bytes at `position` (an earlier read's position) as a zero-copy slice. The
+    /// caller got both from this reader, so they lie inside it.
+    pub(crate) fn slice(&self, position: usize, len: usize) -> Bytes {
+        self.buf.slice(position..position + len)
+    }
+
     /// `n` bytes as a zero-copy slice of the input.
     pub(crate) fn bytes(&mut self, n: usize, field: &'static str) -> Result<Bytes, DecodeError> {
         if self.remaining() < n {

@@ -148,55 +148,32 @@ impl Record {
         }
     }
 
+    /// Decodes one record: [`skip_record`] checks every field first (one walk holds the
+    /// rules), then the record is built from the positions it found.
     fn decode(r: &mut Reader) -> Result<Record, DecodeError> {
-        let len = r.varint("record.length")?;
-        let len = usize::try_from(len).map_err(|_| DecodeError::InvalidValue {
-            field: "record.length",
-            value: i64::from(len),
-            expected: "a length >= 0",
-        })?;
-        let mut body = Reader::new(r.bytes(len, "record")?);
-        let attributes = body.i8("record.attributes")?;
-        let timestamp_delta = body.varlong("record.timestampDelta")?;
-        let offset_delta = body.varint("record.offsetDelta")?;
-        let key = read_opt_bytes(&mut body, "record.key")?;
-        let value = read_opt_bytes(&mut body, "record.value")?;
-        let header_count = body.varint("record.headerCount")?;
-        let header_count =
-            usize::try_from(header_count).map_err(|_| DecodeError::InvalidValue {
-                field: "record.headerCount",
-                value: i64::from(header_count),
-                expected: "a count >= 0",
-            })?;
-        if header_count > body.remaining() {
-            return Err(DecodeError::Truncated {
-                field: "record.headers",
-                needed: header_count,
-                remaining: body.remaining(),
-            });
-        }
-        let mut headers = Vec::with_capacity(header_count);
-        for _ in 0..header_count {
-            let key = read_opt_bytes(&mut body, "record.header.key")?.ok_or(
-                DecodeError::InvalidValue {
-                    field: "record.header.key",
-                    value: -1,
-                    expected: "a non-null header key",
-                },
-            )?;
-            let key = String::from_utf8(key.to_vec()).map_err(|_| DecodeError::InvalidUtf8 {
-                field: "record.header.key",
-            })?;
-            let value = read_opt_bytes(&mut body, "record.header.value")?;
-            headers.push(Header { key, value });
-        }
-        body.finish("record")?;
+        let s = skip_record(r)?;
+        let headers = if s.header_count == 0 {
+            Vec::new()
+        } else {
+            let mut h = Reader::new(r.slice(s.headers_at, r.position() - s.headers_at));
+            let mut headers = Vec::with_capacity(s.header_count);
+            for _ in 0..s.header_count {
+                let key = read_opt_bytes(&mut h, "record.header.key")?.unwrap_or_default();
+                let key =
+                    String::from_utf8(key.to_vec()).map_err(|_| DecodeError::InvalidUtf8 {
+                        field: "record.header.key",
+                    })?;
+                let value = read_opt_bytes(&mut h, "record.header.value")?;
+                headers.push(Header { key, value });
+            }
+            headers
+        };
         Ok(Record {
-            attributes,
-            timestamp_delta,
-            offset_delta,
-            key,
-            value,
+            attributes: s.attributes,
+            timestamp_delta: s.timestamp_delta,
+            offset_delta: s.offset_delta,
+            key: s.key.map(|(at, len)| r.slice(at, len)),
+            value: s.value.map(|(at, len)| r.slice(at, len)),
             headers,
         })
     }
@@ -572,12 +549,13 @@ fn skip_record(r: &mut Reader) -> Result<RecordSpans, DecodeError> {
         });
     }
     let end = r.remaining() - len;
-    r.i8("record.attributes")?;
-    r.varlong("record.timestampDelta")?;
+    let attributes = r.i8("record.attributes")?;
+    let timestamp_delta = r.varlong("record.timestampDelta")?;
     let offset_delta = r.varint("record.offsetDelta")?;
     let key = span_opt_bytes(r, "record.key")?;
     let value = span_opt_bytes(r, "record.value")?;
     let header_count = r.varint("record.headerCount")?;
+    let headers_at = r.position();
     if header_count < 0 {
         return Err(DecodeError::InvalidValue {
             field: "record.headerCount",
@@ -601,9 +579,13 @@ fn skip_record(r: &mut Reader) -> Result<RecordSpans, DecodeError> {
     }
     match r.remaining().checked_sub(end) {
         Some(0) => Ok(RecordSpans {
+            attributes,
+            timestamp_delta,
             offset_delta,
             key,
             value,
+            headers_at,
+            header_count: header_count as usize,
         }),
         Some(count) => Err(DecodeError::TrailingBytes {
             field: "record",
@@ -619,9 +601,14 @@ fn skip_record(r: &mut Reader) -> Result<RecordSpans, DecodeError> {
 
 /// Where a record's key and value sit in the batch (positions after the header).
 struct RecordSpans {
+    attributes: i8,
+    timestamp_delta: i64,
     offset_delta: i32,
     key: Option<(usize, usize)>,
     value: Option<(usize, usize)>,
+    /// Where the first header starts, and how many there are (already validated).
+    headers_at: usize,
+    header_count: usize,
 }
 
 /// Skips a nullable byte field, returning its position and length (`None` for null).
