@@ -218,6 +218,19 @@ struct ProxyArgs {
     /// Probability that a Produce request is delivered twice.
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     duplicate: f64,
+    /// Probability that a frame (either direction) is held back by --delay-ms.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    delay: f64,
+    /// Range of a delay, MIN..MAX milliseconds.
+    #[arg(long, default_value = "10..100", value_parser = latency_range)]
+    delay_ms: (u64, u64),
+    /// Probability that a frame (either direction) cuts the connection instead.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    cut: f64,
+    /// Close the connection right after a lost or duplicated frame, as a broken TCP
+    /// connection would (clients need it to notice a lost ack promptly).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    close_after_fault: OnOff,
 }
 
 #[derive(Subcommand)]
@@ -251,7 +264,14 @@ enum Command {
         check_determinism: bool,
         /// Run over real TCP instead of the simulator: through a Kafka-aware fault proxy to
         /// the broker at HOST:PORT, or `embedded` for an idempo broker started on loopback.
-        #[arg(long, value_name = "HOST:PORT|embedded", conflicts_with_all = ["trace", "svg", "html", "shrink", "check_determinism"])]
+        /// (`--bootstrap` alone means `embedded`.)
+        #[arg(
+            long,
+            value_name = "HOST:PORT|embedded",
+            num_args = 0..=1,
+            default_missing_value = "embedded",
+            conflicts_with_all = ["trace", "svg", "html", "shrink", "check_determinism"]
+        )]
         bootstrap: Option<String>,
         /// Draw the run as a Lamport diagram (SVG) to FILE; small runs only.
         #[arg(long, value_name = "FILE")]
@@ -629,13 +649,20 @@ fn run_proxy(args: ProxyArgs) -> ExitCode {
             ));
         }
     };
+    let close = args.close_after_fault == OnOff::On;
     let config = idempo_net::proxy::ProxyConfig {
         listen,
         upstream,
         seed: args.seed,
-        drop_produce_response: idempo_net::proxy::Fault::new(args.ack_loss, true),
-        drop_produce_request: idempo_net::proxy::Fault::new(args.request_loss, true),
+        drop_produce_response: idempo_net::proxy::Fault::new(args.ack_loss, close),
+        drop_produce_request: idempo_net::proxy::Fault::new(args.request_loss, close),
         duplicate_produce: idempo_net::proxy::Fault::new(args.duplicate, false),
+        delay: (args.delay > 0.0).then_some(idempo_net::proxy::Delay {
+            probability_ppm: (args.delay * 1_000_000.0).round() as u32,
+            min_ms: args.delay_ms.0,
+            max_ms: args.delay_ms.1,
+        }),
+        cut_probability: args.cut,
         rewrite_metadata: true,
         ..idempo_net::proxy::ProxyConfig::default()
     };
@@ -657,8 +684,16 @@ fn run_proxy(args: ProxyArgs) -> ExitCode {
         };
         let counts = proxy.counts();
         eprintln!(
-            "idempo-sim proxy: {} -> {} (ack loss {}, request loss {}, duplicate {}); Ctrl-C to stop",
-            args.listen, args.upstream, args.ack_loss, args.request_loss, args.duplicate
+            "idempo-sim proxy: {} -> {} (ack loss {}, request loss {}, duplicate {}, delay {} of {}..{} ms, cut {}); Ctrl-C to stop",
+            args.listen,
+            args.upstream,
+            args.ack_loss,
+            args.request_loss,
+            args.duplicate,
+            args.delay,
+            args.delay_ms.0,
+            args.delay_ms.1,
+            args.cut
         );
         proxy.run(idempo_net::process::shutdown_signal()).await;
         println!("{}", counts.tally());
