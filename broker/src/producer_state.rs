@@ -140,7 +140,7 @@ impl ProducerStateEntry {
         }
         self.batches
             .iter()
-            .find(|b| b.first_sequence() == first && b.last_sequence == last)
+            .find(|b| b.last_sequence == last && b.first_sequence() == first)
             .copied()
     }
 
