@@ -9,6 +9,7 @@
 //! rewrite increments the batch's `generation`, which is how a response to an attempt sent
 //! under the old state is recognised as stale.
 
+use crate::delivery::{DeliveryError, FailureReason};
 use bytes::Bytes;
 use idempo_protocol::{ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
 
@@ -57,6 +58,17 @@ pub(crate) struct ProducerBatch {
 }
 
 impl ProducerBatch {
+    /// The delivery error this batch fails with: possibly persisted once any attempt's
+    /// outcome is unknown (or one is still on the wire), definite otherwise.
+    pub fn failure(&self, reason: FailureReason) -> DeliveryError {
+        let attempts = self.attempts;
+        if self.possibly_persisted || self.on_wire.is_some() {
+            DeliveryError::PossiblyPersisted { reason, attempts }
+        } else {
+            DeliveryError::Definite { reason, attempts }
+        }
+    }
+
     /// A fresh batch. Offset deltas are set from the record positions; both timestamps are
     /// the `send()` time.
     pub fn new(

@@ -548,12 +548,7 @@ impl Producer {
 
     /// Fails a batch that is off the wire and reports it.
     fn report_batch_failure(&mut self, batch: &ProducerBatch, reason: FailureReason) {
-        let attempts = batch.attempts;
-        let error = if batch.possibly_persisted {
-            DeliveryError::PossiblyPersisted { reason, attempts }
-        } else {
-            DeliveryError::Definite { reason, attempts }
-        };
+        let error = batch.failure(reason);
         let records = batch.batch.records.len();
         self.report_failure(
             batch.handle,
@@ -1277,21 +1272,7 @@ impl Producer {
         }
         let batches = std::mem::take(&mut self.batches);
         for batch in batches.into_values().filter(|b| !b.reported) {
-            let attempts = batch.attempts;
-            let reason = FailureReason::Fatal(code);
-            let error = if batch.possibly_persisted || batch.on_wire.is_some() {
-                DeliveryError::PossiblyPersisted { reason, attempts }
-            } else {
-                DeliveryError::Definite { reason, attempts }
-            };
-            let records = batch.batch.records.len();
-            self.report_failure(
-                batch.handle,
-                batch.partition,
-                records,
-                batch.base_sequence(),
-                error,
-            );
+            self.report_batch_failure(&batch, FailureReason::Fatal(code));
         }
     }
 
@@ -1317,10 +1298,7 @@ impl Producer {
         if batch.on_wire.is_some() {
             // Report now, keep it until its request ends (see the module essay).
             batch.reported = true;
-            let error = DeliveryError::PossiblyPersisted {
-                reason,
-                attempts: batch.attempts,
-            };
+            let error = batch.failure(reason);
             let (partition, records, base) = (
                 batch.partition,
                 batch.batch.records.len(),
