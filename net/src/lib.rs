@@ -51,7 +51,7 @@
 //! - [`proxy`]: a Kafka-aware fault proxy (lost acks, lost requests, duplicates, delays,
 //!   cuts) to put between real clients and a broker.
 //! - [`client`]: the async Kafka client driving the sans-IO producer, and a Fetch reader.
-//! - [`process`]: logging and graceful shutdown shared by the binaries.
+//! - [`process`]: logging, the accept loop and graceful shutdown shared by server, proxy and binaries.
 //! - `bin/idempo-broker.rs`: the command line.
 //! - `bin/idempo-proxy.rs`: the fault proxy's command line.
 //! - `bin/idempo-producer.rs`: kafka-producer-perf-test for idempo's producer, with `--verify`.

@@ -92,8 +92,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
-use tracing::{Instrument, Level, debug, error, info, info_span, warn};
+use tracing::{Instrument, Level, debug, info, info_span, warn};
 
 /// Requests in flight on one connection at most; a client with more is cut off. Kafka
 /// clients keep at most five Produce requests in flight per connection, plus a few others.
@@ -617,35 +616,21 @@ impl Proxy {
 
     /// Relays connections until `shutdown` completes, then closes every connection.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let mut connections = JoinSet::new();
         let mut accepted_count: u64 = 0;
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                Some(done) = connections.join_next(), if !connections.is_empty() => {
-                    if let Err(e) = done {
-                        error!(error = %e, "proxy connection task failed");
-                    }
-                }
-                accepted = self.listener.accept() => {
-                    let (client, peer) = match accepted {
-                        Ok(pair) => pair,
-                        Err(e) => {
-                            warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    };
-                    let connection = accepted_count;
-                    accepted_count += 1;
-                    bump(&self.shared.counts.connections);
-                    let shared = self.shared.clone();
-                    let span = info_span!("proxy_connection", connection, %peer);
-                    connections.spawn(relay(client, connection, shared).instrument(span));
-                }
-            }
-        }
+        let shared = &self.shared;
+        let mut connections = crate::process::accept_until(
+            &self.listener,
+            shutdown,
+            "proxy",
+            |client, peer, connections| {
+                let connection = accepted_count;
+                accepted_count += 1;
+                bump(&shared.counts.connections);
+                let span = info_span!("proxy_connection", connection, %peer);
+                connections.spawn(relay(client, connection, shared.clone()).instrument(span));
+            },
+        )
+        .await;
         info!(open = connections.len(), "proxy shutting down");
         connections.shutdown().await;
     }

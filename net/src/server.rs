@@ -41,7 +41,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -255,44 +254,34 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(self.max_connections));
-        let mut connections = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                Some(done) = connections.join_next(), if !connections.is_empty() => {
-                    if let Err(e) = done {
-                        error!(error = %e, "connection task failed");
-                    }
-                }
-                accepted = self.listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(pair) => pair,
-                        Err(e) => {
-                            // Typically out of file descriptors: back off instead of spinning.
-                            warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    };
-                    let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        warn!(%peer, limit = self.max_connections, "closed connection: too many connections");
-                        continue;
-                    };
-                    let connection = Connection {
-                        stream,
-                        buf: BytesMut::new(),
-                        shared: self.shared.clone(),
-                        stop: stop_rx.clone(),
-                    };
-                    connections.spawn(async move {
+        let shared = &self.shared;
+        let max_connections = self.max_connections;
+        let mut connections = crate::process::accept_until(
+            &self.listener,
+            shutdown,
+            "broker",
+            |stream, peer, connections| {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    warn!(%peer, limit = max_connections, "closed connection: too many connections");
+                    return;
+                };
+                let connection = Connection {
+                    stream,
+                    buf: BytesMut::new(),
+                    shared: shared.clone(),
+                    stop: stop_rx.clone(),
+                };
+                connections.spawn(
+                    async move {
                         debug!("accepted connection");
                         connection.run().await;
                         drop(permit);
-                    }.instrument(info_span!("connection", %peer)));
-                }
-            }
-        }
+                    }
+                    .instrument(info_span!("connection", %peer)),
+                );
+            },
+        )
+        .await;
         info!(
             open = connections.len(),
             "shutting down: stopped accepting connections"
