@@ -79,10 +79,7 @@ pub enum Delivery {
 
 /// The encoded identity of record `index` of producer `producer`.
 pub fn record_value(producer: u32, index: u32) -> Bytes {
-    let mut v = [0u8; 8];
-    v[..4].copy_from_slice(&producer.to_be_bytes());
-    v[4..].copy_from_slice(&index.to_be_bytes());
-    Bytes::copy_from_slice(&v)
+    record_values(producer, index, 1)
 }
 
 /// The identities of records `first..first + n` of `producer`, in one buffer (8 bytes each),

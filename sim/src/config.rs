@@ -181,6 +181,17 @@ impl SimConfig {
         (self.records - b * per).min(per) as u32
     }
 
+    /// The records of batch `b` of producer `p`, each carrying its identity (see
+    /// [`crate::checker::record_values`]); one allocation for all their values.
+    pub fn batch_of(&self, p: u32, b: u64) -> Vec<idempo_protocol::Record> {
+        let n = self.records_in_batch(b);
+        let first = (b * u64::from(self.batch_records)) as u32;
+        let values = crate::checker::record_values(p, first, n);
+        (0..n as usize)
+            .map(|k| idempo_protocol::Record::with_value(k as i32, values.slice(8 * k..8 * k + 8)))
+            .collect()
+    }
+
     /// The partition batch `b` of producer `p` goes to: round robin, staggered per producer.
     pub fn partition_of(&self, p: u32, b: u64) -> i32 {
         ((b + u64::from(p)) % u64::from(self.partitions)) as i32

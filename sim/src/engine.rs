@@ -34,7 +34,7 @@
 //! When every batch has a delivery report (or the virtual time limit is reached), the
 //! [`checker`](mod@crate::checker) reads the logs back.
 
-use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload, record_values};
+use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload};
 use crate::config::SimConfig;
 use crate::events::{BatchRef, LossCause, SimEvent, VerdictRef};
 use crate::faults::{FaultKind, INIT_PRODUCER_ID};
@@ -43,7 +43,7 @@ use crate::trace::{self, Trace};
 use bytes::{Bytes, BytesMut};
 use idempo_broker::{Broker, BrokerConfig, SequenceRejection, Verdict};
 use idempo_producer::{DeliveryHandle, Producer, ProducerConfig, ProducerStats};
-use idempo_protocol::{BatchHeader, Record, Request, RequestFrame, ResponseFrame};
+use idempo_protocol::{BatchHeader, Request, RequestFrame, ResponseFrame};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -439,12 +439,7 @@ impl Simulation {
             }
             None => return false,
         };
-        let n = self.config.records_in_batch(b);
-        let first = (b * u64::from(self.config.batch_records)) as u32;
-        let values = record_values(p, first, n);
-        let records = (0..n as usize)
-            .map(|k| Record::with_value(k as i32, values.slice(8 * k..8 * k + 8)))
-            .collect();
+        let records = self.config.batch_of(p, b);
         let DeliveryHandle(h) =
             slot.producer
                 .send(self.config.partition_of(p, b), records, self.now_ms);

@@ -16,13 +16,13 @@
 //! (the proxy's choices are seeded per connection, but timing decides which frame meets which
 //! choice); broker crashes, spikes and corruption are not injected here.
 
-use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload, record_values};
+use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload};
 use crate::config::SimConfig;
 use crate::engine::producer_config;
 use idempo_net::client::{ClientConfig, KafkaProducer, KafkaReader};
 use idempo_net::proxy::{Fault, Proxy, ProxyConfig};
 use idempo_net::server::{Server, ServerConfig};
-use idempo_protocol::{BatchHeader, Record};
+use idempo_protocol::BatchHeader;
 use rustc_hash::FxHashSet;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -208,12 +208,7 @@ async fn send_all(
     let total = config.batches_per_producer();
     let mut deliveries = Vec::with_capacity(total as usize);
     for b in 0..total {
-        let n = config.records_in_batch(b);
-        let first = (b * u64::from(config.batch_records)) as u32;
-        let values = record_values(p, first, n);
-        let records = (0..n as usize)
-            .map(|k| Record::with_value(k as i32, values.slice(8 * k..8 * k + 8)))
-            .collect();
+        let records = config.batch_of(p, b);
         let partition = partition_of(config, p, b, partitions);
         deliveries.push(
             producer
