@@ -4,7 +4,7 @@
 //! the time ([`Broker::advance_time`]) and handed requests ([`Broker::handle`]); the
 //! simulator, the `explain` tool and (later) a TCP server all drive this same code.
 //!
-//! The produce path for one partition's batch, in Kafka's order (reference §1.2, §1.4):
+//! The produce path for one partition's batch, in Kafka's order (docs/KAFKA-RULES.md §1.2, §1.4):
 //!
 //! 1. partition exists (or is auto-created), else `UNKNOWN_TOPIC_OR_PARTITION`;
 //! 2. exactly one RecordBatch v2 with base offset 0, else `INVALID_RECORD`;

@@ -9,7 +9,7 @@
 //! per producer id, its epoch and the metadata of its **last five batches** (the *window*,
 //! `NUM_BATCHES_TO_RETAIN` in `ProducerStateEntry.java`). For every batch from a client the
 //! leader then decides, in this order (`UnifiedLog.analyzeAndValidateProducerState` and
-//! `ProducerAppendInfo.checkSequence`; reference §1.4):
+//! `ProducerAppendInfo.checkSequence`; docs/KAFKA-RULES.md §1.4-1.7):
 //!
 //! 1. **Duplicate?** Same epoch as stored, and some retained batch has exactly this first *and*
 //!    last sequence. Answer `NONE` with the *original* offsets; append nothing.

@@ -2,8 +2,8 @@
 //!
 //! # What Kafka does
 //!
-//! When a broker starts, `LogLoader` rebuilds every partition from its directory (reference
-//! §1.11). After an unclean shutdown it re-reads each segment written since the last
+//! When a broker starts, `LogLoader` rebuilds every partition (docs/KAFKA-RULES.md §1.12).
+//! After an unclean shutdown it re-reads each segment written since the last
 //! recovery point, checks every batch (framing, CRC), truncates the segment at the first
 //! invalid batch and deletes every segment after it. Then `rebuildProducerState` runs:
 //!

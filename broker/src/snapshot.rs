@@ -6,7 +6,7 @@
 //! Producer state lives in memory. To rebuild it after a restart without reading every
 //! segment, Kafka writes the whole producer map to `<20-digit offset>.snapshot` in the
 //! partition directory: on every segment roll, on clean shutdown and after recovery, skipping
-//! a snapshot when nothing changed since the last one (reference §1.11). A snapshot at offset
+//! a snapshot when nothing changed since the last (docs/KAFKA-RULES.md §1.12). A snapshot at offset
 //! `o` holds the state after every batch below `o`. On load, the newest valid snapshot at or
 //! below the log end is read, producers already expired are dropped (`loadFromSnapshot`), and
 //! the log from `o` on is replayed without validation. Kafka's `ProducerSnapshot` v1 is

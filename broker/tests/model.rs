@@ -1,7 +1,7 @@
 //! The broker's produce path against a reference model of Kafka's deduplication rule.
 //!
-//! The model below is written from the reference (`kafka-idempotence.md` §1.3-1.5, §1.9-1.11
-//! and §5), not from `broker/src`: it never calls `ProducerStateManager`, and it keeps its
+//! The model below is written from the rules (`docs/KAFKA-RULES.md` §1.3-1.8 and
+//! §1.10-1.12), not from `broker/src`: it never calls `ProducerStateManager`, and it keeps its
 //! state in the plainest shapes there are (a `Vec` window per producer, a `Vec` log per
 //! partition) so that it can be checked by reading. Random operation sequences (produce,
 //! advance time, DeleteRecords, restart) are run against both, and every answer is compared.
@@ -15,7 +15,7 @@
 //!   a restart equals the state before it
 //!   (`restart_rebuilds_the_same_producer_state_when_nothing_was_deleted_or_expired`).
 //!
-//! Where the reference leaves a choice, the model takes the one `broker` documents: expiry
+//! Where the rules leave a choice, the model takes the one `broker` documents: expiry
 //! runs whenever the clock crosses a multiple of the check interval, and a restart replays the
 //! whole retained log without validation (Kafka's recovery without a snapshot), which brings
 //! back producers that had expired while their batches are still in the log.
@@ -156,7 +156,7 @@ struct Answer {
     kind: Kind,
     error_code: ErrorCode,
     base_offset: i64,
-    /// -1 unless a duplicate: then the original batch's max timestamp (reference §1.5).
+    /// -1 unless a duplicate: then the original batch's max timestamp (docs/KAFKA-RULES.md §1.5).
     log_append_time_ms: i64,
     log_start_offset: i64,
 }
@@ -206,7 +206,7 @@ impl Model {
         }
     }
 
-    /// The rule of reference §5.2, in its order: duplicate, stale epoch, sequence; then append.
+    /// The rule of docs/KAFKA-RULES.md §1.4: duplicate, stale epoch, sequence; then append.
     fn produce(&mut self, partition: i32, sent: Sent) -> Answer {
         let window = self.window;
         let p = self.partitions.entry(partition).or_default();
@@ -998,8 +998,8 @@ fn one_producer_with_a_full_window_takes_at_most_256_bytes_per_partition() {
 /// (`NO_PRODUCER_EPOCH`) is accepted as a first batch and leaves an entry whose epoch is -1.
 /// Kafka's `ProducerAppendInfo.checkSequence` treats such an entry as unknown: with the
 /// *committed* entry's epoch equal to `NO_PRODUCER_EPOCH` it accepts any sequence in the same
-/// epoch, and a higher epoch that does not start at 0 (reference §1.4 b(ii) and b(iii): "Accept
-/// when the entry is unknown (epoch −1)"). `ProducerStateManager::check` instead treats every
+/// epoch, and a higher epoch that does not start at 0 (docs/KAFKA-RULES.md §1.7 (a) and
+/// (b): an entry with epoch -1 is unknown). `ProducerStateManager::check` instead treats every
 /// stored entry as known, and answers `OUT_OF_ORDER_SEQUENCE_NUMBER` to both. Only a client
 /// that sends a producer id without an epoch can reach this.
 #[test]

@@ -1,5 +1,5 @@
 //! The per-partition queues of batches waiting to be drained into a request (the part of
-//! Kafka's `RecordAccumulator` that matters for ordering, kafka-idempotence.md §2.5).
+//! Kafka's `RecordAccumulator` that matters for ordering, docs/KAFKA-RULES.md §2.5).
 //!
 //! New batches join the back of their partition's queue. A batch that must be retried goes
 //! back *in sequence order*, ahead of every batch that has no sequence yet (Kafka's

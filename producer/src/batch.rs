@@ -1,5 +1,5 @@
 //! `ProducerBatch`: one `send()`, from the accumulator to its delivery report (Kafka's
-//! `ProducerBatch`, kafka-idempotence.md §2.4).
+//! `ProducerBatch`, docs/KAFKA-RULES.md §2.4).
 //!
 //! A batch is born without producer state: its producer id, epoch and base sequence are
 //! stamped when it is *first drained* into a request, not at `send()`, so that a batch waiting

@@ -1,5 +1,5 @@
 //! The producer's settings, with Kafka's defaults, and the checks Kafka's Java client makes
-//! before it lets idempotence run (kafka-idempotence.md §2.1, `ProducerConfig`
+//! before it lets idempotence run (docs/KAFKA-RULES.md §2.1, `ProducerConfig`
 //! `postProcessAndValidateIdempotenceConfigs`).
 //!
 //! Idempotence only works when three settings agree with it:

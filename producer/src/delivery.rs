@@ -12,7 +12,7 @@
 //!   answer (a lost response, a request timeout, a cut connection, or a broker answer such as
 //!   `NOT_ENOUGH_REPLICAS_AFTER_APPEND` that is sent after the local append). The records may be
 //!   in the log. Re-sending them from the application can write them twice: idempotence does
-//!   not cross `send()` calls (kafka-idempotence.md §2.10).
+//!   not cross `send()` calls (docs/KAFKA-RULES.md §2.10).
 //!
 //! Kafka's Java client reports a `TimeoutException` or the broker's exception and leaves this
 //! distinction to the reader; librdkafka makes it explicit with its `PERSISTED`,

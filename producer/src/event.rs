@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 /// Most events buffered before the oldest are dropped.
 pub const EVENTS_MAX: usize = 1 << 16;
 
-/// Why a partition asked for an epoch bump (kafka-idempotence.md §2.6, §2.8).
+/// Why a partition asked for an epoch bump (docs/KAFKA-RULES.md §2.6-2.8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BumpReason {
     /// `OUT_OF_ORDER_SEQUENCE_NUMBER` for the batch the broker should have expected next:

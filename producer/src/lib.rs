@@ -11,7 +11,7 @@
 //!
 //! This crate is that producer as plain synchronous code, following Kafka's Java client
 //! (`Sender`, `RecordAccumulator`, `TransactionManager`, `TxnPartitionEntry`) rule by rule and
-//! citing `kafka-idempotence.md` §2 for each. It does no I/O and reads no clock: it is handed
+//! citing `docs/KAFKA-RULES.md` §2 for each. It does no I/O and reads no clock: it is handed
 //! batches, responses and the time, and hands back requests, delivery reports and events. The
 //! simulator drives it deterministically; a TCP client could drive the same code.
 //!
@@ -81,7 +81,7 @@
 //! - **acks = 0** completes batches as soon as they are drained, with offset -1.
 //! - No transactions: the transactional branches of every rule are left out.
 //!
-//! Where **librdkafka** differs (kafka-idempotence.md §2.9), this crate follows Java:
+//! Where **librdkafka** differs (docs/KAFKA-RULES.md §2.9), this crate follows Java:
 //!
 //! - `OUT_OF_ORDER_SEQUENCE_NUMBER` for the head-of-line batch is a *fatal* error in
 //!   librdkafka ("sequence desynchronization"); Java bumps the epoch and retries.

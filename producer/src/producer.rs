@@ -19,7 +19,7 @@
 //! `bumpIdempotentEpochAndResetIdIfNeeded`, InitProducerId if there is no producer id, then
 //! drain at most one batch per partition into one Produce request.
 //!
-//! # Draining (kafka-idempotence.md §2.4, §2.5)
+//! # Draining (docs/KAFKA-RULES.md §2.4, §2.5)
 //!
 //! A partition's head batch is *not* drained when:
 //!
@@ -40,7 +40,7 @@
 //! it restarts at 0 under the current one, then the batch takes `next_sequence` and
 //! `next_sequence` advances by the record count, wrapping at `i32::MAX`.
 //!
-//! # Answers (kafka-idempotence.md §2.6)
+//! # Answers (docs/KAFKA-RULES.md §2.6)
 //!
 //! ```text
 //! answer                         what happens
@@ -108,7 +108,7 @@
 //! broker that insists on sequence 0 from an unknown producer refuses the gap instead. The
 //! simulator's checker can show both cases.
 //!
-//! # Timeouts (kafka-idempotence.md §2.8)
+//! # Timeouts (docs/KAFKA-RULES.md §2.8)
 //!
 //! A request with no answer after `request_timeout_ms` leaves the in-flight table and its
 //! batches are retried as after a network error (the attempt counts). As Kafka's

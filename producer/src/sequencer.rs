@@ -1,4 +1,4 @@
-//! Per-partition sequence state: Kafka's `TxnPartitionEntry` (kafka-idempotence.md §2.3).
+//! Per-partition sequence state: Kafka's `TxnPartitionEntry` (docs/KAFKA-RULES.md §2.3).
 //!
 //! For every partition the producer remembers which producer id and epoch its sequences
 //! belong to, the sequence the next *new* batch will get, the highest sequence the broker

@@ -1,5 +1,5 @@
 //! The producer's rules, one behaviour per test, driven with hand-made answers
-//! (kafka-idempotence.md §2).
+//! (docs/KAFKA-RULES.md §2).
 
 // Helpers outside #[test] functions panic on purpose too: this is test code.
 #![allow(clippy::unwrap_used)]

@@ -1,6 +1,6 @@
 //! Helpers for driving a `Producer` by hand: a handshake, request inspection, hand-made
 //! answers, and a tiny fake broker that deduplicates as a modern Kafka broker does
-//! (kafka-idempotence.md §5).
+//! (docs/KAFKA-RULES.md §1.4).
 
 #![allow(dead_code, clippy::unwrap_used)]
 
