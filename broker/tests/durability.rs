@@ -706,7 +706,7 @@ struct Client {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 128,
+        cases: idempo_testkit::proptest_cases(128),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
             "proptest-regressions/durability.txt",
         ))),

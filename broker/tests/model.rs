@@ -809,7 +809,7 @@ fn window() -> impl Strategy<Value = usize> {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(idempo_testkit::proptest_cases(256)))]
 
     /// **Model agreement**: for any sequence of operations (produce with any epoch and any
     /// sequence, including exact retries and sequences that wrap past `i32::MAX`; the clock

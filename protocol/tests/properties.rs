@@ -648,7 +648,7 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config(FUZZ_CASES))]
+    #![proptest_config(config(idempo_testkit::proptest_cases(FUZZ_CASES)))]
 
     /// Arbitrary bytes never make any decoder panic: frame reads (with the default and a
     /// tiny maximum), `check`, frame `decode`, `RecordBatch::decode`, `validate`,

@@ -69,7 +69,7 @@ fn describe(config: &SimConfig, r: &RunReport) -> String {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 128, ..Config::default() })]
+    #![proptest_config(Config { cases: idempo_testkit::proptest_cases(128), ..Config::default() })]
 
     /// With idempotence on and at most as many requests in flight as the broker's window,
     /// for any seed and any rates of lost acks, lost requests and reordering: no record is

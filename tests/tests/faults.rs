@@ -28,7 +28,7 @@ fn summary(config: &SimConfig, r: &RunReport) -> String {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 64, ..Config::default() })]
+    #![proptest_config(Config { cases: idempo_testkit::proptest_cases(64), ..Config::default() })]
 
     /// With idempotence on, duplicated requests, flipped bits (refused as CORRUPT_MESSAGE and
     /// retried), latency spikes longer than the request timeout and clean broker restarts
@@ -169,7 +169,7 @@ fn corrupt_first_batch_opens_the_unknown_producer_hole_in_kafkas_client() {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 32, ..Config::default() })]
+    #![proptest_config(Config { cases: idempo_testkit::proptest_cases(32), ..Config::default() })]
 
     /// Broker crashes with every append synced before its ack: no acknowledged record is
     /// lost and nothing is duplicated, whatever the moment of the crash and however much of
