@@ -5,7 +5,17 @@
 //! included. This crate puts that same core on a TCP port that speaks **Kafka's own wire
 //! protocol**, so that real clients (librdkafka through confluent-kafka, kafka-python, the
 //! Java client, kafkajs) can produce to it idempotently and read back what they wrote. Tokio
-//! lives here and only here; the core crates stay free of it.
+//! lives here and only here: the core crates and the simulator (`idempo-sim`) stay free of
+//! it. The arrows point one way: this crate depends on `idempo-sim` for its workload and its
+//! exactly-once checker (the TCP harness of `idempo-sim run --bootstrap` lives here, in
+//! [`harness`]), and the `idempo-sim` binary (crate `idempo-cli`) depends on both.
+//!
+//! ```text
+//! idempo-protocol ◀── idempo-broker, idempo-producer    sans-IO cores
+//!                       ◀── idempo-sim                   the simulator: no tokio, no sockets
+//!                             ◀── idempo-net             tokio: server, client, proxy, harness
+//!                                   ◀── idempo-cli       the idempo-sim binary
+//! ```
 //!
 //! A request travels like this:
 //!
@@ -50,11 +60,16 @@
 //! - [`server`]: the tokio listener and connections, limits, shutdown.
 //! - [`proxy`]: a Kafka-aware fault proxy (lost acks, lost requests, duplicates, delays,
 //!   cuts) to put between real clients and a broker.
+//! - [`proxy_cli`]: the fault proxy's one flag set and main, for `idempo-proxy` and
+//!   `idempo-sim proxy`.
 //! - [`client`]: the async Kafka client driving the sans-IO producer, and a Fetch reader.
+//! - [`harness`]: the simulator's workload and checker over real sockets, through the fault
+//!   proxy (`idempo-sim run --bootstrap`), and reading a topic back for the checker.
 //! - [`process`]: logging, the accept loop and graceful shutdown shared by server, proxy and binaries.
 //! - `bin/idempo-broker.rs`: the command line.
 //! - `bin/idempo-proxy.rs`: the fault proxy's command line.
-//! - `bin/idempo-producer.rs`: kafka-producer-perf-test for idempo's producer, with `--verify`.
+//! - `bin/idempo-producer.rs`: kafka-producer-perf-test for idempo's producer, with `--verify`
+//!   (the simulator's checker).
 //!
 //! ## Differences from Kafka
 //! - One broker, no replication: `acks` 1 and -1 mean the same, the high watermark and the
@@ -72,11 +87,13 @@
 //! - The log lives in memory only.
 
 pub mod client;
+pub mod harness;
 pub mod kafka_apis;
 pub mod kafka_codec;
 pub mod preflight;
 pub mod process;
 pub mod proxy;
+pub mod proxy_cli;
 pub mod server;
 pub mod topics;
 

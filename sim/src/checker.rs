@@ -1,10 +1,15 @@
 //! The exactly-once checker: reads the final logs and the delivery reports, and counts every
-//! anomaly by name.
+//! anomaly by name. It is the one checker of idempo: `idempo-sim run` calls [`check`] on the
+//! simulated broker; `idempo-sim run --bootstrap` and `idempo-producer --verify` read a real
+//! broker's topic back with Fetch and call [`check_log`]; all three print the same lists
+//! ([`CheckReport::invariants`], [`CheckReport::limits`], [`AckLedger::categories`]) through
+//! [`report::check_sections`](crate::report::check_sections).
 //!
-//! Every record the simulator sends carries its identity as its value: 8 bytes, the
-//! producer's index and the record's index within that producer (both big-endian `u32`). The
-//! checker reads every partition's log back, decodes every batch (CRC included), and checks
-//! these invariants, named after Jepsen's Kafka checker where it has a name for them:
+//! Every record a checked workload sends carries its identity at the start of its value:
+//! 8 bytes, the producer's identity and the record's index within that producer (both
+//! big-endian `u32`), perhaps followed by padding. The checker reads every partition's log
+//! back, decodes every batch (CRC included), and checks these invariants, named after
+//! Jepsen's Kafka checker where it has a name for them:
 //!
 //! | invariant | counted as | meaning |
 //! |---|---|---|
@@ -12,17 +17,20 @@
 //! | no lost acknowledged records | `lost` | delivery was reported `Ok`, yet the record is absent |
 //! | per-producer order | `out_of_order` | a record sits after a later record of the same producer on the same partition (Jepsen's `nonmonotonic-send`) |
 //! | nothing written that was reported failed | `failed_but_written` | a record reported *definitely* not written is in the log |
-//! | no sequence gaps | `sequence_gaps` | within one (producer id, epoch, partition) the log's batches do not follow each other in sequence |
-//! | records where they were sent | `misplaced` | a record landed on another partition than it was sent to |
+//! | no sequence gaps within an epoch | `sequence_gaps` | within one (producer id, epoch, partition) the log's batches do not follow each other in sequence |
+//! | records where they were sent | `misplaced` | a record landed on another partition than it was sent to, or is not the workload's |
+//! | acknowledged offsets match the log | `wrong_offsets` | a batch written once does not start at the base offset its acknowledgement reported |
 //!
-//! Two more counts are kept apart from these protocol anomalies, because they measure limits
-//! of the guarantee rather than bugs, so a reader sees which guarantee came from where:
+//! Some counts are kept apart from these protocol anomalies, because they measure limits of
+//! the guarantee rather than bugs, so a reader sees which guarantee came from where. The run
+//! tells the checker which faults happened ([`KnownFaults`]):
 //!
 //! | count | meaning |
 //! |---|---|
 //! | `lost_unsynced` | an acknowledged record vanished in a broker crash because it had not been synced to disk (a durability limit: `--sync` decides it) |
 //! | `duplicates_across_sessions` | a record written by two producer processes (two producer ids): idempotence holds within one producer session only |
 //! | `after_expiry` | a duplicate, reordering or sequence gap in the log of a (producer id, partition) whose state the broker expired during the run (`producer.id.expiration.ms`): after that the broker accepts any sequence from it |
+//! | `duplicates_after_window_shrink` | a record written twice by one producer session on a (producer id, partition) whose dedup window a broker restart shrank: Kafka's producer-state snapshots keep only the last batch (`--snapshot-mode last-batch`), so the retry of an older batch is refused as `OUT_OF_ORDER_SEQUENCE_NUMBER`, the producer bumps its epoch and writes it again |
 //!
 //! Duplicates and order are judged within a producer session: records written by different
 //! producer ids are not compared with each other for order.
@@ -34,16 +42,17 @@
 //! the guarantee came from: written and acked on the first try; written on a retry after the
 //! request was lost; written once although an ack was lost, its retry recognised as a
 //! duplicate; written more than once; failed and not written; failed but possibly persisted
-//! (and whether it was); and never resolved.
+//! (and whether it was); and never resolved. Over TCP the broker's verdicts are not seen, so
+//! an acknowledged retry counts as "written by a retry".
 
 use bytes::Bytes;
 use idempo_broker::Broker;
-use idempo_protocol::{BatchHeader, Sequence, visit_records};
+use idempo_protocol::{BatchHeader, RecordRef, Sequence, visit_records};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 /// What happened to one batch on the wire and at the broker, gathered during the run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchLedger {
     /// Times the producer put the batch on the wire.
     pub sends: u16,
@@ -61,6 +70,25 @@ pub struct BatchLedger {
     pub delivery: Delivery,
     /// Virtual time the application first handed the batch to a producer.
     pub handed_at_ms: u64,
+    /// The base offset the acknowledgement reported, or -1 when it said none (`acks=0`, or no
+    /// acknowledgement yet).
+    pub acked_offset: i64,
+}
+
+impl Default for BatchLedger {
+    fn default() -> BatchLedger {
+        BatchLedger {
+            sends: 0,
+            requests_lost: 0,
+            acks_lost: 0,
+            appends: 0,
+            duplicates: 0,
+            rejections: 0,
+            delivery: Delivery::Pending,
+            handed_at_ms: 0,
+            acked_offset: -1,
+        }
+    }
 }
 
 /// The delivery report of a batch, reduced to what the checker needs.
@@ -93,9 +121,10 @@ pub fn record_values(producer: u32, first: u32, n: u32) -> Bytes {
     buf.freeze()
 }
 
-/// Reads a record identity back, or `None` for a value the simulator did not write.
+/// Reads a record identity back from the first 8 bytes of a value (anything after them is
+/// padding, as `idempo-producer --record-size` writes), or `None` for a shorter value.
 pub fn parse_record_value(value: &[u8]) -> Option<(u32, u32)> {
-    let v: &[u8; 8] = value.try_into().ok()?;
+    let v: &[u8; 8] = value.first_chunk()?;
     let (p, i) = v.split_at(4);
     Some((
         u32::from_be_bytes(p.try_into().ok()?),
@@ -126,11 +155,45 @@ pub struct AckLedger {
     pub unresolved: u64,
 }
 
+impl AckLedger {
+    /// The categories with their batch counts, in the order they are printed.
+    pub fn categories(&self) -> [(&'static str, u64); 9] {
+        [
+            (
+                "written and acked at the first attempt",
+                self.written_acked_first_try,
+            ),
+            (
+                "request lost or refused, written by a retry, acked",
+                self.written_on_retry_acked,
+            ),
+            (
+                "written, ack lost, retry deduplicated, acked",
+                self.written_ack_lost_retry_deduplicated,
+            ),
+            ("written more than once", self.written_more_than_once),
+            ("failed, not written", self.failed_not_written),
+            (
+                "failed as possibly persisted, and written",
+                self.failed_possibly_persisted_written,
+            ),
+            (
+                "failed as definitely not written, yet written",
+                self.failed_definite_but_written,
+            ),
+            ("acked, yet not written", self.acked_not_written),
+            ("no delivery report", self.unresolved),
+        ]
+    }
+}
+
 /// The checker's verdict and counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CheckReport {
-    /// Records in all logs.
+    /// Records in all logs that belong to the workload (or, for a log of its own, all).
     pub log_records: u64,
+    /// Records of other writers in a shared log ([`Workload::shared_log`]), left alone.
+    pub other_records: u64,
     /// Extra copies of records.
     pub duplicates: u64,
     /// Acknowledged records absent from the log.
@@ -141,14 +204,21 @@ pub struct CheckReport {
     pub failed_but_written: u64,
     /// Batches not following their predecessor's sequence within one producer id and epoch.
     pub sequence_gaps: u64,
-    /// Records on a partition they were not sent to, or not written by the simulator.
+    /// Records on a partition they were not sent to, or not written by the workload.
     pub misplaced: u64,
+    /// Acknowledged batches, written once, whose first record is not at the acknowledged
+    /// base offset.
+    pub wrong_offsets: u64,
     /// Acknowledged records lost by a broker crash before they were synced.
     pub lost_unsynced: u64,
     /// Extra copies written by a later producer process (another producer id).
     pub duplicates_across_sessions: u64,
     /// Duplicates, reorderings and gaps of a (producer id, partition) the broker expired.
     pub after_expiry: u64,
+    /// Extra copies in a (producer id, partition) whose dedup window a broker restart shrank
+    /// (`--snapshot-mode last-batch`, Kafka's snapshots): the retry of an older batch is then
+    /// refused as out of order, the producer bumps its epoch and writes it again.
+    pub duplicates_after_window_shrink: u64,
     /// Records acknowledged.
     pub records_acked: u64,
     /// Records reported failed.
@@ -161,29 +231,25 @@ pub struct CheckReport {
 
 impl CheckReport {
     /// True when no invariant is violated and no record was lost or written twice for any
-    /// reason (protocol, durability or producer restarts).
+    /// reason (protocol, durability, producer restarts or snapshot contents).
     pub fn passed(&self) -> bool {
         self.anomalies() + self.guarantee_limits() == 0
     }
 
-    /// Losses and duplicates the guarantee does not cover: unsynced data lost in a crash, and
-    /// duplicates across producer sessions.
+    /// Losses and duplicates the guarantee does not cover (see [`CheckReport::limits`]).
     pub fn guarantee_limits(&self) -> u64 {
-        self.lost_unsynced + self.duplicates_across_sessions + self.after_expiry
+        self.limits().iter().map(|(_, n)| n).sum()
     }
 
-    /// Protocol anomalies: bugs of the exactly-once machinery.
+    /// Protocol anomalies: bugs of the exactly-once machinery (see
+    /// [`CheckReport::invariants`]).
     pub fn anomalies(&self) -> u64 {
-        self.duplicates
-            + self.lost
-            + self.out_of_order
-            + self.failed_but_written
-            + self.sequence_gaps
-            + self.misplaced
+        self.invariants().iter().map(|(_, n)| n).sum()
     }
 
-    /// The named invariants with their violation counts, in a fixed order.
-    pub fn invariants(&self) -> [(&'static str, u64); 6] {
+    /// The named invariants with their violation counts, in a fixed order. Every checked run
+    /// (`idempo-sim run`, `run --bootstrap`, `idempo-producer --verify`) prints this list.
+    pub fn invariants(&self) -> [(&'static str, u64); 7] {
         [
             ("no duplicates", self.duplicates),
             ("no lost acknowledged records", self.lost),
@@ -194,6 +260,30 @@ impl CheckReport {
             ),
             ("no sequence gaps within an epoch", self.sequence_gaps),
             ("records where they were sent", self.misplaced),
+            ("acknowledged offsets match the log", self.wrong_offsets),
+        ]
+    }
+
+    /// The limits of the guarantee with their counts, in a fixed order: losses and copies
+    /// that are not protocol bugs but what Kafka's guarantee does not promise.
+    pub fn limits(&self) -> [(&'static str, u64); 4] {
+        [
+            (
+                "acknowledged, lost in a crash before sync",
+                self.lost_unsynced,
+            ),
+            (
+                "written again by a new producer session",
+                self.duplicates_across_sessions,
+            ),
+            (
+                "written again or out of order after producer-id expiry",
+                self.after_expiry,
+            ),
+            (
+                "written again after a restart shrank the dedup window",
+                self.duplicates_after_window_shrink,
+            ),
         ]
     }
 }
@@ -207,22 +297,89 @@ pub struct Workload {
     pub records: u64,
     /// Records per batch.
     pub batch_records: u32,
+    /// The identity (first 4 bytes of a value) that producer 0 writes: 0 in the simulator,
+    /// `--producer-index` for `idempo-producer`. Producer `p` writes `first_producer + p`.
+    pub first_producer: u32,
+    /// The log may hold records of other writers (a topic other runs wrote to): records with
+    /// another producer identity are counted as [`CheckReport::other_records`] and their
+    /// batches are not judged. Otherwise such records are misplaced.
+    pub shared_log: bool,
+}
+
+impl Workload {
+    /// A workload whose producers are identities `0..producers` and own the whole log.
+    pub fn new(producers: u32, records: u64, batch_records: u32) -> Workload {
+        Workload {
+            producers,
+            records,
+            batch_records,
+            first_producer: 0,
+            shared_log: false,
+        }
+    }
+
+    /// Producer `p` and record index `i` of an identity, if the identity is this workload's.
+    fn own(&self, (producer, index): (u32, u32)) -> Option<(u32, u32)> {
+        let p = producer.checked_sub(self.first_producer)?;
+        (p < self.producers).then_some((p, index))
+    }
+}
+
+/// What the run knew besides the log: the faults that explain a missing record or an extra
+/// copy, so that they are counted as limits of the guarantee and not as protocol anomalies.
+#[derive(Clone, Debug, Default)]
+pub struct KnownFaults {
+    /// Records (producer, index) a broker crash dropped before they were synced.
+    pub crash_lost: FxHashSet<(u32, u32)>,
+    /// (producer id, partition) pairs whose state the broker expired.
+    pub expired: FxHashSet<(i64, i32)>,
+    /// (producer id, partition) pairs whose dedup window a broker restart shrank (see
+    /// [`DedupWindows`]).
+    pub window_shrunk: FxHashSet<(i64, i32)>,
+}
+
+/// The size of every producer's dedup window on every partition of a broker, taken before a
+/// restart so that the windows it shrank (Kafka's snapshots keep one batch) can be named.
+#[derive(Clone, Debug, Default)]
+pub struct DedupWindows(FxHashMap<(i64, i32), usize>);
+
+impl DedupWindows {
+    /// The windows of `broker` now.
+    pub fn of(broker: &Broker) -> DedupWindows {
+        let mut windows = FxHashMap::default();
+        for partition in broker.partition_ids() {
+            let Some(state) = broker.producer_state(partition) else {
+                continue;
+            };
+            for (producer_id, entry) in state.entries() {
+                windows.insert((producer_id.0, partition), entry.batches().len());
+            }
+        }
+        DedupWindows(windows)
+    }
+
+    /// The (producer id, partition) pairs whose window is smaller in `after` than here.
+    pub fn shrunk_in<'s>(
+        &'s self,
+        after: &'s DedupWindows,
+    ) -> impl Iterator<Item = (i64, i32)> + 's {
+        self.0
+            .iter()
+            .filter(|(key, before)| after.0.get(key).copied().unwrap_or(0) < **before)
+            .map(|(key, _)| *key)
+    }
 }
 
 /// Checks the broker's final logs against the ledger. `ledger[p][b]` is producer `p`'s batch
-/// `b`; `partition_of(p, b)` is where it was sent.
-///
-/// `session_of(producer_id)` names the producer process a producer id belonged to (`None` for
-/// batches without one); `crash_lost` holds the records a broker crash dropped before they
-/// were synced; `expired` the (producer id, partition) pairs whose state the broker expired.
+/// `b`; `partition_of(p, b)` is where it was sent; `session_of(producer_id)` names the
+/// producer process a producer id belonged to (`None` for batches without one).
 pub fn check(
     broker: &Broker,
     workload: Workload,
     ledger: &[Vec<BatchLedger>],
     partition_of: impl Fn(u32, u64) -> i32,
     session_of: impl Fn(i64) -> Option<u32>,
-    crash_lost: &FxHashSet<(u32, u32)>,
-    expired: &FxHashSet<(i64, i32)>,
+    known: &KnownFaults,
 ) -> CheckReport {
     let log = broker.partition_ids().into_iter().flat_map(|partition| {
         broker
@@ -235,164 +392,260 @@ pub fn check(
             })
             .map(move |(header, bytes)| (partition, header, bytes))
     });
-    check_log(
-        log,
-        workload,
-        ledger,
-        partition_of,
-        session_of,
-        crash_lost,
-        expired,
-    )
+    check_log(log, workload, ledger, partition_of, session_of, known)
 }
 
 /// The same check over any log: `(partition, header, bytes)` for every batch, partition by
-/// partition in offset order (for example read back over TCP with Fetch).
-///
-/// `session_of(producer_id)` names the producer process a producer id belonged to (`None` for
-/// batches without one); `crash_lost` holds the records a broker crash dropped before they
-/// were synced; `expired` the (producer id, partition) pairs whose state the broker expired.
+/// partition in offset order (for example read back over TCP with Fetch, by
+/// `run --bootstrap` and `idempo-producer --verify`).
 pub fn check_log(
     log: impl IntoIterator<Item = (i32, BatchHeader, Bytes)>,
     workload: Workload,
     ledger: &[Vec<BatchLedger>],
     partition_of: impl Fn(u32, u64) -> i32,
     session_of: impl Fn(i64) -> Option<u32>,
-    crash_lost: &FxHashSet<(u32, u32)>,
-    expired: &FxHashSet<(i64, i32)>,
+    known: &KnownFaults,
 ) -> CheckReport {
-    let mut report = CheckReport::default();
-    let per_batch = u64::from(workload.batch_records);
-    let fresh = || -> Vec<Vec<u8>> {
-        (0..workload.producers)
-            .map(|_| vec![0u8; workload.records as usize])
-            .collect()
-    };
-    let mut copies = fresh();
-    let mut first_session = fresh();
-    let mut highest: FxHashMap<(u32, i32, u8), u32> = FxHashMap::default();
-    let mut last_seq: FxHashMap<(i64, i16, i32), Sequence> = FxHashMap::default();
+    let mut reading = Reading::new(workload, &partition_of, known);
+    for (partition, header, bytes) in log {
+        let session = session_of(header.producer_id.0).unwrap_or(0).min(255) as u8;
+        reading.batch(partition, &header, &bytes, session);
+    }
+    reading.settle(ledger)
+}
 
-    {
-        for (partition, header, bytes) in log {
-            let h = &header;
-            let after_expiry = expired.contains(&(h.producer_id.0, partition));
-            if h.producer_id.is_some() {
-                let key = (h.producer_id.0, h.producer_epoch.0, partition);
-                if last_seq
-                    .get(&key)
-                    .is_some_and(|prev| !h.base_sequence.follows(*prev))
-                {
-                    if after_expiry {
-                        report.after_expiry += 1;
-                    } else {
-                        report.sequence_gaps += 1;
-                    }
-                }
-                last_seq.insert(key, h.last_sequence());
-            }
-            let session = session_of(h.producer_id.0).unwrap_or(0).min(255) as u8;
-            let walked = visit_records(&bytes, |record| {
-                report.log_records += 1;
-                let id = record.value.and_then(parse_record_value);
-                let Some((p, i)) =
-                    id.filter(|(p, i)| *p < workload.producers && u64::from(*i) < workload.records)
-                else {
-                    report.misplaced += 1;
-                    return;
-                };
-                if partition_of(p, u64::from(i) / per_batch) != partition {
-                    report.misplaced += 1;
-                }
-                let c = &mut copies[p as usize][i as usize];
-                *c = c.saturating_add(1);
-                if *c > 1 {
-                    if after_expiry {
-                        report.after_expiry += 1;
-                    } else if first_session[p as usize][i as usize] == session {
-                        report.duplicates += 1;
-                    } else {
-                        report.duplicates_across_sessions += 1;
-                    }
-                    return;
-                }
-                first_session[p as usize][i as usize] = session;
-                let top = highest.entry((p, partition, session)).or_insert(i);
-                if i < *top && after_expiry {
-                    report.after_expiry += 1;
-                } else if i < *top {
-                    report.out_of_order += 1;
-                } else {
-                    *top = i;
-                }
-            });
-            if walked.is_err() {
-                report.misplaced += u64::from(h.records_count.max(0) as u32);
-            }
+/// The state of one pass over the log.
+struct Reading<'a, P> {
+    workload: Workload,
+    partition_of: &'a P,
+    known: &'a KnownFaults,
+    report: CheckReport,
+    /// Copies of each record in the log, saturating: `copies[p][i]`.
+    copies: Vec<Vec<u8>>,
+    /// The producer session that wrote each record's first copy.
+    first_session: Vec<Vec<u8>>,
+    /// Offset of the first copy of each batch's first record, -1 for none: `[p][b]`.
+    first_offset: Vec<Vec<i64>>,
+    /// Highest record index seen per (producer, partition, session).
+    highest: FxHashMap<(u32, i32, u8), u32>,
+    /// Last sequence per (producer id, epoch, partition).
+    last_seq: FxHashMap<(i64, i16, i32), Sequence>,
+}
+
+/// Where one record of the log falls.
+#[derive(Clone, Copy)]
+struct Place {
+    partition: i32,
+    session: u8,
+    after_expiry: bool,
+    window_shrunk: bool,
+}
+
+impl<'a, P: Fn(u32, u64) -> i32> Reading<'a, P> {
+    fn new(workload: Workload, partition_of: &'a P, known: &'a KnownFaults) -> Self {
+        let per_producer =
+            |n: usize, v| -> Vec<_> { (0..workload.producers).map(|_| vec![v; n]).collect() };
+        let records = workload.records as usize;
+        let batches = workload.records.div_ceil(u64::from(workload.batch_records)) as usize;
+        Reading {
+            workload,
+            partition_of,
+            known,
+            report: CheckReport::default(),
+            copies: per_producer(records, 0u8),
+            first_session: per_producer(records, 0u8),
+            first_offset: (0..workload.producers)
+                .map(|_| vec![-1i64; batches])
+                .collect(),
+            highest: FxHashMap::default(),
+            last_seq: FxHashMap::default(),
         }
     }
 
-    for (p, batches) in ledger.iter().enumerate() {
-        for (b, entry) in batches.iter().enumerate() {
-            let first = b as u64 * per_batch;
-            let count = (workload.records - first).min(per_batch);
-            let range = first as usize..(first + count) as usize;
-            let written = &copies[p][range];
-            let present = written.iter().filter(|c| **c > 0).count() as u64;
-            let most = written.iter().copied().max().unwrap_or(0);
-            let l = &mut report.ledger;
-            match entry.delivery {
-                Delivery::Acked => {
-                    report.records_acked += count;
-                    for (k, c) in written.iter().enumerate() {
-                        if *c == 0 {
-                            if crash_lost.contains(&(p as u32, (first as usize + k) as u32)) {
-                                report.lost_unsynced += 1;
-                            } else {
-                                report.lost += 1;
+    /// Reads one batch: its records, then its sequence against its predecessor's.
+    fn batch(&mut self, partition: i32, h: &BatchHeader, bytes: &Bytes, session: u8) {
+        let key = (h.producer_id.0, partition);
+        let place = Place {
+            partition,
+            session,
+            after_expiry: self.known.expired.contains(&key),
+            window_shrunk: self.known.window_shrunk.contains(&key),
+        };
+        let mut ours = false;
+        let walked = visit_records(bytes, |record| {
+            ours |= self.record(place, h.base_offset, record);
+        });
+        if walked.is_err() {
+            self.report.misplaced += u64::from(h.records_count.max(0) as u32);
+        }
+        if (ours || !self.workload.shared_log) && h.producer_id.is_some() {
+            let key = (h.producer_id.0, h.producer_epoch.0, partition);
+            if self
+                .last_seq
+                .get(&key)
+                .is_some_and(|prev| !h.base_sequence.follows(*prev))
+            {
+                if place.after_expiry {
+                    self.report.after_expiry += 1;
+                } else {
+                    self.report.sequence_gaps += 1;
+                }
+            }
+            self.last_seq.insert(key, h.last_sequence());
+        }
+    }
+
+    /// Counts one record; true when it belongs to the workload.
+    fn record(&mut self, at: Place, base_offset: i64, record: RecordRef<'_>) -> bool {
+        let w = self.workload;
+        let id = record.value.and_then(parse_record_value);
+        let own = id.and_then(|id| w.own(id));
+        if w.shared_log && own.is_none() {
+            self.report.other_records += 1;
+            return false;
+        }
+        self.report.log_records += 1;
+        let Some((p, i)) = own.filter(|(_, i)| u64::from(*i) < w.records) else {
+            self.report.misplaced += 1;
+            return true;
+        };
+        let per_batch = u64::from(w.batch_records);
+        let b = u64::from(i) / per_batch;
+        if (self.partition_of)(p, b) != at.partition {
+            self.report.misplaced += 1;
+        }
+        let (pu, iu) = (p as usize, i as usize);
+        let c = &mut self.copies[pu][iu];
+        *c = c.saturating_add(1);
+        if *c > 1 {
+            let r = &mut self.report;
+            if at.after_expiry {
+                r.after_expiry += 1;
+            } else if self.first_session[pu][iu] != at.session {
+                r.duplicates_across_sessions += 1;
+            } else if at.window_shrunk {
+                r.duplicates_after_window_shrink += 1;
+            } else {
+                r.duplicates += 1;
+            }
+            return true;
+        }
+        self.first_session[pu][iu] = at.session;
+        if u64::from(i) % per_batch == 0 {
+            self.first_offset[pu][b as usize] = base_offset + i64::from(record.offset_delta);
+        }
+        let top = self
+            .highest
+            .entry((p, at.partition, at.session))
+            .or_insert(i);
+        if i < *top && at.after_expiry {
+            self.report.after_expiry += 1;
+        } else if i < *top {
+            self.report.out_of_order += 1;
+        } else {
+            *top = i;
+        }
+        true
+    }
+
+    /// Judges every batch of the ledger by what the log holds of it.
+    fn settle(mut self, ledger: &[Vec<BatchLedger>]) -> CheckReport {
+        let per_batch = u64::from(self.workload.batch_records);
+        for (p, batches) in ledger.iter().enumerate() {
+            for (b, entry) in batches.iter().enumerate() {
+                let first = b as u64 * per_batch;
+                let count = (self.workload.records - first).min(per_batch);
+                let range = first as usize..(first + count) as usize;
+                let copies = &self.copies[p][range];
+                let fate = Fate {
+                    count,
+                    present: copies.iter().filter(|c| **c > 0).count() as u64,
+                    most: copies.iter().copied().max().unwrap_or(0),
+                    first_offset: self.first_offset[p][b],
+                };
+                match entry.delivery {
+                    Delivery::Acked => {
+                        for (k, c) in copies.iter().enumerate() {
+                            let id = (p as u32, (first as usize + k) as u32);
+                            if *c == 0 && self.known.crash_lost.contains(&id) {
+                                self.report.lost_unsynced += 1;
+                            } else if *c == 0 {
+                                self.report.lost += 1;
                             }
                         }
+                        settle_acked(&mut self.report, entry, fate);
                     }
-                    if most > 1 {
-                        l.written_more_than_once += 1;
-                    } else if present == 0 {
-                        l.acked_not_written += 1;
-                    } else if entry.duplicates > 0 {
-                        l.written_ack_lost_retry_deduplicated += 1;
-                    } else if entry.sends <= 1 {
-                        l.written_acked_first_try += 1;
-                    } else {
-                        l.written_on_retry_acked += 1;
-                    }
-                }
-                Delivery::FailedDefinite | Delivery::FailedPossiblyPersisted => {
-                    report.records_failed += count;
-                    let definite = entry.delivery == Delivery::FailedDefinite;
-                    if definite {
-                        report.failed_but_written += present;
-                    }
-                    if most > 1 {
-                        l.written_more_than_once += 1;
-                    } else if present == 0 {
-                        l.failed_not_written += 1;
-                    } else if definite {
-                        l.failed_definite_but_written += 1;
-                    } else {
-                        l.failed_possibly_persisted_written += 1;
-                    }
-                }
-                Delivery::Pending => {
-                    report.records_unresolved += count;
-                    if most > 1 {
-                        l.written_more_than_once += 1;
-                    } else {
-                        l.unresolved += 1;
-                    }
+                    _ => settle_unacked(&mut self.report, entry, fate),
                 }
             }
         }
+        self.report
     }
-    report
+}
+
+/// What the log holds of one batch.
+#[derive(Clone, Copy)]
+struct Fate {
+    count: u64,
+    /// Records of the batch with at least one copy.
+    present: u64,
+    /// Copies of the batch's most copied record.
+    most: u8,
+    /// Offset of the first copy of the batch's first record, -1 for none.
+    first_offset: i64,
+}
+
+/// An acknowledged batch: its ledger category, and whether it sits where the ack said.
+fn settle_acked(report: &mut CheckReport, entry: &BatchLedger, fate: Fate) {
+    report.records_acked += fate.count;
+    let written_once = fate.most == 1;
+    if written_once
+        && entry.acked_offset >= 0
+        && fate.first_offset >= 0
+        && fate.first_offset != entry.acked_offset
+    {
+        report.wrong_offsets += 1;
+    }
+    let l = &mut report.ledger;
+    if fate.most > 1 {
+        l.written_more_than_once += 1;
+    } else if fate.present == 0 {
+        l.acked_not_written += 1;
+    } else if entry.duplicates > 0 {
+        l.written_ack_lost_retry_deduplicated += 1;
+    } else if entry.sends <= 1 {
+        l.written_acked_first_try += 1;
+    } else {
+        l.written_on_retry_acked += 1;
+    }
+}
+
+/// A batch reported failed, or not reported at all.
+fn settle_unacked(report: &mut CheckReport, entry: &BatchLedger, fate: Fate) {
+    let l = &mut report.ledger;
+    if entry.delivery == Delivery::Pending {
+        report.records_unresolved += fate.count;
+        if fate.most > 1 {
+            l.written_more_than_once += 1;
+        } else {
+            l.unresolved += 1;
+        }
+        return;
+    }
+    report.records_failed += fate.count;
+    let definite = entry.delivery == Delivery::FailedDefinite;
+    if definite {
+        report.failed_but_written += fate.present;
+    }
+    if fate.most > 1 {
+        l.written_more_than_once += 1;
+    } else if fate.present == 0 {
+        l.failed_not_written += 1;
+    } else if definite {
+        l.failed_definite_but_written += 1;
+    } else {
+        l.failed_possibly_persisted_written += 1;
+    }
 }
 
 #[cfg(test)]
@@ -410,11 +663,7 @@ mod tests {
     }
 
     fn workload() -> Workload {
-        Workload {
-            producers: 1,
-            records: 4,
-            batch_records: 2,
-        }
+        Workload::new(1, 4, 2)
     }
 
     fn acked() -> BatchLedger {
@@ -437,8 +686,7 @@ mod tests {
             &[vec![acked(), acked()]],
             |_, _| 0,
             |_| Some(0),
-            &FxHashSet::default(),
-            &FxHashSet::default(),
+            &KnownFaults::default(),
         );
         assert!(r.passed(), "{r:?}");
         assert_eq!(r.ledger.written_acked_first_try, 2);
@@ -461,8 +709,7 @@ mod tests {
             &[vec![acked(), acked()]],
             |_, _| 0,
             |_| Some(0),
-            &FxHashSet::default(),
-            &FxHashSet::default(),
+            &KnownFaults::default(),
         );
         assert_eq!(r.duplicates, 2);
         assert_eq!(r.out_of_order, 2);
@@ -477,8 +724,7 @@ mod tests {
             &[vec![acked(), acked()]],
             |_, _| 0,
             |_| Some(0),
-            &FxHashSet::default(),
-            &FxHashSet::default(),
+            &KnownFaults::default(),
         );
         assert_eq!(r.lost, 4);
         assert_eq!(r.ledger.acked_not_written, 2);
@@ -503,8 +749,7 @@ mod tests {
             &[vec![definite, maybe]],
             |_, _| 0,
             |_| Some(0),
-            &FxHashSet::default(),
-            &FxHashSet::default(),
+            &KnownFaults::default(),
         );
         assert_eq!(r.failed_but_written, 2);
         assert_eq!(r.ledger.failed_definite_but_written, 1);
@@ -524,8 +769,7 @@ mod tests {
             &[vec![acked(), acked()]],
             |_, _| 0,
             session,
-            &FxHashSet::default(),
-            &FxHashSet::default(),
+            &KnownFaults::default(),
         );
         assert_eq!(r.duplicates, 0);
         assert_eq!(r.duplicates_across_sessions, 2);
@@ -539,15 +783,17 @@ mod tests {
     #[test]
     fn acknowledged_records_lost_unsynced_in_a_crash_are_counted_apart() {
         let empty = Broker::new(BrokerConfig::default()).unwrap();
-        let lost: FxHashSet<(u32, u32)> = [(0, 0), (0, 1)].into_iter().collect();
+        let known = KnownFaults {
+            crash_lost: [(0, 0), (0, 1)].into_iter().collect(),
+            ..KnownFaults::default()
+        };
         let r = check(
             &empty,
             workload(),
             &[vec![acked(), acked()]],
             |_, _| 0,
             |_| Some(0),
-            &lost,
-            &FxHashSet::default(),
+            &known,
         );
         assert_eq!(r.lost_unsynced, 2);
         assert_eq!(r.lost, 2);

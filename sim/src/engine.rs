@@ -34,7 +34,7 @@
 //! When every batch has a delivery report (or the virtual time limit is reached), the
 //! [`checker`](mod@crate::checker) reads the logs back.
 
-use crate::checker::{self, BatchLedger, CheckReport, Delivery, Workload};
+use crate::checker::{self, BatchLedger, CheckReport, Delivery, KnownFaults, Workload};
 use crate::config::SimConfig;
 use crate::events::{BatchRef, LossCause, SimEvent, VerdictRef};
 use crate::faults::{FaultKind, INIT_PRODUCER_ID};
@@ -223,7 +223,7 @@ fn outstanding_max(config: &SimConfig) -> u64 {
 }
 
 /// The producer settings a run's config asks for (shared with the TCP harness).
-pub(crate) fn producer_config(config: &SimConfig) -> ProducerConfig {
+pub fn producer_config(config: &SimConfig) -> ProducerConfig {
     ProducerConfig {
         idempotence: config.idempotence,
         max_in_flight: config.max_in_flight,
@@ -256,12 +256,11 @@ pub struct Simulation {
     events: u64,
     /// Which producer process each producer id belongs to: (producer, session).
     pid_owner: FxHashMap<i64, (u32, u32)>,
-    /// Records (producer, index) lost from the log by broker crashes before they were synced.
-    crash_lost: FxHashSet<(u32, u32)>,
+    /// What the checker must know of the faults: records lost unsynced by broker crashes,
+    /// expired producer states, dedup windows a restart shrank.
+    known: KnownFaults,
     /// Virtual ms from handing a batch over to its acknowledgement.
     latencies_ms: Vec<u32>,
-    /// (producer id, partition) pairs whose state the broker expired.
-    expired: FxHashSet<(i64, i32)>,
 }
 
 impl Simulation {
@@ -332,9 +331,8 @@ impl Simulation {
             requests: 0,
             events: 0,
             pid_owner: FxHashMap::default(),
-            crash_lost: FxHashSet::default(),
+            known: KnownFaults::default(),
             latencies_ms: Vec::new(),
-            expired: FxHashSet::default(),
         })
     }
 
@@ -476,7 +474,8 @@ impl Simulation {
             let b = slot.batch_of_handle[index as usize];
             let entry = &mut slot.ledger[b as usize];
             entry.delivery = match &report.result {
-                Ok(_) => {
+                Ok(delivered) => {
+                    entry.acked_offset = delivered.base_offset;
                     let waited = now.saturating_sub(entry.handed_at_ms);
                     self.latencies_ms
                         .push(u32::try_from(waited).unwrap_or(u32::MAX));
@@ -779,7 +778,8 @@ impl Simulation {
         }
         for expired in self.broker.advance_time(self.now_ms as i64) {
             self.broker_counts.producers_expired += 1;
-            self.expired
+            self.known
+                .expired
                 .insert((expired.producer_id.0, expired.partition));
             self.record(p, || SimEvent::Producer {
                 text: format!(
@@ -938,7 +938,7 @@ impl Simulation {
             for batch in &partition.lost_batches {
                 let _ = idempo_protocol::visit_records(&batch.bytes, |record| {
                     if let Some(id) = record.value.and_then(checker::parse_record_value) {
-                        self.crash_lost.insert(id);
+                        self.known.crash_lost.insert(id);
                     }
                 });
             }
@@ -1054,16 +1054,11 @@ impl Simulation {
         let owners = &self.pid_owner;
         let check = checker::check(
             &self.broker,
-            Workload {
-                producers: config.producers,
-                records: config.records,
-                batch_records: config.batch_records,
-            },
+            Workload::new(config.producers, config.records, config.batch_records),
             &ledgers,
             |p, b| config.partition_of(p, b),
             |pid| owners.get(&pid).map(|(_, session)| *session),
-            &self.crash_lost,
-            &self.expired,
+            &self.known,
         );
         let stats: Vec<ProducerStats> = self
             .slots

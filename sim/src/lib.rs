@@ -10,6 +10,11 @@
 //! `idempo-sim compare` runs the same fault schedule with idempotence on and off side by side.
 //! `idempo-sim explain` runs a script of broker operations and explains each decision.
 //!
+//! This crate is the library; the `idempo-sim` binary lives in `cli/` (package `idempo-cli`,
+//! `cargo run --release --bin idempo-sim -- run ...`). The library knows no sockets and no
+//! tokio: the TCP edge (`run --bootstrap`, `proxy`) is `idempo-net`, which depends on this
+//! crate for the workload and the [`checker`], never the other way round.
+//!
 //! ## Layout
 //! - [`config`]: `SimConfig`, every parameter of a run, and its replay command.
 //! - [`faults`]: fault decisions keyed by the logical event, so settings can be compared.
@@ -25,8 +30,6 @@
 //! - [`shrink`]: reducing a failing run's faults to a minimal replay file.
 //! - [`swarm`]: a per-seed fault mix.
 //! - [`sweep`]: many seeds over a grid of fault rates and settings, with confidence intervals.
-//! - [`tcp`]: the same workload and checker over real sockets, through a fault proxy
-//!   (`run --bootstrap`).
 //! - [`script`] and [`explain`]: the study tool.
 
 #![recursion_limit = "256"]
@@ -46,7 +49,6 @@ pub mod script;
 pub mod shrink;
 pub mod swarm;
 pub mod sweep;
-pub mod tcp;
 pub mod trace;
 
 pub use config::SimConfig;

@@ -1,6 +1,7 @@
 //! How a run is told: the VOPR-style header, the summary with the ack ledger and the named
 //! invariants, the verdict with the command that replays it, and the `--json` object.
 
+use crate::checker::CheckReport;
 use crate::config::SimConfig;
 use crate::engine::RunReport;
 use serde_json::{Value, json};
@@ -61,7 +62,6 @@ pub fn header(config: &SimConfig) -> String {
 /// The summary, invariants, verdict and replay command.
 pub fn summary(config: &SimConfig, r: &RunReport) -> String {
     let k = &r.check;
-    let l = &k.ledger;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -143,33 +143,18 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
             r.broker.retries_outside_window, config.dedup_window
         );
     }
+    s.push_str(&check_sections(k));
+    let _ = writeln!(s, "replay: {}", config.replay_command("run"));
+    s
+}
+
+/// The checker's findings as every checked run prints them (`idempo-sim run`, `run
+/// --bootstrap`, `idempo-producer --verify`): the ack ledger, the named invariants, the
+/// limits of the guarantee and the verdict, one per line.
+pub fn check_sections(k: &CheckReport) -> String {
+    let mut s = String::new();
     let _ = writeln!(s, "ack ledger (batches)");
-    for (name, n) in [
-        (
-            "written and acked at the first attempt",
-            l.written_acked_first_try,
-        ),
-        (
-            "request lost or refused, written by a retry, acked",
-            l.written_on_retry_acked,
-        ),
-        (
-            "written, ack lost, retry deduplicated, acked",
-            l.written_ack_lost_retry_deduplicated,
-        ),
-        ("written more than once", l.written_more_than_once),
-        ("failed, not written", l.failed_not_written),
-        (
-            "failed as possibly persisted, and written",
-            l.failed_possibly_persisted_written,
-        ),
-        (
-            "failed as definitely not written, yet written",
-            l.failed_definite_but_written,
-        ),
-        ("acked, yet not written", l.acked_not_written),
-        ("no delivery report", l.unresolved),
-    ] {
+    for (name, n) in k.ledger.categories() {
         let _ = writeln!(s, "  {name:.<56} {n}");
     }
     let _ = writeln!(s, "invariants");
@@ -182,21 +167,9 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
         let _ = writeln!(s, "  {name:.<56} {status}");
     }
     let _ = writeln!(s, "limits of the guarantee (not protocol bugs)");
-    let _ = writeln!(
-        s,
-        "  {:.<56} {}",
-        "acknowledged, lost in a crash before sync", k.lost_unsynced
-    );
-    let _ = writeln!(
-        s,
-        "  {:.<56} {}",
-        "written again by a new producer session", k.duplicates_across_sessions
-    );
-    let _ = writeln!(
-        s,
-        "  {:.<56} {}",
-        "written again or out of order after producer-id expiry", k.after_expiry
-    );
+    for (name, n) in k.limits() {
+        let _ = writeln!(s, "  {name:.<56} {n}");
+    }
     if k.passed() {
         let _ = writeln!(s, "verdict: PASS");
     } else {
@@ -207,7 +180,6 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
             k.guarantee_limits()
         );
     }
-    let _ = writeln!(s, "replay: {}", config.replay_command("run"));
     s
 }
 
@@ -238,6 +210,8 @@ pub fn json(config: &SimConfig, r: &RunReport) -> Value {
         "lost_unsynced": k.lost_unsynced,
         "duplicates_across_sessions": k.duplicates_across_sessions,
         "after_expiry": k.after_expiry,
+        "duplicates_after_window_shrink": k.duplicates_after_window_shrink,
+        "wrong_offsets": k.wrong_offsets,
         "producers_expired": r.broker.producers_expired,
         "latency_p50_ms": r.latency_p50_ms,
         "latency_p99_ms": r.latency_p99_ms,

@@ -18,17 +18,10 @@
 //! Kafka's whole milliseconds, since loopback latencies are below one).
 //!
 //! `--verify` then reads every partition back (ListOffsets and Fetch) and checks the records
-//! of this run against the delivery reports:
-//!
-//! | invariant | violated by |
-//! |---|---|
-//! | no duplicates | a record in the log more than once (extra copies counted) |
-//! | no lost acknowledged records | an acknowledged record absent from the log |
-//! | per-partition order | a record behind a later record of this run on its partition |
-//! | nothing written that was reported failed | a record reported definitely not written, found in the log |
-//! | no sequence gaps within an epoch | consecutive batches of one producer id and epoch whose sequences do not follow |
-//! | records where they were sent | a record of this run on another partition than it was sent to |
-//! | acknowledged offsets match the log | a delivery report's base offset is not where the batch's first record sits |
+//! of this run against the delivery reports with the simulator's own exactly-once checker
+//! (`idempo_sim::checker`), printing the same ack ledger, named invariants and limits as
+//! `idempo-sim run`, each line prefixed `verify: `. Records of other producer indices in the
+//! topic (other runs) are counted apart and left alone.
 //!
 //! Exit status: 0 done (and verified, with `--verify`); 1 `--verify` found an anomaly; 2 bad
 //! arguments (the message names the flag); 3 the run could not be done (no broker, the
@@ -38,10 +31,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Parser, ValueEnum};
 use idempo_net::client::{
     ClientConfig, ClientError, ConfigError, Delivered, DeliveryError, DeliveryReport,
-    KafkaProducer, KafkaReader, ProducerStats,
+    KafkaProducer, ProducerStats,
 };
-use idempo_protocol::{Record, RecordBatch, Sequence};
-use std::collections::{BTreeMap, HashMap};
+use idempo_net::harness::HarnessError;
+use idempo_protocol::Record;
+use idempo_sim::checker::{self, BatchLedger, CheckReport, KnownFaults, Workload};
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -174,7 +169,6 @@ impl Args {
 #[derive(Clone, Debug)]
 struct BatchEntry {
     partition: i32,
-    first: u32,
     count: u32,
     /// `None` until the delivery report (or forever, if the producer task died).
     outcome: Option<Result<Delivered, DeliveryError>>,
@@ -407,9 +401,8 @@ async fn main() -> ExitCode {
     )
     .await
     {
-        Ok(verdict) => {
-            verdict.print(producer_index);
-            if verdict.anomalies() == 0 {
+        Ok(report) => {
+            if report.passed() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -475,7 +468,6 @@ async fn produce(
         let partition = i32::try_from(b % partitions as u32).unwrap_or(0);
         ledger.push(BatchEntry {
             partition,
-            first,
             count,
             outcome: None,
         });
@@ -518,199 +510,94 @@ fn report_failures(ledger: &[BatchEntry]) {
     }
 }
 
-// ----- the exactly-once check ---------------------------------------------------------
+// ----- the exactly-once check: the simulator's checker over the topic read back -----
 
-/// Violations of each invariant, and the ack ledger (batches per fate).
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Verdict {
-    partitions: i32,
-    records_read: u64,
-    other_records: u64,
-    duplicates: u64,
-    lost: u64,
-    out_of_order: u64,
-    failed_but_written: u64,
-    sequence_gaps: u64,
-    misplaced: u64,
-    wrong_offsets: u64,
-    acked_first_try: u64,
-    acked_after_retry: u64,
-    written_more_than_once: u64,
-    failed_not_written: u64,
-    possibly_persisted_written: u64,
-    possibly_persisted_not_written: u64,
-    unresolved: u64,
+/// The checker's workload and ledger for this run: one producer whose identity is
+/// `producer_index`, in a topic that other runs may share.
+fn check_inputs(
+    ledger: &[BatchEntry],
+    producer_index: u32,
+    records: u32,
+    batch_records: u32,
+) -> (Workload, Vec<Vec<BatchLedger>>) {
+    let workload = Workload {
+        first_producer: producer_index,
+        shared_log: true,
+        ..Workload::new(1, u64::from(records), batch_records)
+    };
+    let entries = ledger
+        .iter()
+        .map(|entry| match &entry.outcome {
+            Some(result) => idempo_net::harness::ledger_entry(result),
+            None => BatchLedger::default(),
+        })
+        .collect();
+    (workload, vec![entries])
 }
 
-impl Verdict {
-    fn invariants(&self) -> [(&'static str, u64); 7] {
-        [
-            ("no duplicates", self.duplicates),
-            ("no lost acknowledged records", self.lost),
-            ("per-partition order", self.out_of_order),
-            (
-                "nothing written that was reported failed",
-                self.failed_but_written,
-            ),
-            ("no sequence gaps within an epoch", self.sequence_gaps),
-            ("records where they were sent", self.misplaced),
-            ("acknowledged offsets match the log", self.wrong_offsets),
-        ]
-    }
-
-    fn anomalies(&self) -> u64 {
-        self.invariants().iter().map(|(_, n)| n).sum()
-    }
-
-    fn print(&self, producer_index: u32) {
-        println!(
-            "verify: read {} partitions: {} records of producer index {producer_index}, {} other records",
-            self.partitions, self.records_read, self.other_records
-        );
-        for (name, violations) in self.invariants() {
-            let verdict = if violations == 0 { "ok" } else { "VIOLATED" };
-            println!("verify: {name:<42} {violations:>8}  {verdict}");
-        }
-        println!(
-            "verify: ack ledger (batches): {} acked at the first try, {} acked after a retry, \
-             {} written more than once, {} failed and not written, {} possibly persisted and \
-             written, {} possibly persisted and not written, {} without a report",
-            self.acked_first_try,
-            self.acked_after_retry,
-            self.written_more_than_once,
-            self.failed_not_written,
-            self.possibly_persisted_written,
-            self.possibly_persisted_not_written,
-            self.unresolved,
-        );
-        if self.anomalies() == 0 {
-            println!(
-                "verify: exactly once: every acknowledged record is in the log once, in order"
-            );
-        } else {
-            println!("verify: FAILED: {} anomalies", self.anomalies());
-        }
-    }
+/// Checks the log read back against the ledger with the simulator's checker.
+fn check(
+    log: idempo_net::harness::Log,
+    ledger: &[BatchEntry],
+    producer_index: u32,
+    records: u32,
+    batch_records: u32,
+) -> CheckReport {
+    let (workload, ledgers) = check_inputs(ledger, producer_index, records, batch_records);
+    checker::check_log(
+        log,
+        workload,
+        &ledgers,
+        |_, b| ledger.get(b as usize).map_or(-1, |e| e.partition),
+        |_| Some(0),
+        &KnownFaults::default(),
+    )
 }
 
+/// Reads every partition back and checks it; prints the checker's sections, each line
+/// prefixed `verify: `.
 async fn verify(
     config: &ClientConfig,
     ledger: &[BatchEntry],
     producer_index: u32,
     records: u32,
     batch_records: u32,
-) -> Result<Verdict, ClientError> {
-    let mut reader = KafkaReader::connect(config).await?;
-    let mut logs = Vec::new();
-    for partition in 0..reader.partitions() {
-        logs.push((partition, reader.read_partition(partition).await?));
+) -> Result<CheckReport, HarnessError> {
+    let (partitions, log) = idempo_net::harness::read_log(config).await?;
+    let report = check(log, ledger, producer_index, records, batch_records);
+    println!(
+        "verify: read {partitions} partitions: {} records of producer index {producer_index}, {} other records",
+        report.log_records, report.other_records
+    );
+    for line in idempo_sim::report::check_sections(&report).lines() {
+        println!("verify: {line}");
     }
-    let mut verdict = check(&logs, ledger, producer_index, records, batch_records);
-    verdict.partitions = reader.partitions();
-    Ok(verdict)
-}
-
-/// Checks the logs read back against the ledger (see the invariants in the crate docs).
-fn check(
-    logs: &[(i32, Vec<RecordBatch>)],
-    ledger: &[BatchEntry],
-    producer_index: u32,
-    records: u32,
-    batch_records: u32,
-) -> Verdict {
-    let mut v = Verdict::default();
-    let mut copies = vec![0u8; records as usize];
-    let mut first_offset = vec![-1i64; records as usize];
-    let mut last_sequence: HashMap<(i64, i16, i32), Sequence> = HashMap::new();
-    for (partition, batches) in logs {
-        let mut highest: Option<u32> = None;
-        for batch in batches {
-            let mut ours = false;
-            for record in &batch.records {
-                let value = record.value.as_deref().unwrap_or_default();
-                let identity = value.first_chunk::<8>().map(|id| {
-                    (
-                        u32::from_be_bytes([id[0], id[1], id[2], id[3]]),
-                        u32::from_be_bytes([id[4], id[5], id[6], id[7]]),
-                    )
-                });
-                let Some((_, index)) = identity.filter(|(p, _)| *p == producer_index) else {
-                    v.other_records += 1;
-                    continue;
-                };
-                ours = true;
-                v.records_read += 1;
-                let Some(slot) = copies.get_mut(index as usize) else {
-                    v.misplaced += 1; // an index this run never wrote
-                    continue;
-                };
-                *slot = slot.saturating_add(1);
-                if *slot > 1 {
-                    v.duplicates += 1;
-                    continue;
-                }
-                first_offset[index as usize] = batch.base_offset + i64::from(record.offset_delta);
-                if ledger[(index / batch_records) as usize].partition != *partition {
-                    v.misplaced += 1;
-                }
-                match highest {
-                    Some(top) if index < top => v.out_of_order += 1,
-                    _ => highest = Some(index),
-                }
-            }
-            if ours && batch.producer_id.is_some() {
-                let key = (batch.producer_id.0, batch.producer_epoch.0, *partition);
-                if let Some(previous) = last_sequence.get(&key)
-                    && !batch.base_sequence.follows(*previous)
-                {
-                    v.sequence_gaps += 1;
-                }
-                last_sequence.insert(key, batch.last_sequence());
-            }
-        }
-    }
-    for entry in ledger {
-        let range = entry.first as usize..(entry.first + entry.count) as usize;
-        let written = &copies[range];
-        let present = written.iter().filter(|c| **c > 0).count() as u64;
-        let most = written.iter().copied().max().unwrap_or(0);
-        if most > 1 {
-            v.written_more_than_once += 1;
-        }
-        match &entry.outcome {
-            Some(Ok(delivered)) => {
-                v.lost += written.iter().filter(|c| **c == 0).count() as u64;
-                let at = first_offset[entry.first as usize];
-                if delivered.base_offset >= 0 && at >= 0 && at != delivered.base_offset {
-                    v.wrong_offsets += 1;
-                }
-                if delivered.attempts <= 1 {
-                    v.acked_first_try += 1;
-                } else {
-                    v.acked_after_retry += 1;
-                }
-            }
-            Some(Err(e)) if !e.is_possibly_persisted() => {
-                v.failed_but_written += present;
-                if present == 0 {
-                    v.failed_not_written += 1;
-                }
-            }
-            Some(Err(_)) if present > 0 => v.possibly_persisted_written += 1,
-            Some(Err(_)) => v.possibly_persisted_not_written += 1,
-            None => v.unresolved += 1,
-        }
-    }
-    v
+    Ok(report)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use idempo_net::client::FailureReason;
-    use idempo_protocol::{ErrorCode, ProducerEpoch, ProducerId};
+    use idempo_protocol::{
+        BatchHeader, ErrorCode, ProducerEpoch, ProducerId, RecordBatch, Sequence,
+    };
 
     const INDEX: u32 = 7;
+
+    /// The log as read back: every batch encoded, with its header.
+    fn log(partitions: Vec<(i32, Vec<RecordBatch>)>) -> idempo_net::harness::Log {
+        partitions
+            .into_iter()
+            .flat_map(|(partition, batches)| {
+                batches.into_iter().map(move |b| {
+                    let bytes = b.to_bytes();
+                    let header = BatchHeader::parse(&bytes).expect("an encoded batch parses");
+                    (partition, header, bytes)
+                })
+            })
+            .collect()
+    }
 
     fn batch(base_offset: i64, seq: i32, first: u32, count: u32) -> RecordBatch {
         let mut b = RecordBatch::idempotent(
@@ -727,10 +614,10 @@ mod tests {
         b
     }
 
-    fn acked(partition: i32, first: u32, base_offset: i64) -> BatchEntry {
+    /// An acknowledged batch of two records (the ledger's position says which records).
+    fn acked(partition: i32, base_offset: i64) -> BatchEntry {
         BatchEntry {
             partition,
-            first,
             count: 2,
             outcome: Some(Ok(Delivered {
                 base_offset,
@@ -744,52 +631,53 @@ mod tests {
 
     #[test]
     fn a_clean_log_passes() {
-        let logs = vec![(0, vec![batch(0, 0, 0, 2), batch(2, 2, 2, 2)])];
-        let ledger = vec![acked(0, 0, 0), acked(0, 2, 2)];
-        let v = check(&logs, &ledger, INDEX, 4, 2);
-        assert_eq!(v.anomalies(), 0, "{v:?}");
-        assert_eq!(v.records_read, 4);
-        assert_eq!(v.acked_first_try, 2);
+        let logs = log(vec![(0, vec![batch(0, 0, 0, 2), batch(2, 2, 2, 2)])]);
+        let ledger = vec![acked(0, 0), acked(0, 2)];
+        let v = check(logs, &ledger, INDEX, 4, 2);
+        assert!(v.passed(), "{v:?}");
+        assert_eq!(v.log_records, 4);
+        assert_eq!(v.ledger.written_acked_first_try, 2);
     }
 
     #[test]
     fn the_check_sees_duplicates_loss_order_gaps_and_wrong_offsets() {
-        // Batch 1 first, then batch 0 twice: reordered, a gap, a duplicate, offsets wrong.
-        let logs = vec![(
+        // Batch 1 first, then batch 0 twice: reordered, a gap, a duplicate; batch 1, written
+        // once, is not where its ack said (batch 0's copies count as duplicates only).
+        let logs = log(vec![(
             0,
             vec![batch(0, 2, 2, 2), batch(2, 0, 0, 2), batch(4, 0, 0, 2)],
-        )];
-        let ledger = vec![acked(0, 0, 0), acked(0, 2, 2)];
-        let v = check(&logs, &ledger, INDEX, 4, 2);
+        )]);
+        let ledger = vec![acked(0, 0), acked(0, 2)];
+        let v = check(logs, &ledger, INDEX, 4, 2);
         assert_eq!(v.duplicates, 2);
         assert_eq!(v.out_of_order, 2);
         assert_eq!(v.sequence_gaps, 2);
-        assert_eq!(v.wrong_offsets, 2);
-        assert_eq!(v.written_more_than_once, 1);
-        let v = check(&[(0, vec![])], &ledger, INDEX, 4, 2);
+        assert_eq!(v.wrong_offsets, 1);
+        assert_eq!(v.ledger.written_more_than_once, 1);
+        let v = check(log(vec![(0, vec![])]), &ledger, INDEX, 4, 2);
         assert_eq!(v.lost, 4);
     }
 
     #[test]
     fn definite_failure_written_is_an_anomaly_possibly_persisted_is_not() {
-        let logs = vec![(1, vec![batch(0, 0, 0, 2), batch(2, 2, 2, 2)])];
+        let logs = log(vec![(1, vec![batch(0, 0, 0, 2), batch(2, 2, 2, 2)])]);
         let definite = BatchEntry {
             outcome: Some(Err(DeliveryError::Definite {
                 reason: FailureReason::Broker(ErrorCode::InvalidRecord),
                 attempts: 1,
             })),
-            ..acked(1, 0, 0)
+            ..acked(1, 0)
         };
         let maybe = BatchEntry {
             outcome: Some(Err(DeliveryError::PossiblyPersisted {
                 reason: FailureReason::RequestTimeout,
                 attempts: 2,
             })),
-            ..acked(1, 2, 2)
+            ..acked(1, 2)
         };
-        let v = check(&logs, &[definite, maybe], INDEX, 4, 2);
+        let v = check(logs, &[definite, maybe], INDEX, 4, 2);
         assert_eq!(v.failed_but_written, 2);
-        assert_eq!(v.possibly_persisted_written, 1);
+        assert_eq!(v.ledger.failed_possibly_persisted_written, 1);
         assert_eq!(v.anomalies(), 2);
     }
 
@@ -797,8 +685,8 @@ mod tests {
     fn records_of_other_runs_and_other_partitions_are_told_apart() {
         let mut foreign = batch(0, 0, 0, 2);
         foreign.records = batch_records(INDEX + 1, 0, 2, 16);
-        let logs = vec![(0, vec![foreign]), (1, vec![batch(0, 0, 0, 2)])];
-        let v = check(&logs, &[acked(0, 0, 0)], INDEX, 2, 2);
+        let logs = log(vec![(0, vec![foreign]), (1, vec![batch(0, 0, 0, 2)])]);
+        let v = check(logs, &[acked(0, 0)], INDEX, 2, 2);
         assert_eq!(v.other_records, 2);
         assert_eq!(v.misplaced, 2, "sent to 0, found on 1");
     }

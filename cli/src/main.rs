@@ -1,7 +1,14 @@
-//! The `idempo-sim` command line.
+//! The `idempo-sim` command line: the simulator and study tools of `idempo-sim`, and their
+//! TCP edge from `idempo-net` (`run --bootstrap`, `proxy`). It lives in its own crate so that
+//! the simulator library depends on no sockets and no tokio.
+//!
+//! ```text
+//! cargo run --release --bin idempo-sim -- run --ack-loss 0.2
+//! ```
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use idempo_broker::BrokerConfig;
+use idempo_net::proxy_cli::probability;
 use idempo_sim::config::Network;
 use idempo_sim::trace::Trace;
 use idempo_sim::{SimConfig, Simulation, compare, explain, report, script};
@@ -178,59 +185,12 @@ impl RunArgs {
     }
 }
 
-fn probability(text: &str) -> Result<f64, String> {
-    let p: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number"))?;
-    if (0.0..=1.0).contains(&p) {
-        Ok(p)
-    } else {
-        Err(format!("{p} is not a probability between 0 and 1"))
-    }
-}
-
 fn latency_range(text: &str) -> Result<(u64, u64), String> {
     let (min, max) = idempo_sim::config::parse_range(text)?;
     if min > max {
         return Err(format!("`{text}`: the minimum is above the maximum"));
     }
     Ok((min, max))
-}
-
-/// Flags of `idempo-sim proxy`.
-#[derive(Args, Clone, Debug)]
-struct ProxyArgs {
-    /// Address to listen on (loopback by default).
-    #[arg(long, default_value = "127.0.0.1:19092")]
-    listen: String,
-    /// The broker to relay to.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    upstream: String,
-    /// Seed of the proxy's choices.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Probability that a Produce response is dropped after the broker appended.
-    #[arg(long, default_value_t = 0.1, value_parser = probability)]
-    ack_loss: f64,
-    /// Probability that a Produce request is dropped.
-    #[arg(long, default_value_t = 0.0, value_parser = probability)]
-    request_loss: f64,
-    /// Probability that a Produce request is delivered twice.
-    #[arg(long, default_value_t = 0.0, value_parser = probability)]
-    duplicate: f64,
-    /// Probability that a frame (either direction) is held back by --delay-ms.
-    #[arg(long, default_value_t = 0.0, value_parser = probability)]
-    delay: f64,
-    /// Range of a delay, MIN..MAX milliseconds.
-    #[arg(long, default_value = "10..100", value_parser = latency_range)]
-    delay_ms: (u64, u64),
-    /// Probability that a frame (either direction) cuts the connection instead.
-    #[arg(long, default_value_t = 0.0, value_parser = probability)]
-    cut: f64,
-    /// Close the connection right after a lost or duplicated frame, as a broken TCP
-    /// connection would (clients need it to notice a lost ack promptly).
-    #[arg(long, value_enum, default_value_t = OnOff::On)]
-    close_after_fault: OnOff,
 }
 
 #[derive(Subcommand)]
@@ -292,7 +252,7 @@ enum Command {
     /// A Kafka-aware fault proxy in front of any broker: loses produce acks and requests and
     /// duplicates requests by seeded probability, closing the connection after each loss as a
     /// broken TCP connection would, and rewrites Metadata so clients stay behind it.
-    Proxy(ProxyArgs),
+    Proxy(idempo_net::proxy_cli::ProxyArgs),
     /// Run a replay file (written by `run --shrink`): exactly the faults it lists.
     Replay {
         /// The replay file.
@@ -374,7 +334,7 @@ fn main() -> ExitCode {
         }
         Command::Trace { args, record } => follow_record(args.config(), record),
         Command::Replay { file, trace } => replay(&file, trace),
-        Command::Proxy(args) => run_proxy(args),
+        Command::Proxy(args) => idempo_net::proxy_cli::main("idempo-sim proxy", &args),
         Command::Sweep(args) => idempo_sim::sweep::main_sweep(args),
         Command::Compare {
             args,
@@ -599,7 +559,7 @@ fn run_tcp(config: &SimConfig, bootstrap: &str, json: bool) -> ExitCode {
         return usage_error(e);
     }
     let target = (bootstrap != "embedded").then_some(bootstrap);
-    match idempo_sim::tcp::run(config, target) {
+    match idempo_net::harness::run(config, target) {
         Ok(r) => {
             if json {
                 let value = serde_json::json!({
@@ -616,7 +576,7 @@ fn run_tcp(config: &SimConfig, bootstrap: &str, json: bool) -> ExitCode {
                     "{}",
                     report::header(config).replace("idempo-sim run", "idempo-sim run --bootstrap")
                 );
-                print!("{}", idempo_sim::tcp::summary(config, &r));
+                print!("{}", idempo_net::harness::summary(config, &r));
             }
             if r.check.passed() {
                 ExitCode::SUCCESS
@@ -629,76 +589,6 @@ fn run_tcp(config: &SimConfig, bootstrap: &str, json: bool) -> ExitCode {
             ExitCode::from(3)
         }
     }
-}
-
-/// `idempo-sim proxy`: the fault proxy on its own, in front of any broker.
-fn run_proxy(args: ProxyArgs) -> ExitCode {
-    let listen = match args.listen.parse() {
-        Ok(a) => a,
-        Err(_) => return usage_error(format!("--listen `{}` is not HOST:PORT", args.listen)),
-    };
-    let upstream = match std::net::ToSocketAddrs::to_socket_addrs(&args.upstream)
-        .ok()
-        .and_then(|mut a| a.next())
-    {
-        Some(a) => a,
-        None => {
-            return usage_error(format!(
-                "--upstream `{}` is not a reachable HOST:PORT",
-                args.upstream
-            ));
-        }
-    };
-    let close = args.close_after_fault == OnOff::On;
-    let config = idempo_net::proxy::ProxyConfig {
-        listen,
-        upstream,
-        seed: args.seed,
-        drop_produce_response: idempo_net::proxy::Fault::new(args.ack_loss, close),
-        drop_produce_request: idempo_net::proxy::Fault::new(args.request_loss, close),
-        duplicate_produce: idempo_net::proxy::Fault::new(args.duplicate, false),
-        delay: (args.delay > 0.0).then_some(idempo_net::proxy::Delay {
-            probability_ppm: (args.delay * 1_000_000.0).round() as u32,
-            min_ms: args.delay_ms.0,
-            max_ms: args.delay_ms.1,
-        }),
-        cut_probability: args.cut,
-        rewrite_metadata: true,
-        ..idempo_net::proxy::ProxyConfig::default()
-    };
-    if let Err(e) = config.validate() {
-        return usage_error(e);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return usage_error(format!("cannot start the tokio runtime: {e}")),
-    };
-    runtime.block_on(async move {
-        let proxy = match idempo_net::proxy::Proxy::bind(config).await {
-            Ok(p) => p,
-            Err(e) => return usage_error(format!("--listen {}: {e}", args.listen)),
-        };
-        let counts = proxy.counts();
-        eprintln!(
-            "idempo-sim proxy: {} -> {} (ack loss {}, request loss {}, duplicate {}, delay {} of {}..{} ms, cut {}); Ctrl-C to stop",
-            args.listen,
-            args.upstream,
-            args.ack_loss,
-            args.request_loss,
-            args.duplicate,
-            args.delay,
-            args.delay_ms.0,
-            args.delay_ms.1,
-            args.cut
-        );
-        proxy.run(idempo_net::process::shutdown_signal()).await;
-        println!("{}", counts.tally());
-        ExitCode::SUCCESS
-    })
 }
 
 /// Parses `PRODUCER:INDEX`.

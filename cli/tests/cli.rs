@@ -132,6 +132,8 @@ fn bad_arguments_exit_2_naming_the_flag() {
         (vec!["run", "--max-in-flight", "6"], "--max-in-flight"),
         (vec!["run", "--frobnicate"], "--frobnicate"),
         (vec!["compare", "--variant", "colour=red"], "colour"),
+        (vec!["proxy", "--ack-loss", "1.5"], "--ack-loss"),
+        (vec!["proxy", "--delay-ms", "9..3"], "--delay-ms"),
     ] {
         let o = sim(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
@@ -188,7 +190,7 @@ fn compare_prints_both_settings_side_by_side() {
 
 #[test]
 fn explain_runs_every_shipped_example() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sim/examples");
     let mut n = 0;
     for entry in std::fs::read_dir(dir).expect("examples dir") {
         let path = entry.expect("entry").path();
@@ -209,7 +211,7 @@ fn explain_runs_every_shipped_example() {
 
 #[test]
 fn explain_lost_ack_example_shows_the_duplicate() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/lost-ack.txt");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../sim/examples/lost-ack.txt");
     let out = stdout(&sim(&["explain", path]));
     assert!(
         out.contains("duplicate of the batch at offsets 0..2 (window: 0..2): nothing appended"),
@@ -246,7 +248,7 @@ fn malformed_script_exits_2_with_the_line_number_and_runs_nothing() {
 
 #[test]
 fn explain_json_lines_carry_the_documented_fields() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gap.txt");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../sim/examples/gap.txt");
     let out = stdout(&sim(&["explain", "--json", path]));
     let lines: Vec<serde_json::Value> = out
         .lines()
@@ -406,4 +408,31 @@ fn run_over_tcp_through_the_fault_proxy_is_exactly_once_with_idempotence() {
     ]);
     assert_eq!(off.status.code(), Some(1), "{}", stdout(&off));
     assert!(stdout(&off).contains("no duplicates"));
+}
+
+/// The invariant names of a report, in order, with their dotted padding and status removed.
+fn invariant_names(out: &str) -> Vec<String> {
+    out.lines()
+        .skip_while(|l| *l != "invariants")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.trim().split("..").next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn simulated_and_tcp_runs_print_the_same_named_invariants_in_the_same_order() {
+    let simulated = stdout(&sim(&["run", "--records", "100", "--producers", "1"]));
+    let tcp = stdout(&sim(&[
+        "run",
+        "--bootstrap",
+        "--records",
+        "100",
+        "--producers",
+        "1",
+    ]));
+    let names = invariant_names(&simulated);
+    assert_eq!(names.len(), 7, "{simulated}");
+    assert_eq!(names[0], "no duplicates");
+    assert_eq!(names, invariant_names(&tcp), "{tcp}");
 }
