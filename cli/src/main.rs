@@ -8,8 +8,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use idempo_broker::BrokerConfig;
-use idempo_net::proxy_cli::probability;
-use idempo_sim::config::Network;
+use idempo_sim::flags::RunFlags;
 use idempo_sim::trace::Trace;
 use idempo_sim::{SimConfig, Simulation, compare, explain, report, script};
 use std::io::{Read, Write};
@@ -32,165 +31,28 @@ enum OnOff {
     Off,
 }
 
-/// The flags shared by `run` and `compare`: the workload, the producer, the broker and the
-/// network. Defaults give an interesting run in well under a second.
+/// The flags shared by `run`, `trace` and `compare`: the run flags of
+/// [`idempo_sim::flags::RUN_FLAGS`] (the workload, the producer, the broker and the network;
+/// the same table gives the replay line and `compare --variant`), and `--swarm`. Defaults give
+/// an interesting run in well under a second.
 #[derive(Args, Clone, Debug)]
 struct RunArgs {
-    /// Seed of every fault decision; the same seed and flags print the same bytes.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Number of producers.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    producers: u32,
-    /// Number of partitions.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    partitions: u32,
-    /// Records each producer sends.
-    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=4_294_967_295))]
-    records: u64,
-    /// Records per batch.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    batch_records: u32,
-    /// Produce requests each producer keeps in flight (Kafka: at most 5 with idempotence).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1_000))]
-    max_in_flight: u64,
-    /// Allow --max-in-flight above --dedup-window (an experiment that breaks idempotence).
-    #[arg(long)]
-    unsafe_max_in_flight: bool,
-    /// Probability that a response (the ack) is lost after the broker handled the request.
-    #[arg(long, default_value_t = 0.1, value_parser = probability)]
-    ack_loss: f64,
-    /// Probability that a request is lost before the broker.
-    #[arg(long, default_value_t = 0.02, value_parser = probability)]
-    request_loss: f64,
-    /// Probability that the network delivers a request twice.
-    #[arg(long, default_value_t = 0.0, value_parser = probability)]
-    duplicate: f64,
-    /// Probability that a bit of a request's batch flips (the CRC catches it: CORRUPT_MESSAGE).
-    #[arg(long, default_value_t = 0.0, value_parser = probability)]
-    corrupt: f64,
-    /// Probability that a request is delayed by --spike-ms (a latency spike).
-    #[arg(long, default_value_t = 0.0, value_parser = probability)]
-    spike: f64,
-    /// Delay of a latency spike; by default longer than the request timeout.
-    #[arg(long, default_value_t = 1_000)]
-    spike_ms: u64,
-    /// Broker crashes (power loss) at moments drawn from the seed.
-    #[arg(long, default_value_t = 0)]
-    broker_crashes: u32,
-    /// Clean broker restarts at moments drawn from the seed.
-    #[arg(long, default_value_t = 0)]
-    broker_restarts: u32,
-    /// Restarts of each producer process: a new process (new producer id) re-sends what was
-    /// not acknowledged. Idempotence does not span producer sessions.
-    #[arg(long, default_value_t = 0)]
-    producer_restarts: u32,
-    /// When the broker syncs its log: every-append (before each ack), interval:MS, or never
-    /// (only at clean shutdown, Kafka's default). Decides what a crash loses.
-    #[arg(long, default_value = "every-append", value_parser = idempo_sim::config::parse_sync)]
-    sync: idempo_broker::SyncPolicy,
-    /// What producer-state snapshots hold: full (idempo: the whole dedup window) or
-    /// last-batch (Kafka: the window shrinks to one batch after a restart).
-    #[arg(long, default_value = "full", value_parser = idempo_sim::config::parse_snapshot_mode)]
-    snapshot_mode: idempo_broker::SnapshotMode,
-    /// How often the broker snapshots producer state.
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..))]
-    snapshot_interval_ms: i64,
-    /// Each seed draws its own fault mix (FoundationDB/VOPR-style swarm testing).
+    #[command(flatten)]
+    flags: RunFlags,
+    /// Each seed draws its own fault mix (FoundationDB/VOPR-style swarm testing); the replay
+    /// line prints the mix drawn.
     #[arg(long)]
     swarm: bool,
-    /// One-way latency range MIN..MAX (random per message; with --network datagram it
-    /// reorders messages in flight).
-    #[arg(long, default_value = "1..20", value_parser = latency_range)]
-    latency_ms: (u64, u64),
-    /// Network model: tcp (FIFO; a loss breaks the connection), proxy (FIFO; single frames
-    /// dropped, as by a fault proxy), datagram (each message lost or delayed on its own, so
-    /// latency reorders them).
-    #[arg(long, default_value = "tcp", value_parser = Network::parse)]
-    network: Network,
-    /// Producer improvement not in Kafka: send a partition's first batch alone until the
-    /// broker acknowledged one (closes the hole --network proxy exposes).
-    #[arg(long)]
-    first_batch_alone: bool,
-    /// Producer request.timeout.ms.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
-    request_timeout_ms: u64,
-    /// Producer delivery.timeout.ms.
-    #[arg(long, default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..))]
-    delivery_timeout_ms: u64,
-    /// Producer retries.
-    #[arg(long, default_value_t = i32::MAX as u32)]
-    retries: u32,
-    /// Producer retry.backoff.ms.
-    #[arg(long, default_value_t = 10)]
-    retry_backoff_ms: u64,
-    /// Idempotence in the producer and the broker.
-    #[arg(long, value_enum, default_value_t = OnOff::On)]
-    idempotence: OnOff,
-    /// Batches the broker retains per producer per partition (Kafka: 5).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    dedup_window: u64,
-    /// Broker producer.id.expiration.ms.
-    #[arg(long, default_value_t = 86_400_000, value_parser = clap::value_parser!(i64).range(1..))]
-    producer_id_expiration_ms: i64,
-    /// Broker producer.id.expiration.check.interval.ms.
-    #[arg(long, default_value_t = 600_000, value_parser = clap::value_parser!(i64).range(1..))]
-    producer_id_expiration_check_interval_ms: i64,
-    /// Stop after this much virtual time.
-    #[arg(long, default_value_t = 86_400_000, value_parser = clap::value_parser!(u64).range(1..))]
-    max_virtual_ms: u64,
 }
 
 impl RunArgs {
     fn config(&self) -> SimConfig {
-        let config = SimConfig {
-            seed: self.seed,
-            producers: self.producers,
-            partitions: self.partitions,
-            records: self.records,
-            batch_records: self.batch_records,
-            max_in_flight: self.max_in_flight as usize,
-            unsafe_max_in_flight: self.unsafe_max_in_flight,
-            ack_loss: self.ack_loss,
-            request_loss: self.request_loss,
-            latency_min_ms: self.latency_ms.0,
-            latency_max_ms: self.latency_ms.1,
-            network: self.network,
-            first_batch_alone: self.first_batch_alone,
-            request_timeout_ms: self.request_timeout_ms,
-            delivery_timeout_ms: self.delivery_timeout_ms,
-            retries: self.retries,
-            retry_backoff_ms: self.retry_backoff_ms,
-            idempotence: self.idempotence == OnOff::On,
-            dedup_window: self.dedup_window as usize,
-            producer_id_expiration_ms: self.producer_id_expiration_ms,
-            max_virtual_ms: self.max_virtual_ms,
-            duplicate: self.duplicate,
-            corrupt: self.corrupt,
-            spike: self.spike,
-            spike_ms: self.spike_ms,
-            broker_crashes: self.broker_crashes,
-            broker_restarts: self.broker_restarts,
-            producer_restarts: self.producer_restarts,
-            sync: self.sync,
-            snapshot_mode: self.snapshot_mode,
-            snapshot_interval_ms: self.snapshot_interval_ms,
-            producer_id_expiration_check_interval_ms: self.producer_id_expiration_check_interval_ms,
-        };
         if self.swarm {
-            idempo_sim::swarm::swarm(&config)
+            idempo_sim::swarm::swarm(&self.flags.config)
         } else {
-            config
+            self.flags.config.clone()
         }
     }
-}
-
-fn latency_range(text: &str) -> Result<(u64, u64), String> {
-    let (min, max) = idempo_sim::config::parse_range(text)?;
-    if min > max {
-        return Err(format!("`{text}`: the minimum is above the maximum"));
-    }
-    Ok((min, max))
 }
 
 #[derive(Subcommand)]

@@ -436,3 +436,93 @@ fn simulated_and_tcp_runs_print_the_same_named_invariants_in_the_same_order() {
     assert_eq!(names[0], "no duplicates");
     assert_eq!(names, invariant_names(&tcp), "{tcp}");
 }
+
+/// A non-default value for every flag that changes a run (switches: the flag alone).
+const NON_DEFAULT: &[(&str, &[&str])] = &[
+    ("seed", &["--seed", "9"]),
+    ("producers", &["--producers", "1"]),
+    ("partitions", &["--partitions", "3"]),
+    ("records", &["--records", "70"]),
+    ("batch-records", &["--batch-records", "7"]),
+    ("max-in-flight", &["--max-in-flight", "2"]),
+    ("ack-loss", &["--ack-loss", "0.3"]),
+    ("request-loss", &["--request-loss", "0.1"]),
+    ("latency-ms", &["--latency-ms", "2..30"]),
+    ("request-timeout-ms", &["--request-timeout-ms", "150"]),
+    ("delivery-timeout-ms", &["--delivery-timeout-ms", "900"]),
+    ("retries", &["--retries", "3"]),
+    ("retry-backoff-ms", &["--retry-backoff-ms", "25"]),
+    ("idempotence", &["--idempotence", "off"]),
+    ("dedup-window", &["--dedup-window", "8"]),
+    (
+        "unsafe-max-in-flight",
+        &["--unsafe-max-in-flight", "--max-in-flight", "7"],
+    ),
+    ("network", &["--network", "proxy"]),
+    ("first-batch-alone", &["--first-batch-alone"]),
+    ("duplicate", &["--duplicate", "0.2"]),
+    ("corrupt", &["--corrupt", "0.1"]),
+    ("spike", &["--spike", "0.1"]),
+    ("spike-ms", &["--spike", "0.1", "--spike-ms", "500"]),
+    ("broker-crashes", &["--broker-crashes", "2"]),
+    ("broker-restarts", &["--broker-restarts", "2"]),
+    ("producer-restarts", &["--producer-restarts", "1"]),
+    (
+        "producer-id-expiration-check-interval-ms",
+        &[
+            "--producer-id-expiration-check-interval-ms",
+            "20",
+            "--producer-id-expiration-ms",
+            "100",
+        ],
+    ),
+    (
+        "producer-id-expiration-ms",
+        &["--producer-id-expiration-ms", "100"],
+    ),
+    ("max-virtual-ms", &["--max-virtual-ms", "300"]),
+    ("sync", &["--sync", "never", "--broker-crashes", "2"]),
+    (
+        "snapshot-mode",
+        &["--snapshot-mode", "last-batch", "--broker-restarts", "2"],
+    ),
+    (
+        "snapshot-interval-ms",
+        &["--snapshot-interval-ms", "50", "--broker-crashes", "2"],
+    ),
+];
+
+#[test]
+fn the_printed_replay_command_reproduces_the_run_for_every_flag_that_changes_it() {
+    let covered: Vec<&str> = NON_DEFAULT.iter().map(|(name, _)| *name).collect();
+    let table: Vec<&str> = idempo_sim::flags::names().collect();
+    assert_eq!(covered, table, "every run flag has a case here");
+    for (name, flags) in NON_DEFAULT {
+        let mut args = vec!["run"];
+        for small in [["--records", "60"], ["--partitions", "2"]] {
+            if !flags.contains(&small[0]) {
+                args.extend_from_slice(&small);
+            }
+        }
+        args.extend_from_slice(flags);
+        let first = sim(&args);
+        let out = stdout(&first);
+        let replay = out
+            .lines()
+            .find_map(|l| l.strip_prefix("replay: idempo-sim "))
+            .unwrap_or_else(|| panic!("--{name}: no replay line in\n{out}{}", stderr(&first)));
+        let words: Vec<&str> = replay.split_whitespace().collect();
+        let flag = format!("--{name}");
+        assert!(
+            words.contains(&flag.as_str()),
+            "--{name} is not replayed: {replay}"
+        );
+        let again = sim(&words);
+        assert_eq!(
+            stdout(&again),
+            out,
+            "--{name}: the replay printed other bytes"
+        );
+        assert_eq!(again.status.code(), first.status.code(), "--{name}");
+    }
+}

@@ -4,11 +4,13 @@
 //! the same network: the same batches lose the same acks on the same attempts. What differs is
 //! only what the protocol makes of it. The first two columns are always idempotence on and off;
 //! `--variant KEY=VALUE` adds columns with one setting changed from the first (for example
-//! `dedup-window=1` or `max-in-flight=1`).
+//! `dedup-window=1` or `max-in-flight=1`). The keys are the run flags of [`crate::flags`],
+//! the same table the command line and the replay line come from.
 
-use crate::config::SimConfig;
+use crate::config::{ConfigError, SimConfig};
 use crate::engine::RunReport;
-use std::fmt::Write as _;
+use crate::flags::{self, FlagError};
+use std::fmt::{self, Write as _};
 
 /// One column: its label, config and result.
 pub struct Column {
@@ -20,78 +22,97 @@ pub struct Column {
     pub report: RunReport,
 }
 
-/// Applies one `KEY=VALUE` variant to `base`. Keys are the `run` flags without dashes.
-/// A `max-in-flight` above the dedup window opts into the unsafe experiment, since asking for
-/// it is the point of the variant.
+/// A `--variant` (or `sweep --set`) the simulator refuses.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VariantError {
+    /// A setting without `=`.
+    NotKeyValue {
+        /// The whole variant.
+        variant: String,
+    },
+    /// An unknown key or a refused value.
+    Flag {
+        /// The whole variant.
+        variant: String,
+        /// What is wrong with the setting.
+        error: FlagError,
+    },
+    /// The settings together make a config the simulator refuses.
+    Config {
+        /// The whole variant.
+        variant: String,
+        /// Why.
+        error: ConfigError,
+    },
+}
+
+impl VariantError {
+    /// What is wrong, without the `--variant` prefix (for `sweep --set`, which names its own
+    /// flag).
+    pub fn reason(&self) -> String {
+        match self {
+            VariantError::NotKeyValue { .. } => {
+                "expected KEY=VALUE, e.g. dedup-window=1".to_string()
+            }
+            VariantError::Flag { error, .. } => error.to_string(),
+            VariantError::Config { error, .. } => error.to_string(),
+        }
+    }
+
+    /// The variant as given.
+    pub fn variant(&self) -> &str {
+        match self {
+            VariantError::NotKeyValue { variant }
+            | VariantError::Flag { variant, .. }
+            | VariantError::Config { variant, .. } => variant,
+        }
+    }
+}
+
+impl fmt::Display for VariantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "--variant `{}`: {}", self.variant(), self.reason())
+    }
+}
+
+impl std::error::Error for VariantError {}
+
+/// Applies one `KEY=VALUE` variant to `base`. Keys are the `run` flags without dashes (the
+/// table of [`crate::flags`]); switches take `on` or `off`. A `max-in-flight` above the dedup
+/// window opts into the unsafe experiment, since asking for it is the point of the variant.
 ///
 /// Several settings may be changed at once, separated by commas:
 /// `network=proxy,first-batch-alone=on`.
-pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, String> {
+pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, VariantError> {
     let mut c = base.clone();
     for setting in variant.split(',') {
-        c = apply_setting(&c, variant, setting.trim())?;
+        let (key, value) =
+            setting
+                .trim()
+                .split_once('=')
+                .ok_or_else(|| VariantError::NotKeyValue {
+                    variant: variant.to_string(),
+                })?;
+        flags::set(&mut c, key.trim(), value.trim()).map_err(|error| VariantError::Flag {
+            variant: variant.to_string(),
+            error,
+        })?;
     }
     if c.idempotence && c.max_in_flight > c.dedup_window {
         c.unsafe_max_in_flight = true;
     }
-    c.validate()
-        .map_err(|e| format!("--variant `{variant}`: {e}"))?;
-    Ok(c)
-}
-
-fn apply_setting(base: &SimConfig, variant: &str, setting: &str) -> Result<SimConfig, String> {
-    let (key, value) = setting
-        .split_once('=')
-        .ok_or_else(|| format!("--variant `{variant}`: expected KEY=VALUE, e.g. dedup-window=1"))?;
-    let bad = || format!("--variant `{variant}`: `{value}` is not a valid value for {key}");
-    let mut c = base.clone();
-    match key {
-        "dedup-window" => c.dedup_window = value.parse().map_err(|_| bad())?,
-        "max-in-flight" => c.max_in_flight = value.parse().map_err(|_| bad())?,
-        "idempotence" => {
-            c.idempotence = match value {
-                "on" => true,
-                "off" => false,
-                _ => return Err(bad()),
-            }
-        }
-        "ack-loss" => c.ack_loss = value.parse().map_err(|_| bad())?,
-        "request-loss" => c.request_loss = value.parse().map_err(|_| bad())?,
-        "retries" => c.retries = value.parse().map_err(|_| bad())?,
-        "request-timeout-ms" => c.request_timeout_ms = value.parse().map_err(|_| bad())?,
-        "delivery-timeout-ms" => c.delivery_timeout_ms = value.parse().map_err(|_| bad())?,
-        "retry-backoff-ms" => c.retry_backoff_ms = value.parse().map_err(|_| bad())?,
-        "first-batch-alone" => {
-            c.first_batch_alone = match value {
-                "on" => true,
-                "off" => false,
-                _ => return Err(bad()),
-            }
-        }
-        "network" => c.network = crate::config::Network::parse(value).map_err(|_| bad())?,
-        "latency-ms" => {
-            let (min, max) = crate::config::parse_range(value).map_err(|_| bad())?;
-            c.latency_min_ms = min;
-            c.latency_max_ms = max;
-        }
-        other => {
-            return Err(format!(
-                "--variant `{variant}`: unknown setting `{other}` (expected one of: dedup-window, max-in-flight, \
-                 idempotence, ack-loss, request-loss, retries, request-timeout-ms, delivery-timeout-ms, \
-                 retry-backoff-ms, latency-ms, network, first-batch-alone)"
-            ));
-        }
-    }
-    if c.idempotence && c.max_in_flight > c.dedup_window {
-        c.unsafe_max_in_flight = true;
-    }
-    c.validate()
-        .map_err(|e| format!("--variant `{variant}`: {e}"))?;
+    c.validate().map_err(|error| VariantError::Config {
+        variant: variant.to_string(),
+        error,
+    })?;
     Ok(c)
 }
 
 /// The configs to compare: idempotence on, off, then each variant of the first.
-pub fn columns(base: &SimConfig, variants: &[String]) -> Result<Vec<(String, SimConfig)>, String> {
+pub fn columns(
+    base: &SimConfig,
+    variants: &[String],
+) -> Result<Vec<(String, SimConfig)>, VariantError> {
     let on = SimConfig {
         idempotence: true,
         ..base.clone()
@@ -204,31 +225,33 @@ mod tests {
     #[test]
     fn variants_change_one_setting_and_name_bad_input() {
         let base = SimConfig::default();
-        let c = apply_variant(&base, "dedup-window=1").unwrap();
+        let c = apply_variant(&base, "dedup-window=1").expect("a valid variant");
         assert_eq!(c.dedup_window, 1);
         assert!(
             c.unsafe_max_in_flight,
             "max in flight 5 above window 1 is the experiment asked for"
         );
-        assert!(
-            apply_variant(&base, "colour=red")
-                .unwrap_err()
-                .contains("unknown setting `colour`")
-        );
-        assert!(
-            apply_variant(&base, "max-in-flight=x")
-                .unwrap_err()
-                .contains("not a valid value")
-        );
-        assert!(
-            apply_variant(&base, "ack-loss=2")
-                .unwrap_err()
-                .contains("--ack-loss")
-        );
-        assert!(
-            apply_variant(&base, "nokey")
-                .unwrap_err()
-                .contains("KEY=VALUE")
-        );
+        let error = |v: &str| {
+            apply_variant(&base, v)
+                .expect_err("a refused variant")
+                .to_string()
+        };
+        assert!(error("colour=red").contains("unknown setting `colour`"));
+        assert!(error("max-in-flight=x").contains("not a valid value"));
+        assert!(error("ack-loss=2").contains("--ack-loss"));
+        assert!(error("nokey").contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn every_run_flag_is_a_variant_key() {
+        let base = SimConfig::default();
+        let c = apply_variant(
+            &base,
+            "snapshot-mode=last-batch,sync=never,first-batch-alone=on",
+        )
+        .expect("valid settings");
+        assert_eq!(c.snapshot_mode, idempo_broker::SnapshotMode::LastBatchOnly);
+        assert_eq!(c.sync, idempo_broker::SyncPolicy::Never);
+        assert!(c.first_batch_alone);
     }
 }

@@ -1,4 +1,7 @@
 //! Everything a simulation run depends on. Two runs with equal configs print the same bytes.
+//!
+//! Every field that changes a run has one row in [`crate::flags::RUN_FLAGS`], from which the
+//! command line, the replay line ([`SimConfig`]'s `Display`) and `compare --variant` come.
 
 use std::fmt;
 
@@ -197,55 +200,48 @@ impl SimConfig {
         ((b + u64::from(p)) % u64::from(self.partitions)) as i32
     }
 
-    /// Checks ranges that the command line cannot express; the message names the flag.
-    pub fn validate(&self) -> Result<(), String> {
-        let prob = |name: &str, p: f64| {
-            if (0.0..=1.0).contains(&p) {
-                Ok(())
-            } else {
-                Err(format!("--{name} {p} must be between 0 and 1"))
+    /// Checks what the command line cannot express alone (ranges that depend on each other);
+    /// the error names the flag.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (flag, p) in [
+            ("ack-loss", self.ack_loss),
+            ("request-loss", self.request_loss),
+            ("duplicate", self.duplicate),
+            ("corrupt", self.corrupt),
+            ("spike", self.spike),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(ConfigError::Probability { flag, value: p });
             }
-        };
-        prob("ack-loss", self.ack_loss)?;
-        prob("request-loss", self.request_loss)?;
-        prob("duplicate", self.duplicate)?;
-        prob("corrupt", self.corrupt)?;
-        prob("spike", self.spike)?;
+        }
         if self.producer_restarts > 0 && self.batches_per_producer() < 2 {
-            return Err(
-                "--producer-restarts needs at least two batches per producer (--records)".into(),
-            );
+            return Err(ConfigError::RestartsNeedTwoBatches);
         }
         if self.producer_restarts > 100 || self.broker_crashes > 1000 || self.broker_restarts > 1000
         {
-            return Err("--producer-restarts (at most 100), --broker-crashes and --broker-restarts (at most 1000) are too large".into());
+            return Err(ConfigError::TooManyRestarts);
         }
         if self.latency_min_ms > self.latency_max_ms {
-            return Err(format!(
-                "--latency-ms {}..{}: the minimum is above the maximum",
-                self.latency_min_ms, self.latency_max_ms
-            ));
+            return Err(ConfigError::LatencyRange {
+                min_ms: self.latency_min_ms,
+                max_ms: self.latency_max_ms,
+            });
         }
         if self.producers == 0 || self.partitions == 0 || self.batch_records == 0 {
-            return Err("--producers, --partitions and --batch-records must be at least 1".into());
+            return Err(ConfigError::ZeroCount);
         }
         if self.records > u64::from(u32::MAX) {
-            return Err(format!(
-                "--records {} must be at most {}",
-                self.records,
-                u32::MAX
-            ));
+            return Err(ConfigError::TooManyRecords(self.records));
         }
         if self.max_in_flight == 0 {
-            return Err("--max-in-flight must be at least 1".into());
+            return Err(ConfigError::ZeroMaxInFlight);
         }
         if self.idempotence && self.max_in_flight > self.dedup_window && !self.unsafe_max_in_flight
         {
-            return Err(format!(
-                "--max-in-flight {} is above the broker's --dedup-window {}: a retry could fall out of the \
-                 window and be written twice; pass --unsafe-max-in-flight to run this experiment anyway",
-                self.max_in_flight, self.dedup_window
-            ));
+            return Err(ConfigError::MaxInFlightAboveDedupWindow {
+                max_in_flight: self.max_in_flight,
+                dedup_window: self.dedup_window,
+            });
         }
         Ok(())
     }
@@ -256,86 +252,93 @@ impl SimConfig {
     }
 }
 
-impl fmt::Display for SimConfig {
-    /// The flags that reproduce this config, in a fixed order.
+/// A config the simulator refuses to run; the message names the flag.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigError {
+    /// A rate outside 0..=1.
+    Probability {
+        /// The flag, without dashes.
+        flag: &'static str,
+        /// The rate given.
+        value: f64,
+    },
+    /// Producer restarts need at least two batches per producer.
+    RestartsNeedTwoBatches,
+    /// More process restarts than the simulator bounds.
+    TooManyRestarts,
+    /// `--latency-ms MIN..MAX` with MIN above MAX.
+    LatencyRange {
+        /// MIN.
+        min_ms: u64,
+        /// MAX.
+        max_ms: u64,
+    },
+    /// A producer, partition or batch count of zero.
+    ZeroCount,
+    /// More records per producer than a record index holds.
+    TooManyRecords(u64),
+    /// No request may be in flight.
+    ZeroMaxInFlight,
+    /// More requests in flight than the broker's dedup window, without the experiment flag.
+    MaxInFlightAboveDedupWindow {
+        /// `--max-in-flight`.
+        max_in_flight: usize,
+        /// `--dedup-window`.
+        dedup_window: usize,
+    },
+}
+
+impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "--seed {} --producers {} --partitions {} --records {} --batch-records {} --max-in-flight {} \
-             --ack-loss {} --request-loss {} --latency-ms {}..{} --request-timeout-ms {} \
-             --delivery-timeout-ms {} --retries {} --retry-backoff-ms {} --idempotence {} --dedup-window {}",
-            self.seed,
-            self.producers,
-            self.partitions,
-            self.records,
-            self.batch_records,
-            self.max_in_flight,
-            self.ack_loss,
-            self.request_loss,
-            self.latency_min_ms,
-            self.latency_max_ms,
-            self.request_timeout_ms,
-            self.delivery_timeout_ms,
-            self.retries,
-            self.retry_backoff_ms,
-            if self.idempotence { "on" } else { "off" },
-            self.dedup_window,
-        )?;
-        if self.unsafe_max_in_flight {
-            write!(f, " --unsafe-max-in-flight")?;
-        }
-        if self.network != Network::Tcp {
-            write!(f, " --network {}", self.network.name())?;
-        }
-        if self.first_batch_alone {
-            write!(f, " --first-batch-alone")?;
-        }
-        let d = SimConfig::default();
-        for (flag, value, default) in [
-            ("duplicate", self.duplicate, d.duplicate),
-            ("corrupt", self.corrupt, d.corrupt),
-            ("spike", self.spike, d.spike),
-        ] {
-            if value != default {
-                write!(f, " --{flag} {value}")?;
+        match self {
+            ConfigError::Probability { flag, value } => {
+                write!(f, "--{flag} {value} must be between 0 and 1")
             }
-        }
-        if self.spike_ms != d.spike_ms {
-            write!(f, " --spike-ms {}", self.spike_ms)?;
-        }
-        for (flag, value, default) in [
-            ("broker-crashes", self.broker_crashes, d.broker_crashes),
-            ("broker-restarts", self.broker_restarts, d.broker_restarts),
-            (
-                "producer-restarts",
-                self.producer_restarts,
-                d.producer_restarts,
+            ConfigError::RestartsNeedTwoBatches => write!(
+                f,
+                "--producer-restarts needs at least two batches per producer (--records)"
             ),
-        ] {
-            if value != default {
-                write!(f, " --{flag} {value}")?;
+            ConfigError::TooManyRestarts => write!(
+                f,
+                "--producer-restarts (at most 100), --broker-crashes and --broker-restarts (at most 1000) are too large"
+            ),
+            ConfigError::LatencyRange { min_ms, max_ms } => write!(
+                f,
+                "--latency-ms {min_ms}..{max_ms}: the minimum is above the maximum"
+            ),
+            ConfigError::ZeroCount => write!(
+                f,
+                "--producers, --partitions and --batch-records must be at least 1"
+            ),
+            ConfigError::TooManyRecords(n) => {
+                write!(f, "--records {n} must be at most {}", u32::MAX)
             }
-        }
-        if self.producer_id_expiration_check_interval_ms
-            != d.producer_id_expiration_check_interval_ms
-        {
-            write!(
+            ConfigError::ZeroMaxInFlight => write!(f, "--max-in-flight must be at least 1"),
+            ConfigError::MaxInFlightAboveDedupWindow {
+                max_in_flight,
+                dedup_window,
+            } => write!(
                 f,
-                " --producer-id-expiration-check-interval-ms {}",
-                self.producer_id_expiration_check_interval_ms
-            )?;
+                "--max-in-flight {max_in_flight} is above the broker's --dedup-window {dedup_window}: a retry could fall out of the \
+                 window and be written twice; pass --unsafe-max-in-flight to run this experiment anyway"
+            ),
         }
-        if self.producer_id_expiration_ms != SimConfig::default().producer_id_expiration_ms {
-            write!(
-                f,
-                " --producer-id-expiration-ms {}",
-                self.producer_id_expiration_ms
-            )?;
-        }
-        if self.max_virtual_ms != SimConfig::default().max_virtual_ms {
-            write!(f, " --max-virtual-ms {}", self.max_virtual_ms)?;
-        }
-        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// For callers that still report errors as text.
+impl From<ConfigError> for String {
+    fn from(e: ConfigError) -> String {
+        e.to_string()
+    }
+}
+
+impl fmt::Display for SimConfig {
+    /// The flags that reproduce this config, in a fixed order: see [`crate::flags`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", crate::flags::replay_words(self).join(" "))
     }
 }
 

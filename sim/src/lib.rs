@@ -17,6 +17,7 @@
 //!
 //! ## Layout
 //! - [`config`]: `SimConfig`, every parameter of a run, and its replay command.
+//! - [`flags`]: the one table of run flags: the command line, the replay line, the variants.
 //! - [`faults`]: fault decisions keyed by the logical event, so settings can be compared.
 //! - [`plan`]: the fault plan of a run (random or from a replay file), replay files.
 //! - [`events`]: what happened, as structured events.
@@ -42,6 +43,7 @@ pub mod engine;
 pub mod events;
 pub mod explain;
 pub mod faults;
+pub mod flags;
 pub mod plan;
 pub mod record_trace;
 pub mod report;

@@ -416,19 +416,13 @@ pub fn grid(args: &SweepArgs) -> Result<Vec<Cell>, String> {
 fn apply_setting(base: &SimConfig, setting: &str) -> Result<SimConfig, String> {
     for part in setting.split(',') {
         let key = part.split_once('=').map_or(part, |(k, _)| k).trim();
-        if key == "ack-loss" || key == "request-loss" {
+        if key == "ack-loss" || key == "request-loss" || key == "duplicate" {
             return Err(format!(
                 "--set `{setting}`: {key} is an axis of the sweep; give its rates with --{key}"
             ));
         }
     }
-    apply_variant(base, setting).map_err(|e| {
-        let prefix = format!("--variant `{setting}`: ");
-        format!(
-            "--set `{setting}`: {}",
-            e.strip_prefix(&prefix).unwrap_or(&e)
-        )
-    })
+    apply_variant(base, setting).map_err(|e| format!("--set `{setting}`: {}", e.reason()))
 }
 
 /// Parses a comma-separated list of probabilities; errors name `--{flag}`.
