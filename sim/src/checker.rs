@@ -800,6 +800,68 @@ mod tests {
     }
 
     #[test]
+    fn copies_in_a_window_a_restart_shrank_are_a_limit_of_the_guarantee_not_an_anomaly() {
+        let mut broker = Broker::new(BrokerConfig::default()).unwrap();
+        broker.produce(0, &batch(1, 0, 0, 0, 2));
+        broker.produce(0, &batch(1, 2, 0, 2, 2));
+        broker.produce(0, &batch(1, 4, 0, 0, 2)); // batch 0 again, after an epoch bump
+        let known = KnownFaults {
+            window_shrunk: [(1, 0)].into_iter().collect(),
+            ..KnownFaults::default()
+        };
+        let r = check(
+            &broker,
+            workload(),
+            &[vec![acked(), acked()]],
+            |_, _| 0,
+            |_| Some(0),
+            &known,
+        );
+        assert_eq!(r.duplicates, 0);
+        assert_eq!(r.duplicates_after_window_shrink, 2);
+        assert_eq!(r.anomalies(), 0);
+        assert!(!r.passed(), "a record was written twice all the same");
+        let unexplained = check(
+            &broker,
+            workload(),
+            &[vec![acked(), acked()]],
+            |_, _| 0,
+            |_| Some(0),
+            &KnownFaults::default(),
+        );
+        assert_eq!(unexplained.duplicates, 2, "without the restart it is a bug");
+    }
+
+    /// Kafka's snapshots keep one batch per producer (`--snapshot-mode last-batch`): after a
+    /// restart the retry of an older batch is refused as out of order, the producer bumps its
+    /// epoch and writes it again. The run reports those copies under their own line.
+    #[test]
+    fn kafkas_last_batch_snapshots_write_retries_twice_and_the_run_says_so_apart() {
+        let config = crate::SimConfig {
+            records: 500,
+            ack_loss: 0.3,
+            broker_restarts: 3,
+            snapshot_mode: idempo_broker::SnapshotMode::LastBatchOnly,
+            ..crate::SimConfig::default()
+        };
+        let kafka = crate::run(&config).expect("the run runs").check;
+        assert_eq!(kafka.anomalies(), 0, "{kafka:?}");
+        assert!(kafka.duplicates_after_window_shrink > 0, "{kafka:?}");
+        let full = crate::run(&crate::SimConfig {
+            snapshot_mode: idempo_broker::SnapshotMode::FullWindow,
+            ..config.clone()
+        })
+        .expect("the run runs")
+        .check;
+        assert!(full.passed(), "idempo's full-window snapshots: {full:?}");
+        let text = crate::report::check_sections(&kafka);
+        assert!(
+            text.contains("written again after a restart shrank the dedup window"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn record_identity_round_trips() {
         assert_eq!(
             parse_record_value(&record_value(7, 123_456)),

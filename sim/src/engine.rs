@@ -34,7 +34,9 @@
 //! When every batch has a delivery report (or the virtual time limit is reached), the
 //! [`checker`](mod@crate::checker) reads the logs back.
 
-use crate::checker::{self, BatchLedger, CheckReport, Delivery, KnownFaults, Workload};
+use crate::checker::{
+    self, BatchLedger, CheckReport, DedupWindows, Delivery, KnownFaults, Workload,
+};
 use crate::config::SimConfig;
 use crate::events::{BatchRef, LossCause, SimEvent, VerdictRef};
 use crate::faults::{FaultKind, INIT_PRODUCER_ID};
@@ -899,6 +901,10 @@ impl Simulation {
     /// Applies the broker crashes and restarts that are due after the latest append.
     fn broker_faults(&mut self) {
         for fault in self.plan.broker_faults_due(self.broker_counts.appended) {
+            // Kafka's snapshots keep one batch per producer: name the windows a restart shrinks.
+            let windows_before = (self.config.snapshot_mode
+                == idempo_broker::SnapshotMode::LastBatchOnly)
+                .then(|| DedupWindows::of(&self.broker));
             let summary = match fault {
                 Fault::BrokerCrash { tear_bytes, .. } => {
                     self.faults.broker_crashes += 1;
@@ -916,6 +922,10 @@ impl Simulation {
                 }
                 _ => continue,
             };
+            if let Some(before) = windows_before {
+                let after = DedupWindows::of(&self.broker);
+                self.known.window_shrunk.extend(before.shrunk_in(&after));
+            }
             // Every connection breaks with the broker process.
             for p in 0..self.config.producers {
                 let slot = &mut self.slots[p as usize];
