@@ -142,6 +142,9 @@ enum Command {
     /// Sweep a grid of fault rates and settings over many seeds; print rates of anomalies
     /// with confidence intervals and latency percentiles.
     Sweep(idempo_sim::sweep::SweepArgs),
+    /// Put the shard files of a sweep (`sweep --shard K/N --csv FILE`) together: prints the
+    /// table and writes the CSV exactly as the unsharded sweep does.
+    Merge(idempo_sim::sweep::MergeArgs),
     /// Run a script of broker operations and explain every decision.
     Explain {
         /// The script file, or `-` for standard input.
@@ -198,6 +201,7 @@ fn main() -> ExitCode {
         Command::Replay { file, trace } => replay(&file, trace),
         Command::Proxy(args) => idempo_net::proxy_cli::main("idempo-sim proxy", &args),
         Command::Sweep(args) => idempo_sim::sweep::main_sweep(args),
+        Command::Merge(args) => idempo_sim::sweep::main_merge(args),
         Command::Compare {
             args,
             variants,

@@ -526,3 +526,69 @@ fn the_printed_replay_command_reproduces_the_run_for_every_flag_that_changes_it(
         assert_eq!(again.status.code(), first.status.code(), "--{name}");
     }
 }
+
+#[test]
+fn sweep_shards_merge_into_the_unsharded_sweeps_bytes() {
+    let dir = std::env::temp_dir().join(format!("idempo-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let grid = [
+        "--seeds",
+        "2",
+        "--records",
+        "100",
+        "--ack-loss",
+        "0,0.2",
+        "--no-progress",
+    ];
+    let csv = path("sweep.csv");
+    let whole = sim(&[&["sweep"][..], &grid, &["--csv", &csv]].concat());
+    assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+    let whole_csv = std::fs::read(&csv).expect("the csv");
+    let mut files = Vec::new();
+    for k in 1..=3 {
+        let file = path(&format!("shard-{k}.csv"));
+        let shard = format!("{k}/3");
+        let o = sim(&[&["sweep"][..], &grid, &["--shard", &shard, "--csv", &file]].concat());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).starts_with(&format!("sweep shard {k}/3: ")));
+        files.push(file);
+    }
+    std::fs::remove_file(&csv).expect("removed");
+    let merged = sim(&[
+        &["merge", "--csv", &csv][..],
+        &files.iter().map(String::as_str).collect::<Vec<_>>(),
+    ]
+    .concat());
+    assert_eq!(merged.status.code(), Some(0), "{}", stderr(&merged));
+    assert_eq!(
+        stdout(&merged),
+        stdout(&whole),
+        "the same table, byte for byte"
+    );
+    assert_eq!(
+        std::fs::read(&csv).expect("the csv"),
+        whole_csv,
+        "the same CSV"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_shard_exits_2_naming_the_flag() {
+    for bad in ["0/4", "5/4", "two/4"] {
+        let o = sim(&["sweep", "--shard", bad, "--csv", "/dev/null"]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(stderr(&o).contains("--shard"), "{bad}: {}", stderr(&o));
+    }
+    let o = sim(&["sweep", "--shard", "1/2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--shard needs --csv"), "{}", stderr(&o));
+    let o = sim(&["merge", "/nonexistent/shard.csv"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("/nonexistent/shard.csv"),
+        "{}",
+        stderr(&o)
+    );
+}

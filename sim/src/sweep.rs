@@ -98,6 +98,23 @@
 //! summed, and every number is virtual. Only the progress bar (on standard error, and only
 //! when it is a terminal) depends on the clock.
 //!
+//! # Shards: one sweep over many machines
+//!
+//! `--shard K/N --csv FILE` runs only the K-th of N slices of the grid's runs and writes them,
+//! one line per run, with the grid's flags, to FILE (a shard file). The runs (cell × seed, in
+//! grid order, seeds innermost) are dealt round robin, run `j` to shard `j mod N + 1`, so
+//! every shard gets a share of every cell, cheap and expensive. `idempo-sim merge FILE...`
+//! checks that the N files are the N shards of one sweep, each run exactly once, puts the
+//! runs back in grid order and prints the table and writes the CSV (`--csv`) exactly as the
+//! unsharded sweep does, byte for byte: every number is a function of the runs alone. So any
+//! job runner spreads a sweep: a Slurm array (`--shard $((SLURM_ARRAY_TASK_ID+1))/$N`), a
+//! Kubernetes indexed Job (`JOB_COMPLETION_INDEX`), GNU parallel:
+//!
+//! ```text
+//! parallel idempo-sim sweep --seeds 1000 --shard {}/8 --csv shard-{}.csv ::: 1 2 3 4 5 6 7 8
+//! idempo-sim merge shard-*.csv --csv sweep.csv
+//! ```
+//!
 //! # What we deliberately leave out
 //!
 //! - Latency percentiles are not pooled into one histogram (hdrhistogram-style) across
@@ -110,11 +127,11 @@
 //! - Crashes, restarts, corruption and spikes are not axes of the grid; `run --swarm` mixes
 //!   those.
 
-use crate::compare::apply_variant;
+use crate::compare::{VariantError, apply_variant};
 use crate::config::{Network, SimConfig};
 use crate::engine::RunReport;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -135,6 +152,211 @@ const Z_95: f64 = 1.959_963_984_540_054;
 const RATES_MAX: usize = 100;
 /// Most runs one sweep may make (cells × seeds): a bound on the loop and on memory.
 const RUNS_MAX: u64 = 1_000_000;
+
+/// Why a sweep, a shard or a merge cannot be done; every message names its flag or file.
+#[derive(Debug)]
+pub enum SweepError {
+    /// The flags do not parse (clap's message names the flag).
+    Flags(String),
+    /// A rate list (`--ack-loss`, `--request-loss`, `--duplicate`) is refused.
+    Rates {
+        /// The flag, without dashes.
+        flag: &'static str,
+        /// The whole list.
+        text: String,
+        /// What is wrong with it.
+        why: RatesError,
+    },
+    /// A `--set` value is given twice.
+    SettingTwice(String),
+    /// A `--set` value changes an axis of the grid.
+    AxisInSetting {
+        /// The `--set` value.
+        setting: String,
+        /// The axis flag, without dashes.
+        axis: String,
+    },
+    /// A `--set` value is refused.
+    Setting {
+        /// The `--set` value.
+        setting: String,
+        /// Why.
+        error: Box<VariantError>,
+    },
+    /// `--first-seed` plus `--seeds` overflows.
+    SeedOverflow {
+        /// `--first-seed`.
+        first_seed: u64,
+        /// `--seeds`.
+        seeds: u64,
+    },
+    /// Too many runs.
+    TooManyRuns {
+        /// `--seeds`.
+        seeds: u64,
+        /// Cells of the grid.
+        cells: usize,
+        /// Their product.
+        runs: u64,
+    },
+    /// One run could not be made.
+    Run {
+        /// The `--set` value of its cell.
+        setting: String,
+        /// Its seed.
+        seed: u64,
+        /// Why.
+        why: String,
+    },
+    /// `--shard` without `--csv`: the shard's runs would go nowhere.
+    ShardNeedsCsv,
+    /// A file could not be read or written.
+    File {
+        /// The flag that named it (`--csv`) or `merge`.
+        what: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// What the operating system said.
+        error: std::io::Error,
+    },
+    /// A shard file given to `merge` is refused.
+    Merge(MergeError),
+}
+
+/// What is wrong with a rate list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RatesError {
+    /// An item is not a number.
+    NotANumber(String),
+    /// An item is not in 0..=1.
+    NotAProbability(String),
+    /// An item is listed twice.
+    Twice(String),
+    /// More items than a list may hold.
+    TooMany(usize),
+}
+
+impl fmt::Display for SweepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SweepError::Flags(message) => write!(f, "{}", message.trim_end()),
+            SweepError::Rates { flag, text, why } => match why {
+                RatesError::NotANumber(item) => write!(
+                    f,
+                    "--{flag} `{text}`: `{item}` is not a number (expected a comma-separated list like 0,0.1,0.2)"
+                ),
+                RatesError::NotAProbability(item) => write!(
+                    f,
+                    "--{flag} `{text}`: {item} is not a probability between 0 and 1"
+                ),
+                RatesError::Twice(item) => write!(f, "--{flag} `{text}`: {item} is listed twice"),
+                RatesError::TooMany(n) => write!(f, "--{flag}: {n} rates; at most {RATES_MAX}"),
+            },
+            SweepError::SettingTwice(s) => write!(f, "--set `{s}` is given twice"),
+            SweepError::AxisInSetting { setting, axis } => write!(
+                f,
+                "--set `{setting}`: {axis} is an axis of the sweep; give its rates with --{axis}"
+            ),
+            SweepError::Setting { setting, error } => {
+                write!(f, "--set `{setting}`: {}", error.reason())
+            }
+            SweepError::SeedOverflow { first_seed, seeds } => write!(
+                f,
+                "--first-seed {first_seed} plus --seeds {seeds} overflows a 64-bit seed"
+            ),
+            SweepError::TooManyRuns { seeds, cells, runs } => write!(
+                f,
+                "--seeds {seeds} over {cells} cells is {runs} runs; at most {RUNS_MAX} (fewer --seeds or shorter lists)"
+            ),
+            SweepError::Run { setting, seed, why } => {
+                write!(f, "--set `{setting}` seed {seed}: {why}")
+            }
+            SweepError::ShardNeedsCsv => write!(
+                f,
+                "--shard needs --csv FILE: the shard's runs are written there for `idempo-sim merge`"
+            ),
+            SweepError::File { what, path, error } => {
+                write!(f, "{what} {}: {error}", path.display())
+            }
+            SweepError::Merge(e) => write!(f, "merge: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SweepError {}
+
+impl From<MergeError> for SweepError {
+    fn from(e: MergeError) -> SweepError {
+        SweepError::Merge(e)
+    }
+}
+
+/// `--shard K/N`: the K-th (1-based) of N slices of the grid's runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// K, in 1..=N.
+    pub index: u64,
+    /// N, at least 1.
+    pub count: u64,
+}
+
+impl Shard {
+    /// Parses `K/N` with 1 <= K <= N.
+    pub fn parse(text: &str) -> Result<Shard, ShardError> {
+        let (k, n) = text.split_once('/').ok_or(ShardError::NotKOverN)?;
+        let number = |v: &str| v.trim().parse::<u64>().map_err(|_| ShardError::NotKOverN);
+        let (index, count) = (number(k)?, number(n)?);
+        if count == 0 {
+            return Err(ShardError::NoSlices);
+        }
+        if index == 0 || index > count {
+            return Err(ShardError::OutOfRange { index, count });
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether run number `job` (grid order, seeds innermost) belongs to this shard: the
+    /// runs are dealt round robin, so that every shard gets a share of every cell.
+    pub fn owns(&self, job: usize) -> bool {
+        job as u64 % self.count == self.index - 1
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// Why a `--shard` value is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardError {
+    /// Not `K/N` with two numbers.
+    NotKOverN,
+    /// N is 0.
+    NoSlices,
+    /// K is not in 1..=N.
+    OutOfRange {
+        /// K.
+        index: u64,
+        /// N.
+        count: u64,
+    },
+}
+
+impl fmt::Display for ShardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShardError::NotKOverN => write!(f, "expected K/N, e.g. 2/8"),
+            ShardError::NoSlices => write!(f, "N must be at least 1"),
+            ShardError::OutOfRange { index, count } => {
+                write!(f, "K must be between 1 and {count}, not {index}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ShardError {}
 
 /// The flags of `idempo-sim sweep`.
 #[derive(clap::Args, Clone, Debug)]
@@ -183,6 +405,11 @@ pub struct SweepArgs {
     /// No progress bar (it is drawn only on a terminal's standard error anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Run only the K-th of N slices of the grid's runs (K from 1) and write them to --csv
+    /// as a shard file; `idempo-sim merge` puts the N files together into exactly the
+    /// unsharded sweep's table and CSV.
+    #[arg(long, value_name = "K/N", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
 }
 
 /// Parses `sweep` flags alone, as the command line would (for tests and examples).
@@ -195,10 +422,36 @@ struct SweepCommand {
 
 impl SweepArgs {
     /// The arguments that `flags` (without the program and subcommand names) would give.
-    pub fn from_flags(flags: &[&str]) -> Result<SweepArgs, String> {
-        <SweepCommand as clap::Parser>::try_parse_from(flags)
+    pub fn from_flags<S: AsRef<str>>(flags: &[S]) -> Result<SweepArgs, SweepError> {
+        <SweepCommand as clap::Parser>::try_parse_from(flags.iter().map(AsRef::as_ref))
             .map(|c| c.args)
-            .map_err(|e| e.to_string())
+            .map_err(|e| SweepError::Flags(e.to_string()))
+    }
+
+    /// The flags that decide the grid and its numbers (not `--csv`, `--threads`,
+    /// `--no-progress` or `--shard`), as [`SweepArgs::from_flags`] takes them: what a shard
+    /// file records so that `merge` rebuilds the same sweep.
+    pub fn grid_flags(&self) -> Vec<String> {
+        let mut flags: Vec<String> = [
+            ("--seeds", self.seeds.to_string()),
+            ("--first-seed", self.first_seed.to_string()),
+            ("--ack-loss", self.ack_loss.clone()),
+            ("--request-loss", self.request_loss.clone()),
+            ("--duplicate", self.duplicate.clone()),
+            ("--records", self.records.to_string()),
+            ("--producers", self.producers.to_string()),
+            ("--partitions", self.partitions.to_string()),
+            ("--batch-records", self.batch_records.to_string()),
+            ("--network", self.network.name().to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value])
+        .collect();
+        for setting in &self.settings {
+            flags.push("--set".to_string());
+            flags.push(setting.clone());
+        }
+        flags
     }
 }
 
@@ -321,9 +574,9 @@ pub struct SweepOutput {
 /// let out = run_sweep(&args)?;
 /// assert_eq!(out.cells.len(), 3 * 2, "three default settings times two ack-loss rates");
 /// assert!(out.csv.starts_with(CSV_HEADER));
-/// # Ok::<(), String>(())
+/// # Ok::<(), idempo_sim::sweep::SweepError>(())
 /// ```
-pub fn run_sweep(args: &SweepArgs) -> Result<SweepOutput, String> {
+pub fn run_sweep(args: &SweepArgs) -> Result<SweepOutput, SweepError> {
     run_sweep_with_progress(args, &ProgressBar::hidden())
 }
 
@@ -331,9 +584,15 @@ pub fn run_sweep(args: &SweepArgs) -> Result<SweepOutput, String> {
 pub fn run_sweep_with_progress(
     args: &SweepArgs,
     progress: &ProgressBar,
-) -> Result<SweepOutput, String> {
+) -> Result<SweepOutput, SweepError> {
     let cells = grid(args)?;
-    let summaries = run_cells(&cells, args, progress)?;
+    let jobs: Vec<usize> = (0..cells.len() * args.seeds as usize).collect();
+    let summaries = run_jobs(&cells, args, &jobs, progress)?;
+    Ok(output(args, cells, &summaries))
+}
+
+/// The table and CSV of a grid whose runs gave `summaries`, in job order.
+fn output(args: &SweepArgs, cells: Vec<Cell>, summaries: &[RunSummary]) -> SweepOutput {
     let cells: Vec<CellResult> = cells
         .into_iter()
         .zip(summaries.chunks(args.seeds as usize))
@@ -342,15 +601,15 @@ pub fn run_sweep_with_progress(
             stats: cell_stats(runs),
         })
         .collect();
-    Ok(SweepOutput {
+    SweepOutput {
         table: table(args, &cells),
         csv: csv(&cells),
         cells,
-    })
+    }
 }
 
 /// The cells of the sweep in grid order, each config validated. Errors name the flag.
-pub fn grid(args: &SweepArgs) -> Result<Vec<Cell>, String> {
+pub fn grid(args: &SweepArgs) -> Result<Vec<Cell>, SweepError> {
     let ack_losses = parse_rates("ack-loss", &args.ack_loss)?;
     let request_losses = parse_rates("request-loss", &args.request_loss)?;
     let duplicates = parse_rates("duplicate", &args.duplicate)?;
@@ -361,22 +620,23 @@ pub fn grid(args: &SweepArgs) -> Result<Vec<Cell>, String> {
     };
     for (i, s) in settings.iter().enumerate() {
         if settings[..i].contains(s) {
-            return Err(format!("--set `{s}` is given twice"));
+            return Err(SweepError::SettingTwice(s.clone()));
         }
     }
     if args.first_seed.checked_add(args.seeds).is_none() {
-        return Err(format!(
-            "--first-seed {} plus --seeds {} overflows a 64-bit seed",
-            args.first_seed, args.seeds
-        ));
+        return Err(SweepError::SeedOverflow {
+            first_seed: args.first_seed,
+            seeds: args.seeds,
+        });
     }
     let cells = settings.len() * ack_losses.len() * request_losses.len() * duplicates.len();
     let runs = (cells as u64).saturating_mul(args.seeds);
     if runs > RUNS_MAX {
-        return Err(format!(
-            "--seeds {} over {cells} cells is {runs} runs; at most {RUNS_MAX} (fewer --seeds or shorter lists)",
-            args.seeds
-        ));
+        return Err(SweepError::TooManyRuns {
+            seeds: args.seeds,
+            cells,
+            runs,
+        });
     }
     let base = SimConfig {
         seed: args.first_seed,
@@ -413,47 +673,51 @@ pub fn grid(args: &SweepArgs) -> Result<Vec<Cell>, String> {
 }
 
 /// `base` with one `--set` value applied, in `compare --variant` syntax.
-fn apply_setting(base: &SimConfig, setting: &str) -> Result<SimConfig, String> {
+fn apply_setting(base: &SimConfig, setting: &str) -> Result<SimConfig, SweepError> {
     for part in setting.split(',') {
         let key = part.split_once('=').map_or(part, |(k, _)| k).trim();
-        if key == "ack-loss" || key == "request-loss" || key == "duplicate" {
-            return Err(format!(
-                "--set `{setting}`: {key} is an axis of the sweep; give its rates with --{key}"
-            ));
+        if ["ack-loss", "request-loss", "duplicate"].contains(&key) {
+            return Err(SweepError::AxisInSetting {
+                setting: setting.to_string(),
+                axis: key.to_string(),
+            });
         }
     }
-    apply_variant(base, setting).map_err(|e| format!("--set `{setting}`: {}", e.reason()))
+    apply_variant(base, setting).map_err(|error| SweepError::Setting {
+        setting: setting.to_string(),
+        error: Box::new(error),
+    })
 }
 
 /// Parses a comma-separated list of probabilities; errors name `--{flag}`.
-fn parse_rates(flag: &str, text: &str) -> Result<Vec<f64>, String> {
+fn parse_rates(flag: &'static str, text: &str) -> Result<Vec<f64>, SweepError> {
+    let refuse = |why| SweepError::Rates {
+        flag,
+        text: text.to_string(),
+        why,
+    };
     let mut rates = Vec::new();
     for item in text.split(',') {
         let item = item.trim();
-        let rate: f64 = item.parse().map_err(|_| {
-            format!("--{flag} `{text}`: `{item}` is not a number (expected a comma-separated list like 0,0.1,0.2)")
-        })?;
+        let rate: f64 = item
+            .parse()
+            .map_err(|_| refuse(RatesError::NotANumber(item.to_string())))?;
         if !(0.0..=1.0).contains(&rate) {
-            return Err(format!(
-                "--{flag} `{text}`: {item} is not a probability between 0 and 1"
-            ));
+            return Err(refuse(RatesError::NotAProbability(item.to_string())));
         }
         if rates.contains(&rate) {
-            return Err(format!("--{flag} `{text}`: {item} is listed twice"));
+            return Err(refuse(RatesError::Twice(item.to_string())));
         }
         rates.push(rate);
     }
     if rates.len() > RATES_MAX {
-        return Err(format!(
-            "--{flag}: {} rates; at most {RATES_MAX}",
-            rates.len()
-        ));
+        return Err(refuse(RatesError::TooMany(rates.len())));
     }
     Ok(rates)
 }
 
 /// The numbers of one run that the sweep keeps (a `RunReport` also holds every fault).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct RunSummary {
     passed: bool,
     duplicates: u64,
@@ -482,58 +746,60 @@ impl RunSummary {
     }
 }
 
-/// Runs every (cell, seed) and returns the summaries in grid order, seeds innermost.
-fn run_cells(
+/// Runs the jobs `jobs` (numbers in grid order, seeds innermost: job `j` is seed
+/// `first_seed + j % seeds` of cell `j / seeds`) and returns their summaries in that order.
+fn run_jobs(
     cells: &[Cell],
     args: &SweepArgs,
+    jobs: &[usize],
     progress: &ProgressBar,
-) -> Result<Vec<RunSummary>, String> {
+) -> Result<Vec<RunSummary>, SweepError> {
     let seeds = args.seeds as usize;
-    let jobs = cells.len() * seeds;
-    let run_job = |job: usize| -> Result<RunSummary, String> {
+    let run_job = |job: usize| -> Result<RunSummary, SweepError> {
         let cell = &cells[job / seeds];
         let config = SimConfig {
             seed: cell.config.seed + (job % seeds) as u64,
             ..cell.config.clone()
         };
-        let report = crate::run(&config)
-            .map_err(|e| format!("--set `{}` seed {}: {e}", cell.setting, config.seed))?;
+        let report = crate::run(&config).map_err(|why| SweepError::Run {
+            setting: cell.setting.clone(),
+            seed: config.seed,
+            why,
+        })?;
         progress.inc(1);
         Ok(RunSummary::of(&report))
     };
-    let threads = (args.threads as usize).clamp(1, jobs.max(1));
-    let mut results: Vec<Option<Result<RunSummary, String>>> = vec![None; jobs];
+    let threads = (args.threads as usize).clamp(1, jobs.len().max(1));
     if threads == 1 {
-        for (job, slot) in results.iter_mut().enumerate() {
-            *slot = Some(run_job(job));
-        }
-    } else {
-        // Workers take the next job number; each result goes back to its job's slot, so the
-        // order of completion never reaches the output.
-        let next = AtomicUsize::new(0);
-        let finished: Vec<Vec<(usize, Result<RunSummary, String>)>> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let job = next.fetch_add(1, Ordering::Relaxed);
-                            if job >= jobs {
-                                break done;
-                            }
-                            done.push((job, run_job(job)));
-                        }
-                    })
+        return jobs.iter().map(|&job| run_job(job)).collect();
+    }
+    // Workers take the next position in `jobs`; each result goes back to its position, so
+    // the order of completion never reaches the output.
+    let next = AtomicUsize::new(0);
+    let finished: Vec<Vec<(usize, Result<RunSummary, SweepError>)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let at = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&job) = jobs.get(at) else {
+                            break done;
+                        };
+                        done.push((at, run_job(job)));
+                    }
                 })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a sweep worker does not panic"))
-                .collect()
-        });
-        for (job, result) in finished.into_iter().flatten() {
-            results[job] = Some(result);
-        }
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a sweep worker does not panic"))
+            .collect()
+    });
+    let mut results: Vec<Option<Result<RunSummary, SweepError>>> =
+        (0..jobs.len()).map(|_| None).collect();
+    for (at, result) in finished.into_iter().flatten() {
+        results[at] = Some(result);
     }
     results
         .into_iter()
@@ -713,48 +979,275 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-/// `idempo-sim sweep`: runs the grid with a progress bar on standard error, prints the
-/// table, and writes the CSV if asked. Exit status 2 for bad arguments (the message names
-/// the flag), 0 otherwise: a sweep measures, it does not pass or fail.
-pub fn main_sweep(args: SweepArgs) -> ExitCode {
-    let usage_error = |message: String| {
-        eprintln!("idempo-sim: {message}");
-        ExitCode::from(2)
+// ----- shards and merge ---------------------------------------------------------------
+
+/// The first line of a shard file; the shard `K/N` follows it.
+const SHARD_MAGIC: &str = "# idempo-sim sweep shard ";
+/// The second line's prefix: the grid's flags as a JSON array of words.
+const SHARD_FLAGS: &str = "# flags ";
+/// The column line of a shard file: one line per run, in job order.
+pub const SHARD_HEADER: &str = "job,seed,passed,duplicates,lost,out_of_order,\
+duplicates_dropped,gaps_rejected,epoch_bumps,latency_p50_ms,latency_p99_ms";
+
+/// Why a shard file is refused by `merge`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MergeError {
+    /// A line of a file is not what a shard file holds there.
+    Malformed {
+        /// The file.
+        file: String,
+        /// The line, from 1.
+        line: usize,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A file is a shard of another sweep (other grid flags or another N) than the first.
+    OtherSweep {
+        /// The file.
+        file: String,
+    },
+    /// Shard K was given twice.
+    ShardTwice(Shard),
+    /// Shard K of N was not given.
+    ShardMissing(Shard),
+    /// A run is not one the shard owns, or is listed twice, or its seed is not its job's.
+    WrongRun {
+        /// The file.
+        file: String,
+        /// The line, from 1.
+        line: usize,
+    },
+    /// A run of the shard is missing from its file (the shard did not finish).
+    RunMissing {
+        /// The job number.
+        job: usize,
+    },
+}
+
+impl fmt::Display for MergeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MergeError::Malformed {
+                file,
+                line,
+                expected,
+            } => write!(f, "{file}: line {line}: expected {expected}"),
+            MergeError::OtherSweep { file } => write!(
+                f,
+                "{file} is a shard of another sweep (other flags or another --shard N) than the first file"
+            ),
+            MergeError::ShardTwice(s) => write!(f, "shard {s} is given twice"),
+            MergeError::ShardMissing(s) => write!(f, "shard {s} is missing"),
+            MergeError::WrongRun { file, line } => write!(
+                f,
+                "{file}: line {line}: a run this shard does not own, listed twice, or with another seed"
+            ),
+            MergeError::RunMissing { job } => write!(
+                f,
+                "run {job} of the grid is in no file (did every shard finish?)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MergeError {}
+
+/// Runs the shard `shard` of the sweep and returns the shard file's text: the grid's flags
+/// and one line per run the shard owns.
+pub fn run_shard(
+    args: &SweepArgs,
+    shard: Shard,
+    progress: &ProgressBar,
+) -> Result<String, SweepError> {
+    let cells = grid(args)?;
+    let jobs: Vec<usize> = (0..cells.len() * args.seeds as usize)
+        .filter(|&job| shard.owns(job))
+        .collect();
+    let summaries = run_jobs(&cells, args, &jobs, progress)?;
+    let flags = serde_json::to_string(&args.grid_flags()).expect("words serialize");
+    let mut s = format!("{SHARD_MAGIC}{shard}\n{SHARD_FLAGS}{flags}\n{SHARD_HEADER}\n");
+    let seeds = args.seeds as usize;
+    for (job, r) in jobs.iter().zip(&summaries) {
+        let seed = args.first_seed + (job % seeds) as u64;
+        let _ = writeln!(
+            s,
+            "{job},{seed},{},{},{},{},{},{},{},{},{}",
+            u8::from(r.passed),
+            r.duplicates,
+            r.lost,
+            r.out_of_order,
+            r.duplicates_dropped,
+            r.gaps_rejected,
+            r.epoch_bumps,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+        );
+    }
+    Ok(s)
+}
+
+/// One shard file, read.
+struct ShardFile {
+    shard: Shard,
+    flags: Vec<String>,
+    /// `(line, job, seed, summary)` of every run listed.
+    runs: Vec<(usize, usize, u64, RunSummary)>,
+}
+
+/// Reads a shard file's text; `file` names it in errors.
+fn parse_shard(file: &str, text: &str) -> Result<ShardFile, MergeError> {
+    let malformed = |line, expected| MergeError::Malformed {
+        file: file.to_string(),
+        line,
+        expected,
     };
-    let runs = match grid(&args) {
-        Ok(cells) => cells.len() as u64 * args.seeds,
-        Err(e) => return usage_error(e),
-    };
-    // Create the file before the sweep, so that a bad path fails at once.
-    let mut csv_file = match &args.csv {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(f) => Some((path, f)),
-            Err(e) => return usage_error(format!("--csv {}: {e}", path.display())),
-        },
-        None => None,
-    };
-    let progress = if args.no_progress {
-        ProgressBar::hidden()
-    } else {
-        // Draws on standard error, and hides itself when that is not a terminal.
-        ProgressBar::new(runs).with_style(
-            ProgressStyle::with_template(
-                "sweep [{bar:40}] {pos}/{len} runs  {elapsed_precise} elapsed, eta {eta}",
+    let mut lines = text.lines();
+    let shard = lines
+        .next()
+        .and_then(|l| l.strip_prefix(SHARD_MAGIC))
+        .and_then(|k| Shard::parse(k).ok())
+        .ok_or_else(|| {
+            malformed(
+                1,
+                "`# idempo-sim sweep shard K/N` (a file of sweep --shard)",
             )
-            .expect("the template is valid")
-            .progress_chars("=> "),
-        )
+        })?;
+    let flags = lines
+        .next()
+        .and_then(|l| l.strip_prefix(SHARD_FLAGS))
+        .and_then(|j| serde_json::from_str::<Vec<String>>(j).ok())
+        .ok_or_else(|| malformed(2, "`# flags [...]`"))?;
+    if lines.next() != Some(SHARD_HEADER) {
+        return Err(malformed(3, "the column line"));
+    }
+    let mut runs = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let n = i + 4;
+        let v: Vec<u64> = line
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|_| malformed(n, "11 whole numbers"))?;
+        let [
+            job,
+            seed,
+            passed,
+            duplicates,
+            lost,
+            out_of_order,
+            dropped,
+            gaps,
+            bumps,
+            p50,
+            p99,
+        ] = v[..]
+        else {
+            return Err(malformed(n, "11 whole numbers"));
+        };
+        let summary = RunSummary {
+            passed: passed == 1,
+            duplicates,
+            lost,
+            out_of_order,
+            duplicates_dropped: dropped,
+            gaps_rejected: gaps,
+            epoch_bumps: bumps,
+            latency_p50_ms: p50,
+            latency_p99_ms: p99,
+        };
+        runs.push((n, job as usize, seed, summary));
+    }
+    Ok(ShardFile { shard, flags, runs })
+}
+
+/// Puts the shard files of one sweep together: `files` holds each file's name and text.
+/// Returns the sweep's arguments and exactly the output the unsharded sweep gives.
+pub fn merge(files: &[(String, String)]) -> Result<(SweepArgs, SweepOutput), SweepError> {
+    let shards: Vec<(&str, ShardFile)> = files
+        .iter()
+        .map(|(name, text)| parse_shard(name, text).map(|s| (name.as_str(), s)))
+        .collect::<Result<_, _>>()?;
+    let Some((_, first)) = shards.first() else {
+        return Err(MergeError::ShardMissing(Shard { index: 1, count: 1 }).into());
     };
-    let output = match run_sweep_with_progress(&args, &progress) {
-        Ok(output) => output,
-        Err(e) => return usage_error(e),
-    };
-    progress.finish_and_clear();
+    let count = first.shard.count;
+    let args = SweepArgs::from_flags(&first.flags)?;
+    let cells = grid(&args)?;
+    let jobs = cells.len() * args.seeds as usize;
+    let mut summaries: Vec<Option<RunSummary>> = vec![None; jobs];
+    let mut seen = vec![false; count as usize];
+    for (name, file) in &shards {
+        if file.flags != first.flags || file.shard.count != count {
+            return Err(MergeError::OtherSweep {
+                file: name.to_string(),
+            }
+            .into());
+        }
+        let k = (file.shard.index - 1) as usize;
+        if std::mem::replace(&mut seen[k], true) {
+            return Err(MergeError::ShardTwice(file.shard).into());
+        }
+        for &(line, job, seed, summary) in &file.runs {
+            let expected_seed = args.first_seed + (job % args.seeds.max(1) as usize) as u64;
+            let slot = summaries.get_mut(job).filter(|_| file.shard.owns(job));
+            match slot {
+                Some(slot @ None) if seed == expected_seed => *slot = Some(summary),
+                _ => {
+                    return Err(MergeError::WrongRun {
+                        file: name.to_string(),
+                        line,
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+    if let Some(k) = seen.iter().position(|s| !s) {
+        return Err(MergeError::ShardMissing(Shard {
+            index: k as u64 + 1,
+            count,
+        })
+        .into());
+    }
+    let summaries: Vec<RunSummary> = summaries
+        .into_iter()
+        .enumerate()
+        .map(|(job, s)| s.ok_or(MergeError::RunMissing { job }))
+        .collect::<Result<_, _>>()?;
+    let output = output(&args, cells, &summaries);
+    Ok((args, output))
+}
+
+/// The flags of `idempo-sim merge`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct MergeArgs {
+    /// The shard files (`sweep --shard K/N --csv FILE`), all N of them, in any order.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Also write the cells as CSV to FILE, as the unsharded sweep's --csv does.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<std::path::PathBuf>,
+}
+
+fn usage_error(e: SweepError) -> ExitCode {
+    eprintln!("idempo-sim: {e}");
+    ExitCode::from(2)
+}
+
+/// Prints the table and writes the CSV to `csv_file`, as `sweep` and `merge` both do.
+fn print_output(
+    output: &SweepOutput,
+    csv_file: Option<(&std::path::Path, std::fs::File)>,
+) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(output.table.as_bytes());
-    if let Some((path, file)) = &mut csv_file {
-        if let Err(e) = file.write_all(output.csv.as_bytes()) {
-            return usage_error(format!("--csv {}: {e}", path.display()));
+    if let Some((path, mut file)) = csv_file {
+        if let Err(error) = file.write_all(output.csv.as_bytes()) {
+            return usage_error(SweepError::File {
+                what: "--csv",
+                path: path.to_path_buf(),
+                error,
+            });
         }
         let _ = writeln!(
             out,
@@ -764,6 +1257,120 @@ pub fn main_sweep(args: SweepArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Creates the `--csv` file at once, so that a bad path fails before any run.
+fn create_csv(
+    path: &Option<std::path::PathBuf>,
+) -> Result<Option<(&std::path::Path, std::fs::File)>, SweepError> {
+    match path {
+        Some(path) => std::fs::File::create(path)
+            .map(|f| Some((path.as_path(), f)))
+            .map_err(|error| SweepError::File {
+                what: "--csv",
+                path: path.clone(),
+                error,
+            }),
+        None => Ok(None),
+    }
+}
+
+/// `idempo-sim sweep`: runs the grid (or one `--shard` of it) with a progress bar on standard
+/// error, prints the table, and writes the CSV if asked. Exit status 2 for bad arguments (the
+/// message names the flag), 0 otherwise: a sweep measures, it does not pass or fail.
+pub fn main_sweep(args: SweepArgs) -> ExitCode {
+    let runs = match grid(&args) {
+        Ok(cells) => cells.len() as u64 * args.seeds,
+        Err(e) => return usage_error(e),
+    };
+    if args.shard.is_some() && args.csv.is_none() {
+        return usage_error(SweepError::ShardNeedsCsv);
+    }
+    let csv_file = match create_csv(&args.csv) {
+        Ok(file) => file,
+        Err(e) => return usage_error(e),
+    };
+    let progress = if args.no_progress {
+        ProgressBar::hidden()
+    } else {
+        let total = args.shard.map_or(runs, |s| runs.div_ceil(s.count));
+        // Draws on standard error, and hides itself when that is not a terminal.
+        ProgressBar::new(total).with_style(
+            ProgressStyle::with_template(
+                "sweep [{bar:40}] {pos}/{len} runs  {elapsed_precise} elapsed, eta {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        )
+    };
+    if let Some(shard) = args.shard {
+        let Some((path, file)) = csv_file else {
+            return usage_error(SweepError::ShardNeedsCsv);
+        };
+        return write_shard(&args, shard, (path, file), runs, &progress);
+    }
+    let output = match run_sweep_with_progress(&args, &progress) {
+        Ok(output) => output,
+        Err(e) => return usage_error(e),
+    };
+    progress.finish_and_clear();
+    print_output(&output, csv_file)
+}
+
+/// Runs one shard and writes its file.
+fn write_shard(
+    args: &SweepArgs,
+    shard: Shard,
+    (path, mut file): (&std::path::Path, std::fs::File),
+    runs: u64,
+    progress: &ProgressBar,
+) -> ExitCode {
+    let text = match run_shard(args, shard, progress) {
+        Ok(text) => text,
+        Err(e) => return usage_error(e),
+    };
+    progress.finish_and_clear();
+    if let Err(error) = file.write_all(text.as_bytes()) {
+        return usage_error(SweepError::File {
+            what: "--csv",
+            path: path.to_path_buf(),
+            error,
+        });
+    }
+    println!(
+        "sweep shard {shard}: {} of {runs} runs written to {}; put the {} shard files together with: idempo-sim merge FILE...",
+        text.lines().count() - 3,
+        path.display(),
+        shard.count
+    );
+    ExitCode::SUCCESS
+}
+
+/// `idempo-sim merge FILE...`: puts the shard files of one sweep together and prints the
+/// table and writes the CSV exactly as the unsharded sweep does. Exit status 2 when a file is
+/// unreadable, not a shard, of another sweep, or when a shard or a run is missing.
+pub fn main_merge(args: MergeArgs) -> ExitCode {
+    let mut files = Vec::new();
+    for path in &args.files {
+        match std::fs::read_to_string(path) {
+            Ok(text) => files.push((path.display().to_string(), text)),
+            Err(error) => {
+                return usage_error(SweepError::File {
+                    what: "merge",
+                    path: path.clone(),
+                    error,
+                });
+            }
+        }
+    }
+    let output = match merge(&files) {
+        Ok((_, output)) => output,
+        Err(e) => return usage_error(e),
+    };
+    match create_csv(&args.csv) {
+        Ok(csv_file) => print_output(&output, csv_file),
+        Err(e) => usage_error(e),
+    }
 }
 
 #[cfg(test)]
@@ -789,21 +1396,13 @@ mod tests {
 
     #[test]
     fn rate_lists_refuse_repeats_and_blanks() {
-        assert_eq!(parse_rates("ack-loss", "0, 0.5,1"), Ok(vec![0.0, 0.5, 1.0]));
-        assert!(
-            parse_rates("ack-loss", "0.1,0.1")
-                .unwrap_err()
-                .contains("twice")
+        assert_eq!(
+            parse_rates("ack-loss", "0, 0.5,1").expect("a valid list"),
+            vec![0.0, 0.5, 1.0]
         );
-        assert!(
-            parse_rates("ack-loss", "0,,1")
-                .unwrap_err()
-                .contains("not a number")
-        );
-        assert!(
-            parse_rates("duplicate", "NaN")
-                .unwrap_err()
-                .starts_with("--duplicate")
-        );
+        let error = |flag, text| parse_rates(flag, text).unwrap_err().to_string();
+        assert!(error("ack-loss", "0.1,0.1").contains("twice"));
+        assert!(error("ack-loss", "0,,1").contains("not a number"));
+        assert!(error("duplicate", "NaN").starts_with("--duplicate"));
     }
 }

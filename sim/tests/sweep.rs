@@ -1,7 +1,9 @@
 //! `idempo-sim sweep` as a library call: the grid, the table and CSV, the statistics that
 //! show what idempotence buys, reproducibility, and errors that name their flag.
 
-use idempo_sim::sweep::{CSV_HEADER, SweepArgs, SweepOutput, run_sweep};
+use idempo_sim::sweep::{
+    CSV_HEADER, MergeError, Shard, SweepArgs, SweepError, SweepOutput, merge, run_shard, run_sweep,
+};
 
 /// A grid small enough for a debug build: 2 seeds, 100 records per producer.
 fn small(extra: &[&str]) -> SweepArgs {
@@ -159,11 +161,15 @@ fn settings_with_commas_are_one_quoted_csv_field() {
 #[test]
 fn a_rate_above_one_is_an_error_naming_the_flag() {
     for flag in ["--ack-loss", "--request-loss", "--duplicate"] {
-        let e = run_sweep(&small(&[flag, "0,2"])).expect_err("2 is not a probability");
+        let e = run_sweep(&small(&[flag, "0,2"]))
+            .expect_err("2 is not a probability")
+            .to_string();
         assert!(e.starts_with(flag), "{e}");
         assert!(e.contains("between 0 and 1"), "{e}");
     }
-    let e = run_sweep(&small(&["--ack-loss", "0,lots"])).expect_err("not a number");
+    let e = run_sweep(&small(&["--ack-loss", "0,lots"]))
+        .expect_err("not a number")
+        .to_string();
     assert!(
         e.starts_with("--ack-loss") && e.contains("`lots` is not a number"),
         "{e}"
@@ -172,17 +178,114 @@ fn a_rate_above_one_is_an_error_naming_the_flag() {
 
 #[test]
 fn an_unknown_setting_is_an_error_naming_the_flag() {
-    let e = run_sweep(&small(&["--set", "colour=red"])).expect_err("no such setting");
+    let e = run_sweep(&small(&["--set", "colour=red"]))
+        .expect_err("no such setting")
+        .to_string();
     assert!(e.starts_with("--set `colour=red`"), "{e}");
     assert!(e.contains("unknown setting `colour`"), "{e}");
-    let e = run_sweep(&small(&["--set", "ack-loss=0.5"])).expect_err("an axis");
+    let e = run_sweep(&small(&["--set", "ack-loss=0.5"]))
+        .expect_err("an axis")
+        .to_string();
     assert!(e.contains("--set") && e.contains("--ack-loss"), "{e}");
 }
 
 #[test]
 fn out_of_range_counts_are_refused_by_the_parser() {
-    let e = SweepArgs::from_flags(&["--seeds", "0"]).expect_err("at least one seed");
+    let e = SweepArgs::from_flags(&["--seeds", "0"])
+        .expect_err("at least one seed")
+        .to_string();
     assert!(e.contains("--seeds"), "{e}");
-    let e = SweepArgs::from_flags(&["--network", "pigeon"]).expect_err("no such network");
+    let e = SweepArgs::from_flags(&["--network", "pigeon"])
+        .expect_err("no such network")
+        .to_string();
     assert!(e.contains("--network"), "{e}");
+}
+
+/// Runs every shard of `flags` split `n` ways and returns the files' names and texts.
+fn shards(flags: &[&str], n: u64) -> Vec<(String, String)> {
+    let args = small(flags);
+    (1..=n)
+        .map(|index| {
+            let shard = Shard { index, count: n };
+            let text =
+                run_shard(&args, shard, &indicatif::ProgressBar::hidden()).expect("the shard runs");
+            (format!("shard-{index}.csv"), text)
+        })
+        .collect()
+}
+
+#[test]
+fn merged_shards_print_exactly_the_unsharded_table_and_csv() {
+    let flags = ["--ack-loss", "0,0.1,0.2"];
+    let whole = sweep(&flags);
+    for n in [1, 2, 5] {
+        let mut files = shards(&flags, n);
+        files.reverse(); // any order
+        let (_, merged) = merge(&files).expect("the shards merge");
+        assert_eq!(merged.table, whole.table, "{n} shards: the table");
+        assert_eq!(merged.csv, whole.csv, "{n} shards: the CSV");
+    }
+}
+
+#[test]
+fn a_shard_owns_a_share_of_every_cell_and_each_run_once() {
+    let owners = |job| {
+        (1..=4)
+            .filter(|k| {
+                Shard {
+                    index: *k,
+                    count: 4,
+                }
+                .owns(job)
+            })
+            .count()
+    };
+    assert!((0..100).all(|job| owners(job) == 1));
+}
+
+#[test]
+fn merge_refuses_a_missing_shard_a_repeated_one_and_another_sweep() {
+    let flags = ["--ack-loss", "0,0.2"];
+    let files = shards(&flags, 3);
+    let missing = merge(&files[..2]).expect_err("shard 3 missing");
+    assert!(
+        matches!(
+            missing,
+            SweepError::Merge(MergeError::ShardMissing(Shard { index: 3, count: 3 }))
+        ),
+        "{missing}"
+    );
+    let twice = merge(&[files[0].clone(), files[0].clone()]).expect_err("shard 1 twice");
+    assert!(
+        twice.to_string().contains("shard 1/3 is given twice"),
+        "{twice}"
+    );
+    let other = shards(&["--ack-loss", "0,0.3"], 3);
+    let mixed =
+        merge(&[files[0].clone(), other[1].clone(), files[2].clone()]).expect_err("another sweep");
+    assert!(mixed.to_string().contains("shard-2.csv"), "{mixed}");
+    let truncated = (
+        files[1].0.clone(),
+        files[1].1.lines().take(4).collect::<Vec<_>>().join("\n"),
+    );
+    let e = merge(&[files[0].clone(), truncated, files[2].clone()]).expect_err("a run missing");
+    assert!(e.to_string().contains("in no file"), "{e}");
+    let garbage =
+        merge(&[("notes.txt".to_string(), "hello\n".to_string())]).expect_err("not a shard file");
+    assert!(
+        garbage.to_string().contains("notes.txt: line 1"),
+        "{garbage}"
+    );
+}
+
+#[test]
+fn a_bad_shard_is_refused_naming_the_flag() {
+    for bad in ["0/4", "5/4", "x", "1/0", "2/"] {
+        let e = SweepArgs::from_flags(&["--shard", bad])
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("--shard"), "{bad}: {e}");
+    }
+    let args = SweepArgs::from_flags(&["--shard", "2/4"]).expect("a valid shard");
+    assert_eq!(args.shard, Some(Shard { index: 2, count: 4 }));
 }
