@@ -688,12 +688,10 @@ fn policy() -> impl Strategy<Value = SyncPolicy> {
     ]
 }
 
-/// splitmix64: the tear a seed draws for one file.
+/// The tear a seed draws for one file (SplitMix64's mix, the workspace's one mixer).
 fn mix(seed: u64, salt: u64) -> u64 {
-    let mut z = seed ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    use idempo_testkit::splitmix::{GOLDEN_GAMMA, mix};
+    mix(seed ^ salt.wrapping_mul(GOLDEN_GAMMA))
 }
 
 /// A client's view of one producer on one partition.

@@ -77,6 +77,7 @@
 use crate::kafka_codec::{self, FrameCheck, LENGTH_PREFIX_BYTES};
 use crate::server::Advertised;
 use bytes::{Buf, Bytes, BytesMut};
+use idempo_testkit::splitmix::SplitMix64;
 use kafka_protocol::messages::{
     ApiKey, MetadataResponse, ProduceResponse, RequestHeader, ResponseHeader,
 };
@@ -311,30 +312,26 @@ impl fmt::Display for FaultTally {
     }
 }
 
-/// A small seeded random source (SplitMix64): the same seed gives the same rolls on every
-/// machine, with no dependency.
+/// A small seeded random source (the workspace's one SplitMix64,
+/// [`idempo_testkit::splitmix`]): the same seed gives the same rolls on every machine.
 #[derive(Clone, Debug)]
 pub struct Dice {
-    state: u64,
+    stream: SplitMix64,
 }
 
 impl Dice {
     /// The dice of one direction (`0` requests, `1` responses) of connection `connection`.
     pub fn for_connection(seed: u64, connection: u64, direction: u64) -> Dice {
-        let mut mixer = Dice {
-            state: seed ^ connection.wrapping_mul(0xA076_1D64_78BD_642F),
-        };
+        let mut mixer = SplitMix64::new(seed ^ connection.wrapping_mul(0xA076_1D64_78BD_642F));
         let state = mixer.next_u64() ^ direction.wrapping_mul(0xE703_7ED1_A0B4_28DB);
-        Dice { state }
+        Dice {
+            stream: SplitMix64::new(state),
+        }
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.stream.next_u64()
     }
 
     /// True with chance `probability` (always draws, so later rolls do not depend on it).

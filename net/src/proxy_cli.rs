@@ -269,7 +269,7 @@ mod tests {
             (&["--upstream", "nowhere"][..], "--upstream"),
             (&["--listen", "x"][..], "--listen"),
         ] {
-            let e = parse(flags).err().expect("refused");
+            let e = parse(flags).expect_err("refused");
             assert!(e.to_string().contains(flag), "{flags:?}: {e}");
         }
     }

@@ -16,6 +16,8 @@
 //! second attempt of that batch. The mixer is SplitMix64, whose output passes BigCrush, and
 //! which needs no state.
 
+use idempo_testkit::splitmix;
+
 /// What a fault decision is about. Each kind draws from its own stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
@@ -51,12 +53,11 @@ pub enum FaultKind {
 /// The batch number used for InitProducerId requests, which carry no batch.
 pub const INIT_PRODUCER_ID: u64 = u64::MAX;
 
-/// SplitMix64's finaliser: a bijective mix of 64 bits.
-pub fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// One step of SplitMix64 ([`idempo_testkit::splitmix`], the workspace's one mixer): a
+/// bijective mix of 64 bits.
+#[inline]
+pub fn mix64(z: u64) -> u64 {
+    splitmix::mix(z.wrapping_add(splitmix::GOLDEN_GAMMA))
 }
 
 /// A deterministic fault oracle for one seed.

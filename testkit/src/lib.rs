@@ -13,14 +13,21 @@
 //! runs a million cases of every property, with no code edited, and CI (which leaves the
 //! variable unset and fixes `PROPTEST_RNG_SEED` in `.ci/run`) keeps each test's own count.
 //!
-//! This crate has no dependencies and is only ever a dev-dependency, so every test crate
-//! (`protocol`, `broker`, `tests`) reaches it without a dependency cycle.
+//! It also holds the one seeded mixer, [`splitmix`], which the simulator's fault oracle, the
+//! fault proxy's dice and the broker's durability property share.
+//!
+//! This crate has no dependencies, so every crate reaches it without a dependency cycle: the
+//! test crates (`protocol`, `broker`, `tests`) as a dev-dependency, the testing tools (`sim`,
+//! `net`) for [`splitmix`].
 //!
 //! ## Layout
 //! - [`proptest_cases`]: the case count for one property test.
 //! - [`ProptestCasesError`]: a `PROPTEST_CASES` that is not a count.
+//! - [`splitmix`]: SplitMix64, the seeded mixer of the simulator, the proxy and the tests.
 
 use std::fmt;
+
+pub mod splitmix;
 
 /// The environment variable proptest reads for its default case count.
 pub const PROPTEST_CASES: &str = "PROPTEST_CASES";
