@@ -82,6 +82,7 @@
 //! - The connection is closed on a request timeout, as in Kafka; but there is no separate
 //!   `connections.max.idle.ms`: an idle connection stays open.
 
+use crate::frames::{self, ReadEnd};
 use crate::kafka_codec::LENGTH_PREFIX_BYTES;
 use bytes::{BufMut, Bytes, BytesMut};
 use idempo_producer::Producer;
@@ -113,7 +114,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -264,13 +265,6 @@ pub enum ClientError {
     Config(ConfigError),
     /// The producer task is gone (closed, or it panicked).
     Closed,
-}
-
-impl ClientError {
-    /// True for errors that a new attempt may cure (network, timeouts).
-    pub fn is_transient(&self) -> bool {
-        matches!(self, ClientError::Io { .. } | ClientError::Timeout { .. })
-    }
 }
 
 impl fmt::Display for ClientError {
@@ -481,21 +475,14 @@ fn decode_response<R: Request>(
     R::Response::decode(&mut frame, version).map_err(fail)
 }
 
-/// Reads one size-delimited frame (without its prefix).
-async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Bytes> {
-    let announced = stream.read_i32().await?;
-    let frame_bytes = usize::try_from(announced)
-        .ok()
-        .filter(|n| *n <= MAX_RESPONSE_BYTES)
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("a response frame of {announced} bytes"),
-            )
-        })?;
-    let mut frame = vec![0; frame_bytes];
-    stream.read_exact(&mut frame).await?;
-    Ok(Bytes::from(frame))
+/// Reads one size-delimited response frame (without its prefix) with the crate's one frame
+/// reader: a prefix above [`MAX_RESPONSE_BYTES`] is refused before anything is allocated.
+async fn read_response<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+) -> Result<Bytes, ReadEnd> {
+    let frame = frames::read_frame(stream, buf, MAX_RESPONSE_BYTES).await?;
+    Ok(frames::body(&frame))
 }
 
 /// One connection used one request at a time (bootstrap, the reader, the handshake of the
@@ -503,6 +490,8 @@ async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Bytes> {
 #[derive(Debug)]
 struct Conn {
     stream: TcpStream,
+    /// Bytes read but not yet taken as a frame.
+    buf: BytesMut,
     addr: String,
     client_id: StrBytes,
     next_correlation_id: i32,
@@ -529,6 +518,7 @@ impl Conn {
             })?;
             let mut conn = Conn {
                 stream,
+                buf: BytesMut::new(),
                 addr: addr.to_string(),
                 client_id: StrBytes::from_string(config.client_id.clone()),
                 next_correlation_id: 0,
@@ -609,7 +599,9 @@ impl Conn {
         };
         let exchange = async {
             self.stream.write_all(&frame).await.map_err(io_error)?;
-            read_frame(&mut self.stream).await.map_err(io_error)
+            read_response(&mut self.stream, &mut self.buf)
+                .await
+                .map_err(|end| io_error(end.into()))
         };
         tokio::time::timeout(Duration::from_millis(self.timeout_ms), exchange)
             .await
@@ -1440,10 +1432,10 @@ async fn write_frames(
 }
 
 /// The connection's reader: whole frames from the socket to the driver.
-async fn read_frames(socket: OwnedReadHalf, events: mpsc::Sender<ConnEvent>, generation: u64) {
-    let mut socket = BufReader::with_capacity(64 * 1024, socket);
+async fn read_frames(mut socket: OwnedReadHalf, events: mpsc::Sender<ConnEvent>, generation: u64) {
+    let mut buf = BytesMut::new();
     loop {
-        match read_frame(&mut socket).await {
+        match read_response(&mut socket, &mut buf).await {
             Ok(frame) => {
                 if events
                     .send(ConnEvent::Frame { generation, frame })
@@ -1453,11 +1445,12 @@ async fn read_frames(socket: OwnedReadHalf, events: mpsc::Sender<ConnEvent>, gen
                     return;
                 }
             }
-            Err(e) => {
-                let why = if e.kind() == io::ErrorKind::UnexpectedEof {
-                    "the broker closed the connection".to_string()
-                } else {
-                    format!("read failed: {e}")
+            Err(end) => {
+                let why = match end {
+                    ReadEnd::Closed | ReadEnd::ClosedMidFrame { .. } => {
+                        "the broker closed the connection".to_string()
+                    }
+                    other => other.to_string(),
                 };
                 let _ = events.send(ConnEvent::Closed { generation, why }).await;
                 return;

@@ -54,6 +54,8 @@
 //! ## Layout
 //! - [`kafka_codec`]: framing (check-then-parse), request decoding, response encoding with
 //!   the header version of each api version, the advertised version table.
+//! - [`frames`]: the one frame reader (check-then-parse, an oversized prefix refused before
+//!   allocation) of the server, the proxy and the client.
 //! - [`preflight`]: refuses impossible array counts before `kafka-protocol` allocates.
 //! - [`topics`]: topic names, ids and their blocks of core partitions.
 //! - [`kafka_apis`]: one synchronous function per API over the core.
@@ -87,6 +89,7 @@
 //! - The log lives in memory only.
 
 pub mod client;
+pub mod frames;
 pub mod harness;
 pub mod kafka_apis;
 pub mod kafka_codec;

@@ -74,7 +74,8 @@
 //! - No TLS or SASL: the proxy reads frame headers, so it needs plaintext.
 //! - Faults are per frame, not per byte: the proxy never tears a frame in half.
 
-use crate::kafka_codec::{self, FrameCheck, LENGTH_PREFIX_BYTES};
+use crate::frames::{ReadEnd, read_frame};
+use crate::kafka_codec::{self, LENGTH_PREFIX_BYTES};
 use crate::server::Advertised;
 use bytes::{Buf, Bytes, BytesMut};
 use idempo_testkit::splitmix::SplitMix64;
@@ -90,7 +91,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{Instrument, Level, debug, info, info_span, warn};
@@ -98,9 +99,6 @@ use tracing::{Instrument, Level, debug, info, info_span, warn};
 /// Requests in flight on one connection at most; a client with more is cut off. Kafka
 /// clients keep at most five Produce requests in flight per connection, plus a few others.
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 1024;
-
-/// Bytes read from a socket at most per read call.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// One kind of loss or duplication: how often, and whether the connection is closed after it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -1011,48 +1009,13 @@ fn rewrite_metadata(
     }
 }
 
-/// Why reading a frame stopped.
-enum ReadEnd {
-    Closed,
-    ClosedMidFrame,
-    TooLarge(i32),
-    Io(io::Error),
-}
-
 impl From<ReadEnd> for End {
     fn from(end: ReadEnd) -> End {
         match end {
             ReadEnd::Closed => End::ClientClosed,
-            ReadEnd::ClosedMidFrame => End::ClosedMidFrame,
-            ReadEnd::TooLarge(announced) => End::TooLarge(announced),
+            ReadEnd::ClosedMidFrame { .. } => End::ClosedMidFrame,
+            ReadEnd::TooLarge { announced } => End::TooLarge(announced),
             ReadEnd::Io(e) => End::Io(e),
-        }
-    }
-}
-
-/// Reads one whole frame, length prefix included (check-then-parse: memory grows only with
-/// the bytes that arrive).
-async fn read_frame(
-    stream: &mut OwnedReadHalf,
-    buf: &mut BytesMut,
-    max_frame_bytes: usize,
-) -> Result<Bytes, ReadEnd> {
-    loop {
-        match kafka_codec::check_frame(buf, max_frame_bytes) {
-            FrameCheck::Complete { frame_bytes } => {
-                return Ok(buf.split_to(LENGTH_PREFIX_BYTES + frame_bytes).freeze());
-            }
-            FrameCheck::TooLarge { announced } => return Err(ReadEnd::TooLarge(announced)),
-            FrameCheck::Incomplete { needed } => {
-                let missing = needed.unwrap_or(LENGTH_PREFIX_BYTES) - buf.len();
-                buf.reserve(missing.min(READ_CHUNK_BYTES));
-                match stream.read_buf(buf).await {
-                    Ok(0) if buf.is_empty() => return Err(ReadEnd::Closed),
-                    Ok(0) => return Err(ReadEnd::ClosedMidFrame),
-                    Ok(_) => {}
-                    Err(e) => return Err(ReadEnd::Io(e)),
-                }
-            }
         }
     }
 }

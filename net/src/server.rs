@@ -22,12 +22,10 @@
 //! SIGTERM); the listener closes, each connection finishes the request in hand and closes,
 //! and after [`ServerConfig::shutdown_grace_ms`] any connection still open is dropped.
 
+use crate::frames::{self, ReadEnd};
 use crate::kafka_apis::{FrontEndSettings, KafkaApis, api_versions_response};
-use crate::kafka_codec::{
-    self, CodecError, DEFAULT_MAX_FRAME_BYTES, Decoded, FrameCheck, LENGTH_PREFIX_BYTES,
-    RequestBody,
-};
-use bytes::{Buf, Bytes, BytesMut};
+use crate::kafka_codec::{self, CodecError, DEFAULT_MAX_FRAME_BYTES, Decoded, RequestBody};
+use bytes::{Bytes, BytesMut};
 use idempo_broker::{Broker, BrokerConfig, ConfigError};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Encodable;
@@ -38,7 +36,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
@@ -49,9 +47,6 @@ pub const MAX_FETCH_WAIT_MS: i32 = 10_000;
 
 /// Default limit on open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-
-/// Bytes read from a socket at most per read call.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// A `HOST:PORT` that Metadata hands to clients.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -310,18 +305,6 @@ enum Flow {
     Close,
 }
 
-/// Why reading a frame ended the connection.
-enum ReadEnd {
-    /// The client closed between frames.
-    Closed,
-    /// The client closed inside a frame.
-    ClosedMidFrame { buffered: usize },
-    /// The frame announces more than the limit.
-    TooLarge { announced: i32 },
-    /// The socket failed.
-    Io(io::Error),
-}
-
 struct Connection {
     stream: TcpStream,
     buf: BytesMut,
@@ -373,34 +356,13 @@ impl Connection {
         }
     }
 
-    /// Reads until one whole frame is buffered (check-then-parse) and returns it without
-    /// its length prefix. Memory grows only with bytes received, never with the size a
-    /// prefix announces.
+    /// Reads one whole request frame ([`frames::read_frame`]) and returns it without its
+    /// length prefix.
     async fn read_frame(&mut self) -> Result<Bytes, ReadEnd> {
-        loop {
-            match kafka_codec::check_frame(&self.buf, self.shared.max_frame_bytes) {
-                FrameCheck::Complete { frame_bytes } => {
-                    self.buf.advance(LENGTH_PREFIX_BYTES);
-                    return Ok(self.buf.split_to(frame_bytes).freeze());
-                }
-                FrameCheck::TooLarge { announced } => return Err(ReadEnd::TooLarge { announced }),
-                FrameCheck::Incomplete { needed } => {
-                    let missing = needed.unwrap_or(LENGTH_PREFIX_BYTES) - self.buf.len();
-                    self.buf.reserve(missing.min(READ_CHUNK_BYTES));
-                    let read = self.stream.read_buf(&mut self.buf).await;
-                    match read {
-                        Ok(0) if self.buf.is_empty() => return Err(ReadEnd::Closed),
-                        Ok(0) => {
-                            return Err(ReadEnd::ClosedMidFrame {
-                                buffered: self.buf.len(),
-                            });
-                        }
-                        Ok(_) => {}
-                        Err(e) => return Err(ReadEnd::Io(e)),
-                    }
-                }
-            }
-        }
+        let frame =
+            frames::read_frame(&mut self.stream, &mut self.buf, self.shared.max_frame_bytes)
+                .await?;
+        Ok(frames::body(&frame))
     }
 
     async fn serve(&mut self, frame: Bytes) -> Flow {
