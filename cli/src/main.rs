@@ -290,8 +290,8 @@ fn run(config: SimConfig, options: &RunOptions) -> ExitCode {
         let _ = write!(out, "{}", report::header(&config));
         let _ = out.flush();
     }
-    let draw = options.svg.is_some() || options.html.is_some();
-    let tracer = match (options.trace, draw) {
+    let drawing = options.svg.is_some() || options.html.is_some();
+    let tracer = match (options.trace, drawing) {
         (true, true) => Some(Trace::to_writer(Box::new(std::io::stdout())).keeping()),
         (true, false) => Some(Trace::to_writer(Box::new(std::io::stdout()))),
         (false, true) => Some(Trace::collecting()),
@@ -304,25 +304,10 @@ fn run(config: SimConfig, options: &RunOptions) -> ExitCode {
     let started = std::time::Instant::now();
     let (result, tracer) = sim.run();
     let wall = started.elapsed();
-    if let Some(t) = &tracer {
-        for (file, render) in [
-            (
-                &options.svg,
-                idempo_sim::diagram::svg
-                    as fn(&SimConfig, &[idempo_sim::events::Timed]) -> Result<String, String>,
-            ),
-            (&options.html, idempo_sim::diagram::html),
-        ] {
-            let Some(file) = file else { continue };
-            match render(&config, t.events()) {
-                Ok(text) => {
-                    if let Err(e) = std::fs::write(file, text) {
-                        return usage_error(format!("cannot write `{file}`: {e}"));
-                    }
-                }
-                Err(e) => return usage_error(format!("cannot draw `{file}`: {e}")),
-            }
-        }
+    if let Some(t) = &tracer
+        && let Err(code) = draw(&config, options, t.events())
+    {
+        return code;
     }
     if let Some(mut t) = tracer {
         t.flush();
@@ -333,58 +318,91 @@ fn run(config: SimConfig, options: &RunOptions) -> ExitCode {
         let _ = write!(out, "{}", report::summary(&config, &result));
     }
     if options.bench {
-        let secs = wall.as_secs_f64().max(1e-9);
-        let peak = peak_rss_kib().map_or_else(
-            || "unknown".to_string(),
-            |k| format!("{:.1} MiB", k as f64 / 1024.0),
-        );
-        let _ = writeln!(
-            out,
-            "bench: {:.3} s wall, {} requests ({:.0} simulated requests/s), {} events ({:.0} events/s), {:.0} records/s, peak RSS {peak}",
-            secs,
-            result.requests,
-            result.requests as f64 / secs,
-            result.events,
-            result.events as f64 / secs,
-            result.records_sent as f64 / secs,
-        );
+        print_bench(&mut out, &result, wall);
     }
-    if let (Some(file), false) = (&options.shrink, result.check.passed()) {
-        match idempo_sim::shrink::shrink(
-            &config,
-            result.faults_happened.clone(),
-            options.shrink_runs,
-        ) {
-            Ok(Some(shrunk)) => {
-                let text = idempo_sim::plan::replay_file(&config, &shrunk.faults);
-                if let Err(e) = std::fs::write(file, text) {
-                    return usage_error(format!("cannot write --shrink file `{file}`: {e}"));
-                }
-                let _ = writeln!(
-                    out,
-                    "shrunk: {} of {} faults still fail it ({} runs); replay: idempo-sim replay {file}",
-                    shrunk.faults.len(),
-                    shrunk.original,
-                    shrunk.runs
-                );
-                for f in &shrunk.faults {
-                    let _ = writeln!(out, "  {f}");
-                }
-            }
-            Ok(None) => {
-                let _ = writeln!(
-                    out,
-                    "shrink: the replayed faults did not fail the run; nothing written"
-                );
-            }
-            Err(e) => return usage_error(e),
-        }
+    if let (Some(file), false) = (&options.shrink, result.check.passed())
+        && let Err(code) = shrink_to(file, &config, &result, options.shrink_runs, &mut out)
+    {
+        return code;
     }
     if result.check.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Writes the `--svg` and `--html` diagrams of a run's events.
+fn draw(
+    config: &SimConfig,
+    options: &RunOptions,
+    events: &[idempo_sim::events::Timed],
+) -> Result<(), ExitCode> {
+    type Render = fn(&SimConfig, &[idempo_sim::events::Timed]) -> Result<String, String>;
+    let renders: [(&Option<String>, Render); 2] = [
+        (&options.svg, idempo_sim::diagram::svg),
+        (&options.html, idempo_sim::diagram::html),
+    ];
+    for (file, render) in renders {
+        let Some(file) = file else { continue };
+        let text = render(config, events)
+            .map_err(|e| usage_error(format!("cannot draw `{file}`: {e}")))?;
+        std::fs::write(file, text)
+            .map_err(|e| usage_error(format!("cannot write `{file}`: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The `--bench` line: wall time, rates and peak memory.
+fn print_bench(out: &mut impl Write, result: &idempo_sim::RunReport, wall: std::time::Duration) {
+    let secs = wall.as_secs_f64().max(1e-9);
+    let peak = peak_rss_kib().map_or_else(
+        || "unknown".to_string(),
+        |k| format!("{:.1} MiB", k as f64 / 1024.0),
+    );
+    let _ = writeln!(
+        out,
+        "bench: {:.3} s wall, {} requests ({:.0} simulated requests/s), {} events ({:.0} events/s), {:.0} records/s, peak RSS {peak}",
+        secs,
+        result.requests,
+        result.requests as f64 / secs,
+        result.events,
+        result.events as f64 / secs,
+        result.records_sent as f64 / secs,
+    );
+}
+
+/// `--shrink FILE`: reduces a failing run's faults and writes them as a replay file.
+fn shrink_to(
+    file: &str,
+    config: &SimConfig,
+    result: &idempo_sim::RunReport,
+    runs: usize,
+    out: &mut impl Write,
+) -> Result<(), ExitCode> {
+    let shrunk = idempo_sim::shrink::shrink(config, result.faults_happened.clone(), runs)
+        .map_err(usage_error)?;
+    let Some(shrunk) = shrunk else {
+        let _ = writeln!(
+            out,
+            "shrink: the replayed faults did not fail the run; nothing written"
+        );
+        return Ok(());
+    };
+    let text = idempo_sim::plan::replay_file(config, &shrunk.faults);
+    std::fs::write(file, text)
+        .map_err(|e| usage_error(format!("cannot write --shrink file `{file}`: {e}")))?;
+    let _ = writeln!(
+        out,
+        "shrunk: {} of {} faults still fail it ({} runs); replay: idempo-sim replay {file}",
+        shrunk.faults.len(),
+        shrunk.original,
+        shrunk.runs
+    );
+    for f in &shrunk.faults {
+        let _ = writeln!(out, "  {f}");
+    }
+    Ok(())
 }
 
 /// Runs the seed twice with a fingerprint of every event and compares.
@@ -457,17 +475,42 @@ fn run_tcp(config: &SimConfig, bootstrap: &str, json: bool) -> ExitCode {
     }
 }
 
+/// A `--record` value that is not `PRODUCER:INDEX`.
+#[derive(Debug)]
+enum RecordRefError {
+    /// No colon.
+    NotProducerIndex(String),
+    /// The producer is not a number.
+    Producer(String),
+    /// The index is not a number.
+    Index(String),
+}
+
+impl std::fmt::Display for RecordRefError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordRefError::NotProducerIndex(text) => {
+                write!(f, "`{text}` is not PRODUCER:INDEX (e.g. 0:17)")
+            }
+            RecordRefError::Producer(p) => write!(f, "`{p}` is not a producer number"),
+            RecordRefError::Index(i) => write!(f, "`{i}` is not a record index"),
+        }
+    }
+}
+
+impl std::error::Error for RecordRefError {}
+
 /// Parses `PRODUCER:INDEX`.
-fn record_ref(text: &str) -> Result<(u32, u64), String> {
+fn record_ref(text: &str) -> Result<(u32, u64), RecordRefError> {
     let (p, i) = text
         .split_once(':')
-        .ok_or_else(|| format!("`{text}` is not PRODUCER:INDEX (e.g. 0:17)"))?;
+        .ok_or_else(|| RecordRefError::NotProducerIndex(text.to_string()))?;
     let p = p
         .parse()
-        .map_err(|_| format!("`{p}` is not a producer number"))?;
+        .map_err(|_| RecordRefError::Producer(p.to_string()))?;
     let i = i
         .parse()
-        .map_err(|_| format!("`{i}` is not a record index"))?;
+        .map_err(|_| RecordRefError::Index(i.to_string()))?;
     Ok((p, i))
 }
 

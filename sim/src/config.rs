@@ -3,6 +3,7 @@
 //! Every field that changes a run has one row in [`crate::flags::RUN_FLAGS`], from which the
 //! command line, the replay line ([`SimConfig`]'s `Display`) and `compare --variant` come.
 
+use crate::flags::ValueError;
 use std::fmt;
 
 /// How the network carries frames between a producer and the broker.
@@ -38,14 +39,12 @@ impl Network {
     }
 
     /// Parses a flag value.
-    pub fn parse(text: &str) -> Result<Network, String> {
+    pub fn parse(text: &str) -> Result<Network, ValueError> {
         match text {
             "tcp" => Ok(Network::Tcp),
             "proxy" => Ok(Network::Proxy),
             "datagram" => Ok(Network::Datagram),
-            other => Err(format!(
-                "`{other}` is not a network model (expected tcp, proxy or datagram)"
-            )),
+            _ => Err(ValueError::NotOneOf("tcp, proxy, datagram")),
         }
     }
 
@@ -343,15 +342,12 @@ impl fmt::Display for SimConfig {
 }
 
 /// Parses `MIN..MAX` (or a single number for a fixed value).
-pub fn parse_range(text: &str) -> Result<(u64, u64), String> {
-    let bad = || format!("`{text}` is not MIN..MAX in milliseconds");
+pub fn parse_range(text: &str) -> Result<(u64, u64), ValueError> {
+    let number = |v: &str| v.trim().parse().map_err(|_| ValueError::NotARange);
     match text.split_once("..") {
-        Some((min, max)) => Ok((
-            min.trim().parse().map_err(|_| bad())?,
-            max.trim().parse().map_err(|_| bad())?,
-        )),
+        Some((min, max)) => Ok((number(min)?, number(max)?)),
         None => {
-            let v = text.trim().parse().map_err(|_| bad())?;
+            let v = number(text)?;
             Ok((v, v))
         }
     }
@@ -367,14 +363,14 @@ pub fn sync_name(sync: idempo_broker::SyncPolicy) -> String {
 }
 
 /// Parses a sync policy flag value.
-pub fn parse_sync(text: &str) -> Result<idempo_broker::SyncPolicy, String> {
+pub fn parse_sync(text: &str) -> Result<idempo_broker::SyncPolicy, ValueError> {
     match text {
         "every-append" => Ok(idempo_broker::SyncPolicy::EveryAppend),
         "never" => Ok(idempo_broker::SyncPolicy::Never),
         other => match other.strip_prefix("interval:").map(str::parse::<i64>) {
             Some(Ok(ms)) if ms > 0 => Ok(idempo_broker::SyncPolicy::IntervalMs(ms)),
-            _ => Err(format!(
-                "`{other}` is not a sync policy (every-append, interval:MS or never)"
+            _ => Err(ValueError::NotOneOf(
+                "every-append, interval:MS (MS at least 1), never",
             )),
         },
     }
@@ -389,12 +385,10 @@ pub fn snapshot_mode_name(mode: idempo_broker::SnapshotMode) -> &'static str {
 }
 
 /// Parses a snapshot mode flag value.
-pub fn parse_snapshot_mode(text: &str) -> Result<idempo_broker::SnapshotMode, String> {
+pub fn parse_snapshot_mode(text: &str) -> Result<idempo_broker::SnapshotMode, ValueError> {
     match text {
         "full" => Ok(idempo_broker::SnapshotMode::FullWindow),
         "last-batch" => Ok(idempo_broker::SnapshotMode::LastBatchOnly),
-        other => Err(format!(
-            "`{other}` is not a snapshot mode (full or last-batch)"
-        )),
+        _ => Err(ValueError::NotOneOf("full, last-batch")),
     }
 }

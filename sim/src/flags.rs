@@ -197,7 +197,7 @@ fn on_off_name(on: bool) -> String {
 }
 
 fn latency(v: &str) -> Result<(u64, u64), ValueError> {
-    let (min, max) = parse_range(v).map_err(|_| ValueError::NotARange)?;
+    let (min, max) = parse_range(v)?;
     if min > max {
         return Err(ValueError::MinAboveMax);
     }
@@ -359,8 +359,7 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         Value("tcp|proxy|datagram"),
         WhenChanged,
         "Network model: tcp (FIFO; a loss breaks the connection), proxy (FIFO; single frames dropped, as by a fault proxy), datagram (each message lost or delayed on its own, so latency reorders them).",
-        |c, v| c.network =
-            Network::parse(v).map_err(|_| ValueError::NotOneOf("tcp, proxy, datagram"))?,
+        |c, v| c.network = Network::parse(v)?,
         |c| c.network.name().to_string()
     ),
     flag!(
@@ -456,9 +455,7 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         Value("every-append|interval:MS|never"),
         WhenChanged,
         "When the broker syncs its log: every-append (before each ack), interval:MS, or never (only at clean shutdown, Kafka's default). Decides what a crash loses.",
-        |c, v| c.sync = parse_sync(v).map_err(|_| ValueError::NotOneOf(
-            "every-append, interval:MS (MS at least 1), never"
-        ))?,
+        |c, v| c.sync = parse_sync(v)?,
         |c| sync_name(c.sync)
     ),
     flag!(
@@ -466,8 +463,7 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         Value("full|last-batch"),
         WhenChanged,
         "What producer-state snapshots hold: full (idempo: the whole dedup window) or last-batch (Kafka: the window shrinks to one batch after a restart).",
-        |c, v| c.snapshot_mode =
-            parse_snapshot_mode(v).map_err(|_| ValueError::NotOneOf("full, last-batch"))?,
+        |c, v| c.snapshot_mode = parse_snapshot_mode(v)?,
         |c| snapshot_mode_name(c.snapshot_mode).to_string()
     ),
     flag!(

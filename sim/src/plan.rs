@@ -327,8 +327,71 @@ pub struct ReplayFile {
     pub faults: Vec<Fault>,
 }
 
+/// Why a replay file is refused; the message names the line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayError {
+    /// A line is refused.
+    Line {
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        why: ReplayLineError,
+    },
+    /// The file has no `flags` line.
+    NoFlags,
+}
+
+/// What is wrong with one line of a replay file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayLineError {
+    /// A word that is not `key=value`.
+    NotKeyValue(String),
+    /// A fault without one of its keys.
+    Missing {
+        /// The fault.
+        fault: String,
+        /// The key it needs.
+        key: &'static str,
+    },
+    /// A value that is not a number.
+    NotANumber {
+        /// The key.
+        key: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A value too large for its key.
+    TooLarge(&'static str),
+    /// A fault name this version does not know.
+    UnknownFault(String),
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayError::NoFlags => write!(f, "the replay file has no `flags` line"),
+            ReplayError::Line { line, why } => {
+                write!(f, "line {line}: ")?;
+                match why {
+                    ReplayLineError::NotKeyValue(w) => write!(f, "expected key=value, found `{w}`"),
+                    ReplayLineError::Missing { fault, key } => {
+                        write!(f, "`{fault}` needs `{key}=`")
+                    }
+                    ReplayLineError::NotANumber { key, value } => {
+                        write!(f, "`{key}={value}` is not a number")
+                    }
+                    ReplayLineError::TooLarge(key) => write!(f, "`{key}` is too large"),
+                    ReplayLineError::UnknownFault(name) => write!(f, "unknown fault `{name}`"),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
 /// Parses a replay file; errors name the line.
-pub fn parse_replay(text: &str) -> Result<ReplayFile, String> {
+pub fn parse_replay(text: &str) -> Result<ReplayFile, ReplayError> {
     let mut flags = None;
     let mut faults = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -336,58 +399,70 @@ pub fn parse_replay(text: &str) -> Result<ReplayFile, String> {
         if line.is_empty() {
             continue;
         }
-        let err = |m: String| format!("line {}: {m}", i + 1);
         let mut words = line.split_whitespace();
         let name = words.next().unwrap_or("");
         if name == "flags" {
             flags = Some(words.map(str::to_string).collect());
             continue;
         }
-        let args: Vec<(&str, &str)> = words
-            .map(|w| {
-                w.split_once('=')
-                    .ok_or_else(|| err(format!("expected key=value, found `{w}`")))
-            })
-            .collect::<Result<_, _>>()?;
-        let get = |key: &str| -> Result<u64, String> {
-            let v = args
-                .iter()
-                .find(|(k, _)| *k == key)
-                .ok_or_else(|| err(format!("`{name}` needs `{key}=`")))?
-                .1;
-            v.parse()
-                .map_err(|_| err(format!("`{key}={v}` is not a number")))
-        };
-        let small = |key: &str| -> Result<u32, String> {
-            u32::try_from(get(key)?).map_err(|_| err(format!("`{key}` is too large")))
-        };
-        let fault = if let Some(kind) = MessageFault::ALL.iter().find(|k| k.name() == name) {
-            Fault::Message {
-                kind: *kind,
-                producer: small("producer")?,
-                batch: get("batch")?,
-                attempt: small("attempt")?,
-            }
-        } else {
-            match name {
-                "broker-crash" => Fault::BrokerCrash {
-                    after_appends: get("after-appends")?,
-                    tear_bytes: small("tear-bytes")?,
-                },
-                "broker-restart" => Fault::BrokerRestart {
-                    after_appends: get("after-appends")?,
-                },
-                "producer-restart" => Fault::ProducerRestart {
-                    producer: small("producer")?,
-                    after_batch: get("after-batch")?,
-                },
-                other => return Err(err(format!("unknown fault `{other}`"))),
-            }
-        };
+        let fault =
+            parse_fault(name, words).map_err(|why| ReplayError::Line { line: i + 1, why })?;
         faults.push(fault);
     }
-    let flags = flags.ok_or("the replay file has no `flags` line")?;
+    let flags = flags.ok_or(ReplayError::NoFlags)?;
     Ok(ReplayFile { flags, faults })
+}
+
+/// One fault line: its name, then `key=value` words.
+fn parse_fault<'a>(
+    name: &str,
+    words: impl Iterator<Item = &'a str>,
+) -> Result<Fault, ReplayLineError> {
+    let args: Vec<(&str, &str)> = words
+        .map(|w| {
+            w.split_once('=')
+                .ok_or_else(|| ReplayLineError::NotKeyValue(w.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let get = |key: &'static str| -> Result<u64, ReplayLineError> {
+        let v = args
+            .iter()
+            .find(|(k, _)| *k == key)
+            .ok_or_else(|| ReplayLineError::Missing {
+                fault: name.to_string(),
+                key,
+            })?
+            .1;
+        v.parse().map_err(|_| ReplayLineError::NotANumber {
+            key,
+            value: v.to_string(),
+        })
+    };
+    let small = |key: &'static str| -> Result<u32, ReplayLineError> {
+        u32::try_from(get(key)?).map_err(|_| ReplayLineError::TooLarge(key))
+    };
+    if let Some(kind) = MessageFault::ALL.iter().find(|k| k.name() == name) {
+        return Ok(Fault::Message {
+            kind: *kind,
+            producer: small("producer")?,
+            batch: get("batch")?,
+            attempt: small("attempt")?,
+        });
+    }
+    match name {
+        "broker-crash" => Ok(Fault::BrokerCrash {
+            after_appends: get("after-appends")?,
+            tear_bytes: small("tear-bytes")?,
+        }),
+        "broker-restart" => Ok(Fault::BrokerRestart {
+            after_appends: get("after-appends")?,
+        }),
+        "producer-restart" => Ok(Fault::ProducerRestart {
+            producer: small("producer")?,
+            after_batch: get("after-batch")?,
+        }),
+        other => Err(ReplayLineError::UnknownFault(other.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -420,28 +495,17 @@ mod tests {
                 after_batch: 9,
             },
         ];
-        let parsed = parse_replay(&replay_file(&config, &faults)).unwrap();
+        let parsed = parse_replay(&replay_file(&config, &faults)).expect("the file parses");
         assert_eq!(parsed.faults, faults);
         assert_eq!(parsed.flags.join(" "), config.to_string());
     }
 
     #[test]
     fn malformed_replay_lines_name_their_line() {
-        assert!(
-            parse_replay("flags --seed 1\nfrobnicate x=1\n")
-                .unwrap_err()
-                .contains("line 2")
-        );
-        assert!(
-            parse_replay("flags\nack-loss producer=1\n")
-                .unwrap_err()
-                .contains("needs `batch=`")
-        );
-        assert!(
-            parse_replay("ack-loss producer=1 batch=2 attempt=1\n")
-                .unwrap_err()
-                .contains("no `flags`")
-        );
+        let error = |text| parse_replay(text).unwrap_err().to_string();
+        assert!(error("flags --seed 1\nfrobnicate x=1\n").contains("line 2"));
+        assert!(error("flags\nack-loss producer=1\n").contains("needs `batch=`"));
+        assert!(error("ack-loss producer=1 batch=2 attempt=1\n").contains("no `flags`"));
     }
 
     #[test]

@@ -98,6 +98,15 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
         r.broker.stale_epoch_rejected,
         r.broker.other_rejected
     );
+    s.push_str(&events(config, r));
+    s.push_str(&check_sections(k));
+    let _ = writeln!(s, "replay: {}", config.replay_command("run"));
+    s
+}
+
+/// The summary's lines on injected faults, expiry, the producer, latency and the window.
+fn events(config: &SimConfig, r: &RunReport) -> String {
+    let mut s = String::new();
     let f = &r.faults;
     if f.duplicated
         + f.corrupted
@@ -143,8 +152,6 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
             r.broker.retries_outside_window, config.dedup_window
         );
     }
-    s.push_str(&check_sections(k));
-    let _ = writeln!(s, "replay: {}", config.replay_command("run"));
     s
 }
 

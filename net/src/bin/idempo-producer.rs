@@ -317,14 +317,7 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    init_logging();
     let producer = match KafkaProducer::connect(config.clone()).await {
         Ok(p) => p,
         Err(e) => {
@@ -336,30 +329,25 @@ async fn main() -> ExitCode {
         None => producer.partitions(),
         Some(n) if n <= producer.partitions() => n,
         Some(n) => {
-            return usage_error(
-                "--partitions",
-                format!(
-                    "{n}, but topic {:?} has {}",
-                    args.topic,
-                    producer.partitions()
-                ),
-            );
+            let has = producer.partitions();
+            let why = format!("{n}, but topic {:?} has {has}", args.topic);
+            return usage_error("--partitions", why);
         }
     };
     let producer_index = args.producer_index.unwrap_or_else(random_index);
+    let idempotence = if config.producer.idempotence {
+        "on"
+    } else {
+        "off"
+    };
     println!(
         "producing {} records of {} bytes in batches of {} to topic {:?} ({partitions} \
-         partitions, leader {}), idempotence {}, producer index {producer_index}",
+         partitions, leader {}), idempotence {idempotence}, producer index {producer_index}",
         args.records,
         args.record_size,
         args.batch_records,
         args.topic,
         producer.leader(),
-        if config.producer.idempotence {
-            "on"
-        } else {
-            "off"
-        },
     );
     let (ledger, seconds, perf, stats) =
         match produce(&args, producer, partitions, producer_index).await {
@@ -374,6 +362,37 @@ async fn main() -> ExitCode {
         .unwrap_or_else(PoisonError::into_inner)
         .final_line(seconds);
     println!("{final_line}");
+    print_stats(&stats);
+    report_failures(&ledger);
+    if !args.verify {
+        return ExitCode::SUCCESS;
+    }
+    let mut read_config = config;
+    read_config.allow_auto_topic_creation = false;
+    match verify(&read_config, &ledger, producer_index, &args).await {
+        Ok(report) if report.passed() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("idempo-producer: verify: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// Logs to stderr through `RUST_LOG` (default `warn`: the report is the output).
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+}
+
+/// The producer's counters, one line.
+fn print_stats(stats: &ProducerStats) {
     println!(
         "producer: {} requests, {} batches sent, {} retries, {} request timeouts, {} connection \
          failures, {} duplicates acknowledged, {} epoch bumps, {} batches failed",
@@ -386,36 +405,25 @@ async fn main() -> ExitCode {
         stats.epoch_bumps,
         stats.batches_failed,
     );
-    report_failures(&ledger);
-    if !args.verify {
-        return ExitCode::SUCCESS;
-    }
-    let mut read_config = config;
-    read_config.allow_auto_topic_creation = false;
-    match verify(
-        &read_config,
-        &ledger,
-        producer_index,
-        args.records,
-        args.batch_records,
-    )
-    .await
-    {
-        Ok(report) => {
-            if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("idempo-producer: verify: {e}");
-            ExitCode::from(3)
-        }
-    }
 }
 
 type Run = (Vec<BatchEntry>, f64, Arc<Mutex<Perf>>, ProducerStats);
+
+/// Prints the window's progress line every `every_ms`, until aborted.
+fn spawn_reporter(perf: Arc<Mutex<Perf>>, every_ms: u64) -> tokio::task::JoinHandle<()> {
+    let every = Duration::from_millis(every_ms);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            let line = perf
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .window_line();
+            println!("{line}");
+        }
+    })
+}
 
 /// Sends every batch (rate-limited), waits for every report, closes the producer.
 async fn produce(
@@ -425,21 +433,7 @@ async fn produce(
     producer_index: u32,
 ) -> Result<Run, ClientError> {
     let perf = Arc::new(Mutex::new(Perf::new(u64::from(args.record_size))));
-    let reporter = {
-        let perf = Arc::clone(&perf);
-        let every = Duration::from_millis(args.reporting_interval_ms);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
-            loop {
-                ticks.tick().await;
-                let line = perf
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .window_line();
-                println!("{line}");
-            }
-        })
-    };
+    let reporter = spawn_reporter(Arc::clone(&perf), args.reporting_interval_ms);
     let batches = args.records.div_ceil(args.batch_records);
     let mut ledger: Vec<BatchEntry> = Vec::with_capacity(batches as usize);
     let mut waiting = JoinSet::new();
@@ -560,11 +554,16 @@ async fn verify(
     config: &ClientConfig,
     ledger: &[BatchEntry],
     producer_index: u32,
-    records: u32,
-    batch_records: u32,
+    args: &Args,
 ) -> Result<CheckReport, HarnessError> {
     let (partitions, log) = idempo_net::harness::read_log(config).await?;
-    let report = check(log, ledger, producer_index, records, batch_records);
+    let report = check(
+        log,
+        ledger,
+        producer_index,
+        args.records,
+        args.batch_records,
+    );
     println!(
         "verify: read {partitions} partitions: {} records of producer index {producer_index}, {} other records",
         report.log_records, report.other_records
