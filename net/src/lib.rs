@@ -20,7 +20,7 @@
 //! A request travels like this:
 //!
 //! ```text
-//! TCP bytes ─▶ server::Connection   check_frame: a whole frame yet? too large? (close)
+//! TCP bytes ─▶ frames::read_frame   check_frame: a whole frame yet? too large? (close)
 //!           ─▶ kafka_codec          api key + version served?  preflight (array counts)
 //!                                   kafka-protocol decodes header and body
 //!           ─▶ kafka_apis           lock; core.advance_time(now); Metadata / Produce / ...
