@@ -26,6 +26,7 @@ use crate::server::{Server, ServerConfig, StartError};
 use idempo_protocol::BatchHeader;
 use idempo_sim::SimConfig;
 use idempo_sim::checker::{self, BatchLedger, CheckReport, Delivery, KnownFaults, Workload};
+use idempo_sim::config::ConfigError;
 use idempo_sim::engine::producer_config;
 use std::fmt::{self, Write as _};
 use std::io;
@@ -53,7 +54,7 @@ pub struct TcpReport {
 #[derive(Debug)]
 pub enum HarnessError {
     /// The run's settings are refused.
-    Config(String),
+    Config(ConfigError),
     /// The tokio runtime did not start.
     Runtime(io::Error),
     /// `--bootstrap` does not resolve.
@@ -85,7 +86,7 @@ pub enum HarnessError {
 impl fmt::Display for HarnessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HarnessError::Config(why) => write!(f, "{why}"),
+            HarnessError::Config(e) => write!(f, "{e}"),
             HarnessError::Runtime(e) => write!(f, "cannot start the tokio runtime: {e}"),
             HarnessError::Bootstrap {
                 address,
@@ -110,9 +111,7 @@ impl std::error::Error for HarnessError {}
 /// Runs `config`'s workload against `bootstrap` (`None`: an idempo broker started here on
 /// loopback) through a fault proxy, and checks what the broker kept.
 pub fn run(config: &SimConfig, bootstrap: Option<&str>) -> Result<TcpReport, HarnessError> {
-    config
-        .validate()
-        .map_err(|e| HarnessError::Config(e.to_string()))?;
+    config.validate().map_err(HarnessError::Config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -176,8 +176,8 @@ pub fn main(name: &str, args: &ProxyArgs) -> ExitCode {
         let proxy = match Proxy::bind(config.clone()).await {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("{name}: cannot listen on --listen {}: {e}", args.listen);
-                return ExitCode::FAILURE;
+                eprintln!("{name}: --listen {}: {e}", args.listen);
+                return ExitCode::from(2);
             }
         };
         let listening = proxy
