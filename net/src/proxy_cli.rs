@@ -152,8 +152,9 @@ impl ProxyArgs {
 }
 
 /// Runs the proxy the flags describe until Ctrl-C or SIGTERM, then prints the fault counts.
-/// Logs go to stderr (`RUST_LOG`). `name` is the command as the user typed it, for messages. Exit status: 0 after a clean
-/// stop, 2 for settings refused, 1 when the proxy cannot start (the address is taken).
+/// Logs go to stderr (`RUST_LOG`). `name` is the command as the user typed it, for messages.
+/// Exit status: 0 after a clean stop, 2 for settings refused or an address that cannot be
+/// listened on (the message names `--listen`), 1 when the runtime cannot start.
 pub fn main(name: &str, args: &ProxyArgs) -> ExitCode {
     crate::process::init_logging();
     let config = args.config();
