@@ -7,6 +7,8 @@
 //! - `acks = -1`: the broker must answer only once the batch is fully written, or a retry could
 //!   race an append that is still replicating.
 //! - `retries >= 1`: deduplication exists to make retries safe; without them it has nothing to do.
+//! - `max_in_flight <= 5` ([`MAX_IN_FLIGHT_FOR_IDEMPOTENCE`]), whatever the broker's window: Kafka
+//!   4.0's `ProducerConfig` refuses more (3.x warned and turned idempotence off).
 //! - `max_in_flight <= broker_dedup_window` (5 in Kafka, `NUM_BATCHES_TO_RETAIN`): the broker
 //!   remembers the last five batches of each producer on each partition. With one batch per
 //!   partition per request and at most five requests in flight, any batch that is retried
@@ -19,8 +21,117 @@
 //! it explicitly. Here idempotence is always explicit, so a conflict is always a
 //! [`ConfigError`]. The one escape hatch, [`ProducerConfig::allow_unsafe_max_in_flight`], exists
 //! so that the simulator can show what goes wrong above the window.
+//!
+//! [`ProducerConfig::client_profile`] chooses between Kafka's Java client exactly
+//! ([`ClientProfile::Java`], the default) and idempo's improvements on it
+//! ([`ClientProfile::Idempo`]); the crate documentation lists each difference.
 
 use std::fmt;
+use std::str::FromStr;
+
+/// Kafka's `MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION_FOR_IDEMPOTENCE`: with idempotence on, Kafka
+/// 4.0's `ProducerConfig` refuses `max.in.flight.requests.per.connection` above 5.
+pub const MAX_IN_FLIGHT_FOR_IDEMPOTENCE: usize = 5;
+
+/// Which client the producer behaves as where idempo departs from Kafka's Java client.
+///
+/// The table of differences, each with the Kafka source it departs from, is in the crate
+/// documentation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ClientProfile {
+    /// Kafka's Java client 3.9/4.x exactly: every idempo improvement off. The default, because
+    /// users study Kafka.
+    #[default]
+    Java,
+    /// Every idempo improvement on, `first_batch_alone` included.
+    Idempo,
+}
+
+impl ClientProfile {
+    /// Every profile, in declaration order.
+    pub const ALL: [ClientProfile; 2] = [ClientProfile::Java, ClientProfile::Idempo];
+
+    /// The name used on command lines: `java` or `idempo`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientProfile::Java => "java",
+            ClientProfile::Idempo => "idempo",
+        }
+    }
+}
+
+impl fmt::Display for ClientProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A client profile name that is neither `java` nor `idempo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownClientProfile(pub String);
+
+impl fmt::Display for UnknownClientProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown client profile {:?}: expected java or idempo",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownClientProfile {}
+
+impl FromStr for ClientProfile {
+    type Err = UnknownClientProfile;
+
+    fn from_str(s: &str) -> Result<ClientProfile, UnknownClientProfile> {
+        ClientProfile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownClientProfile(s.to_string()))
+    }
+}
+
+/// The idempo improvements in force, one switch per difference from Kafka's Java client
+/// (see the crate documentation's table). [`ProducerConfig::improvements`] derives them from
+/// the profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Improvements {
+    /// Answers to an attempt made before an epoch bump rewrote the batch are recognised by
+    /// the batch's generation: a stale error is not acted on, a stale acknowledgement
+    /// delivers the batch and closes its sequence hole. Java feeds both to its ordinary rules.
+    pub stale_answer_generations: bool,
+    /// Any sent batch that expires makes its partition unresolved. Java requires the batch to
+    /// have been retried (`ProducerBatch.inRetry()`).
+    pub unresolve_on_any_expired_sent_batch: bool,
+    /// A batch that expires while on the wire stays in its partition's in-flight set until
+    /// its request ends. Java removes it at expiry.
+    pub keep_expired_batches_in_flight: bool,
+    /// After a producer id reset the asking partitions are re-stamped when the new id
+    /// arrives. Java re-stamps them at once under no producer id.
+    pub restamp_after_producer_id_reset: bool,
+    /// A drain skips a partition that must not send and goes on with the others. Java's
+    /// drain stops at it (and starts there next time).
+    pub drain_past_blocked_partition: bool,
+    /// See [`ProducerConfig::first_batch_alone`].
+    pub first_batch_alone: bool,
+}
+
+impl Improvements {
+    /// The switches of a profile, with `first_batch_alone` also on when asked for alone.
+    pub fn of(profile: ClientProfile, first_batch_alone: bool) -> Improvements {
+        let on = profile == ClientProfile::Idempo;
+        Improvements {
+            stale_answer_generations: on,
+            unresolve_on_any_expired_sent_batch: on,
+            keep_expired_batches_in_flight: on,
+            restamp_after_producer_id_reset: on,
+            drain_past_blocked_partition: on,
+            first_batch_alone: on || first_batch_alone,
+        }
+    }
+}
 
 /// Settings of a [`Producer`](crate::Producer). Field names follow Kafka's configuration keys
 /// (`max.in.flight.requests.per.connection` is `max_in_flight`); units come last.
@@ -60,7 +171,13 @@ pub struct ProducerConfig {
     /// second with a gap in front of it; the first's retry is then refused, the producer bumps
     /// its epoch and re-stamps both, and the second is written twice. Sending the first batch
     /// alone costs one round trip per partition per producer id and closes that hole.
+    ///
+    /// [`ClientProfile::Idempo`] turns it on; under [`ClientProfile::Java`] this field turns
+    /// it on alone.
     pub first_batch_alone: bool,
+    /// Kafka's Java client exactly ([`ClientProfile::Java`], the default) or with every idempo
+    /// improvement ([`ClientProfile::Idempo`]).
+    pub client_profile: ClientProfile,
 }
 
 impl Default for ProducerConfig {
@@ -76,6 +193,7 @@ impl Default for ProducerConfig {
             retry_backoff_ms: 100,
             acks: -1,
             first_batch_alone: false,
+            client_profile: ClientProfile::Java,
         }
     }
 }
@@ -83,6 +201,12 @@ impl Default for ProducerConfig {
 /// A setting, or a combination of settings, that the producer refuses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
+    /// `max_in_flight` is above Kafka's limit of 5 for idempotence
+    /// ([`MAX_IN_FLIGHT_FOR_IDEMPOTENCE`]), and `allow_unsafe_max_in_flight` is not set.
+    MaxInFlightAboveIdempotenceLimit {
+        /// The configured `max_in_flight`.
+        max_in_flight: usize,
+    },
     /// `max_in_flight` is above the broker's dedup window while idempotence is on, and
     /// `allow_unsafe_max_in_flight` is not set.
     MaxInFlightAboveDedupWindow {
@@ -122,6 +246,12 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ConfigError::MaxInFlightAboveIdempotenceLimit { max_in_flight } => write!(
+                f,
+                "max_in_flight {max_in_flight} above {MAX_IN_FLIGHT_FOR_IDEMPOTENCE} with \
+                 idempotence on: Kafka refuses it whatever the dedup window (set \
+                 allow_unsafe_max_in_flight to experiment)"
+            ),
             ConfigError::MaxInFlightAboveDedupWindow {
                 max_in_flight,
                 broker_dedup_window,
@@ -201,13 +331,26 @@ impl ProducerConfig {
         if self.broker_dedup_window == 0 {
             return Err(ConfigError::ZeroDedupWindow);
         }
-        if self.max_in_flight > self.broker_dedup_window && !self.allow_unsafe_max_in_flight {
+        if self.allow_unsafe_max_in_flight {
+            return Ok(());
+        }
+        if self.max_in_flight > self.broker_dedup_window {
             return Err(ConfigError::MaxInFlightAboveDedupWindow {
                 max_in_flight: self.max_in_flight,
                 broker_dedup_window: self.broker_dedup_window,
             });
         }
+        if self.max_in_flight > MAX_IN_FLIGHT_FOR_IDEMPOTENCE {
+            return Err(ConfigError::MaxInFlightAboveIdempotenceLimit {
+                max_in_flight: self.max_in_flight,
+            });
+        }
         Ok(())
+    }
+
+    /// The idempo improvements in force under this configuration's profile.
+    pub fn improvements(&self) -> Improvements {
+        Improvements::of(self.client_profile, self.first_batch_alone)
     }
 }
 
@@ -250,6 +393,91 @@ mod tests {
             c.validate(),
             Ok(()),
             "without idempotence any max_in_flight is allowed"
+        );
+    }
+
+    #[test]
+    fn more_than_five_in_flight_is_refused_whatever_the_dedup_window() {
+        let mut c = ProducerConfig {
+            max_in_flight: 6,
+            broker_dedup_window: 10,
+            ..ProducerConfig::default()
+        };
+        let err = c.validate().unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::MaxInFlightAboveIdempotenceLimit { max_in_flight: 6 }
+        );
+        assert!(err.to_string().contains("max_in_flight 6 above 5"));
+        c.max_in_flight = 5;
+        assert_eq!(c.validate(), Ok(()), "5 is Kafka's limit, allowed");
+        c.max_in_flight = 6;
+        c.allow_unsafe_max_in_flight = true;
+        assert_eq!(c.validate(), Ok(()), "the experiment flag still allows it");
+        c.allow_unsafe_max_in_flight = false;
+        c.idempotence = false;
+        assert_eq!(c.validate(), Ok(()), "the limit is idempotence's only");
+    }
+
+    #[test]
+    fn client_profile_names_round_trip_and_java_is_the_default() {
+        assert_eq!(
+            ProducerConfig::default().client_profile,
+            ClientProfile::Java
+        );
+        for p in ClientProfile::ALL {
+            assert_eq!(p.name().parse::<ClientProfile>(), Ok(p));
+            assert_eq!(p.to_string(), p.name());
+        }
+        let err = "kafka".parse::<ClientProfile>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown client profile \"kafka\": expected java or idempo"
+        );
+    }
+
+    #[test]
+    fn java_profile_turns_every_improvement_off_and_idempo_turns_them_on() {
+        let java = ProducerConfig::default().improvements();
+        assert_eq!(
+            java,
+            Improvements {
+                stale_answer_generations: false,
+                unresolve_on_any_expired_sent_batch: false,
+                keep_expired_batches_in_flight: false,
+                restamp_after_producer_id_reset: false,
+                drain_past_blocked_partition: false,
+                first_batch_alone: false,
+            }
+        );
+        let idempo = ProducerConfig {
+            client_profile: ClientProfile::Idempo,
+            ..ProducerConfig::default()
+        }
+        .improvements();
+        assert_eq!(
+            idempo,
+            Improvements {
+                stale_answer_generations: true,
+                unresolve_on_any_expired_sent_batch: true,
+                keep_expired_batches_in_flight: true,
+                restamp_after_producer_id_reset: true,
+                drain_past_blocked_partition: true,
+                first_batch_alone: true,
+            }
+        );
+        let java_with_guard = ProducerConfig {
+            first_batch_alone: true,
+            ..ProducerConfig::default()
+        }
+        .improvements();
+        assert_eq!(
+            java_with_guard,
+            Improvements {
+                first_batch_alone: true,
+                ..java
+            },
+            "first_batch_alone can be turned on alone"
         );
     }
 

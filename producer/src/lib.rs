@@ -107,7 +107,10 @@ mod in_flight;
 mod sequencer;
 
 pub use batch::DeliveryHandle;
-pub use config::{ConfigError, ProducerConfig};
+pub use config::{
+    ClientProfile, ConfigError, Improvements, MAX_IN_FLIGHT_FOR_IDEMPOTENCE, ProducerConfig,
+    UnknownClientProfile,
+};
 pub use delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 pub use event::{BumpReason, EVENTS_MAX, ProducerEvent};
 pub use producer::Producer;

@@ -57,7 +57,10 @@
 //!                                or the batch is the one right after the unresolved
 //!                                sequence) and the batch is retried
 //! UNKNOWN_PRODUCER_ID            log start offset -1 or batch already rewritten: retry;
-//!                                otherwise bump and retry
+//!                                otherwise bump and retry. If it fails the batch for good
+//!                                (retries or delivery timeout spent) the partition asks for a
+//!                                bump, as for OUT_OF_ORDER_SEQUENCE_NUMBER (Java's
+//!                                UnknownProducerIdException extends OutOfOrderSequenceException)
 //! INVALID_PRODUCER_EPOCH and     the batch fails (Definite unless an earlier attempt's outcome
 //! other non-retriable errors     is unknown); if retries were not exhausted the partition
 //!                                asks for a bump, since its sequence may now be a hole
@@ -65,6 +68,11 @@
 //! PRODUCER_FENCED,
 //! UNSUPPORTED_VERSION
 //! ```
+//!
+//! InitProducerId answers: a retriable error is retried after `retry_backoff_ms`;
+//! `CLUSTER_AUTHORIZATION_FAILED` is recoverable since Kafka 3.6 (KAFKA-13668): the next
+//! `poll_request` fails every pending batch and asks for an id again at once
+//! (`Sender.shouldHandleAuthorizationError`); any other error is fatal.
 //!
 //! # Epoch bumps and stale answers
 //!
@@ -232,6 +240,9 @@ pub struct Producer {
     producer_epoch: ProducerEpoch,
     /// Set once the producer failed fatally.
     fatal_error: Option<ErrorCode>,
+    /// InitProducerId was refused with `CLUSTER_AUTHORIZATION_FAILED`: the next
+    /// `poll_request` fails the pending batches and asks again (Kafka's abortable error).
+    authorization_error: Option<ErrorCode>,
     /// InitProducerId backoff after a failure.
     init_retry_not_before_ms: u64,
     /// Every batch without an outcome (plus reported batches still on the wire), by handle.
@@ -263,6 +274,7 @@ impl Producer {
             producer_id: ProducerId::NONE,
             producer_epoch: ProducerEpoch::NONE,
             fatal_error: None,
+            authorization_error: None,
             init_retry_not_before_ms: 0,
             batches: BTreeMap::new(),
             deadlines: BTreeSet::new(),
@@ -337,6 +349,9 @@ impl Producer {
             return None;
         }
         if self.config.idempotence {
+            if let Some(code) = self.authorization_error.take() {
+                self.abort_batches(FailureReason::Broker(code));
+            }
             if self.producer_id.is_some() {
                 self.maybe_resolve_sequences();
                 self.maybe_bump_epoch();
@@ -424,6 +439,9 @@ impl Producer {
         }
         if self.fatal_error.is_some() {
             return wakeup;
+        }
+        if self.authorization_error.is_some() {
+            consider(self.now_ms);
         }
         if self.config.idempotence
             && !self.producer_id.is_some()
@@ -613,8 +631,17 @@ impl Producer {
                 reason,
                 fatal: false,
             });
+        } else if code == ErrorCode::ClusterAuthorizationFailed {
+            // Kafka 3.6+ (KAFKA-13668): InitProducerIdHandler makes this an abortable error,
+            // and the Sender's next runOnce (shouldHandleAuthorizationError) fails the pending
+            // batches and goes back to UNINITIALIZED, which asks for a producer id again.
+            self.event(ProducerEvent::ProducerIdRequestFailed {
+                reason: FailureReason::Broker(code),
+                fatal: false,
+            });
+            self.authorization_error = Some(code);
         } else {
-            // Kafka's InitProducerIdHandler: authorization and unexpected errors are fatal.
+            // Kafka's InitProducerIdHandler: other unexpected errors are fatal.
             self.event(ProducerEvent::ProducerIdRequestFailed {
                 reason: FailureReason::Broker(code),
                 fatal: true,
@@ -1251,6 +1278,10 @@ impl Producer {
             self.enter_fatal(code);
         } else if code == ErrorCode::OutOfOrderSequenceNumber {
             self.request_epoch_bump(batch.partition, BumpReason::OutOfOrderSequence);
+        } else if code == ErrorCode::UnknownProducerId {
+            // Java's UnknownProducerIdException extends OutOfOrderSequenceException, so
+            // handleFailedBatch bumps for it whatever `adjust_sequences` says.
+            self.request_epoch_bump(batch.partition, BumpReason::UnknownProducerId);
         } else if adjust_sequences {
             self.request_epoch_bump(batch.partition, BumpReason::FailedBatch(code));
         }
@@ -1264,15 +1295,21 @@ impl Producer {
         self.fatal_error = Some(code);
         self.event(ProducerEvent::FatalError { error: code });
         self.in_flight.drain_all().for_each(drop);
-        self.deadlines.clear();
         self.partitions_to_rewrite.clear();
+        self.abort_batches(FailureReason::Fatal(code));
+    }
+
+    /// Kafka's `RecordAccumulator.abortBatches`: every batch without an outcome fails, sent
+    /// or not. An answer that still arrives for one of them finds no batch and is ignored.
+    fn abort_batches(&mut self, reason: FailureReason) {
+        self.deadlines.clear();
         for part in self.partitions.values_mut() {
             part.queue.clear();
             part.entry.in_flight.clear();
         }
         let batches = std::mem::take(&mut self.batches);
         for batch in batches.into_values().filter(|b| !b.reported) {
-            self.report_batch_failure(&batch, FailureReason::Fatal(code));
+            self.report_batch_failure(&batch, reason);
         }
     }
 

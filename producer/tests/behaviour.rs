@@ -743,24 +743,34 @@ fn idempotence_off_sends_no_producer_id_and_retries_plainly() {
     assert_eq!(p.stats().init_producer_id_requests_sent, 0);
 }
 
-#[test]
-fn cluster_authorization_failure_is_fatal() {
-    let mut p = Producer::new(config()).unwrap();
-    p.send(0, records(1), 0);
-    let init = p.poll_request(0).unwrap();
-    let mut refused = init_ok(init.correlation_id, ProducerId::NONE, ProducerEpoch::NONE);
+fn refused_init(correlation_id: i32, error_code: ErrorCode) -> idempo_protocol::ResponseFrame {
+    let mut refused = init_ok(correlation_id, ProducerId::NONE, ProducerEpoch::NONE);
     if let idempo_protocol::Response::InitProducerId(r) = &mut refused.response {
-        r.error_code = ErrorCode::ClusterAuthorizationFailed;
+        r.error_code = error_code;
     }
-    p.on_response(refused, 1);
+    refused
+}
+
+#[test]
+fn cluster_authorization_failure_on_produce_is_fatal() {
+    let mut p = ready(config());
+    p.send(0, records(1), 0);
+    p.send(1, records(1), 0);
+    let (c1, _) = poll_produce(&mut p, 0).unwrap();
+    p.on_response(
+        answer(
+            c1,
+            &[
+                (0, ErrorCode::ClusterAuthorizationFailed, -1),
+                (1, ErrorCode::ClusterAuthorizationFailed, -1),
+            ],
+        ),
+        1,
+    );
     assert_eq!(p.fatal_error(), Some(ErrorCode::ClusterAuthorizationFailed));
-    assert!(matches!(
-        p.poll_delivery().unwrap().result,
-        Err(DeliveryError::Definite {
-            reason: FailureReason::Fatal(_),
-            ..
-        })
-    ));
+    let reports = deliveries(&mut p);
+    assert_eq!(reports.len(), 2, "every batch fails");
+    assert!(reports.iter().all(|r| r.result.is_err()));
     p.send(0, records(1), 2);
     assert!(
         p.poll_delivery().unwrap().result.is_err(),
@@ -768,6 +778,116 @@ fn cluster_authorization_failure_is_fatal() {
     );
     assert!(p.poll_request(2).is_none());
     assert!(p.is_idle());
+}
+
+/// Kafka 3.6+ (KAFKA-13668): an authorization failure on InitProducerId is not fatal. The
+/// pending batches fail, the producer goes back to uninitialized and asks for an id again;
+/// once authorized, later sends go through.
+#[test]
+fn cluster_authorization_failure_on_init_producer_id_fails_pending_batches_and_asks_again() {
+    let mut p = Producer::new(config()).unwrap();
+    let pending = p.send(0, records(1), 0);
+    let init = p.poll_request(0).unwrap();
+    p.on_response(
+        refused_init(init.correlation_id, ErrorCode::ClusterAuthorizationFailed),
+        1,
+    );
+    assert_eq!(p.fatal_error(), None, "not fatal since Kafka 3.6");
+    assert_eq!(p.next_wakeup_ms(), Some(1), "the abort is due at once");
+    let again = p
+        .poll_request(1)
+        .expect("InitProducerId again, without a backoff");
+    assert!(matches!(again.request, Request::InitProducerId(_)));
+    let report = p.poll_delivery().expect("the pending batch failed");
+    assert_eq!(report.handle, pending);
+    assert_eq!(
+        report.result,
+        Err(DeliveryError::Definite {
+            reason: FailureReason::Broker(ErrorCode::ClusterAuthorizationFailed),
+            attempts: 0
+        })
+    );
+    p.on_response(init_ok(again.correlation_id, PID, ProducerEpoch(0)), 2);
+    let later = p.send(0, records(1), 2);
+    let (c, sent) = poll_produce(&mut p, 2).expect("authorized now: the batch goes out");
+    assert_eq!(
+        (sent[0].producer_id, sent[0].base_sequence),
+        (PID, Sequence(0))
+    );
+    p.on_response(answer(c, &[(0, ErrorCode::None, 0)]), 3);
+    let report = p.poll_delivery().unwrap();
+    assert_eq!(report.handle, later);
+    assert!(report.result.is_ok());
+}
+
+#[test]
+fn other_init_producer_id_errors_are_fatal() {
+    let mut p = Producer::new(config()).unwrap();
+    p.send(0, records(1), 0);
+    let init = p.poll_request(0).unwrap();
+    p.on_response(
+        refused_init(init.correlation_id, ErrorCode::InvalidRequest),
+        1,
+    );
+    assert_eq!(p.fatal_error(), Some(ErrorCode::InvalidRequest));
+    assert!(matches!(
+        p.poll_delivery().unwrap().result,
+        Err(DeliveryError::Definite {
+            reason: FailureReason::Fatal(ErrorCode::InvalidRequest),
+            ..
+        })
+    ));
+    assert!(p.poll_request(2).is_none());
+}
+
+/// Java's `UnknownProducerIdException` extends `OutOfOrderSequenceException`, so
+/// `handleFailedBatch` asks for an epoch bump when 59 fails a batch for good, even after its
+/// retries ran out (when other failures leave the sequences alone).
+#[test]
+fn unknown_producer_id_failing_a_batch_for_good_bumps_the_epoch() {
+    let mut p = ready(ProducerConfig {
+        retries: 1,
+        ..config()
+    });
+    p.send(0, records(1), 0);
+    let (c1, _) = poll_produce(&mut p, 0).unwrap();
+    p.on_response(answer(c1, &[(0, ErrorCode::NetworkException, -1)]), 1);
+    let (c2, _) = poll_produce(&mut p, 101).unwrap();
+    p.on_response(answer(c2, &[(0, ErrorCode::UnknownProducerId, -1)]), 102);
+    let failed = p.poll_delivery().unwrap();
+    assert!(failed.result.is_err(), "retries exhausted: the batch fails");
+    assert!(events(&mut p).contains(&ProducerEvent::EpochBumpRequested {
+        partition: 0,
+        reason: BumpReason::UnknownProducerId
+    }));
+    p.send(0, records(1), 103);
+    let (_, sent) = poll_produce(&mut p, 103).unwrap();
+    assert_eq!(
+        (sent[0].epoch, sent[0].base_sequence),
+        (ProducerEpoch(1), Sequence(0))
+    );
+}
+
+/// Other failures after the retries ran out leave the sequences alone: whether the
+/// sequence was taken is unknown (Sender.completeBatch, `attempts < retries`).
+#[test]
+fn retriable_failure_after_retries_ran_out_does_not_bump() {
+    let mut p = ready(ProducerConfig {
+        retries: 1,
+        ..config()
+    });
+    p.send(0, records(1), 0);
+    let (c1, _) = poll_produce(&mut p, 0).unwrap();
+    p.on_response(answer(c1, &[(0, ErrorCode::NetworkException, -1)]), 1);
+    let (c2, _) = poll_produce(&mut p, 101).unwrap();
+    p.on_response(answer(c2, &[(0, ErrorCode::NetworkException, -1)]), 102);
+    assert!(p.poll_delivery().unwrap().result.is_err());
+    p.send(0, records(1), 103);
+    let (_, sent) = poll_produce(&mut p, 103).unwrap();
+    assert_eq!(
+        (sent[0].epoch, sent[0].base_sequence),
+        (ProducerEpoch(0), Sequence(1))
+    );
 }
 
 #[test]
