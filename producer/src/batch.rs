@@ -46,6 +46,8 @@ pub(crate) struct ProducerBatch {
     pub sequence_has_been_reset: bool,
     /// Earliest time a retry may be drained (`retry_backoff_ms` after the last failure).
     pub retry_not_before_ms: u64,
+    /// Kafka's `inRetry()`: the batch went back to its queue at least once.
+    pub in_retry: bool,
     /// Some attempt ended without a definite "not appended" answer.
     pub possibly_persisted: bool,
     /// Correlation id of the request that carries the batch now, if any. A batch is in at
@@ -101,6 +103,7 @@ impl ProducerBatch {
             drain_order: 0,
             sequence_has_been_reset: false,
             retry_not_before_ms: 0,
+            in_retry: false,
             possibly_persisted: false,
             on_wire: None,
             reported: false,

@@ -35,10 +35,10 @@
 //! the very same bytes: a retry never changes id, epoch or sequence. With more than five
 //! requests in flight, A could have left the broker's window by step 5, and the broker would
 //! answer `OUT_OF_ORDER_SEQUENCE_NUMBER` instead. That is why `max_in_flight` above
-//! `broker_dedup_window` is refused.
+//! `broker_dedup_window`, or above Kafka's limit of 5, is refused.
 //!
 //! When sequences can no longer be trusted (a real gap, a batch that failed for good, a
-//! batch that expired after it was sent), the producer bumps its epoch locally (KIP-360) and
+//! retried batch that expired), the producer bumps its epoch locally (KIP-360) and
 //! restarts that partition's sequences at 0. The broker accepts sequence 0 from a higher
 //! epoch and fences the old one. The rules, the drain gates and the handling of answers that
 //! arrive after such a bump are the essay of the [`producer`] module.
@@ -49,7 +49,7 @@
 //! Both are described at the end of the [`producer`] essay.
 //!
 //! ## Layout
-//! - [`config`]: `ProducerConfig` with Kafka's defaults, and `ConfigError`.
+//! - [`config`]: `ProducerConfig` with Kafka's defaults, `ClientProfile`, and `ConfigError`.
 //! - `batch`: `ProducerBatch` (a `send()` and its wire bytes) and [`DeliveryHandle`].
 //! - `sequencer`: the per-partition sequence state (`TxnPartitionEntry`).
 //! - `accumulator`: the per-partition queues and `insertInSequenceOrder`.
@@ -67,19 +67,58 @@
 //!   batch, so batch splitting after `MESSAGE_TOO_LARGE` does not exist (that error fails the
 //!   batch). A Produce request takes one ready batch from every partition.
 //! - **Fixed retry backoff.** Kafka 3.7+ backs off exponentially up to `retry.backoff.max.ms`.
-//! - **Stale answers after a bump** are recognised by a per-batch generation. A stale error is
-//!   not acted on, and a stale acknowledgement delivers the batch and closes its sequence hole
-//!   (see [`producer`]). Java feeds both to its ordinary rules.
-//! - **Expired batches on the wire** are reported at once but stay in the partition's
-//!   in-flight set until their request ends, so a late acknowledgement can resolve the
-//!   partition. Java drops them from the set at expiry. Any sent batch that expires makes its
-//!   partition unresolved; Java requires it to have been retried (`inRetry()`).
 //! - **Definite versus possibly persisted** is tracked per batch, as librdkafka's
 //!   `NOT_PERSISTED` / `POSSIBLY_PERSISTED`; Java reports only the exception.
-//! - **Producer id reset** at epoch `i16::MAX`: the partitions that asked for the bump are
-//!   re-stamped when the new id arrives, not re-stamped under `NONE` first.
 //! - **acks = 0** completes batches as soon as they are drained, with offset -1.
 //! - No transactions: the transactional branches of every rule are left out.
+//!
+//! ## Client profiles
+//!
+//! [`ProducerConfig::client_profile`] chooses the client. [`ClientProfile::Java`], the
+//! default, is Kafka's Java client 3.9/4.x exactly: every idempo improvement off, because users
+//! study Kafka. [`ClientProfile::Idempo`] turns every improvement on. Each difference has its
+//! switch in [`Improvements`] and its pair of behaviour tests in `producer/tests/profiles.rs`:
+//!
+//! ```text
+//! difference            java (Kafka source)                        idempo
+//! stale answers after   an answer to an attempt made before the    recognised by the batch's
+//! an epoch bump         bump goes to the ordinary rules:           generation: a stale error
+//!                       Sender.completeBatch -> canRetry (a stale  is not acted on; a stale
+//!                       INVALID_PRODUCER_EPOCH fails the batch),   ack delivers the batch and
+//!                       a stale ack completes it and leaves a      moves the later batches
+//!                       sequence hole (handleCompletedBatch)       down into its slot
+//! unresolved partition  only for an expired batch that was         for any expired batch that
+//!                       retried: Sender.sendProducerData,          was sent
+//!                       `expiredBatch.inRetry()`
+//! expired batch on the  removed from the in-flight set at expiry   kept in the set until its
+//! wire                  (TransactionManager.handleFailedBatch ->   request ends, so its own
+//!                       removeInFlightBatch); a late ack still     late ack can resolve the
+//!                       moves lastAckedSequence, whatever its      partition; learnt from
+//!                       epoch (Sender.completeBatch ->             only under the partition's
+//!                       handleCompletedBatch)                      epoch
+//! producer id reset at  the asking partitions are re-stamped at    re-stamped under the new
+//! epoch i16::MAX        once under ProducerIdAndEpoch.NONE         producer id when it
+//!                       (TransactionManager.                       arrives
+//!                       bumpIdempotentProducerEpoch): their
+//!                       retries go out with no producer id
+//! blocked partition in  the drain stops at it, and the next drain  skipped; the drain goes on
+//! a drain               starts there (RecordAccumulator.           with the other partitions,
+//!                       drainBatchesForOneNode: `break`,           from the lowest each time
+//!                       nodesDrainIndex)
+//! first batch alone     not in Kafka: a partition's second batch   a partition sends one batch
+//!                       goes out before the first is acknowledged  until the broker has
+//!                                                                  acknowledged one under the
+//!                                                                  producer id
+//! ```
+//!
+//! `first_batch_alone` can also be turned on alone under the java profile
+//! ([`ProducerConfig::first_batch_alone`]).
+//!
+//! Under both profiles sequences are compared wrap-aware at `i32::MAX` (the broker's rule);
+//! Java's client compares raw `int`s there (`maybeUpdateLastAckedSequence`, `isNextSequence`),
+//! which only matters after 2^31 records on one partition and one epoch.
+//!
+//! ## librdkafka
 //!
 //! Where **librdkafka** differs (docs/KAFKA-RULES.md §2.9), this crate follows Java:
 //!

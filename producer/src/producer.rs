@@ -17,7 +17,8 @@
 //! (delivery timeouts first, then request timeouts, as `sendProducerData` expires batches
 //! before the network client times requests out), `maybeResolveSequences`,
 //! `bumpIdempotentEpochAndResetIdIfNeeded`, InitProducerId if there is no producer id, then
-//! drain at most one batch per partition into one Produce request.
+//! drain at most one batch per partition into one Produce request (java profile: the drain
+//! stops at the first partition that must not send, as Java's does; idempo: it skips it).
 //!
 //! # Draining (docs/KAFKA-RULES.md §2.4, §2.5)
 //!
@@ -86,8 +87,9 @@
 //! As in Kafka, the re-stamp happens while some of those batches may still be on the wire
 //! under the old epoch. A batch is in at most one request at a time, so when such an answer
 //! arrives the batch's new state has never been sent. Each re-stamp increments the batch's
-//! `generation`, and each request remembers the generation it carried; an answer for an older
-//! generation is *stale*:
+//! `generation`, and each request remembers the generation it carried; under the idempo
+//! profile an answer for an older generation is *stale* (the java profile, as Java, feeds it
+//! to the ordinary rules):
 //!
 //! - A stale error is not acted on (it describes the old epoch, which the broker now fences
 //!   with `INVALID_PRODUCER_EPOCH` or `OUT_OF_ORDER_SEQUENCE_NUMBER`); the batch is re-queued
@@ -126,15 +128,16 @@
 //! inside the broker's dedup window; see `max_in_flight` in [`crate::config`]. A batch still without an
 //! outcome `delivery_timeout_ms` after `send()` fails: `Definite` if it was never sent (or every
 //! attempt was refused outright), `PossiblyPersisted` otherwise. A sent batch that expires makes
-//! its partition *unresolved*, with `unresolved_next_sequence = max(existing, last_seq + 1)`. An
-//! expired batch that is on the wire is reported at once but kept, invisible to the caller,
-//! until its request ends, so that a late acknowledgement can still prove the partition
-//! consistent. Once an unresolved partition has nothing in flight, it is resolved without a
+//! its partition *unresolved* (java profile: only if it had been retried, as Java's `inRetry()`),
+//! with `unresolved_next_sequence = max(existing, last_seq + 1)`. An expired batch that is on
+//! the wire is reported at once but kept, invisible to the caller, until its request ends, so
+//! that a late acknowledgement can still move `last_acked_sequence`; under the idempo profile
+//! it also stays in the partition's in-flight set until then (Java drops it at expiry). Once an unresolved partition has nothing in flight, it is resolved without a
 //! bump if `last_acked_sequence + 1 == next_sequence`, and bumped otherwise.
 
 use crate::accumulator::Partition;
 use crate::batch::{DeliveryHandle, ProducerBatch};
-use crate::config::{ConfigError, ProducerConfig};
+use crate::config::{ConfigError, Improvements, ProducerConfig};
 use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 use crate::event::{BumpReason, EventLog, ProducerEvent};
 use crate::in_flight::{InFlightKind, InFlightRequest, InFlightRequests, SentBatch};
@@ -157,6 +160,16 @@ enum Answer {
         reason: FailureReason,
         log_start_offset: i64,
     },
+}
+
+/// One partition's turn in a drain.
+enum DrainStep {
+    /// The head batch went into the request.
+    Took(PartitionProduceData, SentBatch),
+    /// Nothing to send here now (empty queue, retry backoff); the drain goes on.
+    Skip,
+    /// The head batch must not be sent (`shouldStopDrainBatchesForPartition`).
+    Blocked,
 }
 
 /// Errors after which Kafka's producer enters its fatal state (`maybeTransitionToErrorState`).
@@ -255,6 +268,10 @@ pub struct Producer {
     /// the reason of the first request.
     partitions_to_rewrite: BTreeMap<i32, BumpReason>,
     in_flight: InFlightRequests,
+    /// The idempo improvements in force (all off under the java profile).
+    improvements: Improvements,
+    /// Partition the next drain starts at under the java profile (Kafka's `nodesDrainIndex`).
+    drain_start: i32,
     next_handle: u64,
     next_correlation_id: i32,
     next_drain_order: u64,
@@ -269,6 +286,7 @@ impl Producer {
     /// A producer with the given settings, or the reason they are refused.
     pub fn new(config: ProducerConfig) -> Result<Producer, ConfigError> {
         config.validate()?;
+        let improvements = config.improvements();
         Ok(Producer {
             config,
             producer_id: ProducerId::NONE,
@@ -281,6 +299,8 @@ impl Producer {
             partitions: BTreeMap::new(),
             partitions_to_rewrite: BTreeMap::new(),
             in_flight: InFlightRequests::default(),
+            improvements,
+            drain_start: 0,
             next_handle: 0,
             next_correlation_id: 0,
             next_drain_order: 0,
@@ -709,6 +729,15 @@ impl Producer {
             });
             self.producer_id = ProducerId::NONE;
             self.producer_epoch = ProducerEpoch::NONE;
+            if !self.improvements.restamp_after_producer_id_reset {
+                // Java's bumpIdempotentProducerEpoch re-stamps the asking partitions at once,
+                // under ProducerIdAndEpoch.NONE.
+                let to_rewrite = std::mem::take(&mut self.partitions_to_rewrite);
+                for p in to_rewrite.into_keys() {
+                    self.start_sequences_at_beginning(p);
+                }
+                return;
+            }
             let asking: Vec<i32> = self.partitions_to_rewrite.keys().copied().collect();
             for p in asking {
                 if let Some(part) = self.partitions.get_mut(&p) {
@@ -790,87 +819,145 @@ impl Producer {
     }
 
     /// Kafka's `drainBatchesForOneNode`: at most one batch per partition.
+    ///
+    /// Under the java profile the drain starts where the last one ended and *stops* at the
+    /// first partition that must not send (`break` in `RecordAccumulator.drainBatchesForOneNode`),
+    /// so the next drain starts at that partition again. Under the idempo profile it starts at
+    /// the lowest partition and skips a blocked partition.
     fn drain(&mut self, now_ms: u64) -> Option<RequestFrame> {
         let correlation_id = self.next_correlation_id;
-        let idempotent = self.config.idempotence;
-        let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
-        let mut data = Vec::new();
-        let mut sent = Vec::new();
-        for (&partition, part) in &mut self.partitions {
-            let Some(&handle) = part.queue.front() else {
-                continue;
-            };
-            let Some(batch) = self.batches.get_mut(&handle) else {
-                part.queue.pop_front();
-                continue;
-            };
-            if batch.attempts > 0 && now_ms < batch.retry_not_before_ms {
-                continue;
-            }
-            if idempotent
-                && Self::should_stop_drain(
-                    &part.entry,
-                    batch,
-                    producer_id,
-                    producer_epoch,
-                    self.config.first_batch_alone,
-                )
-            {
-                continue;
-            }
-            part.queue.pop_front();
-            if idempotent && !batch.has_sequence() {
-                let had_id = part.entry.producer_id.is_some();
-                if part
-                    .entry
-                    .maybe_update_producer_id_and_epoch(producer_id, producer_epoch)
-                    && had_id
-                {
-                    self.events.push(
-                        &mut self.stats,
-                        ProducerEvent::PartitionSequenceReset {
-                            partition,
-                            producer_id,
-                            epoch: producer_epoch,
-                        },
-                    );
+        let skip_blocked = self.improvements.drain_past_blocked_partition;
+        let start = if skip_blocked {
+            i32::MIN
+        } else {
+            self.drain_start
+        };
+        let first = self.partition_at_or_after(start);
+        let (mut cursor, mut last_visited) = (first, None);
+        let (mut data, mut sent) = (Vec::new(), Vec::new());
+        while let Some(partition) = cursor {
+            last_visited = Some(partition);
+            match self.drain_partition(partition, correlation_id, now_ms) {
+                DrainStep::Took(d, s) => {
+                    data.push(d);
+                    sent.push(s);
                 }
-                batch.set_producer_state(producer_id, producer_epoch, part.entry.next_sequence);
-                self.next_drain_order += 1;
-                batch.drain_order = self.next_drain_order;
-                part.entry.next_sequence =
-                    part.entry.next_sequence.wrapping_add(batch.record_count);
-                part.entry.in_flight.push_back(handle);
+                DrainStep::Skip => {}
+                DrainStep::Blocked if skip_blocked => {}
+                DrainStep::Blocked => break,
             }
-            batch.attempts += 1;
-            batch.on_wire = Some(correlation_id);
-            data.push(PartitionProduceData {
-                partition,
-                records: batch.encoded(),
-            });
-            sent.push(SentBatch {
-                handle,
-                partition,
-                generation: batch.generation,
-                producer_id: batch.producer_id(),
-                producer_epoch: batch.producer_epoch(),
-                base_sequence: batch.base_sequence(),
-            });
-            let event = ProducerEvent::BatchSent {
-                handle: batch.handle,
-                partition,
-                producer_id: batch.producer_id(),
-                epoch: batch.producer_epoch(),
-                base_sequence: batch.base_sequence(),
-                last_sequence: batch.last_sequence(),
-                attempt: batch.attempts,
-                correlation_id,
-            };
-            self.events.push(&mut self.stats, event);
+            cursor = partition
+                .checked_add(1)
+                .and_then(|next| self.partition_at_or_after(next))
+                .or_else(|| self.partitions.keys().next().copied())
+                .filter(|&next| Some(next) != first);
+        }
+        if let Some(partition) = last_visited {
+            self.drain_start = partition;
         }
         if data.is_empty() {
             return None;
         }
+        Some(self.send_produce(correlation_id, data, sent, now_ms))
+    }
+
+    /// The lowest known partition at or after `partition`, wrapping to the lowest of all.
+    fn partition_at_or_after(&self, partition: i32) -> Option<i32> {
+        self.partitions
+            .range(partition..)
+            .next()
+            .or_else(|| self.partitions.iter().next())
+            .map(|(&p, _)| p)
+    }
+
+    /// One partition's turn in a drain: its head batch, stamped if new, or why not.
+    fn drain_partition(&mut self, partition: i32, correlation_id: i32, now_ms: u64) -> DrainStep {
+        let idempotent = self.config.idempotence;
+        let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
+        let Some(part) = self.partitions.get_mut(&partition) else {
+            return DrainStep::Skip;
+        };
+        let Some(&handle) = part.queue.front() else {
+            return DrainStep::Skip;
+        };
+        let Some(batch) = self.batches.get_mut(&handle) else {
+            part.queue.pop_front();
+            return DrainStep::Skip;
+        };
+        if batch.attempts > 0 && now_ms < batch.retry_not_before_ms {
+            return DrainStep::Skip;
+        }
+        let first_batch_alone = self.improvements.first_batch_alone;
+        if idempotent
+            && Self::should_stop_drain(
+                &part.entry,
+                batch,
+                producer_id,
+                producer_epoch,
+                first_batch_alone,
+            )
+        {
+            return DrainStep::Blocked;
+        }
+        part.queue.pop_front();
+        if idempotent && !batch.has_sequence() {
+            let had_id = part.entry.producer_id.is_some();
+            if part
+                .entry
+                .maybe_update_producer_id_and_epoch(producer_id, producer_epoch)
+                && had_id
+            {
+                let event = ProducerEvent::PartitionSequenceReset {
+                    partition,
+                    producer_id,
+                    epoch: producer_epoch,
+                };
+                self.events.push(&mut self.stats, event);
+            }
+            assert!(
+                !part.entry.is_stale(producer_id, producer_epoch),
+                "a new batch is stamped only under the producer's current id and epoch"
+            );
+            self.next_drain_order += 1;
+            part.entry.stamp_new_batch(batch, self.next_drain_order);
+        }
+        batch.attempts += 1;
+        batch.on_wire = Some(correlation_id);
+        let data = PartitionProduceData {
+            partition,
+            records: batch.encoded(),
+        };
+        let sent = SentBatch {
+            handle,
+            partition,
+            generation: batch.generation,
+            producer_id: batch.producer_id(),
+            producer_epoch: batch.producer_epoch(),
+            base_sequence: batch.base_sequence(),
+        };
+        let event = ProducerEvent::BatchSent {
+            handle: batch.handle,
+            partition,
+            producer_id: sent.producer_id,
+            epoch: sent.producer_epoch,
+            base_sequence: sent.base_sequence,
+            last_sequence: batch.last_sequence(),
+            attempt: batch.attempts,
+            correlation_id,
+        };
+        self.events.push(&mut self.stats, event);
+        DrainStep::Took(data, sent)
+    }
+
+    /// Puts the drained batches in one Produce request and tracks it (or, with `acks = 0`,
+    /// completes its batches at once).
+    fn send_produce(
+        &mut self,
+        correlation_id: i32,
+        data: Vec<PartitionProduceData>,
+        sent: Vec<SentBatch>,
+        now_ms: u64,
+    ) -> RequestFrame {
         self.next_correlation_id = correlation_id.wrapping_add(1);
         self.stats.requests_sent += 1;
         self.stats.produce_requests_sent += 1;
@@ -899,7 +986,7 @@ impl Producer {
                 kind: InFlightKind::Produce(sent),
             });
         }
-        Some(frame)
+        frame
     }
 
     // ----- answers -----------------------------------------------------------------------
@@ -995,14 +1082,15 @@ impl Producer {
         let batch = &self.batches[&sent.handle];
         if batch.reported {
             self.settle_reported(sent, answer);
-        } else if batch.generation != sent.generation {
+        } else if self.improvements.stale_answer_generations && batch.generation != sent.generation
+        {
             self.handle_stale(correlation_id, sent, answer, now_ms);
         } else {
             match answer {
                 Answer::Acked {
                     base_offset,
                     duplicate,
-                } => self.complete_batch(sent.handle, base_offset, duplicate),
+                } => self.complete_batch(sent, base_offset, duplicate),
                 Answer::Failed {
                     reason,
                     log_start_offset,
@@ -1026,8 +1114,10 @@ impl Producer {
         }
     }
 
-    /// Kafka's `handleCompletedBatch` plus the delivery report.
-    fn complete_batch(&mut self, handle: u64, base_offset: i64, duplicate: bool) {
+    /// Kafka's `handleCompletedBatch` plus the delivery report, which gives the producer
+    /// state the acknowledged attempt carried.
+    fn complete_batch(&mut self, sent: SentBatch, base_offset: i64, duplicate: bool) {
+        let handle = sent.handle;
         let Some(batch) = self.batches.remove(&handle) else {
             return;
         };
@@ -1038,41 +1128,55 @@ impl Producer {
         if let Some(part) = self.partitions.get_mut(&batch.partition)
             && part.entry.remove_in_flight(handle).is_some()
         {
-            Self::record_ack(&mut part.entry, &batch, base_offset);
+            assert!(
+                !part
+                    .entry
+                    .is_stale(batch.producer_id(), batch.producer_epoch()),
+                "a batch in its partition's in-flight set carries the partition's id and epoch"
+            );
+            part.entry
+                .maybe_update_last_acked_sequence(batch.last_sequence());
+            part.entry.acknowledged_producer_id = batch.producer_id();
         }
         let delivered = Delivered {
             base_offset,
-            producer_id: batch.producer_id(),
-            producer_epoch: batch.producer_epoch(),
-            base_sequence: batch.base_sequence(),
+            producer_id: sent.producer_id,
+            producer_epoch: sent.producer_epoch,
+            base_sequence: sent.base_sequence,
             attempts: batch.attempts,
         };
         self.report_delivered(&batch, delivered, duplicate);
     }
 
-    fn record_ack(entry: &mut PartitionEntry, batch: &ProducerBatch, base_offset: i64) {
-        if entry.is_stale(batch.producer_id(), batch.producer_epoch()) {
-            return;
-        }
-        entry.maybe_update_last_acked_sequence(batch.last_sequence());
-        entry.acknowledged_producer_id = batch.producer_id();
-        if base_offset >= 0 {
-            entry.maybe_update_last_acked_offset(base_offset + i64::from(batch.record_count) - 1);
-        }
-    }
-
     /// The answer for a batch already reported (it expired while on the wire): only the
-    /// partition's sequence bookkeeping learns from it.
+    /// partition's sequence bookkeeping learns from an acknowledgement.
+    ///
+    /// Under the idempo profile the batch is still in the in-flight set and counts only if it
+    /// carries the partition's current epoch. Java (`Sender.completeBatch` on a done batch)
+    /// calls `handleCompletedBatch`, which moves `lastAckedSequence` whatever the epoch.
     fn settle_reported(&mut self, sent: SentBatch, answer: Answer) {
         let Some(batch) = self.batches.remove(&sent.handle) else {
             return;
         };
-        if let Some(part) = self.partitions.get_mut(&batch.partition)
-            && part.entry.remove_in_flight(sent.handle).is_some()
-            && let Answer::Acked { base_offset, .. } = answer
+        let keep = self.improvements.keep_expired_batches_in_flight;
+        let Some(part) = self.partitions.get_mut(&batch.partition) else {
+            return;
+        };
+        let tracked = part.entry.remove_in_flight(sent.handle).is_some();
+        let Answer::Acked { .. } = answer else {
+            return;
+        };
+        if keep
+            && (!tracked
+                || part
+                    .entry
+                    .is_stale(batch.producer_id(), batch.producer_epoch()))
         {
-            Self::record_ack(&mut part.entry, &batch, base_offset);
+            return;
         }
+        part.entry
+            .maybe_update_last_acked_sequence(batch.last_sequence());
+        part.entry.acknowledged_producer_id = batch.producer_id();
     }
 
     /// An answer to an attempt made under producer state the batch no longer has.
@@ -1234,6 +1338,7 @@ impl Producer {
             return;
         };
         batch.retry_not_before_ms = retry_at_ms;
+        batch.in_retry = true;
         let event = ProducerEvent::RetryScheduled {
             handle: batch.handle,
             partition: batch.partition,
@@ -1332,44 +1437,39 @@ impl Producer {
             return;
         };
         let reason = FailureReason::DeliveryTimeout;
-        if batch.on_wire.is_some() {
-            // Report now, keep it until its request ends (see the module essay).
+        let (partition, next, in_retry) = (
+            batch.partition,
+            batch.last_sequence().next(),
+            batch.in_retry,
+        );
+        let on_wire = batch.on_wire.is_some();
+        if on_wire {
+            // Report now; keep the batch until its request ends, so that a late
+            // acknowledgement still reaches the sequence bookkeeping (`settle_reported`).
             batch.reported = true;
             let error = batch.failure(reason);
-            let (partition, records, base) = (
-                batch.partition,
-                batch.batch.records.len(),
-                batch.base_sequence(),
-            );
-            let next = batch.last_sequence().next();
+            let (records, base) = (batch.batch.records.len(), batch.base_sequence());
             self.report_failure(DeliveryHandle(handle), partition, records, base, error);
-            self.maybe_mark_unresolved(partition, handle, next);
-            return;
+        } else if let Some(batch) = self.batches.remove(&handle) {
+            self.report_batch_failure(&batch, reason);
         }
-        let Some(batch) = self.batches.remove(&handle) else {
-            return;
-        };
-        let next = batch.last_sequence().next();
-        let mut was_in_flight = false;
-        if let Some(part) = self.partitions.get_mut(&batch.partition) {
+        let keep = on_wire && self.improvements.keep_expired_batches_in_flight;
+        let mut tracked = false;
+        if let Some(part) = self.partitions.get_mut(&partition) {
             part.remove_queued(handle);
-            was_in_flight = part.entry.remove_in_flight(handle).is_some();
+            tracked = if keep {
+                part.entry.in_flight.contains(&handle)
+            } else {
+                part.entry.remove_in_flight(handle).is_some()
+            };
         }
-        self.report_batch_failure(&batch, reason);
-        if was_in_flight {
-            self.mark_unresolved(batch.partition, next);
-        }
-    }
-
-    fn maybe_mark_unresolved(&mut self, partition: i32, handle: u64, next: Sequence) {
-        if !self.config.idempotence {
-            return;
-        }
-        let tracked = self
-            .partitions
-            .get(&partition)
-            .is_some_and(|p| p.entry.in_flight.contains(&handle));
-        if tracked {
+        // Java (Sender.sendProducerData) marks the partition only if the batch was retried.
+        let unresolve = if self.improvements.unresolve_on_any_expired_sent_batch {
+            tracked
+        } else {
+            in_retry
+        };
+        if unresolve {
             self.mark_unresolved(partition, next);
         }
     }

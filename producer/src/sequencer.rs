@@ -11,11 +11,14 @@
 //! producer_id/epoch        whose sequences these are; lags the producer's after a bump
 //! next_sequence            base sequence of the next new batch; wraps at i32::MAX
 //! last_acked_sequence      highest acknowledged last sequence; -1 when none
-//! last_acked_offset        highest acknowledged last offset; -1 when none
 //! in_flight                sequenced batches without an outcome, in sequence order
 //! unresolved_next_sequence set when a sent batch expired: the sequence that must be
 //!                          acknowledged before the partition is known to be consistent
 //! ```
+//!
+//! Kafka's entry also keeps `lastAckedOffset`; only the transactional branch of `canRetry`
+//! reads it (for an idempotent producer both branches of `UNKNOWN_PRODUCER_ID` bump the
+//! epoch), so it is left out.
 //!
 //! The wrap at `i32::MAX` makes "higher" ambiguous. Sequence order is kept by position in
 //! `in_flight` (the order batches were first drained), and the two places that compare
@@ -23,6 +26,7 @@
 //! [`PartitionEntry::mark_unresolved`]) measure distances forward from the last acknowledged
 //! sequence, which is correct as long as fewer than 2^30 records are outstanding.
 
+use crate::batch::ProducerBatch;
 use idempo_protocol::{ProducerEpoch, ProducerId, Sequence};
 use std::collections::VecDeque;
 
@@ -42,8 +46,6 @@ pub(crate) struct PartitionEntry {
     pub next_sequence: Sequence,
     /// Highest acknowledged last sequence, `NONE` when none.
     pub last_acked_sequence: Sequence,
-    /// Highest acknowledged last offset, -1 when none.
-    pub last_acked_offset: i64,
     /// Handles of sequenced batches without an outcome, in sequence order.
     pub in_flight: VecDeque<u64>,
     /// Kafka's `partitionsWithUnresolvedSequences` entry.
@@ -61,7 +63,6 @@ impl PartitionEntry {
             producer_epoch: ProducerEpoch::NONE,
             next_sequence: Sequence(0),
             last_acked_sequence: Sequence::NONE,
-            last_acked_offset: -1,
             in_flight: VecDeque::new(),
             unresolved_next_sequence: None,
             acknowledged_producer_id: ProducerId::NONE,
@@ -85,7 +86,6 @@ impl PartitionEntry {
         self.producer_epoch = producer_epoch;
         self.next_sequence = next_sequence;
         self.last_acked_sequence = Sequence::NONE;
-        self.last_acked_offset = -1;
         self.unresolved_next_sequence = None;
     }
 
@@ -103,6 +103,20 @@ impl PartitionEntry {
         } else {
             false
         }
+    }
+
+    /// Stamps a new batch with this partition's producer state and next sequence, advances
+    /// `next_sequence` past it and tracks it in flight (Kafka's `setProducerState`,
+    /// `incrementSequenceNumber` and `addInFlightBatch` in `drainBatchesForOneNode`).
+    pub fn stamp_new_batch(&mut self, batch: &mut ProducerBatch, drain_order: u64) {
+        assert!(
+            !batch.has_sequence(),
+            "only a new batch is stamped at drain; a retry keeps its sequence"
+        );
+        batch.set_producer_state(self.producer_id, self.producer_epoch, self.next_sequence);
+        batch.drain_order = drain_order;
+        self.next_sequence = self.next_sequence.wrapping_add(batch.record_count);
+        self.in_flight.push_back(batch.handle.0);
     }
 
     /// Kafka's `isNextSequence`: `sequence` is the one right after the last acknowledged.
@@ -123,11 +137,6 @@ impl PartitionEntry {
         if forward > 0 && forward < (1 << 30) {
             self.last_acked_sequence = last_sequence;
         }
-    }
-
-    /// Kafka's `updateLastAckedOffset`.
-    pub fn maybe_update_last_acked_offset(&mut self, last_offset: i64) {
-        self.last_acked_offset = self.last_acked_offset.max(last_offset);
     }
 
     /// Kafka's `markSequenceUnresolved`: `unresolved = max(existing, next_sequence)`.

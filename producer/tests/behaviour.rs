@@ -8,7 +8,8 @@ mod common;
 
 use common::*;
 use idempo_producer::{
-    BumpReason, DeliveryError, FailureReason, Producer, ProducerConfig, ProducerEvent,
+    BumpReason, ClientProfile, DeliveryError, FailureReason, Producer, ProducerConfig,
+    ProducerEvent,
 };
 use idempo_protocol::{ErrorCode, ProducerEpoch, ProducerId, Request, Sequence};
 
@@ -398,9 +399,14 @@ fn timeouts() -> ProducerConfig {
     }
 }
 
+/// Under the idempo profile any sent batch that expires leaves its partition unresolved
+/// (Java needs the batch to have been retried; see `tests/profiles.rs`).
 #[test]
 fn delivery_timeout_of_sent_batch_is_possibly_persisted_and_leaves_partition_unresolved() {
-    let mut p = ready(timeouts());
+    let mut p = ready(ProducerConfig {
+        client_profile: ClientProfile::Idempo,
+        ..timeouts()
+    });
     p.send(0, records(2), 0);
     poll_produce(&mut p, 0).unwrap();
     p.on_timeout(1_000);
@@ -423,19 +429,32 @@ fn delivery_timeout_of_sent_batch_is_possibly_persisted_and_leaves_partition_unr
 
 /// The first batch is retried late (at 550), so it expires at 1 500 while its retry is still
 /// awaited; the second batch is sent behind it.
-fn expire_first_of_two_on_the_wire() -> (Producer, i32, i32) {
-    let mut p = ready(ProducerConfig {
+///
+/// Under the idempo profile partition 0 first has a one-record batch acknowledged, so the
+/// sequences are one higher.
+fn expire_first_of_two_on_the_wire(profile: ProducerConfig) -> (Producer, i32, i32) {
+    let config = ProducerConfig {
         request_timeout_ms: 1_000,
         delivery_timeout_ms: 1_500,
-        ..config()
-    });
+        ..profile
+    };
+    let mut p = if config.client_profile == ClientProfile::Idempo {
+        ready_idempo_acked(config)
+    } else {
+        ready(config)
+    };
+    let shift = if p.config().client_profile == ClientProfile::Idempo {
+        1
+    } else {
+        0
+    };
     p.send(0, records(2), 0);
     let (c1, _) = poll_produce(&mut p, 0).unwrap();
     p.on_request_failed(c1, 450);
     let (c2, _) = poll_produce(&mut p, 550).unwrap();
     p.send(0, records(2), 560);
     let (c3, sent) = poll_produce(&mut p, 560).unwrap();
-    assert_eq!(sent[0].base_sequence, Sequence(2));
+    assert_eq!(sent[0].base_sequence, Sequence(2 + shift));
     p.on_timeout(1_500);
     assert!(
         p.poll_delivery()
@@ -447,9 +466,11 @@ fn expire_first_of_two_on_the_wire() -> (Producer, i32, i32) {
     (p, c2, c3)
 }
 
+/// Under the idempo profile the expired batch stays in flight until its request ends (Java
+/// drops it at expiry; see `tests/profiles.rs`).
 #[test]
 fn unresolved_partition_blocks_new_batches_while_its_batches_are_in_flight() {
-    let (mut p, _c2, c3) = expire_first_of_two_on_the_wire();
+    let (mut p, _c2, c3) = expire_first_of_two_on_the_wire(idempo());
     p.send(0, records(1), 1_500);
     assert!(
         p.poll_request(1_500).is_none(),
@@ -466,7 +487,7 @@ fn unresolved_partition_blocks_new_batches_while_its_batches_are_in_flight() {
 
 #[test]
 fn later_ack_resolves_unresolved_partition_without_bump() {
-    let (mut p, _c2, c3) = expire_first_of_two_on_the_wire();
+    let (mut p, _c2, c3) = expire_first_of_two_on_the_wire(config());
     p.on_response(answer(c3, &[(0, ErrorCode::None, 2)]), 1_501);
     p.on_timeout(1_550); // the expired batch's last request ends without an answer
     p.send(0, records(1), 1_551);
@@ -512,9 +533,13 @@ fn late_ack_of_expired_batch_resolves_partition_without_bump() {
     );
 }
 
+/// Under the idempo profile (Java needs the batch to have been retried).
 #[test]
 fn unresolved_partition_with_nothing_in_flight_bumps_epoch() {
-    let mut p = ready(timeouts());
+    let mut p = ready(ProducerConfig {
+        client_profile: ClientProfile::Idempo,
+        ..timeouts()
+    });
     p.send(0, records(2), 0);
     poll_produce(&mut p, 0).unwrap();
     p.on_timeout(1_000);
@@ -533,9 +558,11 @@ fn unresolved_partition_with_nothing_in_flight_bumps_epoch() {
     )));
 }
 
+/// Under the idempo profile the asking partition is re-stamped when the new id arrives (Java
+/// re-stamps it at once under no producer id; see `tests/profiles.rs`).
 #[test]
 fn epoch_exhaustion_requests_new_producer_id() {
-    let mut p = Producer::new(config()).unwrap();
+    let mut p = Producer::new(idempo()).unwrap();
     let init = p.poll_request(0).unwrap();
     p.on_response(init_ok(init.correlation_id, PID, ProducerEpoch::MAX), 0);
     p.send(0, records(2), 0);
@@ -634,8 +661,9 @@ fn healthy_partition_finishes_old_epoch_before_restarting_at_zero() {
         .collect();
     assert_eq!(
         got,
-        vec![(0, 1, 0), (1, 0, 0)],
-        "partition 1 retries under the old epoch"
+        vec![(1, 0, 0), (0, 1, 0)],
+        "partition 1 retries under the old epoch (first: Java's drain starts where the last \
+         one ended)"
     );
     p.on_response(
         answer(c2, &[(0, ErrorCode::None, 0), (1, ErrorCode::None, 0)]),
@@ -652,9 +680,11 @@ fn healthy_partition_finishes_old_epoch_before_restarting_at_zero() {
     )));
 }
 
+/// Under the idempo profile (Java feeds stale answers to its ordinary rules; see
+/// `tests/profiles.rs`).
 #[test]
 fn stale_error_after_bump_is_ignored_and_batch_resent_under_new_epoch() {
-    let mut p = ready(config());
+    let mut p = ready_idempo_acked(idempo());
     for _ in 0..3 {
         p.send(0, records(2), 0);
     }
@@ -687,9 +717,10 @@ fn stale_error_after_bump_is_ignored_and_batch_resent_under_new_epoch() {
     assert_eq!(p.stats().epoch_bumps, 1);
 }
 
+/// Under the idempo profile (see `tests/profiles.rs` for Java).
 #[test]
 fn stale_ack_after_bump_delivers_batch_and_closes_sequence_hole() {
-    let mut p = ready(config());
+    let mut p = ready_idempo_acked(idempo());
     let handles: Vec<_> = (0..3).map(|_| p.send(0, records(2), 0)).collect();
     let cs: Vec<i32> = (0..3).map(|_| poll_produce(&mut p, 0).unwrap().0).collect();
     p.on_response(
@@ -704,7 +735,8 @@ fn stale_ack_after_bump_delivers_batch_and_closes_sequence_hole() {
     let d = r.result.unwrap();
     assert_eq!(
         (d.producer_epoch.0, d.base_sequence.0, d.base_offset),
-        (0, 2, 10)
+        (0, 3, 10),
+        "sequence 0 went to the acknowledged first batch"
     );
     p.on_response(answer(c4, &[(0, ErrorCode::None, 12)]), 103);
     p.on_response(

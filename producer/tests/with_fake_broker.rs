@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use idempo_producer::{DeliveryReport, Producer, ProducerConfig, ProducerStats};
+use idempo_producer::{ClientProfile, DeliveryReport, Producer, ProducerConfig, ProducerStats};
 use idempo_protocol::{ErrorCode, Record, Request, RequestFrame, ResponseFrame};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -272,6 +272,14 @@ fn soak(seed: u64, config: ProducerConfig, batches: u64, faults: &Faults) -> Run
             assert_eq!(p.send(partition, to_records(&vs), now).0, handle);
             sent.insert(handle, (partition, vs));
         }
+        // Timeouts first, so that a request timeout, which closes the connection, is seen
+        // before the producer writes on the next one (poll_request would run it too, and
+        // send at once, while this network still thinks the old connection is the one).
+        p.on_timeout(now);
+        if !net.alive && p.in_flight_requests() == 0 {
+            net.alive = true; // the producer gave up on the old connection and reconnects
+            outstanding.clear();
+        }
         while let Some(f) = p.poll_request(now) {
             if net.alive {
                 outstanding.insert(f.correlation_id);
@@ -298,11 +306,6 @@ fn soak(seed: u64, config: ProducerConfig, batches: u64, faults: &Faults) -> Run
         if net.alive && rng.per_mille(faults.silent_break) {
             net.break_connection(&mut rng, &mut broker);
             net.alive = false;
-        }
-        p.on_timeout(now);
-        if !net.alive && p.in_flight_requests() == 0 {
-            net.alive = true; // the producer gave up on the old connection and reconnects
-            outstanding.clear();
         }
         while let Some(r) = p.poll_delivery() {
             assert!(
@@ -384,9 +387,13 @@ fn lossy_network_delivers_every_batch_exactly_once_and_in_order() {
         detected_break: 5,
         silent_break: 5,
     };
-    for seed in 1..=20 {
-        println!("seed {seed}");
-        let run = soak(seed, config.clone(), 300, &faults);
+    for (seed, client_profile) in (1..=20).flat_map(|s| ClientProfile::ALL.map(|p| (s, p))) {
+        println!("seed {seed} profile {client_profile}");
+        let config = ProducerConfig {
+            client_profile,
+            ..config.clone()
+        };
+        let run = soak(seed, config, 300, &faults);
         check(seed, &run);
         assert!(
             run.reports.values().all(|r| r.result.is_ok()),
@@ -408,9 +415,13 @@ fn delivery_timeouts_never_write_a_batch_twice() {
         silent_break: 10,
     };
     let (mut failed, mut bumps, mut resolved) = (0, 0, 0);
-    for seed in 1..=40 {
-        println!("seed {seed}");
-        let run = soak(seed, config.clone(), 300, &faults);
+    for (seed, client_profile) in (1..=40).flat_map(|s| ClientProfile::ALL.map(|p| (s, p))) {
+        println!("seed {seed} profile {client_profile}");
+        let config = ProducerConfig {
+            client_profile,
+            ..config.clone()
+        };
+        let run = soak(seed, config, 300, &faults);
         check(seed, &run);
         failed += run.reports.values().filter(|r| r.result.is_err()).count();
         bumps += run.stats.epoch_bumps;

@@ -4,7 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use idempo_producer::{DeliveryReport, Producer, ProducerConfig, ProducerEvent};
+use idempo_producer::{ClientProfile, DeliveryReport, Producer, ProducerConfig, ProducerEvent};
 use idempo_protocol::{
     BatchHeader, ErrorCode, InitProducerIdResponse, PartitionProduceResponse, ProduceResponse,
     ProducerEpoch, ProducerId, Record, RecordBatch, Request, RequestFrame, Response, ResponseFrame,
@@ -18,6 +18,27 @@ pub fn records(n: usize) -> Vec<Record> {
     (0..n)
         .map(|i| Record::with_value(0, format!("r{i}")))
         .collect()
+}
+
+/// Every idempo improvement on (`first_batch_alone` included).
+pub fn idempo() -> ProducerConfig {
+    ProducerConfig {
+        client_profile: ClientProfile::Idempo,
+        ..ProducerConfig::default()
+    }
+}
+
+/// A producer under the idempo profile that holds producer id 7, epoch 0, and whose first
+/// batch to partition 0 (sequence 0, one record) was acknowledged, so that `first_batch_alone`
+/// lets partition 0 have several batches in flight. Its report and events are consumed.
+pub fn ready_idempo_acked(config: ProducerConfig) -> Producer {
+    let mut p = ready(config);
+    p.send(0, records(1), 0);
+    let (c, _) = poll_produce(&mut p, 0).expect("the first batch goes out");
+    p.on_response(answer(c, &[(0, ErrorCode::None, 0)]), 0);
+    assert!(p.poll_delivery().expect("delivered").result.is_ok());
+    events(&mut p);
+    p
 }
 
 /// A producer that already holds producer id 7, epoch 0.
