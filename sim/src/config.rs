@@ -110,6 +110,9 @@ pub struct SimConfig {
     /// Producer setting not in Kafka: send a partition's first batch alone until the broker
     /// has acknowledged one (closes the KIP-360 hole that `Network::Proxy` exposes).
     pub first_batch_alone: bool,
+    /// Producer client profile: Kafka's Java client exactly (the default) or idempo's
+    /// improvements (see `idempo_producer::ClientProfile`).
+    pub client_profile: idempo_producer::ClientProfile,
     /// Producer `request.timeout.ms`.
     pub request_timeout_ms: u64,
     /// Producer `delivery.timeout.ms`.
@@ -158,6 +161,7 @@ impl Default for SimConfig {
             latency_max_ms: 20,
             network: Network::Tcp,
             first_batch_alone: false,
+            client_profile: idempo_producer::ClientProfile::Java,
             request_timeout_ms: 200,
             delivery_timeout_ms: 120_000,
             retries: i32::MAX as u32,

@@ -236,6 +236,7 @@ pub fn producer_config(config: &SimConfig) -> ProducerConfig {
         retries: config.retries,
         retry_backoff_ms: config.retry_backoff_ms,
         first_batch_alone: config.first_batch_alone,
+        client_profile: config.client_profile,
         ..ProducerConfig::default()
     }
 }
