@@ -145,7 +145,12 @@ impl ProducerBatch {
         self.batch.producer_id = producer_id;
         self.batch.producer_epoch = producer_epoch;
         self.batch.base_sequence = base_sequence;
-        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation.wrapping_add(1);
+        assert!(
+            generation > self.generation,
+            "generations only grow: a batch is rewritten fewer than 2^32 times"
+        );
+        self.generation = generation;
         self.encoded = None;
     }
 

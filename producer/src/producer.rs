@@ -141,7 +141,7 @@ use crate::config::{ConfigError, Improvements, ProducerConfig};
 use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 use crate::event::{BumpReason, EventLog, ProducerEvent};
 use crate::in_flight::{InFlightKind, InFlightRequest, InFlightRequests, SentBatch};
-use crate::sequencer::PartitionEntry;
+use crate::sequencer::{PartitionEntry, sequence_distance};
 use crate::stats::ProducerStats;
 use idempo_protocol::{
     ErrorCode, InitProducerIdRequest, InitProducerIdResponse, PartitionProduceData, ProduceRequest,
@@ -784,6 +784,7 @@ impl Producer {
             });
         let rewritten = part.entry.in_flight.len();
         part.entry.restart(producer_id, producer_epoch, sequence);
+        part.entry.assert_in_sequence_order(batches);
         self.stats.batches_rewritten += rewritten as u64;
         self.event(ProducerEvent::SequencesRewritten {
             partition,
@@ -872,55 +873,20 @@ impl Producer {
 
     /// One partition's turn in a drain: its head batch, stamped if new, or why not.
     fn drain_partition(&mut self, partition: i32, correlation_id: i32, now_ms: u64) -> DrainStep {
-        let idempotent = self.config.idempotence;
-        let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
-        let Some(part) = self.partitions.get_mut(&partition) else {
-            return DrainStep::Skip;
+        let handle = match self.drainable_head(partition, now_ms) {
+            Ok(handle) => handle,
+            Err(step) => return step,
         };
-        let Some(&handle) = part.queue.front() else {
-            return DrainStep::Skip;
-        };
-        let Some(batch) = self.batches.get_mut(&handle) else {
+        if let Some(part) = self.partitions.get_mut(&partition) {
             part.queue.pop_front();
+        }
+        if self.config.idempotence {
+            self.stamp_if_new(partition, handle);
+        }
+        let Some(batch) = self.batches.get_mut(&handle) else {
             return DrainStep::Skip;
         };
-        if batch.attempts > 0 && now_ms < batch.retry_not_before_ms {
-            return DrainStep::Skip;
-        }
-        let first_batch_alone = self.improvements.first_batch_alone;
-        if idempotent
-            && Self::should_stop_drain(
-                &part.entry,
-                batch,
-                producer_id,
-                producer_epoch,
-                first_batch_alone,
-            )
-        {
-            return DrainStep::Blocked;
-        }
-        part.queue.pop_front();
-        if idempotent && !batch.has_sequence() {
-            let had_id = part.entry.producer_id.is_some();
-            if part
-                .entry
-                .maybe_update_producer_id_and_epoch(producer_id, producer_epoch)
-                && had_id
-            {
-                let event = ProducerEvent::PartitionSequenceReset {
-                    partition,
-                    producer_id,
-                    epoch: producer_epoch,
-                };
-                self.events.push(&mut self.stats, event);
-            }
-            assert!(
-                !part.entry.is_stale(producer_id, producer_epoch),
-                "a new batch is stamped only under the producer's current id and epoch"
-            );
-            self.next_drain_order += 1;
-            part.entry.stamp_new_batch(batch, self.next_drain_order);
-        }
+        assert!(batch.on_wire.is_none(), "a batch is in at most one request");
         batch.attempts += 1;
         batch.on_wire = Some(correlation_id);
         let data = PartitionProduceData {
@@ -947,6 +913,84 @@ impl Producer {
         };
         self.events.push(&mut self.stats, event);
         DrainStep::Took(data, sent)
+    }
+
+    /// The partition's head batch if it may be drained now, or the drain step that says why
+    /// not (rules 0 to 4 of the module essay).
+    fn drainable_head(&mut self, partition: i32, now_ms: u64) -> Result<u64, DrainStep> {
+        let Some(part) = self.partitions.get_mut(&partition) else {
+            return Err(DrainStep::Skip);
+        };
+        let Some(&handle) = part.queue.front() else {
+            return Err(DrainStep::Skip);
+        };
+        let Some(batch) = self.batches.get(&handle) else {
+            part.queue.pop_front();
+            return Err(DrainStep::Skip);
+        };
+        if batch.attempts > 0 && now_ms < batch.retry_not_before_ms {
+            return Err(DrainStep::Skip);
+        }
+        let blocked = self.config.idempotence
+            && Self::should_stop_drain(
+                &part.entry,
+                batch,
+                self.producer_id,
+                self.producer_epoch,
+                self.improvements.first_batch_alone,
+            );
+        if blocked {
+            return Err(DrainStep::Blocked);
+        }
+        Ok(handle)
+    }
+
+    /// A new batch gets its producer state and sequence at its first drain (Kafka's
+    /// `maybeUpdateProducerIdAndEpoch`, then `setProducerState`); a retry keeps its own.
+    fn stamp_if_new(&mut self, partition: i32, handle: u64) {
+        let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
+        let Some(part) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        let last_in_flight = part
+            .entry
+            .in_flight
+            .back()
+            .and_then(|h| self.batches.get(h));
+        let last_end = last_in_flight.map(|b| (b.producer_epoch(), b.last_sequence().next()));
+        let Some(batch) = self.batches.get_mut(&handle) else {
+            return;
+        };
+        if batch.has_sequence() {
+            return;
+        }
+        let had_id = part.entry.producer_id.is_some();
+        if part
+            .entry
+            .maybe_update_producer_id_and_epoch(producer_id, producer_epoch)
+            && had_id
+        {
+            let event = ProducerEvent::PartitionSequenceReset {
+                partition,
+                producer_id,
+                epoch: producer_epoch,
+            };
+            self.events.push(&mut self.stats, event);
+        }
+        assert!(
+            !part.entry.is_stale(producer_id, producer_epoch),
+            "a new batch is stamped only under the producer's current id and epoch"
+        );
+        self.next_drain_order += 1;
+        part.entry.stamp_new_batch(batch, self.next_drain_order);
+        if let Some((epoch, end)) = last_end
+            && epoch == producer_epoch
+        {
+            assert!(
+                sequence_distance(end, batch.base_sequence()) < 1 << 30,
+                "the next sequence follows the last in-flight batch, in sequence order"
+            );
+        }
     }
 
     /// Puts the drained batches in one Produce request and tracks it (or, with `acks = 0`,
@@ -1072,9 +1116,15 @@ impl Producer {
         let Some(batch) = self.batches.get_mut(&sent.handle) else {
             return; // failed fatally meanwhile
         };
-        if batch.on_wire != Some(correlation_id) {
-            return;
-        }
+        assert_eq!(
+            batch.on_wire,
+            Some(correlation_id),
+            "a batch marked on the wire is in that request, and only its answer completes it"
+        );
+        assert!(
+            sent.generation <= batch.generation,
+            "generations only grow: an answer cannot be newer than its batch"
+        );
         batch.on_wire = None;
         if let Answer::Failed { reason, .. } = answer {
             self.count_error(reason);
@@ -1242,6 +1292,7 @@ impl Producer {
                 }
             }
             part.entry.next_sequence = part.entry.next_sequence.wrapping_sub(batch.record_count);
+            part.entry.assert_in_sequence_order(&self.batches);
         }
         self.event(ProducerEvent::StaleAckAccepted {
             correlation_id,

@@ -28,7 +28,7 @@
 
 use crate::batch::ProducerBatch;
 use idempo_protocol::{ProducerEpoch, ProducerId, Sequence};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Records from `from` forward to `to`, modulo the 2^31 sequence space.
 pub(crate) fn sequence_distance(from: Sequence, to: Sequence) -> i64 {
@@ -150,6 +150,28 @@ impl PartitionEntry {
             }
             _ => next_sequence,
         });
+    }
+
+    /// Asserts that the in-flight batches are in sequence order: each one of the same epoch
+    /// starts at or after the end of the one before it, and they were first drained in that
+    /// order.
+    pub fn assert_in_sequence_order(&self, batches: &BTreeMap<u64, ProducerBatch>) {
+        let mut previous: Option<&ProducerBatch> = None;
+        for batch in self.in_flight.iter().filter_map(|h| batches.get(h)) {
+            if let Some(before) = previous {
+                assert!(
+                    before.drain_order < batch.drain_order,
+                    "in-flight batches are kept in the order they were first drained"
+                );
+                assert!(
+                    before.producer_epoch() != batch.producer_epoch()
+                        || sequence_distance(before.last_sequence().next(), batch.base_sequence())
+                            < 1 << 30,
+                    "in-flight batches of a partition are in sequence order"
+                );
+            }
+            previous = Some(batch);
+        }
     }
 
     /// Removes a batch from the in-flight set; returns its position if it was there.

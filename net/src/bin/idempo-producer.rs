@@ -151,7 +151,9 @@ impl Args {
         if let Err(e) = config.producer.validate() {
             use ConfigError as E;
             let flag = match e {
-                E::MaxInFlightAboveDedupWindow { .. } | E::ZeroMaxInFlight => "--max-in-flight",
+                E::MaxInFlightAboveDedupWindow { .. }
+                | E::MaxInFlightAboveIdempotenceLimit { .. }
+                | E::ZeroMaxInFlight => "--max-in-flight",
                 E::IdempotenceRequiresAcksAll { .. } | E::InvalidAcks { .. } => "--acks",
                 E::ZeroRequestTimeout => "--request-timeout-ms",
                 E::DeliveryTimeoutBelowRequestTimeout { .. } => "--delivery-timeout-ms",
