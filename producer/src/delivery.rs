@@ -193,6 +193,11 @@ mod tests {
             attempts: 1,
         };
         assert!(!definite.is_possibly_persisted());
+        assert_eq!(definite.attempts(), 1);
+        assert_eq!(
+            definite.reason(),
+            FailureReason::Broker(ErrorCode::InvalidRecord)
+        );
         assert_eq!(
             definite.to_string(),
             "not written (broker answered INVALID_RECORD (87)) after 1 attempt(s)"
@@ -202,6 +207,8 @@ mod tests {
             attempts: 2,
         };
         assert!(maybe.is_possibly_persisted());
+        assert_eq!(maybe.attempts(), 2);
+        assert_eq!(maybe.reason(), FailureReason::DeliveryTimeout);
         assert!(
             maybe
                 .to_string()

@@ -473,7 +473,6 @@ impl Producer {
         for part in self.partitions.values() {
             let head = part.queue.front().and_then(|h| self.batches.get(h));
             if let Some(batch) = head
-                && batch.attempts > 0
                 && batch.retry_not_before_ms > self.now_ms
             {
                 consider(batch.retry_not_before_ms);
@@ -928,7 +927,8 @@ impl Producer {
             part.queue.pop_front();
             return Err(DrainStep::Skip);
         };
-        if batch.attempts > 0 && now_ms < batch.retry_not_before_ms {
+        // A new batch has retry_not_before_ms 0: only a retry waits.
+        if now_ms < batch.retry_not_before_ms {
             return Err(DrainStep::Skip);
         }
         let blocked = self.config.idempotence

@@ -949,3 +949,65 @@ fn empty_batch_is_refused_at_once() {
     ));
     assert!(p.poll_request(0).is_none());
 }
+
+/// An InitProducerId answer is used only when it is `NONE` *and* carries a usable id and
+/// epoch; anything else is retried after the backoff (a success without an id is a broken
+/// peer, an error with an id is still an error).
+#[test]
+fn init_producer_id_answer_without_a_usable_id_or_with_an_error_is_retried() {
+    let answers = [
+        (ErrorCode::None, ProducerId::NONE, ProducerEpoch(0)),
+        (ErrorCode::None, PID, ProducerEpoch::NONE),
+        (ErrorCode::NotLeaderOrFollower, PID, ProducerEpoch(0)),
+    ];
+    for (error_code, producer_id, producer_epoch) in answers {
+        let mut p = Producer::new(config()).unwrap();
+        let init = p.poll_request(0).unwrap();
+        let mut frame = init_ok(init.correlation_id, producer_id, producer_epoch);
+        if let idempo_protocol::Response::InitProducerId(r) = &mut frame.response {
+            r.error_code = error_code;
+        }
+        p.on_response(frame, 1);
+        assert_eq!(
+            p.producer_id(),
+            ProducerId::NONE,
+            "{error_code:?} {producer_id:?}"
+        );
+        assert_eq!(p.fatal_error(), None);
+        assert!(p.poll_request(50).is_none(), "inside the backoff");
+        let again = p.poll_request(101).unwrap();
+        assert!(matches!(again.request, Request::InitProducerId(_)));
+    }
+}
+
+/// Under the idempo profile a batch that expired on the wire (already reported) stays in the
+/// in-flight set, but a bump does not re-stamp it: it is never sent again, so the batch behind
+/// it restarts at sequence 0 without it.
+#[test]
+fn bump_does_not_restamp_a_batch_already_reported_expired() {
+    let mut p = ready_idempo_acked(ProducerConfig {
+        request_timeout_ms: 1_000,
+        delivery_timeout_ms: 1_500,
+        ..idempo()
+    });
+    p.send(0, records(2), 0);
+    let (c1, _) = poll_produce(&mut p, 0).unwrap(); // X: sequences 1..=2
+    p.on_request_failed(c1, 450);
+    poll_produce(&mut p, 550).unwrap(); // X's retry, awaited until 1 550
+    p.send(0, records(2), 560);
+    let (cy, sent) = poll_produce(&mut p, 560).unwrap(); // Y: 3..=4
+    assert_eq!(sent[0].base_sequence, Sequence(3));
+    p.on_timeout(1_500); // X expires on the wire: reported, still in flight
+    p.on_response(
+        answer(cy, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+        1_501,
+    );
+    // The bump happens now, while X's last request is still awaited; Y is in its backoff.
+    assert!(p.poll_request(1_502).is_none());
+    let (_, sent) = poll_produce(&mut p, 1_601).expect("Y's retry after the bump");
+    assert_eq!(
+        (sent[0].epoch, sent[0].base_sequence),
+        (ProducerEpoch(1), Sequence(0)),
+        "the reported batch took no sequence"
+    );
+}
