@@ -162,6 +162,10 @@ enum Answer {
     },
 }
 
+/// The log start offset of an attempt that got no broker answer. Only
+/// `UNKNOWN_PRODUCER_ID` answers read it, so any value would do; Kafka's sentinel is -1.
+const NO_LOG_START_OFFSET: i64 = -1;
+
 /// One partition's turn in a drain.
 enum DrainStep {
     /// The head batch went into the request.
@@ -1069,7 +1073,7 @@ impl Producer {
                     });
                     Answer::Failed {
                         reason: FailureReason::MalformedResponse,
-                        log_start_offset: -1,
+                        log_start_offset: NO_LOG_START_OFFSET,
                     }
                 }
             };
@@ -1097,7 +1101,7 @@ impl Producer {
                 for s in sent {
                     let answer = Answer::Failed {
                         reason,
-                        log_start_offset: -1,
+                        log_start_offset: NO_LOG_START_OFFSET,
                     };
                     self.complete_attempt(correlation_id, s, answer, now_ms);
                 }
