@@ -158,13 +158,10 @@ enum Answer {
     /// Not acknowledged.
     Failed {
         reason: FailureReason,
-        log_start_offset: i64,
+        /// The broker's log start offset, `None` when no broker answered.
+        log_start_offset: Option<i64>,
     },
 }
-
-/// The log start offset of an attempt that got no broker answer. Only
-/// `UNKNOWN_PRODUCER_ID` answers read it, so any value would do; Kafka's sentinel is -1.
-const NO_LOG_START_OFFSET: i64 = -1;
 
 /// One partition's turn in a drain.
 enum DrainStep {
@@ -1063,7 +1060,7 @@ impl Producer {
                     },
                     code => Answer::Failed {
                         reason: FailureReason::Broker(code),
-                        log_start_offset: p.log_start_offset,
+                        log_start_offset: Some(p.log_start_offset),
                     },
                 },
                 None => {
@@ -1073,7 +1070,7 @@ impl Producer {
                     });
                     Answer::Failed {
                         reason: FailureReason::MalformedResponse,
-                        log_start_offset: NO_LOG_START_OFFSET,
+                        log_start_offset: None,
                     }
                 }
             };
@@ -1101,7 +1098,7 @@ impl Producer {
                 for s in sent {
                     let answer = Answer::Failed {
                         reason,
-                        log_start_offset: NO_LOG_START_OFFSET,
+                        log_start_offset: None,
                     };
                     self.complete_attempt(correlation_id, s, answer, now_ms);
                 }
@@ -1320,7 +1317,7 @@ impl Producer {
         &mut self,
         handle: u64,
         reason: FailureReason,
-        log_start_offset: i64,
+        log_start_offset: Option<i64>,
         now_ms: u64,
     ) {
         if reason.outcome_is_unknown()
@@ -1346,7 +1343,7 @@ impl Producer {
         &mut self,
         handle: u64,
         reason: FailureReason,
-        log_start_offset: i64,
+        log_start_offset: Option<i64>,
         now_ms: u64,
     ) -> bool {
         let Some(batch) = self.batches.get(&handle) else {
@@ -1368,7 +1365,8 @@ impl Producer {
         let is_next = entry.is_next_sequence(base_sequence);
         match code {
             ErrorCode::UnknownProducerId => {
-                if log_start_offset != -1 && !reset {
+                // -1: the broker did not know its log start offset; retry until it does.
+                if log_start_offset.is_some_and(|offset| offset != -1) && !reset {
                     self.request_epoch_bump(partition, BumpReason::UnknownProducerId);
                 }
                 true

@@ -1011,3 +1011,23 @@ fn bump_does_not_restamp_a_batch_already_reported_expired() {
         "the reported batch took no sequence"
     );
 }
+
+/// `UNKNOWN_PRODUCER_ID` with log start offset -1 means the broker did not know it yet: the
+/// batch is retried unchanged, without a bump (TransactionManager.canRetry).
+#[test]
+fn unknown_producer_id_without_a_log_start_offset_retries_unchanged() {
+    let mut p = ready(config());
+    p.send(0, records(1), 0);
+    let (c1, _) = poll_produce(&mut p, 0).unwrap();
+    let mut frame = answer(c1, &[(0, ErrorCode::UnknownProducerId, -1)]);
+    if let idempo_protocol::Response::Produce(r) = &mut frame.response {
+        r.partitions[0].log_start_offset = -1;
+    }
+    p.on_response(frame, 1);
+    let (_, sent) = poll_produce(&mut p, 101).unwrap();
+    assert_eq!(
+        (sent[0].epoch, sent[0].base_sequence),
+        (ProducerEpoch(0), Sequence(0))
+    );
+    assert_eq!(p.stats().epoch_bumps, 0);
+}
