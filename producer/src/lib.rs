@@ -77,7 +77,8 @@
 //! [`ProducerConfig::client_profile`] chooses the client. [`ClientProfile::Java`], the
 //! default, is Kafka's Java client 3.9/4.x exactly: every idempo improvement off, because users
 //! study Kafka. [`ClientProfile::Idempo`] turns every improvement on. Each difference has its
-//! switch in [`Improvements`] and its pair of behaviour tests in `producer/tests/profiles.rs`:
+//! switch in [`Improvements`] and its pair of behaviour tests in `producer/tests/profiles.rs`
+//! (docs/KAFKA-RULES.md Part 2 describes Java's rules):
 //!
 //! ```text
 //! difference            java (Kafka source)                        idempo
