@@ -54,13 +54,9 @@ impl Partition {
     }
 
     /// Removes a batch from the queue, wherever it is.
-    pub fn remove_queued(&mut self, handle: u64) -> bool {
-        match self.queue.iter().position(|&h| h == handle) {
-            Some(position) => {
-                self.queue.remove(position);
-                true
-            }
-            None => false,
+    pub fn remove_queued(&mut self, handle: u64) {
+        if let Some(position) = self.queue.iter().position(|&h| h == handle) {
+            self.queue.remove(position);
         }
     }
 }

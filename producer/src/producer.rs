@@ -1202,8 +1202,8 @@ impl Producer {
     /// The answer for a batch already reported (it expired while on the wire): only the
     /// partition's sequence bookkeeping learns from an acknowledgement.
     ///
-    /// Under the idempo profile the batch is still in the in-flight set and counts only if it
-    /// carries the partition's current epoch. Java (`Sender.completeBatch` on a done batch)
+    /// Under the idempo profile the batch counts only if it is still in the in-flight set,
+    /// that is, under the partition's current epoch. Java (`Sender.completeBatch` on a done batch)
     /// calls `handleCompletedBatch`, which moves `lastAckedSequence` whatever the epoch.
     fn settle_reported(&mut self, sent: SentBatch, answer: Answer) {
         let Some(batch) = self.batches.remove(&sent.handle) else {
@@ -1217,12 +1217,9 @@ impl Producer {
         let Answer::Acked { .. } = answer else {
             return;
         };
-        if keep
-            && (!tracked
-                || part
-                    .entry
-                    .is_stale(batch.producer_id(), batch.producer_epoch()))
-        {
+        // Under the idempo profile a reported batch leaves the set only when a bump drops it
+        // (start_sequences_at_beginning), after which its epoch is an old one.
+        if keep && !tracked {
             return;
         }
         part.entry

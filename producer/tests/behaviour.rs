@@ -501,13 +501,27 @@ fn later_ack_resolves_unresolved_partition_without_bump() {
         last_acked_sequence: Sequence(3)
     }));
     assert_eq!(p.stats().epoch_bumps, 0);
+    assert_eq!(
+        (
+            p.stats().partitions_unresolved,
+            p.stats().partitions_resolved
+        ),
+        (1, 1)
+    );
 }
 
 #[test]
 fn late_ack_of_expired_batch_resolves_partition_without_bump() {
+    for client_profile in ClientProfile::ALL {
+        late_ack_of_expired_batch_resolves_partition_without_bump_under(client_profile);
+    }
+}
+
+fn late_ack_of_expired_batch_resolves_partition_without_bump_under(profile: ClientProfile) {
     let mut p = ready(ProducerConfig {
         request_timeout_ms: 1_000,
         delivery_timeout_ms: 1_500,
+        client_profile: profile,
         ..config()
     });
     p.send(0, records(2), 0);
@@ -529,7 +543,8 @@ fn late_ack_of_expired_batch_resolves_partition_without_bump() {
     let (_, sent) = poll_produce(&mut p, 1_501).unwrap();
     assert_eq!(
         (sent[0].epoch, sent[0].base_sequence),
-        (ProducerEpoch(0), Sequence(2))
+        (ProducerEpoch(0), Sequence(2)),
+        "{profile}"
     );
 }
 
@@ -1030,4 +1045,38 @@ fn unknown_producer_id_without_a_log_start_offset_retries_unchanged() {
         (ProducerEpoch(0), Sequence(0))
     );
     assert_eq!(p.stats().epoch_bumps, 0);
+}
+
+/// A queued batch that expires leaves its queue: the retry behind it is what the producer
+/// wakes up for next.
+#[test]
+fn expired_queued_batch_leaves_its_queue() {
+    let mut p = ready(ProducerConfig {
+        request_timeout_ms: 1_000,
+        delivery_timeout_ms: 1_000,
+        retry_backoff_ms: 20,
+        ..config()
+    });
+    p.send(0, records(1), 0);
+    let (ca, _) = poll_produce(&mut p, 0).unwrap();
+    p.send(0, records(1), 50);
+    let (cb, _) = poll_produce(&mut p, 50).unwrap();
+    p.on_request_failed(ca, 990);
+    p.on_request_failed(cb, 990); // both queued again, A ahead of B, until 1 010
+    p.on_timeout(1_000); // A expires in the queue
+    assert!(p.poll_delivery().unwrap().result.is_err());
+    assert_eq!(
+        p.next_wakeup_ms(),
+        Some(1_010),
+        "B's backoff, not A's ghost"
+    );
+}
+
+/// A producer waiting for its producer id is not idle, even with no batch.
+#[test]
+fn producer_waiting_for_its_producer_id_is_not_idle() {
+    let mut p = Producer::new(config()).unwrap();
+    assert!(p.is_idle());
+    p.poll_request(0).unwrap();
+    assert!(!p.is_idle(), "an InitProducerId is awaited");
 }

@@ -103,11 +103,14 @@ fn stats_count_timeouts_expiries_and_unresolved_partitions() {
     p.send(0, records(1), 0);
     p.send(1, records(1), 0);
     poll_produce(&mut p, 0).unwrap(); // both partitions, one request
-    p.send(2, records(1), 0);
-    poll_produce(&mut p, 0).unwrap();
-    p.on_timeout(100); // both were sent at 0: both time out
+    p.send(2, records(1), 50);
+    poll_produce(&mut p, 50).unwrap();
+    // The first request times out and closes the connection: the second fails with it.
+    p.on_timeout(100);
     poll_produce(&mut p, 200).unwrap(); // retries of all three
-    p.on_timeout(500); // retried, on the wire: expired, unresolved; then the request times out
+    // Partitions 0 and 1 (sent at 0) expire on the wire, retried: unresolved. Then their
+    // request times out, and partition 2's batch (due at 550) is queued again.
+    p.on_timeout(500);
     assert_eq!(
         p.stats(),
         ProducerStats {
@@ -115,13 +118,14 @@ fn stats_count_timeouts_expiries_and_unresolved_partitions() {
             produce_requests_sent: 3,
             init_producer_id_requests_sent: 1,
             batches_sent: 6,
-            retries: 3,
+            retries: 4,
             producer_ids_assigned: 1,
-            request_timeouts: 3,
-            delivery_timeouts: 3,
-            batches_failed: 3,
-            batches_possibly_persisted: 3,
-            partitions_unresolved: 3,
+            request_timeouts: 2,
+            connection_failures: 1,
+            delivery_timeouts: 2,
+            batches_failed: 2,
+            batches_possibly_persisted: 2,
+            partitions_unresolved: 2,
             ..ProducerStats::default()
         }
     );
