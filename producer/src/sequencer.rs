@@ -206,6 +206,20 @@ mod tests {
     }
 
     #[test]
+    fn a_sequence_half_the_space_ahead_or_more_is_an_old_ack() {
+        let mut e = PartitionEntry::new();
+        e.maybe_update_last_acked_sequence(Sequence(0));
+        e.maybe_update_last_acked_sequence(Sequence(1 << 30));
+        assert_eq!(
+            e.last_acked_sequence,
+            Sequence(0),
+            "2^30 ahead is read as behind"
+        );
+        e.maybe_update_last_acked_sequence(Sequence((1 << 30) - 1));
+        assert_eq!(e.last_acked_sequence, Sequence((1 << 30) - 1));
+    }
+
+    #[test]
     fn unresolved_keeps_the_furthest_sequence() {
         let mut e = PartitionEntry::new();
         e.mark_unresolved(Sequence(10));
