@@ -459,6 +459,7 @@ const NON_DEFAULT: &[(&str, &[&str])] = &[
         &["--unsafe-max-in-flight", "--max-in-flight", "7"],
     ),
     ("network", &["--network", "proxy"]),
+    ("client-profile", &["--client-profile", "idempo"]),
     ("first-batch-alone", &["--first-batch-alone"]),
     ("duplicate", &["--duplicate", "0.2"]),
     ("corrupt", &["--corrupt", "0.1"]),

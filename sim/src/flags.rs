@@ -363,10 +363,20 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         |c| c.network.name().to_string()
     ),
     flag!(
+        "client-profile",
+        Value("java|idempo"),
+        WhenChanged,
+        "The producer's behaviour: java (Kafka's Java client 3.9/4.x exactly, the default) or idempo (every idempo improvement on, first-batch-alone included; the producer crate's docs list each difference).",
+        |c, v| c.client_profile = v
+            .parse()
+            .map_err(|_| ValueError::NotOneOf("java, idempo"))?,
+        |c| c.client_profile.name().to_string()
+    ),
+    flag!(
         "first-batch-alone",
         Switch,
         WhenChanged,
-        "Producer improvement not in Kafka: send a partition's first batch alone until the broker acknowledged one (closes the hole --network proxy exposes).",
+        "Producer improvement not in Kafka: send a partition's first batch alone until the broker acknowledged one (closes the hole --network proxy exposes); on with --client-profile idempo.",
         |c, v| c.first_batch_alone = on_off(v)?,
         |c| on_off_name(c.first_batch_alone)
     ),
@@ -586,6 +596,7 @@ mod tests {
             ("dedup-window", "2"),
             ("unsafe-max-in-flight", "on"),
             ("network", "proxy"),
+            ("client-profile", "idempo"),
             ("first-batch-alone", "on"),
             ("duplicate", "0.1"),
             ("corrupt", "0.2"),

@@ -14,7 +14,7 @@ pub fn header(config: &SimConfig) -> String {
     format!(
         "idempo-sim run  seed={}\n\
          \x20 workload   producers={} partitions={} records={} (per producer) batch_records={}\n\
-         \x20 producer   idempotence={} max_in_flight={}{} request_timeout_ms={} delivery_timeout_ms={} retries={} retry_backoff_ms={}{}\n\
+         \x20 producer   client_profile={} idempotence={} max_in_flight={}{} request_timeout_ms={} delivery_timeout_ms={} retries={} retry_backoff_ms={}{}\n\
          \x20 broker     idempotence={} dedup_window={} producer_id_expiration_ms={} sync={} snapshot_mode={}\n\
          \x20 network    ack_loss={} request_loss={} duplicate={} corrupt={} spike={}@{}ms latency_ms={}..{} network={}\n\
          \x20 processes  broker_crashes={} broker_restarts={} producer_restarts={}\n",
@@ -23,6 +23,7 @@ pub fn header(config: &SimConfig) -> String {
         c.partitions,
         c.records,
         c.batch_records,
+        c.client_profile.name(),
         on(c.idempotence),
         c.max_in_flight,
         if c.unsafe_max_in_flight {
@@ -34,7 +35,7 @@ pub fn header(config: &SimConfig) -> String {
         c.delivery_timeout_ms,
         c.retries,
         c.retry_backoff_ms,
-        if c.first_batch_alone {
+        if c.first_batch_alone && c.client_profile == idempo_producer::ClientProfile::Java {
             " first_batch_alone=on"
         } else {
             ""
@@ -196,6 +197,7 @@ pub fn json(config: &SimConfig, r: &RunReport) -> Value {
     json!({
         "seed": config.seed,
         "idempotence": config.idempotence,
+        "client_profile": config.client_profile.name(),
         "producers": config.producers,
         "partitions": config.partitions,
         "records_per_producer": config.records,
