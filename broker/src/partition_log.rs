@@ -310,11 +310,12 @@ impl PartitionLog {
             "append takes a validated batch"
         );
         let base_offset = self.log_end_offset;
-        // baseOffset and partitionLeaderEpoch are outside the CRC: patch them in the copy.
+        // baseOffset and partitionLeaderEpoch are outside the CRC: patch them in a copy of the
+        // first 16 bytes, written ahead of the client's untouched rest.
         let mut head = [0u8; 16];
-        head[..8].copy_from_slice(&base_offset.to_be_bytes());
-        head[8..12].copy_from_slice(&client_bytes[8..12]);
-        head[12..16].copy_from_slice(&LEADER_EPOCH.to_be_bytes());
+        head.copy_from_slice(&client_bytes[..16]);
+        record_batch::set_base_offset(&mut head, base_offset);
+        record_batch::set_partition_leader_epoch(&mut head, LEADER_EPOCH);
         let size = client_bytes.len();
         let segment = self.active_for(size);
         let position = storage.append_vectored(&segment.file, &[&head, &client_bytes[16..]])?;
@@ -349,11 +350,6 @@ impl PartitionLog {
         }
         self.durable_end_offset = self.log_end_offset;
         Ok(())
-    }
-
-    /// True when some appended batch is not yet durable.
-    pub fn has_unsynced(&self) -> bool {
-        self.durable_end_offset != self.log_end_offset
     }
 
     /// Moves the log start offset to `offset` (Kafka's DeleteRecords): syncs the log, writes

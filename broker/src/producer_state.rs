@@ -54,7 +54,7 @@
 //! * The entry keeps no `coordinatorEpoch`; [`BatchMetadata`] is the same four numbers Kafka
 //!   keeps (`lastSeq`, `offsetDelta`, `lastOffset`, `timestamp`).
 
-use idempo_protocol::{BatchHeader, ProducerEpoch, ProducerId, Sequence};
+use idempo_protocol::{BatchHeader, ErrorCode, ProducerEpoch, ProducerId, Sequence};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::fmt;
@@ -277,6 +277,18 @@ pub enum SequenceRejection {
     },
 }
 
+impl SequenceRejection {
+    /// The Kafka error this rejection answers with: the one mapping from the sequence rule's
+    /// refusals to wire codes.
+    pub fn error_code(self) -> ErrorCode {
+        match self {
+            SequenceRejection::StaleEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+            SequenceRejection::NewEpochNotFromZero { .. }
+            | SequenceRejection::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
+        }
+    }
+}
+
 /// The sequence rule's decision for one batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SequenceCheck {
@@ -421,8 +433,12 @@ impl ProducerStateManager {
 
     /// Records a batch appended at `base_offset` (after the log append succeeded), or one
     /// replayed from the log during recovery, which is never validated (Kafka's
-    /// `REPLICATION` origin).
+    /// `REPLICATION` origin). The one function both paths use, so replay cannot disagree
+    /// with live appends. A batch without a producer id leaves no state and is skipped.
     pub fn update(&mut self, header: &BatchHeader, base_offset: i64) {
+        if !header.producer_id.is_some() {
+            return;
+        }
         let window = self.window;
         let entry = self
             .producers

@@ -160,6 +160,26 @@ pub struct RecoveredPartition {
     pub report: PartitionRecovery,
 }
 
+/// Replays the retained batches of `log` holding offsets from `from` on into `producers`,
+/// without validation (Kafka's `REPLICATION` origin), through
+/// [`ProducerStateManager::update`]: the one replay loop, used by recovery and by
+/// [`crate::Broker::restart`]. A batch straddling `from` (possible only at the log start
+/// offset; snapshots sit at batch boundaries) is replayed, as Kafka's read from the log start
+/// returns it. Returns the number of batches replayed.
+pub fn replay<S: Storage>(
+    producers: &mut ProducerStateManager,
+    log: &PartitionLog,
+    storage: &S,
+    from: i64,
+) -> usize {
+    let mut replayed = 0;
+    for batch in log.batches_from(storage, from) {
+        producers.update(&batch.header, batch.base_offset());
+        replayed += 1;
+    }
+    replayed
+}
+
 /// The partitions that have files in `storage`, ascending.
 pub fn partitions_on_disk<S: Storage>(storage: &S) -> Vec<i32> {
     let mut ids: Vec<i32> = storage
@@ -235,15 +255,7 @@ pub fn recover_partition<S: Storage>(
             .push(RejectedSnapshot { offset, reason });
     }
     if settings.idempotence {
-        for batch in log.batches_from(storage, replay_from) {
-            if batch.base_offset() < replay_from {
-                continue;
-            }
-            report.replayed_batches += 1;
-            if batch.header.producer_id.is_some() {
-                producers.update(&batch.header, batch.base_offset());
-            }
-        }
+        report.replayed_batches = replay(&mut producers, &log, storage, replay_from);
         if report.replayed_batches > 0 {
             write_snapshot(
                 storage,

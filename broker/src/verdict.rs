@@ -6,7 +6,10 @@
 //! `duplicate of the batch at offsets 6..8 (window: 2, 3, 4, 5, 6..8): nothing appended`.
 
 use crate::producer_state::{AcceptRule, BatchMetadata, SequenceRejection, StateSeen};
-use idempo_protocol::{ErrorCode, PartitionProduceResponse, ProducerEpoch, ProducerId, Sequence};
+use crate::storage::StorageError;
+use idempo_protocol::{
+    DecodeError, ErrorCode, PartitionProduceResponse, ProducerEpoch, ProducerId, Sequence,
+};
 use std::fmt;
 
 /// Why a batch was appended.
@@ -28,8 +31,9 @@ pub enum InvalidBatch {
     UnknownPartition,
     /// The produce request's `acks` is not -1, 0 or 1.
     InvalidRequiredAcks(i16),
-    /// The bytes are not exactly one well-formed RecordBatch v2 (the decoder's words).
-    Malformed(String),
+    /// The bytes are not exactly one well-formed RecordBatch v2: the decoder's error, naming
+    /// the field.
+    Malformed(DecodeError),
     /// The CRC-32C does not match.
     Corrupt {
         /// CRC stored in the header.
@@ -46,6 +50,14 @@ pub enum InvalidBatch {
     },
     /// A client batch must have base offset 0.
     NonZeroBaseOffset(i64),
+    /// The offset range holds no record (`lastOffsetDelta + 1 <= 0`; an empty batch has
+    /// `lastOffsetDelta` -1): Kafka's "invalid offset range".
+    InvalidOffsetRange {
+        /// lastOffsetDelta.
+        last_offset_delta: i32,
+    },
+    /// `recordsCount` is 0 or negative: Kafka's "invalid reported count".
+    InvalidRecordCount(i32),
     /// `recordsCount` disagrees with `lastOffsetDelta + 1`.
     CountMismatch {
         /// recordsCount.
@@ -61,9 +73,19 @@ pub enum InvalidBatch {
     Transactional,
     /// Compressed batches are not supported.
     Compressed(u8),
+    /// A record is stamped more than `log.message.timestamp.after.max.ms` ahead of the
+    /// broker clock (`INVALID_TIMESTAMP`).
+    InvalidTimestamp {
+        /// The largest record timestamp in the batch.
+        timestamp: i64,
+        /// The broker clock.
+        now_ms: i64,
+        /// `log.message.timestamp.after.max.ms`.
+        after_max_ms: i64,
+    },
     /// The log could not write the batch (`KAFKA_STORAGE_ERROR`); nothing was appended and
-    /// the producer state is unchanged. The storage's words.
-    StorageFailed(String),
+    /// the producer state is unchanged.
+    StorageFailed(StorageError),
 }
 
 impl InvalidBatch {
@@ -77,8 +99,11 @@ impl InvalidBatch {
             InvalidBatch::Transactional => ErrorCode::InvalidTxnState,
             InvalidBatch::Compressed(_) => ErrorCode::UnsupportedCompressionType,
             InvalidBatch::StorageFailed(_) => ErrorCode::KafkaStorageError,
+            InvalidBatch::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
             InvalidBatch::Malformed(_)
             | InvalidBatch::NonZeroBaseOffset(_)
+            | InvalidBatch::InvalidOffsetRange { .. }
+            | InvalidBatch::InvalidRecordCount(_)
             | InvalidBatch::CountMismatch { .. }
             | InvalidBatch::NegativeSequence(_)
             | InvalidBatch::ControlBatch => ErrorCode::InvalidRecord,
@@ -102,6 +127,13 @@ impl fmt::Display for InvalidBatch {
             InvalidBatch::NonZeroBaseOffset(o) => {
                 write!(f, "a client batch must have base offset 0, not {o}")
             }
+            InvalidBatch::InvalidOffsetRange { last_offset_delta } => write!(
+                f,
+                "lastOffsetDelta {last_offset_delta} gives an offset range with no record"
+            ),
+            InvalidBatch::InvalidRecordCount(n) => {
+                write!(f, "recordsCount {n} is not a positive count")
+            }
             InvalidBatch::CountMismatch {
                 records_count,
                 last_offset_delta,
@@ -118,6 +150,15 @@ impl fmt::Display for InvalidBatch {
             InvalidBatch::ControlBatch => write!(f, "clients may not write control batches"),
             InvalidBatch::Transactional => write!(f, "transactional batches are not modelled"),
             InvalidBatch::Compressed(c) => write!(f, "compression codec {c} is not supported"),
+            InvalidBatch::InvalidTimestamp {
+                timestamp,
+                now_ms,
+                after_max_ms,
+            } => write!(
+                f,
+                "timestamp {timestamp} is more than log.message.timestamp.after.max.ms \
+                 {after_max_ms} ahead of the broker clock {now_ms}"
+            ),
             InvalidBatch::StorageFailed(why) => write!(f, "the log could not write it: {why}"),
         }
     }
@@ -267,35 +308,41 @@ impl fmt::Display for ProduceOutcome {
                 offsets(f, original.first_offset(), original.last_offset)?;
                 write!(f, " (window: {}): nothing appended", self.window())
             }
-            Verdict::Rejected(SequenceRejection::StaleEpoch { current }) => write!(
-                f,
-                "rejected {}: epoch {epoch} is older than the current epoch {current}",
-                ErrorCode::InvalidProducerEpoch.name()
-            ),
-            Verdict::Rejected(SequenceRejection::NewEpochNotFromZero { current }) => write!(
-                f,
-                "rejected {}: new epoch {epoch} (was {current}) must start at sequence 0, not {base}",
-                ErrorCode::OutOfOrderSequenceNumber.name()
-            ),
-            Verdict::Rejected(SequenceRejection::OutOfOrder { expected }) => {
-                write!(
-                    f,
-                    "rejected {}: expected sequence {expected}, got {base}",
-                    ErrorCode::OutOfOrderSequenceNumber.name()
-                )?;
-                let ahead = (i64::from(base.0) - i64::from(expected.0)).rem_euclid(1 << 31);
-                if ahead < 1 << 30 {
-                    let plural = if ahead == 1 { "" } else { "s" };
-                    write!(f, " ({ahead} record{plural} missing before it)")?;
-                } else {
-                    write!(
+            Verdict::Rejected(rejection) => {
+                write!(f, "rejected {}: ", rejection.error_code().name())?;
+                match rejection {
+                    SequenceRejection::StaleEpoch { current } => {
+                        write!(f, "epoch {epoch} is older than the current epoch {current}")
+                    }
+                    SequenceRejection::NewEpochNotFromZero { current } => write!(
                         f,
-                        " (behind: a retry older than the window or a partial overlap, not an exact duplicate)"
-                    )?;
+                        "new epoch {epoch} (was {current}) must start at sequence 0, not {base}"
+                    ),
+                    SequenceRejection::OutOfOrder { expected } => {
+                        write!(f, "expected sequence {expected}, got {base}")?;
+                        self.write_gap(f, *expected)
+                    }
                 }
-                write!(f, " (window: {})", self.window())
             }
             Verdict::Invalid(why) => write!(f, "rejected {}: {why}", why.error_code().name()),
         }
+    }
+}
+
+impl ProduceOutcome {
+    /// How far an out-of-order batch is from the expected sequence, and the window.
+    fn write_gap(&self, f: &mut fmt::Formatter<'_>, expected: Sequence) -> fmt::Result {
+        let base = self.first_sequence;
+        let ahead = expected.distance_to(base);
+        if ahead < 1 << 30 {
+            let plural = if ahead == 1 { "" } else { "s" };
+            write!(f, " ({ahead} record{plural} missing before it)")?;
+        } else {
+            write!(
+                f,
+                " (behind: a retry older than the window or a partial overlap, not an exact duplicate)"
+            )?;
+        }
+        write!(f, " (window: {})", self.window())
     }
 }
