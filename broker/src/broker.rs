@@ -138,8 +138,35 @@ impl Default for BrokerConfig {
             snapshot_mode: SnapshotMode::FullWindow,
             snapshots_retained: 2,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
-            log_message_timestamp_after_max_ms: 3_600_000,
+            log_message_timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
         }
+    }
+}
+
+/// Kafka 4.0's default `log.message.timestamp.after.max.ms`: one hour.
+pub const DEFAULT_TIMESTAMP_AFTER_MAX_MS: i64 = 3_600_000;
+
+/// Parses a command-line value for `log.message.timestamp.after.max.ms`: milliseconds (at
+/// least 0), or `off` for no check (`i64::MAX`, as Kafka's `Long.MAX_VALUE`). The one parser
+/// the binaries' flags share.
+///
+/// # Examples
+///
+/// ```
+/// use idempo_broker::parse_timestamp_after_max_ms;
+/// assert_eq!(parse_timestamp_after_max_ms("3600000"), Ok(3_600_000));
+/// assert_eq!(parse_timestamp_after_max_ms("off"), Ok(i64::MAX));
+/// assert!(parse_timestamp_after_max_ms("-1").is_err());
+/// ```
+pub fn parse_timestamp_after_max_ms(text: &str) -> Result<i64, String> {
+    if text == "off" {
+        return Ok(i64::MAX);
+    }
+    match text.parse::<i64>() {
+        Ok(ms) if ms >= 0 => Ok(ms),
+        _ => Err(format!(
+            "`{text}` is not a number of milliseconds >= 0 or `off`"
+        )),
     }
 }
 

@@ -107,10 +107,13 @@ pub struct ProducerStateEntry {
 }
 
 impl ProducerStateEntry {
-    fn new(producer_epoch: ProducerEpoch, window: usize) -> ProducerStateEntry {
+    /// An entry with no batches. Its window buffer grows on demand: room for one batch at the
+    /// first append, the whole window at the second, so a producer that sends one batch costs
+    /// one slot, not a window's worth (memory follows the data).
+    fn new(producer_epoch: ProducerEpoch) -> ProducerStateEntry {
         ProducerStateEntry {
             producer_epoch,
-            batches: VecDeque::with_capacity(window),
+            batches: VecDeque::new(),
             last_timestamp: -1,
         }
     }
@@ -153,8 +156,15 @@ impl ProducerStateEntry {
         }
         if self.batches.len() == window {
             self.batches.pop_front();
+        } else if self.batches.len() == self.batches.capacity() {
+            let wanted = if self.batches.is_empty() { 1 } else { window };
+            self.batches.reserve_exact(wanted - self.batches.len());
         }
         self.batches.push_back(batch);
+        assert!(
+            self.batches.len() <= window,
+            "a producer retains at most the dedup window ({window} batches)"
+        );
         self.last_timestamp = batch.timestamp;
     }
 
@@ -345,8 +355,9 @@ impl ProducerStateManager {
         last_timestamp: i64,
         batches: &[BatchMetadata],
     ) {
-        let mut entry = ProducerStateEntry::new(producer_epoch, self.window);
+        let mut entry = ProducerStateEntry::new(producer_epoch);
         let skip = batches.len().saturating_sub(self.window);
+        entry.batches.reserve_exact(batches.len() - skip);
         entry.batches.extend(batches[skip..].iter().copied());
         entry.last_timestamp = last_timestamp;
         self.producers.insert(producer_id, entry);
@@ -443,7 +454,7 @@ impl ProducerStateManager {
         let entry = self
             .producers
             .entry(header.producer_id)
-            .or_insert_with(|| ProducerStateEntry::new(header.producer_epoch, window));
+            .or_insert_with(|| ProducerStateEntry::new(header.producer_epoch));
         entry.add_batch(
             header.producer_epoch,
             BatchMetadata {
