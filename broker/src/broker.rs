@@ -687,6 +687,10 @@ impl<S: Storage> Broker<S> {
             }
             self.producer_id_block_end = end;
         }
+        assert!(
+            self.next_producer_id < self.producer_id_block_end,
+            "a producer id is handed out only from a durably reserved block"
+        );
         let producer_id = ProducerId(self.next_producer_id);
         self.next_producer_id += 1;
         InitProducerIdResponse {

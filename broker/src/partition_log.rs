@@ -474,6 +474,19 @@ impl PartitionLog {
         }))
     }
 
+    /// Adds a scanned, non-empty segment at the end of a log being recovered.
+    fn push_recovered(&mut self, segment: Segment) {
+        let base = segment.base_offset;
+        self.log_end_offset = segment.entries.back().map_or(base, |e| segment.last(e) + 1);
+        self.batch_count += segment.entries.len();
+        self.retained_bytes += segment
+            .entries
+            .iter()
+            .map(|e| u64::from(e.size))
+            .sum::<u64>();
+        self.segments.push_back(segment);
+    }
+
     /// Rebuilds a partition's log from its files after a crash or restart: reads the log start
     /// checkpoint, scans every segment in offset order checking each batch's framing, CRC and
     /// offset, truncates the first segment with an invalid batch there and deletes every
@@ -485,16 +498,7 @@ impl PartitionLog {
     ) -> Result<(PartitionLog, LogRecovery), StorageError> {
         let dir = partition_dir(partition);
         let checkpoint = PartitionLog::read_checkpoint(storage, &dir);
-        let mut files: Vec<(i64, String)> = storage
-            .list(&dir)
-            .into_iter()
-            .filter_map(|f| {
-                let name = f.strip_prefix(&dir)?.strip_suffix(SEGMENT_SUFFIX)?;
-                let base = name.parse::<i64>().ok().filter(|b| *b >= 0)?;
-                Some((base, f))
-            })
-            .collect();
-        files.sort();
+        let files = segment_files(storage, &dir);
         let first_base = files.first().map_or(0, |(b, _)| *b);
         let mut log = PartitionLog::empty(partition, segment_bytes, checkpoint.unwrap_or(0));
         log.log_end_offset = first_base.max(log.log_start_offset);
@@ -543,15 +547,8 @@ impl PartitionLog {
                 continue;
             }
             report.valid_batches += segment.entries.len();
-            log.log_end_offset = segment.entries.back().map_or(base, |e| segment.last(e) + 1);
+            log.push_recovered(segment);
             expected_base = Some(log.log_end_offset);
-            log.batch_count += segment.entries.len();
-            log.retained_bytes += segment
-                .entries
-                .iter()
-                .map(|e| u64::from(e.size))
-                .sum::<u64>();
-            log.segments.push_back(segment);
         }
         log.log_start_offset = log.log_start_offset.max(first_base);
         if log.log_start_offset > log.log_end_offset {
@@ -565,6 +562,21 @@ impl PartitionLog {
         }
         Ok((log, report))
     }
+}
+
+/// The segment files in partition directory `dir` with their base offsets, ascending.
+fn segment_files<S: Storage>(storage: &S, dir: &str) -> Vec<(i64, String)> {
+    let mut files: Vec<(i64, String)> = storage
+        .list(dir)
+        .into_iter()
+        .filter_map(|f| {
+            let name = f.strip_prefix(dir)?.strip_suffix(SEGMENT_SUFFIX)?;
+            let base = name.parse::<i64>().ok().filter(|b| *b >= 0)?;
+            Some((base, f))
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// Scans one segment file, filling `segment.entries` with its valid batches. Returns the

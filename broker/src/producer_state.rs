@@ -150,6 +150,10 @@ impl ProducerStateEntry {
     /// Records an appended batch: a new epoch clears the window first
     /// (`maybeUpdateProducerEpoch`), and the oldest batch is evicted beyond `window`.
     fn add_batch(&mut self, epoch: ProducerEpoch, batch: BatchMetadata, window: usize) {
+        assert!(
+            batch.offset_delta >= 0 && batch.last_offset >= i64::from(batch.offset_delta),
+            "a stored batch holds at least one record at a non-negative offset"
+        );
         if epoch != self.producer_epoch {
             self.batches.clear();
             self.producer_epoch = epoch;

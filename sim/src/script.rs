@@ -176,6 +176,47 @@ impl<'a> Args<'a> {
     }
 }
 
+fn parse_produce(rest: &[&str]) -> Result<Op, String> {
+    let a = Args::parse(
+        rest,
+        &["pid", "epoch", "seq", "count", "partition", "ts", "corrupt"],
+    )?;
+    let count: i32 = a.required("count")?;
+    if !(0..=MAX_SCRIPT_RECORDS).contains(&count) {
+        return Err(format!(
+            "`count={count}` must be between 0 and {MAX_SCRIPT_RECORDS}"
+        ));
+    }
+    let partition = a.get("partition")?.unwrap_or(0);
+    if partition < 0 {
+        return Err(format!("`partition={partition}` must not be negative"));
+    }
+    Ok(Op::Produce {
+        pid: a.required("pid")?,
+        epoch: a.required("epoch")?,
+        seq: a.required("seq")?,
+        count,
+        partition,
+        ts: a.get("ts")?,
+        corrupt: a.get("corrupt")?.unwrap_or(false),
+    })
+}
+
+fn parse_restart(rest: &[&str]) -> Result<Op, String> {
+    let a = Args::parse(rest, &["mode"])?;
+    let mode = match a.get::<String>("mode")?.as_deref() {
+        None => RestartMode::FromLog,
+        Some("clean") => RestartMode::Clean,
+        Some("crash") => RestartMode::Crash,
+        Some(other) => {
+            return Err(format!(
+                "`mode={other}` is not a restart mode (expected clean or crash)"
+            ));
+        }
+    };
+    Ok(Op::Restart { mode })
+}
+
 fn parse_line(text: &str) -> Result<Option<Op>, String> {
     let code = text.split('#').next().unwrap_or("");
     let words: Vec<&str> = code.split_whitespace().collect();
@@ -187,31 +228,7 @@ fn parse_line(text: &str) -> Result<Option<Op>, String> {
             Args::parse(rest, &[])?;
             Op::InitProducer
         }
-        "produce" => {
-            let a = Args::parse(
-                rest,
-                &["pid", "epoch", "seq", "count", "partition", "ts", "corrupt"],
-            )?;
-            let count: i32 = a.required("count")?;
-            if !(0..=MAX_SCRIPT_RECORDS).contains(&count) {
-                return Err(format!(
-                    "`count={count}` must be between 0 and {MAX_SCRIPT_RECORDS}"
-                ));
-            }
-            let partition = a.get("partition")?.unwrap_or(0);
-            if partition < 0 {
-                return Err(format!("`partition={partition}` must not be negative"));
-            }
-            Op::Produce {
-                pid: a.required("pid")?,
-                epoch: a.required("epoch")?,
-                seq: a.required("seq")?,
-                count,
-                partition,
-                ts: a.get("ts")?,
-                corrupt: a.get("corrupt")?.unwrap_or(false),
-            }
-        }
+        "produce" => parse_produce(rest)?,
         "advance" => {
             let a = Args::parse(rest, &["ms"])?;
             let ms: i64 = a.required("ms")?;
@@ -229,20 +246,7 @@ fn parse_line(text: &str) -> Result<Option<Op>, String> {
                 before: a.required("before")?,
             }
         }
-        "restart" => {
-            let a = Args::parse(rest, &["mode"])?;
-            let mode = match a.get::<String>("mode")?.as_deref() {
-                None => RestartMode::FromLog,
-                Some("clean") => RestartMode::Clean,
-                Some("crash") => RestartMode::Crash,
-                Some(other) => {
-                    return Err(format!(
-                        "`mode={other}` is not a restart mode (expected clean or crash)"
-                    ));
-                }
-            };
-            Op::Restart { mode }
-        }
+        "restart" => parse_restart(rest)?,
         "fetch" => {
             let a = Args::parse(rest, &["partition", "offset"])?;
             Op::Fetch {
