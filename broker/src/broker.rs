@@ -314,6 +314,7 @@ impl PartitionRestart {
 /// use idempo_protocol::{ErrorCode, Record, RecordBatch, Sequence};
 ///
 /// let mut broker = Broker::new(BrokerConfig::default()).unwrap();
+/// broker.set_record_windows(true); // explanations show the window the rule saw
 /// let id = broker.init_producer_id();
 /// let batch = RecordBatch::idempotent(
 ///     id.producer_id, id.producer_epoch, Sequence(0), 1_000,
@@ -343,6 +344,8 @@ pub struct Broker<S = SimDisk> {
     next_snapshot_ms: i64,
     storage: S,
     storage_failures: u64,
+    /// Copy each producer's window into the outcomes (for explanations); off by default.
+    record_windows: bool,
 }
 
 impl Broker<SimDisk> {
@@ -461,6 +464,7 @@ impl<S: Storage> Broker<S> {
             now_ms: 0,
             storage,
             storage_failures: 0,
+            record_windows: false,
         };
         let report = broker
             .recover_with(Vec::new())
@@ -482,6 +486,14 @@ impl<S: Storage> Broker<S> {
     /// Periodic syncs or snapshots that failed (they are retried at the next period).
     pub fn storage_failures(&self) -> u64 {
         self.storage_failures
+    }
+
+    /// Whether outcomes carry a copy of the producer's window as the rule saw it
+    /// ([`StateSeen::window`](crate::StateSeen::window)), which their explanation then shows.
+    /// Off by default, so the produce path pays nothing for explanations nobody reads; the
+    /// `explain` tool and a traced simulation turn it on. Decisions are the same either way.
+    pub fn set_record_windows(&mut self, record: bool) {
+        self.record_windows = record;
     }
 
     /// The settings.
@@ -758,7 +770,7 @@ impl<S: Storage> Broker<S> {
         let p = self
             .partition(partition)
             .expect("produce created the partition before the sequence rule");
-        let (check, seen) = p.producers.check_and_see(header);
+        let (check, seen) = p.producers.check_and_see(header, self.record_windows);
         let decision = match check {
             SequenceCheck::Accept(rule) => Ok(AppendReason::Sequence(rule)),
             SequenceCheck::Duplicate(original) => Err(Verdict::Duplicate { original }),

@@ -56,7 +56,6 @@
 
 use idempo_protocol::{BatchHeader, ErrorCode, ProducerEpoch, ProducerId, Sequence};
 use rustc_hash::FxHashMap;
-use std::collections::VecDeque;
 use std::fmt;
 
 /// What the broker remembers of one appended batch (Kafka's `BatchMetadata`).
@@ -100,8 +99,10 @@ impl fmt::Display for BatchMetadata {
 pub struct ProducerStateEntry {
     /// The epoch of the retained batches.
     pub producer_epoch: ProducerEpoch,
-    /// The retained batches, oldest first; at most the window size.
-    batches: VecDeque<BatchMetadata>,
+    /// The retained batches, oldest first; at most the window size. A plain vector (one
+    /// slice, so the duplicate scan is a tight loop); evicting the oldest shifts at most
+    /// `window - 1` entries of 24 bytes.
+    batches: Vec<BatchMetadata>,
     /// Max timestamp of the last batch: what producer-id expiration is judged against.
     pub last_timestamp: i64,
 }
@@ -113,7 +114,7 @@ impl ProducerStateEntry {
     fn new(producer_epoch: ProducerEpoch) -> ProducerStateEntry {
         ProducerStateEntry {
             producer_epoch,
-            batches: VecDeque::new(),
+            batches: Vec::new(),
             last_timestamp: -1,
         }
     }
@@ -126,7 +127,7 @@ impl ProducerStateEntry {
     /// Sequence of the newest retained batch's last record, or `NONE` if none is retained.
     pub fn last_sequence(&self) -> Sequence {
         self.batches
-            .back()
+            .last()
             .map_or(Sequence::NONE, |b| b.last_sequence)
     }
 
@@ -159,12 +160,19 @@ impl ProducerStateEntry {
             self.producer_epoch = epoch;
         }
         if self.batches.len() == window {
-            self.batches.pop_front();
-        } else if self.batches.len() == self.batches.capacity() {
-            let wanted = if self.batches.is_empty() { 1 } else { window };
-            self.batches.reserve_exact(wanted - self.batches.len());
+            // Evict the oldest: shift the rest down one slot (a short loop: the window is a
+            // handful of entries) and put the new batch last.
+            for i in 1..window {
+                self.batches[i - 1] = self.batches[i];
+            }
+            self.batches[window - 1] = batch;
+        } else {
+            if self.batches.len() == self.batches.capacity() {
+                let wanted = if self.batches.is_empty() { 1 } else { window };
+                self.batches.reserve_exact(wanted - self.batches.len());
+            }
+            self.batches.push(batch);
         }
-        self.batches.push_back(batch);
         assert!(
             self.batches.len() <= window,
             "a producer retains at most the dedup window ({window} batches)"
@@ -182,9 +190,10 @@ impl ProducerStateEntry {
 /// with their newest batches and a count of the rest.
 pub const WINDOW_VIEW_MAX: usize = 8;
 
-/// A copy of a producer's retained window as the broker saw it when deciding, carried in
-/// every produce outcome so tools can print *why*. Fixed-size and `Copy`, so explaining costs
-/// no allocation on the produce path.
+/// A copy of a producer's retained window as the broker saw it when deciding, so tools can
+/// show *why*. Fixed-size and `Copy` (no allocation), and taken only when the broker is asked
+/// to record windows ([`crate::Broker::set_record_windows`]): the produce path of a broker
+/// nobody is explaining copies nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct WindowView {
     batches: [BatchMetadata; WINDOW_VIEW_MAX],
@@ -196,9 +205,8 @@ impl WindowView {
     fn of(entry: &ProducerStateEntry) -> WindowView {
         let mut view = WindowView::default();
         let skip = entry.batches.len().saturating_sub(WINDOW_VIEW_MAX);
-        for (slot, b) in view.batches.iter_mut().zip(entry.batches.iter().skip(skip)) {
-            *slot = *b;
-        }
+        let shown = &entry.batches[skip..];
+        view.batches[..shown.len()].copy_from_slice(shown);
         view.len = (entry.batches.len() - skip) as u8;
         view.omitted = skip as u32;
         view
@@ -234,24 +242,32 @@ impl fmt::Display for WindowView {
     }
 }
 
-/// The producer state the broker consulted for a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The producer state the broker consulted for a batch: always the two numbers the rule
+/// compared (16 bytes, cheap to keep in every outcome), and the retained window, boxed, when
+/// the broker records windows.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateSeen {
     /// The stored epoch.
     pub producer_epoch: ProducerEpoch,
     /// The sequence a same-epoch batch had to start at.
     pub expected_sequence: Sequence,
-    /// The retained window.
-    pub window: WindowView,
+    /// The retained window, if it was recorded.
+    window: Option<Box<WindowView>>,
 }
 
 impl StateSeen {
-    fn of(entry: &ProducerStateEntry) -> StateSeen {
+    fn of(entry: &ProducerStateEntry, record_window: bool) -> StateSeen {
         StateSeen {
             producer_epoch: entry.producer_epoch,
             expected_sequence: entry.last_sequence().next(),
-            window: WindowView::of(entry),
+            window: record_window.then(|| Box::new(WindowView::of(entry))),
         }
+    }
+
+    /// The retained window as the rule saw it, oldest first: `None` unless the broker was
+    /// recording windows ([`crate::Broker::set_record_windows`]).
+    pub fn window(&self) -> Option<&WindowView> {
+        self.window.as_deref()
     }
 }
 
@@ -390,22 +406,32 @@ impl ProducerStateManager {
         ids
     }
 
-    /// What the rule saw for this producer, for explanations.
+    /// What the rule would see for this producer now, window included, for explanations.
     pub fn seen(&self, producer_id: ProducerId) -> Option<StateSeen> {
-        self.producers.get(&producer_id).map(StateSeen::of)
+        self.producers
+            .get(&producer_id)
+            .map(|e| StateSeen::of(e, true))
     }
 
     /// Decides a client batch by Kafka's rule (module docs), without changing anything.
     /// `header` must carry a producer id.
     pub fn check(&self, header: &BatchHeader) -> SequenceCheck {
-        self.check_and_see(header).0
+        self.check_and_see(header, false).0
     }
 
-    /// [`check`](Self::check), also returning the state the rule consulted (one lookup).
-    pub fn check_and_see(&self, header: &BatchHeader) -> (SequenceCheck, Option<StateSeen>) {
+    /// [`check`](Self::check), also returning the state the rule consulted (one lookup),
+    /// with a copy of the window when `record_window` is set.
+    pub fn check_and_see(
+        &self,
+        header: &BatchHeader,
+        record_window: bool,
+    ) -> (SequenceCheck, Option<StateSeen>) {
         match self.producers.get(&header.producer_id) {
             None => (SequenceCheck::Accept(AcceptRule::UnknownProducer), None),
-            Some(entry) => (Self::decide(entry, header), Some(StateSeen::of(entry))),
+            Some(entry) => (
+                Self::decide(entry, header),
+                Some(StateSeen::of(entry, record_window)),
+            ),
         }
     }
 
@@ -546,7 +572,8 @@ mod tests {
         for seq in 0..10 {
             m.update(&header(1, 0, seq, 1), i64::from(seq));
         }
-        let view = m.seen(ProducerId(1)).unwrap().window;
+        let seen = m.seen(ProducerId(1)).unwrap();
+        let view = *seen.window().unwrap();
         assert_eq!(view.batches().len(), WINDOW_VIEW_MAX);
         assert_eq!(view.omitted(), 2);
         assert_eq!(view.to_string(), "2 older, 2, 3, 4, 5, 6, 7, 8, 9");

@@ -1,11 +1,19 @@
 //! What the broker decided for one partition's batch, and why.
 //!
 //! Every produce result carries a [`ProduceOutcome`]: the wire answer, the [`Verdict`]
-//! naming the rule that decided it, and the producer state the rule saw. Its `Display` is the
+//! naming the rule that decided it (typed values: `AcceptRule`, `SequenceRejection`,
+//! `InvalidBatch`), and the producer state the rule saw ([`StateSeen`]). Its `Display` is the
 //! one-line explanation `idempo-sim explain` prints, for example
 //! `duplicate of the batch at offsets 6..8 (window: 2, 3, 4, 5, 6..8): nothing appended`.
+//!
+//! Explaining costs nothing until someone asks. The outcome keeps only small values (the
+//! verdict, the batch's identity, the stored epoch and expected sequence); the text is
+//! written only by `Display`; and the copy of the producer's window, the one part that is
+//! not small, is taken only while the broker records windows
+//! ([`Broker::set_record_windows`](crate::Broker::set_record_windows)), which `explain` and a
+//! traced simulation turn on. Without it the explanation simply leaves the window out.
 
-use crate::producer_state::{AcceptRule, BatchMetadata, SequenceRejection, StateSeen};
+use crate::producer_state::{AcceptRule, BatchMetadata, SequenceRejection, StateSeen, WindowView};
 use crate::storage::StorageError;
 use idempo_protocol::{
     DecodeError, ErrorCode, PartitionProduceResponse, ProducerEpoch, ProducerId, Sequence,
@@ -249,9 +257,17 @@ impl ProduceOutcome {
         }
     }
 
-    fn window(&self) -> String {
-        self.seen
-            .map_or_else(|| "empty".to_string(), |s| s.window.to_string())
+    /// The window the rule saw, when the broker recorded it.
+    fn window(&self) -> Option<&WindowView> {
+        self.seen.as_ref().and_then(StateSeen::window)
+    }
+
+    /// ` (window: 2, 3, 4)`, or nothing when the window was not recorded.
+    fn write_window(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.window() {
+            Some(window) => write!(f, " (window: {window})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -288,25 +304,27 @@ impl fmt::Display for ProduceOutcome {
                         ": producer {} has no state on this partition, so any sequence is accepted",
                         self.producer_id
                     ),
-                    AppendReason::Sequence(AcceptRule::NextInSequence) => write!(
-                        f,
-                        ": sequence {base} is the next expected (window: {})",
-                        self.window()
-                    ),
+                    AppendReason::Sequence(AcceptRule::NextInSequence) => {
+                        write!(f, ": sequence {base} is the next expected")?;
+                        self.write_window(f)
+                    }
                     AppendReason::Sequence(AcceptRule::NewEpochFromZero { previous_epoch }) => {
                         write!(
                             f,
-                            ": epoch {epoch} is newer than {previous_epoch} and starts at sequence 0; old window (\
-                             {}) dropped",
-                            self.window()
-                        )
+                            ": epoch {epoch} is newer than {previous_epoch} and starts at sequence 0; old window"
+                        )?;
+                        if let Some(window) = self.window() {
+                            write!(f, " ({window})")?;
+                        }
+                        write!(f, " dropped")
                     }
                 }
             }
             Verdict::Duplicate { original } => {
                 write!(f, "duplicate of the batch at ")?;
                 offsets(f, original.first_offset(), original.last_offset)?;
-                write!(f, " (window: {}): nothing appended", self.window())
+                self.write_window(f)?;
+                write!(f, ": nothing appended")
             }
             Verdict::Rejected(rejection) => {
                 write!(f, "rejected {}: ", rejection.error_code().name())?;
@@ -343,6 +361,6 @@ impl ProduceOutcome {
                 " (behind: a retry older than the window or a partial overlap, not an exact duplicate)"
             )?;
         }
-        write!(f, " (window: {})", self.window())
+        self.write_window(f)
     }
 }

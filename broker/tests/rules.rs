@@ -23,8 +23,11 @@ fn batch(pid: i64, epoch: i16, seq: i32, count: i32, ts: i64) -> Bytes {
     .to_bytes()
 }
 
+/// A default broker that records windows, so explanations can be checked word for word.
 fn broker() -> Broker {
-    Broker::new(BrokerConfig::default()).expect("the default config is valid")
+    let mut b = Broker::new(BrokerConfig::default()).expect("the default config is valid");
+    b.set_record_windows(true);
+    b
 }
 
 #[test]
@@ -55,7 +58,7 @@ fn next_sequence_is_appended() {
             reason: AppendReason::Sequence(AcceptRule::NextInSequence)
         }
     ));
-    assert_eq!(o.seen.unwrap().expected_sequence, Sequence(3));
+    assert_eq!(o.seen.as_ref().unwrap().expected_sequence, Sequence(3));
 }
 
 #[test]
@@ -694,4 +697,32 @@ fn a_negative_timestamp_after_max_is_a_config_error() {
         ..BrokerConfig::default()
     });
     assert!(refused.is_err());
+}
+
+#[test]
+fn recording_windows_changes_the_explanation_not_the_decision() {
+    let mut quiet = Broker::new(BrokerConfig::default()).unwrap();
+    let mut explained = broker();
+    let batches = [
+        batch(1, 0, 0, 3, 100),
+        batch(1, 0, 3, 3, 200),
+        batch(1, 0, 0, 3, 100),
+    ];
+    for bytes in &batches {
+        let (a, b) = (quiet.produce(0, bytes), explained.produce(0, bytes));
+        assert_eq!(a.response, b.response);
+        assert_eq!(a.verdict, b.verdict);
+        let expected =
+            |o: &idempo_broker::ProduceOutcome| o.seen.as_ref().map(|s| s.expected_sequence);
+        assert_eq!(expected(&a), expected(&b));
+        assert!(
+            a.seen.as_ref().is_none_or(|s| s.window().is_none()),
+            "no copy unless asked"
+        );
+    }
+    let retry = quiet.produce(0, &batches[2]);
+    assert_eq!(
+        retry.to_string(),
+        "duplicate of the batch at offsets 0..2: nothing appended"
+    );
 }

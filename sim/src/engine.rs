@@ -279,7 +279,7 @@ impl Simulation {
         trace: Option<Trace>,
     ) -> Result<Simulation, String> {
         config.validate()?;
-        let broker = Broker::new(BrokerConfig {
+        let mut broker = Broker::new(BrokerConfig {
             idempotence: config.idempotence,
             dedup_window: config.dedup_window,
             producer_id_expiration_ms: config.producer_id_expiration_ms,
@@ -291,6 +291,7 @@ impl Simulation {
             ..BrokerConfig::default()
         })
         .map_err(|e| format!("broker settings: {e}"))?;
+        broker.set_record_windows(trace.is_some());
         let mut slots = Vec::new();
         for _ in 0..config.producers {
             let mut producer =
@@ -830,7 +831,9 @@ impl Simulation {
             if let Some(t) = &mut self.trace {
                 let window = outcome
                     .seen
-                    .map_or_else(String::new, |s| s.window.to_string());
+                    .as_ref()
+                    .and_then(|s| s.window().map(ToString::to_string))
+                    .unwrap_or_default();
                 t.record(
                     self.now_ms,
                     p,

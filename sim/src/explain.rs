@@ -61,6 +61,7 @@ pub fn stream(
     mut emit: impl FnMut(Explained) -> bool,
 ) -> Result<(), idempo_broker::ConfigError> {
     let mut broker = Broker::new(config)?;
+    broker.set_record_windows(true);
     for step in steps {
         if !emit(explain_step(&mut broker, step)) {
             break;
@@ -409,11 +410,12 @@ fn produce_json(m: &mut Map<String, Value>, partition: i32, o: &ProduceOutcome) 
         m.insert("error_code".into(), json!(o.error_code().code()));
     }
     m.insert("reason".into(), json!(o.to_string()));
-    if let Some(seen) = o.seen {
+    if let Some(seen) = &o.seen {
         m.insert("expected_sequence".into(), json!(seen.expected_sequence.0));
         let window: Vec<Value> = seen
-            .window
-            .batches()
+            .window()
+            .map(|w| w.batches())
+            .unwrap_or_default()
             .iter()
             .map(|b| json!([b.first_sequence().0, b.last_sequence.0]))
             .collect();
