@@ -133,6 +133,7 @@ impl ProducerStateEntry {
 
     /// The retained batch with exactly this epoch, first and last sequence (Kafka's
     /// `findDuplicateBatch`).
+    #[inline]
     pub fn find_duplicate(
         &self,
         epoch: ProducerEpoch,
@@ -150,6 +151,7 @@ impl ProducerStateEntry {
 
     /// Records an appended batch: a new epoch clears the window first
     /// (`maybeUpdateProducerEpoch`), and the oldest batch is evicted beyond `window`.
+    #[inline]
     fn add_batch(&mut self, epoch: ProducerEpoch, batch: BatchMetadata, window: usize) {
         assert!(
             batch.offset_delta >= 0 && batch.last_offset >= i64::from(batch.offset_delta),
@@ -256,6 +258,7 @@ pub struct StateSeen {
 }
 
 impl StateSeen {
+    #[inline]
     fn of(entry: &ProducerStateEntry, record_window: bool) -> StateSeen {
         StateSeen {
             producer_epoch: entry.producer_epoch,
@@ -421,6 +424,7 @@ impl ProducerStateManager {
 
     /// [`check`](Self::check), also returning the state the rule consulted (one lookup),
     /// with a copy of the window when `record_window` is set.
+    #[inline]
     pub fn check_and_see(
         &self,
         header: &BatchHeader,
@@ -435,6 +439,7 @@ impl ProducerStateManager {
         }
     }
 
+    #[inline]
     fn decide(entry: &ProducerStateEntry, header: &BatchHeader) -> SequenceCheck {
         let epoch = header.producer_epoch;
         let base = header.base_sequence;
@@ -476,6 +481,7 @@ impl ProducerStateManager {
     /// replayed from the log during recovery, which is never validated (Kafka's
     /// `REPLICATION` origin). The one function both paths use, so replay cannot disagree
     /// with live appends. A batch without a producer id leaves no state and is skipped.
+    #[inline]
     pub fn update(&mut self, header: &BatchHeader, base_offset: i64) {
         if !header.producer_id.is_some() {
             return;
