@@ -606,4 +606,92 @@ mod tests {
         assert_eq!(m.remove_expired(110, 100), vec![ProducerId(1)]);
         assert!(m.is_empty());
     }
+
+    #[test]
+    fn memory_follows_the_retained_batches() {
+        let mut m = ProducerStateManager::new(5);
+        let empty = m.memory_bytes();
+        assert!(m.is_empty());
+        m.update(&header(1, 0, 0, 1), 0);
+        assert!(!m.is_empty());
+        assert_eq!(m.len(), 1);
+        let one_batch = m.memory_bytes();
+        assert!(one_batch > empty, "a producer's entry takes room");
+        for seq in 1..5 {
+            m.update(&header(1, 0, seq, 1), i64::from(seq));
+        }
+        let full = m.memory_bytes();
+        assert!(
+            full >= one_batch + 4 * std::mem::size_of::<BatchMetadata>(),
+            "a full window holds five batches: {one_batch} -> {full}"
+        );
+        m.update(&header(1, 0, 5, 1), 5);
+        assert_eq!(m.memory_bytes(), full, "eviction keeps the window's size");
+    }
+
+    #[test]
+    fn manager_reports_its_window_and_producers_in_id_order() {
+        let mut m = ProducerStateManager::new(3);
+        assert_eq!(m.window(), 3);
+        for pid in [9, 2, 5] {
+            m.update(&header(pid, 0, 0, 1), 0);
+        }
+        assert_eq!(
+            m.producer_ids(),
+            vec![ProducerId(2), ProducerId(5), ProducerId(9)]
+        );
+        let ids: Vec<ProducerId> = m.entries().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, m.producer_ids());
+    }
+
+    #[test]
+    fn a_batch_without_producer_id_leaves_no_state() {
+        let mut m = ProducerStateManager::new(5);
+        m.update(&header(-1, -1, -1, 1), 0);
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn the_window_is_copied_only_when_asked() {
+        let mut m = ProducerStateManager::new(5);
+        m.update(&header(1, 0, 0, 2), 0);
+        let (_, quiet) = m.check_and_see(&header(1, 0, 2, 1), false);
+        let quiet = quiet.unwrap();
+        assert_eq!(quiet.expected_sequence, Sequence(2));
+        assert_eq!(quiet.producer_epoch, ProducerEpoch(0));
+        assert!(quiet.window().is_none());
+        let (_, recorded) = m.check_and_see(&header(1, 0, 2, 1), true);
+        let recorded = recorded.unwrap();
+        let window = recorded.window().expect("asked for");
+        assert_eq!(window.batches().len(), 1);
+        assert_eq!(window.omitted(), 0);
+        assert_eq!(window.to_string(), "0..1");
+    }
+
+    #[test]
+    fn rejections_map_to_kafkas_codes() {
+        let stale = SequenceRejection::StaleEpoch {
+            current: ProducerEpoch(1),
+        };
+        assert_eq!(stale.error_code(), ErrorCode::InvalidProducerEpoch);
+        let gap = SequenceRejection::OutOfOrder {
+            expected: Sequence(3),
+        };
+        assert_eq!(gap.error_code(), ErrorCode::OutOfOrderSequenceNumber);
+        let new_epoch = SequenceRejection::NewEpochNotFromZero {
+            current: ProducerEpoch(0),
+        };
+        assert_eq!(new_epoch.error_code(), ErrorCode::OutOfOrderSequenceNumber);
+    }
+
+    #[test]
+    fn expiry_is_exact_at_the_boundary() {
+        let e = ProducerStateEntry {
+            producer_epoch: ProducerEpoch(0),
+            batches: Vec::new(),
+            last_timestamp: 100,
+        };
+        assert!(!ProducerStateManager::is_expired(&e, 199, 100));
+        assert!(ProducerStateManager::is_expired(&e, 200, 100));
+    }
 }
