@@ -694,4 +694,25 @@ mod tests {
         assert!(!ProducerStateManager::is_expired(&e, 199, 100));
         assert!(ProducerStateManager::is_expired(&e, 200, 100));
     }
+
+    /// Memory follows the data: one slot for a producer's first batch, exactly the window
+    /// from its second, never more.
+    #[test]
+    fn window_buffer_grows_to_one_batch_then_to_exactly_the_window() {
+        let slot = std::mem::size_of::<BatchMetadata>();
+        let mut m = ProducerStateManager::new(5);
+        m.update(&header(1, 0, 0, 1), 0);
+        let heap = |m: &ProducerStateManager| m.entry(ProducerId(1)).unwrap().heap_bytes();
+        assert_eq!(heap(&m), slot, "one batch, one slot");
+        m.update(&header(1, 0, 1, 1), 1);
+        assert_eq!(
+            heap(&m),
+            5 * slot,
+            "the second batch reserves the whole window"
+        );
+        for seq in 2..12 {
+            m.update(&header(1, 0, seq, 1), i64::from(seq));
+            assert_eq!(heap(&m), 5 * slot, "never beyond the window");
+        }
+    }
 }
