@@ -715,4 +715,24 @@ mod tests {
             assert_eq!(heap(&m), 5 * slot, "never beyond the window");
         }
     }
+
+    #[test]
+    fn restoring_more_batches_than_the_window_keeps_the_newest_in_exactly_the_window() {
+        let batches: Vec<BatchMetadata> = (0..7)
+            .map(|i| BatchMetadata {
+                last_sequence: Sequence(i),
+                offset_delta: 0,
+                last_offset: i64::from(i),
+                timestamp: 50,
+            })
+            .collect();
+        let mut m = ProducerStateManager::new(5);
+        m.restore(ProducerId(3), ProducerEpoch(2), 50, &batches);
+        let e = m.entry(ProducerId(3)).unwrap();
+        let kept: Vec<i32> = e.batches().map(|b| b.last_sequence.0).collect();
+        assert_eq!(kept, vec![2, 3, 4, 5, 6]);
+        assert_eq!(e.producer_epoch, ProducerEpoch(2));
+        assert_eq!(e.last_timestamp, 50);
+        assert_eq!(e.heap_bytes(), 5 * std::mem::size_of::<BatchMetadata>());
+    }
 }
