@@ -735,4 +735,19 @@ mod tests {
         assert_eq!(e.last_timestamp, 50);
         assert_eq!(e.heap_bytes(), 5 * std::mem::size_of::<BatchMetadata>());
     }
+
+    /// The estimate counts, per hash bucket, the key, the entry and hashbrown's control byte,
+    /// plus each producer's window buffer.
+    #[test]
+    fn memory_estimate_counts_every_bucket_and_every_window_slot() {
+        let mut m = ProducerStateManager::new(5);
+        for pid in 0..100 {
+            m.update(&header(pid, 0, 0, 1), 0);
+        }
+        let bucket = std::mem::size_of::<(ProducerId, ProducerStateEntry)>() + 1;
+        let expected = std::mem::size_of::<ProducerStateManager>()
+            + m.producers.capacity() * bucket
+            + 100 * std::mem::size_of::<BatchMetadata>();
+        assert_eq!(m.memory_bytes(), expected);
+    }
 }
