@@ -6,15 +6,21 @@
 //!
 //! The produce path for one partition's batch, in Kafka's order (docs/KAFKA-RULES.md §1.2, §1.4):
 //!
+//! 0. (for a whole request) `acks` is -1, 0 or 1, else `INVALID_REQUIRED_ACKS`;
 //! 1. partition exists (or is auto-created), else `UNKNOWN_TOPIC_OR_PARTITION`;
 //! 2. exactly one RecordBatch v2 with base offset 0, else `INVALID_RECORD`;
 //! 3. size within `max_message_bytes`, else `MESSAGE_TOO_LARGE`;
 //! 4. CRC-32C matches, else `CORRUPT_MESSAGE`;
-//! 5. records well formed, count = lastOffsetDelta + 1, sequence >= 0 with a producer id,
-//!    no control batch, else `INVALID_RECORD`;
+//! 5. Kafka's `LogValidator`: at least one record in the offset range, a positive count equal
+//!    to lastOffsetDelta + 1 (so an empty batch is refused), no control batch, sequence >= 0
+//!    with a producer id, records well formed, else `INVALID_RECORD`; no record stamped more
+//!    than `log.message.timestamp.after.max.ms` ahead of the broker clock, else
+//!    `INVALID_TIMESTAMP`;
 //! 6. the sequence rule (`producer_state`): duplicate, stale epoch, in sequence;
 //! 7. append through [`Storage`], sync if the [`SyncPolicy`] says so, then (only then) update
 //!    the producer state and answer.
+//!
+//! The header is parsed once per batch; nothing before step 7 changes any state.
 //!
 //! # Durability
 //!
@@ -46,8 +52,10 @@
 use crate::partition_log::{
     DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogView, PartitionLog, StoredBatch, partition_dir,
 };
-use crate::producer_state::{ProducerStateManager, SequenceCheck};
-use crate::recovery::{PartitionRecovery, RecoverySettings, partitions_on_disk, recover_partition};
+use crate::producer_state::{ProducerStateManager, SequenceCheck, StateSeen};
+use crate::recovery::{
+    PartitionRecovery, RecoverySettings, partitions_on_disk, recover_partition, replay,
+};
 use crate::snapshot::{SnapshotMode, delete_snapshots_before, write_snapshot};
 use crate::storage::{CrashedFile, SimDisk, Storage, StorageError};
 use crate::verdict::{AppendReason, InvalidBatch, ProduceOutcome, Verdict};
@@ -55,8 +63,8 @@ use bytes::Bytes;
 use idempo_protocol::{
     BatchHeader, DecodeError, ErrorCode, FetchRequest, FetchResponse, InitProducerIdRequest,
     InitProducerIdResponse, PartitionProduceResponse, ProduceRequest, ProduceResponse,
-    ProducerEpoch, ProducerId, Request, RequestFrame, Response, ResponseFrame, Sequence,
-    record_batch,
+    ProducerEpoch, ProducerId, RecordsSummary, Request, RequestFrame, Response, ResponseFrame,
+    Sequence, record_batch,
 };
 use std::fmt;
 
@@ -93,6 +101,11 @@ pub struct BrokerConfig {
     /// `segment.bytes`: a segment file is rolled when the next batch would exceed this
     /// (default 1 MiB).
     pub segment_bytes: u32,
+    /// `log.message.timestamp.after.max.ms`: how far ahead of the broker clock a record's
+    /// timestamp may be (default one hour, as in Kafka 4.0, KIP-937). A batch with a record
+    /// stamped further ahead is refused with `INVALID_TIMESTAMP`. `i64::MAX` switches the
+    /// check off (as Kafka's `before` side is off by default with `Long.MAX_VALUE`).
+    pub log_message_timestamp_after_max_ms: i64,
 }
 
 /// When the broker makes appended batches durable (Kafka's `log.flush.interval.*`).
@@ -125,7 +138,35 @@ impl Default for BrokerConfig {
             snapshot_mode: SnapshotMode::FullWindow,
             snapshots_retained: 2,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            log_message_timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
         }
+    }
+}
+
+/// Kafka 4.0's default `log.message.timestamp.after.max.ms`: one hour.
+pub const DEFAULT_TIMESTAMP_AFTER_MAX_MS: i64 = 3_600_000;
+
+/// Parses a command-line value for `log.message.timestamp.after.max.ms`: milliseconds (at
+/// least 0), or `off` for no check (`i64::MAX`, as Kafka's `Long.MAX_VALUE`). The one parser
+/// the binaries' flags share.
+///
+/// # Examples
+///
+/// ```
+/// use idempo_broker::parse_timestamp_after_max_ms;
+/// assert_eq!(parse_timestamp_after_max_ms("3600000"), Ok(3_600_000));
+/// assert_eq!(parse_timestamp_after_max_ms("off"), Ok(i64::MAX));
+/// assert!(parse_timestamp_after_max_ms("-1").is_err());
+/// ```
+pub fn parse_timestamp_after_max_ms(text: &str) -> Result<i64, String> {
+    if text == "off" {
+        return Ok(i64::MAX);
+    }
+    match text.parse::<i64>() {
+        Ok(ms) if ms >= 0 => Ok(ms),
+        _ => Err(format!(
+            "`{text}` is not a number of milliseconds >= 0 or `off`"
+        )),
     }
 }
 
@@ -153,6 +194,8 @@ pub enum ConfigError {
     Interval(i64),
     /// `snapshots_retained` of 0.
     SnapshotsRetained,
+    /// `log_message_timestamp_after_max_ms` below 0.
+    TimestampAfterMax(i64),
 }
 
 impl fmt::Display for ConfigError {
@@ -183,6 +226,10 @@ impl fmt::Display for ConfigError {
                 )
             }
             ConfigError::SnapshotsRetained => write!(f, "at least one snapshot must be retained"),
+            ConfigError::TimestampAfterMax(ms) => write!(
+                f,
+                "log.message.timestamp.after.max.ms must be at least 0, not {ms}"
+            ),
         }
     }
 }
@@ -267,6 +314,7 @@ impl PartitionRestart {
 /// use idempo_protocol::{ErrorCode, Record, RecordBatch, Sequence};
 ///
 /// let mut broker = Broker::new(BrokerConfig::default()).unwrap();
+/// broker.set_record_windows(true); // explanations show the window the rule saw
 /// let id = broker.init_producer_id();
 /// let batch = RecordBatch::idempotent(
 ///     id.producer_id, id.producer_epoch, Sequence(0), 1_000,
@@ -296,6 +344,8 @@ pub struct Broker<S = SimDisk> {
     next_snapshot_ms: i64,
     storage: S,
     storage_failures: u64,
+    /// Copy each producer's window into the outcomes (for explanations); off by default.
+    record_windows: bool,
 }
 
 impl Broker<SimDisk> {
@@ -391,6 +441,11 @@ impl<S: Storage> Broker<S> {
         if config.snapshots_retained == 0 {
             return Err(ConfigError::SnapshotsRetained);
         }
+        if config.log_message_timestamp_after_max_ms < 0 {
+            return Err(ConfigError::TimestampAfterMax(
+                config.log_message_timestamp_after_max_ms,
+            ));
+        }
         Ok(())
     }
 
@@ -409,6 +464,7 @@ impl<S: Storage> Broker<S> {
             now_ms: 0,
             storage,
             storage_failures: 0,
+            record_windows: false,
         };
         let report = broker
             .recover_with(Vec::new())
@@ -430,6 +486,14 @@ impl<S: Storage> Broker<S> {
     /// Periodic syncs or snapshots that failed (they are retried at the next period).
     pub fn storage_failures(&self) -> u64 {
         self.storage_failures
+    }
+
+    /// Whether outcomes carry a copy of the producer's window as the rule saw it
+    /// ([`StateSeen::window`](crate::StateSeen::window)), which their explanation then shows.
+    /// Off by default, so the produce path pays nothing for explanations nobody reads; the
+    /// `explain` tool and a traced simulation turn it on. Decisions are the same either way.
+    pub fn set_record_windows(&mut self, record: bool) {
+        self.record_windows = record;
     }
 
     /// The settings.
@@ -565,11 +629,6 @@ impl<S: Storage> Broker<S> {
             .and_then(Option::as_ref)
     }
 
-    fn partition_mut(&mut self, partition: i32) -> Option<&mut Partition> {
-        let index = usize::try_from(partition).ok()?;
-        self.partitions.get_mut(index).and_then(Option::as_mut)
-    }
-
     /// Partition numbers that exist, ascending.
     pub fn partition_ids(&self) -> Vec<i32> {
         (0..self.partitions.len() as i32)
@@ -640,6 +699,10 @@ impl<S: Storage> Broker<S> {
             }
             self.producer_id_block_end = end;
         }
+        assert!(
+            self.next_producer_id < self.producer_id_block_end,
+            "a producer id is handed out only from a durably reserved block"
+        );
         let producer_id = ProducerId(self.next_producer_id);
         self.next_producer_id += 1;
         InitProducerIdResponse {
@@ -649,10 +712,13 @@ impl<S: Storage> Broker<S> {
         }
     }
 
-    /// Serves a produce request: one outcome per partition, in request order.
+    /// Serves a produce request: one outcome per partition, in request order. This is the
+    /// one entry point for a produce request, whoever decoded it (the simulator, the Kafka
+    /// wire front end): `acks` is checked first, as Kafka's `ReplicaManager.appendRecords`
+    /// does, and an invalid value answers every partition `INVALID_REQUIRED_ACKS` without
+    /// looking at its batch.
     pub fn produce_request(&mut self, request: &ProduceRequest) -> Vec<ProduceOutcome> {
-        if !matches!(request.acks, -1..=1) {
-            let why = InvalidBatch::InvalidRequiredAcks(request.acks);
+        if let Err(why) = check_required_acks(request.acks) {
             return request
                 .partitions
                 .iter()
@@ -666,78 +732,119 @@ impl<S: Storage> Broker<S> {
             .collect()
     }
 
-    /// Produces one client batch to one partition: validation, the sequence rule, the append.
+    /// Produces one client batch to one partition: validation, the sequence rule, the append
+    /// (the order is in the module docs). The header is parsed once, here.
     pub fn produce(&mut self, partition: i32, records: &Bytes) -> ProduceOutcome {
+        let header = BatchHeader::parse(records);
         if self.partition(partition).is_none()
             && !(self.config.auto_create_partitions && self.create_partition(partition).is_ok())
         {
-            let header = BatchHeader::parse(records).ok();
-            return self.invalid(partition, header, InvalidBatch::UnknownPartition);
+            return self.invalid(partition, header.ok(), InvalidBatch::UnknownPartition);
         }
-        let header = match self.validate(records) {
+        let header = match header {
             Ok(header) => header,
-            Err((header, why)) => return self.invalid(partition, header, why),
+            Err(e) => return self.invalid(partition, None, InvalidBatch::Malformed(e)),
         };
-        let idempotence = self.config.idempotence;
+        if let Err(why) = self.validate(&header, records) {
+            return self.invalid(partition, Some(header), why);
+        }
+        match self.check_sequence(partition, &header) {
+            (Ok(reason), seen) => self.append(partition, &header, records, reason, seen),
+            (Err(verdict), seen) => self.answer_unappended(partition, &header, verdict, seen),
+        }
+    }
+
+    /// The sequence rule (`producer_state`): the reason to append, or the verdict of a
+    /// duplicate or a rejection; with the state the rule saw.
+    fn check_sequence(
+        &self,
+        partition: i32,
+        header: &BatchHeader,
+    ) -> (Result<AppendReason, Verdict>, Option<StateSeen>) {
+        if !self.config.idempotence {
+            return (Ok(AppendReason::IdempotenceOff), None);
+        }
+        if !header.producer_id.is_some() {
+            return (Ok(AppendReason::NoProducerId), None);
+        }
         let p = self
-            .partition_mut(partition)
-            .expect("the partition was created above");
-        let mut seen = None;
-        let reason = if !idempotence {
-            AppendReason::IdempotenceOff
-        } else if !header.producer_id.is_some() {
-            AppendReason::NoProducerId
-        } else {
-            let (check, state) = p.producers.check_and_see(&header);
-            seen = state;
-            match check {
-                SequenceCheck::Accept(rule) => AppendReason::Sequence(rule),
-                SequenceCheck::Duplicate(original) => {
-                    let response = PartitionProduceResponse {
-                        partition,
-                        error_code: ErrorCode::None,
-                        base_offset: original.first_offset(),
-                        log_append_time_ms: original.timestamp,
-                        log_start_offset: p.log.log_start_offset(),
-                    };
-                    return outcome(response, Verdict::Duplicate { original }, &header, seen);
-                }
-                SequenceCheck::Reject(rejection) => {
-                    let code = match rejection {
-                        crate::producer_state::SequenceRejection::StaleEpoch { .. } => {
-                            ErrorCode::InvalidProducerEpoch
-                        }
-                        _ => ErrorCode::OutOfOrderSequenceNumber,
-                    };
-                    let response = failed(partition, code, p.log.log_start_offset());
-                    return outcome(response, Verdict::Rejected(rejection), &header, seen);
-                }
+            .partition(partition)
+            .expect("produce created the partition before the sequence rule");
+        let (check, seen) = p.producers.check_and_see(header, self.record_windows);
+        let decision = match check {
+            SequenceCheck::Accept(rule) => Ok(AppendReason::Sequence(rule)),
+            SequenceCheck::Duplicate(original) => Err(Verdict::Duplicate { original }),
+            SequenceCheck::Reject(rejection) => Err(Verdict::Rejected(rejection)),
+        };
+        (decision, seen)
+    }
+
+    /// The answer to a batch the sequence rule refused to append: a duplicate is `NONE` with
+    /// the original batch's offsets and timestamp; a rejection carries its error code.
+    fn answer_unappended(
+        &self,
+        partition: i32,
+        header: &BatchHeader,
+        verdict: Verdict,
+        seen: Option<StateSeen>,
+    ) -> ProduceOutcome {
+        let log_start_offset = self
+            .partition(partition)
+            .map_or(-1, |p| p.log.log_start_offset());
+        let response = match &verdict {
+            Verdict::Duplicate { original } => PartitionProduceResponse {
+                partition,
+                error_code: ErrorCode::None,
+                base_offset: original.first_offset(),
+                log_append_time_ms: original.timestamp,
+                log_start_offset,
+            },
+            Verdict::Rejected(rejection) => {
+                failed(partition, rejection.error_code(), log_start_offset)
+            }
+            Verdict::Appended { .. } | Verdict::Invalid(_) => {
+                unreachable!("the sequence rule only refuses with a duplicate or a rejection")
             }
         };
+        outcome(response, verdict, header, seen)
+    }
+
+    /// Appends an accepted batch, syncs it if the [`SyncPolicy`] says so, and only then
+    /// records it in the producer state. A storage failure changes nothing.
+    fn append(
+        &mut self,
+        partition: i32,
+        header: &BatchHeader,
+        records: &Bytes,
+        reason: AppendReason,
+        seen: Option<StateSeen>,
+    ) -> ProduceOutcome {
         let every_append = self.config.sync_policy == SyncPolicy::EveryAppend;
-        let p = self.partitions[partition as usize]
-            .as_mut()
-            .expect("the partition was created above");
-        let appended = p.log.append(&mut self.storage, &header, records);
+        let idempotence = self.config.idempotence;
+        let storage = &mut self.storage;
+        let p = partition_slot(&mut self.partitions, partition)
+            .expect("produce created the partition before the append");
+        let log_end_before = p.log.log_end_offset();
+        let appended = p.log.append(storage, header, records);
         let synced = match appended {
-            Ok(_) if every_append => p.log.sync(&mut self.storage),
+            Ok(_) if every_append => p.log.sync(storage),
             Ok(_) => Ok(()),
             Err(ref e) => Err(e.clone()),
         };
         let base_offset = match (appended, synced) {
             (Ok(base_offset), Ok(())) => base_offset,
             (Err(e), _) | (_, Err(e)) => {
-                return self.invalid(
-                    partition,
-                    Some(header),
-                    InvalidBatch::StorageFailed(e.to_string()),
-                );
+                return self.invalid(partition, Some(*header), InvalidBatch::StorageFailed(e));
             }
         };
-        if idempotence && header.producer_id.is_some() {
-            p.producers.update(&header, base_offset);
-        }
         let last_offset = base_offset + i64::from(header.last_offset_delta);
+        assert!(
+            base_offset == log_end_before && p.log.log_end_offset() == last_offset + 1,
+            "a batch is appended at the log end and moves it past its last record"
+        );
+        if idempotence {
+            p.producers.update(header, base_offset);
+        }
         let response = PartitionProduceResponse {
             partition,
             error_code: ErrorCode::None,
@@ -745,75 +852,68 @@ impl<S: Storage> Broker<S> {
             log_append_time_ms: -1,
             log_start_offset: p.log.log_start_offset(),
         };
-        outcome(
-            response,
-            Verdict::Appended {
-                base_offset,
-                last_offset,
-                reason,
-            },
-            &header,
-            seen,
-        )
+        let verdict = Verdict::Appended {
+            base_offset,
+            last_offset,
+            reason,
+        };
+        outcome(response, verdict, header, seen)
     }
 
-    /// Shape and integrity checks in Kafka's order. On failure returns the header too, when it
-    /// could be parsed, so the explanation can still name the producer.
-    fn validate(
-        &self,
-        records: &Bytes,
-    ) -> Result<BatchHeader, (Option<BatchHeader>, InvalidBatch)> {
-        let header = BatchHeader::parse(records)
-            .map_err(|e| (None, InvalidBatch::Malformed(e.to_string())))?;
-        let fail = |why| Err((Some(header), why));
-        if header.total_size() != records.len() as i64 {
-            return fail(InvalidBatch::Malformed(format!(
-                "batchLength {} announces {} bytes but the request holds {}",
-                header.batch_length,
-                header.total_size(),
-                records.len()
-            )));
-        }
-        if header.magic != record_batch::MAGIC_V2 {
-            return fail(InvalidBatch::Malformed(
-                DecodeError::UnsupportedMagic(header.magic).to_string(),
-            ));
-        }
+    /// Shape and integrity checks in Kafka's order (`UnifiedLog.analyzeAndValidateRecords`,
+    /// then `LogValidator.validateBatch` and its per-record checks), on the header parsed once
+    /// by [`produce`](Self::produce).
+    fn validate(&self, header: &BatchHeader, records: &Bytes) -> Result<(), InvalidBatch> {
+        record_batch::check_framing(records, header).map_err(InvalidBatch::Malformed)?;
         if header.base_offset != 0 {
-            return fail(InvalidBatch::NonZeroBaseOffset(header.base_offset));
+            return Err(InvalidBatch::NonZeroBaseOffset(header.base_offset));
         }
         if records.len() > self.config.max_message_bytes {
-            return fail(InvalidBatch::TooLarge {
+            return Err(InvalidBatch::TooLarge {
                 size: records.len(),
                 max: self.config.max_message_bytes,
             });
         }
-        match record_batch::validate(records) {
-            Ok(_) => {}
+        match record_batch::check_integrity(records, header) {
+            Ok(()) => {}
             Err(DecodeError::CorruptMessage { expected, actual }) => {
-                return fail(InvalidBatch::Corrupt { expected, actual });
+                return Err(InvalidBatch::Corrupt { expected, actual });
             }
-            Err(DecodeError::UnsupportedCompression(c)) => {
-                return fail(InvalidBatch::Compressed(c));
-            }
-            Err(e) => return fail(InvalidBatch::Malformed(e.to_string())),
+            Err(DecodeError::UnsupportedCompression(c)) => return Err(InvalidBatch::Compressed(c)),
+            Err(e) => return Err(InvalidBatch::Malformed(e)),
         }
-        if i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1 {
-            return fail(InvalidBatch::CountMismatch {
-                records_count: header.records_count,
-                last_offset_delta: header.last_offset_delta,
-            });
-        }
+        check_offsets_and_count(header)?;
         if header.is_control() {
-            return fail(InvalidBatch::ControlBatch);
+            return Err(InvalidBatch::ControlBatch);
         }
         if header.is_transactional() {
-            return fail(InvalidBatch::Transactional);
+            return Err(InvalidBatch::Transactional);
         }
         if header.producer_id.is_some() && header.base_sequence.0 < 0 {
-            return fail(InvalidBatch::NegativeSequence(header.base_sequence));
+            return Err(InvalidBatch::NegativeSequence(header.base_sequence));
         }
-        Ok(header)
+        let summary =
+            record_batch::validate_records(records, header).map_err(InvalidBatch::Malformed)?;
+        self.check_timestamps(&summary)
+    }
+
+    /// Kafka's `LogValidator.validateTimestamp` for `CreateTime` topics, after-side only: a
+    /// record stamped more than `log_message_timestamp_after_max_ms` ahead of the broker clock
+    /// fails the batch with `INVALID_TIMESTAMP` (records without a timestamp are exempt).
+    fn check_timestamps(&self, summary: &RecordsSummary) -> Result<(), InvalidBatch> {
+        let after_max_ms = self.config.log_message_timestamp_after_max_ms;
+        match summary.max_record_timestamp {
+            Some(timestamp)
+                if i128::from(timestamp) - i128::from(self.now_ms) > i128::from(after_max_ms) =>
+            {
+                Err(InvalidBatch::InvalidTimestamp {
+                    timestamp,
+                    now_ms: self.now_ms,
+                    after_max_ms,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     fn invalid(
@@ -877,10 +977,7 @@ impl<S: Storage> Broker<S> {
         partition: i32,
         offset: i64,
     ) -> Result<i64, DeleteRecordsFailure> {
-        let p = usize::try_from(partition)
-            .ok()
-            .and_then(|i| self.partitions.get_mut(i))
-            .and_then(Option::as_mut)
+        let p = partition_slot(&mut self.partitions, partition)
             .ok_or(DeleteRecordsFailure::UnknownPartition(partition))?;
         let start = p
             .log
@@ -907,11 +1004,8 @@ impl<S: Storage> Broker<S> {
             let Some(p) = partition else { continue };
             p.producers.clear();
             if self.config.idempotence {
-                for batch in p.log.batches(&self.storage) {
-                    if batch.header.producer_id.is_some() {
-                        p.producers.update(&batch.header, batch.header.base_offset);
-                    }
-                }
+                let start = p.log.log_start_offset();
+                replay(&mut p.producers, &p.log, &self.storage, start);
             }
             rebuilt.push((index as i32, p.producers.len()));
         }
@@ -1093,6 +1187,44 @@ impl fmt::Display for DeleteRecordsFailure {
 
 impl std::error::Error for DeleteRecordsFailure {}
 
+/// The partition at `partition` in the broker's table, if it exists (a free function so the
+/// storage can be borrowed beside it).
+fn partition_slot(partitions: &mut [Option<Partition>], partition: i32) -> Option<&mut Partition> {
+    let index = usize::try_from(partition).ok()?;
+    partitions.get_mut(index).and_then(Option::as_mut)
+}
+
+/// Kafka's `isValidRequiredAcks`: -1 (all), 0 or 1.
+fn check_required_acks(acks: i16) -> Result<(), InvalidBatch> {
+    if matches!(acks, -1..=1) {
+        Ok(())
+    } else {
+        Err(InvalidBatch::InvalidRequiredAcks(acks))
+    }
+}
+
+/// Kafka's `LogValidator.validateBatch` for a client's v2 batch, in its order: the offset
+/// range must hold at least one record, the count must be positive, and the two must agree.
+/// An empty batch (`recordsCount` 0, `lastOffsetDelta` -1) fails the first check.
+fn check_offsets_and_count(header: &BatchHeader) -> Result<(), InvalidBatch> {
+    let count_from_offsets = i64::from(header.last_offset_delta) + 1;
+    if count_from_offsets <= 0 {
+        return Err(InvalidBatch::InvalidOffsetRange {
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    if header.records_count <= 0 {
+        return Err(InvalidBatch::InvalidRecordCount(header.records_count));
+    }
+    if count_from_offsets != i64::from(header.records_count) {
+        return Err(InvalidBatch::CountMismatch {
+            records_count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    Ok(())
+}
+
 fn failed(
     partition: i32,
     error_code: ErrorCode,
@@ -1111,7 +1243,7 @@ fn outcome(
     response: PartitionProduceResponse,
     verdict: Verdict,
     header: &BatchHeader,
-    seen: Option<crate::producer_state::StateSeen>,
+    seen: Option<StateSeen>,
 ) -> ProduceOutcome {
     ProduceOutcome {
         response,

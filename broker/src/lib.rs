@@ -60,9 +60,10 @@ pub mod storage;
 pub mod verdict;
 
 pub use broker::{
-    Broker, BrokerConfig, ConfigError, CrashReport, DeleteRecordsFailure, ExpiredProducer, Handled,
-    MAX_DEDUP_WINDOW, OpenError, PRODUCER_ID_BLOCK_SIZE, PartitionRestart, RestartReport,
-    SyncPolicy,
+    Broker, BrokerConfig, ConfigError, CrashReport, DEFAULT_TIMESTAMP_AFTER_MAX_MS,
+    DeleteRecordsFailure, ExpiredProducer, Handled, MAX_DEDUP_WINDOW, OpenError,
+    PRODUCER_ID_BLOCK_SIZE, PartitionRestart, RestartReport, SyncPolicy,
+    parse_timestamp_after_max_ms,
 };
 pub use partition_log::{
     Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogCorruption, LogRecovery, LogView,

@@ -310,11 +310,12 @@ impl PartitionLog {
             "append takes a validated batch"
         );
         let base_offset = self.log_end_offset;
-        // baseOffset and partitionLeaderEpoch are outside the CRC: patch them in the copy.
+        // baseOffset and partitionLeaderEpoch are outside the CRC: patch them in a copy of the
+        // first 16 bytes, written ahead of the client's untouched rest.
         let mut head = [0u8; 16];
-        head[..8].copy_from_slice(&base_offset.to_be_bytes());
-        head[8..12].copy_from_slice(&client_bytes[8..12]);
-        head[12..16].copy_from_slice(&LEADER_EPOCH.to_be_bytes());
+        head.copy_from_slice(&client_bytes[..16]);
+        record_batch::set_base_offset(&mut head, base_offset);
+        record_batch::set_partition_leader_epoch(&mut head, LEADER_EPOCH);
         let size = client_bytes.len();
         let segment = self.active_for(size);
         let position = storage.append_vectored(&segment.file, &[&head, &client_bytes[16..]])?;
@@ -349,11 +350,6 @@ impl PartitionLog {
         }
         self.durable_end_offset = self.log_end_offset;
         Ok(())
-    }
-
-    /// True when some appended batch is not yet durable.
-    pub fn has_unsynced(&self) -> bool {
-        self.durable_end_offset != self.log_end_offset
     }
 
     /// Moves the log start offset to `offset` (Kafka's DeleteRecords): syncs the log, writes
@@ -478,6 +474,19 @@ impl PartitionLog {
         }))
     }
 
+    /// Adds a scanned, non-empty segment at the end of a log being recovered.
+    fn push_recovered(&mut self, segment: Segment) {
+        let base = segment.base_offset;
+        self.log_end_offset = segment.entries.back().map_or(base, |e| segment.last(e) + 1);
+        self.batch_count += segment.entries.len();
+        self.retained_bytes += segment
+            .entries
+            .iter()
+            .map(|e| u64::from(e.size))
+            .sum::<u64>();
+        self.segments.push_back(segment);
+    }
+
     /// Rebuilds a partition's log from its files after a crash or restart: reads the log start
     /// checkpoint, scans every segment in offset order checking each batch's framing, CRC and
     /// offset, truncates the first segment with an invalid batch there and deletes every
@@ -489,16 +498,7 @@ impl PartitionLog {
     ) -> Result<(PartitionLog, LogRecovery), StorageError> {
         let dir = partition_dir(partition);
         let checkpoint = PartitionLog::read_checkpoint(storage, &dir);
-        let mut files: Vec<(i64, String)> = storage
-            .list(&dir)
-            .into_iter()
-            .filter_map(|f| {
-                let name = f.strip_prefix(&dir)?.strip_suffix(SEGMENT_SUFFIX)?;
-                let base = name.parse::<i64>().ok().filter(|b| *b >= 0)?;
-                Some((base, f))
-            })
-            .collect();
-        files.sort();
+        let files = segment_files(storage, &dir);
         let first_base = files.first().map_or(0, |(b, _)| *b);
         let mut log = PartitionLog::empty(partition, segment_bytes, checkpoint.unwrap_or(0));
         log.log_end_offset = first_base.max(log.log_start_offset);
@@ -547,15 +547,8 @@ impl PartitionLog {
                 continue;
             }
             report.valid_batches += segment.entries.len();
-            log.log_end_offset = segment.entries.back().map_or(base, |e| segment.last(e) + 1);
+            log.push_recovered(segment);
             expected_base = Some(log.log_end_offset);
-            log.batch_count += segment.entries.len();
-            log.retained_bytes += segment
-                .entries
-                .iter()
-                .map(|e| u64::from(e.size))
-                .sum::<u64>();
-            log.segments.push_back(segment);
         }
         log.log_start_offset = log.log_start_offset.max(first_base);
         if log.log_start_offset > log.log_end_offset {
@@ -569,6 +562,21 @@ impl PartitionLog {
         }
         Ok((log, report))
     }
+}
+
+/// The segment files in partition directory `dir` with their base offsets, ascending.
+fn segment_files<S: Storage>(storage: &S, dir: &str) -> Vec<(i64, String)> {
+    let mut files: Vec<(i64, String)> = storage
+        .list(dir)
+        .into_iter()
+        .filter_map(|f| {
+            let name = f.strip_prefix(dir)?.strip_suffix(SEGMENT_SUFFIX)?;
+            let base = name.parse::<i64>().ok().filter(|b| *b >= 0)?;
+            Some((base, f))
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// Scans one segment file, filling `segment.entries` with its valid batches. Returns the

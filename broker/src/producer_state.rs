@@ -54,9 +54,8 @@
 //! * The entry keeps no `coordinatorEpoch`; [`BatchMetadata`] is the same four numbers Kafka
 //!   keeps (`lastSeq`, `offsetDelta`, `lastOffset`, `timestamp`).
 
-use idempo_protocol::{BatchHeader, ProducerEpoch, ProducerId, Sequence};
+use idempo_protocol::{BatchHeader, ErrorCode, ProducerEpoch, ProducerId, Sequence};
 use rustc_hash::FxHashMap;
-use std::collections::VecDeque;
 use std::fmt;
 
 /// What the broker remembers of one appended batch (Kafka's `BatchMetadata`).
@@ -100,17 +99,22 @@ impl fmt::Display for BatchMetadata {
 pub struct ProducerStateEntry {
     /// The epoch of the retained batches.
     pub producer_epoch: ProducerEpoch,
-    /// The retained batches, oldest first; at most the window size.
-    batches: VecDeque<BatchMetadata>,
+    /// The retained batches, oldest first; at most the window size. A plain vector (one
+    /// slice, so the duplicate scan is a tight loop); evicting the oldest shifts at most
+    /// `window - 1` entries of 24 bytes.
+    batches: Vec<BatchMetadata>,
     /// Max timestamp of the last batch: what producer-id expiration is judged against.
     pub last_timestamp: i64,
 }
 
 impl ProducerStateEntry {
-    fn new(producer_epoch: ProducerEpoch, window: usize) -> ProducerStateEntry {
+    /// An entry with no batches. Its window buffer grows on demand: room for one batch at the
+    /// first append, the whole window at the second, so a producer that sends one batch costs
+    /// one slot, not a window's worth (memory follows the data).
+    fn new(producer_epoch: ProducerEpoch) -> ProducerStateEntry {
         ProducerStateEntry {
             producer_epoch,
-            batches: VecDeque::with_capacity(window),
+            batches: Vec::new(),
             last_timestamp: -1,
         }
     }
@@ -123,12 +127,13 @@ impl ProducerStateEntry {
     /// Sequence of the newest retained batch's last record, or `NONE` if none is retained.
     pub fn last_sequence(&self) -> Sequence {
         self.batches
-            .back()
+            .last()
             .map_or(Sequence::NONE, |b| b.last_sequence)
     }
 
     /// The retained batch with exactly this epoch, first and last sequence (Kafka's
     /// `findDuplicateBatch`).
+    #[inline]
     pub fn find_duplicate(
         &self,
         epoch: ProducerEpoch,
@@ -146,15 +151,34 @@ impl ProducerStateEntry {
 
     /// Records an appended batch: a new epoch clears the window first
     /// (`maybeUpdateProducerEpoch`), and the oldest batch is evicted beyond `window`.
+    #[inline]
     fn add_batch(&mut self, epoch: ProducerEpoch, batch: BatchMetadata, window: usize) {
+        assert!(
+            batch.offset_delta >= 0 && batch.last_offset >= i64::from(batch.offset_delta),
+            "a stored batch holds at least one record at a non-negative offset"
+        );
         if epoch != self.producer_epoch {
             self.batches.clear();
             self.producer_epoch = epoch;
         }
         if self.batches.len() == window {
-            self.batches.pop_front();
+            // Evict the oldest: shift the rest down one slot (a short loop: the window is a
+            // handful of entries) and put the new batch last.
+            for i in 1..window {
+                self.batches[i - 1] = self.batches[i];
+            }
+            self.batches[window - 1] = batch;
+        } else {
+            if self.batches.len() == self.batches.capacity() {
+                let wanted = if self.batches.is_empty() { 1 } else { window };
+                self.batches.reserve_exact(wanted - self.batches.len());
+            }
+            self.batches.push(batch);
         }
-        self.batches.push_back(batch);
+        assert!(
+            self.batches.len() <= window,
+            "a producer retains at most the dedup window ({window} batches)"
+        );
         self.last_timestamp = batch.timestamp;
     }
 
@@ -168,9 +192,10 @@ impl ProducerStateEntry {
 /// with their newest batches and a count of the rest.
 pub const WINDOW_VIEW_MAX: usize = 8;
 
-/// A copy of a producer's retained window as the broker saw it when deciding, carried in
-/// every produce outcome so tools can print *why*. Fixed-size and `Copy`, so explaining costs
-/// no allocation on the produce path.
+/// A copy of a producer's retained window as the broker saw it when deciding, so tools can
+/// show *why*. Fixed-size and `Copy` (no allocation), and taken only when the broker is asked
+/// to record windows ([`crate::Broker::set_record_windows`]): the produce path of a broker
+/// nobody is explaining copies nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct WindowView {
     batches: [BatchMetadata; WINDOW_VIEW_MAX],
@@ -182,9 +207,8 @@ impl WindowView {
     fn of(entry: &ProducerStateEntry) -> WindowView {
         let mut view = WindowView::default();
         let skip = entry.batches.len().saturating_sub(WINDOW_VIEW_MAX);
-        for (slot, b) in view.batches.iter_mut().zip(entry.batches.iter().skip(skip)) {
-            *slot = *b;
-        }
+        let shown = &entry.batches[skip..];
+        view.batches[..shown.len()].copy_from_slice(shown);
         view.len = (entry.batches.len() - skip) as u8;
         view.omitted = skip as u32;
         view
@@ -220,24 +244,33 @@ impl fmt::Display for WindowView {
     }
 }
 
-/// The producer state the broker consulted for a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The producer state the broker consulted for a batch: always the two numbers the rule
+/// compared (16 bytes, cheap to keep in every outcome), and the retained window, boxed, when
+/// the broker records windows.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateSeen {
     /// The stored epoch.
     pub producer_epoch: ProducerEpoch,
     /// The sequence a same-epoch batch had to start at.
     pub expected_sequence: Sequence,
-    /// The retained window.
-    pub window: WindowView,
+    /// The retained window, if it was recorded.
+    window: Option<Box<WindowView>>,
 }
 
 impl StateSeen {
-    fn of(entry: &ProducerStateEntry) -> StateSeen {
+    #[inline]
+    fn of(entry: &ProducerStateEntry, record_window: bool) -> StateSeen {
         StateSeen {
             producer_epoch: entry.producer_epoch,
             expected_sequence: entry.last_sequence().next(),
-            window: WindowView::of(entry),
+            window: record_window.then(|| Box::new(WindowView::of(entry))),
         }
+    }
+
+    /// The retained window as the rule saw it, oldest first: `None` unless the broker was
+    /// recording windows ([`crate::Broker::set_record_windows`]).
+    pub fn window(&self) -> Option<&WindowView> {
+        self.window.as_deref()
     }
 }
 
@@ -275,6 +308,18 @@ pub enum SequenceRejection {
         /// The sequence the batch had to start at.
         expected: Sequence,
     },
+}
+
+impl SequenceRejection {
+    /// The Kafka error this rejection answers with: the one mapping from the sequence rule's
+    /// refusals to wire codes.
+    pub fn error_code(self) -> ErrorCode {
+        match self {
+            SequenceRejection::StaleEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+            SequenceRejection::NewEpochNotFromZero { .. }
+            | SequenceRejection::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
+        }
+    }
 }
 
 /// The sequence rule's decision for one batch.
@@ -333,8 +378,9 @@ impl ProducerStateManager {
         last_timestamp: i64,
         batches: &[BatchMetadata],
     ) {
-        let mut entry = ProducerStateEntry::new(producer_epoch, self.window);
+        let mut entry = ProducerStateEntry::new(producer_epoch);
         let skip = batches.len().saturating_sub(self.window);
+        entry.batches.reserve_exact(batches.len() - skip);
         entry.batches.extend(batches[skip..].iter().copied());
         entry.last_timestamp = last_timestamp;
         self.producers.insert(producer_id, entry);
@@ -363,25 +409,37 @@ impl ProducerStateManager {
         ids
     }
 
-    /// What the rule saw for this producer, for explanations.
+    /// What the rule would see for this producer now, window included, for explanations.
     pub fn seen(&self, producer_id: ProducerId) -> Option<StateSeen> {
-        self.producers.get(&producer_id).map(StateSeen::of)
+        self.producers
+            .get(&producer_id)
+            .map(|e| StateSeen::of(e, true))
     }
 
     /// Decides a client batch by Kafka's rule (module docs), without changing anything.
     /// `header` must carry a producer id.
     pub fn check(&self, header: &BatchHeader) -> SequenceCheck {
-        self.check_and_see(header).0
+        self.check_and_see(header, false).0
     }
 
-    /// [`check`](Self::check), also returning the state the rule consulted (one lookup).
-    pub fn check_and_see(&self, header: &BatchHeader) -> (SequenceCheck, Option<StateSeen>) {
+    /// [`check`](Self::check), also returning the state the rule consulted (one lookup),
+    /// with a copy of the window when `record_window` is set.
+    #[inline]
+    pub fn check_and_see(
+        &self,
+        header: &BatchHeader,
+        record_window: bool,
+    ) -> (SequenceCheck, Option<StateSeen>) {
         match self.producers.get(&header.producer_id) {
             None => (SequenceCheck::Accept(AcceptRule::UnknownProducer), None),
-            Some(entry) => (Self::decide(entry, header), Some(StateSeen::of(entry))),
+            Some(entry) => (
+                Self::decide(entry, header),
+                Some(StateSeen::of(entry, record_window)),
+            ),
         }
     }
 
+    #[inline]
     fn decide(entry: &ProducerStateEntry, header: &BatchHeader) -> SequenceCheck {
         let epoch = header.producer_epoch;
         let base = header.base_sequence;
@@ -421,13 +479,18 @@ impl ProducerStateManager {
 
     /// Records a batch appended at `base_offset` (after the log append succeeded), or one
     /// replayed from the log during recovery, which is never validated (Kafka's
-    /// `REPLICATION` origin).
+    /// `REPLICATION` origin). The one function both paths use, so replay cannot disagree
+    /// with live appends. A batch without a producer id leaves no state and is skipped.
+    #[inline]
     pub fn update(&mut self, header: &BatchHeader, base_offset: i64) {
+        if !header.producer_id.is_some() {
+            return;
+        }
         let window = self.window;
         let entry = self
             .producers
             .entry(header.producer_id)
-            .or_insert_with(|| ProducerStateEntry::new(header.producer_epoch, window));
+            .or_insert_with(|| ProducerStateEntry::new(header.producer_epoch));
         entry.add_batch(
             header.producer_epoch,
             BatchMetadata {
@@ -515,7 +578,8 @@ mod tests {
         for seq in 0..10 {
             m.update(&header(1, 0, seq, 1), i64::from(seq));
         }
-        let view = m.seen(ProducerId(1)).unwrap().window;
+        let seen = m.seen(ProducerId(1)).unwrap();
+        let view = *seen.window().unwrap();
         assert_eq!(view.batches().len(), WINDOW_VIEW_MAX);
         assert_eq!(view.omitted(), 2);
         assert_eq!(view.to_string(), "2 older, 2, 3, 4, 5, 6, 7, 8, 9");
@@ -541,5 +605,149 @@ mod tests {
         assert!(m.remove_expired(109, 100).is_empty());
         assert_eq!(m.remove_expired(110, 100), vec![ProducerId(1)]);
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn memory_follows_the_retained_batches() {
+        let mut m = ProducerStateManager::new(5);
+        let empty = m.memory_bytes();
+        assert!(m.is_empty());
+        m.update(&header(1, 0, 0, 1), 0);
+        assert!(!m.is_empty());
+        assert_eq!(m.len(), 1);
+        let one_batch = m.memory_bytes();
+        assert!(one_batch > empty, "a producer's entry takes room");
+        for seq in 1..5 {
+            m.update(&header(1, 0, seq, 1), i64::from(seq));
+        }
+        let full = m.memory_bytes();
+        assert!(
+            full >= one_batch + 4 * std::mem::size_of::<BatchMetadata>(),
+            "a full window holds five batches: {one_batch} -> {full}"
+        );
+        m.update(&header(1, 0, 5, 1), 5);
+        assert_eq!(m.memory_bytes(), full, "eviction keeps the window's size");
+    }
+
+    #[test]
+    fn manager_reports_its_window_and_producers_in_id_order() {
+        let mut m = ProducerStateManager::new(3);
+        assert_eq!(m.window(), 3);
+        for pid in [9, 2, 5] {
+            m.update(&header(pid, 0, 0, 1), 0);
+        }
+        assert_eq!(
+            m.producer_ids(),
+            vec![ProducerId(2), ProducerId(5), ProducerId(9)]
+        );
+        let ids: Vec<ProducerId> = m.entries().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, m.producer_ids());
+    }
+
+    #[test]
+    fn a_batch_without_producer_id_leaves_no_state() {
+        let mut m = ProducerStateManager::new(5);
+        m.update(&header(-1, -1, -1, 1), 0);
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn the_window_is_copied_only_when_asked() {
+        let mut m = ProducerStateManager::new(5);
+        m.update(&header(1, 0, 0, 2), 0);
+        let (_, quiet) = m.check_and_see(&header(1, 0, 2, 1), false);
+        let quiet = quiet.unwrap();
+        assert_eq!(quiet.expected_sequence, Sequence(2));
+        assert_eq!(quiet.producer_epoch, ProducerEpoch(0));
+        assert!(quiet.window().is_none());
+        let (_, recorded) = m.check_and_see(&header(1, 0, 2, 1), true);
+        let recorded = recorded.unwrap();
+        let window = recorded.window().expect("asked for");
+        assert_eq!(window.batches().len(), 1);
+        assert_eq!(window.omitted(), 0);
+        assert_eq!(window.to_string(), "0..1");
+    }
+
+    #[test]
+    fn rejections_map_to_kafkas_codes() {
+        let stale = SequenceRejection::StaleEpoch {
+            current: ProducerEpoch(1),
+        };
+        assert_eq!(stale.error_code(), ErrorCode::InvalidProducerEpoch);
+        let gap = SequenceRejection::OutOfOrder {
+            expected: Sequence(3),
+        };
+        assert_eq!(gap.error_code(), ErrorCode::OutOfOrderSequenceNumber);
+        let new_epoch = SequenceRejection::NewEpochNotFromZero {
+            current: ProducerEpoch(0),
+        };
+        assert_eq!(new_epoch.error_code(), ErrorCode::OutOfOrderSequenceNumber);
+    }
+
+    #[test]
+    fn expiry_is_exact_at_the_boundary() {
+        let e = ProducerStateEntry {
+            producer_epoch: ProducerEpoch(0),
+            batches: Vec::new(),
+            last_timestamp: 100,
+        };
+        assert!(!ProducerStateManager::is_expired(&e, 199, 100));
+        assert!(ProducerStateManager::is_expired(&e, 200, 100));
+    }
+
+    /// Memory follows the data: one slot for a producer's first batch, exactly the window
+    /// from its second, never more.
+    #[test]
+    fn window_buffer_grows_to_one_batch_then_to_exactly_the_window() {
+        let slot = std::mem::size_of::<BatchMetadata>();
+        let mut m = ProducerStateManager::new(5);
+        m.update(&header(1, 0, 0, 1), 0);
+        let heap = |m: &ProducerStateManager| m.entry(ProducerId(1)).unwrap().heap_bytes();
+        assert_eq!(heap(&m), slot, "one batch, one slot");
+        m.update(&header(1, 0, 1, 1), 1);
+        assert_eq!(
+            heap(&m),
+            5 * slot,
+            "the second batch reserves the whole window"
+        );
+        for seq in 2..12 {
+            m.update(&header(1, 0, seq, 1), i64::from(seq));
+            assert_eq!(heap(&m), 5 * slot, "never beyond the window");
+        }
+    }
+
+    #[test]
+    fn restoring_more_batches_than_the_window_keeps_the_newest_in_exactly_the_window() {
+        let batches: Vec<BatchMetadata> = (0..7)
+            .map(|i| BatchMetadata {
+                last_sequence: Sequence(i),
+                offset_delta: 0,
+                last_offset: i64::from(i),
+                timestamp: 50,
+            })
+            .collect();
+        let mut m = ProducerStateManager::new(5);
+        m.restore(ProducerId(3), ProducerEpoch(2), 50, &batches);
+        let e = m.entry(ProducerId(3)).unwrap();
+        let kept: Vec<i32> = e.batches().map(|b| b.last_sequence.0).collect();
+        assert_eq!(kept, vec![2, 3, 4, 5, 6]);
+        assert_eq!(e.producer_epoch, ProducerEpoch(2));
+        assert_eq!(e.last_timestamp, 50);
+        assert_eq!(e.heap_bytes(), 5 * std::mem::size_of::<BatchMetadata>());
+    }
+
+    /// The estimate counts, per hash bucket, the key, the entry and hashbrown's control byte,
+    /// plus each producer's window buffer.
+    #[test]
+    fn memory_estimate_counts_every_bucket_and_every_window_slot() {
+        let mut m = ProducerStateManager::new(5);
+        for pid in 0..100 {
+            m.update(&header(pid, 0, 0, 1), 0);
+        }
+        let bucket = std::mem::size_of::<(ProducerId, ProducerStateEntry)>() + 1;
+        let expected = std::mem::size_of::<ProducerStateManager>()
+            + m.producers.capacity() * bucket
+            + 100 * std::mem::size_of::<BatchMetadata>();
+        assert_eq!(m.memory_bytes(), expected);
     }
 }

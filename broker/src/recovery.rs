@@ -160,6 +160,26 @@ pub struct RecoveredPartition {
     pub report: PartitionRecovery,
 }
 
+/// Replays the retained batches of `log` holding offsets from `from` on into `producers`,
+/// without validation (Kafka's `REPLICATION` origin), through
+/// [`ProducerStateManager::update`]: the one replay loop, used by recovery and by
+/// [`crate::Broker::restart`]. A batch straddling `from` (possible only at the log start
+/// offset; snapshots sit at batch boundaries) is replayed, as Kafka's read from the log start
+/// returns it. Returns the number of batches replayed.
+pub fn replay<S: Storage>(
+    producers: &mut ProducerStateManager,
+    log: &PartitionLog,
+    storage: &S,
+    from: i64,
+) -> usize {
+    let mut replayed = 0;
+    for batch in log.batches_from(storage, from) {
+        producers.update(&batch.header, batch.base_offset());
+        replayed += 1;
+    }
+    replayed
+}
+
 /// The partitions that have files in `storage`, ascending.
 pub fn partitions_on_disk<S: Storage>(storage: &S) -> Vec<i32> {
     let mut ids: Vec<i32> = storage
@@ -170,6 +190,59 @@ pub fn partitions_on_disk<S: Storage>(storage: &S) -> Vec<i32> {
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// Step 2 of recovery: deletes the snapshots out of range or corrupt (recording why), loads
+/// the newest valid one into `producers`, and returns the offset replay starts from (the
+/// snapshot's, or the log start offset without one).
+fn load_newest_snapshot<S: Storage>(
+    storage: &mut S,
+    dir: &str,
+    settings: &RecoverySettings,
+    producers: &mut ProducerStateManager,
+    report: &mut PartitionRecovery,
+) -> Result<i64, StorageError> {
+    let (start, end) = (report.log_start_offset, report.log_end_offset);
+    let mut replay_from = start;
+    for offset in list_snapshots(storage, dir).into_iter().rev() {
+        let reason = if offset > end {
+            SnapshotRejection::BeyondLogEnd {
+                log_end_offset: end,
+            }
+        } else if offset <= start {
+            SnapshotRejection::AtOrBelowLogStart {
+                log_start_offset: start,
+            }
+        } else if report.snapshot_loaded.is_some() {
+            continue; // older valid snapshots stay, as in Kafka
+        } else {
+            let bytes = storage.read_all(&snapshot_file(dir, offset))?;
+            match ProducerSnapshot::decode(&bytes) {
+                Ok(snapshot) if snapshot.offset == offset => {
+                    if settings.idempotence {
+                        report.producers_expired_on_load = snapshot.load_into(
+                            producers,
+                            settings.now_ms,
+                            settings.producer_id_expiration_ms,
+                        );
+                    }
+                    report.snapshot_loaded = Some(offset);
+                    replay_from = offset;
+                    continue;
+                }
+                Ok(snapshot) => SnapshotRejection::Corrupt(SnapshotError::InvalidValue {
+                    field: "snapshot offset (differs from the file name)",
+                    value: snapshot.offset,
+                }),
+                Err(e) => SnapshotRejection::Corrupt(e),
+            }
+        };
+        storage.remove(&snapshot_file(dir, offset))?;
+        report
+            .snapshots_rejected
+            .push(RejectedSnapshot { offset, reason });
+    }
+    Ok(replay_from)
 }
 
 /// Recovers one partition: scan and truncate the log, choose a snapshot, replay the rest
@@ -195,55 +268,9 @@ pub fn recover_partition<S: Storage>(
         producers_recovered: 0,
         snapshot_written: None,
     };
-    let mut replay_from = start;
-    for offset in list_snapshots(storage, &dir).into_iter().rev() {
-        let reason = if offset > end {
-            SnapshotRejection::BeyondLogEnd {
-                log_end_offset: end,
-            }
-        } else if offset <= start {
-            SnapshotRejection::AtOrBelowLogStart {
-                log_start_offset: start,
-            }
-        } else if report.snapshot_loaded.is_some() {
-            continue; // older valid snapshots stay, as in Kafka
-        } else {
-            let bytes = storage.read_all(&snapshot_file(&dir, offset))?;
-            match ProducerSnapshot::decode(&bytes) {
-                Ok(snapshot) if snapshot.offset == offset => {
-                    if settings.idempotence {
-                        report.producers_expired_on_load = snapshot.load_into(
-                            &mut producers,
-                            settings.now_ms,
-                            settings.producer_id_expiration_ms,
-                        );
-                    }
-                    report.snapshot_loaded = Some(offset);
-                    replay_from = offset;
-                    continue;
-                }
-                Ok(snapshot) => SnapshotRejection::Corrupt(SnapshotError::InvalidValue {
-                    field: "snapshot offset (differs from the file name)",
-                    value: snapshot.offset,
-                }),
-                Err(e) => SnapshotRejection::Corrupt(e),
-            }
-        };
-        storage.remove(&snapshot_file(&dir, offset))?;
-        report
-            .snapshots_rejected
-            .push(RejectedSnapshot { offset, reason });
-    }
+    let replay_from = load_newest_snapshot(storage, &dir, settings, &mut producers, &mut report)?;
     if settings.idempotence {
-        for batch in log.batches_from(storage, replay_from) {
-            if batch.base_offset() < replay_from {
-                continue;
-            }
-            report.replayed_batches += 1;
-            if batch.header.producer_id.is_some() {
-                producers.update(&batch.header, batch.base_offset());
-            }
-        }
+        report.replayed_batches = replay(&mut producers, &log, storage, replay_from);
         if report.replayed_batches > 0 {
             write_snapshot(
                 storage,

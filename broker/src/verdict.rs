@@ -1,12 +1,23 @@
 //! What the broker decided for one partition's batch, and why.
 //!
 //! Every produce result carries a [`ProduceOutcome`]: the wire answer, the [`Verdict`]
-//! naming the rule that decided it, and the producer state the rule saw. Its `Display` is the
+//! naming the rule that decided it (typed values: `AcceptRule`, `SequenceRejection`,
+//! `InvalidBatch`), and the producer state the rule saw ([`StateSeen`]). Its `Display` is the
 //! one-line explanation `idempo-sim explain` prints, for example
 //! `duplicate of the batch at offsets 6..8 (window: 2, 3, 4, 5, 6..8): nothing appended`.
+//!
+//! Explaining costs nothing until someone asks. The outcome keeps only small values (the
+//! verdict, the batch's identity, the stored epoch and expected sequence); the text is
+//! written only by `Display`; and the copy of the producer's window, the one part that is
+//! not small, is taken only while the broker records windows
+//! ([`Broker::set_record_windows`](crate::Broker::set_record_windows)), which `explain` and a
+//! traced simulation turn on. Without it the explanation simply leaves the window out.
 
-use crate::producer_state::{AcceptRule, BatchMetadata, SequenceRejection, StateSeen};
-use idempo_protocol::{ErrorCode, PartitionProduceResponse, ProducerEpoch, ProducerId, Sequence};
+use crate::producer_state::{AcceptRule, BatchMetadata, SequenceRejection, StateSeen, WindowView};
+use crate::storage::StorageError;
+use idempo_protocol::{
+    DecodeError, ErrorCode, PartitionProduceResponse, ProducerEpoch, ProducerId, Sequence,
+};
 use std::fmt;
 
 /// Why a batch was appended.
@@ -28,8 +39,9 @@ pub enum InvalidBatch {
     UnknownPartition,
     /// The produce request's `acks` is not -1, 0 or 1.
     InvalidRequiredAcks(i16),
-    /// The bytes are not exactly one well-formed RecordBatch v2 (the decoder's words).
-    Malformed(String),
+    /// The bytes are not exactly one well-formed RecordBatch v2: the decoder's error, naming
+    /// the field.
+    Malformed(DecodeError),
     /// The CRC-32C does not match.
     Corrupt {
         /// CRC stored in the header.
@@ -46,6 +58,14 @@ pub enum InvalidBatch {
     },
     /// A client batch must have base offset 0.
     NonZeroBaseOffset(i64),
+    /// The offset range holds no record (`lastOffsetDelta + 1 <= 0`; an empty batch has
+    /// `lastOffsetDelta` -1): Kafka's "invalid offset range".
+    InvalidOffsetRange {
+        /// lastOffsetDelta.
+        last_offset_delta: i32,
+    },
+    /// `recordsCount` is 0 or negative: Kafka's "invalid reported count".
+    InvalidRecordCount(i32),
     /// `recordsCount` disagrees with `lastOffsetDelta + 1`.
     CountMismatch {
         /// recordsCount.
@@ -61,9 +81,19 @@ pub enum InvalidBatch {
     Transactional,
     /// Compressed batches are not supported.
     Compressed(u8),
+    /// A record is stamped more than `log.message.timestamp.after.max.ms` ahead of the
+    /// broker clock (`INVALID_TIMESTAMP`).
+    InvalidTimestamp {
+        /// The largest record timestamp in the batch.
+        timestamp: i64,
+        /// The broker clock.
+        now_ms: i64,
+        /// `log.message.timestamp.after.max.ms`.
+        after_max_ms: i64,
+    },
     /// The log could not write the batch (`KAFKA_STORAGE_ERROR`); nothing was appended and
-    /// the producer state is unchanged. The storage's words.
-    StorageFailed(String),
+    /// the producer state is unchanged.
+    StorageFailed(StorageError),
 }
 
 impl InvalidBatch {
@@ -77,8 +107,11 @@ impl InvalidBatch {
             InvalidBatch::Transactional => ErrorCode::InvalidTxnState,
             InvalidBatch::Compressed(_) => ErrorCode::UnsupportedCompressionType,
             InvalidBatch::StorageFailed(_) => ErrorCode::KafkaStorageError,
+            InvalidBatch::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
             InvalidBatch::Malformed(_)
             | InvalidBatch::NonZeroBaseOffset(_)
+            | InvalidBatch::InvalidOffsetRange { .. }
+            | InvalidBatch::InvalidRecordCount(_)
             | InvalidBatch::CountMismatch { .. }
             | InvalidBatch::NegativeSequence(_)
             | InvalidBatch::ControlBatch => ErrorCode::InvalidRecord,
@@ -102,6 +135,13 @@ impl fmt::Display for InvalidBatch {
             InvalidBatch::NonZeroBaseOffset(o) => {
                 write!(f, "a client batch must have base offset 0, not {o}")
             }
+            InvalidBatch::InvalidOffsetRange { last_offset_delta } => write!(
+                f,
+                "lastOffsetDelta {last_offset_delta} gives an offset range with no record"
+            ),
+            InvalidBatch::InvalidRecordCount(n) => {
+                write!(f, "recordsCount {n} is not a positive count")
+            }
             InvalidBatch::CountMismatch {
                 records_count,
                 last_offset_delta,
@@ -118,6 +158,15 @@ impl fmt::Display for InvalidBatch {
             InvalidBatch::ControlBatch => write!(f, "clients may not write control batches"),
             InvalidBatch::Transactional => write!(f, "transactional batches are not modelled"),
             InvalidBatch::Compressed(c) => write!(f, "compression codec {c} is not supported"),
+            InvalidBatch::InvalidTimestamp {
+                timestamp,
+                now_ms,
+                after_max_ms,
+            } => write!(
+                f,
+                "timestamp {timestamp} is more than log.message.timestamp.after.max.ms \
+                 {after_max_ms} ahead of the broker clock {now_ms}"
+            ),
             InvalidBatch::StorageFailed(why) => write!(f, "the log could not write it: {why}"),
         }
     }
@@ -208,9 +257,17 @@ impl ProduceOutcome {
         }
     }
 
-    fn window(&self) -> String {
-        self.seen
-            .map_or_else(|| "empty".to_string(), |s| s.window.to_string())
+    /// The window the rule saw, when the broker recorded it.
+    fn window(&self) -> Option<&WindowView> {
+        self.seen.as_ref().and_then(StateSeen::window)
+    }
+
+    /// ` (window: 2, 3, 4)`, or nothing when the window was not recorded.
+    fn write_window(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.window() {
+            Some(window) => write!(f, " (window: {window})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -247,55 +304,63 @@ impl fmt::Display for ProduceOutcome {
                         ": producer {} has no state on this partition, so any sequence is accepted",
                         self.producer_id
                     ),
-                    AppendReason::Sequence(AcceptRule::NextInSequence) => write!(
-                        f,
-                        ": sequence {base} is the next expected (window: {})",
-                        self.window()
-                    ),
+                    AppendReason::Sequence(AcceptRule::NextInSequence) => {
+                        write!(f, ": sequence {base} is the next expected")?;
+                        self.write_window(f)
+                    }
                     AppendReason::Sequence(AcceptRule::NewEpochFromZero { previous_epoch }) => {
                         write!(
                             f,
-                            ": epoch {epoch} is newer than {previous_epoch} and starts at sequence 0; old window (\
-                             {}) dropped",
-                            self.window()
-                        )
+                            ": epoch {epoch} is newer than {previous_epoch} and starts at sequence 0; old window"
+                        )?;
+                        if let Some(window) = self.window() {
+                            write!(f, " ({window})")?;
+                        }
+                        write!(f, " dropped")
                     }
                 }
             }
             Verdict::Duplicate { original } => {
                 write!(f, "duplicate of the batch at ")?;
                 offsets(f, original.first_offset(), original.last_offset)?;
-                write!(f, " (window: {}): nothing appended", self.window())
+                self.write_window(f)?;
+                write!(f, ": nothing appended")
             }
-            Verdict::Rejected(SequenceRejection::StaleEpoch { current }) => write!(
-                f,
-                "rejected {}: epoch {epoch} is older than the current epoch {current}",
-                ErrorCode::InvalidProducerEpoch.name()
-            ),
-            Verdict::Rejected(SequenceRejection::NewEpochNotFromZero { current }) => write!(
-                f,
-                "rejected {}: new epoch {epoch} (was {current}) must start at sequence 0, not {base}",
-                ErrorCode::OutOfOrderSequenceNumber.name()
-            ),
-            Verdict::Rejected(SequenceRejection::OutOfOrder { expected }) => {
-                write!(
-                    f,
-                    "rejected {}: expected sequence {expected}, got {base}",
-                    ErrorCode::OutOfOrderSequenceNumber.name()
-                )?;
-                let ahead = (i64::from(base.0) - i64::from(expected.0)).rem_euclid(1 << 31);
-                if ahead < 1 << 30 {
-                    let plural = if ahead == 1 { "" } else { "s" };
-                    write!(f, " ({ahead} record{plural} missing before it)")?;
-                } else {
-                    write!(
+            Verdict::Rejected(rejection) => {
+                write!(f, "rejected {}: ", rejection.error_code().name())?;
+                match rejection {
+                    SequenceRejection::StaleEpoch { current } => {
+                        write!(f, "epoch {epoch} is older than the current epoch {current}")
+                    }
+                    SequenceRejection::NewEpochNotFromZero { current } => write!(
                         f,
-                        " (behind: a retry older than the window or a partial overlap, not an exact duplicate)"
-                    )?;
+                        "new epoch {epoch} (was {current}) must start at sequence 0, not {base}"
+                    ),
+                    SequenceRejection::OutOfOrder { expected } => {
+                        write!(f, "expected sequence {expected}, got {base}")?;
+                        self.write_gap(f, *expected)
+                    }
                 }
-                write!(f, " (window: {})", self.window())
             }
             Verdict::Invalid(why) => write!(f, "rejected {}: {why}", why.error_code().name()),
         }
+    }
+}
+
+impl ProduceOutcome {
+    /// How far an out-of-order batch is from the expected sequence, and the window.
+    fn write_gap(&self, f: &mut fmt::Formatter<'_>, expected: Sequence) -> fmt::Result {
+        let base = self.first_sequence;
+        let ahead = expected.distance_to(base);
+        if ahead < 1 << 30 {
+            let plural = if ahead == 1 { "" } else { "s" };
+            write!(f, " ({ahead} record{plural} missing before it)")?;
+        } else {
+            write!(
+                f,
+                " (behind: a retry older than the window or a partial overlap, not an exact duplicate)"
+            )?;
+        }
+        self.write_window(f)
     }
 }

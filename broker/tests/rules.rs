@@ -23,8 +23,11 @@ fn batch(pid: i64, epoch: i16, seq: i32, count: i32, ts: i64) -> Bytes {
     .to_bytes()
 }
 
+/// A default broker that records windows, so explanations can be checked word for word.
 fn broker() -> Broker {
-    Broker::new(BrokerConfig::default()).expect("the default config is valid")
+    let mut b = Broker::new(BrokerConfig::default()).expect("the default config is valid");
+    b.set_record_windows(true);
+    b
 }
 
 #[test]
@@ -55,7 +58,7 @@ fn next_sequence_is_appended() {
             reason: AppendReason::Sequence(AcceptRule::NextInSequence)
         }
     ));
-    assert_eq!(o.seen.unwrap().expected_sequence, Sequence(3));
+    assert_eq!(o.seen.as_ref().unwrap().expected_sequence, Sequence(3));
 }
 
 #[test]
@@ -575,4 +578,151 @@ fn invalid_acks_fail_every_partition() {
         ErrorCode::InvalidRequiredAcks
     );
     assert_eq!(b.log_end_offset(0), None, "nothing was appended or created");
+}
+
+/// An encoded batch whose `recordsCount` and `lastOffsetDelta` are overwritten after the CRC
+/// was computed, then re-stamped with a valid CRC (so only the count rule can refuse it).
+fn batch_with_count(pid: i64, seq: i32, records: i32, records_count: i32, delta: i32) -> Bytes {
+    let mut bytes = BytesMut::from(&batch(pid, 0, seq, records, 0)[..]);
+    bytes[23..27].copy_from_slice(&delta.to_be_bytes());
+    bytes[57..61].copy_from_slice(&records_count.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    bytes.freeze()
+}
+
+#[test]
+fn empty_batch_is_invalid_record_and_leaves_the_state_untouched() {
+    let mut b = broker();
+    assert!(b.produce(0, &batch(1, 0, 0, 2, 0)).is_appended());
+    let before = b.producer_state(0).unwrap().entry(ProducerId(1)).cloned();
+    // records_count 0 and last_offset_delta -1, as a client building no records sends it.
+    let empty = batch(1, 0, 2, 0, 0);
+    let o = b.produce(0, &empty);
+    assert_eq!(o.response.error_code, ErrorCode::InvalidRecord);
+    assert_eq!(
+        o.verdict,
+        Verdict::Invalid(InvalidBatch::InvalidOffsetRange {
+            last_offset_delta: -1
+        })
+    );
+    assert_eq!(b.log_end_offset(0), Some(2), "nothing appended");
+    assert_eq!(
+        b.producer_state(0).unwrap().entry(ProducerId(1)).cloned(),
+        before,
+        "the producer's last sequence is not moved to -1"
+    );
+    // The next batch is still judged against sequence 1.
+    let next = b.produce(0, &batch(1, 0, 2, 1, 0));
+    assert!(next.is_appended(), "{next}");
+}
+
+#[test]
+fn batch_whose_count_and_offset_range_disagree_is_invalid_record() {
+    let cases = [
+        // (records_count, last_offset_delta, expected refusal)
+        (0, 1, InvalidBatch::InvalidRecordCount(0)),
+        (
+            3,
+            1,
+            InvalidBatch::CountMismatch {
+                records_count: 3,
+                last_offset_delta: 1,
+            },
+        ),
+        (
+            2,
+            -2,
+            InvalidBatch::InvalidOffsetRange {
+                last_offset_delta: -2,
+            },
+        ),
+    ];
+    for (records_count, delta, why) in cases {
+        let mut b = broker();
+        let o = b.produce(0, &batch_with_count(1, 0, 2, records_count, delta));
+        assert_eq!(o.response.error_code, ErrorCode::InvalidRecord, "{o}");
+        assert_eq!(o.verdict, Verdict::Invalid(why));
+        assert_eq!(b.log_end_offset(0), Some(0));
+        assert!(
+            b.producer_state(0).unwrap().is_empty(),
+            "no state is created"
+        );
+    }
+}
+
+#[test]
+fn record_stamped_beyond_timestamp_after_max_is_invalid_timestamp() {
+    let mut b = broker();
+    b.advance_time(10_000);
+    let hour = 3_600_000;
+    let at_the_limit = b.produce(0, &batch(1, 0, 0, 1, 10_000 + hour));
+    assert!(
+        at_the_limit.is_appended(),
+        "exactly one hour ahead is allowed"
+    );
+    let too_far = b.produce(0, &batch(1, 0, 1, 1, 10_000 + hour + 1));
+    assert_eq!(too_far.response.error_code, ErrorCode::InvalidTimestamp);
+    assert_eq!(too_far.response.error_code.code(), 32);
+    assert_eq!(
+        too_far.verdict,
+        Verdict::Invalid(InvalidBatch::InvalidTimestamp {
+            timestamp: 10_000 + hour + 1,
+            now_ms: 10_000,
+            after_max_ms: hour,
+        })
+    );
+    assert_eq!(b.log_end_offset(0), Some(1), "nothing appended");
+    let past = b.produce(0, &batch(1, 0, 1, 1, 0));
+    assert!(
+        past.is_appended(),
+        "an old timestamp is fine (before.max.ms is off)"
+    );
+}
+
+#[test]
+fn timestamp_check_is_off_at_i64_max() {
+    let mut b = Broker::new(BrokerConfig {
+        log_message_timestamp_after_max_ms: i64::MAX,
+        ..BrokerConfig::default()
+    })
+    .unwrap();
+    assert!(b.produce(0, &batch(1, 0, 0, 1, i64::MAX)).is_appended());
+}
+
+#[test]
+fn a_negative_timestamp_after_max_is_a_config_error() {
+    let refused = Broker::new(BrokerConfig {
+        log_message_timestamp_after_max_ms: -1,
+        ..BrokerConfig::default()
+    });
+    assert!(refused.is_err());
+}
+
+#[test]
+fn recording_windows_changes_the_explanation_not_the_decision() {
+    let mut quiet = Broker::new(BrokerConfig::default()).unwrap();
+    let mut explained = broker();
+    let batches = [
+        batch(1, 0, 0, 3, 100),
+        batch(1, 0, 3, 3, 200),
+        batch(1, 0, 0, 3, 100),
+    ];
+    for bytes in &batches {
+        let (a, b) = (quiet.produce(0, bytes), explained.produce(0, bytes));
+        assert_eq!(a.response, b.response);
+        assert_eq!(a.verdict, b.verdict);
+        let expected =
+            |o: &idempo_broker::ProduceOutcome| o.seen.as_ref().map(|s| s.expected_sequence);
+        assert_eq!(expected(&a), expected(&b));
+        assert!(
+            a.seen.as_ref().is_none_or(|s| s.window().is_none()),
+            "no copy unless asked"
+        );
+    }
+    let retry = quiet.produce(0, &batches[2]);
+    assert_eq!(
+        retry.to_string(),
+        "duplicate of the batch at offsets 0..2: nothing appended"
+    );
 }

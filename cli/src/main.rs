@@ -164,6 +164,9 @@ enum Command {
         /// How often expiry runs.
         #[arg(long, default_value_t = 600_000, value_parser = clap::value_parser!(i64).range(1..))]
         producer_id_expiration_check_interval_ms: i64,
+        /// How far ahead of the broker clock a record may be stamped (`off`: no check).
+        #[arg(long, value_name = "MS|off", default_value = "3600000", value_parser = idempo_broker::parse_timestamp_after_max_ms)]
+        log_message_timestamp_after_max_ms: i64,
     },
 }
 
@@ -214,8 +217,10 @@ fn main() -> ExitCode {
             idempotence,
             producer_id_expiration_ms,
             producer_id_expiration_check_interval_ms,
+            log_message_timestamp_after_max_ms,
         } => {
             let config = BrokerConfig {
+                log_message_timestamp_after_max_ms,
                 idempotence: idempotence == OnOff::On,
                 dedup_window: dedup_window as usize,
                 producer_id_expiration_ms,
@@ -249,21 +254,19 @@ fn run_explain(file: &str, json: bool, config: BrokerConfig) -> ExitCode {
         Ok(steps) => steps,
         Err(e) => return usage_error(format!("{file}: {e}")),
     };
-    let lines = match explain::run(&steps, config) {
-        Ok(lines) => lines,
-        Err(e) => return usage_error(e),
-    };
-    let mut out = std::io::stdout().lock();
-    for line in lines {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let streamed = explain::stream(&steps, config, |line| {
         let written = if json {
             writeln!(out, "{}", line.json)
         } else {
             writeln!(out, "{}", line.text)
         };
-        if written.is_err() {
-            return ExitCode::SUCCESS; // stdout closed (e.g. piped into `head`)
-        }
+        written.is_ok() // false: stdout closed (e.g. piped into `head`)
+    });
+    if let Err(e) = streamed {
+        return usage_error(e);
     }
+    let _ = out.flush();
     ExitCode::SUCCESS
 }
 

@@ -320,7 +320,8 @@ impl From<ConfigError> for ClientError {
 /// Kafka's name for an error code (`OUT_OF_ORDER_SEQUENCE_NUMBER`), also for codes idempo's
 /// [`ErrorCode`] does not list; `UNKNOWN(n)` for a code Kafka does not define either.
 pub fn error_name(code: i16) -> String {
-    if let Some(known) = ErrorCode::from_code(code) {
+    let known = ErrorCode::from_code(code);
+    if !matches!(known, ErrorCode::Unknown(_)) {
         return known.name().to_string();
     }
     match ResponseError::try_from_code(code) {
@@ -342,11 +343,10 @@ fn screaming_snake(camel: &str) -> String {
     out
 }
 
-/// Maps a Kafka error code to the producer's [`ErrorCode`]: itself when idempo lists it;
-/// otherwise `NETWORK_EXCEPTION` for a code Kafka marks retriable (the batch is retried and
-/// counted possibly persisted, the safe reading of an error we cannot interpret) and
-/// `UNKNOWN_SERVER_ERROR` for the rest (Kafka's Java client turns a code it does not know
-/// into `UnknownServerException`).
+/// Maps a Kafka error code to the producer's [`ErrorCode`]: the named code when idempo lists
+/// it, else [`ErrorCode::Unknown`] with the broker's number. No code is folded into another:
+/// the producer sees exactly what the broker said (an unknown code is not retriable, as
+/// Kafka's Java client treats a code it cannot map as `UnknownServerException`).
 ///
 /// # Examples
 ///
@@ -355,17 +355,11 @@ fn screaming_snake(camel: &str) -> String {
 /// use idempo_protocol::ErrorCode;
 ///
 /// assert_eq!(error_code_from_kafka(45), ErrorCode::OutOfOrderSequenceNumber);
-/// assert_eq!(error_code_from_kafka(89), ErrorCode::NetworkException); // THROTTLING_QUOTA_EXCEEDED
-/// assert_eq!(error_code_from_kafka(53), ErrorCode::UnknownServerError); // TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+/// assert_eq!(error_code_from_kafka(89), ErrorCode::ThrottlingQuotaExceeded);
+/// assert_eq!(error_code_from_kafka(63), ErrorCode::Unknown(63)); // TRANSACTION_COORDINATOR_FENCED
 /// ```
 pub fn error_code_from_kafka(code: i16) -> ErrorCode {
-    if let Some(known) = ErrorCode::from_code(code) {
-        return known;
-    }
-    match ResponseError::try_from_code(code) {
-        Some(e) if e.is_retriable() => ErrorCode::NetworkException,
-        _ => ErrorCode::UnknownServerError,
-    }
+    ErrorCode::from_code(code)
 }
 
 // ----- the wire: frames, versions, one request at a time ---------------------------------
@@ -1645,16 +1639,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kafka_codes_idempo_does_not_list_map_by_retriability() {
-        for code in ErrorCode::ALL {
+    fn kafka_codes_idempo_does_not_list_are_kept_with_their_number() {
+        for &code in ErrorCode::ALL {
             assert_eq!(error_code_from_kafka(code.code()), code, "{code}");
         }
-        // NOT_COORDINATOR (16), THROTTLING_QUOTA_EXCEEDED (89): retriable in Kafka.
-        assert_eq!(error_code_from_kafka(16), ErrorCode::NetworkException);
-        assert_eq!(error_code_from_kafka(89), ErrorCode::NetworkException);
-        // TOPIC_AUTHORIZATION_FAILED (29), and a code Kafka does not define.
-        assert_eq!(error_code_from_kafka(29), ErrorCode::UnknownServerError);
-        assert_eq!(error_code_from_kafka(9_999), ErrorCode::UnknownServerError);
+        // TRANSACTION_COORDINATOR_FENCED (63), and a code Kafka does not define.
+        for code in [63, 9_999] {
+            let mapped = error_code_from_kafka(code);
+            assert_eq!(mapped, ErrorCode::Unknown(code));
+            assert_eq!(mapped.code(), code, "the broker's number survives");
+            assert!(!mapped.is_retriable());
+        }
     }
 
     #[test]

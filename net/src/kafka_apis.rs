@@ -262,39 +262,57 @@ impl KafkaApis {
             .with_producer_epoch(granted.producer_epoch.0)
     }
 
-    /// Produce: each partition's batch through the core's produce path (validation, the
-    /// sequence rule, the append). The core's error codes are Kafka's wire codes.
+    /// Produce: the partitions of known topics go to the core in one
+    /// [`Broker::produce_request`], the same entry point the simulator drives, so the core
+    /// checks `acks` and then each batch (validation, the sequence rule, the append). A
+    /// partition of an unknown topic is answered `UNKNOWN_TOPIC_OR_PARTITION` here, before
+    /// `acks` is looked at, as Kafka's `KafkaApis` answers unknown topics before
+    /// `ReplicaManager` checks `acks`. The core's error codes are Kafka's wire codes.
     pub fn produce(&mut self, request: &ProduceRequest, version: i16) -> ProduceResult {
-        let mut result = ProduceResult {
-            response: ProduceResponse::default(),
-            appended: 0,
-            failed: 0,
+        let mut core_request = idempo_protocol::ProduceRequest {
+            acks: request.acks,
+            timeout_ms: request.timeout_ms,
+            partitions: Vec::new(),
         };
-        let acks_valid = matches!(request.acks, -1..=1);
+        // Per partition of the request: the core partition, or why there is none.
+        let mut routed = Vec::with_capacity(request.topic_data.len());
         for topic in &request.topic_data {
-            let name = topic.name.0.as_str();
-            let found = if acks_valid {
-                self.topic_for(name, self.settings.auto_create_topics)
-            } else {
-                Err((
-                    ResponseError::InvalidRequiredAcks.code(),
-                    format!("acks={} is not -1, 0 or 1", request.acks),
-                ))
-            };
-            let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
+            let found = self.topic_for(topic.name.0.as_str(), self.settings.auto_create_topics);
+            let mut partitions = Vec::with_capacity(topic.partition_data.len());
             for data in &topic.partition_data {
                 let core = found
                     .as_ref()
                     .map_err(Clone::clone)
                     .and_then(|t| t.core_partition(data.index).ok_or_else(no_partition));
+                if let Ok(core) = core {
+                    core_request
+                        .partitions
+                        .push(idempo_protocol::PartitionProduceData {
+                            partition: core,
+                            records: data.records.clone().unwrap_or_default(),
+                        });
+                }
+                partitions.push(core.map(|_| ()));
+            }
+            routed.push(partitions);
+        }
+        let mut outcomes = self.broker.produce_request(&core_request).into_iter();
+        let mut result = ProduceResult {
+            response: ProduceResponse::default(),
+            appended: 0,
+            failed: 0,
+        };
+        for (topic, partitions) in request.topic_data.iter().zip(routed) {
+            let name = topic.name.0.as_str();
+            let mut partition_responses = Vec::with_capacity(partitions.len());
+            for (data, core) in topic.partition_data.iter().zip(partitions) {
                 let answer = match core {
-                    Ok(core) => {
-                        let records = data.records.clone().unwrap_or_default();
-                        let outcome = self.broker.produce(core, &records);
+                    Ok(()) => {
+                        let outcome = outcomes
+                            .next()
+                            .expect("the core answers every partition it was given");
                         log_outcome(name, data.index, &outcome);
-                        if outcome.is_appended() {
-                            result.appended += 1;
-                        }
+                        result.appended += usize::from(outcome.is_appended());
                         wire_produce_response(data.index, &outcome, version)
                     }
                     Err((code, why)) => {
@@ -302,9 +320,7 @@ impl KafkaApis {
                         failed_produce_response(data.index, code, why, version)
                     }
                 };
-                if answer.error_code != 0 {
-                    result.failed += 1;
-                }
+                result.failed += usize::from(answer.error_code != 0);
                 partition_responses.push(answer);
             }
             result.response.responses.push(

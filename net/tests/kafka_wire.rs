@@ -481,3 +481,75 @@ async fn shutdown_closes_open_connections_and_returns() {
         "the listener is closed"
     );
 }
+
+const INVALID_TIMESTAMP: i16 = 32;
+const INVALID_REQUIRED_ACKS: i16 = 21;
+const INVALID_RECORD: i16 = 87;
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(since_epoch.as_millis()).expect("milliseconds fit in i64")
+}
+
+#[tokio::test]
+async fn an_empty_batch_is_invalid_record_over_the_wire_and_appends_nothing() {
+    let server = start_default().await;
+    let mut client = Client::connect(server.addr).await;
+    let producer_id = init_producer_id(&mut client).await;
+    assert_eq!(
+        produce_one(&mut client, TOPIC, 0, batch(producer_id, 0, &["a"])).await,
+        (NONE, 0)
+    );
+    // recordsCount 0, lastOffsetDelta -1.
+    let empty = batch(producer_id, 1, &[]);
+    assert_eq!(
+        produce_one(&mut client, TOPIC, 0, empty).await,
+        (INVALID_RECORD, -1)
+    );
+    // The producer's state did not move: sequence 1 is still the next one.
+    assert_eq!(
+        produce_one(&mut client, TOPIC, 0, batch(producer_id, 1, &["b"])).await,
+        (NONE, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_record_stamped_two_hours_ahead_is_invalid_timestamp_over_the_wire() {
+    let server = start_default().await;
+    let mut client = Client::connect(server.addr).await;
+    let producer_id = init_producer_id(&mut client).await;
+    let ahead = RecordBatch::idempotent(
+        idempo_protocol::ProducerId(producer_id),
+        idempo_protocol::ProducerEpoch(0),
+        idempo_protocol::Sequence(0),
+        now_ms() + 2 * 3_600_000,
+        vec![idempo_protocol::Record::with_value(0, "from the future")],
+    )
+    .to_bytes();
+    assert_eq!(
+        produce_one(&mut client, TOPIC, 0, ahead).await,
+        (INVALID_TIMESTAMP, -1)
+    );
+    assert_eq!(latest_offset(&mut client, TOPIC, 0).await, 0);
+}
+
+#[tokio::test]
+async fn invalid_acks_are_refused_by_the_core_for_every_known_partition() {
+    let server = start_default().await;
+    let mut client = Client::connect(server.addr).await;
+    let producer_id = init_producer_id(&mut client).await;
+    let response = client
+        .send(&produce(TOPIC, 0, batch(producer_id, 0, &["a"]), 2), 9)
+        .await;
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, INVALID_REQUIRED_ACKS);
+    let message = p
+        .error_message
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("acks=2 is not -1, 0 or 1"), "{message}");
+    assert_eq!(latest_offset(&mut client, TOPIC, 0).await, 0);
+}

@@ -24,16 +24,11 @@
 //! `in_flight` (the order batches were first drained), and the two places that compare
 //! sequences ([`PartitionEntry::maybe_update_last_acked_sequence`] and
 //! [`PartitionEntry::mark_unresolved`]) measure distances forward from the last acknowledged
-//! sequence, which is correct as long as fewer than 2^30 records are outstanding.
+//! sequence ([`Sequence::distance_to`]), which is correct as long as fewer than 2^30 records are outstanding.
 
 use crate::batch::ProducerBatch;
 use idempo_protocol::{ProducerEpoch, ProducerId, Sequence};
 use std::collections::{BTreeMap, VecDeque};
-
-/// Records from `from` forward to `to`, modulo the 2^31 sequence space.
-pub(crate) fn sequence_distance(from: Sequence, to: Sequence) -> i64 {
-    (i64::from(to.0) - i64::from(from.0)).rem_euclid(1 << 31)
-}
 
 /// One partition's sequence state.
 #[derive(Debug)]
@@ -133,7 +128,7 @@ impl PartitionEntry {
             self.last_acked_sequence = last_sequence;
             return;
         }
-        let forward = sequence_distance(self.last_acked_sequence, last_sequence);
+        let forward = self.last_acked_sequence.distance_to(last_sequence);
         if forward > 0 && forward < (1 << 30) {
             self.last_acked_sequence = last_sequence;
         }
@@ -143,9 +138,7 @@ impl PartitionEntry {
     pub fn mark_unresolved(&mut self, next_sequence: Sequence) {
         let base = self.last_acked_sequence.next();
         self.unresolved_next_sequence = Some(match self.unresolved_next_sequence {
-            Some(existing)
-                if sequence_distance(base, existing) >= sequence_distance(base, next_sequence) =>
-            {
+            Some(existing) if base.distance_to(existing) >= base.distance_to(next_sequence) => {
                 existing
             }
             _ => next_sequence,

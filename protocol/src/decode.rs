@@ -10,15 +10,7 @@ use std::fmt;
 /// Why bytes could not be decoded. Every variant names the field involved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DecodeError {
-    /// The frame's length prefix is larger than the configured maximum. Refused before any
-    /// allocation.
-    FrameTooLarge {
-        /// The length the prefix announced.
-        length: u64,
-        /// The configured maximum.
-        max: u64,
-    },
-    /// A complete frame ended before a field did.
+    /// The input ended before a field did.
     Truncated {
         /// The field being read.
         field: &'static str,
@@ -36,9 +28,7 @@ pub enum DecodeError {
         /// What was expected instead.
         expected: &'static str,
     },
-    /// A frame named an api key this broker does not serve.
-    UnknownApiKey(i16),
-    /// Bytes were left over after the last field of a frame or batch.
+    /// Bytes were left over after the last field of a batch or record.
     TrailingBytes {
         /// What was being decoded.
         field: &'static str,
@@ -71,12 +61,6 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::FrameTooLarge { length, max } => {
-                write!(
-                    f,
-                    "frame of {length} bytes exceeds the maximum of {max} bytes"
-                )
-            }
             DecodeError::Truncated {
                 field,
                 needed,
@@ -91,7 +75,6 @@ impl fmt::Display for DecodeError {
             } => {
                 write!(f, "{field}: value {value} is invalid, expected {expected}")
             }
-            DecodeError::UnknownApiKey(key) => write!(f, "unknown api key {key}"),
             DecodeError::TrailingBytes { field, count } => {
                 write!(f, "{field}: {count} unexpected trailing bytes")
             }
@@ -113,7 +96,7 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// A cursor over a complete frame or batch. Every read is bounds-checked and names its field.
+/// A cursor over a complete batch. Every read is bounds-checked and names its field.
 pub(crate) struct Reader {
     buf: Bytes,
     pos: usize,
@@ -157,18 +140,6 @@ impl Reader {
     pub(crate) fn i8(&mut self, field: &'static str) -> Result<i8, DecodeError> {
         Ok(i8::from_be_bytes(self.array(field)?))
     }
-    pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, DecodeError> {
-        Ok(i16::from_be_bytes(self.array(field)?))
-    }
-    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, DecodeError> {
-        Ok(i32::from_be_bytes(self.array(field)?))
-    }
-    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.array(field)?))
-    }
-    pub(crate) fn i64(&mut self, field: &'static str) -> Result<i64, DecodeError> {
-        Ok(i64::from_be_bytes(self.array(field)?))
-    }
 
     /// `len` bytes at `position` (an earlier read's position) as a zero-copy slice. The
     /// caller got both from this reader, so they lie inside it.
@@ -188,29 +159,6 @@ impl Reader {
         let out = self.buf.slice(self.pos..self.pos + n);
         self.pos += n;
         Ok(out)
-    }
-
-    /// A non-negative `i32` count, checked against the bytes left so that a hostile count
-    /// cannot make the caller allocate more than the input could hold.
-    pub(crate) fn count(
-        &mut self,
-        field: &'static str,
-        min_element_bytes: usize,
-    ) -> Result<usize, DecodeError> {
-        let n = self.i32(field)?;
-        let n = usize::try_from(n).map_err(|_| DecodeError::InvalidValue {
-            field,
-            value: i64::from(n),
-            expected: "a count >= 0",
-        })?;
-        if n.saturating_mul(min_element_bytes.max(1)) > self.remaining() {
-            return Err(DecodeError::Truncated {
-                field,
-                needed: n.saturating_mul(min_element_bytes.max(1)),
-                remaining: self.remaining(),
-            });
-        }
-        Ok(n)
     }
 
     /// An unsigned LEB128 varint of at most 10 bytes.
@@ -317,14 +265,5 @@ mod tests {
             r.varlong("x"),
             Err(DecodeError::VarintTooLong { field: "x" })
         );
-    }
-
-    #[test]
-    fn hostile_count_is_refused_before_allocation() {
-        let mut r = Reader::new(Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0, 0]));
-        assert!(matches!(
-            r.count("n", 4),
-            Err(DecodeError::Truncated { .. })
-        ));
     }
 }

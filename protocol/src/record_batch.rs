@@ -55,6 +55,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// Size of the RecordBatch v2 header, Kafka's `RECORD_BATCH_OVERHEAD`.
 pub const RECORD_BATCH_OVERHEAD: usize = 61;
+/// Kafka's `RecordBatch.NO_TIMESTAMP`: a record or batch without a timestamp.
+pub const NO_TIMESTAMP: i64 = -1;
 /// Byte offset of the CRC field.
 pub const CRC_OFFSET: usize = 17;
 /// Byte offset where CRC coverage starts (the attributes field).
@@ -334,6 +336,14 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     }
 }
 
+/// Overwrites the partitionLeaderEpoch field of an encoded batch (bytes 12..16), which the
+/// leader sets and the CRC does not cover. Does nothing to a slice shorter than 16 bytes.
+pub fn set_partition_leader_epoch(batch: &mut [u8], partition_leader_epoch: i32) {
+    if let Some(field) = batch.get_mut(12..16) {
+        field.copy_from_slice(&partition_leader_epoch.to_be_bytes());
+    }
+}
+
 /// A decoded RecordBatch v2 with its records.
 ///
 /// # Examples
@@ -489,23 +499,29 @@ impl RecordBatch {
 /// appends, without building the records: length, magic, CRC-32C, compression, and that
 /// exactly `recordsCount` well-formed records fill the rest. Returns the parsed header.
 ///
-/// This is the broker's hot path, so it walks the records in place instead of allocating
-/// them; [`RecordBatch::decode`] accepts exactly the batches this accepts.
+/// The broker, which parses the header once and checks other rules between these steps,
+/// calls the parts itself: [`check_framing`], [`check_integrity`], [`validate_records`].
+/// [`RecordBatch::decode`] accepts exactly the batches this accepts.
 pub fn validate(bytes: &Bytes) -> Result<BatchHeader, DecodeError> {
-    let header = check_envelope(bytes)?;
-    let count = records_count(&header)?;
-    let mut r = Reader::new(bytes.slice(RECORD_BATCH_OVERHEAD..));
-    for _ in 0..count {
-        skip_record(&mut r)?;
-    }
-    r.finish("records")?;
+    let header = BatchHeader::parse(bytes)?;
+    check_framing(bytes, &header)?;
+    check_integrity(bytes, &header)?;
+    validate_records(bytes, &header)?;
     Ok(header)
 }
 
-/// Header, length, magic, CRC and compression checks shared by [`validate`] and
-/// [`RecordBatch::decode`].
-fn check_envelope(bytes: &[u8]) -> Result<BatchHeader, DecodeError> {
-    let header = BatchHeader::parse(bytes)?;
+/// What walking a batch's records found (see [`validate_records`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordsSummary {
+    /// The largest record timestamp (`baseTimestamp + timestampDelta`), ignoring records
+    /// whose timestamp is `NO_TIMESTAMP` (-1) as Kafka's `LogValidator` does; `None` when no
+    /// record has one.
+    pub max_record_timestamp: Option<i64>,
+}
+
+/// Checks that `header` (parsed from `bytes`) announces exactly `bytes.len()` bytes and is
+/// magic 2.
+pub fn check_framing(bytes: &[u8], header: &BatchHeader) -> Result<(), DecodeError> {
     if header.total_size() != bytes.len() as i64 {
         return Err(DecodeError::InvalidValue {
             field: "batchLength",
@@ -516,10 +532,47 @@ fn check_envelope(bytes: &[u8]) -> Result<BatchHeader, DecodeError> {
     if header.magic != MAGIC_V2 {
         return Err(DecodeError::UnsupportedMagic(header.magic));
     }
+    Ok(())
+}
+
+/// Checks the CRC-32C, then that the batch is not compressed (the codec is covered by the
+/// CRC, so a damaged attributes field is reported as corruption first).
+pub fn check_integrity(bytes: &[u8], header: &BatchHeader) -> Result<(), DecodeError> {
     verify_crc(bytes)?;
     if header.compression() != 0 {
         return Err(DecodeError::UnsupportedCompression(header.compression()));
     }
+    Ok(())
+}
+
+/// Walks the records of a batch whose framing was checked, in place and without allocating:
+/// exactly `recordsCount` well-formed records must fill the bytes after the header.
+pub fn validate_records(
+    bytes: &Bytes,
+    header: &BatchHeader,
+) -> Result<RecordsSummary, DecodeError> {
+    let count = records_count(header)?;
+    let mut r = Reader::new(bytes.slice(RECORD_BATCH_OVERHEAD..));
+    let mut max_record_timestamp = None;
+    for _ in 0..count {
+        let record = skip_record(&mut r)?;
+        let timestamp = header.base_timestamp.wrapping_add(record.timestamp_delta);
+        if timestamp != NO_TIMESTAMP && max_record_timestamp.is_none_or(|max| timestamp > max) {
+            max_record_timestamp = Some(timestamp);
+        }
+    }
+    r.finish("records")?;
+    Ok(RecordsSummary {
+        max_record_timestamp,
+    })
+}
+
+/// Header, length, magic, CRC and compression checks shared by [`validate`]'s callers that
+/// decode the records ([`RecordBatch::decode`], [`visit_records`]).
+fn check_envelope(bytes: &[u8]) -> Result<BatchHeader, DecodeError> {
+    let header = BatchHeader::parse(bytes)?;
+    check_framing(bytes, &header)?;
+    check_integrity(bytes, &header)?;
     Ok(header)
 }
 

@@ -104,6 +104,23 @@ impl Sequence {
         i64::from(self.0) == i64::from(last.0) + 1 || (self.0 == 0 && last.0 == i32::MAX)
     }
 
+    /// Records from `self` forward to `to`, modulo the 2^31 sequence space: how far ahead
+    /// `to` is. A distance of 2^30 or more means `to` is really *behind* `self` (the two
+    /// places that compare sequences assume fewer than 2^30 records are outstanding).
+    /// `NONE` counts as the sequence before 0, so `NONE.distance_to(Sequence(0))` is 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use idempo_protocol::Sequence;
+    /// assert_eq!(Sequence(3).distance_to(Sequence(5)), 2);
+    /// assert_eq!(Sequence(i32::MAX).distance_to(Sequence(1)), 2, "across the wrap");
+    /// assert_eq!(Sequence(5).distance_to(Sequence(3)), (1 << 31) - 2, "behind");
+    /// ```
+    pub fn distance_to(self, to: Sequence) -> i64 {
+        (i64::from(to.0) - i64::from(self.0)).rem_euclid(1 << 31)
+    }
+
     /// The sequence expected after `self` (`self + 1`, wrapping). `NONE.next()` is 0.
     pub fn next(self) -> Sequence {
         if self == Sequence::NONE {
@@ -154,6 +171,18 @@ mod tests {
         assert!(!Sequence(7).follows(Sequence(5)));
         assert_eq!(Sequence::NONE.next(), Sequence(0));
         assert_eq!(Sequence(i32::MAX).next(), Sequence(0));
+    }
+
+    #[test]
+    fn distance_is_measured_forward_across_the_wrap() {
+        assert_eq!(Sequence(7).distance_to(Sequence(7)), 0);
+        assert_eq!(Sequence(i32::MAX - 1).distance_to(Sequence(2)), 4);
+        assert_eq!(Sequence::NONE.distance_to(Sequence(0)), 1);
+        assert_eq!(
+            Sequence(11).distance_to(Sequence(10)),
+            (1 << 31) - 1,
+            "one behind"
+        );
     }
 
     #[test]

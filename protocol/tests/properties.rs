@@ -3,29 +3,26 @@
 //! panic.
 //!
 //! Each property is stated in the doc comment of its test. The generators live at the top;
-//! the properties follow in four groups:
+//! the properties follow in three groups:
 //!
-//! 1. frames read back whole, split at any byte, and concatenated;
-//! 2. record batches round-trip and their header agrees with the struct;
-//! 3. the CRC covers exactly bytes 21..end (plus its own field);
-//! 4. decoders are total: arbitrary and mutated bytes give `Ok` or `Err`, never a panic.
+//! 1. record batches round-trip and their header agrees with the struct;
+//! 2. the CRC covers exactly bytes 21..end (plus its own field);
+//! 3. decoders are total: arbitrary and mutated bytes give `Ok` or `Err`, never a panic.
+//!
+//! (The request and response values of `message` have no byte encoding: see that module.)
 
 use bytes::{Bytes, BytesMut};
-use idempo_protocol::frame::{FRAME_HEADER_BYTES, LENGTH_PREFIX_BYTES};
 use idempo_protocol::record_batch::{
     ATTR_COMPRESSION_MASK, ATTRIBUTES_OFFSET, CRC_OFFSET, LOG_OVERHEAD,
 };
 use idempo_protocol::{
-    BatchHeader, DEFAULT_MAX_FRAME_BYTES, DecodeError, ErrorCode, FetchRequest, FetchResponse,
-    FrameCheck, Header, InitProducerIdRequest, InitProducerIdResponse, PartitionProduceData,
-    PartitionProduceResponse, ProduceRequest, ProduceResponse, ProducerEpoch, ProducerId,
-    RECORD_BATCH_OVERHEAD, Record, RecordBatch, Request, RequestFrame, Response, ResponseFrame,
-    Sequence, check, decode_batches, validate, verify_crc,
+    BatchHeader, DecodeError, Header, ProducerEpoch, ProducerId, RECORD_BATCH_OVERHEAD, Record,
+    RecordBatch, Sequence, decode_batches, validate, verify_crc,
 };
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
-use proptest::sample::{Index, select};
+use proptest::sample::Index;
 use proptest::test_runner::FileFailurePersistence;
 use std::fmt::Debug;
 
@@ -127,108 +124,6 @@ fn record_batch() -> impl Strategy<Value = RecordBatch> {
         )
 }
 
-/// Record payloads in a produce request or fetch response: sometimes a real batch,
-/// sometimes bytes that are not one (the frame layer must not care).
-fn records_payload() -> impl Strategy<Value = Bytes> {
-    prop_oneof![bytes_up_to(64), record_batch().prop_map(|b| b.to_bytes())]
-}
-
-fn error_code() -> impl Strategy<Value = ErrorCode> {
-    select(ErrorCode::ALL.to_vec())
-}
-
-fn request() -> impl Strategy<Value = Request> {
-    let partition = (any::<i32>(), records_payload())
-        .prop_map(|(partition, records)| PartitionProduceData { partition, records });
-    prop_oneof![
-        any::<i32>().prop_map(|transaction_timeout_ms| Request::InitProducerId(
-            InitProducerIdRequest {
-                transaction_timeout_ms
-            }
-        )),
-        (any::<i16>(), any::<i32>(), vec(partition, 0..4)).prop_map(
-            |(acks, timeout_ms, partitions)| Request::Produce(ProduceRequest {
-                acks,
-                timeout_ms,
-                partitions,
-            })
-        ),
-        (any::<i32>(), any::<i64>(), any::<i32>()).prop_map(
-            |(partition, fetch_offset, max_bytes)| Request::Fetch(FetchRequest {
-                partition,
-                fetch_offset,
-                max_bytes,
-            })
-        ),
-    ]
-}
-
-fn response() -> impl Strategy<Value = Response> {
-    let partition = (
-        any::<i32>(),
-        error_code(),
-        any::<i64>(),
-        any::<i64>(),
-        any::<i64>(),
-    )
-        .prop_map(
-            |(partition, error_code, base_offset, log_append_time_ms, log_start_offset)| {
-                PartitionProduceResponse {
-                    partition,
-                    error_code,
-                    base_offset,
-                    log_append_time_ms,
-                    log_start_offset,
-                }
-            },
-        );
-    prop_oneof![
-        (error_code(), any::<i64>(), any::<i16>()).prop_map(
-            |(error_code, producer_id, producer_epoch)| Response::InitProducerId(
-                InitProducerIdResponse {
-                    error_code,
-                    producer_id: ProducerId(producer_id),
-                    producer_epoch: ProducerEpoch(producer_epoch),
-                }
-            )
-        ),
-        vec(partition, 0..4)
-            .prop_map(|partitions| Response::Produce(ProduceResponse { partitions })),
-        (
-            any::<i32>(),
-            error_code(),
-            any::<i64>(),
-            any::<i64>(),
-            records_payload(),
-        )
-            .prop_map(
-                |(partition, error_code, high_watermark, log_start_offset, records)| {
-                    Response::Fetch(FetchResponse {
-                        partition,
-                        error_code,
-                        high_watermark,
-                        log_start_offset,
-                        records,
-                    })
-                }
-            ),
-    ]
-}
-
-fn request_frame() -> impl Strategy<Value = RequestFrame> {
-    (any::<i32>(), request()).prop_map(|(correlation_id, request)| RequestFrame {
-        correlation_id,
-        request,
-    })
-}
-
-fn response_frame() -> impl Strategy<Value = ResponseFrame> {
-    (any::<i32>(), response()).prop_map(|(correlation_id, response)| ResponseFrame {
-        correlation_id,
-        response,
-    })
-}
-
 /// One way to damage a valid encoding.
 #[derive(Clone, Debug)]
 enum Mutation {
@@ -269,109 +164,6 @@ fn apply_mutations(bytes: &mut Vec<u8>, mutations: &[Mutation]) {
             Mutation::Extend(tail) => bytes.extend_from_slice(tail),
             // Byte-addressed mutations of an empty buffer do nothing.
             _ => {}
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers shared by the request and response properties
-// ---------------------------------------------------------------------------------------------
-
-type ReadFn<F> = fn(&mut BytesMut, u32) -> Result<Option<F>, DecodeError>;
-type EncodeFn<F> = fn(&F, &mut BytesMut);
-
-fn encoded<F>(frame: &F, encode: EncodeFn<F>) -> BytesMut {
-    let mut buf = BytesMut::new();
-    encode(frame, &mut buf);
-    buf
-}
-
-/// The whole frame reads back equal and leaves the buffer empty; the length prefix says
-/// exactly how many bytes follow it.
-fn reads_back_whole<F: PartialEq + Debug>(
-    frame: &F,
-    encode: EncodeFn<F>,
-    read: ReadFn<F>,
-) -> Result<(), TestCaseError> {
-    let mut buf = encoded(frame, encode);
-    let prefix = u32::from_be_bytes(buf[..4].try_into().expect("4 bytes"));
-    prop_assert_eq!(prefix as usize, buf.len() - LENGTH_PREFIX_BYTES);
-    let got = read(&mut buf, DEFAULT_MAX_FRAME_BYTES);
-    prop_assert_eq!(got.as_ref().map(Option::as_ref), Ok(Some(frame)));
-    prop_assert!(buf.is_empty());
-    Ok(())
-}
-
-/// Split at `cut`, the first read is `Ok(None)` and consumes nothing; once the rest arrives
-/// the frame reads back equal.
-fn waits_for_the_rest_when_split<F: PartialEq + Debug>(
-    frame: &F,
-    encode: EncodeFn<F>,
-    read: ReadFn<F>,
-    cut: &Index,
-) -> Result<(), TestCaseError> {
-    let whole = encoded(frame, encode);
-    let cut = cut.index(whole.len());
-    let mut buf = BytesMut::from(&whole[..cut]);
-    prop_assert_eq!(read(&mut buf, DEFAULT_MAX_FRAME_BYTES), Ok(None));
-    prop_assert_eq!(buf.len(), cut, "an incomplete read consumes nothing");
-    buf.extend_from_slice(&whole[cut..]);
-    let got = read(&mut buf, DEFAULT_MAX_FRAME_BYTES);
-    prop_assert_eq!(got.as_ref().map(Option::as_ref), Ok(Some(frame)));
-    prop_assert!(buf.is_empty());
-    Ok(())
-}
-
-/// Two frames back to back read out in order, then `Ok(None)`; fed one byte at a time, each
-/// appears exactly when its last byte arrives.
-fn reads_two_concatenated_in_order<F: PartialEq + Debug>(
-    first: &F,
-    second: &F,
-    encode: EncodeFn<F>,
-    read: ReadFn<F>,
-) -> Result<(), TestCaseError> {
-    let mut whole = encoded(first, encode);
-    let first_len = whole.len();
-    encode(second, &mut whole);
-    let total = whole.len();
-
-    let mut buf = whole.clone();
-    let a = read(&mut buf, DEFAULT_MAX_FRAME_BYTES);
-    prop_assert_eq!(a.as_ref().map(Option::as_ref), Ok(Some(first)));
-    let b = read(&mut buf, DEFAULT_MAX_FRAME_BYTES);
-    prop_assert_eq!(b.as_ref().map(Option::as_ref), Ok(Some(second)));
-    prop_assert_eq!(read(&mut buf, DEFAULT_MAX_FRAME_BYTES), Ok(None));
-
-    let mut stream = BytesMut::new();
-    let mut seen = Vec::new();
-    for (i, byte) in whole.iter().enumerate() {
-        stream.extend_from_slice(&[*byte]);
-        if let Some(frame) = read(&mut stream, DEFAULT_MAX_FRAME_BYTES)
-            .map_err(|e| TestCaseError::fail(format!("valid stream refused: {e}")))?
-        {
-            seen.push((i + 1, frame));
-        }
-    }
-    prop_assert_eq!(seen.len(), 2);
-    prop_assert_eq!(seen[0].0, first_len);
-    prop_assert_eq!(&seen[0].1, first);
-    prop_assert_eq!(seen[1].0, total);
-    prop_assert_eq!(&seen[1].1, second);
-    Ok(())
-}
-
-/// Reads frames off `buf` until it is empty, incomplete or refused; at most one frame per
-/// byte, so the loop is bounded even if a decoder misbehaved.
-fn drain<F>(buf: &mut BytesMut, max_frame_bytes: u32, read: ReadFn<F>) {
-    for _ in 0..=buf.len() {
-        let before = buf.len();
-        match read(buf, max_frame_bytes) {
-            Ok(Some(_)) => assert!(buf.len() < before, "a frame was read but nothing consumed"),
-            Ok(None) => {
-                assert_eq!(buf.len(), before, "an incomplete read consumed bytes");
-                return;
-            }
-            Err(_) => return,
         }
     }
 }
@@ -434,53 +226,7 @@ fn flip(bytes: &Bytes, index: usize, bit: u8) -> Bytes {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 1. Frames
-// ---------------------------------------------------------------------------------------------
-
-proptest! {
-    #![proptest_config(config(ProptestConfig::default().cases))]
-
-    /// Every request frame (InitProducerId, Produce, Fetch, any field values, any record
-    /// bytes) reads back equal from a `BytesMut`: whole; split at any byte, where the first
-    /// read is `Ok(None)` and consumes nothing; and concatenated with a second frame, which
-    /// then follows in order.
-    #[test]
-    fn request_frames_read_back_whole_split_or_concatenated(
-        first in request_frame(),
-        second in request_frame(),
-        cut in any::<Index>(),
-    ) {
-        reads_back_whole(&first, RequestFrame::encode, RequestFrame::read)?;
-        waits_for_the_rest_when_split(&first, RequestFrame::encode, RequestFrame::read, &cut)?;
-        reads_two_concatenated_in_order(&first, &second, RequestFrame::encode, RequestFrame::read)?;
-    }
-
-    /// Every response frame reads back equal from a `BytesMut`: whole, split at any byte
-    /// (first read `Ok(None)`, nothing consumed), and concatenated with a second frame.
-    #[test]
-    fn response_frames_read_back_whole_split_or_concatenated(
-        first in response_frame(),
-        second in response_frame(),
-        cut in any::<Index>(),
-    ) {
-        reads_back_whole(&first, ResponseFrame::encode, ResponseFrame::read)?;
-        waits_for_the_rest_when_split(&first, ResponseFrame::encode, ResponseFrame::read, &cut)?;
-        reads_two_concatenated_in_order(&first, &second, ResponseFrame::encode, ResponseFrame::read)?;
-    }
-
-    /// A frame decodes the same through `decode` on the exact frame bytes as through `read`
-    /// on a stream buffer.
-    #[test]
-    fn decode_and_read_agree_on_a_whole_frame(req in request_frame(), resp in response_frame()) {
-        let bytes = encoded(&req, RequestFrame::encode).freeze();
-        prop_assert_eq!(RequestFrame::decode(bytes), Ok(req));
-        let bytes = encoded(&resp, ResponseFrame::encode).freeze();
-        prop_assert_eq!(ResponseFrame::decode(bytes), Ok(resp));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// 2. Record batches
+// 1. Record batches
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
@@ -561,7 +307,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 3. The CRC covers attributes..end, and nothing before the CRC field
+// 2. The CRC covers attributes..end, and nothing before the CRC field
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
@@ -644,65 +390,18 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. Decoders are total
+// 3. Decoders are total
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
     #![proptest_config(config(idempo_testkit::proptest_cases(FUZZ_CASES)))]
 
-    /// Arbitrary bytes never make any decoder panic: frame reads (with the default and a
-    /// tiny maximum), `check`, frame `decode`, `RecordBatch::decode`, `validate`,
-    /// `BatchHeader::parse` and its accessors, `decode_batches` and `verify_crc`. Frame reads
-    /// consume whole frames or nothing. `validate` accepts exactly what `decode` accepts.
+    /// Arbitrary bytes never make any decoder panic: `RecordBatch::decode`, `validate`,
+    /// `BatchHeader::parse` and its accessors, `decode_batches` and `verify_crc`. `validate`
+    /// accepts exactly what `decode` accepts.
     #[test]
     fn arbitrary_bytes_never_panic_any_decoder(bytes in vec(any::<u8>(), 0..300)) {
-        for max in [DEFAULT_MAX_FRAME_BYTES, 64] {
-            let _ = check(&bytes, max);
-            drain(&mut BytesMut::from(&bytes[..]), max, RequestFrame::read);
-            drain(&mut BytesMut::from(&bytes[..]), max, ResponseFrame::read);
-        }
-        let bytes = Bytes::from(bytes);
-        let _ = RequestFrame::decode(bytes.clone());
-        let _ = ResponseFrame::decode(bytes.clone());
-        decode_batch_every_way(&bytes);
-    }
-
-    /// A correct length prefix and a known api key around an arbitrary body reaches every
-    /// body decoder; none panics.
-    #[test]
-    fn arbitrary_bodies_behind_a_valid_frame_header_never_panic(
-        api_key in select(vec![0i16, 1, 22]),
-        correlation_id in any::<i32>(),
-        body in vec(any::<u8>(), 0..200),
-    ) {
-        let mut buf = BytesMut::new();
-        buf.extend_from_slice(&((FRAME_HEADER_BYTES + body.len()) as u32).to_be_bytes());
-        buf.extend_from_slice(&api_key.to_be_bytes());
-        buf.extend_from_slice(&correlation_id.to_be_bytes());
-        buf.extend_from_slice(&body);
-        drain(&mut buf.clone(), DEFAULT_MAX_FRAME_BYTES, RequestFrame::read);
-        drain(&mut buf, DEFAULT_MAX_FRAME_BYTES, ResponseFrame::read);
-    }
-
-    /// Valid request and response frames, with random bytes flipped, set, inserted or
-    /// removed, truncated or extended, decode to `Ok` or `Err`, never a panic.
-    #[test]
-    fn mutated_valid_frames_never_panic(
-        req in request_frame(),
-        resp in response_frame(),
-        mutations in mutations(),
-    ) {
-        for max in [DEFAULT_MAX_FRAME_BYTES, 64] {
-            let mut bytes = encoded(&req, RequestFrame::encode).to_vec();
-            apply_mutations(&mut bytes, &mutations);
-            drain(&mut BytesMut::from(&bytes[..]), max, RequestFrame::read);
-            let _ = RequestFrame::decode(Bytes::from(bytes));
-
-            let mut bytes = encoded(&resp, ResponseFrame::encode).to_vec();
-            apply_mutations(&mut bytes, &mutations);
-            drain(&mut BytesMut::from(&bytes[..]), max, ResponseFrame::read);
-            let _ = ResponseFrame::decode(Bytes::from(bytes));
-        }
+        decode_batch_every_way(&Bytes::from(bytes));
     }
 
     /// Valid batches with random mutations decode to `Ok` or `Err`, never a panic, both as
@@ -726,64 +425,6 @@ proptest! {
         decode_batch_every_way(&Bytes::from(single.clone()));
         restamp_envelope(&mut single);
         decode_batch_every_way(&Bytes::from(single));
-    }
-
-    /// A length prefix above the maximum is `FrameTooLarge` as soon as the 4 prefix bytes are
-    /// there, whatever follows and however little of the body has arrived, and nothing is
-    /// consumed.
-    #[test]
-    fn oversized_length_prefix_is_frame_too_large_before_the_body_arrives(
-        length in 65..=u32::MAX,
-        partial_body in vec(any::<u8>(), 0..16),
-    ) {
-        let max = 64;
-        let mut buf = BytesMut::new();
-        buf.extend_from_slice(&length.to_be_bytes());
-        buf.extend_from_slice(&partial_body);
-        let too_large = DecodeError::FrameTooLarge { length: u64::from(length), max: u64::from(max) };
-        prop_assert_eq!(check(&buf, max), Err(too_large.clone()));
-        prop_assert_eq!(RequestFrame::read(&mut buf, max), Err(too_large.clone()));
-        prop_assert_eq!(ResponseFrame::read(&mut buf, max), Err(too_large));
-        prop_assert_eq!(buf.len(), LENGTH_PREFIX_BYTES + partial_body.len());
-    }
-
-    /// `check` agrees with the length prefix: fewer than 4 bytes, or fewer than 4 + prefix,
-    /// is `Incomplete` with the exact shortfall; otherwise the frame is `Complete` with
-    /// 4 + prefix bytes; and too-short or too-long prefixes are errors.
-    #[test]
-    fn check_reports_exactly_what_the_length_prefix_says(
-        bytes in prop_oneof![
-            vec(any::<u8>(), 0..64),
-            (0u32..80, vec(any::<u8>(), 0..90)).prop_map(|(len, rest)| {
-                let mut b = len.to_be_bytes().to_vec();
-                b.extend(rest);
-                b
-            }),
-        ],
-    ) {
-        let max = 64;
-        let result = check(&bytes, max);
-        if bytes.len() < LENGTH_PREFIX_BYTES {
-            prop_assert_eq!(result, Ok(FrameCheck::Incomplete { needed: LENGTH_PREFIX_BYTES - bytes.len() }));
-            return Ok(());
-        }
-        let prefix = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"));
-        let total = LENGTH_PREFIX_BYTES + prefix as usize;
-        match result {
-            Err(DecodeError::FrameTooLarge { .. }) => prop_assert!(prefix > max),
-            Err(DecodeError::InvalidValue { field: "frame.length", .. }) => {
-                prop_assert!((prefix as usize) < FRAME_HEADER_BYTES)
-            }
-            Ok(FrameCheck::Incomplete { needed }) => {
-                prop_assert!(prefix <= max && bytes.len() < total);
-                prop_assert_eq!(needed, total - bytes.len());
-            }
-            Ok(FrameCheck::Complete { frame_bytes }) => {
-                prop_assert!(prefix <= max && bytes.len() >= total);
-                prop_assert_eq!(frame_bytes, total);
-            }
-            other => prop_assert!(false, "unexpected {:?}", other),
-        }
     }
 }
 

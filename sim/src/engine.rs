@@ -280,7 +280,7 @@ impl Simulation {
         trace: Option<Trace>,
     ) -> Result<Simulation, String> {
         config.validate()?;
-        let broker = Broker::new(BrokerConfig {
+        let mut broker = Broker::new(BrokerConfig {
             idempotence: config.idempotence,
             dedup_window: config.dedup_window,
             producer_id_expiration_ms: config.producer_id_expiration_ms,
@@ -292,6 +292,7 @@ impl Simulation {
             ..BrokerConfig::default()
         })
         .map_err(|e| format!("broker settings: {e}"))?;
+        broker.set_record_windows(trace.is_some());
         let mut slots = Vec::new();
         for _ in 0..config.producers {
             let mut producer =
@@ -831,7 +832,9 @@ impl Simulation {
             if let Some(t) = &mut self.trace {
                 let window = outcome
                     .seen
-                    .map_or_else(String::new, |s| s.window.to_string());
+                    .as_ref()
+                    .and_then(|s| s.window().map(ToString::to_string))
+                    .unwrap_or_default();
                 t.record(
                     self.now_ms,
                     p,

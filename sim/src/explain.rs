@@ -12,9 +12,9 @@
 //! With `--json` each operation is one JSON object instead (JSON Lines), with the fields
 //! documented on [`Explained::json`].
 
-use crate::script::{Op, Step};
+use crate::script::{Op, RestartMode, Step};
 use bytes::BytesMut;
-use idempo_broker::{Broker, BrokerConfig, ProduceOutcome, Verdict};
+use idempo_broker::{Broker, BrokerConfig, ProduceOutcome, RestartReport, Verdict};
 use idempo_protocol::{
     ErrorCode, FetchRequest, ProducerEpoch, ProducerId, Record, RecordBatch, Sequence,
     decode_batches,
@@ -38,16 +38,36 @@ pub struct Explained {
     pub json: Value,
 }
 
-/// Runs `steps` against a fresh broker built from `config`.
+/// Runs `steps` against a fresh broker built from `config`, keeping every explanation (for
+/// tests and short scripts; [`stream`] keeps none).
 pub fn run(
     steps: &[Step],
     config: BrokerConfig,
 ) -> Result<Vec<Explained>, idempo_broker::ConfigError> {
+    let mut out = Vec::with_capacity(steps.len());
+    stream(steps, config, |e| {
+        out.push(e);
+        true
+    })?;
+    Ok(out)
+}
+
+/// Runs `steps` against a fresh broker built from `config`, handing each explanation to
+/// `emit` as soon as it is made and keeping none, so memory follows the broker's data, not
+/// the script's length. `emit` returns `false` to stop early (its output was closed).
+pub fn stream(
+    steps: &[Step],
+    config: BrokerConfig,
+    mut emit: impl FnMut(Explained) -> bool,
+) -> Result<(), idempo_broker::ConfigError> {
     let mut broker = Broker::new(config)?;
-    Ok(steps
-        .iter()
-        .map(|step| explain_step(&mut broker, step))
-        .collect())
+    broker.set_record_windows(true);
+    for step in steps {
+        if !emit(explain_step(&mut broker, step)) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn base(step: &Step) -> Map<String, Value> {
@@ -57,21 +77,16 @@ fn base(step: &Step) -> Map<String, Value> {
     m
 }
 
+/// One operation: what was asked (the left column) and what the broker answered.
+struct Said {
+    request: String,
+    answer: String,
+}
+
 fn explain_step(broker: &mut Broker, step: &Step) -> Explained {
     let mut m = base(step);
-    let (request, answer) = match &step.op {
-        Op::InitProducer => {
-            let r = broker.init_producer_id();
-            m.insert("producer_id".into(), json!(r.producer_id.0));
-            m.insert("producer_epoch".into(), json!(r.producer_epoch.0));
-            (
-                "init-producer".to_string(),
-                format!(
-                    "producer id {} at epoch {}",
-                    r.producer_id, r.producer_epoch
-                ),
-            )
-        }
+    let said = match &step.op {
+        Op::InitProducer => init_producer(broker, &mut m),
         Op::Produce {
             pid,
             epoch,
@@ -81,168 +96,293 @@ fn explain_step(broker: &mut Broker, step: &Step) -> Explained {
             ts,
             corrupt,
         } => {
-            let ts = ts.unwrap_or(broker.now_ms());
-            let records = (0..*count)
-                .map(|i| {
-                    Record::with_value(i, format!("pid{pid}-seq{}", Sequence(*seq).wrapping_add(i)))
-                })
-                .collect();
-            let batch = RecordBatch::idempotent(
-                ProducerId(*pid),
-                ProducerEpoch(*epoch),
-                Sequence(*seq),
-                ts,
-                records,
-            );
-            let mut bytes = BytesMut::from(&batch.to_bytes()[..]);
-            if *corrupt {
-                let last = bytes.len() - 1;
-                bytes[last] ^= 0x01;
-            }
-            let outcome = broker.produce(*partition, &bytes.freeze());
-            produce_json(&mut m, *partition, &outcome);
-            let seqs = if batch.last_sequence() == batch.base_sequence {
-                format!("{seq}")
-            } else {
-                format!("{seq}..{}", batch.last_sequence())
-            };
-            let corrupt = if *corrupt { " (bit flipped)" } else { "" };
-            (
-                format!("produce p{partition} pid={pid} epoch={epoch} seq={seqs}{corrupt}"),
-                format!("{:<5} {outcome}", short_code(outcome.error_code())),
-            )
-        }
-        Op::Advance { ms } => {
-            let now = broker.now_ms().saturating_add(*ms);
-            let expired = broker.advance_time(now);
-            m.insert("now_ms".into(), json!(now));
-            m.insert(
-                "expired".into(),
-                json!(
-                    expired
-                        .iter()
-                        .map(|e| json!({"partition": e.partition, "producer_id": e.producer_id.0}))
-                        .collect::<Vec<_>>()
-                ),
-            );
-            let what = if expired.is_empty() {
-                "no producer expired".to_string()
-            } else {
-                let list: Vec<String> = expired
-                    .iter()
-                    .map(|e| format!("producer {} on p{}", e.producer_id, e.partition))
-                    .collect();
-                format!(
-                    "expired {} (idle for producer.id.expiration.ms): their next batch is a first batch again",
-                    list.join(", ")
-                )
-            };
-            (
-                format!("advance ms={ms}"),
-                format!("clock at {now} ms; {what}"),
-            )
-        }
-        Op::DeleteRecords { partition, before } => {
-            let answer = match broker.delete_records(*partition, *before) {
-                Ok(start) => {
-                    m.insert("log_start_offset".into(), json!(start));
-                    format!(
-                        "log start offset of p{partition} is {start}; producer state kept (Kafka 2.5+)"
-                    )
-                }
-                Err(e) => {
-                    m.insert("error".into(), json!(e.to_string()));
-                    format!("refused: {e}")
-                }
-            };
-            (
-                format!("delete-records p{partition} before={before}"),
-                answer,
-            )
-        }
-        Op::Restart => {
-            let rebuilt = broker.restart();
-            m.insert(
-                "rebuilt".into(),
-                json!(
-                    rebuilt
-                        .iter()
-                        .map(|(p, n)| json!({"partition": p, "producers": n}))
-                        .collect::<Vec<_>>()
-                ),
-            );
-            let list: Vec<String> = rebuilt
-                .iter()
-                .map(|(p, n)| format!("p{p}: {n} producer(s)"))
-                .collect();
-            let list = if list.is_empty() {
-                "no partitions".to_string()
-            } else {
-                list.join(", ")
-            };
-            (
-                "restart".to_string(),
-                format!("producer state rebuilt by replaying the retained log: {list}"),
-            )
-        }
-        Op::Fetch { partition, offset } => {
-            let r = broker.fetch(&FetchRequest {
+            let batch = Scripted {
+                pid: *pid,
+                epoch: *epoch,
+                seq: *seq,
+                count: *count,
                 partition: *partition,
-                fetch_offset: *offset,
-                max_bytes: i32::MAX,
-            });
-            m.insert("error".into(), json!(r.error_code.name()));
-            m.insert("high_watermark".into(), json!(r.high_watermark));
-            m.insert("log_start_offset".into(), json!(r.log_start_offset));
-            let answer = if r.error_code != ErrorCode::None {
-                format!(
-                    "{} (log {}..{})",
-                    r.error_code, r.log_start_offset, r.high_watermark
-                )
-            } else {
-                match decode_batches(r.records) {
-                    Ok(batches) => {
-                        let mut values = Vec::new();
-                        let parts: Vec<String> = batches
-                            .iter()
-                            .map(|b| {
-                                for (i, rec) in b.records.iter().enumerate() {
-                                    let v = rec
-                                        .value
-                                        .as_ref()
-                                        .map(|v| String::from_utf8_lossy(v).into_owned());
-                                    values.push(
-                                        json!({"offset": b.base_offset + i as i64, "value": v}),
-                                    );
-                                }
-                                format!(
-                                    "{}..{} pid={} epoch={} seq={}..{}",
-                                    b.base_offset,
-                                    b.base_offset + i64::from(b.last_offset_delta),
-                                    b.producer_id,
-                                    b.producer_epoch,
-                                    b.base_sequence,
-                                    b.last_sequence()
-                                )
-                            })
-                            .collect();
-                        m.insert("records".into(), json!(values));
-                        if parts.is_empty() {
-                            "no records".to_string()
-                        } else {
-                            parts.join("; ")
-                        }
-                    }
-                    Err(e) => format!("stored batches failed to decode: {e}"),
-                }
+                ts: *ts,
+                corrupt: *corrupt,
             };
-            (format!("fetch p{partition} offset={offset}"), answer)
+            produce(broker, &batch, &mut m)
         }
+        Op::Advance { ms } => advance(broker, *ms, &mut m),
+        Op::DeleteRecords { partition, before } => {
+            delete_records(broker, *partition, *before, &mut m)
+        }
+        Op::Restart { mode } => restart(broker, *mode, &mut m),
+        Op::Fetch { partition, offset } => fetch(broker, *partition, *offset, &mut m),
     };
     Explained {
         line: step.line,
-        text: format!("{:>4}  {request:<38} {answer}", step.line),
+        text: format!("{:>4}  {:<38} {}", step.line, said.request, said.answer),
         json: Value::Object(m),
+    }
+}
+
+fn init_producer(broker: &mut Broker, m: &mut Map<String, Value>) -> Said {
+    let r = broker.init_producer_id();
+    m.insert("producer_id".into(), json!(r.producer_id.0));
+    m.insert("producer_epoch".into(), json!(r.producer_epoch.0));
+    Said {
+        request: "init-producer".to_string(),
+        answer: format!(
+            "producer id {} at epoch {}",
+            r.producer_id, r.producer_epoch
+        ),
+    }
+}
+
+/// A scripted produce line's arguments.
+struct Scripted {
+    pid: i64,
+    epoch: i16,
+    seq: i32,
+    count: i32,
+    partition: i32,
+    ts: Option<i64>,
+    corrupt: bool,
+}
+
+fn produce(broker: &mut Broker, b: &Scripted, m: &mut Map<String, Value>) -> Said {
+    let ts = b.ts.unwrap_or(broker.now_ms());
+    let records = (0..b.count)
+        .map(|i| {
+            let seq = Sequence(b.seq).wrapping_add(i);
+            Record::with_value(i, format!("pid{}-seq{seq}", b.pid))
+        })
+        .collect();
+    let batch = RecordBatch::idempotent(
+        ProducerId(b.pid),
+        ProducerEpoch(b.epoch),
+        Sequence(b.seq),
+        ts,
+        records,
+    );
+    let mut bytes = BytesMut::from(&batch.to_bytes()[..]);
+    if b.corrupt {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+    }
+    let outcome = broker.produce(b.partition, &bytes.freeze());
+    produce_json(m, b.partition, &outcome);
+    let seqs = if b.count == 0 {
+        format!("{} (empty)", b.seq)
+    } else if batch.last_sequence() == batch.base_sequence {
+        format!("{}", b.seq)
+    } else {
+        format!("{}..{}", b.seq, batch.last_sequence())
+    };
+    let corrupt = if b.corrupt { " (bit flipped)" } else { "" };
+    Said {
+        request: format!(
+            "produce p{} pid={} epoch={} seq={seqs}{corrupt}",
+            b.partition, b.pid, b.epoch
+        ),
+        answer: format!("{:<5} {outcome}", short_code(outcome.error_code())),
+    }
+}
+
+fn advance(broker: &mut Broker, ms: i64, m: &mut Map<String, Value>) -> Said {
+    let now = broker.now_ms().saturating_add(ms);
+    let expired = broker.advance_time(now);
+    m.insert("now_ms".into(), json!(now));
+    m.insert(
+        "expired".into(),
+        json!(
+            expired
+                .iter()
+                .map(|e| json!({"partition": e.partition, "producer_id": e.producer_id.0}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    let what = if expired.is_empty() {
+        "no producer expired".to_string()
+    } else {
+        let list: Vec<String> = expired
+            .iter()
+            .map(|e| format!("producer {} on p{}", e.producer_id, e.partition))
+            .collect();
+        format!(
+            "expired {} (idle for producer.id.expiration.ms): their next batch is a first batch again",
+            list.join(", ")
+        )
+    };
+    Said {
+        request: format!("advance ms={ms}"),
+        answer: format!("clock at {now} ms; {what}"),
+    }
+}
+
+fn delete_records(
+    broker: &mut Broker,
+    partition: i32,
+    before: i64,
+    m: &mut Map<String, Value>,
+) -> Said {
+    let answer = match broker.delete_records(partition, before) {
+        Ok(start) => {
+            m.insert("log_start_offset".into(), json!(start));
+            format!("log start offset of p{partition} is {start}; producer state kept (Kafka 2.5+)")
+        }
+        Err(e) => {
+            m.insert("error".into(), json!(e.to_string()));
+            format!("refused: {e}")
+        }
+    };
+    Said {
+        request: format!("delete-records p{partition} before={before}"),
+        answer,
+    }
+}
+
+fn restart(broker: &mut Broker, mode: RestartMode, m: &mut Map<String, Value>) -> Said {
+    let (request, how, rebuilt) = match mode {
+        RestartMode::FromLog => {
+            let rebuilt = broker.restart();
+            (
+                "restart",
+                "producer state rebuilt by replaying the retained log".to_string(),
+                rebuilt,
+            )
+        }
+        RestartMode::Clean => match broker.restart_clean() {
+            Ok(report) => (
+                "restart mode=clean",
+                format!(
+                    "clean shutdown (logs synced, snapshots written), then recovery: {}",
+                    recovered_from(&report)
+                ),
+                producers_per_partition(&report),
+            ),
+            Err(e) => {
+                m.insert("error".into(), json!(e.to_string()));
+                ("restart mode=clean", format!("refused: {e}"), Vec::new())
+            }
+        },
+        RestartMode::Crash => {
+            let report = broker.crash(|_file, _unsynced| 0);
+            (
+                "restart mode=crash",
+                format!(
+                    "power loss (unsynced bytes dropped), then recovery: {}",
+                    recovered_from(&report)
+                ),
+                producers_per_partition(&report),
+            )
+        }
+    };
+    m.insert(
+        "rebuilt".into(),
+        json!(
+            rebuilt
+                .iter()
+                .map(|(p, n)| json!({"partition": p, "producers": n}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    let list: Vec<String> = rebuilt
+        .iter()
+        .map(|(p, n)| format!("p{p}: {n} producer(s)"))
+        .collect();
+    let list = if list.is_empty() {
+        "no partitions".to_string()
+    } else {
+        list.join(", ")
+    };
+    Said {
+        request: request.to_string(),
+        answer: format!("{how}: {list}"),
+    }
+}
+
+/// Per partition: which snapshot recovery loaded and how many batches it replayed.
+fn recovered_from(report: &RestartReport) -> String {
+    let parts: Vec<String> = report
+        .partitions
+        .iter()
+        .map(|p| {
+            let r = &p.recovery;
+            let from = r
+                .snapshot_loaded
+                .map_or_else(|| "no snapshot".to_string(), |o| format!("snapshot at {o}"));
+            format!(
+                "p{} from {from} + {} batch(es) replayed",
+                p.partition, r.replayed_batches
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "no partitions".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn producers_per_partition(report: &RestartReport) -> Vec<(i32, usize)> {
+    report
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.recovery.producers_recovered))
+        .collect()
+}
+
+fn fetch(broker: &mut Broker, partition: i32, offset: i64, m: &mut Map<String, Value>) -> Said {
+    let r = broker.fetch(&FetchRequest {
+        partition,
+        fetch_offset: offset,
+        max_bytes: i32::MAX,
+    });
+    m.insert("error".into(), json!(r.error_code.name()));
+    m.insert("high_watermark".into(), json!(r.high_watermark));
+    m.insert("log_start_offset".into(), json!(r.log_start_offset));
+    let answer = if r.error_code != ErrorCode::None {
+        format!(
+            "{} (log {}..{})",
+            r.error_code, r.log_start_offset, r.high_watermark
+        )
+    } else {
+        match decode_batches(r.records) {
+            Ok(batches) => describe_batches(&batches, m),
+            Err(e) => format!("stored batches failed to decode: {e}"),
+        }
+    };
+    Said {
+        request: format!("fetch p{partition} offset={offset}"),
+        answer,
+    }
+}
+
+/// `0..1 pid=1 epoch=0 seq=0..1; ...`, and the records' values into `m`.
+fn describe_batches(batches: &[RecordBatch], m: &mut Map<String, Value>) -> String {
+    let mut values = Vec::new();
+    let parts: Vec<String> = batches
+        .iter()
+        .map(|b| {
+            for (i, rec) in b.records.iter().enumerate() {
+                let v = rec
+                    .value
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                values.push(json!({"offset": b.base_offset + i as i64, "value": v}));
+            }
+            format!(
+                "{}..{} pid={} epoch={} seq={}..{}",
+                b.base_offset,
+                b.base_offset + i64::from(b.last_offset_delta),
+                b.producer_id,
+                b.producer_epoch,
+                b.base_sequence,
+                b.last_sequence()
+            )
+        })
+        .collect();
+    m.insert("records".into(), json!(values));
+    if parts.is_empty() {
+        "no records".to_string()
+    } else {
+        parts.join("; ")
     }
 }
 
@@ -270,11 +410,12 @@ fn produce_json(m: &mut Map<String, Value>, partition: i32, o: &ProduceOutcome) 
         m.insert("error_code".into(), json!(o.error_code().code()));
     }
     m.insert("reason".into(), json!(o.to_string()));
-    if let Some(seen) = o.seen {
+    if let Some(seen) = &o.seen {
         m.insert("expected_sequence".into(), json!(seen.expected_sequence.0));
         let window: Vec<Value> = seen
-            .window
-            .batches()
+            .window()
+            .map(|w| w.batches())
+            .unwrap_or_default()
             .iter()
             .map(|b| json!([b.first_sequence().0, b.last_sequence.0]))
             .collect();
@@ -316,6 +457,82 @@ mod tests {
         assert_eq!(out[1].json["error"], "OUT_OF_ORDER_SEQUENCE_NUMBER");
         assert_eq!(out[1].json["error_code"], 45);
         assert_eq!(out[1].json["expected_sequence"], 1);
+    }
+
+    #[test]
+    fn empty_batch_is_explained_as_invalid_record_and_the_next_batch_still_follows() {
+        let out = explain(
+            "produce pid=1 epoch=0 seq=0 count=1\nproduce pid=1 epoch=0 seq=1 count=0\n\
+             produce pid=1 epoch=0 seq=1 count=1\n",
+        );
+        assert_eq!(out[1].json["error"], "INVALID_RECORD");
+        assert_eq!(out[1].json["error_code"], 87);
+        assert_eq!(out[2].json["outcome"], "appended", "{}", out[2].text);
+    }
+
+    #[test]
+    fn record_stamped_beyond_timestamp_after_max_is_explained_as_invalid_timestamp() {
+        let out = explain("advance ms=1000\nproduce pid=1 epoch=0 seq=0 count=1 ts=3601001\n");
+        assert_eq!(out[1].json["error"], "INVALID_TIMESTAMP");
+        assert_eq!(out[1].json["error_code"], 32);
+        let off = run(
+            &parse("produce pid=1 epoch=0 seq=0 count=1 ts=999999999999\n").unwrap(),
+            BrokerConfig {
+                log_message_timestamp_after_max_ms: i64::MAX,
+                ..BrokerConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(off[0].json["outcome"], "appended");
+    }
+
+    /// Producer 1's only batch is deleted; producer 2 keeps the log end moving. Then
+    /// `retry` re-sends producer 1's batch after the restart in `mode`.
+    fn after_restart(mode: &str) -> Vec<Explained> {
+        explain(&format!(
+            "produce pid=1 epoch=0 seq=0 count=1\nproduce pid=2 epoch=0 seq=0 count=1\n\
+             delete-records before=1\nrestart{mode}\nproduce pid=1 epoch=0 seq=0 count=1\n"
+        ))
+    }
+
+    #[test]
+    fn bare_restart_forgets_a_producer_whose_batches_were_all_deleted() {
+        let out = after_restart("");
+        assert_eq!(out[3].json["rebuilt"][0]["producers"], 1, "{}", out[3].text);
+        assert_eq!(
+            out[4].json["outcome"], "appended",
+            "unknown again: {}",
+            out[4].text
+        );
+    }
+
+    #[test]
+    fn clean_restart_keeps_every_in_memory_producer_through_its_snapshot() {
+        let out = after_restart(" mode=clean");
+        assert_eq!(out[3].json["rebuilt"][0]["producers"], 2, "{}", out[3].text);
+        assert!(
+            out[3].text.contains("from snapshot at 2"),
+            "{}",
+            out[3].text
+        );
+        assert_eq!(out[4].json["outcome"], "duplicate", "{}", out[4].text);
+    }
+
+    #[test]
+    fn crash_restart_rebuilds_from_the_latest_snapshot_then_replays() {
+        let out = explain(
+            "produce pid=1 epoch=0 seq=0 count=1\nadvance ms=60000\n\
+             produce pid=1 epoch=0 seq=1 count=1\nrestart mode=crash\n\
+             produce pid=1 epoch=0 seq=1 count=1\n",
+        );
+        assert!(
+            out[3]
+                .text
+                .contains("p0 from snapshot at 1 + 1 batch(es) replayed"),
+            "{}",
+            out[3].text
+        );
+        assert_eq!(out[4].json["outcome"], "duplicate", "{}", out[4].text);
     }
 
     #[test]

@@ -6,13 +6,24 @@
 //! advance ms=90000000                             # move the broker clock; runs expiration
 //! delete-records partition=0 before=5             # move the log start offset
 //! restart                                         # rebuild producer state from the log
+//! restart mode=clean                              # clean shutdown (snapshot) and restart
+//! restart mode=crash                              # power loss, recovery from the disk
 //! fetch partition=0 offset=0                      # read the log back
 //! ```
 //!
 //! `#` starts a comment; blank lines are skipped. Arguments are `key=value`. `produce` needs
 //! `pid`, `epoch`, `seq` and `count`; `partition` defaults to 0 and `ts` to the broker clock.
 //! `produce` also takes `corrupt=true` (flip one bit after the CRC was computed, as a bad
-//! network would). The whole script is parsed before anything runs: a malformed line is an
+//! network would); `count=0` sends an empty batch (`recordsCount` 0, `lastOffsetDelta` -1),
+//! which the broker refuses.
+//!
+//! `restart` has three modes. Bare `restart` rebuilds producer state by replaying the retained
+//! log, without a snapshot (Kafka after losing its snapshot files): a producer whose batches
+//! were all deleted is forgotten. `restart mode=clean` is Kafka's clean shutdown: logs synced,
+//! a snapshot of every in-memory producer written (even one whose batches were all deleted),
+//! then recovery loads it and replays the rest. `restart mode=crash` is a power loss: the disk
+//! keeps what was synced, and recovery rebuilds from the latest snapshot at or below the log
+//! end, then replays the log after it. The whole script is parsed before anything runs: a malformed line is an
 //! error naming its line number, and nothing is half-run.
 
 use std::fmt;
@@ -30,7 +41,7 @@ pub enum Op {
         epoch: i16,
         /// Base sequence.
         seq: i32,
-        /// Records in the batch (1..=10000).
+        /// Records in the batch (0..=10000; 0 is an empty batch).
         count: i32,
         /// Target partition.
         partition: i32,
@@ -51,8 +62,11 @@ pub enum Op {
         /// New log start offset.
         before: i64,
     },
-    /// Restart the broker (producer state rebuilt from the log).
-    Restart,
+    /// Restart the broker.
+    Restart {
+        /// How (see the module docs).
+        mode: RestartMode,
+    },
     /// Read a partition back.
     Fetch {
         /// The partition.
@@ -60,6 +74,18 @@ pub enum Op {
         /// First offset.
         offset: i64,
     },
+}
+
+/// The three restarts `explain` can script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartMode {
+    /// Bare `restart`: producer state rebuilt from the retained log alone, no snapshot.
+    FromLog,
+    /// `mode=clean`: Kafka's clean shutdown (sync, snapshot), then recovery from the disk.
+    Clean,
+    /// `mode=crash`: a power loss (unsynced bytes dropped), then recovery from the latest
+    /// snapshot at or below the log end plus replay.
+    Crash,
 }
 
 impl Op {
@@ -70,7 +96,7 @@ impl Op {
             Op::Produce { .. } => "produce",
             Op::Advance { .. } => "advance",
             Op::DeleteRecords { .. } => "delete-records",
-            Op::Restart => "restart",
+            Op::Restart { .. } => "restart",
             Op::Fetch { .. } => "fetch",
         }
     }
@@ -150,6 +176,47 @@ impl<'a> Args<'a> {
     }
 }
 
+fn parse_produce(rest: &[&str]) -> Result<Op, String> {
+    let a = Args::parse(
+        rest,
+        &["pid", "epoch", "seq", "count", "partition", "ts", "corrupt"],
+    )?;
+    let count: i32 = a.required("count")?;
+    if !(0..=MAX_SCRIPT_RECORDS).contains(&count) {
+        return Err(format!(
+            "`count={count}` must be between 0 and {MAX_SCRIPT_RECORDS}"
+        ));
+    }
+    let partition = a.get("partition")?.unwrap_or(0);
+    if partition < 0 {
+        return Err(format!("`partition={partition}` must not be negative"));
+    }
+    Ok(Op::Produce {
+        pid: a.required("pid")?,
+        epoch: a.required("epoch")?,
+        seq: a.required("seq")?,
+        count,
+        partition,
+        ts: a.get("ts")?,
+        corrupt: a.get("corrupt")?.unwrap_or(false),
+    })
+}
+
+fn parse_restart(rest: &[&str]) -> Result<Op, String> {
+    let a = Args::parse(rest, &["mode"])?;
+    let mode = match a.get::<String>("mode")?.as_deref() {
+        None => RestartMode::FromLog,
+        Some("clean") => RestartMode::Clean,
+        Some("crash") => RestartMode::Crash,
+        Some(other) => {
+            return Err(format!(
+                "`mode={other}` is not a restart mode (expected clean or crash)"
+            ));
+        }
+    };
+    Ok(Op::Restart { mode })
+}
+
 fn parse_line(text: &str) -> Result<Option<Op>, String> {
     let code = text.split('#').next().unwrap_or("");
     let words: Vec<&str> = code.split_whitespace().collect();
@@ -161,31 +228,7 @@ fn parse_line(text: &str) -> Result<Option<Op>, String> {
             Args::parse(rest, &[])?;
             Op::InitProducer
         }
-        "produce" => {
-            let a = Args::parse(
-                rest,
-                &["pid", "epoch", "seq", "count", "partition", "ts", "corrupt"],
-            )?;
-            let count: i32 = a.required("count")?;
-            if !(1..=MAX_SCRIPT_RECORDS).contains(&count) {
-                return Err(format!(
-                    "`count={count}` must be between 1 and {MAX_SCRIPT_RECORDS}"
-                ));
-            }
-            let partition = a.get("partition")?.unwrap_or(0);
-            if partition < 0 {
-                return Err(format!("`partition={partition}` must not be negative"));
-            }
-            Op::Produce {
-                pid: a.required("pid")?,
-                epoch: a.required("epoch")?,
-                seq: a.required("seq")?,
-                count,
-                partition,
-                ts: a.get("ts")?,
-                corrupt: a.get("corrupt")?.unwrap_or(false),
-            }
-        }
+        "produce" => parse_produce(rest)?,
         "advance" => {
             let a = Args::parse(rest, &["ms"])?;
             let ms: i64 = a.required("ms")?;
@@ -203,10 +246,7 @@ fn parse_line(text: &str) -> Result<Option<Op>, String> {
                 before: a.required("before")?,
             }
         }
-        "restart" => {
-            Args::parse(rest, &[])?;
-            Op::Restart
-        }
+        "restart" => parse_restart(rest)?,
         "fetch" => {
             let a = Args::parse(rest, &["partition", "offset"])?;
             Op::Fetch {
@@ -245,10 +285,28 @@ mod tests {
     fn parses_every_operation_with_defaults() {
         let steps = parse(
             "# comment\n\ninit-producer\nproduce pid=1 epoch=0 seq=0 count=3 # trailing\nadvance ms=5\n\
-             delete-records before=2\nrestart\nfetch partition=1\n",
+             delete-records before=2\nrestart\nfetch partition=1\nrestart mode=clean\nrestart mode=crash\n",
         )
         .unwrap();
-        assert_eq!(steps.len(), 6);
+        assert_eq!(steps.len(), 8);
+        assert_eq!(
+            steps[4].op,
+            Op::Restart {
+                mode: RestartMode::FromLog
+            }
+        );
+        assert_eq!(
+            steps[6].op,
+            Op::Restart {
+                mode: RestartMode::Clean
+            }
+        );
+        assert_eq!(
+            steps[7].op,
+            Op::Restart {
+                mode: RestartMode::Crash
+            }
+        );
         assert_eq!(steps[0].line, 3);
         assert_eq!(
             steps[1].op,
@@ -283,7 +341,8 @@ mod tests {
                 "produce pid=x epoch=0 seq=0 count=1",
                 "`pid=x` is not a valid i64",
             ),
-            ("produce pid=1 epoch=0 seq=0 count=0", "must be between 1"),
+            ("produce pid=1 epoch=0 seq=0 count=-1", "must be between 0"),
+            ("restart mode=warm", "not a restart mode"),
             ("produce pid=1 pid=2 epoch=0 seq=0 count=1", "given twice"),
             (
                 "produce pid=1 epoch=0 seq=0 count=1 colour=red",
@@ -291,6 +350,7 @@ mod tests {
             ),
             ("advance ms=-1", "must not be negative"),
             ("restart now", "expected key=value"),
+            ("restart force=1", "unknown argument `force`"),
             ("init-producer x=1", "takes no arguments"),
             ("produce pid=1 epoch=99999 seq=0 count=1", "not a valid i16"),
         ];

@@ -53,6 +53,11 @@ struct Args {
     /// Total partitions over all topics (bounds memory against hostile requests).
     #[arg(long, default_value_t = 10_000)]
     max_partitions: i32,
+    /// log.message.timestamp.after.max.ms: how far ahead of the broker clock a record may be
+    /// stamped before its batch is refused with INVALID_TIMESTAMP (Kafka 4.0: one hour);
+    /// `off` for no check.
+    #[arg(long, value_name = "MS|off", default_value = "3600000", value_parser = idempo_broker::parse_timestamp_after_max_ms)]
+    log_message_timestamp_after_max_ms: i64,
     /// Cluster id reported in Metadata.
     #[arg(long, default_value = "idempo")]
     cluster_id: String,
@@ -79,6 +84,7 @@ impl Args {
                 idempotence: self.idempotence == Switch::On,
                 dedup_window: self.dedup_window,
                 max_partitions: self.max_partitions,
+                log_message_timestamp_after_max_ms: self.log_message_timestamp_after_max_ms,
                 ..defaults.broker.clone()
             },
             ..defaults
