@@ -141,7 +141,7 @@ use crate::config::{ConfigError, Improvements, ProducerConfig};
 use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 use crate::event::{BumpReason, EventLog, ProducerEvent};
 use crate::in_flight::{InFlightKind, InFlightRequest, InFlightRequests, SentBatch};
-use crate::sequencer::{PartitionEntry, sequence_distance};
+use crate::sequencer::PartitionEntry;
 use crate::stats::ProducerStats;
 use idempo_protocol::{
     ErrorCode, InitProducerIdRequest, InitProducerIdResponse, PartitionProduceData, ProduceRequest,
@@ -988,7 +988,7 @@ impl Producer {
             && epoch == producer_epoch
         {
             assert!(
-                sequence_distance(end, batch.base_sequence()) < 1 << 30,
+                end.distance_to(batch.base_sequence()) < 1 << 30,
                 "the next sequence follows the last in-flight batch, in sequence order"
             );
         }

@@ -158,7 +158,10 @@ impl PartitionEntry {
                 );
                 assert!(
                     before.producer_epoch() != batch.producer_epoch()
-                        || sequence_distance(before.last_sequence().next(), batch.base_sequence())
+                        || before
+                            .last_sequence()
+                            .next()
+                            .distance_to(batch.base_sequence())
                             < 1 << 30,
                     "in-flight batches of a partition are in sequence order"
                 );
