@@ -10,8 +10,25 @@
 //! The table is a small `VecDeque` in send order. It holds at most `max_in_flight` entries
 //! (5 by default), so a linear search beats a map, and send order is also deadline order.
 
+use crate::batch::DeliveryHandle;
 use idempo_protocol::{ProducerEpoch, ProducerId, Sequence};
 use std::collections::VecDeque;
+
+/// One batch of a request awaiting its answer, as the request carried it (see
+/// [`Producer::request_batches`](crate::Producer::request_batches)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InFlightBatch {
+    /// The batch's delivery handle.
+    pub handle: DeliveryHandle,
+    /// Its partition.
+    pub partition: i32,
+    /// Producer id stamped on it (`-1` without idempotence).
+    pub producer_id: ProducerId,
+    /// Epoch stamped on it.
+    pub producer_epoch: ProducerEpoch,
+    /// Base sequence stamped on it (`NONE` without idempotence).
+    pub base_sequence: Sequence,
+}
 
 /// One batch as a request carried it: the producer state it was sent under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +96,31 @@ impl InFlightRequests {
             .iter()
             .position(|r| r.sent_ms <= sent_at_or_before_ms)?;
         self.requests.remove(position)
+    }
+
+    /// The batches of request `correlation_id`, in request order (none for InitProducerId or
+    /// a request not in the table). Searched newest first: callers ask about the request
+    /// they just sent.
+    pub fn batches_of(&self, correlation_id: i32) -> impl Iterator<Item = InFlightBatch> + '_ {
+        let sent: &[SentBatch] = match self
+            .requests
+            .iter()
+            .rev()
+            .find(|r| r.correlation_id == correlation_id)
+        {
+            Some(InFlightRequest {
+                kind: InFlightKind::Produce(sent),
+                ..
+            }) => sent,
+            _ => &[],
+        };
+        sent.iter().map(|s| InFlightBatch {
+            handle: DeliveryHandle(s.handle),
+            partition: s.partition,
+            producer_id: s.producer_id,
+            producer_epoch: s.producer_epoch,
+            base_sequence: s.base_sequence,
+        })
     }
 
     /// Requests in the table.

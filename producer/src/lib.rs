@@ -153,5 +153,6 @@ pub use config::{
 };
 pub use delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 pub use event::{BumpReason, EVENTS_MAX, ProducerEvent};
+pub use in_flight::InFlightBatch;
 pub use producer::Producer;
 pub use stats::ProducerStats;

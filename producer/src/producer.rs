@@ -507,6 +507,17 @@ impl Producer {
         self.in_flight.len()
     }
 
+    /// The batches produce request `correlation_id` carries, in request order, as stamped
+    /// when it was sent, while it awaits its answer: what a caller needs to know about a
+    /// request it just took from [`Producer::poll_request`] without decoding its bytes. Empty
+    /// for InitProducerId, for `acks=0`, and once the request is answered, failed or expired.
+    pub fn request_batches(
+        &self,
+        correlation_id: i32,
+    ) -> impl Iterator<Item = crate::InFlightBatch> + '_ {
+        self.in_flight.batches_of(correlation_id)
+    }
+
     /// True when no batch awaits an outcome and no request awaits an answer. Delivery reports
     /// and events may still be waiting to be polled.
     pub fn is_idle(&self) -> bool {

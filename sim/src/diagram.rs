@@ -89,7 +89,11 @@
 //! has no arrow: no event records when it reached the broker.
 
 use crate::config::SimConfig;
-use crate::events::{BatchRef, SimEvent, Timed, VerdictRef};
+use crate::events::{
+    self, BatchRef, DisconnectCause, Offsets, ResponseSummary, SimEvent, Timed, VerdictRef,
+};
+use idempo_producer::{DeliveryReport, ProducerEvent};
+use idempo_protocol::ErrorCode;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -321,7 +325,10 @@ impl Links {
             | SimEvent::ResponseDiscarded { correlation_id, .. } => {
                 self.response(p, *correlation_id)
             }
-            SimEvent::Disconnected { why, .. } => self.response(p, response_in(why)?),
+            SimEvent::Disconnected {
+                cause: DisconnectCause::OutOfTurn { arrived, .. },
+                ..
+            } => self.response(p, *arrived),
             _ => None,
         }
     }
@@ -355,16 +362,6 @@ impl Links {
         q.copies[c].answered = true;
         Some((r, c))
     }
-}
-
-/// The correlation id of the response that a disconnect reports as arrived out of turn
-/// (`response #7 arrived but #5's never did`).
-pub(crate) fn response_in(why: &str) -> Option<i32> {
-    let rest = why.strip_prefix("response #")?;
-    let (id, tail) = rest.split_once(' ')?;
-    tail.starts_with("arrived")
-        .then(|| id.parse().ok())
-        .flatten()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,7 +499,9 @@ fn box_width(events: &[Timed]) -> i64 {
     let longest = events
         .iter()
         .filter_map(|e| match &e.event {
-            SimEvent::Verdict(v) => window_items(&v.window).map(|s| s.len()).max(),
+            SimEvent::Verdict(v) => v
+                .window()
+                .and_then(|w| events::window_items(w).map(|s| s.len()).max()),
             SimEvent::RequestSent { batches, .. } => {
                 batches.iter().map(|b| seq_range(b).len() + 1).max()
             }
@@ -796,7 +795,8 @@ impl Picture<'_> {
             SimEvent::RequestSent { .. } => {
                 let label = self.request_label(i);
                 self.canvas.dot(px, y, "req");
-                let class = if label.contains('✗') { "lost" } else { "req" };
+                let lost = matches!(e.event, SimEvent::RequestSent { lost: Some(_), .. });
+                let class = if lost { "lost" } else { "req" };
                 self.canvas.label(px + 8, y - 4, "start", class, &label);
             }
             SimEvent::Verdict(v) => self.verdict_mark(i, v, y),
@@ -842,28 +842,28 @@ impl Picture<'_> {
         let (class, label) = match &e.event {
             SimEvent::ResponseArrived {
                 correlation_id,
-                summary,
-            } => ("resp", format!("#{correlation_id} answered: {summary}")),
+                response,
+            } => (
+                "resp",
+                format!("#{correlation_id} answered: {}", ResponseSummary(response)),
+            ),
             SimEvent::ResponseDiscarded {
                 correlation_id,
                 cause,
             } => ("lost", format!("✗ response #{correlation_id} {cause}")),
-            SimEvent::Disconnected { why, failed } => (
+            SimEvent::Disconnected { cause, failed } => (
                 "disconnect",
-                format!("⊘ disconnect: {}; {failed} failed", short_why(why)),
+                format!("⊘ disconnect: {}; {failed} failed", short_why(cause)),
             ),
-            SimEvent::Delivered { result, acked, .. } => {
-                let class = if *acked { "appended" } else { "reject" };
-                (class, short_delivered(result, *acked))
-            }
-            SimEvent::Producer { text } => {
-                let class = if text.starts_with("retry") || text.starts_with("epoch") {
-                    "prod"
+            SimEvent::Delivered { batch, report } => {
+                let class = if report.result.is_ok() {
+                    "appended"
                 } else {
-                    "note"
+                    "reject"
                 };
-                (class, short_producer(text))
+                (class, short_delivered(*batch, report, &e.event))
             }
+            SimEvent::Producer(event) => (producer_class(event), short_producer(event, &e.event)),
             SimEvent::ProducerRestarted { resent } => {
                 let _ = writeln!(
                     self.canvas.out,
@@ -954,10 +954,10 @@ impl Picture<'_> {
         let batch = self.batch_ref(i, v);
         let seqs = batch.as_ref().map(seq_range);
         let class = verdict_class(v);
-        let what = match (v.outcome, v.error) {
-            ("appended", _) => "appended".to_string(),
-            ("duplicate", _) => "DUPLICATE".to_string(),
-            (_, error) => error.to_string(),
+        let what = match v.outcome_name() {
+            "appended" => "appended",
+            "duplicate" => "DUPLICATE",
+            _ => v.error().name(),
         };
         let seq_text = seqs.as_ref().map_or(String::new(), |s| format!(" seq {s}"));
         let detail = verdict_detail(v);
@@ -967,7 +967,7 @@ impl Picture<'_> {
         let label = format!(
             "{}{request}{what} p{}{seq_text}{detail}",
             self.who(e.producer),
-            v.partition
+            v.partition()
         );
         self.canvas.dot(bx, y, class);
         self.canvas.label(
@@ -993,12 +993,14 @@ impl Picture<'_> {
 
     fn window_boxes(&mut self, producer: u32, v: &VerdictRef, seqs: Option<&str>, y: i64) {
         let wx = self.layout.window_x();
-        let prefix = format!("P{producer} p{}", v.partition);
+        let prefix = format!("P{producer} p{}", v.partition());
         self.canvas.text(wx, y + 4, "start", "wprefix", &prefix);
-        let items: Vec<&str> = window_items(&v.window).collect();
+        let window = v.window();
+        let items: Vec<String> =
+            window.map_or_else(Vec::new, |w| events::window_items(w).collect());
         let mut x = wx + WINDOW_PREFIX_W;
         if items.is_empty() {
-            let none = if v.window.is_empty() {
+            let none = if window.is_none() {
                 "no state"
             } else {
                 "empty"
@@ -1006,12 +1008,14 @@ impl Picture<'_> {
             self.canvas.text(x, y + 4, "start", "wnone", none);
             x += 60;
         }
-        let full = window_len(&v.window) >= self.config.dedup_window;
-        let dropped = v.explanation.contains("dropped");
+        let held = window.map_or(0, |w| w.omitted() as usize + w.batches().len());
+        let full = held >= self.config.dedup_window;
+        let dropped = v.dropped_window();
+        let outcome = v.outcome_name();
         for (n, item) in items.iter().enumerate() {
-            let class = if v.outcome == "duplicate" && Some(*item) == seqs {
+            let class = if outcome == "duplicate" && Some(item.as_str()) == seqs {
                 "wbox hit"
-            } else if v.outcome == "appended" && (dropped || (full && n == 0)) {
+            } else if outcome == "appended" && (dropped || (full && n == 0)) {
                 "wbox evicted"
             } else {
                 "wbox"
@@ -1019,7 +1023,7 @@ impl Picture<'_> {
             self.canvas.window_box(x, y, self.layout.box_w, class, item);
             x += self.layout.box_w + 4;
         }
-        if let (Some(s), "appended") = (seqs, v.outcome) {
+        if let (Some(s), "appended") = (seqs, outcome) {
             let added = format!("+{s}");
             self.canvas
                 .window_box(x, y, self.layout.box_w, "wbox added", &added);
@@ -1028,68 +1032,34 @@ impl Picture<'_> {
 }
 
 fn verdict_class(v: &VerdictRef) -> &'static str {
-    match (v.outcome, v.error) {
+    match (v.outcome_name(), v.error()) {
         ("appended", _) => "appended",
         ("duplicate", _) => "duplicate",
-        (_, "OUT_OF_ORDER_SEQUENCE_NUMBER") => "gap",
+        (_, ErrorCode::OutOfOrderSequenceNumber) => "gap",
         _ => "reject",
     }
 }
 
 /// The short reason after the outcome: the offsets, or the rule that refused the batch.
 fn verdict_detail(v: &VerdictRef) -> String {
-    let x = v.explanation.as_str();
-    let between = |start: &str, end: &str| -> Option<String> {
-        let rest = &x[x.find(start)? + start.len()..];
-        Some(rest[..rest.find(end).unwrap_or(rest.len())].to_string())
-    };
-    match v.outcome {
-        "appended" => between("appended at ", ":")
-            .map(|o| format!(" → {o}"))
-            .unwrap_or_default(),
-        "duplicate" => between("batch at ", " (")
-            .map(|o| format!(" = {o}, not appended"))
-            .unwrap_or_default(),
-        _ => {
-            let reason = between(": ", " (window").unwrap_or_default();
-            let reason = match reason.split_once(", got ") {
-                Some((expected, _)) => expected.replace("expected sequence", "expected"),
-                None => reason,
-            };
-            if reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {reason}")
-            }
+    match v.outcome.offsets() {
+        Some((first, last)) if v.outcome.is_duplicate() => {
+            format!(" = {}, not appended", Offsets(first, last))
         }
+        Some((first, last)) => format!(" → {}", Offsets(first, last)),
+        None => match v.refusal() {
+            Some(reason) if !reason.is_empty() => format!(": {reason}"),
+            _ => String::new(),
+        },
     }
 }
 
 /// The window as text for a hover title.
-fn show_window(v: &VerdictRef) -> &str {
-    if v.window.is_empty() {
-        "no state for this producer"
-    } else {
-        &v.window
+fn show_window(v: &VerdictRef) -> String {
+    match v.window() {
+        Some(w) => w.to_string(),
+        None => "no state for this producer".to_string(),
     }
-}
-
-/// The retained batches of a window text (`0..9, 10..19`), oldest first; an `N older`
-/// prefix becomes an item of its own.
-fn window_items(window: &str) -> impl Iterator<Item = &str> {
-    window
-        .split(", ")
-        .filter(|s| !s.is_empty() && *s != "empty")
-}
-
-/// How many batches a window text holds (including the older ones not shown).
-fn window_len(window: &str) -> usize {
-    window_items(window)
-        .map(|item| match item.strip_suffix(" older") {
-            Some(n) => n.parse().unwrap_or(0),
-            None => 1,
-        })
-        .sum()
 }
 
 /// A batch's sequences as the broker's window prints them: `4` or `6..8`.
@@ -1101,23 +1071,14 @@ fn seq_range(b: &BatchRef) -> String {
     }
 }
 
-/// `✔ batch 0 acked at offset 0 (2 attempts)` from a delivery report line.
-fn short_delivered(result: &str, acked: bool) -> String {
-    if !acked {
-        return format!("✘ {result}");
-    }
-    let offset = result
-        .split_once(" at offset ")
-        .and_then(|(_, rest)| rest.split(' ').next());
-    let attempts = result
-        .split_once(" after ")
-        .and_then(|(_, rest)| rest.split(' ').next());
-    let batch = result
-        .strip_prefix("acked batch ")
-        .and_then(|rest| rest.split(' ').next());
-    match (batch, offset, attempts) {
-        (Some(b), Some(o), Some(a)) => format!("✔ batch {b} acked at offset {o} (attempts: {a})"),
-        _ => format!("✔ {result}"),
+/// `✔ batch 0 acked at offset 0 (attempts: 2)`, or `✘` and the report's line.
+fn short_delivered(batch: u64, report: &DeliveryReport, event: &SimEvent) -> String {
+    match &report.result {
+        Ok(d) => format!(
+            "✔ batch {batch} acked at offset {} (attempts: {})",
+            d.base_offset, d.attempts
+        ),
+        Err(_) => format!("✘ {event}"),
     }
 }
 
@@ -1135,29 +1096,36 @@ fn text_width(text: &str, class: &str) -> i64 {
 }
 
 /// Why a client closed its connection, in a few words.
-fn short_why(why: &str) -> String {
-    if let Some(id) = response_in(why) {
-        let missing = why.split_once(" but ").map_or("", |(_, m)| m);
-        let missing = missing.split('\'').next().unwrap_or(missing);
-        return format!("#{id} answered before {missing}");
-    }
-    match why.strip_suffix(" unanswered after request.timeout.ms") {
-        Some(request) => format!("{} timed out", request.trim_start_matches("request ")),
-        None => why.to_string(),
+fn short_why(cause: &DisconnectCause) -> String {
+    match cause {
+        DisconnectCause::OutOfTurn { arrived, missing } => {
+            format!("#{arrived} answered before #{missing}")
+        }
+        DisconnectCause::Unanswered { correlation_id } => format!("#{correlation_id} timed out"),
     }
 }
 
-/// A producer decision in a few words (`↻ retry p0 seq 4 (connection failed)`).
-fn short_producer(text: &str) -> String {
-    let Some(rest) = text.strip_prefix("retry scheduled: ") else {
-        return text.to_string();
-    };
-    match rest.split_once(" after ") {
-        Some((what, why)) => {
-            let why = why.split(" (attempt").next().unwrap_or(why);
-            format!("↻ retry {what} ({why})")
-        }
-        None => format!("↻ retry {rest}"),
+/// Retries and epoch changes stand out on a producer lane; other decisions are notes.
+fn producer_class(event: &ProducerEvent) -> &'static str {
+    match event {
+        ProducerEvent::RetryScheduled { .. }
+        | ProducerEvent::EpochBumped { .. }
+        | ProducerEvent::ProducerIdReset { .. } => "prod",
+        _ => "note",
+    }
+}
+
+/// A producer decision in a few words (`↻ retry p0 seq 4 (connection failed)`), else its
+/// whole line.
+fn short_producer(event: &ProducerEvent, line: &SimEvent) -> String {
+    match event {
+        ProducerEvent::RetryScheduled {
+            partition,
+            base_sequence,
+            reason,
+            ..
+        } => format!("↻ retry p{partition} seq {base_sequence} ({reason})"),
+        _ => line.to_string(),
     }
 }
 
@@ -1354,7 +1322,9 @@ mod tests {
                 let links = Links::of(&events);
                 for (i, e) in events.iter().enumerate() {
                     let must = match &e.event {
-                        SimEvent::Disconnected { why, .. } => response_in(why).is_some(),
+                        SimEvent::Disconnected { cause, .. } => {
+                            matches!(cause, DisconnectCause::OutOfTurn { .. })
+                        }
                         SimEvent::Verdict(v) => v.batch.is_some(),
                         SimEvent::RequestSent { .. }
                         | SimEvent::RequestLostInFlight { .. }
@@ -1371,6 +1341,81 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Property: every verdict's label and window boxes are computed from the broker's typed
+    /// decision: the offsets of an append or of the batch a duplicate matched, the sequence a
+    /// gap expected, one box per retained batch, and an evicted window exactly when a new
+    /// epoch started. (Labels parsed from the broker's English broke silently whenever a
+    /// sentence in `verdict.rs` was reworded; these expectations come from the values alone.)
+    #[test]
+    fn verdict_labels_and_windows_come_from_the_broker_decision() {
+        use idempo_broker::{AcceptRule, AppendReason, SequenceRejection, Verdict};
+        let mut seen = [0usize; 3];
+        for seed in 1..30 {
+            let config = SimConfig {
+                seed,
+                producers: 2,
+                partitions: 2,
+                records: 60,
+                batch_records: 3,
+                ack_loss: 0.3,
+                request_loss: 0.15,
+                network: Network::Proxy,
+                ..SimConfig::default()
+            };
+            for e in events(&config) {
+                let SimEvent::Verdict(v) = &e.event else {
+                    continue;
+                };
+                let expected = match &v.outcome.verdict {
+                    Verdict::Appended {
+                        base_offset,
+                        last_offset,
+                        ..
+                    } => {
+                        seen[0] += 1;
+                        if base_offset == last_offset {
+                            format!(" → offset {base_offset}")
+                        } else {
+                            format!(" → offsets {base_offset}..{last_offset}")
+                        }
+                    }
+                    Verdict::Duplicate { original } => {
+                        seen[1] += 1;
+                        let (first, last) = (original.first_offset(), original.last_offset);
+                        format!(" = offsets {first}..{last}, not appended")
+                    }
+                    Verdict::Rejected(SequenceRejection::OutOfOrder { expected }) => {
+                        seen[2] += 1;
+                        format!(": expected {expected}")
+                    }
+                    _ => continue,
+                };
+                assert_eq!(verdict_detail(v), expected, "seed {seed}: {e}");
+                let seen_window = v.outcome.seen.as_ref().and_then(|s| s.window());
+                let items: Vec<String> = v
+                    .window()
+                    .map_or_else(Vec::new, |w| events::window_items(w).collect());
+                assert_eq!(
+                    items.len(),
+                    seen_window.map_or(0, |w| w.batches().len()),
+                    "seed {seed}: one box per retained batch: {e}"
+                );
+                let new_epoch = matches!(
+                    v.outcome.verdict,
+                    Verdict::Appended {
+                        reason: AppendReason::Sequence(AcceptRule::NewEpochFromZero { .. }),
+                        ..
+                    }
+                );
+                assert_eq!(v.dropped_window(), new_epoch, "seed {seed}: {e}");
+            }
+        }
+        assert!(
+            seen.iter().all(|n| *n > 0),
+            "the runs show appends, duplicates and gaps: {seen:?}"
+        );
     }
 
     /// Property: a response arrow never points up: it leaves the broker no later than it

@@ -7,22 +7,12 @@
 //!
 //! 1. **Producers** are the real sans-IO [`Producer`] state machines. The workload hands each
 //!    one its batches (round robin over partitions), keeping a bounded number outstanding, and
-//!    puts whatever [`Producer::poll_request`] yields on the network.
-//! 2. **The network** decides each message's fate with the [`FaultPlan`], keyed by the
-//!    logical event (producer, batch, attempt): lost request, lost ack, duplicate delivery, a
-//!    flipped bit, a latency spike, or an ordinary latency drawn from the configured range.
-//!    Each producer has one connection that behaves as TCP does: FIFO in each direction
-//!    (latency varies, order does not), and a loss is a *break*: the lost message and
-//!    everything after it on that connection are gone, until the client notices (a request
-//!    unanswered for `request_timeout_ms`, or a response that is not the oldest awaited) and
-//!    closes it, failing every request awaiting an answer, as Kafka's `NetworkClient` does.
-//!    Requests already on their way when the client closes a connection still reach the
-//!    broker; their answers are discarded. Retries go out on a new connection.
-//!
-//!    Two other models are experiments ([`Network`](crate::config::Network)): `proxy` drops
-//!    single frames and keeps the connection (what a fault proxy does to real clients), and
-//!    `datagram` loses and reorders each message on its own, which Kafka's protocol does not
-//!    expect.
+//!    puts whatever [`Producer::poll_request`] yields on the network. Which batches a request
+//!    carries the producer says itself ([`Producer::request_batches`]): the simulator never
+//!    decodes a request's bytes.
+//! 2. **The network** ([`network`](mod@crate::network)) decides each message's fate with the
+//!    [`FaultPlan`], keyed by the logical event (producer, batch, attempt), and models each
+//!    producer's connection (TCP by default: FIFO, and a loss breaks it).
 //! 3. **The broker** is the real [`Broker`]; it answers at once. It may crash (power loss:
 //!    unsynced data is lost and the last write may be torn) or restart cleanly at moments of
 //!    the plan; every connection breaks when it does.
@@ -31,25 +21,31 @@
 //!    checker reports those duplicates under their own name.
 //! 5. **Timeouts**: each producer is woken at [`Producer::next_wakeup_ms`].
 //!
+//! What happens is recorded as typed [`SimEvent`]s, and only when a [`Trace`] is given: a
+//! run without one builds no event and formats no text.
+//!
 //! When every batch has a delivery report (or the virtual time limit is reached), the
 //! [`checker`](mod@crate::checker) reads the logs back.
 
 use crate::checker::{
     self, BatchLedger, CheckReport, DedupWindows, Delivery, KnownFaults, Workload,
 };
-use crate::config::SimConfig;
-use crate::events::{BatchRef, LossCause, SimEvent, VerdictRef};
-use crate::faults::{FaultKind, INIT_PRODUCER_ID};
-use crate::plan::{Fault, FaultPlan, MessageFault};
-use crate::trace::{self, Trace};
-use bytes::{Bytes, BytesMut};
-use idempo_broker::{Broker, BrokerConfig, SequenceRejection, Verdict};
-use idempo_producer::{DeliveryHandle, Producer, ProducerConfig, ProducerStats};
-use idempo_protocol::{BatchHeader, Request, RequestFrame, ResponseFrame};
-use rustc_hash::{FxHashMap, FxHashSet};
+use crate::config::{ConfigError, SimConfig};
+use crate::events::{
+    self, BatchRef, BrokerRestart, DisconnectCause, LossCause, SimEvent, VerdictRef,
+};
+use crate::faults::INIT_PRODUCER_ID;
+use crate::network::{self, Faults, Link, MessageKey, Receipt, RequestFate, TimerFired};
+use crate::plan::{Fault, FaultPlan};
+use crate::trace::Trace;
+use idempo_broker::{Broker, BrokerConfig, ProduceOutcome, SequenceRejection, Verdict};
+use idempo_producer::{DeliveryHandle, DeliveryReport, Producer, ProducerConfig, ProducerStats};
+use idempo_protocol::{Request, RequestFrame, ResponseFrame};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt;
 
 /// Counts of the faults injected and their side effects.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -130,6 +126,38 @@ pub struct RunReport {
     /// Every fault that happened, in order (what shrinking and replay files work on).
     #[serde(skip)]
     pub faults_happened: Vec<Fault>,
+    /// Batches put on the network: first tries and retries (what `--bench` counts).
+    #[serde(skip)]
+    pub batch_sends: u64,
+}
+
+/// Why a simulation could not start.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SimError {
+    /// The run's settings are invalid.
+    Config(ConfigError),
+    /// The broker refused the settings derived from the run's.
+    Broker(idempo_broker::ConfigError),
+    /// The producer refused the settings derived from the run's.
+    Producer(idempo_producer::ConfigError),
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::Config(e) => write!(f, "{e}"),
+            SimError::Broker(e) => write!(f, "broker settings: {e}"),
+            SimError::Producer(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+impl From<SimError> for String {
+    fn from(e: SimError) -> String {
+        e.to_string()
+    }
 }
 
 enum Event {
@@ -138,8 +166,9 @@ enum Event {
         producer: u32,
         connection: u32,
         frame: RequestFrame,
+        /// The simulator's batch numbers, in the request's partition order.
         batches: Vec<u64>,
-        key: (u64, u32),
+        key: MessageKey,
     },
     /// A response reaches a producer process over connection number `connection`.
     Response {
@@ -181,6 +210,123 @@ impl Ord for Scheduled {
     }
 }
 
+/// The event queue: a binary heap of small entries over a slab of events, with the batch
+/// lists of finished requests kept for reuse (no allocation per request once warm).
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<Scheduled>>,
+    slab: Vec<Option<Event>>,
+    free_slots: Vec<usize>,
+    free_lists: Vec<Vec<u64>>,
+    order: u64,
+}
+
+impl Queue {
+    fn schedule(&mut self, at_ms: u64, event: Event) {
+        self.order += 1;
+        let slot = match self.free_slots.pop() {
+            Some(i) => {
+                self.slab[i] = Some(event);
+                i
+            }
+            None => {
+                self.slab.push(Some(event));
+                self.slab.len() - 1
+            }
+        };
+        self.heap.push(Reverse(Scheduled {
+            at_ms,
+            order: self.order,
+            slot,
+        }));
+    }
+
+    /// The next event and its time, unless it is due after `until_ms` (then it stays).
+    fn pop(&mut self, until_ms: u64) -> Option<Result<(u64, Event), ()>> {
+        let Reverse(next) = self.heap.pop()?;
+        if next.at_ms > until_ms {
+            return Some(Err(()));
+        }
+        let event = self.slab[next.slot]
+            .take()
+            .expect("a scheduled slot holds its event");
+        self.free_slots.push(next.slot);
+        Some(Ok((next.at_ms, event)))
+    }
+
+    /// An empty batch list (a reused one when there is one).
+    fn list(&mut self) -> Vec<u64> {
+        self.free_lists.pop().unwrap_or_default()
+    }
+
+    /// Gives a batch list back for reuse.
+    fn recycle(&mut self, mut list: Vec<u64>) {
+        list.clear();
+        self.free_lists.push(list);
+    }
+}
+
+/// Which batch each delivery handle of the current producer process carries. Handles are
+/// consecutive per process; a process is handed the batches it must re-send first, then new
+/// batches in order, so the map is the re-send list and where the new batches start.
+#[derive(Debug, Default)]
+struct Handles {
+    /// First delivery handle of the current process.
+    base: Option<u64>,
+    /// Handles handed out so far.
+    handed: u64,
+    /// Batches the process re-sends first, in order.
+    resend: Vec<u64>,
+    /// How many of `resend` were handed.
+    resent: usize,
+    /// The batch number of the first new batch of this process.
+    first_new: u64,
+}
+
+impl Handles {
+    /// A new process that re-sends `resend` first, then new batches from `first_new`.
+    fn new(resend: Vec<u64>, first_new: u64) -> Handles {
+        Handles {
+            resend,
+            first_new,
+            ..Handles::default()
+        }
+    }
+
+    /// True while some re-send is not handed yet.
+    fn resend_pending(&self) -> bool {
+        self.resent < self.resend.len()
+    }
+
+    /// The next re-send to hand, if any.
+    fn next_resend(&mut self) -> Option<u64> {
+        let b = *self.resend.get(self.resent)?;
+        self.resent += 1;
+        Some(b)
+    }
+
+    /// Notes that handle `h` was handed out.
+    fn handed(&mut self, DeliveryHandle(h): DeliveryHandle) {
+        let base = *self.base.get_or_insert(h);
+        assert_eq!(
+            h - base,
+            self.handed,
+            "delivery handles are consecutive per producer"
+        );
+        self.handed += 1;
+    }
+
+    /// The batch handle `h` carries.
+    fn batch(&self, DeliveryHandle(h): DeliveryHandle) -> u64 {
+        let index = h - self.base.unwrap_or(0);
+        assert!(index < self.handed, "handle {h} was handed by this process");
+        match self.resend.get(index as usize) {
+            Some(b) => *b,
+            None => self.first_new + (index - self.resend.len() as u64),
+        }
+    }
+}
+
 /// One producer as the simulation sees it: the current process and its connection.
 struct Slot {
     /// Incarnation of the producer process; bumped by a restart.
@@ -188,35 +334,62 @@ struct Slot {
     producer: Producer,
     /// Statistics of earlier processes.
     retired: Vec<ProducerStats>,
-    /// First delivery handle of the current process (handles are consecutive per process).
-    handle_base: Option<u64>,
-    /// Batch number of each handle of the current process, by `handle - handle_base`.
-    batch_of_handle: Vec<u64>,
+    /// The batch of each delivery handle of the current process.
+    handles: Handles,
     /// Next batch never handed to any process.
     next_new: u64,
-    /// Batches a restarted process must re-send first.
-    resend: VecDeque<u64>,
     /// Batches handed to the current process and not yet reported.
     outstanding: u64,
     init_attempts: u32,
     wakeup_at_ms: Option<u64>,
-    /// Arrival time of the last request on this producer's connection (kept FIFO unless the
-    /// network model reorders).
-    request_arrival_ms: u64,
-    /// Arrival time of the last response on this producer's connection.
-    response_arrival_ms: u64,
-    /// Number of the current connection; bumped when the client closes it.
-    connection: u32,
-    /// The current connection was cut by a fault; the client has not noticed yet.
-    cut: bool,
-    /// Earlier connections that were cut (everything in flight on them is lost).
-    cut_connections: FxHashSet<u32>,
-    /// Requests sent on the current connection and not yet answered, oldest first, with the
-    /// time each one times out.
-    awaiting: VecDeque<(i32, u64)>,
-    /// When the armed request timer fires, if one is armed.
-    timer_at_ms: Option<u64>,
+    link: Link,
     ledger: Vec<BatchLedger>,
+}
+
+/// Exact percentiles of latencies in milliseconds, kept as counts per value: memory follows
+/// the range of latencies, not the number of batches.
+#[derive(Debug, Default)]
+struct Latencies {
+    /// Counts of latencies below [`Latencies::DENSE_MS`], by value.
+    dense: Vec<u64>,
+    /// Counts of longer latencies.
+    sparse: BTreeMap<u64, u64>,
+    total: u64,
+}
+
+impl Latencies {
+    const DENSE_MS: u64 = 1 << 16;
+
+    fn push(&mut self, ms: u64) {
+        self.total += 1;
+        if ms < Self::DENSE_MS {
+            let i = ms as usize;
+            if self.dense.len() <= i {
+                self.dense.resize(i + 1, 0);
+            }
+            self.dense[i] += 1;
+        } else {
+            *self.sparse.entry(ms).or_default() += 1;
+        }
+    }
+
+    /// The latency at rank `round((n - 1) * q)` of the sorted latencies (0 when empty).
+    fn percentile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((self.total as f64 - 1.0) * q).round() as u64;
+        let dense = self.dense.iter().enumerate().map(|(ms, n)| (ms as u64, *n));
+        let sparse = self.sparse.iter().map(|(ms, n)| (*ms, *n));
+        let mut seen = 0;
+        for (ms, n) in dense.chain(sparse) {
+            seen += n;
+            if seen > rank {
+                return ms;
+            }
+        }
+        unreachable!("the rank is below the total count")
+    }
 }
 
 /// Most batches the application keeps handed to a producer but not yet reported.
@@ -241,15 +414,26 @@ pub fn producer_config(config: &SimConfig) -> ProducerConfig {
     }
 }
 
+/// The broker settings a run's config asks for.
+fn broker_config(config: &SimConfig) -> BrokerConfig {
+    BrokerConfig {
+        idempotence: config.idempotence,
+        dedup_window: config.dedup_window,
+        producer_id_expiration_ms: config.producer_id_expiration_ms,
+        producer_id_expiration_check_interval_ms: config.producer_id_expiration_check_interval_ms,
+        sync_policy: config.sync,
+        snapshot_mode: config.snapshot_mode,
+        snapshot_interval_ms: config.snapshot_interval_ms,
+        ..BrokerConfig::default()
+    }
+}
+
 /// One simulation run.
 pub struct Simulation {
     config: SimConfig,
     broker: Broker,
     slots: Vec<Slot>,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    events_slab: Vec<Option<Event>>,
-    free_slots: Vec<usize>,
-    order: u64,
+    queue: Queue,
     now_ms: u64,
     plan: FaultPlan,
     trace: Option<Trace>,
@@ -263,12 +447,14 @@ pub struct Simulation {
     /// expired producer states, dedup windows a restart shrank.
     known: KnownFaults,
     /// Virtual ms from handing a batch over to its acknowledgement.
-    latencies_ms: Vec<u32>,
+    latencies: Latencies,
+    /// Batches put on the network (first tries and retries).
+    batch_sends: u64,
 }
 
 impl Simulation {
     /// A run with faults drawn from the config's seed and rates.
-    pub fn new(config: SimConfig, trace: Option<Trace>) -> Result<Simulation, String> {
+    pub fn new(config: SimConfig, trace: Option<Trace>) -> Result<Simulation, SimError> {
         let plan = FaultPlan::random(&config);
         Simulation::with_plan(config, plan, trace)
     }
@@ -278,44 +464,27 @@ impl Simulation {
         config: SimConfig,
         plan: FaultPlan,
         trace: Option<Trace>,
-    ) -> Result<Simulation, String> {
-        config.validate()?;
-        let mut broker = Broker::new(BrokerConfig {
-            idempotence: config.idempotence,
-            dedup_window: config.dedup_window,
-            producer_id_expiration_ms: config.producer_id_expiration_ms,
-            producer_id_expiration_check_interval_ms: config
-                .producer_id_expiration_check_interval_ms,
-            sync_policy: config.sync,
-            snapshot_mode: config.snapshot_mode,
-            snapshot_interval_ms: config.snapshot_interval_ms,
-            ..BrokerConfig::default()
-        })
-        .map_err(|e| format!("broker settings: {e}"))?;
+    ) -> Result<Simulation, SimError> {
+        config
+            .validate()
+            .map_err(SimError::Config)?;
+        let mut broker = Broker::new(broker_config(&config)).map_err(SimError::Broker)?;
         broker.set_record_windows(trace.is_some());
         let mut slots = Vec::new();
         for _ in 0..config.producers {
             let mut producer =
-                Producer::new(producer_config(&config)).map_err(|e| e.to_string())?;
+                Producer::new(producer_config(&config)).map_err(SimError::Producer)?;
             producer.set_record_events(trace.is_some());
             slots.push(Slot {
                 session: 0,
                 producer,
                 retired: Vec::new(),
-                handle_base: None,
-                batch_of_handle: Vec::new(),
+                handles: Handles::default(),
                 next_new: 0,
-                resend: VecDeque::new(),
                 outstanding: 0,
                 init_attempts: 0,
                 wakeup_at_ms: None,
-                request_arrival_ms: 0,
-                response_arrival_ms: 0,
-                connection: 0,
-                cut: false,
-                cut_connections: FxHashSet::default(),
-                awaiting: VecDeque::new(),
-                timer_at_ms: None,
+                link: Link::default(),
                 ledger: vec![BatchLedger::default(); config.batches_per_producer() as usize],
             });
         }
@@ -323,10 +492,7 @@ impl Simulation {
             config,
             broker,
             slots,
-            queue: BinaryHeap::new(),
-            events_slab: Vec::new(),
-            free_slots: Vec::new(),
-            order: 0,
+            queue: Queue::default(),
             now_ms: 0,
             plan,
             trace,
@@ -336,29 +502,16 @@ impl Simulation {
             events: 0,
             pid_owner: FxHashMap::default(),
             known: KnownFaults::default(),
-            latencies_ms: Vec::new(),
+            latencies: Latencies::default(),
+            batch_sends: 0,
         })
     }
 
     fn schedule(&mut self, at_ms: u64, event: Event) {
-        self.order += 1;
-        let slot = match self.free_slots.pop() {
-            Some(i) => {
-                self.events_slab[i] = Some(event);
-                i
-            }
-            None => {
-                self.events_slab.push(Some(event));
-                self.events_slab.len() - 1
-            }
-        };
-        self.queue.push(Reverse(Scheduled {
-            at_ms,
-            order: self.order,
-            slot,
-        }));
+        self.queue.schedule(at_ms, event);
     }
 
+    /// Records an event, built only if there is a trace to record it.
     fn record(&mut self, producer: u32, event: impl FnOnce() -> SimEvent) {
         if let Some(t) = &mut self.trace {
             t.record(self.now_ms, producer, event());
@@ -371,53 +524,54 @@ impl Simulation {
             self.pump(p);
         }
         let mut finished = true;
-        while let Some(Reverse(next)) = self.queue.pop() {
-            if next.at_ms > self.config.max_virtual_ms {
+        while let Some(next) = self.queue.pop(self.config.max_virtual_ms) {
+            let Ok((at_ms, event)) = next else {
                 finished = false;
                 break;
-            }
-            self.now_ms = next.at_ms;
+            };
+            self.now_ms = at_ms;
             self.events += 1;
-            let event = self.events_slab[next.slot]
-                .take()
-                .expect("a scheduled slot holds its event");
-            self.free_slots.push(next.slot);
-            match event {
-                Event::Request {
-                    producer,
-                    connection,
-                    frame,
-                    batches,
-                    key,
-                } => self.deliver_request(producer, connection, frame, &batches, key),
-                Event::Response {
-                    producer,
-                    session,
-                    connection,
-                    frame,
-                } => self.receive_response(producer, session, connection, frame),
-                Event::RequestTimeout { producer, session } => {
-                    self.request_timer(producer, session)
-                }
-                Event::Wakeup { producer, session } => {
-                    let slot = &mut self.slots[producer as usize];
-                    if slot.session != session {
-                        continue;
-                    }
-                    if slot.wakeup_at_ms == Some(self.now_ms) {
-                        slot.wakeup_at_ms = None;
-                    }
-                    slot.producer.on_timeout(self.now_ms);
-                    self.pump(producer);
-                }
-            }
+            self.dispatch(event);
         }
         let total = self.config.batches_per_producer();
         finished &= self
             .slots
             .iter()
-            .all(|s| s.outstanding == 0 && s.resend.is_empty() && s.next_new == total);
+            .all(|s| s.outstanding == 0 && !s.handles.resend_pending() && s.next_new == total);
         self.report(finished)
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::Request {
+                producer,
+                connection,
+                frame,
+                batches,
+                key,
+            } => {
+                self.deliver_request(producer, connection, &frame, &batches, key);
+                self.queue.recycle(batches);
+            }
+            Event::Response {
+                producer,
+                session,
+                connection,
+                frame,
+            } => self.receive_response(producer, session, connection, frame),
+            Event::RequestTimeout { producer, session } => self.request_timer(producer, session),
+            Event::Wakeup { producer, session } => {
+                let slot = &mut self.slots[producer as usize];
+                if slot.session != session {
+                    return;
+                }
+                if slot.wakeup_at_ms == Some(self.now_ms) {
+                    slot.wakeup_at_ms = None;
+                }
+                slot.producer.on_timeout(self.now_ms);
+                self.pump(producer);
+            }
+        }
     }
 
     /// Hands producer `p` its next batch (a re-send after a restart first), unless a producer
@@ -425,14 +579,14 @@ impl Simulation {
     fn hand_batch(&mut self, p: u32) -> bool {
         let total = self.config.batches_per_producer();
         let slot = &self.slots[p as usize];
-        if slot.resend.is_empty()
+        if !slot.handles.resend_pending()
             && slot.next_new < total
             && self.plan.producer_restart_due(p, slot.next_new)
         {
             self.restart_producer(p);
         }
         let slot = &mut self.slots[p as usize];
-        let b = match slot.resend.pop_front() {
+        let b = match slot.handles.next_resend() {
             Some(b) => b,
             None if slot.next_new < total => {
                 slot.next_new += 1;
@@ -442,16 +596,10 @@ impl Simulation {
             None => return false,
         };
         let records = self.config.batch_of(p, b);
-        let DeliveryHandle(h) =
-            slot.producer
-                .send(self.config.partition_of(p, b), records, self.now_ms);
-        let base = *slot.handle_base.get_or_insert(h);
-        assert_eq!(
-            h - base,
-            slot.batch_of_handle.len() as u64,
-            "delivery handles are consecutive per producer"
-        );
-        slot.batch_of_handle.push(b);
+        let handle = slot
+            .producer
+            .send(self.config.partition_of(p, b), records, self.now_ms);
+        slot.handles.handed(handle);
         slot.outstanding += 1;
         true
     }
@@ -473,58 +621,62 @@ impl Simulation {
         if pid.is_some() {
             self.pid_owner.entry(pid.0).or_insert((p, slot.session));
         }
-        while let Some(report) = slot.producer.poll_delivery() {
-            let index = report.handle.0 - slot.handle_base.unwrap_or(0);
-            let b = slot.batch_of_handle[index as usize];
-            let entry = &mut slot.ledger[b as usize];
-            entry.delivery = match &report.result {
-                Ok(delivered) => {
-                    entry.acked_offset = delivered.base_offset;
-                    let waited = now.saturating_sub(entry.handed_at_ms);
-                    self.latencies_ms
-                        .push(u32::try_from(waited).unwrap_or(u32::MAX));
-                    Delivery::Acked
-                }
-                Err(e) if e.is_possibly_persisted() => Delivery::FailedPossiblyPersisted,
-                Err(_) => Delivery::FailedDefinite,
-            };
-            slot.outstanding -= 1;
-            if let Some(t) = &mut self.trace {
-                let acked = report.result.is_ok();
-                t.record(
-                    now,
-                    p,
-                    SimEvent::Delivered {
-                        batch: b,
-                        result: trace::delivered(b, &report),
-                        acked,
-                    },
-                );
-            }
+        while let Some(report) = self.slots[p as usize].producer.poll_delivery() {
+            self.delivered(p, report);
         }
         if let Some(t) = &mut self.trace {
+            let slot = &mut self.slots[p as usize];
             while let Some(event) = slot.producer.poll_event() {
-                if let Some(text) = trace::producer_event(&event) {
-                    t.record(now, p, SimEvent::Producer { text });
+                if events::shown(&event) {
+                    t.record(now, p, SimEvent::Producer(event));
                 }
             }
         }
-        let busy = slot.outstanding > 0
-            || !slot.resend.is_empty()
-            || slot.next_new < self.config.batches_per_producer();
-        if let Some(at) = slot.producer.next_wakeup_ms().filter(|_| busy) {
-            let at = at.max(now);
-            if slot.wakeup_at_ms.is_none_or(|w| at < w || w < now) {
-                slot.wakeup_at_ms = Some(at);
-                let session = slot.session;
-                self.schedule(
-                    at,
-                    Event::Wakeup {
-                        producer: p,
-                        session,
-                    },
+        self.arm_wakeup(p);
+    }
+
+    /// The application gets a delivery report: the ledger learns it.
+    fn delivered(&mut self, p: u32, report: DeliveryReport) {
+        let now = self.now_ms;
+        let slot = &mut self.slots[p as usize];
+        let b = slot.handles.batch(report.handle);
+        let entry = &mut slot.ledger[b as usize];
+        entry.delivery = match &report.result {
+            Ok(delivered) => {
+                entry.acked_offset = delivered.base_offset;
+                self.latencies.push(
+                    now.saturating_sub(entry.handed_at_ms)
+                        .min(u64::from(u32::MAX)),
                 );
+                Delivery::Acked
             }
+            Err(e) if e.is_possibly_persisted() => Delivery::FailedPossiblyPersisted,
+            Err(_) => Delivery::FailedDefinite,
+        };
+        slot.outstanding -= 1;
+        self.record(p, || SimEvent::Delivered { batch: b, report });
+    }
+
+    /// Schedules producer `p`'s next wakeup, if it is busy and wants one earlier than armed.
+    fn arm_wakeup(&mut self, p: u32) {
+        let now = self.now_ms;
+        let total = self.config.batches_per_producer();
+        let slot = &mut self.slots[p as usize];
+        let busy = slot.outstanding > 0 || slot.handles.resend_pending() || slot.next_new < total;
+        let Some(at) = slot.producer.next_wakeup_ms().filter(|_| busy) else {
+            return;
+        };
+        let at = at.max(now);
+        if slot.wakeup_at_ms.is_none_or(|w| at < w || w < now) {
+            slot.wakeup_at_ms = Some(at);
+            let session = slot.session;
+            self.schedule(
+                at,
+                Event::Wakeup {
+                    producer: p,
+                    session,
+                },
+            );
         }
     }
 
@@ -541,220 +693,174 @@ impl Simulation {
         let old = std::mem::replace(&mut slot.producer, producer);
         slot.retired.push(old.stats());
         slot.session += 1;
-        slot.handle_base = None;
-        slot.batch_of_handle.clear();
-        slot.resend = (0..slot.next_new)
+        let resend: Vec<u64> = (0..slot.next_new)
             .filter(|b| slot.ledger[*b as usize].delivery == Delivery::Pending)
             .collect();
+        let resent = resend.len();
+        slot.handles = Handles::new(resend, slot.next_new);
         slot.outstanding = 0;
         slot.init_attempts = 0;
         slot.wakeup_at_ms = None;
-        if slot.cut {
-            slot.cut_connections.insert(slot.connection);
-        }
-        slot.connection += 1;
-        slot.cut = false;
-        slot.awaiting.clear();
-        slot.timer_at_ms = None;
-        let resent = slot.resend.len();
+        slot.link.reset();
         self.record(p, || SimEvent::ProducerRestarted { resent });
+    }
+
+    /// The batches (simulator numbers) of a request producer `p` just polled, as its producer
+    /// reports them, and the logical event the request's faults are keyed by.
+    fn request_key(&mut self, p: u32, frame: &RequestFrame, batches: &mut Vec<u64>) -> MessageKey {
+        let slot = &mut self.slots[p as usize];
+        if !matches!(frame.request, Request::Produce(_)) {
+            slot.init_attempts += 1;
+            return (INIT_PRODUCER_ID, slot.init_attempts);
+        }
+        for sent in slot.producer.request_batches(frame.correlation_id) {
+            let b = slot.handles.batch(sent.handle);
+            slot.ledger[b as usize].sends += 1;
+            batches.push(b);
+        }
+        self.batch_sends += batches.len() as u64;
+        match batches.first() {
+            Some(&b) => (b, u32::from(slot.ledger[b as usize].sends)),
+            None => (INIT_PRODUCER_ID - 1, 1),
+        }
+    }
+
+    /// The batches of a request as the trace shows them (only called when tracing).
+    fn batch_refs(&self, p: u32, correlation_id: i32) -> Vec<BatchRef> {
+        let slot = &self.slots[p as usize];
+        slot.producer
+            .request_batches(correlation_id)
+            .map(|sent| {
+                let batch = slot.handles.batch(sent.handle);
+                let count = self.config.records_in_batch(batch) as i32;
+                BatchRef {
+                    batch,
+                    partition: sent.partition,
+                    producer_id: sent.producer_id.0,
+                    epoch: sent.producer_epoch.0,
+                    first_sequence: sent.base_sequence.0,
+                    last_sequence: idempo_protocol::record_batch::last_sequence(
+                        sent.base_sequence,
+                        count - 1,
+                    )
+                    .0,
+                }
+            })
+            .collect()
     }
 
     /// Puts a request on the network: decides its fate by the logical event it carries.
     fn send_request(&mut self, p: u32, mut frame: RequestFrame) {
         self.requests += 1;
-        let per_batch = u64::from(self.config.batch_records);
-        let tracing = self.trace.is_some();
-        let slot = &mut self.slots[p as usize];
-        let mut refs = Vec::new();
-        let (key, batches) = match &frame.request {
-            Request::Produce(r) => {
-                let mut batches = Vec::with_capacity(r.partitions.len());
-                for d in &r.partitions {
-                    let Some((_, index)) = first_record_id(&d.records) else {
-                        continue;
-                    };
-                    let b = u64::from(index) / per_batch;
-                    batches.push(b);
-                    if tracing && let Ok(h) = BatchHeader::parse(&d.records) {
-                        refs.push(BatchRef {
-                            batch: b,
-                            partition: d.partition,
-                            producer_id: h.producer_id.0,
-                            epoch: h.producer_epoch.0,
-                            first_sequence: h.base_sequence.0,
-                            last_sequence: h.last_sequence().0,
-                        });
-                    }
-                }
-                for b in &batches {
-                    slot.ledger[*b as usize].sends += 1;
-                }
-                let key_batch = batches.first().copied().unwrap_or(INIT_PRODUCER_ID - 1);
-                let attempt = batches
-                    .first()
-                    .map_or(1, |b| u32::from(slot.ledger[*b as usize].sends));
-                ((key_batch, attempt), batches)
-            }
-            _ => {
-                slot.init_attempts += 1;
-                ((INIT_PRODUCER_ID, slot.init_attempts), Vec::new())
-            }
+        let mut batches = self.queue.list();
+        let key = self.request_key(p, &frame, &mut batches);
+        let refs = match self.trace {
+            Some(_) => self.batch_refs(p, frame.correlation_id),
+            None => Vec::new(),
         };
-        let connection = slot.connection;
-        let fifo = self.config.network.fifo();
-        if fifo {
-            let deadline = self.now_ms + self.config.request_timeout_ms;
-            slot.awaiting.push_back((frame.correlation_id, deadline));
-            if slot.timer_at_ms.is_none() {
-                slot.timer_at_ms = Some(deadline);
-                let session = slot.session;
-                self.schedule(
-                    deadline,
-                    Event::RequestTimeout {
-                        producer: p,
-                        session,
-                    },
-                );
-            }
-        }
-        let breaks = self.config.network.loss_breaks_connection();
-        let (batch, attempt) = key;
-        let already_cut = breaks && self.slots[p as usize].cut;
-        let lost = if already_cut {
-            self.faults.lost_with_connection += 1;
-            Some(LossCause::ConnectionGone)
-        } else if self
-            .plan
-            .message(&self.config, MessageFault::RequestLoss, p, batch, attempt)
-        {
-            self.faults.request_lost += 1;
-            self.slots[p as usize].cut = breaks;
-            Some(if breaks {
-                LossCause::ConnectionBroke
-            } else {
-                LossCause::Dropped
-            })
-        } else {
-            None
-        };
-        if let Some(cause) = lost {
-            for b in &batches {
-                self.slots[p as usize].ledger[*b as usize].requests_lost += 1;
-            }
-            let correlation_id = frame.correlation_id;
-            self.record(p, || SimEvent::RequestSent {
-                correlation_id,
-                connection,
-                batches: refs,
-                arrives_at_ms: None,
-                lost: Some(cause),
-                duplicated: false,
-                corrupted: false,
-            });
-            return;
-        }
-        let corrupted = !batches.is_empty()
-            && self
-                .plan
-                .message(&self.config, MessageFault::Corrupt, p, batch, attempt);
-        if corrupted {
-            self.faults.corrupted += 1;
-            let bit = self
-                .plan
-                .oracle()
-                .draw(FaultKind::CorruptBit, p, batch, attempt);
-            flip_bit(&mut frame, bit);
-        }
-        let c = &self.config;
-        let mut latency = self.plan.oracle().latency(
-            c.latency_min_ms,
-            c.latency_max_ms,
-            FaultKind::RequestLatency,
-            p,
-            batch,
-            attempt,
-        );
-        if self
-            .plan
-            .message(&self.config, MessageFault::Spike, p, batch, attempt)
-        {
-            self.faults.spikes += 1;
-            latency = self.config.spike_ms;
-        }
-        let arrival = self.arrival(p, latency, true);
-        let duplicated =
-            self.plan
-                .message(&self.config, MessageFault::Duplicate, p, batch, attempt);
         let correlation_id = frame.correlation_id;
+        let connection = self.slots[p as usize].link.connection;
+        if self.config.network.fifo() {
+            self.await_answer(p, correlation_id);
+        }
+        let mut faults = Faults {
+            config: &self.config,
+            plan: &mut self.plan,
+            counts: &mut self.faults,
+            now_ms: self.now_ms,
+        };
+        let link = &mut self.slots[p as usize].link;
+        let fate = network::request_fate(&mut faults, link, p, key, !batches.is_empty());
+        let RequestFate::Arrives {
+            at_ms,
+            corrupt_bit,
+            duplicate_at_ms,
+        } = fate
+        else {
+            let RequestFate::Lost(cause) = fate else {
+                unreachable!("a fate either arrives or is lost")
+            };
+            self.request_lost(p, correlation_id, connection, &batches, refs, cause);
+            self.queue.recycle(batches);
+            return;
+        };
+        if let Some(bit) = corrupt_bit {
+            network::flip_bit(&mut frame, bit);
+        }
         self.record(p, || SimEvent::RequestSent {
             correlation_id,
             connection,
             batches: refs,
-            arrives_at_ms: Some(arrival),
+            arrives_at_ms: Some(at_ms),
             lost: None,
-            duplicated,
-            corrupted,
+            duplicated: duplicate_at_ms.is_some(),
+            corrupted: corrupt_bit.is_some(),
         });
-        if duplicated {
-            self.faults.duplicated += 1;
-            let c = &self.config;
-            let extra = self.plan.oracle().latency(
-                c.latency_min_ms,
-                c.latency_max_ms,
-                FaultKind::DuplicateLatency,
-                p,
-                batch,
-                attempt,
-            );
-            let again = self.arrival(p, latency + extra, true);
+        let copy = duplicate_at_ms.map(|again| {
+            let mut list = self.queue.list();
+            list.extend_from_slice(&batches);
             let copy = Event::Request {
                 producer: p,
                 connection,
                 frame: frame.clone(),
-                batches: batches.clone(),
-                key: (batch, 0),
+                batches: list,
+                key: (key.0, 0),
             };
-            self.schedule(
-                arrival,
-                Event::Request {
-                    producer: p,
-                    connection,
-                    frame,
-                    batches,
-                    key,
-                },
-            );
+            (again, copy)
+        });
+        self.schedule(
+            at_ms,
+            Event::Request {
+                producer: p,
+                connection,
+                frame,
+                batches,
+                key,
+            },
+        );
+        if let Some((again, copy)) = copy {
             self.schedule(again, copy);
-        } else {
+        }
+    }
+
+    /// Notes a request producer `p` sent that awaits an answer, arming the request timer.
+    fn await_answer(&mut self, p: u32, correlation_id: i32) {
+        let deadline = self.now_ms + self.config.request_timeout_ms;
+        let slot = &mut self.slots[p as usize];
+        if slot.link.await_answer(correlation_id, deadline) {
+            let session = slot.session;
             self.schedule(
-                arrival,
-                Event::Request {
+                deadline,
+                Event::RequestTimeout {
                     producer: p,
-                    connection,
-                    frame,
-                    batches,
-                    key,
+                    session,
                 },
             );
         }
     }
 
-    /// When a message sent now with `latency` arrives: never before an earlier message of the
-    /// same direction on a FIFO connection.
-    fn arrival(&mut self, p: u32, latency: u64, request: bool) -> u64 {
-        let mut at = self.now_ms + latency;
-        if self.config.network.fifo() {
-            let slot = &mut self.slots[p as usize];
-            let last = if request {
-                &mut slot.request_arrival_ms
-            } else {
-                &mut slot.response_arrival_ms
-            };
-            at = at.max(*last);
-            *last = at;
+    /// A request was lost on its way: the ledger and the trace learn it.
+    fn request_lost(
+        &mut self,
+        p: u32,
+        correlation_id: i32,
+        connection: u32,
+        batches: &[u64],
+        refs: Vec<BatchRef>,
+        cause: LossCause,
+    ) {
+        for b in batches {
+            self.slots[p as usize].ledger[*b as usize].requests_lost += 1;
         }
-        at
+        self.record(p, || SimEvent::RequestSent {
+            correlation_id,
+            connection,
+            batches: refs,
+            arrives_at_ms: None,
+            lost: Some(cause),
+            duplicated: false,
+            corrupted: false,
+        });
     }
 
     /// The broker serves a request; its answer travels back, unless the ack is lost. `key`
@@ -764,14 +870,11 @@ impl Simulation {
         &mut self,
         p: u32,
         connection: u32,
-        frame: RequestFrame,
+        frame: &RequestFrame,
         batches: &[u64],
-        key: (u64, u32),
+        key: MessageKey,
     ) {
-        let slot = &self.slots[p as usize];
-        let cut = slot.cut_connections.contains(&connection)
-            || (connection == slot.connection && slot.cut);
-        if self.config.network.fifo() && cut {
+        if self.config.network.fifo() && self.slots[p as usize].link.lost_with(connection) {
             self.faults.lost_with_connection += 1;
             let correlation_id = frame.correlation_id;
             self.record(p, || SimEvent::RequestLostInFlight {
@@ -780,126 +883,118 @@ impl Simulation {
             });
             return;
         }
+        self.expire_producers(p);
+        let handled = self.broker.handle(frame);
+        for (i, outcome) in handled.outcomes.into_iter().enumerate() {
+            let batch = batches.get(i).copied();
+            self.count_verdict(p, batch, &outcome);
+            self.record(p, || SimEvent::Verdict(VerdictRef { batch, outcome }));
+        }
+        self.answer(
+            p,
+            connection,
+            frame.correlation_id,
+            handled.response,
+            batches,
+            key,
+        );
+        self.broker_faults();
+    }
+
+    /// Lets the broker's clock reach now, expiring idle producers.
+    fn expire_producers(&mut self, p: u32) {
         for expired in self.broker.advance_time(self.now_ms as i64) {
             self.broker_counts.producers_expired += 1;
             self.known
                 .expired
                 .insert((expired.producer_id.0, expired.partition));
-            self.record(p, || SimEvent::Producer {
-                text: format!(
-                    "broker expired producer {} on p{} (idle for producer.id.expiration.ms)",
-                    expired.producer_id, expired.partition
-                ),
+            self.record(p, || SimEvent::ProducerExpired {
+                producer_id: expired.producer_id,
+                partition: expired.partition,
             });
         }
-        let handled = self.broker.handle(&frame);
-        for (i, outcome) in handled.outcomes.iter().enumerate() {
-            let mut scratch = BatchLedger::default();
-            let entry = match batches.get(i) {
-                Some(b) => &mut self.slots[p as usize].ledger[*b as usize],
-                None => &mut scratch,
-            };
-            let counts = &mut self.broker_counts;
-            match &outcome.verdict {
-                Verdict::Appended { .. } => {
-                    counts.appended += 1;
-                    entry.appends += 1;
-                }
-                Verdict::Duplicate { .. } => {
-                    counts.duplicates_dropped += 1;
-                    entry.duplicates += 1;
-                }
-                Verdict::Rejected(SequenceRejection::StaleEpoch { .. }) => {
-                    counts.stale_epoch_rejected += 1;
-                    entry.rejections += 1;
-                }
-                Verdict::Rejected(_) => {
-                    counts.gaps_rejected += 1;
-                    if entry.appends > 0 && outcome.producer_epoch.0 >= 0 {
-                        counts.retries_outside_window += 1;
-                    }
-                    entry.rejections += 1;
-                }
-                Verdict::Invalid(why) => {
-                    if why.error_code() == idempo_protocol::ErrorCode::CorruptMessage {
-                        counts.corrupt_rejected += 1;
-                    } else {
-                        counts.other_rejected += 1;
-                    }
-                    entry.rejections += 1;
-                }
+    }
+
+    /// Counts one broker decision, in the run's counts and the batch's ledger.
+    fn count_verdict(&mut self, p: u32, batch: Option<u64>, outcome: &ProduceOutcome) {
+        let mut scratch = BatchLedger::default();
+        let entry = match batch {
+            Some(b) => &mut self.slots[p as usize].ledger[b as usize],
+            None => &mut scratch,
+        };
+        let counts = &mut self.broker_counts;
+        match &outcome.verdict {
+            Verdict::Appended { .. } => {
+                counts.appended += 1;
+                entry.appends += 1;
             }
-            if let Some(t) = &mut self.trace {
-                let window = outcome
-                    .seen
-                    .as_ref()
-                    .and_then(|s| s.window().map(ToString::to_string))
-                    .unwrap_or_default();
-                t.record(
-                    self.now_ms,
-                    p,
-                    SimEvent::Verdict(VerdictRef {
-                        batch: batches.get(i).copied(),
-                        partition: outcome.response.partition,
-                        outcome: outcome.outcome_name(),
-                        error: outcome.error_code().name(),
-                        explanation: outcome.to_string(),
-                        window,
-                    }),
+            Verdict::Duplicate { .. } => {
+                counts.duplicates_dropped += 1;
+                entry.duplicates += 1;
+            }
+            Verdict::Rejected(SequenceRejection::StaleEpoch { .. }) => {
+                counts.stale_epoch_rejected += 1;
+                entry.rejections += 1;
+            }
+            Verdict::Rejected(_) => {
+                counts.gaps_rejected += 1;
+                if entry.appends > 0 && outcome.producer_epoch.0 >= 0 {
+                    counts.retries_outside_window += 1;
+                }
+                entry.rejections += 1;
+            }
+            Verdict::Invalid(why) => {
+                if why.error_code() == idempo_protocol::ErrorCode::CorruptMessage {
+                    counts.corrupt_rejected += 1;
+                } else {
+                    counts.other_rejected += 1;
+                }
+                entry.rejections += 1;
+            }
+        }
+    }
+
+    /// The broker's answer to a request travels back to producer `p`, unless it is lost.
+    fn answer(
+        &mut self,
+        p: u32,
+        connection: u32,
+        correlation_id: i32,
+        response: ResponseFrame,
+        batches: &[u64],
+        key: MessageKey,
+    ) {
+        let mut faults = Faults {
+            config: &self.config,
+            plan: &mut self.plan,
+            counts: &mut self.faults,
+            now_ms: self.now_ms,
+        };
+        let slot = &mut self.slots[p as usize];
+        match network::response_fate(&mut faults, &mut slot.link, p, connection, key) {
+            Ok(arrival) => {
+                let session = slot.session;
+                self.schedule(
+                    arrival,
+                    Event::Response {
+                        producer: p,
+                        session,
+                        connection,
+                        frame: response,
+                    },
                 );
             }
-        }
-        let correlation_id = frame.correlation_id;
-        let (batch, attempt) = key;
-        let breaks = self.config.network.loss_breaks_connection();
-        if attempt > 0
-            && self
-                .plan
-                .message(&self.config, MessageFault::AckLoss, p, batch, attempt)
-        {
-            self.faults.ack_lost += 1;
-            let slot = &mut self.slots[p as usize];
-            if breaks && connection == slot.connection {
-                slot.cut = true;
-            } else if breaks {
-                slot.cut_connections.insert(connection);
+            Err(cause) => {
+                for b in batches {
+                    slot.ledger[*b as usize].acks_lost += 1;
+                }
+                self.record(p, || SimEvent::ResponseSent {
+                    correlation_id,
+                    arrives_at_ms: None,
+                    lost: Some(cause),
+                });
             }
-            for b in batches {
-                slot.ledger[*b as usize].acks_lost += 1;
-            }
-            let cause = if breaks {
-                LossCause::ConnectionBroke
-            } else {
-                LossCause::Dropped
-            };
-            self.record(p, || SimEvent::ResponseSent {
-                correlation_id,
-                arrives_at_ms: None,
-                lost: Some(cause),
-            });
-        } else {
-            let c = &self.config;
-            let latency = self.plan.oracle().latency(
-                c.latency_min_ms,
-                c.latency_max_ms,
-                FaultKind::ResponseLatency,
-                p,
-                batch,
-                attempt,
-            );
-            let arrival = self.arrival(p, latency, false);
-            let session = self.slots[p as usize].session;
-            self.schedule(
-                arrival,
-                Event::Response {
-                    producer: p,
-                    session,
-                    connection,
-                    frame: handled.response,
-                },
-            );
         }
-        self.broker_faults();
     }
 
     /// Applies the broker crashes and restarts that are due after the latest append.
@@ -909,19 +1004,16 @@ impl Simulation {
             let windows_before = (self.config.snapshot_mode
                 == idempo_broker::SnapshotMode::LastBatchOnly)
                 .then(|| DedupWindows::of(&self.broker));
-            let summary = match fault {
+            let restart = match fault {
                 Fault::BrokerCrash { tear_bytes, .. } => {
                     self.faults.broker_crashes += 1;
-                    self.crash_broker(tear_bytes)
+                    BrokerRestart::Crashed(self.crash_broker(tear_bytes))
                 }
                 Fault::BrokerRestart { .. } => {
                     self.faults.broker_restarts += 1;
                     match self.broker.restart_clean() {
-                        Ok(report) => format!(
-                            "shut down cleanly and restarted: {}",
-                            restart_summary(&report)
-                        ),
-                        Err(e) => format!("clean restart failed: {e}"),
+                        Ok(report) => BrokerRestart::Restarted(report),
+                        Err(e) => BrokerRestart::RestartFailed(e),
                     }
                 }
                 _ => continue,
@@ -931,20 +1023,19 @@ impl Simulation {
                 self.known.window_shrunk.extend(before.shrunk_in(&after));
             }
             // Every connection breaks with the broker process.
-            for p in 0..self.config.producers {
-                let slot = &mut self.slots[p as usize];
-                if self.config.network.fifo() {
-                    slot.cut = true;
+            if self.config.network.fifo() {
+                for slot in &mut self.slots {
+                    slot.link.cut = true;
                 }
             }
-            self.record(0, || SimEvent::BrokerRestarted { summary });
+            self.record(0, || SimEvent::BrokerRestarted(restart));
         }
     }
 
     /// Power loss at the broker: the disk keeps what was synced (and `tear_bytes` of each
     /// file's unsynced tail, a torn write), recovery truncates what does not check out, and
     /// every acknowledged record that vanished is remembered for the checker.
-    fn crash_broker(&mut self, tear_bytes: u32) -> String {
+    fn crash_broker(&mut self, tear_bytes: u32) -> idempo_broker::CrashReport {
         let report = self
             .broker
             .crash(|_file, unsynced| u64::from(tear_bytes).min(unsynced));
@@ -957,10 +1048,7 @@ impl Simulation {
                 });
             }
         }
-        format!(
-            "crashed (power loss) and recovered: {}",
-            restart_summary(&report)
-        )
+        report
     }
 
     /// A response reaches its producer. On a FIFO connection it must answer the oldest
@@ -970,15 +1058,28 @@ impl Simulation {
     /// discarded.
     fn receive_response(&mut self, p: u32, session: u32, connection: u32, frame: ResponseFrame) {
         let correlation_id = frame.correlation_id;
-        let slot = &self.slots[p as usize];
-        let cause = if session != slot.session {
-            Some(LossCause::ProducerGone)
-        } else if self.config.network.fifo() && (connection != slot.connection || slot.cut) {
-            Some(LossCause::ConnectionGone)
+        let fifo = self.config.network.fifo();
+        let slot = &mut self.slots[p as usize];
+        let receipt = if session != slot.session {
+            Err(LossCause::ProducerGone)
+        } else if fifo {
+            match slot.link.receive(connection, correlation_id) {
+                Receipt::Accepted => Ok(()),
+                Receipt::ConnectionGone => Err(LossCause::ConnectionGone),
+                Receipt::OutOfTurn { missing } => {
+                    let cause = DisconnectCause::OutOfTurn {
+                        arrived: correlation_id,
+                        missing,
+                    };
+                    self.disconnect(p, cause);
+                    self.pump(p);
+                    return;
+                }
+            }
         } else {
-            None
+            Ok(())
         };
-        if let Some(cause) = cause {
+        if let Err(cause) = receipt {
             self.faults.lost_with_connection += 1;
             self.record(p, || SimEvent::ResponseDiscarded {
                 correlation_id,
@@ -986,22 +1087,9 @@ impl Simulation {
             });
             return;
         }
-        if self.config.network.fifo() {
-            let slot = &mut self.slots[p as usize];
-            if slot.awaiting.front().map(|(c, _)| *c) != Some(correlation_id) {
-                let missing = slot.awaiting.front().map_or(-1, |(c, _)| *c);
-                self.disconnect(
-                    p,
-                    &format!("response #{correlation_id} arrived but #{missing}'s never did"),
-                );
-                self.pump(p);
-                return;
-            }
-            slot.awaiting.pop_front();
-        }
         self.record(p, || SimEvent::ResponseArrived {
             correlation_id,
-            summary: trace::response_summary(&frame),
+            response: frame.response.clone(),
         });
         self.slots[p as usize]
             .producer
@@ -1016,43 +1104,30 @@ impl Simulation {
         if slot.session != session {
             return;
         }
-        slot.timer_at_ms = None;
-        match slot.awaiting.front().copied() {
-            Some((correlation_id, deadline)) if deadline <= self.now_ms => {
-                self.disconnect(
-                    p,
-                    &format!("request #{correlation_id} unanswered after request.timeout.ms"),
-                );
+        match slot.link.timer_fired(self.now_ms) {
+            TimerFired::Expired { correlation_id } => {
+                self.disconnect(p, DisconnectCause::Unanswered { correlation_id });
                 self.pump(p);
             }
-            Some((_, deadline)) => {
-                slot.timer_at_ms = Some(deadline);
-                self.schedule(
-                    deadline,
-                    Event::RequestTimeout {
-                        producer: p,
-                        session,
-                    },
-                );
-            }
-            None => {}
+            TimerFired::Rearmed { at_ms } => self.schedule(
+                at_ms,
+                Event::RequestTimeout {
+                    producer: p,
+                    session,
+                },
+            ),
+            TimerFired::Idle => {}
         }
     }
 
     /// Closes producer `p`'s connection: every request awaiting an answer on it fails (its
     /// outcome unknown), as when Kafka's client disconnects; later requests use a new one.
-    fn disconnect(&mut self, p: u32, why: &str) {
-        let slot = &mut self.slots[p as usize];
-        if slot.cut {
-            slot.cut_connections.insert(slot.connection);
-        }
-        slot.connection += 1;
-        slot.cut = false;
-        let failed: Vec<i32> = slot.awaiting.drain(..).map(|(c, _)| c).collect();
+    fn disconnect(&mut self, p: u32, cause: DisconnectCause) {
+        let failed = self.slots[p as usize].link.close();
         self.faults.disconnects += 1;
         let count = failed.len();
         self.record(p, || SimEvent::Disconnected {
-            why: why.to_string(),
+            cause,
             failed: count,
         });
         for correlation_id in failed {
@@ -1063,8 +1138,12 @@ impl Simulation {
     }
 
     fn report(mut self, finished: bool) -> (RunReport, Option<Trace>) {
+        let ledgers: Vec<Vec<BatchLedger>> = self
+            .slots
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.ledger))
+            .collect();
         let config = &self.config;
-        let ledgers: Vec<Vec<BatchLedger>> = self.slots.iter().map(|s| s.ledger.clone()).collect();
         let owners = &self.pid_owner;
         let check = checker::check(
             &self.broker,
@@ -1074,19 +1153,12 @@ impl Simulation {
             |pid| owners.get(&pid).map(|(_, session)| *session),
             &self.known,
         );
+        drop(ledgers);
         let stats: Vec<ProducerStats> = self
             .slots
             .iter()
             .flat_map(|s| s.retired.iter().copied().chain([s.producer.stats()]))
             .collect();
-        self.latencies_ms.sort_unstable();
-        let percentile = |q: f64| -> u64 {
-            if self.latencies_ms.is_empty() {
-                return 0;
-            }
-            let i = ((self.latencies_ms.len() as f64 - 1.0) * q).round() as usize;
-            u64::from(self.latencies_ms[i])
-        };
         let report = RunReport {
             records_sent: config.records * u64::from(config.producers),
             requests: self.requests,
@@ -1096,109 +1168,14 @@ impl Simulation {
             faults: self.faults.clone(),
             broker: self.broker_counts.clone(),
             check,
-            latency_p50_ms: percentile(0.50),
-            latency_p99_ms: percentile(0.99),
+            latency_p50_ms: self.latencies.percentile(0.50),
+            latency_p99_ms: self.latencies.percentile(0.99),
             virtual_ms: self.now_ms,
             events: self.events,
             finished,
             faults_happened: self.plan.happened().to_vec(),
+            batch_sends: self.batch_sends,
         };
         (report, self.trace)
     }
-}
-
-/// One line on what a broker restart did to each partition.
-fn restart_summary(report: &idempo_broker::RestartReport) -> String {
-    let parts: Vec<String> = report
-        .partitions
-        .iter()
-        .map(|p| {
-            let r = &p.recovery;
-            let lost = p.log_end_offset_before - r.log_end_offset;
-            let snapshot = match r.snapshot_loaded {
-                Some(offset) if r.fell_back() => format!("fell back to the snapshot at {offset}"),
-                Some(offset) => format!("snapshot at {offset}"),
-                None if r.fell_back() => "no valid snapshot, full replay".to_string(),
-                None => "no snapshot, full replay".to_string(),
-            };
-            let truncated = if r.log.truncated_bytes > 0 {
-                format!(", {} torn bytes cut", r.log.truncated_bytes)
-            } else {
-                String::new()
-            };
-            format!(
-                "p{} end {}→{}{}{}; {snapshot}, {} batch(es) replayed, {} producer(s)",
-                p.partition,
-                p.log_end_offset_before,
-                r.log_end_offset,
-                if lost > 0 {
-                    format!(" ({lost} unsynced offsets lost)")
-                } else {
-                    String::new()
-                },
-                truncated,
-                r.replayed_batches,
-                r.producers_recovered
-            )
-        })
-        .collect();
-    if parts.is_empty() {
-        "no partitions yet".to_string()
-    } else {
-        parts.join("; ")
-    }
-}
-
-/// Flips one bit of the first batch of a produce request, in the CRC-covered part (attributes
-/// to the end), as a damaged network would.
-fn flip_bit(frame: &mut RequestFrame, bit: u64) {
-    let Request::Produce(r) = &mut frame.request else {
-        return;
-    };
-    let Some(first) = r.partitions.first_mut() else {
-        return;
-    };
-    let covered = first
-        .records
-        .len()
-        .saturating_sub(idempo_protocol::record_batch::ATTRIBUTES_OFFSET);
-    if covered == 0 {
-        return;
-    }
-    let mut bytes = BytesMut::from(&first.records[..]);
-    let index = idempo_protocol::record_batch::ATTRIBUTES_OFFSET + (bit / 8) as usize % covered;
-    bytes[index] ^= 1 << (bit % 8);
-    first.records = Bytes::from(bytes);
-}
-
-/// Reads the simulator's record identity from the first record of an encoded batch without
-/// decoding the batch: the first record's value (8 bytes) follows the 61-byte header and five
-/// small varints.
-pub fn first_record_id(batch: &[u8]) -> Option<(u32, u32)> {
-    let mut pos = idempo_protocol::RECORD_BATCH_OVERHEAD;
-    let varint = |pos: &mut usize| -> Option<i64> {
-        let mut raw: u64 = 0;
-        for i in 0..10 {
-            let b = *batch.get(*pos)?;
-            *pos += 1;
-            raw |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
-            }
-        }
-        None
-    };
-    let _length = varint(&mut pos)?;
-    pos += 1; // attributes
-    let _timestamp_delta = varint(&mut pos)?;
-    let _offset_delta = varint(&mut pos)?;
-    let key_len = varint(&mut pos)?;
-    if key_len > 0 {
-        pos += key_len as usize;
-    }
-    let value_len = varint(&mut pos)?;
-    if value_len != 8 {
-        return None;
-    }
-    checker::parse_record_value(batch.get(pos..pos + 8)?)
 }

@@ -5,6 +5,12 @@
 //! filed under the producer whose request they answer). `Display` gives the one-line text that
 //! `--trace` prints after the time and producer columns.
 
+use idempo_broker::{
+    AcceptRule, AppendReason, ProduceOutcome, RestartReport, SequenceRejection, StorageError,
+    Verdict, WindowView,
+};
+use idempo_producer::{DeliveryReport, ProducerEvent};
+use idempo_protocol::{ErrorCode, ProducerId, Response};
 use std::fmt;
 
 /// One batch inside a request, as the network saw it.
@@ -66,21 +72,363 @@ impl fmt::Display for LossCause {
     }
 }
 
-/// A broker decision, reduced to what diagrams and traces need.
+/// A broker decision on one batch, as the broker made it: the typed [`ProduceOutcome`] (the
+/// verdict, the rule, the producer state the rule saw). Every text about it (the `--trace`
+/// line, the diagram's label, `trace --record`) is computed from these values when printed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerdictRef {
     /// The batch.
     pub batch: Option<u64>,
+    /// What the broker decided, and why.
+    pub outcome: ProduceOutcome,
+}
+
+impl VerdictRef {
     /// Partition.
-    pub partition: i32,
+    pub fn partition(&self) -> i32 {
+        self.outcome.response.partition
+    }
+
     /// `appended` | `duplicate` | `rejected`.
-    pub outcome: &'static str,
-    /// Kafka's name of the error answered (`NONE` for appended and duplicate).
-    pub error: &'static str,
-    /// The broker's explanation.
-    pub explanation: String,
-    /// The producer's retained window as the broker saw it (`first..last` per batch).
-    pub window: String,
+    pub fn outcome_name(&self) -> &'static str {
+        self.outcome.outcome_name()
+    }
+
+    /// The error answered (`NONE` for appended and duplicate).
+    pub fn error(&self) -> ErrorCode {
+        self.outcome.error_code()
+    }
+
+    /// The producer's retained window as the broker saw it; `None` when the broker had no
+    /// state for the producer on the partition.
+    pub fn window(&self) -> Option<&WindowView> {
+        self.outcome.seen.as_ref().and_then(|s| s.window())
+    }
+
+    /// True when the append started a new epoch, dropping the old window.
+    pub fn dropped_window(&self) -> bool {
+        matches!(
+            self.outcome.verdict,
+            Verdict::Appended {
+                reason: AppendReason::Sequence(AcceptRule::NewEpochFromZero { .. }),
+                ..
+            }
+        )
+    }
+
+    /// Why the batch was refused, in a few words (`expected 4`, `epoch 0 is older than the
+    /// current epoch 1`), or `None` when it was not refused.
+    pub fn refusal(&self) -> Option<String> {
+        let epoch = self.outcome.producer_epoch;
+        let base = self.outcome.first_sequence;
+        Some(match &self.outcome.verdict {
+            Verdict::Appended { .. } | Verdict::Duplicate { .. } => return None,
+            Verdict::Rejected(SequenceRejection::StaleEpoch { current }) => {
+                format!("epoch {epoch} is older than the current epoch {current}")
+            }
+            Verdict::Rejected(SequenceRejection::NewEpochNotFromZero { current }) => {
+                format!("new epoch {epoch} (was {current}) must start at sequence 0, not {base}")
+            }
+            Verdict::Rejected(SequenceRejection::OutOfOrder { expected }) => {
+                format!("expected {expected}")
+            }
+            Verdict::Invalid(why) => why.to_string(),
+        })
+    }
+}
+
+/// The window's retained batches as the diagram and `trace --record` show them, oldest
+/// first: `N older` (for windows larger than the view) and then one item per batch.
+pub fn window_items(window: &WindowView) -> impl Iterator<Item = String> + '_ {
+    let older = (window.omitted() > 0).then(|| format!("{} older", window.omitted()));
+    older
+        .into_iter()
+        .chain(window.batches().iter().map(|b| b.to_string()))
+}
+
+/// Offsets as the broker's explanations print them: `offset 4` or `offsets 6..8`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offsets(pub i64, pub i64);
+
+impl fmt::Display for Offsets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == self.1 {
+            write!(f, "offset {}", self.0)
+        } else {
+            write!(f, "offsets {}..{}", self.0, self.1)
+        }
+    }
+}
+
+/// Why the client closed its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisconnectCause {
+    /// A response arrived that was not the oldest awaited: an earlier one was lost.
+    OutOfTurn {
+        /// The response that arrived.
+        arrived: i32,
+        /// The oldest request awaited (-1 if none).
+        missing: i32,
+    },
+    /// The oldest request waited `request.timeout.ms` without an answer.
+    Unanswered {
+        /// The request.
+        correlation_id: i32,
+    },
+}
+
+impl fmt::Display for DisconnectCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectCause::OutOfTurn { arrived, missing } => {
+                write!(f, "response #{arrived} arrived but #{missing}'s never did")
+            }
+            DisconnectCause::Unanswered { correlation_id } => {
+                write!(
+                    f,
+                    "request #{correlation_id} unanswered after request.timeout.ms"
+                )
+            }
+        }
+    }
+}
+
+/// What a broker restart was, and what recovery found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BrokerRestart {
+    /// Power loss, then recovery.
+    Crashed(RestartReport),
+    /// A clean shutdown and restart.
+    Restarted(RestartReport),
+    /// The clean restart failed.
+    RestartFailed(StorageError),
+}
+
+impl fmt::Display for BrokerRestart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerRestart::Crashed(report) => write!(
+                f,
+                "crashed (power loss) and recovered: {}",
+                RestartSummary(report)
+            ),
+            BrokerRestart::Restarted(report) => write!(
+                f,
+                "shut down cleanly and restarted: {}",
+                RestartSummary(report)
+            ),
+            BrokerRestart::RestartFailed(e) => write!(f, "clean restart failed: {e}"),
+        }
+    }
+}
+
+/// One line on what a broker restart did to each partition.
+struct RestartSummary<'a>(&'a RestartReport);
+
+impl fmt::Display for RestartSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.partitions.is_empty() {
+            return f.write_str("no partitions yet");
+        }
+        for (i, p) in self.0.partitions.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            let r = &p.recovery;
+            write!(
+                f,
+                "p{} end {}→{}",
+                p.partition, p.log_end_offset_before, r.log_end_offset
+            )?;
+            let lost = p.log_end_offset_before - r.log_end_offset;
+            if lost > 0 {
+                write!(f, " ({lost} unsynced offsets lost)")?;
+            }
+            if r.log.truncated_bytes > 0 {
+                write!(f, ", {} torn bytes cut", r.log.truncated_bytes)?;
+            }
+            match r.snapshot_loaded {
+                Some(offset) if r.fell_back() => {
+                    write!(f, "; fell back to the snapshot at {offset}")?
+                }
+                Some(offset) => write!(f, "; snapshot at {offset}")?,
+                None if r.fell_back() => f.write_str("; no valid snapshot, full replay")?,
+                None => f.write_str("; no snapshot, full replay")?,
+            }
+            write!(
+                f,
+                ", {} batch(es) replayed, {} producer(s)",
+                r.replayed_batches, r.producers_recovered
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What a response says, in a few words (`p0 offset 10, p1 OUT_OF_ORDER_SEQUENCE_NUMBER`).
+pub struct ResponseSummary<'a>(pub &'a Response);
+
+impl fmt::Display for ResponseSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Response::InitProducerId(r) => write!(
+                f,
+                "producer id {} epoch {} ({})",
+                r.producer_id,
+                r.producer_epoch,
+                r.error_code.name()
+            ),
+            Response::Produce(r) => {
+                for (i, p) in r.partitions.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    if p.error_code.is_ok() {
+                        write!(f, "p{} offset {}", p.partition, p.base_offset)?;
+                    } else {
+                        write!(f, "p{} {}", p.partition, p.error_code.name())?;
+                    }
+                }
+                Ok(())
+            }
+            Response::Fetch(r) => write!(f, "fetch {}", r.error_code.name()),
+        }
+    }
+}
+
+/// A producer decision worth a trace line: [`shown`] says which [`ProducerEvent`]s are (the
+/// others are bookkeeping the other lines already show).
+pub fn shown(event: &ProducerEvent) -> bool {
+    matches!(
+        event,
+        ProducerEvent::ProducerIdAssigned { .. }
+            | ProducerEvent::RetryScheduled { .. }
+            | ProducerEvent::EpochBumped { .. }
+            | ProducerEvent::SequencesRewritten { .. }
+            | ProducerEvent::PartitionUnresolved { .. }
+            | ProducerEvent::PartitionResolved { .. }
+            | ProducerEvent::ProducerIdReset { .. }
+            | ProducerEvent::StaleResponseIgnored { .. }
+            | ProducerEvent::LateResponseIgnored { .. }
+            | ProducerEvent::FatalError { .. }
+    )
+}
+
+/// The partition a shown producer event concerns, if it names one.
+pub fn producer_event_partition(event: &ProducerEvent) -> Option<i32> {
+    match event {
+        ProducerEvent::RetryScheduled { partition, .. }
+        | ProducerEvent::EpochBumped { partition, .. }
+        | ProducerEvent::SequencesRewritten { partition, .. }
+        | ProducerEvent::PartitionUnresolved { partition, .. }
+        | ProducerEvent::PartitionResolved { partition, .. }
+        | ProducerEvent::StaleResponseIgnored { partition, .. } => Some(*partition),
+        _ => None,
+    }
+}
+
+/// A shown producer event's trace line.
+struct ProducerLine<'a>(&'a ProducerEvent);
+
+impl fmt::Display for ProducerLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ProducerEvent::ProducerIdAssigned {
+                producer_id,
+                producer_epoch,
+            } => write!(
+                f,
+                "producer id {producer_id} assigned, epoch {producer_epoch}"
+            ),
+            ProducerEvent::RetryScheduled {
+                partition,
+                base_sequence,
+                reason,
+                attempts,
+                retry_at_ms,
+                ..
+            } => write!(
+                f,
+                "retry scheduled: p{partition} seq {base_sequence} after {reason} (attempt {attempts}, at {retry_at_ms} ms)"
+            ),
+            ProducerEvent::EpochBumped {
+                producer_id,
+                old_epoch,
+                new_epoch,
+                partition,
+                reason,
+            } => write!(
+                f,
+                "epoch bumped {old_epoch} -> {new_epoch} for producer {producer_id} (p{partition}: {reason:?}); sequences restart at 0"
+            ),
+            ProducerEvent::SequencesRewritten {
+                partition,
+                epoch,
+                batches,
+                next_sequence,
+                ..
+            } => write!(
+                f,
+                "rewrote {batches} in-flight batch(es) of p{partition} to epoch {epoch}; next sequence {next_sequence}"
+            ),
+            ProducerEvent::PartitionUnresolved {
+                partition,
+                unresolved_next_sequence,
+            } => write!(
+                f,
+                "p{partition} unresolved: a batch timed out after it was sent; waiting for proof that sequence {unresolved_next_sequence} moved on"
+            ),
+            ProducerEvent::PartitionResolved {
+                partition,
+                last_acked_sequence,
+            } => write!(
+                f,
+                "p{partition} resolved by a later ack (last acked sequence {last_acked_sequence})"
+            ),
+            ProducerEvent::ProducerIdReset {
+                old_producer_id,
+                old_epoch,
+            } => write!(
+                f,
+                "epoch exhausted for producer {old_producer_id} at epoch {old_epoch}: requesting a new producer id"
+            ),
+            ProducerEvent::StaleResponseIgnored {
+                correlation_id,
+                partition,
+                sent_epoch,
+                current_epoch,
+                error,
+                ..
+            } => write!(
+                f,
+                "ignored {} for p{partition} in response #{correlation_id}: sent at epoch {sent_epoch}, now {current_epoch}",
+                error.name()
+            ),
+            ProducerEvent::LateResponseIgnored { correlation_id } => write!(
+                f,
+                "late response #{correlation_id} ignored (request already failed)"
+            ),
+            ProducerEvent::FatalError { error } => write!(f, "fatal error {}", error.name()),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// A delivery report reaching the application.
+struct DeliveredLine<'a>(u64, &'a DeliveryReport);
+
+impl fmt::Display for DeliveredLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let DeliveredLine(batch, report) = self;
+        match &report.result {
+            Ok(d) => write!(
+                f,
+                "acked batch {batch} (p{}, {} records) at offset {} after {} attempt(s)",
+                report.partition, report.record_count, d.base_offset, d.attempts
+            ),
+            Err(e) => write!(f, "batch {batch} (p{}) failed: {e}", report.partition),
+        }
+    }
 }
 
 /// One thing that happened.
@@ -125,8 +473,8 @@ pub enum SimEvent {
     ResponseArrived {
         /// Correlation id.
         correlation_id: i32,
-        /// Short summary of what it says.
-        summary: String,
+        /// What it says.
+        response: Response,
     },
     /// A response was discarded on arrival.
     ResponseDiscarded {
@@ -138,7 +486,7 @@ pub enum SimEvent {
     /// The client closed its connection.
     Disconnected {
         /// Why.
-        why: String,
+        cause: DisconnectCause,
         /// Requests that failed with it.
         failed: usize,
     },
@@ -146,15 +494,18 @@ pub enum SimEvent {
     Delivered {
         /// The batch.
         batch: u64,
-        /// One-line result.
-        result: String,
-        /// True when acknowledged.
-        acked: bool,
+        /// The report.
+        report: DeliveryReport,
     },
-    /// A producer decision worth a line (retry, epoch bump ...).
-    Producer {
-        /// The text.
-        text: String,
+    /// A producer decision worth a line (retry, epoch bump ...; see [`shown`]).
+    Producer(ProducerEvent),
+    /// The broker expired a producer's state on a partition (idle for
+    /// `producer.id.expiration.ms`).
+    ProducerExpired {
+        /// The producer id.
+        producer_id: ProducerId,
+        /// The partition.
+        partition: i32,
     },
     /// The producer process died and a new one (new producer id) took over.
     ProducerRestarted {
@@ -162,10 +513,7 @@ pub enum SimEvent {
         resent: usize,
     },
     /// The broker crashed (or shut down cleanly) and recovered.
-    BrokerRestarted {
-        /// What recovery found.
-        summary: String,
-    },
+    BrokerRestarted(BrokerRestart),
 }
 
 impl SimEvent {
@@ -180,9 +528,9 @@ impl SimEvent {
             SimEvent::ResponseDiscarded { .. } => "response_discarded",
             SimEvent::Disconnected { .. } => "disconnected",
             SimEvent::Delivered { .. } => "delivered",
-            SimEvent::Producer { .. } => "producer",
+            SimEvent::Producer(_) | SimEvent::ProducerExpired { .. } => "producer",
             SimEvent::ProducerRestarted { .. } => "producer_restarted",
-            SimEvent::BrokerRestarted { .. } => "broker_restarted",
+            SimEvent::BrokerRestarted(_) => "broker_restarted",
         }
     }
 
@@ -240,7 +588,7 @@ impl fmt::Display for SimEvent {
             } => {
                 write!(f, "request #{correlation_id} {cause}")
             }
-            SimEvent::Verdict(v) => write!(f, "broker: p{} {}", v.partition, v.explanation),
+            SimEvent::Verdict(v) => write!(f, "broker: p{} {}", v.partition(), v.outcome),
             SimEvent::ResponseSent {
                 correlation_id,
                 lost,
@@ -254,9 +602,13 @@ impl fmt::Display for SimEvent {
             },
             SimEvent::ResponseArrived {
                 correlation_id,
-                summary,
+                response,
             } => {
-                write!(f, "response #{correlation_id} arrived: {summary}")
+                write!(
+                    f,
+                    "response #{correlation_id} arrived: {}",
+                    ResponseSummary(response)
+                )
             }
             SimEvent::ResponseDiscarded {
                 correlation_id,
@@ -264,16 +616,23 @@ impl fmt::Display for SimEvent {
             } => {
                 write!(f, "response #{correlation_id} {cause}")
             }
-            SimEvent::Disconnected { why, failed } => {
-                write!(f, "connection closed ({why}): {failed} request(s) failed")
+            SimEvent::Disconnected { cause, failed } => {
+                write!(f, "connection closed ({cause}): {failed} request(s) failed")
             }
-            SimEvent::Delivered { result, .. } => f.write_str(result),
-            SimEvent::Producer { text } => f.write_str(text),
+            SimEvent::Delivered { batch, report } => DeliveredLine(*batch, report).fmt(f),
+            SimEvent::Producer(event) => ProducerLine(event).fmt(f),
+            SimEvent::ProducerExpired {
+                producer_id,
+                partition,
+            } => write!(
+                f,
+                "broker expired producer {producer_id} on p{partition} (idle for producer.id.expiration.ms)"
+            ),
             SimEvent::ProducerRestarted { resent } => write!(
                 f,
                 "producer process restarted: a new producer id; {resent} unacknowledged batch(es) re-sent"
             ),
-            SimEvent::BrokerRestarted { summary } => write!(f, "broker {summary}"),
+            SimEvent::BrokerRestarted(restart) => write!(f, "broker {restart}"),
         }
     }
 }
@@ -296,5 +655,33 @@ impl fmt::Display for Timed {
             "{:>8} ms  P{:<2} {}",
             self.at_ms, self.producer, self.event
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disconnect_says_which_response_came_out_of_turn_or_which_request_timed_out() {
+        let out_of_turn = DisconnectCause::OutOfTurn {
+            arrived: 7,
+            missing: 5,
+        };
+        assert_eq!(
+            out_of_turn.to_string(),
+            "response #7 arrived but #5's never did"
+        );
+        let timed_out = DisconnectCause::Unanswered { correlation_id: 5 };
+        assert_eq!(
+            timed_out.to_string(),
+            "request #5 unanswered after request.timeout.ms"
+        );
+    }
+
+    #[test]
+    fn offsets_read_as_one_offset_or_a_range() {
+        assert_eq!(Offsets(4, 4).to_string(), "offset 4");
+        assert_eq!(Offsets(6, 8).to_string(), "offsets 6..8");
     }
 }

@@ -22,6 +22,7 @@
 //! - [`plan`]: the fault plan of a run (random or from a replay file), replay files.
 //! - [`events`]: what happened, as structured events.
 //! - [`engine`]: the discrete-event loop driving producers, network and broker.
+//! - [`network`]: the simulated network (tcp, proxy, datagram): latency, loss, connections.
 //! - [`checker`]: the exactly-once checker and the ack ledger.
 //! - [`report`]: the text and JSON output of a run.
 //! - [`trace`]: `--trace` lines, kept events and the determinism fingerprint.
@@ -44,6 +45,7 @@ pub mod events;
 pub mod explain;
 pub mod faults;
 pub mod flags;
+pub mod network;
 pub mod plan;
 pub mod record_trace;
 pub mod report;

@@ -41,7 +41,8 @@
 
 use crate::config::SimConfig;
 use crate::diagram::Links;
-use crate::events::{BatchRef, SimEvent, Timed};
+use crate::events::{self, BatchRef, SimEvent, Timed};
+use idempo_producer::ProducerEvent;
 use std::fmt::Write as _;
 
 /// The life of record `record` (its 0-based index in producer `producer`'s workload) as text:
@@ -168,7 +169,10 @@ impl Target {
                 SimEvent::Delivered { batch, .. } => *batch == self.batch,
                 // A request may carry batches of other partitions: their verdicts are not ours.
                 SimEvent::Verdict(v) => linked && v.batch == Some(self.batch),
-                SimEvent::Producer { text } => alive(i) && self.mentions(text, sequence),
+                SimEvent::Producer(event) => alive(i) && self.mentions(event, sequence),
+                SimEvent::ProducerExpired { partition, .. } => {
+                    alive(i) && *partition == self.partition
+                }
                 SimEvent::ProducerRestarted { .. } => alive(i),
                 SimEvent::Disconnected { .. } => linked || failed_by.contains(&i),
                 _ => linked,
@@ -208,24 +212,18 @@ impl Target {
     }
 
     /// True when a producer decision concerns the batch: it names its partition and, if it
-    /// names a sequence, the batch's current first sequence.
-    fn mentions(&self, text: &str, sequence: Option<i32>) -> bool {
-        let partition = format!("p{}", self.partition);
-        let named = text.match_indices(&partition).any(|(at, _)| {
-            let before = text[..at].chars().next_back();
-            let after = text[at + partition.len()..].chars().next();
-            !before.is_some_and(|c| c.is_alphanumeric())
-                && !after.is_some_and(|c| c.is_ascii_digit())
-        });
-        if !named {
+    /// names a sequence (a retry), the batch's current first sequence. A retry without a
+    /// sequence (idempotence off) names no batch of its partition in particular, so it is not
+    /// shown.
+    fn mentions(&self, event: &ProducerEvent, sequence: Option<i32>) -> bool {
+        if events::producer_event_partition(event) != Some(self.partition) {
             return false;
         }
-        match text.split_once(&format!("{partition} seq ")) {
-            Some((_, rest)) => {
-                let seq = rest.split(|c: char| !c.is_ascii_digit()).next();
-                seq.and_then(|s| s.parse::<i32>().ok()) == sequence
+        match event {
+            ProducerEvent::RetryScheduled { base_sequence, .. } => {
+                base_sequence.0 >= 0 && Some(base_sequence.0) == sequence
             }
-            None => true,
+            _ => true,
         }
     }
 }
@@ -247,15 +245,18 @@ impl Target {
                 }
             }
             SimEvent::Verdict(v) => {
-                let window = if v.window.is_empty() {
-                    "none (no state for this producer on the partition)"
-                } else {
-                    &v.window
+                let window = match v.window() {
+                    Some(w) => w.to_string(),
+                    None => "none (no state for this producer on the partition)".to_string(),
                 };
                 let _ = write!(
                     line,
                     "broker    p{} {}, {}: {}\n{:>23}window seen: {window}",
-                    v.partition, v.outcome, v.error, v.explanation, ""
+                    v.partition(),
+                    v.outcome_name(),
+                    v.error().name(),
+                    v.outcome,
+                    ""
                 );
             }
             SimEvent::RequestLostInFlight { .. } => {
@@ -286,27 +287,27 @@ impl Target {
     /// The last line: where the record ended up.
     fn ending(&self, events: &[Timed]) -> String {
         let report = events.iter().rev().find_map(|e| match &e.event {
-            SimEvent::Delivered {
-                batch,
-                result,
-                acked,
-            } if e.producer == self.producer && *batch == self.batch => Some((result, *acked)),
+            SimEvent::Delivered { batch, report }
+                if e.producer == self.producer && *batch == self.batch =>
+            {
+                Some((report, &e.event))
+            }
             _ => None,
         });
         match report {
-            Some((result, true)) => match base_offset(result) {
-                Some(base) => format!(
-                    "final: record {} is at offset {} of partition {} (its batch starts at offset {base})\n",
+            Some((report, line)) => match &report.result {
+                Ok(d) => format!(
+                    "final: record {} is at offset {} of partition {} (its batch starts at offset {})\n",
                     self.record,
-                    base + (self.record - self.first) as i64,
-                    self.partition
+                    d.base_offset + (self.record - self.first) as i64,
+                    self.partition,
+                    d.base_offset
                 ),
-                None => format!("final: {result}\n"),
+                Err(_) => format!(
+                    "final: record {} was not acknowledged: {line}\n",
+                    self.record
+                ),
             },
-            Some((result, false)) => format!(
-                "final: record {} was not acknowledged: {result}\n",
-                self.record
-            ),
             None if events.iter().any(|e| {
                 e.producer == self.producer && e.event.batches().contains(&self.batch)
             }) =>
@@ -319,35 +320,44 @@ impl Target {
     }
 }
 
-/// The base offset in a delivery report line (`... at offset 10 after 2 attempt(s)`).
-fn base_offset(result: &str) -> Option<i64> {
-    let (_, rest) = result.split_once(" at offset ")?;
-    rest.split(' ').next()?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagram::response_in;
+    use crate::Simulation;
+    use crate::trace::Trace;
 
+    /// Property: the final line's offset is the delivery report's base offset plus the
+    /// record's place in its batch, for every acknowledged record of a lossy run.
     #[test]
-    fn disconnect_reason_names_the_response_that_arrived_out_of_turn() {
-        assert_eq!(
-            response_in("response #7 arrived but #5's never did"),
-            Some(7)
-        );
-        assert_eq!(
-            response_in("request #5 unanswered after request.timeout.ms"),
-            None
-        );
-    }
-
-    #[test]
-    fn base_offset_is_read_from_the_delivery_report() {
-        assert_eq!(
-            base_offset("acked batch 1 (p0, 10 records) at offset 10 after 2 attempt(s)"),
-            Some(10)
-        );
-        assert_eq!(base_offset("batch 1 (p0) failed: timed out"), None);
+    fn the_final_offset_comes_from_the_delivery_report() {
+        let config = SimConfig {
+            producers: 1,
+            partitions: 2,
+            records: 40,
+            batch_records: 4,
+            ack_loss: 0.3,
+            ..SimConfig::default()
+        };
+        let (_, trace) = Simulation::new(config.clone(), Some(Trace::collecting()))
+            .expect("a valid config")
+            .run();
+        let events = trace.expect("a trace was given").events().to_vec();
+        for record in 0..config.records {
+            let batch = record / 4;
+            let base = events.iter().rev().find_map(|e| match &e.event {
+                SimEvent::Delivered { batch: b, report } if *b == batch => {
+                    report.result.as_ref().ok().map(|d| d.base_offset)
+                }
+                _ => None,
+            });
+            let base = base.expect("every batch is acknowledged");
+            let text = follow(&config, &events, 0, record).expect("in range");
+            let last = text.lines().last().expect("a final line");
+            let offset = base + (record % 4) as i64;
+            assert!(
+                last.starts_with(&format!("final: record {record} is at offset {offset} ")),
+                "{last}"
+            );
+        }
     }
 }

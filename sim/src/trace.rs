@@ -7,12 +7,13 @@
 //!      19 ms  P0  response to request #3 — lost: the connection broke (lost ack)
 //! ```
 //!
-//! Text goes to a writer as it is made (or into a buffer, for tests), so a long traced run
-//! does not hold its trace in memory unless asked to keep the events.
+//! Events arrive as values ([`SimEvent`]); text is made only when it is printed: a trace that
+//! prints lines formats each event once, into a buffer flushed to its writer, and a trace
+//! that only keeps events (for a diagram or `trace --record`) formats nothing. A run without
+//! a trace records nothing at all. A long traced run does not hold its trace in memory unless
+//! asked to keep the events.
 
 use crate::events::{SimEvent, Timed};
-use idempo_producer::{DeliveryReport, ProducerEvent};
-use idempo_protocol::{Response, ResponseFrame};
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -22,7 +23,9 @@ pub struct Trace {
     sink: Option<Box<dyn Write>>,
     text: bool,
     keep: Option<Vec<Timed>>,
-    fingerprint: u64,
+    /// The FNV-1a state, when this trace fingerprints (text traces and
+    /// [`Trace::fingerprint_only`]).
+    fingerprint: Option<u64>,
     events: u64,
 }
 
@@ -34,7 +37,7 @@ impl Trace {
             sink: None,
             text: true,
             keep: None,
-            fingerprint: FNV_OFFSET,
+            fingerprint: Some(FNV_OFFSET),
             events: 0,
         }
     }
@@ -47,11 +50,13 @@ impl Trace {
         }
     }
 
-    /// No text; events kept for later use (diagrams, `trace --record`).
+    /// No text and no fingerprint; events kept as values for later use (diagrams,
+    /// `trace --record`).
     pub fn collecting() -> Trace {
         Trace {
             text: false,
             keep: Some(Vec::new()),
+            fingerprint: None,
             ..Trace::buffered()
         }
     }
@@ -70,7 +75,8 @@ impl Trace {
         self
     }
 
-    /// Records one event of producer `producer` at `at_ms`.
+    /// Records one event of producer `producer` at `at_ms`. The event is formatted only if
+    /// this trace prints lines or fingerprints them.
     pub fn record(&mut self, at_ms: u64, producer: u32, event: SimEvent) {
         self.events += 1;
         let timed = Timed {
@@ -78,15 +84,19 @@ impl Trace {
             producer,
             event,
         };
-        let start = self.buffer.len();
-        let _ = writeln!(self.buffer, "{timed}");
-        for b in &self.buffer.as_bytes()[start..] {
-            self.fingerprint = (self.fingerprint ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
-        }
-        if !self.text {
-            self.buffer.truncate(start);
-        } else if self.buffer.len() > 1 << 16 {
-            self.flush();
+        if self.text {
+            let start = self.buffer.len();
+            let _ = writeln!(self.buffer, "{timed}");
+            if let Some(h) = &mut self.fingerprint {
+                *h = fnv1a(*h, &self.buffer.as_bytes()[start..]);
+            }
+            if self.buffer.len() > 1 << 16 {
+                self.flush();
+            }
+        } else if let Some(h) = self.fingerprint {
+            let mut hasher = Fnv(h);
+            let _ = writeln!(hasher, "{timed}");
+            self.fingerprint = Some(hasher.0);
         }
         if let Some(keep) = &mut self.keep {
             keep.push(timed);
@@ -115,9 +125,10 @@ impl Trace {
     }
 
     /// FNV-1a over the text of every event, in order: equal fingerprints mean (with
-    /// overwhelming probability) identical runs.
+    /// overwhelming probability) identical runs. A [`Trace::collecting`] trace does not
+    /// fingerprint, and answers the FNV offset basis.
     pub fn fingerprint(&self) -> u64 {
-        self.fingerprint
+        self.fingerprint.unwrap_or(FNV_OFFSET)
     }
 
     /// The kept events (empty unless the trace keeps them).
@@ -135,122 +146,19 @@ impl Trace {
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
-/// What a response says, in a few words.
-pub fn response_summary(frame: &ResponseFrame) -> String {
-    match &frame.response {
-        Response::InitProducerId(r) => {
-            format!(
-                "producer id {} epoch {} ({})",
-                r.producer_id,
-                r.producer_epoch,
-                r.error_code.name()
-            )
-        }
-        Response::Produce(r) => {
-            let parts: Vec<String> = r
-                .partitions
-                .iter()
-                .map(|p| {
-                    if p.error_code.is_ok() {
-                        format!("p{} offset {}", p.partition, p.base_offset)
-                    } else {
-                        format!("p{} {}", p.partition, p.error_code.name())
-                    }
-                })
-                .collect();
-            parts.join(", ")
-        }
-        Response::Fetch(r) => format!("fetch {}", r.error_code.name()),
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h = (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
     }
+    h
 }
 
-/// A delivery report reaching the application.
-pub fn delivered(batch: u64, report: &DeliveryReport) -> String {
-    match &report.result {
-        Ok(d) => format!(
-            "acked batch {batch} (p{}, {} records) at offset {} after {} attempt(s)",
-            report.partition, report.record_count, d.base_offset, d.attempts
-        ),
-        Err(e) => format!("batch {batch} (p{}) failed: {e}", report.partition),
-    }
-}
+/// Hashes text as it is formatted, with no buffer.
+struct Fnv(u64);
 
-/// A producer decision worth a line, or `None` for bookkeeping the other lines already show.
-pub fn producer_event(event: &ProducerEvent) -> Option<String> {
-    Some(match event {
-        ProducerEvent::ProducerIdAssigned {
-            producer_id,
-            producer_epoch,
-        } => {
-            format!("producer id {producer_id} assigned, epoch {producer_epoch}")
-        }
-        ProducerEvent::RetryScheduled {
-            partition,
-            base_sequence,
-            reason,
-            attempts,
-            retry_at_ms,
-            ..
-        } => format!(
-            "retry scheduled: p{partition} seq {base_sequence} after {reason} (attempt {attempts}, at {retry_at_ms} ms)"
-        ),
-        ProducerEvent::EpochBumped {
-            producer_id,
-            old_epoch,
-            new_epoch,
-            partition,
-            reason,
-        } => format!(
-            "epoch bumped {old_epoch} -> {new_epoch} for producer {producer_id} (p{partition}: {reason:?}); sequences restart at 0"
-        ),
-        ProducerEvent::SequencesRewritten {
-            partition,
-            epoch,
-            batches,
-            next_sequence,
-            ..
-        } => format!(
-            "rewrote {batches} in-flight batch(es) of p{partition} to epoch {epoch}; next sequence {next_sequence}"
-        ),
-        ProducerEvent::PartitionUnresolved {
-            partition,
-            unresolved_next_sequence,
-        } => format!(
-            "p{partition} unresolved: a batch timed out after it was sent; waiting for proof that sequence {unresolved_next_sequence} moved on"
-        ),
-        ProducerEvent::PartitionResolved {
-            partition,
-            last_acked_sequence,
-        } => {
-            format!(
-                "p{partition} resolved by a later ack (last acked sequence {last_acked_sequence})"
-            )
-        }
-        ProducerEvent::ProducerIdReset {
-            old_producer_id,
-            old_epoch,
-        } => {
-            format!(
-                "epoch exhausted for producer {old_producer_id} at epoch {old_epoch}: requesting a new producer id"
-            )
-        }
-        ProducerEvent::StaleResponseIgnored {
-            correlation_id,
-            partition,
-            sent_epoch,
-            current_epoch,
-            error,
-            ..
-        } => {
-            format!(
-                "ignored {} for p{partition} in response #{correlation_id}: sent at epoch {sent_epoch}, now {current_epoch}",
-                error.name()
-            )
-        }
-        ProducerEvent::LateResponseIgnored { correlation_id } => {
-            format!("late response #{correlation_id} ignored (request already failed)")
-        }
-        ProducerEvent::FatalError { error } => format!("fatal error {}", error.name()),
-        _ => return None,
-    })
+impl std::fmt::Write for Fnv {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 = fnv1a(self.0, s.as_bytes());
+        Ok(())
+    }
 }

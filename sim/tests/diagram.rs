@@ -34,7 +34,7 @@ fn has_lost_ack(events: &[Timed]) -> bool {
 fn has_duplicate(events: &[Timed]) -> bool {
     events
         .iter()
-        .any(|e| matches!(&e.event, SimEvent::Verdict(v) if v.outcome == "duplicate"))
+        .any(|e| matches!(&e.event, SimEvent::Verdict(v) if v.outcome.is_duplicate()))
 }
 
 /// The first seed whose small run loses an ack and recognises a retry as a duplicate.
@@ -248,11 +248,11 @@ fn lost_ack_then_duplicate() -> (SimConfig, Vec<Timed>, u32, u64) {
         else {
             continue;
         };
-        let Some(batch) = v.batch.filter(|_| v.outcome == "appended") else {
+        let Some(batch) = v.batch.filter(|_| v.outcome.is_appended()) else {
             continue;
         };
         let deduplicated = events[lost..].iter().any(|e| {
-            matches!(&e.event, SimEvent::Verdict(d) if d.batch == Some(batch) && d.outcome == "duplicate")
+            matches!(&e.event, SimEvent::Verdict(d) if d.batch == Some(batch) && d.outcome.is_duplicate())
         });
         if deduplicated {
             println!("seed {seed}, batch {batch}");
