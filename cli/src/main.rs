@@ -356,7 +356,8 @@ fn draw(
     Ok(())
 }
 
-/// The `--bench` line: wall time, rates and peak memory.
+/// The `--bench` lines: wall time, rates and peak memory; batch sends per second against a
+/// heap baseline measured now.
 fn print_bench(out: &mut impl Write, result: &idempo_sim::RunReport, wall: std::time::Duration) {
     let secs = wall.as_secs_f64().max(1e-9);
     let peak = peak_rss_kib().map_or_else(
@@ -373,6 +374,7 @@ fn print_bench(out: &mut impl Write, result: &idempo_sim::RunReport, wall: std::
         result.events as f64 / secs,
         result.records_sent as f64 / secs,
     );
+    let _ = writeln!(out, "{}", idempo_sim::bench::Figures::measure(result, wall));
 }
 
 /// `--shrink FILE`: reduces a failing run's faults and writes them as a replay file.

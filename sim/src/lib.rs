@@ -16,6 +16,7 @@
 //! crate for the workload and the [`checker`], never the other way round.
 //!
 //! ## Layout
+//! - [`bench`]: the `--bench` figures and their yardstick.
 //! - [`config`]: `SimConfig`, every parameter of a run, and its replay command.
 //! - [`flags`]: the one table of run flags: the command line, the replay line, the variants.
 //! - [`faults`]: fault decisions keyed by the logical event, so settings can be compared.
@@ -36,6 +37,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod bench;
 pub mod checker;
 pub mod compare;
 pub mod config;
