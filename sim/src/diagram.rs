@@ -95,6 +95,7 @@ use crate::events::{
 use idempo_producer::{DeliveryReport, ProducerEvent};
 use idempo_protocol::ErrorCode;
 use std::collections::HashMap;
+use std::fmt;
 use std::fmt::Write as _;
 
 /// The most events a diagram draws; longer runs are refused.
@@ -118,7 +119,8 @@ const BOX_CHAR_W: i64 = 6;
 /// The SVG image of a run's events: a Lamport diagram with one lane per producer and one for
 /// the broker (see the [module documentation](self) for how to read it).
 ///
-/// Refuses runs of more than [`EVENTS_MAX`] events or [`PRODUCERS_MAX`] producers.
+/// Refuses runs of more than [`EVENTS_MAX`] events or [`PRODUCERS_MAX`] producers
+/// ([`DiagramError`]).
 ///
 /// # Examples
 ///
@@ -132,7 +134,7 @@ const BOX_CHAR_W: i64 = 6;
 /// assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 /// # Ok::<(), String>(())
 /// ```
-pub fn svg(config: &SimConfig, events: &[Timed]) -> Result<String, String> {
+pub fn svg(config: &SimConfig, events: &[Timed]) -> Result<String, DiagramError> {
     check_size(config, events)?;
     let links = Links::of(events);
     let layout = Layout::new(config, events, &links);
@@ -152,7 +154,7 @@ pub fn svg(config: &SimConfig, events: &[Timed]) -> Result<String, String> {
 /// mark, and the [`svg`] diagram inline (hover over an element to read its full event).
 ///
 /// Refuses the same runs as [`svg`].
-pub fn html(config: &SimConfig, events: &[Timed]) -> Result<String, String> {
+pub fn html(config: &SimConfig, events: &[Timed]) -> Result<String, DiagramError> {
     let picture = svg(config, events)?;
     let mut out = String::new();
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
@@ -198,20 +200,56 @@ const LEGEND_HTML: &str = "<ul class=\"legend\">\n\
 <li>red dashed line across the picture: the broker restarted (every connection breaks)</li>\n\
 </ul>\n";
 
-fn check_size(config: &SimConfig, events: &[Timed]) -> Result<(), String> {
+/// Why a run is not drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagramError {
+    /// More than [`EVENTS_MAX`] events.
+    TooManyEvents {
+        /// Events in the run.
+        events: usize,
+    },
+    /// More than [`PRODUCERS_MAX`] producers.
+    TooManyProducers {
+        /// Producers in the run.
+        producers: u32,
+    },
+}
+
+impl fmt::Display for DiagramError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiagramError::TooManyEvents { events } => write!(
+                f,
+                "the run has {events} events; a Lamport diagram stays readable up to {EVENTS_MAX}: \
+                 draw a smaller run, e.g. --records 30 --producers 1"
+            ),
+            DiagramError::TooManyProducers { producers } => write!(
+                f,
+                "the run has {producers} producers; a Lamport diagram draws at most {PRODUCERS_MAX} lanes: \
+                 draw a smaller run, e.g. --records 30 --producers 1"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DiagramError {}
+
+impl From<DiagramError> for String {
+    fn from(e: DiagramError) -> String {
+        e.to_string()
+    }
+}
+
+fn check_size(config: &SimConfig, events: &[Timed]) -> Result<(), DiagramError> {
     if events.len() > EVENTS_MAX {
-        return Err(format!(
-            "the run has {} events; a Lamport diagram stays readable up to {EVENTS_MAX}: \
-             draw a smaller run, e.g. --records 30 --producers 1",
-            events.len()
-        ));
+        return Err(DiagramError::TooManyEvents {
+            events: events.len(),
+        });
     }
     if config.producers > PRODUCERS_MAX {
-        return Err(format!(
-            "the run has {} producers; a Lamport diagram draws at most {PRODUCERS_MAX} lanes: \
-             draw a smaller run, e.g. --records 30 --producers 1",
-            config.producers
-        ));
+        return Err(DiagramError::TooManyProducers {
+            producers: config.producers,
+        });
     }
     Ok(())
 }

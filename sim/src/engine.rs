@@ -327,6 +327,18 @@ impl Handles {
     }
 }
 
+/// A request leaving a producer: what the network and the broker need to know of it.
+struct Outgoing {
+    /// The connection it goes out on.
+    connection: u32,
+    /// The logical event its faults are keyed by.
+    key: MessageKey,
+    /// The simulator's batch numbers, in the request's partition order.
+    batches: Vec<u64>,
+    /// The same batches as the trace shows them (empty without a trace).
+    refs: Vec<BatchRef>,
+}
+
 /// One producer as the simulation sees it: the current process and its connection.
 struct Slot {
     /// Incarnation of the producer process; bumped by a restart.
@@ -750,7 +762,7 @@ impl Simulation {
     }
 
     /// Puts a request on the network: decides its fate by the logical event it carries.
-    fn send_request(&mut self, p: u32, mut frame: RequestFrame) {
+    fn send_request(&mut self, p: u32, frame: RequestFrame) {
         self.requests += 1;
         let mut batches = self.queue.list();
         let key = self.request_key(p, &frame, &mut batches);
@@ -758,10 +770,14 @@ impl Simulation {
             Some(_) => self.batch_refs(p, frame.correlation_id),
             None => Vec::new(),
         };
-        let correlation_id = frame.correlation_id;
-        let connection = self.slots[p as usize].link.connection;
+        let sent = Outgoing {
+            connection: self.slots[p as usize].link.connection,
+            key,
+            batches,
+            refs,
+        };
         if self.config.network.fifo() {
-            self.await_answer(p, correlation_id);
+            self.await_answer(p, frame.correlation_id);
         }
         let mut faults = Faults {
             config: &self.config,
@@ -770,23 +786,38 @@ impl Simulation {
             now_ms: self.now_ms,
         };
         let link = &mut self.slots[p as usize].link;
-        let fate = network::request_fate(&mut faults, link, p, key, !batches.is_empty());
-        let RequestFate::Arrives {
-            at_ms,
-            corrupt_bit,
-            duplicate_at_ms,
-        } = fate
-        else {
-            let RequestFate::Lost(cause) = fate else {
-                unreachable!("a fate either arrives or is lost")
-            };
-            self.request_lost(p, correlation_id, connection, &batches, refs, cause);
-            self.queue.recycle(batches);
-            return;
-        };
+        let carries_batches = !sent.batches.is_empty();
+        match network::request_fate(&mut faults, link, p, key, carries_batches) {
+            RequestFate::Lost(cause) => self.request_lost(p, frame.correlation_id, sent, cause),
+            RequestFate::Arrives {
+                at_ms,
+                corrupt_bit,
+                duplicate_at_ms,
+            } => self.request_travels(p, frame, sent, at_ms, corrupt_bit, duplicate_at_ms),
+        }
+    }
+
+    /// A request is on its way to the broker, arriving at `at_ms` (perhaps with a flipped bit,
+    /// perhaps with a second copy arriving at `duplicate_at_ms`).
+    fn request_travels(
+        &mut self,
+        p: u32,
+        mut frame: RequestFrame,
+        sent: Outgoing,
+        at_ms: u64,
+        corrupt_bit: Option<u64>,
+        duplicate_at_ms: Option<u64>,
+    ) {
         if let Some(bit) = corrupt_bit {
             network::flip_bit(&mut frame, bit);
         }
+        let Outgoing {
+            connection,
+            key,
+            batches,
+            refs,
+        } = sent;
+        let correlation_id = frame.correlation_id;
         self.record(p, || SimEvent::RequestSent {
             correlation_id,
             connection,
@@ -840,18 +871,17 @@ impl Simulation {
     }
 
     /// A request was lost on its way: the ledger and the trace learn it.
-    fn request_lost(
-        &mut self,
-        p: u32,
-        correlation_id: i32,
-        connection: u32,
-        batches: &[u64],
-        refs: Vec<BatchRef>,
-        cause: LossCause,
-    ) {
-        for b in batches {
+    fn request_lost(&mut self, p: u32, correlation_id: i32, sent: Outgoing, cause: LossCause) {
+        let Outgoing {
+            connection,
+            batches,
+            refs,
+            ..
+        } = sent;
+        for b in &batches {
             self.slots[p as usize].ledger[*b as usize].requests_lost += 1;
         }
+        self.queue.recycle(batches);
         self.record(p, || SimEvent::RequestSent {
             correlation_id,
             connection,

@@ -333,6 +333,19 @@ struct ProducerLine<'a>(&'a ProducerEvent);
 impl fmt::Display for ProducerLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
+            ProducerEvent::ProducerIdAssigned { .. }
+            | ProducerEvent::ProducerIdReset { .. }
+            | ProducerEvent::LateResponseIgnored { .. }
+            | ProducerEvent::FatalError { .. } => self.producer_wide(f),
+            _ => self.partition_wide(f),
+        }
+    }
+}
+
+impl ProducerLine<'_> {
+    /// The lines about the producer as a whole.
+    fn producer_wide(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             ProducerEvent::ProducerIdAssigned {
                 producer_id,
                 producer_epoch,
@@ -340,6 +353,25 @@ impl fmt::Display for ProducerLine<'_> {
                 f,
                 "producer id {producer_id} assigned, epoch {producer_epoch}"
             ),
+            ProducerEvent::ProducerIdReset {
+                old_producer_id,
+                old_epoch,
+            } => write!(
+                f,
+                "epoch exhausted for producer {old_producer_id} at epoch {old_epoch}: requesting a new producer id"
+            ),
+            ProducerEvent::LateResponseIgnored { correlation_id } => write!(
+                f,
+                "late response #{correlation_id} ignored (request already failed)"
+            ),
+            ProducerEvent::FatalError { error } => write!(f, "fatal error {}", error.name()),
+            other => write!(f, "{other:?}"),
+        }
+    }
+
+    /// The lines about one partition.
+    fn partition_wide(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             ProducerEvent::RetryScheduled {
                 partition,
                 base_sequence,
@@ -385,13 +417,6 @@ impl fmt::Display for ProducerLine<'_> {
                 f,
                 "p{partition} resolved by a later ack (last acked sequence {last_acked_sequence})"
             ),
-            ProducerEvent::ProducerIdReset {
-                old_producer_id,
-                old_epoch,
-            } => write!(
-                f,
-                "epoch exhausted for producer {old_producer_id} at epoch {old_epoch}: requesting a new producer id"
-            ),
             ProducerEvent::StaleResponseIgnored {
                 correlation_id,
                 partition,
@@ -404,11 +429,6 @@ impl fmt::Display for ProducerLine<'_> {
                 "ignored {} for p{partition} in response #{correlation_id}: sent at epoch {sent_epoch}, now {current_epoch}",
                 error.name()
             ),
-            ProducerEvent::LateResponseIgnored { correlation_id } => write!(
-                f,
-                "late response #{correlation_id} ignored (request already failed)"
-            ),
-            ProducerEvent::FatalError { error } => write!(f, "fatal error {}", error.name()),
             other => write!(f, "{other:?}"),
         }
     }
@@ -545,80 +565,35 @@ impl SimEvent {
     }
 }
 
+/// `InitProducerId #3`, or `produce #4 [p0 pid=1 e0 seq 0..9, ...]`.
+fn request_sent(
+    f: &mut fmt::Formatter<'_>,
+    correlation_id: i32,
+    batches: &[BatchRef],
+) -> fmt::Result {
+    if batches.is_empty() {
+        return write!(f, "InitProducerId #{correlation_id}");
+    }
+    write!(f, "produce #{correlation_id} [")?;
+    for (i, b) in batches.iter().enumerate() {
+        if i > 0 {
+            write!(f, ", ")?;
+        }
+        write!(f, "{b}")?;
+    }
+    write!(f, "]")
+}
+
 impl fmt::Display for SimEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SimEvent::RequestSent {
-                correlation_id,
-                batches,
-                arrives_at_ms,
-                lost,
-                duplicated,
-                corrupted,
-                ..
-            } => {
-                if batches.is_empty() {
-                    write!(f, "InitProducerId #{correlation_id}")?;
-                } else {
-                    write!(f, "produce #{correlation_id} [")?;
-                    for (i, b) in batches.iter().enumerate() {
-                        if i > 0 {
-                            write!(f, ", ")?;
-                        }
-                        write!(f, "{b}")?;
-                    }
-                    write!(f, "]")?;
-                }
-                match (arrives_at_ms, lost) {
-                    (_, Some(cause)) => write!(f, " — {cause} on the way to the broker")?,
-                    (Some(at), None) => write!(f, " (arrives at {at} ms)")?,
-                    (None, None) => {}
-                }
-                if *duplicated {
-                    write!(f, " — and a duplicate copy follows")?;
-                }
-                if *corrupted {
-                    write!(f, " — a bit flips on the way")?;
-                }
-                Ok(())
-            }
-            SimEvent::RequestLostInFlight {
-                correlation_id,
-                cause,
-            } => {
-                write!(f, "request #{correlation_id} {cause}")
-            }
+            SimEvent::RequestSent { .. }
+            | SimEvent::RequestLostInFlight { .. }
+            | SimEvent::ResponseSent { .. }
+            | SimEvent::ResponseArrived { .. }
+            | SimEvent::ResponseDiscarded { .. }
+            | SimEvent::Disconnected { .. } => self.fmt_message(f),
             SimEvent::Verdict(v) => write!(f, "broker: p{} {}", v.partition(), v.outcome),
-            SimEvent::ResponseSent {
-                correlation_id,
-                lost,
-                ..
-            } => match lost {
-                Some(cause) => write!(
-                    f,
-                    "response to request #{correlation_id} — {cause} (lost ack)"
-                ),
-                None => write!(f, "response to request #{correlation_id} sent"),
-            },
-            SimEvent::ResponseArrived {
-                correlation_id,
-                response,
-            } => {
-                write!(
-                    f,
-                    "response #{correlation_id} arrived: {}",
-                    ResponseSummary(response)
-                )
-            }
-            SimEvent::ResponseDiscarded {
-                correlation_id,
-                cause,
-            } => {
-                write!(f, "response #{correlation_id} {cause}")
-            }
-            SimEvent::Disconnected { cause, failed } => {
-                write!(f, "connection closed ({cause}): {failed} request(s) failed")
-            }
             SimEvent::Delivered { batch, report } => DeliveredLine(*batch, report).fmt(f),
             SimEvent::Producer(event) => ProducerLine(event).fmt(f),
             SimEvent::ProducerExpired {
@@ -633,6 +608,72 @@ impl fmt::Display for SimEvent {
                 "producer process restarted: a new producer id; {resent} unacknowledged batch(es) re-sent"
             ),
             SimEvent::BrokerRestarted(restart) => write!(f, "broker {restart}"),
+        }
+    }
+}
+
+impl SimEvent {
+    /// The lines about messages and connections.
+    fn fmt_message(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimEvent::RequestSent {
+                correlation_id,
+                batches,
+                arrives_at_ms,
+                lost,
+                duplicated,
+                corrupted,
+                ..
+            } => {
+                request_sent(f, *correlation_id, batches)?;
+                match (arrives_at_ms, lost) {
+                    (_, Some(cause)) => write!(f, " — {cause} on the way to the broker")?,
+                    (Some(at), None) => write!(f, " (arrives at {at} ms)")?,
+                    (None, None) => {}
+                }
+                let duplicated = if *duplicated {
+                    " — and a duplicate copy follows"
+                } else {
+                    ""
+                };
+                let corrupted = if *corrupted {
+                    " — a bit flips on the way"
+                } else {
+                    ""
+                };
+                write!(f, "{duplicated}{corrupted}")
+            }
+            SimEvent::RequestLostInFlight {
+                correlation_id,
+                cause,
+            } => write!(f, "request #{correlation_id} {cause}"),
+            SimEvent::ResponseSent {
+                correlation_id,
+                lost,
+                ..
+            } => match lost {
+                Some(cause) => write!(
+                    f,
+                    "response to request #{correlation_id} — {cause} (lost ack)"
+                ),
+                None => write!(f, "response to request #{correlation_id} sent"),
+            },
+            SimEvent::ResponseArrived {
+                correlation_id,
+                response,
+            } => write!(
+                f,
+                "response #{correlation_id} arrived: {}",
+                ResponseSummary(response)
+            ),
+            SimEvent::ResponseDiscarded {
+                correlation_id,
+                cause,
+            } => write!(f, "response #{correlation_id} {cause}"),
+            SimEvent::Disconnected { cause, failed } => {
+                write!(f, "connection closed ({cause}): {failed} request(s) failed")
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -58,7 +58,7 @@ pub mod sweep;
 pub mod trace;
 
 pub use config::SimConfig;
-pub use engine::{RunReport, Simulation};
+pub use engine::{RunReport, SimError, Simulation};
 
 /// Runs one simulation to the end without tracing.
 pub fn run(config: &SimConfig) -> Result<RunReport, String> {

@@ -43,6 +43,7 @@ use crate::config::SimConfig;
 use crate::diagram::Links;
 use crate::events::{self, BatchRef, SimEvent, Timed};
 use idempo_producer::ProducerEvent;
+use std::fmt;
 use std::fmt::Write as _;
 
 /// The life of record `record` (its 0-based index in producer `producer`'s workload) as text:
@@ -68,7 +69,7 @@ pub fn follow(
     events: &[Timed],
     producer: u32,
     record: u64,
-) -> Result<String, String> {
+) -> Result<String, RecordError> {
     let target = Target::of(config, producer, record)?;
     let links = Links::of(events);
     let chosen = target.select(events, &links);
@@ -85,6 +86,54 @@ pub fn follow(
     Ok(out)
 }
 
+/// Why a record cannot be followed: it is not in the run's workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordError {
+    /// No such producer.
+    ProducerOutOfRange {
+        /// The producer asked for.
+        producer: u32,
+        /// Producers in the run.
+        producers: u32,
+    },
+    /// No such record index.
+    RecordOutOfRange {
+        /// The record index asked for.
+        record: u64,
+        /// Records each producer sends.
+        records: u64,
+    },
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            RecordError::ProducerOutOfRange {
+                producer,
+                producers,
+            } => write!(
+                f,
+                "producer {producer} is out of range: the run has {producers} producer(s), numbered 0..={}",
+                producers.saturating_sub(1)
+            ),
+            RecordError::RecordOutOfRange { record, records } => write!(
+                f,
+                "record {record} is out of range: each producer sends {records} records, numbered 0..={} \
+                 (RECORD is the record's index in its producer's workload, not a sequence number)",
+                records.saturating_sub(1)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+impl From<RecordError> for String {
+    fn from(e: RecordError) -> String {
+        e.to_string()
+    }
+}
+
 /// The record followed and where the workload put it.
 struct Target {
     producer: u32,
@@ -96,21 +145,18 @@ struct Target {
 }
 
 impl Target {
-    fn of(config: &SimConfig, producer: u32, record: u64) -> Result<Target, String> {
+    fn of(config: &SimConfig, producer: u32, record: u64) -> Result<Target, RecordError> {
         if producer >= config.producers {
-            return Err(format!(
-                "producer {producer} is out of range: the run has {} producer(s), numbered 0..={}",
-                config.producers,
-                config.producers.saturating_sub(1)
-            ));
+            return Err(RecordError::ProducerOutOfRange {
+                producer,
+                producers: config.producers,
+            });
         }
         if record >= config.records {
-            return Err(format!(
-                "record {record} is out of range: each producer sends {} records, numbered 0..={} \
-                 (RECORD is the record's index in its producer's workload, not a sequence number)",
-                config.records,
-                config.records.saturating_sub(1)
-            ));
+            return Err(RecordError::RecordOutOfRange {
+                record,
+                records: config.records,
+            });
         }
         let per = u64::from(config.batch_records);
         let batch = record / per;

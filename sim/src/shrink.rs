@@ -9,7 +9,7 @@
 //! faults after the code changes.
 
 use crate::config::SimConfig;
-use crate::engine::{RunReport, Simulation};
+use crate::engine::{RunReport, SimError, Simulation};
 use crate::plan::{Fault, FaultPlan};
 
 /// What shrinking found.
@@ -26,7 +26,7 @@ pub struct Shrunk {
 }
 
 /// Runs `config` with exactly `faults`.
-pub fn run_scripted(config: &SimConfig, faults: &[Fault]) -> Result<RunReport, String> {
+pub fn run_scripted(config: &SimConfig, faults: &[Fault]) -> Result<RunReport, SimError> {
     let plan = FaultPlan::scripted(config, faults);
     Ok(Simulation::with_plan(config.clone(), plan, None)?.run().0)
 }
@@ -38,7 +38,7 @@ pub fn shrink(
     config: &SimConfig,
     faults: Vec<Fault>,
     max_runs: usize,
-) -> Result<Option<Shrunk>, String> {
+) -> Result<Option<Shrunk>, SimError> {
     let original = faults.len();
     let mut runs = 1;
     let mut best = run_scripted(config, &faults)?;
