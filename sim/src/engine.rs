@@ -918,7 +918,12 @@ impl Simulation {
         for (i, outcome) in handled.outcomes.into_iter().enumerate() {
             let batch = batches.get(i).copied();
             self.count_verdict(p, batch, &outcome);
-            self.record(p, || SimEvent::Verdict(VerdictRef { batch, outcome }));
+            self.record(p, || {
+                SimEvent::Verdict(VerdictRef {
+                    batch,
+                    outcome: Box::new(outcome),
+                })
+            });
         }
         self.answer(
             p,

@@ -79,8 +79,8 @@ impl fmt::Display for LossCause {
 pub struct VerdictRef {
     /// The batch.
     pub batch: Option<u64>,
-    /// What the broker decided, and why.
-    pub outcome: ProduceOutcome,
+    /// What the broker decided, and why (boxed: it carries the window the rule saw).
+    pub outcome: Box<ProduceOutcome>,
 }
 
 impl VerdictRef {

@@ -192,11 +192,15 @@ fn a_run_over_the_limit_is_refused_with_a_message() {
     let events = events(&config);
     assert!(events.len() > diagram::EVENTS_MAX);
     let refusal = diagram::svg(&config, &events).expect_err("too many events to draw");
-    assert!(
-        refusal.contains(&format!("{} events", events.len())),
-        "{refusal}"
+    assert_eq!(
+        refusal,
+        diagram::DiagramError::TooManyEvents {
+            events: events.len()
+        }
     );
-    assert!(refusal.contains("--records 30 --producers 1"), "{refusal}");
+    let text = refusal.to_string();
+    assert!(text.contains(&format!("{} events", events.len())), "{text}");
+    assert!(text.contains("--records 30 --producers 1"), "{text}");
     assert_eq!(diagram::html(&config, &events), Err(refusal));
 }
 
@@ -295,10 +299,14 @@ fn follow_shows_a_lost_ack_the_retry_recognised_as_duplicate_and_the_final_offse
 fn follow_refuses_a_record_or_producer_out_of_range_with_the_range() {
     let config = small(1);
     let events = events(&config);
-    let record = record_trace::follow(&config, &events, 0, 12).expect_err("12 records: 0..=11");
+    let record = record_trace::follow(&config, &events, 0, 12)
+        .expect_err("12 records: 0..=11")
+        .to_string();
     assert!(record.contains("record 12 is out of range"), "{record}");
     assert!(record.contains("0..=11"), "{record}");
-    let producer = record_trace::follow(&config, &events, 2, 0).expect_err("2 producers");
+    let producer = record_trace::follow(&config, &events, 2, 0)
+        .expect_err("2 producers")
+        .to_string();
     assert!(
         producer.contains("producer 2 is out of range"),
         "{producer}"
