@@ -16,7 +16,7 @@
 //! crate for the workload and the [`checker`], never the other way round.
 //!
 //! ## Layout
-//! - [`bench`]: the `--bench` figures and their yardstick.
+//! - [`bench`](mod@bench): the `--bench` figures and their yardstick.
 //! - [`config`]: `SimConfig`, every parameter of a run, and its replay command.
 //! - [`flags`]: the one table of run flags: the command line, the replay line, the variants.
 //! - [`faults`]: fault decisions keyed by the logical event, so settings can be compared.

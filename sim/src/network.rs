@@ -19,9 +19,9 @@
 //! - **`datagram`**: each message is lost and delayed on its own, so latency reorders them,
 //!   which Kafka's protocol does not expect.
 //!
-//! A [`Link`] is one producer's side of this: its current connection, the connections cut
+//! A `Link` is one producer's side of this: its current connection, the connections cut
 //! under it, the requests awaiting an answer, and the arrival times that keep a FIFO model
-//! FIFO. [`request_fate`] and [`response_fate`] decide what happens to one message.
+//! FIFO. `request_fate` and `response_fate` decide what happens to one message.
 
 use crate::config::{Network, SimConfig};
 use crate::engine::FaultCounts;

@@ -162,3 +162,44 @@ impl std::fmt::Write for Fnv {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::LossCause;
+
+    fn event() -> SimEvent {
+        SimEvent::ResponseDiscarded {
+            correlation_id: 3,
+            cause: LossCause::ConnectionGone,
+        }
+    }
+
+    #[test]
+    fn a_collecting_trace_keeps_values_and_makes_no_text() {
+        let mut trace = Trace::collecting();
+        trace.record(5, 0, event());
+        assert_eq!(trace.events().len(), 1);
+        assert_eq!(trace.fingerprint(), FNV_OFFSET, "nothing was formatted");
+        assert_eq!(trace.into_string(), "");
+    }
+
+    #[test]
+    fn text_and_fingerprint_hash_the_same_line() {
+        let mut text = Trace::buffered();
+        let mut fingerprint = Trace::fingerprint_only();
+        text.record(5, 0, event());
+        fingerprint.record(5, 0, event());
+        assert_eq!(text.fingerprint(), fingerprint.fingerprint());
+        assert_ne!(text.fingerprint(), FNV_OFFSET);
+        let line = text.into_string();
+        assert_eq!(
+            line,
+            "       5 ms  P0  response #3 lost with its connection\n"
+        );
+        assert_eq!(
+            fnv1a(FNV_OFFSET, line.as_bytes()),
+            fingerprint.fingerprint()
+        );
+    }
+}
