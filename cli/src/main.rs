@@ -341,7 +341,10 @@ fn draw(
     options: &RunOptions,
     events: &[idempo_sim::events::Timed],
 ) -> Result<(), ExitCode> {
-    type Render = fn(&SimConfig, &[idempo_sim::events::Timed]) -> Result<String, idempo_sim::diagram::DiagramError>;
+    type Render = fn(
+        &SimConfig,
+        &[idempo_sim::events::Timed],
+    ) -> Result<String, idempo_sim::diagram::DiagramError>;
     let renders: [(&Option<String>, Render); 2] = [
         (&options.svg, idempo_sim::diagram::svg),
         (&options.html, idempo_sim::diagram::html),

@@ -477,9 +477,7 @@ impl Simulation {
         plan: FaultPlan,
         trace: Option<Trace>,
     ) -> Result<Simulation, SimError> {
-        config
-            .validate()
-            .map_err(SimError::Config)?;
+        config.validate().map_err(SimError::Config)?;
         let mut broker = Broker::new(broker_config(&config)).map_err(SimError::Broker)?;
         broker.set_record_windows(trace.is_some());
         let mut slots = Vec::new();
