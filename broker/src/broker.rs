@@ -748,35 +748,77 @@ impl<S: Storage> Broker<S> {
         if let Err(why) = self.validate(&header, records) {
             return self.invalid(partition, Some(header), why);
         }
-        match self.check_sequence(partition, &header) {
-            (Ok(reason), seen) => self.append(partition, &header, records, reason, seen),
-            (Err(verdict), seen) => self.answer_unappended(partition, &header, verdict, seen),
-        }
+        self.sequence_and_append(partition, &header, records)
     }
 
-    /// The sequence rule (`producer_state`): the reason to append, or the verdict of a
-    /// duplicate or a rejection; with the state the rule saw.
-    fn check_sequence(
-        &self,
+    /// The sequence rule (`producer_state`: duplicate, stale epoch, in sequence), then the
+    /// append of an accepted batch. The producer's entry is looked up once for both
+    /// ([`ProducerStateManager::slot`]) and updated only after the append (and its sync)
+    /// succeeded.
+    fn sequence_and_append(
+        &mut self,
         partition: i32,
         header: &BatchHeader,
-    ) -> (Result<AppendReason, Verdict>, Option<StateSeen>) {
-        if !self.config.idempotence {
-            return (Ok(AppendReason::IdempotenceOff), None);
-        }
-        if !header.producer_id.is_some() {
-            return (Ok(AppendReason::NoProducerId), None);
-        }
-        let p = self
-            .partition(partition)
-            .expect("produce created the partition before the sequence rule");
-        let (check, seen) = p.producers.check_and_see(header, self.record_windows);
-        let decision = match check {
-            SequenceCheck::Accept(rule) => Ok(AppendReason::Sequence(rule)),
-            SequenceCheck::Duplicate(original) => Err(Verdict::Duplicate { original }),
-            SequenceCheck::Reject(rejection) => Err(Verdict::Rejected(rejection)),
+        records: &Bytes,
+    ) -> ProduceOutcome {
+        let record_windows = self.record_windows;
+        let every_append = self.config.sync_policy == SyncPolicy::EveryAppend;
+        let off_reason = if !self.config.idempotence {
+            Some(AppendReason::IdempotenceOff)
+        } else if !header.producer_id.is_some() {
+            Some(AppendReason::NoProducerId)
+        } else {
+            None
         };
-        (decision, seen)
+        let storage = &mut self.storage;
+        let Partition { log, producers, .. } = partition_slot(&mut self.partitions, partition)
+            .expect("produce created the partition before the sequence rule");
+        let (reason, seen, slot) = match off_reason {
+            Some(reason) => (reason, None, None),
+            None => {
+                let slot = producers.slot(header.producer_id);
+                let (check, seen) = slot.check_and_see(header, record_windows);
+                let verdict = match check {
+                    SequenceCheck::Accept(rule) => Ok(AppendReason::Sequence(rule)),
+                    SequenceCheck::Duplicate(original) => Err(Verdict::Duplicate { original }),
+                    SequenceCheck::Reject(rejection) => Err(Verdict::Rejected(rejection)),
+                };
+                match verdict {
+                    Ok(reason) => (reason, seen, Some(slot)),
+                    Err(verdict) => {
+                        return self.answer_unappended(partition, header, verdict, seen);
+                    }
+                }
+            }
+        };
+        let log_end_before = log.log_end_offset();
+        let base_offset = match append_and_sync(log, storage, header, records, every_append) {
+            Ok(base_offset) => base_offset,
+            Err(e) => {
+                return self.invalid(partition, Some(*header), InvalidBatch::StorageFailed(e));
+            }
+        };
+        let last_offset = base_offset + i64::from(header.last_offset_delta);
+        assert!(
+            base_offset == log_end_before && log.log_end_offset() == last_offset + 1,
+            "a batch is appended at the log end and moves it past its last record"
+        );
+        if let Some(slot) = slot {
+            slot.update(header, base_offset);
+        }
+        let response = PartitionProduceResponse {
+            partition,
+            error_code: ErrorCode::None,
+            base_offset,
+            log_append_time_ms: -1,
+            log_start_offset: log.log_start_offset(),
+        };
+        let verdict = Verdict::Appended {
+            base_offset,
+            last_offset,
+            reason,
+        };
+        outcome(response, verdict, header, seen)
     }
 
     /// The answer to a batch the sequence rule refused to append: a duplicate is `NONE` with
@@ -805,57 +847,6 @@ impl<S: Storage> Broker<S> {
             Verdict::Appended { .. } | Verdict::Invalid(_) => {
                 unreachable!("the sequence rule only refuses with a duplicate or a rejection")
             }
-        };
-        outcome(response, verdict, header, seen)
-    }
-
-    /// Appends an accepted batch, syncs it if the [`SyncPolicy`] says so, and only then
-    /// records it in the producer state. A storage failure changes nothing.
-    fn append(
-        &mut self,
-        partition: i32,
-        header: &BatchHeader,
-        records: &Bytes,
-        reason: AppendReason,
-        seen: Option<StateSeen>,
-    ) -> ProduceOutcome {
-        let every_append = self.config.sync_policy == SyncPolicy::EveryAppend;
-        let idempotence = self.config.idempotence;
-        let storage = &mut self.storage;
-        let p = partition_slot(&mut self.partitions, partition)
-            .expect("produce created the partition before the append");
-        let log_end_before = p.log.log_end_offset();
-        let appended = p.log.append(storage, header, records);
-        let synced = match appended {
-            Ok(_) if every_append => p.log.sync(storage),
-            Ok(_) => Ok(()),
-            Err(ref e) => Err(e.clone()),
-        };
-        let base_offset = match (appended, synced) {
-            (Ok(base_offset), Ok(())) => base_offset,
-            (Err(e), _) | (_, Err(e)) => {
-                return self.invalid(partition, Some(*header), InvalidBatch::StorageFailed(e));
-            }
-        };
-        let last_offset = base_offset + i64::from(header.last_offset_delta);
-        assert!(
-            base_offset == log_end_before && p.log.log_end_offset() == last_offset + 1,
-            "a batch is appended at the log end and moves it past its last record"
-        );
-        if idempotence {
-            p.producers.update(header, base_offset);
-        }
-        let response = PartitionProduceResponse {
-            partition,
-            error_code: ErrorCode::None,
-            base_offset,
-            log_append_time_ms: -1,
-            log_start_offset: p.log.log_start_offset(),
-        };
-        let verdict = Verdict::Appended {
-            base_offset,
-            last_offset,
-            reason,
         };
         outcome(response, verdict, header, seen)
     }
@@ -1192,6 +1183,22 @@ impl std::error::Error for DeleteRecordsFailure {}
 fn partition_slot(partitions: &mut [Option<Partition>], partition: i32) -> Option<&mut Partition> {
     let index = usize::try_from(partition).ok()?;
     partitions.get_mut(index).and_then(Option::as_mut)
+}
+
+/// Appends an accepted batch to `log` and syncs it if `every_append` (the [`SyncPolicy`]
+/// says so): its base offset, or the storage failure (then nothing counts as appended).
+fn append_and_sync<S: Storage>(
+    log: &mut PartitionLog,
+    storage: &mut S,
+    header: &BatchHeader,
+    records: &Bytes,
+    every_append: bool,
+) -> Result<i64, StorageError> {
+    let base_offset = log.append(storage, header, records)?;
+    if every_append {
+        log.sync(storage)?;
+    }
+    Ok(base_offset)
 }
 
 /// Kafka's `isValidRequiredAcks`: -1 (all), 0 or 1.

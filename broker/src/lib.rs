@@ -70,8 +70,8 @@ pub use partition_log::{
     PartitionLog, StoredBatch,
 };
 pub use producer_state::{
-    AcceptRule, BatchMetadata, ProducerStateEntry, ProducerStateManager, SequenceCheck,
-    SequenceRejection, StateSeen, WindowView,
+    AcceptRule, BatchMetadata, ProducerSlot, ProducerStateEntry, ProducerStateManager,
+    SequenceCheck, SequenceRejection, StateSeen, WindowView,
 };
 pub use recovery::{PartitionRecovery, RejectedSnapshot, SnapshotRejection};
 pub use snapshot::{ProducerSnapshot, SnapshotEntry, SnapshotError, SnapshotMode};

@@ -56,6 +56,7 @@
 
 use idempo_protocol::{BatchHeader, ErrorCode, ProducerEpoch, ProducerId, Sequence};
 use rustc_hash::FxHashMap;
+use std::collections::hash_map::{Entry, VacantEntry};
 use std::fmt;
 
 /// What the broker remembers of one appended batch (Kafka's `BatchMetadata`).
@@ -333,6 +334,61 @@ pub enum SequenceCheck {
     Reject(SequenceRejection),
 }
 
+/// Where a producer's entry is, or would go.
+#[derive(Debug)]
+enum Place<'a> {
+    /// The producer has state on this partition.
+    Known(&'a mut ProducerStateEntry),
+    /// It has none yet; [`ProducerSlot::update`] creates it.
+    Unknown(VacantEntry<'a, ProducerId, ProducerStateEntry>),
+}
+
+/// One producer's place in a [`ProducerStateManager`], from [`ProducerStateManager::slot`]:
+/// the sequence rule reads it and the update after the append writes it, with one hash
+/// lookup for both.
+#[derive(Debug)]
+pub struct ProducerSlot<'a> {
+    place: Place<'a>,
+    window: usize,
+}
+
+impl ProducerSlot<'_> {
+    /// [`ProducerStateManager::check_and_see`] for this slot's producer: the rule's decision
+    /// and the state it consulted, changing nothing. `header` must carry this producer's id.
+    #[inline]
+    pub fn check_and_see(
+        &self,
+        header: &BatchHeader,
+        record_window: bool,
+    ) -> (SequenceCheck, Option<StateSeen>) {
+        let entry = match &self.place {
+            Place::Known(entry) => Some(&**entry),
+            Place::Unknown(_) => None,
+        };
+        ProducerStateManager::check_entry(entry, header, record_window)
+    }
+
+    /// [`ProducerStateManager::update`] for this slot's producer, after the log append of
+    /// `header`'s batch at `base_offset` succeeded: the one place a batch enters the state.
+    #[inline]
+    pub fn update(self, header: &BatchHeader, base_offset: i64) {
+        let entry = match self.place {
+            Place::Known(entry) => entry,
+            Place::Unknown(vacant) => vacant.insert(ProducerStateEntry::new(header.producer_epoch)),
+        };
+        entry.add_batch(
+            header.producer_epoch,
+            BatchMetadata {
+                last_sequence: header.last_sequence(),
+                offset_delta: header.last_offset_delta,
+                last_offset: base_offset + i64::from(header.last_offset_delta),
+                timestamp: header.max_timestamp,
+            },
+            self.window,
+        );
+    }
+}
+
 /// All producers' state on one partition (Kafka's `ProducerStateManager`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerStateManager {
@@ -430,13 +486,41 @@ impl ProducerStateManager {
         header: &BatchHeader,
         record_window: bool,
     ) -> (SequenceCheck, Option<StateSeen>) {
-        match self.producers.get(&header.producer_id) {
+        Self::check_entry(
+            self.producers.get(&header.producer_id),
+            header,
+            record_window,
+        )
+    }
+
+    /// The rule on the entry found for the batch's producer (`None`: unknown producer).
+    #[inline]
+    fn check_entry(
+        entry: Option<&ProducerStateEntry>,
+        header: &BatchHeader,
+        record_window: bool,
+    ) -> (SequenceCheck, Option<StateSeen>) {
+        match entry {
             None => (SequenceCheck::Accept(AcceptRule::UnknownProducer), None),
             Some(entry) => (
                 Self::decide(entry, header),
                 Some(StateSeen::of(entry, record_window)),
             ),
         }
+    }
+
+    /// The place of `producer_id` in this manager, looked up once: the produce path checks
+    /// the batch against it ([`ProducerSlot::check_and_see`]) and, after the log append
+    /// succeeded, updates it ([`ProducerSlot::update`]) without a second hash lookup.
+    /// Nothing changes until `update` is called (an unknown producer gets its entry then).
+    #[inline]
+    pub fn slot(&mut self, producer_id: ProducerId) -> ProducerSlot<'_> {
+        let window = self.window;
+        let place = match self.producers.entry(producer_id) {
+            Entry::Occupied(occupied) => Place::Known(occupied.into_mut()),
+            Entry::Vacant(vacant) => Place::Unknown(vacant),
+        };
+        ProducerSlot { place, window }
     }
 
     #[inline]
@@ -486,21 +570,7 @@ impl ProducerStateManager {
         if !header.producer_id.is_some() {
             return;
         }
-        let window = self.window;
-        let entry = self
-            .producers
-            .entry(header.producer_id)
-            .or_insert_with(|| ProducerStateEntry::new(header.producer_epoch));
-        entry.add_batch(
-            header.producer_epoch,
-            BatchMetadata {
-                last_sequence: header.last_sequence(),
-                offset_delta: header.last_offset_delta,
-                last_offset: base_offset + i64::from(header.last_offset_delta),
-                timestamp: header.max_timestamp,
-            },
-            window,
-        );
+        self.slot(header.producer_id).update(header, base_offset);
     }
 
     /// Removes producers whose last timestamp is `expiration_ms` or more before `now_ms`
