@@ -96,16 +96,52 @@ impl fmt::Display for BatchMetadata {
 }
 
 /// One producer's state on one partition (Kafka's `ProducerStateEntry`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ProducerStateEntry {
     /// The epoch of the retained batches.
     pub producer_epoch: ProducerEpoch,
-    /// The retained batches, oldest first; at most the window size. A plain vector (one
-    /// slice, so the duplicate scan is a tight loop); evicting the oldest shifts at most
-    /// `window - 1` entries of 24 bytes.
+    /// Where the oldest retained batch is in `batches`: 0 until the window is full, then the
+    /// ring's start (evicting the oldest overwrites it in place and moves the start on, so
+    /// nothing is shifted). It sits in the padding after the epoch: the entry's size is the
+    /// same as without it.
+    start: u32,
+    /// The retained batches, at most the window size, as a ring from `start` (oldest first
+    /// from there, wrapping to the front): two plain slices, so the duplicate scan is a
+    /// tight loop.
     batches: Vec<BatchMetadata>,
     /// Max timestamp of the last batch: what producer-id expiration is judged against.
     pub last_timestamp: i64,
+}
+
+impl PartialEq for ProducerStateEntry {
+    /// Equal when the epoch, the last timestamp and the retained batches in order are: where
+    /// the ring happens to start does not matter.
+    fn eq(&self, other: &ProducerStateEntry) -> bool {
+        self.producer_epoch == other.producer_epoch
+            && self.last_timestamp == other.last_timestamp
+            && self.batches().eq(other.batches())
+    }
+}
+
+impl Eq for ProducerStateEntry {}
+
+impl fmt::Debug for ProducerStateEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProducerStateEntry")
+            .field("producer_epoch", &self.producer_epoch)
+            .field("batches", &RetainedBatches(self))
+            .field("last_timestamp", &self.last_timestamp)
+            .finish()
+    }
+}
+
+/// A producer's retained batches, oldest first, for `Debug`.
+struct RetainedBatches<'a>(&'a ProducerStateEntry);
+
+impl fmt::Debug for RetainedBatches<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.batches()).finish()
+    }
 }
 
 impl ProducerStateEntry {
@@ -115,21 +151,37 @@ impl ProducerStateEntry {
     fn new(producer_epoch: ProducerEpoch) -> ProducerStateEntry {
         ProducerStateEntry {
             producer_epoch,
+            start: 0,
             batches: Vec::new(),
             last_timestamp: -1,
         }
     }
 
+    /// The retained batches as two slices, oldest first: the ring from its start, then the
+    /// part that wrapped to the front.
+    #[inline]
+    fn ring(&self) -> (&[BatchMetadata], &[BatchMetadata]) {
+        let (front, back) = self.batches.split_at(self.start as usize);
+        (back, front)
+    }
+
     /// The retained batches, oldest first.
     pub fn batches(&self) -> impl ExactSizeIterator<Item = &BatchMetadata> + DoubleEndedIterator {
-        self.batches.iter()
+        let (older, newer) = self.ring();
+        RingIter {
+            older: older.iter(),
+            newer: newer.iter(),
+        }
     }
 
     /// Sequence of the newest retained batch's last record, or `NONE` if none is retained.
+    #[inline]
     pub fn last_sequence(&self) -> Sequence {
-        self.batches
-            .last()
-            .map_or(Sequence::NONE, |b| b.last_sequence)
+        let newest = match self.start as usize {
+            0 => self.batches.last(),
+            start => self.batches.get(start - 1),
+        };
+        newest.map_or(Sequence::NONE, |b| b.last_sequence)
     }
 
     /// The retained batch with exactly this epoch, first and last sequence (Kafka's
@@ -144,9 +196,12 @@ impl ProducerStateEntry {
         if epoch != self.producer_epoch {
             return None;
         }
-        self.batches
+        let matches = |b: &&BatchMetadata| b.last_sequence == last && b.first_sequence() == first;
+        let (older, newer) = self.ring();
+        older
             .iter()
-            .find(|b| b.last_sequence == last && b.first_sequence() == first)
+            .find(matches)
+            .or_else(|| newer.iter().find(matches))
             .copied()
     }
 
@@ -160,16 +215,23 @@ impl ProducerStateEntry {
         );
         if epoch != self.producer_epoch {
             self.batches.clear();
+            self.start = 0;
             self.producer_epoch = epoch;
         }
         if self.batches.len() == window {
-            // Evict the oldest: shift the rest down one slot (a short loop: the window is a
-            // handful of entries) and put the new batch last.
-            for i in 1..window {
-                self.batches[i - 1] = self.batches[i];
-            }
-            self.batches[window - 1] = batch;
+            // Evict the oldest: the new batch takes its slot and the ring's start moves on.
+            let oldest = self.start as usize;
+            self.batches[oldest] = batch;
+            self.start = if oldest + 1 == window {
+                0
+            } else {
+                (oldest + 1) as u32
+            };
         } else {
+            assert!(
+                self.start == 0,
+                "the ring starts at 0 until the window is full"
+            );
             if self.batches.len() == self.batches.capacity() {
                 let wanted = if self.batches.is_empty() { 1 } else { window };
                 self.batches.reserve_exact(wanted - self.batches.len());
@@ -188,6 +250,33 @@ impl ProducerStateEntry {
         self.batches.capacity() * std::mem::size_of::<BatchMetadata>()
     }
 }
+
+/// The iterator of [`ProducerStateEntry::batches`]: the ring's two slices, oldest first.
+struct RingIter<'a> {
+    older: std::slice::Iter<'a, BatchMetadata>,
+    newer: std::slice::Iter<'a, BatchMetadata>,
+}
+
+impl<'a> Iterator for RingIter<'a> {
+    type Item = &'a BatchMetadata;
+
+    fn next(&mut self) -> Option<&'a BatchMetadata> {
+        self.older.next().or_else(|| self.newer.next())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.older.len() + self.newer.len();
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for RingIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.newer.next_back().or_else(|| self.older.next_back())
+    }
+}
+
+impl ExactSizeIterator for RingIter<'_> {}
 
 /// The most batches a [`WindowView`] copies out. Windows configured larger than this are shown
 /// with their newest batches and a count of the rest.
@@ -208,8 +297,9 @@ impl WindowView {
     fn of(entry: &ProducerStateEntry) -> WindowView {
         let mut view = WindowView::default();
         let skip = entry.batches.len().saturating_sub(WINDOW_VIEW_MAX);
-        let shown = &entry.batches[skip..];
-        view.batches[..shown.len()].copy_from_slice(shown);
+        for (slot, batch) in view.batches.iter_mut().zip(entry.batches().skip(skip)) {
+            *slot = *batch;
+        }
         view.len = (entry.batches.len() - skip) as u8;
         view.omitted = skip as u32;
         view
@@ -399,7 +489,10 @@ pub struct ProducerStateManager {
 impl ProducerStateManager {
     /// An empty manager that retains `window` batches per producer.
     pub fn new(window: usize) -> ProducerStateManager {
-        assert!(window >= 1, "the dedup window must hold at least one batch");
+        assert!(
+            (1..=u32::MAX as usize).contains(&window),
+            "the dedup window holds at least one batch and at most u32::MAX"
+        );
         ProducerStateManager {
             producers: FxHashMap::default(),
             window,
@@ -642,6 +735,40 @@ mod tests {
         assert_eq!(seqs, vec![1, 2]);
     }
 
+    /// The window is a ring: after evictions its batches still read oldest first, the newest
+    /// gives the last sequence, duplicates are found on both sides of the wrap, and an entry
+    /// equals one restored from the same batches (where the ring starts does not matter).
+    #[test]
+    fn a_wrapped_window_reads_oldest_first_and_equals_its_restored_copy() {
+        let mut m = ProducerStateManager::new(5);
+        for seq in 0..7 {
+            m.update(&header(1, 0, seq, 1), i64::from(seq));
+        }
+        let e = m.entry(ProducerId(1)).unwrap();
+        let seqs: Vec<i32> = e.batches().map(|b| b.last_sequence.0).collect();
+        assert_eq!(seqs, vec![2, 3, 4, 5, 6]);
+        let newest_first: Vec<i32> = e.batches().rev().map(|b| b.last_sequence.0).collect();
+        assert_eq!(newest_first, vec![6, 5, 4, 3, 2]);
+        assert_eq!(e.batches().len(), 5);
+        assert_eq!(e.last_sequence(), Sequence(6));
+        for seq in [2, 4, 6] {
+            let found = e.find_duplicate(ProducerEpoch(0), Sequence(seq), Sequence(seq));
+            assert_eq!(found.map(|b| b.last_offset), Some(i64::from(seq)));
+        }
+        assert!(
+            e.find_duplicate(ProducerEpoch(0), Sequence(1), Sequence(1))
+                .is_none()
+        );
+        let kept: Vec<BatchMetadata> = e.batches().copied().collect();
+        let mut restored = ProducerStateManager::new(5);
+        restored.restore(ProducerId(1), ProducerEpoch(0), e.last_timestamp, &kept);
+        assert_eq!(restored.entry(ProducerId(1)), Some(e));
+        assert_eq!(
+            format!("{:?}", restored.entry(ProducerId(1))),
+            format!("{:?}", Some(e))
+        );
+    }
+
     #[test]
     fn window_view_shows_newest_and_counts_omitted() {
         let mut m = ProducerStateManager::new(10);
@@ -758,6 +885,7 @@ mod tests {
     fn expiry_is_exact_at_the_boundary() {
         let e = ProducerStateEntry {
             producer_epoch: ProducerEpoch(0),
+            start: 0,
             batches: Vec::new(),
             last_timestamp: 100,
         };
