@@ -54,9 +54,9 @@
 //! * The entry keeps no `coordinatorEpoch`; [`BatchMetadata`] is the same four numbers Kafka
 //!   keeps (`lastSeq`, `offsetDelta`, `lastOffset`, `timestamp`).
 
+use hashbrown::hash_map::{Entry, HashMap, VacantEntry};
 use idempo_protocol::{BatchHeader, ErrorCode, ProducerEpoch, ProducerId, Sequence};
-use rustc_hash::FxHashMap;
-use std::collections::hash_map::{Entry, VacantEntry};
+use rustc_hash::FxBuildHasher;
 use std::fmt;
 
 /// What the broker remembers of one appended batch (Kafka's `BatchMetadata`).
@@ -430,7 +430,7 @@ enum Place<'a> {
     /// The producer has state on this partition.
     Known(&'a mut ProducerStateEntry),
     /// It has none yet; [`ProducerSlot::update`] creates it.
-    Unknown(VacantEntry<'a, ProducerId, ProducerStateEntry>),
+    Unknown(VacantEntry<'a, ProducerId, ProducerStateEntry, FxBuildHasher>),
 }
 
 /// One producer's place in a [`ProducerStateManager`], from [`ProducerStateManager::slot`]:
@@ -482,7 +482,7 @@ impl ProducerSlot<'_> {
 /// All producers' state on one partition (Kafka's `ProducerStateManager`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerStateManager {
-    producers: FxHashMap<ProducerId, ProducerStateEntry>,
+    producers: HashMap<ProducerId, ProducerStateEntry, FxBuildHasher>,
     window: usize,
 }
 
@@ -494,7 +494,7 @@ impl ProducerStateManager {
             "the dedup window holds at least one batch and at most u32::MAX"
         );
         ProducerStateManager {
-            producers: FxHashMap::default(),
+            producers: HashMap::default(),
             window,
         }
     }
