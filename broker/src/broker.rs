@@ -776,8 +776,8 @@ impl<S: Storage> Broker<S> {
         let (reason, seen, slot) = match off_reason {
             Some(reason) => (reason, None, None),
             None => {
-                let slot = producers.slot(header.producer_id);
-                let (check, seen) = slot.check_and_see(header, record_windows);
+                let slot = producers.slot(header);
+                let (check, seen) = slot.check_and_see(record_windows);
                 let verdict = match check {
                     SequenceCheck::Accept(rule) => Ok(AppendReason::Sequence(rule)),
                     SequenceCheck::Duplicate(original) => Err(Verdict::Duplicate { original }),
@@ -804,7 +804,7 @@ impl<S: Storage> Broker<S> {
             "a batch is appended at the log end and moves it past its last record"
         );
         if let Some(slot) = slot {
-            slot.update(header, base_offset);
+            slot.update(base_offset);
         }
         let response = PartitionProduceResponse {
             partition,

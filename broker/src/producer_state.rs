@@ -102,9 +102,12 @@ pub struct ProducerStateEntry {
     pub producer_epoch: ProducerEpoch,
     /// Where the oldest retained batch is in `batches`: 0 until the window is full, then the
     /// ring's start (evicting the oldest overwrites it in place and moves the start on, so
-    /// nothing is shifted). It sits in the padding after the epoch: the entry's size is the
-    /// same as without it.
-    start: u32,
+    /// nothing is shifted).
+    start: u16,
+    /// The newest retained batch's last sequence (`NONE` with no batch), kept beside the
+    /// ring so the rule reads it without finding the newest slot. With `start` it fills the
+    /// padding after the epoch: the entry is no larger than without either.
+    last_sequence: Sequence,
     /// The retained batches, at most the window size, as a ring from `start` (oldest first
     /// from there, wrapping to the front): two plain slices, so the duplicate scan is a
     /// tight loop.
@@ -152,6 +155,7 @@ impl ProducerStateEntry {
         ProducerStateEntry {
             producer_epoch,
             start: 0,
+            last_sequence: Sequence::NONE,
             batches: Vec::new(),
             last_timestamp: -1,
         }
@@ -161,7 +165,7 @@ impl ProducerStateEntry {
     /// part that wrapped to the front.
     #[inline]
     fn ring(&self) -> (&[BatchMetadata], &[BatchMetadata]) {
-        let (front, back) = self.batches.split_at(self.start as usize);
+        let (front, back) = self.batches.split_at(usize::from(self.start));
         (back, front)
     }
 
@@ -177,11 +181,7 @@ impl ProducerStateEntry {
     /// Sequence of the newest retained batch's last record, or `NONE` if none is retained.
     #[inline]
     pub fn last_sequence(&self) -> Sequence {
-        let newest = match self.start as usize {
-            0 => self.batches.last(),
-            start => self.batches.get(start - 1),
-        };
-        newest.map_or(Sequence::NONE, |b| b.last_sequence)
+        self.last_sequence
     }
 
     /// The retained batch with exactly this epoch, first and last sequence (Kafka's
@@ -197,6 +197,11 @@ impl ProducerStateEntry {
             return None;
         }
         let matches = |b: &&BatchMetadata| b.last_sequence == last && b.first_sequence() == first;
+        // One pass over the buffer in any order says whether there is a match at all (the
+        // common answer is no); only then is the ring searched oldest first.
+        if !self.batches.iter().any(|b| matches(&b)) {
+            return None;
+        }
         let (older, newer) = self.ring();
         older
             .iter()
@@ -218,14 +223,15 @@ impl ProducerStateEntry {
             self.start = 0;
             self.producer_epoch = epoch;
         }
+        self.last_sequence = batch.last_sequence;
         if self.batches.len() == window {
             // Evict the oldest: the new batch takes its slot and the ring's start moves on.
-            let oldest = self.start as usize;
+            let oldest = usize::from(self.start);
             self.batches[oldest] = batch;
             self.start = if oldest + 1 == window {
                 0
             } else {
-                (oldest + 1) as u32
+                (oldest + 1) as u16
             };
         } else {
             assert!(
@@ -433,35 +439,36 @@ enum Place<'a> {
     Unknown(VacantEntry<'a, ProducerId, ProducerStateEntry, FxBuildHasher>),
 }
 
-/// One producer's place in a [`ProducerStateManager`], from [`ProducerStateManager::slot`]:
-/// the sequence rule reads it and the update after the append writes it, with one hash
-/// lookup for both.
+/// One producer's place in a [`ProducerStateManager`] for one batch, from
+/// [`ProducerStateManager::slot`]: the sequence rule reads it and the update after the append
+/// writes it, with one hash lookup (and one computation of the batch's last sequence) for
+/// both.
 #[derive(Debug)]
 pub struct ProducerSlot<'a> {
     place: Place<'a>,
     window: usize,
+    header: &'a BatchHeader,
+    /// `header.last_sequence()`.
+    last_sequence: Sequence,
 }
 
 impl ProducerSlot<'_> {
-    /// [`ProducerStateManager::check_and_see`] for this slot's producer: the rule's decision
-    /// and the state it consulted, changing nothing. `header` must carry this producer's id.
+    /// [`ProducerStateManager::check_and_see`] for this slot's batch: the rule's decision and
+    /// the state it consulted, changing nothing.
     #[inline]
-    pub fn check_and_see(
-        &self,
-        header: &BatchHeader,
-        record_window: bool,
-    ) -> (SequenceCheck, Option<StateSeen>) {
+    pub fn check_and_see(&self, record_window: bool) -> (SequenceCheck, Option<StateSeen>) {
         let entry = match &self.place {
             Place::Known(entry) => Some(&**entry),
             Place::Unknown(_) => None,
         };
-        ProducerStateManager::check_entry(entry, header, record_window)
+        ProducerStateManager::check_entry(entry, self.header, self.last_sequence, record_window)
     }
 
-    /// [`ProducerStateManager::update`] for this slot's producer, after the log append of
-    /// `header`'s batch at `base_offset` succeeded: the one place a batch enters the state.
+    /// [`ProducerStateManager::update`] for this slot's batch, after its log append at
+    /// `base_offset` succeeded: the one place a batch enters the state.
     #[inline]
-    pub fn update(self, header: &BatchHeader, base_offset: i64) {
+    pub fn update(self, base_offset: i64) {
+        let header = self.header;
         let entry = match self.place {
             Place::Known(entry) => entry,
             Place::Unknown(vacant) => vacant.insert(ProducerStateEntry::new(header.producer_epoch)),
@@ -469,7 +476,7 @@ impl ProducerSlot<'_> {
         entry.add_batch(
             header.producer_epoch,
             BatchMetadata {
-                last_sequence: header.last_sequence(),
+                last_sequence: self.last_sequence,
                 offset_delta: header.last_offset_delta,
                 last_offset: base_offset + i64::from(header.last_offset_delta),
                 timestamp: header.max_timestamp,
@@ -490,8 +497,9 @@ impl ProducerStateManager {
     /// An empty manager that retains `window` batches per producer.
     pub fn new(window: usize) -> ProducerStateManager {
         assert!(
-            (1..=u32::MAX as usize).contains(&window),
-            "the dedup window holds at least one batch and at most u32::MAX"
+            (1..=usize::from(u16::MAX)).contains(&window),
+            "the dedup window holds at least one batch and at most {} batches",
+            u16::MAX
         );
         ProducerStateManager {
             producers: HashMap::default(),
@@ -531,6 +539,7 @@ impl ProducerStateManager {
         let skip = batches.len().saturating_sub(self.window);
         entry.batches.reserve_exact(batches.len() - skip);
         entry.batches.extend(batches[skip..].iter().copied());
+        entry.last_sequence = batches.last().map_or(Sequence::NONE, |b| b.last_sequence);
         entry.last_timestamp = last_timestamp;
         self.producers.insert(producer_id, entry);
     }
@@ -579,48 +588,61 @@ impl ProducerStateManager {
         header: &BatchHeader,
         record_window: bool,
     ) -> (SequenceCheck, Option<StateSeen>) {
-        Self::check_entry(
-            self.producers.get(&header.producer_id),
-            header,
-            record_window,
-        )
+        let entry = self.producers.get(&header.producer_id);
+        Self::check_entry(entry, header, header.last_sequence(), record_window)
     }
 
-    /// The rule on the entry found for the batch's producer (`None`: unknown producer).
+    /// The rule on the entry found for the batch's producer (`None`: unknown producer);
+    /// `last` is the batch's last sequence.
     #[inline]
     fn check_entry(
         entry: Option<&ProducerStateEntry>,
         header: &BatchHeader,
+        last: Sequence,
         record_window: bool,
     ) -> (SequenceCheck, Option<StateSeen>) {
         match entry {
             None => (SequenceCheck::Accept(AcceptRule::UnknownProducer), None),
-            Some(entry) => (
-                Self::decide(entry, header),
-                Some(StateSeen::of(entry, record_window)),
-            ),
+            Some(entry) => {
+                let seen = StateSeen::of(entry, record_window);
+                let check = Self::decide(entry, header, last, seen.expected_sequence);
+                (check, Some(seen))
+            }
         }
     }
 
-    /// The place of `producer_id` in this manager, looked up once: the produce path checks
-    /// the batch against it ([`ProducerSlot::check_and_see`]) and, after the log append
-    /// succeeded, updates it ([`ProducerSlot::update`]) without a second hash lookup.
+    /// The place of `header`'s producer in this manager, looked up once: the produce path
+    /// checks the batch against it ([`ProducerSlot::check_and_see`]) and, after the log
+    /// append succeeded, updates it ([`ProducerSlot::update`]) without a second hash lookup.
     /// Nothing changes until `update` is called (an unknown producer gets its entry then).
+    /// `header` must carry a producer id.
     #[inline]
-    pub fn slot(&mut self, producer_id: ProducerId) -> ProducerSlot<'_> {
+    pub fn slot<'a>(&'a mut self, header: &'a BatchHeader) -> ProducerSlot<'a> {
         let window = self.window;
-        let place = match self.producers.entry(producer_id) {
+        let place = match self.producers.entry(header.producer_id) {
             Entry::Occupied(occupied) => Place::Known(occupied.into_mut()),
             Entry::Vacant(vacant) => Place::Unknown(vacant),
         };
-        ProducerSlot { place, window }
+        ProducerSlot {
+            place,
+            window,
+            header,
+            last_sequence: header.last_sequence(),
+        }
     }
 
+    /// Kafka's rule in its order (module docs) for a batch ending at `last`; `expected` is
+    /// the sequence a same-epoch batch must start at (`entry.last_sequence().next()`).
     #[inline]
-    fn decide(entry: &ProducerStateEntry, header: &BatchHeader) -> SequenceCheck {
+    fn decide(
+        entry: &ProducerStateEntry,
+        header: &BatchHeader,
+        last: Sequence,
+        expected: Sequence,
+    ) -> SequenceCheck {
         let epoch = header.producer_epoch;
         let base = header.base_sequence;
-        if let Some(original) = entry.find_duplicate(epoch, base, header.last_sequence()) {
+        if let Some(original) = entry.find_duplicate(epoch, base, last) {
             return SequenceCheck::Duplicate(original);
         }
         if epoch < entry.producer_epoch {
@@ -644,13 +666,12 @@ impl ProducerStateManager {
                 })
             };
         }
-        let last = entry.last_sequence();
-        if base.follows(last) {
+        // Kafka's inSequence, `base.follows(last)`, is exactly `base == last.next()` for
+        // every `last` (a test checks it), and `expected` is already that.
+        if base == expected {
             SequenceCheck::Accept(AcceptRule::NextInSequence)
         } else {
-            SequenceCheck::Reject(SequenceRejection::OutOfOrder {
-                expected: last.next(),
-            })
+            SequenceCheck::Reject(SequenceRejection::OutOfOrder { expected })
         }
     }
 
@@ -663,7 +684,7 @@ impl ProducerStateManager {
         if !header.producer_id.is_some() {
             return;
         }
-        self.slot(header.producer_id).update(header, base_offset);
+        self.slot(header).update(base_offset);
     }
 
     /// Removes producers whose last timestamp is `expiration_ms` or more before `now_ms`
@@ -763,10 +784,36 @@ mod tests {
         let mut restored = ProducerStateManager::new(5);
         restored.restore(ProducerId(1), ProducerEpoch(0), e.last_timestamp, &kept);
         assert_eq!(restored.entry(ProducerId(1)), Some(e));
+        let restored_entry = restored.entry(ProducerId(1)).unwrap();
+        assert_eq!(restored_entry.last_sequence(), Sequence(6));
         assert_eq!(
             format!("{:?}", restored.entry(ProducerId(1))),
             format!("{:?}", Some(e))
         );
+    }
+
+    /// The rule's in-sequence test `base == expected` (with `expected = last.next()`) is
+    /// Kafka's `inSequence(last, base)` (`Sequence::follows`) for every pair of sequences,
+    /// across the wrap and for `NONE`.
+    #[test]
+    fn next_in_sequence_is_kafkas_in_sequence() {
+        let edges = [i32::MIN, -2, -1, 0, 1, 2, i32::MAX - 1, i32::MAX];
+        for last in edges {
+            for base in edges {
+                assert_eq!(
+                    Sequence(base) == Sequence(last).next(),
+                    Sequence(base).follows(Sequence(last)),
+                    "last {last}, base {base}"
+                );
+            }
+        }
+        proptest::proptest!(|(last: i32, base: i32)| {
+            proptest::prop_assert_eq!(
+                Sequence(base) == Sequence(last).next(),
+                Sequence(base).follows(Sequence(last))
+            );
+            proptest::prop_assert!(Sequence(last).next().follows(Sequence(last)));
+        });
     }
 
     #[test]
@@ -886,6 +933,7 @@ mod tests {
         let e = ProducerStateEntry {
             producer_epoch: ProducerEpoch(0),
             start: 0,
+            last_sequence: Sequence::NONE,
             batches: Vec::new(),
             last_timestamp: 100,
         };
