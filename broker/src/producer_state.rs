@@ -105,9 +105,13 @@ pub struct ProducerStateEntry {
     /// nothing is shifted).
     start: u16,
     /// The newest retained batch's last sequence (`NONE` with no batch), kept beside the
-    /// ring so the rule reads it without finding the newest slot. With `start` it fills the
-    /// padding after the epoch: the entry is no larger than without either.
+    /// ring so the rule reads it without finding the newest slot.
     last_sequence: Sequence,
+    /// A lower bound on how many of the newest retained batches have strictly increasing
+    /// last sequences (as plain integers, no wrap). When it covers the whole window, every
+    /// retained last sequence is at most `last_sequence`, so a batch ending above it cannot
+    /// be a duplicate and the scan is skipped: what a producer sending in order always hits.
+    increasing: u16,
     /// The retained batches, at most the window size, as a ring from `start` (oldest first
     /// from there, wrapping to the front): two plain slices, so the duplicate scan is a
     /// tight loop.
@@ -156,6 +160,7 @@ impl ProducerStateEntry {
             producer_epoch,
             start: 0,
             last_sequence: Sequence::NONE,
+            increasing: 0,
             batches: Vec::new(),
             last_timestamp: -1,
         }
@@ -196,6 +201,10 @@ impl ProducerStateEntry {
         if epoch != self.producer_epoch {
             return None;
         }
+        if usize::from(self.increasing) >= self.batches.len() && last > self.last_sequence {
+            // Every retained batch ends at or below `last_sequence`: none ends at `last`.
+            return None;
+        }
         let matches = |b: &&BatchMetadata| b.last_sequence == last && b.first_sequence() == first;
         // One pass over the buffer in any order says whether there is a match at all (the
         // common answer is no); only then is the ring searched oldest first.
@@ -223,6 +232,13 @@ impl ProducerStateEntry {
             self.start = 0;
             self.producer_epoch = epoch;
         }
+        self.increasing = if self.batches.is_empty() {
+            1
+        } else if batch.last_sequence > self.last_sequence {
+            self.increasing.saturating_add(1)
+        } else {
+            1
+        };
         self.last_sequence = batch.last_sequence;
         if self.batches.len() == window {
             // Evict the oldest: the new batch takes its slot and the ring's start moves on.
@@ -792,6 +808,62 @@ mod tests {
         );
     }
 
+    /// The scan for a duplicate is skipped only when the window's last sequences increase
+    /// and the batch ends above the newest: a window that went backwards (replay is not
+    /// validated, and an entry without an epoch accepts any sequence), one that wrapped past
+    /// `i32::MAX`, and a restored one are still searched.
+    #[test]
+    fn duplicates_are_found_in_windows_that_do_not_increase() {
+        let mut m = ProducerStateManager::new(3);
+        for seq in [0, 5, 1] {
+            m.update(&header(1, 0, seq, 1), i64::from(seq));
+        }
+        let e = m.entry(ProducerId(1)).unwrap();
+        let dup = e.find_duplicate(ProducerEpoch(0), Sequence(5), Sequence(5));
+        assert_eq!(
+            dup.map(|b| b.last_offset),
+            Some(5),
+            "5 is retained behind 1"
+        );
+        assert!(matches!(
+            m.check(&header(1, 0, 5, 1)),
+            SequenceCheck::Duplicate(_)
+        ));
+        // Across the wrap: MAX-1..MAX then 0..1; a retry of MAX-1..MAX ends above 1.
+        let mut m = ProducerStateManager::new(5);
+        m.update(&header(2, 0, i32::MAX - 1, 2), 0);
+        m.update(&header(2, 0, 0, 2), 2);
+        let e = m.entry(ProducerId(2)).unwrap();
+        let dup = e.find_duplicate(ProducerEpoch(0), Sequence(i32::MAX - 1), Sequence(i32::MAX));
+        assert_eq!(dup.map(|b| b.last_offset), Some(1));
+        // Restored from a snapshot: 7..9 retained behind 0..2, a retry of 7..9 is found.
+        let restored = [(9, 2, 5), (2, 2, 8)].map(|(last, delta, offset)| BatchMetadata {
+            last_sequence: Sequence(last),
+            offset_delta: delta,
+            last_offset: offset,
+            timestamp: 0,
+        });
+        let mut m = ProducerStateManager::new(5);
+        m.restore(ProducerId(3), ProducerEpoch(0), 0, &restored);
+        let e = m.entry(ProducerId(3)).unwrap();
+        let dup = e.find_duplicate(ProducerEpoch(0), Sequence(7), Sequence(9));
+        assert_eq!(dup.map(|b| b.last_offset), Some(5));
+        // An in-order window skips nothing it should find: each retained batch is a duplicate.
+        let mut m = ProducerStateManager::new(5);
+        for seq in (0..40).step_by(4) {
+            m.update(&header(4, 0, seq, 4), i64::from(seq));
+        }
+        let e = m.entry(ProducerId(4)).unwrap();
+        for seq in (20..40).step_by(4) {
+            let dup = e.find_duplicate(ProducerEpoch(0), Sequence(seq), Sequence(seq + 3));
+            assert_eq!(dup.map(|b| b.last_offset), Some(i64::from(seq + 3)));
+        }
+        assert!(
+            e.find_duplicate(ProducerEpoch(0), Sequence(40), Sequence(43))
+                .is_none()
+        );
+    }
+
     /// The rule's in-sequence test `base == expected` (with `expected = last.next()`) is
     /// Kafka's `inSequence(last, base)` (`Sequence::follows`) for every pair of sequences,
     /// across the wrap and for `NONE`.
@@ -934,6 +1006,7 @@ mod tests {
             producer_epoch: ProducerEpoch(0),
             start: 0,
             last_sequence: Sequence::NONE,
+            increasing: 0,
             batches: Vec::new(),
             last_timestamp: 100,
         };
