@@ -52,7 +52,7 @@
 use crate::partition_log::{
     DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogView, PartitionLog, StoredBatch, partition_dir,
 };
-use crate::producer_state::{ProducerStateManager, SequenceCheck, StateSeen};
+use crate::producer_state::{ProducerSlot, ProducerStateManager, SequenceCheck, StateSeen};
 use crate::recovery::{
     PartitionRecovery, RecoverySettings, partitions_on_disk, recover_partition, replay,
 };
@@ -775,21 +775,12 @@ impl<S: Storage> Broker<S> {
             .expect("produce created the partition before the sequence rule");
         let (reason, seen, slot) = match off_reason {
             Some(reason) => (reason, None, None),
-            None => {
-                let slot = producers.slot(header);
-                let (check, seen) = slot.check_and_see(record_windows);
-                let verdict = match check {
-                    SequenceCheck::Accept(rule) => Ok(AppendReason::Sequence(rule)),
-                    SequenceCheck::Duplicate(original) => Err(Verdict::Duplicate { original }),
-                    SequenceCheck::Reject(rejection) => Err(Verdict::Rejected(rejection)),
-                };
-                match verdict {
-                    Ok(reason) => (reason, seen, Some(slot)),
-                    Err(verdict) => {
-                        return self.answer_unappended(partition, header, verdict, seen);
-                    }
+            None => match sequence_rule(producers, header, record_windows) {
+                Ok((reason, seen, slot)) => (reason, seen, Some(slot)),
+                Err((verdict, seen)) => {
+                    return self.answer_unappended(partition, header, verdict, seen);
                 }
-            }
+            },
         };
         let log_end_before = log.log_end_offset();
         let base_offset = match append_and_sync(log, storage, header, records, every_append) {
@@ -803,9 +794,14 @@ impl<S: Storage> Broker<S> {
             base_offset == log_end_before && log.log_end_offset() == last_offset + 1,
             "a batch is appended at the log end and moves it past its last record"
         );
-        if let Some(slot) = slot {
-            slot.update(base_offset);
-        }
+        let last_sequence = match slot {
+            Some(slot) => {
+                let last_sequence = slot.last_sequence();
+                slot.update(base_offset);
+                last_sequence
+            }
+            None => header.last_sequence(),
+        };
         let response = PartitionProduceResponse {
             partition,
             error_code: ErrorCode::None,
@@ -818,7 +814,7 @@ impl<S: Storage> Broker<S> {
             last_offset,
             reason,
         };
-        outcome(response, verdict, header, seen)
+        outcome(response, verdict, header, last_sequence, seen)
     }
 
     /// The answer to a batch the sequence rule refused to append: a duplicate is `NONE` with
@@ -848,7 +844,7 @@ impl<S: Storage> Broker<S> {
                 unreachable!("the sequence rule only refuses with a duplicate or a rejection")
             }
         };
-        outcome(response, verdict, header, seen)
+        outcome(response, verdict, header, header.last_sequence(), seen)
     }
 
     /// Shape and integrity checks in Kafka's order (`UnifiedLog.analyzeAndValidateRecords`,
@@ -918,7 +914,7 @@ impl<S: Storage> Broker<S> {
             .map_or(-1, |p| p.log.log_start_offset());
         let response = failed(partition, why.error_code(), log_start);
         match header {
-            Some(h) => outcome(response, Verdict::Invalid(why), &h, None),
+            Some(h) => outcome(response, Verdict::Invalid(why), &h, h.last_sequence(), None),
             None => ProduceOutcome {
                 response,
                 verdict: Verdict::Invalid(why),
@@ -1246,10 +1242,31 @@ fn failed(
     }
 }
 
+/// The sequence rule for a batch with a producer id on a broker with idempotence on: the
+/// reason to append with the state seen and the producer's slot (for the update after the
+/// append), or the verdict of a duplicate or a rejection with the state seen.
+#[inline]
+fn sequence_rule<'a>(
+    producers: &'a mut ProducerStateManager,
+    header: &'a BatchHeader,
+    record_windows: bool,
+) -> Result<(AppendReason, Option<StateSeen>, ProducerSlot<'a>), (Verdict, Option<StateSeen>)> {
+    let slot = producers.slot(header);
+    let (check, seen) = slot.check_and_see(record_windows);
+    match check {
+        SequenceCheck::Accept(rule) => Ok((AppendReason::Sequence(rule), seen, slot)),
+        SequenceCheck::Duplicate(original) => Err((Verdict::Duplicate { original }, seen)),
+        SequenceCheck::Reject(rejection) => Err((Verdict::Rejected(rejection), seen)),
+    }
+}
+
+/// The outcome for `header`'s batch; `last_sequence` is `header.last_sequence()`, passed in
+/// when the caller has it already.
 fn outcome(
     response: PartitionProduceResponse,
     verdict: Verdict,
     header: &BatchHeader,
+    last_sequence: Sequence,
     seen: Option<StateSeen>,
 ) -> ProduceOutcome {
     ProduceOutcome {
@@ -1258,7 +1275,7 @@ fn outcome(
         producer_id: header.producer_id,
         producer_epoch: header.producer_epoch,
         first_sequence: header.base_sequence,
-        last_sequence: header.last_sequence(),
+        last_sequence,
         record_count: header.records_count,
         seen,
     }

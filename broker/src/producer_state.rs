@@ -480,6 +480,11 @@ impl ProducerSlot<'_> {
         ProducerStateManager::check_entry(entry, self.header, self.last_sequence, record_window)
     }
 
+    /// The batch's last sequence (`header.last_sequence()`, computed once for the slot).
+    pub fn last_sequence(&self) -> Sequence {
+        self.last_sequence
+    }
+
     /// [`ProducerStateManager::update`] for this slot's batch, after its log append at
     /// `base_offset` succeeded: the one place a batch enters the state.
     #[inline]
