@@ -1242,6 +1242,13 @@ fn failed(
     }
 }
 
+/// A batch the sequence rule lets in: why, the state seen, and the slot to update after the
+/// append.
+type Accepted<'a> = (AppendReason, Option<StateSeen>, ProducerSlot<'a>);
+
+/// A batch the sequence rule refuses: the verdict (duplicate or rejection) and the state seen.
+type Refused = (Verdict, Option<StateSeen>);
+
 /// The sequence rule for a batch with a producer id on a broker with idempotence on: the
 /// reason to append with the state seen and the producer's slot (for the update after the
 /// append), or the verdict of a duplicate or a rejection with the state seen.
@@ -1250,7 +1257,7 @@ fn sequence_rule<'a>(
     producers: &'a mut ProducerStateManager,
     header: &'a BatchHeader,
     record_windows: bool,
-) -> Result<(AppendReason, Option<StateSeen>, ProducerSlot<'a>), (Verdict, Option<StateSeen>)> {
+) -> Result<Accepted<'a>, Refused> {
     let slot = producers.slot(header);
     let (check, seen) = slot.check_and_see(record_windows);
     match check {

@@ -25,7 +25,9 @@
 //!
 //! Nothing is changed while deciding ([`ProducerStateManager::check`] takes `&self`): the
 //! state is updated only after the log append succeeded ([`ProducerStateManager::update`]), as
-//! Kafka has done since KAFKA-6683.
+//! Kafka has done since KAFKA-6683. The produce path looks the producer up once for both
+//! steps ([`ProducerStateManager::slot`]: the check reads the slot, the update after the
+//! append writes it).
 //!
 //! A worked example for one producer on one partition (window of 5):
 //!
@@ -698,8 +700,9 @@ impl ProducerStateManager {
 
     /// Records a batch appended at `base_offset` (after the log append succeeded), or one
     /// replayed from the log during recovery, which is never validated (Kafka's
-    /// `REPLICATION` origin). The one function both paths use, so replay cannot disagree
-    /// with live appends. A batch without a producer id leaves no state and is skipped.
+    /// `REPLICATION` origin). Both paths end in [`ProducerSlot::update`] (the produce path
+    /// through the slot it checked the batch against), so replay cannot disagree with live
+    /// appends. A batch without a producer id leaves no state and is skipped.
     #[inline]
     pub fn update(&mut self, header: &BatchHeader, base_offset: i64) {
         if !header.producer_id.is_some() {

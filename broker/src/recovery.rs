@@ -19,8 +19,9 @@
 //! [`recover_partition`] does the same steps, in the same order, for one partition:
 //! [`PartitionLog::recover`] scans and truncates the segments; snapshots out of range or
 //! corrupt are deleted and the fallback is recorded; the batches after the snapshot are
-//! replayed through [`ProducerStateManager::update`], the same function the produce path
-//! calls after an append, so replay cannot disagree with live appends; a snapshot is written
+//! replayed through [`ProducerStateManager::update`], which records a batch through the same
+//! `ProducerSlot::update` the produce path calls after an append, so replay cannot disagree
+//! with live appends; a snapshot is written
 //! when anything was replayed. Every step is reported in a [`PartitionRecovery`], which the
 //! broker extends into a `RestartReport` (what a crash lost, what recovery found).
 //!
