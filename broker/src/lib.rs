@@ -25,7 +25,8 @@
 //! the batch's own max timestamp.
 //!
 //! ## Layout
-//! - [`producer_state`]: `BatchMetadata`, `ProducerStateEntry`, `ProducerStateManager`, the
+//! - [`producer_state`]: `BatchMetadata`, `ProducerStateEntry`, `ProducerStateManager` (and
+//!   its `ProducerSlot`, one lookup for the check and the update), the
 //!   dedup rule and its essay.
 //! - [`partition_log`]: the append-only log in segment files, with its in-memory index and
 //!   the segment scan of recovery.
