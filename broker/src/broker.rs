@@ -1255,7 +1255,7 @@ type Refused = (Verdict, Option<StateSeen>);
 #[inline]
 fn sequence_rule<'a>(
     producers: &'a mut ProducerStateManager,
-    header: &'a BatchHeader,
+    header: &BatchHeader,
     record_windows: bool,
 ) -> Result<Accepted<'a>, Refused> {
     let slot = producers.slot(header);

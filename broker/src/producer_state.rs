@@ -465,9 +465,32 @@ enum Place<'a> {
 pub struct ProducerSlot<'a> {
     place: Place<'a>,
     window: usize,
-    header: &'a BatchHeader,
+    batch: Incoming,
+}
+
+/// What the rule and the update read of a batch's header, copied out once (the last
+/// sequence computed once).
+#[derive(Clone, Copy, Debug)]
+struct Incoming {
+    producer_epoch: ProducerEpoch,
+    base_sequence: Sequence,
     /// `header.last_sequence()`.
     last_sequence: Sequence,
+    last_offset_delta: i32,
+    max_timestamp: i64,
+}
+
+impl Incoming {
+    #[inline]
+    fn of(header: &BatchHeader) -> Incoming {
+        Incoming {
+            producer_epoch: header.producer_epoch,
+            base_sequence: header.base_sequence,
+            last_sequence: header.last_sequence(),
+            last_offset_delta: header.last_offset_delta,
+            max_timestamp: header.max_timestamp,
+        }
+    }
 }
 
 impl ProducerSlot<'_> {
@@ -479,30 +502,30 @@ impl ProducerSlot<'_> {
             Place::Known(entry) => Some(&**entry),
             Place::Unknown(_) => None,
         };
-        ProducerStateManager::check_entry(entry, self.header, self.last_sequence, record_window)
+        ProducerStateManager::check_entry(entry, &self.batch, record_window)
     }
 
     /// The batch's last sequence (`header.last_sequence()`, computed once for the slot).
     pub fn last_sequence(&self) -> Sequence {
-        self.last_sequence
+        self.batch.last_sequence
     }
 
     /// [`ProducerStateManager::update`] for this slot's batch, after its log append at
     /// `base_offset` succeeded: the one place a batch enters the state.
     #[inline]
     pub fn update(self, base_offset: i64) {
-        let header = self.header;
+        let batch = self.batch;
         let entry = match self.place {
             Place::Known(entry) => entry,
-            Place::Unknown(vacant) => vacant.insert(ProducerStateEntry::new(header.producer_epoch)),
+            Place::Unknown(vacant) => vacant.insert(ProducerStateEntry::new(batch.producer_epoch)),
         };
         entry.add_batch(
-            header.producer_epoch,
+            batch.producer_epoch,
             BatchMetadata {
-                last_sequence: self.last_sequence,
-                offset_delta: header.last_offset_delta,
-                last_offset: base_offset + i64::from(header.last_offset_delta),
-                timestamp: header.max_timestamp,
+                last_sequence: batch.last_sequence,
+                offset_delta: batch.last_offset_delta,
+                last_offset: base_offset + i64::from(batch.last_offset_delta),
+                timestamp: batch.max_timestamp,
             },
             self.window,
         );
@@ -612,23 +635,21 @@ impl ProducerStateManager {
         record_window: bool,
     ) -> (SequenceCheck, Option<StateSeen>) {
         let entry = self.producers.get(&header.producer_id);
-        Self::check_entry(entry, header, header.last_sequence(), record_window)
+        Self::check_entry(entry, &Incoming::of(header), record_window)
     }
 
-    /// The rule on the entry found for the batch's producer (`None`: unknown producer);
-    /// `last` is the batch's last sequence.
+    /// The rule on the entry found for the batch's producer (`None`: unknown producer).
     #[inline]
     fn check_entry(
         entry: Option<&ProducerStateEntry>,
-        header: &BatchHeader,
-        last: Sequence,
+        batch: &Incoming,
         record_window: bool,
     ) -> (SequenceCheck, Option<StateSeen>) {
         match entry {
             None => (SequenceCheck::Accept(AcceptRule::UnknownProducer), None),
             Some(entry) => {
                 let seen = StateSeen::of(entry, record_window);
-                let check = Self::decide(entry, header, last, seen.expected_sequence);
+                let check = Self::decide(entry, batch, seen.expected_sequence);
                 (check, Some(seen))
             }
         }
@@ -640,7 +661,7 @@ impl ProducerStateManager {
     /// Nothing changes until `update` is called (an unknown producer gets its entry then).
     /// `header` must carry a producer id.
     #[inline]
-    pub fn slot<'a>(&'a mut self, header: &'a BatchHeader) -> ProducerSlot<'a> {
+    pub fn slot(&mut self, header: &BatchHeader) -> ProducerSlot<'_> {
         let window = self.window;
         let place = match self.producers.entry(header.producer_id) {
             Entry::Occupied(occupied) => Place::Known(occupied.into_mut()),
@@ -649,22 +670,17 @@ impl ProducerStateManager {
         ProducerSlot {
             place,
             window,
-            header,
-            last_sequence: header.last_sequence(),
+            batch: Incoming::of(header),
         }
     }
 
-    /// Kafka's rule in its order (module docs) for a batch ending at `last`; `expected` is
-    /// the sequence a same-epoch batch must start at (`entry.last_sequence().next()`).
+    /// Kafka's rule in its order (module docs) for `batch`; `expected` is the sequence a
+    /// same-epoch batch must start at (`entry.last_sequence().next()`).
     #[inline]
-    fn decide(
-        entry: &ProducerStateEntry,
-        header: &BatchHeader,
-        last: Sequence,
-        expected: Sequence,
-    ) -> SequenceCheck {
-        let epoch = header.producer_epoch;
-        let base = header.base_sequence;
+    fn decide(entry: &ProducerStateEntry, batch: &Incoming, expected: Sequence) -> SequenceCheck {
+        let epoch = batch.producer_epoch;
+        let base = batch.base_sequence;
+        let last = batch.last_sequence;
         if let Some(original) = entry.find_duplicate(epoch, base, last) {
             return SequenceCheck::Duplicate(original);
         }
