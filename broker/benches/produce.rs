@@ -11,62 +11,13 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use idempo_broker::{Broker, BrokerConfig};
-use idempo_protocol::{ErrorCode, ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
+use idempo_protocol::ErrorCode;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// Records per batch.
-const RECORDS_PER_BATCH: i32 = 16;
-/// Bytes per record value.
-const VALUE_BYTES: usize = 100;
-/// Producers writing to the partition, interleaved.
-const PRODUCERS: i64 = 16;
-/// Batches each producer sends before the broker is recreated. With `PRODUCERS` this bounds
-/// the log at 2048 batches (about 4 MB).
-const BATCHES_PER_PRODUCER: i32 = 128;
-/// The partition written to.
-const PARTITION: i32 = 0;
-
-/// A batch of `RECORDS_PER_BATCH` records of `VALUE_BYTES` each, as producer `producer_id`
-/// sends it as its `index`-th batch.
-fn batch(producer_id: i64, index: i32) -> Bytes {
-    let base_sequence = index * RECORDS_PER_BATCH;
-    let records = (0..RECORDS_PER_BATCH)
-        .map(|i| {
-            let mut value = format!("producer {producer_id} sequence {}", base_sequence + i);
-            value.extend(std::iter::repeat_n(
-                '.',
-                VALUE_BYTES.saturating_sub(value.len()),
-            ));
-            Record::with_value(i, value)
-        })
-        .collect();
-    RecordBatch::idempotent(
-        ProducerId(producer_id),
-        ProducerEpoch(0),
-        Sequence(base_sequence),
-        1_000 + i64::from(index),
-        records,
-    )
-    .to_bytes()
-}
-
-/// Every producer's batches in send order, round-robin across producers: with idempotence on,
-/// each one is the next in its producer's sequence, so each produce is a fresh append.
-fn in_sequence_batches() -> Vec<Bytes> {
-    (0..BATCHES_PER_PRODUCER)
-        .flat_map(|index| (1..=PRODUCERS).map(move |producer_id| batch(producer_id, index)))
-        .collect()
-}
-
-fn broker(idempotence: bool) -> Broker {
-    Broker::new(BrokerConfig {
-        idempotence,
-        ..BrokerConfig::default()
-    })
-    .expect("the default configuration is valid")
-}
+mod workload;
+use idempo_broker::Broker;
+use workload::{PARTITION, PRODUCERS, RECORDS_PER_BATCH, batch, broker, in_sequence_batches};
 
 /// Produces `iters` batches, walking `batches` from the start on a fresh broker and starting
 /// over on another fresh broker when they run out. Only the produce calls are timed: creating
