@@ -183,3 +183,71 @@ fn a_snapshot_records_which_batches_it_kept() {
         assert_eq!(decoded.entries[0].batches.len(), kept, "{mode:?}");
     }
 }
+
+#[test]
+fn a_snapshot_at_a_negative_offset_is_corrupt() {
+    for offset in [-1, -5, i64::MIN] {
+        let bytes = ProducerSnapshot {
+            offset,
+            mode: SnapshotMode::FullWindow,
+            entries: vec![],
+        }
+        .encode();
+        assert_eq!(
+            ProducerSnapshot::decode(&bytes),
+            Err(SnapshotError::InvalidValue {
+                field: "snapshot offset",
+                value: offset,
+            })
+        );
+    }
+    let at_zero = ProducerSnapshot {
+        offset: 0,
+        mode: SnapshotMode::LastBatchOnly,
+        entries: vec![],
+    };
+    assert_eq!(
+        ProducerSnapshot::decode(&at_zero.encode()),
+        Ok(at_zero),
+        "offset 0 (an empty log) is a valid snapshot"
+    );
+}
+
+#[test]
+fn a_snapshot_error_says_the_snapshot_is_corrupt_and_what_was_wrong() {
+    let cases = [
+        (
+            SnapshotError::Truncated {
+                field: "crc",
+                needed: 4,
+                remaining: 1,
+            },
+            "corrupt snapshot: crc needs 4 bytes, 1 left",
+        ),
+        (
+            SnapshotError::UnsupportedVersion(7),
+            "corrupt snapshot: version 7, expected 1",
+        ),
+        (
+            SnapshotError::CrcMismatch {
+                stored: 0xdead_beef,
+                computed: 1,
+            },
+            "corrupt snapshot: CRC 0xdeadbeef stored, 0x00000001 computed",
+        ),
+        (
+            SnapshotError::InvalidValue {
+                field: "mode",
+                value: 9,
+            },
+            "corrupt snapshot: mode = 9",
+        ),
+        (
+            SnapshotError::TrailingBytes(3),
+            "corrupt snapshot: 3 bytes after the last entry",
+        ),
+    ];
+    for (error, text) in cases {
+        assert_eq!(error.to_string(), text);
+    }
+}
