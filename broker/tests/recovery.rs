@@ -4,9 +4,10 @@
 //! of `cargo mutants -p idempo-broker` (see bench/MUTANTS.md).
 
 use bytes::Bytes;
+use idempo_broker::snapshot::{delete_snapshots_before, list_snapshots, write_snapshot};
 use idempo_broker::{
-    Broker, BrokerConfig, ProducerSnapshot, ProducerStateManager, SnapshotError, SnapshotMode,
-    SnapshotRejection, Storage, SyncPolicy,
+    Broker, BrokerConfig, ProducerSnapshot, ProducerStateManager, SimDisk, SnapshotError,
+    SnapshotMode, SnapshotRejection, Storage, SyncPolicy,
 };
 use idempo_protocol::{BatchHeader, ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
 
@@ -250,4 +251,42 @@ fn a_snapshot_error_says_the_snapshot_is_corrupt_and_what_was_wrong() {
     for (error, text) in cases {
         assert_eq!(error.to_string(), text);
     }
+}
+
+#[test]
+fn bytes_after_the_last_snapshot_entry_are_counted_as_trailing() {
+    let mut bytes = ProducerSnapshot {
+        offset: 4,
+        mode: SnapshotMode::FullWindow,
+        entries: vec![],
+    }
+    .encode();
+    bytes.extend_from_slice(&[0, 0, 0]);
+    // Re-stamp the CRC-32C (bytes 2..6, over bytes 6..) so that only the length is wrong.
+    let crc = crc32c::crc32c(&bytes[6..]);
+    bytes[2..6].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        ProducerSnapshot::decode(&bytes),
+        Err(SnapshotError::TrailingBytes(3))
+    );
+}
+
+#[test]
+fn deleting_snapshots_before_an_offset_keeps_the_one_at_it_and_later() {
+    let mut disk = SimDisk::new();
+    let state = ProducerStateManager::new(5);
+    let dir = "partition-0/";
+    for offset in [4, 8, 12] {
+        write_snapshot(&mut disk, dir, &state, offset, SnapshotMode::FullWindow, 10)
+            .expect("SimDisk does not fail");
+    }
+    assert_eq!(list_snapshots(&disk, dir), vec![4, 8, 12]);
+    delete_snapshots_before(&mut disk, dir, 8).expect("SimDisk does not fail");
+    assert_eq!(
+        list_snapshots(&disk, dir),
+        vec![8, 12],
+        "Kafka's deleteSnapshotsBefore: strictly below the new log start offset"
+    );
+    delete_snapshots_before(&mut disk, dir, 13).expect("SimDisk does not fail");
+    assert_eq!(list_snapshots(&disk, dir), Vec::<i64>::new());
 }
