@@ -290,3 +290,24 @@ fn deleting_snapshots_before_an_offset_keeps_the_one_at_it_and_later() {
     delete_snapshots_before(&mut disk, dir, 13).expect("SimDisk does not fail");
     assert_eq!(list_snapshots(&disk, dir), Vec::<i64>::new());
 }
+
+#[test]
+fn a_snapshot_count_larger_than_the_bytes_left_is_refused_before_reading_entries() {
+    let mut bytes = ProducerSnapshot {
+        offset: 4,
+        mode: SnapshotMode::FullWindow,
+        entries: vec![],
+    }
+    .encode();
+    // The entry count (bytes 15..19) says one entry; none follows.
+    bytes[15..19].copy_from_slice(&1i32.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[6..]);
+    bytes[2..6].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        ProducerSnapshot::decode(&bytes),
+        Err(SnapshotError::InvalidValue {
+            field: "entry count",
+            value: 1,
+        })
+    );
+}
