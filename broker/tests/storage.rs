@@ -1,0 +1,118 @@
+//! Rules of the simulated disk that hold whatever its buffer layout: a read returns exactly the
+//! bytes appended at that position, in files far larger than one internal buffer, across
+//! buffer boundaries, and after truncation. Written against the survivors of
+//! `cargo mutants -p idempo-broker` (see bench/MUTANTS.md); `SimDisk`'s unit tests use small
+//! files only.
+
+use idempo_broker::{SimDisk, Storage, StorageError};
+
+/// A deterministic sequence of numbers (a 64-bit LCG), so the test needs no randomness.
+struct Numbers(u64);
+
+impl Numbers {
+    fn next_below(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+/// Appends to `file` writes of varied sizes (some larger than a 64 KiB buffer), at least `more`
+/// bytes in all, mirroring them into `model` (the file's expected content).
+fn fill(disk: &mut SimDisk, file: &str, more: usize, numbers: &mut Numbers, model: &mut Vec<u8>) {
+    let total = model.len() + more;
+    while model.len() < total {
+        let size = match numbers.next_below(10) {
+            0 => 70_000 + numbers.next_below(10_000) as usize,
+            1 => 1,
+            _ => 1 + numbers.next_below(9_000) as usize,
+        };
+        let data: Vec<u8> = (0..size).map(|i| (model.len() + i) as u8 ^ 0x5a).collect();
+        let position = disk.append(file, &data).expect("SimDisk does not fail");
+        assert_eq!(position, model.len() as u64, "an append lands at the end");
+        model.extend_from_slice(&data);
+    }
+}
+
+/// Reads many ranges of `file` (single bytes, buffer-sized spans, the whole file) and checks
+/// each against `model`.
+fn reads_match(disk: &SimDisk, file: &str, model: &[u8], numbers: &mut Numbers) {
+    let len = model.len() as u64;
+    assert_eq!(disk.file_len(file).expect("exists"), len);
+    assert_eq!(
+        &disk.read_all(file).expect("exists")[..],
+        model,
+        "whole file"
+    );
+    for _ in 0..300 {
+        let position = numbers.next_below(len);
+        let max = (len - position).min(200_000);
+        let n = match numbers.next_below(3) {
+            0 => 1,
+            _ => 1 + numbers.next_below(max),
+        }
+        .min(max) as usize;
+        let got = disk.read(file, position, n).expect("in range");
+        let at = position as usize;
+        assert_eq!(&got[..], &model[at..at + n], "{n} bytes at {position}");
+    }
+}
+
+#[test]
+fn reads_return_the_appended_bytes_across_buffer_boundaries() {
+    let mut numbers = Numbers(8);
+    let mut disk = SimDisk::new();
+    let mut model = Vec::new();
+    fill(
+        &mut disk,
+        "partition-0/segment",
+        600_000,
+        &mut numbers,
+        &mut model,
+    );
+    reads_match(&disk, "partition-0/segment", &model, &mut numbers);
+}
+
+#[test]
+fn reads_after_a_truncation_return_the_kept_prefix_and_later_appends() {
+    let mut numbers = Numbers(21);
+    let mut disk = SimDisk::new();
+    let file = "partition-0/segment";
+    let mut model = Vec::new();
+    fill(&mut disk, file, 400_000, &mut numbers, &mut model);
+    for cut in [350_000usize, 200_001, 65_536, 70_000, 3] {
+        let cut = cut.min(model.len());
+        disk.truncate(file, cut as u64)
+            .expect("SimDisk does not fail");
+        model.truncate(cut);
+        reads_match(&disk, file, &model, &mut numbers);
+        fill(&mut disk, file, 150_000, &mut numbers, &mut model);
+        reads_match(&disk, file, &model, &mut numbers);
+    }
+}
+
+#[test]
+fn a_read_past_the_end_names_the_file_the_range_and_its_length() {
+    let mut disk = SimDisk::new();
+    disk.append("f", &[1, 2, 3]).expect("SimDisk does not fail");
+    let error = disk.read("f", 2, 5).expect_err("beyond the end");
+    assert_eq!(
+        error,
+        StorageError::OutOfRange {
+            file: "f".into(),
+            position: 2,
+            len: 5,
+            file_len: 3,
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "5 bytes at position 2 are beyond the end of f (3 bytes)"
+    );
+    assert_eq!(
+        disk.read("g", 0, 1).expect_err("no such file").to_string(),
+        "file g does not exist"
+    );
+}
