@@ -116,3 +116,83 @@ fn a_read_past_the_end_names_the_file_the_range_and_its_length() {
         "file g does not exist"
     );
 }
+
+#[test]
+fn the_disk_accounts_for_stored_unsynced_bytes_and_crashes() {
+    let mut disk = SimDisk::new();
+    assert_eq!(
+        (disk.size_bytes(), disk.unsynced_bytes(), disk.crashes()),
+        (0, 0, 0)
+    );
+    disk.append("a", &[0; 10]).expect("SimDisk does not fail");
+    disk.sync("a").expect("exists");
+    disk.append("a", &[0; 4]).expect("SimDisk does not fail");
+    disk.append("b", &[0; 7]).expect("SimDisk does not fail");
+    assert_eq!(disk.size_bytes(), 21, "durable or not");
+    assert_eq!(disk.unsynced_bytes(), 11);
+    assert_eq!(
+        disk.unsynced(),
+        vec![("a".to_string(), 4), ("b".to_string(), 7)],
+        "the files a crash would cut, with their unsynced lengths"
+    );
+    disk.sync("b").expect("exists");
+    assert_eq!(
+        disk.unsynced(),
+        vec![("a".to_string(), 4)],
+        "a synced file has nothing to lose"
+    );
+    disk.crash(|_, _| 0);
+    assert_eq!(disk.crashes(), 1);
+    assert_eq!((disk.size_bytes(), disk.unsynced_bytes()), (17, 0));
+    assert!(disk.unsynced().is_empty());
+    disk.crash(|_, _| 0);
+    disk.crash(|_, _| 0);
+    assert_eq!(disk.crashes(), 3, "every crash is counted");
+}
+
+#[test]
+fn truncating_to_the_length_is_allowed_and_past_it_is_out_of_range() {
+    let mut disk = SimDisk::new();
+    disk.append("f", &[1, 2, 3]).expect("SimDisk does not fail");
+    disk.truncate("f", 3)
+        .expect("truncating to the length changes nothing");
+    assert_eq!(disk.file_len("f").expect("exists"), 3);
+    assert_eq!(
+        disk.truncate("f", 4),
+        Err(StorageError::OutOfRange {
+            file: "f".into(),
+            position: 4,
+            len: 0,
+            file_len: 3,
+        })
+    );
+    disk.truncate("f", 1).expect("shorter");
+    assert_eq!(&disk.read_all("f").expect("exists")[..], &[1]);
+}
+
+#[test]
+fn corrupting_flips_the_byte_and_refuses_a_position_past_the_end() {
+    let mut disk = SimDisk::new();
+    disk.append("f", &[0x0f, 0x00])
+        .expect("SimDisk does not fail");
+    disk.corrupt("f", 1).expect("the last byte");
+    assert_eq!(&disk.read_all("f").expect("exists")[..], &[0x0f, 0xff]);
+    assert_eq!(
+        disk.corrupt("f", 2),
+        Err(StorageError::OutOfRange {
+            file: "f".into(),
+            position: 2,
+            len: 1,
+            file_len: 2,
+        })
+    );
+}
+
+#[test]
+fn the_disk_debug_view_lists_files_with_total_and_synced_lengths() {
+    let mut disk = SimDisk::new();
+    disk.append("seg", &[0; 5]).expect("SimDisk does not fail");
+    disk.sync("seg").expect("exists");
+    disk.append("seg", &[0; 2]).expect("SimDisk does not fail");
+    assert_eq!(format!("{disk:?}"), r#"{"seg": 7 bytes, 5 synced}"#);
+}
