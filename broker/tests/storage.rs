@@ -82,8 +82,16 @@ fn reads_after_a_truncation_return_the_kept_prefix_and_later_appends() {
     let file = "partition-0/segment";
     let mut model = Vec::new();
     fill(&mut disk, file, 400_000, &mut numbers, &mut model);
-    for cut in [350_000usize, 200_001, 65_536, 70_000, 3] {
-        let cut = cut.min(model.len());
+    // `None`: one byte off the end, inside the buffer still growing, behind full ones.
+    for cut in [
+        None,
+        Some(350_000usize),
+        Some(200_001),
+        Some(65_536),
+        Some(70_000),
+        Some(3),
+    ] {
+        let cut = cut.unwrap_or(model.len() - 1).min(model.len());
         disk.truncate(file, cut as u64)
             .expect("SimDisk does not fail");
         model.truncate(cut);
