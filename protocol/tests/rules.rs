@@ -8,10 +8,11 @@
 //! survivors of `cargo mutants -p idempo-protocol` (see bench/MUTANTS.md).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use idempo_protocol::record_batch::{ATTRIBUTES_OFFSET, CRC_OFFSET, LOG_OVERHEAD};
+use idempo_protocol::record_batch::{ATTRIBUTES_OFFSET, CRC_OFFSET, LOG_OVERHEAD, NO_TIMESTAMP};
 use idempo_protocol::{
     BatchHeader, DecodeError, ErrorCode, ProducerEpoch, ProducerId, RECORD_BATCH_OVERHEAD, Record,
-    RecordBatch, Sequence, decode_batches, validate, visit_records,
+    RecordBatch, Sequence, decode_batches, set_partition_leader_epoch, validate, validate_records,
+    visit_records,
 };
 
 /// A batch header announcing `records_count` records, followed by `body` as the records, with
@@ -372,4 +373,50 @@ fn only_zero_follows_max_and_only_after_max_does_a_sequence_restart() {
         !Sequence(4).follows(Sequence(5)),
         "going back is not the next"
     );
+}
+
+/// A batch whose records carry these absolute timestamps (deltas from a base of 1000).
+fn batch_with_timestamps(timestamps: &[i64]) -> Bytes {
+    let records = timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Record {
+            offset_delta: i as i32,
+            timestamp_delta: t - 1_000,
+            ..Record::default()
+        })
+        .collect();
+    RecordBatch::idempotent(ProducerId(1), ProducerEpoch(0), Sequence(0), 1_000, records).to_bytes()
+}
+
+#[test]
+fn the_largest_record_timestamp_is_found_ignoring_records_without_one() {
+    // Kafka's LogValidator skips NO_TIMESTAMP (-1) when it finds a batch's max timestamp.
+    assert_eq!(NO_TIMESTAMP, -1);
+    for (timestamps, max) in [
+        (vec![1_005, 1_050, 1_020], Some(1_050)),
+        (vec![1_050, 1_005], Some(1_050)),
+        (vec![NO_TIMESTAMP, 1], Some(1)),
+        (vec![1, NO_TIMESTAMP], Some(1)),
+        (vec![NO_TIMESTAMP], None),
+        (vec![NO_TIMESTAMP, NO_TIMESTAMP], None),
+    ] {
+        let bytes = batch_with_timestamps(&timestamps);
+        let header = BatchHeader::parse(&bytes).expect("a whole header");
+        let summary = validate_records(&bytes, &header).expect("valid records");
+        assert_eq!(summary.max_record_timestamp, max, "{timestamps:?}");
+    }
+}
+
+#[test]
+fn the_leader_epoch_can_be_assigned_without_breaking_the_crc() {
+    let bytes = batch_with_timestamps(&[1_000]);
+    let mut stamped = BytesMut::from(&bytes[..]);
+    set_partition_leader_epoch(&mut stamped, 7);
+    assert_eq!(&stamped[12..16], &7i32.to_be_bytes());
+    let decoded = RecordBatch::decode(stamped.freeze()).expect("the CRC does not cover it");
+    assert_eq!(decoded.partition_leader_epoch, 7);
+    let mut short = [0u8; 15];
+    set_partition_leader_epoch(&mut short, 7);
+    assert_eq!(short, [0u8; 15], "a slice without the field is left alone");
 }
