@@ -12,7 +12,7 @@
 //! With `--json` each operation is one JSON object instead (JSON Lines), with the fields
 //! documented on [`Explained::json`].
 
-use crate::script::{Op, RestartMode, Step};
+use crate::script::{Op, Produce, RestartMode, Step};
 use bytes::BytesMut;
 use idempo_broker::{Broker, BrokerConfig, ProduceOutcome, RestartReport, Verdict};
 use idempo_protocol::{
@@ -87,26 +87,7 @@ fn explain_step(broker: &mut Broker, step: &Step) -> Explained {
     let mut m = base(step);
     let said = match &step.op {
         Op::InitProducer => init_producer(broker, &mut m),
-        Op::Produce {
-            pid,
-            epoch,
-            seq,
-            count,
-            partition,
-            ts,
-            corrupt,
-        } => {
-            let batch = Scripted {
-                pid: *pid,
-                epoch: *epoch,
-                seq: *seq,
-                count: *count,
-                partition: *partition,
-                ts: *ts,
-                corrupt: *corrupt,
-            };
-            produce(broker, &batch, &mut m)
-        }
+        Op::Produce(batch) => produce(broker, batch, &mut m),
         Op::Advance { ms } => advance(broker, *ms, &mut m),
         Op::DeleteRecords { partition, before } => {
             delete_records(broker, *partition, *before, &mut m)
@@ -134,18 +115,7 @@ fn init_producer(broker: &mut Broker, m: &mut Map<String, Value>) -> Said {
     }
 }
 
-/// A scripted produce line's arguments.
-struct Scripted {
-    pid: i64,
-    epoch: i16,
-    seq: i32,
-    count: i32,
-    partition: i32,
-    ts: Option<i64>,
-    corrupt: bool,
-}
-
-fn produce(broker: &mut Broker, b: &Scripted, m: &mut Map<String, Value>) -> Said {
+fn produce(broker: &mut Broker, b: &Produce, m: &mut Map<String, Value>) -> Said {
     let ts = b.ts.unwrap_or(broker.now_ms());
     let records = (0..b.count)
         .map(|i| {

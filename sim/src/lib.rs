@@ -61,6 +61,6 @@ pub use config::SimConfig;
 pub use engine::{RunReport, SimError, Simulation};
 
 /// Runs one simulation to the end without tracing.
-pub fn run(config: &SimConfig) -> Result<RunReport, String> {
+pub fn run(config: &SimConfig) -> Result<RunReport, SimError> {
     Ok(Simulation::new(config.clone(), None)?.run().0)
 }

@@ -34,22 +34,7 @@ pub enum Op {
     /// Ask for a producer id.
     InitProducer,
     /// Send one batch.
-    Produce {
-        /// Producer id.
-        pid: i64,
-        /// Producer epoch.
-        epoch: i16,
-        /// Base sequence.
-        seq: i32,
-        /// Records in the batch (0..=10000; 0 is an empty batch).
-        count: i32,
-        /// Target partition.
-        partition: i32,
-        /// Record timestamp; `None` means the broker clock.
-        ts: Option<i64>,
-        /// Flip a bit after the CRC was computed.
-        corrupt: bool,
-    },
+    Produce(Produce),
     /// Move the broker clock forward by `ms`.
     Advance {
         /// Milliseconds to add.
@@ -76,6 +61,25 @@ pub enum Op {
     },
 }
 
+/// A scripted `produce` line: one batch to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Produce {
+    /// Producer id.
+    pub pid: i64,
+    /// Producer epoch.
+    pub epoch: i16,
+    /// Base sequence.
+    pub seq: i32,
+    /// Records in the batch (0..=10000; 0 is an empty batch).
+    pub count: i32,
+    /// Target partition.
+    pub partition: i32,
+    /// Record timestamp; `None` means the broker clock.
+    pub ts: Option<i64>,
+    /// Flip a bit after the CRC was computed.
+    pub corrupt: bool,
+}
+
 /// The three restarts `explain` can script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RestartMode {
@@ -93,7 +97,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::InitProducer => "init-producer",
-            Op::Produce { .. } => "produce",
+            Op::Produce(_) => "produce",
             Op::Advance { .. } => "advance",
             Op::DeleteRecords { .. } => "delete-records",
             Op::Restart { .. } => "restart",
@@ -117,16 +121,94 @@ pub struct ScriptError {
     /// 1-based line number.
     pub line: usize,
     /// What is wrong.
-    pub message: String,
+    pub error: LineError,
 }
 
 impl fmt::Display for ScriptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
+        write!(f, "line {}: {}", self.line, self.error)
     }
 }
 
 impl std::error::Error for ScriptError {}
+
+/// What is wrong with one script line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineError {
+    /// A word that is not `key=value`.
+    NotKeyValue(String),
+    /// An argument given to an operation that takes none.
+    TakesNoArguments(String),
+    /// An argument the operation does not know.
+    UnknownArgument {
+        /// The argument.
+        key: String,
+        /// The arguments the operation takes.
+        allowed: &'static [&'static str],
+    },
+    /// The same argument twice.
+    GivenTwice(String),
+    /// A value that does not parse as the argument's type.
+    NotValid {
+        /// The argument.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// The type it should be.
+        expected: &'static str,
+    },
+    /// A required argument is missing.
+    Missing(&'static str),
+    /// `count` outside `0..=MAX_SCRIPT_RECORDS`.
+    CountOutOfRange(i32),
+    /// A negative `partition`.
+    NegativePartition(i32),
+    /// A negative `advance ms`.
+    NegativeAdvance(i64),
+    /// `restart mode=` something else than `clean` or `crash`.
+    UnknownRestartMode(String),
+    /// An operation the language does not have.
+    UnknownOperation(String),
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::NotKeyValue(word) => write!(f, "expected key=value, found `{word}`"),
+            LineError::TakesNoArguments(key) => write!(f, "takes no arguments, found `{key}`"),
+            LineError::UnknownArgument { key, allowed } => write!(
+                f,
+                "unknown argument `{key}` (expected one of: {})",
+                allowed.join(", ")
+            ),
+            LineError::GivenTwice(key) => write!(f, "argument `{key}` given twice"),
+            LineError::NotValid {
+                key,
+                value,
+                expected,
+            } => write!(f, "`{key}={value}` is not a valid {expected}"),
+            LineError::Missing(key) => write!(f, "missing required argument `{key}=`"),
+            LineError::CountOutOfRange(count) => write!(
+                f,
+                "`count={count}` must be between 0 and {MAX_SCRIPT_RECORDS}"
+            ),
+            LineError::NegativePartition(p) => write!(f, "`partition={p}` must not be negative"),
+            LineError::NegativeAdvance(ms) => {
+                write!(f, "`ms={ms}` must not be negative: time only moves forward")
+            }
+            LineError::UnknownRestartMode(mode) => write!(
+                f,
+                "`mode={mode}` is not a restart mode (expected clean or crash)"
+            ),
+            LineError::UnknownOperation(name) => write!(
+                f,
+                "unknown operation `{name}` (expected init-producer, produce, advance, delete-records, restart or fetch)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LineError {}
 
 /// Largest record count one scripted batch may have.
 pub const MAX_SCRIPT_RECORDS: i32 = 10_000;
@@ -136,62 +218,60 @@ struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
-    fn parse(words: &[&'a str], allowed: &[&str]) -> Result<Args<'a>, String> {
+    fn parse(words: &[&'a str], allowed: &'static [&'static str]) -> Result<Args<'a>, LineError> {
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         for word in words {
             let (key, value) = word
                 .split_once('=')
-                .ok_or_else(|| format!("expected key=value, found `{word}`"))?;
+                .ok_or_else(|| LineError::NotKeyValue(word.to_string()))?;
             if !allowed.contains(&key) {
                 return Err(if allowed.is_empty() {
-                    format!("takes no arguments, found `{key}`")
+                    LineError::TakesNoArguments(key.to_string())
                 } else {
-                    format!(
-                        "unknown argument `{key}` (expected one of: {})",
-                        allowed.join(", ")
-                    )
+                    LineError::UnknownArgument {
+                        key: key.to_string(),
+                        allowed,
+                    }
                 });
             }
             if pairs.iter().any(|(k, _)| *k == key) {
-                return Err(format!("argument `{key}` given twice"));
+                return Err(LineError::GivenTwice(key.to_string()));
             }
             pairs.push((key, value));
         }
         Ok(Args { pairs })
     }
 
-    fn get<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String> {
+    fn get<T: std::str::FromStr>(&self, key: &'static str) -> Result<Option<T>, LineError> {
         match self.pairs.iter().find(|(k, _)| *k == key) {
             None => Ok(None),
-            Some((_, v)) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("`{key}={v}` is not a valid {}", std::any::type_name::<T>())),
+            Some((_, v)) => v.parse().map(Some).map_err(|_| LineError::NotValid {
+                key,
+                value: v.to_string(),
+                expected: std::any::type_name::<T>(),
+            }),
         }
     }
 
-    fn required<T: std::str::FromStr>(&self, key: &str) -> Result<T, String> {
-        self.get(key)?
-            .ok_or_else(|| format!("missing required argument `{key}=`"))
+    fn required<T: std::str::FromStr>(&self, key: &'static str) -> Result<T, LineError> {
+        self.get(key)?.ok_or(LineError::Missing(key))
     }
 }
 
-fn parse_produce(rest: &[&str]) -> Result<Op, String> {
+fn parse_produce(rest: &[&str]) -> Result<Op, LineError> {
     let a = Args::parse(
         rest,
         &["pid", "epoch", "seq", "count", "partition", "ts", "corrupt"],
     )?;
     let count: i32 = a.required("count")?;
     if !(0..=MAX_SCRIPT_RECORDS).contains(&count) {
-        return Err(format!(
-            "`count={count}` must be between 0 and {MAX_SCRIPT_RECORDS}"
-        ));
+        return Err(LineError::CountOutOfRange(count));
     }
     let partition = a.get("partition")?.unwrap_or(0);
     if partition < 0 {
-        return Err(format!("`partition={partition}` must not be negative"));
+        return Err(LineError::NegativePartition(partition));
     }
-    Ok(Op::Produce {
+    Ok(Op::Produce(Produce {
         pid: a.required("pid")?,
         epoch: a.required("epoch")?,
         seq: a.required("seq")?,
@@ -199,25 +279,23 @@ fn parse_produce(rest: &[&str]) -> Result<Op, String> {
         partition,
         ts: a.get("ts")?,
         corrupt: a.get("corrupt")?.unwrap_or(false),
-    })
+    }))
 }
 
-fn parse_restart(rest: &[&str]) -> Result<Op, String> {
+fn parse_restart(rest: &[&str]) -> Result<Op, LineError> {
     let a = Args::parse(rest, &["mode"])?;
     let mode = match a.get::<String>("mode")?.as_deref() {
         None => RestartMode::FromLog,
         Some("clean") => RestartMode::Clean,
         Some("crash") => RestartMode::Crash,
         Some(other) => {
-            return Err(format!(
-                "`mode={other}` is not a restart mode (expected clean or crash)"
-            ));
+            return Err(LineError::UnknownRestartMode(other.to_string()));
         }
     };
     Ok(Op::Restart { mode })
 }
 
-fn parse_line(text: &str) -> Result<Option<Op>, String> {
+fn parse_line(text: &str) -> Result<Option<Op>, LineError> {
     let code = text.split('#').next().unwrap_or("");
     let words: Vec<&str> = code.split_whitespace().collect();
     let Some((name, rest)) = words.split_first() else {
@@ -233,9 +311,7 @@ fn parse_line(text: &str) -> Result<Option<Op>, String> {
             let a = Args::parse(rest, &["ms"])?;
             let ms: i64 = a.required("ms")?;
             if ms < 0 {
-                return Err(format!(
-                    "`ms={ms}` must not be negative: time only moves forward"
-                ));
+                return Err(LineError::NegativeAdvance(ms));
             }
             Op::Advance { ms }
         }
@@ -255,9 +331,7 @@ fn parse_line(text: &str) -> Result<Option<Op>, String> {
             }
         }
         other => {
-            return Err(format!(
-                "unknown operation `{other}` (expected init-producer, produce, advance, delete-records, restart or fetch)"
-            ));
+            return Err(LineError::UnknownOperation(other.to_string()));
         }
     };
     Ok(Some(op))
@@ -271,7 +345,7 @@ pub fn parse(text: &str) -> Result<Vec<Step>, ScriptError> {
         match parse_line(raw) {
             Ok(Some(op)) => steps.push(Step { line, op }),
             Ok(None) => {}
-            Err(message) => return Err(ScriptError { line, message }),
+            Err(error) => return Err(ScriptError { line, error }),
         }
     }
     Ok(steps)
@@ -310,7 +384,7 @@ mod tests {
         assert_eq!(steps[0].line, 3);
         assert_eq!(
             steps[1].op,
-            Op::Produce {
+            Op::Produce(Produce {
                 pid: 1,
                 epoch: 0,
                 seq: 0,
@@ -318,7 +392,7 @@ mod tests {
                 partition: 0,
                 ts: None,
                 corrupt: false
-            }
+            })
         );
         assert_eq!(
             steps[5].op,
@@ -357,7 +431,8 @@ mod tests {
         for (text, want) in cases {
             let err = parse(&format!("init-producer\n{text}\n")).unwrap_err();
             assert_eq!(err.line, 2, "{text}");
-            assert!(err.message.contains(want), "{text}: {}", err.message);
+            let message = err.error.to_string();
+            assert!(message.contains(want), "{text}: {message}");
         }
     }
 }

@@ -206,7 +206,7 @@ pub enum SweepError {
         /// Its seed.
         seed: u64,
         /// Why.
-        why: String,
+        why: crate::SimError,
     },
     /// `--shard` without `--csv`: the shard's runs would go nowhere.
     ShardNeedsCsv,
