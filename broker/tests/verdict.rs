@@ -84,3 +84,52 @@ fn a_batch_half_the_sequence_space_ahead_is_explained_as_behind() {
         "{text}"
     );
 }
+
+#[test]
+fn an_outcome_carries_the_batchs_own_last_sequence() {
+    let mut b = broker();
+    let first = b.produce(0, &batch(1, 5, 3));
+    assert_eq!(
+        (first.first_sequence, first.last_sequence),
+        (Sequence(5), Sequence(7))
+    );
+    let next = b.produce(0, &batch(1, 8, 4));
+    assert_eq!(
+        (next.first_sequence, next.last_sequence),
+        (Sequence(8), Sequence(11))
+    );
+}
+
+/// Two brokers' producer states are equal exactly when each producer's epoch, last timestamp
+/// and retained batches are: a different timestamp or epoch makes them differ.
+#[test]
+fn producer_states_differ_when_the_epoch_or_the_timestamp_differs() {
+    let stamped = |epoch: i16, ts: i64| {
+        let mut b = broker();
+        let records = vec![Record::with_value(0, "v")];
+        let bytes = RecordBatch::idempotent(
+            ProducerId(1),
+            ProducerEpoch(epoch),
+            Sequence(0),
+            ts,
+            records,
+        )
+        .to_bytes();
+        assert!(b.produce(0, &bytes).is_appended());
+        b
+    };
+    let (a, same) = (stamped(0, 10), stamped(0, 10));
+    let entry = |b: &Broker| {
+        b.producer_state(0)
+            .and_then(|s| s.entry(ProducerId(1)))
+            .cloned()
+            .expect("the producer has state")
+    };
+    assert_eq!(entry(&a), entry(&same));
+    assert_ne!(entry(&a), entry(&stamped(0, 11)), "another last timestamp");
+    assert_ne!(entry(&a), entry(&stamped(1, 10)), "another epoch");
+    assert!(
+        format!("{:?}", entry(&a)).contains("producer_epoch"),
+        "Debug names the fields"
+    );
+}
