@@ -28,6 +28,20 @@ const SMALL: &[&str] = &[
     "0.2",
 ];
 
+/// A scratch directory of this test process, `idempo-NAME-PID` under the system's temp dir.
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("idempo-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Writes `contents` to `file` in the scratch directory `dir` and returns its path.
+fn scratch_file(dir: &str, file: &str, contents: &str) -> String {
+    let path = scratch_dir(dir).join(file);
+    std::fs::write(&path, contents).expect("write the file");
+    path.to_str().expect("utf-8 path").to_string()
+}
+
 #[test]
 fn same_seed_and_flags_print_byte_identical_output() {
     let args: Vec<&str> = ["run", "--seed", "7", "--trace"]
@@ -226,21 +240,21 @@ fn explain_lost_ack_example_shows_the_duplicate() {
 
 #[test]
 fn malformed_script_exits_2_with_the_line_number_and_runs_nothing() {
-    let dir = std::env::temp_dir().join(format!("idempo-sim-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("bad.txt");
-    std::fs::write(
-        &file,
+    let file = scratch_file(
+        "sim-test",
+        "bad.txt",
         "init-producer\nproduce pid=1 epoch=0 seq=0 count=3\nproduce pid=1 seq=oops count=1\n",
-    )
-    .expect("write script");
-    let o = sim(&["explain", file.to_str().expect("utf-8 path")]);
+    );
+    let o = sim(&["explain", &file]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
     assert!(o.stdout.is_empty(), "nothing is half-run");
     let missing = sim(&[
         "explain",
-        dir.join("missing.txt").to_str().expect("utf-8 path"),
+        scratch_dir("sim-test")
+            .join("missing.txt")
+            .to_str()
+            .expect("utf-8 path"),
     ]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("cannot read script"));
@@ -281,9 +295,7 @@ fn explain_json_lines_carry_the_documented_fields() {
 
 #[test]
 fn a_failing_run_shrinks_to_a_replay_file_that_fails_again() {
-    let dir = std::env::temp_dir().join(format!("idempo-shrink-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("replay.txt");
+    let file = scratch_dir("shrink").join("replay.txt");
     let file = file.to_str().expect("utf-8 path");
     let o = sim(&[
         "run",
@@ -343,15 +355,12 @@ fn check_determinism_compares_two_runs_of_the_seed() {
 
 #[test]
 fn a_malformed_replay_file_exits_2_naming_the_line() {
-    let dir = std::env::temp_dir().join(format!("idempo-badreplay-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("bad.txt");
-    std::fs::write(
-        &file,
+    let file = scratch_file(
+        "badreplay",
+        "bad.txt",
         "flags --seed 1\nack-loss producer=0 batch=x attempt=1\n",
-    )
-    .expect("write");
-    let o = sim(&["replay", file.to_str().expect("utf-8 path")]);
+    );
+    let o = sim(&["replay", &file]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
 }
@@ -530,8 +539,7 @@ fn the_printed_replay_command_reproduces_the_run_for_every_flag_that_changes_it(
 
 #[test]
 fn sweep_shards_merge_into_the_unsharded_sweeps_bytes() {
-    let dir = std::env::temp_dir().join(format!("idempo-shards-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let dir = scratch_dir("shards");
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let grid = [
         "--seeds",
