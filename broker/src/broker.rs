@@ -62,9 +62,9 @@ use crate::verdict::{AppendReason, InvalidBatch, ProduceOutcome, Verdict};
 use bytes::Bytes;
 use idempo_protocol::{
     BatchHeader, DecodeError, ErrorCode, FetchRequest, FetchResponse, InitProducerIdRequest,
-    InitProducerIdResponse, PartitionProduceResponse, ProduceRequest, ProduceResponse,
-    ProducerEpoch, ProducerId, RecordsSummary, Request, RequestFrame, Response, ResponseFrame,
-    Sequence, record_batch,
+    InitProducerIdResponse, MetadataResponse, PartitionMetadata, PartitionProduceResponse,
+    ProduceRequest, ProduceResponse, ProducerEpoch, ProducerId, RecordsSummary, Request,
+    RequestFrame, Response, ResponseFrame, Sequence, record_batch,
 };
 use std::fmt;
 
@@ -666,6 +666,7 @@ impl<S: Storage> Broker<S> {
                 (Response::Produce(ProduceResponse { partitions }), outcomes)
             }
             Request::Fetch(r) => (Response::Fetch(self.fetch(r)), Vec::new()),
+            Request::Metadata(_) => (Response::Metadata(self.metadata()), Vec::new()),
         };
         Handled {
             response: ResponseFrame {
@@ -936,6 +937,7 @@ impl<S: Storage> Broker<S> {
                 error_code: ErrorCode::UnknownTopicOrPartition,
                 high_watermark: -1,
                 log_start_offset: -1,
+                diverging_epoch: None,
                 records: Bytes::new(),
             };
         };
@@ -951,7 +953,30 @@ impl<S: Storage> Broker<S> {
             error_code,
             high_watermark: p.log.log_end_offset(),
             log_start_offset: p.log.log_start_offset(),
+            diverging_epoch: None,
             records,
+        }
+    }
+
+    /// Answers Metadata as the one broker of a one-broker cluster: broker 0 leads every
+    /// partition at epoch 0, with itself as the only replica.
+    pub fn metadata(&self) -> MetadataResponse {
+        let partitions = self
+            .partition_ids()
+            .into_iter()
+            .map(|partition| PartitionMetadata {
+                error_code: ErrorCode::None,
+                partition,
+                leader_id: 0,
+                leader_epoch: 0,
+                replica_nodes: vec![0],
+                isr_nodes: vec![0],
+            })
+            .collect();
+        MetadataResponse {
+            brokers: vec![0],
+            controller_id: 0,
+            partitions,
         }
     }
 

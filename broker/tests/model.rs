@@ -688,11 +688,11 @@ impl Run {
     /// Fetches every partition from its log start and compares the batches with the model's log.
     fn compare_fetch(&self) -> Result<(), TestCaseError> {
         for (partition, p) in &self.model.partitions {
-            let fetched = self.broker.fetch(&FetchRequest {
-                partition: *partition,
-                fetch_offset: p.log_start_offset,
-                max_bytes: i32::MAX,
-            });
+            let fetched = self.broker.fetch(&FetchRequest::consumer(
+                *partition,
+                p.log_start_offset,
+                i32::MAX,
+            ));
             prop_assert_eq!(fetched.error_code, ErrorCode::None);
             prop_assert_eq!(fetched.high_watermark, p.log_end_offset);
             prop_assert_eq!(fetched.log_start_offset, p.log_start_offset);

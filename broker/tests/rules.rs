@@ -534,30 +534,16 @@ fn handle_answers_produce_per_partition_and_fetch_reads_back() {
             .iter()
             .all(|p| p.error_code == ErrorCode::None)
     );
-    let fetched = b.fetch(&FetchRequest {
-        partition: 0,
-        fetch_offset: 0,
-        max_bytes: 1 << 20,
-    });
+    let fetched = b.fetch(&FetchRequest::consumer(0, 0, 1 << 20));
     assert_eq!(fetched.high_watermark, 2);
     let batches = decode_batches(fetched.records).unwrap();
     assert_eq!(batches[0].records.len(), 2);
     assert_eq!(
-        b.fetch(&FetchRequest {
-            partition: 0,
-            fetch_offset: 9,
-            max_bytes: 10
-        })
-        .error_code,
+        b.fetch(&FetchRequest::consumer(0, 9, 10)).error_code,
         ErrorCode::OffsetOutOfRange
     );
     assert_eq!(
-        b.fetch(&FetchRequest {
-            partition: 7,
-            fetch_offset: 0,
-            max_bytes: 10
-        })
-        .error_code,
+        b.fetch(&FetchRequest::consumer(7, 0, 10)).error_code,
         ErrorCode::UnknownTopicOrPartition
     );
 }

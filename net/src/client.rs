@@ -1347,6 +1347,9 @@ fn to_kafka(
             (ApiKey::Produce, version, bytes, r.acks != 0)
         }
         IdempoRequest::Fetch(_) => unreachable!("the producer never sends Fetch"),
+        IdempoRequest::Metadata(_) => {
+            unreachable!("the producer core sends Metadata only with cluster routing on")
+        }
     };
     let awaiting = answered.then_some(Awaiting {
         wire_correlation_id,

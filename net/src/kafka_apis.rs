@@ -359,11 +359,11 @@ impl KafkaApis {
                 let max_bytes = usize::try_from(wanted.partition_max_bytes)
                     .unwrap_or(0)
                     .min(left);
-                let read = self.broker.fetch(&idempo_protocol::FetchRequest {
-                    partition: core,
-                    fetch_offset: wanted.fetch_offset,
-                    max_bytes: i32::try_from(max_bytes).unwrap_or(i32::MAX),
-                });
+                let read = self.broker.fetch(&idempo_protocol::FetchRequest::consumer(
+                    core,
+                    wanted.fetch_offset,
+                    i32::try_from(max_bytes).unwrap_or(i32::MAX),
+                ));
                 let records = if record_bytes == 0 || read.records.len() <= left {
                     read.records
                 } else {
@@ -441,11 +441,7 @@ impl KafkaApis {
         // A fetch at the log end returns no records but the log start offset.
         let log_start = self
             .broker
-            .fetch(&idempo_protocol::FetchRequest {
-                partition: core,
-                fetch_offset: log_end,
-                max_bytes: 0,
-            })
+            .fetch(&idempo_protocol::FetchRequest::consumer(core, log_end, 0))
             .log_start_offset;
         match timestamp {
             LATEST_TIMESTAMP => (log_end, -1),
@@ -459,11 +455,11 @@ impl KafkaApis {
         let mut offset = start;
         // Each step advances past at least one batch, so at most `end - start` steps.
         while offset < end {
-            let read = self.broker.fetch(&idempo_protocol::FetchRequest {
-                partition: core,
-                fetch_offset: offset,
-                max_bytes: TIMESTAMP_SEARCH_STEP_BYTES,
-            });
+            let read = self.broker.fetch(&idempo_protocol::FetchRequest::consumer(
+                core,
+                offset,
+                TIMESTAMP_SEARCH_STEP_BYTES,
+            ));
             let mut rest = &read.records[..];
             let before = offset;
             while let Ok(header) = idempo_protocol::BatchHeader::parse(rest) {

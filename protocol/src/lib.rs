@@ -28,7 +28,8 @@ pub mod types;
 pub use decode::DecodeError;
 pub use error_code::ErrorCode;
 pub use message::{
-    FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse,
+    CONSUMER_REPLICA_ID, EpochEndOffset, FetchRequest, FetchResponse, InitProducerIdRequest,
+    InitProducerIdResponse, MetadataRequest, MetadataResponse, NO_LEADER_EPOCH, PartitionMetadata,
     PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse, Request,
     RequestFrame, Response, ResponseFrame,
 };

@@ -84,15 +84,62 @@ pub struct ProduceResponse {
     pub partitions: Vec<PartitionProduceResponse>,
 }
 
-/// Reads one partition from an offset.
+/// Reads one partition from an offset: a consumer (`replica_id` = [`CONSUMER_REPLICA_ID`]) or
+/// a follower replica fetching from its leader (Kafka's Fetch, with the fields of v12+ that
+/// replication needs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FetchRequest {
     /// The partition.
     pub partition: i32,
-    /// First offset wanted.
+    /// First offset wanted (a follower sends its log end offset).
     pub fetch_offset: i64,
     /// Upper bound on the records bytes returned (at least one batch is always returned).
     pub max_bytes: i32,
+    /// The fetching broker's id, or [`CONSUMER_REPLICA_ID`] for a consumer. A follower's
+    /// fetch tells the leader how far it has replicated (`Partition.updateFollowerFetchState`).
+    pub replica_id: i32,
+    /// The leader epoch the fetcher believes current, or [`NO_LEADER_EPOCH`] to skip the check.
+    /// A lower epoch is answered `FENCED_LEADER_EPOCH`, a higher one `UNKNOWN_LEADER_EPOCH`
+    /// (KIP-320).
+    pub current_leader_epoch: i32,
+    /// The epoch of the last batch the fetcher holds, or [`NO_LEADER_EPOCH`] (Fetch v12+,
+    /// KIP-595 / KIP-320): the leader checks it against its leader-epoch cache and answers a
+    /// diverging epoch when the fetcher's log does not match its own.
+    pub last_fetched_epoch: i32,
+}
+
+impl FetchRequest {
+    /// A consumer's fetch: no replica id, no epoch checks.
+    pub fn consumer(partition: i32, fetch_offset: i64, max_bytes: i32) -> FetchRequest {
+        FetchRequest {
+            partition,
+            fetch_offset,
+            max_bytes,
+            replica_id: CONSUMER_REPLICA_ID,
+            current_leader_epoch: NO_LEADER_EPOCH,
+            last_fetched_epoch: NO_LEADER_EPOCH,
+        }
+    }
+}
+
+/// The `replica_id` of a fetch sent by a consumer, not by a broker (Kafka's
+/// `FetchRequest.CONSUMER_REPLICA_ID`).
+pub const CONSUMER_REPLICA_ID: i32 = -1;
+
+/// "No epoch": Kafka's `RecordBatch.NO_PARTITION_LEADER_EPOCH`, used in requests to skip the
+/// epoch check and in answers for "unknown".
+pub const NO_LEADER_EPOCH: i32 = -1;
+
+/// An epoch and the offset where it ends: the answer to "where does my log stop matching
+/// yours?" (Kafka's `EpochEndOffset`, `FetchResponseData.EpochEndOffset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochEndOffset {
+    /// The largest epoch the leader knows that is at most the one asked about.
+    pub epoch: i32,
+    /// The leader's end offset of that epoch: the start offset of the next epoch, or its log
+    /// end offset if `epoch` is the current one. The follower truncates to this (or to its
+    /// own end of that epoch, whichever is lower).
+    pub end_offset: i64,
 }
 
 /// The answer to [`FetchRequest`].
@@ -100,14 +147,50 @@ pub struct FetchRequest {
 pub struct FetchResponse {
     /// The partition.
     pub partition: i32,
-    /// `NONE`, `OFFSET_OUT_OF_RANGE` or `UNKNOWN_TOPIC_OR_PARTITION`.
+    /// `NONE`, `OFFSET_OUT_OF_RANGE`, `UNKNOWN_TOPIC_OR_PARTITION`, `NOT_LEADER_OR_FOLLOWER`,
+    /// `FENCED_LEADER_EPOCH` or `UNKNOWN_LEADER_EPOCH`.
     pub error_code: ErrorCode,
-    /// The log end offset (one broker, so the high watermark is the log end).
+    /// The leader's high watermark: consumers are answered only records below it.
     pub high_watermark: i64,
     /// The log start offset.
     pub log_start_offset: i64,
+    /// Set when the fetcher's `last_fetched_epoch` does not end where its `fetch_offset`
+    /// says (Fetch v12+): no records are returned and the fetcher truncates.
+    pub diverging_epoch: Option<EpochEndOffset>,
     /// Concatenated record batches (see [`crate::decode_batches`]).
     pub records: Bytes,
+}
+
+/// Asks which broker leads each partition (Kafka's Metadata, for the one topic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetadataRequest {}
+
+/// One partition in a [`MetadataResponse`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionMetadata {
+    /// `NONE`, or `LEADER_NOT_AVAILABLE` while the partition has no leader (offline).
+    pub error_code: ErrorCode,
+    /// The partition.
+    pub partition: i32,
+    /// The leader's broker id, or -1 when there is none.
+    pub leader_id: i32,
+    /// The current leader epoch.
+    pub leader_epoch: i32,
+    /// The assigned replicas, preferred leader first.
+    pub replica_nodes: Vec<i32>,
+    /// The in-sync replicas.
+    pub isr_nodes: Vec<i32>,
+}
+
+/// The answer to [`MetadataRequest`]: the live brokers and every partition's leader.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetadataResponse {
+    /// Ids of the brokers the answering broker knows to be alive.
+    pub brokers: Vec<i32>,
+    /// The controller's id (-1 when unknown).
+    pub controller_id: i32,
+    /// Per partition, in partition order.
+    pub partitions: Vec<PartitionMetadata>,
 }
 
 /// Any request the broker serves.
@@ -119,6 +202,8 @@ pub enum Request {
     Produce(ProduceRequest),
     /// Fetch.
     Fetch(FetchRequest),
+    /// Metadata.
+    Metadata(MetadataRequest),
 }
 
 /// Any response the broker sends.
@@ -130,6 +215,8 @@ pub enum Response {
     Produce(ProduceResponse),
     /// Fetch.
     Fetch(FetchResponse),
+    /// Metadata.
+    Metadata(MetadataResponse),
 }
 
 /// A request with its correlation id.

@@ -292,6 +292,7 @@ impl fmt::Display for ResponseSummary<'_> {
                 Ok(())
             }
             Response::Fetch(r) => write!(f, "fetch {}", r.error_code.name()),
+            Response::Metadata(r) => write!(f, "metadata of {} partitions", r.partitions.len()),
         }
     }
 }

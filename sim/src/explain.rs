@@ -299,11 +299,7 @@ fn producers_per_partition(report: &RestartReport) -> Vec<(i32, usize)> {
 }
 
 fn fetch(broker: &mut Broker, partition: i32, offset: i64, m: &mut Map<String, Value>) -> Said {
-    let r = broker.fetch(&FetchRequest {
-        partition,
-        fetch_offset: offset,
-        max_bytes: i32::MAX,
-    });
+    let r = broker.fetch(&FetchRequest::consumer(partition, offset, i32::MAX));
     m.insert("error".into(), json!(r.error_code.name()));
     m.insert("high_watermark".into(), json!(r.high_watermark));
     m.insert("log_start_offset".into(), json!(r.log_start_offset));

@@ -205,6 +205,7 @@ impl FakeBroker {
                 })
             }
             Request::Fetch(_) => panic!("the producer never fetches"),
+            Request::Metadata(_) => panic!("these tests run the one-broker producer"),
         };
         Some(ResponseFrame {
             correlation_id: frame.correlation_id,
