@@ -53,6 +53,7 @@
 //! - Storage is simulated; there is no file-backed implementation yet (see [`storage`]).
 
 pub mod broker;
+pub mod cluster;
 pub mod partition_log;
 pub mod producer_state;
 pub mod recovery;
@@ -66,6 +67,7 @@ pub use broker::{
     PRODUCER_ID_BLOCK_SIZE, PartitionRestart, RestartReport, SyncPolicy,
     parse_timestamp_after_max_ms,
 };
+pub use cluster::{AlterPartition, BrokerId, LeaderAndIsr, NO_LEADER};
 pub use partition_log::{
     Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogCorruption, LogRecovery, LogView,
     PartitionLog, StoredBatch,
