@@ -158,17 +158,32 @@ pub const DEFAULT_TIMESTAMP_AFTER_MAX_MS: i64 = 3_600_000;
 /// assert_eq!(parse_timestamp_after_max_ms("off"), Ok(i64::MAX));
 /// assert!(parse_timestamp_after_max_ms("-1").is_err());
 /// ```
-pub fn parse_timestamp_after_max_ms(text: &str) -> Result<i64, String> {
+pub fn parse_timestamp_after_max_ms(text: &str) -> Result<i64, TimestampAfterMaxError> {
     if text == "off" {
         return Ok(i64::MAX);
     }
     match text.parse::<i64>() {
         Ok(ms) if ms >= 0 => Ok(ms),
-        _ => Err(format!(
-            "`{text}` is not a number of milliseconds >= 0 or `off`"
-        )),
+        _ => Err(TimestampAfterMaxError(text.to_string())),
     }
 }
+
+/// A value for `log.message.timestamp.after.max.ms` that is neither milliseconds >= 0 nor
+/// `off`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimestampAfterMaxError(pub String);
+
+impl fmt::Display for TimestampAfterMaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not a number of milliseconds >= 0 or `off`",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for TimestampAfterMaxError {}
 
 /// Largest dedup window accepted (experiments beyond this say nothing new).
 pub const MAX_DEDUP_WINDOW: usize = 1024;

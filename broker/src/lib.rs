@@ -64,7 +64,7 @@ pub mod verdict;
 pub use broker::{
     Broker, BrokerConfig, ConfigError, CrashReport, DEFAULT_TIMESTAMP_AFTER_MAX_MS,
     DeleteRecordsFailure, ExpiredProducer, Handled, MAX_DEDUP_WINDOW, OpenError,
-    PRODUCER_ID_BLOCK_SIZE, PartitionRestart, RestartReport, SyncPolicy,
+    PRODUCER_ID_BLOCK_SIZE, PartitionRestart, RestartReport, SyncPolicy, TimestampAfterMaxError,
     parse_timestamp_after_max_ms,
 };
 pub use cluster::{AlterPartition, BrokerId, LeaderAndIsr, NO_LEADER};
