@@ -9,6 +9,15 @@ use idempo_broker::{
 };
 use idempo_protocol::{ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
 
+/// A setting's name, a change that sets it at an edge of its range, a change that sets it one
+/// beyond, and the refusal expected for that.
+type Edge = (
+    &'static str,
+    fn(&mut BrokerConfig),
+    fn(&mut BrokerConfig),
+    ConfigError,
+);
+
 fn with(change: impl FnOnce(&mut BrokerConfig)) -> Result<Broker, ConfigError> {
     let mut config = BrokerConfig::default();
     change(&mut config);
@@ -28,7 +37,7 @@ fn batch(sequence: i32) -> Bytes {
 
 #[test]
 fn every_setting_is_accepted_at_the_edges_of_its_range_and_refused_just_beyond() {
-    let edges: [(&str, fn(&mut BrokerConfig), fn(&mut BrokerConfig), ConfigError); 10] = [
+    let edges: [Edge; 10] = [
         (
             "dedup_window low",
             |c| c.dedup_window = 1,
@@ -92,7 +101,11 @@ fn every_setting_is_accepted_at_the_edges_of_its_range_and_refused_just_beyond()
     ];
     for (setting, accepted, refused, error) in edges {
         assert!(with(accepted).is_ok(), "{setting}: the edge is accepted");
-        assert_eq!(with(refused).err(), Some(error), "{setting}: one beyond is refused");
+        assert_eq!(
+            with(refused).err(),
+            Some(error),
+            "{setting}: one beyond is refused"
+        );
     }
     assert!(with(|c| c.snapshots_retained = 1).is_ok());
     assert_eq!(
@@ -170,7 +183,11 @@ fn snapshots_are_taken_once_per_interval_not_at_every_tick() {
     for (i, now) in [60_001, 90_000, 119_999].into_iter().enumerate() {
         b.produce(0, &batch(i as i32 + 1));
         b.advance_time(now);
-        assert_eq!(snapshot_count(&b), 1, "no snapshot before 120 000 (at {now})");
+        assert_eq!(
+            snapshot_count(&b),
+            1,
+            "no snapshot before 120 000 (at {now})"
+        );
     }
     b.advance_time(120_000);
     assert_eq!(snapshot_count(&b), 2, "the next multiple of the interval");
@@ -179,7 +196,11 @@ fn snapshots_are_taken_once_per_interval_not_at_every_tick() {
     assert_eq!(snapshot_count(&b), 3, "late ticks take one snapshot");
     b.produce(0, &batch(5));
     b.advance_time(419_999);
-    assert_eq!(snapshot_count(&b), 3, "the schedule is on multiples: next at 420 000");
+    assert_eq!(
+        snapshot_count(&b),
+        3,
+        "the schedule is on multiples: next at 420 000"
+    );
     b.advance_time(420_000);
     assert_eq!(snapshot_count(&b), 4);
 }
@@ -244,8 +265,16 @@ fn failed_periodic_syncs_and_snapshots_are_counted_one_per_failure() {
     b.advance_time(200);
     assert_eq!(b.storage_failures(), 2, "retried next period, failed again");
     b.advance_time(60_000);
-    assert_eq!(b.storage_failures(), 4, "a failed sync and a failed snapshot");
+    assert_eq!(
+        b.storage_failures(),
+        4,
+        "a failed sync and a failed snapshot"
+    );
     b.storage_mut().failing = false;
     b.advance_time(60_100);
-    assert_eq!(b.storage_failures(), 4, "working again: nothing more counted");
+    assert_eq!(
+        b.storage_failures(),
+        4,
+        "working again: nothing more counted"
+    );
 }
