@@ -283,7 +283,10 @@ fn failed_periodic_syncs_and_snapshots_are_counted_one_per_failure() {
 fn max_message_bytes_admits_a_batch_of_exactly_that_size() {
     let exact = batch(0);
     let mut b = with(|c| c.max_message_bytes = exact.len()).unwrap();
-    assert!(b.produce(0, &exact).is_appended(), "exactly max.message.bytes");
+    assert!(
+        b.produce(0, &exact).is_appended(),
+        "exactly max.message.bytes"
+    );
     let mut b = with(|c| c.max_message_bytes = exact.len() - 1).unwrap();
     let refused = b.produce(0, &exact);
     assert_eq!(
