@@ -24,7 +24,7 @@ fn no_auto_create() -> Broker {
         auto_create_partitions: false,
         ..BrokerConfig::default()
     })
-    .unwrap()
+    .expect("a valid config")
 }
 
 #[test]
