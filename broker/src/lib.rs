@@ -38,6 +38,11 @@
 //! - [`verdict`]: `ProduceOutcome` and `Verdict`, the explanation of each decision.
 //! - [`broker`](mod@broker): `Broker` and `BrokerConfig`: partitions, InitProducerId, Produce,
 //!   Fetch, DeleteRecords, expiry, sync policy, snapshots, crash and restarts.
+//! - [`cluster`]: `LeaderAndIsr` and `AlterPartition`, the values a controller and its
+//!   brokers exchange.
+//! - [`controller`]: `Controller`, the cluster's controller (KRaft's rules, one always
+//!   available state machine): replica placement, fencing, clean and unclean election,
+//!   AlterPartition, producer id blocks.
 //!
 //! ## Differences from Kafka
 //! - One broker, one topic; partitions are numbered. No replication, so the high watermark is
@@ -54,6 +59,7 @@
 
 pub mod broker;
 pub mod cluster;
+pub mod controller;
 pub mod partition_log;
 pub mod producer_state;
 pub mod recovery;
@@ -68,6 +74,10 @@ pub use broker::{
     parse_timestamp_after_max_ms,
 };
 pub use cluster::{AlterPartition, BrokerId, LeaderAndIsr, NO_LEADER};
+pub use controller::{
+    AlterPartitionError, Controller, ControllerConfig, ControllerConfigError, ControllerCounters,
+    ControllerDecision, DEFAULT_BROKER_SESSION_TIMEOUT_MS, assign_replicas,
+};
 pub use partition_log::{
     Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogCorruption, LogRecovery, LogView,
     PartitionLog, StoredBatch,
