@@ -96,6 +96,13 @@ fn zero_replication_factor_no_brokers_no_partitions_and_no_session_are_refused()
         ),
         (
             ControllerConfig {
+                partitions: 0,
+                ..base.clone()
+            },
+            ControllerConfigError::NoPartitions { partitions: 0 },
+        ),
+        (
+            ControllerConfig {
                 broker_session_timeout_ms: 0,
                 ..base.clone()
             },
@@ -178,6 +185,66 @@ fn one_broker_cluster_puts_everything_on_broker_zero() {
     );
 }
 
+#[test]
+fn config_errors_say_what_is_wrong_with_the_number_given() {
+    let cases = [
+        (
+            ControllerConfigError::NoBrokers { brokers: 0 },
+            "a cluster needs at least one broker, got 0",
+        ),
+        (
+            ControllerConfigError::NoPartitions { partitions: -2 },
+            "a topic needs at least one partition, got -2",
+        ),
+        (
+            ControllerConfigError::ReplicationFactorZero,
+            "replication factor must be larger than 0",
+        ),
+        (
+            ControllerConfigError::SessionTimeoutNotPositive {
+                broker_session_timeout_ms: -5,
+            },
+            "broker.session.timeout.ms must be positive, got -5",
+        ),
+    ];
+    for (error, text) in cases {
+        assert_eq!(error.to_string(), text);
+    }
+}
+
+#[test]
+fn controller_keeps_the_config_it_was_built_with() {
+    let config = ControllerConfig {
+        brokers: 4,
+        partitions: 6,
+        replication_factor: 2,
+        unclean_leader_election: true,
+        broker_session_timeout_ms: 1_234,
+    };
+    let c = Controller::new(config.clone(), 0).expect("a valid config");
+    assert_eq!(c.config(), &config);
+    assert_eq!(c.partitions().len(), 6);
+    assert_eq!(
+        c.partition(5).replicas,
+        vec![1, 3],
+        "assign_replicas(4, 6, 2)"
+    );
+}
+
+#[test]
+#[should_panic(expected = "partition 3 is not in 0..3")]
+fn asking_for_a_partition_outside_the_topic_is_a_caller_bug() {
+    let c = controller(3, 3, false);
+    let _ = c.partition(3);
+}
+
+#[test]
+#[should_panic(expected = "broker 3 is not in 0..3")]
+fn heartbeat_from_a_broker_outside_the_cluster_is_a_caller_bug() {
+    let mut c = controller(3, 3, false);
+    let _ = c.heartbeat(3, 0);
+}
+
 // ---------------------------------------------------------------------------------------
 // Sessions and fencing
 // ---------------------------------------------------------------------------------------
@@ -216,6 +283,36 @@ fn fenced_follower_leaves_the_isr_without_a_leader_epoch_bump() {
         state,
     }));
     assert_eq!(c.counters().isr_shrinks, 3, "2 was in all three ISRs");
+}
+
+#[test]
+fn late_heartbeat_does_not_move_a_session_back_in_time() {
+    let mut c = controller(2, 2, false);
+    let _ = c.heartbeat(0, 5_000);
+    let _ = c.heartbeat(0, 1_000);
+    let _ = c.heartbeat(1, 14_000);
+    assert!(
+        c.tick(14_000).is_empty(),
+        "broker 0's session runs from 5000, not 1000"
+    );
+    assert_eq!(
+        c.tick(14_001)[0],
+        ControllerDecision::BrokerFenced { broker: 0 }
+    );
+}
+
+#[test]
+fn every_partition_decision_names_the_state_to_deliver_and_broker_decisions_none() {
+    let mut c = controller(3, 3, false);
+    let decisions = c.fence_broker(0);
+    assert_eq!(decisions.len(), 4, "fenced, then one change per partition");
+    assert_eq!(decisions[0].state(), None);
+    for (decision, partition) in decisions[1..].iter().zip(0..) {
+        assert_eq!(decision.state(), Some(c.partition(partition)));
+    }
+    let decisions = c.broker_registered(0, 20_000);
+    assert_eq!(decisions[0].state(), None, "BrokerUnfenced");
+    assert_eq!(c.counters().brokers_unfenced, 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -567,6 +664,54 @@ fn unknown_partition_is_unknown_topic_or_partition() {
         AlterPartitionError::UnknownTopicOrPartition { partition: 7 }
     );
     assert_eq!(err.code(), 3);
+}
+
+#[test]
+fn every_refusal_carries_kafkas_name_and_code_in_its_message() {
+    let cases = [
+        (
+            AlterPartitionError::UnknownTopicOrPartition { partition: 9 },
+            "UNKNOWN_TOPIC_OR_PARTITION (3): no partition 9",
+        ),
+        (
+            AlterPartitionError::NotController {
+                request_leader_epoch: 4,
+                request_partition_epoch: 7,
+            },
+            "NOT_CONTROLLER (41): leader epoch 4 / partition epoch 7 are ahead of the controller",
+        ),
+        (
+            AlterPartitionError::NotLeader {
+                broker: 2,
+                leader: 1,
+            },
+            "INVALID_REQUEST (42): broker 2 is not the leader (the leader is 1)",
+        ),
+        (
+            AlterPartitionError::InvalidUpdateVersion {
+                request_partition_epoch: 1,
+                partition_epoch: 2,
+            },
+            "INVALID_UPDATE_VERSION (95): partition epoch 1 is older than the current 2",
+        ),
+        (
+            AlterPartitionError::InvalidIsr {
+                new_isr: vec![0, 0],
+            },
+            "INVALID_REQUEST (42): ISR [0, 0] is not a set of assigned replicas",
+        ),
+        (
+            AlterPartitionError::IsrWithoutLeader { new_isr: vec![1] },
+            "INVALID_REQUEST (42): ISR [1] does not include the leader",
+        ),
+        (
+            AlterPartitionError::IneligibleReplica { replica: 2 },
+            "INELIGIBLE_REPLICA (107): replica 2 is fenced",
+        ),
+    ];
+    for (error, text) in cases {
+        assert_eq!(error.to_string(), text);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
