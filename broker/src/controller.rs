@@ -48,6 +48,10 @@
 //!   alone keeps the leader epoch (since metadata version 3.6, KAFKA-15021).
 //! - **Producer ids** (`ProducerIdControlManager.generateNextProducerId`, KIP-730): brokers
 //!   ask the controller for blocks of 1 000 ids, so no two brokers hand out the same id.
+//! - **Elections on request** (ElectLeaders, KIP-460; `ReplicationControlManager.electLeader`):
+//!   a *preferred* election gives the leadership back to the first replica if it is a live
+//!   ISR member; an *unclean* one brings an offline partition back from any live replica,
+//!   whatever `unclean.leader.election.enable` says ([`Controller::elect_leader`]).
 //!
 //! A worked example, three brokers, partition 0 assigned `[0, 1, 2]`, clean election only:
 //!
@@ -80,8 +84,10 @@
 //! - One controller, always available, with no metadata log: decisions are returned as values
 //!   and take effect at once; brokers learn them when the caller delivers them.
 //! - No eligible leader replicas (KIP-966), no controlled shutdown, no reassignment, no
-//!   preferred-leader rebalancing (`auto.leader.rebalance.enable`): leadership moves only on
-//!   failure, and stays where it moved.
+//!   automatic preferred-leader rebalancing (`auto.leader.rebalance.enable`): leadership moves
+//!   on failure or on request ([`Controller::elect_leader`]), and stays where it moved. Nor
+//!   the periodic retry of unclean elections (`maybeElectUncleanLeaders`): nothing changes
+//!   between a fencing and the next unfencing that it could act on.
 //! - A broker that registers again while its old session is still valid has that old
 //!   incarnation fenced first, then is unfenced in the same step. Kafka refuses the new
 //!   registration (`DUPLICATE_BROKER_REGISTRATION`) until the old session expires, then fences
@@ -492,6 +498,92 @@ impl fmt::Display for AlterPartitionError {
 
 impl std::error::Error for AlterPartitionError {}
 
+/// The election an administrator asks for (Kafka's `ElectionType`, KIP-460).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionType {
+    /// Give the leadership back to the preferred replica (`kafka-leader-election
+    /// --election-type preferred`).
+    Preferred,
+    /// Bring an offline partition back, from outside the ISR if need be
+    /// (`--election-type unclean`).
+    Unclean,
+}
+
+/// Why [`Controller::elect_leader`] elected no one, with Kafka's error names and codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElectLeaderError {
+    /// `UNKNOWN_TOPIC_OR_PARTITION` (3): no such partition.
+    UnknownTopicOrPartition {
+        /// The partition asked about.
+        partition: i32,
+    },
+    /// `ELECTION_NOT_NEEDED` (84): the preferred replica already leads (preferred), or the
+    /// partition has a leader (unclean).
+    ElectionNotNeeded {
+        /// The partition.
+        partition: i32,
+    },
+    /// `PREFERRED_LEADER_NOT_AVAILABLE` (80): the preferred replica is fenced or out of sync.
+    PreferredLeaderNotAvailable {
+        /// The partition.
+        partition: i32,
+    },
+    /// `ELIGIBLE_LEADERS_NOT_AVAILABLE` (83): every replica is fenced.
+    EligibleLeadersNotAvailable {
+        /// The partition.
+        partition: i32,
+    },
+}
+
+impl ElectLeaderError {
+    /// Kafka's wire code for the error.
+    pub fn code(&self) -> i16 {
+        match self {
+            ElectLeaderError::UnknownTopicOrPartition { .. } => 3,
+            ElectLeaderError::ElectionNotNeeded { .. } => 84,
+            ElectLeaderError::PreferredLeaderNotAvailable { .. } => 80,
+            ElectLeaderError::EligibleLeadersNotAvailable { .. } => 83,
+        }
+    }
+
+    /// Kafka's name for the error, as `Errors.java` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ElectLeaderError::UnknownTopicOrPartition { .. } => "UNKNOWN_TOPIC_OR_PARTITION",
+            ElectLeaderError::ElectionNotNeeded { .. } => "ELECTION_NOT_NEEDED",
+            ElectLeaderError::PreferredLeaderNotAvailable { .. } => {
+                "PREFERRED_LEADER_NOT_AVAILABLE"
+            }
+            ElectLeaderError::EligibleLeadersNotAvailable { .. } => {
+                "ELIGIBLE_LEADERS_NOT_AVAILABLE"
+            }
+        }
+    }
+}
+
+impl fmt::Display for ElectLeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): ", self.name(), self.code())?;
+        match self {
+            ElectLeaderError::UnknownTopicOrPartition { partition } => {
+                write!(f, "no partition {partition}")
+            }
+            ElectLeaderError::ElectionNotNeeded { partition } => {
+                write!(f, "partition {partition} needs no such election")
+            }
+            ElectLeaderError::PreferredLeaderNotAvailable { partition } => write!(
+                f,
+                "the preferred replica of partition {partition} is not a live in-sync replica"
+            ),
+            ElectLeaderError::EligibleLeadersNotAvailable { partition } => {
+                write!(f, "no replica of partition {partition} is live")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ElectLeaderError {}
+
 /// What the controller has done so far, for reports (Kafka's controller metrics).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ControllerCounters {
@@ -521,7 +613,18 @@ struct BrokerSession {
     last_contact_ms: i64,
 }
 
-/// The result of one partition change, before it is turned into a [`ControllerDecision`].
+/// The election a partition change holds (Kafka's `PartitionChangeBuilder.Election`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ElectionRule {
+    /// Keep the partition online from its ISR (`ONLINE`).
+    Online,
+    /// From the ISR if possible, else from any live replica (`UNCLEAN`).
+    Unclean,
+    /// The preferred replica if it is a live ISR member (`PREFERRED`).
+    Preferred,
+}
+
+/// The leader an election found.
 struct Election {
     leader: BrokerId,
     unclean: bool,
@@ -811,6 +914,58 @@ impl Controller {
         Ok(())
     }
 
+    /// An administrator's election for one partition (Kafka's ElectLeaders, KIP-460;
+    /// `ReplicationControlManager.electLeader`). [`ElectionType::Preferred`] moves the
+    /// leadership back to the preferred replica (the first in the assignment) if it is a live
+    /// ISR member; [`ElectionType::Unclean`] elects a leader for an *offline* partition from
+    /// its ISR if one is live again, else from any live replica, whatever
+    /// `unclean.leader.election.enable` says.
+    ///
+    /// # Examples
+    /// ```
+    /// use idempo_broker::{Controller, ControllerConfig, ElectLeaderError, ElectionType};
+    ///
+    /// let config = ControllerConfig { brokers: 2, replication_factor: 2, ..ControllerConfig::default() };
+    /// let mut controller = Controller::new(config, 0).expect("a valid config");
+    /// let _ = controller.fence_broker(0); // partition 0: broker 1 leads now
+    /// let _ = controller.broker_registered(0, 10_000);
+    /// // Broker 0 is not back in the ISR yet, so the preferred leader cannot take over.
+    /// assert_eq!(
+    ///     controller.elect_leader(0, ElectionType::Preferred),
+    ///     Err(ElectLeaderError::PreferredLeaderNotAvailable { partition: 0 })
+    /// );
+    /// ```
+    pub fn elect_leader(
+        &mut self,
+        partition: i32,
+        election: ElectionType,
+    ) -> Result<ControllerDecision, ElectLeaderError> {
+        let Some(index) = self.partition_index(partition) else {
+            return Err(ElectLeaderError::UnknownTopicOrPartition { partition });
+        };
+        let current = &self.partitions[index];
+        let (rule, not_needed) = match election {
+            ElectionType::Preferred => (
+                ElectionRule::Preferred,
+                current.leader == current.replicas[0],
+            ),
+            ElectionType::Unclean => (ElectionRule::Unclean, current.leader != NO_LEADER),
+        };
+        if not_needed {
+            return Err(ElectLeaderError::ElectionNotNeeded { partition });
+        }
+        let target_isr = current.isr.clone();
+        self.change_partition_with(index, target_isr, rule)
+            .ok_or(match election {
+                ElectionType::Preferred => {
+                    ElectLeaderError::PreferredLeaderNotAvailable { partition }
+                }
+                ElectionType::Unclean => {
+                    ElectLeaderError::EligibleLeadersNotAvailable { partition }
+                }
+            })
+    }
+
     /// Kafka's `PartitionChangeBuilder.build` for a new target ISR, without reassignment or
     /// eligible leader replicas: elect (`electAnyLeader`), set the ISR unless it would be
     /// empty, and apply the change with its epoch bumps (`PartitionRegistration.merge`).
@@ -820,7 +975,22 @@ impl Controller {
         index: usize,
         target_isr: Vec<BrokerId>,
     ) -> Option<ControllerDecision> {
-        let election = self.elect_leader(&self.partitions[index], &target_isr);
+        let rule = if self.config.unclean_leader_election {
+            ElectionRule::Unclean
+        } else {
+            ElectionRule::Online
+        };
+        self.change_partition_with(index, target_isr, rule)
+    }
+
+    /// [`change_partition`](Self::change_partition) with an explicit election rule.
+    fn change_partition_with(
+        &mut self,
+        index: usize,
+        target_isr: Vec<BrokerId>,
+        rule: ElectionRule,
+    ) -> Option<ControllerDecision> {
+        let election = self.elect(&self.partitions[index], &target_isr, rule);
         let current = &self.partitions[index];
         let leader_changed = election.leader != current.leader;
         let new_isr = if leader_changed && election.unclean {
@@ -849,11 +1019,31 @@ impl Controller {
         Some(self.decision(leader_changed, election.unclean, state))
     }
 
-    /// Kafka's `PartitionChangeBuilder.electAnyLeader` (election ONLINE, or UNCLEAN when
-    /// `unclean.leader.election.enable` is set).
-    fn elect_leader(&self, current: &LeaderAndIsr, target_isr: &[BrokerId]) -> Election {
+    /// Kafka's `PartitionChangeBuilder.electLeader`: `electPreferredLeader` for
+    /// [`ElectionRule::Preferred`], else `electAnyLeader`.
+    fn elect(
+        &self,
+        current: &LeaderAndIsr,
+        target_isr: &[BrokerId],
+        rule: ElectionRule,
+    ) -> Election {
         let acceptable = |replica: BrokerId| !self.brokers[replica as usize].fenced;
         let valid = |replica: BrokerId| target_isr.contains(&replica) && acceptable(replica);
+        let clean = |leader| Election {
+            leader,
+            unclean: false,
+        };
+        if rule == ElectionRule::Preferred {
+            let preferred = current.replicas[0];
+            if valid(preferred) {
+                return clean(preferred);
+            }
+            if current.leader != NO_LEADER && valid(current.leader) {
+                return clean(current.leader);
+            }
+            let other = current.replicas[1..].iter().copied().find(|&r| valid(r));
+            return clean(other.unwrap_or(NO_LEADER));
+        }
         if current.leader != NO_LEADER && valid(current.leader) {
             return Election {
                 leader: current.leader,
@@ -866,7 +1056,7 @@ impl Controller {
                 unclean: false,
             };
         }
-        if self.config.unclean_leader_election
+        if rule == ElectionRule::Unclean
             && let Some(&leader) = current.replicas.iter().find(|&&r| acceptable(r))
         {
             return Election {

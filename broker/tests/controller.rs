@@ -4,7 +4,8 @@
 
 use idempo_broker::{
     AlterPartition, AlterPartitionError, BrokerId, Controller, ControllerConfig,
-    ControllerConfigError, ControllerDecision, LeaderAndIsr, NO_LEADER, assign_replicas,
+    ControllerConfigError, ControllerDecision, ElectLeaderError, ElectionType, LeaderAndIsr,
+    NO_LEADER, assign_replicas,
 };
 use idempo_protocol::ErrorCode;
 use proptest::prelude::*;
@@ -520,6 +521,119 @@ fn returning_broker_leads_nothing_that_has_a_leader() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Elections on request (ElectLeaders, KIP-460)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn preferred_election_gives_the_leadership_back_once_the_preferred_replica_is_in_sync() {
+    let mut c = controller(3, 3, false);
+    let _ = c.fence_broker(0);
+    let _ = c.broker_registered(0, 20_000);
+    assert_eq!(
+        c.elect_leader(0, ElectionType::Preferred),
+        Err(ElectLeaderError::PreferredLeaderNotAvailable { partition: 0 }),
+        "0 has not rejoined the ISR"
+    );
+    // Broker 1, the leader now, adds 0 back once it caught up.
+    let expand = proposal(&c, 0, vec![0, 1, 2]);
+    c.alter_partition(&expand).expect("a current proposal");
+    let decision = c
+        .elect_leader(0, ElectionType::Preferred)
+        .expect("0 is a live ISR member");
+    assert_eq!(
+        decision,
+        ControllerDecision::Elected {
+            partition: 0,
+            leader: 0,
+            leader_epoch: 2,
+            clean: true,
+            state: c.partition(0).clone(),
+        }
+    );
+    assert_eq!(c.partition(0).isr, vec![0, 1, 2], "the ISR is unchanged");
+    assert_eq!(
+        c.elect_leader(0, ElectionType::Preferred),
+        Err(ElectLeaderError::ElectionNotNeeded { partition: 0 })
+    );
+}
+
+#[test]
+fn unclean_election_on_request_revives_an_offline_partition_even_when_disabled() {
+    let mut c = controller(2, 2, false);
+    let shrink = proposal(&c, 0, vec![0]);
+    c.alter_partition(&shrink).expect("a current proposal");
+    let _ = c.fence_broker(0);
+    assert_eq!(c.partition(0).leader, NO_LEADER);
+    let decision = c
+        .elect_leader(0, ElectionType::Unclean)
+        .expect("broker 1 is live");
+    assert!(matches!(
+        decision,
+        ControllerDecision::Elected {
+            partition: 0,
+            leader: 1,
+            clean: false,
+            ..
+        }
+    ));
+    assert_eq!(c.partition(0).isr, vec![1]);
+    assert_eq!(c.counters().unclean_elections, 1);
+    assert_eq!(
+        c.elect_leader(0, ElectionType::Unclean),
+        Err(ElectLeaderError::ElectionNotNeeded { partition: 0 }),
+        "it has a leader now"
+    );
+}
+
+#[test]
+fn unclean_election_on_request_fails_when_every_replica_is_fenced() {
+    let mut c = controller(2, 2, false);
+    let _ = c.fence_broker(1);
+    let _ = c.fence_broker(0);
+    let err = c
+        .elect_leader(0, ElectionType::Unclean)
+        .expect_err("no live replica");
+    assert_eq!(
+        err,
+        ElectLeaderError::EligibleLeadersNotAvailable { partition: 0 }
+    );
+    assert_eq!(
+        (err.code(), err.name()),
+        (83, "ELIGIBLE_LEADERS_NOT_AVAILABLE")
+    );
+    assert_eq!(
+        err.to_string(),
+        "ELIGIBLE_LEADERS_NOT_AVAILABLE (83): no replica of partition 0 is live"
+    );
+    let err = c
+        .elect_leader(5, ElectionType::Preferred)
+        .expect_err("2 partitions");
+    assert_eq!(
+        err.to_string(),
+        "UNKNOWN_TOPIC_OR_PARTITION (3): no partition 5"
+    );
+    assert_eq!(
+        ElectLeaderError::ElectionNotNeeded { partition: 1 }.to_string(),
+        "ELECTION_NOT_NEEDED (84): partition 1 needs no such election"
+    );
+    assert_eq!(
+        ElectLeaderError::PreferredLeaderNotAvailable { partition: 1 }.to_string(),
+        "PREFERRED_LEADER_NOT_AVAILABLE (80): the preferred replica of partition 1 is not a live in-sync replica"
+    );
+}
+
+#[test]
+fn preferred_election_keeps_a_valid_leader_when_the_preferred_replica_is_out_of_sync() {
+    let mut c = controller(3, 3, false);
+    // Partition 0 [0, 1, 2]: 0 fails, 1 leads; 0 is back but not in sync.
+    let _ = c.fence_broker(0);
+    let _ = c.broker_registered(0, 20_000);
+    let before = c.partition(0).clone();
+    let _ = c.elect_leader(0, ElectionType::Preferred);
+    assert_eq!(c.partition(0), &before, "nothing changes");
+}
+
+// ---------------------------------------------------------------------------------------
 // AlterPartition
 // ---------------------------------------------------------------------------------------
 
@@ -755,6 +869,7 @@ enum Step {
     Register(i32),
     Heartbeat(i32),
     Propose { partition: i32, keep: Vec<bool> },
+    Elect { partition: i32, unclean: bool },
 }
 
 fn step(brokers: i32) -> impl Strategy<Value = Step> {
@@ -764,6 +879,8 @@ fn step(brokers: i32) -> impl Strategy<Value = Step> {
         (0..brokers).prop_map(Step::Heartbeat),
         (0..brokers, proptest::collection::vec(any::<bool>(), 5))
             .prop_map(|(partition, keep)| Step::Propose { partition, keep }),
+        (0..brokers, any::<bool>())
+            .prop_map(|(partition, unclean)| Step::Elect { partition, unclean }),
     ]
 }
 
@@ -783,6 +900,14 @@ fn run_step(c: &mut Controller, step: &Step, now_ms: i64) {
                 .collect();
             let _ = c.alter_partition(&proposal(c, *partition, new_isr));
         }
+        Step::Elect { partition, unclean } => {
+            let election = if *unclean {
+                ElectionType::Unclean
+            } else {
+                ElectionType::Preferred
+            };
+            let _ = c.elect_leader(*partition, election);
+        }
     }
 }
 
@@ -795,13 +920,13 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Under any schedule of fencings, restarts, heartbeats and ISR proposals, every
-    /// partition keeps the controller's invariants: a non-empty ISR of distinct assigned
-    /// replicas; with a leader, a leader in the ISR and only live brokers in it; without one,
-    /// a single fenced last member (and, with unclean election, no live replica at all); epochs that never
-    /// go back, every change bumping the partition epoch, every leader change the leader
-    /// epoch and no AlterPartition the leader epoch; and a clean
-    /// controller never counts an unclean election.
+    /// Under any schedule of fencings, restarts, heartbeats, ISR proposals and elections on
+    /// request, every partition keeps the controller's invariants: a non-empty ISR of
+    /// distinct assigned replicas; with a leader, a leader in the ISR and only live brokers
+    /// in it; without one, a single fenced last member (and, with unclean election, no live
+    /// replica at all); epochs that never go back, every change bumping the partition epoch,
+    /// every leader change the leader epoch and no AlterPartition the leader epoch; and a
+    /// clean controller never counts an unclean election unless one was asked for.
     #[test]
     fn every_schedule_keeps_the_partition_invariants(
         brokers in 1..=5i32,
@@ -811,13 +936,16 @@ proptest! {
     ) {
         let replication_factor = 1 + rf_pick % brokers as usize;
         let mut c = controller(brokers, replication_factor, unclean);
+        let mut asked_unclean = false;
         for (i, s) in steps.iter().enumerate() {
             let s = match s {
                 Step::Fence(b) => Step::Fence(b % brokers),
                 Step::Register(b) => Step::Register(b % brokers),
                 Step::Heartbeat(b) => Step::Heartbeat(b % brokers),
                 Step::Propose { partition, keep } => Step::Propose { partition: partition % brokers, keep: keep.clone() },
+                Step::Elect { partition, unclean } => Step::Elect { partition: partition % brokers, unclean: *unclean },
             };
+            asked_unclean |= matches!(s, Step::Elect { unclean: true, .. });
             let before: Vec<LeaderAndIsr> = c.partitions().to_vec();
             run_step(&mut c, &s, i as i64);
             for (old, new) in before.iter().zip(c.partitions()) {
@@ -846,13 +974,14 @@ proptest! {
                 }
             }
         }
-        if !unclean {
+        if !unclean && !asked_unclean {
             prop_assert_eq!(c.counters().unclean_elections, 0);
         }
     }
 
-    /// With clean election only, a leader is always a replica that was in the ISR just
-    /// before it was elected: no election ever picks an out-of-sync replica.
+    /// With clean election only (and no unclean election asked for), a leader is always a
+    /// replica that was in the ISR just before it was elected: no election ever picks an
+    /// out-of-sync replica.
     #[test]
     fn clean_elections_only_pick_isr_members(
         brokers in 2..=5i32,
@@ -865,6 +994,7 @@ proptest! {
                 Step::Register(b) => Step::Register(b % brokers),
                 Step::Heartbeat(b) => Step::Heartbeat(b % brokers),
                 Step::Propose { partition, keep } => Step::Propose { partition: partition % brokers, keep: keep.clone() },
+                Step::Elect { partition, .. } => Step::Elect { partition: partition % brokers, unclean: false },
             };
             let before: Vec<LeaderAndIsr> = c.partitions().to_vec();
             run_step(&mut c, &s, i as i64);
