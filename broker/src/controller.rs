@@ -104,6 +104,11 @@ use std::fmt;
 /// Kafka's default `broker.session.timeout.ms` (KRaft): a broker silent this long is fenced.
 pub const DEFAULT_BROKER_SESSION_TIMEOUT_MS: i64 = 9_000;
 
+/// Kafka's default `broker.heartbeat.interval.ms` (KRaft): how often a live broker sends
+/// [`Controller::heartbeat`]. A broker setting, named here because it is the controller
+/// that listens.
+pub const DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS: i64 = 2_000;
+
 /// The controller's settings: the cluster's shape and its election policy. The defaults are
 /// a one-broker cluster with Kafka's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -749,6 +754,24 @@ impl Controller {
             .into_iter()
             .flat_map(|broker| self.fence_broker(broker))
             .collect()
+    }
+
+    /// The earliest time at which [`Controller::tick`] would fence a broker, if no heartbeat
+    /// comes first: one past the oldest live session's last contact plus the session timeout.
+    /// `None` when every broker is fenced. A driver that ticks only then sees every fencing
+    /// at the same time as one that ticks every millisecond.
+    pub fn next_session_expiry_ms(&self) -> Option<i64> {
+        let timeout_ms = self.config.broker_session_timeout_ms;
+        self.brokers
+            .iter()
+            .filter(|session| !session.fenced)
+            .map(|session| {
+                session
+                    .last_contact_ms
+                    .saturating_add(timeout_ms)
+                    .saturating_add(1)
+            })
+            .min()
     }
 
     /// Fences `broker` now (Kafka's `handleBrokerFenced`): it is removed from every ISR it

@@ -76,8 +76,8 @@ pub use broker::{
 pub use cluster::{AlterPartition, BrokerId, LeaderAndIsr, NO_LEADER};
 pub use controller::{
     AlterPartitionError, Controller, ControllerConfig, ControllerConfigError, ControllerCounters,
-    ControllerDecision, DEFAULT_BROKER_SESSION_TIMEOUT_MS, ElectLeaderError, ElectionType,
-    assign_replicas,
+    ControllerDecision, DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS, DEFAULT_BROKER_SESSION_TIMEOUT_MS,
+    ElectLeaderError, ElectionType, assign_replicas,
 };
 pub use partition_log::{
     Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogCorruption, LogRecovery, LogView,

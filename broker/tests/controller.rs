@@ -287,6 +287,28 @@ fn fenced_follower_leaves_the_isr_without_a_leader_epoch_bump() {
 }
 
 #[test]
+fn next_session_expiry_is_the_first_instant_tick_fences_someone() {
+    let mut c = controller(3, 3, false);
+    let _ = c.heartbeat(0, 4_000);
+    let _ = c.heartbeat(1, 2_000);
+    let _ = c.heartbeat(2, 6_000);
+    assert_eq!(
+        c.next_session_expiry_ms(),
+        Some(11_001),
+        "broker 1: 2000 + 9000 + 1"
+    );
+    assert!(c.tick(11_000).is_empty());
+    assert_eq!(
+        c.tick(11_001)[0],
+        ControllerDecision::BrokerFenced { broker: 1 }
+    );
+    assert_eq!(c.next_session_expiry_ms(), Some(13_001), "broker 0 next");
+    let _ = c.fence_broker(0);
+    let _ = c.fence_broker(2);
+    assert_eq!(c.next_session_expiry_ms(), None, "nobody left to fence");
+}
+
+#[test]
 fn late_heartbeat_does_not_move_a_session_back_in_time() {
     let mut c = controller(2, 2, false);
     let _ = c.heartbeat(0, 5_000);
