@@ -38,8 +38,6 @@
 //! - [`verdict`]: `ProduceOutcome` and `Verdict`, the explanation of each decision.
 //! - [`broker`](mod@broker): `Broker` and `BrokerConfig`: partitions, InitProducerId, Produce,
 //!   Fetch, DeleteRecords, expiry, sync policy, snapshots, crash and restarts.
-//! - [`cluster`]: `LeaderAndIsr` and `AlterPartition`, the values a controller and its
-//!   brokers exchange.
 //! - [`controller`]: `Controller`, the cluster's controller (KRaft's rules, one always
 //!   available state machine): replica placement, fencing, clean and unclean election,
 //!   AlterPartition, producer id blocks.
