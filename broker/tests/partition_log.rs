@@ -1,0 +1,140 @@
+//! The partition log's index, seen through the broker: every offset finds its batch in
+//! whichever segment holds it, segments roll only when the next batch would not fit, the
+//! counts and byte sizes follow appends and DeleteRecords, and the index's memory estimate
+//! follows what it holds.
+
+use bytes::Bytes;
+use idempo_broker::{Broker, BrokerConfig, DEFAULT_SEGMENT_BYTES};
+use idempo_protocol::{
+    ErrorCode, FetchRequest, ProducerEpoch, ProducerId, Record, RecordBatch, Sequence,
+    decode_batches,
+};
+
+/// The `n`-th two-record batch of producer 1 (sequences `2n`, `2n + 1`), values of `value_len`
+/// bytes.
+fn batch(n: i32, value_len: usize) -> Bytes {
+    let value = "v".repeat(value_len);
+    RecordBatch::idempotent(
+        ProducerId(1),
+        ProducerEpoch(0),
+        Sequence(2 * n),
+        1,
+        vec![
+            Record::with_value(0, value.clone()),
+            Record::with_value(1, value),
+        ],
+    )
+    .to_bytes()
+}
+
+fn broker(segment_bytes: u32) -> Broker {
+    Broker::new(BrokerConfig {
+        segment_bytes,
+        ..BrokerConfig::default()
+    })
+    .expect("a valid config")
+}
+
+#[test]
+fn every_offset_finds_its_batch_in_whichever_segment_holds_it() {
+    let size = batch(0, 8).len();
+    let mut b = broker(size as u32); // one batch per segment
+    for n in 0..6 {
+        assert!(b.produce(0, &batch(n, 8)).is_appended());
+    }
+    let log = b.log(0).expect("partition 0");
+    assert_eq!(log.index().segment_count(), 6);
+    assert_eq!(log.index().batch_count(), 6);
+    assert_eq!(log.size_bytes(), 6 * size);
+    assert_eq!(log.index().size_bytes(), 6 * size);
+    for offset in 0..12i64 {
+        let base = offset / 2 * 2;
+        let mut from = log.batches_from(offset);
+        assert_eq!(
+            from.len(),
+            6 - offset as usize / 2,
+            "batches from offset {offset}"
+        );
+        let first = from
+            .next()
+            .expect("a batch holds every offset below the log end");
+        assert_eq!((first.base_offset(), first.last_offset()), (base, base + 1));
+        let fetched = b.fetch(&FetchRequest::consumer(0, offset, 1));
+        assert_eq!(fetched.error_code, ErrorCode::None);
+        let batches = decode_batches(fetched.records).expect("whole batches");
+        assert_eq!(batches[0].base_offset, base, "fetch at {offset}");
+    }
+    assert_eq!(log.batches_from(12).len(), 0);
+}
+
+#[test]
+fn a_segment_rolls_only_when_the_next_batch_would_not_fit() {
+    let size = batch(0, 8).len();
+    let mut b = broker(2 * size as u32);
+    b.produce(0, &batch(0, 8));
+    b.produce(0, &batch(1, 8));
+    assert_eq!(
+        b.log(0).expect("partition 0").index().segment_count(),
+        1,
+        "two batches fill the segment exactly: no roll"
+    );
+    b.produce(0, &batch(2, 8));
+    assert_eq!(b.log(0).expect("partition 0").index().segment_count(), 2);
+}
+
+#[test]
+fn the_default_segment_holds_a_mebibyte() {
+    assert_eq!(DEFAULT_SEGMENT_BYTES, 1 << 20);
+    let mut b = Broker::new(BrokerConfig::default()).expect("defaults");
+    let size = batch(0, 1000).len();
+    let fit = (1 << 20) / size;
+    for n in 0..fit {
+        b.produce(0, &batch(n as i32, 1000));
+    }
+    assert_eq!(b.log(0).expect("partition 0").index().segment_count(), 1);
+    b.produce(0, &batch(fit as i32, 1000));
+    assert_eq!(b.log(0).expect("partition 0").index().segment_count(), 2);
+}
+
+#[test]
+fn delete_records_releases_exactly_the_batches_it_deletes() {
+    let size = batch(0, 8).len();
+    let mut b = broker(3 * size as u32);
+    for n in 0..6 {
+        b.produce(0, &batch(n, 8));
+    }
+    assert_eq!(b.delete_records(0, 4), Ok(4));
+    let log = b.log(0).expect("partition 0");
+    assert_eq!(log.index().batch_count(), 4);
+    assert_eq!(log.size_bytes(), 4 * size);
+    assert_eq!(log.batches().next().map(|s| s.base_offset()), Some(4));
+}
+
+#[test]
+fn the_index_memory_estimate_follows_what_it_holds() {
+    let empty = broker(1 << 20);
+    let mut b = broker(1 << 20);
+    b.produce(0, &batch(0, 8));
+    let one_segment = b.log(0).expect("partition 0").index().memory_bytes();
+    for n in 1..200 {
+        b.produce(0, &batch(n, 8));
+    }
+    let log = b.log(0).expect("partition 0");
+    assert_eq!(log.index().segment_count(), 1);
+    let many = log.index().memory_bytes();
+    // An index entry is four 4-byte fields; 200 of them sit in one segment.
+    assert!(many >= one_segment + 199 * 16, "{many} vs {one_segment}");
+    assert!(
+        many < one_segment + 200 * 64,
+        "an estimate, not a multiple: {many}"
+    );
+    assert!(empty.log(0).is_none());
+    assert!(
+        one_segment > std::mem::size_of::<usize>() * 4,
+        "{one_segment}"
+    );
+    assert!(
+        one_segment < 4096,
+        "one segment with one entry: {one_segment}"
+    );
+}
