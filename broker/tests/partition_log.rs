@@ -138,3 +138,80 @@ fn the_index_memory_estimate_follows_what_it_holds() {
         "one segment with one entry: {one_segment}"
     );
 }
+
+#[test]
+fn a_fetch_returns_whole_batches_up_to_max_bytes_and_always_one() {
+    let size = batch(0, 8).len();
+    let mut b = broker(1 << 20);
+    for n in 0..4 {
+        b.produce(0, &batch(n, 8));
+    }
+    let count = |max_bytes: usize| {
+        let r = b.fetch(&FetchRequest::consumer(0, 0, max_bytes as i32));
+        decode_batches(r.records).expect("whole batches").len()
+    };
+    assert_eq!(count(2 * size), 2, "two batches fit exactly");
+    assert_eq!(count(2 * size - 1), 1);
+    assert_eq!(count(3 * size + 1), 3);
+    assert_eq!(count(1), 1, "at least one batch, as Kafka returns");
+    assert_eq!(count(100 * size), 4);
+}
+
+/// The log-start checkpoint file: `version i16 | crc u32 | log_start_offset i64`.
+fn checkpoint(version: i16, log_start_offset: i64) -> Vec<u8> {
+    let body = log_start_offset.to_be_bytes();
+    let mut data = version.to_be_bytes().to_vec();
+    data.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+    data.extend_from_slice(&body);
+    data
+}
+
+/// A disk holding six one-batch segments of partition 0 (offsets 0..12) and a log-start
+/// checkpoint written as `checkpoint` says, as if a crash came between writing the checkpoint
+/// and deleting the segments below it.
+fn disk_with_checkpoint(data: &[u8]) -> idempo_broker::SimDisk {
+    use idempo_broker::Storage;
+    let size = batch(0, 8).len();
+    let mut b = broker(size as u32);
+    for n in 0..6 {
+        b.produce(0, &batch(n, 8));
+    }
+    b.flush().expect("sync");
+    let mut disk = b.storage().clone();
+    let file = "partition-0/log-start-offset.checkpoint";
+    disk.write_atomic(file, data).expect("write");
+    disk.sync(file).expect("sync");
+    disk
+}
+
+#[test]
+fn recovery_deletes_the_segments_below_a_checkpointed_log_start() {
+    let disk = disk_with_checkpoint(&checkpoint(1, 4));
+    let (b, report) = Broker::open(BrokerConfig::default(), disk).expect("opens");
+    let p = &report.partitions[0].recovery;
+    assert_eq!(p.log_start_offset, 4);
+    assert_eq!(
+        p.log.segments_removed, 2,
+        "the segments at 0 and 2 hold only offsets below 4"
+    );
+    assert_eq!(b.log(0).expect("partition 0").index().segment_count(), 4);
+}
+
+#[test]
+fn a_log_start_checkpoint_is_trusted_only_with_its_version_and_checksum() {
+    let mut bad_crc = checkpoint(1, 4);
+    bad_crc[5] ^= 1;
+    for (why, data) in [("version 2", checkpoint(2, 4)), ("bad crc", bad_crc)] {
+        let (b, report) =
+            Broker::open(BrokerConfig::default(), disk_with_checkpoint(&data)).expect("opens");
+        assert_eq!(
+            report.partitions[0].recovery.log_start_offset, 0,
+            "{why}: ignored"
+        );
+        assert_eq!(
+            b.log(0).expect("partition 0").index().batch_count(),
+            6,
+            "{why}"
+        );
+    }
+}
