@@ -138,6 +138,7 @@
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod metadata;
 pub mod producer;
 pub mod stats;
 
@@ -152,7 +153,8 @@ pub use config::{
     UnknownClientProfile,
 };
 pub use delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
-pub use event::{BumpReason, EVENTS_MAX, ProducerEvent};
+pub use event::{BumpReason, EVENTS_MAX, MetadataRefreshReason, ProducerEvent};
 pub use in_flight::InFlightBatch;
-pub use producer::Producer;
-pub use stats::ProducerStats;
+pub use metadata::{LeaderChange, PartitionLeader};
+pub use producer::{Outgoing, Producer};
+pub use stats::{ProducerStats, RoutingStats};

@@ -141,14 +141,20 @@ use crate::config::{ConfigError, Improvements, ProducerConfig};
 use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 use crate::event::{BumpReason, EventLog, ProducerEvent};
 use crate::in_flight::{InFlightKind, InFlightRequest, InFlightRequests, SentBatch};
+use crate::metadata::Metadata;
 use crate::sequencer::PartitionEntry;
-use crate::stats::ProducerStats;
+use crate::stats::{ProducerStats, RoutingStats};
 use idempo_protocol::{
     ErrorCode, InitProducerIdRequest, InitProducerIdResponse, PartitionProduceData, ProduceRequest,
     ProduceResponse, ProducerEpoch, ProducerId, Record, Request, RequestFrame, Response,
     ResponseFrame, Sequence,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+mod routing;
+
+pub use routing::Outgoing;
+use routing::Routing;
 
 /// What one attempt of one batch came to.
 #[derive(Clone, Copy, Debug)]
@@ -281,6 +287,12 @@ pub struct Producer {
     stats: ProducerStats,
     /// Latest time seen, so `next_wakeup_ms` can skip backoffs already over.
     now_ms: u64,
+    /// The cluster view (used only with `cluster_routing`).
+    metadata: Metadata,
+    /// Per-node state of cluster routing (unused without it).
+    routing: Routing,
+    /// Counters of cluster routing.
+    routing_stats: RoutingStats,
 }
 
 impl Producer {
@@ -288,6 +300,11 @@ impl Producer {
     pub fn new(config: ProducerConfig) -> Result<Producer, ConfigError> {
         config.validate()?;
         let improvements = config.improvements();
+        let metadata = Metadata::new(
+            config.bootstrap.clone(),
+            config.retry_backoff_ms,
+            config.metadata_max_age_ms,
+        );
         Ok(Producer {
             config,
             producer_id: ProducerId::NONE,
@@ -309,6 +326,9 @@ impl Producer {
             events: EventLog::new(),
             stats: ProducerStats::default(),
             now_ms: 0,
+            metadata,
+            routing: Routing::default(),
+            routing_stats: RoutingStats::default(),
         })
     }
 
@@ -364,10 +384,49 @@ impl Producer {
     /// request with at most one batch per partition (batches of several partitions share it,
     /// as Kafka's drain does). Also runs what is due: timeouts, sequence resolution and
     /// epoch bumps.
+    ///
+    /// With [`ProducerConfig::cluster_routing`] this is [`Producer::poll_outgoing`] without
+    /// the node, which a caller with several brokers needs.
     pub fn poll_request(&mut self, now_ms: u64) -> Option<RequestFrame> {
+        if self.config.cluster_routing {
+            return self.poll_routed(now_ms).map(|o| o.frame);
+        }
+        if !self.run_due(now_ms) {
+            return None;
+        }
+        if self.config.idempotence && !self.producer_id.is_some() {
+            if self.in_flight.len() >= self.config.max_in_flight {
+                return None;
+            }
+            return self.maybe_init_producer_id(now_ms, 0);
+        }
+        if self.in_flight.len() >= self.config.max_in_flight {
+            return None;
+        }
+        self.drain(now_ms)
+    }
+
+    /// The next request to put on the wire and the node to send it to. Without
+    /// [`ProducerConfig::cluster_routing`] every request goes to node 0 and this is
+    /// [`Producer::poll_request`]. With it: Metadata first when a refresh is due (to the least
+    /// loaded node), then InitProducerId (to the least loaded node), then one Produce request
+    /// per node holding at most one batch of every partition that node leads (see the
+    /// `routing` section of the module essay).
+    pub fn poll_outgoing(&mut self, now_ms: u64) -> Option<Outgoing> {
+        if self.config.cluster_routing {
+            return self.poll_routed(now_ms);
+        }
+        self.poll_request(now_ms)
+            .map(|frame| Outgoing { node: 0, frame })
+    }
+
+    /// What `Sender.runOnce` does before it sends anything: timeouts, then (idempotent)
+    /// the authorization error, `maybeResolveSequences` and the epoch bump. False once the
+    /// producer has failed fatally.
+    fn run_due(&mut self, now_ms: u64) -> bool {
         self.on_timeout(now_ms);
         if self.fatal_error.is_some() {
-            return None;
+            return false;
         }
         if self.config.idempotence {
             if let Some(code) = self.authorization_error.take() {
@@ -377,14 +436,8 @@ impl Producer {
                 self.maybe_resolve_sequences();
                 self.maybe_bump_epoch();
             }
-            if !self.producer_id.is_some() {
-                return self.maybe_init_producer_id(now_ms);
-            }
         }
-        if self.in_flight.len() >= self.config.max_in_flight {
-            return None;
-        }
-        self.drain(now_ms)
+        true
     }
 
     /// Handles the answer to a request. A correlation id that is not awaited (the request
@@ -403,6 +456,9 @@ impl Producer {
             }
             (InFlightKind::Produce(sent), Response::Produce(response)) => {
                 self.handle_produce_response(correlation_id, &sent, &response, now_ms)
+            }
+            (InFlightKind::Metadata, Response::Metadata(response)) => {
+                self.handle_metadata_response(correlation_id, &response, now_ms)
             }
             (kind, _) => {
                 self.event(ProducerEvent::MalformedResponse {
@@ -436,6 +492,9 @@ impl Producer {
             FailureReason::ConnectionFailure,
             now_ms,
         );
+        if self.config.cluster_routing {
+            self.on_node_failed(request.node, now_ms);
+        }
     }
 
     /// Expires batches past `delivery_timeout_ms`, then requests past `request_timeout_ms`
@@ -478,6 +537,9 @@ impl Producer {
             {
                 consider(batch.retry_not_before_ms);
             }
+        }
+        if self.config.cluster_routing {
+            self.routed_wakeups(&mut consider);
         }
         wakeup
     }
@@ -532,6 +594,11 @@ impl Producer {
     /// Counters since creation.
     pub fn stats(&self) -> ProducerStats {
         self.stats
+    }
+
+    /// Cluster routing counters since creation (all zero without `cluster_routing`).
+    pub fn routing_stats(&self) -> RoutingStats {
+        self.routing_stats
     }
 
     // ----- bookkeeping -------------------------------------------------------------------
@@ -620,17 +687,17 @@ impl Producer {
 
     // ----- producer id and epoch ---------------------------------------------------------
 
-    fn maybe_init_producer_id(&mut self, now_ms: u64) -> Option<RequestFrame> {
-        if self.in_flight.has_init_producer_id()
-            || now_ms < self.init_retry_not_before_ms
-            || self.in_flight.len() >= self.config.max_in_flight
-        {
+    /// InitProducerId to `node`, unless one is in flight or backing off. The caller checked
+    /// that `node`'s connection has room.
+    fn maybe_init_producer_id(&mut self, now_ms: u64, node: i32) -> Option<RequestFrame> {
+        if self.in_flight.has_init_producer_id() || now_ms < self.init_retry_not_before_ms {
             return None;
         }
         let correlation_id = self.next_correlation_id();
         self.in_flight.push(InFlightRequest {
             correlation_id,
             sent_ms: now_ms,
+            node,
             kind: InFlightKind::InitProducerId,
         });
         self.stats.requests_sent += 1;
@@ -870,7 +937,7 @@ impl Producer {
         if data.is_empty() {
             return None;
         }
-        Some(self.send_produce(correlation_id, data, sent, now_ms))
+        Some(self.send_produce(0, correlation_id, data, sent, now_ms))
     }
 
     /// The lowest known partition at or after `partition`, wrapping to the lowest of all.
@@ -898,6 +965,9 @@ impl Producer {
             return DrainStep::Skip;
         };
         assert!(batch.on_wire.is_none(), "a batch is in at most one request");
+        if now_ms < batch.retry_not_before_ms {
+            self.routing_stats.backoffs_skipped_for_new_leader += 1;
+        }
         batch.attempts += 1;
         batch.on_wire = Some(correlation_id);
         let data = PartitionProduceData {
@@ -935,12 +1005,20 @@ impl Producer {
         let Some(&handle) = part.queue.front() else {
             return Err(DrainStep::Skip);
         };
-        let Some(batch) = self.batches.get(&handle) else {
+        let Some(batch) = self.batches.get_mut(&handle) else {
             part.queue.pop_front();
             return Err(DrainStep::Skip);
         };
-        // A new batch has retry_not_before_ms 0: only a retry waits.
-        if now_ms < batch.retry_not_before_ms {
+        if self.config.cluster_routing
+            && let Some(leader) = self.metadata.partition(partition)
+            && leader.leader_epoch >= 0
+        {
+            batch.maybe_update_leader_epoch(leader.leader_epoch);
+        }
+        // A new batch has retry_not_before_ms 0: only a retry waits, unless its partition's
+        // leader changed since its last attempt (KIP-951, never without cluster routing).
+        if now_ms < batch.retry_not_before_ms && !batch.has_leader_changed_for_the_ongoing_retry()
+        {
             return Err(DrainStep::Skip);
         }
         let blocked = self.config.idempotence
@@ -1009,6 +1087,7 @@ impl Producer {
     /// completes its batches at once).
     fn send_produce(
         &mut self,
+        node: i32,
         correlation_id: i32,
         data: Vec<PartitionProduceData>,
         sent: Vec<SentBatch>,
@@ -1039,6 +1118,7 @@ impl Producer {
             self.in_flight.push(InFlightRequest {
                 correlation_id,
                 sent_ms: now_ms,
+                node,
                 kind: InFlightKind::Produce(sent),
             });
         }
@@ -1069,10 +1149,15 @@ impl Producer {
                         base_offset: -1,
                         duplicate: true,
                     },
-                    code => Answer::Failed {
-                        reason: FailureReason::Broker(code),
-                        log_start_offset: Some(p.log_start_offset),
-                    },
+                    code => {
+                        if self.config.cluster_routing {
+                            self.note_produce_error(s.partition, code);
+                        }
+                        Answer::Failed {
+                            reason: FailureReason::Broker(code),
+                            log_start_offset: Some(p.log_start_offset),
+                        }
+                    }
                 },
                 None => {
                     self.event(ProducerEvent::MalformedResponse {
@@ -1114,6 +1199,8 @@ impl Producer {
                     self.complete_attempt(correlation_id, s, answer, now_ms);
                 }
             }
+            // DefaultMetadataUpdater.handleFailedRequest: the next attempt backs off.
+            InFlightKind::Metadata => self.metadata.failed_update(now_ms),
         }
     }
 
@@ -1555,9 +1642,11 @@ impl Producer {
         let Some(cutoff_ms) = now_ms.checked_sub(self.config.request_timeout_ms) else {
             return;
         };
-        let mut timed_out = false;
+        let mut timed_out_nodes: Vec<i32> = Vec::new();
         while let Some(request) = self.in_flight.pop_sent_before(cutoff_ms) {
-            timed_out = true;
+            if !timed_out_nodes.contains(&request.node) {
+                timed_out_nodes.push(request.node);
+            }
             let correlation_id = request.correlation_id;
             self.stats.request_timeouts += 1;
             self.event(ProducerEvent::RequestTimedOut { correlation_id });
@@ -1568,23 +1657,24 @@ impl Producer {
                 now_ms,
             );
         }
-        if !timed_out {
-            return;
-        }
         // Kafka's NetworkClient closes the connection of a timed-out request, which fails
         // every other request in flight on it: answers on one connection come in order, so
-        // the later ones cannot arrive either.
-        let rest: Vec<InFlightRequest> = self.in_flight.drain_all().collect();
-        for request in rest {
-            let correlation_id = request.correlation_id;
-            self.stats.connection_failures += 1;
-            self.event(ProducerEvent::RequestFailed { correlation_id });
-            self.fail_request(
-                correlation_id,
-                request.kind,
-                FailureReason::ConnectionFailure,
-                now_ms,
-            );
+        // the later ones cannot arrive either. Without cluster routing that is every request.
+        for node in timed_out_nodes {
+            for request in self.in_flight.drain_node(node) {
+                let correlation_id = request.correlation_id;
+                self.stats.connection_failures += 1;
+                self.event(ProducerEvent::RequestFailed { correlation_id });
+                self.fail_request(
+                    correlation_id,
+                    request.kind,
+                    FailureReason::ConnectionFailure,
+                    now_ms,
+                );
+            }
+            if self.config.cluster_routing {
+                self.on_node_failed(node, now_ms);
+            }
         }
     }
 }
