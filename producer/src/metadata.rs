@@ -136,7 +136,9 @@ impl Metadata {
 
     /// The partitions `node` leads, in partition order.
     pub fn partitions_for_node(&self, node: i32) -> &[i32] {
-        self.partitions_by_node.get(&node).map_or(&[], Vec::as_slice)
+        self.partitions_by_node
+            .get(&node)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// What is known of a partition's leadership.
@@ -341,7 +343,10 @@ mod tests {
         assert_eq!(applied.older_epochs_ignored, vec![(0, 2, 3)]);
         assert_eq!(m.leader(1), None, "offline");
         assert_eq!(applied.partitions_without_leader, 1);
-        assert!(m.update_requested(), "a partition without a leader asks again");
+        assert!(
+            m.update_requested(),
+            "a partition without a leader asks again"
+        );
         assert_eq!(m.leader_nodes().collect::<Vec<_>>(), vec![1]);
     }
 }

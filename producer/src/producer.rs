@@ -1017,8 +1017,7 @@ impl Producer {
         }
         // A new batch has retry_not_before_ms 0: only a retry waits, unless its partition's
         // leader changed since its last attempt (KIP-951, never without cluster routing).
-        if now_ms < batch.retry_not_before_ms && !batch.has_leader_changed_for_the_ongoing_retry()
-        {
+        if now_ms < batch.retry_not_before_ms && !batch.has_leader_changed_for_the_ongoing_retry() {
             return Err(DrainStep::Skip);
         }
         let blocked = self.config.idempotence
