@@ -134,6 +134,61 @@
 //! that a late acknowledgement can still move `last_acked_sequence`; under the idempo profile
 //! it also stays in the partition's in-flight set until then (Java drops it at expiry). Once an unresolved partition has nothing in flight, it is resolved without a
 //! bump if `last_acked_sequence + 1 == next_sequence`, and bumped otherwise.
+//!
+//! # Routing in a cluster (`cluster_routing`)
+//!
+//! With [`ProducerConfig::cluster_routing`] off (the default) everything above happens on one
+//! connection to node 0, and no Metadata is ever sent. With it on the producer is Kafka's
+//! `Sender` over a `NetworkClient` with one connection per broker, and the caller asks
+//! [`Producer::poll_outgoing`], which names the node of each request. Each poll, after the
+//! timeouts, sequence resolution and epoch bump above (the java/idempo difference of the
+//! drain applies per node):
+//!
+//! ```text
+//! step  what goes out                    where                      Kafka
+//! 1     Metadata, when a refresh is due  the least loaded node      NetworkClient.isReady: an
+//!       (see crate::metadata); nothing   (fewest requests in        update due makes every node
+//!       else while it is due             flight, not backing off)   unready; leastLoadedNode
+//! 2     InitProducerId, without an id    the least loaded node      Sender.sendProducerData via
+//!                                                                   the transaction manager
+//! 3     Produce: at most one batch of    each partition's leader,   RecordAccumulator.ready,
+//!       every partition the node leads   a node at a time, only if  drainBatchesForOneNode,
+//!                                        its connection has fewer   Sender.sendProduceRequests
+//!                                        than max_in_flight         (one request per node)
+//! ```
+//!
+//! A partition with batches and no known leader asks for a refresh and its batches wait
+//! (`unknownLeaderTopics`); so does a partition that Metadata answers `LEADER_NOT_AVAILABLE`
+//! for (offline), until an answer names a leader. Answers:
+//!
+//! ```text
+//! answer or event                         batch                      metadata
+//! NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_   retried with the same      refresh requested
+//!   EPOCH, LEADER_NOT_AVAILABLE, KAFKA_    producer id, epoch and      (InvalidMetadataException)
+//!   STORAGE_ERROR, NETWORK_EXCEPTION       sequence, in order (rule 4)
+//! UNKNOWN_LEADER_EPOCH                    retried                    not refreshed: the broker
+//!                                                                    is behind, not the client
+//! NOT_ENOUGH_REPLICAS                     retried (nothing appended) -
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND        retried, possibly          -
+//!                                         persisted: the retry is
+//!                                         answered as a duplicate
+//! request failed or timed out             retried (the timeout also  refresh requested; the node
+//!                                         fails that node's other    is left alone for
+//!                                         requests, not the others') reconnect_backoff_ms
+//! ```
+//!
+//! A retry normally waits `retry_backoff_ms`. When a Metadata answer names a newer leader
+//! epoch for its partition since the batch's last attempt, it goes to the new leader at once
+//! (KIP-951, `ProducerBatch.hasLeaderChangedForTheOngoingRetry`). A Metadata answer with an
+//! older leader epoch than one seen before leaves that partition as it was (KIP-320).
+//!
+//! In-order retries across a leader change come from the rules above, not from the network:
+//! only the partition's lowest in-flight sequence is re-sent (rule 4), and it is re-sent
+//! unchanged, so the new leader either holds it (replicated before the failover: answered as
+//! a duplicate) or does not (appended now, in sequence). Under the java profile, a *new*
+//! batch is drained to the new leader at once even while an older one is still on the wire
+//! to the old leader, on another connection; under the idempo profile
+//! (`one_leader_at_a_time`) it waits until nothing of its partition is on the wire elsewhere.
 
 use crate::accumulator::Partition;
 use crate::batch::{DeliveryHandle, ProducerBatch};
