@@ -6,9 +6,11 @@
 //! The caller owns the network and the clock. It hands batches to [`Producer::send`], then
 //! repeatedly:
 //!
-//! 1. asks [`Producer::poll_request`] for the next request to write, until it says `None`;
+//! 1. asks [`Producer::poll_request`] for the next request to write, until it says `None`
+//!    (with cluster routing, [`Producer::poll_outgoing`], which also names the node);
 //! 2. delivers each response with [`Producer::on_response`], or reports a dead connection
-//!    with [`Producer::on_request_failed`];
+//!    with [`Producer::on_request_failed`] (or, for every request to one node,
+//!    [`Producer::on_node_disconnected`]);
 //! 3. calls [`Producer::on_timeout`] when [`Producer::next_wakeup_ms`] comes;
 //! 4. collects outcomes with [`Producer::poll_delivery`] (and, for tracing,
 //!    [`Producer::poll_event`]).

@@ -396,3 +396,27 @@ fn cluster_routing_needs_a_bootstrap_node() {
     .unwrap_err();
     assert!(err.to_string().contains("no bootstrap node"));
 }
+
+#[test]
+fn a_disconnected_node_fails_only_its_own_requests() {
+    let mut p = ready_routed(routed(), &[(0, 1, 0), (1, 2, 0)]);
+    p.send(0, records(1), 0);
+    p.send(1, records(1), 0);
+    let (n1, c1, _) = poll_routed(&mut p, 0).unwrap();
+    let (n2, c2, _) = poll_routed(&mut p, 0).unwrap();
+    assert_eq!((n1, n2), (1, 2));
+    p.on_node_disconnected(1, 5);
+    assert!(events(&mut p).contains(&ProducerEvent::RequestFailed { correlation_id: c1 }));
+    assert_eq!(p.in_flight_requests_to(1), 0);
+    assert_eq!(
+        p.in_flight_requests_to(2),
+        1,
+        "node 2's connection is another one"
+    );
+    p.on_response(answer(c2, &[(1, ErrorCode::None, 0)]), 6);
+    assert_eq!(p.poll_delivery().unwrap().partition, 1);
+    assert!(
+        p.poll_delivery().is_none(),
+        "partition 0 is retried, not failed"
+    );
+}

@@ -5,6 +5,7 @@
 //! essay's "Routing" section tells the rules.
 
 use super::{DrainStep, Producer};
+use crate::delivery::FailureReason;
 use crate::event::{MetadataRefreshReason, ProducerEvent};
 use crate::in_flight::{InFlightKind, InFlightRequest};
 use crate::metadata::{PartitionLeader, is_invalid_metadata};
@@ -291,6 +292,33 @@ impl Producer {
                 consider(until_ms);
             }
         }
+    }
+
+    /// The connection to `node` broke (Kafka's `NetworkClient.processDisconnection`): every
+    /// request awaiting an answer from it fails, oldest first, as with
+    /// [`Producer::on_request_failed`] for each. Requests to other nodes are not touched.
+    pub fn on_node_disconnected(&mut self, node: i32, now_ms: u64) {
+        self.observe(now_ms);
+        for request in self.in_flight.drain_node(node) {
+            let correlation_id = request.correlation_id;
+            self.stats.connection_failures += 1;
+            self.event(ProducerEvent::RequestFailed { correlation_id });
+            self.fail_request(
+                correlation_id,
+                request.kind,
+                FailureReason::ConnectionFailure,
+                now_ms,
+            );
+        }
+        if self.config.cluster_routing {
+            self.on_node_failed(node, now_ms);
+        }
+    }
+
+    /// Requests awaiting an answer from `node` (every request is node 0's without cluster
+    /// routing).
+    pub fn in_flight_requests_to(&self, node: i32) -> usize {
+        self.in_flight.count_for_node(node)
     }
 
     /// What the producer knows of `partition`'s leader from Metadata (`None` before any
