@@ -129,9 +129,18 @@ impl Metadata {
         &self.nodes
     }
 
-    /// The nodes that lead at least one partition, in id order.
-    pub fn leader_nodes(&self) -> impl Iterator<Item = i32> + '_ {
-        self.partitions_by_node.keys().copied()
+    /// How many nodes lead at least one partition.
+    pub fn leader_node_count(&self) -> usize {
+        self.partitions_by_node.len()
+    }
+
+    /// The first node at or after `node` that leads a partition, wrapping to the lowest.
+    pub fn leader_node_at_or_after(&self, node: i32) -> Option<i32> {
+        self.partitions_by_node
+            .range(node..)
+            .next()
+            .or_else(|| self.partitions_by_node.iter().next())
+            .map(|(&n, _)| n)
     }
 
     /// The partitions `node` leads, in partition order.
@@ -347,6 +356,7 @@ mod tests {
             m.update_requested(),
             "a partition without a leader asks again"
         );
-        assert_eq!(m.leader_nodes().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(m.leader_node_count(), 1);
+        assert_eq!(m.leader_node_at_or_after(2), Some(1), "wraps to the lowest");
     }
 }

@@ -469,6 +469,53 @@ impl Producer {
     /// loaded node), then InitProducerId (to the least loaded node), then one Produce request
     /// per node holding at most one batch of every partition that node leads (see the
     /// `routing` section of the module essay).
+    ///
+    /// # Examples
+    ///
+    /// Partition 4's batch goes to its leader, broker 2, once Metadata has said so:
+    ///
+    /// ```
+    /// use idempo_producer::{Outgoing, Producer, ProducerConfig};
+    /// use idempo_protocol::{
+    ///     ErrorCode, InitProducerIdResponse, MetadataResponse, PartitionMetadata, ProducerEpoch,
+    ///     ProducerId, Record, Request, Response, ResponseFrame,
+    /// };
+    ///
+    /// let config = ProducerConfig { cluster_routing: true, ..ProducerConfig::default() };
+    /// let mut producer = Producer::new(config).unwrap();
+    /// producer.send(4, vec![Record::with_value(0, "a")], 0);
+    ///
+    /// // Metadata first, to the bootstrap node.
+    /// let Outgoing { node, frame } = producer.poll_outgoing(0).unwrap();
+    /// assert!(matches!(frame.request, Request::Metadata(_)));
+    /// assert_eq!(node, 0);
+    /// let leader = PartitionMetadata {
+    ///     error_code: ErrorCode::None,
+    ///     partition: 4,
+    ///     leader_id: 2,
+    ///     leader_epoch: 0,
+    ///     replica_nodes: vec![2, 0, 1],
+    ///     isr_nodes: vec![2, 0, 1],
+    /// };
+    /// let metadata = MetadataResponse { brokers: vec![0, 1, 2], controller_id: 0, partitions: vec![leader] };
+    /// let answer = ResponseFrame { correlation_id: frame.correlation_id, response: Response::Metadata(metadata) };
+    /// producer.on_response(answer, 1);
+    ///
+    /// // Then a producer id, from the least loaded node.
+    /// let init = producer.poll_outgoing(1).unwrap();
+    /// let id = InitProducerIdResponse {
+    ///     error_code: ErrorCode::None,
+    ///     producer_id: ProducerId(42),
+    ///     producer_epoch: ProducerEpoch(0),
+    /// };
+    /// let answer = ResponseFrame { correlation_id: init.frame.correlation_id, response: Response::InitProducerId(id) };
+    /// producer.on_response(answer, 2);
+    ///
+    /// // Then the batch, to partition 4's leader.
+    /// let produce = producer.poll_outgoing(2).unwrap();
+    /// assert!(matches!(produce.frame.request, Request::Produce(_)));
+    /// assert_eq!(produce.node, 2);
+    /// ```
     pub fn poll_outgoing(&mut self, now_ms: u64) -> Option<Outgoing> {
         if self.config.cluster_routing {
             return self.poll_routed(now_ms);
@@ -1717,20 +1764,26 @@ impl Producer {
         // every other request in flight on it: answers on one connection come in order, so
         // the later ones cannot arrive either. Without cluster routing that is every request.
         for node in timed_out_nodes {
-            for request in self.in_flight.drain_node(node) {
-                let correlation_id = request.correlation_id;
-                self.stats.connection_failures += 1;
-                self.event(ProducerEvent::RequestFailed { correlation_id });
-                self.fail_request(
-                    correlation_id,
-                    request.kind,
-                    FailureReason::ConnectionFailure,
-                    now_ms,
-                );
-            }
-            if self.config.cluster_routing {
-                self.on_node_failed(node, now_ms);
-            }
+            self.close_connection(node, now_ms);
+        }
+    }
+
+    /// The connection to `node` closed: every request still awaiting an answer on it fails,
+    /// oldest first, its outcome unknown (Kafka's `cancelInFlightRequests`).
+    fn close_connection(&mut self, node: i32, now_ms: u64) {
+        for request in self.in_flight.drain_node(node) {
+            let correlation_id = request.correlation_id;
+            self.stats.connection_failures += 1;
+            self.event(ProducerEvent::RequestFailed { correlation_id });
+            self.fail_request(
+                correlation_id,
+                request.kind,
+                FailureReason::ConnectionFailure,
+                now_ms,
+            );
+        }
+        if self.config.cluster_routing {
+            self.on_node_failed(node, now_ms);
         }
     }
 }

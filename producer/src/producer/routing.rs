@@ -5,7 +5,6 @@
 //! essay's "Routing" section tells the rules.
 
 use super::{DrainStep, Producer};
-use crate::delivery::FailureReason;
 use crate::event::{MetadataRefreshReason, ProducerEvent};
 use crate::in_flight::{InFlightKind, InFlightRequest};
 use crate::metadata::{PartitionLeader, is_invalid_metadata};
@@ -55,17 +54,20 @@ impl Producer {
             return Some(Outgoing { node, frame });
         }
         self.note_unknown_leaders();
-        let nodes: Vec<i32> = self.metadata.leader_nodes().collect();
-        let start = nodes.partition_point(|&n| n < self.routing.next_node);
-        for i in 0..nodes.len() {
-            let node = nodes[(start + i) % nodes.len()];
-            if !self.node_has_room(node, now_ms) {
-                continue;
-            }
-            if let Some(frame) = self.drain_node(node, now_ms) {
-                self.routing.next_node = node.saturating_add(1);
+        let mut cursor = self
+            .metadata
+            .leader_node_at_or_after(self.routing.next_node);
+        for _ in 0..self.metadata.leader_node_count() {
+            let node = cursor?;
+            if self.node_has_room(node, now_ms)
+                && let Some(frame) = self.drain_node(node, now_ms)
+            {
+                self.routing.next_node = node.checked_add(1).unwrap_or(i32::MIN);
                 return Some(Outgoing { node, frame });
             }
+            cursor = self
+                .metadata
+                .leader_node_at_or_after(node.checked_add(1).unwrap_or(i32::MIN));
         }
         None
     }
@@ -232,9 +234,10 @@ impl Producer {
         };
         let (mut data, mut sent) = (Vec::new(), Vec::new());
         let mut index = start;
+        let mut last_visited;
         loop {
             let partition = self.metadata.partitions_for_node(node)[index];
-            self.routing.drain_index.insert(node, index);
+            last_visited = index;
             index = (index + 1) % count;
             let step = if self.on_wire_elsewhere(partition, node) {
                 DrainStep::Skip
@@ -254,6 +257,7 @@ impl Producer {
                 break;
             }
         }
+        self.routing.drain_index.insert(node, last_visited);
         if data.is_empty() {
             return None;
         }
@@ -299,20 +303,7 @@ impl Producer {
     /// [`Producer::on_request_failed`] for each. Requests to other nodes are not touched.
     pub fn on_node_disconnected(&mut self, node: i32, now_ms: u64) {
         self.observe(now_ms);
-        for request in self.in_flight.drain_node(node) {
-            let correlation_id = request.correlation_id;
-            self.stats.connection_failures += 1;
-            self.event(ProducerEvent::RequestFailed { correlation_id });
-            self.fail_request(
-                correlation_id,
-                request.kind,
-                FailureReason::ConnectionFailure,
-                now_ms,
-            );
-        }
-        if self.config.cluster_routing {
-            self.on_node_failed(node, now_ms);
-        }
+        self.close_connection(node, now_ms);
     }
 
     /// Requests awaiting an answer from `node` (every request is node 0's without cluster
