@@ -135,6 +135,38 @@ fn not_leader_refreshes_metadata_and_retries_the_same_sequence_at_the_new_leader
 }
 
 #[test]
+fn not_leader_for_several_batches_retries_them_at_the_new_leader_one_at_a_time_in_order() {
+    let mut p = ready_routed(routed(), &[(0, 1, 0)]);
+    for _ in 0..3 {
+        p.send(0, records(1), 0);
+    }
+    let first: Vec<(i32, i32, Vec<Sent>)> = std::iter::from_fn(|| poll_routed(&mut p, 0)).collect();
+    assert_eq!(first.len(), 3);
+    for (_, c, _) in &first {
+        p.on_response(answer(*c, &[(0, ErrorCode::NotLeaderOrFollower, -1)]), 200);
+    }
+    let (m, _) = poll_metadata(&mut p, 200);
+    p.on_response(metadata(m, &[(0, 2, 1)]), 210);
+    let mut retried = Vec::new();
+    for offset in 0..3 {
+        let (node, c, sent) = poll_routed(&mut p, 210).expect("the lowest sequence retries");
+        assert_eq!(node, 2);
+        assert!(
+            p.poll_outgoing(210).is_none(),
+            "only the lowest in-flight sequence is re-sent (rule 4)"
+        );
+        retried.push(sent[0].base_sequence);
+        p.on_response(answer(c, &[(0, ErrorCode::None, offset)]), 210);
+    }
+    assert_eq!(retried, [Sequence(0), Sequence(1), Sequence(2)]);
+    let offsets: Vec<i64> = deliveries(&mut p)
+        .iter()
+        .map(|r| r.result.unwrap().base_offset)
+        .collect();
+    assert_eq!(offsets, [0, 1, 2], "delivered in order");
+}
+
+#[test]
 fn a_retry_to_an_unchanged_leader_waits_for_its_backoff() {
     let mut p = ready_routed(routed(), &[(0, 1, 0)]);
     p.send(0, records(1), 0);
