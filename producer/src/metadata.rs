@@ -30,6 +30,8 @@
 //! - One topic, so partitions are numbers and there are no topic ids or topic errors.
 //! - Brokers are node ids; a Metadata answer's `brokers` are the nodes the producer may talk
 //!   to. There are no rack or listener names.
+//! - No re-bootstrap (`metadata.recovery.strategy`): once an answer named the brokers, the
+//!   bootstrap nodes are not asked again.
 
 use idempo_protocol::{ErrorCode, MetadataResponse, NO_LEADER_EPOCH};
 use std::collections::BTreeMap;
@@ -84,8 +86,6 @@ pub(crate) struct MetadataApplied {
 /// The cluster view and its refresh clock.
 #[derive(Debug)]
 pub(crate) struct Metadata {
-    /// Nodes to ask before any answer named the brokers.
-    bootstrap: Vec<i32>,
     /// The live brokers of the last answer (or `bootstrap`), in id order.
     nodes: Vec<i32>,
     /// Leadership by partition, from the last answer.
@@ -110,8 +110,7 @@ impl Metadata {
     /// A view that knows only the bootstrap nodes and wants a refresh at once.
     pub fn new(bootstrap: Vec<i32>, refresh_backoff_ms: u64, max_age_ms: u64) -> Metadata {
         Metadata {
-            nodes: bootstrap.clone(),
-            bootstrap,
+            nodes: bootstrap,
             leaders: BTreeMap::new(),
             partitions_by_node: BTreeMap::new(),
             last_seen_leader_epochs: BTreeMap::new(),
@@ -280,12 +279,6 @@ impl Metadata {
                     .push(partition);
             }
         }
-    }
-
-    /// The bootstrap nodes (for documentation and tests).
-    #[allow(dead_code)]
-    pub fn bootstrap(&self) -> &[i32] {
-        &self.bootstrap
     }
 }
 
