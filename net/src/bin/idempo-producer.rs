@@ -158,6 +158,8 @@ impl Args {
                 E::ZeroRequestTimeout => "--request-timeout-ms",
                 E::DeliveryTimeoutBelowRequestTimeout { .. } => "--delivery-timeout-ms",
                 E::IdempotenceRequiresRetries | E::ZeroDedupWindow => "--idempotence",
+                // The TCP client never turns cluster routing on; named for completeness.
+                E::EmptyBootstrap => "--bootstrap",
             };
             return Err(usage_error(flag, e));
         }
