@@ -58,9 +58,11 @@
 pub mod broker;
 pub mod cluster;
 pub mod controller;
+pub mod leader_epoch;
 pub mod partition_log;
 pub mod producer_state;
 pub mod recovery;
+pub mod replication;
 pub mod snapshot;
 pub mod storage;
 pub mod verdict;
@@ -77,15 +79,20 @@ pub use controller::{
     ControllerDecision, DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS, DEFAULT_BROKER_SESSION_TIMEOUT_MS,
     ElectLeaderError, ElectionType, assign_replicas,
 };
+pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use partition_log::{
-    Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogCorruption, LogRecovery, LogView,
-    PartitionLog, StoredBatch,
+    Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, FollowerAppendError, LogCorruption,
+    LogRecovery, LogView, PartitionLog, StoredBatch,
 };
 pub use producer_state::{
     AcceptRule, BatchMetadata, ProducerSlot, ProducerStateEntry, ProducerStateManager,
     SequenceCheck, SequenceRejection, StateSeen, WindowView,
 };
 pub use recovery::{PartitionRecovery, RejectedSnapshot, SnapshotRejection};
+pub use replication::{
+    CompletedProduce, FollowerFetched, FollowerState, IsrChange, LeaderAndIsrOutcome,
+    PartitionReplication, ReplicaRole, ReplicationEvent, Truncation,
+};
 pub use snapshot::{ProducerSnapshot, SnapshotEntry, SnapshotError, SnapshotMode};
 pub use storage::{CrashedFile, SimDisk, Storage, StorageError, Tear};
 pub use verdict::{AppendReason, InvalidBatch, ProduceOutcome, Verdict};
