@@ -927,7 +927,9 @@ impl Simulation {
             p,
             connection,
             frame.correlation_id,
-            handled.response,
+            handled
+                .response
+                .expect("the simulator's one broker is standalone: it answers at once"),
             batches,
             key,
         );
