@@ -7,7 +7,11 @@
 //! The produce path for one partition's batch, in Kafka's order (docs/KAFKA-RULES.md §1.2, §1.4):
 //!
 //! 0. (for a whole request) `acks` is -1, 0 or 1, else `INVALID_REQUIRED_ACKS`;
-//! 1. partition exists (or is auto-created), else `UNKNOWN_TOPIC_OR_PARTITION`;
+//! 1. partition exists (or is auto-created), else `UNKNOWN_TOPIC_OR_PARTITION` (a broker in
+//!    a cluster creates partitions only when told, and answers `NOT_LEADER_OR_FOLLOWER`);
+//!    a replicated partition must be led by this broker, else `NOT_LEADER_OR_FOLLOWER`, and
+//!    with `acks=all` its ISR must hold `min.insync.replicas`, else `NOT_ENOUGH_REPLICAS`
+//!    (Kafka's `Partition.appendRecordsToLeader`, before any validation; see `replication`);
 //! 2. exactly one RecordBatch v2 with base offset 0, else `INVALID_RECORD`;
 //! 3. size within `max_message_bytes`, else `MESSAGE_TOO_LARGE`;
 //! 4. CRC-32C matches, else `CORRUPT_MESSAGE`;
@@ -17,8 +21,10 @@
 //!    than `log.message.timestamp.after.max.ms` ahead of the broker clock, else
 //!    `INVALID_TIMESTAMP`;
 //! 6. the sequence rule (`producer_state`): duplicate, stale epoch, in sequence;
-//! 7. append through [`Storage`], sync if the [`SyncPolicy`] says so, then (only then) update
-//!    the producer state and answer.
+//! 7. append through [`Storage`] stamped with the leader epoch (0 while standalone), sync if
+//!    the [`SyncPolicy`] says so, then (only then) update the producer state and answer; on a
+//!    replicated partition with `acks=all` the answer waits for the high watermark
+//!    ([`Broker::handle_from`], [`Broker::take_completed`]).
 //!
 //! The header is parsed once per batch; nothing before step 7 changes any state.
 //!
@@ -749,7 +755,8 @@ impl<S: Storage> Broker<S> {
 
     /// Serves one request frame from `client` (any number the caller uses to route a delayed
     /// answer back: [`take_completed`](Self::take_completed) names it). A fetch with a
-    /// `replica_id` of 0 or more is a follower's ([`replica_fetch`](Self::replica_fetch)).
+    /// `replica_id` of 0 or more is a follower's ([`replica_fetch`](Self::replica_fetch)) once
+    /// the broker is in a cluster.
     /// A produce to a replicated partition with `acks=all` may be answered later, with
     /// `acks=0` never (`Handled::response` is `None`); a standalone broker answers at once.
     pub fn handle_from(&mut self, client: u64, frame: &RequestFrame) -> Handled {
@@ -768,7 +775,7 @@ impl<S: Storage> Broker<S> {
                 };
                 (response, outcomes)
             }
-            Request::Fetch(r) if r.replica_id >= 0 => {
+            Request::Fetch(r) if r.replica_id >= 0 && self.in_cluster => {
                 (Some(Response::Fetch(self.replica_fetch(r))), Vec::new())
             }
             Request::Fetch(r) => (Some(Response::Fetch(self.fetch(r))), Vec::new()),
@@ -963,6 +970,9 @@ impl<S: Storage> Broker<S> {
     /// the ISR must hold `min.insync.replicas` (`NOT_ENOUGH_REPLICAS`).
     #[inline]
     fn replication_refusal(&self, partition: i32, acks: i16) -> Option<InvalidBatch> {
+        if !self.in_cluster {
+            return None; // standalone: no replication state anywhere
+        }
         let r = self.partition(partition)?.replication.as_deref()?;
         if r.role() != ReplicaRole::Leader {
             return Some(InvalidBatch::NotLeaderOrFollower {

@@ -21,7 +21,10 @@
 //! `log_start_offset` is the first offset still readable; DeleteRecords moves it forward,
 //! writes it durably to the checkpoint file, forgets batches that end before it and deletes
 //! segments left with none. `log_end_offset` (LEO) is the offset the next record will get.
-//! With a single broker the high watermark is the LEO. `durable_end_offset` is how far the
+//! Standalone, the high watermark is the LEO (a replicated partition's is kept by
+//! `replication`). The log also keeps its leader-epoch cache (`leader_epoch`), assigned at
+//! every append and rebuilt from the batches' `partitionLeaderEpoch` at recovery; a
+//! follower's divergence is repaired with [`PartitionLog::truncate_to`]. `durable_end_offset` is how far the
 //! log was last synced: a crash keeps at least that much.
 //!
 //! Appends are not durable until [`PartitionLog::sync`]; when that happens is the broker's
@@ -254,6 +257,7 @@ impl PartitionLog {
                         + s.entries.capacity() * std::mem::size_of::<IndexEntry>()
                 })
                 .sum::<usize>()
+            + std::mem::size_of_val(self.epochs.entries())
     }
 
     /// Retained batches, oldest first, read from `storage`.

@@ -38,6 +38,11 @@
 //!                                        replay b2, b3 without validation; snapshot at 4
 //! ```
 //!
+//! The same loading step serves a follower whose log was truncated after a diverging epoch
+//! ([`reload_producer_state`], Kafka's `truncateAndReload`): snapshots above the new log end
+//! are deleted, the newest one left is loaded, the rest is replayed. The segment scan also
+//! rebuilds the leader-epoch cache from each batch's `partitionLeaderEpoch`.
+//!
 //! # Differences from Kafka
 //!
 //! * Every recovery (crash or clean restart) scans every segment; Kafka skips the scan after

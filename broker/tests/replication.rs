@@ -21,7 +21,7 @@ fn broker(id: i32, min_insync_replicas: usize) -> Broker {
         replica_lag_time_max_ms: LAG_MS,
         ..BrokerConfig::default()
     })
-    .unwrap()
+    .expect("a valid config")
 }
 
 fn state(leader: i32, leader_epoch: i32, isr: &[i32], partition_epoch: i32) -> LeaderAndIsr {
@@ -435,21 +435,21 @@ fn diverged_cluster(snapshots: bool) -> (Broker, Broker, idempo_broker::Truncati
     a.handle(&produce(1, 30_000, batch(7, 0, 2), 1));
     replicate(&mut b, &mut a);
     if snapshots {
-        assert_eq!(a.take_snapshots().unwrap(), vec![(0, 2)]);
+        assert_eq!(a.take_snapshots().expect("SimDisk"), vec![(0, 2)]);
     }
     a.handle(&produce(1, 30_000, batch(7, 2, 2), 2));
     a.handle(&produce(1, 30_000, batch(7, 4, 2), 3));
     if snapshots {
-        assert_eq!(a.take_snapshots().unwrap(), vec![(0, 6)]);
+        assert_eq!(a.take_snapshots().expect("SimDisk"), vec![(0, 6)]);
     }
     b.apply_leader_and_isr(&state(1, 2, &[1], 2));
     let retry = b.handle(&produce(-1, 30_000, batch(7, 2, 2), 4));
     assert_eq!(
-        produce_error(&retry.response.unwrap().response),
+        produce_error(&retry.response.expect("acks=all, ISR of one").response),
         ErrorCode::None
     );
     a.apply_leader_and_isr(&state(1, 2, &[1], 2));
-    let request = a.follower_fetch_request(0).unwrap();
+    let request = a.follower_fetch_request(0).expect("A follows B");
     assert_eq!((request.fetch_offset, request.last_fetched_epoch), (6, 1));
     let response = b.replica_fetch(&request);
     assert_eq!(
