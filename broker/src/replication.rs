@@ -523,26 +523,7 @@ impl<S: Storage> Broker<S> {
         r.pending_isr = None;
         let outcome = if state.leader == me {
             p.log.assign_epoch_at_log_end(state.leader_epoch);
-            let old: Vec<FollowerState> = std::mem::take(&mut r.followers);
-            r.followers = state
-                .replicas
-                .iter()
-                .filter(|b| **b != me)
-                .map(|b| {
-                    let in_isr = state.isr.contains(b);
-                    let kept = old.iter().find(|f| f.broker == *b).copied();
-                    match kept {
-                        Some(f) if !new_leader_epoch => f,
-                        Some(f) if was_leader => FollowerState {
-                            last_fetch_leader_log_end_offset: leo,
-                            last_fetch_time_ms: in_isr.then_some(now_ms),
-                            last_caught_up_time_ms: in_isr.then_some(now_ms),
-                            ..f
-                        },
-                        _ => FollowerState::unknown(*b, in_isr, now_ms),
-                    }
-                })
-                .collect();
+            r.reset_followers(me, leo, now_ms, was_leader, new_leader_epoch);
             if new_leader_epoch || r.leader_epoch_start_offset.is_none() {
                 r.leader_epoch_start_offset = Some(leo);
             }
@@ -615,23 +596,11 @@ impl<S: Storage> Broker<S> {
         if error != ErrorCode::None {
             return fetch_error(partition, error, hw, start);
         }
-        if request.last_fetched_epoch != NO_LEADER_EPOCH {
-            let end = p
-                .log
-                .leader_epoch_cache()
-                .end_offset_for(request.last_fetched_epoch, leo);
-            if end.end_offset == UNDEFINED_EPOCH_OFFSET
-                || end.epoch == NO_LEADER_EPOCH
-                || request.fetch_offset < start
-            {
-                return fetch_error(partition, ErrorCode::OffsetOutOfRange, hw, start);
-            }
-            if end.epoch < request.last_fetched_epoch || end.end_offset < request.fetch_offset {
-                return FetchResponse {
-                    diverging_epoch: Some(end),
-                    ..fetch_error(partition, ErrorCode::None, hw, start)
-                };
-            }
+        if let Err(diverged) = check_last_fetched_epoch(&p.log, request) {
+            return FetchResponse {
+                high_watermark: hw,
+                ..diverged
+            };
         }
         let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
         let records = match p.log.read(&self.storage, request.fetch_offset, max_bytes) {
@@ -1038,6 +1007,38 @@ impl PartitionReplication {
         }
     }
 
+    /// The leader's follower states after a LeaderAndIsr (Kafka's `resetReplicaState`, run
+    /// only at a new leader epoch): a new leader knows nothing of its followers; a re-elected
+    /// one keeps their log ends. An ISR member counts as caught up now, others never.
+    fn reset_followers(
+        &mut self,
+        me: BrokerId,
+        leo: i64,
+        now_ms: i64,
+        was_leader: bool,
+        new_leader_epoch: bool,
+    ) {
+        let old: Vec<FollowerState> = std::mem::take(&mut self.followers);
+        self.followers = self
+            .replicas
+            .iter()
+            .filter(|b| **b != me)
+            .map(|b| {
+                let in_isr = self.isr.contains(b);
+                match old.iter().find(|f| f.broker == *b).copied() {
+                    Some(f) if !new_leader_epoch => f,
+                    Some(f) if was_leader => FollowerState {
+                        last_fetch_leader_log_end_offset: leo,
+                        last_fetch_time_ms: in_isr.then_some(now_ms),
+                        last_caught_up_time_ms: in_isr.then_some(now_ms),
+                        ..f
+                    },
+                    _ => FollowerState::unknown(*b, in_isr, now_ms),
+                }
+            })
+            .collect();
+    }
+
     /// After a restart: a follower of no known leader, keeping its epochs, replicas and ISR
     /// as last told, its HW at most the recovered log end.
     pub(crate) fn demote_after_restart(&mut self, log_end_offset: i64) {
@@ -1090,6 +1091,42 @@ impl PartitionReplication {
             new_isr,
         }
     }
+}
+
+/// Kafka's `validateLastFetchedEpoch` (in `Partition.readRecords`): the end of the
+/// follower's last fetched epoch in the leader's epoch cache must be at or after its fetch
+/// offset, and of the same epoch; otherwise the answer is that diverging epoch (or
+/// `OFFSET_OUT_OF_RANGE` when the cache cannot tell). The HW of the answer is filled in by
+/// the caller.
+fn check_last_fetched_epoch(
+    log: &crate::partition_log::PartitionLog,
+    request: &FetchRequest,
+) -> Result<(), FetchResponse> {
+    if request.last_fetched_epoch == NO_LEADER_EPOCH {
+        return Ok(());
+    }
+    let (partition, start) = (request.partition, log.log_start_offset());
+    let end = log
+        .leader_epoch_cache()
+        .end_offset_for(request.last_fetched_epoch, log.log_end_offset());
+    if end.end_offset == UNDEFINED_EPOCH_OFFSET
+        || end.epoch == NO_LEADER_EPOCH
+        || request.fetch_offset < start
+    {
+        return Err(fetch_error(
+            partition,
+            ErrorCode::OffsetOutOfRange,
+            -1,
+            start,
+        ));
+    }
+    if end.epoch < request.last_fetched_epoch || end.end_offset < request.fetch_offset {
+        return Err(FetchResponse {
+            diverging_epoch: Some(end),
+            ..fetch_error(partition, ErrorCode::None, -1, start)
+        });
+    }
+    Ok(())
 }
 
 fn fetch_error(
