@@ -416,14 +416,19 @@ impl PartitionLog {
     /// Cuts the log so that it ends at `offset`, or at the start of the batch holding it
     /// (Kafka's `truncateTo`: a batch is never split), and truncates the epoch cache to match.
     /// Segments left empty are deleted; the durable end moves down with the log end. Returns
-    /// the new log end offset. Offsets at or beyond the log end change nothing; an offset
-    /// below the log start truncates to the log start.
+    /// the new log end offset. Offsets at or beyond the log end leave the batches alone but
+    /// still drop epoch-cache entries starting at the log end; an offset below the log start
+    /// truncates to the log start.
     pub fn truncate_to<S: Storage>(
         &mut self,
         storage: &mut S,
         offset: i64,
     ) -> Result<i64, StorageError> {
         if offset >= self.log_end_offset {
+            // Kafka's `truncateTo` truncates the epoch cache even then: a leader that assigned
+            // its epoch and appended nothing before losing leadership keeps an entry at the
+            // log end that the new leader's log does not have.
+            self.epochs.truncate_from_end(self.log_end_offset);
             return Ok(self.log_end_offset);
         }
         let offset = offset.max(self.log_start_offset);

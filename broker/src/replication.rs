@@ -810,6 +810,9 @@ impl<S: Storage> Broker<S> {
         let p = partition_slot(&mut self.partitions, partition)?;
         let from = p.log.log_end_offset();
         if offset >= from {
+            // No batch to cut, but an epoch this replica assigned as leader and never wrote
+            // goes (Kafka's `truncateTo` at or past the log end).
+            p.log.truncate_to(storage, offset).ok();
             return None;
         }
         let to = match p.log.truncate_to(storage, offset) {

@@ -81,16 +81,20 @@ fn fetch_once(follower: &mut Broker, leader: &mut Broker) -> ErrorCode {
         .error_code
 }
 
-/// Fetch rounds until the follower's log end and the leader's HW stop moving (bounded).
+/// Fetch rounds until two in a row move neither the follower's log end nor the leader's HW
+/// (bounded).
 fn replicate(follower: &mut Broker, leader: &mut Broker) {
-    for _ in 0..16 {
+    let mut quiet = 0;
+    for _ in 0..32 {
         let before = (follower.log_end_offset(0), leader.high_watermark(0));
         fetch_once(follower, leader);
-        if (follower.log_end_offset(0), leader.high_watermark(0)) == before {
+        let moved = (follower.log_end_offset(0), leader.high_watermark(0)) != before;
+        quiet = if moved { 0 } else { quiet + 1 };
+        if quiet == 2 {
             return;
         }
     }
-    panic!("replication did not settle in 16 rounds");
+    panic!("replication did not settle in 32 rounds");
 }
 
 /// Broker 0 leads at epoch 1 with ISR `isr`; brokers 1 and 2 follow.
@@ -614,4 +618,114 @@ fn a_cluster_broker_does_not_auto_create_partitions_it_was_not_told_about() {
         ErrorCode::NotLeaderOrFollower
     );
     assert!(b0.log(3).is_none());
+}
+
+/// One step of a random replication schedule on three brokers.
+#[derive(Clone, Debug)]
+enum Step {
+    /// The producer sends its next batch of `n` records to the current leader (acks=1).
+    Produce(i32),
+    /// Broker `i` (if a follower) fetches once from the leader.
+    Fetch(usize),
+    /// The controller elects broker `i` at the next leader epoch (clean or not: any replica).
+    Elect(usize),
+    /// Broker `i` takes a producer-state snapshot.
+    Snapshot(usize),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (1..4i32).prop_map(Step::Produce),
+        4 => (0..3usize).prop_map(Step::Fetch),
+        1 => (0..3usize).prop_map(Step::Elect),
+        1 => (0..3usize).prop_map(Step::Snapshot),
+    ]
+}
+
+fn stored(b: &Broker) -> Vec<(i64, i32, Bytes)> {
+    b.log(0)
+        .expect("every replica holds the partition")
+        .batches()
+        .map(|s| (s.base_offset(), s.header.partition_leader_epoch, s.bytes))
+        .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: idempo_testkit::proptest_cases(64),
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+            "proptest-regressions/replication.txt",
+        ))),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// **Log matching and dedup follow the data**: for any schedule of produces to the
+    /// current leader, follower fetches, elections of any replica (unclean ones included) and
+    /// snapshots, once every follower has replicated from the final leader all three logs are
+    /// identical batch for batch (offsets, epochs, bytes), every replica's producer state
+    /// equals the leader's, and the leader answers a retry of every batch of the last five it
+    /// holds as a duplicate at its original offset.
+    #[test]
+    fn replicas_converge_to_the_final_leader_with_its_producer_state(
+        steps in proptest::collection::vec(step(), 1..60)
+    ) {
+        let mut b = [0, 1, 2].map(|id| broker(id, 1));
+        let (mut leader, mut epoch) = (0usize, 1);
+        for x in &mut b {
+            x.apply_leader_and_isr(&state(0, epoch, &[0], epoch));
+        }
+        let mut correlation = 0;
+        for s in steps {
+            match s {
+                Step::Produce(n) => {
+                    let next = b[leader]
+                        .producer_state(0)
+                        .and_then(|m| m.entry(ProducerId(9)))
+                        .map_or(0, |e| e.last_sequence().0 + 1);
+                    correlation += 1;
+                    let handled = b[leader].handle(&produce(1, 30_000, batch(9, next, n), correlation));
+                    proptest::prop_assert!(handled.outcomes[0].is_appended());
+                }
+                Step::Fetch(i) if i != leader => {
+                    let [x, y] = b.get_disjoint_mut([i, leader]).expect("distinct brokers");
+                    fetch_once(x, y);
+                }
+                Step::Fetch(_) => {}
+                Step::Elect(i) => {
+                    epoch += 1;
+                    leader = i;
+                    for x in &mut b {
+                        x.apply_leader_and_isr(&state(i as i32, epoch, &[i as i32], epoch));
+                    }
+                }
+                Step::Snapshot(i) => {
+                    b[i].take_snapshots().expect("SimDisk");
+                }
+            }
+        }
+        for i in (0..3).filter(|i| *i != leader) {
+            let [x, y] = b.get_disjoint_mut([i, leader]).expect("distinct brokers");
+            replicate(x, y);
+        }
+        for i in 0..3 {
+            proptest::prop_assert_eq!(stored(&b[i]), stored(&b[leader]), "replica {}", i);
+            proptest::prop_assert_eq!(b[i].producer_state(0), b[leader].producer_state(0));
+        }
+        let held: Vec<(i64, Bytes)> = b[leader]
+            .log(0)
+            .expect("the leader holds the partition")
+            .batches()
+            .map(|s| (s.base_offset(), s.bytes))
+            .collect();
+        for (base_offset, bytes) in held.iter().rev().take(5) {
+            // The client's copy: base offset 0, no epoch (both outside the CRC).
+            let mut client = bytes.to_vec();
+            idempo_protocol::record_batch::set_base_offset(&mut client, 0);
+            idempo_protocol::record_batch::set_partition_leader_epoch(&mut client, -1);
+            let retry = b[leader].produce(0, &Bytes::from(client));
+            proptest::prop_assert!(retry.is_duplicate(), "{}", retry);
+            proptest::prop_assert_eq!(retry.response.base_offset, *base_offset);
+        }
+    }
 }
