@@ -729,3 +729,108 @@ proptest::proptest! {
         }
     }
 }
+
+/// Delivers every partition state the controller decided to the brokers in `live`.
+fn deliver(
+    brokers: &mut [Broker],
+    live: &[usize],
+    decisions: &[idempo_broker::ControllerDecision],
+) {
+    for state in decisions.iter().filter_map(|d| d.state()) {
+        for i in live {
+            brokers[*i].apply_leader_and_isr(state);
+        }
+    }
+}
+
+#[test]
+fn a_leader_kill_with_acks_all_and_min_insync_two_loses_and_duplicates_nothing() {
+    use idempo_broker::{Controller, ControllerConfig};
+    let config = ControllerConfig {
+        brokers: 3,
+        partitions: 1,
+        replication_factor: 3,
+        ..ControllerConfig::default()
+    };
+    let mut controller = Controller::new(config, 0).expect("a valid cluster");
+    let mut b: Vec<Broker> = (0..3).map(|id| broker(id, 2)).collect();
+    for x in &mut b {
+        x.apply_leader_and_isr(controller.partition(0));
+    }
+    let leader = controller.partition(0).leader as usize;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    // Batch A is acknowledged; batch B reaches one follower only, and its ack is lost with
+    // the leader.
+    assert!(
+        b[leader]
+            .handle(&produce(-1, 30_000, batch(5, 0, 2), 1))
+            .response
+            .is_none()
+    );
+    for f in &followers {
+        let [x, y] = b.get_disjoint_mut([*f, leader]).expect("distinct");
+        replicate(x, y);
+    }
+    assert_eq!(b[leader].take_completed().len(), 1, "A acknowledged");
+    assert!(
+        b[leader]
+            .handle(&produce(-1, 30_000, batch(5, 2, 2), 2))
+            .response
+            .is_none()
+    );
+    let [x, y] = b
+        .get_disjoint_mut([followers[0], leader])
+        .expect("distinct");
+    fetch_once(x, y);
+    // The leader dies; the controller elects a follower from the ISR.
+    let decisions = controller.fence_broker(leader as i32);
+    deliver(&mut b, &followers, &decisions);
+    let new_leader = controller.partition(0).leader as usize;
+    assert_ne!(new_leader, leader);
+    let other = followers
+        .iter()
+        .copied()
+        .find(|f| *f != new_leader)
+        .expect("RF 3");
+    let [x, y] = b.get_disjoint_mut([other, new_leader]).expect("distinct");
+    replicate(x, y);
+    // The producer retries B with the same sequence at the new leader.
+    let retry = b[new_leader].handle(&produce(-1, 30_000, batch(5, 2, 2), 3));
+    let [x, y] = b.get_disjoint_mut([other, new_leader]).expect("distinct");
+    replicate(x, y);
+    let answered = retry
+        .response
+        .map(|r| r.response)
+        .or_else(|| {
+            b[new_leader]
+                .take_completed()
+                .pop()
+                .map(|c| c.response.response)
+        })
+        .expect("the retry is answered once the ISR has it");
+    assert_eq!(produce_error(&answered), ErrorCode::None);
+    // The old leader returns, follows and converges.
+    let decisions = controller.broker_registered(leader as i32, 1);
+    deliver(&mut b, &[0, 1, 2], &decisions);
+    b[leader].apply_leader_and_isr(controller.partition(0));
+    let [x, y] = b.get_disjoint_mut([leader, new_leader]).expect("distinct");
+    replicate(x, y);
+    let records: Vec<(i64, Sequence)> = b[new_leader]
+        .log(0)
+        .expect("held")
+        .batches()
+        .map(|s| (s.base_offset(), s.header.base_sequence))
+        .collect();
+    assert_eq!(
+        records,
+        vec![(0, Sequence(0)), (2, Sequence(2))],
+        "A and B once each"
+    );
+    for x in &b {
+        assert_eq!(
+            stored(x),
+            stored(&b[new_leader]),
+            "every replica holds the same log"
+        );
+    }
+}
