@@ -484,6 +484,48 @@ impl<S: Storage> Broker<S> {
     /// epoch) is ignored. Becoming leader at a new epoch records the epoch's start at the log
     /// end and resets every follower's state; the HW is kept. Becoming follower stops produce
     /// and answers the partition's delayed produces `NOT_LEADER_OR_FOLLOWER`.
+    ///
+    /// # Examples
+    ///
+    /// A leader and a follower; an `acks=all` produce is answered once the follower has it.
+    ///
+    /// ```
+    /// use idempo_broker::{Broker, BrokerConfig, LeaderAndIsr};
+    /// use idempo_protocol::{
+    ///     PartitionProduceData, ProduceRequest, ProducerEpoch, ProducerId, Record, RecordBatch,
+    ///     Request, RequestFrame, Sequence,
+    /// };
+    ///
+    /// let mut brokers: Vec<Broker> = (0..2)
+    ///     .map(|id| Broker::new(BrokerConfig { broker_id: id, ..BrokerConfig::default() }).unwrap())
+    ///     .collect();
+    /// let state = LeaderAndIsr {
+    ///     partition: 0, leader: 0, leader_epoch: 0, isr: vec![0, 1], replicas: vec![0, 1],
+    ///     partition_epoch: 0,
+    /// };
+    /// for b in &mut brokers {
+    ///     b.apply_leader_and_isr(&state);
+    /// }
+    /// let records = RecordBatch::idempotent(
+    ///     ProducerId(1), ProducerEpoch(0), Sequence(0), 1_000, vec![Record::with_value(0, "a")],
+    /// ).to_bytes();
+    /// let request = Request::Produce(ProduceRequest {
+    ///     acks: -1, timeout_ms: 30_000,
+    ///     partitions: vec![PartitionProduceData { partition: 0, records }],
+    /// });
+    /// let (leader, follower) = brokers.split_at_mut(1);
+    /// let handled = leader[0].handle_from(7, &RequestFrame { correlation_id: 1, request });
+    /// assert!(handled.response.is_none(), "waits for the follower");
+    /// for _ in 0..2 {
+    ///     // The first fetch brings the batch; the second tells the leader it arrived.
+    ///     let fetch = follower[0].follower_fetch_request(0).unwrap();
+    ///     let answer = leader[0].replica_fetch(&fetch);
+    ///     follower[0].on_follower_fetch_response(&fetch, &answer);
+    /// }
+    /// assert_eq!(leader[0].high_watermark(0), Some(1));
+    /// let completed = leader[0].take_completed();
+    /// assert_eq!((completed[0].client, completed[0].response.correlation_id), (7, 1));
+    /// ```
     pub fn apply_leader_and_isr(&mut self, state: &LeaderAndIsr) -> LeaderAndIsrOutcome {
         self.in_cluster = true;
         let me = self.config.broker_id;
