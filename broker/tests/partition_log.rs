@@ -215,3 +215,135 @@ fn a_log_start_checkpoint_is_trusted_only_with_its_version_and_checksum() {
         );
     }
 }
+
+/// Six one-batch segments of partition 0 (offsets 0..12), synced, and the broker's disk.
+fn six_segments() -> idempo_broker::SimDisk {
+    let size = batch(0, 8).len();
+    let mut b = broker(size as u32);
+    for n in 0..6 {
+        b.produce(0, &batch(n, 8));
+    }
+    b.flush().expect("sync");
+    b.storage().clone()
+}
+
+fn segment(base: i64) -> String {
+    format!("partition-0/{base:020}.log")
+}
+
+/// Rewrites `file` with `change` applied to its bytes, durably.
+fn rewrite(disk: &mut idempo_broker::SimDisk, file: &str, change: impl FnOnce(&mut Vec<u8>)) {
+    use idempo_broker::Storage;
+    let mut bytes = disk.read_all(file).expect("exists").to_vec();
+    change(&mut bytes);
+    disk.remove(file).expect("exists");
+    disk.append(file, &bytes).expect("append");
+    disk.sync(file).expect("sync");
+}
+
+fn reopen(disk: idempo_broker::SimDisk) -> (Broker, idempo_broker::PartitionRecovery) {
+    let (b, report) = Broker::open(BrokerConfig::default(), disk).expect("opens");
+    let recovery = report.partitions[0].recovery.clone();
+    (b, recovery)
+}
+
+#[test]
+fn a_clean_log_recovers_every_batch_and_reports_no_damage() {
+    let (b, r) = reopen(six_segments());
+    assert_eq!(r.log.corruption, None);
+    assert_eq!(r.log.truncated_bytes, 0);
+    assert_eq!(r.log.segments_removed, 0);
+    assert_eq!(r.log.valid_batches, 6);
+    assert_eq!(r.log_end_offset, 12);
+    let log = b.log(0).expect("partition 0");
+    let mut all = log.batches();
+    assert_eq!(all.len(), 6);
+    all.next();
+    all.next();
+    assert_eq!(all.len(), 4, "the iterator counts down as it yields");
+}
+
+#[test]
+fn recovery_cuts_at_a_batch_that_is_not_a_v2_header_or_sits_at_the_wrong_offset() {
+    use idempo_broker::Storage;
+    type Damage = fn(&mut Vec<u8>);
+    let cases: [(&str, Damage, &str); 3] = [
+        ("wrong magic", |b| b[16] = 1, "not a RecordBatch v2 header"),
+        (
+            "length below a header",
+            |b| b[8..12].copy_from_slice(&10i32.to_be_bytes()),
+            "not a RecordBatch v2 header",
+        ),
+        (
+            "wrong base offset",
+            |b| b[0..8].copy_from_slice(&9i64.to_be_bytes()),
+            "batch at offset 9 where 6 was expected",
+        ),
+    ];
+    for (why, damage, reason) in cases {
+        let mut disk = six_segments();
+        rewrite(&mut disk, &segment(6), damage);
+        let len = disk.file_len(&segment(6)).expect("exists");
+        let (b, r) = reopen(disk);
+        let corruption = r.log.corruption.expect(why);
+        assert_eq!(corruption.file, segment(6), "{why}");
+        assert_eq!(corruption.position, 0, "{why}");
+        assert!(
+            corruption.reason.contains(reason),
+            "{why}: {}",
+            corruption.reason
+        );
+        assert_eq!(r.log_end_offset, 6, "{why}: the log ends before the damage");
+        assert_eq!(r.log.valid_batches, 3, "{why}");
+        assert_eq!(
+            r.log.segments_removed, 3,
+            "{why}: the emptied segment and the two after it"
+        );
+        assert_eq!(r.log.truncated_bytes, 3 * len, "{why}");
+        assert_eq!(b.log(0).expect("partition 0").index().segment_count(), 3);
+    }
+}
+
+#[test]
+fn a_segment_that_does_not_start_where_the_last_one_ended_is_cut_and_named() {
+    use idempo_broker::Storage;
+    let mut disk = six_segments();
+    disk.remove(&segment(4)).expect("exists");
+    let (_, r) = reopen(disk);
+    let corruption = r.log.corruption.expect("a hole at offset 4");
+    assert_eq!(corruption.file, segment(6));
+    assert_eq!(corruption.reason, "segment starts at offset 6, not at 4");
+    assert_eq!(r.log_end_offset, 4);
+    assert_eq!(
+        r.log.segments_removed, 3,
+        "every segment after the hole: 6, 8 and 10"
+    );
+
+    let mut disk = six_segments();
+    rewrite(&mut disk, &segment(2), |b| b[16] = 1);
+    disk.remove(&segment(4)).expect("exists");
+    let (_, r) = reopen(disk);
+    let first = r.log.corruption.expect("damage at offset 2");
+    assert_eq!(
+        first.file,
+        segment(2),
+        "the first damage is the one reported"
+    );
+}
+
+#[test]
+fn a_checkpoint_beyond_the_log_end_moves_the_end_up_to_it_and_a_bad_one_is_rewritten() {
+    use idempo_broker::Storage;
+    let (b, r) = reopen(disk_with_checkpoint(&checkpoint(1, 20)));
+    assert_eq!((r.log_start_offset, r.log_end_offset), (20, 20));
+    assert_eq!(b.log_end_offset(0), Some(20));
+
+    let (b, r) = reopen(disk_with_checkpoint(&checkpoint(2, 4)));
+    assert_eq!(r.log_start_offset, 0);
+    let file = "partition-0/log-start-offset.checkpoint";
+    assert_eq!(
+        b.storage().read_all(file).expect("exists").to_vec(),
+        checkpoint(1, 0),
+        "the refused checkpoint is replaced by a valid one"
+    );
+}
