@@ -47,6 +47,7 @@ fn every_offset_finds_its_batch_in_whichever_segment_holds_it() {
     assert_eq!(log.index().batch_count(), 6);
     assert_eq!(log.size_bytes(), 6 * size);
     assert_eq!(log.index().size_bytes(), 6 * size);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 12));
     for offset in 0..12i64 {
         let base = offset / 2 * 2;
         let mut from = log.batches_from(offset);
