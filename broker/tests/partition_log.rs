@@ -66,6 +66,11 @@ fn every_offset_finds_its_batch_in_whichever_segment_holds_it() {
         assert_eq!(batches[0].base_offset, base, "fetch at {offset}");
     }
     assert_eq!(log.batches_from(12).len(), 0);
+    let read = log.read(4, 1 << 20).expect("readable").expect("in range");
+    let batches = decode_batches(read).expect("whole batches");
+    assert_eq!(batches.len(), 4, "the view reads from offset 4 to the end");
+    assert_eq!(batches[0].base_offset, 4);
+    assert_eq!(log.read(13, 1 << 20).expect("readable"), None, "past the log end");
 }
 
 #[test]
