@@ -37,7 +37,7 @@ fn batch(sequence: i32) -> Bytes {
 
 #[test]
 fn every_setting_is_accepted_at_the_edges_of_its_range_and_refused_just_beyond() {
-    let edges: [Edge; 10] = [
+    let edges: [Edge; 13] = [
         (
             "dedup_window low",
             |c| c.dedup_window = 1,
@@ -97,6 +97,24 @@ fn every_setting_is_accepted_at_the_edges_of_its_range_and_refused_just_beyond()
             |c| c.log_message_timestamp_after_max_ms = 0,
             |c| c.log_message_timestamp_after_max_ms = -1,
             ConfigError::TimestampAfterMax(-1),
+        ),
+        (
+            "min_insync_replicas",
+            |c| c.min_insync_replicas = 1,
+            |c| c.min_insync_replicas = 0,
+            ConfigError::MinInsyncReplicas,
+        ),
+        (
+            "replica_lag_time_max_ms",
+            |c| c.replica_lag_time_max_ms = 1,
+            |c| c.replica_lag_time_max_ms = 0,
+            ConfigError::ReplicaLagTimeMax(0),
+        ),
+        (
+            "broker_id",
+            |c| c.broker_id = 0,
+            |c| c.broker_id = -1,
+            ConfigError::BrokerId(-1),
         ),
     ];
     for (setting, accepted, refused, error) in edges {
