@@ -1,0 +1,985 @@
+//! `explain` in a cluster: the operations after a `cluster` line, run against real brokers
+//! and the real controller, each decision printed with the rule that made it.
+//!
+//! A script's `cluster` line builds `brokers` brokers (each with its own `SimDisk`), a
+//! [`Controller`] that places the replicas (§1.29 of docs/KAFKA-RULES.md) and hands out
+//! producer id blocks (§1.30), and delivers the initial partition states. From then on:
+//!
+//! - `produce` goes to the partition's leader (or `broker=N`) with `acks=all|1|0` through
+//!   `Broker::handle_from`, the line number as client and correlation id: the answer now,
+//!   none (`acks=0`), or a delayed answer (§1.22) printed when a later operation completes it;
+//! - `replicate` runs rounds of follower fetches (`follower_fetch_request` →
+//!   `replica_fetch` → `on_follower_fetch_response`), then the leaders' AlterPartition
+//!   proposals through the controller, until a round changes nothing;
+//! - `crash-broker` is a power loss of that broker's disk followed by the controller fencing
+//!   it (§1.26) and electing new leaders (§1.27); `restart-broker` registers it again and
+//!   hands it every partition's state (§1.23);
+//! - `advance` moves every live broker's clock: ISR shrinks (§1.20), request timeouts (§1.22);
+//! - after every operation each acknowledged batch the current leader no longer holds is
+//!   named once as lost, with the limit of the guarantee that explains it.
+//!
+//! Each operation is one [`Explained`] whose text is the usual first line followed by one
+//! indented line per consequence, and whose JSON has an `events` array of the same lines.
+//! The controller is told about failures directly (no heartbeats, no session timeouts): a
+//! script says when a broker dies, and the controller notices at once.
+
+use crate::explain::{
+    Explained, Said, base, fetch, produce_json, produce_request_text,
+    scripted_batch, text_line,
+};
+use crate::script::{Acks, ClusterSpec, Election, Op, Produce, Step};
+use idempo_broker::{
+    Broker, BrokerConfig, BrokerId, ConfigError, Controller, ControllerConfig, ControllerDecision,
+    ElectionType, FollowerFetched, LeaderAndIsr, NO_LEADER, ReplicaRole, ReplicationEvent,
+};
+use idempo_protocol::{
+    ErrorCode, PartitionProduceData, ProduceRequest, Request, RequestFrame, Response,
+};
+use serde_json::{Map, Value, json};
+
+/// Rounds `replicate` runs at most when it waits for the cluster to settle.
+const MAX_REPLICATE_ROUNDS: u32 = 100;
+
+/// A produce waiting for its delayed answer.
+struct Pending {
+    line: usize,
+    broker: BrokerId,
+    partition: i32,
+    pid: i64,
+    seq: i32,
+}
+
+/// A batch the client was told is written (answered NONE).
+struct Acked {
+    line: usize,
+    acks: Acks,
+    partition: i32,
+    pid: i64,
+    seq: i32,
+    lost: bool,
+}
+
+/// The consequences of one operation, in order: text lines and their JSON.
+#[derive(Default)]
+struct Notes {
+    lines: Vec<String>,
+    json: Vec<Value>,
+}
+
+impl Notes {
+    fn add(&mut self, event: &str, text: String) {
+        self.json.push(json!({"event": event, "text": text}));
+        self.lines.push(text);
+    }
+}
+
+/// The brokers, their controller and what the script's clients are waiting for.
+pub(crate) struct Cluster {
+    controller: Controller,
+    brokers: Vec<Broker>,
+    up: Vec<bool>,
+    now_ms: i64,
+    min_insync_replicas: usize,
+    pending: Vec<Pending>,
+    acked: Vec<Acked>,
+}
+
+fn list(brokers: &[BrokerId]) -> String {
+    let ids: Vec<String> = brokers.iter().map(|b| b.to_string()).collect();
+    format!("[{}]", ids.join(", "))
+}
+
+impl Cluster {
+    /// Builds the cluster of a `cluster` line, with `config` for every broker's other
+    /// settings, and explains the placement.
+    pub(crate) fn build(
+        spec: &ClusterSpec,
+        config: &BrokerConfig,
+        step: &Step,
+    ) -> Result<(Cluster, Explained), ConfigError> {
+        let controller_config = ControllerConfig {
+            brokers: spec.brokers,
+            partitions: spec.partitions,
+            replication_factor: spec.replication_factor,
+            unclean_leader_election: spec.unclean_leader_election,
+            ..ControllerConfig::default()
+        };
+        let mut controller =
+            Controller::new(controller_config, 0).expect("the parser validated the cluster");
+        let mut brokers = Vec::new();
+        for id in 0..spec.brokers {
+            let mut broker = Broker::new(BrokerConfig {
+                broker_id: id,
+                min_insync_replicas: spec.min_insync_replicas,
+                replica_lag_time_max_ms: spec.replica_lag_time_max_ms,
+                ..config.clone()
+            })?;
+            broker.set_record_windows(true);
+            let (first, len) = controller.allocate_producer_ids(id);
+            broker.grant_producer_id_block(first, len);
+            brokers.push(broker);
+        }
+        let states: Vec<LeaderAndIsr> = controller.partitions().to_vec();
+        for state in &states {
+            for broker in &mut brokers {
+                broker.apply_leader_and_isr(state);
+            }
+        }
+        let cluster = Cluster {
+            controller,
+            up: vec![true; brokers.len()],
+            brokers,
+            now_ms: 0,
+            min_insync_replicas: spec.min_insync_replicas,
+            pending: Vec::new(),
+            acked: Vec::new(),
+        };
+        let mut m = base(step);
+        m.insert("brokers".into(), json!(spec.brokers));
+        m.insert("replication_factor".into(), json!(spec.replication_factor));
+        m.insert(
+            "min_insync_replicas".into(),
+            json!(spec.min_insync_replicas),
+        );
+        m.insert(
+            "unclean_leader_election".into(),
+            json!(spec.unclean_leader_election),
+        );
+        let mut notes = Notes::default();
+        for state in &states {
+            notes.add(
+                "placed",
+                format!(
+                    "p{}: replicas {} (Kafka's rack-unaware assignment, §1.29), leader {} (the first replica, the preferred leader) at leader epoch {}, ISR {}",
+                    state.partition,
+                    list(&state.replicas),
+                    state.leader,
+                    state.leader_epoch,
+                    list(&state.isr)
+                ),
+            );
+        }
+        let said = Said {
+            request: format!(
+                "cluster brokers={} rf={} min.insync={}",
+                spec.brokers, spec.replication_factor, spec.min_insync_replicas
+            ),
+            answer: format!(
+                "{} brokers, {} partition(s); unclean.leader.election.enable={}; each broker has its own disk and a producer id block from the controller (§1.24, §1.30)",
+                spec.brokers, spec.partitions, spec.unclean_leader_election
+            ),
+        };
+        Ok((cluster, finish(step, said, m, notes)))
+    }
+
+    /// Runs one operation of a cluster script.
+    pub(crate) fn explain_step(&mut self, step: &Step) -> Explained {
+        let mut m = base(step);
+        let mut notes = Notes::default();
+        let said = match &step.op {
+            Op::InitProducer => self.init_producer(&mut m),
+            Op::Produce(b) => self.produce(step.line, b, &mut m, &mut notes),
+            Op::Advance { ms } => self.advance(*ms, &mut m, &mut notes),
+            Op::Fetch {
+                partition,
+                offset,
+                broker,
+            } => self.fetch(*partition, *offset, *broker, &mut m),
+            Op::CrashBroker { broker } => self.crash_broker(*broker, &mut notes),
+            Op::RestartBroker { broker } => self.restart_broker(*broker, &mut notes),
+            Op::Elect {
+                partition,
+                election,
+            } => self.elect(*partition, *election, &mut notes),
+            Op::Replicate { rounds } => self.replicate(*rounds, &mut m, &mut notes),
+            Op::Log { broker, partition } => self.log(*broker, *partition),
+            Op::Cluster(_) | Op::Restart { .. } | Op::DeleteRecords { .. } => {
+                unreachable!("the parser refuses these after the `cluster` line")
+            }
+        };
+        self.note_lost_acks(&mut notes);
+        finish(step, said, m, notes)
+    }
+
+    fn leader(&self, partition: i32) -> BrokerId {
+        self.controller.partition(partition).leader
+    }
+
+    fn init_producer(&mut self, m: &mut Map<String, Value>) -> Said {
+        let Some(b) = self.up.iter().position(|u| *u) else {
+            return Said {
+                request: "init-producer".to_string(),
+                answer: "no broker is up: nothing answers".to_string(),
+            };
+        };
+        let r = self.brokers[b].init_producer_id();
+        m.insert("producer_id".into(), json!(r.producer_id.0));
+        m.insert("producer_epoch".into(), json!(r.producer_epoch.0));
+        m.insert("broker".into(), json!(b));
+        Said {
+            request: "init-producer".to_string(),
+            answer: format!(
+                "producer id {} at epoch {} from broker {b}'s block (the controller hands blocks of 1000, KIP-730, §1.30)",
+                r.producer_id, r.producer_epoch
+            ),
+        }
+    }
+
+    fn produce(
+        &mut self,
+        line: usize,
+        b: &Produce,
+        m: &mut Map<String, Value>,
+        notes: &mut Notes,
+    ) -> Said {
+        let acks = b.acks.unwrap_or(Acks::All);
+        let (batch, bytes) = scripted_batch(b, self.now_ms);
+        let target = b.broker.unwrap_or_else(|| self.leader(b.partition));
+        let request = format!(
+            "{} acks={} -> {}",
+            produce_request_text(b, &batch),
+            acks.name(),
+            if target == NO_LEADER {
+                "?".to_string()
+            } else {
+                format!("b{target}")
+            }
+        );
+        m.insert("acks".into(), json!(acks.name()));
+        m.insert("broker".into(), json!(target));
+        if target == NO_LEADER {
+            m.insert("error".into(), json!("LEADER_NOT_AVAILABLE"));
+            return Said {
+                request,
+                answer: format!(
+                    "LEADER_NOT_AVAILABLE (5): p{} is offline, no live replica may lead it (§1.26, §1.27); nothing sent",
+                    b.partition
+                ),
+            };
+        }
+        if !self.up[target as usize] {
+            m.insert("error".into(), json!("NETWORK_EXCEPTION"));
+            return Said {
+                request,
+                answer: format!(
+                    "broker {target} is down: the connection is refused, nothing sent (the producer refreshes metadata and retries, §2.12)"
+                ),
+            };
+        }
+        let frame = RequestFrame {
+            correlation_id: i32::try_from(line).unwrap_or(i32::MAX),
+            request: Request::Produce(ProduceRequest {
+                acks: acks.wire(),
+                timeout_ms: b.timeout_ms.unwrap_or(30_000),
+                partitions: vec![PartitionProduceData {
+                    partition: b.partition,
+                    records: bytes,
+                }],
+            }),
+        };
+        let broker = &mut self.brokers[target as usize];
+        let handled = broker.handle_from(line as u64, &frame);
+        let outcome = handled
+            .outcomes
+            .first()
+            .expect("one partition in, one outcome out");
+        produce_json(m, b.partition, outcome);
+        let answered = handled.response.as_ref().map(|r| match &r.response {
+            Response::Produce(p) => p.partitions[0].error_code,
+            other => unreachable!("a produce request is answered by a produce response: {other:?}"),
+        });
+        let hw = broker.high_watermark(b.partition).unwrap_or(-1);
+        let isr = broker
+            .replication(b.partition)
+            .map(|r| list(r.isr()))
+            .unwrap_or_default();
+        let answer = match answered {
+            Some(ErrorCode::None) => {
+                self.acked.push(Acked {
+                    line,
+                    acks,
+                    partition: b.partition,
+                    pid: b.pid,
+                    seq: b.seq,
+                    lost: false,
+                });
+                let why = match acks {
+                    Acks::Leader => format!(
+                        "acks=1: answered after the leader's own append, whatever the followers hold (HW {hw}, §1.21)"
+                    ),
+                    _ => format!(
+                        "acks=all: answered at once, the HW {hw} already passed it (ISR {isr}, §1.22)"
+                    ),
+                };
+                format!("NONE  {outcome}; {why}")
+            }
+            Some(code) => {
+                let rule = match code {
+                    ErrorCode::NotLeaderOrFollower => {
+                        " (§1.23: only the leader takes produce; the producer refreshes metadata)"
+                    }
+                    ErrorCode::NotEnoughReplicas => " (§1.21): nothing appended",
+                    _ => "",
+                };
+                format!("{} ({}) {outcome}{rule}", code.name(), code.code())
+            }
+            None if acks == Acks::None => format!(
+                "-     {outcome}; acks=0: no answer at all, the client does not wait (§1.21)"
+            ),
+            None => {
+                self.pending.push(Pending {
+                    line,
+                    broker: target,
+                    partition: b.partition,
+                    pid: b.pid,
+                    seq: b.seq,
+                });
+                format!(
+                    "WAIT  {outcome}; acks=all: delayed until the HW (now {hw}) passes it (DelayedProduce, §1.22; ISR {isr})"
+                )
+            }
+        };
+        self.drain(notes);
+        Said { request, answer }
+    }
+
+    fn advance(&mut self, ms: i64, m: &mut Map<String, Value>, notes: &mut Notes) -> Said {
+        self.now_ms = self.now_ms.saturating_add(ms);
+        m.insert("now_ms".into(), json!(self.now_ms));
+        for b in self.live() {
+            for e in self.brokers[b as usize].advance_time(self.now_ms) {
+                notes.add(
+                    "expired",
+                    format!(
+                        "broker {b}: producer {} on p{} expired (idle for producer.id.expiration.ms)",
+                        e.producer_id, e.partition
+                    ),
+                );
+            }
+        }
+        self.drain(notes);
+        self.isr_changes(notes);
+        Said {
+            request: format!("advance ms={ms}"),
+            answer: format!("clock of every live broker at {} ms", self.now_ms),
+        }
+    }
+
+    fn fetch(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        broker: Option<BrokerId>,
+        m: &mut Map<String, Value>,
+    ) -> Said {
+        let target = broker.unwrap_or_else(|| self.leader(partition));
+        let request = format!("fetch p{partition} offset={offset} from b{target}");
+        if target == NO_LEADER || !self.up[target as usize] {
+            m.insert("error".into(), json!("LEADER_NOT_AVAILABLE"));
+            return Said {
+                request,
+                answer: format!("no live broker to read p{partition} from (§1.26)"),
+            };
+        }
+        let said = fetch(&mut self.brokers[target as usize], partition, offset, m);
+        let hw = self.brokers[target as usize]
+            .high_watermark(partition)
+            .unwrap_or(-1);
+        Said {
+            request,
+            answer: format!(
+                "{}; a consumer reads only below the HW {hw} (§1.15)",
+                said.answer
+            ),
+        }
+    }
+
+    fn live(&self) -> Vec<BrokerId> {
+        (0..self.brokers.len() as i32)
+            .filter(|b| self.up[*b as usize])
+            .collect()
+    }
+
+    /// A power loss of `broker`: its disk keeps what was synced, recovery runs, and the
+    /// controller fences it.
+    fn crash_broker(&mut self, broker: BrokerId, notes: &mut Notes) -> Said {
+        let request = format!("crash-broker broker={broker}");
+        if !self.up[broker as usize] {
+            return Said {
+                request,
+                answer: format!("broker {broker} is already down"),
+            };
+        }
+        let report = self.brokers[broker as usize].crash(|_file, _unsynced| 0);
+        self.up[broker as usize] = false;
+        let parts: Vec<String> = report
+            .partitions
+            .iter()
+            .map(|p| {
+                format!(
+                    "p{} log end {} -> {} ({} unsynced batch(es) lost)",
+                    p.partition,
+                    p.log_end_offset_before,
+                    p.log_end_offset_after(),
+                    p.lost_batches.len()
+                )
+            })
+            .collect();
+        let mut lost_answers = Vec::new();
+        self.pending.retain(|p| {
+            let keep = p.broker != broker;
+            if !keep {
+                lost_answers.push(p.line);
+            }
+            keep
+        });
+        for line in lost_answers {
+            notes.add(
+                "no_answer",
+                format!(
+                    "the produce of line {line} gets no answer: its connection to broker {broker} broke (the producer retries with the same sequence, §2.12)"
+                ),
+            );
+        }
+        let decisions = self.controller.fence_broker(broker);
+        self.deliver(&decisions, notes);
+        Said {
+            request,
+            answer: format!(
+                "power loss: {}; the controller notices and fences it (§1.26)",
+                parts.join(", ")
+            ),
+        }
+    }
+
+    /// `broker` comes back: it registers, the controller unfences it (electing it where a
+    /// partition was offline waiting for it) and it learns every partition's state.
+    fn restart_broker(&mut self, broker: BrokerId, notes: &mut Notes) -> Said {
+        let request = format!("restart-broker broker={broker}");
+        if self.up[broker as usize] {
+            return Said {
+                request,
+                answer: format!("broker {broker} is already up"),
+            };
+        }
+        self.up[broker as usize] = true;
+        let b = &mut self.brokers[broker as usize];
+        b.advance_time(self.now_ms);
+        let (first, len) = self.controller.allocate_producer_ids(broker);
+        b.grant_producer_id_block(first, len);
+        let decisions = self.controller.broker_registered(broker, self.now_ms);
+        self.deliver(&decisions, notes);
+        let states: Vec<LeaderAndIsr> = self.controller.partitions().to_vec();
+        for state in states.iter().filter(|s| s.replicas.contains(&broker)) {
+            self.brokers[broker as usize].apply_leader_and_isr(state);
+            let role = if state.leader == broker {
+                "leads".to_string()
+            } else if state.leader == NO_LEADER {
+                "waits: no leader".to_string()
+            } else {
+                format!("follows broker {}", state.leader)
+            };
+            notes.add(
+                "role",
+                format!(
+                    "p{}: broker {broker} {role} at leader epoch {} (§1.23); ISR {}",
+                    state.partition,
+                    state.leader_epoch,
+                    list(&state.isr)
+                ),
+            );
+        }
+        self.drain(notes);
+        Said {
+            request,
+            answer: format!(
+                "broker {broker} recovered from its disk and registers again; the controller unfences it (§1.25, §1.26)"
+            ),
+        }
+    }
+
+    fn elect(&mut self, partition: i32, election: Election, notes: &mut Notes) -> Said {
+        let (kind, election_type) = match election {
+            Election::Preferred => ("preferred", ElectionType::Preferred),
+            Election::Unclean => ("unclean", ElectionType::Unclean),
+        };
+        let request = format!("elect p{partition} type={kind}");
+        match self.controller.elect_leader(partition, election_type) {
+            Ok(decision) => {
+                self.deliver(std::slice::from_ref(&decision), notes);
+                Said {
+                    request,
+                    answer: "an administrator's election (ElectLeaders, KIP-460, §1.27)"
+                        .to_string(),
+                }
+            }
+            Err(e) => Said {
+                request,
+                answer: format!("refused: {e} (§1.27)"),
+            },
+        }
+    }
+
+    /// Tells every live broker the controller's decisions, printing each.
+    fn deliver(&mut self, decisions: &[ControllerDecision], notes: &mut Notes) {
+        for d in decisions {
+            notes.add("controller", describe_decision(d));
+            if let Some(state) = d.state() {
+                for b in self.live() {
+                    self.brokers[b as usize].apply_leader_and_isr(state);
+                }
+            }
+        }
+        self.drain(notes);
+    }
+
+    /// Every leader's AlterPartition proposals, through the controller.
+    fn isr_changes(&mut self, notes: &mut Notes) {
+        for b in self.live() {
+            let alters = self.brokers[b as usize].take_alter_partitions(self.now_ms);
+            self.drain(notes);
+            for alter in alters {
+                match self.controller.alter_partition(&alter) {
+                    Ok(state) => {
+                        notes.add(
+                            "isr_changed",
+                            format!(
+                                "p{}: the controller accepts broker {b}'s AlterPartition: ISR {} at partition epoch {} (§1.28)",
+                                state.partition,
+                                list(&state.isr),
+                                state.partition_epoch
+                            ),
+                        );
+                        for r in self.live() {
+                            self.brokers[r as usize].apply_leader_and_isr(&state);
+                        }
+                    }
+                    Err(e) => {
+                        notes.add(
+                            "isr_refused",
+                            format!(
+                                "p{}: the controller refuses broker {b}'s AlterPartition: {e} (§1.28)",
+                                alter.partition
+                            ),
+                        );
+                        self.brokers[b as usize].alter_partition_rejected(alter.partition);
+                    }
+                }
+                self.drain(notes);
+            }
+        }
+    }
+
+    /// Prints the brokers' replication events: HW moves, ISR proposals, delayed answers.
+    fn drain(&mut self, notes: &mut Notes) {
+        for b in self.live() {
+            let broker = &mut self.brokers[b as usize];
+            let _ = broker.take_completed();
+            for event in broker.take_replication_events() {
+                match event {
+                    ReplicationEvent::HighWatermarkMoved {
+                        partition,
+                        from,
+                        to,
+                    } => {
+                        let why = match self.brokers[b as usize]
+                            .replication(partition)
+                            .map(|r| r.role())
+                        {
+                            Some(ReplicaRole::Leader) => {
+                                "the smallest log end offset in the ISR (§1.15)"
+                            }
+                            _ => "the leader's HW, capped at its own log end (§1.15)",
+                        };
+                        notes.add(
+                            "high_watermark",
+                            format!("p{partition}: broker {b} HW {from} -> {to}: {why}"),
+                        );
+                    }
+                    ReplicationEvent::IsrChangeProposed {
+                        partition,
+                        change,
+                        isr,
+                        new_isr,
+                    } => {
+                        let why = match change {
+                            idempo_broker::IsrChange::Shrink => {
+                                "shrink: a follower not caught up for replica.lag.time.max.ms"
+                            }
+                            idempo_broker::IsrChange::Expand => {
+                                "expand: a follower reached the HW within the current leader epoch (KIP-320)"
+                            }
+                        };
+                        notes.add(
+                            "isr_proposed",
+                            format!(
+                                "p{partition}: broker {b} proposes ISR {} -> {} ({why}, §1.20)",
+                                list(&isr),
+                                list(&new_isr)
+                            ),
+                        );
+                    }
+                    ReplicationEvent::DelayedProduceCompleted {
+                        client,
+                        partition,
+                        error_code,
+                        ..
+                    } => self.delayed_answer(b, client as usize, partition, error_code, notes),
+                    ReplicationEvent::Truncated(_)
+                    | ReplicationEvent::LeaderAndIsrApplied { .. } => {}
+                }
+            }
+        }
+    }
+
+    fn delayed_answer(
+        &mut self,
+        broker: BrokerId,
+        line: usize,
+        partition: i32,
+        code: ErrorCode,
+        notes: &mut Notes,
+    ) {
+        let Some(index) = self
+            .pending
+            .iter()
+            .position(|p| p.line == line && p.broker == broker && p.partition == partition)
+        else {
+            return;
+        };
+        let p = self.pending.remove(index);
+        let hw = self.brokers[broker as usize]
+            .high_watermark(partition)
+            .unwrap_or(-1);
+        let why = match code {
+            ErrorCode::None => {
+                self.acked.push(Acked {
+                    line,
+                    acks: Acks::All,
+                    partition,
+                    pid: p.pid,
+                    seq: p.seq,
+                    lost: false,
+                });
+                format!("the HW {hw} passed the batch with the ISR at min.insync.replicas or more (§1.22)")
+            }
+            ErrorCode::NotEnoughReplicasAfterAppend => format!(
+                "the HW {hw} passed it but the ISR fell below min.insync.replicas {}: appended, not known safe; the retry is a duplicate (§1.21, §1.22)",
+                self.min_insync_replicas
+            ),
+            ErrorCode::RequestTimedOut => {
+                "timeout_ms passed before the HW reached it (§1.22): appended on the leader, fate unknown".to_string()
+            }
+            ErrorCode::NotLeaderOrFollower => {
+                "broker is no longer the leader (§1.22, §1.23): the producer retries at the new leader".to_string()
+            }
+            _ => String::new(),
+        };
+        notes.add(
+            "delayed_answer",
+            format!(
+                "line {line}'s produce (p{partition} pid={} seq={}) answered {} ({}) by broker {broker}: {why}",
+                p.pid,
+                p.seq,
+                code.name(),
+                code.code()
+            ),
+        );
+    }
+
+    /// Rounds of follower fetches, then ISR proposals: `rounds` of them, or until one
+    /// changes nothing.
+    fn replicate(
+        &mut self,
+        rounds: Option<u32>,
+        m: &mut Map<String, Value>,
+        notes: &mut Notes,
+    ) -> Said {
+        let mut ran = 0;
+        let settled = loop {
+            if rounds.is_some_and(|r| ran >= r) {
+                break false;
+            }
+            if ran >= MAX_REPLICATE_ROUNDS {
+                break false;
+            }
+            let before = notes.lines.len();
+            ran += 1;
+            self.fetch_round(notes);
+            self.isr_changes(notes);
+            if rounds.is_none() && notes.lines.len() == before {
+                break true;
+            }
+        };
+        m.insert("rounds".into(), json!(ran));
+        let request = match rounds {
+            Some(r) => format!("replicate rounds={r}"),
+            None => "replicate".to_string(),
+        };
+        let answer = if settled {
+            format!(
+                "{ran} round(s) of follower fetches; the last changed nothing: caught up (§1.17)"
+            )
+        } else {
+            format!("{ran} round(s) of follower fetches (§1.17)")
+        };
+        Said { request, answer }
+    }
+
+    /// Every live follower of every partition fetches once from its live leader.
+    fn fetch_round(&mut self, notes: &mut Notes) {
+        for state in self.controller.partitions().to_vec() {
+            let leader = state.leader;
+            if leader == NO_LEADER || !self.up[leader as usize] {
+                continue;
+            }
+            for &f in state.replicas.iter().filter(|f| **f != leader) {
+                if self.up[f as usize] {
+                    self.follower_fetch(f, leader, state.partition, notes);
+                }
+            }
+        }
+    }
+
+    fn follower_fetch(&mut self, f: BrokerId, leader: BrokerId, partition: i32, notes: &mut Notes) {
+        let Some(request) = self.brokers[f as usize].follower_fetch_request(partition) else {
+            return;
+        };
+        let response = self.brokers[leader as usize].replica_fetch(&request);
+        let held = batches_of(&self.brokers[f as usize], partition);
+        let fetched = self.brokers[f as usize].on_follower_fetch_response(&request, &response);
+        let asked = format!(
+            "p{partition}: broker {f} fetches from leader {leader} at offset {} (last fetched epoch {})",
+            request.fetch_offset, request.last_fetched_epoch
+        );
+        if let Some(text) = describe_fetched(&asked, &fetched, &held) {
+            notes.add(
+                if fetched.truncation.is_some() {
+                    "truncated"
+                } else {
+                    "fetched"
+                },
+                text,
+            );
+        }
+        self.drain(notes);
+    }
+
+    fn log(&self, broker: BrokerId, partition: i32) -> Said {
+        let b = &self.brokers[broker as usize];
+        let request = format!("log b{broker} p{partition}");
+        let Some(log) = b.log(partition) else {
+            return Said {
+                request,
+                answer: "no such partition on this broker".to_string(),
+            };
+        };
+        let role = match b.replication(partition) {
+            Some(r) if r.role() == ReplicaRole::Leader => {
+                format!("leader at epoch {}", r.leader_epoch())
+            }
+            Some(r) if r.leader() == NO_LEADER => "follower of no known leader".to_string(),
+            Some(r) => format!("follower of {} at epoch {}", r.leader(), r.leader_epoch()),
+            None => "standalone".to_string(),
+        };
+        let down = if self.up[broker as usize] { "" } else { " (down)" };
+        let epochs: Vec<String> = log
+            .leader_epoch_cache()
+            .entries()
+            .iter()
+            .map(|e| format!("{}@{}", e.epoch, e.start_offset))
+            .collect();
+        let batches: Vec<String> = batches_of(b, partition)
+            .iter()
+            .map(HeldBatch::describe)
+            .collect();
+        Said {
+            request,
+            answer: format!(
+                "{role}{down}; log {}..{}, HW {}, leader epochs [{}] (epoch@start, §1.16): {}",
+                log.log_start_offset(),
+                log.log_end_offset(),
+                b.high_watermark(partition).unwrap_or(-1),
+                epochs.join(", "),
+                if batches.is_empty() {
+                    "no batches".to_string()
+                } else {
+                    batches.join("; ")
+                }
+            ),
+        }
+    }
+
+    /// Names, once, every acknowledged batch the partition's current leader does not hold.
+    fn note_lost_acks(&mut self, notes: &mut Notes) {
+        let unclean = self.controller.counters().unclean_elections > 0;
+        for a in self.acked.iter_mut().filter(|a| !a.lost) {
+            let leader = self.controller.partition(a.partition).leader;
+            if leader == NO_LEADER || !self.up[leader as usize] {
+                continue;
+            }
+            let held = batches_of(&self.brokers[leader as usize], a.partition)
+                .iter()
+                .any(|h| h.pid == a.pid && h.seq == a.seq);
+            if held {
+                continue;
+            }
+            a.lost = true;
+            let why = match a.acks {
+                Acks::Leader => "acknowledged with acks=1, lost in a failover: acks=1 is answered before any follower has the batch, and the new leader never had it (§1.21, §1.27)",
+                _ if unclean => "lost by an unclean leader election: the new leader was not in the ISR (§1.27)",
+                _ => "lost: no in-sync replica kept it",
+            };
+            notes.add(
+                "lost",
+                format!(
+                    "LOST: line {}'s acknowledged batch (p{} pid={} seq={}) is not in the log of leader {leader}: {why}",
+                    a.line, a.partition, a.pid, a.seq
+                ),
+            );
+        }
+    }
+}
+
+/// One stored batch, as `log` and truncations print it.
+struct HeldBatch {
+    base: i64,
+    last: i64,
+    epoch: i32,
+    pid: i64,
+    seq: i32,
+    last_seq: i32,
+}
+
+impl HeldBatch {
+    fn describe(&self) -> String {
+        format!(
+            "{}..{} e{} pid={} seq={}..{}",
+            self.base, self.last, self.epoch, self.pid, self.seq, self.last_seq
+        )
+    }
+}
+
+fn batches_of(broker: &Broker, partition: i32) -> Vec<HeldBatch> {
+    broker.log(partition).map_or_else(Vec::new, |log| {
+        log.batches()
+            .map(|s| HeldBatch {
+                base: s.base_offset(),
+                last: s.last_offset(),
+                epoch: s.header.partition_leader_epoch,
+                pid: s.header.producer_id.0,
+                seq: s.header.base_sequence.0,
+                last_seq: s
+                    .header
+                    .base_sequence
+                    .wrapping_add(s.header.last_offset_delta)
+                    .0,
+            })
+            .collect()
+    })
+}
+
+/// One follower fetch's line, `None` when it changed nothing.
+fn describe_fetched(asked: &str, fetched: &FollowerFetched, held: &[HeldBatch]) -> Option<String> {
+    if fetched.stale {
+        return None;
+    }
+    if let Some(t) = &fetched.truncation {
+        let removed: Vec<String> = held
+            .iter()
+            .filter(|h| h.base >= t.to)
+            .map(HeldBatch::describe)
+            .collect();
+        let diverging = t.diverging_epoch.map_or_else(
+            || "an out-of-range answer".to_string(),
+            |d| format!("diverging epoch: epoch {} ends at {} on the leader", d.epoch, d.end_offset),
+        );
+        let reload = t.snapshot_loaded.map_or_else(
+            || "no snapshot at or below it, so from the log start".to_string(),
+            |o| format!("the snapshot at {o}"),
+        );
+        return Some(format!(
+            "{asked}: {diverging} (§1.17, §1.18); truncated {} -> {}, removing {}; producer state reloaded from {reload} + {} batch(es) replayed (truncateAndReload, §1.19): a retry of a removed batch is new here",
+            t.from,
+            t.to,
+            if removed.is_empty() {
+                "nothing".to_string()
+            } else {
+                removed.join("; ")
+            },
+            t.batches_replayed
+        ));
+    }
+    if fetched.error_code != ErrorCode::None {
+        return Some(format!(
+            "{asked}: {} ({}) (§1.17, §1.31)",
+            fetched.error_code.name(),
+            fetched.error_code.code()
+        ));
+    }
+    (fetched.batches_appended > 0).then(|| {
+        format!(
+            "{asked}: {} batch(es) appended as follower, offsets and epochs kept, producer state updated (appendAsFollower, §1.19); log end {}",
+            fetched.batches_appended, fetched.log_end_offset
+        )
+    })
+}
+
+fn describe_decision(d: &ControllerDecision) -> String {
+    match d {
+        ControllerDecision::BrokerFenced { broker } => format!(
+            "controller: broker {broker} fenced, removed from every ISR it shares (§1.26)"
+        ),
+        ControllerDecision::BrokerUnfenced { broker } => {
+            format!("controller: broker {broker} unfenced (§1.26)")
+        }
+        ControllerDecision::Elected {
+            partition,
+            leader,
+            leader_epoch,
+            clean: true,
+            state,
+        } => format!(
+            "controller: p{partition} elects broker {leader} at leader epoch {leader_epoch}, clean: the first live ISR member in assignment order (§1.27); ISR {}",
+            list(&state.isr)
+        ),
+        ControllerDecision::Elected {
+            partition,
+            leader,
+            leader_epoch,
+            clean: false,
+            state,
+        } => format!(
+            "controller: p{partition} elects broker {leader} at leader epoch {leader_epoch}, UNCLEAN: no ISR member is live, so any live replica (§1.27); ISR forced to {}: what only the others held is lost",
+            list(&state.isr)
+        ),
+        ControllerDecision::Offline { partition, state } => format!(
+            "controller: p{partition} is OFFLINE: no live ISR member, and unclean election is off (§1.26, §1.27); ISR kept {} until it returns",
+            list(&state.isr)
+        ),
+        ControllerDecision::IsrChanged {
+            partition,
+            isr,
+            state,
+        } => format!(
+            "controller: p{partition} ISR {} at partition epoch {} (§1.26)",
+            list(isr),
+            state.partition_epoch
+        ),
+    }
+}
+
+fn finish(step: &Step, said: Said, mut m: Map<String, Value>, notes: Notes) -> Explained {
+    m.insert("answer".into(), json!(said.answer));
+    m.insert("events".into(), Value::Array(notes.json));
+    let mut text = text_line(step.line, &said);
+    for line in notes.lines {
+        text.push_str("\n        ");
+        text.push_str(&line);
+    }
+    Explained {
+        line: step.line,
+        text,
+        json: Value::Object(m),
+    }
+}
