@@ -321,7 +321,7 @@ impl Cluster {
                     ErrorCode::NotEnoughReplicas => " (§1.21): nothing appended",
                     _ => "",
                 };
-                format!("{} ({}) {outcome}{rule}", code.name(), code.code())
+                format!("ERROR {outcome}{rule}")
             }
             None if acks == Acks::None => format!(
                 "-     {outcome}; acks=0: no answer at all, the client does not wait (§1.21)"
@@ -523,7 +523,8 @@ impl Cluster {
     /// Tells every live broker the controller's decisions, printing each.
     fn deliver(&mut self, decisions: &[ControllerDecision], notes: &mut Notes) {
         for d in decisions {
-            notes.add("controller", describe_decision(d));
+            let unclean = self.controller.config().unclean_leader_election;
+            notes.add("controller", describe_decision(d, unclean));
             if let Some(state) = d.state() {
                 for b in self.live() {
                     self.brokers[b as usize].apply_leader_and_isr(state);
@@ -895,7 +896,7 @@ fn describe_fetched(asked: &str, fetched: &FollowerFetched, held: &[HeldBatch]) 
             |d| format!("diverging epoch: epoch {} ends at {} on the leader", d.epoch, d.end_offset),
         );
         let reload = t.snapshot_loaded.map_or_else(
-            || "no snapshot at or below it, so from the log start".to_string(),
+            || format!("the log start (no snapshot at or below {})", t.to),
             |o| format!("the snapshot at {o}"),
         );
         return Some(format!(
@@ -925,7 +926,8 @@ fn describe_fetched(asked: &str, fetched: &FollowerFetched, held: &[HeldBatch]) 
     })
 }
 
-fn describe_decision(d: &ControllerDecision) -> String {
+/// One controller decision; `unclean` is `unclean.leader.election.enable`.
+fn describe_decision(d: &ControllerDecision, unclean: bool) -> String {
     match d {
         ControllerDecision::BrokerFenced { broker } => format!(
             "controller: broker {broker} fenced, removed from every ISR it shares (§1.26)"
@@ -951,6 +953,10 @@ fn describe_decision(d: &ControllerDecision) -> String {
             state,
         } => format!(
             "controller: p{partition} elects broker {leader} at leader epoch {leader_epoch}, UNCLEAN: no ISR member is live, so any live replica (§1.27); ISR forced to {}: what only the others held is lost",
+            list(&state.isr)
+        ),
+        ControllerDecision::Offline { partition, state } if unclean => format!(
+            "controller: p{partition} is OFFLINE: no replica is live, not even for an unclean election (§1.26, §1.27); ISR kept {}",
             list(&state.isr)
         ),
         ControllerDecision::Offline { partition, state } => format!(
