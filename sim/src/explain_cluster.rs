@@ -293,6 +293,14 @@ impl Cluster {
             .replication(b.partition)
             .map(|r| list(r.isr()))
             .unwrap_or_default();
+        m.insert(
+            "response".into(),
+            json!(match (&answered, acks) {
+                (Some(_), _) => "now",
+                (None, Acks::None) => "none",
+                (None, _) => "delayed",
+            }),
+        );
         let answer = match answered {
             Some(ErrorCode::None) => {
                 self.acked.push(Acked {
@@ -507,10 +515,17 @@ impl Cluster {
         match self.controller.elect_leader(partition, election_type) {
             Ok(decision) => {
                 self.deliver(std::slice::from_ref(&decision), notes);
+                let why = match election {
+                    Election::Preferred => {
+                        "the preferred replica (the first in the assignment) is a live ISR member, so it leads again"
+                    }
+                    Election::Unclean => {
+                        "the partition was offline: a leader from the ISR if one is live, else any live replica, whatever unclean.leader.election.enable says"
+                    }
+                };
                 Said {
                     request,
-                    answer: "an administrator's election (ElectLeaders, KIP-460, §1.27)"
-                        .to_string(),
+                    answer: format!("{why} (ElectLeaders, KIP-460, §1.27)"),
                 }
             }
             Err(e) => Said {
@@ -987,5 +1002,166 @@ fn finish(step: &Step, said: Said, mut m: Map<String, Value>, notes: Notes) -> E
         line: step.line,
         text,
         json: Value::Object(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::explain::{Explained, run};
+    use crate::script::parse;
+    use idempo_broker::BrokerConfig;
+
+    fn explain(text: &str) -> Vec<Explained> {
+        run(&parse(text).expect("a valid script"), BrokerConfig::default())
+            .expect("a valid config")
+    }
+
+    fn events(e: &Explained) -> Vec<String> {
+        e.json["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|v| v["text"].as_str().expect("text").to_string())
+            .collect()
+    }
+
+    fn any(e: &Explained, needle: &str) -> bool {
+        e.text.contains(needle)
+    }
+
+    #[test]
+    fn acks_all_is_answered_once_the_followers_fetch_past_the_batch() {
+        let out = explain("cluster brokers=3\nproduce pid=1 epoch=0 seq=0 count=2\nreplicate\n");
+        assert_eq!(out[1].json["response"], "delayed", "{}", out[1].text);
+        assert!(
+            any(&out[2], "line 2's produce (p0 pid=1 seq=0) answered NONE (0) by broker 0"),
+            "{}",
+            out[2].text
+        );
+        assert!(any(&out[2], "broker 0 HW 0 -> 2"), "{}", out[2].text);
+    }
+
+    #[test]
+    fn a_retry_at_the_new_leader_after_a_clean_failover_is_a_duplicate() {
+        let out = explain(
+            "cluster brokers=3 min-insync-replicas=2\nproduce pid=1 epoch=0 seq=0 count=2\n\
+             replicate rounds=1\ncrash-broker broker=0\nproduce pid=1 epoch=0 seq=0 count=2\nreplicate\n",
+        );
+        assert!(
+            any(&out[3], "the produce of line 2 gets no answer"),
+            "{}",
+            out[3].text
+        );
+        assert!(
+            any(&out[3], "p0 elects broker 1 at leader epoch 1, clean"),
+            "{}",
+            out[3].text
+        );
+        assert_eq!(out[4].json["outcome"], "duplicate", "{}", out[4].text);
+        assert!(any(&out[5], "answered NONE (0) by broker 1"), "{}", out[5].text);
+        assert!(out.iter().all(|e| !e.text.contains("LOST")));
+    }
+
+    #[test]
+    fn an_acks_one_batch_the_new_leader_never_had_is_named_lost() {
+        let out = explain(
+            "cluster brokers=2\nproduce pid=1 epoch=0 seq=0 count=1 acks=1\ncrash-broker broker=0\n",
+        );
+        assert_eq!(out[1].json["response"], "now");
+        assert!(
+            any(&out[2], "LOST: line 2's acknowledged batch (p0 pid=1 seq=0) is not in the log of leader 1: acknowledged with acks=1, lost in a failover"),
+            "{}",
+            out[2].text
+        );
+    }
+
+    #[test]
+    fn a_diverging_epoch_truncates_and_reloads_producer_state_from_the_snapshot() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/diverging-epoch.txt"
+        ))
+        .expect("the example ships");
+        let out = explain(&text);
+        let replicate = out.iter().find(|e| e.line == 17).expect("line 17");
+        let truncated = events(replicate)
+            .into_iter()
+            .find(|t| t.contains("diverging epoch"))
+            .expect("a truncation");
+        assert!(
+            truncated.contains("epoch 0 ends at 2 on the leader")
+                && truncated.contains("truncated 6 -> 2")
+                && truncated.contains("from the snapshot at 2 + 0 batch(es) replayed"),
+            "{truncated}"
+        );
+        let dup = out.iter().find(|e| e.line == 21).expect("line 21");
+        assert_eq!(dup.json["outcome"], "duplicate", "{}", dup.text);
+        let new = out.iter().find(|e| e.line == 22).expect("line 22");
+        assert_eq!(new.json["outcome"], "appended", "{}", new.text);
+        assert_eq!(new.json["base_offset"], 4);
+    }
+
+    #[test]
+    fn acks_all_errors_name_their_codes_and_rules() {
+        let out = explain(
+            "cluster brokers=2 min-insync-replicas=2\nproduce pid=1 epoch=0 seq=0 count=1 timeout-ms=120000\n\
+             advance ms=31000\nproduce pid=1 epoch=0 seq=1 count=1\nproduce pid=1 epoch=0 seq=1 count=1 broker=1\n\
+             replicate\nproduce pid=1 epoch=0 seq=1 count=1 timeout-ms=1000\nadvance ms=2000\n",
+        );
+        assert!(any(&out[2], "proposes ISR [0, 1] -> [0] (shrink"), "{}", out[2].text);
+        assert!(
+            any(&out[2], "answered NOT_ENOUGH_REPLICAS_AFTER_APPEND (20)"),
+            "{}",
+            out[2].text
+        );
+        assert_eq!(out[3].json["error"], "NOT_ENOUGH_REPLICAS");
+        assert_eq!(out[3].json["error_code"], 19);
+        assert_eq!(out[4].json["error"], "NOT_LEADER_OR_FOLLOWER");
+        assert!(any(&out[5], "-> [0, 1] (expand"), "{}", out[5].text);
+        assert!(any(&out[7], "answered REQUEST_TIMED_OUT (7)"), "{}", out[7].text);
+    }
+
+    #[test]
+    fn a_partition_without_a_live_isr_member_is_offline_until_it_returns() {
+        let out = explain(
+            "cluster brokers=2\ncrash-broker broker=1\ncrash-broker broker=0\n\
+             produce pid=1 epoch=0 seq=0 count=1\nrestart-broker broker=1\nrestart-broker broker=0\n",
+        );
+        assert!(any(&out[2], "p0 is OFFLINE"), "{}", out[2].text);
+        assert!(any(&out[3], "LEADER_NOT_AVAILABLE (5)"), "{}", out[3].text);
+        assert!(!any(&out[4], "elects"), "broker 1 is not in the ISR: {}", out[4].text);
+        assert!(
+            any(&out[5], "p0 elects broker 0 at leader epoch 2, clean"),
+            "{}",
+            out[5].text
+        );
+    }
+
+    #[test]
+    fn unclean_election_elects_a_stale_replica_and_loses_what_it_lacked() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/unclean-election.txt"
+        ))
+        .expect("the example ships");
+        let out = explain(&text);
+        let back = out.iter().find(|e| e.line == 14).expect("line 14");
+        assert!(any(back, "elects broker 1 at leader epoch 2, UNCLEAN"), "{}", back.text);
+        assert!(any(back, "lost by an unclean leader election"), "{}", back.text);
+    }
+
+    #[test]
+    fn elections_on_request_are_checked_by_the_controller() {
+        let out = explain(
+            "cluster brokers=2\ncrash-broker broker=0\nelect type=unclean\nrestart-broker broker=0\n\
+             elect type=preferred\nreplicate\nelect type=preferred\n",
+        );
+        assert!(any(&out[2], "ELECTION_NOT_NEEDED (84)"), "{}", out[2].text);
+        assert!(any(&out[4], "PREFERRED_LEADER_NOT_AVAILABLE (80)"), "{}", out[4].text);
+        assert!(
+            any(&out[6], "p0 elects broker 0 at leader epoch 2"),
+            "{}",
+            out[6].text
+        );
     }
 }
