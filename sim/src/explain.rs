@@ -11,6 +11,15 @@
 //!
 //! With `--json` each operation is one JSON object instead (JSON Lines), with the fields
 //! documented on [`Explained::json`].
+//!
+//! A script that starts with a `cluster` line runs against a replicated cluster instead
+//! (brokers, their disks and the controller; see `explain_cluster`): produce with `acks=`,
+//! `replicate`, `crash-broker`, `restart-broker`, `elect` and `log`. Each of those
+//! operations prints its first line as above and then one indented line per consequence
+//! (fetches, HW moves, ISR changes, elections, truncations with the producer-state reload,
+//! delayed answers, acknowledged batches lost), each citing its section of
+//! docs/KAFKA-RULES.md; in JSON they are the `events` array (`event`, `text`), next to
+//! `answer`. A script without a `cluster` line prints exactly what it did before.
 
 use crate::explain_cluster::Cluster;
 use crate::script::{Op, Produce, RestartMode, Step};
@@ -336,7 +345,12 @@ fn producers_per_partition(report: &RestartReport) -> Vec<(i32, usize)> {
         .collect()
 }
 
-pub(crate) fn fetch(broker: &mut Broker, partition: i32, offset: i64, m: &mut Map<String, Value>) -> Said {
+pub(crate) fn fetch(
+    broker: &mut Broker,
+    partition: i32,
+    offset: i64,
+    m: &mut Map<String, Value>,
+) -> Said {
     let r = broker.fetch(&FetchRequest::consumer(partition, offset, i32::MAX));
     m.insert("error".into(), json!(r.error_code.name()));
     m.insert("high_watermark".into(), json!(r.high_watermark));

@@ -24,8 +24,7 @@
 //! script says when a broker dies, and the controller notices at once.
 
 use crate::explain::{
-    Explained, Said, base, fetch, produce_json, produce_request_text,
-    scripted_batch, text_line,
+    Explained, Said, base, fetch, produce_json, produce_request_text, scripted_batch, text_line,
 };
 use crate::script::{Acks, ClusterSpec, Election, Op, Produce, Step};
 use idempo_broker::{
@@ -798,7 +797,11 @@ impl Cluster {
             Some(r) => format!("follower of {} at epoch {}", r.leader(), r.leader_epoch()),
             None => "standalone".to_string(),
         };
-        let down = if self.up[broker as usize] { "" } else { " (down)" };
+        let down = if self.up[broker as usize] {
+            ""
+        } else {
+            " (down)"
+        };
         let epochs: Vec<String> = log
             .leader_epoch_cache()
             .entries()
@@ -842,8 +845,12 @@ impl Cluster {
             }
             a.lost = true;
             let why = match a.acks {
-                Acks::Leader => "acknowledged with acks=1, lost in a failover: acks=1 is answered before any follower has the batch, and the new leader never had it (§1.21, §1.27)",
-                _ if unclean => "lost by an unclean leader election: the new leader was not in the ISR (§1.27)",
+                Acks::Leader => {
+                    "acknowledged with acks=1, lost in a failover: acks=1 is answered before any follower has the batch, and the new leader never had it (§1.21, §1.27)"
+                }
+                _ if unclean => {
+                    "lost by an unclean leader election: the new leader was not in the ISR (§1.27)"
+                }
                 _ => "lost: no in-sync replica kept it",
             };
             notes.add(
@@ -908,7 +915,12 @@ fn describe_fetched(asked: &str, fetched: &FollowerFetched, held: &[HeldBatch]) 
             .collect();
         let diverging = t.diverging_epoch.map_or_else(
             || "an out-of-range answer".to_string(),
-            |d| format!("diverging epoch: epoch {} ends at {} on the leader", d.epoch, d.end_offset),
+            |d| {
+                format!(
+                    "diverging epoch: epoch {} ends at {} on the leader",
+                    d.epoch, d.end_offset
+                )
+            },
         );
         let reload = t.snapshot_loaded.map_or_else(
             || format!("the log start (no snapshot at or below {})", t.to),
@@ -944,9 +956,9 @@ fn describe_fetched(asked: &str, fetched: &FollowerFetched, held: &[HeldBatch]) 
 /// One controller decision; `unclean` is `unclean.leader.election.enable`.
 fn describe_decision(d: &ControllerDecision, unclean: bool) -> String {
     match d {
-        ControllerDecision::BrokerFenced { broker } => format!(
-            "controller: broker {broker} fenced, removed from every ISR it shares (§1.26)"
-        ),
+        ControllerDecision::BrokerFenced { broker } => {
+            format!("controller: broker {broker} fenced, removed from every ISR it shares (§1.26)")
+        }
         ControllerDecision::BrokerUnfenced { broker } => {
             format!("controller: broker {broker} unfenced (§1.26)")
         }
@@ -1012,8 +1024,11 @@ mod tests {
     use idempo_broker::BrokerConfig;
 
     fn explain(text: &str) -> Vec<Explained> {
-        run(&parse(text).expect("a valid script"), BrokerConfig::default())
-            .expect("a valid config")
+        run(
+            &parse(text).expect("a valid script"),
+            BrokerConfig::default(),
+        )
+        .expect("a valid config")
     }
 
     fn events(e: &Explained) -> Vec<String> {
@@ -1034,7 +1049,10 @@ mod tests {
         let out = explain("cluster brokers=3\nproduce pid=1 epoch=0 seq=0 count=2\nreplicate\n");
         assert_eq!(out[1].json["response"], "delayed", "{}", out[1].text);
         assert!(
-            any(&out[2], "line 2's produce (p0 pid=1 seq=0) answered NONE (0) by broker 0"),
+            any(
+                &out[2],
+                "line 2's produce (p0 pid=1 seq=0) answered NONE (0) by broker 0"
+            ),
             "{}",
             out[2].text
         );
@@ -1058,7 +1076,11 @@ mod tests {
             out[3].text
         );
         assert_eq!(out[4].json["outcome"], "duplicate", "{}", out[4].text);
-        assert!(any(&out[5], "answered NONE (0) by broker 1"), "{}", out[5].text);
+        assert!(
+            any(&out[5], "answered NONE (0) by broker 1"),
+            "{}",
+            out[5].text
+        );
         assert!(out.iter().all(|e| !e.text.contains("LOST")));
     }
 
@@ -1069,7 +1091,10 @@ mod tests {
         );
         assert_eq!(out[1].json["response"], "now");
         assert!(
-            any(&out[2], "LOST: line 2's acknowledged batch (p0 pid=1 seq=0) is not in the log of leader 1: acknowledged with acks=1, lost in a failover"),
+            any(
+                &out[2],
+                "LOST: line 2's acknowledged batch (p0 pid=1 seq=0) is not in the log of leader 1: acknowledged with acks=1, lost in a failover"
+            ),
             "{}",
             out[2].text
         );
@@ -1108,7 +1133,11 @@ mod tests {
              advance ms=31000\nproduce pid=1 epoch=0 seq=1 count=1\nproduce pid=1 epoch=0 seq=1 count=1 broker=1\n\
              replicate\nproduce pid=1 epoch=0 seq=1 count=1 timeout-ms=1000\nadvance ms=2000\n",
         );
-        assert!(any(&out[2], "proposes ISR [0, 1] -> [0] (shrink"), "{}", out[2].text);
+        assert!(
+            any(&out[2], "proposes ISR [0, 1] -> [0] (shrink"),
+            "{}",
+            out[2].text
+        );
         assert!(
             any(&out[2], "answered NOT_ENOUGH_REPLICAS_AFTER_APPEND (20)"),
             "{}",
@@ -1118,7 +1147,11 @@ mod tests {
         assert_eq!(out[3].json["error_code"], 19);
         assert_eq!(out[4].json["error"], "NOT_LEADER_OR_FOLLOWER");
         assert!(any(&out[5], "-> [0, 1] (expand"), "{}", out[5].text);
-        assert!(any(&out[7], "answered REQUEST_TIMED_OUT (7)"), "{}", out[7].text);
+        assert!(
+            any(&out[7], "answered REQUEST_TIMED_OUT (7)"),
+            "{}",
+            out[7].text
+        );
     }
 
     #[test]
@@ -1129,7 +1162,11 @@ mod tests {
         );
         assert!(any(&out[2], "p0 is OFFLINE"), "{}", out[2].text);
         assert!(any(&out[3], "LEADER_NOT_AVAILABLE (5)"), "{}", out[3].text);
-        assert!(!any(&out[4], "elects"), "broker 1 is not in the ISR: {}", out[4].text);
+        assert!(
+            !any(&out[4], "elects"),
+            "broker 1 is not in the ISR: {}",
+            out[4].text
+        );
         assert!(
             any(&out[5], "p0 elects broker 0 at leader epoch 2, clean"),
             "{}",
@@ -1146,8 +1183,16 @@ mod tests {
         .expect("the example ships");
         let out = explain(&text);
         let back = out.iter().find(|e| e.line == 14).expect("line 14");
-        assert!(any(back, "elects broker 1 at leader epoch 2, UNCLEAN"), "{}", back.text);
-        assert!(any(back, "lost by an unclean leader election"), "{}", back.text);
+        assert!(
+            any(back, "elects broker 1 at leader epoch 2, UNCLEAN"),
+            "{}",
+            back.text
+        );
+        assert!(
+            any(back, "lost by an unclean leader election"),
+            "{}",
+            back.text
+        );
     }
 
     #[test]
@@ -1157,7 +1202,11 @@ mod tests {
              elect type=preferred\nreplicate\nelect type=preferred\n",
         );
         assert!(any(&out[2], "ELECTION_NOT_NEEDED (84)"), "{}", out[2].text);
-        assert!(any(&out[4], "PREFERRED_LEADER_NOT_AVAILABLE (80)"), "{}", out[4].text);
+        assert!(
+            any(&out[4], "PREFERRED_LEADER_NOT_AVAILABLE (80)"),
+            "{}",
+            out[4].text
+        );
         assert!(
             any(&out[6], "p0 elects broker 0 at leader epoch 2"),
             "{}",

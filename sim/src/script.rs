@@ -818,7 +818,10 @@ mod tests {
         let Op::Produce(p) = &steps[1].op else {
             panic!("a produce: {:?}", steps[1].op)
         };
-        assert_eq!((p.acks, p.broker, p.timeout_ms), (Some(Acks::Leader), Some(2), None));
+        assert_eq!(
+            (p.acks, p.broker, p.timeout_ms),
+            (Some(Acks::Leader), Some(2), None)
+        );
         assert_eq!(steps[2].op, Op::Replicate { rounds: None });
         assert_eq!(steps[3].op, Op::Replicate { rounds: Some(2) });
         assert_eq!(
@@ -840,7 +843,10 @@ mod tests {
     #[test]
     fn cluster_lines_out_of_place_name_their_problem() {
         let cases = [
-            ("produce pid=1 epoch=0 seq=0 count=1 acks=all", "`acks=` needs a cluster"),
+            (
+                "produce pid=1 epoch=0 seq=0 count=1 acks=all",
+                "`acks=` needs a cluster",
+            ),
             ("replicate", "`replicate` needs a cluster"),
             ("crash-broker broker=0", "`crash-broker` needs a cluster"),
             ("fetch broker=1", "`broker=` needs a cluster"),
@@ -849,26 +855,51 @@ mod tests {
         for (text, want) in cases {
             let err = parse(&format!("init-producer\n{text}\n")).unwrap_err();
             assert_eq!(err.line, 2, "{text}");
-            assert!(err.error.to_string().contains(want), "{text}: {}", err.error);
+            assert!(
+                err.error.to_string().contains(want),
+                "{text}: {}",
+                err.error
+            );
         }
         let in_cluster = [
             ("restart", "one-broker operation"),
             ("delete-records before=1", "one-broker operation"),
             ("cluster brokers=2", "must be the first operation"),
-            ("crash-broker broker=3", "`broker=3` is not in the cluster (brokers 0..2)"),
-            ("log broker=0 partition=1", "`partition=1` is not in the topic"),
-            ("produce pid=1 epoch=0 seq=0 count=1 acks=2", "`acks=2` is not valid"),
+            (
+                "crash-broker broker=3",
+                "`broker=3` is not in the cluster (brokers 0..2)",
+            ),
+            (
+                "log broker=0 partition=1",
+                "`partition=1` is not in the topic",
+            ),
+            (
+                "produce pid=1 epoch=0 seq=0 count=1 acks=2",
+                "`acks=2` is not valid",
+            ),
             ("elect partition=0", "missing required argument `type=`"),
             ("elect type=random", "not an election type"),
         ];
         for (text, want) in in_cluster {
             let err = parse(&format!("cluster brokers=3\n{text}\n")).unwrap_err();
             assert_eq!(err.line, 2, "{text}");
-            assert!(err.error.to_string().contains(want), "{text}: {}", err.error);
+            assert!(
+                err.error.to_string().contains(want),
+                "{text}: {}",
+                err.error
+            );
         }
         let err = parse("cluster brokers=2 replication-factor=3\n").unwrap_err();
-        assert!(err.error.to_string().contains("not a valid cluster"), "{}", err.error);
+        assert!(
+            err.error.to_string().contains("not a valid cluster"),
+            "{}",
+            err.error
+        );
         let err = parse("cluster brokers=2 min-insync-replicas=0\n").unwrap_err();
-        assert!(err.error.to_string().contains("min-insync-replicas"), "{}", err.error);
+        assert!(
+            err.error.to_string().contains("min-insync-replicas"),
+            "{}",
+            err.error
+        );
     }
 }
