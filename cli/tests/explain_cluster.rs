@@ -181,3 +181,30 @@ fn a_cluster_operation_without_a_cluster_exits_2_naming_the_line() {
     );
     assert!(o.stdout.is_empty(), "nothing is half-run");
 }
+
+#[test]
+fn correlated_power_loss_loses_an_acknowledged_record_only_without_sync() {
+    let out = explain("correlated-power-loss.txt");
+    assert!(
+        line(&out, 10).contains("LOST: line 6's acknowledged batch (p0 pid=1 seq=0) is not in the log of leader 1: lost when every replica lost power before a sync"),
+        "{out}"
+    );
+    let path = format!(
+        "{}/../sim/examples/correlated-power-loss.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let synced = std::fs::read_to_string(path)
+        .expect("the example ships")
+        .replace("sync=never", "sync=every-append");
+    let dir = std::env::temp_dir().join(format!("idempo-explain-sync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("synced.txt");
+    std::fs::write(&file, synced).expect("write");
+    let o = sim(&["explain", file.to_str().expect("utf-8 path")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("LOST"), "{out}");
+    assert!(
+        line(&out, 13).contains("0..0 pid=1 epoch=0 seq=0..0"),
+        "{out}"
+    );
+}

@@ -111,6 +111,7 @@ impl Cluster {
                 broker_id: id,
                 min_insync_replicas: spec.min_insync_replicas,
                 replica_lag_time_max_ms: spec.replica_lag_time_max_ms,
+                sync_policy: spec.sync.unwrap_or(config.sync_policy),
                 ..config.clone()
             })?;
             broker.set_record_windows(true);
@@ -144,6 +145,8 @@ impl Cluster {
             "unclean_leader_election".into(),
             json!(spec.unclean_leader_election),
         );
+        let sync = crate::config::sync_name(spec.sync.unwrap_or(config.sync_policy));
+        m.insert("sync".into(), json!(sync));
         let mut notes = Notes::default();
         for state in &states {
             notes.add(
@@ -164,7 +167,7 @@ impl Cluster {
                 spec.brokers, spec.replication_factor, spec.min_insync_replicas
             ),
             answer: format!(
-                "{} brokers, {} partition(s); unclean.leader.election.enable={}; each broker has its own disk and a producer id block from the controller (§1.24, §1.30)",
+                "{} brokers, {} partition(s); unclean.leader.election.enable={}; sync={sync}; each broker has its own disk and a producer id block from the controller (§1.24, §1.30)",
                 spec.brokers, spec.partitions, spec.unclean_leader_election
             ),
         };
@@ -851,7 +854,9 @@ impl Cluster {
                 _ if unclean => {
                     "lost by an unclean leader election: the new leader was not in the ISR (§1.27)"
                 }
-                _ => "lost: no in-sync replica kept it",
+                _ => {
+                    "lost when every replica lost power before a sync: Kafka relies on replication, not fsync (sync=never is its default, §2.13)"
+                }
             };
             notes.add(
                 "lost",

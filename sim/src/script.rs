@@ -29,7 +29,8 @@
 //!
 //! `cluster` takes `brokers`, `replication-factor` (default: every broker),
 //! `min-insync-replicas` (default 1), `unclean-leader-election` (default false),
-//! `partitions` (default 1) and `replica-lag-time-max-ms` (default 30000). `produce` in a
+//! `partitions` (default 1), `replica-lag-time-max-ms` (default 30000) and `sync`
+//! (`every-append`, `interval:MS` or `never`; default every-append). `produce` in a
 //! cluster takes `acks=all|1|0` (default all), `timeout-ms` (default 30000) and `broker`.
 //! Without a `cluster` line none of these exist and a script runs exactly as before; `restart`
 //! and `delete-records` are one-broker operations. Broker ids and partitions are checked
@@ -133,6 +134,8 @@ pub struct ClusterSpec {
     pub unclean_leader_election: bool,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: i64,
+    /// Every broker's sync policy (`None`: the command line's, `every-append` by default).
+    pub sync: Option<idempo_broker::SyncPolicy>,
 }
 
 /// The elections `elect` can ask for (Kafka's `--election-type`).
@@ -496,6 +499,7 @@ fn parse_cluster(rest: &[&str]) -> Result<Op, LineError> {
             "min-insync-replicas",
             "unclean-leader-election",
             "replica-lag-time-max-ms",
+            "sync",
         ],
     )?;
     let brokers: i32 = a.required("brokers")?;
@@ -508,6 +512,13 @@ fn parse_cluster(rest: &[&str]) -> Result<Op, LineError> {
         min_insync_replicas: a.get("min-insync-replicas")?.unwrap_or(1),
         unclean_leader_election: a.get("unclean-leader-election")?.unwrap_or(false),
         replica_lag_time_max_ms: a.get("replica-lag-time-max-ms")?.unwrap_or(30_000),
+        sync: match a.get::<String>("sync")? {
+            None => None,
+            Some(text) => Some(
+                crate::config::parse_sync(&text)
+                    .map_err(|e| LineError::InvalidCluster(format!("`sync={text}`: {e}")))?,
+            ),
+        },
     };
     let controller = idempo_broker::ControllerConfig {
         brokers: spec.brokers,
@@ -813,6 +824,7 @@ mod tests {
                 min_insync_replicas: 2,
                 unclean_leader_election: false,
                 replica_lag_time_max_ms: 30_000,
+                sync: None,
             })
         );
         let Op::Produce(p) = &steps[1].op else {
@@ -892,6 +904,14 @@ mod tests {
         let err = parse("cluster brokers=2 replication-factor=3\n").unwrap_err();
         assert!(
             err.error.to_string().contains("not a valid cluster"),
+            "{}",
+            err.error
+        );
+        let err = parse("cluster brokers=2 sync=sometimes\n").unwrap_err();
+        assert!(
+            err.error
+                .to_string()
+                .contains("`sync=sometimes`: expected one of every-append"),
             "{}",
             err.error
         );
