@@ -29,7 +29,8 @@ use crate::explain::{
 use crate::script::{Acks, ClusterSpec, Election, Op, Produce, Step};
 use idempo_broker::{
     Broker, BrokerConfig, BrokerId, ConfigError, Controller, ControllerConfig, ControllerDecision,
-    ElectionType, FollowerFetched, LeaderAndIsr, NO_LEADER, ReplicaRole, ReplicationEvent,
+    ElectionType, FollowerFetched, IsrChange, LeaderAndIsr, NO_LEADER, ReplicaRole,
+    ReplicationEvent,
 };
 use idempo_protocol::{
     ErrorCode, PartitionProduceData, ProduceRequest, Request, RequestFrame, Response,
@@ -46,6 +47,16 @@ struct Pending {
     partition: i32,
     pid: i64,
     seq: i32,
+}
+
+/// What a broker did with one scripted produce, for its answer column.
+struct Told {
+    line: usize,
+    acks: Acks,
+    target: BrokerId,
+    hw: i64,
+    isr: String,
+    outcome: String,
 }
 
 /// A batch the client was told is written (answered NONE).
@@ -134,44 +145,8 @@ impl Cluster {
             pending: Vec::new(),
             acked: Vec::new(),
         };
-        let mut m = base(step);
-        m.insert("brokers".into(), json!(spec.brokers));
-        m.insert("replication_factor".into(), json!(spec.replication_factor));
-        m.insert(
-            "min_insync_replicas".into(),
-            json!(spec.min_insync_replicas),
-        );
-        m.insert(
-            "unclean_leader_election".into(),
-            json!(spec.unclean_leader_election),
-        );
         let sync = crate::config::sync_name(spec.sync.unwrap_or(config.sync_policy));
-        m.insert("sync".into(), json!(sync));
-        let mut notes = Notes::default();
-        for state in &states {
-            notes.add(
-                "placed",
-                format!(
-                    "p{}: replicas {} (Kafka's rack-unaware assignment, §1.29), leader {} (the first replica, the preferred leader) at leader epoch {}, ISR {}",
-                    state.partition,
-                    list(&state.replicas),
-                    state.leader,
-                    state.leader_epoch,
-                    list(&state.isr)
-                ),
-            );
-        }
-        let said = Said {
-            request: format!(
-                "cluster brokers={} rf={} min.insync={}",
-                spec.brokers, spec.replication_factor, spec.min_insync_replicas
-            ),
-            answer: format!(
-                "{} brokers, {} partition(s); unclean.leader.election.enable={}; sync={sync}; each broker has its own disk and a producer id block from the controller (§1.24, §1.30)",
-                spec.brokers, spec.partitions, spec.unclean_leader_election
-            ),
-        };
-        Ok((cluster, finish(step, said, m, notes)))
+        Ok((cluster, explain_build(spec, &sync, &states, step)))
     }
 
     /// Runs one operation of a cluster script.
@@ -268,6 +243,22 @@ impl Cluster {
                 ),
             };
         }
+        let answer = self.send_produce(line, b, acks, target, bytes, m);
+        self.drain(notes);
+        Said { request, answer }
+    }
+
+    /// Sends one scripted batch to live broker `target` and explains its answer (the line
+    /// number is the client id and the correlation id, so a delayed answer names it).
+    fn send_produce(
+        &mut self,
+        line: usize,
+        b: &Produce,
+        acks: Acks,
+        target: BrokerId,
+        records: bytes::Bytes,
+        m: &mut Map<String, Value>,
+    ) -> String {
         let frame = RequestFrame {
             correlation_id: i32::try_from(line).unwrap_or(i32::MAX),
             request: Request::Produce(ProduceRequest {
@@ -275,7 +266,7 @@ impl Cluster {
                 timeout_ms: b.timeout_ms.unwrap_or(30_000),
                 partitions: vec![PartitionProduceData {
                     partition: b.partition,
-                    records: bytes,
+                    records,
                 }],
             }),
         };
@@ -290,11 +281,6 @@ impl Cluster {
             Response::Produce(p) => p.partitions[0].error_code,
             other => unreachable!("a produce request is answered by a produce response: {other:?}"),
         });
-        let hw = broker.high_watermark(b.partition).unwrap_or(-1);
-        let isr = broker
-            .replication(b.partition)
-            .map(|r| list(r.isr()))
-            .unwrap_or_default();
         m.insert(
             "response".into(),
             json!(match (&answered, acks) {
@@ -303,17 +289,34 @@ impl Cluster {
                 (None, _) => "delayed",
             }),
         );
-        let answer = match answered {
+        let told = Told {
+            line,
+            acks,
+            target,
+            hw: broker.high_watermark(b.partition).unwrap_or(-1),
+            isr: broker
+                .replication(b.partition)
+                .map(|r| list(r.isr()))
+                .unwrap_or_default(),
+            outcome: outcome.to_string(),
+        };
+        self.produce_answer(b, &told, answered)
+    }
+
+    /// The answer column of a produce in a cluster; records what the client was told.
+    fn produce_answer(&mut self, b: &Produce, told: &Told, answered: Option<ErrorCode>) -> String {
+        let (outcome, hw, isr) = (&told.outcome, told.hw, &told.isr);
+        match answered {
             Some(ErrorCode::None) => {
                 self.acked.push(Acked {
-                    line,
-                    acks,
+                    line: told.line,
+                    acks: told.acks,
                     partition: b.partition,
                     pid: b.pid,
                     seq: b.seq,
                     lost: false,
                 });
-                let why = match acks {
+                let why = match told.acks {
                     Acks::Leader => format!(
                         "acks=1: answered after the leader's own append, whatever the followers hold (HW {hw}, §1.21)"
                     ),
@@ -333,13 +336,13 @@ impl Cluster {
                 };
                 format!("ERROR {outcome}{rule}")
             }
-            None if acks == Acks::None => format!(
+            None if told.acks == Acks::None => format!(
                 "-     {outcome}; acks=0: no answer at all, the client does not wait (§1.21)"
             ),
             None => {
                 self.pending.push(Pending {
-                    line,
-                    broker: target,
+                    line: told.line,
+                    broker: told.target,
                     partition: b.partition,
                     pid: b.pid,
                     seq: b.seq,
@@ -348,9 +351,7 @@ impl Cluster {
                     "WAIT  {outcome}; acks=all: delayed until the HW (now {hw}) passes it (DelayedProduce, §1.22; ISR {isr})"
                 )
             }
-        };
-        self.drain(notes);
-        Said { request, answer }
+        }
     }
 
     fn advance(&mut self, ms: i64, m: &mut Map<String, Value>, notes: &mut Notes) -> Said {
@@ -594,57 +595,18 @@ impl Cluster {
             let broker = &mut self.brokers[b as usize];
             let _ = broker.take_completed();
             for event in broker.take_replication_events() {
-                match event {
-                    ReplicationEvent::HighWatermarkMoved {
-                        partition,
-                        from,
-                        to,
-                    } => {
-                        let why = match self.brokers[b as usize]
-                            .replication(partition)
-                            .map(|r| r.role())
-                        {
-                            Some(ReplicaRole::Leader) => {
-                                "the smallest log end offset in the ISR (§1.15)"
-                            }
-                            _ => "the leader's HW, capped at its own log end (§1.15)",
-                        };
-                        notes.add(
-                            "high_watermark",
-                            format!("p{partition}: broker {b} HW {from} -> {to}: {why}"),
-                        );
-                    }
-                    ReplicationEvent::IsrChangeProposed {
-                        partition,
-                        change,
-                        isr,
-                        new_isr,
-                    } => {
-                        let why = match change {
-                            idempo_broker::IsrChange::Shrink => {
-                                "shrink: a follower not caught up for replica.lag.time.max.ms"
-                            }
-                            idempo_broker::IsrChange::Expand => {
-                                "expand: a follower reached the HW within the current leader epoch (KIP-320)"
-                            }
-                        };
-                        notes.add(
-                            "isr_proposed",
-                            format!(
-                                "p{partition}: broker {b} proposes ISR {} -> {} ({why}, §1.20)",
-                                list(&isr),
-                                list(&new_isr)
-                            ),
-                        );
-                    }
-                    ReplicationEvent::DelayedProduceCompleted {
-                        client,
-                        partition,
-                        error_code,
-                        ..
-                    } => self.delayed_answer(b, client as usize, partition, error_code, notes),
-                    ReplicationEvent::Truncated(_)
-                    | ReplicationEvent::LeaderAndIsrApplied { .. } => {}
+                if let ReplicationEvent::DelayedProduceCompleted {
+                    client,
+                    partition,
+                    error_code,
+                    ..
+                } = event
+                {
+                    self.delayed_answer(b, client as usize, partition, error_code, notes);
+                } else if let Some((kind, text)) =
+                    describe_event(&self.brokers[b as usize], b, &event)
+                {
+                    notes.add(kind, text);
                 }
             }
         }
@@ -907,6 +869,56 @@ fn batches_of(broker: &Broker, partition: i32) -> Vec<HeldBatch> {
     })
 }
 
+/// A HW move or an ISR proposal on broker `b`, as a note; `None` for the events printed
+/// elsewhere (delayed answers, truncations) or not at all (role changes: the controller's
+/// decisions say them).
+fn describe_event(
+    broker: &Broker,
+    b: BrokerId,
+    event: &ReplicationEvent,
+) -> Option<(&'static str, String)> {
+    match event {
+        ReplicationEvent::HighWatermarkMoved {
+            partition,
+            from,
+            to,
+        } => {
+            let why = match broker.replication(*partition).map(|r| r.role()) {
+                Some(ReplicaRole::Leader) => "the smallest log end offset in the ISR (§1.15)",
+                _ => "the leader's HW, capped at its own log end (§1.15)",
+            };
+            Some((
+                "high_watermark",
+                format!("p{partition}: broker {b} HW {from} -> {to}: {why}"),
+            ))
+        }
+        ReplicationEvent::IsrChangeProposed {
+            partition,
+            change,
+            isr,
+            new_isr,
+        } => {
+            let why = match change {
+                IsrChange::Shrink => "shrink: a follower not caught up for replica.lag.time.max.ms",
+                IsrChange::Expand => {
+                    "expand: a follower reached the HW within the current leader epoch (KIP-320)"
+                }
+            };
+            Some((
+                "isr_proposed",
+                format!(
+                    "p{partition}: broker {b} proposes ISR {} -> {} ({why}, §1.20)",
+                    list(isr),
+                    list(new_isr)
+                ),
+            ))
+        }
+        ReplicationEvent::DelayedProduceCompleted { .. }
+        | ReplicationEvent::Truncated(_)
+        | ReplicationEvent::LeaderAndIsrApplied { .. } => None,
+    }
+}
+
 /// One follower fetch's line, `None` when it changed nothing.
 fn describe_fetched(asked: &str, fetched: &FollowerFetched, held: &[HeldBatch]) -> Option<String> {
     if fetched.stale {
@@ -956,6 +968,52 @@ fn describe_fetched(asked: &str, fetched: &FollowerFetched, held: &[HeldBatch]) 
             fetched.batches_appended, fetched.log_end_offset
         )
     })
+}
+
+/// The explanation of a `cluster` line: the settings and each partition's placement.
+fn explain_build(
+    spec: &ClusterSpec,
+    sync: &str,
+    states: &[LeaderAndIsr],
+    step: &Step,
+) -> Explained {
+    let mut m = base(step);
+    m.insert("brokers".into(), json!(spec.brokers));
+    m.insert("replication_factor".into(), json!(spec.replication_factor));
+    m.insert(
+        "min_insync_replicas".into(),
+        json!(spec.min_insync_replicas),
+    );
+    m.insert(
+        "unclean_leader_election".into(),
+        json!(spec.unclean_leader_election),
+    );
+    m.insert("sync".into(), json!(sync));
+    let mut notes = Notes::default();
+    for state in states {
+        notes.add(
+            "placed",
+            format!(
+                "p{}: replicas {} (Kafka's rack-unaware assignment, §1.29), leader {} (the first replica, the preferred leader) at leader epoch {}, ISR {}",
+                state.partition,
+                list(&state.replicas),
+                state.leader,
+                state.leader_epoch,
+                list(&state.isr)
+            ),
+        );
+    }
+    let said = Said {
+        request: format!(
+            "cluster brokers={} rf={} min.insync={}",
+            spec.brokers, spec.replication_factor, spec.min_insync_replicas
+        ),
+        answer: format!(
+            "{} brokers, {} partition(s); unclean.leader.election.enable={}; sync={sync}; each broker has its own disk and a producer id block from the controller (§1.24, §1.30)",
+            spec.brokers, spec.partitions, spec.unclean_leader_election
+        ),
+    };
+    finish(step, said, m, notes)
 }
 
 /// One controller decision; `unclean` is `unclean.leader.election.enable`.
