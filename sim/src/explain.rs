@@ -45,6 +45,11 @@ pub struct Explained {
     /// rejected, `reason` (the explanation), and the state the rule saw:
     /// `expected_sequence` and `window` (`[[first, last], ...]`, oldest first) when the
     /// producer was known; for init-producer `producer_id` and `producer_epoch`.
+    /// After a `cluster` line every object also has `answer` (the text answer) and `events`
+    /// (`[{event, text}, ...]`: `placed`, `controller`, `fetched`, `truncated`,
+    /// `high_watermark`, `isr_proposed`, `isr_changed`, `isr_refused`, `delayed_answer`,
+    /// `no_answer`, `role`, `expired`, `lost`); produce adds `acks`, `broker` and `response`
+    /// (`now` | `delayed` | `none`); crash-broker adds `broker` and `lost_batches`.
     pub json: Value,
 }
 
@@ -315,7 +320,7 @@ fn restart(broker: &mut Broker, mode: RestartMode, m: &mut Map<String, Value>) -
 }
 
 /// Per partition: which snapshot recovery loaded and how many batches it replayed.
-fn recovered_from(report: &RestartReport) -> String {
+pub(crate) fn recovered_from(report: &RestartReport) -> String {
     let parts: Vec<String> = report
         .partitions
         .iter()

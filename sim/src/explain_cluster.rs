@@ -24,7 +24,8 @@
 //! script says when a broker dies, and the controller notices at once.
 
 use crate::explain::{
-    Explained, Said, base, fetch, produce_json, produce_request_text, scripted_batch, text_line,
+    Explained, Said, base, fetch, produce_json, produce_request_text, recovered_from,
+    scripted_batch, text_line,
 };
 use crate::script::{Acks, ClusterSpec, Election, Op, Produce, Step};
 use idempo_broker::{
@@ -162,7 +163,7 @@ impl Cluster {
                 offset,
                 broker,
             } => self.fetch(*partition, *offset, *broker, &mut m),
-            Op::CrashBroker { broker } => self.crash_broker(*broker, &mut notes),
+            Op::CrashBroker { broker } => self.crash_broker(*broker, &mut m, &mut notes),
             Op::RestartBroker { broker } => self.restart_broker(*broker, &mut notes),
             Op::Elect {
                 partition,
@@ -413,7 +414,12 @@ impl Cluster {
 
     /// A power loss of `broker`: its disk keeps what was synced, recovery runs, and the
     /// controller fences it.
-    fn crash_broker(&mut self, broker: BrokerId, notes: &mut Notes) -> Said {
+    fn crash_broker(
+        &mut self,
+        broker: BrokerId,
+        m: &mut Map<String, Value>,
+        notes: &mut Notes,
+    ) -> Said {
         let request = format!("crash-broker broker={broker}");
         if !self.up[broker as usize] {
             return Said {
@@ -436,6 +442,18 @@ impl Cluster {
                 )
             })
             .collect();
+        m.insert("broker".into(), json!(broker));
+        m.insert(
+            "lost_batches".into(),
+            json!(
+                report
+                    .partitions
+                    .iter()
+                    .map(|p| json!({"partition": p.partition, "batches": p.lost_batches.len()}))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        let recovery = recovered_from(&report);
         let mut lost_answers = Vec::new();
         self.pending.retain(|p| {
             let keep = p.broker != broker;
@@ -457,7 +475,7 @@ impl Cluster {
         Said {
             request,
             answer: format!(
-                "power loss: {}; the controller notices and fences it (§1.26)",
+                "power loss: {}; recovery from its disk: {recovery}; the controller notices and fences it (§1.26)",
                 parts.join(", ")
             ),
         }
@@ -676,6 +694,7 @@ impl Cluster {
         notes: &mut Notes,
     ) -> Said {
         let mut ran = 0;
+        let mut last_round: Vec<String> = Vec::new();
         let settled = loop {
             if rounds.is_some_and(|r| ran >= r) {
                 break false;
@@ -690,6 +709,11 @@ impl Cluster {
             if rounds.is_none() && notes.lines.len() == before {
                 break true;
             }
+            let this_round = notes.lines[before..].to_vec();
+            if rounds.is_none() && this_round == last_round {
+                break false; // the same refusals again: waiting changes nothing
+            }
+            last_round = this_round;
         };
         m.insert("rounds".into(), json!(ran));
         let request = match rounds {
@@ -1256,6 +1280,43 @@ mod tests {
             "{}",
             back.text
         );
+    }
+
+    #[test]
+    fn log_shows_a_replica_and_a_follower_refuses_consumer_fetches() {
+        let out = explain(
+            "cluster brokers=2\nproduce pid=1 epoch=0 seq=0 count=2\nreplicate\nlog broker=1\n\
+             fetch broker=1\nfetch\n",
+        );
+        assert!(
+            any(
+                &out[3],
+                "follower of 0 at epoch 0; log 0..2, HW 2, leader epochs [0@0]"
+            ),
+            "{}",
+            out[3].text
+        );
+        assert!(any(&out[3], "0..1 e0 pid=1 seq=0..1"), "{}", out[3].text);
+        assert_eq!(out[4].json["error"], "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(out[5].json["records"][1]["offset"], 1, "{}", out[5].text);
+    }
+
+    #[test]
+    fn a_crash_without_sync_names_the_lost_tail_and_the_recovery() {
+        let out = explain(
+            "cluster brokers=2 sync=never\nproduce pid=1 epoch=0 seq=0 count=1 acks=1\ncrash-broker broker=0\n",
+        );
+        assert!(
+            any(&out[2], "p0 log end 1 -> 0 (1 unsynced batch(es) lost)"),
+            "{}",
+            out[2].text
+        );
+        assert!(
+            any(&out[2], "recovery from its disk: p0 from"),
+            "{}",
+            out[2].text
+        );
+        assert_eq!(out[2].json["lost_batches"][0]["batches"], 1);
     }
 
     #[test]
