@@ -835,10 +835,10 @@ impl Cluster {
             a.lost = true;
             let why = match a.acks {
                 Acks::Leader => {
-                    "acknowledged with acks=1, lost in a failover: acks=1 is answered before any follower has the batch, and the new leader never had it (§1.21, §1.27)"
+                    "acknowledged with acks=1, lost in a failover: acks=1 is answered before any follower has the batch, and the new leader never had it (§1.21, §1.27, §2.13)"
                 }
                 _ if unclean => {
-                    "lost by an unclean leader election: the new leader was not in the ISR (§1.27)"
+                    "lost by an unclean leader election: the new leader was not in the ISR (§1.27, §2.13)"
                 }
                 _ => {
                     "lost when every replica lost power before a sync: Kafka relies on replication, not fsync (sync=never is its default, §2.13)"
