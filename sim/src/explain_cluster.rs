@@ -93,6 +93,8 @@ pub(crate) struct Cluster {
     min_insync_replicas: usize,
     pending: Vec<Pending>,
     acked: Vec<Acked>,
+    /// Partitions that have had an unclean election, to name why a batch was lost.
+    unclean_partitions: Vec<i32>,
 }
 
 fn list(brokers: &[BrokerId]) -> String {
@@ -145,6 +147,7 @@ impl Cluster {
             min_insync_replicas: spec.min_insync_replicas,
             pending: Vec::new(),
             acked: Vec::new(),
+            unclean_partitions: Vec::new(),
         };
         let sync = crate::config::sync_name(spec.sync.unwrap_or(config.sync_policy));
         Ok((cluster, explain_build(spec, &sync, &states, step)))
@@ -561,6 +564,14 @@ impl Cluster {
         for d in decisions {
             let unclean = self.controller.config().unclean_leader_election;
             notes.add("controller", describe_decision(d, unclean));
+            if let ControllerDecision::Elected {
+                partition,
+                clean: false,
+                ..
+            } = d
+            {
+                self.unclean_partitions.push(*partition);
+            }
             if let Some(state) = d.state() {
                 for b in self.live() {
                     self.brokers[b as usize].apply_leader_and_isr(state);
@@ -820,7 +831,6 @@ impl Cluster {
 
     /// Names, once, every acknowledged batch the partition's current leader does not hold.
     fn note_lost_acks(&mut self, notes: &mut Notes) {
-        let unclean = self.controller.counters().unclean_elections > 0;
         for a in self.acked.iter_mut().filter(|a| !a.lost) {
             let leader = self.controller.partition(a.partition).leader;
             if leader == NO_LEADER || !self.up[leader as usize] {
@@ -837,7 +847,7 @@ impl Cluster {
                 Acks::Leader => {
                     "acknowledged with acks=1, lost in a failover: acks=1 is answered before any follower has the batch, and the new leader never had it (§1.21, §1.27, §2.13)"
                 }
-                _ if unclean => {
+                _ if self.unclean_partitions.contains(&a.partition) => {
                     "lost by an unclean leader election: the new leader was not in the ISR (§1.27, §2.13)"
                 }
                 _ => {
