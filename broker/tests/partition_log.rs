@@ -70,11 +70,7 @@ fn every_offset_finds_its_batch_in_whichever_segment_holds_it() {
     let batches = decode_batches(read).expect("whole batches");
     assert_eq!(batches.len(), 4, "the view reads from offset 4 to the end");
     assert_eq!(batches[0].base_offset, 4);
-    assert_eq!(
-        log.read(13, 1 << 20).expect("readable"),
-        None,
-        "past the log end"
-    );
+    assert_eq!(log.read(13, 1 << 20).expect("readable"), None, "past the log end");
 }
 
 #[test]
