@@ -33,7 +33,7 @@
 //! - [`shrink`]: reducing a failing run's faults to a minimal replay file.
 //! - [`swarm`]: a per-seed fault mix.
 //! - [`sweep`]: many seeds over a grid of fault rates and settings, with confidence intervals.
-//! - [`script`] and [`explain`]: the study tool.
+//! - [`script`] and [`explain`]: the study tool (`explain_cluster`: its cluster operations).
 
 #![recursion_limit = "256"]
 
@@ -45,6 +45,7 @@ pub mod diagram;
 pub mod engine;
 pub mod events;
 pub mod explain;
+mod explain_cluster;
 pub mod faults;
 pub mod flags;
 pub mod network;
