@@ -11,9 +11,9 @@
 //! The queues are not bounded here: one `send()` is one batch, and how many batches a caller
 //! may have outstanding (Kafka's `buffer.memory`) is the caller's concern.
 
-use crate::batch::ProducerBatch;
+use crate::batch_table::BatchTable;
 use crate::sequencer::PartitionEntry;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// One partition: its queue of batches (by handle) and its sequence state.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ impl Partition {
     /// comes later in sequence order.
     pub fn insert_in_sequence_order(
         &mut self,
-        batches: &BTreeMap<u64, ProducerBatch>,
+        batches: &BatchTable,
         handle: u64,
     ) {
         let order = batches.get(&handle).map_or(u64::MAX, |b| b.drain_order);

@@ -51,6 +51,7 @@
 //! ## Layout
 //! - [`config`]: `ProducerConfig` with Kafka's defaults, `ClientProfile`, and `ConfigError`.
 //! - `batch`: `ProducerBatch` (a `send()` and its wire bytes) and [`DeliveryHandle`].
+//! - `batch_table`: the batches without an outcome, in a window of slots indexed by handle.
 //! - `sequencer`: the per-partition sequence state (`TxnPartitionEntry`).
 //! - `accumulator`: the per-partition queues and `insertInSequenceOrder`.
 //! - `in_flight`: requests awaiting an answer, by correlation id.
@@ -158,6 +159,7 @@ pub mod stats;
 
 mod accumulator;
 mod batch;
+mod batch_table;
 mod in_flight;
 mod sequencer;
 

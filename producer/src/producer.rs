@@ -194,6 +194,7 @@
 
 use crate::accumulator::Partition;
 use crate::batch::{DeliveryHandle, ProducerBatch};
+use crate::batch_table::BatchTable;
 use crate::config::{ConfigError, Improvements, ProducerConfig};
 use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 use crate::event::{BumpReason, EventLog, ProducerEvent};
@@ -323,7 +324,7 @@ pub struct Producer {
     /// InitProducerId backoff after a failure.
     init_retry_not_before_ms: u64,
     /// Every batch without an outcome (plus reported batches still on the wire), by handle.
-    batches: BTreeMap<u64, ProducerBatch>,
+    batches: BatchTable,
     /// `(deadline_ms, handle)` of every batch not yet reported, for delivery timeouts.
     deadlines: BTreeSet<(u64, u64)>,
     /// Queues and sequence state, by partition.
@@ -369,7 +370,7 @@ impl Producer {
             fatal_error: None,
             authorization_error: None,
             init_retry_not_before_ms: 0,
-            batches: BTreeMap::new(),
+            batches: BatchTable::default(),
             deadlines: BTreeSet::new(),
             partitions: BTreeMap::new(),
             partitions_to_rewrite: BTreeMap::new(),
