@@ -192,9 +192,10 @@
 //! to the old leader, on another connection; under the idempo profile
 //! (`one_leader_at_a_time`) it waits until nothing of its partition is on the wire elsewhere.
 
-use crate::accumulator::Partition;
+use crate::accumulator::PartitionTable;
 use crate::batch::{DeliveryHandle, ProducerBatch};
 use crate::batch_table::BatchTable;
+use crate::deadlines::Deadlines;
 use crate::config::{ConfigError, Improvements, ProducerConfig};
 use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 use crate::event::{BumpReason, EventLog, ProducerEvent};
@@ -207,7 +208,7 @@ use idempo_protocol::{
     ProduceResponse, ProducerEpoch, ProducerId, Record, Request, RequestFrame, Response,
     ResponseFrame, Sequence,
 };
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 mod routing;
 
@@ -326,9 +327,9 @@ pub struct Producer {
     /// Every batch without an outcome (plus reported batches still on the wire), by handle.
     batches: BatchTable,
     /// `(deadline_ms, handle)` of every batch not yet reported, for delivery timeouts.
-    deadlines: BTreeSet<(u64, u64)>,
+    deadlines: Deadlines,
     /// Queues and sequence state, by partition.
-    partitions: BTreeMap<i32, Partition>,
+    partitions: PartitionTable,
     /// Kafka's `partitionsToRewriteSequences`: partitions that asked for an epoch bump, with
     /// the reason of the first request.
     partitions_to_rewrite: BTreeMap<i32, BumpReason>,
@@ -371,8 +372,8 @@ impl Producer {
             authorization_error: None,
             init_retry_not_before_ms: 0,
             batches: BatchTable::default(),
-            deadlines: BTreeSet::new(),
-            partitions: BTreeMap::new(),
+            deadlines: Deadlines::default(),
+            partitions: PartitionTable::default(),
             partitions_to_rewrite: BTreeMap::new(),
             in_flight: InFlightRequests::default(),
             improvements,
@@ -430,8 +431,7 @@ impl Producer {
         self.batches.insert(handle.0, batch);
         self.deadlines.insert((deadline_ms, handle.0));
         self.partitions
-            .entry(partition)
-            .or_insert_with(Partition::new)
+            .get_or_insert(partition)
             .queue
             .push_back(handle.0);
         handle
@@ -872,7 +872,7 @@ impl Producer {
     /// Kafka's `maybeResolveSequences`.
     fn maybe_resolve_sequences(&mut self) {
         let mut to_bump = Vec::new();
-        for (&partition, part) in &mut self.partitions {
+        for (&partition, part) in self.partitions.iter_mut() {
             let entry = &mut part.entry;
             if entry.unresolved_next_sequence.is_none() || !entry.in_flight.is_empty() {
                 continue;
@@ -951,8 +951,7 @@ impl Producer {
         let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
         let part = self
             .partitions
-            .entry(partition)
-            .or_insert_with(Partition::new);
+            .get_or_insert(partition);
         let batches = &mut self.batches;
         let mut sequence = Sequence(0);
         part.entry
@@ -1033,7 +1032,7 @@ impl Producer {
             cursor = partition
                 .checked_add(1)
                 .and_then(|next| self.partition_at_or_after(next))
-                .or_else(|| self.partitions.keys().next().copied())
+                .or_else(|| self.partitions.first())
                 .filter(|&next| Some(next) != first);
         }
         if let Some(partition) = last_visited {
@@ -1048,10 +1047,8 @@ impl Producer {
     /// The lowest known partition at or after `partition`, wrapping to the lowest of all.
     fn partition_at_or_after(&self, partition: i32) -> Option<i32> {
         self.partitions
-            .range(partition..)
-            .next()
-            .or_else(|| self.partitions.iter().next())
-            .map(|(&p, _)| p)
+            .first_at_or_after(partition)
+            .or_else(|| self.partitions.first())
     }
 
     /// One partition's turn in a drain: its head batch, stamped if new, or why not.
@@ -1604,8 +1601,7 @@ impl Producer {
         self.event(event);
         let part = self
             .partitions
-            .entry(partition)
-            .or_insert_with(Partition::new);
+            .get_or_insert(partition);
         if self.config.idempotence {
             part.insert_in_sequence_order(&self.batches, handle);
         } else {
