@@ -103,6 +103,11 @@ impl PartitionTable {
         self.entries.get(index).map(|(p, _)| *p)
     }
 
+    /// Partitions known.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The lowest known partition.
     pub fn first(&self) -> Option<i32> {
         self.entries.first().map(|(p, _)| *p)

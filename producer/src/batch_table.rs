@@ -65,10 +65,9 @@ impl BatchTable {
         let index = self.index(*handle)?;
         let batch = self.slots.get_mut(index)?.take()?;
         self.len -= 1;
-        while let Some(None) = self.slots.front() {
-            self.slots.pop_front();
-            self.base += 1;
-        }
+        let empty = self.slots.iter().take_while(|slot| slot.is_none()).count();
+        self.slots.drain(..empty);
+        self.base += empty as u64;
         Some(batch)
     }
 
