@@ -65,9 +65,10 @@ impl BatchTable {
         let index = self.index(*handle)?;
         let batch = self.slots.get_mut(index)?.take()?;
         self.len -= 1;
-        let empty = self.slots.iter().take_while(|slot| slot.is_none()).count();
-        self.slots.drain(..empty);
-        self.base += empty as u64;
+        while self.slots.front().is_some_and(Option::is_none) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
         Some(batch)
     }
 

@@ -39,6 +39,11 @@ impl Deadlines {
 
     /// Takes a batch's deadline out; true if it was there.
     pub fn remove(&mut self, deadline: &(u64, u64)) -> bool {
+        // Batches mostly complete in the order they were sent: try the soonest first.
+        if self.entries.front() == Some(deadline) {
+            self.entries.pop_front();
+            return true;
+        }
         match self.entries.binary_search(deadline) {
             Ok(index) => {
                 self.entries.remove(index);
