@@ -39,11 +39,7 @@ impl Partition {
 
     /// Kafka's `insertInSequenceOrder`: before the first queued batch that has no sequence or
     /// comes later in sequence order.
-    pub fn insert_in_sequence_order(
-        &mut self,
-        batches: &BatchTable,
-        handle: u64,
-    ) {
+    pub fn insert_in_sequence_order(&mut self, batches: &BatchTable, handle: u64) {
         let order = batches.get(&handle).map_or(u64::MAX, |b| b.drain_order);
         let position = self
             .queue

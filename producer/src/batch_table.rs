@@ -121,7 +121,10 @@ mod tests {
             t.insert(h, batch(h));
         }
         assert!(t.get(&5).is_none(), "a handle never held is empty");
-        assert!(t.get(&2).is_none(), "a handle older than the window is empty");
+        assert!(
+            t.get(&2).is_none(),
+            "a handle older than the window is empty"
+        );
         assert_eq!(t.remove(&4).map(|b| b.handle), Some(DeliveryHandle(4)));
         assert!(t.remove(&4).is_none(), "a batch leaves once");
         assert_eq!(t.remove(&3).map(|b| b.handle), Some(DeliveryHandle(3)));
@@ -131,6 +134,10 @@ mod tests {
         assert_eq!(t.remove(&6).map(|b| b.handle), Some(DeliveryHandle(6)));
         assert!(t.is_empty());
         t.insert(9, batch(9));
-        assert_eq!(t[&9].handle, DeliveryHandle(9), "an empty table starts anew");
+        assert_eq!(
+            t[&9].handle,
+            DeliveryHandle(9),
+            "an empty table starts anew"
+        );
     }
 }

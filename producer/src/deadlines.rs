@@ -75,7 +75,11 @@ mod tests {
         while let Some(entry) = d.pop_first() {
             order.push(entry);
         }
-        assert_eq!(order, vec![(5, 3), (10, 0), (10, 1), (10, 2)], "sorted, each once");
+        assert_eq!(
+            order,
+            vec![(5, 3), (10, 0), (10, 1), (10, 2)],
+            "sorted, each once"
+        );
         assert!(d.first().is_none());
     }
 }

@@ -195,8 +195,8 @@
 use crate::accumulator::PartitionTable;
 use crate::batch::{DeliveryHandle, ProducerBatch};
 use crate::batch_table::BatchTable;
-use crate::deadlines::Deadlines;
 use crate::config::{ConfigError, Improvements, ProducerConfig};
+use crate::deadlines::Deadlines;
 use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 use crate::event::{BumpReason, EventLog, ProducerEvent};
 use crate::in_flight::{InFlightKind, InFlightRequest, InFlightRequests, SentBatch};
@@ -971,9 +971,7 @@ impl Producer {
     /// (expired while on the wire) are dropped from the set: they are never re-sent.
     fn start_sequences_at_beginning(&mut self, partition: i32) {
         let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
-        let part = self
-            .partitions
-            .get_or_insert(partition);
+        let part = self.partitions.get_or_insert(partition);
         let batches = &mut self.batches;
         let mut sequence = Sequence(0);
         part.entry
@@ -1627,9 +1625,7 @@ impl Producer {
         let partition = batch.partition;
         self.stats.retries += 1;
         self.event(event);
-        let part = self
-            .partitions
-            .get_or_insert(partition);
+        let part = self.partitions.get_or_insert(partition);
         if self.config.idempotence {
             part.insert_in_sequence_order(&self.batches, handle);
         } else {
