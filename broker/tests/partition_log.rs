@@ -400,3 +400,22 @@ fn the_memory_estimate_counts_the_leader_epoch_cache() {
         "50 epoch entries ({many}) vs 1 ({one})"
     );
 }
+
+#[test]
+fn a_tear_inside_the_next_batch_is_a_torn_batch_however_much_of_it_was_written() {
+    use idempo_broker::Storage;
+    for kept in [10u64, 60, 61, 62] {
+        let mut disk = six_segments();
+        let len = disk.file_len(&segment(10)).expect("exists");
+        disk.truncate(&segment(10), kept).expect("shorter");
+        let (_, r) = reopen(disk);
+        let reason = r.log.corruption.expect("a torn write").reason;
+        let expected = if kept < 61 {
+            format!("torn header: {kept} bytes left")
+        } else {
+            format!("torn batch: {len} bytes announced, {kept} left")
+        };
+        assert_eq!(reason, expected, "{kept} bytes of the last batch written");
+        assert_eq!(r.log_end_offset, 10);
+    }
+}
