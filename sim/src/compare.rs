@@ -81,6 +81,9 @@ impl std::error::Error for VariantError {}
 /// table of [`crate::flags`]); switches take `on` or `off`. A `max-in-flight` above the dedup
 /// window opts into the unsafe experiment, since asking for it is the point of the variant.
 ///
+/// An `acks` other than `all` turns idempotence off unless the variant sets `idempotence`
+/// itself, as Kafka's producer does when idempotence is not configured explicitly.
+///
 /// Several settings may be changed at once, separated by commas:
 /// `network=proxy,first-batch-alone=on`.
 pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, VariantError> {
@@ -100,6 +103,11 @@ pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, Varia
     }
     if c.idempotence && c.max_in_flight > c.dedup_window {
         c.unsafe_max_in_flight = true;
+    }
+    // Kafka's producer turns idempotence off by itself when `acks` is not `all` and
+    // idempotence was not asked for explicitly: `acks=1` is a variant of that producer.
+    if c.acks != crate::config::Acks::All && !variant.contains("idempotence") {
+        c.idempotence = false;
     }
     c.validate().map_err(|error| VariantError::Config {
         variant: variant.to_string(),

@@ -7,8 +7,43 @@ use crate::engine::RunReport;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
-/// The header: the seed and every parameter, before anything runs.
+/// The header: the seed and every parameter, before anything runs. A cluster run (more than
+/// one broker) adds a `cluster` line; a one-broker run prints what it always printed.
 pub fn header(config: &SimConfig) -> String {
+    let mut s = standalone_header(config);
+    if config.is_cluster() {
+        s.push_str(&cluster_header(config));
+    }
+    s
+}
+
+/// The `cluster` and `cluster faults` lines of the header.
+fn cluster_header(c: &SimConfig) -> String {
+    format!(
+        "\x20 cluster    brokers={} replication_factor={} min_insync_replicas={} acks={} unclean_leader_election={} replica_lag_time_max_ms={} broker_session_timeout_ms={} inter_broker_latency_ms={}..{} inter_broker_loss={}\n\
+         \x20 cluster faults  leader_kills={} isolations={} correlated_crashes={}\n",
+        c.brokers,
+        c.replication_factor,
+        c.min_insync_replicas,
+        c.acks.name(),
+        if c.unclean_leader_election {
+            "on"
+        } else {
+            "off"
+        },
+        c.replica_lag_time_max_ms,
+        c.broker_session_timeout_ms,
+        c.inter_broker_latency_min_ms,
+        c.inter_broker_latency_max_ms,
+        c.inter_broker_loss,
+        c.leader_kills,
+        c.isolations,
+        c.correlated_crashes,
+    )
+}
+
+/// The header of earlier versions, unchanged.
+fn standalone_header(config: &SimConfig) -> String {
     let c = config;
     let on = |b: bool| if b { "on" } else { "off" };
     format!(
