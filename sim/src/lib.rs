@@ -25,6 +25,7 @@
 //! - [`engine`]: the discrete-event loop driving producers, network and broker.
 //! - [`network`]: the simulated network (tcp, proxy, datagram): latency, loss, connections.
 //! - [`checker`]: the exactly-once checker and the ack ledger.
+//! - [`replication_check`]: the checker's invariants and named limits for a replicated run.
 //! - [`report`]: the text and JSON output of a run.
 //! - [`trace`]: `--trace` lines, kept events and the determinism fingerprint.
 //! - [`diagram`]: the Lamport diagram of a small run (`--svg`, `--html`).
@@ -50,6 +51,7 @@ pub mod flags;
 pub mod network;
 pub mod plan;
 pub mod record_trace;
+pub mod replication_check;
 pub mod report;
 pub mod script;
 pub mod shrink;
