@@ -273,7 +273,10 @@ impl CheckReport {
                 "a record read below the high watermark is never lost",
                 r.read_then_lost,
             ));
-            list.push(("replicas agree below the high watermark", r.replicas_diverged));
+            list.push((
+                "replicas agree below the high watermark",
+                r.replicas_diverged,
+            ));
         }
         list
     }
@@ -293,7 +296,10 @@ impl CheckReport {
                     "acknowledged with acks=1, lost in a failover",
                     r.lost_acks_one_failover,
                 ),
-                ("lost by an unclean leader election", r.lost_unclean_election),
+                (
+                    "lost by an unclean leader election",
+                    r.lost_unclean_election,
+                ),
                 (
                     "lost when every replica lost power before a sync",
                     r.lost_power_loss,
@@ -488,7 +494,10 @@ impl<'a, P: Fn(u32, u64) -> i32> Reading<'a, P> {
             partition_of,
             known,
             report: CheckReport {
-                replication: known.replication.as_ref().map(|_| ReplicationCheck::default()),
+                replication: known
+                    .replication
+                    .as_ref()
+                    .map(|_| ReplicationCheck::default()),
                 ..CheckReport::default()
             },
             copies: per_producer(records, 0u8),

@@ -207,9 +207,34 @@ fn rows() -> Vec<(&'static str, Cell)> {
     ]
 }
 
-/// The side-by-side table.
+/// The rows a replicated run adds, before the verdict.
+fn cluster_rows() -> Vec<(&'static str, Cell)> {
+    let counts = |f: fn(&crate::engine::ClusterCounts) -> u64| -> Cell {
+        Box::new(move |r| r.cluster.as_ref().map_or(0, f).to_string())
+    };
+    let check = |f: fn(&crate::replication_check::ReplicationCheck) -> u64| -> Cell {
+        Box::new(move |r| r.check.replication.as_ref().map_or(0, f).to_string())
+    };
+    vec![
+        ("leader elections", counts(|c| c.leader_elections)),
+        ("unclean elections", counts(|c| c.unclean_elections)),
+        ("truncations", counts(|c| c.truncations)),
+        ("ISR shrinks", counts(|c| c.isr_shrinks)),
+        ("NOT_ENOUGH_REPLICAS", counts(|c| c.not_enough_replicas)),
+        ("lost, acks=1 failover", check(|c| c.lost_acks_one_failover)),
+        ("lost, unclean election", check(|c| c.lost_unclean_election)),
+        ("lost, power loss", check(|c| c.lost_power_loss)),
+    ]
+}
+
+/// The side-by-side table. Replicated runs add the cluster's rows before the verdict.
 pub fn table(columns: &[Column]) -> String {
-    let rows = rows();
+    let mut rows = rows();
+    if columns.iter().any(|c| c.config.is_cluster()) {
+        let verdict = rows.pop();
+        rows.extend(cluster_rows());
+        rows.extend(verdict);
+    }
     let width = columns
         .iter()
         .map(|c| c.label.len())

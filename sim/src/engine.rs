@@ -94,6 +94,42 @@ pub struct BrokerCounts {
     pub producers_expired: u64,
 }
 
+/// Counts of what the cluster did (replicated runs only).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterCounts {
+    /// Leader elections the controller made after the first assignment (clean and unclean).
+    pub leader_elections: u64,
+    /// Elections of an out-of-sync replica (`--unclean-leader-election`).
+    pub unclean_elections: u64,
+    /// Times a partition went offline (no live in-sync replica, clean election only).
+    pub offline: u64,
+    /// Follower truncations (a diverging epoch, KIP-101/279/320), each with a producer-state
+    /// reload.
+    pub truncations: u64,
+    /// ISR shrinks (a follower out of sync for `replica.lag.time.max.ms`, or fenced).
+    pub isr_shrinks: u64,
+    /// ISR expansions (a follower caught up within the leader epoch).
+    pub isr_expands: u64,
+    /// NOT_ENOUGH_REPLICAS (19) and NOT_ENOUGH_REPLICAS_AFTER_APPEND (20) answers.
+    pub not_enough_replicas: u64,
+    /// NOT_LEADER_OR_FOLLOWER (6) answers.
+    pub not_leader: u64,
+    /// REQUEST_TIMED_OUT (7) answers to acks=all produces.
+    pub produce_timeouts: u64,
+    /// Follower fetches answered.
+    pub fetches: u64,
+    /// Messages between brokers lost (`--inter-broker-loss`).
+    pub inter_broker_lost: u64,
+    /// Leader kills, isolations and correlated crashes that happened.
+    pub leader_kills: u64,
+    /// Isolations that happened.
+    pub isolations: u64,
+    /// Correlated crashes that happened.
+    pub correlated_crashes: u64,
+    /// The most brokers down (crashed or isolated) at one moment.
+    pub most_down_at_once: u64,
+}
+
 /// Everything a run produced.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
@@ -129,6 +165,9 @@ pub struct RunReport {
     /// Batches put on the network: first tries and retries (what `--bench` counts).
     #[serde(skip)]
     pub batch_sends: u64,
+    /// What the cluster did (`None` with one broker).
+    #[serde(skip)]
+    pub cluster: Option<ClusterCounts>,
 }
 
 /// Why a simulation could not start.
@@ -1208,6 +1247,7 @@ impl Simulation {
             finished,
             faults_happened: self.plan.happened().to_vec(),
             batch_sends: self.batch_sends,
+            cluster: None,
         };
         (report, self.trace)
     }

@@ -384,7 +384,11 @@ mod tests {
     fn a_fully_replicated_log_passes_every_replicated_invariant() {
         let log = vec![batch(0, 0, 0, 2), batch(2, 0, 2, 2)];
         let v = view(4, log.clone(), log);
-        let r = check(&v, &replicated(ReplicationFaults::default()), &Reads::default());
+        let r = check(
+            &v,
+            &replicated(ReplicationFaults::default()),
+            &Reads::default(),
+        );
         assert!(r.passed(), "{r:?}");
         assert_eq!(r.replication.as_ref().map(|c| c.replicas_diverged), Some(0));
     }
@@ -393,7 +397,11 @@ mod tests {
     fn the_checker_reads_only_below_the_high_watermark() {
         let log = vec![batch(0, 0, 0, 2), batch(2, 0, 2, 2)];
         let v = view(2, log.clone(), log[..1].to_vec());
-        let r = check(&v, &replicated(ReplicationFaults::default()), &Reads::default());
+        let r = check(
+            &v,
+            &replicated(ReplicationFaults::default()),
+            &Reads::default(),
+        );
         assert_eq!(r.log_records, 2, "the batch at offset 2 is above the HW");
         assert_eq!(r.lost, 2, "acknowledged above the HW is lost: {r:?}");
     }
@@ -403,8 +411,16 @@ mod tests {
         let leader = vec![batch(0, 0, 0, 2), batch(2, 1, 2, 2)];
         let follower = vec![batch(0, 0, 0, 2), batch(2, 0, 2, 2)];
         let v = view(4, leader, follower);
-        assert_eq!(v.replicas_diverged(), 2, "both followers differ at offset 2");
-        let r = check(&v, &replicated(ReplicationFaults::default()), &Reads::default());
+        assert_eq!(
+            v.replicas_diverged(),
+            2,
+            "both followers differ at offset 2"
+        );
+        let r = check(
+            &v,
+            &replicated(ReplicationFaults::default()),
+            &Reads::default(),
+        );
         assert!(r.anomalies() > 0, "divergence is a protocol anomaly: {r:?}");
     }
 
