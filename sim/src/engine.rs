@@ -200,19 +200,22 @@ impl From<SimError> for String {
 }
 
 enum Event {
-    /// A request reaches the broker.
+    /// A request reaches broker `node`.
     Request {
         producer: u32,
+        node: u32,
         connection: u32,
         frame: RequestFrame,
         /// The simulator's batch numbers, in the request's partition order.
         batches: Vec<u64>,
         key: MessageKey,
     },
-    /// A response reaches a producer process over connection number `connection`.
+    /// A response of broker `node` reaches a producer process over connection number
+    /// `connection`.
     Response {
         producer: u32,
         session: u32,
+        node: u32,
         connection: u32,
         frame: ResponseFrame,
     },
@@ -221,7 +224,11 @@ enum Event {
     /// The connection's request timer: if the oldest unanswered request has waited
     /// `request.timeout.ms`, the client closes the connection, as Kafka's `NetworkClient` does.
     /// One timer per connection, armed for the oldest request, stands in for one per request.
-    RequestTimeout { producer: u32, session: u32 },
+    RequestTimeout {
+        producer: u32,
+        session: u32,
+        node: u32,
+    },
 }
 
 /// A queue entry: when, in which order, and where the event waits in the slab. Keeping the
@@ -368,6 +375,8 @@ impl Handles {
 
 /// A request leaving a producer: what the network and the broker need to know of it.
 struct Outgoing {
+    /// The broker it goes to.
+    node: u32,
     /// The connection it goes out on.
     connection: u32,
     /// The logical event its faults are keyed by.
@@ -378,7 +387,15 @@ struct Outgoing {
     refs: Vec<BatchRef>,
 }
 
-/// One producer as the simulation sees it: the current process and its connection.
+/// Where an answer goes: a producer's connection to one broker.
+#[derive(Clone, Copy, Debug)]
+struct Destination {
+    producer: u32,
+    node: u32,
+    connection: u32,
+}
+
+/// One producer as the simulation sees it: the current process and its connections.
 struct Slot {
     /// Incarnation of the producer process; bumped by a restart.
     session: u32,
@@ -393,7 +410,8 @@ struct Slot {
     outstanding: u64,
     init_attempts: u32,
     wakeup_at_ms: Option<u64>,
-    link: Link,
+    /// One connection per broker, as Kafka's `NetworkClient` keeps (one with one broker).
+    links: Vec<Link>,
     ledger: Vec<BatchLedger>,
 }
 
@@ -479,10 +497,17 @@ fn broker_config(config: &SimConfig) -> BrokerConfig {
     }
 }
 
+/// One broker of the run, with its own disk (its [`Broker`] owns a `SimDisk`), sync policy
+/// and snapshots.
+struct Node {
+    broker: Broker,
+}
+
 /// One simulation run.
 pub struct Simulation {
     config: SimConfig,
-    broker: Broker,
+    /// The brokers, by id (one without `--brokers`).
+    nodes: Vec<Node>,
     slots: Vec<Slot>,
     queue: Queue,
     now_ms: u64,
@@ -517,8 +542,12 @@ impl Simulation {
         trace: Option<Trace>,
     ) -> Result<Simulation, SimError> {
         config.validate().map_err(SimError::Config)?;
-        let mut broker = Broker::new(broker_config(&config)).map_err(SimError::Broker)?;
-        broker.set_record_windows(trace.is_some());
+        let mut nodes = Vec::new();
+        for _ in 0..config.brokers {
+            let mut broker = Broker::new(broker_config(&config)).map_err(SimError::Broker)?;
+            broker.set_record_windows(trace.is_some());
+            nodes.push(Node { broker });
+        }
         let mut slots = Vec::new();
         for _ in 0..config.producers {
             let mut producer =
@@ -533,13 +562,13 @@ impl Simulation {
                 outstanding: 0,
                 init_attempts: 0,
                 wakeup_at_ms: None,
-                link: Link::default(),
+                links: (0..config.brokers).map(|_| Link::default()).collect(),
                 ledger: vec![BatchLedger::default(); config.batches_per_producer() as usize],
             });
         }
         Ok(Simulation {
             config,
-            broker,
+            nodes,
             slots,
             queue: Queue::default(),
             now_ms: 0,
@@ -594,21 +623,34 @@ impl Simulation {
         match event {
             Event::Request {
                 producer,
+                node,
                 connection,
                 frame,
                 batches,
                 key,
             } => {
-                self.deliver_request(producer, connection, &frame, &batches, key);
+                self.deliver_request(producer, node, connection, &frame, &batches, key);
                 self.queue.recycle(batches);
             }
             Event::Response {
                 producer,
                 session,
+                node,
                 connection,
                 frame,
-            } => self.receive_response(producer, session, connection, frame),
-            Event::RequestTimeout { producer, session } => self.request_timer(producer, session),
+            } => {
+                let from = Destination {
+                    producer,
+                    node,
+                    connection,
+                };
+                self.receive_response(from, session, frame)
+            }
+            Event::RequestTimeout {
+                producer,
+                session,
+                node,
+            } => self.request_timer(producer, session, node),
             Event::Wakeup { producer, session } => {
                 let slot = &mut self.slots[producer as usize];
                 if slot.session != session {
@@ -663,7 +705,7 @@ impl Simulation {
             let Some(frame) = self.slots[p as usize].producer.poll_request(now) else {
                 break;
             };
-            self.send_request(p, frame);
+            self.send_request(p, 0, frame);
         }
         let slot = &mut self.slots[p as usize];
         let pid = slot.producer.producer_id();
@@ -750,7 +792,9 @@ impl Simulation {
         slot.outstanding = 0;
         slot.init_attempts = 0;
         slot.wakeup_at_ms = None;
-        slot.link.reset();
+        for link in &mut slot.links {
+            link.reset();
+        }
         self.record(p, || SimEvent::ProducerRestarted { resent });
     }
 
@@ -798,8 +842,9 @@ impl Simulation {
             .collect()
     }
 
-    /// Puts a request on the network: decides its fate by the logical event it carries.
-    fn send_request(&mut self, p: u32, frame: RequestFrame) {
+    /// Puts a request to broker `node` on the network: decides its fate by the logical event
+    /// it carries.
+    fn send_request(&mut self, p: u32, node: u32, frame: RequestFrame) {
         self.requests += 1;
         let mut batches = self.queue.list();
         let key = self.request_key(p, &frame, &mut batches);
@@ -808,13 +853,14 @@ impl Simulation {
             None => Vec::new(),
         };
         let sent = Outgoing {
-            connection: self.slots[p as usize].link.connection,
+            node,
+            connection: self.slots[p as usize].links[node as usize].connection,
             key,
             batches,
             refs,
         };
-        if self.config.network.fifo() {
-            self.await_answer(p, frame.correlation_id);
+        if self.config.network.fifo() && self.expects_answer(&frame) {
+            self.await_answer(p, node, frame.correlation_id);
         }
         let mut faults = Faults {
             config: &self.config,
@@ -822,7 +868,7 @@ impl Simulation {
             counts: &mut self.faults,
             now_ms: self.now_ms,
         };
-        let link = &mut self.slots[p as usize].link;
+        let link = &mut self.slots[p as usize].links[node as usize];
         let carries_batches = !sent.batches.is_empty();
         match network::request_fate(&mut faults, link, p, key, carries_batches) {
             RequestFate::Lost(cause) => self.request_lost(p, frame.correlation_id, sent, cause),
@@ -849,6 +895,7 @@ impl Simulation {
             network::flip_bit(&mut frame, bit);
         }
         let Outgoing {
+            node,
             connection,
             key,
             batches,
@@ -869,6 +916,7 @@ impl Simulation {
             list.extend_from_slice(&batches);
             let copy = Event::Request {
                 producer: p,
+                node,
                 connection,
                 frame: frame.clone(),
                 batches: list,
@@ -880,6 +928,7 @@ impl Simulation {
             at_ms,
             Event::Request {
                 producer: p,
+                node,
                 connection,
                 frame,
                 batches,
@@ -891,17 +940,24 @@ impl Simulation {
         }
     }
 
-    /// Notes a request producer `p` sent that awaits an answer, arming the request timer.
-    fn await_answer(&mut self, p: u32, correlation_id: i32) {
+    /// True unless the request is a produce with `acks=0`, which the broker never answers.
+    fn expects_answer(&self, frame: &RequestFrame) -> bool {
+        !matches!(&frame.request, Request::Produce(r) if r.acks == 0)
+    }
+
+    /// Notes a request producer `p` sent to `node` that awaits an answer, arming the
+    /// connection's request timer.
+    fn await_answer(&mut self, p: u32, node: u32, correlation_id: i32) {
         let deadline = self.now_ms + self.config.request_timeout_ms;
         let slot = &mut self.slots[p as usize];
-        if slot.link.await_answer(correlation_id, deadline) {
+        if slot.links[node as usize].await_answer(correlation_id, deadline) {
             let session = slot.session;
             self.schedule(
                 deadline,
                 Event::RequestTimeout {
                     producer: p,
                     session,
+                    node,
                 },
             );
         }
@@ -936,12 +992,15 @@ impl Simulation {
     fn deliver_request(
         &mut self,
         p: u32,
+        node: u32,
         connection: u32,
         frame: &RequestFrame,
         batches: &[u64],
         key: MessageKey,
     ) {
-        if self.config.network.fifo() && self.slots[p as usize].link.lost_with(connection) {
+        if self.config.network.fifo()
+            && self.slots[p as usize].links[node as usize].lost_with(connection)
+        {
             self.faults.lost_with_connection += 1;
             let correlation_id = frame.correlation_id;
             self.record(p, || SimEvent::RequestLostInFlight {
@@ -950,8 +1009,8 @@ impl Simulation {
             });
             return;
         }
-        self.expire_producers(p);
-        let handled = self.broker.handle(frame);
+        self.expire_producers(p, node);
+        let handled = self.nodes[node as usize].broker.handle(frame);
         for (i, outcome) in handled.outcomes.into_iter().enumerate() {
             let batch = batches.get(i).copied();
             self.count_verdict(p, batch, &outcome);
@@ -962,20 +1021,21 @@ impl Simulation {
                 })
             });
         }
-        self.answer(
-            p,
-            connection,
-            frame.correlation_id,
-            handled.response,
-            batches,
-            key,
-        );
+        if self.expects_answer(frame) {
+            let to = Destination {
+                producer: p,
+                node,
+                connection,
+            };
+            self.answer(to, frame.correlation_id, handled.response, batches, key);
+        }
         self.broker_faults();
     }
 
-    /// Lets the broker's clock reach now, expiring idle producers.
-    fn expire_producers(&mut self, p: u32) {
-        for expired in self.broker.advance_time(self.now_ms as i64) {
+    /// Lets broker `node`'s clock reach now, expiring idle producers.
+    fn expire_producers(&mut self, p: u32, node: u32) {
+        let broker = &mut self.nodes[node as usize].broker;
+        for expired in broker.advance_time(self.now_ms as i64) {
             self.broker_counts.producers_expired += 1;
             self.known
                 .expired
@@ -1026,16 +1086,20 @@ impl Simulation {
         }
     }
 
-    /// The broker's answer to a request travels back to producer `p`, unless it is lost.
+    /// A broker's answer to a request travels back to its producer, unless it is lost.
     fn answer(
         &mut self,
-        p: u32,
-        connection: u32,
+        to: Destination,
         correlation_id: i32,
         response: ResponseFrame,
         batches: &[u64],
         key: MessageKey,
     ) {
+        let Destination {
+            producer: p,
+            node,
+            connection,
+        } = to;
         let mut faults = Faults {
             config: &self.config,
             plan: &mut self.plan,
@@ -1043,7 +1107,8 @@ impl Simulation {
             now_ms: self.now_ms,
         };
         let slot = &mut self.slots[p as usize];
-        match network::response_fate(&mut faults, &mut slot.link, p, connection, key) {
+        let link = &mut slot.links[node as usize];
+        match network::response_fate(&mut faults, link, p, connection, key) {
             Ok(arrival) => {
                 let session = slot.session;
                 self.schedule(
@@ -1051,6 +1116,7 @@ impl Simulation {
                     Event::Response {
                         producer: p,
                         session,
+                        node,
                         connection,
                         frame: response,
                     },
@@ -1075,7 +1141,7 @@ impl Simulation {
             // Kafka's snapshots keep one batch per producer: name the windows a restart shrinks.
             let windows_before = (self.config.snapshot_mode
                 == idempo_broker::SnapshotMode::LastBatchOnly)
-                .then(|| DedupWindows::of(&self.broker));
+                .then(|| DedupWindows::of(&self.nodes[0].broker));
             let restart = match fault {
                 Fault::BrokerCrash { tear_bytes, .. } => {
                     self.faults.broker_crashes += 1;
@@ -1083,7 +1149,7 @@ impl Simulation {
                 }
                 Fault::BrokerRestart { .. } => {
                     self.faults.broker_restarts += 1;
-                    match self.broker.restart_clean() {
+                    match self.nodes[0].broker.restart_clean() {
                         Ok(report) => BrokerRestart::Restarted(report),
                         Err(e) => BrokerRestart::RestartFailed(e),
                     }
@@ -1091,13 +1157,13 @@ impl Simulation {
                 _ => continue,
             };
             if let Some(before) = windows_before {
-                let after = DedupWindows::of(&self.broker);
+                let after = DedupWindows::of(&self.nodes[0].broker);
                 self.known.window_shrunk.extend(before.shrunk_in(&after));
             }
             // Every connection breaks with the broker process.
             if self.config.network.fifo() {
                 for slot in &mut self.slots {
-                    slot.link.cut = true;
+                    slot.links[0].cut = true;
                 }
             }
             self.record(0, || SimEvent::BrokerRestarted(restart));
@@ -1108,7 +1174,7 @@ impl Simulation {
     /// file's unsynced tail, a torn write), recovery truncates what does not check out, and
     /// every acknowledged record that vanished is remembered for the checker.
     fn crash_broker(&mut self, tear_bytes: u32) -> idempo_broker::CrashReport {
-        let report = self
+        let report = self.nodes[0]
             .broker
             .crash(|_file, unsynced| u64::from(tear_bytes).min(unsynced));
         for partition in &report.partitions {
@@ -1128,14 +1194,19 @@ impl Simulation {
     /// the connection (Kafka's `NetworkClient` refuses a response whose correlation id is not
     /// the oldest in flight). Responses on a closed connection, or for a dead process, are
     /// discarded.
-    fn receive_response(&mut self, p: u32, session: u32, connection: u32, frame: ResponseFrame) {
+    fn receive_response(&mut self, from: Destination, session: u32, frame: ResponseFrame) {
+        let Destination {
+            producer: p,
+            node,
+            connection,
+        } = from;
         let correlation_id = frame.correlation_id;
         let fifo = self.config.network.fifo();
         let slot = &mut self.slots[p as usize];
         let receipt = if session != slot.session {
             Err(LossCause::ProducerGone)
         } else if fifo {
-            match slot.link.receive(connection, correlation_id) {
+            match slot.links[node as usize].receive(connection, correlation_id) {
                 Receipt::Accepted => Ok(()),
                 Receipt::ConnectionGone => Err(LossCause::ConnectionGone),
                 Receipt::OutOfTurn { missing } => {
@@ -1143,7 +1214,7 @@ impl Simulation {
                         arrived: correlation_id,
                         missing,
                     };
-                    self.disconnect(p, cause);
+                    self.disconnect(p, node, cause);
                     self.pump(p);
                     return;
                 }
@@ -1171,14 +1242,14 @@ impl Simulation {
 
     /// The request timer fired: close the connection if its oldest request has waited too
     /// long, else re-arm the timer for that request.
-    fn request_timer(&mut self, p: u32, session: u32) {
+    fn request_timer(&mut self, p: u32, session: u32, node: u32) {
         let slot = &mut self.slots[p as usize];
         if slot.session != session {
             return;
         }
-        match slot.link.timer_fired(self.now_ms) {
+        match slot.links[node as usize].timer_fired(self.now_ms) {
             TimerFired::Expired { correlation_id } => {
-                self.disconnect(p, DisconnectCause::Unanswered { correlation_id });
+                self.disconnect(p, node, DisconnectCause::Unanswered { correlation_id });
                 self.pump(p);
             }
             TimerFired::Rearmed { at_ms } => self.schedule(
@@ -1186,6 +1257,7 @@ impl Simulation {
                 Event::RequestTimeout {
                     producer: p,
                     session,
+                    node,
                 },
             ),
             TimerFired::Idle => {}
@@ -1194,8 +1266,8 @@ impl Simulation {
 
     /// Closes producer `p`'s connection: every request awaiting an answer on it fails (its
     /// outcome unknown), as when Kafka's client disconnects; later requests use a new one.
-    fn disconnect(&mut self, p: u32, cause: DisconnectCause) {
-        let failed = self.slots[p as usize].link.close();
+    fn disconnect(&mut self, p: u32, node: u32, cause: DisconnectCause) {
+        let failed = self.slots[p as usize].links[node as usize].close();
         self.faults.disconnects += 1;
         let count = failed.len();
         self.record(p, || SimEvent::Disconnected {
@@ -1218,7 +1290,7 @@ impl Simulation {
         let config = &self.config;
         let owners = &self.pid_owner;
         let check = checker::check(
-            &self.broker,
+            &self.nodes[0].broker,
             Workload::new(config.producers, config.records, config.batch_records),
             &ledgers,
             |p, b| config.partition_of(p, b),
