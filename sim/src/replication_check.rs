@@ -29,8 +29,8 @@
 
 use crate::checker::{self, BatchLedger, CheckReport, KnownFaults, Workload};
 use bytes::Bytes;
-use idempo_protocol::{BatchHeader, visit_records};
-use rustc_hash::{FxHashMap, FxHashSet};
+use idempo_protocol::BatchHeader;
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 
 /// One replica's log at the end of a run.
@@ -138,6 +138,8 @@ pub struct ReplicationFaults {
     pub failed_over: FxHashSet<i32>,
     /// Partitions that had an unclean leader election.
     pub unclean: FxHashSet<i32>,
+    /// Partitions of which a power loss dropped unsynced batches from some replica.
+    pub power_lost: FxHashSet<i32>,
     /// The run stayed inside the region where Kafka promises no loss (see the module docs):
     /// no limit explains a loss there.
     pub guaranteed: bool,
@@ -203,63 +205,68 @@ impl ReplicationCheck {
     }
 }
 
-/// Records a consumer read during the run: where each one was, at the moment it was below
-/// the high watermark.
+/// What a consumer read during the run, batch by batch: each batch as it was when it was
+/// below the high watermark. A batch is compared by its identity (offset, leader epoch, CRC),
+/// so no record is decoded.
 #[derive(Clone, Debug, Default)]
 pub struct Reads {
-    /// (partition, offset) of each record read, by record identity (the first read).
-    seen: FxHashMap<(u32, u32), (i32, i64)>,
+    /// Per partition, the batches read, in offset order.
+    batches: Vec<Vec<ReadBatch>>,
+}
+
+/// One batch a consumer read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ReadBatch {
+    identity: (i64, i32, i32, u32),
+    records: u32,
 }
 
 impl Reads {
-    /// Notes the records of a batch read from `partition` below the HW.
-    pub fn read_batch(&mut self, partition: i32, header: &BatchHeader, bytes: &Bytes) {
-        let _ = visit_records(bytes, |record| {
-            if let Some(id) = record.value.and_then(checker::parse_record_value) {
-                let offset = header.base_offset + i64::from(record.offset_delta);
-                self.seen.entry(id).or_insert((partition, offset));
-            }
+    /// Notes a batch read from `partition` below the HW.
+    pub fn read_batch(&mut self, partition: i32, header: &BatchHeader) {
+        let index = usize::try_from(partition).unwrap_or(0);
+        if self.batches.len() <= index {
+            self.batches.resize_with(index + 1, Vec::new);
+        }
+        self.batches[index].push(ReadBatch {
+            identity: batch_identity(header),
+            records: header.records_count.max(0) as u32,
         });
     }
 
-    /// Records read so far.
+    /// Batches read so far.
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.batches.iter().map(Vec::len).sum()
     }
 
     /// True when nothing was read.
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.len() == 0
     }
 
-    /// Records read and not at the same place of the final log: (unexplained, explained by
+    /// Records read and not in the final log as they were read: (unexplained, explained by
     /// an unclean election or a power loss on their partition).
-    pub fn lost_from(
-        &self,
-        view: &ClusterView,
-        faults: &ReplicationFaults,
-        crash_lost: &FxHashSet<(u32, u32)>,
-    ) -> (u64, u64) {
-        let mut last: FxHashMap<(i32, i64), (u32, u32)> = FxHashMap::default();
-        for (partition, header, bytes) in view.committed_log() {
-            let _ = visit_records(&bytes, |record| {
-                if let Some(id) = record.value.and_then(checker::parse_record_value) {
-                    let offset = header.base_offset + i64::from(record.offset_delta);
-                    last.insert((partition, offset), id);
-                }
-            });
-        }
+    pub fn lost_from(&self, view: &ClusterView, faults: &ReplicationFaults) -> (u64, u64) {
         let (mut unexplained, mut explained) = (0, 0);
-        for (id, place) in &self.seen {
-            if last.get(place) == Some(id) {
-                continue;
-            }
+        for (index, read) in self.batches.iter().enumerate() {
+            let partition = index as i32;
+            let final_log: FxHashSet<(i64, i32, i32, u32)> = view
+                .partitions
+                .iter()
+                .filter(|p| p.partition == partition)
+                .flat_map(|p| p.committed().map(|(h, _)| batch_identity(h)))
+                .collect();
+            let lost: u64 = read
+                .iter()
+                .filter(|b| !final_log.contains(&b.identity))
+                .map(|b| u64::from(b.records))
+                .sum();
             let limit = !faults.guaranteed
-                && (faults.unclean.contains(&place.0) || crash_lost.contains(id));
+                && (faults.unclean.contains(&partition) || faults.power_lost.contains(&partition));
             if limit {
-                explained += 1;
+                explained += lost;
             } else {
-                unexplained += 1;
+                unexplained += lost;
             }
         }
         (unexplained, explained)
@@ -286,8 +293,7 @@ pub fn check_cluster(
         known,
     );
     let faults = known.replication.clone().unwrap_or_default();
-    let (read_then_lost, read_then_lost_explained) =
-        reads.lost_from(view, &faults, &known.crash_lost);
+    let (read_then_lost, read_then_lost_explained) = reads.lost_from(view, &faults);
     let replication = report.replication.get_or_insert_with(Default::default);
     replication.read_then_lost = read_then_lost;
     replication.read_then_lost_explained = read_then_lost_explained;
@@ -436,10 +442,10 @@ mod tests {
     fn a_record_read_below_the_hw_and_then_truncated_is_an_anomaly() {
         let old = vec![batch(0, 0, 0, 2), batch(2, 0, 2, 2)];
         let mut reads = Reads::default();
-        for (h, bytes) in &old {
-            reads.read_batch(0, h, bytes);
+        for (h, _) in &old {
+            reads.read_batch(0, h);
         }
-        assert_eq!(reads.len(), 4);
+        assert_eq!(reads.len(), 2);
         let now = vec![batch(0, 0, 0, 2)];
         let v = view(2, now.clone(), now);
         let r = check(&v, &replicated(ReplicationFaults::default()), &reads);
@@ -526,6 +532,7 @@ mod tests {
                     failed_over: failover.clone(),
                     unclean: failover,
                     guaranteed: true,
+                    ..ReplicationFaults::default()
                 },
                 &[(0, 2)]
             ),
