@@ -7,7 +7,11 @@
 //! The produce path for one partition's batch, in Kafka's order (docs/KAFKA-RULES.md §1.2, §1.4):
 //!
 //! 0. (for a whole request) `acks` is -1, 0 or 1, else `INVALID_REQUIRED_ACKS`;
-//! 1. partition exists (or is auto-created), else `UNKNOWN_TOPIC_OR_PARTITION`;
+//! 1. partition exists (or is auto-created), else `UNKNOWN_TOPIC_OR_PARTITION` (a broker in
+//!    a cluster creates partitions only when told, and answers `NOT_LEADER_OR_FOLLOWER`);
+//!    a replicated partition must be led by this broker, else `NOT_LEADER_OR_FOLLOWER`, and
+//!    with `acks=all` its ISR must hold `min.insync.replicas`, else `NOT_ENOUGH_REPLICAS`
+//!    (Kafka's `Partition.appendRecordsToLeader`, before any validation; see `replication`);
 //! 2. exactly one RecordBatch v2 with base offset 0, else `INVALID_RECORD`;
 //! 3. size within `max_message_bytes`, else `MESSAGE_TOO_LARGE`;
 //! 4. CRC-32C matches, else `CORRUPT_MESSAGE`;
@@ -17,8 +21,10 @@
 //!    than `log.message.timestamp.after.max.ms` ahead of the broker clock, else
 //!    `INVALID_TIMESTAMP`;
 //! 6. the sequence rule (`producer_state`): duplicate, stale epoch, in sequence;
-//! 7. append through [`Storage`], sync if the [`SyncPolicy`] says so, then (only then) update
-//!    the producer state and answer.
+//! 7. append through [`Storage`] stamped with the leader epoch (0 while standalone), sync if
+//!    the [`SyncPolicy`] says so, then (only then) update the producer state and answer; on a
+//!    replicated partition with `acks=all` the answer waits for the high watermark
+//!    ([`Broker::handle_from`], [`Broker::take_completed`]).
 //!
 //! The header is parsed once per batch; nothing before step 7 changes any state.
 //!
@@ -49,12 +55,16 @@
 //! crash(keep)       | unsynced bytes dropped (torn) | newest valid snapshot + replay of what survived
 //! ```
 
+use crate::cluster::{AlterPartition, BrokerId};
 use crate::partition_log::{
     DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogView, PartitionLog, StoredBatch, partition_dir,
 };
 use crate::producer_state::{ProducerSlot, ProducerStateManager, SequenceCheck, StateSeen};
 use crate::recovery::{
     PartitionRecovery, RecoverySettings, partitions_on_disk, recover_partition, replay,
+};
+use crate::replication::{
+    CompletedProduce, DelayedProduce, PartitionReplication, ReplicaRole, ReplicationEvent,
 };
 use crate::snapshot::{SnapshotMode, delete_snapshots_before, write_snapshot};
 use crate::storage::{CrashedFile, SimDisk, Storage, StorageError};
@@ -106,6 +116,15 @@ pub struct BrokerConfig {
     /// stamped further ahead is refused with `INVALID_TIMESTAMP`. `i64::MAX` switches the
     /// check off (as Kafka's `before` side is off by default with `Long.MAX_VALUE`).
     pub log_message_timestamp_after_max_ms: i64,
+    /// This broker's id in a cluster (Kafka's `node.id`, default 0). A standalone broker is
+    /// broker 0.
+    pub broker_id: BrokerId,
+    /// `min.insync.replicas` (default 1): with `acks=all`, a leader whose ISR is smaller
+    /// refuses to append (`NOT_ENOUGH_REPLICAS`). Used only for replicated partitions.
+    pub min_insync_replicas: usize,
+    /// `replica.lag.time.max.ms` (default 30 000): a follower not caught up for this long is
+    /// removed from the ISR.
+    pub replica_lag_time_max_ms: i64,
 }
 
 /// When the broker makes appended batches durable (Kafka's `log.flush.interval.*`).
@@ -139,6 +158,9 @@ impl Default for BrokerConfig {
             snapshots_retained: 2,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             log_message_timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
+            broker_id: 0,
+            min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
         }
     }
 }
@@ -158,17 +180,32 @@ pub const DEFAULT_TIMESTAMP_AFTER_MAX_MS: i64 = 3_600_000;
 /// assert_eq!(parse_timestamp_after_max_ms("off"), Ok(i64::MAX));
 /// assert!(parse_timestamp_after_max_ms("-1").is_err());
 /// ```
-pub fn parse_timestamp_after_max_ms(text: &str) -> Result<i64, String> {
+pub fn parse_timestamp_after_max_ms(text: &str) -> Result<i64, TimestampAfterMaxError> {
     if text == "off" {
         return Ok(i64::MAX);
     }
     match text.parse::<i64>() {
         Ok(ms) if ms >= 0 => Ok(ms),
-        _ => Err(format!(
-            "`{text}` is not a number of milliseconds >= 0 or `off`"
-        )),
+        _ => Err(TimestampAfterMaxError(text.to_string())),
     }
 }
+
+/// A value for `log.message.timestamp.after.max.ms` that is neither milliseconds >= 0 nor
+/// `off`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimestampAfterMaxError(pub String);
+
+impl fmt::Display for TimestampAfterMaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not a number of milliseconds >= 0 or `off`",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for TimestampAfterMaxError {}
 
 /// Largest dedup window accepted (experiments beyond this say nothing new).
 pub const MAX_DEDUP_WINDOW: usize = 1024;
@@ -196,6 +233,12 @@ pub enum ConfigError {
     SnapshotsRetained,
     /// `log_message_timestamp_after_max_ms` below 0.
     TimestampAfterMax(i64),
+    /// `min_insync_replicas` of 0.
+    MinInsyncReplicas,
+    /// `replica_lag_time_max_ms` below 1.
+    ReplicaLagTimeMax(i64),
+    /// `broker_id` below 0.
+    BrokerId(BrokerId),
 }
 
 impl fmt::Display for ConfigError {
@@ -230,6 +273,11 @@ impl fmt::Display for ConfigError {
                 f,
                 "log.message.timestamp.after.max.ms must be at least 0, not {ms}"
             ),
+            ConfigError::MinInsyncReplicas => write!(f, "min.insync.replicas must be at least 1"),
+            ConfigError::ReplicaLagTimeMax(ms) => {
+                write!(f, "replica.lag.time.max.ms must be at least 1, not {ms}")
+            }
+            ConfigError::BrokerId(id) => write!(f, "broker id {id} must be at least 0"),
         }
     }
 }
@@ -248,19 +296,34 @@ pub struct ExpiredProducer {
 /// What one request did: the response and, for produce, one outcome per partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handled {
-    /// The response frame to send back.
-    pub response: ResponseFrame,
+    /// The response frame to send back, or `None` when there is none yet (an `acks=all`
+    /// produce to a replicated partition waits for the high watermark: its answer comes out of
+    /// [`Broker::take_completed`]) or none at all (`acks=0` to a replicated partition). A
+    /// standalone broker always answers at once.
+    pub response: Option<ResponseFrame>,
     /// Per-partition produce outcomes, in request order (empty for other requests).
     pub outcomes: Vec<ProduceOutcome>,
 }
 
 #[derive(Clone, Debug)]
-struct Partition {
-    log: PartitionLog,
-    producers: ProducerStateManager,
+pub(crate) struct Partition {
+    pub(crate) log: PartitionLog,
+    pub(crate) producers: ProducerStateManager,
     /// Offset of the newest snapshot taken (or the log start offset): a snapshot is skipped
     /// while the log end has not moved past it (Kafka's `lastSnapOffset`).
-    last_snapshot_offset: i64,
+    pub(crate) last_snapshot_offset: i64,
+    /// Leader, followers, ISR and high watermark, once the controller has told this broker
+    /// about the partition (`replication`); `None` while standalone.
+    pub(crate) replication: Option<Box<PartitionReplication>>,
+}
+
+impl Partition {
+    /// The high watermark: the log end offset while standalone.
+    pub(crate) fn high_watermark(&self) -> i64 {
+        self.replication
+            .as_deref()
+            .map_or(self.log.log_end_offset(), |r| r.high_watermark)
+    }
 }
 
 /// What a crash, a clean restart or opening a disk did, per partition.
@@ -333,19 +396,32 @@ impl PartitionRestart {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Broker<S = SimDisk> {
-    config: BrokerConfig,
-    partitions: Vec<Option<Partition>>,
+    pub(crate) config: BrokerConfig,
+    pub(crate) partitions: Vec<Option<Partition>>,
     next_producer_id: i64,
     /// Ids below this are reserved durably; reaching it writes the next block first.
     producer_id_block_end: i64,
-    now_ms: i64,
+    /// Producer ids come from blocks the controller grants (KIP-730), not from the broker's
+    /// own durable block.
+    producer_ids_granted: bool,
+    pub(crate) now_ms: i64,
     next_expiration_check_ms: i64,
     last_sync_ms: i64,
     next_snapshot_ms: i64,
-    storage: S,
-    storage_failures: u64,
+    pub(crate) storage: S,
+    pub(crate) storage_failures: u64,
     /// Copy each producer's window into the outcomes (for explanations); off by default.
     record_windows: bool,
+    /// Told about a cluster by a LeaderAndIsr: unknown partitions are no longer auto-created.
+    pub(crate) in_cluster: bool,
+    /// acks=all produce requests waiting for the high watermark.
+    pub(crate) delayed: Vec<DelayedProduce>,
+    /// Their answers, until [`Broker::take_completed`].
+    pub(crate) completed: Vec<CompletedProduce>,
+    /// Replication events, until [`Broker::take_replication_events`].
+    pub(crate) replication_events: Vec<ReplicationEvent>,
+    /// ISR expansions proposed by follower fetches, until [`Broker::take_alter_partitions`].
+    pub(crate) alter_partitions: Vec<AlterPartition>,
 }
 
 impl Broker<SimDisk> {
@@ -446,6 +522,17 @@ impl<S: Storage> Broker<S> {
                 config.log_message_timestamp_after_max_ms,
             ));
         }
+        if config.min_insync_replicas == 0 {
+            return Err(ConfigError::MinInsyncReplicas);
+        }
+        if config.replica_lag_time_max_ms < 1 {
+            return Err(ConfigError::ReplicaLagTimeMax(
+                config.replica_lag_time_max_ms,
+            ));
+        }
+        if config.broker_id < 0 {
+            return Err(ConfigError::BrokerId(config.broker_id));
+        }
         Ok(())
     }
 
@@ -465,6 +552,12 @@ impl<S: Storage> Broker<S> {
             storage,
             storage_failures: 0,
             record_windows: false,
+            producer_ids_granted: false,
+            in_cluster: false,
+            delayed: Vec::new(),
+            completed: Vec::new(),
+            replication_events: Vec::new(),
+            alter_partitions: Vec::new(),
         };
         let report = broker
             .recover_with(Vec::new())
@@ -543,6 +636,7 @@ impl<S: Storage> Broker<S> {
                 self.storage_failures += 1;
             }
         }
+        self.complete_delayed();
         expired
     }
 
@@ -617,12 +711,13 @@ impl<S: Storage> Broker<S> {
                 log,
                 producers: ProducerStateManager::new(self.config.dedup_window),
                 last_snapshot_offset: 0,
+                replication: None,
             });
         }
         Ok(())
     }
 
-    fn partition(&self, partition: i32) -> Option<&Partition> {
+    pub(crate) fn partition(&self, partition: i32) -> Option<&Partition> {
         usize::try_from(partition)
             .ok()
             .and_then(|i| self.partitions.get(i))
@@ -653,28 +748,95 @@ impl<S: Storage> Broker<S> {
         self.partition(partition).map(|p| &p.producers)
     }
 
-    /// Serves one request frame.
+    /// Serves one request frame from client 0: [`handle_from`](Self::handle_from).
     pub fn handle(&mut self, frame: &RequestFrame) -> Handled {
+        self.handle_from(0, frame)
+    }
+
+    /// Serves one request frame from `client` (any number the caller uses to route a delayed
+    /// answer back: [`take_completed`](Self::take_completed) names it). A fetch with a
+    /// `replica_id` of 0 or more is a follower's ([`replica_fetch`](Self::replica_fetch)) once
+    /// the broker is in a cluster.
+    /// A produce to a replicated partition with `acks=all` may be answered later, with
+    /// `acks=0` never (`Handled::response` is `None`); a standalone broker answers at once.
+    pub fn handle_from(&mut self, client: u64, frame: &RequestFrame) -> Handled {
         let (response, outcomes) = match &frame.request {
             Request::InitProducerId(r) => (
-                Response::InitProducerId(self.init_producer_id_with(r)),
+                Some(Response::InitProducerId(self.init_producer_id_with(r))),
                 Vec::new(),
             ),
             Request::Produce(r) => {
                 let outcomes = self.produce_request(r);
                 let partitions = outcomes.iter().map(|o| o.response).collect();
-                (Response::Produce(ProduceResponse { partitions }), outcomes)
+                let response = if self.in_cluster {
+                    self.replicated_produce_response(client, frame.correlation_id, r, partitions)
+                } else {
+                    Some(Response::Produce(ProduceResponse { partitions }))
+                };
+                (response, outcomes)
             }
-            Request::Fetch(r) => (Response::Fetch(self.fetch(r)), Vec::new()),
-            Request::Metadata(_) => (Response::Metadata(self.metadata()), Vec::new()),
+            Request::Fetch(r) if r.replica_id >= 0 && self.in_cluster => {
+                (Some(Response::Fetch(self.replica_fetch(r))), Vec::new())
+            }
+            Request::Fetch(r) => (Some(Response::Fetch(self.fetch(r))), Vec::new()),
+            Request::Metadata(_) => (Some(Response::Metadata(self.metadata())), Vec::new()),
         };
         Handled {
-            response: ResponseFrame {
+            response: response.map(|response| ResponseFrame {
                 correlation_id: frame.correlation_id,
                 response,
-            },
+            }),
             outcomes,
         }
+    }
+
+    /// The answer to a produce request on a broker in a cluster: none for `acks=0` when a
+    /// replicated partition is involved; with `acks=all`, each replicated partition appended
+    /// (or found duplicate) must see the high watermark pass it first (Kafka's
+    /// `DelayedProduce`), so the answer is delayed unless every one already has.
+    fn replicated_produce_response(
+        &mut self,
+        client: u64,
+        correlation_id: i32,
+        request: &ProduceRequest,
+        partitions: Vec<PartitionProduceResponse>,
+    ) -> Option<Response> {
+        let replicated = |b: &Self, p: i32| b.partition(p).is_some_and(|p| p.replication.is_some());
+        let any_replicated = partitions.iter().any(|p| replicated(self, p.partition));
+        if request.acks == 0 && any_replicated {
+            return None;
+        }
+        if request.acks != -1 || !any_replicated {
+            return Some(Response::Produce(ProduceResponse { partitions }));
+        }
+        let required = request
+            .partitions
+            .iter()
+            .zip(&partitions)
+            .map(|(data, answer)| {
+                let p = self.partition(answer.partition)?;
+                p.replication.as_ref()?;
+                if answer.error_code != ErrorCode::None {
+                    return None;
+                }
+                // The last offset of what was appended, or of the original of a duplicate.
+                let header = BatchHeader::parse(&data.records).ok()?;
+                Some(answer.base_offset + i64::from(header.last_offset_delta) + 1)
+            })
+            .collect();
+        let timeout_ms = i64::from(request.timeout_ms.max(0));
+        let mut delayed = DelayedProduce {
+            client,
+            correlation_id,
+            deadline_ms: self.now_ms.saturating_add(timeout_ms),
+            partitions,
+            required,
+        };
+        if self.try_complete_now(&mut delayed) {
+            return self.completed.pop().map(|c| c.response.response);
+        }
+        self.delayed.push(delayed);
+        None
     }
 
     /// Allocates a fresh producer id at epoch 0 (an idempotent producer's InitProducerId).
@@ -684,10 +846,38 @@ impl<S: Storage> Broker<S> {
         })
     }
 
+    /// Hands this broker a block of producer ids, `first..first + len`, from the controller
+    /// (KIP-730: in a cluster ids must be unique across brokers, so the controller allocates
+    /// them in blocks). From then on InitProducerId uses only granted blocks and answers
+    /// `COORDINATOR_LOAD_IN_PROGRESS` (retriable) while none is left; a restart forgets the
+    /// block, as a Kafka broker asks for a new one. A broker never granted one keeps its own
+    /// durable allocation.
+    pub fn grant_producer_id_block(&mut self, first: i64, len: i64) {
+        assert!(
+            first >= 0 && len > 0,
+            "a producer id block is non-empty and non-negative"
+        );
+        self.producer_ids_granted = true;
+        self.next_producer_id = first;
+        self.producer_id_block_end = first.saturating_add(len);
+    }
+
+    /// Producer ids left in the current block (granted or the broker's own).
+    pub fn producer_ids_remaining(&self) -> i64 {
+        self.producer_id_block_end - self.next_producer_id
+    }
+
     fn init_producer_id_with(
         &mut self,
         _request: &InitProducerIdRequest,
     ) -> InitProducerIdResponse {
+        if self.producer_ids_granted && self.next_producer_id >= self.producer_id_block_end {
+            return InitProducerIdResponse {
+                error_code: ErrorCode::CoordinatorLoadInProgress,
+                producer_id: ProducerId::NONE,
+                producer_epoch: ProducerEpoch::NONE,
+            };
+        }
         if self.next_producer_id >= self.producer_id_block_end {
             // Reserve the next block durably before handing out any id from it.
             let end = self.next_producer_id.saturating_add(PRODUCER_ID_BLOCK_SIZE);
@@ -729,18 +919,37 @@ impl<S: Storage> Broker<S> {
         request
             .partitions
             .iter()
-            .map(|p| self.produce(p.partition, &p.records))
+            .map(|p| self.produce_with_acks(p.partition, &p.records, request.acks))
             .collect()
     }
 
-    /// Produces one client batch to one partition: validation, the sequence rule, the append
-    /// (the order is in the module docs). The header is parsed once, here.
+    /// Produces one client batch to one partition with `acks=all`: validation, the sequence
+    /// rule, the append (the order is in the module docs). The header is parsed once, here.
+    /// On a replicated leader this appends and returns at once; the wait for the high
+    /// watermark belongs to [`handle_from`](Self::handle_from).
     pub fn produce(&mut self, partition: i32, records: &Bytes) -> ProduceOutcome {
+        self.produce_with_acks(partition, records, -1)
+    }
+
+    fn produce_with_acks(&mut self, partition: i32, records: &Bytes, acks: i16) -> ProduceOutcome {
         let header = BatchHeader::parse(records);
         if self.partition(partition).is_none()
-            && !(self.config.auto_create_partitions && self.create_partition(partition).is_ok())
+            && !(self.config.auto_create_partitions
+                && !self.in_cluster
+                && self.create_partition(partition).is_ok())
         {
-            return self.invalid(partition, header.ok(), InvalidBatch::UnknownPartition);
+            let why = if self.in_cluster {
+                InvalidBatch::NotLeaderOrFollower {
+                    leader: crate::cluster::NO_LEADER,
+                    leader_epoch: idempo_protocol::NO_LEADER_EPOCH,
+                }
+            } else {
+                InvalidBatch::UnknownPartition
+            };
+            return self.invalid(partition, header.ok(), why);
+        }
+        if let Some(why) = self.replication_refusal(partition, acks) {
+            return self.invalid(partition, header.ok(), why);
         }
         let header = match header {
             Ok(header) => header,
@@ -749,7 +958,33 @@ impl<S: Storage> Broker<S> {
         if let Err(why) = self.validate(&header, records) {
             return self.invalid(partition, Some(header), why);
         }
-        self.sequence_and_append(partition, &header, records)
+        let outcome = self.sequence_and_append(partition, &header, records);
+        if self.in_cluster && outcome.is_appended() {
+            self.after_leader_append(partition);
+        }
+        outcome
+    }
+
+    /// Kafka's `Partition.appendRecordsToLeader` checks before the append, for a replicated
+    /// partition: this broker must lead it (`NOT_LEADER_OR_FOLLOWER`), and with `acks=all`
+    /// the ISR must hold `min.insync.replicas` (`NOT_ENOUGH_REPLICAS`).
+    #[inline]
+    fn replication_refusal(&self, partition: i32, acks: i16) -> Option<InvalidBatch> {
+        if !self.in_cluster {
+            return None; // standalone: no replication state anywhere
+        }
+        let r = self.partition(partition)?.replication.as_deref()?;
+        if r.role() != ReplicaRole::Leader {
+            return Some(InvalidBatch::NotLeaderOrFollower {
+                leader: r.leader(),
+                leader_epoch: r.leader_epoch(),
+            });
+        }
+        let min_isr = r.effective_min_isr(self.config.min_insync_replicas);
+        (acks == -1 && r.isr().len() < min_isr).then(|| InvalidBatch::NotEnoughReplicas {
+            isr: r.isr().to_vec(),
+            min_insync_replicas: min_isr,
+        })
     }
 
     /// The sequence rule (`producer_state`: duplicate, stale epoch, in sequence), then the
@@ -772,8 +1007,16 @@ impl<S: Storage> Broker<S> {
             None
         };
         let storage = &mut self.storage;
-        let Partition { log, producers, .. } = partition_slot(&mut self.partitions, partition)
+        let Partition {
+            log,
+            producers,
+            replication,
+            ..
+        } = partition_slot(&mut self.partitions, partition)
             .expect("produce created the partition before the sequence rule");
+        let leader_epoch = replication
+            .as_deref()
+            .map_or(crate::partition_log::LEADER_EPOCH, |r| r.leader_epoch());
         let (reason, seen, slot) = match off_reason {
             Some(reason) => (reason, None, None),
             None => match sequence_rule(producers, header, record_windows) {
@@ -784,7 +1027,8 @@ impl<S: Storage> Broker<S> {
             },
         };
         let log_end_before = log.log_end_offset();
-        let base_offset = match append_and_sync(log, storage, header, records, every_append) {
+        let appended = append_and_sync(log, storage, header, records, leader_epoch, every_append);
+        let base_offset = match appended {
             Ok(base_offset) => base_offset,
             Err(e) => {
                 return self.invalid(partition, Some(*header), InvalidBatch::StorageFailed(e));
@@ -929,7 +1173,10 @@ impl<S: Storage> Broker<S> {
         }
     }
 
-    /// Reads a partition from an offset.
+    /// Reads a partition from an offset, as a consumer: only batches below the high
+    /// watermark (the log end while standalone). A replicated partition is read from its
+    /// leader only (`NOT_LEADER_OR_FOLLOWER` elsewhere), with the `current_leader_epoch`
+    /// check (`FENCED_LEADER_EPOCH`, `UNKNOWN_LEADER_EPOCH`).
     pub fn fetch(&self, request: &FetchRequest) -> FetchResponse {
         let Some(p) = self.partition(request.partition) else {
             return FetchResponse {
@@ -941,9 +1188,25 @@ impl<S: Storage> Broker<S> {
                 records: Bytes::new(),
             };
         };
+        let high_watermark = p.high_watermark();
+        if let Some(error_code) = consumer_fetch_refusal(p, request) {
+            return FetchResponse {
+                partition: request.partition,
+                error_code,
+                high_watermark,
+                log_start_offset: p.log.log_start_offset(),
+                diverging_epoch: None,
+                records: Bytes::new(),
+            };
+        }
         let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
-        let (error_code, records) = match p.log.read(&self.storage, request.fetch_offset, max_bytes)
-        {
+        let read = p.log.read_below(
+            &self.storage,
+            request.fetch_offset,
+            max_bytes,
+            high_watermark,
+        );
+        let (error_code, records) = match read {
             Ok(Some(records)) => (ErrorCode::None, records),
             Ok(None) => (ErrorCode::OffsetOutOfRange, Bytes::new()),
             Err(_) => (ErrorCode::KafkaStorageError, Bytes::new()),
@@ -951,7 +1214,7 @@ impl<S: Storage> Broker<S> {
         FetchResponse {
             partition: request.partition,
             error_code,
-            high_watermark: p.log.log_end_offset(),
+            high_watermark,
             log_start_offset: p.log.log_start_offset(),
             diverging_epoch: None,
             records,
@@ -959,18 +1222,34 @@ impl<S: Storage> Broker<S> {
     }
 
     /// Answers Metadata as the one broker of a one-broker cluster: broker 0 leads every
-    /// partition at epoch 0, with itself as the only replica.
+    /// standalone partition at epoch 0, with itself as the only replica; a replicated
+    /// partition is described as this broker last heard from the controller (the cluster's
+    /// own answer is the controller's).
     pub fn metadata(&self) -> MetadataResponse {
         let partitions = self
             .partition_ids()
             .into_iter()
-            .map(|partition| PartitionMetadata {
-                error_code: ErrorCode::None,
-                partition,
-                leader_id: 0,
-                leader_epoch: 0,
-                replica_nodes: vec![0],
-                isr_nodes: vec![0],
+            .map(|partition| match self.replication(partition) {
+                None => PartitionMetadata {
+                    error_code: ErrorCode::None,
+                    partition,
+                    leader_id: 0,
+                    leader_epoch: 0,
+                    replica_nodes: vec![0],
+                    isr_nodes: vec![0],
+                },
+                Some(r) => PartitionMetadata {
+                    error_code: if r.leader() == crate::cluster::NO_LEADER {
+                        ErrorCode::LeaderNotAvailable
+                    } else {
+                        ErrorCode::None
+                    },
+                    partition,
+                    leader_id: r.leader(),
+                    leader_epoch: r.leader_epoch(),
+                    replica_nodes: r.replicas().to_vec(),
+                    isr_nodes: r.isr().to_vec(),
+                },
             })
             .collect();
         MetadataResponse {
@@ -1064,11 +1343,9 @@ impl<S: Storage> Broker<S> {
         before
     }
 
-    /// Discards memory and rebuilds every partition and the producer-id allocation from the
-    /// storage.
-    fn recover_with(&mut self, before: Vec<(i32, Before)>) -> Result<RestartReport, StorageError> {
-        self.partitions.clear();
-        let settings = RecoverySettings {
+    /// What recovery (and a follower's truncation) needs from the config and the clock.
+    pub(crate) fn recovery_settings(&self) -> RecoverySettings {
+        RecoverySettings {
             segment_bytes: self.config.segment_bytes,
             dedup_window: self.config.dedup_window,
             idempotence: self.config.idempotence,
@@ -1076,7 +1353,23 @@ impl<S: Storage> Broker<S> {
             producer_id_expiration_ms: self.config.producer_id_expiration_ms,
             snapshot_mode: self.config.snapshot_mode,
             snapshots_retained: self.config.snapshots_retained,
-        };
+        }
+    }
+
+    /// Discards memory and rebuilds every partition and the producer-id allocation from the
+    /// storage. A replicated partition keeps its replication state demoted to a follower of
+    /// no known leader (see `replication`); delayed produces are dropped with the memory.
+    fn recover_with(&mut self, before: Vec<(i32, Before)>) -> Result<RestartReport, StorageError> {
+        let mut replicated: std::collections::BTreeMap<i32, Box<PartitionReplication>> = self
+            .partitions
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i as i32, p.as_mut()?.replication.take()?)))
+            .collect();
+        self.partitions.clear();
+        self.delayed.clear();
+        self.alter_partitions.clear();
+        let settings = self.recovery_settings();
         let mut before: std::collections::BTreeMap<i32, Before> = before.into_iter().collect();
         let mut partitions = Vec::new();
         for partition in partitions_on_disk(&self.storage) {
@@ -1093,6 +1386,10 @@ impl<S: Storage> Broker<S> {
                     .snapshot_written
                     .or(report.snapshot_loaded)
                     .unwrap_or(report.log_start_offset),
+                replication: replicated.remove(&partition).map(|mut r| {
+                    r.demote_after_restart(report.log_end_offset);
+                    r
+                }),
             });
             let end = report.log_end_offset;
             let b = before.remove(&partition).unwrap_or(Before {
@@ -1116,6 +1413,11 @@ impl<S: Storage> Broker<S> {
             read_producer_id_block(&self.storage).unwrap_or(self.config.first_producer_id);
         self.next_producer_id = block_end.max(self.config.first_producer_id);
         self.producer_id_block_end = self.next_producer_id;
+        if self.producer_ids_granted {
+            // The granted block was memory; the controller grants a new one.
+            self.next_producer_id = 0;
+            self.producer_id_block_end = 0;
+        }
         Ok(RestartReport {
             partitions,
             files: Vec::new(),
@@ -1199,9 +1501,28 @@ impl fmt::Display for DeleteRecordsFailure {
 
 impl std::error::Error for DeleteRecordsFailure {}
 
+/// Why a consumer fetch of a replicated partition is refused (Kafka's `getLocalLog` with
+/// `fetchOnlyLeader`): a stale or future `current_leader_epoch`, or this broker not leading.
+fn consumer_fetch_refusal(p: &Partition, request: &FetchRequest) -> Option<ErrorCode> {
+    let r = p.replication.as_deref()?;
+    let epoch = request.current_leader_epoch;
+    if epoch != idempo_protocol::NO_LEADER_EPOCH && epoch < r.leader_epoch() {
+        Some(ErrorCode::FencedLeaderEpoch)
+    } else if epoch != idempo_protocol::NO_LEADER_EPOCH && epoch > r.leader_epoch() {
+        Some(ErrorCode::UnknownLeaderEpoch)
+    } else if r.role() != ReplicaRole::Leader {
+        Some(ErrorCode::NotLeaderOrFollower)
+    } else {
+        None
+    }
+}
+
 /// The partition at `partition` in the broker's table, if it exists (a free function so the
 /// storage can be borrowed beside it).
-fn partition_slot(partitions: &mut [Option<Partition>], partition: i32) -> Option<&mut Partition> {
+pub(crate) fn partition_slot(
+    partitions: &mut [Option<Partition>],
+    partition: i32,
+) -> Option<&mut Partition> {
     let index = usize::try_from(partition).ok()?;
     partitions.get_mut(index).and_then(Option::as_mut)
 }
@@ -1213,9 +1534,10 @@ fn append_and_sync<S: Storage>(
     storage: &mut S,
     header: &BatchHeader,
     records: &Bytes,
+    leader_epoch: i32,
     every_append: bool,
 ) -> Result<i64, StorageError> {
-    let base_offset = log.append(storage, header, records)?;
+    let base_offset = log.append_as_leader(storage, header, records, leader_epoch)?;
     if every_append {
         log.sync(storage)?;
     }

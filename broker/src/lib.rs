@@ -38,10 +38,34 @@
 //! - [`verdict`]: `ProduceOutcome` and `Verdict`, the explanation of each decision.
 //! - [`broker`](mod@broker): `Broker` and `BrokerConfig`: partitions, InitProducerId, Produce,
 //!   Fetch, DeleteRecords, expiry, sync policy, snapshots, crash and restarts.
+//! - [`cluster`]: `LeaderAndIsr` and `AlterPartition`, the values the controller and the
+//!   brokers exchange.
+//! - [`controller`]: `Controller`, the cluster's controller (KRaft's rules, one always
+//!   available state machine): replica placement, fencing, clean and unclean election,
+//!   AlterPartition, producer id blocks.
+//! - [`leader_epoch`]: `LeaderEpochCache`, Kafka's `LeaderEpochFileCache` (epoch -> start
+//!   offset, `endOffsetFor`).
+//! - [`replication`]: leader and follower roles, replica fetch with the diverging-epoch check,
+//!   `appendAsFollower`, truncation with producer-state reload, the high watermark, ISR
+//!   shrink and expand, `acks` with `min.insync.replicas` and delayed produce; its essay.
+//!
+//! ## Replication
+//!
+//! A broker is one of several once the controller tells it about a partition
+//! ([`Broker::apply_leader_and_isr`]). The leader stamps its leader epoch into every batch,
+//! followers fetch and append the leader's batches as they are (updating producer state, so
+//! the dedup window follows the data), the high watermark is the smallest log end in the ISR,
+//! and `acks=all` is answered once it passes the batch. A follower whose log diverged from the
+//! leader's (after a failover) truncates to the end of the last common epoch and rebuilds its
+//! producer state from the newest snapshot at or below that point, so that, as leader, it
+//! deduplicates exactly the batches it holds. All of it is in [`replication`]. A partition
+//! never told about a cluster is *standalone* and behaves as one broker always did: its high
+//! watermark is its log end and every request is answered at once.
 //!
 //! ## Differences from Kafka
-//! - One broker, one topic; partitions are numbered. No replication, so the high watermark is
-//!   the log end offset and `acks` only has to be valid.
+//! - One topic; partitions are numbered. A standalone partition has no replication, so its
+//!   high watermark is the log end offset and `acks` only has to be valid; the replication
+//!   model's own differences are listed in [`replication`].
 //! - Transactions, control batches and compression are not modelled: such batches are refused
 //!   with `INVALID_TXN_STATE`, `INVALID_RECORD` and `UNSUPPORTED_COMPRESSION_TYPE`.
 //! - The dedup window is a setting (Kafka hard-codes 5), and idempotence can be switched off on
@@ -54,9 +78,12 @@
 
 pub mod broker;
 pub mod cluster;
+pub mod controller;
+pub mod leader_epoch;
 pub mod partition_log;
 pub mod producer_state;
 pub mod recovery;
+pub mod replication;
 pub mod snapshot;
 pub mod storage;
 pub mod verdict;
@@ -64,19 +91,29 @@ pub mod verdict;
 pub use broker::{
     Broker, BrokerConfig, ConfigError, CrashReport, DEFAULT_TIMESTAMP_AFTER_MAX_MS,
     DeleteRecordsFailure, ExpiredProducer, Handled, MAX_DEDUP_WINDOW, OpenError,
-    PRODUCER_ID_BLOCK_SIZE, PartitionRestart, RestartReport, SyncPolicy,
+    PRODUCER_ID_BLOCK_SIZE, PartitionRestart, RestartReport, SyncPolicy, TimestampAfterMaxError,
     parse_timestamp_after_max_ms,
 };
 pub use cluster::{AlterPartition, BrokerId, LeaderAndIsr, NO_LEADER};
+pub use controller::{
+    AlterPartitionError, Controller, ControllerConfig, ControllerConfigError, ControllerCounters,
+    ControllerDecision, DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS, DEFAULT_BROKER_SESSION_TIMEOUT_MS,
+    ElectLeaderError, ElectionType, assign_replicas,
+};
+pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use partition_log::{
-    Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogCorruption, LogRecovery, LogView,
-    PartitionLog, StoredBatch,
+    Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, FollowerAppendError, LogCorruption,
+    LogRecovery, LogView, PartitionLog, StoredBatch,
 };
 pub use producer_state::{
     AcceptRule, BatchMetadata, ProducerSlot, ProducerStateEntry, ProducerStateManager,
     SequenceCheck, SequenceRejection, StateSeen, WindowView,
 };
 pub use recovery::{PartitionRecovery, RejectedSnapshot, SnapshotRejection};
+pub use replication::{
+    CompletedProduce, FollowerFetched, FollowerState, IsrChange, LeaderAndIsrOutcome,
+    PartitionReplication, ReplicaRole, ReplicationEvent, Truncation,
+};
 pub use snapshot::{ProducerSnapshot, SnapshotEntry, SnapshotError, SnapshotMode};
 pub use storage::{CrashedFile, SimDisk, Storage, StorageError, Tear};
 pub use verdict::{AppendReason, InvalidBatch, ProduceOutcome, Verdict};

@@ -21,7 +21,10 @@
 //! `log_start_offset` is the first offset still readable; DeleteRecords moves it forward,
 //! writes it durably to the checkpoint file, forgets batches that end before it and deletes
 //! segments left with none. `log_end_offset` (LEO) is the offset the next record will get.
-//! With a single broker the high watermark is the LEO. `durable_end_offset` is how far the
+//! Standalone, the high watermark is the LEO (a replicated partition's is kept by
+//! `replication`). The log also keeps its leader-epoch cache (`leader_epoch`), assigned at
+//! every append and rebuilt from the batches' `partitionLeaderEpoch` at recovery; a
+//! follower's divergence is repaired with [`PartitionLog::truncate_to`]. `durable_end_offset` is how far the
 //! log was last synced: a crash keeps at least that much.
 //!
 //! Appends are not durable until [`PartitionLog::sync`]; when that happens is the broker's
@@ -36,6 +39,7 @@
 //!   the recovered log.
 //! * Offsets must be dense across segments; recovery treats a gap as corruption.
 
+use crate::leader_epoch::LeaderEpochCache;
 use crate::storage::{Storage, StorageError};
 use bytes::{Bytes, BytesMut};
 use idempo_protocol::BatchHeader;
@@ -64,7 +68,9 @@ impl StoredBatch {
     }
 }
 
-/// Partition leader epoch written into appended batches. One broker never changes leader.
+/// Partition leader epoch written into batches a standalone broker appends: one broker never
+/// changes leader, so every batch is of epoch 0. A replicated leader stamps its own epoch
+/// ([`PartitionLog::append_as_leader`]).
 pub const LEADER_EPOCH: i32 = 0;
 
 /// Default segment size (Kafka's `segment.bytes` defaults to 1 GiB; a smaller default keeps
@@ -166,6 +172,8 @@ pub struct PartitionLog {
     durable_end_offset: i64,
     batch_count: usize,
     retained_bytes: u64,
+    /// Which leader epoch wrote which offsets, kept in step with the batches.
+    epochs: LeaderEpochCache,
 }
 
 impl PartitionLog {
@@ -192,7 +200,19 @@ impl PartitionLog {
             durable_end_offset: log_start_offset,
             batch_count: 0,
             retained_bytes: 0,
+            epochs: LeaderEpochCache::new(),
         }
+    }
+
+    /// The leader-epoch cache of the batches in this log (`leader_epoch`).
+    pub fn leader_epoch_cache(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+
+    /// Records that `epoch` starts at the log end (a new leader's `assign(epoch, LEO)`, done
+    /// before its first append so that followers can truncate against it).
+    pub fn assign_epoch_at_log_end(&mut self, epoch: i32) {
+        self.epochs.assign(epoch, self.log_end_offset);
     }
 
     /// First readable offset.
@@ -237,6 +257,7 @@ impl PartitionLog {
                         + s.entries.capacity() * std::mem::size_of::<IndexEntry>()
                 })
                 .sum::<usize>()
+            + std::mem::size_of_val(self.epochs.entries())
     }
 
     /// Retained batches, oldest first, read from `storage`.
@@ -296,13 +317,27 @@ impl PartitionLog {
             .expect("a segment was pushed above if there was none")
     }
 
-    /// Appends a validated client batch at the log end and returns its base offset. Not
-    /// durable until [`sync`](Self::sync).
+    /// Appends a validated client batch at the log end, stamped with the standalone epoch
+    /// [`LEADER_EPOCH`], and returns its base offset. Not durable until [`sync`](Self::sync).
     pub fn append<S: Storage>(
         &mut self,
         storage: &mut S,
         header: &BatchHeader,
         client_bytes: &[u8],
+    ) -> Result<i64, StorageError> {
+        self.append_as_leader(storage, header, client_bytes, LEADER_EPOCH)
+    }
+
+    /// Appends a validated client batch at the log end stamped with `leader_epoch` (Kafka's
+    /// `appendAsLeader`: the leader assigns the offsets and its epoch), and returns its base
+    /// offset. Not durable until [`sync`](Self::sync).
+    #[inline]
+    pub fn append_as_leader<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        header: &BatchHeader,
+        client_bytes: &[u8],
+        leader_epoch: i32,
     ) -> Result<i64, StorageError> {
         assert!(
             client_bytes.len() >= RECORD_BATCH_OVERHEAD
@@ -315,10 +350,50 @@ impl PartitionLog {
         let mut head = [0u8; 16];
         head.copy_from_slice(&client_bytes[..16]);
         record_batch::set_base_offset(&mut head, base_offset);
-        record_batch::set_partition_leader_epoch(&mut head, LEADER_EPOCH);
-        let size = client_bytes.len();
+        record_batch::set_partition_leader_epoch(&mut head, leader_epoch);
+        self.write_batch(storage, &[&head, &client_bytes[16..]], header, base_offset)?;
+        self.epochs.assign(leader_epoch, base_offset);
+        Ok(base_offset)
+    }
+
+    /// Appends a batch fetched from the leader as it is, offsets and epoch included (Kafka's
+    /// `appendAsFollower`: no offset assignment, no validation beyond the CRC), and returns its
+    /// base offset. The batch must start at the log end.
+    pub fn append_as_follower<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        header: &BatchHeader,
+        bytes: &[u8],
+    ) -> Result<i64, FollowerAppendError> {
+        if header.base_offset != self.log_end_offset {
+            return Err(FollowerAppendError::UnexpectedOffset {
+                base_offset: header.base_offset,
+                log_end_offset: self.log_end_offset,
+            });
+        }
+        if bytes.len() < RECORD_BATCH_OVERHEAD || bytes.len() as i64 != header.total_size() {
+            return Err(FollowerAppendError::Corrupt("batch length".to_string()));
+        }
+        record_batch::verify_crc(bytes).map_err(|e| FollowerAppendError::Corrupt(e.to_string()))?;
+        let base_offset = self.log_end_offset;
+        self.write_batch(storage, &[bytes], header, base_offset)?;
+        self.epochs
+            .assign(header.partition_leader_epoch, base_offset);
+        Ok(base_offset)
+    }
+
+    /// Writes one batch's bytes (`parts`, concatenated) at the log end and indexes it.
+    #[inline]
+    fn write_batch<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        parts: &[&[u8]],
+        header: &BatchHeader,
+        base_offset: i64,
+    ) -> Result<(), StorageError> {
+        let size: usize = parts.iter().map(|p| p.len()).sum();
         let segment = self.active_for(size);
-        let position = storage.append_vectored(&segment.file, &[&head, &client_bytes[16..]])?;
+        let position = storage.append_vectored(&segment.file, parts)?;
         assert_eq!(
             position, segment.size_bytes,
             "nothing else writes to {}",
@@ -335,7 +410,56 @@ impl PartitionLog {
         self.log_end_offset = base_offset + i64::from(header.last_offset_delta) + 1;
         self.batch_count += 1;
         self.retained_bytes += size as u64;
-        Ok(base_offset)
+        Ok(())
+    }
+
+    /// Cuts the log so that it ends at `offset`, or at the start of the batch holding it
+    /// (Kafka's `truncateTo`: a batch is never split), and truncates the epoch cache to match.
+    /// Segments left empty are deleted; the durable end moves down with the log end. Returns
+    /// the new log end offset. Offsets at or beyond the log end leave the batches alone but
+    /// still drop epoch-cache entries starting at the log end; an offset below the log start
+    /// truncates to the log start.
+    pub fn truncate_to<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        offset: i64,
+    ) -> Result<i64, StorageError> {
+        if offset >= self.log_end_offset {
+            // Kafka's `truncateTo` truncates the epoch cache even then: a leader that assigned
+            // its epoch and appended nothing before losing leadership keeps an entry at the
+            // log end that the new leader's log does not have.
+            self.epochs.truncate_from_end(self.log_end_offset);
+            return Ok(self.log_end_offset);
+        }
+        let offset = offset.max(self.log_start_offset);
+        while let Some(segment) = self.segments.back_mut() {
+            let base = segment.base_offset;
+            let keep = segment.entries.partition_point(|e| {
+                base + i64::from(e.relative_offset) + i64::from(e.last_offset_delta) < offset
+            });
+            for e in segment.entries.drain(keep..) {
+                self.batch_count -= 1;
+                self.retained_bytes -= u64::from(e.size);
+            }
+            let Some(last) = segment.entries.back().copied() else {
+                storage.remove(&segment.file)?;
+                self.segments.pop_back();
+                continue;
+            };
+            let len = u64::from(last.position) + u64::from(last.size);
+            if len < segment.size_bytes {
+                storage.truncate(&segment.file, len)?;
+                segment.size_bytes = len;
+            }
+            break;
+        }
+        self.log_end_offset = match self.segments.back() {
+            Some(s) => s.entries.back().map_or(s.base_offset, |e| s.last(e) + 1),
+            None => self.log_start_offset,
+        };
+        self.durable_end_offset = self.durable_end_offset.min(self.log_end_offset);
+        self.epochs.truncate_from_end(self.log_end_offset);
+        Ok(self.log_end_offset)
     }
 
     /// Makes every appended batch durable (`fsync` of each segment written since the last
@@ -384,6 +508,7 @@ impl PartitionLog {
     /// none. Returns the number of segment files deleted.
     fn drop_below_log_start<S: Storage>(&mut self, storage: &mut S) -> Result<usize, StorageError> {
         let start = self.log_start_offset;
+        self.epochs.truncate_from_start(start);
         let mut removed = 0;
         while let Some(segment) = self.segments.front_mut() {
             while let Some(e) = segment.entries.front() {
@@ -441,6 +566,19 @@ impl PartitionLog {
         fetch_offset: i64,
         max_bytes: usize,
     ) -> Result<Option<Bytes>, StorageError> {
+        self.read_below(storage, fetch_offset, max_bytes, self.log_end_offset)
+    }
+
+    /// [`read`](Self::read), returning only batches that start below `end_offset` (a
+    /// consumer's read stops at the high watermark, which sits on a batch boundary). The fetch
+    /// offset may still be anywhere up to the log end.
+    pub fn read_below<S: Storage>(
+        &self,
+        storage: &S,
+        fetch_offset: i64,
+        max_bytes: usize,
+        end_offset: i64,
+    ) -> Result<Option<Bytes>, StorageError> {
         if fetch_offset < self.log_start_offset || fetch_offset > self.log_end_offset {
             return Ok(None);
         }
@@ -454,7 +592,7 @@ impl PartitionLog {
                 continue;
             };
             let size = e.size as usize;
-            if !parts.is_empty() && total + size > max_bytes {
+            if s.base(e) >= end_offset || (!parts.is_empty() && total + size > max_bytes) {
                 break;
             }
             parts.push(storage.read(&s.file, u64::from(e.position), size)?);
@@ -529,7 +667,8 @@ impl PartitionLog {
             }
             let mut segment = Segment::new(&log.dir, base);
             segment.file = file;
-            let (valid_len, corruption) = scan_segment(storage, &mut segment, len)?;
+            let (valid_len, corruption) =
+                scan_segment(storage, &mut segment, len, &mut log.epochs)?;
             if let Some(reason) = corruption {
                 storage.truncate(&segment.file, valid_len)?;
                 report.truncated_bytes += len - valid_len;
@@ -585,6 +724,7 @@ fn scan_segment<S: Storage>(
     storage: &S,
     segment: &mut Segment,
     len: u64,
+    epochs: &mut LeaderEpochCache,
 ) -> Result<(u64, Option<String>), StorageError> {
     let mut position = 0u64;
     let mut next_offset = segment.base_offset;
@@ -629,6 +769,8 @@ fn scan_segment<S: Storage>(
             size: size as u32,
             last_offset_delta: header.last_offset_delta,
         });
+        // The cache is rebuilt from the batches, as Kafka's LogLoader does without a checkpoint.
+        epochs.assign(header.partition_leader_epoch, header.base_offset);
         position += size as u64;
         segment.size_bytes = position;
         next_offset = header.last_offset() + 1;
@@ -733,7 +875,52 @@ impl<'a, S: Storage> LogView<'a, S> {
     pub fn size_bytes(&self) -> usize {
         self.log.size_bytes()
     }
+
+    /// The leader-epoch cache.
+    pub fn leader_epoch_cache(&self) -> &'a LeaderEpochCache {
+        self.log.leader_epoch_cache()
+    }
 }
+
+/// Why a follower could not append a batch fetched from the leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FollowerAppendError {
+    /// The batch does not start at the log end (Kafka's `UnexpectedAppendOffsetException`).
+    UnexpectedOffset {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// The follower's log end offset.
+        log_end_offset: i64,
+    },
+    /// The batch's framing or CRC is wrong (`CORRUPT_MESSAGE`).
+    Corrupt(String),
+    /// The storage failed (`KAFKA_STORAGE_ERROR`).
+    Storage(StorageError),
+}
+
+impl From<StorageError> for FollowerAppendError {
+    fn from(e: StorageError) -> FollowerAppendError {
+        FollowerAppendError::Storage(e)
+    }
+}
+
+impl fmt::Display for FollowerAppendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FollowerAppendError::UnexpectedOffset {
+                base_offset,
+                log_end_offset,
+            } => write!(
+                f,
+                "fetched batch starts at offset {base_offset}, not at the log end {log_end_offset}"
+            ),
+            FollowerAppendError::Corrupt(why) => write!(f, "CORRUPT_MESSAGE: {why}"),
+            FollowerAppendError::Storage(e) => write!(f, "KAFKA_STORAGE_ERROR: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FollowerAppendError {}
 
 /// Why DeleteRecords was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]

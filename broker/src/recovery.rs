@@ -38,6 +38,11 @@
 //!                                        replay b2, b3 without validation; snapshot at 4
 //! ```
 //!
+//! The same loading step serves a follower whose log was truncated after a diverging epoch
+//! ([`reload_producer_state`], Kafka's `truncateAndReload`): snapshots above the new log end
+//! are deleted, the newest one left is loaded, the rest is replayed. The segment scan also
+//! rebuilds the leader-epoch cache from each batch's `partitionLeaderEpoch`.
+//!
 //! # Differences from Kafka
 //!
 //! * Every recovery (crash or clean restart) scans every segment; Kafka skips the scan after
@@ -244,6 +249,40 @@ fn load_newest_snapshot<S: Storage>(
             .push(RejectedSnapshot { offset, reason });
     }
     Ok(replay_from)
+}
+
+/// Rebuilds a partition's producer state after its log was truncated (Kafka's
+/// `ProducerStateManager.truncateAndReload` followed by the replay of
+/// `UnifiedLog.rebuildProducerState`): snapshots beyond the new log end (or at or below the
+/// log start) are deleted, the newest remaining valid one is loaded and the batches after it
+/// are replayed. Returns the state, the snapshot loaded and the batches replayed.
+pub fn reload_producer_state<S: Storage>(
+    storage: &mut S,
+    partition: i32,
+    log: &PartitionLog,
+    settings: &RecoverySettings,
+) -> Result<(ProducerStateManager, Option<i64>, usize), StorageError> {
+    let dir = partition_dir(partition);
+    let mut producers = ProducerStateManager::new(settings.dedup_window);
+    let mut report = PartitionRecovery {
+        partition,
+        log: LogRecovery::default(),
+        log_start_offset: log.log_start_offset(),
+        log_end_offset: log.log_end_offset(),
+        snapshot_loaded: None,
+        snapshots_rejected: Vec::new(),
+        producers_expired_on_load: 0,
+        replayed_batches: 0,
+        producers_recovered: 0,
+        snapshot_written: None,
+    };
+    let replay_from = load_newest_snapshot(storage, &dir, settings, &mut producers, &mut report)?;
+    let replayed = if settings.idempotence {
+        replay(&mut producers, log, storage, replay_from)
+    } else {
+        0
+    };
+    Ok((producers, report.snapshot_loaded, replayed))
 }
 
 /// Recovers one partition: scan and truncate the log, choose a snapshot, replay the rest

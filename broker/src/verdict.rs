@@ -13,6 +13,7 @@
 //! ([`Broker::set_record_windows`](crate::Broker::set_record_windows)), which `explain` and a
 //! traced simulation turn on. Without it the explanation simply leaves the window out.
 
+use crate::cluster::BrokerId;
 use crate::producer_state::{AcceptRule, BatchMetadata, SequenceRejection, StateSeen, WindowView};
 use crate::storage::StorageError;
 use idempo_protocol::{
@@ -94,6 +95,22 @@ pub enum InvalidBatch {
     /// The log could not write the batch (`KAFKA_STORAGE_ERROR`); nothing was appended and
     /// the producer state is unchanged.
     StorageFailed(StorageError),
+    /// This broker does not lead the replicated partition (`NOT_LEADER_OR_FOLLOWER`): the
+    /// producer refreshes its metadata and retries with the same sequence.
+    NotLeaderOrFollower {
+        /// The leader this broker knows of ([`NO_LEADER`](crate::cluster::NO_LEADER) if none).
+        leader: BrokerId,
+        /// The leader epoch it knows of.
+        leader_epoch: i32,
+    },
+    /// `acks=all` and the ISR is smaller than `min.insync.replicas` (`NOT_ENOUGH_REPLICAS`,
+    /// checked before appending, as Kafka's `appendRecordsToLeader` does).
+    NotEnoughReplicas {
+        /// The ISR.
+        isr: Vec<BrokerId>,
+        /// The effective `min.insync.replicas`.
+        min_insync_replicas: usize,
+    },
 }
 
 impl InvalidBatch {
@@ -108,6 +125,8 @@ impl InvalidBatch {
             InvalidBatch::Compressed(_) => ErrorCode::UnsupportedCompressionType,
             InvalidBatch::StorageFailed(_) => ErrorCode::KafkaStorageError,
             InvalidBatch::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
+            InvalidBatch::NotLeaderOrFollower { .. } => ErrorCode::NotLeaderOrFollower,
+            InvalidBatch::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
             InvalidBatch::Malformed(_)
             | InvalidBatch::NonZeroBaseOffset(_)
             | InvalidBatch::InvalidOffsetRange { .. }
@@ -168,6 +187,20 @@ impl fmt::Display for InvalidBatch {
                  {after_max_ms} ahead of the broker clock {now_ms}"
             ),
             InvalidBatch::StorageFailed(why) => write!(f, "the log could not write it: {why}"),
+            InvalidBatch::NotLeaderOrFollower {
+                leader,
+                leader_epoch,
+            } => write!(
+                f,
+                "this broker does not lead the partition (leader {leader} at epoch {leader_epoch})"
+            ),
+            InvalidBatch::NotEnoughReplicas {
+                isr,
+                min_insync_replicas,
+            } => write!(
+                f,
+                "the ISR {isr:?} is smaller than min.insync.replicas {min_insync_replicas}"
+            ),
         }
     }
 }

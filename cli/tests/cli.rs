@@ -764,3 +764,71 @@ fn a_bad_shard_exits_2_naming_the_flag() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_cluster_run_adds_its_fields_to_json_and_a_one_broker_run_does_not() {
+    let small = ["--records", "60", "--partitions", "2"];
+    let one = sim(&[&["run", "--json"][..], &small].concat());
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert!(!stdout(&one).contains("\"brokers\""), "{}", stdout(&one));
+    let cluster = sim(&[
+        &[
+            "run",
+            "--json",
+            "--brokers",
+            "3",
+            "--replication-factor",
+            "3",
+            "--min-insync-replicas",
+            "2",
+        ][..],
+        &small,
+    ]
+    .concat());
+    let out = stdout(&cluster);
+    assert_eq!(cluster.status.code(), Some(0), "{out}{}", stderr(&cluster));
+    for field in [
+        "\"brokers\":3",
+        "\"replication_factor\":3",
+        "\"acks\":\"all\"",
+        "\"min_insync_replicas\":2",
+        "\"leader_elections\":",
+        "\"unclean_elections\":",
+        "\"truncations\":",
+        "\"isr_shrinks\":",
+        "\"isr_expands\":",
+        "\"not_enough_replicas\":",
+        "\"lost_in_failover\":0",
+    ] {
+        assert!(out.contains(field), "{field} missing: {out}");
+    }
+}
+
+#[test]
+fn a_cluster_trace_shows_elections_with_their_epoch_and_fetches() {
+    let o = sim(&[
+        "run",
+        "--trace",
+        "--records",
+        "100",
+        "--partitions",
+        "2",
+        "--producers",
+        "1",
+        "--brokers",
+        "3",
+        "--replication-factor",
+        "3",
+        "--leader-kills",
+        "1",
+        "--broker-session-timeout-ms",
+        "600",
+        "--replica-lag-time-max-ms",
+        "600",
+    ]);
+    let out = stdout(&o);
+    assert!(out.contains("elected broker"), "{out}");
+    assert!(out.contains("at leader epoch 1"), "{out}");
+    assert!(out.contains("fetched"), "{out}");
+    assert!(out.contains("Metadata #"), "{out}");
+}

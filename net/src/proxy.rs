@@ -189,7 +189,7 @@ impl Default for ProxyConfig {
 
 impl ProxyConfig {
     /// Checks that probabilities lie in 0..=1 and delays are ordered.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ProxyConfigError> {
         let probabilities = [
             (
                 "drop_produce_response",
@@ -202,25 +202,68 @@ impl ProxyConfig {
             ("duplicate_produce", self.duplicate_produce.probability),
             ("cut_probability", self.cut_probability),
         ];
-        for (name, p) in probabilities {
+        for (setting, p) in probabilities {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!("{name} must lie in 0..=1, not {p}"));
+                return Err(ProxyConfigError::Probability { setting, value: p });
             }
         }
         if let Some(delay) = self.delay {
             if delay.min_ms > delay.max_ms {
-                return Err(format!(
-                    "delay {}..{} ms: the minimum exceeds the maximum",
-                    delay.min_ms, delay.max_ms
-                ));
+                return Err(ProxyConfigError::DelayRange {
+                    min_ms: delay.min_ms,
+                    max_ms: delay.max_ms,
+                });
             }
             if delay.probability_ppm > 1_000_000 {
-                return Err("the delay probability must lie in 0..=1".to_string());
+                return Err(ProxyConfigError::DelayProbability(delay.probability_ppm));
             }
         }
         Ok(())
     }
 }
+
+/// A [`ProxyConfig`] the proxy cannot run with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProxyConfigError {
+    /// A probability outside 0..=1.
+    Probability {
+        /// The setting's name.
+        setting: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A delay range whose minimum exceeds its maximum.
+    DelayRange {
+        /// The minimum, ms.
+        min_ms: u64,
+        /// The maximum, ms.
+        max_ms: u64,
+    },
+    /// A delay probability above 1 000 000 parts per million.
+    DelayProbability(u32),
+}
+
+impl fmt::Display for ProxyConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyConfigError::Probability { setting, value } => {
+                write!(f, "{setting} must lie in 0..=1, not {value}")
+            }
+            ProxyConfigError::DelayRange { min_ms, max_ms } => {
+                write!(
+                    f,
+                    "delay {min_ms}..{max_ms} ms: the minimum exceeds the maximum"
+                )
+            }
+            ProxyConfigError::DelayProbability(ppm) => write!(
+                f,
+                "the delay probability must lie in 0..=1, not {ppm} parts per million"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ProxyConfigError {}
 
 /// Live counters of what the proxy did, shared by all connections.
 #[derive(Debug, Default)]

@@ -47,23 +47,23 @@ pub struct ProxyArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Probability that a Produce response is dropped after the broker appended (a lost ack).
-    #[arg(long, visible_alias = "drop-produce-response", default_value_t = 0.1, value_name = "P", value_parser = probability)]
+    #[arg(long, visible_alias = "drop-produce-response", default_value_t = 0.1, value_name = "P", value_parser = idempo_sim::flags::probability)]
     pub ack_loss: f64,
     /// Probability that a Produce request is dropped.
-    #[arg(long, visible_alias = "drop-produce-request", default_value_t = 0.0, value_name = "P", value_parser = probability)]
+    #[arg(long, visible_alias = "drop-produce-request", default_value_t = 0.0, value_name = "P", value_parser = idempo_sim::flags::probability)]
     pub request_loss: f64,
     /// Probability that a Produce request is delivered twice (the second answer is swallowed).
-    #[arg(long, visible_alias = "duplicate-produce", default_value_t = 0.0, value_name = "P", value_parser = probability)]
+    #[arg(long, visible_alias = "duplicate-produce", default_value_t = 0.0, value_name = "P", value_parser = idempo_sim::flags::probability)]
     pub duplicate: f64,
     /// Probability that a frame (either direction) is held back by --delay-ms (default: 1
     /// when --delay-ms is given, else 0).
-    #[arg(long, value_name = "P", value_parser = probability)]
+    #[arg(long, value_name = "P", value_parser = idempo_sim::flags::probability)]
     pub delay: Option<f64>,
     /// Range of a delay, MIN..MAX milliseconds (default 10..100).
-    #[arg(long, value_name = "MIN..MAX", value_parser = delay_range)]
+    #[arg(long, value_name = "MIN..MAX", value_parser = idempo_sim::flags::latency)]
     pub delay_ms: Option<(u64, u64)>,
     /// Probability that a frame (either direction) cuts the connection instead.
-    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = probability)]
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = idempo_sim::flags::probability)]
     pub cut: f64,
     /// Close the connection right after a lost frame, as a broken TCP connection would
     /// (clients need it to notice a lost ack promptly).
@@ -81,39 +81,42 @@ pub struct ProxyArgs {
     pub advertise: Option<Advertised>,
 }
 
-/// Parses a probability between 0 and 1.
-pub fn probability(text: &str) -> Result<f64, String> {
-    let p: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number"))?;
-    if (0.0..=1.0).contains(&p) {
-        Ok(p)
-    } else {
-        Err(format!("{p} is not a probability between 0 and 1"))
+/// Why `--upstream` cannot be used.
+#[derive(Debug)]
+pub enum AddressError {
+    /// The name did not resolve.
+    Unresolvable {
+        /// The value given.
+        text: String,
+        /// The resolver's error.
+        error: std::io::Error,
+    },
+    /// It resolved to no address.
+    NoAddress(String),
+}
+
+impl std::fmt::Display for AddressError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddressError::Unresolvable { text, error } => {
+                write!(f, "`{text}` is not a reachable HOST:PORT: {error}")
+            }
+            AddressError::NoAddress(text) => write!(f, "`{text}` resolves to no address"),
+        }
     }
 }
 
-/// Parses `MIN..MAX` milliseconds (or one number for both), MIN at most MAX.
-pub fn delay_range(text: &str) -> Result<(u64, u64), String> {
-    let (min, max) = text.split_once("..").unwrap_or((text, text));
-    let parse = |v: &str| {
-        v.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("`{v}` is not a number of milliseconds"))
-    };
-    let (min, max) = (parse(min)?, parse(max)?);
-    if min > max {
-        return Err(format!("`{text}`: the minimum is above the maximum"));
-    }
-    Ok((min, max))
-}
+impl std::error::Error for AddressError {}
 
 /// Resolves `HOST:PORT` to its first address.
-fn resolve(text: &str) -> Result<SocketAddr, String> {
+fn resolve(text: &str) -> Result<SocketAddr, AddressError> {
     text.to_socket_addrs()
-        .map_err(|e| format!("`{text}` is not a reachable HOST:PORT: {e}"))?
+        .map_err(|error| AddressError::Unresolvable {
+            text: text.to_string(),
+            error,
+        })?
         .next()
-        .ok_or_else(|| format!("`{text}` resolves to no address"))
+        .ok_or_else(|| AddressError::NoAddress(text.to_string()))
 }
 
 impl ProxyArgs {

@@ -57,21 +57,44 @@ pub struct Advertised {
     pub port: u16,
 }
 
+/// Why a value is not a `HOST:PORT` to advertise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdvertisedError {
+    /// No `:` separates a host from a port.
+    NotHostPort(String),
+    /// The host part is empty.
+    NoHost(String),
+    /// The port part is not a number in 0..=65535.
+    NotAPort(String),
+}
+
+impl fmt::Display for AdvertisedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdvertisedError::NotHostPort(s) => write!(f, "{s:?} is not HOST:PORT"),
+            AdvertisedError::NoHost(s) => write!(f, "{s:?} has no host"),
+            AdvertisedError::NotAPort(port) => write!(f, "{port:?} is not a port number"),
+        }
+    }
+}
+
+impl std::error::Error for AdvertisedError {}
+
 impl FromStr for Advertised {
-    type Err = String;
+    type Err = AdvertisedError;
 
     /// Parses `HOST:PORT` (an IPv6 host in brackets: `[::1]:9092`).
-    fn from_str(s: &str) -> Result<Advertised, String> {
+    fn from_str(s: &str) -> Result<Advertised, AdvertisedError> {
         let (host, port) = s
             .rsplit_once(':')
-            .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+            .ok_or_else(|| AdvertisedError::NotHostPort(s.to_string()))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
-            return Err(format!("{s:?} has no host"));
+            return Err(AdvertisedError::NoHost(s.to_string()));
         }
         let port = port
             .parse()
-            .map_err(|_| format!("{port:?} is not a port number"))?;
+            .map_err(|_| AdvertisedError::NotAPort(port.to_string()))?;
         Ok(Advertised {
             host: host.to_string(),
             port,

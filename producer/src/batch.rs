@@ -57,6 +57,11 @@ pub(crate) struct ProducerBatch {
     /// is kept only so that the answer to its last request can still update the partition's
     /// sequence bookkeeping.
     pub reported: bool,
+    /// Kafka's `currentLeaderEpoch`: the newest leader epoch the batch was drained under
+    /// (cluster routing only).
+    pub current_leader_epoch: Option<i32>,
+    /// Kafka's `attemptsWhenLeaderLastChanged`.
+    pub attempts_when_leader_last_changed: u32,
 }
 
 impl ProducerBatch {
@@ -107,7 +112,25 @@ impl ProducerBatch {
             possibly_persisted: false,
             on_wire: None,
             reported: false,
+            current_leader_epoch: None,
+            attempts_when_leader_last_changed: 0,
         }
+    }
+
+    /// Kafka's `maybeUpdateLeaderEpoch`: remembers a newer leader epoch and the attempt at
+    /// which it was first seen.
+    pub fn maybe_update_leader_epoch(&mut self, leader_epoch: i32) {
+        if self.current_leader_epoch.is_none_or(|e| e < leader_epoch) {
+            self.attempts_when_leader_last_changed = self.attempts;
+            self.current_leader_epoch = Some(leader_epoch);
+        }
+    }
+
+    /// Kafka's `hasLeaderChangedForTheOngoingRetry` (KIP-951): the batch is a retry and the
+    /// leader changed since its last attempt, so the retry goes to the new leader without
+    /// waiting for `retry.backoff.ms`.
+    pub fn has_leader_changed_for_the_ongoing_retry(&self) -> bool {
+        self.attempts >= 1 && self.attempts == self.attempts_when_leader_last_changed
     }
 
     /// Kafka's `hasSequence()`.

@@ -116,6 +116,11 @@ pub struct Improvements {
     pub drain_past_blocked_partition: bool,
     /// See [`ProducerConfig::first_batch_alone`].
     pub first_batch_alone: bool,
+    /// With [`ProducerConfig::cluster_routing`]: a partition's batches are drained to its
+    /// leader only while none of its batches is on the wire to another node. Java drains a
+    /// new batch to the new leader at once, while earlier ones may still be on their way to
+    /// the old one, on another connection that keeps no order with the new one.
+    pub one_leader_at_a_time: bool,
 }
 
 impl Improvements {
@@ -129,6 +134,7 @@ impl Improvements {
             restamp_after_producer_id_reset: on,
             drain_past_blocked_partition: on,
             first_batch_alone: on || first_batch_alone,
+            one_leader_at_a_time: on,
         }
     }
 }
@@ -140,8 +146,9 @@ pub struct ProducerConfig {
     /// `enable.idempotence`: stamp batches with a producer id, epoch and sequence so that the
     /// broker can drop duplicates from retries. Default true, as in Kafka since 3.0.1.
     pub idempotence: bool,
-    /// `max.in.flight.requests.per.connection`: requests awaiting an answer on the one broker
-    /// connection. Default 5. Counts every request, as Kafka's network client does.
+    /// `max.in.flight.requests.per.connection`: requests awaiting an answer on one broker
+    /// connection (the only one, or, with `cluster_routing`, each node's). Default 5. Counts
+    /// every request, as Kafka's network client does.
     pub max_in_flight: usize,
     /// Allow `max_in_flight` above `broker_dedup_window` with idempotence on. Kafka refuses
     /// this; it exists only for experiments that show why. Default false.
@@ -178,6 +185,20 @@ pub struct ProducerConfig {
     /// Kafka's Java client exactly ([`ClientProfile::Java`], the default) or with every idempo
     /// improvement ([`ClientProfile::Idempo`]).
     pub client_profile: ClientProfile,
+    /// Route each partition's batches to its leader in a cluster, from Metadata (see the
+    /// `routing` section of the [`producer`](crate::producer) essay). Default false: the
+    /// one-broker producer, which talks to node 0 only and sends no Metadata.
+    pub cluster_routing: bool,
+    /// `bootstrap.servers`, as node ids: the nodes asked for Metadata before any answer
+    /// names the cluster's brokers. Used only with `cluster_routing`. Default `[0]`.
+    pub bootstrap: Vec<i32>,
+    /// `metadata.max.age.ms`: how old the metadata may grow before it is refreshed even
+    /// though nothing asked for it. Used only with `cluster_routing`. Default 300 000.
+    pub metadata_max_age_ms: u64,
+    /// `reconnect.backoff.ms`: after a request to a node failed (its connection broke or a
+    /// request timed out), how long the node is left alone. Used only with `cluster_routing`.
+    /// Default 50 (Kafka backs off exponentially up to `reconnect.backoff.max.ms`, 1000).
+    pub reconnect_backoff_ms: u64,
 }
 
 impl Default for ProducerConfig {
@@ -194,6 +215,10 @@ impl Default for ProducerConfig {
             acks: -1,
             first_batch_alone: false,
             client_profile: ClientProfile::Java,
+            cluster_routing: false,
+            bootstrap: vec![0],
+            metadata_max_age_ms: 300_000,
+            reconnect_backoff_ms: 50,
         }
     }
 }
@@ -241,6 +266,8 @@ pub enum ConfigError {
         /// The configured `request_timeout_ms`.
         request_timeout_ms: u64,
     },
+    /// `cluster_routing` with no bootstrap node: the first Metadata could go nowhere.
+    EmptyBootstrap,
 }
 
 impl fmt::Display for ConfigError {
@@ -295,6 +322,10 @@ impl fmt::Display for ConfigError {
                 "delivery_timeout_ms {delivery_timeout_ms} below request_timeout_ms \
                  {request_timeout_ms}: a batch would expire before its first request could time out"
             ),
+            ConfigError::EmptyBootstrap => write!(
+                f,
+                "cluster_routing with no bootstrap node: the first Metadata request could go nowhere"
+            ),
         }
     }
 }
@@ -318,6 +349,9 @@ impl ProducerConfig {
                 delivery_timeout_ms: self.delivery_timeout_ms,
                 request_timeout_ms: self.request_timeout_ms,
             });
+        }
+        if self.cluster_routing && self.bootstrap.is_empty() {
+            return Err(ConfigError::EmptyBootstrap);
         }
         if !self.idempotence {
             return Ok(());
@@ -448,6 +482,7 @@ mod tests {
                 restamp_after_producer_id_reset: false,
                 drain_past_blocked_partition: false,
                 first_batch_alone: false,
+                one_leader_at_a_time: false,
             }
         );
         let idempo = ProducerConfig {
@@ -464,6 +499,7 @@ mod tests {
                 restamp_after_producer_id_reset: true,
                 drain_past_blocked_partition: true,
                 first_batch_alone: true,
+                one_leader_at_a_time: true,
             }
         );
         let java_with_guard = ProducerConfig {

@@ -9,6 +9,7 @@
 
 use crate::batch::DeliveryHandle;
 use crate::delivery::{DeliveryError, FailureReason};
+use crate::metadata::LeaderChange;
 use crate::stats::ProducerStats;
 use idempo_protocol::{ErrorCode, ProducerEpoch, ProducerId, Sequence};
 use std::collections::VecDeque;
@@ -29,6 +30,36 @@ pub enum BumpReason {
     /// A batch expired after it was sent, and later acknowledgements did not prove the
     /// sequences consistent.
     UnresolvedSequence,
+}
+
+/// Why the producer asked for fresh metadata (cluster routing only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataRefreshReason {
+    /// A Produce answer for the partition carried an error that means the metadata is stale
+    /// (`NOT_LEADER_OR_FOLLOWER`, `FENCED_LEADER_EPOCH`, ...: Kafka's
+    /// `InvalidMetadataException`s).
+    ProduceError {
+        /// The partition.
+        partition: i32,
+        /// The error.
+        error: ErrorCode,
+    },
+    /// The partition has batches to send and no known leader.
+    UnknownLeader {
+        /// The partition.
+        partition: i32,
+    },
+    /// A Metadata answer named no leader for the partition (`LEADER_NOT_AVAILABLE`).
+    LeaderNotAvailable {
+        /// The partition.
+        partition: i32,
+    },
+    /// A request to the node failed: its connection broke or a request timed out
+    /// (`DefaultMetadataUpdater.handleServerDisconnect`).
+    NodeFailed {
+        /// The node.
+        node: i32,
+    },
 }
 
 /// Something the producer did, in the past tense.
@@ -246,6 +277,38 @@ pub enum ProducerEvent {
     FatalError {
         /// The error.
         error: ErrorCode,
+    },
+    /// The producer asked for fresh metadata; a Metadata request goes out once
+    /// `retry.backoff.ms` has passed since the last one (cluster routing only).
+    MetadataUpdateRequested {
+        /// Why.
+        reason: MetadataRefreshReason,
+    },
+    /// A Metadata request was sent (cluster routing only).
+    MetadataRequested {
+        /// Its correlation id.
+        correlation_id: i32,
+        /// The node it went to (the least loaded one).
+        node: i32,
+    },
+    /// A Metadata answer was applied (cluster routing only).
+    MetadataUpdated {
+        /// The request.
+        correlation_id: i32,
+        /// Partitions whose leader or leader epoch changed, in partition order.
+        leader_changes: Vec<LeaderChange>,
+        /// Partitions left without a leader: their batches wait.
+        partitions_without_leader: usize,
+    },
+    /// A Metadata answer named an older leader epoch than one already seen for the
+    /// partition; the partition kept its leader (KIP-320, `Metadata.updateLatestMetadata`).
+    OlderLeaderEpochIgnored {
+        /// The partition.
+        partition: i32,
+        /// The epoch in the answer.
+        leader_epoch: i32,
+        /// The epoch already known.
+        known_leader_epoch: i32,
     },
 }
 

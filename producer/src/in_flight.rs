@@ -53,6 +53,8 @@ pub(crate) struct SentBatch {
 pub(crate) enum InFlightKind {
     /// InitProducerId.
     InitProducerId,
+    /// Metadata (only with cluster routing).
+    Metadata,
     /// Produce, with the batches it carried in request order.
     Produce(Vec<SentBatch>),
 }
@@ -64,6 +66,8 @@ pub(crate) struct InFlightRequest {
     pub correlation_id: i32,
     /// When it was put on the wire.
     pub sent_ms: u64,
+    /// The node it went to (always 0 without cluster routing): each node is one connection.
+    pub node: i32,
     /// What it carried.
     pub kind: InFlightKind,
 }
@@ -121,6 +125,34 @@ impl InFlightRequests {
             producer_epoch: s.producer_epoch,
             base_sequence: s.base_sequence,
         })
+    }
+
+    /// Requests in the table that went to `node` (Kafka's `InFlightRequests.count(node)`).
+    pub fn count_for_node(&self, node: i32) -> usize {
+        self.requests.iter().filter(|r| r.node == node).count()
+    }
+
+    /// The node request `correlation_id` went to, while it awaits its answer.
+    pub fn node_of(&self, correlation_id: i32) -> Option<i32> {
+        self.requests
+            .iter()
+            .find(|r| r.correlation_id == correlation_id)
+            .map(|r| r.node)
+    }
+
+    /// Takes every request to `node` out of the table, oldest first (its connection closed).
+    pub fn drain_node(&mut self, node: i32) -> Vec<InFlightRequest> {
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.requests.len());
+        for request in self.requests.drain(..) {
+            if request.node == node {
+                taken.push(request);
+            } else {
+                kept.push_back(request);
+            }
+        }
+        self.requests = kept;
+        taken
     }
 
     /// Requests in the table.

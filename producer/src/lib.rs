@@ -58,15 +58,25 @@
 //!   persisted).
 //! - [`event`]: `ProducerEvent`, the past-tense trace.
 //! - [`stats`]: `ProducerStats` counters.
-//! - [`producer`]: `Producer`, the state machine (`Sender` and the idempotence rules).
+//! - [`metadata`]: the cluster view for routing (Kafka's `Metadata`): leaders, leader
+//!   epochs, when to refresh; `PartitionLeader`, `LeaderChange`.
+//! - [`producer`]: `Producer`, the state machine (`Sender` and the idempotence rules), and
+//!   its `routing` half (`Outgoing`, `leastLoadedNode`, the drain by node).
 //!
 //! ## Differences from Kafka's Java client
 //!
-//! - **One broker, one connection, one topic.** Partitions are numbers; there is no metadata,
-//!   leader movement, `linger.ms`, `batch.size` or `max.request.size`. One `send()` is one
+//! - **One topic; one broker unless asked.** Partitions are numbers. By default the producer
+//!   talks to one broker over one connection and sends no Metadata, as before clusters
+//!   existed here. With [`ProducerConfig::cluster_routing`] it routes each partition to its
+//!   leader from Metadata, one connection per node, as Java does (the `producer` essay's
+//!   routing section); connections are the caller's, so connection setup, `connections.max.
+//!   idle.ms` and the random start of `leastLoadedNode` are left out, and Produce answers
+//!   carry no `CurrentLeader` hint (KIP-951's other half): the new leader comes from Metadata.
+//! - There is no `linger.ms`, `batch.size` or `max.request.size`. One `send()` is one
 //!   batch, so batch splitting after `MESSAGE_TOO_LARGE` does not exist (that error fails the
-//!   batch). A Produce request takes one ready batch from every partition.
-//! - **Fixed retry backoff.** Kafka 3.7+ backs off exponentially up to `retry.backoff.max.ms`.
+//!   batch). A Produce request takes one ready batch from every partition (of its node).
+//! - **Fixed retry backoff.** Kafka 3.7+ backs off exponentially up to `retry.backoff.max.ms`
+//!   (and between Metadata refreshes, and `reconnect.backoff.ms` up to its max).
 //! - **Definite versus possibly persisted** is tracked per batch, as librdkafka's
 //!   `NOT_PERSISTED` / `POSSIBLY_PERSISTED`; Java reports only the exception.
 //! - **acks = 0** completes batches as soon as they are drained, with offset -1.
@@ -110,6 +120,10 @@
 //!                       goes out before the first is acknowledged  until the broker has
 //!                                                                  acknowledged one under the
 //!                                                                  producer id
+//! one leader at a time  a new batch goes to the new leader at      it waits until none of its
+//! (cluster routing)     once (drainBatchesForOneNode), while an    partition's batches is on
+//!                       older one may still be on the wire to the  the wire to another node
+//!                       old leader on another connection
 //! ```
 //!
 //! `first_batch_alone` can also be turned on alone under the java profile
@@ -138,6 +152,7 @@
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod metadata;
 pub mod producer;
 pub mod stats;
 
@@ -152,7 +167,8 @@ pub use config::{
     UnknownClientProfile,
 };
 pub use delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
-pub use event::{BumpReason, EVENTS_MAX, ProducerEvent};
+pub use event::{BumpReason, EVENTS_MAX, MetadataRefreshReason, ProducerEvent};
 pub use in_flight::InFlightBatch;
-pub use producer::Producer;
-pub use stats::ProducerStats;
+pub use metadata::{LeaderChange, PartitionLeader};
+pub use producer::{Outgoing, Producer};
+pub use stats::{ProducerStats, RoutingStats};

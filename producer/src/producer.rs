@@ -6,9 +6,11 @@
 //! The caller owns the network and the clock. It hands batches to [`Producer::send`], then
 //! repeatedly:
 //!
-//! 1. asks [`Producer::poll_request`] for the next request to write, until it says `None`;
+//! 1. asks [`Producer::poll_request`] for the next request to write, until it says `None`
+//!    (with cluster routing, [`Producer::poll_outgoing`], which also names the node);
 //! 2. delivers each response with [`Producer::on_response`], or reports a dead connection
-//!    with [`Producer::on_request_failed`];
+//!    with [`Producer::on_request_failed`] (or, for every request to one node,
+//!    [`Producer::on_node_disconnected`]);
 //! 3. calls [`Producer::on_timeout`] when [`Producer::next_wakeup_ms`] comes;
 //! 4. collects outcomes with [`Producer::poll_delivery`] (and, for tracing,
 //!    [`Producer::poll_event`]).
@@ -134,6 +136,61 @@
 //! that a late acknowledgement can still move `last_acked_sequence`; under the idempo profile
 //! it also stays in the partition's in-flight set until then (Java drops it at expiry). Once an unresolved partition has nothing in flight, it is resolved without a
 //! bump if `last_acked_sequence + 1 == next_sequence`, and bumped otherwise.
+//!
+//! # Routing in a cluster (`cluster_routing`)
+//!
+//! With [`ProducerConfig::cluster_routing`] off (the default) everything above happens on one
+//! connection to node 0, and no Metadata is ever sent. With it on the producer is Kafka's
+//! `Sender` over a `NetworkClient` with one connection per broker, and the caller asks
+//! [`Producer::poll_outgoing`], which names the node of each request. Each poll, after the
+//! timeouts, sequence resolution and epoch bump above (the java/idempo difference of the
+//! drain applies per node):
+//!
+//! ```text
+//! step  what goes out                    where                      Kafka
+//! 1     Metadata, when a refresh is due  the least loaded node      NetworkClient.isReady: an
+//!       (see crate::metadata); nothing   (fewest requests in        update due makes every node
+//!       else while it is due             flight, not backing off)   unready; leastLoadedNode
+//! 2     InitProducerId, without an id    the least loaded node      Sender.sendProducerData via
+//!                                                                   the transaction manager
+//! 3     Produce: at most one batch of    each partition's leader,   RecordAccumulator.ready,
+//!       every partition the node leads   a node at a time, only if  drainBatchesForOneNode,
+//!                                        its connection has fewer   Sender.sendProduceRequests
+//!                                        than max_in_flight         (one request per node)
+//! ```
+//!
+//! A partition with batches and no known leader asks for a refresh and its batches wait
+//! (`unknownLeaderTopics`); so does a partition that Metadata answers `LEADER_NOT_AVAILABLE`
+//! for (offline), until an answer names a leader. Answers:
+//!
+//! ```text
+//! answer or event                         batch                      metadata
+//! NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_   retried with the same      refresh requested
+//!   EPOCH, LEADER_NOT_AVAILABLE, KAFKA_    producer id, epoch and      (InvalidMetadataException)
+//!   STORAGE_ERROR, NETWORK_EXCEPTION       sequence, in order (rule 4)
+//! UNKNOWN_LEADER_EPOCH                    retried                    not refreshed: the broker
+//!                                                                    is behind, not the client
+//! NOT_ENOUGH_REPLICAS                     retried (nothing appended) -
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND        retried, possibly          -
+//!                                         persisted: the retry is
+//!                                         answered as a duplicate
+//! request failed or timed out             retried (the timeout also  refresh requested; the node
+//!                                         fails that node's other    is left alone for
+//!                                         requests, not the others') reconnect_backoff_ms
+//! ```
+//!
+//! A retry normally waits `retry_backoff_ms`. When a Metadata answer names a newer leader
+//! epoch for its partition since the batch's last attempt, it goes to the new leader at once
+//! (KIP-951, `ProducerBatch.hasLeaderChangedForTheOngoingRetry`). A Metadata answer with an
+//! older leader epoch than one seen before leaves that partition as it was (KIP-320).
+//!
+//! In-order retries across a leader change come from the rules above, not from the network:
+//! only the partition's lowest in-flight sequence is re-sent (rule 4), and it is re-sent
+//! unchanged, so the new leader either holds it (replicated before the failover: answered as
+//! a duplicate) or does not (appended now, in sequence). Under the java profile, a *new*
+//! batch is drained to the new leader at once even while an older one is still on the wire
+//! to the old leader, on another connection; under the idempo profile
+//! (`one_leader_at_a_time`) it waits until nothing of its partition is on the wire elsewhere.
 
 use crate::accumulator::Partition;
 use crate::batch::{DeliveryHandle, ProducerBatch};
@@ -141,14 +198,20 @@ use crate::config::{ConfigError, Improvements, ProducerConfig};
 use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 use crate::event::{BumpReason, EventLog, ProducerEvent};
 use crate::in_flight::{InFlightKind, InFlightRequest, InFlightRequests, SentBatch};
+use crate::metadata::Metadata;
 use crate::sequencer::PartitionEntry;
-use crate::stats::ProducerStats;
+use crate::stats::{ProducerStats, RoutingStats};
 use idempo_protocol::{
     ErrorCode, InitProducerIdRequest, InitProducerIdResponse, PartitionProduceData, ProduceRequest,
     ProduceResponse, ProducerEpoch, ProducerId, Record, Request, RequestFrame, Response,
     ResponseFrame, Sequence,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+mod routing;
+
+pub use routing::Outgoing;
+use routing::Routing;
 
 /// What one attempt of one batch came to.
 #[derive(Clone, Copy, Debug)]
@@ -281,6 +344,12 @@ pub struct Producer {
     stats: ProducerStats,
     /// Latest time seen, so `next_wakeup_ms` can skip backoffs already over.
     now_ms: u64,
+    /// The cluster view (used only with `cluster_routing`).
+    metadata: Metadata,
+    /// Per-node state of cluster routing (unused without it).
+    routing: Routing,
+    /// Counters of cluster routing.
+    routing_stats: RoutingStats,
 }
 
 impl Producer {
@@ -288,6 +357,11 @@ impl Producer {
     pub fn new(config: ProducerConfig) -> Result<Producer, ConfigError> {
         config.validate()?;
         let improvements = config.improvements();
+        let metadata = Metadata::new(
+            config.bootstrap.clone(),
+            config.retry_backoff_ms,
+            config.metadata_max_age_ms,
+        );
         Ok(Producer {
             config,
             producer_id: ProducerId::NONE,
@@ -309,6 +383,9 @@ impl Producer {
             events: EventLog::new(),
             stats: ProducerStats::default(),
             now_ms: 0,
+            metadata,
+            routing: Routing::default(),
+            routing_stats: RoutingStats::default(),
         })
     }
 
@@ -364,10 +441,96 @@ impl Producer {
     /// request with at most one batch per partition (batches of several partitions share it,
     /// as Kafka's drain does). Also runs what is due: timeouts, sequence resolution and
     /// epoch bumps.
+    ///
+    /// With [`ProducerConfig::cluster_routing`] this is [`Producer::poll_outgoing`] without
+    /// the node, which a caller with several brokers needs.
     pub fn poll_request(&mut self, now_ms: u64) -> Option<RequestFrame> {
+        if self.config.cluster_routing {
+            return self.poll_routed(now_ms).map(|o| o.frame);
+        }
+        if !self.run_due(now_ms) {
+            return None;
+        }
+        if self.config.idempotence && !self.producer_id.is_some() {
+            if self.in_flight.len() >= self.config.max_in_flight {
+                return None;
+            }
+            return self.maybe_init_producer_id(now_ms, 0);
+        }
+        if self.in_flight.len() >= self.config.max_in_flight {
+            return None;
+        }
+        self.drain(now_ms)
+    }
+
+    /// The next request to put on the wire and the node to send it to. Without
+    /// [`ProducerConfig::cluster_routing`] every request goes to node 0 and this is
+    /// [`Producer::poll_request`]. With it: Metadata first when a refresh is due (to the least
+    /// loaded node), then InitProducerId (to the least loaded node), then one Produce request
+    /// per node holding at most one batch of every partition that node leads (see the
+    /// `routing` section of the module essay).
+    ///
+    /// # Examples
+    ///
+    /// Partition 4's batch goes to its leader, broker 2, once Metadata has said so:
+    ///
+    /// ```
+    /// use idempo_producer::{Outgoing, Producer, ProducerConfig};
+    /// use idempo_protocol::{
+    ///     ErrorCode, InitProducerIdResponse, MetadataResponse, PartitionMetadata, ProducerEpoch,
+    ///     ProducerId, Record, Request, Response, ResponseFrame,
+    /// };
+    ///
+    /// let config = ProducerConfig { cluster_routing: true, ..ProducerConfig::default() };
+    /// let mut producer = Producer::new(config).unwrap();
+    /// producer.send(4, vec![Record::with_value(0, "a")], 0);
+    ///
+    /// // Metadata first, to the bootstrap node.
+    /// let Outgoing { node, frame } = producer.poll_outgoing(0).unwrap();
+    /// assert!(matches!(frame.request, Request::Metadata(_)));
+    /// assert_eq!(node, 0);
+    /// let leader = PartitionMetadata {
+    ///     error_code: ErrorCode::None,
+    ///     partition: 4,
+    ///     leader_id: 2,
+    ///     leader_epoch: 0,
+    ///     replica_nodes: vec![2, 0, 1],
+    ///     isr_nodes: vec![2, 0, 1],
+    /// };
+    /// let metadata = MetadataResponse { brokers: vec![0, 1, 2], controller_id: 0, partitions: vec![leader] };
+    /// let answer = ResponseFrame { correlation_id: frame.correlation_id, response: Response::Metadata(metadata) };
+    /// producer.on_response(answer, 1);
+    ///
+    /// // Then a producer id, from the least loaded node.
+    /// let init = producer.poll_outgoing(1).unwrap();
+    /// let id = InitProducerIdResponse {
+    ///     error_code: ErrorCode::None,
+    ///     producer_id: ProducerId(42),
+    ///     producer_epoch: ProducerEpoch(0),
+    /// };
+    /// let answer = ResponseFrame { correlation_id: init.frame.correlation_id, response: Response::InitProducerId(id) };
+    /// producer.on_response(answer, 2);
+    ///
+    /// // Then the batch, to partition 4's leader.
+    /// let produce = producer.poll_outgoing(2).unwrap();
+    /// assert!(matches!(produce.frame.request, Request::Produce(_)));
+    /// assert_eq!(produce.node, 2);
+    /// ```
+    pub fn poll_outgoing(&mut self, now_ms: u64) -> Option<Outgoing> {
+        if self.config.cluster_routing {
+            return self.poll_routed(now_ms);
+        }
+        self.poll_request(now_ms)
+            .map(|frame| Outgoing { node: 0, frame })
+    }
+
+    /// What `Sender.runOnce` does before it sends anything: timeouts, then (idempotent)
+    /// the authorization error, `maybeResolveSequences` and the epoch bump. False once the
+    /// producer has failed fatally.
+    fn run_due(&mut self, now_ms: u64) -> bool {
         self.on_timeout(now_ms);
         if self.fatal_error.is_some() {
-            return None;
+            return false;
         }
         if self.config.idempotence {
             if let Some(code) = self.authorization_error.take() {
@@ -377,14 +540,8 @@ impl Producer {
                 self.maybe_resolve_sequences();
                 self.maybe_bump_epoch();
             }
-            if !self.producer_id.is_some() {
-                return self.maybe_init_producer_id(now_ms);
-            }
         }
-        if self.in_flight.len() >= self.config.max_in_flight {
-            return None;
-        }
-        self.drain(now_ms)
+        true
     }
 
     /// Handles the answer to a request. A correlation id that is not awaited (the request
@@ -403,6 +560,9 @@ impl Producer {
             }
             (InFlightKind::Produce(sent), Response::Produce(response)) => {
                 self.handle_produce_response(correlation_id, &sent, &response, now_ms)
+            }
+            (InFlightKind::Metadata, Response::Metadata(response)) => {
+                self.handle_metadata_response(correlation_id, &response, now_ms)
             }
             (kind, _) => {
                 self.event(ProducerEvent::MalformedResponse {
@@ -436,6 +596,9 @@ impl Producer {
             FailureReason::ConnectionFailure,
             now_ms,
         );
+        if self.config.cluster_routing {
+            self.on_node_failed(request.node, now_ms);
+        }
     }
 
     /// Expires batches past `delivery_timeout_ms`, then requests past `request_timeout_ms`
@@ -478,6 +641,9 @@ impl Producer {
             {
                 consider(batch.retry_not_before_ms);
             }
+        }
+        if self.config.cluster_routing {
+            self.routed_wakeups(&mut consider);
         }
         wakeup
     }
@@ -532,6 +698,11 @@ impl Producer {
     /// Counters since creation.
     pub fn stats(&self) -> ProducerStats {
         self.stats
+    }
+
+    /// Cluster routing counters since creation (all zero without `cluster_routing`).
+    pub fn routing_stats(&self) -> RoutingStats {
+        self.routing_stats
     }
 
     // ----- bookkeeping -------------------------------------------------------------------
@@ -620,17 +791,17 @@ impl Producer {
 
     // ----- producer id and epoch ---------------------------------------------------------
 
-    fn maybe_init_producer_id(&mut self, now_ms: u64) -> Option<RequestFrame> {
-        if self.in_flight.has_init_producer_id()
-            || now_ms < self.init_retry_not_before_ms
-            || self.in_flight.len() >= self.config.max_in_flight
-        {
+    /// InitProducerId to `node`, unless one is in flight or backing off. The caller checked
+    /// that `node`'s connection has room.
+    fn maybe_init_producer_id(&mut self, now_ms: u64, node: i32) -> Option<RequestFrame> {
+        if self.in_flight.has_init_producer_id() || now_ms < self.init_retry_not_before_ms {
             return None;
         }
         let correlation_id = self.next_correlation_id();
         self.in_flight.push(InFlightRequest {
             correlation_id,
             sent_ms: now_ms,
+            node,
             kind: InFlightKind::InitProducerId,
         });
         self.stats.requests_sent += 1;
@@ -870,7 +1041,7 @@ impl Producer {
         if data.is_empty() {
             return None;
         }
-        Some(self.send_produce(correlation_id, data, sent, now_ms))
+        Some(self.send_produce(0, correlation_id, data, sent, now_ms))
     }
 
     /// The lowest known partition at or after `partition`, wrapping to the lowest of all.
@@ -898,6 +1069,9 @@ impl Producer {
             return DrainStep::Skip;
         };
         assert!(batch.on_wire.is_none(), "a batch is in at most one request");
+        if now_ms < batch.retry_not_before_ms {
+            self.routing_stats.backoffs_skipped_for_new_leader += 1;
+        }
         batch.attempts += 1;
         batch.on_wire = Some(correlation_id);
         let data = PartitionProduceData {
@@ -935,12 +1109,19 @@ impl Producer {
         let Some(&handle) = part.queue.front() else {
             return Err(DrainStep::Skip);
         };
-        let Some(batch) = self.batches.get(&handle) else {
+        let Some(batch) = self.batches.get_mut(&handle) else {
             part.queue.pop_front();
             return Err(DrainStep::Skip);
         };
-        // A new batch has retry_not_before_ms 0: only a retry waits.
-        if now_ms < batch.retry_not_before_ms {
+        if self.config.cluster_routing
+            && let Some(leader) = self.metadata.partition(partition)
+            && leader.leader_epoch >= 0
+        {
+            batch.maybe_update_leader_epoch(leader.leader_epoch);
+        }
+        // A new batch has retry_not_before_ms 0: only a retry waits, unless its partition's
+        // leader changed since its last attempt (KIP-951, never without cluster routing).
+        if now_ms < batch.retry_not_before_ms && !batch.has_leader_changed_for_the_ongoing_retry() {
             return Err(DrainStep::Skip);
         }
         let blocked = self.config.idempotence
@@ -1009,6 +1190,7 @@ impl Producer {
     /// completes its batches at once).
     fn send_produce(
         &mut self,
+        node: i32,
         correlation_id: i32,
         data: Vec<PartitionProduceData>,
         sent: Vec<SentBatch>,
@@ -1039,6 +1221,7 @@ impl Producer {
             self.in_flight.push(InFlightRequest {
                 correlation_id,
                 sent_ms: now_ms,
+                node,
                 kind: InFlightKind::Produce(sent),
             });
         }
@@ -1069,10 +1252,15 @@ impl Producer {
                         base_offset: -1,
                         duplicate: true,
                     },
-                    code => Answer::Failed {
-                        reason: FailureReason::Broker(code),
-                        log_start_offset: Some(p.log_start_offset),
-                    },
+                    code => {
+                        if self.config.cluster_routing {
+                            self.note_produce_error(s.partition, code);
+                        }
+                        Answer::Failed {
+                            reason: FailureReason::Broker(code),
+                            log_start_offset: Some(p.log_start_offset),
+                        }
+                    }
                 },
                 None => {
                     self.event(ProducerEvent::MalformedResponse {
@@ -1114,6 +1302,8 @@ impl Producer {
                     self.complete_attempt(correlation_id, s, answer, now_ms);
                 }
             }
+            // DefaultMetadataUpdater.handleFailedRequest: the next attempt backs off.
+            InFlightKind::Metadata => self.metadata.failed_update(now_ms),
         }
     }
 
@@ -1555,9 +1745,11 @@ impl Producer {
         let Some(cutoff_ms) = now_ms.checked_sub(self.config.request_timeout_ms) else {
             return;
         };
-        let mut timed_out = false;
+        let mut timed_out_nodes: Vec<i32> = Vec::new();
         while let Some(request) = self.in_flight.pop_sent_before(cutoff_ms) {
-            timed_out = true;
+            if !timed_out_nodes.contains(&request.node) {
+                timed_out_nodes.push(request.node);
+            }
             let correlation_id = request.correlation_id;
             self.stats.request_timeouts += 1;
             self.event(ProducerEvent::RequestTimedOut { correlation_id });
@@ -1568,14 +1760,18 @@ impl Producer {
                 now_ms,
             );
         }
-        if !timed_out {
-            return;
-        }
         // Kafka's NetworkClient closes the connection of a timed-out request, which fails
         // every other request in flight on it: answers on one connection come in order, so
-        // the later ones cannot arrive either.
-        let rest: Vec<InFlightRequest> = self.in_flight.drain_all().collect();
-        for request in rest {
+        // the later ones cannot arrive either. Without cluster routing that is every request.
+        for node in timed_out_nodes {
+            self.close_connection(node, now_ms);
+        }
+    }
+
+    /// The connection to `node` closed: every request still awaiting an answer on it fails,
+    /// oldest first, its outcome unknown (Kafka's `cancelInFlightRequests`).
+    fn close_connection(&mut self, node: i32, now_ms: u64) {
+        for request in self.in_flight.drain_node(node) {
             let correlation_id = request.correlation_id;
             self.stats.connection_failures += 1;
             self.event(ProducerEvent::RequestFailed { correlation_id });
@@ -1585,6 +1781,9 @@ impl Producer {
                 FailureReason::ConnectionFailure,
                 now_ms,
             );
+        }
+        if self.config.cluster_routing {
+            self.on_node_failed(node, now_ms);
         }
     }
 }

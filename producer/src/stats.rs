@@ -52,3 +52,25 @@ pub struct ProducerStats {
     /// Events dropped because the buffer was full.
     pub events_dropped: u64,
 }
+
+/// Counters of cluster routing since the producer was created (all zero without
+/// [`ProducerConfig::cluster_routing`](crate::ProducerConfig::cluster_routing)). All only
+/// ever increase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoutingStats {
+    /// Metadata requests put on the wire.
+    pub metadata_requests_sent: u64,
+    /// Metadata answers applied.
+    pub metadata_updates: u64,
+    /// Times the producer asked for fresh metadata (while none was asked for already).
+    pub metadata_updates_requested: u64,
+    /// Partition leadership changes learnt from Metadata answers.
+    pub leader_changes: u64,
+    /// `NOT_LEADER_OR_FOLLOWER` answers received.
+    pub not_leader_responses: u64,
+    /// `NOT_ENOUGH_REPLICAS` and `NOT_ENOUGH_REPLICAS_AFTER_APPEND` answers received.
+    pub not_enough_replicas_responses: u64,
+    /// Retries sent before their `retry.backoff.ms` because the partition's leader changed
+    /// (KIP-951).
+    pub backoffs_skipped_for_new_leader: u64,
+}

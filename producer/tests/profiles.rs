@@ -410,3 +410,50 @@ fn idempo_sends_a_partitions_first_batch_alone_until_one_is_acknowledged() {
     let (_, sent) = poll_produce(&mut p, 1).unwrap();
     assert_eq!(sent[0].base_sequence, Sequence(1));
 }
+
+/// Partition 0's first batch acknowledged by node 1, then batch A on the wire to node 1 when
+/// the metadata (refreshed at its max age, 1 000 ms) says node 2 leads now, and batch B sent.
+/// Returns the producer and A's request.
+fn leader_moves_with_a_batch_on_the_wire(profile: ProducerConfig) -> (Producer, i32) {
+    let config = routed_with(ProducerConfig {
+        metadata_max_age_ms: 1_000,
+        ..profile
+    });
+    let mut p = ready_routed(config, &[(0, 1, 0)]);
+    p.send(0, records(1), 0);
+    let (_, c, _) = poll_routed(&mut p, 0).unwrap();
+    p.on_response(answer(c, &[(0, ErrorCode::None, 0)]), 10);
+    p.send(0, records(1), 500);
+    let (node, a, _) = poll_routed(&mut p, 500).unwrap();
+    assert_eq!(node, 1);
+    let (m, _) = poll_metadata(&mut p, 1_000);
+    p.on_response(metadata(m, &[(0, 2, 1)]), 1_000);
+    p.send(0, records(1), 1_000);
+    (p, a)
+}
+
+#[test]
+fn java_drains_a_new_batch_to_the_new_leader_while_an_older_one_is_on_the_wire() {
+    let (mut p, _) = leader_moves_with_a_batch_on_the_wire(java());
+    let (node, _, sent) = poll_routed(&mut p, 1_000).expect("B goes at once");
+    assert_eq!(node, 2, "to the new leader, on another connection than A");
+    assert_eq!(sent[0].base_sequence, Sequence(2), "after A's sequence 1");
+}
+
+#[test]
+fn idempo_drains_to_the_new_leader_once_nothing_is_on_the_wire_to_the_old_one() {
+    let (mut p, a) = leader_moves_with_a_batch_on_the_wire(idempo());
+    assert!(
+        p.poll_outgoing(1_000).is_none(),
+        "B waits while A is on the wire to node 1"
+    );
+    p.on_response(answer(a, &[(0, ErrorCode::NotLeaderOrFollower, -1)]), 1_010);
+    let (node, _, first) = poll_routed(&mut p, 1_010).unwrap();
+    assert_eq!(
+        (node, first[0].base_sequence),
+        (2, Sequence(1)),
+        "A's retry first, to the new leader"
+    );
+    let (node, _, second) = poll_routed(&mut p, 1_010).unwrap();
+    assert_eq!((node, second[0].base_sequence), (2, Sequence(2)), "then B");
+}

@@ -1,5 +1,5 @@
 //! The discrete-event simulation: producers, a network that loses, duplicates, corrupts and
-//! delays, one broker that may crash.
+//! delays, one broker that may crash, or (`--brokers N`) a replicated cluster.
 //!
 //! Time is virtual (milliseconds). The event queue is ordered by (time, insertion number), so
 //! simultaneous events run in the order they were scheduled and a run is a pure function of
@@ -21,11 +21,20 @@
 //!    checker reports those duplicates under their own name.
 //! 5. **Timeouts**: each producer is woken at [`Producer::next_wakeup_ms`].
 //!
+//! 6. **A cluster** (`--brokers 2` or more): each producer routes by leader over one
+//!    connection per broker ([`Producer::poll_outgoing`]), and the `cluster` submodule
+//!    moves fetches between followers and leaders, `LeaderAndIsr` and `AlterPartition`
+//!    between brokers and the controller, and applies leader kills, isolations and
+//!    correlated crashes (its essay has the table). With one broker none of it exists and
+//!    the loop is the one-broker loop, byte for byte.
+//!
 //! What happens is recorded as typed [`SimEvent`]s, and only when a [`Trace`] is given: a
 //! run without one builds no event and formats no text.
 //!
 //! When every batch has a delivery report (or the virtual time limit is reached), the
 //! [`checker`](mod@crate::checker) reads the logs back.
+
+mod cluster;
 
 use crate::checker::{
     self, BatchLedger, CheckReport, DedupWindows, Delivery, KnownFaults, Workload,
@@ -179,6 +188,8 @@ pub enum SimError {
     Broker(idempo_broker::ConfigError),
     /// The producer refused the settings derived from the run's.
     Producer(idempo_producer::ConfigError),
+    /// The controller refused the cluster's settings.
+    Controller(idempo_broker::ControllerConfigError),
 }
 
 impl fmt::Display for SimError {
@@ -187,6 +198,7 @@ impl fmt::Display for SimError {
             SimError::Config(e) => write!(f, "{e}"),
             SimError::Broker(e) => write!(f, "broker settings: {e}"),
             SimError::Producer(e) => write!(f, "{e}"),
+            SimError::Controller(e) => write!(f, "cluster settings: {e}"),
         }
     }
 }
@@ -229,6 +241,8 @@ enum Event {
         session: u32,
         node: u32,
     },
+    /// An event of the cluster half of the loop (replicated runs only).
+    Cluster(cluster::ClusterEvent),
 }
 
 /// A queue entry: when, in which order, and where the event waits in the slab. Keeping the
@@ -303,6 +317,13 @@ impl Queue {
     /// An empty batch list (a reused one when there is one).
     fn list(&mut self) -> Vec<u64> {
         self.free_lists.pop().unwrap_or_default()
+    }
+
+    /// Drops every scheduled event: the run is over.
+    fn clear(&mut self) {
+        self.heap.clear();
+        self.slab.clear();
+        self.free_slots.clear();
     }
 
     /// Gives a batch list back for reuse.
@@ -385,6 +406,8 @@ struct Outgoing {
     batches: Vec<u64>,
     /// The same batches as the trace shows them (empty without a trace).
     refs: Vec<BatchRef>,
+    /// A Metadata request.
+    metadata: bool,
 }
 
 /// Where an answer goes: a producer's connection to one broker.
@@ -409,6 +432,8 @@ struct Slot {
     /// Batches handed to the current process and not yet reported.
     outstanding: u64,
     init_attempts: u32,
+    /// Metadata requests sent (the attempt number of their fault key).
+    metadata_requests: u32,
     wakeup_at_ms: Option<u64>,
     /// One connection per broker, as Kafka's `NetworkClient` keeps (one with one broker).
     links: Vec<Link>,
@@ -461,6 +486,9 @@ impl Latencies {
     }
 }
 
+/// The batch number of a Metadata request's fault key (it carries no batch).
+const METADATA: u64 = INIT_PRODUCER_ID - 2;
+
 /// Most batches the application keeps handed to a producer but not yet reported.
 fn outstanding_max(config: &SimConfig) -> u64 {
     (2 * config.max_in_flight as u64 * u64::from(config.partitions)).clamp(4, 1024)
@@ -479,13 +507,19 @@ pub fn producer_config(config: &SimConfig) -> ProducerConfig {
         retry_backoff_ms: config.retry_backoff_ms,
         first_batch_alone: config.first_batch_alone,
         client_profile: config.client_profile,
+        acks: config.acks.kafka_value(),
+        cluster_routing: config.is_cluster(),
+        bootstrap: (0..config.brokers as i32).collect(),
         ..ProducerConfig::default()
     }
 }
 
-/// The broker settings a run's config asks for.
-fn broker_config(config: &SimConfig) -> BrokerConfig {
+/// The settings of broker `broker_id` of a run.
+fn broker_config(config: &SimConfig, broker_id: i32) -> BrokerConfig {
     BrokerConfig {
+        broker_id,
+        min_insync_replicas: config.min_insync_replicas as usize,
+        replica_lag_time_max_ms: config.replica_lag_time_max_ms as i64,
         idempotence: config.idempotence,
         dedup_window: config.dedup_window,
         producer_id_expiration_ms: config.producer_id_expiration_ms,
@@ -526,6 +560,8 @@ pub struct Simulation {
     latencies: Latencies,
     /// Batches put on the network (first tries and retries).
     batch_sends: u64,
+    /// The controller, fetchers and cluster faults of a replicated run.
+    cluster: Option<Box<cluster::Cluster>>,
 }
 
 impl Simulation {
@@ -543,8 +579,9 @@ impl Simulation {
     ) -> Result<Simulation, SimError> {
         config.validate().map_err(SimError::Config)?;
         let mut nodes = Vec::new();
-        for _ in 0..config.brokers {
-            let mut broker = Broker::new(broker_config(&config)).map_err(SimError::Broker)?;
+        for b in 0..config.brokers {
+            let mut broker =
+                Broker::new(broker_config(&config, b as i32)).map_err(SimError::Broker)?;
             broker.set_record_windows(trace.is_some());
             nodes.push(Node { broker });
         }
@@ -561,11 +598,18 @@ impl Simulation {
                 next_new: 0,
                 outstanding: 0,
                 init_attempts: 0,
+                metadata_requests: 0,
                 wakeup_at_ms: None,
                 links: (0..config.brokers).map(|_| Link::default()).collect(),
                 ledger: vec![BatchLedger::default(); config.batches_per_producer() as usize],
             });
         }
+        let cluster = match config.is_cluster() {
+            true => Some(Box::new(
+                cluster::Cluster::new(&config).map_err(SimError::Controller)?,
+            )),
+            false => None,
+        };
         Ok(Simulation {
             config,
             nodes,
@@ -582,6 +626,7 @@ impl Simulation {
             known: KnownFaults::default(),
             latencies: Latencies::default(),
             batch_sends: 0,
+            cluster,
         })
     }
 
@@ -598,6 +643,9 @@ impl Simulation {
 
     /// Runs to the end and checks the result.
     pub fn run(mut self) -> (RunReport, Option<Trace>) {
+        if self.cluster.is_some() {
+            self.start_cluster();
+        }
         for p in 0..self.config.producers {
             self.pump(p);
         }
@@ -651,6 +699,7 @@ impl Simulation {
                 session,
                 node,
             } => self.request_timer(producer, session, node),
+            Event::Cluster(event) => self.dispatch_cluster(event),
             Event::Wakeup { producer, session } => {
                 let slot = &mut self.slots[producer as usize];
                 if slot.session != session {
@@ -702,10 +751,10 @@ impl Simulation {
         let now = self.now_ms;
         loop {
             while self.slots[p as usize].outstanding < max && self.hand_batch(p) {}
-            let Some(frame) = self.slots[p as usize].producer.poll_request(now) else {
+            let Some(out) = self.slots[p as usize].producer.poll_outgoing(now) else {
                 break;
             };
-            self.send_request(p, 0, frame);
+            self.send_request(p, out.node as u32, out.frame);
         }
         let slot = &mut self.slots[p as usize];
         let pid = slot.producer.producer_id();
@@ -802,6 +851,10 @@ impl Simulation {
     /// reports them, and the logical event the request's faults are keyed by.
     fn request_key(&mut self, p: u32, frame: &RequestFrame, batches: &mut Vec<u64>) -> MessageKey {
         let slot = &mut self.slots[p as usize];
+        if matches!(frame.request, Request::Metadata(_)) {
+            slot.metadata_requests += 1;
+            return (METADATA, slot.metadata_requests);
+        }
         if !matches!(frame.request, Request::Produce(_)) {
             slot.init_attempts += 1;
             return (INIT_PRODUCER_ID, slot.init_attempts);
@@ -858,6 +911,7 @@ impl Simulation {
             key,
             batches,
             refs,
+            metadata: matches!(frame.request, Request::Metadata(_)),
         };
         if self.config.network.fifo() && self.expects_answer(&frame) {
             self.await_answer(p, node, frame.correlation_id);
@@ -900,8 +954,11 @@ impl Simulation {
             key,
             batches,
             refs,
+            ..
         } = sent;
         let correlation_id = frame.correlation_id;
+        let target = self.cluster.as_ref().map(|_| node);
+        let metadata = matches!(frame.request, Request::Metadata(_));
         self.record(p, || SimEvent::RequestSent {
             correlation_id,
             connection,
@@ -910,6 +967,8 @@ impl Simulation {
             lost: None,
             duplicated: duplicate_at_ms.is_some(),
             corrupted: corrupt_bit.is_some(),
+            node: target,
+            metadata,
         });
         let copy = duplicate_at_ms.map(|again| {
             let mut list = self.queue.list();
@@ -966,15 +1025,18 @@ impl Simulation {
     /// A request was lost on its way: the ledger and the trace learn it.
     fn request_lost(&mut self, p: u32, correlation_id: i32, sent: Outgoing, cause: LossCause) {
         let Outgoing {
+            node,
             connection,
             batches,
             refs,
+            metadata,
             ..
         } = sent;
         for b in &batches {
             self.slots[p as usize].ledger[*b as usize].requests_lost += 1;
         }
         self.queue.recycle(batches);
+        let target = self.cluster.as_ref().map(|_| node);
         self.record(p, || SimEvent::RequestSent {
             correlation_id,
             connection,
@@ -983,6 +1045,8 @@ impl Simulation {
             lost: Some(cause),
             duplicated: false,
             corrupted: false,
+            node: target,
+            metadata,
         });
     }
 
@@ -1009,6 +1073,15 @@ impl Simulation {
             });
             return;
         }
+        if self.cluster.is_some() {
+            let to = Destination {
+                producer: p,
+                node,
+                connection,
+            };
+            self.cluster_request(to, frame, batches, key);
+            return;
+        }
         self.expire_producers(p, node);
         let handled = self.nodes[node as usize].broker.handle(frame);
         for (i, outcome) in handled.outcomes.into_iter().enumerate() {
@@ -1027,7 +1100,10 @@ impl Simulation {
                 node,
                 connection,
             };
-            self.answer(to, frame.correlation_id, handled.response, batches, key);
+            let response = handled
+                .response
+                .expect("the simulator's one broker is standalone: it answers at once");
+            self.answer(to, frame.correlation_id, response, batches, key);
         }
         self.broker_faults();
     }
@@ -1137,6 +1213,12 @@ impl Simulation {
 
     /// Applies the broker crashes and restarts that are due after the latest append.
     fn broker_faults(&mut self) {
+        if self.cluster.is_some() {
+            for fault in self.plan.broker_faults_due(self.broker_counts.appended) {
+                self.cluster_fault(fault);
+            }
+            return;
+        }
         for fault in self.plan.broker_faults_due(self.broker_counts.appended) {
             // Kafka's snapshots keep one batch per producer: name the windows a restart shrinks.
             let windows_before = (self.config.snapshot_mode
@@ -1289,14 +1371,26 @@ impl Simulation {
             .collect();
         let config = &self.config;
         let owners = &self.pid_owner;
-        let check = checker::check(
-            &self.nodes[0].broker,
-            Workload::new(config.producers, config.records, config.batch_records),
-            &ledgers,
-            |p, b| config.partition_of(p, b),
-            |pid| owners.get(&pid).map(|(_, session)| *session),
-            &self.known,
-        );
+        let workload = Workload::new(config.producers, config.records, config.batch_records);
+        let check = match &self.cluster {
+            None => checker::check(
+                &self.nodes[0].broker,
+                workload,
+                &ledgers,
+                |p, b| config.partition_of(p, b),
+                |pid| owners.get(&pid).map(|(_, session)| *session),
+                &self.known,
+            ),
+            Some(cluster) => crate::replication_check::check_cluster(
+                &self.cluster_view(),
+                workload,
+                &ledgers,
+                |p, b| config.partition_of(p, b),
+                |pid| owners.get(&pid).map(|(_, session)| *session),
+                &self.known_with_replication(),
+                &cluster.reads,
+            ),
+        };
         drop(ledgers);
         let stats: Vec<ProducerStats> = self
             .slots
@@ -1319,7 +1413,7 @@ impl Simulation {
             finished,
             faults_happened: self.plan.happened().to_vec(),
             batch_sends: self.batch_sends,
-            cluster: None,
+            cluster: self.cluster.as_ref().map(|_| self.cluster_counts()),
         };
         (report, self.trace)
     }

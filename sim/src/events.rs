@@ -471,6 +471,10 @@ pub enum SimEvent {
         duplicated: bool,
         /// A bit was flipped in the first batch on the way.
         corrupted: bool,
+        /// In a cluster, the broker it goes to (`None` with one broker).
+        node: Option<u32>,
+        /// A Metadata request (a cluster's producer asks where the leaders are).
+        metadata: bool,
     },
     /// A request reached the broker but was lost with its connection.
     RequestLostInFlight {
@@ -644,8 +648,8 @@ pub enum ChangeKind {
         leader: i32,
         /// Batches appended, over all partitions of the fetch.
         batches: usize,
-        /// Partitions that got batches.
-        partitions: Vec<i32>,
+        /// Per partition that got batches, the offsets appended: (partition, first, end).
+        ranges: Vec<(i32, i64, i64)>,
     },
     /// The broker answered a produce NOT_LEADER_OR_FOLLOWER.
     NotLeader {
@@ -676,6 +680,42 @@ pub struct ClusterChange {
     pub broker: i32,
     /// What changed.
     pub kind: ChangeKind,
+}
+
+impl ClusterChange {
+    /// True when this change concerns offset `offset` of `partition`: a fetch that copied
+    /// it, a high watermark that passed it, a truncation that cut it; or the partition's
+    /// leadership; or a broker's crash, isolation or return.
+    pub fn touches(&self, partition: i32, offset: i64) -> bool {
+        match &self.kind {
+            ChangeKind::Fetched { ranges, .. } => ranges
+                .iter()
+                .any(|(p, first, end)| *p == partition && (*first..*end).contains(&offset)),
+            ChangeKind::HighWatermark {
+                partition: p,
+                from,
+                to,
+            } => *p == partition && *from <= offset && offset < *to,
+            ChangeKind::Truncated {
+                partition: p,
+                from,
+                to,
+                ..
+            } => *p == partition && *to <= offset && offset < *from,
+            ChangeKind::Elected { partition: p, .. }
+            | ChangeKind::Offline { partition: p }
+            | ChangeKind::IsrChanged { partition: p, .. } => *p == partition,
+            ChangeKind::Crashed { .. }
+            | ChangeKind::Up
+            | ChangeKind::Isolated { .. }
+            | ChangeKind::Healed => true,
+            ChangeKind::Fenced
+            | ChangeKind::Unfenced
+            | ChangeKind::NotLeader { .. }
+            | ChangeKind::NotEnoughReplicas { .. }
+            | ChangeKind::Metadata { .. } => false,
+        }
+    }
 }
 
 impl fmt::Display for ClusterChange {
@@ -743,15 +783,15 @@ impl fmt::Display for ClusterChange {
             ChangeKind::Fetched {
                 leader,
                 batches,
-                partitions,
+                ranges,
             } => write!(
                 f,
-                "broker {b} fetched {batches} batch(es) from leader {leader} for {}",
-                partitions
+                "broker {b} fetched {batches} batch(es) from leader {leader}: {}",
+                ranges
                     .iter()
-                    .map(|p| format!("p{p}"))
+                    .map(|(p, first, end)| format!("p{p} offsets {first}..{}", end - 1))
                     .collect::<Vec<_>>()
-                    .join(" ")
+                    .join(", ")
             ),
             ChangeKind::NotLeader { partition } => write!(
                 f,
@@ -866,9 +906,18 @@ impl SimEvent {
                 lost,
                 duplicated,
                 corrupted,
+                node,
+                metadata,
                 ..
             } => {
-                request_sent(f, *correlation_id, batches)?;
+                if *metadata {
+                    write!(f, "Metadata #{correlation_id}")?;
+                } else {
+                    request_sent(f, *correlation_id, batches)?;
+                }
+                if let Some(node) = node {
+                    write!(f, " to broker {node}")?;
+                }
                 match (arrives_at_ms, lost) {
                     (_, Some(cause)) => write!(f, " — {cause} on the way to the broker")?,
                     (Some(at), None) => write!(f, " (arrives at {at} ms)")?,

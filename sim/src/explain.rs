@@ -11,7 +11,17 @@
 //!
 //! With `--json` each operation is one JSON object instead (JSON Lines), with the fields
 //! documented on [`Explained::json`].
+//!
+//! A script that starts with a `cluster` line runs against a replicated cluster instead
+//! (brokers, their disks and the controller; see `explain_cluster`): produce with `acks=`,
+//! `replicate`, `crash-broker`, `restart-broker`, `elect` and `log`. Each of those
+//! operations prints its first line as above and then one indented line per consequence
+//! (fetches, HW moves, ISR changes, elections, truncations with the producer-state reload,
+//! delayed answers, acknowledged batches lost), each citing its section of
+//! docs/KAFKA-RULES.md; in JSON they are the `events` array (`event`, `text`), next to
+//! `answer`. A script without a `cluster` line prints exactly what it did before.
 
+use crate::explain_cluster::Cluster;
 use crate::script::{Op, Produce, RestartMode, Step};
 use bytes::BytesMut;
 use idempo_broker::{Broker, BrokerConfig, ProduceOutcome, RestartReport, Verdict};
@@ -35,6 +45,11 @@ pub struct Explained {
     /// rejected, `reason` (the explanation), and the state the rule saw:
     /// `expected_sequence` and `window` (`[[first, last], ...]`, oldest first) when the
     /// producer was known; for init-producer `producer_id` and `producer_epoch`.
+    /// After a `cluster` line every object also has `answer` (the text answer) and `events`
+    /// (`[{event, text}, ...]`: `placed`, `controller`, `fetched`, `truncated`,
+    /// `high_watermark`, `isr_proposed`, `isr_changed`, `isr_refused`, `delayed_answer`,
+    /// `no_answer`, `role`, `expired`, `lost`); produce adds `acks`, `broker` and `response`
+    /// (`now` | `delayed` | `none`); crash-broker adds `broker` and `lost_batches`.
     pub json: Value,
 }
 
@@ -60,17 +75,27 @@ pub fn stream(
     config: BrokerConfig,
     mut emit: impl FnMut(Explained) -> bool,
 ) -> Result<(), idempo_broker::ConfigError> {
-    let mut broker = Broker::new(config)?;
+    let mut broker = Broker::new(config.clone())?;
     broker.set_record_windows(true);
+    let mut cluster: Option<Cluster> = None;
     for step in steps {
-        if !emit(explain_step(&mut broker, step)) {
+        let explained = if let Op::Cluster(spec) = &step.op {
+            let (built, explained) = Cluster::build(spec, &config, step)?;
+            cluster = Some(built);
+            explained
+        } else if let Some(cluster) = cluster.as_mut() {
+            cluster.explain_step(step)
+        } else {
+            explain_step(&mut broker, step)
+        };
+        if !emit(explained) {
             break;
         }
     }
     Ok(())
 }
 
-fn base(step: &Step) -> Map<String, Value> {
+pub(crate) fn base(step: &Step) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("line".into(), json!(step.line));
     m.insert("op".into(), json!(step.op.name()));
@@ -78,9 +103,14 @@ fn base(step: &Step) -> Map<String, Value> {
 }
 
 /// One operation: what was asked (the left column) and what the broker answered.
-struct Said {
-    request: String,
-    answer: String,
+pub(crate) struct Said {
+    pub(crate) request: String,
+    pub(crate) answer: String,
+}
+
+/// The text line of one operation: line number, request, answer.
+pub(crate) fn text_line(line: usize, said: &Said) -> String {
+    format!("{:>4}  {:<38} {}", line, said.request, said.answer)
 }
 
 fn explain_step(broker: &mut Broker, step: &Step) -> Explained {
@@ -93,11 +123,21 @@ fn explain_step(broker: &mut Broker, step: &Step) -> Explained {
             delete_records(broker, *partition, *before, &mut m)
         }
         Op::Restart { mode } => restart(broker, *mode, &mut m),
-        Op::Fetch { partition, offset } => fetch(broker, *partition, *offset, &mut m),
+        Op::Fetch {
+            partition, offset, ..
+        } => fetch(broker, *partition, *offset, &mut m),
+        Op::Cluster(_)
+        | Op::CrashBroker { .. }
+        | Op::RestartBroker { .. }
+        | Op::Elect { .. }
+        | Op::Replicate { .. }
+        | Op::Log { .. } => {
+            unreachable!("the parser accepts cluster operations only after a `cluster` line")
+        }
     };
     Explained {
         line: step.line,
-        text: format!("{:>4}  {:<38} {}", step.line, said.request, said.answer),
+        text: text_line(step.line, &said),
         json: Value::Object(m),
     }
 }
@@ -115,8 +155,10 @@ fn init_producer(broker: &mut Broker, m: &mut Map<String, Value>) -> Said {
     }
 }
 
-fn produce(broker: &mut Broker, b: &Produce, m: &mut Map<String, Value>) -> Said {
-    let ts = b.ts.unwrap_or(broker.now_ms());
+/// The batch a `produce` line sends, stamped `now_ms` unless the line gives `ts`, with a bit
+/// flipped after the CRC when the line says `corrupt=true`.
+pub(crate) fn scripted_batch(b: &Produce, now_ms: i64) -> (RecordBatch, bytes::Bytes) {
+    let ts = b.ts.unwrap_or(now_ms);
     let records = (0..b.count)
         .map(|i| {
             let seq = Sequence(b.seq).wrapping_add(i);
@@ -135,8 +177,11 @@ fn produce(broker: &mut Broker, b: &Produce, m: &mut Map<String, Value>) -> Said
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;
     }
-    let outcome = broker.produce(b.partition, &bytes.freeze());
-    produce_json(m, b.partition, &outcome);
+    (batch, bytes.freeze())
+}
+
+/// `produce p0 pid=1 epoch=0 seq=0..2`, the left column of a produce line.
+pub(crate) fn produce_request_text(b: &Produce, batch: &RecordBatch) -> String {
     let seqs = if b.count == 0 {
         format!("{} (empty)", b.seq)
     } else if batch.last_sequence() == batch.base_sequence {
@@ -145,11 +190,18 @@ fn produce(broker: &mut Broker, b: &Produce, m: &mut Map<String, Value>) -> Said
         format!("{}..{}", b.seq, batch.last_sequence())
     };
     let corrupt = if b.corrupt { " (bit flipped)" } else { "" };
+    format!(
+        "produce p{} pid={} epoch={} seq={seqs}{corrupt}",
+        b.partition, b.pid, b.epoch
+    )
+}
+
+fn produce(broker: &mut Broker, b: &Produce, m: &mut Map<String, Value>) -> Said {
+    let (batch, bytes) = scripted_batch(b, broker.now_ms());
+    let outcome = broker.produce(b.partition, &bytes);
+    produce_json(m, b.partition, &outcome);
     Said {
-        request: format!(
-            "produce p{} pid={} epoch={} seq={seqs}{corrupt}",
-            b.partition, b.pid, b.epoch
-        ),
+        request: produce_request_text(b, &batch),
         answer: format!("{:<5} {outcome}", short_code(outcome.error_code())),
     }
 }
@@ -268,7 +320,7 @@ fn restart(broker: &mut Broker, mode: RestartMode, m: &mut Map<String, Value>) -
 }
 
 /// Per partition: which snapshot recovery loaded and how many batches it replayed.
-fn recovered_from(report: &RestartReport) -> String {
+pub(crate) fn recovered_from(report: &RestartReport) -> String {
     let parts: Vec<String> = report
         .partitions
         .iter()
@@ -298,7 +350,12 @@ fn producers_per_partition(report: &RestartReport) -> Vec<(i32, usize)> {
         .collect()
 }
 
-fn fetch(broker: &mut Broker, partition: i32, offset: i64, m: &mut Map<String, Value>) -> Said {
+pub(crate) fn fetch(
+    broker: &mut Broker,
+    partition: i32,
+    offset: i64,
+    m: &mut Map<String, Value>,
+) -> Said {
     let r = broker.fetch(&FetchRequest::consumer(partition, offset, i32::MAX));
     m.insert("error".into(), json!(r.error_code.name()));
     m.insert("high_watermark".into(), json!(r.high_watermark));
@@ -321,7 +378,7 @@ fn fetch(broker: &mut Broker, partition: i32, offset: i64, m: &mut Map<String, V
 }
 
 /// `0..1 pid=1 epoch=0 seq=0..1; ...`, and the records' values into `m`.
-fn describe_batches(batches: &[RecordBatch], m: &mut Map<String, Value>) -> String {
+pub(crate) fn describe_batches(batches: &[RecordBatch], m: &mut Map<String, Value>) -> String {
     let mut values = Vec::new();
     let parts: Vec<String> = batches
         .iter()
@@ -352,7 +409,7 @@ fn describe_batches(batches: &[RecordBatch], m: &mut Map<String, Value>) -> Stri
     }
 }
 
-fn short_code(code: ErrorCode) -> &'static str {
+pub(crate) fn short_code(code: ErrorCode) -> &'static str {
     if code == ErrorCode::None {
         "NONE"
     } else {
@@ -360,7 +417,7 @@ fn short_code(code: ErrorCode) -> &'static str {
     }
 }
 
-fn produce_json(m: &mut Map<String, Value>, partition: i32, o: &ProduceOutcome) {
+pub(crate) fn produce_json(m: &mut Map<String, Value>, partition: i32, o: &ProduceOutcome) {
     m.insert("partition".into(), json!(partition));
     m.insert("producer_id".into(), json!(o.producer_id.0));
     m.insert("producer_epoch".into(), json!(o.producer_epoch.0));

@@ -176,7 +176,9 @@ fn int<T: FromStr + PartialOrd + fmt::Display>(v: &str, min: T, max: T) -> Resul
     Ok(n)
 }
 
-fn probability(v: &str) -> Result<f64, ValueError> {
+/// Parses a probability between 0 and 1 (every probability flag, the simulator's and the
+/// fault proxy's).
+pub fn probability(v: &str) -> Result<f64, ValueError> {
     let p: f64 = v.trim().parse().map_err(|_| ValueError::NotANumber)?;
     if (0.0..=1.0).contains(&p) {
         Ok(p)
@@ -197,7 +199,9 @@ fn on_off_name(on: bool) -> String {
     if on { "on" } else { "off" }.to_string()
 }
 
-fn latency(v: &str) -> Result<(u64, u64), ValueError> {
+/// Parses `MIN..MAX` milliseconds (or one number for both), MIN at most MAX (every latency
+/// and delay flag, the simulator's and the fault proxy's).
+pub fn latency(v: &str) -> Result<(u64, u64), ValueError> {
     let (min, max) = parse_range(v)?;
     if min > max {
         return Err(ValueError::MinAboveMax);

@@ -20,7 +20,7 @@
 //! |---|---|---|
 //! | lost when every replica lost power before a sync | `lost_power_loss` | a broker crash dropped the record from a replica's unsynced tail (`--sync never` is Kafka's default: durability comes from replication alone, and a correlated power loss, or a replica that lost its tail and was then elected, loses it) |
 //! | lost by an unclean leader election | `lost_unclean_election` | its partition elected an out-of-sync replica (`--unclean-leader-election`) |
-//! | acknowledged with acks=1, lost in a failover | `lost_acks_one_failover` | the run used `--acks 1` (or 0) and its partition changed leader: the old leader had acknowledged what no follower had fetched |
+//! | acknowledged with acks=1, lost in a failover | `lost_acks_one_failover` | the run used `--acks 1` and its partition changed leader: the old leader had acknowledged what no follower had fetched (with `--acks 0` every loss counts here: the producer counts a batch written once sent) |
 //!
 //! and otherwise as `lost`, a protocol anomaly. Inside the region where Kafka promises
 //! exactly-once (`acks=all`, `min.insync.replicas >= 2`, clean elections only, at most
@@ -134,6 +134,10 @@ fn batch_identity(h: &BatchHeader) -> (i64, i32, i32, u32) {
 pub struct ReplicationFaults {
     /// The producer ran with `acks` 1 or 0.
     pub acks_below_all: bool,
+    /// The producer ran with `acks=0`: it counts a batch written once sent, so any loss of
+    /// it is explained (under the acks=1 bucket: nothing stronger than the leader's word,
+    /// here not even that, was asked for).
+    pub acks_zero: bool,
     /// Partitions whose leader changed during the run (a failover).
     pub failed_over: FxHashSet<i32>,
     /// Partitions that had an unclean leader election.
@@ -170,7 +174,7 @@ impl ReplicationFaults {
             Some(LossLimit::PowerLoss)
         } else if self.unclean.contains(&partition) {
             Some(LossLimit::UncleanElection)
-        } else if self.acks_below_all && self.failed_over.contains(&partition) {
+        } else if self.acks_zero || (self.acks_below_all && self.failed_over.contains(&partition)) {
             Some(LossLimit::AcksOneFailover)
         } else {
             None

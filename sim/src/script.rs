@@ -11,6 +11,31 @@
 //! fetch partition=0 offset=0                      # read the log back
 //! ```
 //!
+//! A script may start with `cluster`, which replaces the one broker by a replicated cluster
+//! (the controller, `Controller`, places the replicas and elects the leaders), and then use
+//! the cluster operations:
+//!
+//! ```text
+//! cluster brokers=3 replication-factor=3 min-insync-replicas=2 unclean-leader-election=false
+//! produce pid=1 epoch=0 seq=0 count=2 acks=all    # to the partition's leader (or broker=N)
+//! replicate                                       # follower fetches until nothing changes
+//! replicate rounds=1                              # exactly one round of follower fetches
+//! crash-broker broker=0                           # power loss; the controller fences it
+//! restart-broker broker=0                         # it recovers, registers and follows again
+//! elect partition=0 type=unclean                  # an administrator's election (or preferred)
+//! log broker=1 partition=0                        # one replica's log, epochs and HW
+//! fetch partition=0 broker=1                      # a consumer fetch (default: the leader)
+//! ```
+//!
+//! `cluster` takes `brokers`, `replication-factor` (default: every broker),
+//! `min-insync-replicas` (default 1), `unclean-leader-election` (default false),
+//! `partitions` (default 1), `replica-lag-time-max-ms` (default 30000) and `sync`
+//! (`every-append`, `interval:MS` or `never`; default every-append). `produce` in a
+//! cluster takes `acks=all|1|0` (default all), `timeout-ms` (default 30000) and `broker`.
+//! Without a `cluster` line none of these exist and a script runs exactly as before; `restart`
+//! and `delete-records` are one-broker operations. Broker ids and partitions are checked
+//! against the cluster when the script is parsed.
+//!
 //! `#` starts a comment; blank lines are skipped. Arguments are `key=value`. `produce` needs
 //! `pid`, `epoch`, `seq` and `count`; `partition` defaults to 0 and `ts` to the broker clock.
 //! `produce` also takes `corrupt=true` (flip one bit after the CRC was computed, as a bad
@@ -58,7 +83,99 @@ pub enum Op {
         partition: i32,
         /// First offset.
         offset: i64,
+        /// In a cluster, the broker asked (`None`: the partition's leader).
+        broker: Option<i32>,
     },
+    /// Build a replicated cluster in place of the one broker.
+    Cluster(ClusterSpec),
+    /// Power loss of one broker: its unsynced bytes are lost, and the controller fences it.
+    CrashBroker {
+        /// The broker.
+        broker: i32,
+    },
+    /// A crashed broker comes back: it registers with the controller and follows.
+    RestartBroker {
+        /// The broker.
+        broker: i32,
+    },
+    /// An administrator's leader election (Kafka's ElectLeaders).
+    Elect {
+        /// The partition.
+        partition: i32,
+        /// Preferred or unclean.
+        election: Election,
+    },
+    /// Follower fetches: until nothing changes (`None`), or exactly `rounds` rounds.
+    Replicate {
+        /// Rounds to run.
+        rounds: Option<u32>,
+    },
+    /// Show one replica's log, leader epochs and high watermark.
+    Log {
+        /// The broker.
+        broker: i32,
+        /// The partition.
+        partition: i32,
+    },
+}
+
+/// A `cluster` line: the cluster's shape and settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterSpec {
+    /// Brokers, with ids `0..brokers`.
+    pub brokers: i32,
+    /// Partitions of the one topic.
+    pub partitions: i32,
+    /// `replication.factor`.
+    pub replication_factor: usize,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: usize,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election: bool,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: i64,
+    /// Every broker's sync policy (`None`: the command line's, `every-append` by default).
+    pub sync: Option<idempo_broker::SyncPolicy>,
+}
+
+/// The elections `elect` can ask for (Kafka's `--election-type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Election {
+    /// Give the leadership back to the first replica, if it is a live ISR member.
+    Preferred,
+    /// Elect a leader for an offline partition from any live replica.
+    Unclean,
+}
+
+/// `acks` of a scripted produce in a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    /// `acks=all` (-1): answered when the high watermark passes the batch.
+    All,
+    /// `acks=1`: answered after the leader's own append.
+    Leader,
+    /// `acks=0`: never answered.
+    None,
+}
+
+impl Acks {
+    /// The wire value: -1, 1 or 0.
+    pub fn wire(self) -> i16 {
+        match self {
+            Acks::All => -1,
+            Acks::Leader => 1,
+            Acks::None => 0,
+        }
+    }
+
+    /// As written in scripts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Acks::All => "all",
+            Acks::Leader => "1",
+            Acks::None => "0",
+        }
+    }
 }
 
 /// A scripted `produce` line: one batch to send.
@@ -78,6 +195,12 @@ pub struct Produce {
     pub ts: Option<i64>,
     /// Flip a bit after the CRC was computed.
     pub corrupt: bool,
+    /// In a cluster: `acks` (`None` outside a cluster).
+    pub acks: Option<Acks>,
+    /// In a cluster: the request's `timeout_ms` (`None`: 30000).
+    pub timeout_ms: Option<i32>,
+    /// In a cluster: the broker sent to (`None`: the partition's leader).
+    pub broker: Option<i32>,
 }
 
 /// The three restarts `explain` can script.
@@ -102,6 +225,12 @@ impl Op {
             Op::DeleteRecords { .. } => "delete-records",
             Op::Restart { .. } => "restart",
             Op::Fetch { .. } => "fetch",
+            Op::Cluster(_) => "cluster",
+            Op::CrashBroker { .. } => "crash-broker",
+            Op::RestartBroker { .. } => "restart-broker",
+            Op::Elect { .. } => "elect",
+            Op::Replicate { .. } => "replicate",
+            Op::Log { .. } => "log",
         }
     }
 }
@@ -169,6 +298,32 @@ pub enum LineError {
     UnknownRestartMode(String),
     /// An operation the language does not have.
     UnknownOperation(String),
+    /// A cluster operation or argument before any `cluster` line.
+    NeedsCluster(&'static str),
+    /// A one-broker operation after the `cluster` line.
+    NotInCluster(&'static str),
+    /// A `cluster` line after other operations, or a second one.
+    ClusterNotFirst,
+    /// The `cluster` line describes no valid cluster.
+    InvalidCluster(String),
+    /// A broker id outside the cluster.
+    NoSuchBroker {
+        /// The id given.
+        broker: i32,
+        /// Brokers in the cluster.
+        brokers: i32,
+    },
+    /// A partition outside the cluster's topic.
+    NoSuchPartition {
+        /// The partition given.
+        partition: i32,
+        /// Partitions of the topic.
+        partitions: i32,
+    },
+    /// `acks=` something else than `all`, `1`, `0` or `-1`.
+    UnknownAcks(String),
+    /// `elect type=` something else than `preferred` or `unclean`.
+    UnknownElection(String),
 }
 
 impl fmt::Display for LineError {
@@ -202,7 +357,39 @@ impl fmt::Display for LineError {
             ),
             LineError::UnknownOperation(name) => write!(
                 f,
-                "unknown operation `{name}` (expected init-producer, produce, advance, delete-records, restart or fetch)"
+                "unknown operation `{name}` (expected init-producer, produce, advance, delete-records, restart, fetch, cluster, crash-broker, restart-broker, elect, replicate or log)"
+            ),
+            LineError::NeedsCluster(what) => write!(
+                f,
+                "`{what}` needs a cluster: start the script with a `cluster brokers=N ...` line"
+            ),
+            LineError::NotInCluster(what) => write!(
+                f,
+                "`{what}` is a one-broker operation: in a cluster use crash-broker and restart-broker"
+            ),
+            LineError::ClusterNotFirst => {
+                write!(f, "`cluster` must be the first operation, and appear once")
+            }
+            LineError::InvalidCluster(why) => write!(f, "not a valid cluster: {why}"),
+            LineError::NoSuchBroker { broker, brokers } => write!(
+                f,
+                "`broker={broker}` is not in the cluster (brokers 0..{})",
+                brokers - 1
+            ),
+            LineError::NoSuchPartition {
+                partition,
+                partitions,
+            } => write!(
+                f,
+                "`partition={partition}` is not in the topic (partitions 0..{})",
+                partitions - 1
+            ),
+            LineError::UnknownAcks(acks) => {
+                write!(f, "`acks={acks}` is not valid (expected all, 1 or 0)")
+            }
+            LineError::UnknownElection(kind) => write!(
+                f,
+                "`type={kind}` is not an election type (expected preferred or unclean)"
             ),
         }
     }
@@ -261,7 +448,18 @@ impl<'a> Args<'a> {
 fn parse_produce(rest: &[&str]) -> Result<Op, LineError> {
     let a = Args::parse(
         rest,
-        &["pid", "epoch", "seq", "count", "partition", "ts", "corrupt"],
+        &[
+            "pid",
+            "epoch",
+            "seq",
+            "count",
+            "partition",
+            "ts",
+            "corrupt",
+            "acks",
+            "timeout-ms",
+            "broker",
+        ],
     )?;
     let count: i32 = a.required("count")?;
     if !(0..=MAX_SCRIPT_RECORDS).contains(&count) {
@@ -279,7 +477,84 @@ fn parse_produce(rest: &[&str]) -> Result<Op, LineError> {
         partition,
         ts: a.get("ts")?,
         corrupt: a.get("corrupt")?.unwrap_or(false),
+        acks: match a.get::<String>("acks")?.as_deref() {
+            None => None,
+            Some("all" | "-1") => Some(Acks::All),
+            Some("1") => Some(Acks::Leader),
+            Some("0") => Some(Acks::None),
+            Some(other) => return Err(LineError::UnknownAcks(other.to_string())),
+        },
+        timeout_ms: a.get("timeout-ms")?,
+        broker: a.get("broker")?,
     }))
+}
+
+fn parse_cluster(rest: &[&str]) -> Result<Op, LineError> {
+    let a = Args::parse(
+        rest,
+        &[
+            "brokers",
+            "partitions",
+            "replication-factor",
+            "min-insync-replicas",
+            "unclean-leader-election",
+            "replica-lag-time-max-ms",
+            "sync",
+        ],
+    )?;
+    let brokers: i32 = a.required("brokers")?;
+    let spec = ClusterSpec {
+        brokers,
+        partitions: a.get("partitions")?.unwrap_or(1),
+        replication_factor: a
+            .get("replication-factor")?
+            .unwrap_or(usize::try_from(brokers).unwrap_or(0)),
+        min_insync_replicas: a.get("min-insync-replicas")?.unwrap_or(1),
+        unclean_leader_election: a.get("unclean-leader-election")?.unwrap_or(false),
+        replica_lag_time_max_ms: a.get("replica-lag-time-max-ms")?.unwrap_or(30_000),
+        sync: match a.get::<String>("sync")? {
+            None => None,
+            Some(text) => Some(
+                crate::config::parse_sync(&text)
+                    .map_err(|e| LineError::InvalidCluster(format!("`sync={text}`: {e}")))?,
+            ),
+        },
+    };
+    let controller = idempo_broker::ControllerConfig {
+        brokers: spec.brokers,
+        partitions: spec.partitions,
+        replication_factor: spec.replication_factor,
+        unclean_leader_election: spec.unclean_leader_election,
+        ..idempo_broker::ControllerConfig::default()
+    };
+    controller
+        .validate()
+        .map_err(|e| LineError::InvalidCluster(e.to_string()))?;
+    if spec.min_insync_replicas == 0 {
+        return Err(LineError::InvalidCluster(
+            "min-insync-replicas must be at least 1".to_string(),
+        ));
+    }
+    if spec.replica_lag_time_max_ms < 1 {
+        return Err(LineError::InvalidCluster(
+            "replica-lag-time-max-ms must be at least 1".to_string(),
+        ));
+    }
+    Ok(Op::Cluster(spec))
+}
+
+fn parse_elect(rest: &[&str]) -> Result<Op, LineError> {
+    let a = Args::parse(rest, &["partition", "type"])?;
+    let election = match a.get::<String>("type")?.as_deref() {
+        Some("preferred") => Election::Preferred,
+        Some("unclean") => Election::Unclean,
+        Some(other) => return Err(LineError::UnknownElection(other.to_string())),
+        None => return Err(LineError::Missing("type")),
+    };
+    Ok(Op::Elect {
+        partition: a.get("partition")?.unwrap_or(0),
+        election,
+    })
 }
 
 fn parse_restart(rest: &[&str]) -> Result<Op, LineError> {
@@ -324,10 +599,29 @@ fn parse_line(text: &str) -> Result<Option<Op>, LineError> {
         }
         "restart" => parse_restart(rest)?,
         "fetch" => {
-            let a = Args::parse(rest, &["partition", "offset"])?;
+            let a = Args::parse(rest, &["partition", "offset", "broker"])?;
             Op::Fetch {
                 partition: a.get("partition")?.unwrap_or(0),
                 offset: a.get("offset")?.unwrap_or(0),
+                broker: a.get("broker")?,
+            }
+        }
+        "cluster" => parse_cluster(rest)?,
+        "crash-broker" => Op::CrashBroker {
+            broker: Args::parse(rest, &["broker"])?.required("broker")?,
+        },
+        "restart-broker" => Op::RestartBroker {
+            broker: Args::parse(rest, &["broker"])?.required("broker")?,
+        },
+        "elect" => parse_elect(rest)?,
+        "replicate" => Op::Replicate {
+            rounds: Args::parse(rest, &["rounds"])?.get("rounds")?,
+        },
+        "log" => {
+            let a = Args::parse(rest, &["broker", "partition"])?;
+            Op::Log {
+                broker: a.required("broker")?,
+                partition: a.get("partition")?.unwrap_or(0),
             }
         }
         other => {
@@ -337,12 +631,85 @@ fn parse_line(text: &str) -> Result<Option<Op>, LineError> {
     Ok(Some(op))
 }
 
+/// Checks `op` against what came before it: cluster operations only after a `cluster`
+/// line, one-broker ones only without, broker ids and partitions inside the cluster.
+fn check_context(op: &Op, cluster: &mut Option<ClusterSpec>, first: bool) -> Result<(), LineError> {
+    let Some(spec) = *cluster else {
+        return match op {
+            Op::Cluster(spec) if first => {
+                *cluster = Some(*spec);
+                Ok(())
+            }
+            Op::Cluster(_) => Err(LineError::ClusterNotFirst),
+            Op::Produce(p) if p.acks.is_some() => Err(LineError::NeedsCluster("acks=")),
+            Op::Produce(Produce {
+                broker: Some(_), ..
+            })
+            | Op::Fetch {
+                broker: Some(_), ..
+            } => Err(LineError::NeedsCluster("broker=")),
+            Op::Produce(p) if p.timeout_ms.is_some() => Err(LineError::NeedsCluster("timeout-ms=")),
+            Op::CrashBroker { .. }
+            | Op::RestartBroker { .. }
+            | Op::Elect { .. }
+            | Op::Replicate { .. }
+            | Op::Log { .. } => Err(LineError::NeedsCluster(op.name())),
+            _ => Ok(()),
+        };
+    };
+    let broker_ok = |b: Option<i32>| match b {
+        Some(broker) if !(0..spec.brokers).contains(&broker) => Err(LineError::NoSuchBroker {
+            broker,
+            brokers: spec.brokers,
+        }),
+        _ => Ok(()),
+    };
+    let partition_ok = |partition: i32| {
+        if (0..spec.partitions).contains(&partition) {
+            Ok(())
+        } else {
+            Err(LineError::NoSuchPartition {
+                partition,
+                partitions: spec.partitions,
+            })
+        }
+    };
+    match op {
+        Op::Cluster(_) => Err(LineError::ClusterNotFirst),
+        Op::Restart { .. } | Op::DeleteRecords { .. } => Err(LineError::NotInCluster(op.name())),
+        Op::Produce(p) => {
+            broker_ok(p.broker)?;
+            partition_ok(p.partition)
+        }
+        Op::Fetch {
+            partition, broker, ..
+        } => {
+            broker_ok(*broker)?;
+            partition_ok(*partition)
+        }
+        Op::CrashBroker { broker } | Op::RestartBroker { broker } => broker_ok(Some(*broker)),
+        Op::Log { broker, partition } => {
+            broker_ok(Some(*broker))?;
+            partition_ok(*partition)
+        }
+        Op::Elect { partition, .. } => partition_ok(*partition),
+        Op::InitProducer | Op::Advance { .. } | Op::Replicate { .. } => Ok(()),
+    }
+}
+
 /// Parses a whole script. The first malformed line is the error.
 pub fn parse(text: &str) -> Result<Vec<Step>, ScriptError> {
     let mut steps = Vec::new();
+    let mut cluster = None;
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
-        match parse_line(raw) {
+        let checked = parse_line(raw).and_then(|op| {
+            if let Some(op) = &op {
+                check_context(op, &mut cluster, steps.is_empty())?;
+            }
+            Ok(op)
+        });
+        match checked {
             Ok(Some(op)) => steps.push(Step { line, op }),
             Ok(None) => {}
             Err(error) => return Err(ScriptError { line, error }),
@@ -391,14 +758,18 @@ mod tests {
                 count: 3,
                 partition: 0,
                 ts: None,
-                corrupt: false
+                corrupt: false,
+                acks: None,
+                timeout_ms: None,
+                broker: None,
             })
         );
         assert_eq!(
             steps[5].op,
             Op::Fetch {
                 partition: 1,
-                offset: 0
+                offset: 0,
+                broker: None,
             }
         );
     }
@@ -434,5 +805,121 @@ mod tests {
             let message = err.error.to_string();
             assert!(message.contains(want), "{text}: {message}");
         }
+    }
+
+    #[test]
+    fn parses_cluster_operations_with_defaults() {
+        let steps = parse(
+            "cluster brokers=3 min-insync-replicas=2\nproduce pid=1 epoch=0 seq=0 count=1 acks=1 broker=2\n\
+             replicate\nreplicate rounds=2\ncrash-broker broker=0\nrestart-broker broker=0\n\
+             elect partition=0 type=unclean\nlog broker=1\nfetch broker=1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            steps[0].op,
+            Op::Cluster(ClusterSpec {
+                brokers: 3,
+                partitions: 1,
+                replication_factor: 3,
+                min_insync_replicas: 2,
+                unclean_leader_election: false,
+                replica_lag_time_max_ms: 30_000,
+                sync: None,
+            })
+        );
+        let Op::Produce(p) = &steps[1].op else {
+            panic!("a produce: {:?}", steps[1].op)
+        };
+        assert_eq!(
+            (p.acks, p.broker, p.timeout_ms),
+            (Some(Acks::Leader), Some(2), None)
+        );
+        assert_eq!(steps[2].op, Op::Replicate { rounds: None });
+        assert_eq!(steps[3].op, Op::Replicate { rounds: Some(2) });
+        assert_eq!(
+            steps[6].op,
+            Op::Elect {
+                partition: 0,
+                election: Election::Unclean
+            }
+        );
+        assert_eq!(
+            steps[7].op,
+            Op::Log {
+                broker: 1,
+                partition: 0
+            }
+        );
+    }
+
+    #[test]
+    fn cluster_lines_out_of_place_name_their_problem() {
+        let cases = [
+            (
+                "produce pid=1 epoch=0 seq=0 count=1 acks=all",
+                "`acks=` needs a cluster",
+            ),
+            ("replicate", "`replicate` needs a cluster"),
+            ("crash-broker broker=0", "`crash-broker` needs a cluster"),
+            ("fetch broker=1", "`broker=` needs a cluster"),
+            ("cluster brokers=3", "must be the first operation"),
+        ];
+        for (text, want) in cases {
+            let err = parse(&format!("init-producer\n{text}\n")).unwrap_err();
+            assert_eq!(err.line, 2, "{text}");
+            assert!(
+                err.error.to_string().contains(want),
+                "{text}: {}",
+                err.error
+            );
+        }
+        let in_cluster = [
+            ("restart", "one-broker operation"),
+            ("delete-records before=1", "one-broker operation"),
+            ("cluster brokers=2", "must be the first operation"),
+            (
+                "crash-broker broker=3",
+                "`broker=3` is not in the cluster (brokers 0..2)",
+            ),
+            (
+                "log broker=0 partition=1",
+                "`partition=1` is not in the topic",
+            ),
+            (
+                "produce pid=1 epoch=0 seq=0 count=1 acks=2",
+                "`acks=2` is not valid",
+            ),
+            ("elect partition=0", "missing required argument `type=`"),
+            ("elect type=random", "not an election type"),
+        ];
+        for (text, want) in in_cluster {
+            let err = parse(&format!("cluster brokers=3\n{text}\n")).unwrap_err();
+            assert_eq!(err.line, 2, "{text}");
+            assert!(
+                err.error.to_string().contains(want),
+                "{text}: {}",
+                err.error
+            );
+        }
+        let err = parse("cluster brokers=2 replication-factor=3\n").unwrap_err();
+        assert!(
+            err.error.to_string().contains("not a valid cluster"),
+            "{}",
+            err.error
+        );
+        let err = parse("cluster brokers=2 sync=sometimes\n").unwrap_err();
+        assert!(
+            err.error
+                .to_string()
+                .contains("`sync=sometimes`: expected one of every-append"),
+            "{}",
+            err.error
+        );
+        let err = parse("cluster brokers=2 min-insync-replicas=0\n").unwrap_err();
+        assert!(
+            err.error.to_string().contains("min-insync-replicas"),
+            "{}",
+            err.error
+        );
     }
 }

@@ -191,7 +191,6 @@ fn the_same_failovers_with_acks_all_and_two_in_sync_replicas_lose_nothing() {
         };
         let r = run(&config);
         assert!(r.check.passed(), "{}", summary(&config, &r));
-        assert!(buckets(&r).guaranteed, "{}", summary(&config, &r));
     }
 }
 

@@ -113,12 +113,12 @@ enum Switch {
     Off,
 }
 
-fn parse_acks(s: &str) -> Result<i16, String> {
+fn parse_acks(s: &str) -> Result<i16, idempo_sim::flags::ValueError> {
     match s {
         "all" | "-1" => Ok(-1),
         "1" => Ok(1),
         "0" => Ok(0),
-        _ => Err(format!("{s:?} is not one of all, -1, 1, 0")),
+        _ => Err(idempo_sim::flags::ValueError::NotOneOf("all, -1, 1, 0")),
     }
 }
 
@@ -158,6 +158,8 @@ impl Args {
                 E::ZeroRequestTimeout => "--request-timeout-ms",
                 E::DeliveryTimeoutBelowRequestTimeout { .. } => "--delivery-timeout-ms",
                 E::IdempotenceRequiresRetries | E::ZeroDedupWindow => "--idempotence",
+                // The TCP client never turns cluster routing on; named for completeness.
+                E::EmptyBootstrap => "--bootstrap",
             };
             return Err(usage_error(flag, e));
         }

@@ -4,11 +4,13 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use idempo_producer::{ClientProfile, DeliveryReport, Producer, ProducerConfig, ProducerEvent};
+use idempo_producer::{
+    ClientProfile, DeliveryReport, Outgoing, Producer, ProducerConfig, ProducerEvent,
+};
 use idempo_protocol::{
-    BatchHeader, ErrorCode, InitProducerIdResponse, PartitionProduceResponse, ProduceResponse,
-    ProducerEpoch, ProducerId, Record, RecordBatch, Request, RequestFrame, Response, ResponseFrame,
-    Sequence,
+    BatchHeader, ErrorCode, InitProducerIdResponse, MetadataResponse, PartitionMetadata,
+    PartitionProduceResponse, ProduceResponse, ProducerEpoch, ProducerId, Record, RecordBatch,
+    Request, RequestFrame, Response, ResponseFrame, Sequence,
 };
 use std::collections::{BTreeMap, VecDeque};
 
@@ -130,6 +132,83 @@ pub fn deliveries(p: &mut Producer) -> Vec<DeliveryReport> {
 
 pub fn events(p: &mut Producer) -> Vec<ProducerEvent> {
     std::iter::from_fn(|| p.poll_event()).collect()
+}
+
+// ----- cluster routing -------------------------------------------------------------------
+
+/// `config` with cluster routing on.
+pub fn routed_with(config: ProducerConfig) -> ProducerConfig {
+    ProducerConfig {
+        cluster_routing: true,
+        ..config
+    }
+}
+
+/// The default configuration with cluster routing on.
+pub fn routed() -> ProducerConfig {
+    routed_with(ProducerConfig::default())
+}
+
+/// The brokers of the cluster that [`metadata`] describes.
+pub const BROKERS: [i32; 3] = [0, 1, 2];
+
+/// A Metadata answer from a three-broker cluster: `(partition, leader, leader_epoch)`, with
+/// leader -1 meaning `LEADER_NOT_AVAILABLE`.
+pub fn metadata(correlation_id: i32, leaders: &[(i32, i32, i32)]) -> ResponseFrame {
+    let partitions = leaders
+        .iter()
+        .map(|&(partition, leader_id, leader_epoch)| PartitionMetadata {
+            error_code: if leader_id < 0 {
+                ErrorCode::LeaderNotAvailable
+            } else {
+                ErrorCode::None
+            },
+            partition,
+            leader_id,
+            leader_epoch,
+            replica_nodes: BROKERS.to_vec(),
+            isr_nodes: BROKERS.to_vec(),
+        })
+        .collect();
+    ResponseFrame {
+        correlation_id,
+        response: Response::Metadata(MetadataResponse {
+            brokers: BROKERS.to_vec(),
+            controller_id: 0,
+            partitions,
+        }),
+    }
+}
+
+/// Polls the next request, which must be Metadata, and returns its correlation id and node.
+pub fn poll_metadata(p: &mut Producer, now_ms: u64) -> (i32, i32) {
+    let Outgoing { node, frame } = p.poll_outgoing(now_ms).expect("a Metadata request");
+    assert!(
+        matches!(frame.request, Request::Metadata(_)),
+        "expected Metadata, got {:?}",
+        frame.request
+    );
+    (frame.correlation_id, node)
+}
+
+/// Polls the next request, which must be Produce: `(node, correlation_id, batches)`.
+pub fn poll_routed(p: &mut Producer, now_ms: u64) -> Option<(i32, i32, Vec<Sent>)> {
+    let Outgoing { node, frame } = p.poll_outgoing(now_ms)?;
+    Some((node, frame.correlation_id, parse(&frame)))
+}
+
+/// A routing producer that learnt `leaders` and holds producer id 7, epoch 0; its events
+/// are consumed.
+pub fn ready_routed(config: ProducerConfig, leaders: &[(i32, i32, i32)]) -> Producer {
+    let mut p = Producer::new(config).expect("valid config");
+    let (m, node) = poll_metadata(&mut p, 0);
+    assert_eq!(node, 0, "the first Metadata goes to the bootstrap node");
+    p.on_response(metadata(m, leaders), 0);
+    let init = p.poll_outgoing(0).expect("InitProducerId");
+    assert!(matches!(init.frame.request, Request::InitProducerId(_)));
+    p.on_response(init_ok(init.frame.correlation_id, PID, ProducerEpoch(0)), 0);
+    events(&mut p);
+    p
 }
 
 // ----- fake broker -----------------------------------------------------------------------

@@ -33,12 +33,9 @@ use crate::events::{ChangeKind, ClusterChange, CrashCause, LossCause, SimEvent};
 use crate::faults::FaultKind;
 use crate::network::MessageKey;
 use crate::plan::Fault;
-use crate::replication_check::{
-    ClusterView, PartitionView, ReplicaLog, Reads, ReplicationFaults,
-};
+use crate::replication_check::{ClusterView, PartitionView, Reads, ReplicaLog, ReplicationFaults};
 use idempo_broker::{
-    Controller, ControllerConfig, ControllerDecision, LeaderAndIsr, NO_LEADER,
-    ReplicationEvent,
+    Controller, ControllerConfig, ControllerDecision, LeaderAndIsr, NO_LEADER, ReplicationEvent,
 };
 use idempo_protocol::{
     ErrorCode, FetchRequest, FetchResponse, Request, RequestFrame, Response, ResponseFrame,
@@ -128,6 +125,8 @@ pub(crate) struct Cluster {
     /// Partitions that changed leader, and those that did so uncleanly.
     failed_over: FxHashSet<i32>,
     unclean: FxHashSet<i32>,
+    /// Partitions of which a crash dropped unsynced batches.
+    power_lost: FxHashSet<i32>,
     /// What the consumer read below the HW, and where it reads next per partition.
     pub(crate) reads: Reads,
     read_position: Vec<i64>,
@@ -136,6 +135,10 @@ pub(crate) struct Cluster {
     tick_ms: u64,
     /// Fetches sent, the key of their loss and latency draws.
     fetches_sent: u64,
+    /// When the next ISR expiration check is due.
+    next_shrink_check_ms: u64,
+    /// True during an ISR expiration check.
+    shrink_check_now: bool,
 }
 
 impl Cluster {
@@ -162,6 +165,7 @@ impl Cluster {
             counts: ClusterCounts::default(),
             failed_over: FxHashSet::default(),
             unclean: FxHashSet::default(),
+            power_lost: FxHashSet::default(),
             reads: Reads::default(),
             read_position: vec![0; config.partitions as usize],
             settling_since: None,
@@ -170,6 +174,8 @@ impl Cluster {
                 .min(config.replica_lag_time_max_ms / 2)
                 .max(1),
             fetches_sent: 0,
+            next_shrink_check_ms: 0,
+            shrink_check_now: false,
         })
     }
 
@@ -411,6 +417,13 @@ impl Simulation {
     /// produce answers, ISR proposals (to the controller), replication events (to the
     /// trace).
     fn drain_broker(&mut self, node: u32) {
+        self.drain_answers(node);
+        self.propose_isr_changes(node);
+        self.drain_events(node);
+    }
+
+    /// Delayed produce answers of broker `node` travel to their producers.
+    fn drain_answers(&mut self, node: u32) {
         let completed = self.nodes[node as usize].broker.take_completed();
         for done in completed {
             let key = (node, done.client, done.response.correlation_id);
@@ -424,11 +437,37 @@ impl Simulation {
                 connection: pending.connection,
             };
             let correlation_id = done.response.correlation_id;
-            self.answer(to, correlation_id, done.response, &pending.batches, pending.key);
+            self.answer(
+                to,
+                correlation_id,
+                done.response,
+                &pending.batches,
+                pending.key,
+            );
         }
+    }
+
+    /// Broker `node`'s ISR proposals go to the controller; its answers to the replicas.
+    /// Expansions go at once (Kafka's `maybeExpandIsr` runs on every follower fetch);
+    /// shrinks only at the ISR expiration check, every `replica.lag.time.max.ms / 2`
+    /// (Kafka's `isr-expiration` task): a shrink proposed in between is withdrawn.
+    fn propose_isr_changes(&mut self, node: u32) {
         let now = self.now_ms as i64;
+        let shrink_time = self.cluster().shrink_check_now;
         let alters = self.nodes[node as usize].broker.take_alter_partitions(now);
         for alter in alters {
+            let current = self
+                .cluster()
+                .controller
+                .partition(alter.partition)
+                .isr
+                .len();
+            if alter.new_isr.len() < current && !shrink_time {
+                self.nodes[node as usize]
+                    .broker
+                    .alter_partition_rejected(alter.partition);
+                continue;
+            }
             let result = self.cluster().controller.alter_partition(&alter);
             match result {
                 Ok(state) => {
@@ -440,6 +479,10 @@ impl Simulation {
                     .alter_partition_rejected(alter.partition),
             }
         }
+    }
+
+    /// Broker `node`'s replication events become trace lines.
+    fn drain_events(&mut self, node: u32) {
         let events = self.nodes[node as usize].broker.take_replication_events();
         if self.trace.is_none() {
             return;
@@ -538,7 +581,9 @@ impl Simulation {
             if !self.cluster().reachable(b) {
                 continue;
             }
-            self.nodes[b as usize].broker.advance_time(self.now_ms as i64);
+            self.nodes[b as usize]
+                .broker
+                .advance_time(self.now_ms as i64);
             let _ = self.nodes[b as usize].broker.apply_leader_and_isr(state);
             if state.leader != NO_LEADER && state.leader as u32 != b {
                 self.restart_fetcher(b, state.leader as u32);
@@ -558,7 +603,9 @@ impl Simulation {
             .filter(|s| s.replicas.contains(&(b as i32)))
             .cloned()
             .collect();
-        self.nodes[b as usize].broker.advance_time(self.now_ms as i64);
+        self.nodes[b as usize]
+            .broker
+            .advance_time(self.now_ms as i64);
         for state in &states {
             let _ = self.nodes[b as usize].broker.apply_leader_and_isr(state);
         }
@@ -587,11 +634,18 @@ impl Simulation {
         }
         let decisions = self.cluster().controller.tick(now);
         self.apply_decisions(decisions);
+        let lag_ms = self.config.replica_lag_time_max_ms;
+        let cluster = self.cluster();
+        cluster.shrink_check_now = cluster.next_shrink_check_ms <= now as u64;
+        if cluster.shrink_check_now {
+            cluster.next_shrink_check_ms = now as u64 + (lag_ms / 2).max(1);
+        }
         for b in 0..self.nodes.len() as u32 {
             if self.cluster().reachable(b) {
                 self.drain_broker(b);
             }
         }
+        self.cluster().shrink_check_now = false;
         self.consume();
         if self.settled() {
             self.queue.clear();
@@ -628,7 +682,7 @@ impl Simulation {
                     break;
                 }
                 if batch.header.base_offset >= from {
-                    cluster.reads.read_batch(partition, &batch.header, &batch.bytes);
+                    cluster.reads.read_batch(partition, &batch.header);
                 }
                 next = batch.header.last_offset() + 1;
             }
@@ -664,10 +718,12 @@ impl Simulation {
             let end = leader.log_end_offset(state.partition);
             end.is_some()
                 && leader.high_watermark(state.partition) == end
-                && state
-                    .replicas
-                    .iter()
-                    .all(|b| self.nodes[*b as usize].broker.log_end_offset(state.partition) == end)
+                && state.replicas.iter().all(|b| {
+                    self.nodes[*b as usize]
+                        .broker
+                        .log_end_offset(state.partition)
+                        == end
+                })
         })
     }
 
@@ -728,7 +784,13 @@ impl Simulation {
         if !cluster.reachable(from) || !cluster.reachable(to) {
             return None;
         }
-        if oracle.happens(config.inter_broker_loss, FaultKind::InterBrokerLoss, from, n, to) {
+        if oracle.happens(
+            config.inter_broker_loss,
+            FaultKind::InterBrokerLoss,
+            from,
+            n,
+            to,
+        ) {
             cluster.counts.inter_broker_lost += 1;
             return None;
         }
@@ -859,7 +921,7 @@ impl Simulation {
         }
         let broker = &mut self.nodes[follower as usize].broker;
         broker.advance_time(self.now_ms as i64);
-        let (mut batches, mut partitions, mut failed) = (0, Vec::new(), false);
+        let (mut batches, mut ranges, mut failed) = (0, Vec::new(), false);
         let mut truncations = 0;
         for (request, response) in &answers {
             let fetched = broker.on_follower_fetch_response(request, response);
@@ -867,7 +929,11 @@ impl Simulation {
             truncations += u64::from(fetched.truncation.is_some());
             if fetched.batches_appended > 0 {
                 batches += fetched.batches_appended;
-                partitions.push(fetched.partition);
+                ranges.push((
+                    fetched.partition,
+                    request.fetch_offset,
+                    fetched.log_end_offset,
+                ));
             }
         }
         self.cluster().counts.truncations += truncations;
@@ -875,11 +941,12 @@ impl Simulation {
             let kind = ChangeKind::Fetched {
                 leader: leader as i32,
                 batches,
-                partitions,
+                ranges,
             };
             self.change(follower as i32, kind);
         }
-        self.drain_broker(follower);
+        self.drain_answers(follower);
+        self.drain_events(follower);
         if failed {
             self.schedule(
                 self.now_ms + REPLICA_FETCH_BACKOFF_MS,
@@ -928,7 +995,12 @@ impl Simulation {
                 ..
             } => {
                 self.cluster().counts.correlated_crashes += 1;
-                let replicas = self.cluster().controller.partition(partition).replicas.clone();
+                let replicas = self
+                    .cluster()
+                    .controller
+                    .partition(partition)
+                    .replicas
+                    .clone();
                 for b in replicas {
                     if !self.cluster().down[b as usize] {
                         let cause = CrashCause::CorrelatedCrash { partition };
@@ -962,6 +1034,9 @@ impl Simulation {
             .crash(|_file, unsynced| u64::from(tear_bytes).min(unsynced));
         let mut batches_lost = 0;
         for partition in &report.partitions {
+            if !partition.lost_batches.is_empty() {
+                self.cluster().power_lost.insert(partition.partition);
+            }
             for batch in &partition.lost_batches {
                 batches_lost += 1;
                 let _ = idempo_protocol::visit_records(&batch.bytes, |record| {
@@ -1067,7 +1142,11 @@ impl Simulation {
                     state.isr.first().copied()
                 };
                 let high_watermark = read_from
-                    .and_then(|b| self.nodes[b as usize].broker.high_watermark(state.partition))
+                    .and_then(|b| {
+                        self.nodes[b as usize]
+                            .broker
+                            .high_watermark(state.partition)
+                    })
                     .unwrap_or(0);
                 let replicas = state
                     .replicas
@@ -1103,8 +1182,10 @@ impl Simulation {
             c.sync == idempo_broker::SyncPolicy::EveryAppend || self.known.crash_lost.is_empty();
         ReplicationFaults {
             acks_below_all: c.acks != Acks::All,
+            acks_zero: c.acks == Acks::None,
             failed_over: cluster.failed_over.clone(),
             unclean: cluster.unclean.clone(),
+            power_lost: cluster.power_lost.clone(),
             guaranteed: c.acks == Acks::All
                 && c.min_insync_replicas >= 2
                 && !c.unclean_leader_election
@@ -1133,5 +1214,114 @@ impl Simulation {
             replication: Some(self.replication_faults()),
             ..self.known.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Acks, SimConfig};
+    use crate::trace::Trace;
+    use crate::{RunReport, Simulation};
+
+    /// Three brokers, RF 3, timeouts short enough for a failure to be noticed in the run.
+    fn cluster() -> SimConfig {
+        SimConfig {
+            producers: 2,
+            partitions: 3,
+            records: 200,
+            batch_records: 5,
+            brokers: 3,
+            replication_factor: 3,
+            replica_lag_time_max_ms: 1_000,
+            broker_session_timeout_ms: 1_500,
+            ..SimConfig::default()
+        }
+    }
+
+    fn traced(config: &SimConfig) -> (RunReport, String) {
+        let (report, trace) = Simulation::new(config.clone(), Some(Trace::buffered()))
+            .expect("a valid config")
+            .run();
+        (report, trace.expect("a trace").into_string())
+    }
+
+    #[test]
+    fn every_replica_holds_every_committed_batch_at_the_end() {
+        let (r, trace) = traced(&cluster());
+        assert!(r.finished && r.check.passed(), "{:?}", r.check);
+        let c = r.cluster.as_ref().expect("cluster counts");
+        assert!(c.fetches > 0, "followers fetched");
+        assert_eq!(c.leader_elections, 0, "nothing failed");
+        assert!(trace.contains("fetched"), "fetch summaries are traced");
+        assert!(trace.contains("high watermark"), "HW moves are traced");
+        assert!(trace.contains("Metadata #"), "metadata requests are traced");
+    }
+
+    #[test]
+    fn a_leader_kill_elects_an_in_sync_replica_at_a_new_epoch() {
+        let config = SimConfig {
+            leader_kills: 1,
+            min_insync_replicas: 2,
+            ..cluster()
+        };
+        let (r, trace) = traced(&config);
+        assert!(r.check.passed(), "{:?}", r.check);
+        let c = r.cluster.as_ref().expect("cluster counts");
+        assert!(c.leader_elections > 0 && c.unclean_elections == 0, "{c:?}");
+        assert!(trace.contains("lost power (leader kill of p"), "{trace}");
+        assert!(trace.contains("at leader epoch 1"), "the epoch is bumped");
+        assert!(
+            trace.contains("controller fenced broker"),
+            "the session expired"
+        );
+    }
+
+    #[test]
+    fn an_acks_one_leader_cut_off_truncates_when_it_heals_and_reloads_producer_state() {
+        let found = (1..30).find_map(|seed| {
+            let config = SimConfig {
+                seed,
+                acks: Acks::Leader,
+                idempotence: false,
+                isolations: 1,
+                ..cluster()
+            };
+            let (r, trace) = traced(&config);
+            (r.cluster.as_ref().is_some_and(|c| c.truncations > 0)).then_some(trace)
+        });
+        let trace = found.expect("some seed truncates a replica");
+        assert!(
+            trace.contains("truncated from") && trace.contains("producer state reloaded from"),
+            "a truncation names its producer-state reload"
+        );
+    }
+
+    #[test]
+    fn a_cut_off_broker_receives_nothing_and_is_fenced() {
+        let found = (1..20).find_map(|seed| {
+            let config = SimConfig {
+                seed,
+                isolations: 1,
+                min_insync_replicas: 2,
+                ..cluster()
+            };
+            let (r, trace) = traced(&config);
+            assert_eq!(r.check.anomalies(), 0, "{:?}", r.check);
+            trace.contains("controller fenced broker").then_some(trace)
+        });
+        let trace = found.expect("some isolation outlasts the session timeout");
+        assert!(trace.contains("is cut off from the brokers"), "{trace}");
+        assert!(trace.contains("isolation healed"), "{trace}");
+    }
+
+    #[test]
+    fn the_same_seed_and_cluster_give_the_same_trace() {
+        let config = SimConfig {
+            leader_kills: 2,
+            isolations: 1,
+            inter_broker_loss: 0.05,
+            ..cluster()
+        };
+        assert_eq!(traced(&config).1, traced(&config).1);
     }
 }
