@@ -155,6 +155,26 @@ fn assignment_spreads_leaders_and_replicas_evenly_over_brokers() {
 }
 
 #[test]
+fn assignment_shift_wraps_around_every_brokers_minus_one_partitions_rounds() {
+    // Kafka's `replicaIndex`: replica j >= 1 is `first + 1 + (shift + j) % (brokers - 1)`.
+    // With 3 brokers the step only takes the values 1 and 2, so the third round of
+    // partitions (shift 2) repeats the first (shift 0), and no list names a broker twice.
+    let replicas = assign_replicas(3, 9, 3);
+    let expected: Vec<Vec<BrokerId>> = vec![
+        vec![0, 1, 2],
+        vec![1, 2, 0],
+        vec![2, 0, 1],
+        vec![0, 2, 1],
+        vec![1, 0, 2],
+        vec![2, 1, 0],
+        vec![0, 1, 2],
+        vec![1, 2, 0],
+        vec![2, 0, 1],
+    ];
+    assert_eq!(replicas, expected);
+}
+
+#[test]
 fn new_partitions_are_led_by_their_preferred_replica_with_every_replica_in_sync() {
     let c = controller(3, 3, false);
     for (partition, state) in c.partitions().iter().enumerate() {
@@ -580,6 +600,27 @@ fn preferred_election_gives_the_leadership_back_once_the_preferred_replica_is_in
 }
 
 #[test]
+fn preferred_election_moves_the_leadership_to_the_preferred_replica_or_nowhere() {
+    let mut c = controller(3, 3, false);
+    // Partition 0 [0, 1, 2]: 0 fails, then 1: 2 leads alone. Both come back, and 2 adds 1
+    // (not 0) back to its ISR.
+    let _ = c.fence_broker(0);
+    let _ = c.fence_broker(1);
+    let _ = c.broker_registered(0, 20_000);
+    let _ = c.broker_registered(1, 20_000);
+    assert_eq!(leader_epoch_isr(c.partition(0)), (2, 2, vec![2]));
+    let expand = proposal(&c, 0, vec![1, 2]);
+    c.alter_partition(&expand).expect("a current proposal");
+    let before = c.partition(0).clone();
+    assert_eq!(
+        c.elect_leader(0, ElectionType::Preferred),
+        Err(ElectLeaderError::PreferredLeaderNotAvailable { partition: 0 }),
+        "1 is a live ISR member but not the preferred replica: 2 keeps leading"
+    );
+    assert_eq!(c.partition(0), &before, "nothing changes");
+}
+
+#[test]
 fn unclean_election_on_request_revives_an_offline_partition_even_when_disabled() {
     let mut c = controller(2, 2, false);
     let shrink = proposal(&c, 0, vec![0]);
@@ -941,6 +982,28 @@ proptest! {
         ))),
         ..ProptestConfig::default()
     })]
+
+    /// For any cluster shape, every partition `p` gets `replication_factor` distinct brokers
+    /// of `0..brokers`, the first of them broker `p % brokers`.
+    #[test]
+    fn every_assignment_places_distinct_replicas_led_round_robin(
+        brokers in 1..=7i32,
+        partitions in 1..=40i32,
+        rf_pick in 0..7usize,
+    ) {
+        let replication_factor = 1 + rf_pick % brokers as usize;
+        let replicas = assign_replicas(brokers, partitions, replication_factor);
+        prop_assert_eq!(replicas.len(), partitions as usize);
+        for (list, partition) in replicas.iter().zip(0..) {
+            prop_assert_eq!(list.len(), replication_factor);
+            prop_assert_eq!(list[0], partition % brokers);
+            prop_assert!(list.iter().all(|b| (0..brokers).contains(b)), "{list:?}");
+            prop_assert!(
+                list.iter().enumerate().all(|(i, b)| !list[..i].contains(b)),
+                "partition {partition} names a broker twice: {list:?}"
+            );
+        }
+    }
 
     /// Under any schedule of fencings, restarts, heartbeats, ISR proposals and elections on
     /// request, every partition keeps the controller's invariants: a non-empty ISR of

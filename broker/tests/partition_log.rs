@@ -357,3 +357,46 @@ fn a_checkpoint_beyond_the_log_end_moves_the_end_up_to_it_and_a_bad_one_is_rewri
         "the refused checkpoint is replaced by a valid one"
     );
 }
+
+#[test]
+fn the_memory_estimate_counts_the_leader_epoch_cache() {
+    use idempo_broker::LeaderAndIsr;
+    let mut one_epoch = broker(1 << 20);
+    let mut many_epochs = broker(1 << 20);
+    many_epochs.create_partition(0).expect("partition 0");
+    for n in 0..50 {
+        one_epoch.produce(0, &batch(n, 8));
+        many_epochs.apply_leader_and_isr(&LeaderAndIsr {
+            partition: 0,
+            leader: 0,
+            leader_epoch: n,
+            isr: vec![0],
+            replicas: vec![0],
+            partition_epoch: n,
+        });
+        assert!(many_epochs.produce(0, &batch(n, 8)).is_appended());
+    }
+    let epochs = many_epochs
+        .log(0)
+        .expect("partition 0")
+        .leader_epoch_cache()
+        .entries()
+        .len();
+    assert_eq!(epochs, 50, "one epoch-cache entry per leader epoch");
+    let (one, many) = (
+        one_epoch
+            .log(0)
+            .expect("partition 0")
+            .index()
+            .memory_bytes(),
+        many_epochs
+            .log(0)
+            .expect("partition 0")
+            .index()
+            .memory_bytes(),
+    );
+    assert!(
+        many >= one + 49 * 12,
+        "50 epoch entries ({many}) vs 1 ({one})"
+    );
+}

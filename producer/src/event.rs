@@ -329,7 +329,9 @@ impl EventLog {
         }
     }
 
-    /// Records an event, dropping the oldest when full.
+    /// Records an event, dropping the oldest when full. Inlined so that, with events off, the
+    /// caller does not build the event at all.
+    #[inline]
     pub fn push(&mut self, stats: &mut ProducerStats, event: ProducerEvent) {
         if !self.enabled {
             return;

@@ -51,8 +51,10 @@
 //! ## Layout
 //! - [`config`]: `ProducerConfig` with Kafka's defaults, `ClientProfile`, and `ConfigError`.
 //! - `batch`: `ProducerBatch` (a `send()` and its wire bytes) and [`DeliveryHandle`].
+//! - `batch_table`: the batches without an outcome, in a window of slots indexed by handle.
+//! - `deadlines`: their delivery deadlines, soonest first.
 //! - `sequencer`: the per-partition sequence state (`TxnPartitionEntry`).
-//! - `accumulator`: the per-partition queues and `insertInSequenceOrder`.
+//! - `accumulator`: the per-partition queues and `insertInSequenceOrder`, in a `PartitionTable`.
 //! - `in_flight`: requests awaiting an answer, by correlation id.
 //! - [`delivery`]: `DeliveryReport`, `Delivered`, `DeliveryError` (definite or possibly
 //!   persisted).
@@ -158,6 +160,8 @@ pub mod stats;
 
 mod accumulator;
 mod batch;
+mod batch_table;
+mod deadlines;
 mod in_flight;
 mod sequencer;
 

@@ -27,8 +27,9 @@
 //! sequence ([`Sequence::distance_to`]), which is correct as long as fewer than 2^30 records are outstanding.
 
 use crate::batch::ProducerBatch;
+use crate::batch_table::BatchTable;
 use idempo_protocol::{ProducerEpoch, ProducerId, Sequence};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// One partition's sequence state.
 #[derive(Debug)]
@@ -148,7 +149,7 @@ impl PartitionEntry {
     /// Asserts that the in-flight batches are in sequence order: each one of the same epoch
     /// starts at or after the end of the one before it, and they were first drained in that
     /// order.
-    pub fn assert_in_sequence_order(&self, batches: &BTreeMap<u64, ProducerBatch>) {
+    pub fn assert_in_sequence_order(&self, batches: &BatchTable) {
         let mut previous: Option<&ProducerBatch> = None;
         for batch in self.in_flight.iter().filter_map(|h| batches.get(h)) {
             if let Some(before) = previous {

@@ -232,7 +232,7 @@ impl Producer {
             true => 0,
             false => self.routing.drain_index.get(&node).copied().unwrap_or(0) % count,
         };
-        let (mut data, mut sent) = (Vec::new(), Vec::new());
+        let (mut data, mut sent) = (Vec::new(), self.take_sent());
         let mut index = start;
         let mut last_visited;
         loop {
@@ -259,6 +259,7 @@ impl Producer {
         }
         self.routing.drain_index.insert(node, last_visited);
         if data.is_empty() {
+            self.recycle_sent(sent);
             return None;
         }
         Some(self.send_produce(node, correlation_id, data, sent, now_ms))
