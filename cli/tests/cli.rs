@@ -145,6 +145,47 @@ fn bad_arguments_exit_2_naming_the_flag() {
         (vec!["run", "--producers", "0"], "--producers"),
         (vec!["run", "--max-in-flight", "6"], "--max-in-flight"),
         (vec!["run", "--frobnicate"], "--frobnicate"),
+        (vec!["run", "--brokers", "0"], "--brokers"),
+        (vec!["run", "--acks", "2"], "--acks"),
+        (
+            vec!["run", "--brokers", "2", "--replication-factor", "3"],
+            "--replication-factor",
+        ),
+        (
+            vec![
+                "run",
+                "--brokers",
+                "3",
+                "--replication-factor",
+                "2",
+                "--min-insync-replicas",
+                "3",
+            ],
+            "--min-insync-replicas",
+        ),
+        (vec!["run", "--acks", "1"], "--acks"),
+        (vec!["run", "--leader-kills", "1"], "--leader-kills"),
+        (vec!["run", "--isolations", "2"], "--isolations"),
+        (
+            vec!["run", "--correlated-crashes", "1"],
+            "--correlated-crashes",
+        ),
+        (
+            vec!["run", "--inter-broker-loss", "2"],
+            "--inter-broker-loss",
+        ),
+        (
+            vec!["run", "--inter-broker-latency-ms", "9..1"],
+            "--inter-broker-latency-ms",
+        ),
+        (
+            vec!["run", "--replica-lag-time-max-ms", "0"],
+            "--replica-lag-time-max-ms",
+        ),
+        (
+            vec!["compare", "--variant", "min-insync-replicas=x"],
+            "min-insync-replicas",
+        ),
         (vec!["compare", "--variant", "colour=red"], "colour"),
         (vec!["proxy", "--ack-loss", "1.5"], "--ack-loss"),
         (vec!["proxy", "--delay-ms", "9..3"], "--delay-ms"),
@@ -500,6 +541,128 @@ const NON_DEFAULT: &[(&str, &[&str])] = &[
         "snapshot-interval-ms",
         &["--snapshot-interval-ms", "50", "--broker-crashes", "2"],
     ),
+    ("brokers", &["--brokers", "3"]),
+    (
+        "replication-factor",
+        &["--brokers", "3", "--replication-factor", "3"],
+    ),
+    (
+        "min-insync-replicas",
+        &[
+            "--brokers",
+            "3",
+            "--replication-factor",
+            "3",
+            "--min-insync-replicas",
+            "2",
+        ],
+    ),
+    (
+        "acks",
+        &[
+            "--acks",
+            "1",
+            "--idempotence",
+            "off",
+            "--brokers",
+            "2",
+            "--replication-factor",
+            "2",
+        ],
+    ),
+    (
+        "unclean-leader-election",
+        &[
+            "--unclean-leader-election",
+            "--brokers",
+            "3",
+            "--replication-factor",
+            "2",
+            "--leader-kills",
+            "1",
+        ],
+    ),
+    (
+        "replica-lag-time-max-ms",
+        &[
+            "--replica-lag-time-max-ms",
+            "500",
+            "--brokers",
+            "3",
+            "--replication-factor",
+            "3",
+        ],
+    ),
+    (
+        "broker-session-timeout-ms",
+        &[
+            "--broker-session-timeout-ms",
+            "1000",
+            "--brokers",
+            "3",
+            "--replication-factor",
+            "2",
+            "--broker-crashes",
+            "1",
+        ],
+    ),
+    (
+        "inter-broker-latency-ms",
+        &[
+            "--inter-broker-latency-ms",
+            "3..9",
+            "--brokers",
+            "2",
+            "--replication-factor",
+            "2",
+        ],
+    ),
+    (
+        "inter-broker-loss",
+        &[
+            "--inter-broker-loss",
+            "0.05",
+            "--brokers",
+            "2",
+            "--replication-factor",
+            "2",
+        ],
+    ),
+    (
+        "leader-kills",
+        &[
+            "--leader-kills",
+            "1",
+            "--brokers",
+            "3",
+            "--replication-factor",
+            "3",
+        ],
+    ),
+    (
+        "isolations",
+        &[
+            "--isolations",
+            "1",
+            "--brokers",
+            "3",
+            "--replication-factor",
+            "3",
+        ],
+    ),
+    (
+        "correlated-crashes",
+        &[
+            "--correlated-crashes",
+            "1",
+            "--brokers",
+            "3",
+            "--replication-factor",
+            "3",
+            "--sync",
+            "never",
+        ],
+    ),
 ];
 
 #[test]
@@ -600,4 +763,72 @@ fn a_bad_shard_exits_2_naming_the_flag() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_cluster_run_adds_its_fields_to_json_and_a_one_broker_run_does_not() {
+    let small = ["--records", "60", "--partitions", "2"];
+    let one = sim(&[&["run", "--json"][..], &small].concat());
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert!(!stdout(&one).contains("\"brokers\""), "{}", stdout(&one));
+    let cluster = sim(&[
+        &[
+            "run",
+            "--json",
+            "--brokers",
+            "3",
+            "--replication-factor",
+            "3",
+            "--min-insync-replicas",
+            "2",
+        ][..],
+        &small,
+    ]
+    .concat());
+    let out = stdout(&cluster);
+    assert_eq!(cluster.status.code(), Some(0), "{out}{}", stderr(&cluster));
+    for field in [
+        "\"brokers\":3",
+        "\"replication_factor\":3",
+        "\"acks\":\"all\"",
+        "\"min_insync_replicas\":2",
+        "\"leader_elections\":",
+        "\"unclean_elections\":",
+        "\"truncations\":",
+        "\"isr_shrinks\":",
+        "\"isr_expands\":",
+        "\"not_enough_replicas\":",
+        "\"lost_in_failover\":0",
+    ] {
+        assert!(out.contains(field), "{field} missing: {out}");
+    }
+}
+
+#[test]
+fn a_cluster_trace_shows_elections_with_their_epoch_and_fetches() {
+    let o = sim(&[
+        "run",
+        "--trace",
+        "--records",
+        "100",
+        "--partitions",
+        "2",
+        "--producers",
+        "1",
+        "--brokers",
+        "3",
+        "--replication-factor",
+        "3",
+        "--leader-kills",
+        "1",
+        "--broker-session-timeout-ms",
+        "600",
+        "--replica-lag-time-max-ms",
+        "600",
+    ]);
+    let out = stdout(&o);
+    assert!(out.contains("elected broker"), "{out}");
+    assert!(out.contains("at leader epoch 1"), "{out}");
+    assert!(out.contains("fetched"), "{out}");
+    assert!(out.contains("Metadata #"), "{out}");
 }

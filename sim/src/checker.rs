@@ -45,6 +45,7 @@
 //! (and whether it was); and never resolved. Over TCP the broker's verdicts are not seen, so
 //! an acknowledged retry counts as "written by a retry".
 
+use crate::replication_check::{LossLimit, ReplicationCheck, ReplicationFaults};
 use bytes::Bytes;
 use idempo_broker::Broker;
 use idempo_protocol::{BatchHeader, RecordRef, Sequence, visit_records};
@@ -227,6 +228,10 @@ pub struct CheckReport {
     pub records_unresolved: u64,
     /// The ack ledger.
     pub ledger: AckLedger,
+    /// A replicated run's own counts (`None` for a one-broker run, whose output has none):
+    /// see [`crate::replication_check`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationCheck>,
 }
 
 impl CheckReport {
@@ -248,9 +253,10 @@ impl CheckReport {
     }
 
     /// The named invariants with their violation counts, in a fixed order. Every checked run
-    /// (`idempo-sim run`, `run --bootstrap`, `idempo-producer --verify`) prints this list.
-    pub fn invariants(&self) -> [(&'static str, u64); 7] {
-        [
+    /// (`idempo-sim run`, `run --bootstrap`, `idempo-producer --verify`) prints this list; a
+    /// replicated run adds its two (see [`crate::replication_check`]).
+    pub fn invariants(&self) -> Vec<(&'static str, u64)> {
+        let mut list = vec![
             ("no duplicates", self.duplicates),
             ("no lost acknowledged records", self.lost),
             ("per-producer order", self.out_of_order),
@@ -261,17 +267,50 @@ impl CheckReport {
             ("no sequence gaps within an epoch", self.sequence_gaps),
             ("records where they were sent", self.misplaced),
             ("acknowledged offsets match the log", self.wrong_offsets),
-        ]
+        ];
+        if let Some(r) = &self.replication {
+            list.push((
+                "a record read below the high watermark is never lost",
+                r.read_then_lost,
+            ));
+            list.push((
+                "replicas agree below the high watermark",
+                r.replicas_diverged,
+            ));
+        }
+        list
     }
 
     /// The limits of the guarantee with their counts, in a fixed order: losses and copies
-    /// that are not protocol bugs but what Kafka's guarantee does not promise.
-    pub fn limits(&self) -> [(&'static str, u64); 4] {
-        [
-            (
+    /// that are not protocol bugs but what Kafka's guarantee does not promise. A replicated
+    /// run names its losses by the limit that explains them instead of the one-broker
+    /// "lost in a crash before sync".
+    pub fn limits(&self) -> Vec<(&'static str, u64)> {
+        let mut list = match &self.replication {
+            None => vec![(
                 "acknowledged, lost in a crash before sync",
                 self.lost_unsynced,
-            ),
+            )],
+            Some(r) => vec![
+                (
+                    "acknowledged with acks=1, lost in a failover",
+                    r.lost_acks_one_failover,
+                ),
+                (
+                    "lost by an unclean leader election",
+                    r.lost_unclean_election,
+                ),
+                (
+                    "lost when every replica lost power before a sync",
+                    r.lost_power_loss,
+                ),
+                (
+                    "read below the high watermark, lost by such a limit",
+                    r.read_then_lost_explained,
+                ),
+            ],
+        };
+        list.extend([
             (
                 "written again by a new producer session",
                 self.duplicates_across_sessions,
@@ -284,7 +323,8 @@ impl CheckReport {
                 "written again after a restart shrank the dedup window",
                 self.duplicates_after_window_shrink,
             ),
-        ]
+        ]);
+        list
     }
 }
 
@@ -336,6 +376,8 @@ pub struct KnownFaults {
     /// (producer id, partition) pairs whose dedup window a broker restart shrank (see
     /// [`DedupWindows`]).
     pub window_shrunk: FxHashSet<(i64, i32)>,
+    /// In a replicated run, the limits of the guarantee it met (`None` with one broker).
+    pub replication: Option<ReplicationFaults>,
 }
 
 /// The size of every producer's dedup window on every partition of a broker, taken before a
@@ -451,7 +493,13 @@ impl<'a, P: Fn(u32, u64) -> i32> Reading<'a, P> {
             workload,
             partition_of,
             known,
-            report: CheckReport::default(),
+            report: CheckReport {
+                replication: known
+                    .replication
+                    .as_ref()
+                    .map(|_| ReplicationCheck::default()),
+                ..CheckReport::default()
+            },
             copies: per_producer(records, 0u8),
             first_session: per_producer(records, 0u8),
             first_offset: (0..workload.producers)
@@ -565,12 +613,11 @@ impl<'a, P: Fn(u32, u64) -> i32> Reading<'a, P> {
                 };
                 match entry.delivery {
                     Delivery::Acked => {
+                        let partition = (self.partition_of)(p as u32, b as u64);
                         for (k, c) in copies.iter().enumerate() {
                             let id = (p as u32, (first as usize + k) as u32);
-                            if *c == 0 && self.known.crash_lost.contains(&id) {
-                                self.report.lost_unsynced += 1;
-                            } else if *c == 0 {
-                                self.report.lost += 1;
+                            if *c == 0 {
+                                count_loss(&mut self.report, self.known, partition, id);
                             }
                         }
                         settle_acked(&mut self.report, entry, fate);
@@ -580,6 +627,28 @@ impl<'a, P: Fn(u32, u64) -> i32> Reading<'a, P> {
             }
         }
         self.report
+    }
+}
+
+/// Counts one acknowledged record missing from the log: under the limit that explains it, or
+/// as lost.
+fn count_loss(report: &mut CheckReport, known: &KnownFaults, partition: i32, id: (u32, u32)) {
+    let Some(faults) = &known.replication else {
+        if known.crash_lost.contains(&id) {
+            report.lost_unsynced += 1;
+        } else {
+            report.lost += 1;
+        }
+        return;
+    };
+    let counts = report
+        .replication
+        .get_or_insert_with(ReplicationCheck::default);
+    match faults.explain_loss(partition, id, &known.crash_lost) {
+        Some(LossLimit::PowerLoss) => counts.lost_power_loss += 1,
+        Some(LossLimit::UncleanElection) => counts.lost_unclean_election += 1,
+        Some(LossLimit::AcksOneFailover) => counts.lost_acks_one_failover += 1,
+        None => report.lost += 1,
     }
 }
 

@@ -81,6 +81,9 @@ impl std::error::Error for VariantError {}
 /// table of [`crate::flags`]); switches take `on` or `off`. A `max-in-flight` above the dedup
 /// window opts into the unsafe experiment, since asking for it is the point of the variant.
 ///
+/// An `acks` other than `all` turns idempotence off unless the variant sets `idempotence`
+/// itself, as Kafka's producer does when idempotence is not configured explicitly.
+///
 /// Several settings may be changed at once, separated by commas:
 /// `network=proxy,first-batch-alone=on`.
 pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, VariantError> {
@@ -100,6 +103,11 @@ pub fn apply_variant(base: &SimConfig, variant: &str) -> Result<SimConfig, Varia
     }
     if c.idempotence && c.max_in_flight > c.dedup_window {
         c.unsafe_max_in_flight = true;
+    }
+    // Kafka's producer turns idempotence off by itself when `acks` is not `all` and
+    // idempotence was not asked for explicitly: `acks=1` is a variant of that producer.
+    if c.acks != crate::config::Acks::All && !variant.contains("idempotence") {
+        c.idempotence = false;
     }
     c.validate().map_err(|error| VariantError::Config {
         variant: variant.to_string(),
@@ -199,9 +207,34 @@ fn rows() -> Vec<(&'static str, Cell)> {
     ]
 }
 
-/// The side-by-side table.
+/// The rows a replicated run adds, before the verdict.
+fn cluster_rows() -> Vec<(&'static str, Cell)> {
+    let counts = |f: fn(&crate::engine::ClusterCounts) -> u64| -> Cell {
+        Box::new(move |r| r.cluster.as_ref().map_or(0, f).to_string())
+    };
+    let check = |f: fn(&crate::replication_check::ReplicationCheck) -> u64| -> Cell {
+        Box::new(move |r| r.check.replication.as_ref().map_or(0, f).to_string())
+    };
+    vec![
+        ("leader elections", counts(|c| c.leader_elections)),
+        ("unclean elections", counts(|c| c.unclean_elections)),
+        ("truncations", counts(|c| c.truncations)),
+        ("ISR shrinks", counts(|c| c.isr_shrinks)),
+        ("NOT_ENOUGH_REPLICAS", counts(|c| c.not_enough_replicas)),
+        ("lost, acks=1 failover", check(|c| c.lost_acks_one_failover)),
+        ("lost, unclean election", check(|c| c.lost_unclean_election)),
+        ("lost, power loss", check(|c| c.lost_power_loss)),
+    ]
+}
+
+/// The side-by-side table. Replicated runs add the cluster's rows before the verdict.
 pub fn table(columns: &[Column]) -> String {
-    let rows = rows();
+    let mut rows = rows();
+    if columns.iter().any(|c| c.config.is_cluster()) {
+        let verdict = rows.pop();
+        rows.extend(cluster_rows());
+        rows.extend(verdict);
+    }
     let width = columns
         .iter()
         .map(|c| c.label.len())

@@ -59,6 +59,56 @@ impl Network {
     }
 }
 
+/// Producer `acks`: how many replicas must have a batch before the leader answers.
+///
+/// | `--acks` | Kafka | the leader answers | what a failover can lose |
+/// |---|---|---|---|
+/// | `all` (default) | `acks=-1` | once the high watermark passes the batch (every in-sync replica has it) | nothing, with `min.insync.replicas >= 2` and clean elections |
+/// | `1` | `acks=1` | after its own append | what the followers had not fetched yet |
+/// | `0` | `acks=0` | never: the producer counts a batch written once sent | anything |
+///
+/// Kafka's producer refuses idempotence without `acks=all`, so `--acks 1` and `--acks 0`
+/// need `--idempotence off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    /// `acks=all` (-1).
+    All,
+    /// `acks=1`: the leader alone.
+    Leader,
+    /// `acks=0`: no answer.
+    None,
+}
+
+impl Acks {
+    /// The flag value: `all`, `1` or `0`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Acks::All => "all",
+            Acks::Leader => "1",
+            Acks::None => "0",
+        }
+    }
+
+    /// Parses a flag value (`-1` is accepted for `all`, as Kafka spells it).
+    pub fn parse(text: &str) -> Result<Acks, ValueError> {
+        match text {
+            "all" | "-1" => Ok(Acks::All),
+            "1" => Ok(Acks::Leader),
+            "0" => Ok(Acks::None),
+            _ => Err(ValueError::NotOneOf("all, 1, 0")),
+        }
+    }
+
+    /// The value of the produce request's `acks` field.
+    pub fn kafka_value(self) -> i16 {
+        match self {
+            Acks::All => -1,
+            Acks::Leader => 1,
+            Acks::None => 0,
+        }
+    }
+}
+
 /// The parameters of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
@@ -131,6 +181,35 @@ pub struct SimConfig {
     pub producer_id_expiration_check_interval_ms: i64,
     /// Stop after this much virtual time even if producers still have work.
     pub max_virtual_ms: u64,
+    /// Brokers in the cluster. With one (the default) the run is the one-broker run of
+    /// earlier versions, byte for byte: no replication, no controller.
+    pub brokers: u32,
+    /// Replicas of every partition (`replication.factor`), at most `brokers`.
+    pub replication_factor: u32,
+    /// Broker `min.insync.replicas`: an `acks=all` produce needs this many in-sync replicas.
+    pub min_insync_replicas: u32,
+    /// Producer `acks`.
+    pub acks: Acks,
+    /// Controller `unclean.leader.election.enable`: elect an out-of-sync replica when no
+    /// in-sync replica is alive.
+    pub unclean_leader_election: bool,
+    /// Broker `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// Controller `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// Smallest one-way latency between brokers.
+    pub inter_broker_latency_min_ms: u64,
+    /// Largest one-way latency between brokers.
+    pub inter_broker_latency_max_ms: u64,
+    /// Probability that a message between brokers (a fetch or its answer) is lost.
+    pub inter_broker_loss: f64,
+    /// Crashes (power loss) of the current leader of a partition drawn from the seed.
+    pub leader_kills: u32,
+    /// Isolations: a broker is cut off from the other brokers, the controller and the
+    /// clients for a drawn time, then healed.
+    pub isolations: u32,
+    /// Correlated crashes: every replica of a partition loses power at once.
+    pub correlated_crashes: u32,
 }
 
 impl Default for SimConfig {
@@ -171,6 +250,19 @@ impl Default for SimConfig {
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
             max_virtual_ms: 86_400_000,
+            brokers: 1,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+            acks: Acks::All,
+            unclean_leader_election: false,
+            replica_lag_time_max_ms: 30_000,
+            broker_session_timeout_ms: 9_000,
+            inter_broker_latency_min_ms: 1,
+            inter_broker_latency_max_ms: 5,
+            inter_broker_loss: 0.0,
+            leader_kills: 0,
+            isolations: 0,
+            correlated_crashes: 0,
         }
     }
 }
@@ -212,6 +304,7 @@ impl SimConfig {
             ("duplicate", self.duplicate),
             ("corrupt", self.corrupt),
             ("spike", self.spike),
+            ("inter-broker-loss", self.inter_broker_loss),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(ConfigError::Probability { flag, value: p });
@@ -224,6 +317,7 @@ impl SimConfig {
         {
             return Err(ConfigError::TooManyRestarts);
         }
+        self.validate_cluster()?;
         if self.latency_min_ms > self.latency_max_ms {
             return Err(ConfigError::LatencyRange {
                 min_ms: self.latency_min_ms,
@@ -245,6 +339,49 @@ impl SimConfig {
                 max_in_flight: self.max_in_flight,
                 dedup_window: self.dedup_window,
             });
+        }
+        Ok(())
+    }
+
+    /// True for a run with more than one broker: replication, a controller, leader elections.
+    pub fn is_cluster(&self) -> bool {
+        self.brokers > 1
+    }
+
+    /// The cluster settings that depend on each other.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        if self.replication_factor > self.brokers {
+            return Err(ConfigError::ReplicationFactorAboveBrokers {
+                replication_factor: self.replication_factor,
+                brokers: self.brokers,
+            });
+        }
+        if self.min_insync_replicas > self.replication_factor {
+            return Err(ConfigError::MinInsyncAboveReplicationFactor {
+                min_insync_replicas: self.min_insync_replicas,
+                replication_factor: self.replication_factor,
+            });
+        }
+        if self.idempotence && self.acks != Acks::All {
+            return Err(ConfigError::IdempotenceNeedsAcksAll { acks: self.acks });
+        }
+        if self.inter_broker_latency_min_ms > self.inter_broker_latency_max_ms {
+            return Err(ConfigError::InterBrokerLatencyRange {
+                min_ms: self.inter_broker_latency_min_ms,
+                max_ms: self.inter_broker_latency_max_ms,
+            });
+        }
+        for (flag, n) in [
+            ("leader-kills", self.leader_kills),
+            ("isolations", self.isolations),
+            ("correlated-crashes", self.correlated_crashes),
+        ] {
+            if n > 0 && !self.is_cluster() {
+                return Err(ConfigError::NeedsSeveralBrokers { flag });
+            }
+            if n > 1000 {
+                return Err(ConfigError::TooManyClusterFaults { flag, count: n });
+            }
         }
         Ok(())
     }
@@ -289,6 +426,44 @@ pub enum ConfigError {
         /// `--dedup-window`.
         dedup_window: usize,
     },
+    /// `--replication-factor` above `--brokers`.
+    ReplicationFactorAboveBrokers {
+        /// `--replication-factor`.
+        replication_factor: u32,
+        /// `--brokers`.
+        brokers: u32,
+    },
+    /// `--min-insync-replicas` above `--replication-factor`: no `acks=all` write could succeed.
+    MinInsyncAboveReplicationFactor {
+        /// `--min-insync-replicas`.
+        min_insync_replicas: u32,
+        /// `--replication-factor`.
+        replication_factor: u32,
+    },
+    /// Idempotence with `--acks` other than `all` (Kafka's producer refuses it).
+    IdempotenceNeedsAcksAll {
+        /// `--acks`.
+        acks: Acks,
+    },
+    /// `--inter-broker-latency-ms MIN..MAX` with MIN above MAX.
+    InterBrokerLatencyRange {
+        /// MIN.
+        min_ms: u64,
+        /// MAX.
+        max_ms: u64,
+    },
+    /// A cluster fault with one broker.
+    NeedsSeveralBrokers {
+        /// The flag, without dashes.
+        flag: &'static str,
+    },
+    /// More cluster faults than the simulator bounds.
+    TooManyClusterFaults {
+        /// The flag, without dashes.
+        flag: &'static str,
+        /// The count given.
+        count: u32,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -325,6 +500,35 @@ impl fmt::Display for ConfigError {
                 "--max-in-flight {max_in_flight} is above the broker's --dedup-window {dedup_window}: a retry could fall out of the \
                  window and be written twice; pass --unsafe-max-in-flight to run this experiment anyway"
             ),
+            ConfigError::ReplicationFactorAboveBrokers {
+                replication_factor,
+                brokers,
+            } => write!(
+                f,
+                "--replication-factor {replication_factor} is above --brokers {brokers}: each replica needs its own broker"
+            ),
+            ConfigError::MinInsyncAboveReplicationFactor {
+                min_insync_replicas,
+                replication_factor,
+            } => write!(
+                f,
+                "--min-insync-replicas {min_insync_replicas} is above --replication-factor {replication_factor}: no acks=all write could ever succeed"
+            ),
+            ConfigError::IdempotenceNeedsAcksAll { acks } => write!(
+                f,
+                "--acks {} needs --idempotence off: Kafka's producer refuses idempotence without acks=all",
+                acks.name()
+            ),
+            ConfigError::InterBrokerLatencyRange { min_ms, max_ms } => write!(
+                f,
+                "--inter-broker-latency-ms {min_ms}..{max_ms}: the minimum is above the maximum"
+            ),
+            ConfigError::NeedsSeveralBrokers { flag } => {
+                write!(f, "--{flag} needs a cluster: --brokers 2 or more")
+            }
+            ConfigError::TooManyClusterFaults { flag, count } => {
+                write!(f, "--{flag} {count} is too large (at most 1000)")
+            }
         }
     }
 }

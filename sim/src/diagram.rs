@@ -20,7 +20,11 @@
 //! 255 ms  ● ◀────────────────────────────────── #5 answered: p0 offset 10
 //! ```
 //!
-//! - **Lanes.** One vertical line per producer (`P0`, `P1` ...) and one for the broker.
+//! - **Lanes.** One vertical line per producer (`P0`, `P1` ...) and one for the broker. A
+//!   replicated run (`--brokers N`) draws its requests and verdicts on a `leaders` lane and
+//!   adds a lane per broker (`B0`, `B1` ...) with the cluster's changes at that broker: ★ when
+//!   it becomes a partition's leader (with the leader epoch), its high watermark moves (`HW p0
+//!   20`), the fetches it makes as a follower, truncations, power loss and isolation.
 //! - **Time** flows down. Every event has a row of its own, so no two labels collide; rows of
 //!   the same virtual millisecond sit one under the other, and a pause between events adds a
 //!   little space, growing with the logarithm of its length (idle stretches are compressed).
@@ -114,6 +118,8 @@ const TOP: i64 = 116;
 const LABEL_CHARS: usize = 46;
 const VERDICT_CHARS: usize = 64;
 const WINDOW_PREFIX_W: i64 = 52;
+const CLUSTER_GAP: i64 = 190;
+const CLUSTER_LABEL_W: i64 = 180;
 const BOX_CHAR_W: i64 = 6;
 
 /// The SVG image of a run's events: a Lamport diagram with one lane per producer and one for
@@ -424,6 +430,10 @@ struct Layout {
     /// The arrival row of each `InitProducerId` request, by request index.
     row_of_init: HashMap<usize, usize>,
     producers: u32,
+    /// Brokers of a replicated run, each with a lane of its own (0 with one broker).
+    brokers: u32,
+    /// Where the first broker lane of a replicated run is drawn.
+    cluster_x0: i64,
     box_w: i64,
     width: i64,
     height: i64,
@@ -460,6 +470,12 @@ impl Layout {
             row_of_init: HashMap::new(),
             y: Vec::with_capacity(rows.len()),
             producers: config.producers,
+            brokers: if config.is_cluster() {
+                config.brokers
+            } else {
+                0
+            },
+            cluster_x0: 0,
             box_w: box_width(events),
             width: 0,
             height: 0,
@@ -487,6 +503,10 @@ impl Layout {
         }
         let boxes = config.dedup_window.min(8) as i64 + 2;
         self.width = self.window_x() + WINDOW_PREFIX_W + boxes * (self.box_w + 4) + 20;
+        if self.brokers > 0 {
+            self.cluster_x0 = self.width + 40;
+            self.width = self.cluster_x(self.brokers as i32 - 1) + CLUSTER_LABEL_W;
+        }
         self.height = y + 70;
     }
 
@@ -496,6 +516,12 @@ impl Layout {
 
     fn broker_x(&self) -> i64 {
         self.lane_x(self.producers.saturating_sub(1)) + BROKER_GAP
+    }
+
+    /// The lane of broker `b` of a replicated run (the controller's decisions without a
+    /// broker are drawn on broker 0's).
+    fn cluster_x(&self, b: i32) -> i64 {
+        self.cluster_x0 + i64::from(b.max(0)) * CLUSTER_GAP
     }
 
     fn window_x(&self) -> i64 {
@@ -649,7 +675,15 @@ impl Picture<'_> {
         let mut lanes: Vec<(i64, String)> = (0..self.config.producers)
             .map(|p| (self.layout.lane_x(p), format!("P{p}")))
             .collect();
-        lanes.push((self.layout.broker_x(), "broker".to_string()));
+        let broker = if self.layout.brokers > 0 {
+            "leaders"
+        } else {
+            "broker"
+        };
+        lanes.push((self.layout.broker_x(), broker.to_string()));
+        for b in 0..self.layout.brokers {
+            lanes.push((self.layout.cluster_x(b as i32), format!("B{b}")));
+        }
         for (x, name) in &lanes {
             let _ = writeln!(
                 self.canvas.out,
@@ -838,6 +872,12 @@ impl Picture<'_> {
                 self.canvas.label(px + 8, y - 4, "start", class, &label);
             }
             SimEvent::Verdict(v) => self.verdict_mark(i, v, y),
+            SimEvent::Cluster(change) => {
+                let x = self.layout.cluster_x(change.broker);
+                let (class, label) = cluster_label(change);
+                self.canvas.dot(x, y, class);
+                self.canvas.label(x + 8, y + 4, "start", class, &label);
+            }
             SimEvent::RequestLostInFlight {
                 correlation_id,
                 cause,
@@ -1319,6 +1359,55 @@ impl Canvas {
             y - 7
         );
         self.text(x + w / 2, y + 4, "middle", class, text);
+    }
+}
+
+/// The short label and class of a cluster change on its broker's lane: the leader (★ with
+/// its epoch), the high watermark, truncations, power loss and isolation.
+fn cluster_label(change: &crate::events::ClusterChange) -> (&'static str, String) {
+    use crate::events::ChangeKind;
+    match &change.kind {
+        ChangeKind::Elected {
+            partition,
+            leader_epoch,
+            clean,
+        } => (
+            if *clean { "appended" } else { "reject" },
+            format!(
+                "★ leader p{partition} e{leader_epoch}{}",
+                if *clean { "" } else { " UNCLEAN" }
+            ),
+        ),
+        ChangeKind::HighWatermark { partition, to, .. } => {
+            ("resp", format!("HW p{partition} {to}"))
+        }
+        ChangeKind::Truncated {
+            partition,
+            from,
+            to,
+            ..
+        } => (
+            "reject",
+            format!("✂ p{partition} {from}→{to}, state reloaded"),
+        ),
+        ChangeKind::Crashed { down_ms, .. } => {
+            ("lost", format!("⚡ power loss, down {down_ms} ms"))
+        }
+        ChangeKind::Up => ("note", "↑ back".to_string()),
+        ChangeKind::Isolated { until_ms } => ("lost", format!("⊘ cut off until {until_ms} ms")),
+        ChangeKind::Healed => ("note", "healed".to_string()),
+        ChangeKind::Fenced => ("lost", "fenced".to_string()),
+        ChangeKind::Unfenced => ("note", "unfenced".to_string()),
+        ChangeKind::Offline { partition } => ("lost", format!("p{partition} offline")),
+        ChangeKind::IsrChanged { partition, isr } => ("note", format!("ISR p{partition} {isr:?}")),
+        ChangeKind::Fetched {
+            leader, batches, ..
+        } => ("req", format!("⇐ {batches} batch(es) from B{leader}")),
+        ChangeKind::NotLeader { partition } => ("reject", format!("NOT_LEADER p{partition}")),
+        ChangeKind::NotEnoughReplicas { partition, .. } => {
+            ("reject", format!("NOT_ENOUGH_REPLICAS p{partition}"))
+        }
+        ChangeKind::Metadata { producer, .. } => ("note", format!("metadata for P{producer}")),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The discrete-event simulation: producers, a network that loses, duplicates, corrupts and
-//! delays, one broker that may crash.
+//! delays, one broker that may crash, or (`--brokers N`) a replicated cluster.
 //!
 //! Time is virtual (milliseconds). The event queue is ordered by (time, insertion number), so
 //! simultaneous events run in the order they were scheduled and a run is a pure function of
@@ -21,11 +21,20 @@
 //!    checker reports those duplicates under their own name.
 //! 5. **Timeouts**: each producer is woken at [`Producer::next_wakeup_ms`].
 //!
+//! 6. **A cluster** (`--brokers 2` or more): each producer routes by leader over one
+//!    connection per broker ([`Producer::poll_outgoing`]), and the `cluster` submodule
+//!    moves fetches between followers and leaders, `LeaderAndIsr` and `AlterPartition`
+//!    between brokers and the controller, and applies leader kills, isolations and
+//!    correlated crashes (its essay has the table). With one broker none of it exists and
+//!    the loop is the one-broker loop, byte for byte.
+//!
 //! What happens is recorded as typed [`SimEvent`]s, and only when a [`Trace`] is given: a
 //! run without one builds no event and formats no text.
 //!
 //! When every batch has a delivery report (or the virtual time limit is reached), the
 //! [`checker`](mod@crate::checker) reads the logs back.
+
+mod cluster;
 
 use crate::checker::{
     self, BatchLedger, CheckReport, DedupWindows, Delivery, KnownFaults, Workload,
@@ -94,6 +103,42 @@ pub struct BrokerCounts {
     pub producers_expired: u64,
 }
 
+/// Counts of what the cluster did (replicated runs only).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterCounts {
+    /// Leader elections the controller made after the first assignment (clean and unclean).
+    pub leader_elections: u64,
+    /// Elections of an out-of-sync replica (`--unclean-leader-election`).
+    pub unclean_elections: u64,
+    /// Times a partition went offline (no live in-sync replica, clean election only).
+    pub offline: u64,
+    /// Follower truncations (a diverging epoch, KIP-101/279/320), each with a producer-state
+    /// reload.
+    pub truncations: u64,
+    /// ISR shrinks (a follower out of sync for `replica.lag.time.max.ms`, or fenced).
+    pub isr_shrinks: u64,
+    /// ISR expansions (a follower caught up within the leader epoch).
+    pub isr_expands: u64,
+    /// NOT_ENOUGH_REPLICAS (19) and NOT_ENOUGH_REPLICAS_AFTER_APPEND (20) answers.
+    pub not_enough_replicas: u64,
+    /// NOT_LEADER_OR_FOLLOWER (6) answers.
+    pub not_leader: u64,
+    /// REQUEST_TIMED_OUT (7) answers to acks=all produces.
+    pub produce_timeouts: u64,
+    /// Follower fetches answered.
+    pub fetches: u64,
+    /// Messages between brokers lost (`--inter-broker-loss`).
+    pub inter_broker_lost: u64,
+    /// Leader kills, isolations and correlated crashes that happened.
+    pub leader_kills: u64,
+    /// Isolations that happened.
+    pub isolations: u64,
+    /// Correlated crashes that happened.
+    pub correlated_crashes: u64,
+    /// The most brokers down (crashed or isolated) at one moment.
+    pub most_down_at_once: u64,
+}
+
 /// Everything a run produced.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
@@ -129,6 +174,9 @@ pub struct RunReport {
     /// Batches put on the network: first tries and retries (what `--bench` counts).
     #[serde(skip)]
     pub batch_sends: u64,
+    /// What the cluster did (`None` with one broker).
+    #[serde(skip)]
+    pub cluster: Option<ClusterCounts>,
 }
 
 /// Why a simulation could not start.
@@ -140,6 +188,8 @@ pub enum SimError {
     Broker(idempo_broker::ConfigError),
     /// The producer refused the settings derived from the run's.
     Producer(idempo_producer::ConfigError),
+    /// The controller refused the cluster's settings.
+    Controller(idempo_broker::ControllerConfigError),
 }
 
 impl fmt::Display for SimError {
@@ -148,6 +198,7 @@ impl fmt::Display for SimError {
             SimError::Config(e) => write!(f, "{e}"),
             SimError::Broker(e) => write!(f, "broker settings: {e}"),
             SimError::Producer(e) => write!(f, "{e}"),
+            SimError::Controller(e) => write!(f, "cluster settings: {e}"),
         }
     }
 }
@@ -161,19 +212,22 @@ impl From<SimError> for String {
 }
 
 enum Event {
-    /// A request reaches the broker.
+    /// A request reaches broker `node`.
     Request {
         producer: u32,
+        node: u32,
         connection: u32,
         frame: RequestFrame,
         /// The simulator's batch numbers, in the request's partition order.
         batches: Vec<u64>,
         key: MessageKey,
     },
-    /// A response reaches a producer process over connection number `connection`.
+    /// A response of broker `node` reaches a producer process over connection number
+    /// `connection`.
     Response {
         producer: u32,
         session: u32,
+        node: u32,
         connection: u32,
         frame: ResponseFrame,
     },
@@ -182,7 +236,13 @@ enum Event {
     /// The connection's request timer: if the oldest unanswered request has waited
     /// `request.timeout.ms`, the client closes the connection, as Kafka's `NetworkClient` does.
     /// One timer per connection, armed for the oldest request, stands in for one per request.
-    RequestTimeout { producer: u32, session: u32 },
+    RequestTimeout {
+        producer: u32,
+        session: u32,
+        node: u32,
+    },
+    /// An event of the cluster half of the loop (replicated runs only).
+    Cluster(cluster::ClusterEvent),
 }
 
 /// A queue entry: when, in which order, and where the event waits in the slab. Keeping the
@@ -259,6 +319,13 @@ impl Queue {
         self.free_lists.pop().unwrap_or_default()
     }
 
+    /// Drops every scheduled event: the run is over.
+    fn clear(&mut self) {
+        self.heap.clear();
+        self.slab.clear();
+        self.free_slots.clear();
+    }
+
     /// Gives a batch list back for reuse.
     fn recycle(&mut self, mut list: Vec<u64>) {
         list.clear();
@@ -329,6 +396,8 @@ impl Handles {
 
 /// A request leaving a producer: what the network and the broker need to know of it.
 struct Outgoing {
+    /// The broker it goes to.
+    node: u32,
     /// The connection it goes out on.
     connection: u32,
     /// The logical event its faults are keyed by.
@@ -337,9 +406,19 @@ struct Outgoing {
     batches: Vec<u64>,
     /// The same batches as the trace shows them (empty without a trace).
     refs: Vec<BatchRef>,
+    /// A Metadata request.
+    metadata: bool,
 }
 
-/// One producer as the simulation sees it: the current process and its connection.
+/// Where an answer goes: a producer's connection to one broker.
+#[derive(Clone, Copy, Debug)]
+struct Destination {
+    producer: u32,
+    node: u32,
+    connection: u32,
+}
+
+/// One producer as the simulation sees it: the current process and its connections.
 struct Slot {
     /// Incarnation of the producer process; bumped by a restart.
     session: u32,
@@ -353,8 +432,11 @@ struct Slot {
     /// Batches handed to the current process and not yet reported.
     outstanding: u64,
     init_attempts: u32,
+    /// Metadata requests sent (the attempt number of their fault key).
+    metadata_requests: u32,
     wakeup_at_ms: Option<u64>,
-    link: Link,
+    /// One connection per broker, as Kafka's `NetworkClient` keeps (one with one broker).
+    links: Vec<Link>,
     ledger: Vec<BatchLedger>,
 }
 
@@ -404,6 +486,9 @@ impl Latencies {
     }
 }
 
+/// The batch number of a Metadata request's fault key (it carries no batch).
+const METADATA: u64 = INIT_PRODUCER_ID - 2;
+
 /// Most batches the application keeps handed to a producer but not yet reported.
 fn outstanding_max(config: &SimConfig) -> u64 {
     (2 * config.max_in_flight as u64 * u64::from(config.partitions)).clamp(4, 1024)
@@ -422,13 +507,19 @@ pub fn producer_config(config: &SimConfig) -> ProducerConfig {
         retry_backoff_ms: config.retry_backoff_ms,
         first_batch_alone: config.first_batch_alone,
         client_profile: config.client_profile,
+        acks: config.acks.kafka_value(),
+        cluster_routing: config.is_cluster(),
+        bootstrap: (0..config.brokers as i32).collect(),
         ..ProducerConfig::default()
     }
 }
 
-/// The broker settings a run's config asks for.
-fn broker_config(config: &SimConfig) -> BrokerConfig {
+/// The settings of broker `broker_id` of a run.
+fn broker_config(config: &SimConfig, broker_id: i32) -> BrokerConfig {
     BrokerConfig {
+        broker_id,
+        min_insync_replicas: config.min_insync_replicas as usize,
+        replica_lag_time_max_ms: config.replica_lag_time_max_ms as i64,
         idempotence: config.idempotence,
         dedup_window: config.dedup_window,
         producer_id_expiration_ms: config.producer_id_expiration_ms,
@@ -440,10 +531,17 @@ fn broker_config(config: &SimConfig) -> BrokerConfig {
     }
 }
 
+/// One broker of the run, with its own disk (its [`Broker`] owns a `SimDisk`), sync policy
+/// and snapshots.
+struct Node {
+    broker: Broker,
+}
+
 /// One simulation run.
 pub struct Simulation {
     config: SimConfig,
-    broker: Broker,
+    /// The brokers, by id (one without `--brokers`).
+    nodes: Vec<Node>,
     slots: Vec<Slot>,
     queue: Queue,
     now_ms: u64,
@@ -462,6 +560,8 @@ pub struct Simulation {
     latencies: Latencies,
     /// Batches put on the network (first tries and retries).
     batch_sends: u64,
+    /// The controller, fetchers and cluster faults of a replicated run.
+    cluster: Option<Box<cluster::Cluster>>,
 }
 
 impl Simulation {
@@ -478,8 +578,13 @@ impl Simulation {
         trace: Option<Trace>,
     ) -> Result<Simulation, SimError> {
         config.validate().map_err(SimError::Config)?;
-        let mut broker = Broker::new(broker_config(&config)).map_err(SimError::Broker)?;
-        broker.set_record_windows(trace.is_some());
+        let mut nodes = Vec::new();
+        for b in 0..config.brokers {
+            let mut broker =
+                Broker::new(broker_config(&config, b as i32)).map_err(SimError::Broker)?;
+            broker.set_record_windows(trace.is_some());
+            nodes.push(Node { broker });
+        }
         let mut slots = Vec::new();
         for _ in 0..config.producers {
             let mut producer =
@@ -493,14 +598,21 @@ impl Simulation {
                 next_new: 0,
                 outstanding: 0,
                 init_attempts: 0,
+                metadata_requests: 0,
                 wakeup_at_ms: None,
-                link: Link::default(),
+                links: (0..config.brokers).map(|_| Link::default()).collect(),
                 ledger: vec![BatchLedger::default(); config.batches_per_producer() as usize],
             });
         }
+        let cluster = match config.is_cluster() {
+            true => Some(Box::new(
+                cluster::Cluster::new(&config).map_err(SimError::Controller)?,
+            )),
+            false => None,
+        };
         Ok(Simulation {
             config,
-            broker,
+            nodes,
             slots,
             queue: Queue::default(),
             now_ms: 0,
@@ -514,6 +626,7 @@ impl Simulation {
             known: KnownFaults::default(),
             latencies: Latencies::default(),
             batch_sends: 0,
+            cluster,
         })
     }
 
@@ -530,6 +643,9 @@ impl Simulation {
 
     /// Runs to the end and checks the result.
     pub fn run(mut self) -> (RunReport, Option<Trace>) {
+        if self.cluster.is_some() {
+            self.start_cluster();
+        }
         for p in 0..self.config.producers {
             self.pump(p);
         }
@@ -555,21 +671,35 @@ impl Simulation {
         match event {
             Event::Request {
                 producer,
+                node,
                 connection,
                 frame,
                 batches,
                 key,
             } => {
-                self.deliver_request(producer, connection, &frame, &batches, key);
+                self.deliver_request(producer, node, connection, &frame, &batches, key);
                 self.queue.recycle(batches);
             }
             Event::Response {
                 producer,
                 session,
+                node,
                 connection,
                 frame,
-            } => self.receive_response(producer, session, connection, frame),
-            Event::RequestTimeout { producer, session } => self.request_timer(producer, session),
+            } => {
+                let from = Destination {
+                    producer,
+                    node,
+                    connection,
+                };
+                self.receive_response(from, session, frame)
+            }
+            Event::RequestTimeout {
+                producer,
+                session,
+                node,
+            } => self.request_timer(producer, session, node),
+            Event::Cluster(event) => self.dispatch_cluster(event),
             Event::Wakeup { producer, session } => {
                 let slot = &mut self.slots[producer as usize];
                 if slot.session != session {
@@ -621,10 +751,10 @@ impl Simulation {
         let now = self.now_ms;
         loop {
             while self.slots[p as usize].outstanding < max && self.hand_batch(p) {}
-            let Some(frame) = self.slots[p as usize].producer.poll_request(now) else {
+            let Some(out) = self.slots[p as usize].producer.poll_outgoing(now) else {
                 break;
             };
-            self.send_request(p, frame);
+            self.send_request(p, out.node as u32, out.frame);
         }
         let slot = &mut self.slots[p as usize];
         let pid = slot.producer.producer_id();
@@ -711,7 +841,9 @@ impl Simulation {
         slot.outstanding = 0;
         slot.init_attempts = 0;
         slot.wakeup_at_ms = None;
-        slot.link.reset();
+        for link in &mut slot.links {
+            link.reset();
+        }
         self.record(p, || SimEvent::ProducerRestarted { resent });
     }
 
@@ -719,6 +851,10 @@ impl Simulation {
     /// reports them, and the logical event the request's faults are keyed by.
     fn request_key(&mut self, p: u32, frame: &RequestFrame, batches: &mut Vec<u64>) -> MessageKey {
         let slot = &mut self.slots[p as usize];
+        if matches!(frame.request, Request::Metadata(_)) {
+            slot.metadata_requests += 1;
+            return (METADATA, slot.metadata_requests);
+        }
         if !matches!(frame.request, Request::Produce(_)) {
             slot.init_attempts += 1;
             return (INIT_PRODUCER_ID, slot.init_attempts);
@@ -759,8 +895,9 @@ impl Simulation {
             .collect()
     }
 
-    /// Puts a request on the network: decides its fate by the logical event it carries.
-    fn send_request(&mut self, p: u32, frame: RequestFrame) {
+    /// Puts a request to broker `node` on the network: decides its fate by the logical event
+    /// it carries.
+    fn send_request(&mut self, p: u32, node: u32, frame: RequestFrame) {
         self.requests += 1;
         let mut batches = self.queue.list();
         let key = self.request_key(p, &frame, &mut batches);
@@ -769,13 +906,15 @@ impl Simulation {
             None => Vec::new(),
         };
         let sent = Outgoing {
-            connection: self.slots[p as usize].link.connection,
+            node,
+            connection: self.slots[p as usize].links[node as usize].connection,
             key,
             batches,
             refs,
+            metadata: matches!(frame.request, Request::Metadata(_)),
         };
-        if self.config.network.fifo() {
-            self.await_answer(p, frame.correlation_id);
+        if self.config.network.fifo() && self.expects_answer(&frame) {
+            self.await_answer(p, node, frame.correlation_id);
         }
         let mut faults = Faults {
             config: &self.config,
@@ -783,7 +922,7 @@ impl Simulation {
             counts: &mut self.faults,
             now_ms: self.now_ms,
         };
-        let link = &mut self.slots[p as usize].link;
+        let link = &mut self.slots[p as usize].links[node as usize];
         let carries_batches = !sent.batches.is_empty();
         match network::request_fate(&mut faults, link, p, key, carries_batches) {
             RequestFate::Lost(cause) => self.request_lost(p, frame.correlation_id, sent, cause),
@@ -810,12 +949,16 @@ impl Simulation {
             network::flip_bit(&mut frame, bit);
         }
         let Outgoing {
+            node,
             connection,
             key,
             batches,
             refs,
+            ..
         } = sent;
         let correlation_id = frame.correlation_id;
+        let target = self.cluster.as_ref().map(|_| node);
+        let metadata = matches!(frame.request, Request::Metadata(_));
         self.record(p, || SimEvent::RequestSent {
             correlation_id,
             connection,
@@ -824,12 +967,15 @@ impl Simulation {
             lost: None,
             duplicated: duplicate_at_ms.is_some(),
             corrupted: corrupt_bit.is_some(),
+            node: target,
+            metadata,
         });
         let copy = duplicate_at_ms.map(|again| {
             let mut list = self.queue.list();
             list.extend_from_slice(&batches);
             let copy = Event::Request {
                 producer: p,
+                node,
                 connection,
                 frame: frame.clone(),
                 batches: list,
@@ -841,6 +987,7 @@ impl Simulation {
             at_ms,
             Event::Request {
                 producer: p,
+                node,
                 connection,
                 frame,
                 batches,
@@ -852,17 +999,24 @@ impl Simulation {
         }
     }
 
-    /// Notes a request producer `p` sent that awaits an answer, arming the request timer.
-    fn await_answer(&mut self, p: u32, correlation_id: i32) {
+    /// True unless the request is a produce with `acks=0`, which the broker never answers.
+    fn expects_answer(&self, frame: &RequestFrame) -> bool {
+        !matches!(&frame.request, Request::Produce(r) if r.acks == 0)
+    }
+
+    /// Notes a request producer `p` sent to `node` that awaits an answer, arming the
+    /// connection's request timer.
+    fn await_answer(&mut self, p: u32, node: u32, correlation_id: i32) {
         let deadline = self.now_ms + self.config.request_timeout_ms;
         let slot = &mut self.slots[p as usize];
-        if slot.link.await_answer(correlation_id, deadline) {
+        if slot.links[node as usize].await_answer(correlation_id, deadline) {
             let session = slot.session;
             self.schedule(
                 deadline,
                 Event::RequestTimeout {
                     producer: p,
                     session,
+                    node,
                 },
             );
         }
@@ -871,15 +1025,18 @@ impl Simulation {
     /// A request was lost on its way: the ledger and the trace learn it.
     fn request_lost(&mut self, p: u32, correlation_id: i32, sent: Outgoing, cause: LossCause) {
         let Outgoing {
+            node,
             connection,
             batches,
             refs,
+            metadata,
             ..
         } = sent;
         for b in &batches {
             self.slots[p as usize].ledger[*b as usize].requests_lost += 1;
         }
         self.queue.recycle(batches);
+        let target = self.cluster.as_ref().map(|_| node);
         self.record(p, || SimEvent::RequestSent {
             correlation_id,
             connection,
@@ -888,6 +1045,8 @@ impl Simulation {
             lost: Some(cause),
             duplicated: false,
             corrupted: false,
+            node: target,
+            metadata,
         });
     }
 
@@ -897,12 +1056,15 @@ impl Simulation {
     fn deliver_request(
         &mut self,
         p: u32,
+        node: u32,
         connection: u32,
         frame: &RequestFrame,
         batches: &[u64],
         key: MessageKey,
     ) {
-        if self.config.network.fifo() && self.slots[p as usize].link.lost_with(connection) {
+        if self.config.network.fifo()
+            && self.slots[p as usize].links[node as usize].lost_with(connection)
+        {
             self.faults.lost_with_connection += 1;
             let correlation_id = frame.correlation_id;
             self.record(p, || SimEvent::RequestLostInFlight {
@@ -911,8 +1073,17 @@ impl Simulation {
             });
             return;
         }
-        self.expire_producers(p);
-        let handled = self.broker.handle(frame);
+        if self.cluster.is_some() {
+            let to = Destination {
+                producer: p,
+                node,
+                connection,
+            };
+            self.cluster_request(to, frame, batches, key);
+            return;
+        }
+        self.expire_producers(p, node);
+        let handled = self.nodes[node as usize].broker.handle(frame);
         for (i, outcome) in handled.outcomes.into_iter().enumerate() {
             let batch = batches.get(i).copied();
             self.count_verdict(p, batch, &outcome);
@@ -923,22 +1094,24 @@ impl Simulation {
                 })
             });
         }
-        self.answer(
-            p,
-            connection,
-            frame.correlation_id,
-            handled
+        if self.expects_answer(frame) {
+            let to = Destination {
+                producer: p,
+                node,
+                connection,
+            };
+            let response = handled
                 .response
-                .expect("the simulator's one broker is standalone: it answers at once"),
-            batches,
-            key,
-        );
+                .expect("the simulator's one broker is standalone: it answers at once");
+            self.answer(to, frame.correlation_id, response, batches, key);
+        }
         self.broker_faults();
     }
 
-    /// Lets the broker's clock reach now, expiring idle producers.
-    fn expire_producers(&mut self, p: u32) {
-        for expired in self.broker.advance_time(self.now_ms as i64) {
+    /// Lets broker `node`'s clock reach now, expiring idle producers.
+    fn expire_producers(&mut self, p: u32, node: u32) {
+        let broker = &mut self.nodes[node as usize].broker;
+        for expired in broker.advance_time(self.now_ms as i64) {
             self.broker_counts.producers_expired += 1;
             self.known
                 .expired
@@ -989,16 +1162,20 @@ impl Simulation {
         }
     }
 
-    /// The broker's answer to a request travels back to producer `p`, unless it is lost.
+    /// A broker's answer to a request travels back to its producer, unless it is lost.
     fn answer(
         &mut self,
-        p: u32,
-        connection: u32,
+        to: Destination,
         correlation_id: i32,
         response: ResponseFrame,
         batches: &[u64],
         key: MessageKey,
     ) {
+        let Destination {
+            producer: p,
+            node,
+            connection,
+        } = to;
         let mut faults = Faults {
             config: &self.config,
             plan: &mut self.plan,
@@ -1006,7 +1183,8 @@ impl Simulation {
             now_ms: self.now_ms,
         };
         let slot = &mut self.slots[p as usize];
-        match network::response_fate(&mut faults, &mut slot.link, p, connection, key) {
+        let link = &mut slot.links[node as usize];
+        match network::response_fate(&mut faults, link, p, connection, key) {
             Ok(arrival) => {
                 let session = slot.session;
                 self.schedule(
@@ -1014,6 +1192,7 @@ impl Simulation {
                     Event::Response {
                         producer: p,
                         session,
+                        node,
                         connection,
                         frame: response,
                     },
@@ -1034,11 +1213,17 @@ impl Simulation {
 
     /// Applies the broker crashes and restarts that are due after the latest append.
     fn broker_faults(&mut self) {
+        if self.cluster.is_some() {
+            for fault in self.plan.broker_faults_due(self.broker_counts.appended) {
+                self.cluster_fault(fault);
+            }
+            return;
+        }
         for fault in self.plan.broker_faults_due(self.broker_counts.appended) {
             // Kafka's snapshots keep one batch per producer: name the windows a restart shrinks.
             let windows_before = (self.config.snapshot_mode
                 == idempo_broker::SnapshotMode::LastBatchOnly)
-                .then(|| DedupWindows::of(&self.broker));
+                .then(|| DedupWindows::of(&self.nodes[0].broker));
             let restart = match fault {
                 Fault::BrokerCrash { tear_bytes, .. } => {
                     self.faults.broker_crashes += 1;
@@ -1046,7 +1231,7 @@ impl Simulation {
                 }
                 Fault::BrokerRestart { .. } => {
                     self.faults.broker_restarts += 1;
-                    match self.broker.restart_clean() {
+                    match self.nodes[0].broker.restart_clean() {
                         Ok(report) => BrokerRestart::Restarted(report),
                         Err(e) => BrokerRestart::RestartFailed(e),
                     }
@@ -1054,13 +1239,13 @@ impl Simulation {
                 _ => continue,
             };
             if let Some(before) = windows_before {
-                let after = DedupWindows::of(&self.broker);
+                let after = DedupWindows::of(&self.nodes[0].broker);
                 self.known.window_shrunk.extend(before.shrunk_in(&after));
             }
             // Every connection breaks with the broker process.
             if self.config.network.fifo() {
                 for slot in &mut self.slots {
-                    slot.link.cut = true;
+                    slot.links[0].cut = true;
                 }
             }
             self.record(0, || SimEvent::BrokerRestarted(restart));
@@ -1071,7 +1256,7 @@ impl Simulation {
     /// file's unsynced tail, a torn write), recovery truncates what does not check out, and
     /// every acknowledged record that vanished is remembered for the checker.
     fn crash_broker(&mut self, tear_bytes: u32) -> idempo_broker::CrashReport {
-        let report = self
+        let report = self.nodes[0]
             .broker
             .crash(|_file, unsynced| u64::from(tear_bytes).min(unsynced));
         for partition in &report.partitions {
@@ -1091,14 +1276,19 @@ impl Simulation {
     /// the connection (Kafka's `NetworkClient` refuses a response whose correlation id is not
     /// the oldest in flight). Responses on a closed connection, or for a dead process, are
     /// discarded.
-    fn receive_response(&mut self, p: u32, session: u32, connection: u32, frame: ResponseFrame) {
+    fn receive_response(&mut self, from: Destination, session: u32, frame: ResponseFrame) {
+        let Destination {
+            producer: p,
+            node,
+            connection,
+        } = from;
         let correlation_id = frame.correlation_id;
         let fifo = self.config.network.fifo();
         let slot = &mut self.slots[p as usize];
         let receipt = if session != slot.session {
             Err(LossCause::ProducerGone)
         } else if fifo {
-            match slot.link.receive(connection, correlation_id) {
+            match slot.links[node as usize].receive(connection, correlation_id) {
                 Receipt::Accepted => Ok(()),
                 Receipt::ConnectionGone => Err(LossCause::ConnectionGone),
                 Receipt::OutOfTurn { missing } => {
@@ -1106,7 +1296,7 @@ impl Simulation {
                         arrived: correlation_id,
                         missing,
                     };
-                    self.disconnect(p, cause);
+                    self.disconnect(p, node, cause);
                     self.pump(p);
                     return;
                 }
@@ -1134,14 +1324,14 @@ impl Simulation {
 
     /// The request timer fired: close the connection if its oldest request has waited too
     /// long, else re-arm the timer for that request.
-    fn request_timer(&mut self, p: u32, session: u32) {
+    fn request_timer(&mut self, p: u32, session: u32, node: u32) {
         let slot = &mut self.slots[p as usize];
         if slot.session != session {
             return;
         }
-        match slot.link.timer_fired(self.now_ms) {
+        match slot.links[node as usize].timer_fired(self.now_ms) {
             TimerFired::Expired { correlation_id } => {
-                self.disconnect(p, DisconnectCause::Unanswered { correlation_id });
+                self.disconnect(p, node, DisconnectCause::Unanswered { correlation_id });
                 self.pump(p);
             }
             TimerFired::Rearmed { at_ms } => self.schedule(
@@ -1149,6 +1339,7 @@ impl Simulation {
                 Event::RequestTimeout {
                     producer: p,
                     session,
+                    node,
                 },
             ),
             TimerFired::Idle => {}
@@ -1157,8 +1348,8 @@ impl Simulation {
 
     /// Closes producer `p`'s connection: every request awaiting an answer on it fails (its
     /// outcome unknown), as when Kafka's client disconnects; later requests use a new one.
-    fn disconnect(&mut self, p: u32, cause: DisconnectCause) {
-        let failed = self.slots[p as usize].link.close();
+    fn disconnect(&mut self, p: u32, node: u32, cause: DisconnectCause) {
+        let failed = self.slots[p as usize].links[node as usize].close();
         self.faults.disconnects += 1;
         let count = failed.len();
         self.record(p, || SimEvent::Disconnected {
@@ -1180,14 +1371,26 @@ impl Simulation {
             .collect();
         let config = &self.config;
         let owners = &self.pid_owner;
-        let check = checker::check(
-            &self.broker,
-            Workload::new(config.producers, config.records, config.batch_records),
-            &ledgers,
-            |p, b| config.partition_of(p, b),
-            |pid| owners.get(&pid).map(|(_, session)| *session),
-            &self.known,
-        );
+        let workload = Workload::new(config.producers, config.records, config.batch_records);
+        let check = match &self.cluster {
+            None => checker::check(
+                &self.nodes[0].broker,
+                workload,
+                &ledgers,
+                |p, b| config.partition_of(p, b),
+                |pid| owners.get(&pid).map(|(_, session)| *session),
+                &self.known,
+            ),
+            Some(cluster) => crate::replication_check::check_cluster(
+                &self.cluster_view(),
+                workload,
+                &ledgers,
+                |p, b| config.partition_of(p, b),
+                |pid| owners.get(&pid).map(|(_, session)| *session),
+                &self.known_with_replication(),
+                &cluster.reads,
+            ),
+        };
         drop(ledgers);
         let stats: Vec<ProducerStats> = self
             .slots
@@ -1210,6 +1413,7 @@ impl Simulation {
             finished,
             faults_happened: self.plan.happened().to_vec(),
             batch_sends: self.batch_sends,
+            cluster: self.cluster.as_ref().map(|_| self.cluster_counts()),
         };
         (report, self.trace)
     }

@@ -471,6 +471,10 @@ pub enum SimEvent {
         duplicated: bool,
         /// A bit was flipped in the first batch on the way.
         corrupted: bool,
+        /// In a cluster, the broker it goes to (`None` with one broker).
+        node: Option<u32>,
+        /// A Metadata request (a cluster's producer asks where the leaders are).
+        metadata: bool,
     },
     /// A request reached the broker but was lost with its connection.
     RequestLostInFlight {
@@ -535,6 +539,282 @@ pub enum SimEvent {
     },
     /// The broker crashed (or shut down cleanly) and recovered.
     BrokerRestarted(BrokerRestart),
+    /// Something happened in the cluster (replicated runs only).
+    Cluster(ClusterChange),
+}
+
+/// Why a broker of a cluster lost power.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashCause {
+    /// `--broker-crashes`.
+    BrokerCrash,
+    /// `--leader-kills`: it led this partition.
+    LeaderKill {
+        /// The partition.
+        partition: i32,
+    },
+    /// `--correlated-crashes`: every replica of this partition lost power.
+    CorrelatedCrash {
+        /// The partition.
+        partition: i32,
+    },
+}
+
+impl fmt::Display for CrashCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CrashCause::BrokerCrash => write!(f, "broker crash"),
+            CrashCause::LeaderKill { partition } => write!(f, "leader kill of p{partition}"),
+            CrashCause::CorrelatedCrash { partition } => {
+                write!(f, "correlated crash of every replica of p{partition}")
+            }
+        }
+    }
+}
+
+/// One change in a replicated cluster, as values: `--trace` prints it, the diagram draws it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A broker lost power; it recovered its disk at once and stays down for `down_ms`.
+    Crashed {
+        /// Why.
+        cause: CrashCause,
+        /// Batches its recovery dropped (unsynced or torn).
+        batches_lost: usize,
+        /// How long it stays down.
+        down_ms: u64,
+    },
+    /// A crashed broker is back and registered with the controller.
+    Up,
+    /// The broker is cut off from the other brokers, the controller and the clients.
+    Isolated {
+        /// Until when.
+        until_ms: u64,
+    },
+    /// The cut healed.
+    Healed,
+    /// The controller fenced the broker (its session expired, or it came back as a new
+    /// incarnation).
+    Fenced,
+    /// The controller unfenced it.
+    Unfenced,
+    /// The controller elected a leader.
+    Elected {
+        /// The partition.
+        partition: i32,
+        /// Its new leader epoch.
+        leader_epoch: i32,
+        /// From the ISR, or not (an unclean election).
+        clean: bool,
+    },
+    /// No replica may lead the partition.
+    Offline {
+        /// The partition.
+        partition: i32,
+    },
+    /// The partition's ISR changed.
+    IsrChanged {
+        /// The partition.
+        partition: i32,
+        /// The new ISR.
+        isr: Vec<i32>,
+    },
+    /// The broker's high watermark of a partition moved.
+    HighWatermark {
+        /// The partition.
+        partition: i32,
+        /// Before.
+        from: i64,
+        /// After.
+        to: i64,
+    },
+    /// A follower truncated its log (a diverging epoch) and reloaded its producer state.
+    Truncated {
+        /// The partition.
+        partition: i32,
+        /// Log end before.
+        from: i64,
+        /// Log end after.
+        to: i64,
+        /// The snapshot the producer state was reloaded from (`None`: from the log start).
+        snapshot: Option<i64>,
+        /// Batches replayed after it.
+        replayed: usize,
+    },
+    /// A follower fetched batches from its leader (one line per fetch answer that carried
+    /// any).
+    Fetched {
+        /// The leader.
+        leader: i32,
+        /// Batches appended, over all partitions of the fetch.
+        batches: usize,
+        /// Per partition that got batches, the offsets appended: (partition, first, end).
+        ranges: Vec<(i32, i64, i64)>,
+    },
+    /// The broker answered a produce NOT_LEADER_OR_FOLLOWER.
+    NotLeader {
+        /// The partition.
+        partition: i32,
+    },
+    /// The broker answered a produce NOT_ENOUGH_REPLICAS or NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+    NotEnoughReplicas {
+        /// The partition.
+        partition: i32,
+        /// Which of the two.
+        after_append: bool,
+    },
+    /// A producer asked for metadata and the controller's view answered.
+    Metadata {
+        /// The producer.
+        producer: u32,
+        /// Each partition's leader (-1: none).
+        leaders: Vec<i32>,
+    },
+}
+
+/// A [`ChangeKind`] at one broker (or, for a controller decision, the broker it is about:
+/// the new leader, or -1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterChange {
+    /// The broker.
+    pub broker: i32,
+    /// What changed.
+    pub kind: ChangeKind,
+}
+
+impl ClusterChange {
+    /// True when this change concerns offset `offset` of `partition`: a fetch that copied
+    /// it, a high watermark that passed it, a truncation that cut it; or the partition's
+    /// leadership; or a broker's crash, isolation or return.
+    pub fn touches(&self, partition: i32, offset: i64) -> bool {
+        match &self.kind {
+            ChangeKind::Fetched { ranges, .. } => ranges
+                .iter()
+                .any(|(p, first, end)| *p == partition && (*first..*end).contains(&offset)),
+            ChangeKind::HighWatermark {
+                partition: p,
+                from,
+                to,
+            } => *p == partition && *from <= offset && offset < *to,
+            ChangeKind::Truncated {
+                partition: p,
+                from,
+                to,
+                ..
+            } => *p == partition && *to <= offset && offset < *from,
+            ChangeKind::Elected { partition: p, .. }
+            | ChangeKind::Offline { partition: p }
+            | ChangeKind::IsrChanged { partition: p, .. } => *p == partition,
+            ChangeKind::Crashed { .. }
+            | ChangeKind::Up
+            | ChangeKind::Isolated { .. }
+            | ChangeKind::Healed => true,
+            ChangeKind::Fenced
+            | ChangeKind::Unfenced
+            | ChangeKind::NotLeader { .. }
+            | ChangeKind::NotEnoughReplicas { .. }
+            | ChangeKind::Metadata { .. } => false,
+        }
+    }
+}
+
+impl fmt::Display for ClusterChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.broker;
+        match &self.kind {
+            ChangeKind::Crashed {
+                cause,
+                batches_lost,
+                down_ms,
+            } => write!(
+                f,
+                "broker {b} lost power ({cause}): recovery dropped {batches_lost} batch(es); down for {down_ms} ms"
+            ),
+            ChangeKind::Up => write!(f, "broker {b} is back and registered with the controller"),
+            ChangeKind::Isolated { until_ms } => write!(
+                f,
+                "broker {b} is cut off from the brokers, the controller and the clients until {until_ms} ms"
+            ),
+            ChangeKind::Healed => write!(f, "broker {b}'s isolation healed"),
+            ChangeKind::Fenced => write!(f, "controller fenced broker {b}"),
+            ChangeKind::Unfenced => write!(f, "controller unfenced broker {b}"),
+            ChangeKind::Elected {
+                partition,
+                leader_epoch,
+                clean,
+            } => write!(
+                f,
+                "controller elected broker {b} leader of p{partition} at leader epoch {leader_epoch}{}",
+                if *clean {
+                    ""
+                } else {
+                    " (UNCLEAN: from outside the ISR)"
+                }
+            ),
+            ChangeKind::Offline { partition } => write!(
+                f,
+                "controller: p{partition} is offline (no live in-sync replica)"
+            ),
+            ChangeKind::IsrChanged { partition, isr } => {
+                write!(f, "controller: p{partition} ISR is now {isr:?}")
+            }
+            ChangeKind::HighWatermark {
+                partition,
+                from,
+                to,
+            } => write!(f, "broker {b}: p{partition} high watermark {from} -> {to}"),
+            ChangeKind::Truncated {
+                partition,
+                from,
+                to,
+                snapshot,
+                replayed,
+            } => {
+                write!(
+                    f,
+                    "broker {b}: p{partition} truncated from {from} to {to} (diverging epoch); producer state reloaded from "
+                )?;
+                match snapshot {
+                    Some(offset) => write!(f, "the snapshot at {offset}")?,
+                    None => write!(f, "the log start")?,
+                }
+                write!(f, ", {replayed} batch(es) replayed")
+            }
+            ChangeKind::Fetched {
+                leader,
+                batches,
+                ranges,
+            } => write!(
+                f,
+                "broker {b} fetched {batches} batch(es) from leader {leader}: {}",
+                ranges
+                    .iter()
+                    .map(|(p, first, end)| format!("p{p} offsets {first}..{}", end - 1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ChangeKind::NotLeader { partition } => write!(
+                f,
+                "broker {b}: produce to p{partition} answered NOT_LEADER_OR_FOLLOWER"
+            ),
+            ChangeKind::NotEnoughReplicas {
+                partition,
+                after_append,
+            } => write!(
+                f,
+                "broker {b}: produce to p{partition} answered {}",
+                if *after_append {
+                    "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
+                } else {
+                    "NOT_ENOUGH_REPLICAS"
+                }
+            ),
+            ChangeKind::Metadata { producer, leaders } => write!(
+                f,
+                "broker {b} answered P{producer}'s metadata request: leaders {leaders:?}"
+            ),
+        }
+    }
 }
 
 impl SimEvent {
@@ -552,6 +832,7 @@ impl SimEvent {
             SimEvent::Producer(_) | SimEvent::ProducerExpired { .. } => "producer",
             SimEvent::ProducerRestarted { .. } => "producer_restarted",
             SimEvent::BrokerRestarted(_) => "broker_restarted",
+            SimEvent::Cluster(_) => "cluster",
         }
     }
 
@@ -609,6 +890,7 @@ impl fmt::Display for SimEvent {
                 "producer process restarted: a new producer id; {resent} unacknowledged batch(es) re-sent"
             ),
             SimEvent::BrokerRestarted(restart) => write!(f, "broker {restart}"),
+            SimEvent::Cluster(change) => change.fmt(f),
         }
     }
 }
@@ -624,9 +906,18 @@ impl SimEvent {
                 lost,
                 duplicated,
                 corrupted,
+                node,
+                metadata,
                 ..
             } => {
-                request_sent(f, *correlation_id, batches)?;
+                if *metadata {
+                    write!(f, "Metadata #{correlation_id}")?;
+                } else {
+                    request_sent(f, *correlation_id, batches)?;
+                }
+                if let Some(node) = node {
+                    write!(f, " to broker {node}")?;
+                }
                 match (arrives_at_ms, lost) {
                     (_, Some(cause)) => write!(f, " — {cause} on the way to the broker")?,
                     (Some(at), None) => write!(f, " (arrives at {at} ms)")?,

@@ -48,6 +48,18 @@ pub enum FaultKind {
     DuplicateLatency = 12,
     /// Swarm mode's choice of fault parameters.
     Swarm = 13,
+    /// When and which partition's leader is killed.
+    LeaderKill = 14,
+    /// When, which broker and how long a broker is isolated.
+    Isolation = 15,
+    /// When and which partition's replicas all lose power.
+    CorrelatedCrash = 16,
+    /// Which broker a broker crash hits, and how long it stays down (clusters).
+    CrashedBroker = 17,
+    /// A message between brokers is lost.
+    InterBrokerLoss = 18,
+    /// Latency of a message between brokers.
+    InterBrokerLatency = 19,
 }
 
 /// The batch number used for InitProducerId requests, which carry no batch.

@@ -20,7 +20,8 @@
 //! ```
 
 use crate::config::{
-    Network, SimConfig, parse_range, parse_snapshot_mode, parse_sync, snapshot_mode_name, sync_name,
+    Acks, Network, SimConfig, parse_range, parse_snapshot_mode, parse_sync, snapshot_mode_name,
+    sync_name,
 };
 use std::fmt;
 use std::str::FromStr;
@@ -488,6 +489,105 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         |c, v| c.snapshot_interval_ms = int(v, 1, i64::MAX)?,
         |c| c.snapshot_interval_ms.to_string()
     ),
+    flag!(
+        "brokers",
+        Value("N"),
+        WhenChanged,
+        "Brokers in the cluster; with 1 (the default) there is no replication and the run is the one-broker run.",
+        |c, v| c.brokers = int(v, 1, 64)?,
+        |c| c.brokers.to_string()
+    ),
+    flag!(
+        "replication-factor",
+        Value("R"),
+        WhenChanged,
+        "Replicas of every partition (replication.factor), at most --brokers.",
+        |c, v| c.replication_factor = int(v, 1, 64)?,
+        |c| c.replication_factor.to_string()
+    ),
+    flag!(
+        "min-insync-replicas",
+        Value("N"),
+        WhenChanged,
+        "Broker min.insync.replicas: an acks=all write needs this many in-sync replicas, else NOT_ENOUGH_REPLICAS (Kafka's default 1).",
+        |c, v| c.min_insync_replicas = int(v, 1, 64)?,
+        |c| c.min_insync_replicas.to_string()
+    ),
+    flag!(
+        "acks",
+        Value("all|1|0"),
+        WhenChanged,
+        "Producer acks: all (the in-sync replicas have it), 1 (the leader has it) or 0 (no answer); 1 and 0 need --idempotence off, as in Kafka.",
+        |c, v| c.acks = Acks::parse(v)?,
+        |c| c.acks.name().to_string()
+    ),
+    flag!(
+        "unclean-leader-election",
+        Switch,
+        WhenChanged,
+        "Controller unclean.leader.election.enable: with no in-sync replica alive, elect any live replica (and lose what it lacks).",
+        |c, v| c.unclean_leader_election = on_off(v)?,
+        |c| on_off_name(c.unclean_leader_election)
+    ),
+    flag!(
+        "replica-lag-time-max-ms",
+        Value("MS"),
+        WhenChanged,
+        "Broker replica.lag.time.max.ms: a follower not caught up for this long leaves the ISR.",
+        |c, v| c.replica_lag_time_max_ms = int(v, 1, i64::MAX as u64)?,
+        |c| c.replica_lag_time_max_ms.to_string()
+    ),
+    flag!(
+        "broker-session-timeout-ms",
+        Value("MS"),
+        WhenChanged,
+        "Controller broker.session.timeout.ms: a broker that has not heartbeated for this long is fenced and loses its leaderships (KRaft's default 9000).",
+        |c, v| c.broker_session_timeout_ms = int(v, 1, i64::MAX as u64)?,
+        |c| c.broker_session_timeout_ms.to_string()
+    ),
+    flag!(
+        "inter-broker-latency-ms",
+        Value("MIN..MAX"),
+        WhenChanged,
+        "One-way latency range between brokers (follower fetches and their answers).",
+        |c, v| (c.inter_broker_latency_min_ms, c.inter_broker_latency_max_ms) = latency(v)?,
+        |c| format!(
+            "{}..{}",
+            c.inter_broker_latency_min_ms, c.inter_broker_latency_max_ms
+        )
+    ),
+    flag!(
+        "inter-broker-loss",
+        Value("P"),
+        WhenChanged,
+        "Probability that a message between brokers (a follower fetch or its answer) is lost; the follower retries after replica.socket.timeout.ms.",
+        |c, v| c.inter_broker_loss = probability(v)?,
+        |c| c.inter_broker_loss.to_string()
+    ),
+    flag!(
+        "leader-kills",
+        Value("N"),
+        WhenChanged,
+        "Crashes (power loss) of the current leader of a partition drawn from the seed (needs --brokers 2 or more).",
+        |c, v| c.leader_kills = int(v, 0, u32::MAX)?,
+        |c| c.leader_kills.to_string()
+    ),
+    flag!(
+        "isolations",
+        Value("N"),
+        WhenChanged,
+        "A broker drawn from the seed is cut off from the other brokers, the controller and the clients for a drawn time, then healed.",
+        |c, v| c.isolations = int(v, 0, u32::MAX)?,
+        |c| c.isolations.to_string()
+    ),
+    flag!(
+        "correlated-crashes",
+        Value("N"),
+        WhenChanged,
+        "Every replica of a partition drawn from the seed loses power at once (what --sync decides to lose).",
+        |c, v| c.correlated_crashes = int(v, 0, u32::MAX)?,
+        |c| c.correlated_crashes.to_string()
+    ),
 ];
 
 /// The row of flag `name` (without dashes).
@@ -615,6 +715,18 @@ mod tests {
             ("sync", "interval:50"),
             ("snapshot-mode", "last-batch"),
             ("snapshot-interval-ms", "250"),
+            ("brokers", "4"),
+            ("replication-factor", "3"),
+            ("min-insync-replicas", "2"),
+            ("acks", "1"),
+            ("unclean-leader-election", "on"),
+            ("replica-lag-time-max-ms", "1500"),
+            ("broker-session-timeout-ms", "2500"),
+            ("inter-broker-latency-ms", "2..8"),
+            ("inter-broker-loss", "0.01"),
+            ("leader-kills", "2"),
+            ("isolations", "1"),
+            ("correlated-crashes", "1"),
         ] {
             set(&mut c, name, value).expect("a valid value");
         }

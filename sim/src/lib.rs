@@ -7,6 +7,12 @@
 //! `idempo-sim run` puts P producers and one broker on a network that loses requests, loses
 //! acknowledgements and reorders messages, then checks the final logs for exactly-once:
 //! no duplicates, no lost acknowledged records, per-producer order, no sequence gaps.
+//! With `--brokers N` it runs a replicated cluster instead: every broker its own disk, a
+//! controller electing leaders, followers fetching from leaders, `acks` and
+//! `min.insync.replicas`, leader kills, isolations and correlated power loss; the checker
+//! then reads each partition from its final leader below the high watermark and names every
+//! loss by the limit of Kafka's guarantee that explains it ([`replication_check`]). With one
+//! broker (the default) a run prints exactly what it printed before clusters existed.
 //! `idempo-sim compare` runs the same fault schedule with idempotence on and off side by side.
 //! `idempo-sim explain` runs a script of broker operations and explains each decision.
 //!
@@ -22,9 +28,11 @@
 //! - [`faults`]: fault decisions keyed by the logical event, so settings can be compared.
 //! - [`plan`]: the fault plan of a run (random or from a replay file), replay files.
 //! - [`events`]: what happened, as structured events.
-//! - [`engine`]: the discrete-event loop driving producers, network and broker.
+//! - [`engine`]: the discrete-event loop driving producers, network and brokers; its
+//!   `cluster` half drives replication, the controller and the cluster faults.
 //! - [`network`]: the simulated network (tcp, proxy, datagram): latency, loss, connections.
 //! - [`checker`]: the exactly-once checker and the ack ledger.
+//! - [`replication_check`]: the checker's invariants and named limits for a replicated run.
 //! - [`report`]: the text and JSON output of a run.
 //! - [`trace`]: `--trace` lines, kept events and the determinism fingerprint.
 //! - [`diagram`]: the Lamport diagram of a small run (`--svg`, `--html`).
@@ -51,6 +59,7 @@ pub mod flags;
 pub mod network;
 pub mod plan;
 pub mod record_trace;
+pub mod replication_check;
 pub mod report;
 pub mod script;
 pub mod shrink;

@@ -110,11 +110,49 @@ pub enum Fault {
         after_appends: u64,
         /// Bytes of the last unsynced write that survive (a torn write).
         tear_bytes: u32,
+        /// The broker (always 0 with one broker).
+        broker: i32,
+        /// How long it stays down before it recovers and registers again (0: at once, as
+        /// the one-broker run does).
+        down_ms: u64,
     },
     /// The broker shuts down cleanly and restarts.
     BrokerRestart {
         /// Appends before the restart.
         after_appends: u64,
+    },
+    /// The current leader of `partition` loses power (a cluster fault; the trace names the
+    /// broker it was).
+    LeaderKill {
+        /// Appends before the crash.
+        after_appends: u64,
+        /// The partition whose leader dies.
+        partition: i32,
+        /// Bytes of the last unsynced write that survive.
+        tear_bytes: u32,
+        /// How long the broker stays down.
+        down_ms: u64,
+    },
+    /// `broker` is cut off from the other brokers, the controller and the clients for
+    /// `duration_ms`, then healed.
+    Isolation {
+        /// Appends before the cut.
+        after_appends: u64,
+        /// The broker cut off.
+        broker: i32,
+        /// How long the cut lasts.
+        duration_ms: u64,
+    },
+    /// Every replica of `partition` loses power at once.
+    CorrelatedCrash {
+        /// Appends before the crash.
+        after_appends: u64,
+        /// The partition whose replicas all die.
+        partition: i32,
+        /// Bytes of each last unsynced write that survive.
+        tear_bytes: u32,
+        /// How long the brokers stay down.
+        down_ms: u64,
     },
     /// A producer process dies after the application handed it this many batches; a new one
     /// (new producer id) re-sends what was not acknowledged.
@@ -144,12 +182,47 @@ impl fmt::Display for Fault {
             Fault::BrokerCrash {
                 after_appends,
                 tear_bytes,
+                broker,
+                down_ms,
             } => {
                 write!(
                     f,
                     "broker-crash after-appends={after_appends} tear-bytes={tear_bytes}"
-                )
+                )?;
+                if *broker != 0 {
+                    write!(f, " broker={broker}")?;
+                }
+                if *down_ms != 0 {
+                    write!(f, " down-ms={down_ms}")?;
+                }
+                Ok(())
             }
+            Fault::LeaderKill {
+                after_appends,
+                partition,
+                tear_bytes,
+                down_ms,
+            } => write!(
+                f,
+                "leader-kill after-appends={after_appends} partition={partition} tear-bytes={tear_bytes} down-ms={down_ms}"
+            ),
+            Fault::Isolation {
+                after_appends,
+                broker,
+                duration_ms,
+            } => write!(
+                f,
+                "isolation after-appends={after_appends} broker={broker} duration-ms={duration_ms}"
+            ),
+            Fault::CorrelatedCrash {
+                after_appends,
+                partition,
+                tear_bytes,
+                down_ms,
+            } => write!(
+                f,
+                "correlated-crash after-appends={after_appends} partition={partition} tear-bytes={tear_bytes} down-ms={down_ms}"
+            ),
             Fault::BrokerRestart { after_appends } => {
                 write!(f, "broker-restart after-appends={after_appends}")
             }
@@ -186,11 +259,24 @@ impl FaultPlan {
         for k in 0..u64::from(config.broker_crashes) {
             let after_appends = 1 + oracle.draw(FaultKind::BrokerCrash, 0, k, 0) % all.max(1);
             let tear_bytes = (oracle.draw(FaultKind::BrokerCrash, 1, k, 0) % 128) as u32;
+            let (broker, down_ms) = if config.is_cluster() {
+                let broker =
+                    oracle.draw(FaultKind::CrashedBroker, 0, k, 0) % u64::from(config.brokers);
+                (
+                    broker as i32,
+                    down_ms(config, &oracle, FaultKind::CrashedBroker, k),
+                )
+            } else {
+                (0, 0)
+            };
             scheduled.push(Fault::BrokerCrash {
                 after_appends,
                 tear_bytes,
+                broker,
+                down_ms,
             });
         }
+        scheduled.extend(cluster_faults(config, &oracle, all.max(1)));
         for k in 0..u64::from(config.broker_restarts) {
             let after_appends = 1 + oracle.draw(FaultKind::BrokerRestart, 0, k, 0) % all.max(1);
             scheduled.push(Fault::BrokerRestart { after_appends });
@@ -214,7 +300,8 @@ impl FaultPlan {
         }
     }
 
-    /// Exactly `faults` (and latencies still drawn from `config.seed`).
+    /// Exactly `faults` (and latencies and inter-broker losses still drawn from
+    /// `config.seed`).
     pub fn scripted(config: &SimConfig, faults: &[Fault]) -> FaultPlan {
         let mut scheduled: Vec<Fault> = faults
             .iter()
@@ -272,14 +359,17 @@ impl FaultPlan {
         happens
     }
 
-    /// Broker crashes and restarts due once the broker has appended `appends` batches, in
-    /// plan order; each is returned once.
+    /// Broker crashes and restarts (and, in a cluster, leader kills, isolations and
+    /// correlated crashes) due once the brokers have appended `appends` batches, in plan
+    /// order; each is returned once.
     pub fn broker_faults_due(&mut self, appends: u64) -> Vec<Fault> {
         let (due, rest): (Vec<Fault>, Vec<Fault>) = self.scheduled.iter().partition(|f| match f {
-            Fault::BrokerCrash { after_appends, .. } | Fault::BrokerRestart { after_appends } => {
-                *after_appends <= appends
-            }
-            _ => false,
+            Fault::BrokerCrash { after_appends, .. }
+            | Fault::BrokerRestart { after_appends }
+            | Fault::LeaderKill { after_appends, .. }
+            | Fault::Isolation { after_appends, .. }
+            | Fault::CorrelatedCrash { after_appends, .. } => *after_appends <= appends,
+            Fault::Message { .. } | Fault::ProducerRestart { .. } => false,
         });
         self.scheduled = rest;
         self.happened.extend(due.iter().copied());
@@ -304,6 +394,50 @@ impl FaultPlan {
     pub fn happened(&self) -> &[Fault] {
         &self.happened
     }
+}
+
+/// How long a crashed broker of a cluster stays down: up to twice the session timeout, so
+/// that the controller notices some crashes (and moves leaderships) and not others.
+fn down_ms(config: &SimConfig, oracle: &FaultOracle, kind: FaultKind, k: u64) -> u64 {
+    1 + oracle.draw(kind, 1, k, 1) % (2 * config.broker_session_timeout_ms).max(1)
+}
+
+/// The cluster faults of a random plan: leader kills, isolations and correlated crashes, each
+/// at a moment (`1..=all` appends), on a partition or broker and for a time drawn from the
+/// seed.
+fn cluster_faults(config: &SimConfig, oracle: &FaultOracle, all: u64) -> Vec<Fault> {
+    let mut faults = Vec::new();
+    let moment = |kind, k| 1 + oracle.draw(kind, 0, k, 0) % all;
+    let partition = |kind, k| (oracle.draw(kind, 2, k, 0) % u64::from(config.partitions)) as i32;
+    let tear = |kind, k| (oracle.draw(kind, 3, k, 0) % 128) as u32;
+    for k in 0..u64::from(config.leader_kills) {
+        faults.push(Fault::LeaderKill {
+            after_appends: moment(FaultKind::LeaderKill, k),
+            partition: partition(FaultKind::LeaderKill, k),
+            tear_bytes: tear(FaultKind::LeaderKill, k),
+            down_ms: down_ms(config, oracle, FaultKind::LeaderKill, k),
+        });
+    }
+    let longest = config
+        .broker_session_timeout_ms
+        .max(config.replica_lag_time_max_ms);
+    for k in 0..u64::from(config.isolations) {
+        let broker = oracle.draw(FaultKind::Isolation, 2, k, 0) % u64::from(config.brokers);
+        faults.push(Fault::Isolation {
+            after_appends: moment(FaultKind::Isolation, k),
+            broker: broker as i32,
+            duration_ms: 1 + oracle.draw(FaultKind::Isolation, 1, k, 1) % (2 * longest).max(1),
+        });
+    }
+    for k in 0..u64::from(config.correlated_crashes) {
+        faults.push(Fault::CorrelatedCrash {
+            after_appends: moment(FaultKind::CorrelatedCrash, k),
+            partition: partition(FaultKind::CorrelatedCrash, k),
+            tear_bytes: tear(FaultKind::CorrelatedCrash, k),
+            down_ms: down_ms(config, oracle, FaultKind::CorrelatedCrash, k),
+        });
+    }
+    faults
 }
 
 /// The text of a replay file for `config` and `faults`.
@@ -441,6 +575,10 @@ fn parse_fault<'a>(
     let small = |key: &'static str| -> Result<u32, ReplayLineError> {
         u32::try_from(get(key)?).map_err(|_| ReplayLineError::TooLarge(key))
     };
+    let id = |key: &'static str| -> Result<i32, ReplayLineError> {
+        i32::try_from(get(key)?).map_err(|_| ReplayLineError::TooLarge(key))
+    };
+    let optional = |key: &'static str| args.iter().any(|(k, _)| *k == key);
     if let Some(kind) = MessageFault::ALL.iter().find(|k| k.name() == name) {
         return Ok(Fault::Message {
             kind: *kind,
@@ -453,6 +591,29 @@ fn parse_fault<'a>(
         "broker-crash" => Ok(Fault::BrokerCrash {
             after_appends: get("after-appends")?,
             tear_bytes: small("tear-bytes")?,
+            broker: if optional("broker") { id("broker")? } else { 0 },
+            down_ms: if optional("down-ms") {
+                get("down-ms")?
+            } else {
+                0
+            },
+        }),
+        "leader-kill" => Ok(Fault::LeaderKill {
+            after_appends: get("after-appends")?,
+            partition: id("partition")?,
+            tear_bytes: small("tear-bytes")?,
+            down_ms: get("down-ms")?,
+        }),
+        "isolation" => Ok(Fault::Isolation {
+            after_appends: get("after-appends")?,
+            broker: id("broker")?,
+            duration_ms: get("duration-ms")?,
+        }),
+        "correlated-crash" => Ok(Fault::CorrelatedCrash {
+            after_appends: get("after-appends")?,
+            partition: id("partition")?,
+            tear_bytes: small("tear-bytes")?,
+            down_ms: get("down-ms")?,
         }),
         "broker-restart" => Ok(Fault::BrokerRestart {
             after_appends: get("after-appends")?,
@@ -488,8 +649,33 @@ mod tests {
             Fault::BrokerCrash {
                 after_appends: 12,
                 tear_bytes: 5,
+                broker: 0,
+                down_ms: 0,
+            },
+            Fault::BrokerCrash {
+                after_appends: 13,
+                tear_bytes: 0,
+                broker: 2,
+                down_ms: 700,
             },
             Fault::BrokerRestart { after_appends: 40 },
+            Fault::LeaderKill {
+                after_appends: 41,
+                partition: 3,
+                tear_bytes: 9,
+                down_ms: 1200,
+            },
+            Fault::Isolation {
+                after_appends: 42,
+                broker: 1,
+                duration_ms: 5000,
+            },
+            Fault::CorrelatedCrash {
+                after_appends: 43,
+                partition: 0,
+                tear_bytes: 1,
+                down_ms: 3,
+            },
             Fault::ProducerRestart {
                 producer: 2,
                 after_batch: 9,
@@ -498,6 +684,86 @@ mod tests {
         let parsed = parse_replay(&replay_file(&config, &faults)).expect("the file parses");
         assert_eq!(parsed.faults, faults);
         assert_eq!(parsed.flags.join(" "), config.to_string());
+    }
+
+    #[test]
+    fn a_one_broker_crash_line_reads_as_it_always_did() {
+        let fault = Fault::BrokerCrash {
+            after_appends: 12,
+            tear_bytes: 17,
+            broker: 0,
+            down_ms: 0,
+        };
+        assert_eq!(
+            fault.to_string(),
+            "broker-crash after-appends=12 tear-bytes=17"
+        );
+        let parsed = parse_replay("flags\nbroker-crash after-appends=12 tear-bytes=17\n")
+            .expect("the old line parses");
+        assert_eq!(parsed.faults, vec![fault]);
+    }
+
+    /// Every cluster fault of a random plan names its broker or partition within the
+    /// cluster, and the same seed draws the same plan.
+    #[test]
+    fn cluster_faults_are_drawn_from_the_seed_and_name_a_broker_or_partition() {
+        let config = SimConfig {
+            brokers: 3,
+            replication_factor: 3,
+            broker_crashes: 4,
+            leader_kills: 3,
+            isolations: 3,
+            correlated_crashes: 2,
+            ..SimConfig::default()
+        };
+        let plan = FaultPlan::random(&config);
+        assert_eq!(plan.scheduled, FaultPlan::random(&config).scheduled);
+        assert_eq!(plan.scheduled.len(), 12);
+        for fault in &plan.scheduled {
+            match *fault {
+                Fault::BrokerCrash {
+                    broker, down_ms, ..
+                } => {
+                    assert!((0..3).contains(&broker), "{fault}");
+                    assert!(down_ms > 0, "a cluster broker stays down a while: {fault}");
+                }
+                Fault::Isolation {
+                    broker,
+                    duration_ms,
+                    ..
+                } => {
+                    assert!((0..3).contains(&broker), "{fault}");
+                    assert!(duration_ms > 0, "{fault}");
+                }
+                Fault::LeaderKill { partition, .. } | Fault::CorrelatedCrash { partition, .. } => {
+                    assert!((0..4).contains(&partition), "{fault}")
+                }
+                _ => panic!("not a fault of this config: {fault}"),
+            }
+        }
+        let other = FaultPlan::random(&SimConfig {
+            seed: 2,
+            ..config.clone()
+        });
+        assert_ne!(
+            plan.scheduled, other.scheduled,
+            "another seed, other faults"
+        );
+        let standalone = FaultPlan::random(&SimConfig {
+            broker_crashes: 4,
+            ..SimConfig::default()
+        });
+        assert!(
+            standalone.scheduled.iter().all(|f| matches!(
+                f,
+                Fault::BrokerCrash {
+                    broker: 0,
+                    down_ms: 0,
+                    ..
+                }
+            )),
+            "one broker: every crash is broker 0's and recovers at once"
+        );
     }
 
     #[test]

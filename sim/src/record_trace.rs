@@ -200,8 +200,18 @@ impl Target {
         let alive = |i: usize| i >= born && settled.is_none_or(|s| i <= s);
         let failed_by = self.disconnects(events, links, &carried);
         let mut sequence = None;
+        // The offsets the record was appended at (on the leader of the time), so that the
+        // cluster's changes to it are followed across replicas.
+        let mut offsets: Vec<i64> = Vec::new();
         let mut chosen = Vec::new();
         for (i, e) in events.iter().enumerate() {
+            if let SimEvent::Verdict(v) = &e.event
+                && e.producer == self.producer
+                && v.batch == Some(self.batch)
+                && let idempo_broker::Verdict::Appended { base_offset, .. } = v.outcome.verdict
+            {
+                offsets.push(base_offset + (self.record - self.first) as i64);
+            }
             if let SimEvent::RequestSent { batches, .. } = &e.event
                 && e.producer == self.producer
                 && let Some(b) = batches.iter().find(|b| b.batch == self.batch)
@@ -211,6 +221,9 @@ impl Target {
             let linked = links.of_event[i].is_some_and(|(r, _)| carried.contains(&r));
             let take = match &e.event {
                 SimEvent::BrokerRestarted { .. } => alive(i),
+                SimEvent::Cluster(change) => {
+                    i >= born && offsets.iter().any(|o| change.touches(self.partition, *o))
+                }
                 _ if e.producer != self.producer => false,
                 SimEvent::Delivered { batch, .. } => *batch == self.batch,
                 // A request may carry batches of other partitions: their verdicts are not ours.
@@ -321,6 +334,9 @@ impl Target {
             }
             SimEvent::BrokerRestarted { .. } => {
                 let _ = write!(line, "broker    {}", e.event);
+            }
+            SimEvent::Cluster(_) => {
+                let _ = write!(line, "cluster   {}", e.event);
             }
             _ => {
                 let _ = write!(line, "producer  {}", e.event);

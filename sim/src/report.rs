@@ -7,8 +7,43 @@ use crate::engine::RunReport;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
-/// The header: the seed and every parameter, before anything runs.
+/// The header: the seed and every parameter, before anything runs. A cluster run (more than
+/// one broker) adds a `cluster` line; a one-broker run prints what it always printed.
 pub fn header(config: &SimConfig) -> String {
+    let mut s = standalone_header(config);
+    if config.is_cluster() {
+        s.push_str(&cluster_header(config));
+    }
+    s
+}
+
+/// The `cluster` and `cluster faults` lines of the header.
+fn cluster_header(c: &SimConfig) -> String {
+    format!(
+        "\x20 cluster    brokers={} replication_factor={} min_insync_replicas={} acks={} unclean_leader_election={} replica_lag_time_max_ms={} broker_session_timeout_ms={} inter_broker_latency_ms={}..{} inter_broker_loss={}\n\
+         \x20 cluster faults  leader_kills={} isolations={} correlated_crashes={}\n",
+        c.brokers,
+        c.replication_factor,
+        c.min_insync_replicas,
+        c.acks.name(),
+        if c.unclean_leader_election {
+            "on"
+        } else {
+            "off"
+        },
+        c.replica_lag_time_max_ms,
+        c.broker_session_timeout_ms,
+        c.inter_broker_latency_min_ms,
+        c.inter_broker_latency_max_ms,
+        c.inter_broker_loss,
+        c.leader_kills,
+        c.isolations,
+        c.correlated_crashes,
+    )
+}
+
+/// The header of earlier versions, unchanged.
+fn standalone_header(config: &SimConfig) -> String {
     let c = config;
     let on = |b: bool| if b { "on" } else { "off" };
     format!(
@@ -99,6 +134,31 @@ pub fn summary(config: &SimConfig, r: &RunReport) -> String {
         r.broker.stale_epoch_rejected,
         r.broker.other_rejected
     );
+    if let Some(c) = &r.cluster {
+        let _ = writeln!(
+            s,
+            "  cluster   leader elections {} (unclean {})  offline {}  truncations {}  ISR shrinks {}  expands {}  NOT_ENOUGH_REPLICAS {}  NOT_LEADER_OR_FOLLOWER {}  produce timeouts {}",
+            c.leader_elections,
+            c.unclean_elections,
+            c.offline,
+            c.truncations,
+            c.isr_shrinks,
+            c.isr_expands,
+            c.not_enough_replicas,
+            c.not_leader,
+            c.produce_timeouts
+        );
+        let _ = writeln!(
+            s,
+            "  replicas  fetches {}  inter-broker messages lost {}  leader kills {}  isolations {}  correlated crashes {}  most brokers down at once {}",
+            c.fetches,
+            c.inter_broker_lost,
+            c.leader_kills,
+            c.isolations,
+            c.correlated_crashes,
+            c.most_down_at_once
+        );
+    }
     s.push_str(&events(config, r));
     s.push_str(&check_sections(k));
     let _ = writeln!(s, "replay: {}", config.replay_command("run"));
@@ -191,8 +251,54 @@ pub fn check_sections(k: &CheckReport) -> String {
     s
 }
 
-/// The `--json` summary object.
+/// The `--json` summary object. A replicated run adds the cluster's fields (see
+/// [`cluster_json`]); a one-broker run prints what it always printed.
 pub fn json(config: &SimConfig, r: &RunReport) -> Value {
+    let mut value = standalone_json(config, r);
+    if let (Value::Object(map), Value::Object(cluster)) = (&mut value, cluster_json(config, r)) {
+        map.extend(cluster);
+    }
+    value
+}
+
+/// The fields of a replicated run: the cluster's settings, what it did, and the losses the
+/// named limits explain (`lost_in_failover`, apart from `lost`, the unexplained ones).
+pub fn cluster_json(config: &SimConfig, r: &RunReport) -> Value {
+    let (Some(c), true) = (&r.cluster, config.is_cluster()) else {
+        return json!({});
+    };
+    let k = r.check.replication.clone().unwrap_or_default();
+    json!({
+        "brokers": config.brokers,
+        "replication_factor": config.replication_factor,
+        "acks": config.acks.name(),
+        "min_insync_replicas": config.min_insync_replicas,
+        "unclean_leader_election": config.unclean_leader_election,
+        "leader_elections": c.leader_elections,
+        "unclean_elections": c.unclean_elections,
+        "offline_partitions": c.offline,
+        "truncations": c.truncations,
+        "isr_shrinks": c.isr_shrinks,
+        "isr_expands": c.isr_expands,
+        "not_enough_replicas": c.not_enough_replicas,
+        "not_leader_or_follower": c.not_leader,
+        "produce_timeouts": c.produce_timeouts,
+        "fetches": c.fetches,
+        "inter_broker_lost": c.inter_broker_lost,
+        "most_brokers_down_at_once": c.most_down_at_once,
+        "lost_in_failover": k.lost_in_failover(),
+        "lost_acks_one_failover": k.lost_acks_one_failover,
+        "lost_unclean_election": k.lost_unclean_election,
+        "lost_power_loss": k.lost_power_loss,
+        "read_then_lost": k.read_then_lost,
+        "read_then_lost_explained": k.read_then_lost_explained,
+        "replicas_diverged": k.replicas_diverged,
+        "guaranteed": k.guaranteed,
+    })
+}
+
+/// The `--json` object of earlier versions, unchanged.
+fn standalone_json(config: &SimConfig, r: &RunReport) -> Value {
     let k = &r.check;
     json!({
         "seed": config.seed,
