@@ -90,7 +90,11 @@ fn assigning_an_older_epoch_replaces_it_and_drops_every_later_one() {
 fn a_new_epoch_at_the_start_offset_of_the_latest_replaces_it() {
     let mut c = cache(&[(1, 0), (2, 5)]);
     assert!(c.assign(3, 5), "epoch 2 wrote nothing before epoch 3 began");
-    assert_eq!(pairs(&c), [(1, 0), (3, 5)], "start offsets stay strictly increasing");
+    assert_eq!(
+        pairs(&c),
+        [(1, 0), (3, 5)],
+        "start offsets stay strictly increasing"
+    );
 }
 
 #[test]
@@ -115,7 +119,10 @@ fn end_offset_for_a_middle_epoch_is_the_start_of_the_next() {
     assert_eq!(c.end_offset_for(3, 20), end(3, 11));
     assert_eq!(c.end_offset_for(5, 20), end(3, 11), "the floor of 5 is 3");
     assert_eq!(c.end_offset_for(7, 20), end(7, 20));
-    assert_eq!(c.end_offset_for(NO_LEADER_EPOCH, 20), end(NO_LEADER_EPOCH, -1));
+    assert_eq!(
+        c.end_offset_for(NO_LEADER_EPOCH, 20),
+        end(NO_LEADER_EPOCH, -1)
+    );
 }
 
 #[test]

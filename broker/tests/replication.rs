@@ -1178,7 +1178,9 @@ fn a_reelected_leader_keeps_its_followers_log_ends_and_a_new_one_knows_none() {
     b1.apply_leader_and_isr(&state(1, 3, &[0, 1], 4));
     let f = b1.replication(0).unwrap().followers();
     assert_eq!(
-        f.iter().map(|f| (f.broker, f.log_end_offset)).collect::<Vec<_>>(),
+        f.iter()
+            .map(|f| (f.broker, f.log_end_offset))
+            .collect::<Vec<_>>(),
         vec![(0, -1), (2, -1)],
         "a new leader knows nothing of its followers"
     );
@@ -1234,4 +1236,203 @@ fn a_leaders_fetch_of_its_last_fetched_epoch_checks_where_that_epoch_ends() {
         ErrorCode::OffsetOutOfRange,
         "an epoch above the leader's latest"
     );
+}
+
+#[test]
+fn fetch_errors_carry_no_offsets_for_an_unknown_partition_and_no_log_end_for_a_stale_answer() {
+    let (mut b0, b1, _) = cluster(1, &[0, 1]);
+    let mut request = b1.follower_fetch_request(0).unwrap();
+    request.partition = 5;
+    let response = b0.replica_fetch(&request);
+    assert_eq!(response.error_code, ErrorCode::UnknownTopicOrPartition);
+    assert_eq!(
+        (response.high_watermark, response.log_start_offset),
+        (-1, -1)
+    );
+    let mut stranger = broker(9, 1);
+    let fetched = stranger.on_follower_fetch_response(&request, &response);
+    assert!(fetched.stale);
+    assert_eq!(fetched.log_end_offset, -1, "no such partition here");
+}
+
+#[test]
+fn a_state_with_an_older_partition_epoch_at_the_same_leader_epoch_is_ignored() {
+    let (mut b0, _, _) = cluster(1, &[0, 1, 2]);
+    b0.apply_leader_and_isr(&state(0, 1, &[0, 1], 3));
+    assert_eq!(
+        b0.apply_leader_and_isr(&state(0, 1, &[0, 1, 2], 2)),
+        LeaderAndIsrOutcome::Ignored
+    );
+    assert_eq!(b0.replication(0).unwrap().isr(), &[0, 1]);
+    assert_eq!(b0.replication(0).unwrap().partition_epoch(), 3);
+    assert_eq!(
+        b0.apply_leader_and_isr(&state(0, 1, &[0], 3)),
+        LeaderAndIsrOutcome::Leader {
+            new_leader: false,
+            new_leader_epoch: false
+        },
+        "the same epochs again are applied"
+    );
+    assert_eq!(b0.replication(0).unwrap().isr(), &[0]);
+    assert_eq!(
+        b0.apply_leader_and_isr(&state(0, 2, &[0], 1)),
+        LeaderAndIsrOutcome::Leader {
+            new_leader: false,
+            new_leader_epoch: true
+        },
+        "a newer leader epoch wins whatever its partition epoch"
+    );
+    assert_eq!(b0.replication(0).unwrap().leader_epoch(), 2);
+    assert_eq!(b0.replication(0).unwrap().leader(), 0);
+}
+
+#[test]
+fn a_reelected_leader_expands_the_isr_only_with_followers_past_its_new_epoch_start() {
+    let (mut b0, _, mut b2) = cluster(1, &[0, 1]);
+    b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    b0.handle(&produce(1, 30_000, batch(1, 1, 1), 2));
+    assert_eq!(b0.high_watermark(0), Some(0), "broker 1 fetched nothing");
+    b0.apply_leader_and_isr(&state(0, 2, &[0, 1], 2));
+    b2.apply_leader_and_isr(&state(0, 2, &[0, 1], 2));
+    let mut one_batch = b2.follower_fetch_request(0).unwrap();
+    one_batch.max_bytes = 1;
+    let response = b0.replica_fetch(&one_batch);
+    b2.on_follower_fetch_response(&one_batch, &response);
+    assert_eq!(b2.log_end_offset(0), Some(1));
+    assert!(
+        b0.take_alter_partitions(0).is_empty(),
+        "offset 1 is at or above the HW but before epoch 2 began at 2"
+    );
+    fetch_once(&mut b2, &mut b0);
+    fetch_once(&mut b2, &mut b0);
+    assert_eq!(b0.take_alter_partitions(0)[0].new_isr, vec![0, 1, 2]);
+}
+
+#[test]
+fn a_leader_answers_a_fetch_from_its_log_start_with_a_last_fetched_epoch() {
+    let (mut b0, b1) = two_epoch_follower();
+    let (mut request, _) = answer(&b1);
+    request.last_fetched_epoch = 1;
+    request.fetch_offset = 0;
+    let response = b0.replica_fetch(&request);
+    assert_eq!(response.error_code, ErrorCode::None);
+    assert_eq!(response.diverging_epoch, None);
+    assert!(!response.records.is_empty());
+}
+
+/// A disk whose truncations, or snapshot reads, fail (a failing device).
+#[derive(Debug, Default)]
+struct FailingDisk {
+    disk: idempo_broker::SimDisk,
+    fail_truncate: bool,
+    fail_read: bool,
+}
+
+impl idempo_broker::Storage for FailingDisk {
+    fn append_vectored(
+        &mut self,
+        file: &str,
+        parts: &[&[u8]],
+    ) -> Result<u64, idempo_broker::StorageError> {
+        self.disk.append_vectored(file, parts)
+    }
+    fn sync(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
+        self.disk.sync(file)
+    }
+    fn read(
+        &self,
+        file: &str,
+        position: u64,
+        len: usize,
+    ) -> Result<Bytes, idempo_broker::StorageError> {
+        if self.fail_read && file.ends_with(".snapshot") {
+            return Err(idempo_broker::StorageError::NotFound {
+                file: file.to_string(),
+            });
+        }
+        self.disk.read(file, position, len)
+    }
+    fn file_len(&self, file: &str) -> Result<u64, idempo_broker::StorageError> {
+        self.disk.file_len(file)
+    }
+    fn list(&self, prefix: &str) -> Vec<String> {
+        self.disk.list(prefix)
+    }
+    fn remove(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
+        if self.fail_truncate {
+            return Err(idempo_broker::StorageError::NotFound {
+                file: file.to_string(),
+            });
+        }
+        self.disk.remove(file)
+    }
+    fn truncate(&mut self, file: &str, len: u64) -> Result<(), idempo_broker::StorageError> {
+        if self.fail_truncate {
+            return Err(idempo_broker::StorageError::NotFound {
+                file: file.to_string(),
+            });
+        }
+        self.disk.truncate(file, len)
+    }
+    fn write_atomic(&mut self, file: &str, data: &[u8]) -> Result<(), idempo_broker::StorageError> {
+        self.disk.write_atomic(file, data)
+    }
+}
+
+/// Broker 1 on a [`FailingDisk`], following broker 0, holding offsets 0..3 with a
+/// producer-state snapshot at 1.
+fn follower_on_failing_disk() -> Broker<FailingDisk> {
+    let (mut b0, _, _) = cluster(1, &[0, 1]);
+    let config = BrokerConfig {
+        broker_id: 1,
+        ..BrokerConfig::default()
+    };
+    let (mut b1, _) = Broker::open(config, FailingDisk::default()).unwrap();
+    b1.apply_leader_and_isr(&state(0, 1, &[0, 1], 1));
+    for seq in 0..3 {
+        b0.handle(&produce(1, 30_000, batch(1, seq, 1), seq));
+    }
+    for max_bytes in [1, idempo_broker::replication::REPLICA_FETCH_MAX_BYTES] {
+        let mut request = b1.follower_fetch_request(0).unwrap();
+        request.max_bytes = max_bytes;
+        let response = b0.replica_fetch(&request);
+        b1.on_follower_fetch_response(&request, &response);
+        if max_bytes == 1 {
+            assert_eq!(b1.take_snapshots().unwrap(), vec![(0, 1)]);
+        }
+    }
+    assert_eq!(b1.log_end_offset(0), Some(3));
+    b1
+}
+
+/// Answers broker `b`'s fetch `OFFSET_OUT_OF_RANGE` with a leader HW of 2 (so it cuts to 2).
+fn out_of_range_to_two(b: &mut Broker<FailingDisk>) -> idempo_broker::FollowerFetched {
+    let request = b.follower_fetch_request(0).unwrap();
+    let response = idempo_protocol::FetchResponse {
+        partition: 0,
+        error_code: ErrorCode::OffsetOutOfRange,
+        high_watermark: 2,
+        log_start_offset: 0,
+        diverging_epoch: None,
+        records: Bytes::new(),
+    };
+    b.on_follower_fetch_response(&request, &response)
+}
+
+#[test]
+fn a_truncation_the_disk_fails_is_counted_and_reports_nothing_cut() {
+    let mut b1 = follower_on_failing_disk();
+    b1.storage_mut().fail_truncate = true;
+    assert_eq!(out_of_range_to_two(&mut b1).truncation, None);
+    assert_eq!(b1.storage_failures(), 1, "the failed truncation");
+
+    let mut b1 = follower_on_failing_disk();
+    b1.storage_mut().fail_read = true;
+    assert_eq!(out_of_range_to_two(&mut b1).truncation, None);
+    assert_eq!(
+        b1.storage_failures(),
+        1,
+        "cut, but the snapshot to reload producer state from was unreadable"
+    );
+    assert_eq!(b1.log_end_offset(0), Some(2));
 }
