@@ -1320,12 +1320,13 @@ fn a_leader_answers_a_fetch_from_its_log_start_with_a_last_fetched_epoch() {
     assert!(!response.records.is_empty());
 }
 
-/// A disk whose truncations, or snapshot reads, fail (a failing device).
+/// A disk whose truncations, snapshot reads or syncs fail (a failing device).
 #[derive(Debug, Default)]
 struct FailingDisk {
     disk: idempo_broker::SimDisk,
     fail_truncate: bool,
     fail_read: bool,
+    fail_sync: bool,
 }
 
 impl idempo_broker::Storage for FailingDisk {
@@ -1337,6 +1338,11 @@ impl idempo_broker::Storage for FailingDisk {
         self.disk.append_vectored(file, parts)
     }
     fn sync(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
+        if self.fail_sync {
+            return Err(idempo_broker::StorageError::NotFound {
+                file: file.to_string(),
+            });
+        }
         self.disk.sync(file)
     }
     fn read(
@@ -1435,4 +1441,54 @@ fn a_truncation_the_disk_fails_is_counted_and_reports_nothing_cut() {
         "cut, but the snapshot to reload producer state from was unreadable"
     );
     assert_eq!(b1.log_end_offset(0), Some(2));
+}
+
+#[test]
+fn a_follower_syncing_every_append_syncs_only_when_it_appended() {
+    let (mut b0, _, _) = cluster(1, &[0, 1]);
+    let config = BrokerConfig {
+        broker_id: 1,
+        sync_policy: SyncPolicy::EveryAppend,
+        ..BrokerConfig::default()
+    };
+    let (mut b1, _) = Broker::open(config, FailingDisk::default()).unwrap();
+    b1.apply_leader_and_isr(&state(0, 1, &[0, 1], 1));
+    b1.storage_mut().fail_sync = true;
+    let request = b1.follower_fetch_request(0).unwrap();
+    let empty = b0.replica_fetch(&request);
+    assert_eq!(
+        b1.on_follower_fetch_response(&request, &empty).error_code,
+        ErrorCode::None,
+        "nothing appended, nothing to sync"
+    );
+    b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    let response = b0.replica_fetch(&request);
+    assert_eq!(
+        b1.on_follower_fetch_response(&request, &response).error_code,
+        ErrorCode::KafkaStorageError,
+        "the append's sync failed"
+    );
+}
+
+#[test]
+fn an_out_of_range_answer_at_the_followers_log_end_changes_nothing() {
+    let (mut b0, mut b1, _) = cluster(1, &[0, 1]);
+    b0.handle(&produce(1, 30_000, batch(1, 0, 2), 1));
+    replicate(&mut b1, &mut b0);
+    b0.apply_leader_and_isr(&state(0, 2, &[0, 1], 2));
+    b0.apply_leader_and_isr(&state(1, 3, &[0, 1], 3));
+    let (request, mut response) = answer(&b0);
+    assert_eq!(
+        request.last_fetched_epoch, 2,
+        "epoch 2 was assigned at the log end"
+    );
+    response.error_code = ErrorCode::OffsetOutOfRange;
+    response.high_watermark = 2;
+    let fetched = b0.on_follower_fetch_response(&request, &response);
+    assert_eq!(fetched.truncation, None);
+    assert_eq!(
+        b0.follower_fetch_request(0).unwrap().last_fetched_epoch,
+        2,
+        "the epoch cache is untouched"
+    );
 }
