@@ -1454,19 +1454,21 @@ fn a_follower_syncing_every_append_syncs_only_when_it_appended() {
     let (mut b1, _) = Broker::open(config, FailingDisk::default()).unwrap();
     b1.apply_leader_and_isr(&state(0, 1, &[0, 1], 1));
     b1.storage_mut().fail_sync = true;
-    let request = b1.follower_fetch_request(0).unwrap();
-    let empty = b0.replica_fetch(&request);
-    assert_eq!(
-        b1.on_follower_fetch_response(&request, &empty).error_code,
-        ErrorCode::None,
-        "nothing appended, nothing to sync"
-    );
     b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    let request = b1.follower_fetch_request(0).unwrap();
     let response = b0.replica_fetch(&request);
     assert_eq!(
         b1.on_follower_fetch_response(&request, &response).error_code,
         ErrorCode::KafkaStorageError,
         "the append's sync failed"
+    );
+    let request = b1.follower_fetch_request(0).unwrap();
+    let empty = b0.replica_fetch(&request);
+    assert!(empty.records.is_empty());
+    assert_eq!(
+        b1.on_follower_fetch_response(&request, &empty).error_code,
+        ErrorCode::None,
+        "nothing appended, nothing synced (the unsynced batch waits for the next append)"
     );
 }
 
