@@ -1110,6 +1110,16 @@ fn a_follower_refuses_bytes_that_are_not_whole_batches_and_keeps_those_before() 
     );
     assert_eq!(fetched.log_end_offset, 1, "the whole batch before it stays");
     assert_eq!(b1.log_end_offset(0), Some(1));
+    let mut empty_length = whole.to_vec();
+    empty_length[8..12].copy_from_slice(&(-12i32).to_be_bytes());
+    let (request, mut response) = answer(&b1);
+    response.records = Bytes::from(empty_length);
+    assert_eq!(
+        b1.on_follower_fetch_response(&request, &response)
+            .error_code,
+        ErrorCode::CorruptMessage,
+        "a batch length announcing zero bytes in all"
+    );
 }
 
 #[test]
@@ -1458,7 +1468,8 @@ fn a_follower_syncing_every_append_syncs_only_when_it_appended() {
     let request = b1.follower_fetch_request(0).unwrap();
     let response = b0.replica_fetch(&request);
     assert_eq!(
-        b1.on_follower_fetch_response(&request, &response).error_code,
+        b1.on_follower_fetch_response(&request, &response)
+            .error_code,
         ErrorCode::KafkaStorageError,
         "the append's sync failed"
     );
