@@ -902,6 +902,42 @@ fn a_caught_up_follower_holds_back_the_high_watermark_in_or_out_of_the_isr() {
         Some(5),
         "no longer caught up, out of the ISR: not waited for"
     );
+    fetch_once(&mut b1, &mut b0);
+    fetch_once(&mut b1, &mut b0);
+    assert_eq!(
+        b0.replication(0).unwrap().pending_isr(),
+        Some((IsrChange::Expand, &[0, 1][..])),
+        "proposed again once at the HW"
+    );
+    b0.advance_time(3 * LAG_MS);
+    b0.handle(&produce(1, 30_000, batch(1, 5, 1), 5));
+    assert_eq!(
+        b0.high_watermark(0),
+        Some(5),
+        "long not caught up, but in the maximal ISR: waited for"
+    );
+}
+
+#[test]
+fn the_high_watermark_moves_on_the_fetch_that_moves_the_followers_log_end() {
+    let (mut b0, mut b1, _) = cluster(1, &[0, 1]);
+    assert!(
+        b0.follower_fetch_request(0).is_none(),
+        "a leader does not fetch"
+    );
+    b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    fetch_once(&mut b1, &mut b0);
+    assert_eq!(b0.high_watermark(0), Some(0), "broker 1 fetched from 0");
+    fetch_once(&mut b1, &mut b0);
+    assert_eq!(b0.high_watermark(0), Some(1), "broker 1 fetched from 1");
+    assert!(
+        b0.take_replication_events()
+            .contains(&ReplicationEvent::HighWatermarkMoved {
+                partition: 0,
+                from: 0,
+                to: 1
+            })
+    );
 }
 
 #[test]
