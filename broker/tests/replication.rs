@@ -1311,6 +1311,7 @@ fn a_state_with_an_older_partition_epoch_at_the_same_leader_epoch_is_ignored() {
     );
     assert_eq!(b0.replication(0).unwrap().isr(), &[0, 1]);
     assert_eq!(b0.replication(0).unwrap().partition_epoch(), 3);
+    assert_eq!(b0.replication(0).unwrap().replicas(), &[0, 1, 2]);
     assert_eq!(
         b0.apply_leader_and_isr(&state(0, 1, &[0], 3)),
         LeaderAndIsrOutcome::Leader {
