@@ -916,6 +916,7 @@ fn a_caught_up_follower_holds_back_the_high_watermark_in_or_out_of_the_isr() {
         Some(5),
         "long not caught up, but in the maximal ISR: waited for"
     );
+    assert_eq!(b0.replication(0).unwrap().high_watermark(), 5);
 }
 
 #[test]
