@@ -1096,7 +1096,7 @@ fn an_answer_for_another_partition_is_dropped() {
     response.partition = 1;
     assert!(b1.on_follower_fetch_response(&request, &response).stale);
     assert_eq!(b1.log_end_offset(0), Some(0));
-    let mut moved = request.clone();
+    let mut moved = request;
     moved.fetch_offset = 1;
     let response = b0.replica_fetch(&request);
     assert!(
@@ -1441,18 +1441,18 @@ fn follower_on_failing_disk() -> Broker<FailingDisk> {
         broker_id: 1,
         ..BrokerConfig::default()
     };
-    let (mut b1, _) = Broker::open(config, FailingDisk::default()).unwrap();
+    let (mut b1, _) = Broker::open(config, FailingDisk::default()).expect("a valid config");
     b1.apply_leader_and_isr(&state(0, 1, &[0, 1], 1));
     for seq in 0..3 {
         b0.handle(&produce(1, 30_000, batch(1, seq, 1), seq));
     }
     for max_bytes in [1, idempo_broker::replication::REPLICA_FETCH_MAX_BYTES] {
-        let mut request = b1.follower_fetch_request(0).unwrap();
+        let mut request = b1.follower_fetch_request(0).expect("a follower");
         request.max_bytes = max_bytes;
         let response = b0.replica_fetch(&request);
         b1.on_follower_fetch_response(&request, &response);
         if max_bytes == 1 {
-            assert_eq!(b1.take_snapshots().unwrap(), vec![(0, 1)]);
+            assert_eq!(b1.take_snapshots().expect("a working disk"), vec![(0, 1)]);
         }
     }
     assert_eq!(b1.log_end_offset(0), Some(3));
@@ -1461,7 +1461,7 @@ fn follower_on_failing_disk() -> Broker<FailingDisk> {
 
 /// Answers broker `b`'s fetch `OFFSET_OUT_OF_RANGE` with a leader HW of 2 (so it cuts to 2).
 fn out_of_range_to_two(b: &mut Broker<FailingDisk>) -> idempo_broker::FollowerFetched {
-    let request = b.follower_fetch_request(0).unwrap();
+    let request = b.follower_fetch_request(0).expect("a follower");
     let response = idempo_protocol::FetchResponse {
         partition: 0,
         error_code: ErrorCode::OffsetOutOfRange,
