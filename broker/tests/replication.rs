@@ -834,3 +834,712 @@ fn a_leader_kill_with_acks_all_and_min_insync_two_loses_and_duplicates_nothing()
         );
     }
 }
+
+// ---- Rules pinned by mutation testing (bench/MUTANTS.md) ----
+
+/// A fetch answer for `follower`'s live fetch request, as a leader would send it.
+fn answer(follower: &Broker) -> (FetchRequest, idempo_protocol::FetchResponse) {
+    let request = follower.follower_fetch_request(0).expect("a follower");
+    let response = idempo_protocol::FetchResponse {
+        partition: 0,
+        error_code: ErrorCode::None,
+        high_watermark: 0,
+        log_start_offset: 0,
+        diverging_epoch: None,
+        records: Bytes::new(),
+    };
+    (request, response)
+}
+
+#[test]
+fn a_follower_fetching_from_the_leaders_previous_log_end_was_caught_up_at_that_fetch() {
+    let (mut b0, mut b1, _) = cluster(1, &[0, 1]);
+    b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    b0.advance_time(20_000);
+    fetch_once(&mut b1, &mut b0); // from 0, the leader's log end 1
+    b0.handle(&produce(1, 30_000, batch(1, 1, 1), 2));
+    b0.advance_time(40_000);
+    fetch_once(&mut b1, &mut b0); // from 1, the log end at its previous fetch
+    assert!(
+        b0.take_alter_partitions(50_000).is_empty(),
+        "caught up as of its fetch at 20 000"
+    );
+    let alters = b0.take_alter_partitions(50_001);
+    assert_eq!(alters[0].new_isr, vec![0], "30 000 ms after 20 000");
+}
+
+#[test]
+fn a_caught_up_follower_holds_back_the_high_watermark_in_or_out_of_the_isr() {
+    let (mut b0, mut b1, _) = cluster(1, &[0]);
+    b0.handle(&produce(1, 30_000, batch(1, 0, 2), 1));
+    assert_eq!(b0.high_watermark(0), Some(2), "an ISR of one");
+    fetch_once(&mut b1, &mut b0);
+    fetch_once(&mut b1, &mut b0);
+    assert_eq!(
+        b0.replication(0).unwrap().pending_isr(),
+        Some((IsrChange::Expand, &[0, 1][..]))
+    );
+    assert_eq!(b0.replication(0).unwrap().maximal_isr_len(), 2);
+    b0.handle(&produce(1, 30_000, batch(1, 2, 1), 2));
+    assert_eq!(
+        b0.high_watermark(0),
+        Some(2),
+        "broker 1 is in the maximal ISR"
+    );
+    b0.alter_partition_rejected(0);
+    assert!(b0.replication(0).unwrap().pending_isr().is_none());
+    assert_eq!(b0.replication(0).unwrap().maximal_isr_len(), 1);
+    b0.handle(&produce(1, 30_000, batch(1, 3, 1), 3));
+    assert_eq!(
+        b0.high_watermark(0),
+        Some(2),
+        "outside the ISR, broker 1 is still caught up"
+    );
+    b0.advance_time(LAG_MS + 1);
+    b0.handle(&produce(1, 30_000, batch(1, 4, 1), 4));
+    assert_eq!(
+        b0.high_watermark(0),
+        Some(5),
+        "no longer caught up, out of the ISR: not waited for"
+    );
+    fetch_once(&mut b1, &mut b0);
+    fetch_once(&mut b1, &mut b0);
+    assert_eq!(
+        b0.replication(0).unwrap().pending_isr(),
+        Some((IsrChange::Expand, &[0, 1][..])),
+        "proposed again once at the HW"
+    );
+    b0.advance_time(3 * LAG_MS);
+    b0.handle(&produce(1, 30_000, batch(1, 5, 1), 5));
+    assert_eq!(
+        b0.high_watermark(0),
+        Some(5),
+        "long not caught up, but in the maximal ISR: waited for"
+    );
+    assert_eq!(b0.replication(0).unwrap().high_watermark(), 5);
+}
+
+#[test]
+fn the_high_watermark_moves_on_the_fetch_that_moves_the_followers_log_end() {
+    let (mut b0, mut b1, _) = cluster(1, &[0, 1]);
+    assert!(
+        b0.follower_fetch_request(0).is_none(),
+        "a leader does not fetch"
+    );
+    b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    fetch_once(&mut b1, &mut b0);
+    assert_eq!(b0.high_watermark(0), Some(0), "broker 1 fetched from 0");
+    fetch_once(&mut b1, &mut b0);
+    assert_eq!(b0.high_watermark(0), Some(1), "broker 1 fetched from 1");
+    assert!(
+        b0.take_replication_events()
+            .contains(&ReplicationEvent::HighWatermarkMoved {
+                partition: 0,
+                from: 0,
+                to: 1
+            })
+    );
+}
+
+#[test]
+fn a_rejected_isr_change_is_proposed_again() {
+    let (mut b0, _, _) = cluster(1, &[0, 1]);
+    assert_eq!(b0.take_alter_partitions(LAG_MS + 1).len(), 1);
+    assert!(b0.take_alter_partitions(LAG_MS + 2).is_empty(), "in flight");
+    b0.alter_partition_rejected(0);
+    let again = b0.take_alter_partitions(LAG_MS + 3);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].new_isr, vec![0]);
+}
+
+#[test]
+fn a_fetch_from_a_broker_that_is_not_a_follower_is_refused() {
+    let (mut b0, b1, _) = cluster(1, &[0, 1]);
+    let mut request = b1.follower_fetch_request(0).unwrap();
+    request.replica_id = 7;
+    assert_eq!(
+        b0.replica_fetch(&request).error_code,
+        ErrorCode::UnknownLeaderEpoch,
+        "its leader epoch may be newer than ours"
+    );
+    request.current_leader_epoch = idempo_protocol::NO_LEADER_EPOCH;
+    assert_eq!(
+        b0.replica_fetch(&request).error_code,
+        ErrorCode::NotLeaderOrFollower
+    );
+    request.replica_id = 1;
+    assert_eq!(
+        b0.replica_fetch(&request).error_code,
+        ErrorCode::None,
+        "no leader epoch: the epoch check is skipped"
+    );
+    request.partition = 5;
+    assert_eq!(
+        b0.replica_fetch(&request).error_code,
+        ErrorCode::UnknownTopicOrPartition
+    );
+    let mut standalone = broker(0, 1);
+    standalone.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    request.partition = 0;
+    let refused = standalone.replica_fetch(&request);
+    assert_eq!(refused.error_code, ErrorCode::NotLeaderOrFollower);
+    assert_eq!(refused.high_watermark, 1);
+}
+
+#[test]
+fn a_fetch_past_the_leaders_log_end_is_out_of_range() {
+    let (mut b0, b1, _) = cluster(1, &[0, 1]);
+    b0.handle(&produce(1, 30_000, batch(1, 0, 2), 1));
+    let mut request = b1.follower_fetch_request(0).unwrap();
+    request.fetch_offset = 3;
+    let response = b0.replica_fetch(&request);
+    assert_eq!(response.error_code, ErrorCode::OffsetOutOfRange);
+    assert!(response.records.is_empty());
+    request.fetch_offset = 2;
+    request.max_bytes = -1;
+    let response = b0.replica_fetch(&request);
+    assert_eq!(response.error_code, ErrorCode::None, "at the log end");
+    assert!(response.records.is_empty());
+}
+
+/// Broker 0 leads epoch 1 (offsets 0..4) then epoch 3 (4..8), one record per batch; broker 1
+/// replicated all of it, then one more batch of epoch 3, so it holds 9 offsets with a HW of 8.
+fn two_epoch_follower() -> (Broker, Broker) {
+    let (mut b0, mut b1, _) = cluster(1, &[0, 1]);
+    for seq in 0..4 {
+        b0.handle(&produce(1, 30_000, batch(1, seq, 1), seq));
+    }
+    replicate(&mut b1, &mut b0);
+    b0.apply_leader_and_isr(&state(0, 3, &[0, 1], 2));
+    b1.apply_leader_and_isr(&state(0, 3, &[0, 1], 2));
+    for seq in 4..8 {
+        b0.handle(&produce(1, 30_000, batch(1, seq, 1), seq));
+    }
+    replicate(&mut b1, &mut b0);
+    b0.handle(&produce(1, 30_000, batch(1, 8, 1), 8));
+    fetch_once(&mut b1, &mut b0);
+    assert_eq!(
+        (b1.log_end_offset(0), b1.high_watermark(0)),
+        (Some(9), Some(8))
+    );
+    (b0, b1)
+}
+
+/// Where broker 1 of [`two_epoch_follower`] truncates to when the leader says its last
+/// fetched epoch diverges at `leader`.
+fn truncated_to(leader: EpochEndOffset) -> Option<i64> {
+    let (_, mut b1) = two_epoch_follower();
+    let (request, mut response) = answer(&b1);
+    response.high_watermark = 100;
+    response.diverging_epoch = Some(leader);
+    let fetched = b1.on_follower_fetch_response(&request, &response);
+    assert!(!fetched.stale);
+    fetched.truncation.map(|t| {
+        assert_eq!(t.diverging_epoch, Some(leader));
+        assert_eq!(b1.log_end_offset(0), Some(t.to));
+        t.to
+    })
+}
+
+#[test]
+fn a_diverging_epoch_truncates_as_kafkas_get_offset_truncation_state() {
+    let e = |epoch, end_offset| EpochEndOffset { epoch, end_offset };
+    assert_eq!(
+        truncated_to(e(3, 6)),
+        Some(6),
+        "same epoch: the smaller of both ends"
+    );
+    assert_eq!(
+        truncated_to(e(2, 6)),
+        Some(4),
+        "an epoch this replica does not have: the end of its floor epoch 1"
+    );
+    assert_eq!(
+        truncated_to(e(5, 7)),
+        Some(7),
+        "an epoch above every one it has: the leader's end"
+    );
+    assert_eq!(
+        truncated_to(e(3, -1)),
+        Some(8),
+        "the leader knows no end: the high watermark"
+    );
+    assert_eq!(
+        truncated_to(e(3, 20)),
+        None,
+        "nothing past the log end to cut"
+    );
+}
+
+#[test]
+fn out_of_range_truncates_the_follower_to_the_leaders_high_watermark_when_longer() {
+    let (_, mut b1) = two_epoch_follower();
+    let (request, mut response) = answer(&b1);
+    response.error_code = ErrorCode::OffsetOutOfRange;
+    response.high_watermark = 9;
+    let fetched = b1.on_follower_fetch_response(&request, &response);
+    assert_eq!(fetched.truncation, None, "a HW at the log end cuts nothing");
+    assert_eq!(b1.high_watermark(0), Some(8), "an error answer moves no HW");
+    response.high_watermark = 5;
+    let fetched = b1.on_follower_fetch_response(&request, &response);
+    assert_eq!(fetched.truncation.map(|t| (t.from, t.to)), Some((9, 5)));
+    assert_eq!(fetched.log_end_offset, 5);
+    assert_eq!(b1.high_watermark(0), Some(5));
+}
+
+#[test]
+fn an_answer_for_another_partition_is_dropped() {
+    let (mut b0, mut b1, _) = cluster(1, &[0, 1]);
+    b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    let request = b1.follower_fetch_request(0).unwrap();
+    let mut response = b0.replica_fetch(&request);
+    response.partition = 1;
+    assert!(b1.on_follower_fetch_response(&request, &response).stale);
+    assert_eq!(b1.log_end_offset(0), Some(0));
+    let mut moved = request;
+    moved.fetch_offset = 1;
+    let response = b0.replica_fetch(&request);
+    assert!(
+        b1.on_follower_fetch_response(&moved, &response).stale,
+        "a fetch from an offset the follower no longer fetches from"
+    );
+}
+
+#[test]
+fn a_follower_appends_only_the_batches_past_its_log_end() {
+    let (mut b0, mut b1, _) = cluster(1, &[0, 1]);
+    for seq in 0..2 {
+        b0.handle(&produce(1, 30_000, batch(1, seq, 1), seq));
+    }
+    replicate(&mut b1, &mut b0);
+    for seq in 2..4 {
+        b0.handle(&produce(1, 30_000, batch(1, seq, 1), seq));
+    }
+    let mut from_start = b1.follower_fetch_request(0).unwrap();
+    from_start.fetch_offset = 0;
+    from_start.last_fetched_epoch = idempo_protocol::NO_LEADER_EPOCH;
+    let all = b0.replica_fetch(&from_start).records;
+    let (request, mut response) = answer(&b1);
+    response.records = all;
+    let fetched = b1.on_follower_fetch_response(&request, &response);
+    assert_eq!(fetched.error_code, ErrorCode::None);
+    assert_eq!(fetched.batches_appended, 2, "offsets 0 and 1 are held");
+    assert_eq!(b1.log_end_offset(0), Some(4));
+}
+
+#[test]
+fn a_follower_refuses_bytes_that_are_not_whole_batches_and_keeps_those_before() {
+    let (_, mut b1, _) = cluster(1, &[0, 1]);
+    let (request, mut response) = answer(&b1);
+    response.records = Bytes::from_static(&[0, 1, 2]);
+    let fetched = b1.on_follower_fetch_response(&request, &response);
+    assert_eq!(fetched.error_code, ErrorCode::CorruptMessage);
+    assert_eq!(fetched.batches_appended, 0);
+    let whole = batch(1, 0, 1);
+    let mut bytes = whole.to_vec();
+    bytes.extend_from_slice(&whole[..whole.len() - 1]);
+    response.records = Bytes::from(bytes);
+    let fetched = b1.on_follower_fetch_response(&request, &response);
+    assert_eq!(
+        fetched.error_code,
+        ErrorCode::CorruptMessage,
+        "a batch cut short"
+    );
+    assert_eq!(fetched.log_end_offset, 1, "the whole batch before it stays");
+    assert_eq!(b1.log_end_offset(0), Some(1));
+    let mut empty_length = whole.to_vec();
+    empty_length[8..12].copy_from_slice(&(-12i32).to_be_bytes());
+    let (request, mut response) = answer(&b1);
+    response.records = Bytes::from(empty_length);
+    assert_eq!(
+        b1.on_follower_fetch_response(&request, &response)
+            .error_code,
+        ErrorCode::CorruptMessage,
+        "a batch length announcing zero bytes in all"
+    );
+}
+
+#[test]
+fn a_follower_with_sync_every_append_keeps_what_it_replicated_through_a_crash() {
+    for (policy, kept) in [(SyncPolicy::EveryAppend, 2), (SyncPolicy::Never, 0)] {
+        let (mut b0, _, _) = cluster(1, &[0, 1]);
+        let mut b1 = Broker::new(BrokerConfig {
+            broker_id: 1,
+            sync_policy: policy,
+            ..BrokerConfig::default()
+        })
+        .unwrap();
+        b1.apply_leader_and_isr(&state(0, 1, &[0, 1], 1));
+        b0.handle(&produce(1, 30_000, batch(1, 0, 2), 1));
+        replicate(&mut b1, &mut b0);
+        b1.crash(|_, _| 0);
+        assert_eq!(b1.log_end_offset(0), Some(kept), "{policy:?}");
+    }
+}
+
+#[test]
+fn min_insync_replicas_is_capped_at_the_replication_factor() {
+    let mut b = broker(0, 3);
+    b.apply_leader_and_isr(&LeaderAndIsr {
+        replicas: vec![0, 1],
+        ..state(0, 1, &[0, 1], 1)
+    });
+    assert_eq!(b.replication(0).unwrap().effective_min_isr(3), 2);
+    assert_eq!(b.replication(0).unwrap().effective_min_isr(1), 1);
+    assert!(
+        b.handle(&produce(-1, 30_000, batch(1, 0, 1), 1))
+            .response
+            .is_none(),
+        "an ISR of two meets min.insync.replicas=3 on two replicas"
+    );
+    assert_eq!(b.delayed_produce_count(), 1);
+}
+
+#[test]
+fn a_reelected_leader_keeps_its_followers_log_ends_and_a_new_one_knows_none() {
+    let (mut b0, mut b1, _) = cluster(1, &[0, 1]);
+    b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    replicate(&mut b1, &mut b0);
+    let before = b0.replication(0).unwrap().followers().to_vec();
+    b0.advance_time(5_000);
+    b0.apply_leader_and_isr(&state(0, 1, &[0, 1], 2));
+    assert_eq!(
+        b0.replication(0).unwrap().followers(),
+        &before[..],
+        "same leader epoch: nothing reset"
+    );
+    b0.handle(&produce(1, 30_000, batch(1, 1, 1), 2));
+    b0.apply_leader_and_isr(&state(0, 2, &[0, 1], 3));
+    let f = b0.replication(0).unwrap().followers();
+    assert_eq!(f[0].broker, 1);
+    assert_eq!(f[0].log_end_offset, 1, "kept");
+    assert_eq!(f[0].last_fetch_leader_log_end_offset, 2);
+    assert_eq!(f[0].last_fetch_time_ms, Some(5_000));
+    assert_eq!(f[0].last_caught_up_time_ms, Some(5_000));
+    assert_eq!(
+        (f[1].broker, f[1].log_end_offset, f[1].last_fetch_time_ms),
+        (2, -1, None),
+        "broker 2, out of the ISR, never fetched"
+    );
+    assert_eq!(f[1].last_caught_up_time_ms, None);
+    b1.apply_leader_and_isr(&state(1, 3, &[0, 1], 4));
+    let f = b1.replication(0).unwrap().followers();
+    assert_eq!(
+        f.iter()
+            .map(|f| (f.broker, f.log_end_offset))
+            .collect::<Vec<_>>(),
+        vec![(0, -1), (2, -1)],
+        "a new leader knows nothing of its followers"
+    );
+}
+
+#[test]
+fn a_delayed_produce_is_counted_until_answered() {
+    let (mut b0, mut b1, _) = cluster(1, &[0, 1]);
+    assert_eq!(b0.delayed_produce_count(), 0);
+    b0.handle(&produce(-1, 30_000, batch(1, 0, 1), 1));
+    assert_eq!(b0.delayed_produce_count(), 1);
+    replicate(&mut b1, &mut b0);
+    assert_eq!(b0.delayed_produce_count(), 0);
+    assert_eq!(b0.take_completed().len(), 1);
+    assert!(b0.take_completed().is_empty(), "drained");
+}
+
+#[test]
+fn a_leaders_fetch_of_its_last_fetched_epoch_checks_where_that_epoch_ends() {
+    let (mut b0, b1) = two_epoch_follower();
+    let (mut request, _) = answer(&b1);
+    assert_eq!(request.last_fetched_epoch, 3);
+    request.last_fetched_epoch = 2;
+    request.fetch_offset = 4;
+    let response = b0.replica_fetch(&request);
+    assert_eq!(
+        response.diverging_epoch,
+        Some(EpochEndOffset {
+            epoch: 1,
+            end_offset: 4
+        }),
+        "the leader has no epoch 2: its floor epoch 1 ends at 4"
+    );
+    assert_eq!(response.high_watermark, 8);
+    request.last_fetched_epoch = 1;
+    request.fetch_offset = 5;
+    assert_eq!(
+        b0.replica_fetch(&request).diverging_epoch,
+        Some(EpochEndOffset {
+            epoch: 1,
+            end_offset: 4
+        }),
+        "epoch 1 ends before offset 5"
+    );
+    request.fetch_offset = 4;
+    let response = b0.replica_fetch(&request);
+    assert_eq!(response.diverging_epoch, None, "epoch 1 ends exactly at 4");
+    assert_eq!(response.error_code, ErrorCode::None);
+    request.last_fetched_epoch = 4;
+    let response = b0.replica_fetch(&request);
+    assert_eq!(
+        response.error_code,
+        ErrorCode::OffsetOutOfRange,
+        "an epoch above the leader's latest"
+    );
+}
+
+#[test]
+fn fetch_errors_carry_no_offsets_for_an_unknown_partition_and_no_log_end_for_a_stale_answer() {
+    let (mut b0, b1, _) = cluster(1, &[0, 1]);
+    let mut request = b1.follower_fetch_request(0).unwrap();
+    request.partition = 5;
+    let response = b0.replica_fetch(&request);
+    assert_eq!(response.error_code, ErrorCode::UnknownTopicOrPartition);
+    assert_eq!(
+        (response.high_watermark, response.log_start_offset),
+        (-1, -1)
+    );
+    let mut stranger = broker(9, 1);
+    let fetched = stranger.on_follower_fetch_response(&request, &response);
+    assert!(fetched.stale);
+    assert_eq!(fetched.log_end_offset, -1, "no such partition here");
+}
+
+#[test]
+fn a_state_with_an_older_partition_epoch_at_the_same_leader_epoch_is_ignored() {
+    let (mut b0, _, _) = cluster(1, &[0, 1, 2]);
+    b0.apply_leader_and_isr(&state(0, 1, &[0, 1], 3));
+    assert_eq!(
+        b0.apply_leader_and_isr(&state(0, 1, &[0, 1, 2], 2)),
+        LeaderAndIsrOutcome::Ignored
+    );
+    assert_eq!(b0.replication(0).unwrap().isr(), &[0, 1]);
+    assert_eq!(b0.replication(0).unwrap().partition_epoch(), 3);
+    assert_eq!(b0.replication(0).unwrap().replicas(), &[0, 1, 2]);
+    assert_eq!(
+        b0.apply_leader_and_isr(&state(0, 1, &[0], 3)),
+        LeaderAndIsrOutcome::Leader {
+            new_leader: false,
+            new_leader_epoch: false
+        },
+        "the same epochs again are applied"
+    );
+    assert_eq!(b0.replication(0).unwrap().isr(), &[0]);
+    assert_eq!(
+        b0.apply_leader_and_isr(&state(0, 2, &[0], 1)),
+        LeaderAndIsrOutcome::Leader {
+            new_leader: false,
+            new_leader_epoch: true
+        },
+        "a newer leader epoch wins whatever its partition epoch"
+    );
+    assert_eq!(b0.replication(0).unwrap().leader_epoch(), 2);
+    assert_eq!(b0.replication(0).unwrap().leader(), 0);
+}
+
+#[test]
+fn a_reelected_leader_expands_the_isr_only_with_followers_past_its_new_epoch_start() {
+    let (mut b0, _, mut b2) = cluster(1, &[0, 1]);
+    b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    b0.handle(&produce(1, 30_000, batch(1, 1, 1), 2));
+    assert_eq!(b0.high_watermark(0), Some(0), "broker 1 fetched nothing");
+    b0.apply_leader_and_isr(&state(0, 2, &[0, 1], 2));
+    b2.apply_leader_and_isr(&state(0, 2, &[0, 1], 2));
+    let mut one_batch = b2.follower_fetch_request(0).unwrap();
+    one_batch.max_bytes = 1;
+    let response = b0.replica_fetch(&one_batch);
+    b2.on_follower_fetch_response(&one_batch, &response);
+    assert_eq!(b2.log_end_offset(0), Some(1));
+    assert!(
+        b0.take_alter_partitions(0).is_empty(),
+        "offset 1 is at or above the HW but before epoch 2 began at 2"
+    );
+    fetch_once(&mut b2, &mut b0);
+    fetch_once(&mut b2, &mut b0);
+    assert_eq!(b0.take_alter_partitions(0)[0].new_isr, vec![0, 1, 2]);
+}
+
+#[test]
+fn a_leader_answers_a_fetch_from_its_log_start_with_a_last_fetched_epoch() {
+    let (mut b0, b1) = two_epoch_follower();
+    let (mut request, _) = answer(&b1);
+    request.last_fetched_epoch = 1;
+    request.fetch_offset = 0;
+    let response = b0.replica_fetch(&request);
+    assert_eq!(response.error_code, ErrorCode::None);
+    assert_eq!(response.diverging_epoch, None);
+    assert!(!response.records.is_empty());
+}
+
+/// A disk whose truncations, snapshot reads or syncs fail (a failing device).
+#[derive(Debug, Default)]
+struct FailingDisk {
+    disk: idempo_broker::SimDisk,
+    fail_truncate: bool,
+    fail_read: bool,
+    fail_sync: bool,
+}
+
+impl idempo_broker::Storage for FailingDisk {
+    fn append_vectored(
+        &mut self,
+        file: &str,
+        parts: &[&[u8]],
+    ) -> Result<u64, idempo_broker::StorageError> {
+        self.disk.append_vectored(file, parts)
+    }
+    fn sync(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
+        if self.fail_sync {
+            return Err(idempo_broker::StorageError::NotFound {
+                file: file.to_string(),
+            });
+        }
+        self.disk.sync(file)
+    }
+    fn read(
+        &self,
+        file: &str,
+        position: u64,
+        len: usize,
+    ) -> Result<Bytes, idempo_broker::StorageError> {
+        if self.fail_read && file.ends_with(".snapshot") {
+            return Err(idempo_broker::StorageError::NotFound {
+                file: file.to_string(),
+            });
+        }
+        self.disk.read(file, position, len)
+    }
+    fn file_len(&self, file: &str) -> Result<u64, idempo_broker::StorageError> {
+        self.disk.file_len(file)
+    }
+    fn list(&self, prefix: &str) -> Vec<String> {
+        self.disk.list(prefix)
+    }
+    fn remove(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
+        if self.fail_truncate {
+            return Err(idempo_broker::StorageError::NotFound {
+                file: file.to_string(),
+            });
+        }
+        self.disk.remove(file)
+    }
+    fn truncate(&mut self, file: &str, len: u64) -> Result<(), idempo_broker::StorageError> {
+        if self.fail_truncate {
+            return Err(idempo_broker::StorageError::NotFound {
+                file: file.to_string(),
+            });
+        }
+        self.disk.truncate(file, len)
+    }
+    fn write_atomic(&mut self, file: &str, data: &[u8]) -> Result<(), idempo_broker::StorageError> {
+        self.disk.write_atomic(file, data)
+    }
+}
+
+/// Broker 1 on a [`FailingDisk`], following broker 0, holding offsets 0..3 with a
+/// producer-state snapshot at 1.
+fn follower_on_failing_disk() -> Broker<FailingDisk> {
+    let (mut b0, _, _) = cluster(1, &[0, 1]);
+    let config = BrokerConfig {
+        broker_id: 1,
+        ..BrokerConfig::default()
+    };
+    let (mut b1, _) = Broker::open(config, FailingDisk::default()).expect("a valid config");
+    b1.apply_leader_and_isr(&state(0, 1, &[0, 1], 1));
+    for seq in 0..3 {
+        b0.handle(&produce(1, 30_000, batch(1, seq, 1), seq));
+    }
+    for max_bytes in [1, idempo_broker::replication::REPLICA_FETCH_MAX_BYTES] {
+        let mut request = b1.follower_fetch_request(0).expect("a follower");
+        request.max_bytes = max_bytes;
+        let response = b0.replica_fetch(&request);
+        b1.on_follower_fetch_response(&request, &response);
+        if max_bytes == 1 {
+            assert_eq!(b1.take_snapshots().expect("a working disk"), vec![(0, 1)]);
+        }
+    }
+    assert_eq!(b1.log_end_offset(0), Some(3));
+    b1
+}
+
+/// Answers broker `b`'s fetch `OFFSET_OUT_OF_RANGE` with a leader HW of 2 (so it cuts to 2).
+fn out_of_range_to_two(b: &mut Broker<FailingDisk>) -> idempo_broker::FollowerFetched {
+    let request = b.follower_fetch_request(0).expect("a follower");
+    let response = idempo_protocol::FetchResponse {
+        partition: 0,
+        error_code: ErrorCode::OffsetOutOfRange,
+        high_watermark: 2,
+        log_start_offset: 0,
+        diverging_epoch: None,
+        records: Bytes::new(),
+    };
+    b.on_follower_fetch_response(&request, &response)
+}
+
+#[test]
+fn a_truncation_the_disk_fails_is_counted_and_reports_nothing_cut() {
+    let mut b1 = follower_on_failing_disk();
+    b1.storage_mut().fail_truncate = true;
+    assert_eq!(out_of_range_to_two(&mut b1).truncation, None);
+    assert_eq!(b1.storage_failures(), 1, "the failed truncation");
+
+    let mut b1 = follower_on_failing_disk();
+    b1.storage_mut().fail_read = true;
+    assert_eq!(out_of_range_to_two(&mut b1).truncation, None);
+    assert_eq!(
+        b1.storage_failures(),
+        1,
+        "cut, but the snapshot to reload producer state from was unreadable"
+    );
+    assert_eq!(b1.log_end_offset(0), Some(2));
+}
+
+#[test]
+fn a_follower_syncing_every_append_syncs_only_when_it_appended() {
+    let (mut b0, _, _) = cluster(1, &[0, 1]);
+    let config = BrokerConfig {
+        broker_id: 1,
+        sync_policy: SyncPolicy::EveryAppend,
+        ..BrokerConfig::default()
+    };
+    let (mut b1, _) = Broker::open(config, FailingDisk::default()).unwrap();
+    b1.apply_leader_and_isr(&state(0, 1, &[0, 1], 1));
+    b1.storage_mut().fail_sync = true;
+    b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
+    let request = b1.follower_fetch_request(0).unwrap();
+    let response = b0.replica_fetch(&request);
+    assert_eq!(
+        b1.on_follower_fetch_response(&request, &response)
+            .error_code,
+        ErrorCode::KafkaStorageError,
+        "the append's sync failed"
+    );
+    let request = b1.follower_fetch_request(0).unwrap();
+    let empty = b0.replica_fetch(&request);
+    assert!(empty.records.is_empty());
+    assert_eq!(
+        b1.on_follower_fetch_response(&request, &empty).error_code,
+        ErrorCode::None,
+        "nothing appended, nothing synced (the unsynced batch waits for the next append)"
+    );
+}
+
+#[test]
+fn an_out_of_range_answer_at_the_followers_log_end_changes_nothing() {
+    let (mut b0, mut b1, _) = cluster(1, &[0, 1]);
+    b0.handle(&produce(1, 30_000, batch(1, 0, 2), 1));
+    replicate(&mut b1, &mut b0);
+    b0.apply_leader_and_isr(&state(0, 2, &[0, 1], 2));
+    b0.apply_leader_and_isr(&state(1, 3, &[0, 1], 3));
+    let (request, mut response) = answer(&b0);
+    assert_eq!(
+        request.last_fetched_epoch, 2,
+        "epoch 2 was assigned at the log end"
+    );
+    response.error_code = ErrorCode::OffsetOutOfRange;
+    response.high_watermark = 2;
+    let fetched = b0.on_follower_fetch_response(&request, &response);
+    assert_eq!(fetched.truncation, None);
+    assert_eq!(
+        b0.follower_fetch_request(0).unwrap().last_fetched_epoch,
+        2,
+        "the epoch cache is untouched"
+    );
+}
