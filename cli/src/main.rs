@@ -450,6 +450,13 @@ fn run_tcp(config: &SimConfig, bootstrap: &str, json: bool) -> ExitCode {
     if let Err(e) = config.validate() {
         return usage_error(e);
     }
+    if config.brokers > 1 {
+        return usage_error(format!(
+            "--brokers: `run --bootstrap` drives one real broker over TCP, not a cluster of {}; \
+             leave out --bootstrap to simulate the cluster",
+            config.brokers
+        ));
+    }
     let target = (bootstrap != "embedded").then_some(bootstrap);
     match idempo_net::harness::run(config, target) {
         Ok(r) => {

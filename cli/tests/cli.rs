@@ -487,6 +487,41 @@ fn simulated_and_tcp_runs_print_the_same_named_invariants_in_the_same_order() {
     assert_eq!(names, invariant_names(&tcp), "{tcp}");
 }
 
+#[test]
+fn run_over_tcp_refuses_a_cluster_naming_the_flag() {
+    let o = sim(&[
+        "run",
+        "--bootstrap",
+        "--brokers",
+        "3",
+        "--replication-factor",
+        "3",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--brokers") && err.contains("one real broker"),
+        "{err}"
+    );
+}
+
+#[test]
+fn acks_zero_completes_every_batch_at_drain_and_the_run_finishes() {
+    let o = sim(&[
+        "run",
+        "--acks",
+        "0",
+        "--idempotence",
+        "off",
+        "--records",
+        "500",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.contains("acked 1500  failed 0  unresolved 0"), "{out}");
+    assert!(!out.contains("STOPPED"), "{out}");
+}
+
 /// A non-default value for every flag that changes a run (switches: the flag alone).
 const NON_DEFAULT: &[(&str, &[&str])] = &[
     ("seed", &["--seed", "9"]),

@@ -750,19 +750,29 @@ impl Simulation {
         let max = outstanding_max(&self.config);
         let now = self.now_ms;
         loop {
-            while self.slots[p as usize].outstanding < max && self.hand_batch(p) {}
-            let Some(out) = self.slots[p as usize].producer.poll_outgoing(now) else {
+            loop {
+                while self.slots[p as usize].outstanding < max && self.hand_batch(p) {}
+                let Some(out) = self.slots[p as usize].producer.poll_outgoing(now) else {
+                    break;
+                };
+                self.send_request(p, out.node as u32, out.frame);
+            }
+            let slot = &mut self.slots[p as usize];
+            let pid = slot.producer.producer_id();
+            if pid.is_some() {
+                self.pid_owner.entry(pid.0).or_insert((p, slot.session));
+            }
+            let mut delivered = false;
+            while let Some(report) = self.slots[p as usize].producer.poll_delivery() {
+                self.delivered(p, report);
+                delivered = true;
+            }
+            // With acks=0 a batch is complete once drained (no answer will come to wake the
+            // producer again), so the workload hands the next batches at once. With acks=1
+            // or all the next answer or timer does that, as it always has.
+            if !(delivered && self.config.acks == crate::config::Acks::None) {
                 break;
-            };
-            self.send_request(p, out.node as u32, out.frame);
-        }
-        let slot = &mut self.slots[p as usize];
-        let pid = slot.producer.producer_id();
-        if pid.is_some() {
-            self.pid_owner.entry(pid.0).or_insert((p, slot.session));
-        }
-        while let Some(report) = self.slots[p as usize].producer.poll_delivery() {
-            self.delivered(p, report);
+            }
         }
         if let Some(t) = &mut self.trace {
             let slot = &mut self.slots[p as usize];
