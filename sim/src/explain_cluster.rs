@@ -266,7 +266,7 @@ impl Cluster {
         let frame = RequestFrame {
             correlation_id: i32::try_from(line).unwrap_or(i32::MAX),
             request: Request::Produce(ProduceRequest {
-                acks: acks.wire(),
+                acks: acks.kafka_value(),
                 timeout_ms: b.timeout_ms.unwrap_or(30_000),
                 partitions: vec![PartitionProduceData {
                     partition: b.partition,

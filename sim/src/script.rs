@@ -147,36 +147,8 @@ pub enum Election {
     Unclean,
 }
 
-/// `acks` of a scripted produce in a cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Acks {
-    /// `acks=all` (-1): answered when the high watermark passes the batch.
-    All,
-    /// `acks=1`: answered after the leader's own append.
-    Leader,
-    /// `acks=0`: never answered.
-    None,
-}
-
-impl Acks {
-    /// The wire value: -1, 1 or 0.
-    pub fn wire(self) -> i16 {
-        match self {
-            Acks::All => -1,
-            Acks::Leader => 1,
-            Acks::None => 0,
-        }
-    }
-
-    /// As written in scripts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Acks::All => "all",
-            Acks::Leader => "1",
-            Acks::None => "0",
-        }
-    }
-}
+/// `acks` of a scripted produce in a cluster: the simulator's own (one parser, one name).
+pub use crate::config::Acks;
 
 /// A scripted `produce` line: one batch to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -479,10 +451,9 @@ fn parse_produce(rest: &[&str]) -> Result<Op, LineError> {
         corrupt: a.get("corrupt")?.unwrap_or(false),
         acks: match a.get::<String>("acks")?.as_deref() {
             None => None,
-            Some("all" | "-1") => Some(Acks::All),
-            Some("1") => Some(Acks::Leader),
-            Some("0") => Some(Acks::None),
-            Some(other) => return Err(LineError::UnknownAcks(other.to_string())),
+            Some(text) => {
+                Some(Acks::parse(text).map_err(|_| LineError::UnknownAcks(text.to_string()))?)
+            }
         },
         timeout_ms: a.get("timeout-ms")?,
         broker: a.get("broker")?,

@@ -114,12 +114,7 @@ enum Switch {
 }
 
 fn parse_acks(s: &str) -> Result<i16, idempo_sim::flags::ValueError> {
-    match s {
-        "all" | "-1" => Ok(-1),
-        "1" => Ok(1),
-        "0" => Ok(0),
-        _ => Err(idempo_sim::flags::ValueError::NotOneOf("all, -1, 1, 0")),
-    }
+    idempo_sim::config::Acks::parse(s).map(idempo_sim::config::Acks::kafka_value)
 }
 
 /// A bad combination of flags: exit 2 naming the flag.
