@@ -1230,26 +1230,14 @@ impl<S: Storage> Broker<S> {
             .partition_ids()
             .into_iter()
             .map(|partition| match self.replication(partition) {
-                None => PartitionMetadata {
-                    error_code: ErrorCode::None,
+                None => PartitionMetadata::new(partition, 0, 0, vec![0], vec![0]),
+                Some(r) => PartitionMetadata::new(
                     partition,
-                    leader_id: 0,
-                    leader_epoch: 0,
-                    replica_nodes: vec![0],
-                    isr_nodes: vec![0],
-                },
-                Some(r) => PartitionMetadata {
-                    error_code: if r.leader() == crate::cluster::NO_LEADER {
-                        ErrorCode::LeaderNotAvailable
-                    } else {
-                        ErrorCode::None
-                    },
-                    partition,
-                    leader_id: r.leader(),
-                    leader_epoch: r.leader_epoch(),
-                    replica_nodes: r.replicas().to_vec(),
-                    isr_nodes: r.isr().to_vec(),
-                },
+                    r.leader(),
+                    r.leader_epoch(),
+                    r.replicas().to_vec(),
+                    r.isr().to_vec(),
+                ),
             })
             .collect();
         MetadataResponse {

@@ -98,7 +98,7 @@
 
 use crate::broker::{BrokerConfig, PRODUCER_ID_BLOCK_SIZE};
 use crate::cluster::{AlterPartition, BrokerId, LeaderAndIsr, NO_LEADER};
-use idempo_protocol::{ErrorCode, MetadataResponse, PartitionMetadata};
+use idempo_protocol::{MetadataResponse, PartitionMetadata};
 use std::fmt;
 
 /// Kafka's default `broker.session.timeout.ms` (KRaft): a broker silent this long is fenced.
@@ -1192,17 +1192,14 @@ impl Controller {
         let partitions = self
             .partitions
             .iter()
-            .map(|state| PartitionMetadata {
-                error_code: if state.leader == NO_LEADER {
-                    ErrorCode::LeaderNotAvailable
-                } else {
-                    ErrorCode::None
-                },
-                partition: state.partition,
-                leader_id: state.leader,
-                leader_epoch: state.leader_epoch,
-                replica_nodes: state.replicas.clone(),
-                isr_nodes: state.isr.clone(),
+            .map(|state| {
+                PartitionMetadata::new(
+                    state.partition,
+                    state.leader,
+                    state.leader_epoch,
+                    state.replicas.clone(),
+                    state.isr.clone(),
+                )
             })
             .collect();
         MetadataResponse {

@@ -293,17 +293,14 @@ mod tests {
             controller_id: 0,
             partitions: partitions
                 .iter()
-                .map(|&(partition, leader_id, leader_epoch)| PartitionMetadata {
-                    error_code: if leader_id < 0 {
-                        ErrorCode::LeaderNotAvailable
-                    } else {
-                        ErrorCode::None
-                    },
-                    partition,
-                    leader_id,
-                    leader_epoch,
-                    replica_nodes: vec![0, 1, 2],
-                    isr_nodes: vec![0, 1, 2],
+                .map(|&(partition, leader_id, leader_epoch)| {
+                    PartitionMetadata::new(
+                        partition,
+                        leader_id,
+                        leader_epoch,
+                        vec![0, 1, 2],
+                        vec![0, 1, 2],
+                    )
                 })
                 .collect(),
         }

@@ -182,6 +182,32 @@ pub struct PartitionMetadata {
     pub isr_nodes: Vec<i32>,
 }
 
+impl PartitionMetadata {
+    /// A partition's entry, its error code derived from the leader: `LEADER_NOT_AVAILABLE`
+    /// when there is none (`leader_id` -1, an offline partition), else `NONE`. The one place
+    /// that rule lives for every Metadata answer.
+    pub fn new(
+        partition: i32,
+        leader_id: i32,
+        leader_epoch: i32,
+        replica_nodes: Vec<i32>,
+        isr_nodes: Vec<i32>,
+    ) -> PartitionMetadata {
+        PartitionMetadata {
+            error_code: if leader_id < 0 {
+                ErrorCode::LeaderNotAvailable
+            } else {
+                ErrorCode::None
+            },
+            partition,
+            leader_id,
+            leader_epoch,
+            replica_nodes,
+            isr_nodes,
+        }
+    }
+}
+
 /// The answer to [`MetadataRequest`]: the live brokers and every partition's leader.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MetadataResponse {

@@ -157,17 +157,14 @@ pub const BROKERS: [i32; 3] = [0, 1, 2];
 pub fn metadata(correlation_id: i32, leaders: &[(i32, i32, i32)]) -> ResponseFrame {
     let partitions = leaders
         .iter()
-        .map(|&(partition, leader_id, leader_epoch)| PartitionMetadata {
-            error_code: if leader_id < 0 {
-                ErrorCode::LeaderNotAvailable
-            } else {
-                ErrorCode::None
-            },
-            partition,
-            leader_id,
-            leader_epoch,
-            replica_nodes: BROKERS.to_vec(),
-            isr_nodes: BROKERS.to_vec(),
+        .map(|&(partition, leader_id, leader_epoch)| {
+            PartitionMetadata::new(
+                partition,
+                leader_id,
+                leader_epoch,
+                BROKERS.to_vec(),
+                BROKERS.to_vec(),
+            )
         })
         .collect();
     ResponseFrame {
