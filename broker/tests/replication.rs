@@ -941,6 +941,29 @@ fn the_high_watermark_moves_on_the_fetch_that_moves_the_followers_log_end() {
     );
 }
 
+/// Kafka's `maybeIncrementLeaderHW` reports a move only when the high watermark goes up: a
+/// follower's fetch that moves its own log end while another ISR member lags moves nothing.
+#[test]
+fn a_fetch_that_leaves_the_high_watermark_where_it_was_records_no_move() {
+    let (mut b0, mut b1, mut b2) = cluster(1, &[0, 1, 2]);
+    fetch_once(&mut b2, &mut b0);
+    b0.handle(&produce(1, 30_000, batch(1, 0, 3), 1));
+    fetch_once(&mut b1, &mut b0);
+    fetch_once(&mut b1, &mut b0);
+    assert_eq!(b1.log_end_offset(0), Some(3), "broker 1 caught up");
+    assert_eq!(
+        b0.high_watermark(0),
+        Some(0),
+        "broker 2, in the ISR, is still at 0"
+    );
+    let moves: Vec<_> = b0
+        .take_replication_events()
+        .into_iter()
+        .filter(|e| matches!(e, ReplicationEvent::HighWatermarkMoved { .. }))
+        .collect();
+    assert_eq!(moves, vec![], "no high-watermark move was recorded");
+}
+
 #[test]
 fn a_rejected_isr_change_is_proposed_again() {
     let (mut b0, _, _) = cluster(1, &[0, 1]);
