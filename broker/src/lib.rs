@@ -31,6 +31,8 @@
 //! - [`partition_log`]: the append-only log in segment files, with its in-memory index and
 //!   the segment scan of recovery.
 //! - [`storage`]: the `Storage` trait and `SimDisk`, a simulated disk with crash semantics.
+//! - [`file_storage`]: `FileStorage`, the same trait on a real directory (`fsync`, atomic
+//!   renames, a lock against a second process), and `NodeStorage`, either of the two.
 //! - [`snapshot`]: producer-state snapshot files, their byte layout, `FullWindow` versus
 //!   Kafka's `LastBatchOnly`.
 //! - [`recovery`]: rebuilding a partition after a crash or restart: truncate, pick a
@@ -74,11 +76,13 @@
 //!   shrinks it; Kafka's keep only the *last* batch (`SnapshotMode::LastBatchOnly`
 //!   reproduces that). [`Broker::restart`] rebuilds from the retained log alone, as Kafka does
 //!   without a snapshot.
-//! - Storage is simulated; there is no file-backed implementation yet (see [`storage`]).
+//! - Storage is simulated ([`SimDisk`]) or real files ([`FileStorage`]); the recovery code is
+//!   the same for both.
 
 pub mod broker;
 pub mod cluster;
 pub mod controller;
+pub mod file_storage;
 pub mod leader_epoch;
 pub mod partition_log;
 pub mod producer_state;
@@ -100,6 +104,7 @@ pub use controller::{
     ControllerDecision, DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS, DEFAULT_BROKER_SESSION_TIMEOUT_MS,
     ElectLeaderError, ElectionType, assign_replicas,
 };
+pub use file_storage::{FileStorage, FileStorageError, NodeStorage};
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use partition_log::{
     Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, FollowerAppendError, LogCorruption,

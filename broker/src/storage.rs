@@ -47,8 +47,9 @@
 //!
 //! # Differences from Kafka
 //!
-//! * There is no file-backed implementation yet; a real one would map `sync` to `fsync` and
-//!   `write_atomic` to write-temp, `fsync`, rename, `fsync` of the directory.
+//! * [`FileStorage`](crate::FileStorage) is the file-backed implementation (`idempo-broker
+//!   --data-dir`): `sync` is `fsync`, `write_atomic` is write-temp, `fsync`, rename, `fsync`
+//!   of the directory.
 //! * Metadata operations are durable at once (see above); on a real file system a crash may
 //!   undo a file creation or a deletion that was not followed by a directory `fsync`.
 //! * No offset or time index files: the broker keeps its index of batches in memory and
@@ -79,6 +80,25 @@ pub enum StorageError {
         /// The file's length.
         file_len: u64,
     },
+    /// A name a real file system cannot hold safely (empty, absolute, a `.` or `..` part, a
+    /// part starting with `.`, which [`FileStorage`](crate::FileStorage) keeps for itself).
+    InvalidName {
+        /// The name.
+        file: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The operating system refused an operation ([`FileStorage`](crate::FileStorage)).
+    Io {
+        /// The file.
+        file: String,
+        /// What was being done (`"append"`, `"fsync"`, ...).
+        operation: &'static str,
+        /// The kind of error.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
 }
 
 impl fmt::Display for StorageError {
@@ -94,6 +114,15 @@ impl fmt::Display for StorageError {
                 f,
                 "{len} bytes at position {position} are beyond the end of {file} ({file_len} bytes)"
             ),
+            StorageError::InvalidName { file, why } => {
+                write!(f, "{file:?} is not a valid file name: {why}")
+            }
+            StorageError::Io {
+                file,
+                operation,
+                message,
+                ..
+            } => write!(f, "{operation} of {file} failed: {message}"),
         }
     }
 }
