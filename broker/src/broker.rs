@@ -56,6 +56,7 @@
 //! ```
 
 use crate::cluster::{AlterPartition, BrokerId};
+use crate::partition_config::PartitionConfig;
 use crate::partition_log::{
     DEFAULT_SEGMENT_BYTES, DeleteRecordsError, LogView, PartitionLog, StoredBatch, partition_dir,
 };
@@ -422,6 +423,8 @@ pub struct Broker<S = SimDisk> {
     pub(crate) replication_events: Vec<ReplicationEvent>,
     /// ISR expansions proposed by follower fetches, until [`Broker::take_alter_partitions`].
     pub(crate) alter_partitions: Vec<AlterPartition>,
+    /// Topic-level overrides by partition ([`Broker::set_partition_config`]); empty by default.
+    partition_configs: std::collections::BTreeMap<i32, PartitionConfig>,
 }
 
 impl Broker<SimDisk> {
@@ -558,6 +561,7 @@ impl<S: Storage> Broker<S> {
             completed: Vec::new(),
             replication_events: Vec::new(),
             alter_partitions: Vec::new(),
+            partition_configs: std::collections::BTreeMap::new(),
         };
         let report = broker
             .recover_with(Vec::new())
@@ -713,6 +717,53 @@ impl<S: Storage> Broker<S> {
                 last_snapshot_offset: 0,
                 replication: None,
             });
+        }
+        Ok(())
+    }
+
+    /// Sets the topic-level overrides of `partition` (`partition_config`); the default
+    /// removes them.
+    pub fn set_partition_config(&mut self, partition: i32, config: PartitionConfig) {
+        if config.is_default() {
+            self.partition_configs.remove(&partition);
+        } else {
+            self.partition_configs.insert(partition, config);
+        }
+    }
+
+    /// The topic-level overrides of `partition` (the default when none were set).
+    pub fn partition_config(&self, partition: i32) -> PartitionConfig {
+        if self.partition_configs.is_empty() {
+            return PartitionConfig::default(); // the hot path of a broker without overrides
+        }
+        self.partition_configs
+            .get(&partition)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Sets `producer.id.expiration.ms` (a dynamic broker config in Kafka). Fails below 1.
+    pub fn set_producer_id_expiration_ms(&mut self, ms: i64) -> Result<(), ConfigError> {
+        if ms < 1 {
+            return Err(ConfigError::Expiration(ms));
+        }
+        self.config.producer_id_expiration_ms = ms;
+        Ok(())
+    }
+
+    /// Deletes `partition`: its memory, its overrides and every file under its directory
+    /// (Kafka deletes a deleted topic's partition directories). A partition that does not
+    /// exist in memory still has any leftover files removed.
+    pub fn delete_partition(&mut self, partition: i32) -> Result<(), StorageError> {
+        if let Some(slot) = usize::try_from(partition)
+            .ok()
+            .and_then(|i| self.partitions.get_mut(i))
+        {
+            *slot = None;
+        }
+        self.partition_configs.remove(&partition);
+        for file in self.storage.list(&partition_dir(partition)) {
+            self.storage.remove(&file)?;
         }
         Ok(())
     }
@@ -955,7 +1006,7 @@ impl<S: Storage> Broker<S> {
             Ok(header) => header,
             Err(e) => return self.invalid(partition, None, InvalidBatch::Malformed(e)),
         };
-        if let Err(why) = self.validate(&header, records) {
+        if let Err(why) = self.validate(partition, &header, records) {
             return self.invalid(partition, Some(header), why);
         }
         let outcome = self.sequence_and_append(partition, &header, records);
@@ -971,7 +1022,12 @@ impl<S: Storage> Broker<S> {
     #[inline]
     fn replication_refusal(&self, partition: i32, acks: i16) -> Option<InvalidBatch> {
         if !self.in_cluster {
-            return None; // standalone: no replication state anywhere
+            // Standalone: the ISR is this broker alone.
+            let min_isr = self.partition_config(partition).min_insync_replicas?;
+            return (acks == -1 && min_isr > 1).then(|| InvalidBatch::NotEnoughReplicas {
+                isr: vec![self.config.broker_id],
+                min_insync_replicas: min_isr,
+            });
         }
         let r = self.partition(partition)?.replication.as_deref()?;
         if r.role() != ReplicaRole::Leader {
@@ -1095,15 +1151,24 @@ impl<S: Storage> Broker<S> {
     /// Shape and integrity checks in Kafka's order (`UnifiedLog.analyzeAndValidateRecords`,
     /// then `LogValidator.validateBatch` and its per-record checks), on the header parsed once
     /// by [`produce`](Self::produce).
-    fn validate(&self, header: &BatchHeader, records: &Bytes) -> Result<(), InvalidBatch> {
+    fn validate(
+        &self,
+        partition: i32,
+        header: &BatchHeader,
+        records: &Bytes,
+    ) -> Result<(), InvalidBatch> {
+        let overrides = self.partition_config(partition);
         record_batch::check_framing(records, header).map_err(InvalidBatch::Malformed)?;
         if header.base_offset != 0 {
             return Err(InvalidBatch::NonZeroBaseOffset(header.base_offset));
         }
-        if records.len() > self.config.max_message_bytes {
+        let max_message_bytes = overrides
+            .max_message_bytes
+            .unwrap_or(self.config.max_message_bytes);
+        if records.len() > max_message_bytes {
             return Err(InvalidBatch::TooLarge {
                 size: records.len(),
-                max: self.config.max_message_bytes,
+                max: max_message_bytes,
             });
         }
         match record_batch::check_integrity(records, header) {
@@ -1126,14 +1191,20 @@ impl<S: Storage> Broker<S> {
         }
         let summary =
             record_batch::validate_records(records, header).map_err(InvalidBatch::Malformed)?;
-        self.check_timestamps(&summary)
+        let after_max_ms = overrides
+            .message_timestamp_after_max_ms
+            .unwrap_or(self.config.log_message_timestamp_after_max_ms);
+        self.check_timestamps(&summary, after_max_ms)
     }
 
     /// Kafka's `LogValidator.validateTimestamp` for `CreateTime` topics, after-side only: a
     /// record stamped more than `log_message_timestamp_after_max_ms` ahead of the broker clock
     /// fails the batch with `INVALID_TIMESTAMP` (records without a timestamp are exempt).
-    fn check_timestamps(&self, summary: &RecordsSummary) -> Result<(), InvalidBatch> {
-        let after_max_ms = self.config.log_message_timestamp_after_max_ms;
+    fn check_timestamps(
+        &self,
+        summary: &RecordsSummary,
+        after_max_ms: i64,
+    ) -> Result<(), InvalidBatch> {
         match summary.max_record_timestamp {
             Some(timestamp)
                 if i128::from(timestamp) - i128::from(self.now_ms) > i128::from(after_max_ms) =>

@@ -28,6 +28,8 @@
 //! - [`producer_state`]: `BatchMetadata`, `ProducerStateEntry`, `ProducerStateManager` (and
 //!   its `ProducerSlot`, one lookup for the check and the update), the
 //!   dedup rule and its essay.
+//! - [`partition_config`]: `PartitionConfig`, per-partition overrides of broker settings
+//!   (Kafka's topic-level configs).
 //! - [`partition_log`]: the append-only log in segment files, with its in-memory index and
 //!   the segment scan of recovery.
 //! - [`storage`]: the `Storage` trait and `SimDisk`, a simulated disk with crash semantics.
@@ -84,6 +86,7 @@ pub mod cluster;
 pub mod controller;
 pub mod file_storage;
 pub mod leader_epoch;
+pub mod partition_config;
 pub mod partition_log;
 pub mod producer_state;
 pub mod recovery;
@@ -106,6 +109,7 @@ pub use controller::{
 };
 pub use file_storage::{FileStorage, FileStorageError, NodeStorage};
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
+pub use partition_config::PartitionConfig;
 pub use partition_log::{
     Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, FollowerAppendError, LogCorruption,
     LogRecovery, LogView, PartitionLog, StoredBatch,
