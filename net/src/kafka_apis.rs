@@ -17,7 +17,7 @@
 use crate::kafka_codec::SUPPORTED_APIS;
 use crate::topics::{Topic, TopicTable};
 use bytes::Bytes;
-use idempo_broker::{Broker, ExpiredProducer, ProduceOutcome};
+use idempo_broker::{Broker, ExpiredProducer, NodeStorage, ProduceOutcome};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, InitProducerIdRequest,
@@ -67,8 +67,9 @@ pub struct FrontEndSettings {
 /// The broker as Kafka clients see it: the core, the topic table, and the settings.
 #[derive(Debug)]
 pub struct KafkaApis {
-    /// The synchronous core, the same code the simulator drives.
-    pub broker: Broker,
+    /// The synchronous core, the same code the simulator drives, on memory or on files
+    /// (`--data-dir`).
+    pub broker: Broker<NodeStorage>,
     /// Topics and their blocks of core partitions.
     pub topics: TopicTable,
     /// Front-end settings.
@@ -127,13 +128,20 @@ pub fn unsupported_api_versions_response() -> ApiVersionsResponse {
 }
 
 impl KafkaApis {
-    /// A front end over `broker`, with no topics yet.
-    pub fn new(broker: Broker, settings: FrontEndSettings) -> KafkaApis {
+    /// A front end over `broker`, with no topics yet (see [`load_topics`](Self::load_topics)).
+    pub fn new(broker: Broker<NodeStorage>, settings: FrontEndSettings) -> KafkaApis {
         KafkaApis {
             broker,
             topics: TopicTable::new(),
             settings,
         }
+    }
+
+    /// Loads the topic table from the core's storage (after the core's recovery), so that
+    /// topics, their partitions and configs survive a restart ([`TopicTable::load`]).
+    pub fn load_topics(&mut self) -> Result<(), crate::topics::TopicTableError> {
+        self.topics = TopicTable::load(&mut self.broker)?;
+        Ok(())
     }
 
     /// Tells the core the time; logs and returns the producers whose state expired.
@@ -220,7 +228,7 @@ impl KafkaApis {
                 info!(
                     topic = name,
                     partitions,
-                    first_core_partition = topic.first_core_partition,
+                    core_partitions = ?topic.core_partitions,
                     "created topic"
                 );
                 Ok(topic.clone())

@@ -23,8 +23,10 @@
 use crate::preflight;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader,
+    ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::fmt;
@@ -43,13 +45,20 @@ pub const LENGTH_PREFIX_BYTES: usize = 4;
 /// - Fetch starts at v4 because librdkafka writes RecordBatch v2 only to brokers that
 ///   advertise Produce >= 3 *and* Fetch >= 4.
 /// - ListOffsets starts at v1, the oldest version `kafka-protocol` knows.
-pub const SUPPORTED_APIS: [(ApiKey, i16, i16); 6] = [
+/// - The admin APIs (`admin`) start at the oldest version `kafka-protocol` knows.
+pub const SUPPORTED_APIS: [(ApiKey, i16, i16); 12] = [
     (ApiKey::Produce, 3, 11),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 6),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// The advertised version range of `api`, if it is served.
@@ -119,6 +128,18 @@ pub enum RequestBody {
     Fetch(FetchRequest),
     /// ListOffsets.
     ListOffsets(ListOffsetsRequest),
+    /// CreateTopics (`admin`).
+    CreateTopics(CreateTopicsRequest),
+    /// DeleteTopics (`admin`).
+    DeleteTopics(DeleteTopicsRequest),
+    /// DeleteRecords (`admin`).
+    DeleteRecords(DeleteRecordsRequest),
+    /// DescribeConfigs (`admin`).
+    DescribeConfigs(DescribeConfigsRequest),
+    /// CreatePartitions (`admin`).
+    CreatePartitions(CreatePartitionsRequest),
+    /// IncrementalAlterConfigs (`admin`).
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
 }
 
 /// A decoded request frame.
@@ -281,6 +302,24 @@ fn decode_body(api_key: ApiKey, version: i16, buf: &mut Bytes) -> anyhow::Result
         ApiKey::Produce => RequestBody::Produce(ProduceRequest::decode(buf, version)?),
         ApiKey::Fetch => RequestBody::Fetch(FetchRequest::decode(buf, version)?),
         ApiKey::ListOffsets => RequestBody::ListOffsets(ListOffsetsRequest::decode(buf, version)?),
+        ApiKey::CreateTopics => {
+            RequestBody::CreateTopics(CreateTopicsRequest::decode(buf, version)?)
+        }
+        ApiKey::DeleteTopics => {
+            RequestBody::DeleteTopics(DeleteTopicsRequest::decode(buf, version)?)
+        }
+        ApiKey::DeleteRecords => {
+            RequestBody::DeleteRecords(DeleteRecordsRequest::decode(buf, version)?)
+        }
+        ApiKey::DescribeConfigs => {
+            RequestBody::DescribeConfigs(DescribeConfigsRequest::decode(buf, version)?)
+        }
+        ApiKey::CreatePartitions => {
+            RequestBody::CreatePartitions(CreatePartitionsRequest::decode(buf, version)?)
+        }
+        ApiKey::IncrementalAlterConfigs => RequestBody::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest::decode(buf, version)?,
+        ),
         other => unreachable!("{other:?} passed the SUPPORTED_APIS check but has no decoder"),
     })
 }

@@ -88,6 +88,7 @@
 //!   and the tiered-storage specials are not served (v7+ not advertised).
 //! - The log lives in memory only.
 
+pub mod admin;
 pub mod client;
 pub mod frames;
 pub mod harness;
@@ -103,4 +104,4 @@ pub mod topics;
 pub use kafka_apis::{FrontEndSettings, KafkaApis, NODE_ID};
 pub use kafka_codec::{DEFAULT_MAX_FRAME_BYTES, SUPPORTED_APIS};
 pub use server::{Advertised, Server, ServerConfig, StartError};
-pub use topics::{Topic, TopicError, TopicTable};
+pub use topics::{Topic, TopicError, TopicTable, TopicTableError};

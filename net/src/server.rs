@@ -25,14 +25,19 @@
 use crate::frames::{self, ReadEnd};
 use crate::kafka_apis::{FrontEndSettings, KafkaApis, api_versions_response};
 use crate::kafka_codec::{self, CodecError, DEFAULT_MAX_FRAME_BYTES, Decoded, RequestBody};
+use crate::topics::TopicTableError;
 use bytes::{Bytes, BytesMut};
-use idempo_broker::{Broker, BrokerConfig, ConfigError};
+use idempo_broker::{
+    Broker, BrokerConfig, ConfigError, FileStorage, FileStorageError, NodeStorage, OpenError,
+    SimDisk, SyncPolicy,
+};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Encodable;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -133,6 +138,9 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// The core's settings (dedup window, idempotence, limits).
     pub broker: BrokerConfig,
+    /// Where the broker keeps its files (`--data-dir`); `None` keeps everything in memory,
+    /// lost when the process ends.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -151,6 +159,7 @@ impl Default for ServerConfig {
                 auto_create_partitions: false,
                 ..BrokerConfig::default()
             },
+            data_dir: None,
         }
     }
 }
@@ -164,6 +173,12 @@ pub enum StartError {
     Setting(String),
     /// The listener could not be bound.
     Bind(io::Error),
+    /// The data directory could not be opened (or another broker holds it).
+    DataDir(FileStorageError),
+    /// Recovery of the data directory failed.
+    Recovery(OpenError),
+    /// The topic table in the data directory could not be loaded.
+    Topics(TopicTableError),
 }
 
 impl fmt::Display for StartError {
@@ -172,6 +187,9 @@ impl fmt::Display for StartError {
             StartError::Broker(e) => write!(f, "invalid broker setting: {e}"),
             StartError::Setting(why) => write!(f, "invalid setting: {why}"),
             StartError::Bind(e) => write!(f, "cannot listen: {e}"),
+            StartError::DataDir(e) => write!(f, "--data-dir: {e}"),
+            StartError::Recovery(e) => write!(f, "--data-dir: {e}"),
+            StartError::Topics(e) => write!(f, "--data-dir: {e}"),
         }
     }
 }
@@ -207,14 +225,75 @@ impl Shared {
     }
 }
 
+/// Tells the core the time while no request does, so that `--sync interval:MS` syncs and
+/// snapshots are taken on an idle broker too.
+async fn tick_storage(shared: Arc<Shared>) {
+    let period_ms = match shared.with_apis(|apis| apis.broker.config().sync_policy) {
+        SyncPolicy::IntervalMs(ms) => ms.clamp(1, STORAGE_TICK_MS),
+        SyncPolicy::EveryAppend | SyncPolicy::Never => STORAGE_TICK_MS,
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(period_ms.unsigned_abs()));
+    loop {
+        tick.tick().await;
+        shared.with_apis(|_| ());
+    }
+}
+
+/// Longest the core goes without being told the time (its periodic syncs and snapshots).
+const STORAGE_TICK_MS: i64 = 1_000;
+
 fn wall_clock_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Opens the core on its storage: the files of `data_dir`, recovered by the same code the
+/// simulator's crashes run (segment scan, torn-tail truncation, newest valid snapshot,
+/// replay, the producer-id block), or memory only.
+fn open_broker(config: &ServerConfig) -> Result<Broker<NodeStorage>, StartError> {
+    let storage = match &config.data_dir {
+        Some(dir) => NodeStorage::Files(FileStorage::open(dir).map_err(StartError::DataDir)?),
+        None => NodeStorage::Memory(SimDisk::new()),
+    };
+    let durable = storage.is_durable();
+    let (broker, report) = Broker::open(config.broker.clone(), storage).map_err(|e| match e {
+        OpenError::Config(e) => StartError::Broker(e),
+        e => StartError::Recovery(e),
+    })?;
+    match &config.data_dir {
+        Some(dir) => {
+            for p in &report.partitions {
+                let r = &p.recovery;
+                if r.log.truncated_bytes > 0 || r.log.segments_removed > 0 || r.fell_back() {
+                    warn!(
+                        core_partition = p.partition,
+                        truncated_bytes = r.log.truncated_bytes,
+                        segments_removed = r.log.segments_removed,
+                        snapshots_rejected = r.snapshots_rejected.len(),
+                        "recovery repaired a partition"
+                    );
+                }
+            }
+            info!(
+                data_dir = %dir.display(),
+                partitions = report.partitions.len(),
+                batches_replayed = report.partitions.iter().map(|p| p.recovery.replayed_batches).sum::<usize>(),
+                producers = report.partitions.iter().map(|p| p.recovery.producers_recovered).sum::<usize>(),
+                next_producer_id = report.next_producer_id.0,
+                "recovered the data directory"
+            );
+        }
+        None => {
+            assert!(!durable, "no data dir, no files");
+            warn!("no --data-dir: data is kept in memory only and lost when the broker stops");
+        }
+    }
+    Ok(broker)
+}
+
 impl Server {
-    /// Checks the settings, builds the core and binds the listener.
+    /// Checks the settings, opens (and recovers) the core's storage and binds the listener.
     pub async fn bind(config: ServerConfig) -> Result<Server, StartError> {
         if config.default_partitions < 1 {
             return Err(StartError::Setting(format!(
@@ -227,7 +306,8 @@ impl Server {
                 "max connections must be at least 1".into(),
             ));
         }
-        let broker = Broker::new(config.broker.clone()).map_err(StartError::Broker)?;
+        // Recovery runs before the listener binds: clients connect to a recovered broker.
+        let broker = open_broker(&config)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(StartError::Bind)?;
@@ -243,10 +323,18 @@ impl Server {
             default_partitions: config.default_partitions,
             auto_create_topics: config.auto_create_topics,
         };
+        let mut apis = KafkaApis::new(broker, settings);
+        apis.load_topics().map_err(StartError::Topics)?;
+        if apis.broker.storage().is_durable() {
+            info!(
+                topics = apis.topics.iter().count(),
+                "loaded the topic table"
+            );
+        }
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
-                apis: Mutex::new(KafkaApis::new(broker, settings)),
+                apis: Mutex::new(apis),
                 appended: Notify::new(),
                 max_frame_bytes: config.max_frame_bytes,
             }),
@@ -274,6 +362,7 @@ impl Server {
         let permits = Arc::new(Semaphore::new(self.max_connections));
         let shared = &self.shared;
         let max_connections = self.max_connections;
+        let ticker = tokio::spawn(tick_storage(shared.clone()));
         let mut connections = crate::process::accept_until(
             &self.listener,
             shutdown,
@@ -318,7 +407,12 @@ impl Server {
             );
             connections.shutdown().await;
         }
-        info!("stopped");
+        ticker.abort();
+        // Kafka's clean shutdown: every log synced, a snapshot of every partition.
+        match shared.with_apis(|apis| apis.broker.shutdown()) {
+            Ok(()) => info!("stopped (logs synced, producer state snapshotted)"),
+            Err(e) => error!(error = %e, "stopped, but the final sync failed"),
+        }
     }
 }
 
@@ -485,6 +579,30 @@ impl Connection {
             }
             RequestBody::ListOffsets(request) => {
                 let response = shared.with_apis(|apis| apis.list_offsets(&request, version));
+                kafka_codec::encode_response(api_key, version, correlation_id, &response)
+            }
+            RequestBody::CreateTopics(request) => {
+                let response = shared.with_apis(|apis| apis.create_topics(&request, version));
+                kafka_codec::encode_response(api_key, version, correlation_id, &response)
+            }
+            RequestBody::DeleteTopics(request) => {
+                let response = shared.with_apis(|apis| apis.delete_topics(&request, version));
+                kafka_codec::encode_response(api_key, version, correlation_id, &response)
+            }
+            RequestBody::DeleteRecords(request) => {
+                let response = shared.with_apis(|apis| apis.delete_records(&request));
+                kafka_codec::encode_response(api_key, version, correlation_id, &response)
+            }
+            RequestBody::DescribeConfigs(request) => {
+                let response = shared.with_apis(|apis| apis.describe_configs(&request, version));
+                kafka_codec::encode_response(api_key, version, correlation_id, &response)
+            }
+            RequestBody::CreatePartitions(request) => {
+                let response = shared.with_apis(|apis| apis.create_partitions(&request));
+                kafka_codec::encode_response(api_key, version, correlation_id, &response)
+            }
+            RequestBody::IncrementalAlterConfigs(request) => {
+                let response = shared.with_apis(|apis| apis.incremental_alter_configs(&request));
                 kafka_codec::encode_response(api_key, version, correlation_id, &response)
             }
         };

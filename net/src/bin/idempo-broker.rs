@@ -1,7 +1,8 @@
 //! `idempo-broker`: idempo's broker core on a TCP port, speaking Kafka's wire protocol.
 //!
 //! ```text
-//! idempo-broker                                   # 127.0.0.1:9092, topics auto-created
+//! idempo-broker                                   # 127.0.0.1:9092, topics auto-created, in memory only
+//! idempo-broker --data-dir /var/lib/idempo        # durable: survives kill -9 and restarts
 //! idempo-broker --listen 127.0.0.1:19092 --advertise 127.0.0.1:29092 --partitions 3
 //! RUST_LOG=idempo_net=debug idempo-broker         # one line per batch with the verdict
 //! ```
@@ -9,16 +10,20 @@
 //! Logs go to stderr (`RUST_LOG` filters them; the default is `info`).
 
 use clap::{Parser, ValueEnum};
-use idempo_broker::BrokerConfig;
+use idempo_broker::{BrokerConfig, SyncPolicy};
 use idempo_net::server::DEFAULT_MAX_CONNECTIONS;
 use idempo_net::{Advertised, DEFAULT_MAX_FRAME_BYTES, Server, ServerConfig};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing::{error, info};
 
 /// Serve idempo's broker core over Kafka's wire protocol (ApiVersions, Metadata,
-/// InitProducerId, Produce, Fetch, ListOffsets), so that real idempotent producers can
-/// write to it and consumers can read back.
+/// InitProducerId, Produce, Fetch, ListOffsets, topic admin), so that real idempotent
+/// producers can write to it and consumers can read back.
+///
+/// Without --data-dir the broker keeps data in memory only: topics, logs, producer ids
+/// and offsets are lost when it stops.
 #[derive(Parser, Debug)]
 #[command(name = "idempo-broker", version)]
 struct Args {
@@ -61,6 +66,19 @@ struct Args {
     /// Cluster id reported in Metadata.
     #[arg(long, default_value = "idempo")]
     cluster_id: String,
+    /// Keep segments, producer-state snapshots, the producer-id block, the topic table and
+    /// committed offsets in DIR, and recover them at start-up (CRC check, torn-tail
+    /// truncation, newest valid snapshot, replay). Without it the broker keeps data in
+    /// memory only, lost when it stops. One broker per directory (a lock file).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// When appends are fsynced (with --data-dir). A kill -9 loses nothing in any mode:
+    /// every append was written to the OS. A power loss or kernel crash loses what was not
+    /// synced: every-append (the default) loses nothing acknowledged; interval:MS loses up
+    /// to MS of acknowledged appends; never (Kafka's default) loses everything since the
+    /// last clean shutdown.
+    #[arg(long, value_name = "every-append|interval:MS|never", default_value = "every-append", value_parser = idempo_sim::config::parse_sync)]
+    sync: SyncPolicy,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -85,8 +103,10 @@ impl Args {
                 dedup_window: self.dedup_window,
                 max_partitions: self.max_partitions,
                 log_message_timestamp_after_max_ms: self.log_message_timestamp_after_max_ms,
+                sync_policy: self.sync,
                 ..defaults.broker.clone()
             },
+            data_dir: self.data_dir,
             ..defaults
         }
     }
@@ -117,6 +137,11 @@ async fn main() -> ExitCode {
         dedup_window = config.broker.dedup_window,
         max_frame_bytes = config.max_frame_bytes,
         max_connections = config.max_connections,
+        data_dir = config.data_dir.as_ref().map_or_else(
+            || "none: in memory only".to_string(),
+            |d| d.display().to_string()
+        ),
+        sync = %idempo_sim::config::sync_name(config.broker.sync_policy),
         "idempo-broker ready"
     );
     server.run(idempo_net::process::shutdown_signal()).await;
