@@ -639,6 +639,7 @@ impl<S: Storage> Broker<S> {
             if self.take_snapshots().is_err() {
                 self.storage_failures += 1;
             }
+            self.enforce_retention();
         }
         self.complete_delayed();
         expired
@@ -740,6 +741,43 @@ impl<S: Storage> Broker<S> {
             .get(&partition)
             .copied()
             .unwrap_or_default()
+    }
+
+    /// Time-based retention (`retention.ms` of [`PartitionConfig`]): in every partition
+    /// with a retention, the batches from the log start whose max timestamp is older than
+    /// `now - retention.ms` are deleted ([`delete_records`](Self::delete_records)). Runs
+    /// with the snapshots in [`advance_time`](Self::advance_time). Returns the partitions
+    /// whose log start moved, with the new log start offset.
+    pub fn enforce_retention(&mut self) -> Vec<(i32, i64)> {
+        let mut moves = Vec::new();
+        for (&partition, config) in &self.partition_configs {
+            let Some(retention_ms) = config.retention_ms.filter(|ms| *ms >= 0) else {
+                continue;
+            };
+            let Some(p) = self.partition(partition) else {
+                continue;
+            };
+            let cutoff = self.now_ms.saturating_sub(retention_ms);
+            let start = p.log.log_start_offset();
+            let keep_from = p
+                .log
+                .batches_from(&self.storage, start)
+                .find(|b| b.header.max_timestamp >= cutoff)
+                .map_or(p.log.log_end_offset(), |b| b.base_offset().max(start));
+            if keep_from > start {
+                moves.push((partition, keep_from));
+            }
+        }
+        moves.retain(
+            |&(partition, offset)| match self.delete_records(partition, offset) {
+                Ok(_) => true,
+                Err(_) => {
+                    self.storage_failures += 1;
+                    false
+                }
+            },
+        );
+        moves
     }
 
     /// Sets `producer.id.expiration.ms` (a dynamic broker config in Kafka). Fails below 1.

@@ -10,6 +10,8 @@
 //! table after a restart.
 //!
 //! # Differences from Kafka
+//! - `retention.ms` deletes whole batches from the log start (Kafka deletes whole segments,
+//!   never the active one), and the broker-wide default keeps everything (Kafka: 7 days).
 //! - Only the settings below are per partition; `segment.bytes`, the dedup window and the
 //!   sync policy stay broker-wide.
 //! - `min.insync.replicas` above 1 on a standalone partition (its ISR is this broker alone)
@@ -25,6 +27,11 @@ pub struct PartitionConfig {
     pub message_timestamp_after_max_ms: Option<i64>,
     /// `min.insync.replicas`: with `acks=all`, the ISR must be at least this large.
     pub min_insync_replicas: Option<usize>,
+    /// `retention.ms`: batches whose max timestamp is older than this (against the broker
+    /// clock) are deleted from the log start, checked every `snapshot_interval_ms`
+    /// ([`Broker::enforce_retention`](crate::Broker::enforce_retention)). `None` (and -1
+    /// on the wire): kept for ever, the broker default here.
+    pub retention_ms: Option<i64>,
 }
 
 impl PartitionConfig {
@@ -93,6 +100,30 @@ mod tests {
         assert_eq!(all[0].response.error_code, ErrorCode::NotEnoughReplicas);
         let one = broker.produce_request(&request(1));
         assert!(one[0].is_appended(), "acks=1 does not need the ISR");
+    }
+
+    #[test]
+    fn retention_deletes_the_batches_older_than_retention_ms_from_the_log_start() {
+        let mut broker = Broker::new(BrokerConfig::default()).unwrap();
+        broker.advance_time(1_000);
+        for _ in 0..3 {
+            assert!(broker.produce(0, &batch("old")).is_appended()); // stamped 1 000
+        }
+        assert!(broker.produce(1, &batch("kept")).is_appended());
+        broker.set_partition_config(
+            0,
+            PartitionConfig {
+                retention_ms: Some(5_000),
+                ..PartitionConfig::default()
+            },
+        );
+        broker.advance_time(5_000);
+        assert_eq!(broker.enforce_retention(), vec![], "not old enough yet");
+        broker.advance_time(6_001);
+        assert_eq!(broker.enforce_retention(), vec![(0, 3)]);
+        let start = broker.fetch(&idempo_protocol::FetchRequest::consumer(0, 3, 0));
+        assert_eq!(start.log_start_offset, 3);
+        assert_eq!(broker.log_end_offset(1), Some(1), "no retention.ms: kept");
     }
 
     #[test]

@@ -29,6 +29,8 @@
 //!   `segment.bytes`, ...); idempo refuses those it does not honour with INVALID_CONFIG and
 //!   names the ones it does, rather than store a setting it would silently ignore.
 //!   `message.timestamp.type` accepts `CreateTime` only (no `LogAppendTime`).
+//! - `retention.ms` defaults to -1 (keep for ever; Kafka: 7 days) and deletes whole batches
+//!   from the log start, checked every minute (Kafka deletes segments, every 5 minutes).
 //! - Deletion is immediate: the partitions and their files are gone when DeleteTopics is
 //!   answered (Kafka marks them and deletes asynchronously).
 //! - No `CreateTopicPolicy`, no quotas (`throttle_time_ms` is always 0), no legacy
@@ -80,11 +82,12 @@ const TYPE_LONG: i8 = 5;
 const TYPE_STRING: i8 = 2;
 
 /// Topic-level configs the broker honours, with their Kafka type.
-pub const TOPIC_CONFIGS: [(&str, i8); 4] = [
+pub const TOPIC_CONFIGS: [(&str, i8); 5] = [
     ("max.message.bytes", TYPE_INT),
     ("message.timestamp.after.max.ms", TYPE_LONG),
     ("message.timestamp.type", TYPE_STRING),
     ("min.insync.replicas", TYPE_INT),
+    ("retention.ms", TYPE_LONG),
 ];
 
 /// Broker-level configs that can be changed at run time (IncrementalAlterConfigs).
@@ -133,6 +136,10 @@ pub fn partition_config(configs: &BTreeMap<String, String>) -> Result<PartitionC
             "min.insync.replicas" => {
                 let v = parse_number(name, value, 1, i64::from(i32::MAX))?;
                 config.min_insync_replicas = usize::try_from(v).ok();
+            }
+            "retention.ms" => {
+                let v = parse_number(name, value, -1, i64::MAX)?;
+                config.retention_ms = (v >= 0).then_some(v);
             }
             "message.timestamp.type" if value == "CreateTime" => {}
             "message.timestamp.type" => {
@@ -204,6 +211,7 @@ impl KafkaApis {
             after_max.to_string(),
             "CreateTime".to_string(),
             broker.min_insync_replicas.to_string(),
+            "-1".to_string(),
         ];
         TOPIC_CONFIGS
             .iter()
