@@ -1,5 +1,5 @@
 //! Topic admin: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
-//! IncrementalAlterConfigs and DeleteRecords, over the [`TopicTable`] and the core.
+//! IncrementalAlterConfigs and DeleteRecords, over the [`TopicTable`](crate::topics::TopicTable) and the core.
 //!
 //! Kafka's admin client (`AdminClient` in confluent-kafka, `kafka-topics.sh`, kafkajs'
 //! `admin()`) sends these to the controller or to any broker; on one broker both are this

@@ -39,6 +39,9 @@
 //! | Produce        | 3–11     | RecordBatch v2 through the core; duplicates → NONE + original offsets |
 //! | Fetch          | 4–12     | stored batches byte for byte; high watermark = log end offset |
 //! | ListOffsets    | 1–6      | earliest, latest, by timestamp (batch granularity) |
+//! | CreateTopics, DeleteTopics, CreatePartitions | 2–7, 1–6, 0–3 | topic admin ([`admin`]) |
+//! | DescribeConfigs, IncrementalAlterConfigs | 1–4, 0–1 | the configs the core honours ([`admin`]) |
+//! | DeleteRecords  | 0–2      | moves the log start offset ([`admin`]) |
 //!
 //! Exactly these are advertised ([`kafka_codec::SUPPORTED_APIS`]). A request for anything
 //! else closes the connection with a log line, as Kafka does for requests it cannot parse.
@@ -57,7 +60,10 @@
 //! - [`frames`]: the one frame reader (check-then-parse, an oversized prefix refused before
 //!   allocation) of the server, the proxy and the client.
 //! - [`preflight`]: refuses impossible array counts before `kafka-protocol` allocates.
-//! - [`topics`]: topic names, ids and their blocks of core partitions.
+//! - [`topics`]: topic names, ids, configs and their core partitions; the table persisted
+//!   under `topics/` through the core's storage.
+//! - [`admin`]: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
+//!   IncrementalAlterConfigs, DeleteRecords, and the catalogue of honoured configs.
 //! - [`kafka_apis`]: one synchronous function per API over the core.
 //! - [`server`]: the tokio listener and connections, limits, shutdown.
 //! - [`proxy`]: a Kafka-aware fault proxy (lost acks, lost requests, duplicates, delays,
@@ -76,7 +82,7 @@
 //! ## Differences from Kafka
 //! - One broker, no replication: `acks` 1 and -1 mean the same, the high watermark and the
 //!   last stable offset are the log end offset, every leader epoch is 0.
-//! - No transactions, consumer groups, offset commits, CreateTopics, SASL or TLS. Consumers
+//! - No transactions, consumer groups, offset commits, SASL or TLS. Consumers
 //!   must assign partitions themselves (no `group.id` coordination).
 //! - Compressed batches are refused (UNSUPPORTED_COMPRESSION_TYPE): clients must send
 //!   `compression.type=none`, their default.
@@ -86,7 +92,8 @@
 //!   full fetches. A Fetch waits at most 10 s for `min_bytes`.
 //! - ListOffsets by timestamp answers at batch, not record, granularity; max-timestamp (-3)
 //!   and the tiered-storage specials are not served (v7+ not advertised).
-//! - The log lives in memory only.
+//! - The log lives in memory only unless `idempo-broker --data-dir` is given
+//!   ([`idempo_broker::FileStorage`], recovered at start by the core's own recovery).
 
 pub mod admin;
 pub mod client;
