@@ -252,3 +252,28 @@ fn topics_partitions_configs_and_deletions_survive_reopening_the_files() {
         "no partition of the deleted topic"
     );
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused_naming_the_flag() {
+    let dir = TempDir::new("lock");
+    let config = idempo_net::ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..ServerConfig::default()
+    };
+    let first = idempo_net::Server::bind(config.clone())
+        .await
+        .expect("binds");
+    let second = idempo_net::Server::bind(config.clone())
+        .await
+        .expect_err("the directory is held by the first");
+    let text = second.to_string();
+    assert!(
+        matches!(second, idempo_net::StartError::DataDir(_)) && text.starts_with("--data-dir: "),
+        "{text}"
+    );
+    drop(first);
+    idempo_net::Server::bind(config)
+        .await
+        .expect("free again once the first is gone");
+}
