@@ -235,6 +235,15 @@ impl Simulation {
         }
         let states: Vec<LeaderAndIsr> = self.cluster().controller.partitions().to_vec();
         for state in &states {
+            if state.leader != NO_LEADER {
+                // The controller's first election: each partition's preferred replica.
+                let kind = ChangeKind::Elected {
+                    partition: state.partition,
+                    leader_epoch: state.leader_epoch,
+                    clean: true,
+                };
+                self.change(state.leader, kind);
+            }
             self.deliver_state(state);
         }
         let tick = self.cluster().tick_ms;
