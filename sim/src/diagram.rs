@@ -1306,6 +1306,9 @@ fn short_why(cause: &DisconnectCause) -> String {
             format!("#{arrived} answered before #{missing}")
         }
         DisconnectCause::Unanswered { correlation_id } => format!("#{correlation_id} timed out"),
+        DisconnectCause::Broken { correlation_id } => {
+            format!("connection broke under #{correlation_id}")
+        }
     }
 }
 
