@@ -78,7 +78,7 @@ fn request_loss_drops_acks_zero_produce_requests_and_the_losses_are_a_named_limi
             );
         }
         assert!(
-            text.contains(&format!("sent with acks=0 (never acknowledged), lost")),
+            text.contains("sent with acks=0 (never acknowledged), lost"),
             "{text}"
         );
         assert!(
