@@ -85,6 +85,8 @@ fn request_loss_drops_acks_zero_produce_requests_and_the_losses_are_a_named_limi
             !r.check.passed(),
             "a loss beyond the guarantee fails the run"
         );
+        let json = idempo_sim::report::json(&config, &r);
+        assert_eq!(json["lost_acks_zero"], r.check.lost_acks_zero, "{json}");
     }
 }
 
@@ -97,6 +99,8 @@ fn a_run_with_acks_all_lists_no_acks_zero_limit() {
     let (r, _) = Simulation::new(config.clone(), None).expect("valid").run();
     let text = idempo_sim::report::summary(&config, &r);
     assert!(!text.contains("acks=0"), "{text}");
+    let json = idempo_sim::report::json(&config, &r);
+    assert!(json.get("lost_acks_zero").is_none(), "{json}");
 }
 
 #[test]

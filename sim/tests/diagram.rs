@@ -542,3 +542,20 @@ fn the_high_watermark_is_marked_on_the_leaders_lane() {
     }
     assert!(marked > 0, "some leader's high watermark moved");
 }
+
+#[test]
+fn a_replicated_runs_page_explains_the_broker_lanes_and_a_one_broker_page_does_not() {
+    let (config, events) = cluster_run(1);
+    let page = diagram::html(&config, &events).expect("drawn");
+    assert!(page.contains("a lane per broker"), "the cluster legend");
+    assert!(page.contains("★ leader p0 e3"), "the star explained");
+    assert_well_formed(page.trim_start_matches("<!DOCTYPE html>"));
+    let (config, events) = lossy_run();
+    let page = diagram::html(&config, &events).expect("drawn");
+    assert!(!page.contains("a lane per broker"));
+    assert!(
+        !diagram::svg(&config, &events)
+            .expect("drawn")
+            .contains("text.hw")
+    );
+}
