@@ -785,9 +785,10 @@ impl<S: Storage> Broker<S> {
                 fetched.truncation = self.truncate_on_diverging(partition, diverging);
             }
             (ErrorCode::None, None) => {
-                match self.append_as_follower(partition, &response.records) {
-                    Ok(n) => fetched.batches_appended = n,
-                    Err(e) => fetched.error_code = e,
+                let (appended, result) = self.append_as_follower(partition, &response.records);
+                fetched.batches_appended = appended;
+                if let Err(e) = result {
+                    fetched.error_code = e;
                 }
             }
             (ErrorCode::OffsetOutOfRange, _) if response.high_watermark < leo => {
@@ -889,13 +890,19 @@ impl<S: Storage> Broker<S> {
 
     /// `UnifiedLog.appendAsFollower` for every batch of `records`: offsets and epochs kept, no
     /// dedup or sequence check, producer state updated, synced per the sync policy. Returns
-    /// the batches appended, or the error that stopped the append (batches before it stay).
-    fn append_as_follower(&mut self, partition: i32, records: &Bytes) -> Result<usize, ErrorCode> {
+    /// the batches appended, and the error that stopped the append, if one did (the batches
+    /// before it stay, and are counted).
+    fn append_as_follower(
+        &mut self,
+        partition: i32,
+        records: &Bytes,
+    ) -> (usize, Result<(), ErrorCode>) {
         let idempotence = self.config.idempotence;
         let every_append = self.config.sync_policy == crate::broker::SyncPolicy::EveryAppend;
         let storage = &mut self.storage;
-        let p = partition_slot(&mut self.partitions, partition)
-            .ok_or(ErrorCode::NotLeaderOrFollower)?;
+        let Some(p) = partition_slot(&mut self.partitions, partition) else {
+            return (0, Err(ErrorCode::NotLeaderOrFollower));
+        };
         let mut appended = 0;
         let mut rest = records.clone();
         let mut result = Ok(());
@@ -931,7 +938,7 @@ impl<S: Storage> Broker<S> {
         if every_append && appended > 0 && p.log.sync(storage).is_err() {
             result = Err(ErrorCode::KafkaStorageError);
         }
-        result.map(|()| appended)
+        (appended, result)
     }
 
     /// After a leader's own append: the HW may move (an ISR of one).

@@ -1169,6 +1169,10 @@ fn a_follower_refuses_bytes_that_are_not_whole_batches_and_keeps_those_before() 
         "a batch cut short"
     );
     assert_eq!(fetched.log_end_offset, 1, "the whole batch before it stays");
+    assert_eq!(
+        fetched.batches_appended, 1,
+        "the batch appended before the failure is reported"
+    );
     assert_eq!(b1.log_end_offset(0), Some(1));
     let mut empty_length = whole.to_vec();
     empty_length[8..12].copy_from_slice(&(-12i32).to_be_bytes());

@@ -208,3 +208,43 @@ fn correlated_power_loss_loses_an_acknowledged_record_only_without_sync() {
         "{out}"
     );
 }
+
+/// The controller learns of a crash as in Kafka: the broker's heartbeats stop, and it is
+/// fenced when its session expires (`broker.session.timeout.ms`, 9 000 ms). What is due
+/// before that happens first: here an acks=all produce waiting for the crashed follower
+/// times out after its 5 000 ms, before the fencing would have let the HW pass it.
+#[test]
+fn a_crashed_broker_is_fenced_when_its_session_expires_and_earlier_timers_fire_first() {
+    let dir = std::env::temp_dir().join(format!("idempo-sim9-fence-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let script = dir.join("fence.txt");
+    std::fs::write(
+        &script,
+        "cluster brokers=2 replication-factor=2 min-insync-replicas=1\n\
+         produce pid=1 epoch=0 seq=0 count=1 acks=all timeout-ms=5000\n\
+         crash-broker broker=1\n\
+         advance ms=1000\n",
+    )
+    .expect("write the script");
+    let o = sim(&["explain", script.to_str().expect("utf-8 path")]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let crash = line(&out, 3);
+    assert!(
+        crash.contains(
+            "controller fences it when its session expires (broker.session.timeout.ms), at 9001 ms"
+        ),
+        "{crash}"
+    );
+    let timed_out = crash
+        .find("answered REQUEST_TIMED_OUT (7) by broker 0")
+        .expect("the produce's timeout comes first");
+    let fenced = crash
+        .find("controller: broker 1 fenced")
+        .expect("then the fencing");
+    assert!(timed_out < fenced, "{crash}");
+    assert!(
+        line(&out, 4).contains("clock of every live broker at 10001 ms"),
+        "the script's clock moved on by the wait: {out}"
+    );
+}

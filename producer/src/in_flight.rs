@@ -48,6 +48,18 @@ pub(crate) struct SentBatch {
     pub base_sequence: Sequence,
 }
 
+impl From<&SentBatch> for InFlightBatch {
+    fn from(s: &SentBatch) -> InFlightBatch {
+        InFlightBatch {
+            handle: DeliveryHandle(s.handle),
+            partition: s.partition,
+            producer_id: s.producer_id,
+            producer_epoch: s.producer_epoch,
+            base_sequence: s.base_sequence,
+        }
+    }
+}
+
 /// What a request was.
 #[derive(Debug)]
 pub(crate) enum InFlightKind {

@@ -358,6 +358,9 @@ pub struct Producer {
     /// Batch lists of finished Produce requests, kept for the next ones (at most
     /// `SPARE_SENT_MAX`).
     spare_sent: Vec<Vec<SentBatch>>,
+    /// The latest acks=0 Produce request and its batches (no answer will come for it), for
+    /// [`Producer::unanswered_batches`]; replaced by the next one.
+    unanswered: Option<(i32, Vec<SentBatch>)>,
 }
 
 impl Producer {
@@ -395,6 +398,7 @@ impl Producer {
             routing: Routing::default(),
             routing_stats: RoutingStats::default(),
             spare_sent: Vec::new(),
+            unanswered: None,
         })
     }
 
@@ -685,12 +689,29 @@ impl Producer {
     /// The batches produce request `correlation_id` carries, in request order, as stamped
     /// when it was sent, while it awaits its answer: what a caller needs to know about a
     /// request it just took from [`Producer::poll_request`] without decoding its bytes. Empty
-    /// for InitProducerId, for `acks=0`, and once the request is answered, failed or expired.
+    /// for InitProducerId, for `acks=0` (see [`Producer::unanswered_batches`]), and once the
+    /// request is answered, failed or expired.
     pub fn request_batches(
         &self,
         correlation_id: i32,
     ) -> impl Iterator<Item = crate::InFlightBatch> + '_ {
         self.in_flight.batches_of(correlation_id)
+    }
+
+    /// The batches acks=0 produce request `correlation_id` carries, in request order, while
+    /// it is the latest acks=0 request sent. The broker never answers such a request and its
+    /// batches are complete once sent, so [`Producer::request_batches`] does not know them;
+    /// this is how a caller learns what the request it just took from
+    /// [`Producer::poll_request`] carries.
+    pub fn unanswered_batches(
+        &self,
+        correlation_id: i32,
+    ) -> impl Iterator<Item = crate::InFlightBatch> + '_ {
+        let sent = match &self.unanswered {
+            Some((id, sent)) if *id == correlation_id => &sent[..],
+            _ => &[],
+        };
+        sent.iter().map(crate::InFlightBatch::from)
     }
 
     /// True when no batch awaits an outcome and no request awaits an answer. Delivery reports
@@ -1239,7 +1260,9 @@ impl Producer {
                 };
                 self.complete_attempt(correlation_id, s, answer, now_ms);
             }
-            self.recycle_sent(sent);
+            if let Some((_, older)) = self.unanswered.replace((correlation_id, sent)) {
+                self.recycle_sent(older);
+            }
         } else {
             self.in_flight.push(InFlightRequest {
                 correlation_id,

@@ -28,6 +28,7 @@
 //! | count | meaning |
 //! |---|---|
 //! | `lost_unsynced` | an acknowledged record vanished in a broker crash because it had not been synced to disk (a durability limit: `--sync` decides it) |
+//! | `lost_acks_zero` | with `--acks 0`, a record the producer counted written once sent is absent (its request was lost, or its broker was down): nothing was acknowledged, so nothing was promised; the line is printed for `acks=0` runs only |
 //! | `duplicates_across_sessions` | a record written by two producer processes (two producer ids): idempotence holds within one producer session only |
 //! | `after_expiry` | a duplicate, reordering or sequence gap in the log of a (producer id, partition) whose state the broker expired during the run (`producer.id.expiration.ms`): after that the broker accepts any sequence from it |
 //! | `duplicates_after_window_shrink` | a record written twice by one producer session on a (producer id, partition) whose dedup window a broker restart shrank: Kafka's producer-state snapshots keep only the last batch (`--snapshot-mode last-batch`), so the retry of an older batch is refused as `OUT_OF_ORDER_SEQUENCE_NUMBER`, the producer bumps its epoch and writes it again |
@@ -212,6 +213,11 @@ pub struct CheckReport {
     pub wrong_offsets: u64,
     /// Acknowledged records lost by a broker crash before they were synced.
     pub lost_unsynced: u64,
+    /// With `acks=0`, records counted written once sent and absent from the log (their
+    /// request lost, their broker down): no acknowledgement was asked for.
+    pub lost_acks_zero: u64,
+    /// The run used `acks=0` (the `lost_acks_zero` limit is listed).
+    pub acks_zero: bool,
     /// Extra copies written by a later producer process (another producer id).
     pub duplicates_across_sessions: u64,
     /// Duplicates, reorderings and gaps of a (producer id, partition) the broker expired.
@@ -310,6 +316,12 @@ impl CheckReport {
                 ),
             ],
         };
+        if self.acks_zero {
+            list.push((
+                "sent with acks=0 (never acknowledged), lost",
+                self.lost_acks_zero,
+            ));
+        }
         list.extend([
             (
                 "written again by a new producer session",
@@ -378,6 +390,9 @@ pub struct KnownFaults {
     pub window_shrunk: FxHashSet<(i64, i32)>,
     /// In a replicated run, the limits of the guarantee it met (`None` with one broker).
     pub replication: Option<ReplicationFaults>,
+    /// The producer ran with `acks=0`: it counts a batch written once sent, so a missing
+    /// record is a limit (`lost_acks_zero`), not an anomaly.
+    pub acks_zero: bool,
 }
 
 /// The size of every producer's dedup window on every partition of a broker, taken before a
@@ -498,6 +513,7 @@ impl<'a, P: Fn(u32, u64) -> i32> Reading<'a, P> {
                     .replication
                     .as_ref()
                     .map(|_| ReplicationCheck::default()),
+                acks_zero: known.acks_zero,
                 ..CheckReport::default()
             },
             copies: per_producer(records, 0u8),
@@ -636,6 +652,8 @@ fn count_loss(report: &mut CheckReport, known: &KnownFaults, partition: i32, id:
     let Some(faults) = &known.replication else {
         if known.crash_lost.contains(&id) {
             report.lost_unsynced += 1;
+        } else if known.acks_zero {
+            report.lost_acks_zero += 1;
         } else {
             report.lost += 1;
         }
@@ -648,6 +666,7 @@ fn count_loss(report: &mut CheckReport, known: &KnownFaults, partition: i32, id:
         Some(LossLimit::PowerLoss) => counts.lost_power_loss += 1,
         Some(LossLimit::UncleanElection) => counts.lost_unclean_election += 1,
         Some(LossLimit::AcksOneFailover) => counts.lost_acks_one_failover += 1,
+        None if known.acks_zero => report.lost_acks_zero += 1,
         None => report.lost += 1,
     }
 }

@@ -21,10 +21,12 @@
 //! ```
 //!
 //! - **Lanes.** One vertical line per producer (`P0`, `P1` ...) and one for the broker. A
-//!   replicated run (`--brokers N`) draws its requests and verdicts on a `leaders` lane and
-//!   adds a lane per broker (`B0`, `B1` ...) with the cluster's changes at that broker: ★ when
-//!   it becomes a partition's leader (with the leader epoch), its high watermark moves (`HW p0
-//!   20`), the fetches it makes as a follower, truncations, power loss and isolation.
+//!   replicated run (`--brokers N`) has a lane per broker (`B0`, `B1` ...) instead: each
+//!   request is drawn to the broker it went to, and its verdicts, losses and answers sit on
+//!   that broker's lane, beside the cluster's changes at that broker: ★ when it becomes a
+//!   partition's leader (with the leader epoch; the first leaders at 0 ms, then each
+//!   election), its high watermark moves (`HW p0 20`, on the leader's lane), the fetches it
+//!   makes as a follower, truncations, power loss and isolation.
 //! - **Time** flows down. Every event has a row of its own, so no two labels collide; rows of
 //!   the same virtual millisecond sit one under the other, and a pause between events adds a
 //!   little space, growing with the logarithm of its length (idle stretches are compressed).
@@ -59,7 +61,8 @@
 //! it); a response belongs to the latest request of its producer with its correlation id; the
 //! answers to a request and to its duplicate copy come back in that order (the connection is
 //! FIFO). An `InitProducerId` request produces no verdict event, so the diagram adds a row of
-//! its own for its arrival at the broker.
+//! its own for its arrival at the broker; a replicated run's `Metadata` request arrives at
+//! the row where that broker answered it.
 //!
 //! ## Limits
 //!
@@ -94,7 +97,8 @@
 
 use crate::config::SimConfig;
 use crate::events::{
-    self, BatchRef, DisconnectCause, Offsets, ResponseSummary, SimEvent, Timed, VerdictRef,
+    self, BatchRef, ChangeKind, ClusterChange, DisconnectCause, Offsets, ResponseSummary, SimEvent,
+    Timed, VerdictRef,
 };
 use idempo_producer::{DeliveryReport, ProducerEvent};
 use idempo_protocol::ErrorCode;
@@ -119,7 +123,6 @@ const LABEL_CHARS: usize = 46;
 const VERDICT_CHARS: usize = 64;
 const WINDOW_PREFIX_W: i64 = 52;
 const CLUSTER_GAP: i64 = 190;
-const CLUSTER_LABEL_W: i64 = 180;
 const BOX_CHAR_W: i64 = 6;
 
 /// The SVG image of a run's events: a Lamport diagram with one lane per producer and one for
@@ -151,6 +154,7 @@ pub fn svg(config: &SimConfig, events: &[Timed]) -> Result<String, DiagramError>
         links: &links,
         layout: &layout,
         canvas: &mut canvas,
+        leaders: HashMap::new(),
     };
     picture.draw();
     Ok(canvas.out)
@@ -186,6 +190,9 @@ pub fn html(config: &SimConfig, events: &[Timed]) -> Result<String, DiagramError
         events.len()
     );
     out.push_str(LEGEND_HTML);
+    if config.is_cluster() {
+        out.push_str(CLUSTER_LEGEND_HTML);
+    }
     out.push_str("<div class=\"picture\">\n");
     out.push_str(&picture);
     out.push_str("</div>\n</body>\n</html>\n");
@@ -204,6 +211,13 @@ const LEGEND_HTML: &str = "<ul class=\"legend\">\n\
 <li>boxes right of a verdict: the producer's dedup window on that partition as the broker saw it when deciding, oldest first; blue box: the batch a duplicate matched; green <code>+</code> box: the batch appended; grey box: evicted by that append</li>\n\
 <li>on a producer lane: <b>⊘</b> the client closed its connection; purple: retries and epoch bumps; <b>✔</b>/<b>✘</b> delivery reports; red bar: the producer process restarted with a new producer id</li>\n\
 <li>red dashed line across the picture: the broker restarted (every connection breaks)</li>\n\
+</ul>\n";
+
+const CLUSTER_LEGEND_HTML: &str = "<ul class=\"legend\">\n\
+<li>a lane per broker (<code>B0</code>, <code>B1</code> ...): each request is drawn to the broker it went to (its partitions' leader, as the producer's metadata said), and its verdicts, losses and answers sit on that broker's lane</li>\n\
+<li><b>★ leader p0 e3</b>: from this row on the broker leads partition 0 at leader epoch 3 (the first leaders at 0 ms, then every election; red with <b>UNCLEAN</b>: an unclean election)</li>\n\
+<li><b>HW p0 20</b> on the leader's lane: the partition's high watermark moved to offset 20 (consumers and the checker read below it)</li>\n\
+<li><b>⇐ batches from B1</b>: a follower's fetch from its leader; <b>✂</b> a truncation to the leader's epoch, producer state reloaded; <b>⚡</b> power loss; <b>⊘ cut off</b> an isolation; ISR changes, fencing, NOT_LEADER_OR_FOLLOWER and NOT_ENOUGH_REPLICAS answers</li>\n\
 </ul>\n";
 
 /// Why a run is not drawn.
@@ -287,6 +301,10 @@ pub(crate) struct RequestLink {
     pub correlation_id: i32,
     /// Batches carried.
     pub batches: Vec<u64>,
+    /// In a replicated run, the broker it went to (`None` with one broker).
+    pub node: Option<u32>,
+    /// A Metadata request (a replicated run's producer asking where the leaders are).
+    pub metadata: bool,
     /// When the (first copy of the) request reaches the broker.
     pub arrives_at_ms: Option<u64>,
     /// The network delivers a second copy.
@@ -326,6 +344,8 @@ impl Links {
                 arrives_at_ms,
                 lost,
                 duplicated,
+                node,
+                metadata,
                 ..
             } => {
                 let r = self.requests.len();
@@ -337,6 +357,8 @@ impl Links {
                     producer: p,
                     correlation_id: *correlation_id,
                     batches: batches.iter().map(|b| b.batch).collect(),
+                    node: *node,
+                    metadata: *metadata,
                     arrives_at_ms: *arrives_at_ms,
                     duplicated: *duplicated,
                     copies,
@@ -373,8 +395,37 @@ impl Links {
                 cause: DisconnectCause::OutOfTurn { arrived, .. },
                 ..
             } => self.response(p, *arrived),
+            SimEvent::Cluster(ClusterChange {
+                kind: ChangeKind::Metadata { producer, .. },
+                ..
+            }) => {
+                let (r, c) = self.metadata_copy(*producer, e.at_ms)?;
+                self.requests[r].copies[c].broker.push(i);
+                Some((r, c))
+            }
             _ => None,
         }
+    }
+
+    /// The copy of a Metadata request of producer `p` that the broker answers at `at_ms`:
+    /// the original arriving now, else the duplicate copy of the latest one.
+    fn metadata_copy(&self, p: u32, at_ms: u64) -> Option<(usize, usize)> {
+        let mine = self.by_producer.get(&p)?;
+        let open = |r: usize, c: usize| {
+            let q = &self.requests[r];
+            q.metadata && !q.copies[c].lost && q.copies[c].broker.is_empty()
+        };
+        if let Some(&r) = mine
+            .iter()
+            .rev()
+            .find(|&&r| self.requests[r].arrives_at_ms == Some(at_ms) && open(r, 0))
+        {
+            return Some((r, 0));
+        }
+        mine.iter()
+            .rev()
+            .find(|&&r| self.requests[r].duplicated && open(r, 1))
+            .map(|&r| (r, 1))
     }
 
     /// The copy a verdict decides: the original arriving now, else a duplicate copy.
@@ -432,8 +483,6 @@ struct Layout {
     producers: u32,
     /// Brokers of a replicated run, each with a lane of its own (0 with one broker).
     brokers: u32,
-    /// Where the first broker lane of a replicated run is drawn.
-    cluster_x0: i64,
     box_w: i64,
     width: i64,
     height: i64,
@@ -475,7 +524,6 @@ impl Layout {
             } else {
                 0
             },
-            cluster_x0: 0,
             box_w: box_width(events),
             width: 0,
             height: 0,
@@ -503,10 +551,6 @@ impl Layout {
         }
         let boxes = config.dedup_window.min(8) as i64 + 2;
         self.width = self.window_x() + WINDOW_PREFIX_W + boxes * (self.box_w + 4) + 20;
-        if self.brokers > 0 {
-            self.cluster_x0 = self.width + 40;
-            self.width = self.cluster_x(self.brokers as i32 - 1) + CLUSTER_LABEL_W;
-        }
         self.height = y + 70;
     }
 
@@ -514,18 +558,26 @@ impl Layout {
         GUTTER + 40 + i64::from(producer) * LANE_GAP
     }
 
+    /// The lane of the broker (with one broker), or of broker 0 of a replicated run.
     fn broker_x(&self) -> i64 {
         self.lane_x(self.producers.saturating_sub(1)) + BROKER_GAP
     }
 
-    /// The lane of broker `b` of a replicated run (the controller's decisions without a
-    /// broker are drawn on broker 0's).
+    /// The lane of broker `b` (the controller's decisions without a broker, `b` = -1, are
+    /// drawn on broker 0's). With one broker, its lane.
     fn cluster_x(&self, b: i32) -> i64 {
-        self.cluster_x0 + i64::from(b.max(0)) * CLUSTER_GAP
+        self.broker_x() + i64::from(b.clamp(0, self.brokers.saturating_sub(1) as i32)) * CLUSTER_GAP
     }
 
+    /// The lane of the broker request `r` went to.
+    fn request_x(&self, links: &Links, r: usize) -> i64 {
+        let node = links.requests[r].node.map_or(0, |n| n as i32);
+        self.cluster_x(node)
+    }
+
+    /// Where the dedup windows are drawn: right of the last broker's verdicts.
     fn window_x(&self) -> i64 {
-        self.broker_x() + VERDICT_W
+        self.cluster_x(self.brokers as i32 - 1) + VERDICT_W
     }
 
     /// The row where copy `c` of request `r` reached the broker, if it did.
@@ -585,6 +637,8 @@ struct Picture<'a> {
     links: &'a Links,
     layout: &'a Layout,
     canvas: &'a mut Canvas,
+    /// Each partition's leader as of the row being drawn (a replicated run's elections).
+    leaders: HashMap<i32, i32>,
 }
 
 impl Picture<'_> {
@@ -596,6 +650,9 @@ impl Picture<'_> {
              viewBox=\"0 0 {w} {h}\" font-family=\"DejaVu Sans, Verdana, sans-serif\" font-size=\"11\">"
         );
         self.canvas.out.push_str(STYLE_AND_MARKERS);
+        if self.layout.brokers > 0 {
+            self.canvas.out.push_str(CLUSTER_STYLE);
+        }
         let _ = writeln!(
             self.canvas.out,
             "<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>"
@@ -614,10 +671,20 @@ impl Picture<'_> {
 
     fn header(&mut self) {
         let c = self.config;
-        let title = format!(
+        let mut title = format!(
             "idempo-sim run, seed {}: {} producer(s), {} partition(s), {} records each in batches of {}",
             c.seed, c.producers, c.partitions, c.records, c.batch_records
         );
+        if c.is_cluster() {
+            let _ = write!(
+                title,
+                "; {} brokers, replication factor {}, acks {}, min.insync.replicas {}",
+                c.brokers,
+                c.replication_factor,
+                c.acks.name(),
+                c.min_insync_replicas
+            );
+        }
         let faults = format!(
             "ack loss {}, request loss {}, duplicate {}, corrupt {}; max in flight {}, dedup window {}, \
              request timeout {} ms, network {}, idempotence {}",
@@ -660,14 +727,16 @@ impl Picture<'_> {
             self.canvas.text(at + 22, y + 4, "start", class, text);
             at += 34 + text_width(text, class);
         }
-        self.canvas.text(
-            x,
-            y + 22,
-            "start",
-            "note",
+        let note = if self.layout.brokers > 0 {
+            "One row per event, time flowing down; a lane per broker (B0 ...), each request \
+             drawn to the broker it went to; ★ a partition's leader from then on, with its \
+             leader epoch; HW its high watermark; boxes: the dedup window the broker saw. \
+             Hover for the full event."
+        } else {
             "One row per event, time flowing down; boxes right of a verdict: the dedup window \
-             the broker saw (oldest first). Hover for the full event.",
-        );
+             the broker saw (oldest first). Hover for the full event."
+        };
+        self.canvas.text(x, y + 22, "start", "note", note);
     }
 
     fn lanes(&mut self) {
@@ -675,12 +744,9 @@ impl Picture<'_> {
         let mut lanes: Vec<(i64, String)> = (0..self.config.producers)
             .map(|p| (self.layout.lane_x(p), format!("P{p}")))
             .collect();
-        let broker = if self.layout.brokers > 0 {
-            "leaders"
-        } else {
-            "broker"
-        };
-        lanes.push((self.layout.broker_x(), broker.to_string()));
+        if self.layout.brokers == 0 {
+            lanes.push((self.layout.broker_x(), "broker".to_string()));
+        }
         for b in 0..self.layout.brokers {
             lanes.push((self.layout.cluster_x(b as i32), format!("B{b}")));
         }
@@ -734,13 +800,22 @@ impl Picture<'_> {
                 if let SimEvent::Verdict(v) = &e.event {
                     let _ = write!(text, "\nwindow as the broker saw it: {}", show_window(v));
                 }
+                if let Some(node) = self.handled_by(i) {
+                    let _ = write!(text, "\nat broker {node}");
+                }
                 text
             }
             Row::InitArrival(r) => {
                 let q = &self.links.requests[r];
+                let broker = q
+                    .node
+                    .map_or("broker".to_string(), |n| format!("broker {n}"));
                 format!(
-                    "{} ms  P{}  broker: InitProducerId #{} handled",
-                    self.layout.at_ms[k], q.producer, q.correlation_id
+                    "{} ms  P{}  {broker}: {} #{} handled",
+                    self.layout.at_ms[k],
+                    q.producer,
+                    request_kind(q),
+                    q.correlation_id
                 )
             }
         }
@@ -758,7 +833,7 @@ impl Picture<'_> {
             SimEvent::RequestSent { .. } => self.request_arrows(k, i),
             SimEvent::ResponseSent { lost: Some(_), .. } => {
                 let title = self.title(k);
-                let (bx, y) = (self.layout.broker_x(), self.layout.y[k]);
+                let (bx, y) = (self.node_x(i), self.layout.y[k]);
                 let mid = bx - (bx - self.layout.lane_x(e.producer)) / 3;
                 self.canvas.open_group(&title);
                 self.canvas.arrow(bx, y, mid, y + ROW_H, "lost", None);
@@ -786,7 +861,7 @@ impl Picture<'_> {
         let title = self.title(k);
         let (px, bx, y) = (
             self.layout.lane_x(e.producer),
-            self.layout.broker_x(),
+            self.layout.request_x(self.links, r),
             self.layout.y[k],
         );
         self.canvas.open_group(&title);
@@ -824,7 +899,10 @@ impl Picture<'_> {
         };
         let e = &self.events[i];
         let title = self.title(k);
-        let (px, bx) = (self.layout.lane_x(e.producer), self.layout.broker_x());
+        let (px, bx) = (
+            self.layout.lane_x(e.producer),
+            self.layout.request_x(self.links, r),
+        );
         let (fy, ty) = (self.layout.y[from], self.layout.y[k]);
         let arrived = matches!(e.event, SimEvent::ResponseArrived { .. });
         self.canvas.open_group(&title);
@@ -848,10 +926,12 @@ impl Picture<'_> {
             Row::InitArrival(r) => {
                 let q = &self.links.requests[r];
                 let label = format!(
-                    "P{} InitProducerId #{} handled",
-                    q.producer, q.correlation_id
+                    "P{} {} #{} handled",
+                    q.producer,
+                    request_kind(q),
+                    q.correlation_id
                 );
-                let bx = self.layout.broker_x();
+                let bx = self.layout.request_x(self.links, r);
                 self.canvas.dot(bx, y, "broker");
                 self.canvas.label(bx + 8, y, "start", "init", &label);
             }
@@ -862,7 +942,7 @@ impl Picture<'_> {
 
     fn event_mark(&mut self, i: usize, y: i64) {
         let e = &self.events[i];
-        let (px, bx) = (self.layout.lane_x(e.producer), self.layout.broker_x());
+        let (px, bx) = (self.layout.lane_x(e.producer), self.node_x(i));
         match &e.event {
             SimEvent::RequestSent { .. } => {
                 let label = self.request_label(i);
@@ -873,8 +953,18 @@ impl Picture<'_> {
             }
             SimEvent::Verdict(v) => self.verdict_mark(i, v, y),
             SimEvent::Cluster(change) => {
+                match change.kind {
+                    ChangeKind::Elected { partition, .. } => {
+                        self.leaders.insert(partition, change.broker);
+                    }
+                    ChangeKind::Offline { partition } => {
+                        self.leaders.remove(&partition);
+                    }
+                    _ => {}
+                }
+                let leads = |p: &i32| self.leaders.get(p) == Some(&change.broker);
                 let x = self.layout.cluster_x(change.broker);
-                let (class, label) = cluster_label(change);
+                let (class, label) = cluster_label(change, leads);
                 self.canvas.dot(x, y, class);
                 self.canvas.label(x + 8, y + 4, "start", class, &label);
             }
@@ -961,6 +1051,28 @@ impl Picture<'_> {
             .label(px + 8, y + 4, "start", class, &truncate(&label));
     }
 
+    /// The lane of the broker that handled event `i`'s request (broker 0's, or the one
+    /// broker's, for an event of no request).
+    fn node_x(&self, i: usize) -> i64 {
+        match self.links.of_event[i] {
+            Some((r, _)) => self.layout.request_x(self.links, r),
+            None => self.layout.broker_x(),
+        }
+    }
+
+    /// In a replicated run, the broker that handled the request of broker-side event `i` (a
+    /// verdict, a loss at the broker, a lost answer): for its hover title.
+    fn handled_by(&self, i: usize) -> Option<u32> {
+        let broker_side = matches!(
+            self.events[i].event,
+            SimEvent::Verdict(_)
+                | SimEvent::RequestLostInFlight { .. }
+                | SimEvent::ResponseSent { .. }
+        );
+        let (r, _) = self.links.of_event[i].filter(|_| broker_side)?;
+        self.links.requests[r].node
+    }
+
     /// `P1 ` in front of broker-side labels when there are several producers.
     fn who(&self, producer: u32) -> String {
         if self.config.producers > 1 {
@@ -985,7 +1097,12 @@ impl Picture<'_> {
         };
         let mut label = format!("#{correlation_id} ");
         if batches.is_empty() {
-            label.push_str("InitProducerId");
+            let metadata = matches!(e.event, SimEvent::RequestSent { metadata: true, .. });
+            label.push_str(if metadata {
+                "Metadata"
+            } else {
+                "InitProducerId"
+            });
         }
         for (n, b) in batches.iter().enumerate() {
             let sep = if n > 0 { ", " } else { "" };
@@ -1028,7 +1145,7 @@ impl Picture<'_> {
 impl Picture<'_> {
     fn verdict_mark(&mut self, i: usize, v: &VerdictRef, y: i64) {
         let e = &self.events[i];
-        let bx = self.layout.broker_x();
+        let bx = self.node_x(i);
         let batch = self.batch_ref(i, v);
         let seqs = batch.as_ref().map(seq_range);
         let class = verdict_class(v);
@@ -1149,6 +1266,15 @@ fn seq_range(b: &BatchRef) -> String {
     }
 }
 
+/// What a request without batches is: `Metadata` or `InitProducerId`.
+fn request_kind(q: &RequestLink) -> &'static str {
+    if q.metadata {
+        "Metadata"
+    } else {
+        "InitProducerId"
+    }
+}
+
 /// `✔ batch 0 acked at offset 0 (attempts: 2)`, or `✘` and the report's line.
 fn short_delivered(batch: u64, report: &DeliveryReport, event: &SimEvent) -> String {
     match &report.result {
@@ -1163,7 +1289,7 @@ fn short_delivered(batch: u64, report: &DeliveryReport, event: &SimEvent) -> Str
 /// The width of a label in pixels, estimated from DejaVu Sans at 11 px (bold is wider).
 fn text_width(text: &str, class: &str) -> i64 {
     let chars = text.chars().count() as i64;
-    let bold = ["duplicate", "gap", "reject"]
+    let bold = ["duplicate", "gap", "reject", "hw"]
         .iter()
         .any(|c| class.contains(c));
     if bold {
@@ -1180,6 +1306,9 @@ fn short_why(cause: &DisconnectCause) -> String {
             format!("#{arrived} answered before #{missing}")
         }
         DisconnectCause::Unanswered { correlation_id } => format!("#{correlation_id} timed out"),
+        DisconnectCause::Broken { correlation_id } => {
+            format!("connection broke under #{correlation_id}")
+        }
     }
 }
 
@@ -1280,6 +1409,11 @@ text.evicted { fill: #8c959f; text-decoration: line-through; }\n\
 <marker id=\"head-resp\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#8c959f\"/></marker>\n\
 </defs>\n";
 
+/// The marks only a replicated run has: the leader's high watermark.
+const CLUSTER_STYLE: &str = "<style>\n\
+text.hw { fill: #0550ae; font-weight: bold; } circle.hw { fill: #0550ae; }\n\
+</style>\n";
+
 /// The SVG text being written.
 #[derive(Default)]
 struct Canvas {
@@ -1364,8 +1498,10 @@ impl Canvas {
 
 /// The short label and class of a cluster change on its broker's lane: the leader (★ with
 /// its epoch), the high watermark, truncations, power loss and isolation.
-fn cluster_label(change: &crate::events::ClusterChange) -> (&'static str, String) {
-    use crate::events::ChangeKind;
+///
+/// `leads(p)` tells whether the broker leads partition `p` at that moment: the high watermark
+/// is the leader's (the committed offset); a follower's copy of it is a grey note.
+fn cluster_label(change: &ClusterChange, leads: impl Fn(&i32) -> bool) -> (&'static str, String) {
     match &change.kind {
         ChangeKind::Elected {
             partition,
@@ -1378,8 +1514,11 @@ fn cluster_label(change: &crate::events::ClusterChange) -> (&'static str, String
                 if *clean { "" } else { " UNCLEAN" }
             ),
         ),
+        ChangeKind::HighWatermark { partition, to, .. } if leads(partition) => {
+            ("hw", format!("HW p{partition} {to}"))
+        }
         ChangeKind::HighWatermark { partition, to, .. } => {
-            ("resp", format!("HW p{partition} {to}"))
+            ("resp", format!("follower's HW p{partition} {to}"))
         }
         ChangeKind::Truncated {
             partition,

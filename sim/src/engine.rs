@@ -578,6 +578,7 @@ impl Simulation {
         trace: Option<Trace>,
     ) -> Result<Simulation, SimError> {
         config.validate().map_err(SimError::Config)?;
+        let acks_zero = config.acks == crate::config::Acks::None;
         let mut nodes = Vec::new();
         for b in 0..config.brokers {
             let mut broker =
@@ -623,7 +624,10 @@ impl Simulation {
             requests: 0,
             events: 0,
             pid_owner: FxHashMap::default(),
-            known: KnownFaults::default(),
+            known: KnownFaults {
+                acks_zero,
+                ..KnownFaults::default()
+            },
             latencies: Latencies::default(),
             batch_sends: 0,
             cluster,
@@ -869,7 +873,9 @@ impl Simulation {
             slot.init_attempts += 1;
             return (INIT_PRODUCER_ID, slot.init_attempts);
         }
-        for sent in slot.producer.request_batches(frame.correlation_id) {
+        let id = frame.correlation_id;
+        let unanswered = slot.producer.unanswered_batches(id);
+        for sent in slot.producer.request_batches(id).chain(unanswered) {
             let b = slot.handles.batch(sent.handle);
             slot.ledger[b as usize].sends += 1;
             batches.push(b);
@@ -884,8 +890,10 @@ impl Simulation {
     /// The batches of a request as the trace shows them (only called when tracing).
     fn batch_refs(&self, p: u32, correlation_id: i32) -> Vec<BatchRef> {
         let slot = &self.slots[p as usize];
+        let unanswered = slot.producer.unanswered_batches(correlation_id);
         slot.producer
             .request_batches(correlation_id)
+            .chain(unanswered)
             .map(|sent| {
                 let batch = slot.handles.batch(sent.handle);
                 let count = self.config.records_in_batch(batch) as i32;
@@ -935,7 +943,18 @@ impl Simulation {
         let link = &mut self.slots[p as usize].links[node as usize];
         let carries_batches = !sent.batches.is_empty();
         match network::request_fate(&mut faults, link, p, key, carries_batches) {
-            RequestFate::Lost(cause) => self.request_lost(p, frame.correlation_id, sent, cause),
+            RequestFate::Lost(cause) => {
+                let correlation_id = frame.correlation_id;
+                self.request_lost(p, correlation_id, sent, cause);
+                // acks=0: no timeout will reveal a broken connection; the socket does.
+                let broke = matches!(
+                    cause,
+                    LossCause::ConnectionBroke | LossCause::ConnectionGone
+                );
+                if broke && !self.expects_answer(&frame) {
+                    self.disconnect(p, node, DisconnectCause::Broken { correlation_id });
+                }
+            }
             RequestFate::Arrives {
                 at_ms,
                 corrupt_bit,

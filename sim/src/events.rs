@@ -175,6 +175,13 @@ pub enum DisconnectCause {
         /// The request.
         correlation_id: i32,
     },
+    /// The connection broke under a request that expects no answer (`acks=0`): no timeout
+    /// will reveal it, and the client's socket reports the break when it writes, as Kafka's
+    /// selector does, so the client closes the connection at once.
+    Broken {
+        /// The request lost with it.
+        correlation_id: i32,
+    },
 }
 
 impl fmt::Display for DisconnectCause {
@@ -189,6 +196,10 @@ impl fmt::Display for DisconnectCause {
                     "request #{correlation_id} unanswered after request.timeout.ms"
                 )
             }
+            DisconnectCause::Broken { correlation_id } => write!(
+                f,
+                "the connection broke under acks=0 request #{correlation_id}, which awaits no answer"
+            ),
         }
     }
 }

@@ -11,17 +11,19 @@
 //! - `replicate` runs rounds of follower fetches (`follower_fetch_request` →
 //!   `replica_fetch` → `on_follower_fetch_response`), then the leaders' AlterPartition
 //!   proposals through the controller, until a round changes nothing;
-//! - `crash-broker` is a power loss of that broker's disk followed by the controller fencing
-//!   it (§1.26) and electing new leaders (§1.27); `restart-broker` registers it again and
-//!   hands it every partition's state (§1.23);
+//! - `crash-broker` is a power loss of that broker's disk; its heartbeats stop, and the
+//!   controller fences it once `broker.session.timeout.ms` (9 000) has passed since the last
+//!   one (§1.26), electing new leaders (§1.27): the script's clock moves on by that wait, in
+//!   which the live brokers' timers fire (the simulator's engine does the same);
+//!   `restart-broker` registers it again and hands it every partition's state (§1.23);
 //! - `advance` moves every live broker's clock: ISR shrinks (§1.20), request timeouts (§1.22);
 //! - after every operation each acknowledged batch the current leader no longer holds is
 //!   named once as lost, with the limit of the guarantee that explains it.
 //!
 //! Each operation is one [`Explained`] whose text is the usual first line followed by one
 //! indented line per consequence, and whose JSON has an `events` array of the same lines.
-//! The controller is told about failures directly (no heartbeats, no session timeouts): a
-//! script says when a broker dies, and the controller notices at once.
+//! The controller learns of a failure only through heartbeats, as in Kafka: a script says
+//! when a broker dies, and the controller notices when its session expires.
 
 use crate::explain::{
     Explained, Said, base, fetch, produce_json, produce_request_text, recovered_from,
@@ -473,15 +475,44 @@ impl Cluster {
                 ),
             );
         }
-        let decisions = self.controller.fence_broker(broker);
-        self.deliver(&decisions, notes);
+        let fenced_at_ms = self.await_fencing(broker, m, notes);
         Said {
             request,
             answer: format!(
-                "power loss: {}; recovery from its disk: {recovery}; the controller notices and fences it (§1.26)",
+                "power loss: {}; recovery from its disk: {recovery}; its heartbeats stop: the controller fences it when its session expires (broker.session.timeout.ms), at {fenced_at_ms} ms (§1.26)",
                 parts.join(", ")
             ),
         }
+    }
+
+    /// How the controller notices a crash, as in Kafka and in the simulator's engine: the
+    /// crashed broker sends no more heartbeats, the live ones still do, and once
+    /// `broker.session.timeout.ms` has passed since its last one the controller's session
+    /// check fences it (§1.26). The script's clock moves on by that wait, so the live
+    /// brokers' timers (ISR shrinks §1.20, produce timeouts §1.22) fire in it first, as they
+    /// would in Kafka. Returns the time of the fencing.
+    fn await_fencing(
+        &mut self,
+        broker: BrokerId,
+        m: &mut Map<String, Value>,
+        notes: &mut Notes,
+    ) -> i64 {
+        let crashed_at_ms = self.now_ms;
+        // Every broker was alive until now: its last heartbeat is this moment.
+        for b in self.live().into_iter().chain([broker]) {
+            let decisions = self.controller.heartbeat(b, crashed_at_ms);
+            self.deliver(&decisions, notes);
+        }
+        let timeout_ms = self.controller.config().broker_session_timeout_ms;
+        let _ = self.advance(timeout_ms.saturating_add(1), m, notes);
+        let expiry_ms = self.now_ms;
+        for b in self.live() {
+            let decisions = self.controller.heartbeat(b, expiry_ms);
+            self.deliver(&decisions, notes);
+        }
+        let decisions = self.controller.tick(expiry_ms);
+        self.deliver(&decisions, notes);
+        expiry_ms
     }
 
     /// `broker` comes back: it registers, the controller unfences it (electing it where a

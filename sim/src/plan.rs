@@ -20,12 +20,15 @@
 //! broker-crash after-appends=12 tear-bytes=17
 //! broker-restart after-appends=20
 //! producer-restart producer=0 after-batch=30
+//! inter-broker-loss from=2 to=0 message=41
 //! ```
 //!
 //! A replay file names faults by logical event, not by random draw, so it still means the same
 //! thing after the code changes (message latencies are still drawn from the seed by the
 //! stable SplitMix64 mixer of [`crate::faults`]). `flags` holds the run's settings; the fault
-//! rates in it are ignored when the file lists the faults.
+//! rates in it are ignored when the file lists the faults. A replicated run's lost messages
+//! between brokers (`--inter-broker-loss`) are listed too, by the pair of brokers and the
+//! cluster's message number, so a replay loses exactly those and shrinking can drop them.
 
 use crate::config::SimConfig;
 use crate::faults::{FaultKind, FaultOracle};
@@ -162,6 +165,16 @@ pub enum Fault {
         /// Batches handed over before the restart.
         after_batch: u64,
     },
+    /// A message between two brokers of a cluster (a follower's fetch or the leader's
+    /// answer) is lost (`--inter-broker-loss`).
+    InterBrokerLoss {
+        /// The sending broker.
+        from: u32,
+        /// The receiving broker.
+        to: u32,
+        /// The cluster's count of inter-broker messages sent so far, this one included.
+        message: u64,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -235,6 +248,9 @@ impl fmt::Display for Fault {
                     "producer-restart producer={producer} after-batch={after_batch}"
                 )
             }
+            Fault::InterBrokerLoss { from, to, message } => {
+                write!(f, "inter-broker-loss from={from} to={to} message={message}")
+            }
         }
     }
 }
@@ -300,24 +316,16 @@ impl FaultPlan {
         }
     }
 
-    /// Exactly `faults` (and latencies and inter-broker losses still drawn from
-    /// `config.seed`).
+    /// Exactly `faults` (and latencies still drawn from `config.seed`).
     pub fn scripted(config: &SimConfig, faults: &[Fault]) -> FaultPlan {
-        let mut scheduled: Vec<Fault> = faults
-            .iter()
-            .copied()
-            .filter(|f| !matches!(f, Fault::Message { .. }))
-            .collect();
+        let per_message =
+            |f: &Fault| matches!(f, Fault::Message { .. } | Fault::InterBrokerLoss { .. });
+        let mut scheduled: Vec<Fault> =
+            faults.iter().copied().filter(|f| !per_message(f)).collect();
         scheduled.sort();
         FaultPlan {
             oracle: FaultOracle::new(config.seed),
-            scripted: Some(
-                faults
-                    .iter()
-                    .copied()
-                    .filter(|f| matches!(f, Fault::Message { .. }))
-                    .collect(),
-            ),
+            scripted: Some(faults.iter().copied().filter(per_message).collect()),
             scheduled,
             happened: Vec::new(),
         }
@@ -359,6 +367,32 @@ impl FaultPlan {
         happens
     }
 
+    /// Whether the `message`-th message between brokers, from broker `from` to broker `to`,
+    /// is lost (`--inter-broker-loss`, or the replay file's list); records it if so.
+    pub fn inter_broker_loss(
+        &mut self,
+        config: &SimConfig,
+        from: u32,
+        to: u32,
+        message: u64,
+    ) -> bool {
+        let fault = Fault::InterBrokerLoss { from, to, message };
+        let happens = match &self.scripted {
+            Some(set) => set.contains(&fault),
+            None => self.oracle.happens(
+                config.inter_broker_loss,
+                FaultKind::InterBrokerLoss,
+                from,
+                message,
+                to,
+            ),
+        };
+        if happens {
+            self.happened.push(fault);
+        }
+        happens
+    }
+
     /// Broker crashes and restarts (and, in a cluster, leader kills, isolations and
     /// correlated crashes) due once the brokers have appended `appends` batches, in plan
     /// order; each is returned once.
@@ -369,7 +403,9 @@ impl FaultPlan {
             | Fault::LeaderKill { after_appends, .. }
             | Fault::Isolation { after_appends, .. }
             | Fault::CorrelatedCrash { after_appends, .. } => *after_appends <= appends,
-            Fault::Message { .. } | Fault::ProducerRestart { .. } => false,
+            Fault::Message { .. }
+            | Fault::ProducerRestart { .. }
+            | Fault::InterBrokerLoss { .. } => false,
         });
         self.scheduled = rest;
         self.happened.extend(due.iter().copied());
@@ -622,6 +658,11 @@ fn parse_fault<'a>(
             producer: small("producer")?,
             after_batch: get("after-batch")?,
         }),
+        "inter-broker-loss" => Ok(Fault::InterBrokerLoss {
+            from: small("from")?,
+            to: small("to")?,
+            message: get("message")?,
+        }),
         other => Err(ReplayLineError::UnknownFault(other.to_string())),
     }
 }
@@ -679,6 +720,11 @@ mod tests {
             Fault::ProducerRestart {
                 producer: 2,
                 after_batch: 9,
+            },
+            Fault::InterBrokerLoss {
+                from: 2,
+                to: 0,
+                message: 41,
             },
         ];
         let parsed = parse_replay(&replay_file(&config, &faults)).expect("the file parses");

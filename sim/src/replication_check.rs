@@ -20,9 +20,13 @@
 //! |---|---|---|
 //! | lost when every replica lost power before a sync | `lost_power_loss` | a broker crash dropped the record from a replica's unsynced tail (`--sync never` is Kafka's default: durability comes from replication alone, and a correlated power loss, or a replica that lost its tail and was then elected, loses it) |
 //! | lost by an unclean leader election | `lost_unclean_election` | its partition elected an out-of-sync replica (`--unclean-leader-election`) |
-//! | acknowledged with acks=1, lost in a failover | `lost_acks_one_failover` | the run used `--acks 1` and its partition changed leader: the old leader had acknowledged what no follower had fetched (with `--acks 0` every loss counts here: the producer counts a batch written once sent) |
+//! | acknowledged with acks=1, lost in a failover | `lost_acks_one_failover` | the run used `--acks 1` and its partition changed leader: the old leader had acknowledged what no follower had fetched |
 //!
-//! and otherwise as `lost`, a protocol anomaly. Inside the region where Kafka promises
+//! With `--acks 0` nothing is acknowledged (the producer counts a batch written once sent),
+//! so a missing record no power loss or unclean election explains is counted as
+//! `lost_acks_zero` ("sent with acks=0 (never acknowledged), lost", as in a one-broker run):
+//! its request was lost, its broker was down, or a failover cut it. Otherwise a missing
+//! record is `lost`, a protocol anomaly. Inside the region where Kafka promises
 //! exactly-once (`acks=all`, `min.insync.replicas >= 2`, clean elections only, at most
 //! R − min.insync brokers down at once, and no acknowledged record dropped unsynced by a
 //! power loss), no limit applies: every loss is `lost` ([`ReplicationFaults::guaranteed`]).
@@ -135,8 +139,8 @@ pub struct ReplicationFaults {
     /// The producer ran with `acks` 1 or 0.
     pub acks_below_all: bool,
     /// The producer ran with `acks=0`: it counts a batch written once sent, so any loss of
-    /// it is explained (under the acks=1 bucket: nothing stronger than the leader's word,
-    /// here not even that, was asked for).
+    /// it is explained (as `lost_acks_zero` unless a power loss or an unclean election
+    /// explains it: not even the leader's word was asked for).
     pub acks_zero: bool,
     /// Partitions whose leader changed during the run (a failover).
     pub failed_over: FxHashSet<i32>,
@@ -174,7 +178,7 @@ impl ReplicationFaults {
             Some(LossLimit::PowerLoss)
         } else if self.unclean.contains(&partition) {
             Some(LossLimit::UncleanElection)
-        } else if self.acks_zero || (self.acks_below_all && self.failed_over.contains(&partition)) {
+        } else if self.acks_below_all && !self.acks_zero && self.failed_over.contains(&partition) {
             Some(LossLimit::AcksOneFailover)
         } else {
             None
@@ -189,7 +193,7 @@ pub struct ReplicationCheck {
     pub lost_power_loss: u64,
     /// Acknowledged records lost by an unclean leader election.
     pub lost_unclean_election: u64,
-    /// Records acknowledged with `acks=1` (or 0) and lost in a failover.
+    /// Records acknowledged with `acks=1` and lost in a failover.
     pub lost_acks_one_failover: u64,
     /// Records read below the HW during the run and not in the final log where they were
     /// read, with no limit to explain it (an anomaly).

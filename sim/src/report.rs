@@ -252,11 +252,15 @@ pub fn check_sections(k: &CheckReport) -> String {
 }
 
 /// The `--json` summary object. A replicated run adds the cluster's fields (see
-/// [`cluster_json`]); a one-broker run prints what it always printed.
+/// [`cluster_json`]), an `acks=0` run its `lost_acks_zero`; a one-broker `acks=all` run
+/// prints what it always printed.
 pub fn json(config: &SimConfig, r: &RunReport) -> Value {
     let mut value = standalone_json(config, r);
     if let (Value::Object(map), Value::Object(cluster)) = (&mut value, cluster_json(config, r)) {
         map.extend(cluster);
+    }
+    if let (Value::Object(map), true) = (&mut value, r.check.acks_zero) {
+        map.insert("lost_acks_zero".into(), json!(r.check.lost_acks_zero));
     }
     value
 }

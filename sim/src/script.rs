@@ -20,7 +20,7 @@
 //! produce pid=1 epoch=0 seq=0 count=2 acks=all    # to the partition's leader (or broker=N)
 //! replicate                                       # follower fetches until nothing changes
 //! replicate rounds=1                              # exactly one round of follower fetches
-//! crash-broker broker=0                           # power loss; the controller fences it
+//! crash-broker broker=0                           # power loss; fenced when its session expires
 //! restart-broker broker=0                         # it recovers, registers and follows again
 //! elect partition=0 type=unclean                  # an administrator's election (or preferred)
 //! log broker=1 partition=0                        # one replica's log, epochs and HW
@@ -88,7 +88,8 @@ pub enum Op {
     },
     /// Build a replicated cluster in place of the one broker.
     Cluster(ClusterSpec),
-    /// Power loss of one broker: its unsynced bytes are lost, and the controller fences it.
+    /// Power loss of one broker: its unsynced bytes are lost; its heartbeats stop, and the
+    /// controller fences it when its session expires (`broker.session.timeout.ms` later).
     CrashBroker {
         /// The broker.
         broker: i32,

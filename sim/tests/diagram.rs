@@ -313,3 +313,249 @@ fn follow_refuses_a_record_or_producer_out_of_range_with_the_range() {
     );
     assert!(producer.contains("0..=1"), "{producer}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A replicated run's diagram: a lane per broker, each request on its broker's lane, the
+// leaders starred from the start and the leader's high watermark.
+
+/// A small replicated run: three brokers, RF 3, two partitions (led by different brokers),
+/// and a leader kill, so that leadership moves during the run.
+fn cluster_run(seed: u64) -> (SimConfig, Vec<Timed>) {
+    let config = SimConfig {
+        seed,
+        producers: 1,
+        partitions: 2,
+        records: 12,
+        batch_records: 2,
+        brokers: 3,
+        replication_factor: 3,
+        min_insync_replicas: 2,
+        leader_kills: 1,
+        broker_session_timeout_ms: 2_000,
+        replica_lag_time_max_ms: 2_000,
+        ..SimConfig::default()
+    };
+    let events = events(&config);
+    (config, events)
+}
+
+/// The x of the lane named `name` (its label above the lane).
+fn lane_x(svg: &str, name: &str) -> i64 {
+    let label = format!("class=\"lanename\">{name}</text>");
+    let at = svg.find(&label).unwrap_or_else(|| panic!("no lane {name}"));
+    let start = svg[..at].rfind("<text x=\"").expect("a text element") + "<text x=\"".len();
+    number_at(&svg[start..])
+}
+
+/// The integer at the start of `text`.
+fn number_at(text: &str) -> i64 {
+    let digits: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    digits.parse().expect("a number")
+}
+
+/// The value of attribute `name` in the first element of `group` that has it.
+fn attribute(group: &str, name: &str) -> i64 {
+    let key = format!(" {name}=\"");
+    let at = group
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {group}"))
+        + key.len();
+    number_at(&group[at..])
+}
+
+/// The hover title of a group (its first line).
+fn title_of(group: &str) -> &str {
+    group.split("</title>").next().expect("a title")
+}
+
+#[test]
+fn a_replicated_run_has_a_lane_per_broker_and_no_shared_broker_lane() {
+    let (config, events) = cluster_run(1);
+    let svg = diagram::svg(&config, &events).expect("drawn");
+    for lane in ["P0", "B0", "B1", "B2"] {
+        let name = format!("class=\"lanename\">{lane}</text>");
+        assert_eq!(svg.matches(&name).count(), 2, "lane {lane}, top and bottom");
+    }
+    for gone in ["leaders", "broker", "B3"] {
+        assert!(
+            !svg.contains(&format!("class=\"lanename\">{gone}</text>")),
+            "{gone}"
+        );
+    }
+    assert_eq!(svg.matches("class=\"lane\"").count(), 4);
+    assert!(lane_x(&svg, "P0") < lane_x(&svg, "B0"));
+    assert!(lane_x(&svg, "B0") < lane_x(&svg, "B1") && lane_x(&svg, "B1") < lane_x(&svg, "B2"));
+    assert!(svg.contains("3 brokers, replication factor 3, acks all, min.insync.replicas 2"));
+}
+
+/// Property: every election, the controller's first ones at 0 ms included, is a ★ with the
+/// partition and the leader epoch on the new leader's own lane; and every partition has one
+/// at 0 ms.
+#[test]
+fn every_leader_is_starred_on_its_own_lane_from_the_start() {
+    for seed in 1..6 {
+        let (config, events) = cluster_run(seed);
+        let svg = diagram::svg(&config, &events).expect("drawn");
+        let mut first = Vec::new();
+        let mut stars = 0;
+        for e in &events {
+            let SimEvent::Cluster(change) = &e.event else {
+                continue;
+            };
+            let idempo_sim::events::ChangeKind::Elected {
+                partition,
+                leader_epoch,
+                ..
+            } = change.kind
+            else {
+                continue;
+            };
+            if e.at_ms == 0 {
+                first.push(partition);
+            }
+            let title = diagram::escape(&format!("{} ms  P0  {}", e.at_ms, e.event));
+            let group = groups_titled(&svg, &title)
+                .into_iter()
+                .find(|g| title_of(g) == title)
+                .unwrap_or_else(|| panic!("seed {seed}: no group for {e}"));
+            let star = format!(">★ leader p{partition} e{leader_epoch}");
+            assert!(group.contains(&star), "seed {seed}: {group}");
+            let x = lane_x(&svg, &format!("B{}", change.broker));
+            assert_eq!(
+                attribute(group, "cx"),
+                x,
+                "seed {seed}: the dot on B{}",
+                change.broker
+            );
+            stars += 1;
+        }
+        first.sort_unstable();
+        assert_eq!(first, vec![0, 1], "seed {seed}: both first leaders at 0 ms");
+        assert_eq!(svg.matches(">★ leader p").count(), stars, "seed {seed}");
+    }
+}
+
+/// Property: every verdict, loss at the broker and lost answer sits on the lane of the broker
+/// its request went to, and every request's arrow ends there; the run uses more than one
+/// broker's lane for its verdicts.
+#[test]
+fn each_verdict_and_request_sits_on_the_lane_of_the_broker_that_handled_it() {
+    let mut lanes_used = std::collections::BTreeSet::new();
+    for seed in 1..6 {
+        let (config, events) = cluster_run(seed);
+        let svg = diagram::svg(&config, &events).expect("drawn");
+        let groups: Vec<&str> = svg
+            .split("<g><title>")
+            .skip(1)
+            .map(|g| g.split("</g>").next().expect("a group"))
+            .collect();
+        let mut verdicts = 0;
+        for g in &groups {
+            let Some((_, node)) = title_of(g).rsplit_once("\nat broker ") else {
+                continue;
+            };
+            let node: u32 = node.trim().parse().expect("a broker id");
+            let x = lane_x(&svg, &format!("B{node}"));
+            if title_of(g).contains("  broker: p") {
+                verdicts += 1;
+                lanes_used.insert(node);
+                assert_eq!(
+                    attribute(g, "cx"),
+                    x,
+                    "seed {seed}: a verdict on B{node}: {g}"
+                );
+            } else if let Some(at) = g.find("<text x=\"") {
+                let text_x = number_at(&g[at + "<text x=\"".len()..]);
+                assert_eq!(text_x - 8, x, "seed {seed}: on B{node}: {g}");
+            }
+        }
+        assert!(verdicts > 0, "seed {seed}: the run has verdicts");
+        for e in &events {
+            let SimEvent::RequestSent {
+                node: Some(node),
+                arrives_at_ms: Some(_),
+                ..
+            } = &e.event
+            else {
+                continue;
+            };
+            let x = lane_x(&svg, &format!("B{node}"));
+            let title = diagram::escape(&format!("{} ms  P{}  {}", e.at_ms, e.producer, e.event));
+            let arrows: Vec<&&str> = groups
+                .iter()
+                .filter(|g| title_of(g) == title && g.contains("class=\"req"))
+                .collect();
+            assert!(!arrows.is_empty(), "seed {seed}: no arrow for {e}");
+            assert!(
+                arrows.iter().any(|g| g.contains(&format!("x2=\"{x}\""))),
+                "seed {seed}: the arrow of {e} ends on B{node}"
+            );
+        }
+    }
+    assert!(
+        lanes_used.len() >= 2,
+        "verdicts on several brokers: {lanes_used:?}"
+    );
+}
+
+/// Property: a bold `HW pN offset` mark is the high watermark of the partition's leader at
+/// that moment, on the leader's lane; a follower's copy of it is labelled as the follower's.
+#[test]
+fn the_high_watermark_is_marked_on_the_leaders_lane() {
+    let mut marked = 0;
+    for seed in 1..6 {
+        let (config, events) = cluster_run(seed);
+        let svg = diagram::svg(&config, &events).expect("drawn");
+        let mut leaders = std::collections::HashMap::new();
+        for e in &events {
+            let SimEvent::Cluster(change) = &e.event else {
+                continue;
+            };
+            use idempo_sim::events::ChangeKind;
+            match change.kind {
+                ChangeKind::Elected { partition, .. } => {
+                    leaders.insert(partition, change.broker);
+                }
+                ChangeKind::HighWatermark { partition, to, .. } => {
+                    let title = diagram::escape(&format!("{} ms  P0  {}", e.at_ms, e.event));
+                    let group = groups_titled(&svg, &title)
+                        .into_iter()
+                        .find(|g| title_of(g) == title)
+                        .unwrap_or_else(|| panic!("seed {seed}: no group for {e}"));
+                    let x = lane_x(&svg, &format!("B{}", change.broker));
+                    assert_eq!(attribute(group, "cx"), x, "seed {seed}: {e}");
+                    if leaders.get(&partition) == Some(&change.broker) {
+                        marked += 1;
+                        let mark = format!("class=\"hw\">HW p{partition} {to}</text>");
+                        assert!(group.contains(&mark), "seed {seed}: {group}");
+                    } else {
+                        let mark = format!(">follower&#39;s HW p{partition} {to}</text>");
+                        assert!(group.contains(&mark), "seed {seed}: {group}");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(marked > 0, "some leader's high watermark moved");
+}
+
+#[test]
+fn a_replicated_runs_page_explains_the_broker_lanes_and_a_one_broker_page_does_not() {
+    let (config, events) = cluster_run(1);
+    let page = diagram::html(&config, &events).expect("drawn");
+    assert!(page.contains("a lane per broker"), "the cluster legend");
+    assert!(page.contains("★ leader p0 e3"), "the star explained");
+    assert_well_formed(page.trim_start_matches("<!DOCTYPE html>"));
+    let (config, events) = lossy_run();
+    let page = diagram::html(&config, &events).expect("drawn");
+    assert!(!page.contains("a lane per broker"));
+    assert!(
+        !diagram::svg(&config, &events)
+            .expect("drawn")
+            .contains("text.hw")
+    );
+}

@@ -235,6 +235,15 @@ impl Simulation {
         }
         let states: Vec<LeaderAndIsr> = self.cluster().controller.partitions().to_vec();
         for state in &states {
+            if state.leader != NO_LEADER {
+                // The controller's first election: each partition's preferred replica.
+                let kind = ChangeKind::Elected {
+                    partition: state.partition,
+                    leader_epoch: state.leader_epoch,
+                    clean: true,
+                };
+                self.change(state.leader, kind);
+            }
             self.deliver_state(state);
         }
         let tick = self.cluster().tick_ms;
@@ -775,6 +784,7 @@ impl Simulation {
     fn inter_broker_fate(&mut self, from: u32, to: u32) -> Option<u64> {
         let (config, now) = (&self.config, self.now_ms);
         let oracle = *self.plan.oracle();
+        let plan = &mut self.plan;
         let cluster = self
             .cluster
             .as_deref_mut()
@@ -784,13 +794,7 @@ impl Simulation {
         if !cluster.reachable(from) || !cluster.reachable(to) {
             return None;
         }
-        if oracle.happens(
-            config.inter_broker_loss,
-            FaultKind::InterBrokerLoss,
-            from,
-            n,
-            to,
-        ) {
+        if plan.inter_broker_loss(config, from, to, n) {
             cluster.counts.inter_broker_lost += 1;
             return None;
         }
@@ -1022,7 +1026,9 @@ impl Simulation {
                     self.after_restart(b);
                 }
             }
-            Fault::Message { .. } | Fault::ProducerRestart { .. } => {}
+            Fault::Message { .. }
+            | Fault::ProducerRestart { .. }
+            | Fault::InterBrokerLoss { .. } => {}
         }
     }
 
