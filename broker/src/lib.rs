@@ -43,6 +43,9 @@
 //! - [`controller`]: `Controller`, the cluster's controller (KRaft's rules, one always
 //!   available state machine): replica placement, fencing, clean and unclean election,
 //!   AlterPartition, producer id blocks.
+//! - [`group_coordinator`]: `GroupCoordinator`, Kafka's classic consumer-group coordinator
+//!   (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, offsets) told the time, with its
+//!   offsets log under `groups/`; its essay.
 //! - [`leader_epoch`]: `LeaderEpochCache`, Kafka's `LeaderEpochFileCache` (epoch -> start
 //!   offset, `endOffsetFor`).
 //! - [`replication`]: leader and follower roles, replica fetch with the diverging-epoch check,
@@ -79,6 +82,7 @@
 pub mod broker;
 pub mod cluster;
 pub mod controller;
+pub mod group_coordinator;
 pub mod leader_epoch;
 pub mod partition_log;
 pub mod producer_state;
@@ -100,6 +104,7 @@ pub use controller::{
     ControllerDecision, DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS, DEFAULT_BROKER_SESSION_TIMEOUT_MS,
     ElectLeaderError, ElectionType, assign_replicas,
 };
+pub use group_coordinator::{GroupConfig, GroupCoordinator, GroupError, GroupState};
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use partition_log::{
     Batches, DEFAULT_SEGMENT_BYTES, DeleteRecordsError, FollowerAppendError, LogCorruption,
