@@ -56,6 +56,8 @@
 //!   the header version of each api version, the advertised version table.
 //! - [`frames`]: the one frame reader (check-then-parse, an oversized prefix refused before
 //!   allocation) of the server, the proxy and the client.
+//! - [`groups`]: the consumer-group APIs over the core's group coordinator, and the parked
+//!   JoinGroup/SyncGroup answers.
 //! - [`preflight`]: refuses impossible array counts before `kafka-protocol` allocates.
 //! - [`topics`]: topic names, ids and their blocks of core partitions.
 //! - [`kafka_apis`]: one synchronous function per API over the core.
@@ -90,6 +92,7 @@
 
 pub mod client;
 pub mod frames;
+pub mod groups;
 pub mod harness;
 pub mod kafka_apis;
 pub mod kafka_codec;

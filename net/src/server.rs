@@ -26,7 +26,8 @@ use crate::frames::{self, ReadEnd};
 use crate::kafka_apis::{FrontEndSettings, KafkaApis, api_versions_response};
 use crate::kafka_codec::{self, CodecError, DEFAULT_MAX_FRAME_BYTES, Decoded, RequestBody};
 use bytes::{Bytes, BytesMut};
-use idempo_broker::{Broker, BrokerConfig, ConfigError};
+use crate::groups::{Client, EncodableBody, GroupReply, GroupRequest};
+use idempo_broker::{Broker, BrokerConfig, ConfigError, GroupConfig};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Encodable;
 use std::fmt;
@@ -133,6 +134,8 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// The core's settings (dedup window, idempotence, limits).
     pub broker: BrokerConfig,
+    /// The group coordinator's settings (`group.initial.rebalance.delay.ms`, ...).
+    pub group: GroupConfig,
 }
 
 impl Default for ServerConfig {
@@ -151,6 +154,7 @@ impl Default for ServerConfig {
                 auto_create_partitions: false,
                 ..BrokerConfig::default()
             },
+            group: GroupConfig::default(),
         }
     }
 }
@@ -207,6 +211,12 @@ impl Shared {
     }
 }
 
+fn wall_clock_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 fn wall_clock_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -242,6 +252,8 @@ impl Server {
             cluster_id: config.cluster_id,
             default_partitions: config.default_partitions,
             auto_create_topics: config.auto_create_topics,
+            group: config.group,
+            member_id_seed: wall_clock_nanos(),
         };
         Ok(Server {
             listener,
@@ -274,6 +286,7 @@ impl Server {
         let permits = Arc::new(Semaphore::new(self.max_connections));
         let shared = &self.shared;
         let max_connections = self.max_connections;
+        let ticker = tokio::spawn(tick_groups(shared.clone(), stop_rx.clone()));
         let mut connections = crate::process::accept_until(
             &self.listener,
             shutdown,
@@ -285,6 +298,7 @@ impl Server {
                 };
                 let connection = Connection {
                     stream,
+                    peer,
                     buf: BytesMut::new(),
                     shared: shared.clone(),
                     stop: stop_rx.clone(),
@@ -318,6 +332,7 @@ impl Server {
             );
             connections.shutdown().await;
         }
+        ticker.abort();
         info!("stopped");
     }
 }
@@ -330,6 +345,7 @@ enum Flow {
 
 struct Connection {
     stream: TcpStream,
+    peer: SocketAddr,
     buf: BytesMut,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
@@ -487,6 +503,10 @@ impl Connection {
                 let response = shared.with_apis(|apis| apis.list_offsets(&request, version));
                 kafka_codec::encode_response(api_key, version, correlation_id, &response)
             }
+            RequestBody::Group(request) => match self.group(api_key, &header, &request).await {
+                Some(frame) => frame,
+                None => return Flow::Close,
+            },
         };
         match frame {
             Ok(frame) => {
@@ -532,6 +552,49 @@ impl Connection {
         }
     }
 
+    /// Serves a consumer-group request. A JoinGroup or SyncGroup the coordinator parks keeps
+    /// the connection waiting (it reads nothing meanwhile, like Kafka's muted channel) until
+    /// the coordinator completes it; `None` when shutdown comes first.
+    async fn group(
+        &mut self,
+        api_key: ApiKey,
+        header: &RequestHeader,
+        request: &GroupRequest,
+    ) -> Option<Result<Bytes, kafka_codec::EncodeError>> {
+        let version = header.request_api_version;
+        let correlation_id = header.correlation_id;
+        let client = Client {
+            client_id: header.client_id.as_ref().map_or_else(String::new, |c| c.to_string()),
+            client_host: format!("/{}", self.peer.ip()),
+        };
+        let reply = self.shared.with_apis(|apis| {
+            apis.group_request(request, api_key, version, correlation_id, &client)
+        });
+        let encode = |body: &dyn EncodableBody| body.encode_frame(api_key, version, correlation_id);
+        match reply {
+            Err(e) => Some(Err(e)),
+            Ok(GroupReply::Now(frame)) => Some(Ok(frame)),
+            Ok(GroupReply::Join(receiver)) => {
+                debug!("parked JoinGroup until the rebalance completes");
+                self.parked(receiver).await.map(|r| encode(&r))
+            }
+            Ok(GroupReply::Sync(receiver)) => {
+                debug!("parked SyncGroup until the leader's assignment");
+                self.parked(receiver).await.map(|r| encode(&r))
+            }
+        }
+    }
+
+    async fn parked<T>(&mut self, receiver: tokio::sync::oneshot::Receiver<T>) -> Option<T> {
+        tokio::select! {
+            answer = receiver => answer.ok(),
+            _ = self.stop.changed() => {
+                debug!("closed connection: shutting down with a parked group request");
+                None
+            }
+        }
+    }
+
     async fn write(&mut self, frame: &[u8]) -> Flow {
         match self.stream.write_all(frame).await {
             Ok(()) => Flow::Continue,
@@ -539,6 +602,23 @@ impl Connection {
                 info!(error = %e, "closed connection: write failed");
                 Flow::Close
             }
+        }
+    }
+}
+
+/// How often the group coordinator is told the time when no request arrives, so that
+/// session timeouts and rebalance delays fire without traffic.
+pub const GROUP_TICK_MS: u64 = 100;
+
+/// Tells the core the time every [`GROUP_TICK_MS`] until shutdown (answers parked group
+/// requests that the passing time completes).
+async fn tick_groups(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(GROUP_TICK_MS));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => shared.with_apis(|_| ()),
+            _ = stop.changed() => return,
         }
     }
 }
