@@ -1,0 +1,209 @@
+"""Consumer groups of real clients against idempo-broker, through idempo-proxy losing acks.
+
+Properties, restated by name in each test:
+- resumes from the commit: a `subscribe()` consumer reads part of a topic written by an
+  idempotent producer, commits, and closes; a new consumer of the same group reads the rest,
+  so that no record is read twice after the commit and none is skipped;
+- the group splits and heals: two members of one group share the partitions (each partition
+  to exactly one member); when one leaves, the other takes all of them.
+
+Each broker runs with a 100 ms group.initial.rebalance.delay.ms (Kafka's 3 s would only slow
+the tests down) and 2 partitions; consumers use Kafka's smallest session timeout (6 s) and
+a short heartbeat interval, so that a rebalance is noticed within a second.
+"""
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from kafka import KafkaConsumer
+
+TOPIC = "events"
+PARTITIONS = 2
+RECORDS = 40
+TIMEOUT_S = 20
+GROUP_BROKER_ARGS = ("--group-initial-rebalance-delay-ms", "100")
+SENT = {f"{i}" for i in range(RECORDS)}
+
+
+def start(lossy_cluster):
+    return lossy_cluster(idempotence=True, partitions=PARTITIONS, broker_args=GROUP_BROKER_ARGS)
+
+
+def produce(bootstrap: str) -> None:
+    """Writes SENT with an idempotent confluent-kafka producer, a few records per batch, over
+    both partitions; through the proxy some acks are lost and retried."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+    )
+    for i in range(RECORDS):
+        producer.produce(TOPIC, value=str(i).encode(), partition=i % PARTITIONS)
+        if i % 4 == 3:
+            producer.flush(TIMEOUT_S)
+    assert producer.flush(TIMEOUT_S) == 0, "every record was delivered"
+
+
+def context(cluster) -> str:
+    return f"{cluster.fault_counts()}\n{cluster.log_tail()}"
+
+
+# ---- confluent-kafka (librdkafka) ----
+
+def confluent_consumer(bootstrap: str, group: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 300,
+        }
+    )
+
+
+def confluent_read(consumer: Consumer, at_least: int) -> list:
+    values = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(values) < at_least and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
+        if message is None or message.error():
+            continue
+        values.append(message.value().decode())
+    return values
+
+
+def confluent_read_then_commit(bootstrap: str, group: str, at_least: int) -> list:
+    consumer = confluent_consumer(bootstrap, group)
+    try:
+        consumer.subscribe([TOPIC])
+        values = confluent_read(consumer, at_least)
+        if values:
+            consumer.commit(asynchronous=False)
+        return values
+    finally:
+        consumer.close()
+
+
+def confluent_partitions(consumer: Consumer) -> set:
+    return {tp.partition for tp in consumer.assignment()}
+
+
+# ---- kafka-python ----
+
+def kafka_python_consumer(bootstrap: str, group: str) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=300,
+    )
+
+
+def kafka_python_read(consumer: KafkaConsumer, at_least: int) -> list:
+    values = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(values) < at_least and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            values.extend(r.value.decode() for r in records)
+    return values
+
+
+def kafka_python_read_then_commit(bootstrap: str, group: str, at_least: int) -> list:
+    consumer = kafka_python_consumer(bootstrap, group)
+    try:
+        consumer.subscribe([TOPIC])
+        values = kafka_python_read(consumer, at_least)
+        if values:
+            consumer.commit()
+        return values
+    finally:
+        consumer.close()
+
+
+def kafka_python_partitions(consumer: KafkaConsumer) -> set:
+    return {tp.partition for tp in consumer.assignment()}
+
+
+READ_THEN_COMMIT = {
+    "confluent-kafka": confluent_read_then_commit,
+    "kafka-python": kafka_python_read_then_commit,
+}
+
+
+@pytest.mark.parametrize("client", READ_THEN_COMMIT)
+def test_a_restarted_group_consumer_resumes_from_the_committed_offsets(lossy_cluster, client):
+    read_then_commit = READ_THEN_COMMIT[client]
+    cluster = start(lossy_cluster)
+    produce(cluster.bootstrap)
+    first = read_then_commit(cluster.bootstrap, "resume", RECORDS // 2)
+    assert len(first) >= RECORDS // 2, "the first consumer read half\n" + context(cluster)
+    rest = read_then_commit(cluster.bootstrap, "resume", RECORDS - len(first))
+    both = first + rest
+    assert sorted(both, key=int) == sorted(SENT, key=int), (
+        "resumes from the commit: every record read exactly once over the two consumers\n"
+        f"first={first}\nrest={rest}\n" + context(cluster)
+    )
+    assert cluster.fault_counts()["dropped produce responses"] >= 1, "the fault really happened"
+    cluster.stop()
+
+
+def split_then_heal(new, poll, partitions, close, cluster):
+    """Member a joins, then b; both polled until they share the partitions; b leaves; a is
+    polled until it holds them all."""
+    a = new(cluster.bootstrap, "split")
+    b = new(cluster.bootstrap, "split")
+    try:
+        a.subscribe([TOPIC])
+        b.subscribe([TOPIC])
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            poll(a)
+            poll(b)
+            pa, pb = partitions(a), partitions(b)
+            if pa and pb and pa | pb == set(range(PARTITIONS)):
+                break
+        pa, pb = partitions(a), partitions(b)
+        assert pa and pb, f"both members hold partitions: a={pa} b={pb}\n" + context(cluster)
+        assert not pa & pb, f"each partition to one member: a={pa} b={pb}"
+        assert pa | pb == set(range(PARTITIONS)), f"every partition is held: a={pa} b={pb}"
+        close(b)
+        b = None
+        deadline = time.monotonic() + TIMEOUT_S
+        while partitions(a) != set(range(PARTITIONS)) and time.monotonic() < deadline:
+            poll(a)
+        assert partitions(a) == set(range(PARTITIONS)), (
+            f"the member left takes every partition: a={partitions(a)}\n" + context(cluster)
+        )
+    finally:
+        close(a)
+        if b is not None:
+            close(b)
+
+
+def test_confluent_kafka_members_split_the_partitions_and_one_takes_all_when_the_other_leaves(
+    lossy_cluster,
+):
+    cluster = start(lossy_cluster)
+    produce(cluster.bootstrap)
+    split_then_heal(
+        confluent_consumer, lambda c: c.poll(0.1), confluent_partitions, Consumer.close, cluster
+    )
+    cluster.stop()
+
+
+def test_kafka_python_members_split_the_partitions_and_one_takes_all_when_the_other_leaves(
+    lossy_cluster,
+):
+    cluster = start(lossy_cluster)
+    produce(cluster.bootstrap)
+    split_then_heal(
+        kafka_python_consumer,
+        lambda c: c.poll(timeout_ms=100),
+        kafka_python_partitions,
+        KafkaConsumer.close,
+        cluster,
+    )
+    cluster.stop()
