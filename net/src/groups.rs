@@ -177,7 +177,10 @@ fn log_event(event: &GroupEvent) {
         GroupEvent::Stabilized {
             group_id,
             generation_id,
-        } => info!(group_id, generation_id, "group is stable: assignment handed out"),
+        } => info!(
+            group_id,
+            generation_id, "group is stable: assignment handed out"
+        ),
         GroupEvent::MemberRemoved {
             group_id,
             member_id,
@@ -352,7 +355,11 @@ impl KafkaApis {
     }
 
     /// SyncGroup: the leader's assignment, handed to each member.
-    pub fn sync_group(&mut self, request: &SyncGroupRequest, version: i16) -> Reply<SyncGroupResponse> {
+    pub fn sync_group(
+        &mut self,
+        request: &SyncGroupRequest,
+        version: i16,
+    ) -> Reply<SyncGroupResponse> {
         let core = group_coordinator::SyncGroupRequest {
             group_id: request.group_id.0.to_string(),
             generation_id: request.generation_id,
@@ -397,7 +404,11 @@ impl KafkaApis {
     /// LeaveGroup: one member before v3, a batch from v3 on (each with its own error).
     pub fn leave_group(&mut self, request: &LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
         let member_ids: Vec<String> = if version >= 3 {
-            request.members.iter().map(|m| m.member_id.to_string()).collect()
+            request
+                .members
+                .iter()
+                .map(|m| m.member_id.to_string())
+                .collect()
         } else {
             vec![request.member_id.to_string()]
         };
@@ -449,7 +460,10 @@ impl KafkaApis {
                         },
                         p.committed_offset,
                         p.committed_leader_epoch,
-                        p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                        p.committed_metadata
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_default(),
                     ));
                 } else {
                     partitions.push(Err(ResponseError::UnknownTopicOrPartition.code()));
@@ -464,10 +478,10 @@ impl KafkaApis {
             offsets,
         };
         let now_ms = self.broker.now_ms();
-        let answers = self
-            .groups
-            .coordinator
-            .commit_offsets(self.broker.storage_mut(), &core, now_ms);
+        let answers =
+            self.groups
+                .coordinator
+                .commit_offsets(self.broker.storage_mut(), &core, now_ms);
         self.groups.dispatch();
         let topics = request
             .topics
@@ -713,9 +727,10 @@ fn state_named(name: &str) -> Option<GroupState> {
 }
 
 type Fetched = Vec<(TopicPartition, Option<group_coordinator::CommittedOffset>)>;
+type PartitionOffsets = Vec<(i32, Option<group_coordinator::CommittedOffset>)>;
 
 /// Groups fetched offsets by topic, keeping the order topics first appear in.
-fn by_topic(fetched: Fetched) -> Vec<(String, Vec<(i32, Option<group_coordinator::CommittedOffset>)>)> {
+fn by_topic(fetched: Fetched) -> Vec<(String, PartitionOffsets)> {
     let mut topics: Vec<(String, Vec<_>)> = Vec::new();
     for (tp, offset) in fetched {
         match topics.iter_mut().find(|(name, _)| *name == tp.topic) {
@@ -859,5 +874,292 @@ impl<T: kafka_protocol::protocol::Encodable> EncodableBody for T {
         correlation_id: i32,
     ) -> Result<bytes::Bytes, EncodeError> {
         crate::kafka_codec::encode_response(api_key, version, correlation_id, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka_apis::FrontEndSettings;
+    use crate::kafka_codec::supported_versions;
+    use bytes::BytesMut;
+    use idempo_broker::{Broker, BrokerConfig};
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::protocol::Encodable;
+
+    const DELAY_MS: i64 = 50;
+
+    fn apis() -> KafkaApis {
+        let broker = Broker::new(BrokerConfig {
+            auto_create_partitions: false,
+            ..BrokerConfig::default()
+        })
+        .expect("valid config");
+        let mut apis = KafkaApis::new(
+            broker,
+            FrontEndSettings {
+                advertised_host: "127.0.0.1".into(),
+                advertised_port: 9092,
+                cluster_id: "test".into(),
+                default_partitions: 2,
+                auto_create_topics: true,
+                group: GroupConfig {
+                    group_initial_rebalance_delay_ms: DELAY_MS,
+                    ..GroupConfig::default()
+                },
+                member_id_seed: 1,
+            },
+        );
+        apis.advance_time(1_000);
+        apis
+    }
+
+    fn served(api: ApiKey) -> std::ops::RangeInclusive<i16> {
+        let (min, max) = supported_versions(api).expect("served");
+        min..=max
+    }
+
+    fn join(member_id: &str) -> JoinGroupRequest {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(str_bytes("g")))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(str_bytes(member_id))
+            .with_protocol_type(str_bytes("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default()
+                    .with_name(str_bytes("range"))
+                    .with_metadata(Bytes::from_static(b"sub")),
+            ])
+    }
+
+    fn requests(version_of: impl Fn(ApiKey) -> i16) -> Vec<(ApiKey, GroupRequest)> {
+        let v = version_of;
+        let commit_topic = OffsetCommitRequestTopic::default()
+            .with_name(TopicName(str_bytes("t")))
+            .with_partitions(vec![
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(5)
+                    .with_committed_metadata(Some(str_bytes(""))),
+            ]);
+        let fetch = if v(ApiKey::OffsetFetch) >= 8 {
+            OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(str_bytes("g")))
+                    .with_topics(Some(vec![
+                        OffsetFetchRequestTopics::default()
+                            .with_name(TopicName(str_bytes("t")))
+                            .with_partition_indexes(vec![0, 1]),
+                    ])),
+            ])
+        } else {
+            OffsetFetchRequest::default()
+                .with_group_id(GroupId(str_bytes("g")))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(str_bytes("t")))
+                        .with_partition_indexes(vec![0, 1]),
+                ]))
+        };
+        let find = if v(ApiKey::FindCoordinator) >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![str_bytes("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(str_bytes("g"))
+        };
+        let leave = if v(ApiKey::LeaveGroup) >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(GroupId(str_bytes("g")))
+                .with_members(vec![
+                    MemberIdentity::default().with_member_id(str_bytes("x")),
+                ])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(GroupId(str_bytes("g")))
+                .with_member_id(str_bytes("x"))
+        };
+        vec![
+            (ApiKey::FindCoordinator, GroupRequest::FindCoordinator(find)),
+            (ApiKey::JoinGroup, GroupRequest::JoinGroup(join(""))),
+            (
+                ApiKey::SyncGroup,
+                GroupRequest::SyncGroup(
+                    SyncGroupRequest::default().with_group_id(GroupId(str_bytes("g"))),
+                ),
+            ),
+            (
+                ApiKey::Heartbeat,
+                GroupRequest::Heartbeat(
+                    HeartbeatRequest::default().with_group_id(GroupId(str_bytes("g"))),
+                ),
+            ),
+            (ApiKey::LeaveGroup, GroupRequest::LeaveGroup(leave)),
+            (
+                ApiKey::OffsetCommit,
+                GroupRequest::OffsetCommit(
+                    OffsetCommitRequest::default()
+                        .with_group_id(GroupId(str_bytes("g")))
+                        .with_generation_id_or_member_epoch(-1)
+                        .with_topics(vec![commit_topic]),
+                ),
+            ),
+            (ApiKey::OffsetFetch, GroupRequest::OffsetFetch(fetch)),
+            (
+                ApiKey::ListGroups,
+                GroupRequest::ListGroups(ListGroupsRequest::default()),
+            ),
+            (
+                ApiKey::DescribeGroups,
+                GroupRequest::DescribeGroups(
+                    DescribeGroupsRequest::default()
+                        .with_groups(vec![GroupId(str_bytes("g")), GroupId(str_bytes("h"))]),
+                ),
+            ),
+            (
+                ApiKey::DeleteGroups,
+                GroupRequest::DeleteGroups(
+                    DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes("h"))]),
+                ),
+            ),
+        ]
+    }
+
+    fn body_bytes(request: &GroupRequest, version: i16) -> BytesMut {
+        let mut buf = BytesMut::new();
+        let encoded = match request {
+            GroupRequest::FindCoordinator(r) => r.encode(&mut buf, version),
+            GroupRequest::JoinGroup(r) => r.encode(&mut buf, version),
+            GroupRequest::SyncGroup(r) => r.encode(&mut buf, version),
+            GroupRequest::Heartbeat(r) => r.encode(&mut buf, version),
+            GroupRequest::LeaveGroup(r) => r.encode(&mut buf, version),
+            GroupRequest::OffsetCommit(r) => r.encode(&mut buf, version),
+            GroupRequest::OffsetFetch(r) => r.encode(&mut buf, version),
+            GroupRequest::ListGroups(r) => r.encode(&mut buf, version),
+            GroupRequest::DescribeGroups(r) => r.encode(&mut buf, version),
+            GroupRequest::DeleteGroups(r) => r.encode(&mut buf, version),
+        };
+        encoded.expect("the test request encodes");
+        buf
+    }
+
+    #[test]
+    fn every_served_version_of_every_group_api_decodes_walks_and_encodes_its_answer() {
+        for step in 0..10 {
+            // Step `step` of each API's range, clamped to its maximum.
+            let version_of = |api: ApiKey| {
+                let range = served(api);
+                (*range.start() + step).min(*range.end())
+            };
+            let mut apis = apis();
+            let topic = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(str_bytes("t"))));
+            let _ = apis.metadata(
+                &kafka_protocol::messages::MetadataRequest::default()
+                    .with_topics(Some(vec![topic])),
+                12,
+            );
+            for (api, request) in requests(version_of) {
+                let version = version_of(api);
+                let body = body_bytes(&request, version);
+                crate::preflight::check(api, version, &body)
+                    .unwrap_or_else(|e| panic!("{api:?} v{version} walks: {e}"));
+                let decoded = GroupRequest::decode(api, version, &mut body.freeze())
+                    .unwrap_or_else(|e| panic!("{api:?} v{version} decodes: {e}"));
+                let reply = apis.group_request(&decoded, api, version, 7, &Client::default());
+                assert!(
+                    matches!(reply, Ok(GroupReply::Now(_)) | Ok(GroupReply::Join(_))),
+                    "{api:?} v{version} is answered: {reply:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_group_request_announcing_more_elements_than_bytes_is_refused_before_decoding() {
+        let mut body = body_bytes(
+            &GroupRequest::DescribeGroups(DescribeGroupsRequest::default()),
+            0,
+        )
+        .to_vec();
+        body[..4].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(crate::preflight::check(ApiKey::DescribeGroups, 0, &body).is_err());
+    }
+
+    #[test]
+    fn a_v4_join_gets_member_id_required_and_a_v3_join_is_parked_until_the_delay_passes() {
+        let mut apis = apis();
+        let client = Client {
+            client_id: "app".into(),
+            client_host: "/127.0.0.1".into(),
+        };
+        match apis.join_group(&join(""), 4, &client) {
+            Reply::Now(r) => {
+                assert_eq!(r.error_code, GroupError::MemberIdRequired.code());
+                assert!(r.member_id.starts_with("app-"));
+            }
+            Reply::Later(_) => panic!("KIP-394 answers at once"),
+        }
+        let Reply::Later(mut receiver) = apis.join_group(&join(""), 3, &client) else {
+            panic!("a v3 join waits for the initial rebalance delay");
+        };
+        assert!(receiver.try_recv().is_err(), "not before the delay");
+        apis.advance_time(1_000 + DELAY_MS);
+        // The v4 member never joined with its id: the join waits for it until it expires.
+        apis.advance_time(1_000 + DELAY_MS + 10_000);
+        let response = receiver.try_recv().expect("answered once the delay passed");
+        assert_eq!(response.error_code, 0);
+        assert_eq!(response.generation_id, 1);
+        assert_eq!(
+            response.protocol_name.as_ref().map(|p| p.as_str()),
+            Some("range")
+        );
+        assert_eq!(response.members.len(), 1, "the only member leads");
+    }
+
+    #[test]
+    fn find_coordinator_names_this_broker_and_refuses_transactional_ids() {
+        let apis = apis();
+        let group = apis.find_coordinator(
+            &FindCoordinatorRequest::default().with_key(str_bytes("g")),
+            2,
+        );
+        assert_eq!(group.error_code, 0);
+        assert_eq!(group.node_id, BrokerId(NODE_ID));
+        assert_eq!(group.port, 9092);
+        let txn = apis.find_coordinator(
+            &FindCoordinatorRequest::default()
+                .with_key_type(KEY_TYPE_TRANSACTION)
+                .with_coordinator_keys(vec![str_bytes("tx")]),
+            4,
+        );
+        assert_eq!(
+            txn.coordinators[0].error_code,
+            ResponseError::TransactionalIdAuthorizationFailed.code()
+        );
+    }
+
+    #[test]
+    fn an_offset_commit_to_an_unknown_topic_is_unknown_topic_or_partition() {
+        let mut apis = apis();
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(str_bytes("g")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(str_bytes("nope")))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()]),
+            ]);
+        let response = apis.offset_commit(&request);
+        assert_eq!(
+            response.topics[0].partitions[0].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
     }
 }

@@ -17,9 +17,9 @@
 
 use crate::groups::Groups;
 use crate::kafka_codec::SUPPORTED_APIS;
-use idempo_broker::GroupConfig;
 use crate::topics::{Topic, TopicTable};
 use bytes::Bytes;
+use idempo_broker::GroupConfig;
 use idempo_broker::{Broker, ExpiredProducer, ProduceOutcome};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{

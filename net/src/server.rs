@@ -23,10 +23,10 @@
 //! and after [`ServerConfig::shutdown_grace_ms`] any connection still open is dropped.
 
 use crate::frames::{self, ReadEnd};
+use crate::groups::{Client, EncodableBody, GroupReply, GroupRequest};
 use crate::kafka_apis::{FrontEndSettings, KafkaApis, api_versions_response};
 use crate::kafka_codec::{self, CodecError, DEFAULT_MAX_FRAME_BYTES, Decoded, RequestBody};
 use bytes::{Bytes, BytesMut};
-use crate::groups::{Client, EncodableBody, GroupReply, GroupRequest};
 use idempo_broker::{Broker, BrokerConfig, ConfigError, GroupConfig};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Encodable;
@@ -564,7 +564,10 @@ impl Connection {
         let version = header.request_api_version;
         let correlation_id = header.correlation_id;
         let client = Client {
-            client_id: header.client_id.as_ref().map_or_else(String::new, |c| c.to_string()),
+            client_id: header
+                .client_id
+                .as_ref()
+                .map_or_else(String::new, |c| c.to_string()),
             client_host: format!("/{}", self.peer.ip()),
         };
         let reply = self.shared.with_apis(|apis| {
