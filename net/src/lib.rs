@@ -39,6 +39,14 @@
 //! | Produce        | 3–11     | RecordBatch v2 through the core; duplicates → NONE + original offsets |
 //! | Fetch          | 4–12     | stored batches byte for byte; high watermark = log end offset |
 //! | ListOffsets    | 1–6      | earliest, latest, by timestamp (batch granularity) |
+//! | FindCoordinator | 0–6     | this broker coordinates every group (v4+: batched keys) |
+//! | JoinGroup      | 0–9      | classic protocol, KIP-394 member ids from v4; answers parked until the rebalance completes |
+//! | SyncGroup      | 0–5      | the leader's assignment to each member; followers parked until the leader syncs |
+//! | Heartbeat      | 0–4      | REBALANCE_IN_PROGRESS tells a member to rejoin |
+//! | LeaveGroup     | 0–5      | v3+: a batch of members |
+//! | OffsetCommit   | 2–9      | generation and member checked; generation -1 for consumers outside a group |
+//! | OffsetFetch    | 1–9      | v8+: several groups at once |
+//! | ListGroups, DescribeGroups, DeleteGroups | 0–5, 0–6, 0–2 | state filters (v4+), Kafka's state names |
 //!
 //! Exactly these are advertised ([`kafka_codec::SUPPORTED_APIS`]). A request for anything
 //! else closes the connection with a log line, as Kafka does for requests it cannot parse.
@@ -78,8 +86,9 @@
 //! ## Differences from Kafka
 //! - One broker, no replication: `acks` 1 and -1 mean the same, the high watermark and the
 //!   last stable offset are the log end offset, every leader epoch is 0.
-//! - No transactions, consumer groups, offset commits, CreateTopics, SASL or TLS. Consumers
-//!   must assign partitions themselves (no `group.id` coordination).
+//! - No transactions, CreateTopics, SASL or TLS. Consumer groups follow Kafka's classic
+//!   protocol (see [`groups`] and the core's `group_coordinator`): no static membership, no
+//!   KIP-848 `consumer` protocol.
 //! - Compressed batches are refused (UNSUPPORTED_COMPRESSION_TYPE): clients must send
 //!   `compression.type=none`, their default.
 //! - Topic creation is synchronous: a new topic's first Metadata answer already has leaders
