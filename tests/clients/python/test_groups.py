@@ -5,16 +5,22 @@ Properties, restated by name in each test:
   idempotent producer, commits, and closes; a new consumer of the same group reads the rest,
   so that no record is read twice after the commit and none is skipped;
 - the group splits and heals: two members of one group share the partitions (each partition
-  to exactly one member); when one leaves, the other takes all of them.
+  to exactly one member); when one leaves, the other takes all of them;
+- commits are durable: with --data-dir, a consumer resumes from the offsets its group
+  committed before the broker was killed (SIGKILL) and restarted (skipped on a broker
+  without --data-dir).
 
 Each broker runs with a 100 ms group.initial.rebalance.delay.ms (Kafka's 3 s would only slow
 the tests down) and 2 partitions; consumers use Kafka's smallest session timeout (6 s) and
 a short heartbeat interval, so that a rebalance is noticed within a second.
 """
 
+import signal
+import subprocess
 import time
 
 import pytest
+from conftest import binary, free_port, wait_for_port
 from confluent_kafka import Consumer, Producer
 from kafka import KafkaConsumer
 
@@ -209,3 +215,51 @@ def test_kafka_python_members_split_the_partitions_and_one_takes_all_when_the_ot
         cluster,
     )
     cluster.stop()
+
+
+# ---- committed offsets across a broker restart (needs --data-dir) ----
+
+def start_durable_broker(data_dir, port: int, log_path) -> subprocess.Popen:
+    broker = subprocess.Popen(
+        [
+            str(binary("IDEMPO_BROKER", "target/debug/idempo-broker")),
+            "--listen", f"127.0.0.1:{port}",
+            "--partitions", str(PARTITIONS),
+            "--data-dir", str(data_dir),
+            *GROUP_BROKER_ARGS,
+        ],
+        stderr=open(log_path, "a"),
+        stdin=subprocess.DEVNULL,
+    )
+    wait_for_port(port, broker, "idempo-broker")
+    return broker
+
+
+def test_committed_offsets_survive_a_broker_kill_and_restart(tmp_path):
+    help_text = subprocess.run(
+        [str(binary("IDEMPO_BROKER", "target/debug/idempo-broker")), "--help"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    if "--data-dir" not in help_text:
+        pytest.skip("this idempo-broker keeps data in memory only (no --data-dir)")
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    log_path = tmp_path / "broker.log"
+    broker = start_durable_broker(tmp_path / "data", port, log_path)
+    try:
+        produce(bootstrap)
+        first = confluent_read_then_commit(bootstrap, "durable", RECORDS // 2)
+        broker.send_signal(signal.SIGKILL)
+        broker.wait(timeout=10)
+        broker = start_durable_broker(tmp_path / "data", port, log_path)
+        rest = confluent_read_then_commit(bootstrap, "durable", RECORDS - len(first))
+    finally:
+        if broker.poll() is None:
+            broker.kill()
+            broker.wait(timeout=10)
+    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+    assert len(first) == RECORDS // 2, f"the first consumer stopped halfway: {first}"
+    assert sorted(first + rest, key=int) == sorted(SENT, key=int), (
+        "resumes from the commit made before the kill: none twice, none skipped\n"
+        f"first={first}\nrest={rest}\n{tail}"
+    )
