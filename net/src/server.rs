@@ -12,6 +12,11 @@
 //! that finds fewer than `min_bytes` waits, without the lock, for an append or for its
 //! `max_wait_ms` (capped at [`MAX_FETCH_WAIT_MS`]).
 //!
+//! A JoinGroup or SyncGroup that the group coordinator cannot answer yet (a rebalance waits
+//! for the other members) parks its connection, without the lock, on a channel that
+//! [`crate::groups`] fills when the coordinator completes it; a task tells the core the time
+//! every [`GROUP_TICK_MS`], so that rebalance delays and session timeouts fire without traffic.
+//!
 //! What ends a connection, each with a log line: the client closing it; a frame larger than
 //! `max_frame_bytes`; a frame we cannot decode or do not serve; a failed `acks=0` produce
 //! (Kafka closes so that the client notices); shutdown. None of these touches another
