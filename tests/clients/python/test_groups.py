@@ -55,7 +55,7 @@ def context(cluster) -> str:
 
 # ---- confluent-kafka (librdkafka) ----
 
-def confluent_consumer(bootstrap: str, group: str) -> Consumer:
+def confluent_consumer(bootstrap: str, group: str, assignor: str = "range,roundrobin") -> Consumer:
     return Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -64,6 +64,7 @@ def confluent_consumer(bootstrap: str, group: str) -> Consumer:
             "enable.auto.commit": False,
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 300,
+            "partition.assignment.strategy": assignor,
         }
     )
 
@@ -191,13 +192,20 @@ def split_then_heal(new, poll, partitions, close, cluster):
             close(b)
 
 
+@pytest.mark.parametrize("assignor", ["range,roundrobin", "cooperative-sticky"])
 def test_confluent_kafka_members_split_the_partitions_and_one_takes_all_when_the_other_leaves(
-    lossy_cluster,
+    lossy_cluster, assignor
 ):
+    """Eager (range) and incremental (cooperative-sticky, KIP-429) rebalancing: both are
+    client-side protocols over the same JoinGroup/SyncGroup."""
     cluster = start(lossy_cluster)
     produce(cluster.bootstrap)
     split_then_heal(
-        confluent_consumer, lambda c: c.poll(0.1), confluent_partitions, Consumer.close, cluster
+        lambda bootstrap, group: confluent_consumer(bootstrap, group, assignor),
+        lambda c: c.poll(0.1),
+        confluent_partitions,
+        Consumer.close,
+        cluster,
     )
     cluster.stop()
 
