@@ -21,7 +21,8 @@ import time
 
 import pytest
 from conftest import binary, free_port, wait_for_port
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import ConsumerGroupState, Consumer, Producer
+from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer
 
 TOPIC = "events"
@@ -271,3 +272,33 @@ def test_committed_offsets_survive_a_broker_kill_and_restart(tmp_path):
         "resumes from the commit made before the kill: none twice, none skipped\n"
         f"first={first}\nrest={rest}\n{tail}"
     )
+
+
+def test_confluent_admin_lists_describes_and_deletes_a_group(lossy_cluster):
+    """ListGroups, DescribeGroups and DeleteGroups through confluent-kafka's AdminClient: a
+    group with one member is Stable with both partitions assigned to it; once the member has
+    left, the group can be deleted and is then Dead (unknown)."""
+    cluster = start(lossy_cluster)
+    produce(cluster.bootstrap)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    consumer = confluent_consumer(cluster.bootstrap, "admin")
+    try:
+        consumer.subscribe([TOPIC])
+        deadline = time.monotonic() + TIMEOUT_S
+        while not consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(0.1)
+        listed = admin.list_consumer_groups().result(TIMEOUT_S)
+        assert [(g.group_id, g.state) for g in listed.valid] == [
+            ("admin", ConsumerGroupState.STABLE)
+        ], context(cluster)
+        described = admin.describe_consumer_groups(["admin"])["admin"].result(TIMEOUT_S)
+        assert described.state == ConsumerGroupState.STABLE
+        assert described.partition_assignor == "range"
+        [member] = described.members
+        assert {tp.partition for tp in member.assignment.topic_partitions} == {0, 1}
+    finally:
+        consumer.close()
+    admin.delete_consumer_groups(["admin"])["admin"].result(TIMEOUT_S)
+    gone = admin.describe_consumer_groups(["admin"])["admin"].result(TIMEOUT_S)
+    assert gone.state == ConsumerGroupState.DEAD, "deleted: unknown to the coordinator"
+    cluster.stop()
