@@ -516,22 +516,10 @@ impl KafkaApis {
                 .iter()
                 .map(|group| {
                     let wanted = group.topics.as_ref().map(|topics| {
-                        topics
-                            .iter()
-                            .flat_map(|t| {
-                                t.partition_indexes.iter().map(|&partition| TopicPartition {
-                                    topic: t.name.0.to_string(),
-                                    partition,
-                                })
-                            })
-                            .collect::<Vec<_>>()
+                        wanted_partitions(topics.iter().map(|t| (&t.name, &t.partition_indexes)))
                     });
-                    let fetched = self
-                        .groups
-                        .coordinator
-                        .fetch_offsets(group.group_id.0.as_str(), wanted.as_deref());
-                    let topics = by_topic(fetched)
-                        .into_iter()
+                    let topics = self
+                        .fetch_by_topic(&group.group_id, wanted.as_deref())
                         .map(|(name, partitions)| {
                             let partitions = partitions
                                 .into_iter()
@@ -545,7 +533,7 @@ impl KafkaApis {
                                 })
                                 .collect();
                             OffsetFetchResponseTopics::default()
-                                .with_name(TopicName(str_bytes(&name)))
+                                .with_name(name)
                                 .with_partitions(partitions)
                         })
                         .collect();
@@ -557,22 +545,10 @@ impl KafkaApis {
             return OffsetFetchResponse::default().with_groups(groups);
         }
         let wanted = request.topics.as_ref().map(|topics| {
-            topics
-                .iter()
-                .flat_map(|t| {
-                    t.partition_indexes.iter().map(|&partition| TopicPartition {
-                        topic: t.name.0.to_string(),
-                        partition,
-                    })
-                })
-                .collect::<Vec<_>>()
+            wanted_partitions(topics.iter().map(|t| (&t.name, &t.partition_indexes)))
         });
-        let fetched = self
-            .groups
-            .coordinator
-            .fetch_offsets(request.group_id.0.as_str(), wanted.as_deref());
-        let topics = by_topic(fetched)
-            .into_iter()
+        let topics = self
+            .fetch_by_topic(&request.group_id, wanted.as_deref())
             .map(|(name, partitions)| {
                 let partitions = partitions
                     .into_iter()
@@ -590,11 +566,26 @@ impl KafkaApis {
                     })
                     .collect();
                 OffsetFetchResponseTopic::default()
-                    .with_name(TopicName(str_bytes(&name)))
+                    .with_name(name)
                     .with_partitions(partitions)
             })
             .collect();
         OffsetFetchResponse::default().with_topics(topics)
+    }
+
+    /// The group's committed offsets of `wanted` (all when `None`), by topic.
+    fn fetch_by_topic(
+        &self,
+        group_id: &GroupId,
+        wanted: Option<&[TopicPartition]>,
+    ) -> impl Iterator<Item = (TopicName, PartitionOffsets)> {
+        let fetched = self
+            .groups
+            .coordinator
+            .fetch_offsets(group_id.0.as_str(), wanted);
+        by_topic(fetched)
+            .into_iter()
+            .map(|(name, partitions)| (TopicName(str_bytes(&name)), partitions))
     }
 
     /// ListGroups, with the v4 state filter and the v5 type filter (every group here is
@@ -728,6 +719,20 @@ fn state_named(name: &str) -> Option<GroupState> {
 
 type Fetched = Vec<(TopicPartition, Option<group_coordinator::CommittedOffset>)>;
 type PartitionOffsets = Vec<(i32, Option<group_coordinator::CommittedOffset>)>;
+
+/// The partitions an OffsetFetch names.
+fn wanted_partitions<'a>(
+    topics: impl Iterator<Item = (&'a TopicName, &'a Vec<i32>)>,
+) -> Vec<TopicPartition> {
+    topics
+        .flat_map(|(name, partitions)| {
+            partitions.iter().map(|&partition| TopicPartition {
+                topic: name.0.to_string(),
+                partition,
+            })
+        })
+        .collect()
+}
 
 /// Groups fetched offsets by topic, keeping the order topics first appear in.
 fn by_topic(fetched: Fetched) -> Vec<(String, PartitionOffsets)> {

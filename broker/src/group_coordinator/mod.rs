@@ -132,6 +132,60 @@ const MAX_STORED_STRING_BYTES: usize = u16::MAX as usize;
 
 /// The group coordinator: every group of this broker, their offsets, and the answers of
 /// parked requests (see the module doc).
+///
+/// # Examples
+///
+/// One consumer joins (KIP-394: it first gets its member id), waits out the initial
+/// rebalance delay, leads generation 1, hands itself the assignment and commits.
+///
+/// ```
+/// use bytes::Bytes;
+/// use idempo_broker::SimDisk;
+/// use idempo_broker::group_coordinator::*;
+///
+/// let mut disk = SimDisk::new();
+/// let (mut coordinator, _) = GroupCoordinator::open(GroupConfig::default(), &mut disk, 1).unwrap();
+/// let mut join = JoinGroupRequest {
+///     group_id: "g".into(),
+///     member_id: String::new(),
+///     group_instance_id: None,
+///     client_id: "app".into(),
+///     client_host: "/127.0.0.1".into(),
+///     session_timeout_ms: 10_000,
+///     rebalance_timeout_ms: 30_000,
+///     protocol_type: "consumer".into(),
+///     protocols: vec![("range".into(), Bytes::from_static(b"subscription"))],
+///     require_known_member_id: true,
+/// };
+/// let Answer::Now(first) = coordinator.join_group(RequestToken(1), &join, 0) else { panic!() };
+/// assert_eq!(first.error, GroupError::MemberIdRequired);
+/// join.member_id = first.member_id.clone();
+/// assert_eq!(coordinator.join_group(RequestToken(2), &join, 0), Answer::Parked);
+/// coordinator.tick(DEFAULT_GROUP_INITIAL_REBALANCE_DELAY_MS);
+/// let [Completed::Join { token, result }] = &coordinator.take_completed()[..] else { panic!() };
+/// assert_eq!((*token, result.generation_id), (RequestToken(2), 1));
+/// assert_eq!(result.leader_id, join.member_id, "the only member leads");
+///
+/// let sync = SyncGroupRequest {
+///     group_id: "g".into(),
+///     generation_id: 1,
+///     member_id: join.member_id.clone(),
+///     protocol_type: None,
+///     protocol_name: None,
+///     assignments: vec![(join.member_id.clone(), Bytes::from_static(b"t-0"))],
+/// };
+/// let Answer::Now(assigned) = coordinator.sync_group(RequestToken(3), &sync, 3_001) else { panic!() };
+/// assert_eq!(assigned.assignment, "t-0");
+/// assert_eq!(coordinator.group("g").unwrap().state, GroupState::Stable);
+///
+/// let commit = OffsetCommitRequest {
+///     group_id: "g".into(),
+///     generation_id: 1,
+///     member_id: join.member_id.clone(),
+///     offsets: vec![(TopicPartition { topic: "t".into(), partition: 0 }, 42, -1, String::new())],
+/// };
+/// assert_eq!(coordinator.commit_offsets(&mut disk, &commit, 3_002), vec![GroupError::None]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct GroupCoordinator {
     config: GroupConfig,
