@@ -331,8 +331,14 @@ impl GroupCoordinator {
         {
             return fail(GroupError::InvalidSessionTimeout);
         }
-        if !request.member_id.is_empty() && !self.groups.contains_key(&request.group_id) {
-            return fail(GroupError::UnknownMemberId);
+        if !self.groups.contains_key(&request.group_id) {
+            if !request.member_id.is_empty() {
+                return fail(GroupError::UnknownMemberId);
+            }
+            // Checked before the group is created, so that a refused join leaves nothing.
+            if request.protocol_type.is_empty() || request.protocols.is_empty() {
+                return fail(GroupError::InconsistentGroupProtocol);
+            }
         }
         let new_member_id = request
             .member_id
