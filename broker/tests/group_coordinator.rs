@@ -470,7 +470,10 @@ fn a_parked_sync_is_answered_rebalance_in_progress_when_the_group_rebalances_aga
 fn a_first_join_without_protocols_is_inconsistent_and_creates_no_group() {
     let mut h = Harness::new();
     let (_, answer) = h.join(&join_request("", &[]));
-    assert_eq!(answer.expect("at once").error, GroupError::InconsistentGroupProtocol);
+    assert_eq!(
+        answer.expect("at once").error,
+        GroupError::InconsistentGroupProtocol
+    );
     assert!(h.coordinator.group(GROUP).is_none());
 }
 
