@@ -47,6 +47,9 @@
 //! - [`controller`]: `Controller`, the cluster's controller (KRaft's rules, one always
 //!   available state machine): replica placement, fencing, clean and unclean election,
 //!   AlterPartition, producer id blocks.
+//! - [`group_coordinator`]: `GroupCoordinator`, Kafka's classic consumer-group coordinator
+//!   (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, offsets) told the time, with its
+//!   offsets log under `groups/`; its essay.
 //! - [`leader_epoch`]: `LeaderEpochCache`, Kafka's `LeaderEpochFileCache` (epoch -> start
 //!   offset, `endOffsetFor`).
 //! - [`replication`]: leader and follower roles, replica fetch with the diverging-epoch check,
@@ -85,6 +88,7 @@ pub mod broker;
 pub mod cluster;
 pub mod controller;
 pub mod file_storage;
+pub mod group_coordinator;
 pub mod leader_epoch;
 pub mod partition_config;
 pub mod partition_log;
@@ -108,6 +112,7 @@ pub use controller::{
     ElectLeaderError, ElectionType, assign_replicas,
 };
 pub use file_storage::{FileStorage, FileStorageError, NodeStorage};
+pub use group_coordinator::{GroupConfig, GroupCoordinator, GroupError, GroupState};
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use partition_config::PartitionConfig;
 pub use partition_log::{

@@ -13,11 +13,13 @@
 //! | Produce        | 3–11     | one core `produce` per partition; duplicates answer NONE with the original offsets |
 //! | Fetch          | 4–12     | the stored batches, byte for byte; high watermark = log end offset |
 //! | ListOffsets    | 1–6      | earliest, latest, and the first batch at or after a timestamp |
+//! | FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups | see [`SUPPORTED_APIS`] | the consumer groups, in [`crate::groups`] |
 
+use crate::groups::Groups;
 use crate::kafka_codec::SUPPORTED_APIS;
 use crate::topics::{Topic, TopicTable};
 use bytes::Bytes;
-use idempo_broker::{Broker, ExpiredProducer, NodeStorage, ProduceOutcome};
+use idempo_broker::{Broker, ExpiredProducer, GroupConfig, NodeStorage, ProduceOutcome};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, InitProducerIdRequest,
@@ -62,6 +64,10 @@ pub struct FrontEndSettings {
     pub default_partitions: i32,
     /// Create unknown topics on first use (Kafka's `auto.create.topics.enable`).
     pub auto_create_topics: bool,
+    /// The group coordinator's settings.
+    pub group: GroupConfig,
+    /// Mixed into every group member id; differs from one start to the next.
+    pub member_id_seed: u64,
 }
 
 /// The broker as Kafka clients see it: the core, the topic table, and the settings.
@@ -74,6 +80,8 @@ pub struct KafkaApis {
     pub topics: TopicTable,
     /// Front-end settings.
     pub settings: FrontEndSettings,
+    /// The consumer-group coordinator and its parked requests ([`crate::groups`]).
+    pub groups: Groups,
 }
 
 /// The result of a Produce request.
@@ -128,12 +136,19 @@ pub fn unsupported_api_versions_response() -> ApiVersionsResponse {
 }
 
 impl KafkaApis {
-    /// A front end over `broker`, with no topics yet (see [`load_topics`](Self::load_topics)).
-    pub fn new(broker: Broker<NodeStorage>, settings: FrontEndSettings) -> KafkaApis {
+    /// A front end over `broker`, with no topics yet (see [`load_topics`](Self::load_topics)),
+    /// and the group coordinator with the offsets committed in the broker's storage.
+    pub fn new(mut broker: Broker<NodeStorage>, settings: FrontEndSettings) -> KafkaApis {
+        let groups = Groups::open(
+            settings.group.clone(),
+            broker.storage_mut(),
+            settings.member_id_seed,
+        );
         KafkaApis {
             broker,
             topics: TopicTable::new(),
             settings,
+            groups,
         }
     }
 
@@ -147,6 +162,7 @@ impl KafkaApis {
     /// Tells the core the time; logs and returns the producers whose state expired.
     pub fn advance_time(&mut self, now_ms: i64) -> Vec<ExpiredProducer> {
         let expired = self.broker.advance_time(now_ms);
+        self.groups.tick(now_ms);
         for e in &expired {
             info!(
                 core_partition = e.partition,

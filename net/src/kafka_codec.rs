@@ -46,7 +46,11 @@ pub const LENGTH_PREFIX_BYTES: usize = 4;
 ///   advertise Produce >= 3 *and* Fetch >= 4.
 /// - ListOffsets starts at v1, the oldest version `kafka-protocol` knows.
 /// - The admin APIs (`admin`) start at the oldest version `kafka-protocol` knows.
-pub const SUPPORTED_APIS: [(ApiKey, i16, i16); 12] = [
+/// - The consumer-group APIs ([`crate::groups`]) are served at every version `kafka-protocol`
+///   knows, so that each client finds its own; FindCoordinator v4+ is the batched form,
+///   OffsetFetch v8+ the multi-group form, OffsetCommit starts at v2 (the oldest
+///   `kafka-protocol` knows; Kafka 4 starts there too).
+pub const SUPPORTED_APIS: [(ApiKey, i16, i16); 22] = [
     (ApiKey::Produce, 3, 11),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 6),
@@ -59,6 +63,17 @@ pub const SUPPORTED_APIS: [(ApiKey, i16, i16); 12] = [
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    // Consumer groups (groups.rs).
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The advertised version range of `api`, if it is served.
@@ -140,6 +155,8 @@ pub enum RequestBody {
     CreatePartitions(CreatePartitionsRequest),
     /// IncrementalAlterConfigs (`admin`).
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    /// One of the consumer-group APIs.
+    Group(crate::groups::GroupRequest),
 }
 
 /// A decoded request frame.
@@ -320,6 +337,18 @@ fn decode_body(api_key: ApiKey, version: i16, buf: &mut Bytes) -> anyhow::Result
         ApiKey::IncrementalAlterConfigs => RequestBody::IncrementalAlterConfigs(
             IncrementalAlterConfigsRequest::decode(buf, version)?,
         ),
+        ApiKey::FindCoordinator
+        | ApiKey::JoinGroup
+        | ApiKey::SyncGroup
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup
+        | ApiKey::OffsetCommit
+        | ApiKey::OffsetFetch
+        | ApiKey::ListGroups
+        | ApiKey::DescribeGroups
+        | ApiKey::DeleteGroups => {
+            RequestBody::Group(crate::groups::GroupRequest::decode(api_key, version, buf)?)
+        }
         other => unreachable!("{other:?} passed the SUPPORTED_APIS check but has no decoder"),
     })
 }

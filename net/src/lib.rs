@@ -42,6 +42,14 @@
 //! | CreateTopics, DeleteTopics, CreatePartitions | 2–7, 1–6, 0–3 | topic admin ([`admin`]) |
 //! | DescribeConfigs, IncrementalAlterConfigs | 1–4, 0–1 | the configs the core honours ([`admin`]) |
 //! | DeleteRecords  | 0–2      | moves the log start offset ([`admin`]) |
+//! | FindCoordinator | 0–6     | this broker coordinates every group (v4+: batched keys) |
+//! | JoinGroup      | 0–9      | classic protocol, KIP-394 member ids from v4; answers parked until the rebalance completes |
+//! | SyncGroup      | 0–5      | the leader's assignment to each member; followers parked until the leader syncs |
+//! | Heartbeat      | 0–4      | REBALANCE_IN_PROGRESS tells a member to rejoin |
+//! | LeaveGroup     | 0–5      | v3+: a batch of members |
+//! | OffsetCommit   | 2–9      | generation and member checked; generation -1 for consumers outside a group |
+//! | OffsetFetch    | 1–9      | v8+: several groups at once |
+//! | ListGroups, DescribeGroups, DeleteGroups | 0–5, 0–6, 0–2 | state filters (v4+), Kafka's state names |
 //!
 //! Exactly these are advertised ([`kafka_codec::SUPPORTED_APIS`]). A request for anything
 //! else closes the connection with a log line, as Kafka does for requests it cannot parse.
@@ -59,6 +67,8 @@
 //!   the header version of each api version, the advertised version table.
 //! - [`frames`]: the one frame reader (check-then-parse, an oversized prefix refused before
 //!   allocation) of the server, the proxy and the client.
+//! - [`groups`]: the consumer-group APIs over the core's group coordinator, and the parked
+//!   JoinGroup/SyncGroup answers.
 //! - [`preflight`]: refuses impossible array counts before `kafka-protocol` allocates.
 //! - [`topics`]: topic names, ids, configs and their core partitions; the table persisted
 //!   under `topics/` through the core's storage.
@@ -82,8 +92,9 @@
 //! ## Differences from Kafka
 //! - One broker, no replication: `acks` 1 and -1 mean the same, the high watermark and the
 //!   last stable offset are the log end offset, every leader epoch is 0.
-//! - No transactions, consumer groups, offset commits, SASL or TLS. Consumers
-//!   must assign partitions themselves (no `group.id` coordination).
+//! - No transactions, SASL or TLS. Consumer groups follow Kafka's classic protocol (see
+//!   [`groups`] and the core's `group_coordinator`): no static membership, no KIP-848
+//!   `consumer` protocol.
 //! - Compressed batches are refused (UNSUPPORTED_COMPRESSION_TYPE): clients must send
 //!   `compression.type=none`, their default.
 //! - Topic creation is synchronous: a new topic's first Metadata answer already has leaders
@@ -98,6 +109,7 @@
 pub mod admin;
 pub mod client;
 pub mod frames;
+pub mod groups;
 pub mod harness;
 pub mod kafka_apis;
 pub mod kafka_codec;

@@ -123,9 +123,138 @@ pub fn check(api: ApiKey, version: i16, body: &[u8]) -> Result<(), ShapeError> {
                 w.skip(4)?; // timeout_ms
             }
         }
+        ApiKey::FindCoordinator
+        | ApiKey::JoinGroup
+        | ApiKey::SyncGroup
+        | ApiKey::LeaveGroup
+        | ApiKey::OffsetCommit
+        | ApiKey::OffsetFetch
+        | ApiKey::ListGroups
+        | ApiKey::DescribeGroups
+        | ApiKey::DeleteGroups => group_request(&mut w, api, v)?,
         _ => return Ok(()),
     }
     w.tagged_fields()
+}
+
+/// The consumer-group requests ([`crate::groups`]). Heartbeat has no array and needs no walk.
+fn group_request(w: &mut Walk<'_>, api: ApiKey, v: i16) -> Result<(), ShapeError> {
+    match api {
+        ApiKey::FindCoordinator if v >= 4 => {
+            w.skip(1)?; // key_type
+            w.array(|w| w.string())?; // coordinator_keys
+        }
+        ApiKey::FindCoordinator => {
+            w.string()?; // key
+            w.skip(usize::from(v >= 1))?; // key_type
+        }
+        ApiKey::JoinGroup => {
+            w.string()?; // group_id
+            w.skip(4 + if v >= 1 { 4 } else { 0 })?; // session and rebalance timeouts
+            w.string()?; // member_id
+            if v >= 5 {
+                w.string()?; // group_instance_id
+            }
+            w.string()?; // protocol_type
+            w.array(|w| {
+                w.string()?; // name
+                w.bytes()?; // metadata
+                w.tagged_fields()
+            })?;
+            if v >= 8 {
+                w.string()?; // reason
+            }
+        }
+        ApiKey::SyncGroup => {
+            w.string()?; // group_id
+            w.skip(4)?; // generation_id
+            w.string()?; // member_id
+            if v >= 3 {
+                w.string()?; // group_instance_id
+            }
+            if v >= 5 {
+                w.string()?; // protocol_type
+                w.string()?; // protocol_name
+            }
+            w.array(|w| {
+                w.string()?; // member_id
+                w.bytes()?; // assignment
+                w.tagged_fields()
+            })?;
+        }
+        ApiKey::LeaveGroup if v >= 3 => {
+            w.string()?; // group_id
+            w.array(|w| {
+                w.string()?; // member_id
+                w.string()?; // group_instance_id
+                if v >= 5 {
+                    w.string()?; // reason
+                }
+                w.tagged_fields()
+            })?;
+        }
+        ApiKey::OffsetCommit => offset_commit(w, v)?,
+        ApiKey::OffsetFetch => offset_fetch(w, v)?,
+        ApiKey::ListGroups => {
+            if v >= 4 {
+                w.array(|w| w.string())?; // states_filter
+            }
+            if v >= 5 {
+                w.array(|w| w.string())?; // types_filter
+            }
+        }
+        ApiKey::DescribeGroups | ApiKey::DeleteGroups => {
+            w.array(|w| w.string())?; // group ids
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn offset_commit(w: &mut Walk<'_>, v: i16) -> Result<(), ShapeError> {
+    w.string()?; // group_id
+    w.skip(4)?; // generation_id_or_member_epoch
+    w.string()?; // member_id
+    if v >= 7 {
+        w.string()?; // group_instance_id
+    }
+    if (2..=4).contains(&v) {
+        w.skip(8)?; // retention_time_ms
+    }
+    w.array(|w| {
+        topic_name_or_id(w, v <= 9)?;
+        w.array(|w| {
+            w.skip(4 + 8 + if v >= 6 { 4 } else { 0 })?; // index, offset, leader epoch
+            w.string()?; // metadata
+            w.tagged_fields()
+        })?;
+        w.tagged_fields()
+    })
+}
+
+fn offset_fetch(w: &mut Walk<'_>, v: i16) -> Result<(), ShapeError> {
+    let topics = |w: &mut Walk<'_>| {
+        w.array(|w| {
+            w.string()?; // name
+            w.array(|w| w.skip(4))?; // partition indexes
+            w.tagged_fields()
+        })
+    };
+    if v >= 8 {
+        w.array(|w| {
+            w.string()?; // group_id
+            if v >= 9 {
+                w.string()?; // member_id
+                w.skip(4)?; // member_epoch
+            }
+            topics(w)?;
+            w.tagged_fields()
+        })?;
+    } else {
+        w.string()?; // group_id
+        topics(w)?;
+    }
+    w.skip(usize::from(v >= 7)) // require_stable
 }
 
 fn fetch(w: &mut Walk<'_>, v: i16) -> Result<(), ShapeError> {

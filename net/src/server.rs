@@ -12,6 +12,11 @@
 //! that finds fewer than `min_bytes` waits, without the lock, for an append or for its
 //! `max_wait_ms` (capped at [`MAX_FETCH_WAIT_MS`]).
 //!
+//! A JoinGroup or SyncGroup that the group coordinator cannot answer yet (a rebalance waits
+//! for the other members) parks its connection, without the lock, on a channel that
+//! [`crate::groups`] fills when the coordinator completes it; a task tells the core the time
+//! every [`GROUP_TICK_MS`], so that rebalance delays and session timeouts fire without traffic.
+//!
 //! What ends a connection, each with a log line: the client closing it; a frame larger than
 //! `max_frame_bytes`; a frame we cannot decode or do not serve; a failed `acks=0` produce
 //! (Kafka closes so that the client notices); shutdown. None of these touches another
@@ -23,13 +28,14 @@
 //! and after [`ServerConfig::shutdown_grace_ms`] any connection still open is dropped.
 
 use crate::frames::{self, ReadEnd};
+use crate::groups::{Client, EncodableBody, GroupReply, GroupRequest};
 use crate::kafka_apis::{FrontEndSettings, KafkaApis, api_versions_response};
 use crate::kafka_codec::{self, CodecError, DEFAULT_MAX_FRAME_BYTES, Decoded, RequestBody};
 use crate::topics::TopicTableError;
 use bytes::{Bytes, BytesMut};
 use idempo_broker::{
-    Broker, BrokerConfig, ConfigError, FileStorage, FileStorageError, NodeStorage, OpenError,
-    SimDisk, SyncPolicy,
+    Broker, BrokerConfig, ConfigError, FileStorage, FileStorageError, GroupConfig, NodeStorage,
+    OpenError, SimDisk, SyncPolicy,
 };
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Encodable;
@@ -141,6 +147,8 @@ pub struct ServerConfig {
     /// Where the broker keeps its files (`--data-dir`); `None` keeps everything in memory,
     /// lost when the process ends.
     pub data_dir: Option<PathBuf>,
+    /// The group coordinator's settings (`group.initial.rebalance.delay.ms`, ...).
+    pub group: GroupConfig,
 }
 
 impl Default for ServerConfig {
@@ -160,6 +168,7 @@ impl Default for ServerConfig {
                 ..BrokerConfig::default()
             },
             data_dir: None,
+            group: GroupConfig::default(),
         }
     }
 }
@@ -242,6 +251,12 @@ async fn tick_storage(shared: Arc<Shared>) {
 /// Longest the core goes without being told the time (its periodic syncs and snapshots).
 const STORAGE_TICK_MS: i64 = 1_000;
 
+fn wall_clock_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 fn wall_clock_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -322,6 +337,8 @@ impl Server {
             cluster_id: config.cluster_id,
             default_partitions: config.default_partitions,
             auto_create_topics: config.auto_create_topics,
+            group: config.group,
+            member_id_seed: wall_clock_nanos(),
         };
         let mut apis = KafkaApis::new(broker, settings);
         apis.load_topics().map_err(StartError::Topics)?;
@@ -362,7 +379,8 @@ impl Server {
         let permits = Arc::new(Semaphore::new(self.max_connections));
         let shared = &self.shared;
         let max_connections = self.max_connections;
-        let ticker = tokio::spawn(tick_storage(shared.clone()));
+        let storage_ticker = tokio::spawn(tick_storage(shared.clone()));
+        let group_ticker = tokio::spawn(tick_groups(shared.clone(), stop_rx.clone()));
         let mut connections = crate::process::accept_until(
             &self.listener,
             shutdown,
@@ -374,6 +392,7 @@ impl Server {
                 };
                 let connection = Connection {
                     stream,
+                    peer,
                     buf: BytesMut::new(),
                     shared: shared.clone(),
                     stop: stop_rx.clone(),
@@ -407,12 +426,14 @@ impl Server {
             );
             connections.shutdown().await;
         }
-        ticker.abort();
+        storage_ticker.abort();
+        group_ticker.abort();
         // Kafka's clean shutdown: every log synced, a snapshot of every partition.
         match shared.with_apis(|apis| apis.broker.shutdown()) {
             Ok(()) => info!("stopped (logs synced, producer state snapshotted)"),
             Err(e) => error!(error = %e, "stopped, but the final sync failed"),
         }
+        info!("stopped");
     }
 }
 
@@ -424,6 +445,7 @@ enum Flow {
 
 struct Connection {
     stream: TcpStream,
+    peer: SocketAddr,
     buf: BytesMut,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
@@ -605,6 +627,10 @@ impl Connection {
                 let response = shared.with_apis(|apis| apis.incremental_alter_configs(&request));
                 kafka_codec::encode_response(api_key, version, correlation_id, &response)
             }
+            RequestBody::Group(request) => match self.group(api_key, &header, &request).await {
+                Some(frame) => frame,
+                None => return Flow::Close,
+            },
         };
         match frame {
             Ok(frame) => {
@@ -650,6 +676,52 @@ impl Connection {
         }
     }
 
+    /// Serves a consumer-group request. A JoinGroup or SyncGroup the coordinator parks keeps
+    /// the connection waiting (it reads nothing meanwhile, like Kafka's muted channel) until
+    /// the coordinator completes it; `None` when shutdown comes first.
+    async fn group(
+        &mut self,
+        api_key: ApiKey,
+        header: &RequestHeader,
+        request: &GroupRequest,
+    ) -> Option<Result<Bytes, kafka_codec::EncodeError>> {
+        let version = header.request_api_version;
+        let correlation_id = header.correlation_id;
+        let client = Client {
+            client_id: header
+                .client_id
+                .as_ref()
+                .map_or_else(String::new, |c| c.to_string()),
+            client_host: format!("/{}", self.peer.ip()),
+        };
+        let reply = self.shared.with_apis(|apis| {
+            apis.group_request(request, api_key, version, correlation_id, &client)
+        });
+        let encode = |body: &dyn EncodableBody| body.encode_frame(api_key, version, correlation_id);
+        match reply {
+            Err(e) => Some(Err(e)),
+            Ok(GroupReply::Now(frame)) => Some(Ok(frame)),
+            Ok(GroupReply::Join(receiver)) => {
+                debug!("parked JoinGroup until the rebalance completes");
+                self.parked(receiver).await.map(|r| encode(&r))
+            }
+            Ok(GroupReply::Sync(receiver)) => {
+                debug!("parked SyncGroup until the leader's assignment");
+                self.parked(receiver).await.map(|r| encode(&r))
+            }
+        }
+    }
+
+    async fn parked<T>(&mut self, receiver: tokio::sync::oneshot::Receiver<T>) -> Option<T> {
+        tokio::select! {
+            answer = receiver => answer.ok(),
+            _ = self.stop.changed() => {
+                debug!("closed connection: shutting down with a parked group request");
+                None
+            }
+        }
+    }
+
     async fn write(&mut self, frame: &[u8]) -> Flow {
         match self.stream.write_all(frame).await {
             Ok(()) => Flow::Continue,
@@ -657,6 +729,23 @@ impl Connection {
                 info!(error = %e, "closed connection: write failed");
                 Flow::Close
             }
+        }
+    }
+}
+
+/// How often the group coordinator is told the time when no request arrives, so that
+/// session timeouts and rebalance delays fire without traffic.
+pub const GROUP_TICK_MS: u64 = 100;
+
+/// Tells the core the time every [`GROUP_TICK_MS`] until shutdown (answers parked group
+/// requests that the passing time completes).
+async fn tick_groups(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(GROUP_TICK_MS));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => shared.with_apis(|_| ()),
+            _ = stop.changed() => return,
         }
     }
 }

@@ -23,6 +23,8 @@ fn settings() -> FrontEndSettings {
         cluster_id: "idempo".into(),
         default_partitions: 1,
         auto_create_topics: true,
+        group: idempo_broker::GroupConfig::default(),
+        member_id_seed: 1,
     }
 }
 

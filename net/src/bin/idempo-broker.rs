@@ -10,7 +10,7 @@
 //! Logs go to stderr (`RUST_LOG` filters them; the default is `info`).
 
 use clap::{Parser, ValueEnum};
-use idempo_broker::{BrokerConfig, SyncPolicy};
+use idempo_broker::{BrokerConfig, GroupConfig, SyncPolicy};
 use idempo_net::server::DEFAULT_MAX_CONNECTIONS;
 use idempo_net::{Advertised, DEFAULT_MAX_FRAME_BYTES, Server, ServerConfig};
 use std::net::SocketAddr;
@@ -19,8 +19,9 @@ use std::process::ExitCode;
 use tracing::{error, info};
 
 /// Serve idempo's broker core over Kafka's wire protocol (ApiVersions, Metadata,
-/// InitProducerId, Produce, Fetch, ListOffsets, topic admin), so that real idempotent
-/// producers can write to it and consumers can read back.
+/// InitProducerId, Produce, Fetch, ListOffsets, topic admin and the consumer-group APIs),
+/// so that real idempotent producers can write to it and consumers can read back, in groups
+/// or not.
 ///
 /// Without --data-dir the broker keeps data in memory only: topics, logs, producer ids
 /// and offsets are lost when it stops.
@@ -63,6 +64,15 @@ struct Args {
     /// `off` for no check.
     #[arg(long, value_name = "MS|off", default_value = "3600000", value_parser = idempo_broker::parse_timestamp_after_max_ms)]
     log_message_timestamp_after_max_ms: i64,
+    /// group.initial.rebalance.delay.ms: how long the first rebalance of an empty consumer
+    /// group waits for more members to join (extended while they keep coming). Kafka's
+    /// default; tests use a few ms.
+    #[arg(long, default_value_t = idempo_broker::group_coordinator::DEFAULT_GROUP_INITIAL_REBALANCE_DELAY_MS, value_parser = clap::value_parser!(i64).range(0..))]
+    group_initial_rebalance_delay_ms: i64,
+    /// group.min.session.timeout.ms: the shortest session.timeout.ms a group member may ask
+    /// for (shorter: INVALID_SESSION_TIMEOUT).
+    #[arg(long, default_value_t = 6_000, value_parser = clap::value_parser!(i32).range(1..))]
+    group_min_session_timeout_ms: i32,
     /// Cluster id reported in Metadata.
     #[arg(long, default_value = "idempo")]
     cluster_id: String,
@@ -107,6 +117,11 @@ impl Args {
                 ..defaults.broker.clone()
             },
             data_dir: self.data_dir,
+            group: GroupConfig {
+                group_initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+                group_min_session_timeout_ms: self.group_min_session_timeout_ms,
+                ..defaults.group.clone()
+            },
             ..defaults
         }
     }

@@ -57,9 +57,9 @@ function exited (child) {
     : new Promise(resolve => child.once('exit', resolve))
 }
 
-// idempo-broker (idempotence on or off) behind idempo-proxy losing acks with `drop`
-// probability, at most `maxFaults` times, from `seed`.
-async function startLossyCluster ({ idempotence, seed = 1, drop = 0.5, maxFaults = 3 }) {
+// idempo-broker (idempotence on or off, `partitions` per topic, extra `brokerArgs`) behind
+// idempo-proxy losing acks with `drop` probability, at most `maxFaults` times, from `seed`.
+async function startLossyCluster ({ idempotence, seed = 1, drop = 0.5, maxFaults = 3, partitions = 1, brokerArgs = [] }) {
   const [brokerPort, proxyPort] = [await freePort(), await freePort()]
   const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-node-'))
   const brokerLog = fs.openSync(path.join(logs, 'broker.log'), 'w')
@@ -67,8 +67,9 @@ async function startLossyCluster ({ idempotence, seed = 1, drop = 0.5, maxFaults
   const broker = spawn(binary('IDEMPO_BROKER', 'target/debug/idempo-broker'), [
     '--listen', `127.0.0.1:${brokerPort}`,
     '--advertise', `127.0.0.1:${proxyPort}`,
-    '--partitions', '1',
-    '--idempotence', idempotence ? 'on' : 'off'
+    '--partitions', String(partitions),
+    '--idempotence', idempotence ? 'on' : 'off',
+    ...brokerArgs
   ], { stdio: ['ignore', 'ignore', brokerLog] })
   const proxy = spawn(binary('IDEMPO_PROXY', 'target/debug/idempo-proxy'), [
     '--listen', `127.0.0.1:${proxyPort}`,

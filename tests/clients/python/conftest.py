@@ -91,10 +91,12 @@ class LossyCluster:
 
 @pytest.fixture
 def lossy_cluster(tmp_path):
-    """A factory: lossy_cluster(idempotence=True, seed=1, drop=0.5, max_faults=3)."""
+    """A factory: lossy_cluster(idempotence=True, seed=1, drop=0.5, max_faults=3, partitions=1,
+    broker_args=()), broker_args being extra idempo-broker flags."""
     started = []
 
-    def start(*, idempotence: bool, seed: int = 1, drop: float = 0.5, max_faults: int = 3):
+    def start(*, idempotence: bool, seed: int = 1, drop: float = 0.5, max_faults: int = 3,
+              partitions: int = 1, broker_args: tuple = ()):
         broker_port, proxy_port = free_port(), free_port()
         logs = tmp_path / f"cluster-{len(started)}"
         logs.mkdir()
@@ -103,8 +105,9 @@ def lossy_cluster(tmp_path):
                 str(binary("IDEMPO_BROKER", "target/debug/idempo-broker")),
                 "--listen", f"127.0.0.1:{broker_port}",
                 "--advertise", f"127.0.0.1:{proxy_port}",
-                "--partitions", "1",
+                "--partitions", str(partitions),
                 "--idempotence", "on" if idempotence else "off",
+                *broker_args,
             ],
             stderr=open(logs / "broker.log", "w"),
             stdin=subprocess.DEVNULL,

@@ -1,0 +1,879 @@
+//! The classic group coordinator's rules, one behaviour per test, and a property test over
+//! random schedules of joins, syncs, heartbeats, leaves and time.
+
+use bytes::Bytes;
+use idempo_broker::group_coordinator::{
+    Answer, Completed, GroupConfig, GroupCoordinator, GroupError, GroupState, JoinGroupRequest,
+    JoinGroupResult, OFFSETS_FILE, OffsetCommitRequest, RequestToken, SyncGroupRequest,
+    SyncGroupResult, TopicPartition,
+};
+use idempo_broker::{SimDisk, Storage};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+const GROUP: &str = "g";
+const SESSION_MS: i32 = 10_000;
+const REBALANCE_MS: i32 = 20_000;
+const DELAY_MS: i64 = 100;
+
+fn config() -> GroupConfig {
+    GroupConfig {
+        group_initial_rebalance_delay_ms: DELAY_MS,
+        ..GroupConfig::default()
+    }
+}
+
+fn open(disk: &mut SimDisk) -> GroupCoordinator {
+    GroupCoordinator::open(config(), disk, 7)
+        .expect("SimDisk reads")
+        .0
+}
+
+fn join_request(member_id: &str, protocols: &[&str]) -> JoinGroupRequest {
+    JoinGroupRequest {
+        group_id: GROUP.into(),
+        member_id: member_id.into(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: SESSION_MS,
+        rebalance_timeout_ms: REBALANCE_MS,
+        protocol_type: "consumer".into(),
+        protocols: protocols
+            .iter()
+            .map(|p| (p.to_string(), Bytes::from(format!("sub-{p}"))))
+            .collect(),
+        require_known_member_id: true,
+    }
+}
+
+/// A coordinator, a disk and a clock, with helpers that follow a client's steps.
+struct Harness {
+    coordinator: GroupCoordinator,
+    disk: SimDisk,
+    now_ms: i64,
+    next_token: u64,
+    joins: BTreeMap<RequestToken, JoinGroupResult>,
+    syncs: BTreeMap<RequestToken, SyncGroupResult>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let mut disk = SimDisk::new();
+        let coordinator = open(&mut disk);
+        Harness {
+            coordinator,
+            disk,
+            now_ms: 1_000,
+            next_token: 0,
+            joins: BTreeMap::new(),
+            syncs: BTreeMap::new(),
+        }
+    }
+
+    fn token(&mut self) -> RequestToken {
+        self.next_token += 1;
+        RequestToken(self.next_token)
+    }
+
+    fn collect(&mut self) {
+        for completed in self.coordinator.take_completed() {
+            match completed {
+                Completed::Join { token, result } => {
+                    self.joins.insert(token, result);
+                }
+                Completed::Sync { token, result } => {
+                    self.syncs.insert(token, result);
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, ms: i64) {
+        self.now_ms += ms;
+        self.coordinator.tick(self.now_ms);
+        self.collect();
+    }
+
+    /// Lets the initial rebalance delay (and its extensions) run out.
+    fn settle(&mut self) {
+        for _ in 0..5 {
+            self.advance(DELAY_MS);
+        }
+    }
+
+    /// JoinGroup; returns the token and the answer if it came at once.
+    fn join(&mut self, request: &JoinGroupRequest) -> (RequestToken, Option<JoinGroupResult>) {
+        let token = self.token();
+        let answer = self.coordinator.join_group(token, request, self.now_ms);
+        self.collect();
+        match answer {
+            Answer::Now(result) => (token, Some(result)),
+            Answer::Parked => (token, None),
+        }
+    }
+
+    /// The KIP-394 first step: a member id.
+    fn member_id(&mut self) -> String {
+        let (_, answer) = self.join(&join_request("", &["range"]));
+        let answer = answer.expect("an unknown member is answered at once");
+        assert_eq!(answer.error, GroupError::MemberIdRequired);
+        answer.member_id
+    }
+
+    fn joined(&self, token: RequestToken) -> Option<&JoinGroupResult> {
+        self.joins.get(&token)
+    }
+
+    fn sync(
+        &mut self,
+        member_id: &str,
+        generation_id: i32,
+        assignments: &[(&str, &str)],
+    ) -> (RequestToken, Option<SyncGroupResult>) {
+        let token = self.token();
+        let request = SyncGroupRequest {
+            group_id: GROUP.into(),
+            generation_id,
+            member_id: member_id.into(),
+            protocol_type: Some("consumer".into()),
+            protocol_name: None,
+            assignments: assignments
+                .iter()
+                .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
+                .collect(),
+        };
+        let answer = self.coordinator.sync_group(token, &request, self.now_ms);
+        self.collect();
+        match answer {
+            Answer::Now(result) => (token, Some(result)),
+            Answer::Parked => (token, None),
+        }
+    }
+
+    fn heartbeat(&mut self, member_id: &str, generation_id: i32) -> GroupError {
+        self.coordinator
+            .heartbeat(GROUP, member_id, generation_id, self.now_ms)
+    }
+
+    fn state(&self) -> GroupState {
+        self.coordinator
+            .group(GROUP)
+            .map_or(GroupState::Dead, |g| g.state)
+    }
+
+    fn commit(&mut self, member_id: &str, generation_id: i32, offset: i64) -> GroupError {
+        let request = OffsetCommitRequest {
+            group_id: GROUP.into(),
+            generation_id,
+            member_id: member_id.into(),
+            offsets: vec![(tp(0), offset, -1, String::new())],
+        };
+        let answers = self
+            .coordinator
+            .commit_offsets(&mut self.disk, &request, self.now_ms);
+        answers[0]
+    }
+
+    /// Two members joined and synced: (leader, follower, generation).
+    fn stable_pair(&mut self) -> (String, String, i32) {
+        let a = self.member_id();
+        let b = self.member_id();
+        let (ta, _) = self.join(&join_request(&a, &["range"]));
+        let (tb, _) = self.join(&join_request(&b, &["range"]));
+        self.settle();
+        let ja = self.joined(ta).expect("a's join completed").clone();
+        let jb = self.joined(tb).expect("b's join completed").clone();
+        let (leader, follower) = if ja.leader_id == a { (a, b) } else { (b, a) };
+        let generation = ja.generation_id;
+        assert_eq!(jb.generation_id, generation);
+        let (tf, parked) = self.sync(&follower, generation, &[]);
+        assert!(parked.is_none(), "a follower waits for the leader");
+        let (_, led) = self.sync(&leader, generation, &[(&leader, "p0"), (&follower, "p1")]);
+        assert_eq!(
+            led.expect("the leader is answered at once").assignment,
+            "p0"
+        );
+        assert_eq!(self.syncs[&tf].assignment, "p1");
+        (leader, follower, generation)
+    }
+}
+
+fn tp(partition: i32) -> TopicPartition {
+    TopicPartition {
+        topic: "t".into(),
+        partition,
+    }
+}
+
+#[test]
+fn a_new_member_of_a_v4_join_gets_member_id_required_with_its_id() {
+    let mut h = Harness::new();
+    let (_, answer) = h.join(&join_request("", &["range"]));
+    let answer = answer.expect("answered at once");
+    assert_eq!(answer.error, GroupError::MemberIdRequired);
+    assert_eq!(answer.error.code(), 79);
+    assert!(answer.member_id.starts_with("c-"), "{}", answer.member_id);
+}
+
+#[test]
+fn the_first_join_waits_the_initial_rebalance_delay_then_the_leader_gets_the_members() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let (ta, now) = h.join(&join_request(&a, &["range"]));
+    assert!(now.is_none(), "parked during the initial delay");
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    h.advance(DELAY_MS - 1);
+    assert!(h.joined(ta).is_none(), "still waiting");
+    h.advance(1);
+    let result = h.joined(ta).expect("completed after the delay");
+    assert_eq!(result.error, GroupError::None);
+    assert_eq!(result.generation_id, 1);
+    assert_eq!(result.leader_id, a);
+    assert_eq!(result.protocol_name.as_deref(), Some("range"));
+    assert_eq!(result.members.len(), 1);
+    assert_eq!(result.members[0].metadata, "sub-range");
+    assert_eq!(h.state(), GroupState::CompletingRebalance);
+}
+
+#[test]
+fn a_member_joining_during_the_initial_delay_extends_it() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    h.advance(DELAY_MS / 2);
+    let (tb, _) = h.join(&join_request(&b, &["range"]));
+    h.advance(DELAY_MS / 2);
+    assert!(h.joined(ta).is_none(), "a new member extended the delay");
+    h.advance(DELAY_MS);
+    assert_eq!(h.joined(ta).expect("completed").generation_id, 1);
+    assert_eq!(h.joined(tb).expect("completed").generation_id, 1);
+}
+
+#[test]
+fn only_the_leader_gets_the_member_list_and_sync_hands_each_member_its_assignment() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    assert_ne!(leader, follower);
+    assert_eq!(generation, 1);
+    assert_eq!(h.state(), GroupState::Stable);
+    let (_, again) = h.sync(&follower, generation, &[]);
+    assert_eq!(again.expect("stable: at once").assignment, "p1");
+}
+
+#[test]
+fn the_protocol_is_one_every_member_supports_and_most_prefer() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let c = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["cooperative-sticky", "range"]));
+    let _ = h.join(&join_request(&b, &["range", "roundrobin"]));
+    let _ = h.join(&join_request(&c, &["roundrobin", "range"]));
+    h.settle();
+    assert_eq!(
+        h.joined(ta).expect("completed").protocol_name.as_deref(),
+        Some("range"),
+        "range is the only protocol all three support"
+    );
+}
+
+#[test]
+fn a_member_with_no_protocol_in_common_is_inconsistent_group_protocol() {
+    let mut h = Harness::new();
+    let _ = h.stable_pair();
+    let (_, answer) = h.join(&join_request("", &["roundrobin"]));
+    assert_eq!(
+        answer.expect("at once").error,
+        GroupError::InconsistentGroupProtocol
+    );
+}
+
+#[test]
+fn a_join_of_a_new_member_rebalances_a_stable_group_and_bumps_the_generation() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let c = h.member_id();
+    let (tc, _) = h.join(&join_request(&c, &["range"]));
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        h.heartbeat(&leader, generation),
+        GroupError::RebalanceInProgress
+    );
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    assert!(h.joined(tc).is_none(), "waits for the follower to rejoin");
+    let (tf, _) = h.join(&join_request(&follower, &["range"]));
+    for token in [tc, tl, tf] {
+        let result = h
+            .joined(token)
+            .expect("everyone rejoined: completed at once");
+        assert_eq!(result.generation_id, generation + 1);
+    }
+    assert_eq!(h.joined(tl).expect("joined").members.len(), 3);
+}
+
+#[test]
+fn a_stale_generation_is_refused_with_illegal_generation() {
+    let mut h = Harness::new();
+    let (leader, _, generation) = h.stable_pair();
+    assert_eq!(
+        h.heartbeat(&leader, generation - 1),
+        GroupError::IllegalGeneration
+    );
+    assert_eq!(
+        h.commit(&leader, generation + 1, 5),
+        GroupError::IllegalGeneration
+    );
+    let (_, sync) = h.sync(&leader, generation - 1, &[]);
+    assert_eq!(sync.expect("at once").error, GroupError::IllegalGeneration);
+    assert_eq!(GroupError::IllegalGeneration.code(), 22);
+}
+
+#[test]
+fn an_unknown_member_is_refused_with_unknown_member_id() {
+    let mut h = Harness::new();
+    let (_, _, generation) = h.stable_pair();
+    assert_eq!(
+        h.heartbeat("nobody", generation),
+        GroupError::UnknownMemberId
+    );
+    assert_eq!(
+        h.commit("nobody", generation, 1),
+        GroupError::UnknownMemberId
+    );
+    let (_, join) = h.join(&join_request("nobody", &["range"]));
+    assert_eq!(join.expect("at once").error, GroupError::UnknownMemberId);
+}
+
+#[test]
+fn a_leave_rebalances_and_the_other_member_takes_the_group_alone() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let left = h
+        .coordinator
+        .leave_group(GROUP, std::slice::from_ref(&leader), h.now_ms)
+        .expect("the group exists");
+    assert_eq!(left, vec![GroupError::None]);
+    assert_eq!(
+        h.heartbeat(&follower, generation),
+        GroupError::RebalanceInProgress
+    );
+    let (tf, _) = h.join(&join_request(&follower, &["range"]));
+    let result = h.joined(tf).expect("the only member rejoined: completed");
+    assert_eq!(result.generation_id, generation + 1);
+    assert_eq!(result.leader_id, follower, "the leader left: a new one");
+    assert_eq!(result.members.len(), 1);
+}
+
+#[test]
+fn a_silent_member_is_removed_after_its_session_timeout() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    h.advance(i64::from(SESSION_MS) / 2);
+    assert_eq!(h.heartbeat(&leader, generation), GroupError::None);
+    h.advance(i64::from(SESSION_MS) / 2 - 1);
+    assert_eq!(
+        h.heartbeat(&leader, generation),
+        GroupError::None,
+        "not yet expired"
+    );
+    h.advance(1);
+    assert_eq!(
+        h.heartbeat(&leader, generation),
+        GroupError::RebalanceInProgress
+    );
+    assert_eq!(
+        h.state(),
+        GroupState::PreparingRebalance,
+        "the follower expired"
+    );
+    assert!(
+        !h.coordinator
+            .group(GROUP)
+            .expect("exists")
+            .members
+            .contains_key(&follower)
+    );
+    assert_eq!(
+        h.heartbeat(&follower, generation),
+        GroupError::UnknownMemberId
+    );
+}
+
+#[test]
+fn a_member_that_does_not_rejoin_is_removed_at_the_rebalance_timeout() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let c = h.member_id();
+    let (tc, _) = h.join(&join_request(&c, &["range"]));
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    // The follower keeps heartbeating but never rejoins.
+    for _ in 0..(REBALANCE_MS / 2_000) {
+        h.advance(2_000);
+        let _ = h.heartbeat(&follower, generation);
+    }
+    let result = h.joined(tl).expect("the rebalance timed out and completed");
+    assert_eq!(result.members.len(), 2, "the follower was removed");
+    assert!(h.joined(tc).is_some());
+}
+
+#[test]
+fn the_leader_joining_again_in_a_completing_rebalance_gets_the_same_generation() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    h.advance(DELAY_MS);
+    let first = h.joined(ta).expect("completed").clone();
+    let (_, again) = h.join(&join_request(&a, &["range"]));
+    assert_eq!(
+        again.expect("at once"),
+        first,
+        "a retried join is answered the same"
+    );
+}
+
+#[test]
+fn a_sync_during_a_rebalance_is_refused_with_rebalance_in_progress() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let _ = h.join(&join_request(&leader, &["range"]));
+    let (_, sync) = h.sync(&follower, generation, &[]);
+    assert_eq!(
+        sync.expect("at once").error,
+        GroupError::RebalanceInProgress
+    );
+    assert_eq!(GroupError::RebalanceInProgress.code(), 27);
+}
+
+#[test]
+fn a_parked_sync_is_answered_rebalance_in_progress_when_the_group_rebalances_again() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    let _ = h.join(&join_request(&b, &["range"]));
+    h.settle();
+    let generation = h.joined(ta).expect("joined").generation_id;
+    let follower = if h.joined(ta).expect("joined").leader_id == a {
+        b
+    } else {
+        a
+    };
+    let (ts, _) = h.sync(&follower, generation, &[]);
+    let c = h.member_id();
+    let _ = h.join(&join_request(&c, &["range"]));
+    assert_eq!(h.syncs[&ts].error, GroupError::RebalanceInProgress);
+}
+
+#[test]
+fn a_first_join_without_protocols_is_inconsistent_and_creates_no_group() {
+    let mut h = Harness::new();
+    let (_, answer) = h.join(&join_request("", &[]));
+    assert_eq!(
+        answer.expect("at once").error,
+        GroupError::InconsistentGroupProtocol
+    );
+    assert!(h.coordinator.group(GROUP).is_none());
+}
+
+#[test]
+fn a_session_timeout_outside_the_bounds_is_invalid_session_timeout() {
+    let mut h = Harness::new();
+    let mut request = join_request("", &["range"]);
+    request.session_timeout_ms = 10;
+    let (_, answer) = h.join(&request);
+    assert_eq!(
+        answer.expect("at once").error,
+        GroupError::InvalidSessionTimeout
+    );
+}
+
+#[test]
+fn a_member_that_never_syncs_is_removed_after_the_rebalance_timeout() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    let (tb, _) = h.join(&join_request(&b, &["range"]));
+    h.settle();
+    let ja = h.joined(ta).expect("joined").clone();
+    let generation = ja.generation_id;
+    let (leader, follower) = if ja.leader_id == a { (a, b) } else { (b, a) };
+    assert!(h.joined(tb).is_some());
+    let _ = h.sync(&leader, generation, &[]);
+    for _ in 0..(REBALANCE_MS / 2_000) {
+        h.advance(2_000);
+        let _ = h.heartbeat(&follower, generation);
+        let _ = h.heartbeat(&leader, generation);
+    }
+    let group = h.coordinator.group(GROUP).expect("exists");
+    assert!(
+        !group.members.contains_key(&follower),
+        "never synced: removed"
+    );
+}
+
+#[test]
+fn a_group_of_one_that_leaves_is_empty_at_a_new_generation() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    h.advance(DELAY_MS);
+    let generation = h.joined(ta).expect("joined").generation_id;
+    let _ = h.sync(&a, generation, &[(&a, "all")]);
+    assert_eq!(h.commit(&a, generation, 3), GroupError::None);
+    let _ = h.coordinator.leave_group(GROUP, &[a], h.now_ms);
+    assert_eq!(h.state(), GroupState::Empty);
+    assert_eq!(
+        h.coordinator
+            .group(GROUP)
+            .expect("kept: it has offsets")
+            .generation_id,
+        generation + 1
+    );
+}
+
+#[test]
+fn a_simple_commit_with_generation_minus_one_is_allowed_only_while_the_group_is_empty() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.commit("", -1, 7),
+        GroupError::None,
+        "no group yet: created"
+    );
+    let _ = h.stable_pair();
+    assert_eq!(h.commit("", -1, 8), GroupError::UnknownMemberId);
+    let fetched = h.coordinator.fetch_offsets(GROUP, Some(&[tp(0), tp(1)]));
+    assert_eq!(fetched[0].1.as_ref().map(|o| o.offset), Some(7));
+    assert_eq!(fetched[1].1, None, "nothing committed for partition 1");
+}
+
+#[test]
+fn a_commit_needs_the_current_generation_and_a_completed_sync() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    h.advance(DELAY_MS);
+    let generation = h.joined(ta).expect("joined").generation_id;
+    assert_eq!(h.commit(&a, generation, 1), GroupError::RebalanceInProgress);
+    let _ = h.sync(&a, generation, &[]);
+    assert_eq!(h.commit(&a, generation, 1), GroupError::None);
+}
+
+#[test]
+fn oversized_commit_metadata_is_offset_metadata_too_large() {
+    let mut h = Harness::new();
+    let request = OffsetCommitRequest {
+        group_id: GROUP.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        offsets: vec![
+            (tp(0), 1, -1, "x".repeat(5_000)),
+            (tp(1), 2, -1, String::new()),
+        ],
+    };
+    let answers = h
+        .coordinator
+        .commit_offsets(&mut h.disk, &request, h.now_ms);
+    assert_eq!(
+        answers,
+        vec![GroupError::OffsetMetadataTooLarge, GroupError::None]
+    );
+}
+
+#[test]
+fn committed_offsets_survive_a_crash_and_reopen() {
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", -1, 41), GroupError::None);
+    assert_eq!(h.commit("", -1, 42), GroupError::None);
+    h.disk.crash(|_, _| 0);
+    let reopened = open(&mut h.disk);
+    let fetched = reopened.fetch_offsets(GROUP, None);
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].1.as_ref().map(|o| o.offset), Some(42));
+    assert_eq!(
+        reopened.group(GROUP).map(|g| g.state),
+        Some(GroupState::Empty)
+    );
+}
+
+#[test]
+fn a_torn_tail_of_the_offsets_log_is_cut_off_at_reopen() {
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", -1, 10), GroupError::None);
+    let good = h.disk.file_len(OFFSETS_FILE).expect("written");
+    // A crash inside the next append: part of a record reached the disk.
+    h.disk
+        .append(OFFSETS_FILE, &[0, 0, 0, 40, 1, 2, 3])
+        .expect("appends");
+    h.disk.sync(OFFSETS_FILE).expect("syncs");
+    let (reopened, replay) =
+        GroupCoordinator::open(config(), &mut h.disk, 8).expect("SimDisk reads");
+    assert_eq!(replay.records, 1);
+    assert_eq!(replay.truncated_bytes, 7);
+    assert_eq!(h.disk.file_len(OFFSETS_FILE).expect("exists"), good);
+    assert_eq!(
+        reopened.fetch_offsets(GROUP, None)[0]
+            .1
+            .as_ref()
+            .map(|o| o.offset),
+        Some(10)
+    );
+}
+
+#[test]
+fn a_corrupt_record_ends_the_replay_there() {
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", -1, 10), GroupError::None);
+    let first = h.disk.file_len(OFFSETS_FILE).expect("written");
+    assert_eq!(h.commit("", -1, 11), GroupError::None);
+    let mut bytes = h.disk.read_all(OFFSETS_FILE).expect("reads").to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    h.disk.write_atomic(OFFSETS_FILE, &bytes).expect("writes");
+    h.disk.sync(OFFSETS_FILE).expect("syncs");
+    let (reopened, replay) =
+        GroupCoordinator::open(config(), &mut h.disk, 9).expect("SimDisk reads");
+    assert_eq!(
+        replay.truncated_bytes,
+        h.disk
+            .file_len(OFFSETS_FILE)
+            .map_or(0, |_| bytes.len() as u64 - first)
+    );
+    assert_eq!(
+        reopened.fetch_offsets(GROUP, None)[0]
+            .1
+            .as_ref()
+            .map(|o| o.offset),
+        Some(10),
+        "the corrupt commit is not believed"
+    );
+}
+
+#[test]
+fn a_deleted_group_stays_deleted_after_reopen_and_a_non_empty_one_is_refused() {
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", -1, 5), GroupError::None);
+    let _ = h.stable_pair();
+    let refused =
+        h.coordinator
+            .delete_groups(&mut h.disk, &[GROUP.into(), "other".into()], h.now_ms);
+    assert_eq!(
+        refused,
+        vec![GroupError::NonEmptyGroup, GroupError::GroupIdNotFound]
+    );
+    let members: Vec<String> = h
+        .coordinator
+        .group(GROUP)
+        .expect("exists")
+        .members
+        .keys()
+        .cloned()
+        .collect();
+    let _ = h.coordinator.leave_group(GROUP, &members, h.now_ms);
+    let deleted = h
+        .coordinator
+        .delete_groups(&mut h.disk, &[GROUP.into()], h.now_ms);
+    assert_eq!(deleted, vec![GroupError::None]);
+    let reopened = open(&mut h.disk);
+    assert!(reopened.group(GROUP).is_none());
+    assert!(reopened.fetch_offsets(GROUP, None).is_empty());
+}
+
+#[test]
+fn the_offsets_log_is_compacted_once_mostly_stale_and_replays_the_same() {
+    let mut h = Harness::new();
+    for offset in 0..40_000 {
+        assert_eq!(h.commit("", -1, offset), GroupError::None);
+    }
+    let len = h.disk.file_len(OFFSETS_FILE).expect("exists");
+    assert!(len < 2 * 1024 * 1024, "compacted: {len} bytes");
+    let reopened = open(&mut h.disk);
+    assert_eq!(
+        reopened.fetch_offsets(GROUP, None)[0]
+            .1
+            .as_ref()
+            .map(|o| o.offset),
+        Some(39_999)
+    );
+}
+
+#[test]
+fn list_and_describe_report_state_protocol_and_members() {
+    let mut h = Harness::new();
+    let (leader, follower, _) = h.stable_pair();
+    let listed = h.coordinator.list_groups(None);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, GroupState::Stable);
+    assert_eq!(listed[0].protocol_type, "consumer");
+    assert!(
+        h.coordinator
+            .list_groups(Some(&[GroupState::Empty]))
+            .is_empty()
+    );
+    let described = h.coordinator.describe_group(GROUP);
+    assert_eq!(described.state.name(), "Stable");
+    assert_eq!(described.protocol_name, "range");
+    let assignments: BTreeMap<_, _> = described
+        .members
+        .iter()
+        .map(|m| (m.member_id.clone(), m.assignment.clone()))
+        .collect();
+    assert_eq!(assignments[&leader], "p0");
+    assert_eq!(assignments[&follower], "p1");
+    assert_eq!(h.coordinator.describe_group("nope").state, GroupState::Dead);
+}
+
+/// One step of a random schedule.
+#[derive(Clone, Debug)]
+enum Step {
+    /// A new client asks to join (and then joins with its id).
+    NewMember,
+    /// Member `i` (modulo the known ones) joins again.
+    Rejoin(usize),
+    /// Member `i` syncs; as leader it assigns "<member>@<generation>" to everyone it knows.
+    Sync(usize),
+    /// Member `i` heartbeats.
+    Heartbeat(usize),
+    /// Member `i` leaves.
+    Leave(usize),
+    /// Time passes.
+    Wait(i64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        1 => Just(Step::NewMember),
+        2 => (0..8usize).prop_map(Step::Rejoin),
+        3 => (0..8usize).prop_map(Step::Sync),
+        3 => (0..8usize).prop_map(Step::Heartbeat),
+        1 => (0..8usize).prop_map(Step::Leave),
+        2 => (0..4_000i64).prop_map(Step::Wait),
+    ]
+}
+
+/// What a generation's leader was told, and what it assigned.
+#[derive(Default)]
+struct GenerationSeen {
+    leader: Option<String>,
+    members: Vec<String>,
+}
+
+proptest! {
+    /// Property: over any schedule of joins, syncs, heartbeats, leaves and time, (1) every
+    /// successful JoinGroup answer of one generation names the same leader, and the leader's
+    /// member list is exactly the set of members answered for that generation; (2) every
+    /// successful SyncGroup answer hands a member the assignment the generation's leader gave
+    /// it ("<member>@<generation>"), so no member ever receives another member's or another
+    /// generation's assignment; (3) generations only grow; (4) no parked request is lost: each
+    /// is answered exactly once or still belongs to a member of the group.
+    #[test]
+    fn every_stable_assignment_was_given_by_that_generations_leader_to_exactly_its_members(
+        steps in prop::collection::vec(step(), 1..120)
+    ) {
+        let mut h = Harness::new();
+        let mut members: Vec<String> = Vec::new();
+        let mut generation_of: BTreeMap<String, i32> = BTreeMap::new();
+        let mut generations: BTreeMap<i32, GenerationSeen> = BTreeMap::new();
+        let mut join_tokens: BTreeMap<RequestToken, String> = BTreeMap::new();
+        let mut sync_tokens: BTreeMap<RequestToken, (String, i32)> = BTreeMap::new();
+        let mut last_generation = 0;
+        let mut answered: BTreeMap<i32, BTreeSet<String>> = BTreeMap::new();
+        for step in steps {
+            match step {
+                Step::NewMember => {
+                    let id = h.member_id();
+                    let (token, _) = h.join(&join_request(&id, &["range"]));
+                    join_tokens.insert(token, id.clone());
+                    members.push(id);
+                }
+                Step::Rejoin(i) if !members.is_empty() => {
+                    let id = members[i % members.len()].clone();
+                    let (token, now) = h.join(&join_request(&id, &["range"]));
+                    match now {
+                        Some(result) => { h.joins.insert(token, result); }
+                        None => { join_tokens.insert(token, id); }
+                    }
+                }
+                Step::Sync(i) if !members.is_empty() => {
+                    let id = members[i % members.len()].clone();
+                    let generation = generation_of.get(&id).copied().unwrap_or(-1);
+                    let known: Vec<String> = generations
+                        .get(&generation)
+                        .map(|g| g.members.clone())
+                        .unwrap_or_default();
+                    let assignment: Vec<(String, String)> = known
+                        .iter()
+                        .map(|m| (m.clone(), format!("{m}@{generation}")))
+                        .collect();
+                    let refs: Vec<(&str, &str)> =
+                        assignment.iter().map(|(m, a)| (m.as_str(), a.as_str())).collect();
+                    let (token, now) = h.sync(&id, generation, &refs);
+                    if let Some(result) = now {
+                        h.syncs.insert(token, result);
+                    }
+                    sync_tokens.insert(token, (id, generation));
+                }
+                Step::Heartbeat(i) if !members.is_empty() => {
+                    let id = members[i % members.len()].clone();
+                    let generation = generation_of.get(&id).copied().unwrap_or(-1);
+                    let _ = h.heartbeat(&id, generation);
+                }
+                Step::Leave(i) if !members.is_empty() => {
+                    let id = members.remove(i % members.len());
+                    let _ = h.coordinator.leave_group(GROUP, &[id], h.now_ms);
+                    h.collect();
+                }
+                Step::Wait(ms) => h.advance(ms),
+                _ => {}
+            }
+            // Check every join answered so far.
+            for (token, result) in std::mem::take(&mut h.joins) {
+                join_tokens.remove(&token);
+                if result.error != GroupError::None {
+                    continue;
+                }
+                answered.entry(result.generation_id).or_default().insert(result.member_id.clone());
+                prop_assert!(result.generation_id >= last_generation, "generations only grow");
+                last_generation = result.generation_id;
+                generation_of.insert(result.member_id.clone(), result.generation_id);
+                let seen = generations.entry(result.generation_id).or_default();
+                let leader = seen.leader.get_or_insert(result.leader_id.clone());
+                prop_assert_eq!(&*leader, &result.leader_id, "one leader per generation");
+                if result.member_id == result.leader_id {
+                    seen.members = result.members.iter().map(|m| m.member_id.clone()).collect();
+                }
+            }
+            for (token, result) in std::mem::take(&mut h.syncs) {
+                let (member, generation) = sync_tokens.remove(&token).expect("a sync we sent");
+                if result.error == GroupError::None {
+                    let expected = if generations[&generation].members.contains(&member) {
+                        format!("{member}@{generation}")
+                    } else {
+                        String::new()
+                    };
+                    prop_assert_eq!(&result.assignment[..], expected.as_bytes());
+                }
+            }
+        }
+        // Every still-parked request belongs to a current member.
+        let group = h.coordinator.group(GROUP);
+        for member in join_tokens.values() {
+            prop_assert!(group.is_some_and(|g| g.members.contains_key(member)),
+                "a parked join of {} was lost", member);
+        }
+        for (member, _) in sync_tokens.values() {
+            prop_assert!(group.is_some_and(|g| g.members.contains_key(member)),
+                "a parked sync of {} was lost", member);
+        }
+        // (1) the leader's list is exactly the members answered for its generation.
+        for (generation, seen) in &generations {
+            if seen.members.is_empty() {
+                continue; // the leader's answer is still parked (or it was never the leader)
+            }
+            let listed: BTreeSet<String> = seen.members.iter().cloned().collect();
+            prop_assert_eq!(Some(&listed), answered.get(generation), "generation {}", generation);
+        }
+    }
+}
