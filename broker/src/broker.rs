@@ -55,6 +55,7 @@
 //! crash(keep)       | unsynced bytes dropped (torn) | newest valid snapshot + replay of what survived
 //! ```
 
+use crate::broker_topic_stats::BrokerTopicStats;
 use crate::cluster::{AlterPartition, BrokerId};
 use crate::partition_config::PartitionConfig;
 use crate::partition_log::{
@@ -425,6 +426,8 @@ pub struct Broker<S = SimDisk> {
     pub(crate) alter_partitions: Vec<AlterPartition>,
     /// Topic-level overrides by partition ([`Broker::set_partition_config`]); empty by default.
     partition_configs: std::collections::BTreeMap<i32, PartitionConfig>,
+    /// Produce counters, for metrics.
+    stats: BrokerTopicStats,
 }
 
 impl Broker<SimDisk> {
@@ -562,6 +565,7 @@ impl<S: Storage> Broker<S> {
             replication_events: Vec::new(),
             alter_partitions: Vec::new(),
             partition_configs: std::collections::BTreeMap::new(),
+            stats: BrokerTopicStats::default(),
         };
         let report = broker
             .recover_with(Vec::new())
@@ -1021,6 +1025,27 @@ impl<S: Storage> Broker<S> {
     }
 
     fn produce_with_acks(&mut self, partition: i32, records: &Bytes, acks: i16) -> ProduceOutcome {
+        let outcome = self.judge_and_append(partition, records, acks);
+        self.stats.record(&outcome, records.len());
+        outcome
+    }
+
+    /// The produce counters since this broker was built ([`BrokerTopicStats`]).
+    pub fn stats(&self) -> &BrokerTopicStats {
+        &self.stats
+    }
+
+    /// Producer ids with state on this broker, summed over its partitions (Kafka's
+    /// `ProducerIdCount`, KIP-847).
+    pub fn producer_id_count(&self) -> usize {
+        self.partitions
+            .iter()
+            .flatten()
+            .map(|p| p.producers.len())
+            .sum()
+    }
+
+    fn judge_and_append(&mut self, partition: i32, records: &Bytes, acks: i16) -> ProduceOutcome {
         let header = BatchHeader::parse(records);
         if self.partition(partition).is_none()
             && !(self.config.auto_create_partitions

@@ -40,6 +40,7 @@
 //! - [`recovery`]: rebuilding a partition after a crash or restart: truncate, pick a
 //!   snapshot, replay.
 //! - [`verdict`]: `ProduceOutcome` and `Verdict`, the explanation of each decision.
+//! - [`broker_topic_stats`]: `BrokerTopicStats`, the produce counters behind the metrics.
 //! - [`broker`](mod@broker): `Broker` and `BrokerConfig`: partitions, InitProducerId, Produce,
 //!   Fetch, DeleteRecords, expiry, sync policy, snapshots, crash and restarts.
 //! - [`cluster`]: `LeaderAndIsr` and `AlterPartition`, the values the controller and the
@@ -85,6 +86,7 @@
 //!   the same for both.
 
 pub mod broker;
+pub mod broker_topic_stats;
 pub mod cluster;
 pub mod controller;
 pub mod file_storage;
@@ -105,6 +107,7 @@ pub use broker::{
     PRODUCER_ID_BLOCK_SIZE, PartitionRestart, RestartReport, SyncPolicy, TimestampAfterMaxError,
     parse_timestamp_after_max_ms,
 };
+pub use broker_topic_stats::BrokerTopicStats;
 pub use cluster::{AlterPartition, BrokerId, LeaderAndIsr, NO_LEADER};
 pub use controller::{
     AlterPartitionError, Controller, ControllerConfig, ControllerConfigError, ControllerCounters,

@@ -1,5 +1,7 @@
-//! Reading Kafka frames off a socket: the one frame reader of the server, the proxy and the
-//! client.
+//! Reading Kafka frames off a socket: the frame reader of the proxy and the client. (The
+//! server reads the same way, check-then-parse with [`kafka_codec::check_frame`], but asks
+//! its request memory pool for a frame's bytes before reading them: see `server.rs` and
+//! [`crate::limits`].)
 //!
 //! Check-then-parse, as in mini-redis: bytes are read into a buffer, and after each read
 //! [`kafka_codec::check_frame`] says whether a whole frame is there. A length prefix that

@@ -13,14 +13,16 @@
 //! not an error. Decoding ([`decode_request`]) then happens in three steps, each of which
 //! can refuse the frame without touching the broker:
 //!
-//! 1. the first 8 bytes name the api key, version and correlation id; an unknown api key or a
-//!    version we do not serve is refused here (ApiVersions at an unsupported version gets
-//!    Kafka's KIP-511 answer instead, see [`Decoded::UnsupportedApiVersions`]);
+//! 1. the first 8 bytes name the api key, version and correlation id; an unknown api key or
+//!    an api we do not serve is refused here; a version we do not serve of an api we serve
+//!    is answered UNSUPPORTED_VERSION ([`Decoded::UnsupportedVersion`]; ApiVersions gets
+//!    Kafka's KIP-511 answer, see [`Decoded::UnsupportedApiVersions`]);
 //! 2. [`preflight`] walks the body and refuses impossible array counts
 //!    before `kafka-protocol` allocates for them;
 //! 3. `kafka-protocol` decodes the header and the body.
 
 use crate::preflight;
+use crate::unsupported_version::UnsupportedVersion;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
@@ -182,6 +184,9 @@ pub enum Decoded {
         /// For the log, when the header could be read.
         client_id: Option<String>,
     },
+    /// Another served API at a version we do not serve: answered UNSUPPORTED_VERSION in
+    /// the request's own header format, see [`crate::unsupported_version`].
+    UnsupportedVersion(UnsupportedVersion),
 }
 
 /// Why a frame could not be served. Kafka closes the connection for each of these, since it
@@ -200,7 +205,7 @@ pub enum CodecError {
         /// Its correlation id.
         correlation_id: i32,
     },
-    /// An api key Kafka defines but this broker does not serve (or not at this version).
+    /// An api key Kafka defines but this broker does not serve.
     UnsupportedApi {
         /// The key.
         api_key: ApiKey,
@@ -285,6 +290,9 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, CodecError> {
                 client_id: client_id_of_unsupported(&frame, api_version),
             });
         }
+        if served.is_some() {
+            return unsupported_version(api_key, api_version, correlation_id, frame);
+        }
         return Err(CodecError::UnsupportedApi {
             api_key,
             api_version,
@@ -307,6 +315,33 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, CodecError> {
         header,
         body: Box::new(body),
     })
+}
+
+/// A served API at a version not served: its header read, to be answered UNSUPPORTED_VERSION
+/// ([`crate::unsupported_version`]).
+fn unsupported_version(
+    api_key: ApiKey,
+    api_version: i16,
+    correlation_id: i32,
+    mut frame: Bytes,
+) -> Result<Decoded, CodecError> {
+    let request_header_version = api_key.request_header_version(api_version);
+    let header = RequestHeader::decode(&mut frame, request_header_version).map_err(|e| {
+        CodecError::Malformed {
+            api_key,
+            api_version,
+            correlation_id,
+            why: format!("header: {e}"),
+        }
+    })?;
+    Ok(Decoded::UnsupportedVersion(UnsupportedVersion {
+        api_key,
+        api_version,
+        correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()),
+        request_header_version,
+        body: frame,
+    }))
 }
 
 fn decode_body(api_key: ApiKey, version: i16, buf: &mut Bytes) -> anyhow::Result<RequestBody> {

@@ -20,7 +20,9 @@
 //! A request travels like this:
 //!
 //! ```text
-//! TCP bytes ─▶ frames::read_frame   check_frame: a whole frame yet? too large? (close)
+//! TCP bytes ─▶ server (limits)      check_frame: a whole frame yet? too large? (close)
+//!                                   pool grant for the announced size, then read it;
+//!                                   idle and read timeouts (close)
 //!           ─▶ kafka_codec          api key + version served?  preflight (array counts)
 //!                                   kafka-protocol decodes header and body
 //!           ─▶ kafka_apis           lock; core.advance_time(now); Metadata / Produce / ...
@@ -51,8 +53,10 @@
 //! | OffsetFetch    | 1–9      | v8+: several groups at once |
 //! | ListGroups, DescribeGroups, DeleteGroups | 0–5, 0–6, 0–2 | state filters (v4+), Kafka's state names |
 //!
-//! Exactly these are advertised ([`kafka_codec::SUPPORTED_APIS`]). A request for anything
-//! else closes the connection with a log line, as Kafka does for requests it cannot parse.
+//! Exactly these are advertised ([`kafka_codec::SUPPORTED_APIS`]). Another version of one of
+//! these APIs is answered UNSUPPORTED_VERSION in the request's own header format
+//! ([`unsupported_version`]); a request for an API not served closes the connection with a
+//! log line, as Kafka does for requests it cannot parse.
 //!
 //! ## Topics
 //!
@@ -65,8 +69,8 @@
 //! ## Layout
 //! - [`kafka_codec`]: framing (check-then-parse), request decoding, response encoding with
 //!   the header version of each api version, the advertised version table.
-//! - [`frames`]: the one frame reader (check-then-parse, an oversized prefix refused before
-//!   allocation) of the server, the proxy and the client.
+//! - [`frames`]: the frame reader (check-then-parse, an oversized prefix refused before
+//!   allocation) of the proxy and the client.
 //! - [`groups`]: the consumer-group APIs over the core's group coordinator, and the parked
 //!   JoinGroup/SyncGroup answers.
 //! - [`preflight`]: refuses impossible array counts before `kafka-protocol` allocates.
@@ -75,7 +79,12 @@
 //! - [`admin`]: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
 //!   IncrementalAlterConfigs, DeleteRecords, and the catalogue of honoured configs.
 //! - [`kafka_apis`]: one synchronous function per API over the core.
-//! - [`server`]: the tokio listener and connections, limits, shutdown.
+//! - [`unsupported_version`]: UNSUPPORTED_VERSION answers for versions not served.
+//! - [`limits`]: the connection limits' decisions (slots, per-address quota, idle and read
+//!   timeouts, the request memory pool), sans-IO.
+//! - [`server`]: the tokio listener and connections, applying the limits, shutdown.
+//! - [`metrics`]: `--metrics`: Prometheus text over HTTP, from the core's and the server's
+//!   counters.
 //! - [`proxy`]: a Kafka-aware fault proxy (lost acks, lost requests, duplicates, delays,
 //!   cuts) to put between real clients and a broker.
 //! - [`proxy_cli`]: the fault proxy's one flag set and main, for `idempo-proxy` and
@@ -105,6 +114,10 @@
 //!   and the tiered-storage specials are not served (v7+ not advertised).
 //! - The log lives in memory only unless `idempo-broker --data-dir` is given
 //!   ([`idempo_broker::FileStorage`], recovered at start by the core's own recovery).
+//! - Connections: a request read timeout Kafka does not have, and a strict request memory
+//!   pool on by default (Kafka's `queued.max.request.bytes` is off by default and not
+//!   strict); see [`limits`]. A version no schema describes is answered UNSUPPORTED_VERSION
+//!   where Kafka closes the connection; see [`unsupported_version`].
 
 pub mod admin;
 pub mod client;
@@ -113,12 +126,15 @@ pub mod groups;
 pub mod harness;
 pub mod kafka_apis;
 pub mod kafka_codec;
+pub mod limits;
+pub mod metrics;
 pub mod preflight;
 pub mod process;
 pub mod proxy;
 pub mod proxy_cli;
 pub mod server;
 pub mod topics;
+pub mod unsupported_version;
 
 pub use kafka_apis::{FrontEndSettings, KafkaApis, NODE_ID};
 pub use kafka_codec::{DEFAULT_MAX_FRAME_BYTES, SUPPORTED_APIS};

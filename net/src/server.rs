@@ -17,21 +17,36 @@
 //! [`crate::groups`] fills when the coordinator completes it; a task tells the core the time
 //! every [`GROUP_TICK_MS`], so that rebalance delays and session timeouts fire without traffic.
 //!
-//! What ends a connection, each with a log line: the client closing it; a frame larger than
-//! `max_frame_bytes`; a frame we cannot decode or do not serve; a failed `acks=0` produce
-//! (Kafka closes so that the client notices); shutdown. None of these touches another
-//! connection or the core. A connection beyond `max_connections` is closed as soon as it is
-//! accepted.
+//! What ends a connection, each with a log line and a count by [`CloseReason`]: the client
+//! closing it; no request for `connections_max_idle_ms`; a frame not complete within
+//! `request_read_timeout_ms` of its first byte; a frame larger than `max_frame_bytes`; a
+//! frame we cannot decode or do not serve; a failed `acks=0` produce (Kafka closes so that the
+//! client notices); shutdown. None of these touches another connection or the core.
+//!
+//! The connection limits ([`crate::limits`] decides, this module applies): with
+//! `max_connections` open the acceptor waits for a slot to free (new clients wait in the
+//! listen backlog, as with Kafka), a connection from an address that has
+//! `max_connections_per_ip` open is closed on accept, and a frame is read only once the
+//! request memory pool (`queued_max_request_bytes`) has granted its announced size.
 //!
 //! Shutdown: the future given to [`Server::run`] completes (the binary wires it to Ctrl-C and
 //! SIGTERM); the listener closes, each connection finishes the request in hand and closes,
 //! and after [`ServerConfig::shutdown_grace_ms`] any connection still open is dropped.
 
-use crate::frames::{self, ReadEnd};
+use crate::frames::{READ_CHUNK_BYTES, READ_MIN_BYTES};
 use crate::groups::{Client, EncodableBody, GroupReply, GroupRequest};
 use crate::kafka_apis::{FrontEndSettings, KafkaApis, api_versions_response};
-use crate::kafka_codec::{self, CodecError, DEFAULT_MAX_FRAME_BYTES, Decoded, RequestBody};
+use crate::kafka_codec::{
+    self, CodecError, DEFAULT_MAX_FRAME_BYTES, Decoded, FrameCheck, LENGTH_PREFIX_BYTES,
+    RequestBody,
+};
+use crate::limits::{
+    CloseReason, ConnectionQuotas, ConnectionStats, Expiry, LimitsConfig, PoolStats, ReadClock,
+    RequestMemoryPool,
+};
+use crate::metrics::{FetchCounters, MetricsSnapshot};
 use crate::topics::TopicTableError;
+use crate::unsupported_version::UnsupportedVersion;
 use bytes::{Bytes, BytesMut};
 use idempo_broker::{
     Broker, BrokerConfig, ConfigError, FileStorage, FileStorageError, GroupConfig, NodeStorage,
@@ -47,9 +62,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -138,10 +154,12 @@ pub struct ServerConfig {
     pub auto_create_topics: bool,
     /// Largest request frame accepted; a larger one closes the connection.
     pub max_frame_bytes: usize,
-    /// Connections served at once; more are closed on accept.
-    pub max_connections: usize,
+    /// Connection limits: slots, per address, idle and read timeouts, request memory.
+    pub limits: LimitsConfig,
     /// How long shutdown waits for open connections to finish.
     pub shutdown_grace_ms: u64,
+    /// Where to serve Prometheus metrics over HTTP ([`crate::metrics`]); `None` for nowhere.
+    pub metrics: Option<SocketAddr>,
     /// The core's settings (dedup window, idempotence, limits).
     pub broker: BrokerConfig,
     /// Where the broker keeps its files (`--data-dir`); `None` keeps everything in memory,
@@ -160,8 +178,9 @@ impl Default for ServerConfig {
             default_partitions: 1,
             auto_create_topics: true,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            limits: LimitsConfig::default(),
             shutdown_grace_ms: 5_000,
+            metrics: None,
             broker: BrokerConfig {
                 // Topics create partitions explicitly; the core never invents one.
                 auto_create_partitions: false,
@@ -188,6 +207,8 @@ pub enum StartError {
     Recovery(OpenError),
     /// The topic table in the data directory could not be loaded.
     Topics(TopicTableError),
+    /// The metrics endpoint could not be bound.
+    Metrics(io::Error),
 }
 
 impl fmt::Display for StartError {
@@ -199,6 +220,7 @@ impl fmt::Display for StartError {
             StartError::DataDir(e) => write!(f, "--data-dir: {e}"),
             StartError::Recovery(e) => write!(f, "--data-dir: {e}"),
             StartError::Topics(e) => write!(f, "--data-dir: {e}"),
+            StartError::Metrics(e) => write!(f, "cannot serve metrics: {e}"),
         }
     }
 }
@@ -210,8 +232,10 @@ impl std::error::Error for StartError {}
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
-    max_connections: usize,
+    limits: Arc<ConnectionLimits>,
     shutdown_grace: Duration,
+    /// The metrics endpoint's listener, when asked for.
+    metrics: Option<TcpListener>,
 }
 
 /// What every connection shares.
@@ -220,6 +244,8 @@ struct Shared {
     apis: Mutex<KafkaApis>,
     /// Woken after every append, for Fetch requests waiting for `min_bytes`.
     appended: Notify,
+    /// Bytes and records answered to Fetch requests, for metrics.
+    fetched: FetchCounters,
     max_frame_bytes: usize,
 }
 
@@ -316,11 +342,10 @@ impl Server {
                 config.default_partitions
             )));
         }
-        if config.max_connections < 1 {
-            return Err(StartError::Setting(
-                "max connections must be at least 1".into(),
-            ));
-        }
+        config
+            .limits
+            .check(config.max_frame_bytes)
+            .map_err(|e| StartError::Setting(e.to_string()))?;
         // Recovery runs before the listener binds: clients connect to a recovered broker.
         let broker = open_broker(&config)?;
         let listener = TcpListener::bind(config.listen)
@@ -353,9 +378,14 @@ impl Server {
             shared: Arc::new(Shared {
                 apis: Mutex::new(apis),
                 appended: Notify::new(),
+                fetched: FetchCounters::default(),
                 max_frame_bytes: config.max_frame_bytes,
             }),
-            max_connections: config.max_connections,
+            limits: Arc::new(ConnectionLimits::new(config.limits)),
+            metrics: match config.metrics {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(StartError::Metrics)?),
+                None => None,
+            },
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
         })
     }
@@ -374,40 +404,15 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then closes every connection (see the module doc).
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let permits = Arc::new(Semaphore::new(self.max_connections));
-        let shared = &self.shared;
-        let max_connections = self.max_connections;
-        let storage_ticker = tokio::spawn(tick_storage(shared.clone()));
-        let group_ticker = tokio::spawn(tick_groups(shared.clone(), stop_rx.clone()));
-        let mut connections = crate::process::accept_until(
-            &self.listener,
-            shutdown,
-            "broker",
-            |stream, peer, connections| {
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    warn!(%peer, limit = max_connections, "closed connection: too many connections");
-                    return;
-                };
-                let connection = Connection {
-                    stream,
-                    peer,
-                    buf: BytesMut::new(),
-                    shared: shared.clone(),
-                    stop: stop_rx.clone(),
-                };
-                connections.spawn(
-                    async move {
-                        debug!("accepted connection");
-                        connection.run().await;
-                        drop(permit);
-                    }
-                    .instrument(info_span!("connection", %peer)),
-                );
-            },
-        )
-        .await;
+        let storage_ticker = tokio::spawn(tick_storage(self.shared.clone()));
+        let group_ticker = tokio::spawn(tick_groups(self.shared.clone(), stop_rx.clone()));
+        let metrics = self.serve_metrics();
+        let mut connections = self.accept_until(shutdown, &stop_rx).await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         info!(
             open = connections.len(),
             "shutting down: stopped accepting connections"
@@ -429,18 +434,270 @@ impl Server {
         storage_ticker.abort();
         group_ticker.abort();
         // Kafka's clean shutdown: every log synced, a snapshot of every partition.
-        match shared.with_apis(|apis| apis.broker.shutdown()) {
+        match self.shared.with_apis(|apis| apis.broker.shutdown()) {
             Ok(()) => info!("stopped (logs synced, producer state snapshotted)"),
             Err(e) => error!(error = %e, "stopped, but the final sync failed"),
         }
         info!("stopped");
+    }
+
+    /// The address the metrics endpoint listens on, if any (with the real port when asked
+    /// for port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The numbers of a scrape: the core's under its lock, then the front end's.
+    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+        snapshot(&self.shared, &self.limits)
+    }
+
+    fn serve_metrics(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let listener = self.metrics.take()?;
+        if let Ok(addr) = listener.local_addr() {
+            info!(%addr, "serving metrics at http://{addr}/metrics");
+        }
+        let (shared, limits) = (self.shared.clone(), self.limits.clone());
+        Some(tokio::spawn(crate::metrics::serve(listener, move || {
+            snapshot(&shared, &limits)
+        })))
+    }
+
+    /// The connection limits' counters, shared with the running server (for metrics and
+    /// tests).
+    pub fn limits(&self) -> Arc<ConnectionLimits> {
+        self.limits.clone()
+    }
+
+    /// Accepts connections until `shutdown` completes: only while a slot is free (Kafka's
+    /// `waitForConnectionSlot`), closing at once one from an address over its quota.
+    /// Finished tasks are reaped as they end, and a failed accept (typically out of file
+    /// descriptors) backs off instead of spinning. Returns the connections still open.
+    async fn accept_until(
+        &self,
+        shutdown: impl Future<Output = ()>,
+        stop: &watch::Receiver<bool>,
+    ) -> JoinSet<()> {
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            if !self.limits.quotas().slot_available() {
+                self.limits.quotas().acceptor_waited();
+                let limit = self.limits.config.max_connections;
+                info!(limit, "max connections open: waiting for one to close");
+                loop {
+                    tokio::select! {
+                        () = &mut shutdown => return connections,
+                        Some(done) = connections.join_next(), if !connections.is_empty() => {
+                            log_task_end(done);
+                        }
+                        () = self.limits.slot_freed.notified() => {}
+                    }
+                    if self.limits.quotas().slot_available() {
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => return connections,
+                Some(done) = connections.join_next(), if !connections.is_empty() => {
+                    log_task_end(done);
+                }
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => self.admit(stream, peer, stop, &mut connections),
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Takes a slot for an accepted connection and spawns its task, or closes it.
+    fn admit(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        stop: &watch::Receiver<bool>,
+        connections: &mut JoinSet<()>,
+    ) {
+        let ip = peer.ip();
+        if let Err(rejected) = self.limits.quotas().open(ip) {
+            warn!(%peer, reason = rejected.name(), "closed connection on accept: {rejected}");
+            return;
+        }
+        let slot = Slot {
+            limits: self.limits.clone(),
+            ip,
+            reason: CloseReason::Shutdown,
+        };
+        let connection = Connection {
+            stream,
+            peer,
+            buf: BytesMut::new(),
+            shared: self.shared.clone(),
+            stop: stop.clone(),
+            clock: ReadClock::new(&self.limits.config, self.limits.now_ms()),
+            limits: self.limits.clone(),
+        };
+        connections.spawn(
+            async move {
+                let mut slot = slot;
+                debug!("accepted connection");
+                slot.reason = connection.run().await;
+            }
+            .instrument(info_span!("connection", %peer)),
+        );
+    }
+}
+
+fn snapshot(shared: &Shared, limits: &ConnectionLimits) -> MetricsSnapshot {
+    let core = shared.with_apis(|apis| MetricsSnapshot::of_core(apis));
+    let (bytes_out, records_out) = shared.fetched.totals();
+    MetricsSnapshot {
+        connections: limits.connection_stats(),
+        pool: limits.pool_stats(),
+        bytes_out,
+        records_out,
+        ..core
+    }
+}
+
+fn log_task_end(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        error!(error = %e, "connection task failed");
+    }
+}
+
+/// The connection limits of a running server: the decisions of [`crate::limits`] under a
+/// lock each (held for a few instructions, never across an `.await`), and the wake-ups of
+/// those waiting for a slot or for request memory.
+#[derive(Debug)]
+pub struct ConnectionLimits {
+    config: LimitsConfig,
+    quotas: Mutex<ConnectionQuotas>,
+    pool: Mutex<RequestMemoryPool>,
+    /// Woken when a connection gives its slot back (the acceptor waits on it).
+    slot_freed: Notify,
+    /// Woken when a frame gives its bytes back (connections waiting for a grant).
+    memory_freed: Notify,
+    /// Time zero of the read clocks.
+    epoch: Instant,
+}
+
+impl ConnectionLimits {
+    fn new(config: LimitsConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            config,
+            quotas: Mutex::new(ConnectionQuotas::new(&config)),
+            pool: Mutex::new(RequestMemoryPool::new(config.queued_max_request_bytes)),
+            slot_freed: Notify::new(),
+            memory_freed: Notify::new(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The limits as configured.
+    pub fn config(&self) -> &LimitsConfig {
+        &self.config
+    }
+
+    /// The connection counters now.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.quotas().stats()
+    }
+
+    /// The request memory pool's counters now.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool().stats()
+    }
+
+    // A panic while a lock was held is a bug already reported by its task; the counters it
+    // guards are still consistent (each update is one step), so go on with them.
+    fn quotas(&self) -> std::sync::MutexGuard<'_, ConnectionQuotas> {
+        self.quotas.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, RequestMemoryPool> {
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn instant_at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
+    }
+
+    /// Waits until the pool grants `bytes` (backpressure: the caller reads nothing meanwhile).
+    async fn allocate(self: &Arc<Self>, bytes: usize) -> Grant {
+        let mut waiting: Option<PoolWait> = None;
+        loop {
+            // Register for the wake-up *before* asking, so a release in between is not lost.
+            let freed = self.memory_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.pool().try_allocate(bytes) {
+                return Grant {
+                    limits: self.clone(),
+                    bytes,
+                };
+            }
+            if waiting.is_none() {
+                self.pool().wait_started();
+                waiting = Some(PoolWait(self.clone()));
+                debug!(
+                    bytes,
+                    "waiting for request memory (queued max request bytes reached)"
+                );
+            }
+            freed.await;
+        }
+    }
+}
+
+/// A connection's slot under the quotas, given back when its task ends, however it ends.
+struct Slot {
+    limits: Arc<ConnectionLimits>,
+    ip: std::net::IpAddr,
+    reason: CloseReason,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.limits.quotas().close(self.ip, self.reason);
+        self.limits.slot_freed.notify_one();
+    }
+}
+
+/// Bytes of the request memory pool held by one frame until it has been served.
+struct Grant {
+    limits: Arc<ConnectionLimits>,
+    bytes: usize,
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        self.limits.pool().release(self.bytes);
+        self.limits.memory_freed.notify_waiters();
+    }
+}
+
+/// One frame waiting for a grant, counted while it waits (also when its connection closes).
+struct PoolWait(Arc<ConnectionLimits>);
+
+impl Drop for PoolWait {
+    fn drop(&mut self) {
+        self.0.pool().wait_ended();
     }
 }
 
 /// Whether a connection goes on after a request.
 enum Flow {
     Continue,
-    Close,
+    Close(CloseReason),
 }
 
 struct Connection {
@@ -449,59 +706,137 @@ struct Connection {
     buf: BytesMut,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
+    /// When this connection's read gives up (idle and read timeouts).
+    clock: ReadClock,
+    limits: Arc<ConnectionLimits>,
 }
 
 impl Connection {
-    async fn run(mut self) {
+    /// Serves requests until the connection ends; says why it ended.
+    async fn run(mut self) -> CloseReason {
         loop {
             if *self.stop.borrow() {
                 debug!("closed connection: shutting down");
-                return;
+                return CloseReason::Shutdown;
             }
             let mut stop = self.stop.clone();
-            let frame = tokio::select! {
+            let read = tokio::select! {
                 _ = stop.changed() => {
                     debug!("closed connection: shutting down");
-                    return;
+                    return CloseReason::Shutdown;
                 }
-                frame = self.read_frame() => frame,
+                read = self.read_request() => read,
             };
-            let frame = match frame {
-                Ok(frame) => frame,
-                Err(ReadEnd::Closed) => {
-                    debug!("client closed the connection");
-                    return;
-                }
-                Err(ReadEnd::ClosedMidFrame { buffered }) => {
-                    info!(buffered, "client closed the connection inside a frame");
-                    return;
-                }
-                Err(ReadEnd::TooLarge { announced }) => {
-                    warn!(
-                        announced,
-                        max_frame_bytes = self.shared.max_frame_bytes,
-                        "closed connection: frame larger than the limit"
-                    );
-                    return;
-                }
-                Err(ReadEnd::Io(e)) => {
-                    info!(error = %e, "closed connection: read failed");
-                    return;
-                }
+            let (frame, grant) = match read {
+                Ok(read) => read,
+                Err(reason) => return reason,
             };
-            if let Flow::Close = self.serve(frame).await {
-                return;
+            let flow = self.serve(frame).await;
+            drop(grant);
+            let now_ms = self.limits.now_ms();
+            self.clock.frame_done(now_ms, !self.buf.is_empty());
+            if let Flow::Close(reason) = flow {
+                return reason;
             }
         }
     }
 
-    /// Reads one whole request frame ([`frames::read_frame`]) and returns it without its
-    /// length prefix.
-    async fn read_frame(&mut self) -> Result<Bytes, ReadEnd> {
-        let frame =
-            frames::read_frame(&mut self.stream, &mut self.buf, self.shared.max_frame_bytes)
-                .await?;
-        Ok(frames::body(&frame))
+    /// Reads one whole request frame and returns it without its length prefix, with the
+    /// pool's grant for it. Check-then-parse as in [`crate::frames`]: nothing is reserved
+    /// for the announced size until the pool has granted it, and the buffer grows only with
+    /// the bytes that arrive. Gives up at the [`ReadClock`]'s deadline.
+    async fn read_request(&mut self) -> Result<(Bytes, Grant), CloseReason> {
+        let max_frame_bytes = self.shared.max_frame_bytes;
+        let mut grant = None;
+        loop {
+            let check = kafka_codec::check_frame(&self.buf, max_frame_bytes);
+            let announced = match check {
+                FrameCheck::TooLarge { announced } => {
+                    warn!(
+                        announced,
+                        max_frame_bytes, "closed connection: frame larger than the limit"
+                    );
+                    return Err(CloseReason::FrameTooLarge);
+                }
+                FrameCheck::Complete { frame_bytes } => Some(frame_bytes),
+                FrameCheck::Incomplete { needed } => needed.map(|n| n - LENGTH_PREFIX_BYTES),
+            };
+            if let (Some(frame_bytes), None) = (announced, &grant) {
+                grant = Some(self.limits.allocate(frame_bytes).await);
+                self.clock.granted(self.limits.now_ms());
+            }
+            if let FrameCheck::Complete { frame_bytes } = check {
+                let frame = self
+                    .buf
+                    .split_to(LENGTH_PREFIX_BYTES + frame_bytes)
+                    .freeze();
+                let grant = grant.expect("a complete frame was granted above");
+                return Ok((frame.slice(LENGTH_PREFIX_BYTES..), grant));
+            }
+            let needed = announced.map_or(LENGTH_PREFIX_BYTES, |n| n + LENGTH_PREFIX_BYTES);
+            self.read_more(needed - self.buf.len()).await?;
+        }
+    }
+
+    /// Logs why a read gave up at its deadline, and says so.
+    fn expired(&self, expiry: Expiry) -> CloseReason {
+        let config = self.limits.config();
+        let reason = expiry.close_reason();
+        info!(
+            buffered = self.buf.len(),
+            connections_max_idle_ms = config.connections_max_idle_ms,
+            request_read_timeout_ms = config.request_read_timeout_ms,
+            reason = reason.name(),
+            "closed connection: {}",
+            match expiry {
+                Expiry::Idle => "idle for connections.max.idle.ms",
+                Expiry::ReadTimeout => "a request did not arrive whole within the read timeout",
+            }
+        );
+        reason
+    }
+
+    /// Reads what arrives next (reserving at most [`READ_CHUNK_BYTES`] for it), until the
+    /// read clock's deadline.
+    async fn read_more(&mut self, missing: usize) -> Result<(), CloseReason> {
+        self.buf
+            .reserve(missing.clamp(READ_MIN_BYTES, READ_CHUNK_BYTES));
+        let (deadline_ms, expiry) = self.clock.deadline_ms();
+        if self.limits.now_ms() >= deadline_ms {
+            return Err(self.expired(expiry));
+        }
+        // Bytes already there need no timer: arm one only when the read would wait.
+        let read = match self.stream.try_read_buf(&mut self.buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => tokio::select! {
+                read = self.stream.read_buf(&mut self.buf) => read,
+                () = tokio::time::sleep_until(self.limits.instant_at(deadline_ms)) => {
+                    return Err(self.expired(expiry));
+                }
+            },
+            read => read,
+        };
+        match read {
+            Ok(0) if self.buf.is_empty() => {
+                debug!("client closed the connection");
+                Err(CloseReason::ClientClosed)
+            }
+            Ok(0) => {
+                info!(
+                    buffered = self.buf.len(),
+                    "client closed the connection inside a frame"
+                );
+                Err(CloseReason::ClientClosed)
+            }
+            Ok(_) => {
+                self.clock
+                    .bytes_arrived(self.limits.now_ms(), !self.buf.is_empty());
+                Ok(())
+            }
+            Err(e) => {
+                info!(error = %e, "closed connection: read failed");
+                Err(CloseReason::Io)
+            }
+        }
     }
 
     async fn serve(&mut self, frame: Bytes) -> Flow {
@@ -540,10 +875,11 @@ impl Connection {
                     Ok(frame) => self.write(&frame).await,
                     Err(e) => {
                         error!(error = %e, "closed connection: cannot encode the answer");
-                        Flow::Close
+                        Flow::Close(CloseReason::Io)
                     }
                 }
             }
+            Ok(Decoded::UnsupportedVersion(request)) => self.unsupported_version(&request).await,
             Err(e) => {
                 let reason = match &e {
                     CodecError::TooShort { .. } | CodecError::Malformed { .. } => {
@@ -553,7 +889,42 @@ impl Connection {
                     CodecError::UnsupportedApi { .. } => "api or version not served",
                 };
                 warn!(error = %e, "closed connection: {reason}");
-                Flow::Close
+                Flow::Close(CloseReason::BadRequest)
+            }
+        }
+    }
+
+    /// Answers UNSUPPORTED_VERSION in the request's header format, or closes for an API
+    /// whose answer [`crate::unsupported_version`] cannot build.
+    async fn unsupported_version(&mut self, request: &UnsupportedVersion) -> Flow {
+        let span = info_span!(
+            "request",
+            api = ?request.api_key,
+            version = request.api_version,
+            correlation_id = request.correlation_id,
+            client_id = request.client_id.as_deref().unwrap_or(""),
+        );
+        self.answer_unsupported(request).instrument(span).await
+    }
+
+    async fn answer_unsupported(&mut self, request: &UnsupportedVersion) -> Flow {
+        match crate::unsupported_version::answer(request) {
+            Some(Ok(frame)) => {
+                info!(
+                    answer_version = request.answer_version(),
+                    "answered UNSUPPORTED_VERSION"
+                );
+                self.write(&frame).await
+            }
+            Some(Err(e)) => {
+                error!(error = %e, "closed connection: cannot encode the answer");
+                Flow::Close(CloseReason::Io)
+            }
+            None => {
+                warn!(
+                    "closed connection: version not served, and no UNSUPPORTED_VERSION answer for this api"
+                );
+                Flow::Close(CloseReason::BadRequest)
             }
         }
     }
@@ -588,7 +959,7 @@ impl Connection {
                             failed = result.failed,
                             "closed connection: an acks=0 produce failed, and closing is the only way to tell the client"
                         );
-                        return Flow::Close;
+                        return Flow::Close(CloseReason::AcksZeroFailure);
                     }
                     debug!("sent no answer (acks=0)");
                     return Flow::Continue;
@@ -597,6 +968,7 @@ impl Connection {
             }
             RequestBody::Fetch(request) => {
                 let response = self.fetch(&request).await;
+                shared.fetched.record(&response);
                 kafka_codec::encode_response(api_key, version, correlation_id, &response)
             }
             RequestBody::ListOffsets(request) => {
@@ -629,7 +1001,8 @@ impl Connection {
             }
             RequestBody::Group(request) => match self.group(api_key, &header, &request).await {
                 Some(frame) => frame,
-                None => return Flow::Close,
+                // Shutdown while parked (or the coordinator dropped the answer).
+                None => return Flow::Close(CloseReason::Shutdown),
             },
         };
         match frame {
@@ -640,7 +1013,7 @@ impl Connection {
             }
             Err(e) => {
                 error!(error = %e, "closed connection: cannot encode the answer");
-                Flow::Close
+                Flow::Close(CloseReason::Io)
             }
         }
     }
@@ -727,7 +1100,7 @@ impl Connection {
             Ok(()) => Flow::Continue,
             Err(e) => {
                 info!(error = %e, "closed connection: write failed");
-                Flow::Close
+                Flow::Close(CloseReason::Io)
             }
         }
     }

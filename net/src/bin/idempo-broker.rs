@@ -9,8 +9,12 @@
 //!
 //! Logs go to stderr (`RUST_LOG` filters them; the default is `info`).
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use idempo_broker::{BrokerConfig, GroupConfig, SyncPolicy};
+use idempo_net::limits::{
+    DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+    DEFAULT_REQUEST_READ_TIMEOUT_MS, LimitsConfig,
+};
 use idempo_net::server::DEFAULT_MAX_CONNECTIONS;
 use idempo_net::{Advertised, DEFAULT_MAX_FRAME_BYTES, Server, ServerConfig};
 use std::net::SocketAddr;
@@ -46,9 +50,29 @@ struct Args {
     /// Kafka's socket.request.max.bytes, 100 MiB.
     #[arg(long, default_value_t = DEFAULT_MAX_FRAME_BYTES)]
     max_frame_bytes: usize,
-    /// Connections served at once; more are closed as soon as they are accepted.
-    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    /// Connections open at once (Kafka's max.connections). With that many open, new
+    /// connections wait to be accepted until one closes (idle ones close after
+    /// --connections-max-idle-ms).
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
     max_connections: usize,
+    /// Connections open at once from one address (Kafka's max.connections.per.ip); one more
+    /// is closed as soon as it is accepted. Unlimited by default.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    max_connections_per_ip: Option<usize>,
+    /// Close a connection that sends no request for this long (Kafka's
+    /// connections.max.idle.ms), freeing its slot under --max-connections.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_CONNECTIONS_MAX_IDLE_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    connections_max_idle_ms: u64,
+    /// Close a connection whose request has begun to arrive but is not complete this long
+    /// after its first byte (a stalled or slow-loris client). Kafka has no such setting; the
+    /// default is a client's own request.timeout.ms, after which it has given up anyway.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_REQUEST_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    request_read_timeout_ms: u64,
+    /// Bytes of requests being read, all connections together (Kafka's
+    /// queued.max.request.bytes): a connection whose announced frame does not fit waits,
+    /// unread, until others are served. At least --max-frame-bytes. Default 200 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_QUEUED_MAX_REQUEST_BYTES, value_parser = at_least_one)]
+    queued_max_request_bytes: usize,
     /// Batches remembered per producer per partition for deduplication (Kafka: 5).
     #[arg(long, default_value_t = 5)]
     dedup_window: usize,
@@ -73,6 +97,11 @@ struct Args {
     /// for (shorter: INVALID_SESSION_TIMEOUT).
     #[arg(long, default_value_t = 6_000, value_parser = clap::value_parser!(i32).range(1..))]
     group_min_session_timeout_ms: i32,
+    /// Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (producer ids
+    /// tracked, duplicates, sequence and epoch errors, bytes and records in and out, log end
+    /// offsets, connections). Off by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics: Option<SocketAddr>,
     /// Cluster id reported in Metadata.
     #[arg(long, default_value = "idempo")]
     cluster_id: String,
@@ -91,6 +120,15 @@ struct Args {
     sync: SyncPolicy,
 }
 
+/// A count of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Switch {
     On,
@@ -107,7 +145,14 @@ impl Args {
             default_partitions: self.partitions,
             auto_create_topics: !self.no_auto_create_topics,
             max_frame_bytes: self.max_frame_bytes,
-            max_connections: self.max_connections,
+            metrics: self.metrics,
+            limits: LimitsConfig {
+                max_connections: self.max_connections,
+                max_connections_per_ip: self.max_connections_per_ip.unwrap_or(usize::MAX),
+                connections_max_idle_ms: self.connections_max_idle_ms,
+                request_read_timeout_ms: self.request_read_timeout_ms,
+                queued_max_request_bytes: self.queued_max_request_bytes,
+            },
             broker: BrokerConfig {
                 idempotence: self.idempotence == Switch::On,
                 dedup_window: self.dedup_window,
@@ -131,6 +176,18 @@ impl Args {
 async fn main() -> ExitCode {
     idempo_net::process::init_logging();
     let args = Args::parse();
+    if args.queued_max_request_bytes < args.max_frame_bytes {
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                format!(
+                    "--queued-max-request-bytes ({}) must be at least --max-frame-bytes ({}), \
+                     or a frame of that size could never be read",
+                    args.queued_max_request_bytes, args.max_frame_bytes
+                ),
+            )
+            .exit();
+    }
     let config = args.server_config();
     let server = match Server::bind(config.clone()).await {
         Ok(server) => server,
@@ -151,7 +208,10 @@ async fn main() -> ExitCode {
         idempotence = config.broker.idempotence,
         dedup_window = config.broker.dedup_window,
         max_frame_bytes = config.max_frame_bytes,
-        max_connections = config.max_connections,
+        max_connections = config.limits.max_connections,
+        connections_max_idle_ms = config.limits.connections_max_idle_ms,
+        request_read_timeout_ms = config.limits.request_read_timeout_ms,
+        queued_max_request_bytes = config.limits.queued_max_request_bytes,
         data_dir = config.data_dir.as_ref().map_or_else(
             || "none: in memory only".to_string(),
             |d| d.display().to_string()

@@ -4,11 +4,13 @@
 #![allow(dead_code)]
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use idempo_net::server::ConnectionLimits;
 use idempo_net::{Server, ServerConfig};
 use idempo_protocol::{ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,6 +19,8 @@ use tokio::sync::oneshot;
 /// A running server; dropping it shuts the server down.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The server's connection limits and their counters.
+    pub limits: Arc<ConnectionLimits>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -27,11 +31,16 @@ pub async fn start(config: ServerConfig) -> Running {
     };
     let server = Server::bind(config).await.expect("server starts");
     let addr = server.local_addr().expect("bound");
+    let limits = server.limits();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    Running { addr, _stop: stop }
+    Running {
+        addr,
+        limits,
+        _stop: stop,
+    }
 }
 
 /// A raw Kafka client: one connection, requests answered in order.
@@ -127,4 +136,15 @@ pub fn batch(producer_id: i64, base_sequence: i32, values: &[&str]) -> Bytes {
         records,
     )
     .to_bytes()
+}
+
+/// Waits (polling, up to 10 s) until `done` holds, and panics naming `what` otherwise.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..1_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not within 10 s: {what}");
 }
