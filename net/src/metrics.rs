@@ -35,9 +35,9 @@
 //! | `idempo_request_memory_waits_total` | counter | | frames that waited for request memory |
 //! | `idempo_group_members` | gauge | `group` | members of each consumer group |
 //!
-//! The HTTP side is deliberately tiny: one connection at a time, `GET /metrics` (or `/`)
-//! answered and the connection closed, anything else 404, a request line larger than
-//! [`MAX_HTTP_REQUEST_BYTES`] or slower than [`HTTP_READ_TIMEOUT_MS`] dropped.
+//! The HTTP side is hyper's HTTP/1.1 server: `GET /metrics` (or `/`) answered, anything else
+//! 404, a request head larger than [`MAX_HTTP_REQUEST_BYTES`] or slower than
+//! [`HTTP_READ_TIMEOUT_MS`] ends its connection.
 //!
 //! ## Differences from Kafka
 //! - Kafka's `...PerSec` meters are rates with a count; we export the counts (`_total`),
@@ -46,13 +46,21 @@
 
 use crate::kafka_apis::KafkaApis;
 use crate::limits::{ConnectionStats, PoolStats};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use idempo_broker::BrokerTopicStats;
 use kafka_protocol::messages::FetchResponse;
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tracing::{debug, info};
 
 /// Longest HTTP request head read before the connection is dropped.
@@ -365,68 +373,65 @@ fn connection_metrics(r: &Registry, s: &MetricsSnapshot) -> prometheus::Result<(
     Ok(())
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped, one connection at a time,
-/// each answered with `render(snapshot())`.
-pub async fn serve(listener: TcpListener, snapshot: impl Fn() -> MetricsSnapshot) {
+/// Serves `GET /metrics` on `listener` over HTTP/1.1 (hyper) until the task is dropped, each
+/// scrape answered with `render(snapshot())`. A request head larger than
+/// [`MAX_HTTP_REQUEST_BYTES`] or slower than [`HTTP_READ_TIMEOUT_MS`] ends its connection.
+pub async fn serve(
+    listener: TcpListener,
+    snapshot: impl Fn() -> MetricsSnapshot + Send + Sync + 'static,
+) {
+    let snapshot = Arc::new(snapshot);
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let read = tokio::time::timeout(
-            Duration::from_millis(HTTP_READ_TIMEOUT_MS),
-            answer_http(stream, &snapshot),
-        )
-        .await;
-        match read {
-            Ok(Ok(status)) => debug!(%peer, status, "answered metrics request"),
-            Ok(Err(e)) => info!(%peer, error = %e, "metrics request failed"),
-            Err(_) => info!(%peer, "dropped metrics request: too slow"),
-        }
+        let snapshot = snapshot.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let answer = answer(&request, &*snapshot);
+                debug!(%peer, status = answer.status().as_u16(), "answered metrics request");
+                std::future::ready(Ok::<_, Infallible>(answer))
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_millis(HTTP_READ_TIMEOUT_MS))
+                .max_buf_size(MAX_HTTP_REQUEST_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                info!(%peer, error = %e, "metrics connection ended with an error");
+            }
+        });
     }
 }
 
-async fn answer_http(
-    mut stream: TcpStream,
+/// The answer to one HTTP request: the metrics for `GET /metrics` (or `/`), else 404.
+fn answer(
+    request: &Request<Incoming>,
     snapshot: &impl Fn() -> MetricsSnapshot,
-) -> std::io::Result<u16> {
-    let mut head = Vec::with_capacity(1024);
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() >= MAX_HTTP_REQUEST_BYTES {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-        let mut chunk = [0u8; 1024];
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&chunk[..n]);
-    }
-    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    let mut words = line.split(|&b| b == b' ');
-    let (method, path) = (words.next(), words.next());
-    let (status, content_type, body) = match (method, path) {
-        (Some(b"GET"), Some(b"/metrics" | b"/")) => match render(&snapshot()) {
-            Ok(text) => (200, prometheus::TEXT_FORMAT, text),
-            Err(e) => (500, "text/plain", format!("cannot encode metrics: {e}\n")),
+) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics" | "/") => match render(&snapshot()) {
+            Ok(text) => (StatusCode::OK, prometheus::TEXT_FORMAT, text),
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("cannot encode metrics: {e}\n"),
+            ),
         },
-        _ => (404, "text/plain", "try GET /metrics\n".to_string()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try GET /metrics\n".to_string(),
+        ),
     };
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        _ => "Internal Server Error",
-    };
-    let answer = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
     );
-    stream.write_all(answer.as_bytes()).await?;
-    stream.shutdown().await?;
-    Ok(status)
+    response
 }
 
 #[cfg(test)]
