@@ -39,7 +39,7 @@ async fn start_with_metrics() -> (SocketAddr, SocketAddr, oneshot::Sender<()>) {
 /// GET `path` over HTTP/1.1; the status code and the body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connects");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("writes");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.expect("reads");
