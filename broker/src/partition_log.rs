@@ -268,6 +268,8 @@ impl PartitionLog {
             segment: 0,
             entry: 0,
             remaining: self.batch_count,
+            block: Bytes::new(),
+            block_position: 0,
         }
     }
 
@@ -280,6 +282,8 @@ impl PartitionLog {
             segment,
             entry,
             remaining: self.batch_count - skipped,
+            block: Bytes::new(),
+            block_position: 0,
         }
     }
 
@@ -582,9 +586,15 @@ impl PartitionLog {
         if fetch_offset < self.log_start_offset || fetch_offset > self.log_end_offset {
             return Ok(None);
         }
+        if fetch_offset == self.log_end_offset {
+            // A caught-up follower's fetch, the common case: nothing to look up.
+            return Ok(Some(Bytes::new()));
+        }
         let (mut seg, mut entry, _) = self.locate(fetch_offset);
         let mut parts: Vec<Bytes> = Vec::new();
         let mut total = 0;
+        // The batches taken from one segment sit back to back in its file: one read each run.
+        let mut run: Option<(usize, u64, usize)> = None; // (segment, position, bytes)
         while let Some(s) = self.segments.get(seg) {
             let Some(e) = s.entries.get(entry) else {
                 seg += 1;
@@ -592,12 +602,26 @@ impl PartitionLog {
                 continue;
             };
             let size = e.size as usize;
-            if s.base(e) >= end_offset || (!parts.is_empty() && total + size > max_bytes) {
+            if s.base(e) >= end_offset || (total > 0 && total + size > max_bytes) {
                 break;
             }
-            parts.push(storage.read(&s.file, u64::from(e.position), size)?);
+            let position = u64::from(e.position);
+            run = match run {
+                Some((rs, start, len)) if rs == seg && start + len as u64 == position => {
+                    Some((rs, start, len + size))
+                }
+                other => {
+                    if let Some((rs, start, len)) = other {
+                        parts.push(storage.read(&self.segments[rs].file, start, len)?);
+                    }
+                    Some((seg, position, size))
+                }
+            };
             total += size;
             entry += 1;
+        }
+        if let Some((rs, start, len)) = run {
+            parts.push(storage.read(&self.segments[rs].file, start, len)?);
         }
         Ok(Some(match parts.len() {
             0 => Bytes::new(),
@@ -791,6 +815,48 @@ pub struct Batches<'a, S> {
     segment: usize,
     entry: usize,
     remaining: usize,
+    /// Bytes of the current segment read ahead: up to [`READ_AHEAD_BATCHES`] batches at once,
+    /// each handed out as a slice (one storage read, and at most one copy, per block).
+    block: Bytes,
+    /// Where `block` starts in the current segment's file.
+    block_position: u64,
+}
+
+/// Batches [`Batches`] reads from storage at once.
+const READ_AHEAD_BATCHES: usize = 64;
+
+impl<S: Storage> Batches<'_, S> {
+    /// The stored bytes of `entry` of `segment`, from the read-ahead block (read anew when
+    /// the entry is not in it).
+    fn bytes_of(&mut self, segment: &Segment, entry: usize) -> Bytes {
+        let e = segment.entries[entry];
+        let (position, size) = (u64::from(e.position), e.size as usize);
+        let in_block = position >= self.block_position
+            && position + size as u64 <= self.block_position + self.block.len() as u64;
+        if !in_block {
+            // The entries that follow are back to back in the file: read them with this one.
+            let mut len = size;
+            let mut next = position + size as u64;
+            for f in segment
+                .entries
+                .range(entry + 1..)
+                .take(READ_AHEAD_BATCHES - 1)
+            {
+                if u64::from(f.position) != next {
+                    break;
+                }
+                len += f.size as usize;
+                next += u64::from(f.size);
+            }
+            self.block = self
+                .storage
+                .read(&segment.file, position, len)
+                .unwrap_or_else(|err| panic!("indexed batch unreadable: {err}"));
+            self.block_position = position;
+        }
+        let from = (position - self.block_position) as usize;
+        self.block.slice(from..from + size)
+    }
 }
 
 impl<S: Storage> Iterator for Batches<'_, S> {
@@ -799,17 +865,17 @@ impl<S: Storage> Iterator for Batches<'_, S> {
     fn next(&mut self) -> Option<StoredBatch> {
         loop {
             let s = self.log.segments.get(self.segment)?;
-            let Some(e) = s.entries.get(self.entry) else {
+            if self.entry >= s.entries.len() {
                 self.segment += 1;
                 self.entry = 0;
+                self.block = Bytes::new();
+                self.block_position = 0;
                 continue;
-            };
+            }
+            let entry = self.entry;
             self.entry += 1;
             self.remaining -= 1;
-            let bytes = self
-                .storage
-                .read(&s.file, u64::from(e.position), e.size as usize)
-                .unwrap_or_else(|err| panic!("indexed batch unreadable: {err}"));
+            let bytes = self.bytes_of(s, entry);
             let header = BatchHeader::parse(&bytes)
                 .unwrap_or_else(|err| panic!("indexed batch has no header: {err}"));
             return Some(StoredBatch { header, bytes });

@@ -676,8 +676,14 @@ impl<S: Storage> Broker<S> {
             self.replication_events.push(event);
             self.alter_partitions.push(alter);
         }
+        // Only a HW move can complete a delayed produce here (Kafka's
+        // `tryCompleteDelayedRequests` after `maybeIncrementLeaderHW`): the deadlines were
+        // checked when the broker was last told the time, roles do not change.
+        let hw_moved = moved.is_some();
         self.record_hw_move(partition, moved);
-        self.complete_delayed();
+        if hw_moved {
+            self.complete_delayed();
+        }
         response
     }
 
@@ -688,9 +694,8 @@ impl<S: Storage> Broker<S> {
     /// through [`advance_time`](Self::advance_time)). One proposal per partition is in flight
     /// at a time.
     pub fn take_alter_partitions(&mut self, now_ms: i64) -> Vec<AlterPartition> {
-        self.advance_time(now_ms);
+        let mut alters = self.take_isr_expansions(now_ms);
         let (me, lag_ms) = (self.config.broker_id, self.config.replica_lag_time_max_ms);
-        let mut alters = std::mem::take(&mut self.alter_partitions);
         for (index, p) in self.partitions.iter_mut().enumerate() {
             let Some(p) = p else { continue };
             let leo = p.log.log_end_offset();
@@ -723,6 +728,17 @@ impl<S: Storage> Broker<S> {
             r.pending_isr = Some((IsrChange::Shrink, new_isr));
         }
         alters
+    }
+
+    /// Only the ISR expansions found by follower fetches since the last call, as
+    /// AlterPartition requests, without looking for shrinks: what
+    /// [`take_alter_partitions`](Self::take_alter_partitions) returns first. For a caller that
+    /// runs Kafka's periodic `isr-expiration` check only at its period and would withdraw any
+    /// shrink proposed in between; this skips the scan of every partition. `now_ms` is the
+    /// broker's time, as there.
+    pub fn take_isr_expansions(&mut self, now_ms: i64) -> Vec<AlterPartition> {
+        self.advance_time(now_ms);
+        std::mem::take(&mut self.alter_partitions)
     }
 
     /// The fetch this broker sends as follower of `partition`: from its log end, with the
@@ -941,7 +957,9 @@ impl<S: Storage> Broker<S> {
         (appended, result)
     }
 
-    /// After a leader's own append: the HW may move (an ISR of one).
+    /// After a leader's own append: the HW may move (an ISR of one), and then delayed
+    /// produces waiting for it complete (Kafka's `appendRecordsToLeader`: when the leader's
+    /// HW was incremented, `tryCompleteDelayedRequests`).
     pub(crate) fn after_leader_append(&mut self, partition: i32) {
         let (now_ms, lag_ms) = (self.now_ms, self.config.replica_lag_time_max_ms);
         let Some(p) = partition_slot(&mut self.partitions, partition) else {
@@ -953,7 +971,11 @@ impl<S: Storage> Broker<S> {
             .as_deref_mut()
             .filter(|r| r.role == ReplicaRole::Leader)
             .and_then(|r| r.maybe_increment_hw(leo, now_ms, lag_ms));
+        let hw_moved = moved.is_some();
         self.record_hw_move(partition, moved);
+        if hw_moved {
+            self.complete_delayed();
+        }
     }
 
     fn record_hw_move(&mut self, partition: i32, moved: Option<(i64, i64)>) {
