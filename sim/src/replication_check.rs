@@ -44,8 +44,21 @@ pub struct ReplicaLog {
     pub broker: i32,
     /// In the partition's final ISR.
     pub in_sync: bool,
-    /// Its batches in offset order: header and the batch's bytes.
+    /// Its batches in offset order: header and the batch's bytes. Kept for the replica the
+    /// checker reads; another replica may give only `identities` (a quarter of the memory,
+    /// all that the replica-agreement invariant compares).
     pub batches: Vec<(BatchHeader, Bytes)>,
+    /// The identities ([`batch_identity`]) of its batches, in offset order, when `batches`
+    /// was not kept.
+    pub identities: Vec<BatchIdentity>,
+}
+
+impl ReplicaLog {
+    /// The identity of each of its batches, in offset order, from whichever form it holds.
+    pub fn batch_identities(&self) -> impl Iterator<Item = BatchIdentity> + '_ {
+        let from_batches = self.batches.iter().map(|(h, _)| batch_identity(h));
+        from_batches.chain(self.identities.iter().copied())
+    }
 }
 
 /// One partition at the end of a run.
@@ -110,11 +123,7 @@ impl ClusterView {
                 if replica.broker == reader.broker {
                     continue;
                 }
-                let held: FxHashSet<_> = replica
-                    .batches
-                    .iter()
-                    .map(|(h, _)| batch_identity(h))
-                    .collect();
+                let held: FxHashSet<_> = replica.batch_identities().collect();
                 diverged += committed.iter().filter(|b| !held.contains(b)).count() as u64;
             }
         }
@@ -122,9 +131,13 @@ impl ClusterView {
     }
 }
 
+/// What makes two copies of a batch the same batch: (base offset, last offset delta, leader
+/// epoch, CRC of its contents).
+pub type BatchIdentity = (i64, i32, i32, u32);
+
 /// What makes two copies of a batch the same batch: where it sits, its leader epoch and the
 /// CRC of its contents.
-fn batch_identity(h: &BatchHeader) -> (i64, i32, i32, u32) {
+pub fn batch_identity(h: &BatchHeader) -> BatchIdentity {
     (
         h.base_offset,
         h.last_offset_delta,
@@ -343,6 +356,7 @@ mod tests {
             broker,
             in_sync,
             batches,
+            identities: Vec::new(),
         }
     }
 
@@ -436,6 +450,21 @@ mod tests {
             &Reads::default(),
         );
         assert!(r.anomalies() > 0, "divergence is a protocol anomaly: {r:?}");
+    }
+
+    #[test]
+    fn a_replica_given_only_batch_identities_is_compared_by_them() {
+        let leader = vec![batch(0, 0, 0, 2), batch(2, 1, 2, 2)];
+        let same: Vec<_> = leader.iter().map(|(h, _)| batch_identity(h)).collect();
+        let other = batch_identity(&batch(2, 0, 2, 2).0);
+        let mut v = view(4, leader, Vec::new());
+        v.partitions[0].replicas[1].identities = same.clone();
+        v.partitions[0].replicas[2].identities = vec![same[0], other];
+        assert_eq!(
+            v.replicas_diverged(),
+            1,
+            "only broker 2 differs, at offset 2"
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ use crate::events::{ChangeKind, ClusterChange, CrashCause, LossCause, SimEvent};
 use crate::faults::FaultKind;
 use crate::network::MessageKey;
 use crate::plan::Fault;
-use crate::replication_check::{ClusterView, PartitionView, Reads, ReplicaLog, ReplicationFaults};
+use crate::replication_check::{
+    ClusterView, PartitionView, Reads, ReplicaLog, ReplicationFaults, batch_identity,
+};
 use idempo_broker::{
     Controller, ControllerConfig, ControllerDecision, LeaderAndIsr, NO_LEADER, ReplicationEvent,
 };
@@ -71,12 +73,10 @@ pub(crate) enum ClusterEvent {
         generation: u32,
         answers: Vec<(FetchRequest, FetchResponse)>,
     },
-    /// A held fetch's `replica.fetch.wait.max.ms` passed.
-    FetchWaitExpired {
-        follower: u32,
-        leader: u32,
-        generation: u32,
-    },
+    /// The fetcher's hold timer: the fetch the leader holds, if any, may have waited
+    /// `replica.fetch.wait.max.ms`. One timer per fetcher, re-armed for the hold it finds,
+    /// stands in for one per held fetch.
+    FetchWaitExpired { follower: u32, leader: u32 },
     /// The follower fetches again (after a backoff or a lost fetch).
     FetchRetry {
         follower: u32,
@@ -98,6 +98,12 @@ pub(crate) struct Fetcher {
     generation: u32,
     /// The fetch the leader holds (a `DelayedFetch`), if it holds one.
     held: Option<Vec<FetchRequest>>,
+    /// The generation the held fetch was sent in.
+    held_generation: u32,
+    /// When the held fetch's `replica.fetch.wait.max.ms` passes.
+    held_until_ms: u64,
+    /// When the hold timer is armed to fire, if it is.
+    timer_at_ms: Option<u64>,
 }
 
 /// A produce request an acks=all leader answers later: where its answer goes.
@@ -272,16 +278,8 @@ impl Simulation {
                 generation,
                 answers,
             } => self.fetch_answered(follower, leader, generation, answers),
-            ClusterEvent::FetchWaitExpired {
-                follower,
-                leader,
-                generation,
-            } => {
-                if self.cluster().generation(follower, leader) == generation
-                    && let Some(requests) = self.cluster().fetcher(follower, leader).held.take()
-                {
-                    self.serve_fetch(follower, leader, generation, requests, true);
-                }
+            ClusterEvent::FetchWaitExpired { follower, leader } => {
+                self.hold_timer_fired(follower, leader)
             }
             ClusterEvent::FetchRetry {
                 follower,
@@ -463,7 +461,12 @@ impl Simulation {
     fn propose_isr_changes(&mut self, node: u32) {
         let now = self.now_ms as i64;
         let shrink_time = self.cluster().shrink_check_now;
-        let alters = self.nodes[node as usize].broker.take_alter_partitions(now);
+        let broker = &mut self.nodes[node as usize].broker;
+        // Between checks a shrink would be withdrawn at once: do not look for one.
+        let alters = match shrink_time {
+            true => broker.take_alter_partitions(now),
+            false => broker.take_isr_expansions(now),
+        };
         for alter in alters {
             let current = self
                 .cluster()
@@ -863,15 +866,7 @@ impl Simulation {
         });
         self.drain_broker(leader);
         if empty && !answer_anyway {
-            self.cluster().fetcher(follower, leader).held = Some(requests);
-            self.schedule(
-                self.now_ms + REPLICA_FETCH_WAIT_MAX_MS,
-                cluster_event(ClusterEvent::FetchWaitExpired {
-                    follower,
-                    leader,
-                    generation,
-                }),
-            );
+            self.hold_fetch(follower, leader, generation, requests);
             return;
         }
         match self.inter_broker_fate(leader, follower) {
@@ -885,6 +880,53 @@ impl Simulation {
                 }),
             ),
             None => self.fetch_lost(follower, leader, generation),
+        }
+    }
+
+    /// The leader holds a fetch that found nothing (Kafka's `DelayedFetch`) for at most
+    /// `replica.fetch.wait.max.ms`, arming the fetcher's timer unless it is armed already
+    /// (it then re-arms itself for this hold when it fires).
+    fn hold_fetch(
+        &mut self,
+        follower: u32,
+        leader: u32,
+        generation: u32,
+        requests: Vec<FetchRequest>,
+    ) {
+        let until_ms = self.now_ms + REPLICA_FETCH_WAIT_MAX_MS;
+        let fetcher = self.cluster().fetcher(follower, leader);
+        fetcher.held = Some(requests);
+        fetcher.held_generation = generation;
+        fetcher.held_until_ms = until_ms;
+        if fetcher.timer_at_ms.is_none() {
+            fetcher.timer_at_ms = Some(until_ms);
+            let event = ClusterEvent::FetchWaitExpired { follower, leader };
+            self.schedule(until_ms, cluster_event(event));
+        }
+    }
+
+    /// The hold timer fired: the held fetch is answered if it has waited
+    /// `replica.fetch.wait.max.ms` (and is of the fetcher's generation; an older one stays
+    /// until an append wakes it), else the timer is re-armed for it.
+    fn hold_timer_fired(&mut self, follower: u32, leader: u32) {
+        let now_ms = self.now_ms;
+        let fetcher = self.cluster().fetcher(follower, leader);
+        fetcher.timer_at_ms = None;
+        if fetcher.held.is_none() {
+            return;
+        }
+        if fetcher.held_until_ms > now_ms {
+            let at_ms = fetcher.held_until_ms;
+            fetcher.timer_at_ms = Some(at_ms);
+            let event = ClusterEvent::FetchWaitExpired { follower, leader };
+            self.schedule(at_ms, cluster_event(event));
+            return;
+        }
+        let generation = fetcher.held_generation;
+        if generation == fetcher.generation
+            && let Some(requests) = fetcher.held.take()
+        {
+            self.serve_fetch(follower, leader, generation, requests, true);
         }
     }
 
@@ -1157,14 +1199,30 @@ impl Simulation {
                 let replicas = state
                     .replicas
                     .iter()
-                    .map(|&b| ReplicaLog {
-                        broker: b,
-                        in_sync: state.isr.contains(&b),
-                        batches: self.nodes[b as usize]
-                            .broker
-                            .log(state.partition)
-                            .map(|log| log.batches().map(|b| (b.header, b.bytes)).collect())
-                            .unwrap_or_default(),
+                    .map(|&b| {
+                        let log = self.nodes[b as usize].broker.log(state.partition);
+                        let batches = log.into_iter().flat_map(|log| log.batches());
+                        let in_sync = state.isr.contains(&b);
+                        // Only a replica the checker may read keeps the bytes (the leader,
+                        // or any in-sync replica of an offline partition); the others are
+                        // compared by batch identity alone.
+                        let read = match state.leader {
+                            NO_LEADER => in_sync,
+                            leader => leader == b,
+                        };
+                        let (batches, identities) = match read {
+                            true => (batches.map(|b| (b.header, b.bytes)).collect(), Vec::new()),
+                            false => (
+                                Vec::new(),
+                                batches.map(|b| batch_identity(&b.header)).collect(),
+                            ),
+                        };
+                        ReplicaLog {
+                            broker: b,
+                            in_sync,
+                            batches,
+                            identities,
+                        }
                     })
                     .collect();
                 PartitionView {
