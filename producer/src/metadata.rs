@@ -83,6 +83,9 @@ pub(crate) struct MetadataApplied {
     pub partitions_without_leader: usize,
 }
 
+/// Partition ids below this are also kept by index ([`Metadata::partition`]'s fast path).
+const DENSE_PARTITIONS_MAX: usize = 1 << 16;
+
 /// The cluster view and its refresh clock.
 #[derive(Debug)]
 pub(crate) struct Metadata {
@@ -90,8 +93,13 @@ pub(crate) struct Metadata {
     nodes: Vec<i32>,
     /// Leadership by partition, from the last answer.
     leaders: BTreeMap<i32, PartitionLeader>,
-    /// Partitions by leader, in partition order (Kafka's `partitionsForNode`).
-    partitions_by_node: BTreeMap<i32, Vec<i32>>,
+    /// `leaders` by index for partitions `0..DENSE_PARTITIONS_MAX`, the form the hot
+    /// lookups read (partition ids are small and dense; any other id a broker names is
+    /// looked up in `leaders`, so a peer cannot make this grow).
+    leader_by_partition: Vec<Option<PartitionLeader>>,
+    /// Partitions by leader, in partition order (Kafka's `partitionsForNode`), sorted by
+    /// node id: a handful of nodes, scanned rather than searched.
+    partitions_by_node: Vec<(i32, Vec<i32>)>,
     /// Kafka's `lastSeenLeaderEpochs`.
     last_seen_leader_epochs: BTreeMap<i32, i32>,
     /// Kafka's `needFullUpdate`: someone asked for a refresh.
@@ -112,7 +120,8 @@ impl Metadata {
         Metadata {
             nodes: bootstrap,
             leaders: BTreeMap::new(),
-            partitions_by_node: BTreeMap::new(),
+            leader_by_partition: Vec::new(),
+            partitions_by_node: Vec::new(),
             last_seen_leader_epochs: BTreeMap::new(),
             need_update: true,
             in_progress: None,
@@ -136,27 +145,31 @@ impl Metadata {
     /// The first node at or after `node` that leads a partition, wrapping to the lowest.
     pub fn leader_node_at_or_after(&self, node: i32) -> Option<i32> {
         self.partitions_by_node
-            .range(node..)
-            .next()
-            .or_else(|| self.partitions_by_node.iter().next())
-            .map(|(&n, _)| n)
+            .iter()
+            .find(|(n, _)| *n >= node)
+            .or_else(|| self.partitions_by_node.first())
+            .map(|(n, _)| *n)
     }
 
     /// The partitions `node` leads, in partition order.
     pub fn partitions_for_node(&self, node: i32) -> &[i32] {
         self.partitions_by_node
-            .get(&node)
-            .map_or(&[], Vec::as_slice)
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map_or(&[], |(_, partitions)| partitions.as_slice())
     }
 
     /// What is known of a partition's leadership.
     pub fn partition(&self, partition: i32) -> Option<PartitionLeader> {
-        self.leaders.get(&partition).copied()
+        match usize::try_from(partition) {
+            Ok(i) if i < DENSE_PARTITIONS_MAX => self.leader_by_partition.get(i).copied().flatten(),
+            _ => self.leaders.get(&partition).copied(),
+        }
     }
 
     /// The partition's leader, if it has one.
     pub fn leader(&self, partition: i32) -> Option<i32> {
-        self.leaders.get(&partition).and_then(|l| l.leader)
+        self.partition(partition).and_then(|l| l.leader)
     }
 
     /// Kafka's `requestUpdate`. Returns true when no update was requested before.
@@ -270,15 +283,22 @@ impl Metadata {
     }
 
     fn index_partitions_by_node(&mut self) {
-        self.partitions_by_node.clear();
+        let mut by_node: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        self.leader_by_partition.clear();
         for (&partition, entry) in &self.leaders {
             if let Some(node) = entry.leader {
-                self.partitions_by_node
-                    .entry(node)
-                    .or_default()
-                    .push(partition);
+                by_node.entry(node).or_default().push(partition);
+            }
+            if let Ok(i) = usize::try_from(partition)
+                && i < DENSE_PARTITIONS_MAX
+            {
+                if self.leader_by_partition.len() <= i {
+                    self.leader_by_partition.resize(i + 1, None);
+                }
+                self.leader_by_partition[i] = Some(*entry);
             }
         }
+        self.partitions_by_node = by_node.into_iter().collect();
     }
 }
 
