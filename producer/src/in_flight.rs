@@ -88,12 +88,28 @@ pub(crate) struct InFlightRequest {
 #[derive(Debug, Default)]
 pub(crate) struct InFlightRequests {
     requests: VecDeque<InFlightRequest>,
+    /// How many of `requests` went to each node, by node id: asked for every node at every
+    /// poll (`canSendRequest`), so kept rather than counted.
+    per_node: Vec<(i32, usize)>,
 }
 
 impl InFlightRequests {
     /// Adds a request just sent.
     pub fn push(&mut self, request: InFlightRequest) {
+        match self.per_node.iter_mut().find(|(n, _)| *n == request.node) {
+            Some((_, count)) => *count += 1,
+            None => self.per_node.push((request.node, 1)),
+        }
         self.requests.push_back(request);
+    }
+
+    /// Notes that `request` left the table.
+    fn left(&mut self, request: &InFlightRequest) {
+        let entry = self.per_node.iter_mut().find(|(n, _)| *n == request.node);
+        let Some((_, count)) = entry.filter(|(_, c)| *c > 0) else {
+            unreachable!("a request in the table was counted for its node")
+        };
+        *count -= 1;
     }
 
     /// Takes the request with this correlation id out of the table.
@@ -102,7 +118,9 @@ impl InFlightRequests {
             .requests
             .iter()
             .position(|r| r.correlation_id == correlation_id)?;
-        self.requests.remove(position)
+        let request = self.requests.remove(position)?;
+        self.left(&request);
+        Some(request)
     }
 
     /// Takes the oldest request sent at or before `sent_at_or_before_ms`, if any.
@@ -111,7 +129,9 @@ impl InFlightRequests {
             .requests
             .iter()
             .position(|r| r.sent_ms <= sent_at_or_before_ms)?;
-        self.requests.remove(position)
+        let request = self.requests.remove(position)?;
+        self.left(&request);
+        Some(request)
     }
 
     /// The batches of request `correlation_id`, in request order (none for InitProducerId or
@@ -141,7 +161,17 @@ impl InFlightRequests {
 
     /// Requests in the table that went to `node` (Kafka's `InFlightRequests.count(node)`).
     pub fn count_for_node(&self, node: i32) -> usize {
-        self.requests.iter().filter(|r| r.node == node).count()
+        let count = self
+            .per_node
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map_or(0, |(_, c)| *c);
+        debug_assert_eq!(
+            count,
+            self.requests.iter().filter(|r| r.node == node).count(),
+            "the per-node count follows the table"
+        );
+        count
     }
 
     /// The node request `correlation_id` went to, while it awaits its answer.
@@ -164,6 +194,9 @@ impl InFlightRequests {
             }
         }
         self.requests = kept;
+        if let Some((_, count)) = self.per_node.iter_mut().find(|(n, _)| *n == node) {
+            *count = 0;
+        }
         taken
     }
 
@@ -191,6 +224,7 @@ impl InFlightRequests {
 
     /// Takes every request out of the table, oldest first.
     pub fn drain_all(&mut self) -> impl Iterator<Item = InFlightRequest> + '_ {
+        self.per_node.clear();
         self.requests.drain(..)
     }
 }
