@@ -152,6 +152,7 @@ def kafka_python(bootstrap: str, topic: str, codec: str):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--broker", default=str(ROOT / "target/debug/idempo-broker"))
+    parser.add_argument("--only", help="capture only CLIENT-CODEC, e.g. confluent-lz4")
     args = parser.parse_args()
     broker_port = free_port()
     relay = Relay(broker_port)
@@ -166,6 +167,8 @@ def main():
     try:
         runs = [("confluent", confluent, c) for c in ("none", "gzip", "snappy", "lz4", "zstd")]
         runs += [("kafka-python", kafka_python, c) for c in ("none", "gzip", "snappy", "lz4", "zstd")]
+        if args.only:
+            runs = [r for r in runs if f"{r[0]}-{r[2]}" == args.only]
         for name, run, codec in runs:
             relay.take()
             run(bootstrap, f"capture-{name}-{codec}", codec)
