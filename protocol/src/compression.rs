@@ -154,7 +154,7 @@ impl fmt::Display for Compression {
 }
 
 /// Decompresses the records section of a batch compressed with `codec`, producing at most
-/// `max_bytes` bytes. `Compression::None` returns the input as is.
+/// `max_bytes` bytes. `Compression::None` copies the input, within the same bound.
 ///
 /// Output is never sized from the input (see the module's "Bombs"): a stream that expands
 /// past `max_bytes` stops with [`DecodeError::DecompressedTooLarge`]; one that does not
