@@ -20,7 +20,7 @@
 //! between decoders, asserted here.
 
 use bytes::Bytes;
-use idempo_broker::{Broker, BrokerConfig};
+use idempo_broker::{Broker, BrokerConfig, NodeStorage, SimDisk};
 use idempo_net::kafka_apis::{FrontEndSettings, KafkaApis, api_versions_response};
 use idempo_net::kafka_codec::{self, Decoded, FrameCheck, RequestBody};
 use idempo_protocol::compression::{Compression, with_records};
@@ -40,9 +40,11 @@ pub const MAX_FRAME_BYTES: usize = 1 << 20;
 /// Frames served per input at most (an input is at most a few KiB; this bounds the loop).
 const MAX_FRAMES: usize = 256;
 
-/// A fresh front end over a fresh in-memory broker, with Kafka's defaults.
+/// A fresh front end over a fresh in-memory broker (the storage `idempo-broker` uses
+/// without `--data-dir`), with Kafka's defaults.
 pub fn fresh_apis() -> KafkaApis {
-    let broker = Broker::new(BrokerConfig::default()).expect("the default config is valid");
+    let (broker, _) = Broker::open(BrokerConfig::default(), NodeStorage::Memory(SimDisk::new()))
+        .expect("the default config opens on an empty disk");
     let mut apis = KafkaApis::new(
         broker,
         FrontEndSettings {
@@ -120,6 +122,30 @@ pub fn serve(apis: &mut KafkaApis, frame: Bytes) -> Option<Bytes> {
         }
         RequestBody::ListOffsets(request) => {
             let response = apis.list_offsets(&request, version);
+            kafka_codec::encode_response(api_key, version, correlation_id, &response)
+        }
+        RequestBody::CreateTopics(request) => {
+            let response = apis.create_topics(&request, version);
+            kafka_codec::encode_response(api_key, version, correlation_id, &response)
+        }
+        RequestBody::DeleteTopics(request) => {
+            let response = apis.delete_topics(&request, version);
+            kafka_codec::encode_response(api_key, version, correlation_id, &response)
+        }
+        RequestBody::DeleteRecords(request) => {
+            let response = apis.delete_records(&request);
+            kafka_codec::encode_response(api_key, version, correlation_id, &response)
+        }
+        RequestBody::DescribeConfigs(request) => {
+            let response = apis.describe_configs(&request, version);
+            kafka_codec::encode_response(api_key, version, correlation_id, &response)
+        }
+        RequestBody::CreatePartitions(request) => {
+            let response = apis.create_partitions(&request);
+            kafka_codec::encode_response(api_key, version, correlation_id, &response)
+        }
+        RequestBody::IncrementalAlterConfigs(request) => {
+            let response = apis.incremental_alter_configs(&request);
             kafka_codec::encode_response(api_key, version, correlation_id, &response)
         }
         _ => return Some(Bytes::new()),
