@@ -20,7 +20,8 @@
 //! between decoders, asserted here.
 
 use bytes::Bytes;
-use idempo_broker::{Broker, BrokerConfig, NodeStorage, SimDisk};
+use idempo_broker::{Broker, BrokerConfig, GroupConfig, NodeStorage, SimDisk};
+use idempo_net::groups::{Client, GroupReply};
 use idempo_net::kafka_apis::{FrontEndSettings, KafkaApis, api_versions_response};
 use idempo_net::kafka_codec::{self, Decoded, FrameCheck, RequestBody};
 use idempo_protocol::compression::{Compression, with_records};
@@ -40,6 +41,10 @@ pub const MAX_FRAME_BYTES: usize = 1 << 20;
 /// Frames served per input at most (an input is at most a few KiB; this bounds the loop).
 const MAX_FRAMES: usize = 256;
 
+/// Broker time that passes between two frames: enough for a group's initial rebalance
+/// delay (3 s) to run out after a few frames, so parked JoinGroups complete.
+const TICK_MS: i64 = 1_000;
+
 /// A fresh front end over a fresh in-memory broker (the storage `idempo-broker` uses
 /// without `--data-dir`), with Kafka's defaults.
 pub fn fresh_apis() -> KafkaApis {
@@ -53,6 +58,9 @@ pub fn fresh_apis() -> KafkaApis {
             cluster_id: "idempo".into(),
             default_partitions: 3,
             auto_create_topics: true,
+            group: GroupConfig::default(),
+            // Fixed, so member ids (and so a crash) replay exactly.
+            member_id_seed: 1,
         },
     );
     apis.advance_time(NOW_MS);
@@ -70,7 +78,8 @@ pub fn request_path(data: &[u8]) -> usize {
 pub fn serve_all(apis: &mut KafkaApis, data: &[u8]) -> usize {
     let mut rest = data;
     let mut answered = 0;
-    for _ in 0..MAX_FRAMES {
+    for n in 0..MAX_FRAMES {
+        apis.advance_time(NOW_MS + TICK_MS * n as i64);
         let FrameCheck::Complete { frame_bytes } = kafka_codec::check_frame(rest, MAX_FRAME_BYTES)
         else {
             break;
@@ -147,6 +156,21 @@ pub fn serve(apis: &mut KafkaApis, frame: Bytes) -> Option<Bytes> {
         RequestBody::IncrementalAlterConfigs(request) => {
             let response = apis.incremental_alter_configs(&request);
             kafka_codec::encode_response(api_key, version, correlation_id, &response)
+        }
+        RequestBody::Group(request) => {
+            let client = Client {
+                client_id: header
+                    .client_id
+                    .as_ref()
+                    .map_or_else(String::new, |c| c.to_string()),
+                client_host: "/127.0.0.1".into(),
+            };
+            match apis.group_request(&request, api_key, version, correlation_id, &client) {
+                Ok(GroupReply::Now(frame)) => Ok(frame),
+                // Parked until a rebalance completes: the server would wait; go on.
+                Ok(GroupReply::Join(_) | GroupReply::Sync(_)) => return Some(Bytes::new()),
+                Err(e) => Err(e),
+            }
         }
         _ => return Some(Bytes::new()),
     };
