@@ -17,7 +17,9 @@
 //! 4. CRC-32C matches, else `CORRUPT_MESSAGE`;
 //! 5. Kafka's `LogValidator`: at least one record in the offset range, a positive count equal
 //!    to lastOffsetDelta + 1 (so an empty batch is refused), no control batch, sequence >= 0
-//!    with a producer id, records well formed, else `INVALID_RECORD`; no record stamped more
+//!    with a producer id, records well formed (a compressed batch's records decompressed
+//!    within `max_message_bytes`, else `MESSAGE_TOO_LARGE`, with inner offsets 0, 1, 2, ...),
+//!    else `INVALID_RECORD`; no record stamped more
 //!    than `log.message.timestamp.after.max.ms` ahead of the broker clock, else
 //!    `INVALID_TIMESTAMP`;
 //! 6. the sequence rule (`producer_state`): duplicate, stale epoch, in sequence;
@@ -93,7 +95,8 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`: how often expiry runs (default 10 min).
     pub producer_id_expiration_check_interval_ms: i64,
-    /// `max.message.bytes`: the largest batch accepted (default 1 048 588).
+    /// `message.max.bytes` (the topic-level `max.message.bytes`): the largest batch accepted
+    /// (default 1 048 588), and the bound on a compressed batch's decompressed records.
     pub max_message_bytes: usize,
     /// Create a partition on first produce, as `auto.create.topics.enable` does for topics.
     pub auto_create_partitions: bool,
@@ -1252,8 +1255,16 @@ impl<S: Storage> Broker<S> {
         if header.producer_id.is_some() && header.base_sequence.0 < 0 {
             return Err(InvalidBatch::NegativeSequence(header.base_sequence));
         }
-        let summary =
-            record_batch::validate_records(records, header).map_err(InvalidBatch::Malformed)?;
+        let summary = record_batch::validate_records_within(records, header, max_message_bytes)
+            .map_err(|e| match e {
+                DecodeError::DecompressedTooLarge { codec, max_bytes } => {
+                    InvalidBatch::DecompressedTooLarge {
+                        codec,
+                        max: max_bytes,
+                    }
+                }
+                e => InvalidBatch::Malformed(e),
+            })?;
         let after_max_ms = overrides
             .message_timestamp_after_max_ms
             .unwrap_or(self.config.log_message_timestamp_after_max_ms);

@@ -74,8 +74,11 @@
 //! - One topic; partitions are numbered. A standalone partition has no replication, so its
 //!   high watermark is the log end offset and `acks` only has to be valid; the replication
 //!   model's own differences are listed in [`replication`].
-//! - Transactions, control batches and compression are not modelled: such batches are refused
-//!   with `INVALID_TXN_STATE`, `INVALID_RECORD` and `UNSUPPORTED_COMPRESSION_TYPE`.
+//! - Transactions and control batches are not modelled: such batches are refused with
+//!   `INVALID_TXN_STATE` and `INVALID_RECORD`. Compressed batches (gzip, snappy, lz4, zstd)
+//!   are validated and stored as sent, as Kafka with `compression.type=producer`; their
+//!   decompressed records are bounded by `message.max.bytes` too (see
+//!   `idempo_protocol::compression`).
 //! - The dedup window is a setting (Kafka hard-codes 5), and idempotence can be switched off on
 //!   the broker to show what it prevents.
 //! - Snapshots keep each producer's whole dedup window by default, so a restart never

@@ -57,6 +57,14 @@ pub enum InvalidBatch {
         /// The limit.
         max: usize,
     },
+    /// The records of a compressed batch expand past `max_message_bytes`
+    /// (`MESSAGE_TOO_LARGE`): a decompression bomb, refused at the bound.
+    DecompressedTooLarge {
+        /// The codec id (attributes bits 0-2).
+        codec: u8,
+        /// The limit on the decompressed records.
+        max: usize,
+    },
     /// A client batch must have base offset 0.
     NonZeroBaseOffset(i64),
     /// The offset range holds no record (`lastOffsetDelta + 1 <= 0`; an empty batch has
@@ -80,7 +88,7 @@ pub enum InvalidBatch {
     ControlBatch,
     /// Transactions are not modelled.
     Transactional,
-    /// Compressed batches are not supported.
+    /// The compression codec id is not one Kafka defines (5-7).
     Compressed(u8),
     /// A record is stamped more than `log.message.timestamp.after.max.ms` ahead of the
     /// broker clock (`INVALID_TIMESTAMP`).
@@ -120,7 +128,9 @@ impl InvalidBatch {
             InvalidBatch::UnknownPartition => ErrorCode::UnknownTopicOrPartition,
             InvalidBatch::InvalidRequiredAcks(_) => ErrorCode::InvalidRequiredAcks,
             InvalidBatch::Corrupt { .. } => ErrorCode::CorruptMessage,
-            InvalidBatch::TooLarge { .. } => ErrorCode::MessageTooLarge,
+            InvalidBatch::TooLarge { .. } | InvalidBatch::DecompressedTooLarge { .. } => {
+                ErrorCode::MessageTooLarge
+            }
             InvalidBatch::Transactional => ErrorCode::InvalidTxnState,
             InvalidBatch::Compressed(_) => ErrorCode::UnsupportedCompressionType,
             InvalidBatch::StorageFailed(_) => ErrorCode::KafkaStorageError,
@@ -176,7 +186,11 @@ impl fmt::Display for InvalidBatch {
             }
             InvalidBatch::ControlBatch => write!(f, "clients may not write control batches"),
             InvalidBatch::Transactional => write!(f, "transactional batches are not modelled"),
-            InvalidBatch::Compressed(c) => write!(f, "compression codec {c} is not supported"),
+            InvalidBatch::Compressed(c) => write!(f, "compression codec {c} is not defined"),
+            InvalidBatch::DecompressedTooLarge { codec, max } => write!(
+                f,
+                "records compressed with codec {codec} expand past message.max.bytes {max}"
+            ),
             InvalidBatch::InvalidTimestamp {
                 timestamp,
                 now_ms,

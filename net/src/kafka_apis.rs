@@ -307,7 +307,8 @@ impl KafkaApis {
                 let core = found
                     .as_ref()
                     .map_err(Clone::clone)
-                    .and_then(|t| t.core_partition(data.index).ok_or_else(no_partition));
+                    .and_then(|t| t.core_partition(data.index).ok_or_else(no_partition))
+                    .and_then(|core| zstd_allowed(version, data.records.as_ref()).map(|()| core));
                 if let Ok(core) = core {
                     core_request
                         .partitions
@@ -501,6 +502,21 @@ impl KafkaApis {
         }
         (-1, -1)
     }
+}
+
+/// Kafka's `ProduceRequest.validateRecords`: zstd batches need Produce v7 or later (KIP-110),
+/// else `UNSUPPORTED_COMPRESSION_TYPE` for that partition.
+fn zstd_allowed(version: i16, records: Option<&Bytes>) -> Result<(), (i16, String)> {
+    let codec = records
+        .and_then(|r| idempo_protocol::BatchHeader::parse(r).ok())
+        .map(|h| h.compression());
+    if version < 7 && codec == Some(idempo_protocol::Compression::Zstd.id()) {
+        return Err((
+            ResponseError::UnsupportedCompressionType.code(),
+            format!("zstd batches need Produce v7 or later, not v{version}"),
+        ));
+    }
+    Ok(())
 }
 
 fn no_partition() -> (i16, String) {

@@ -104,8 +104,9 @@
 //! - No transactions, SASL or TLS. Consumer groups follow Kafka's classic protocol (see
 //!   [`groups`] and the core's `group_coordinator`): no static membership, no KIP-848
 //!   `consumer` protocol.
-//! - Compressed batches are refused (UNSUPPORTED_COMPRESSION_TYPE): clients must send
-//!   `compression.type=none`, their default.
+//! - Compressed batches (gzip, snappy, lz4, zstd) are stored as sent, as Kafka with
+//!   `compression.type=producer`; their decompressed records are bounded by
+//!   `--message-max-bytes` too (Kafka bounds only the compressed batch).
 //! - Topic creation is synchronous: a new topic's first Metadata answer already has leaders
 //!   (Kafka answers LEADER_NOT_AVAILABLE until the controller has caught up).
 //! - Fetch sessions (KIP-227) are not kept; every answer says session 0, so clients send

@@ -42,8 +42,24 @@ pub enum DecodeError {
         /// The CRC computed over the batch's attributes..end.
         actual: u32,
     },
-    /// The record batch uses a compression codec this crate does not implement.
+    /// The record batch names a compression codec Kafka does not define (ids 5-7).
     UnsupportedCompression(u8),
+    /// The records of a compressed batch do not decompress (Kafka's `INVALID_RECORD`).
+    Decompression {
+        /// The codec id (attributes bits 0-2).
+        codec: u8,
+        /// What the decoder said.
+        why: String,
+    },
+    /// The records of a compressed batch expand past the bound they were given (the
+    /// broker's `message.max.bytes`; Kafka's `MESSAGE_TOO_LARGE`): a decompression bomb or
+    /// simply too big. Decoding stopped at the bound.
+    DecompressedTooLarge {
+        /// The codec id (attributes bits 0-2).
+        codec: u8,
+        /// The bound on the decompressed records, in bytes.
+        max_bytes: usize,
+    },
     /// The record batch is not magic 2 (RecordBatch v2).
     UnsupportedMagic(i8),
     /// A varint ran longer than its maximum encoded size.
@@ -85,6 +101,16 @@ impl fmt::Display for DecodeError {
             DecodeError::UnsupportedCompression(codec) => {
                 write!(f, "record batch compression codec {codec} is not supported")
             }
+            DecodeError::Decompression { codec, why } => {
+                write!(
+                    f,
+                    "records compressed with codec {codec} do not decompress: {why}"
+                )
+            }
+            DecodeError::DecompressedTooLarge { codec, max_bytes } => write!(
+                f,
+                "records compressed with codec {codec} expand past {max_bytes} bytes (message.max.bytes)"
+            ),
             DecodeError::UnsupportedMagic(magic) => {
                 write!(f, "record batch magic {magic} is not supported (need 2)")
             }

@@ -15,16 +15,20 @@
 //! - [`types`]: `ProducerId`, `ProducerEpoch`, `Sequence` (wrap-aware arithmetic).
 //! - [`error_code`]: Kafka's error codes with their names and numbers.
 //! - [`record_batch`]: RecordBatch v2, byte for byte, with the layout table.
+//! - [`compression`]: gzip, snappy, lz4 and zstd record sections, decompressed within a
+//!   bound (`message.max.bytes`), never sized from what the input announces.
 //! - [`message`]: InitProducerId, Produce and Fetch requests and responses, with their
 //!   correlation ids, as values (and why they have no byte encoding of their own).
 //! - `decode`: the typed error and the bounds-checked reader.
 
+pub mod compression;
 mod decode;
 pub mod error_code;
 pub mod message;
 pub mod record_batch;
 pub mod types;
 
+pub use compression::Compression;
 pub use decode::DecodeError;
 pub use error_code::ErrorCode;
 pub use message::{
@@ -36,6 +40,6 @@ pub use message::{
 pub use record_batch::{
     BatchHeader, Header, RECORD_BATCH_OVERHEAD, Record, RecordBatch, RecordRef, RecordsSummary,
     decode_batches, set_base_offset, set_partition_leader_epoch, validate, validate_records,
-    verify_crc, visit_records,
+    validate_records_within, verify_crc, visit_records,
 };
 pub use types::{ProducerEpoch, ProducerId, Sequence};

@@ -46,9 +46,13 @@
 //! The CRC does not cover baseOffset, batchLength, partitionLeaderEpoch or magic, so the
 //! broker can assign the offset without recomputing it ([`set_base_offset`]).
 //!
-//! Compression (attributes bits 0-2 other than 0) is not implemented: such a batch decodes to
+//! A compressed batch (attributes bits 0-2 other than 0, see [`crate::compression`]) keeps
+//! this header as is and compresses everything after it: the decoders here decompress the
+//! records (within a bound) to walk them, and additionally require the record offset deltas
+//! 0, 1, 2, ... (Kafka's inner offsets). Codec ids 5-7 are
 //! [`DecodeError::UnsupportedCompression`].
 
+use crate::compression::{Compression, DEFAULT_MAX_DECOMPRESSED_BYTES, decompress};
 use crate::decode::{DecodeError, Reader, put_varlong, varlong_len};
 use crate::types::{ProducerEpoch, ProducerId, Sequence};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -502,11 +506,14 @@ impl RecordBatch {
 
     /// Decodes exactly one batch occupying all of `bytes`: checks the length, the magic, the
     /// CRC-32C (`CorruptMessage` with both values on mismatch), the compression codec, and
-    /// that exactly `recordsCount` well-formed records fill the rest.
+    /// that exactly `recordsCount` well-formed records fill the rest (decompressed, within
+    /// [`DEFAULT_MAX_DECOMPRESSED_BYTES`], when the batch is compressed: the records then
+    /// point into the decompressed bytes, and `to_bytes` would write them uncompressed).
     pub fn decode(bytes: Bytes) -> Result<RecordBatch, DecodeError> {
         let header = check_envelope(&bytes)?;
         let count = records_count(&header)?;
-        let mut r = Reader::new(bytes.slice(RECORD_BATCH_OVERHEAD..));
+        let body = records_section(&bytes, &header, DEFAULT_MAX_DECOMPRESSED_BYTES)?;
+        let mut r = Reader::new(body);
         // Each record takes at least 7 bytes, which bounds the allocation below.
         if count.saturating_mul(7) > r.remaining() {
             return Err(DecodeError::Truncated {
@@ -516,8 +523,10 @@ impl RecordBatch {
             });
         }
         let mut records = Vec::with_capacity(count);
-        for _ in 0..count {
-            records.push(Record::decode(&mut r)?);
+        for index in 0..count {
+            let record = Record::decode(&mut r)?;
+            check_inner_offset(&header, index, record.offset_delta)?;
+            records.push(record);
         }
         r.finish("records")?;
         Ok(RecordBatch {
@@ -575,27 +584,40 @@ pub fn check_framing(bytes: &[u8], header: &BatchHeader) -> Result<(), DecodeErr
     Ok(())
 }
 
-/// Checks the CRC-32C, then that the batch is not compressed (the codec is covered by the
-/// CRC, so a damaged attributes field is reported as corruption first).
+/// Checks the CRC-32C, then that the compression codec is one Kafka defines (the codec is
+/// covered by the CRC, so a damaged attributes field is reported as corruption first).
 pub fn check_integrity(bytes: &[u8], header: &BatchHeader) -> Result<(), DecodeError> {
     verify_crc(bytes)?;
-    if header.compression() != 0 {
-        return Err(DecodeError::UnsupportedCompression(header.compression()));
-    }
+    Compression::from_attributes(header.attributes)?;
     Ok(())
 }
 
-/// Walks the records of a batch whose framing was checked, in place and without allocating:
-/// exactly `recordsCount` well-formed records must fill the bytes after the header.
+/// Walks the records of a batch whose framing was checked: exactly `recordsCount`
+/// well-formed records must fill the bytes after the header. Decompresses a compressed
+/// batch within [`DEFAULT_MAX_DECOMPRESSED_BYTES`]; see [`validate_records_within`].
 pub fn validate_records(
     bytes: &Bytes,
     header: &BatchHeader,
 ) -> Result<RecordsSummary, DecodeError> {
+    validate_records_within(bytes, header, DEFAULT_MAX_DECOMPRESSED_BYTES)
+}
+
+/// [`validate_records`] with a bound on the decompressed records of a compressed batch (the
+/// broker passes `message.max.bytes`): beyond it, [`DecodeError::DecompressedTooLarge`].
+/// An uncompressed batch is walked in place, without allocating; a compressed one is
+/// decompressed once into a buffer of at most `max_decompressed_bytes`, and its records
+/// must have the offset deltas 0, 1, 2, ... (Kafka's inner offsets).
+pub fn validate_records_within(
+    bytes: &Bytes,
+    header: &BatchHeader,
+    max_decompressed_bytes: usize,
+) -> Result<RecordsSummary, DecodeError> {
     let count = records_count(header)?;
-    let mut r = Reader::new(bytes.slice(RECORD_BATCH_OVERHEAD..));
+    let mut r = Reader::new(records_section(bytes, header, max_decompressed_bytes)?);
     let mut max_record_timestamp = None;
-    for _ in 0..count {
+    for index in 0..count {
         let record = skip_record(&mut r)?;
+        check_inner_offset(header, index, record.offset_delta)?;
         let timestamp = header.base_timestamp.wrapping_add(record.timestamp_delta);
         if timestamp != NO_TIMESTAMP && max_record_timestamp.is_none_or(|max| timestamp > max) {
             max_record_timestamp = Some(timestamp);
@@ -614,6 +636,38 @@ fn check_envelope(bytes: &[u8]) -> Result<BatchHeader, DecodeError> {
     check_framing(bytes, &header)?;
     check_integrity(bytes, &header)?;
     Ok(header)
+}
+
+/// The records of a batch whose envelope was checked: the bytes after the header in place,
+/// or, for a compressed batch, those bytes decompressed within `max_decompressed_bytes`.
+fn records_section(
+    bytes: &Bytes,
+    header: &BatchHeader,
+    max_decompressed_bytes: usize,
+) -> Result<Bytes, DecodeError> {
+    let body = bytes.slice(RECORD_BATCH_OVERHEAD..);
+    match Compression::from_attributes(header.attributes)? {
+        Compression::None => Ok(body),
+        codec => decompress(codec, &body, max_decompressed_bytes),
+    }
+}
+
+/// Kafka's inner-offset rule for compressed batches (`LogValidator`): record `index` has
+/// offset delta `index`. Kafka rewrites a batch that breaks it; idempo, which stores batches
+/// as sent, refuses it. Uncompressed batches are not checked, as in Kafka.
+fn check_inner_offset(
+    header: &BatchHeader,
+    index: usize,
+    offset_delta: i32,
+) -> Result<(), DecodeError> {
+    if header.compression() == 0 || usize::try_from(offset_delta).is_ok_and(|d| d == index) {
+        return Ok(());
+    }
+    Err(DecodeError::InvalidValue {
+        field: "record.offsetDelta",
+        value: i64::from(offset_delta),
+        expected: "the record's index in its compressed batch (inner offsets 0, 1, 2, ...)",
+    })
 }
 
 fn records_count(header: &BatchHeader) -> Result<usize, DecodeError> {
@@ -737,19 +791,21 @@ pub struct RecordRef<'a> {
 }
 
 /// Validates one encoded batch as [`validate`] does and shows each record's key and value in
-/// place, without allocating: for readers that only need the payloads (a checker, a consumer).
+/// place, without allocating (but for decompressing a compressed batch once): for readers
+/// that only need the payloads (a checker, a consumer).
 pub fn visit_records(
     bytes: &Bytes,
     mut f: impl FnMut(RecordRef<'_>),
 ) -> Result<BatchHeader, DecodeError> {
     let header = check_envelope(bytes)?;
     let count = records_count(&header)?;
-    let body = bytes.slice(RECORD_BATCH_OVERHEAD..);
+    let body = records_section(bytes, &header, DEFAULT_MAX_DECOMPRESSED_BYTES)?;
     let mut r = Reader::new(body.clone());
     let at = |span: Option<(usize, usize)>| span.map(|(start, len)| &body[start..start + len]);
     // Validate everything first, so that `f` never sees a record of a batch that is refused.
-    for _ in 0..count {
-        skip_record(&mut r)?;
+    for index in 0..count {
+        let record = skip_record(&mut r)?;
+        check_inner_offset(&header, index, record.offset_delta)?;
     }
     r.finish("records")?;
     let mut r = Reader::new(body.clone());
@@ -892,12 +948,12 @@ mod tests {
     }
 
     #[test]
-    fn compressed_batch_is_refused_by_name() {
+    fn undefined_compression_codec_is_refused_by_name() {
         let mut batch = sample();
-        batch.attributes = 1; // gzip
+        batch.attributes = 5; // Kafka defines codecs 0-4
         assert_eq!(
             RecordBatch::decode(batch.to_bytes()),
-            Err(DecodeError::UnsupportedCompression(1))
+            Err(DecodeError::UnsupportedCompression(5))
         );
     }
 

@@ -102,6 +102,11 @@ struct Args {
     /// offsets, connections). Off by default.
     #[arg(long, value_name = "HOST:PORT")]
     metrics: Option<SocketAddr>,
+    /// message.max.bytes: the largest record batch accepted, and the most its records may
+    /// expand to when compressed (a decompression bomb is refused at this bound with
+    /// MESSAGE_TOO_LARGE). Kafka's default: 1048588.
+    #[arg(long, value_name = "BYTES", default_value_t = 1_048_588, value_parser = clap::value_parser!(u32).range(1..))]
+    message_max_bytes: u32,
     /// Cluster id reported in Metadata.
     #[arg(long, default_value = "idempo")]
     cluster_id: String,
@@ -159,6 +164,7 @@ impl Args {
                 max_partitions: self.max_partitions,
                 log_message_timestamp_after_max_ms: self.log_message_timestamp_after_max_ms,
                 sync_policy: self.sync,
+                max_message_bytes: self.message_max_bytes as usize,
                 ..defaults.broker.clone()
             },
             data_dir: self.data_dir,
