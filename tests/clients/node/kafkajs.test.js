@@ -7,10 +7,10 @@
 // - the fault really happened: the proxy reports lost acks, and with idempotence off
 //   (producer and broker) the same faults leave duplicates in the log.
 //
-// kafkajs quirks (shared/reference/kafka-compat.md): it asks the *controller* for a producer
-// id (idempo's node 1 is its own controller), and its idempotent producer is "experimental".
-// Its consumer needs consumer groups, which idempo does not serve, so the log is read back
-// with kafkajs's own cluster and broker classes (a plain Fetch from offset 0).
+// kafkajs quirks: it asks the *controller* for a producer id (idempo's node 1 is its own
+// controller), and its idempotent producer is "experimental". The log is read back with
+// kafkajs's own cluster and broker classes (a plain Fetch from offset 0), so that what is
+// checked is the log itself; group consumers are tested in groups.test.js.
 //
 // IDEMPO_TEST_VERBOSE=1 prints the proxy's fault counts of each test.
 'use strict'
