@@ -125,6 +125,10 @@ pub(crate) struct Cluster {
     isolated: Vec<u32>,
     /// Bumped by every crash, so that a stale `BrokerUp` is dropped.
     incarnation: Vec<u32>,
+    /// Brokers that restarted while cut off and have not registered yet: they register when
+    /// the isolation heals (a restarted Kafka broker retries its BrokerRegistration until the
+    /// controller answers).
+    unregistered: Vec<bool>,
     /// Delayed produce answers, by (broker, client, correlation id).
     pending: FxHashMap<(u32, u64, i32), Pending>,
     pub(crate) counts: ClusterCounts,
@@ -167,6 +171,7 @@ impl Cluster {
             down: vec![false; n],
             isolated: vec![0; n],
             incarnation: vec![0; n],
+            unregistered: vec![false; n],
             pending: FxHashMap::default(),
             counts: ClusterCounts::default(),
             failed_over: FxHashSet::default(),
@@ -1146,11 +1151,21 @@ impl Simulation {
     fn after_restart(&mut self, b: u32) {
         self.grant_producer_ids(b);
         if self.cluster().reachable(b) {
-            let now = self.now_ms as i64;
-            let decisions = self.cluster().controller.broker_registered(b as i32, now);
-            self.apply_decisions(decisions);
-            self.replay_metadata(b);
+            self.register(b);
+        } else {
+            self.cluster().unregistered[b as usize] = true;
         }
+    }
+
+    /// `b`'s new incarnation registers with the controller (which fences the old one, so
+    /// that no partition keeps, at the same leader epoch, a leader that lost its unsynced
+    /// tail), then learns the partitions' states.
+    fn register(&mut self, b: u32) {
+        self.cluster().unregistered[b as usize] = false;
+        let now = self.now_ms as i64;
+        let decisions = self.cluster().controller.broker_registered(b as i32, now);
+        self.apply_decisions(decisions);
+        self.replay_metadata(b);
     }
 
     /// `b` is cut off for `duration_ms`.
@@ -1170,7 +1185,11 @@ impl Simulation {
         cluster.isolated[b as usize] = cluster.isolated[b as usize].saturating_sub(1);
         if cluster.reachable(b) {
             self.change(b as i32, ChangeKind::Healed);
-            self.replay_metadata(b);
+            if self.cluster().unregistered[b as usize] {
+                self.register(b);
+            } else {
+                self.replay_metadata(b);
+            }
         }
     }
 
