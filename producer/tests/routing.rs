@@ -646,3 +646,234 @@ proptest::proptest! {
         exactly_once_in_order_across_leader_moves(idempo(), &steps);
     }
 }
+
+// ----- routing rules, one test each ------------------------------------------------------
+
+/// The reasons of the metadata refreshes the producer asked for, from its events.
+fn metadata_requested(p: &mut Producer) -> Vec<MetadataRefreshReason> {
+    events(p)
+        .into_iter()
+        .filter_map(|e| match e {
+            ProducerEvent::MetadataUpdateRequested { reason } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn metadata_requests_and_answers_are_counted() {
+    let mut p = ready_routed(routed(), &[(0, 1, 0), (1, 2, 0)]);
+    assert_eq!(p.routing_stats().metadata_requests_sent, 1);
+    assert_eq!(p.routing_stats().metadata_updates, 1);
+    assert_eq!(
+        p.routing_stats().leader_changes,
+        2,
+        "both partitions appeared"
+    );
+    p.send(0, records(1), 0);
+    poll_routed(&mut p, 0).unwrap();
+    assert_eq!(
+        p.stats().requests_sent,
+        3,
+        "Metadata, InitProducerId and Produce are requests"
+    );
+    p.on_timeout(300_000);
+    let (m, _) = poll_metadata(&mut p, 300_000);
+    // The same leaders again: an update, no change.
+    p.on_response(metadata(m, &[(0, 1, 0), (1, 2, 0)]), 300_000);
+    let stats = p.routing_stats();
+    assert_eq!(
+        (
+            stats.metadata_requests_sent,
+            stats.metadata_updates,
+            stats.leader_changes
+        ),
+        (2, 2, 2)
+    );
+    assert_eq!(p.stats().requests_sent, 4);
+}
+
+#[test]
+fn a_leader_that_is_not_a_live_broker_is_no_leader_and_asks_again() {
+    let mut p = ready_routed(routed(), &[(0, 1, 0)]);
+    p.on_timeout(300_000);
+    let (m, _) = poll_metadata(&mut p, 300_000);
+    // Partition 1's leader, node 5, is not among the answer's brokers; its error is NONE.
+    p.on_response(metadata(m, &[(0, 1, 0), (1, 5, 0)]), 300_000);
+    assert_eq!(
+        p.partition_leader(1),
+        Some(PartitionLeader {
+            leader: None,
+            leader_epoch: 0
+        })
+    );
+    assert_eq!(
+        metadata_requested(&mut p),
+        vec![MetadataRefreshReason::LeaderNotAvailable { partition: 1 }],
+        "the partition without a leader asks for another refresh"
+    );
+    assert_eq!(p.routing_stats().metadata_updates_requested, 1);
+    assert_eq!(p.next_wakeup_ms(), Some(300_100), "after retry.backoff.ms");
+    poll_metadata(&mut p, 300_100);
+}
+
+#[test]
+fn a_partition_with_batches_and_no_known_leader_asks_for_metadata() {
+    let mut p = ready_routed(routed(), &[(0, 1, 0)]);
+    p.send(3, records(1), 0);
+    assert!(p.poll_outgoing(0).is_none(), "partition 3 has no leader");
+    assert_eq!(
+        metadata_requested(&mut p),
+        vec![MetadataRefreshReason::UnknownLeader { partition: 3 }]
+    );
+    assert_eq!(p.routing_stats().metadata_updates_requested, 1);
+    let (m, _) = poll_metadata(&mut p, 100);
+    p.on_response(metadata(m, &[(0, 1, 0), (3, 2, 0)]), 100);
+    let (node, _, sent) = poll_routed(&mut p, 100).unwrap();
+    assert_eq!((node, partitions(&sent)), (2, vec![3]));
+}
+
+#[test]
+fn a_failed_node_takes_no_request_until_its_backoff_ends() {
+    let mut p = ready_routed(
+        ProducerConfig {
+            retry_backoff_ms: 50,
+            ..routed()
+        },
+        &[(0, 0, 0)],
+    );
+    p.send(0, records(1), 0);
+    let (node, c, _) = poll_routed(&mut p, 0).unwrap();
+    assert_eq!(node, 0);
+    p.on_request_failed(c, 100);
+    let (m, node) = poll_metadata(&mut p, 100);
+    assert_eq!(node, 1, "node 0 backs off until 150");
+    p.on_response(metadata(m, &[(0, 0, 0)]), 100);
+    assert!(p.poll_outgoing(149).is_none());
+    let (node, _, _) = poll_routed(&mut p, 150).expect("the backoff ended at 150");
+    assert_eq!(node, 0);
+}
+
+#[test]
+fn metadata_goes_to_the_node_with_the_fewest_requests_in_flight() {
+    let mut p = ready_routed(
+        ProducerConfig {
+            metadata_max_age_ms: 1_000,
+            ..routed()
+        },
+        &[(0, 0, 0), (1, 1, 0), (2, 2, 0)],
+    );
+    // Two requests in flight to node 0, one each to nodes 1 and 2.
+    for partition in [0, 0, 1, 2] {
+        p.send(partition, records(1), 0);
+        poll_routed(&mut p, 0).unwrap();
+    }
+    assert_eq!(
+        (0..3).map(|n| p.in_flight_requests_to(n)).collect::<Vec<_>>(),
+        [2, 1, 1]
+    );
+    let (_, node) = poll_metadata(&mut p, 1_000);
+    assert_eq!(node, 1, "the first of the least loaded");
+    // With a node that has nothing in flight, that node.
+    let mut p = ready_routed(
+        ProducerConfig {
+            metadata_max_age_ms: 1_000,
+            ..routed()
+        },
+        &[(0, 0, 0)],
+    );
+    p.send(0, records(1), 0);
+    poll_routed(&mut p, 0).unwrap();
+    let (_, node) = poll_metadata(&mut p, 1_000);
+    assert_eq!(node, 1, "node 1 has nothing in flight");
+}
+
+#[test]
+fn a_due_refresh_with_no_node_to_send_to_wakes_the_producer_at_the_node_backoffs_end() {
+    let mut p = Producer::new(ProducerConfig {
+        reconnect_backoff_ms: 1_000,
+        ..routed()
+    })
+    .unwrap();
+    let (m, node) = poll_metadata(&mut p, 0);
+    assert_eq!(node, 0);
+    p.on_request_failed(m, 0);
+    assert_eq!(
+        p.next_wakeup_ms(),
+        Some(100),
+        "the refresh's retry.backoff.ms ends first"
+    );
+    p.on_timeout(100);
+    assert_eq!(
+        p.next_wakeup_ms(),
+        Some(1_000),
+        "due, but its only node backs off until 1000"
+    );
+    assert!(p.poll_outgoing(100).is_none());
+    poll_metadata(&mut p, 1_000);
+}
+
+#[test]
+fn a_node_backoff_is_a_wakeup_until_it_ends() {
+    let mut p = Producer::new(ProducerConfig {
+        bootstrap: vec![0, 1],
+        ..routed()
+    })
+    .unwrap();
+    let (_, node) = poll_metadata(&mut p, 0);
+    assert_eq!(node, 0);
+    p.on_node_disconnected(1, 0);
+    assert_eq!(p.next_wakeup_ms(), Some(50), "node 1 backs off until 50");
+    p.on_timeout(50);
+    assert_eq!(
+        p.next_wakeup_ms(),
+        Some(30_000),
+        "the backoff ended: only the Metadata request's timeout is left"
+    );
+}
+
+#[test]
+fn a_first_attempt_skips_no_retry_backoff() {
+    let mut p = ready_routed(routed(), &[(0, 1, 0)]);
+    p.send(0, records(1), 0);
+    let (_, c, _) = poll_routed(&mut p, 0).unwrap();
+    p.on_response(answer(c, &[(0, ErrorCode::None, 0)]), 5);
+    p.send(0, records(1), 5);
+    poll_routed(&mut p, 5).unwrap();
+    assert_eq!(p.routing_stats().backoffs_skipped_for_new_leader, 0);
+}
+
+/// Two partitions led by node 1; partition 0's second batch waits for a retry behind its
+/// first, still in flight, so that partition 0 is blocked; partition 1 has a new batch.
+fn blocked_partition_0_on_node_1(config: ProducerConfig) -> Producer {
+    let mut p = ready_routed(config, &[(0, 1, 0), (1, 1, 0)]);
+    p.send(0, records(1), 0);
+    poll_routed(&mut p, 0).unwrap();
+    p.send(0, records(1), 0);
+    let (_, second, sent) = poll_routed(&mut p, 0).unwrap();
+    assert_eq!(sent[0].base_sequence, Sequence(1));
+    p.on_response(answer(second, &[(0, ErrorCode::NotEnoughReplicas, -1)]), 10);
+    p.send(1, records(1), 10);
+    p
+}
+
+#[test]
+fn java_drain_of_a_node_stops_at_a_blocked_partition() {
+    let mut p = blocked_partition_0_on_node_1(routed());
+    assert!(
+        p.poll_outgoing(110).is_none(),
+        "partition 0's retry waits for sequence 0, and the drain stops there"
+    );
+}
+
+#[test]
+fn idempo_drain_of_a_node_skips_a_blocked_partition() {
+    let mut p = ready_routed(routed_with(idempo()), &[(0, 1, 0), (1, 1, 0)]);
+    p.send(0, records(1), 0);
+    poll_routed(&mut p, 0).unwrap();
+    // first_batch_alone: partition 0's second batch waits for its first's answer.
+    p.send(0, records(1), 0);
+    p.send(1, records(1), 0);
+    let (node, _, sent) = poll_routed(&mut p, 0).expect("partition 1 goes past partition 0");
+    assert_eq!((node, partitions(&sent)), (1, vec![1]));
+}
