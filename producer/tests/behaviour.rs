@@ -827,6 +827,30 @@ fn cluster_authorization_failure_on_produce_is_fatal() {
     assert!(p.is_idle());
 }
 
+#[test]
+fn a_fatal_error_leaves_no_delivery_deadline_to_wake_for() {
+    let mut p = ready(config());
+    p.send(0, records(1), 0);
+    p.send(1, records(1), 0);
+    let (c, _) = poll_produce(&mut p, 0).unwrap();
+    p.send(2, records(1), 0);
+    p.on_response(
+        answer(
+            c,
+            &[
+                (0, ErrorCode::ClusterAuthorizationFailed, -1),
+                (1, ErrorCode::None, 0),
+            ],
+        ),
+        1,
+    );
+    assert_eq!(p.fatal_error(), Some(ErrorCode::ClusterAuthorizationFailed));
+    assert_eq!(deliveries(&mut p).len(), 3, "every batch has its outcome");
+    assert_eq!(p.next_wakeup_ms(), None, "no batch is left to expire");
+    p.on_timeout(u64::MAX);
+    assert_eq!(p.stats().delivery_timeouts, 0);
+}
+
 /// Kafka 3.6+ (KAFKA-13668): an authorization failure on InitProducerId is not fatal. The
 /// pending batches fail, the producer goes back to uninitialized and asks for an id again;
 /// once authorized, later sends go through.
