@@ -769,7 +769,9 @@ fn metadata_goes_to_the_node_with_the_fewest_requests_in_flight() {
         poll_routed(&mut p, 0).unwrap();
     }
     assert_eq!(
-        (0..3).map(|n| p.in_flight_requests_to(n)).collect::<Vec<_>>(),
+        (0..3)
+            .map(|n| p.in_flight_requests_to(n))
+            .collect::<Vec<_>>(),
         [2, 1, 1]
     );
     let (_, node) = poll_metadata(&mut p, 1_000);
