@@ -139,3 +139,32 @@ def lossy_cluster(tmp_path):
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+
+
+def confluent_read(bootstrap: str, topic: str, timeout_s: float = 30) -> list:
+    """Every value in partition 0 of `topic`, from offset 0 to the high watermark, read with
+    confluent-kafka (assign(), no group: group.id is required by the client, but without
+    commits it never asks for a coordinator)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
+    )
+    try:
+        partition = TopicPartition(topic, 0)
+        _, high = consumer.get_watermark_offsets(partition, timeout=timeout_s)
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        values = []
+        deadline = time.monotonic() + timeout_s
+        while len(values) < high and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            if message.error():
+                assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
+                continue
+            values.append(message.value().decode())
+        assert len(values) == high, f"read {len(values)} of {high} records"
+        return values
+    finally:
+        consumer.close()

@@ -20,6 +20,7 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from conftest import confluent_read
 
 RECORDS = 30
 FLUSH_EVERY = 3
@@ -111,28 +112,6 @@ def confluent_produce(bootstrap: str, topic: str, codec: str) -> None:
             producer.flush(TIMEOUT_S)
     assert producer.flush(TIMEOUT_S) == 0, "every record was delivered in time"
     assert reports == [None] * RECORDS, f"delivery errors: {[e for e in reports if e]}"
-
-
-def confluent_read(bootstrap: str, topic: str) -> list:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
-                         "enable.auto.commit": False})
-    try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT_S)
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        values = []
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(values) < high and time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            if message.error():
-                assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
-                continue
-            values.append(message.value().decode())
-        assert len(values) == high, f"read {len(values)} of {high} records"
-        return values
-    finally:
-        consumer.close()
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])

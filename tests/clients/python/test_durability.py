@@ -22,7 +22,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from conftest import binary, free_port, wait_for_port
+from conftest import binary, confluent_read, free_port, wait_for_port
 from durable import DurableBroker
 
 KILLS = int(os.environ.get("IDEMPO_KILLS", "10"))
@@ -50,31 +50,6 @@ def start_proxy(work, broker: DurableBroker, port: int) -> subprocess.Popen:
         stderr=open(work / "proxy.log", "w"),
         stdin=subprocess.DEVNULL,
     )
-
-
-def read_all(bootstrap: str) -> list:
-    """Every value of partition 0 up to the high watermark."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
-    )
-    try:
-        partition = TopicPartition(TOPIC, 0)
-        _, high = consumer.get_watermark_offsets(partition, timeout=TIMEOUT_S)
-        consumer.assign([TopicPartition(TOPIC, 0, 0)])
-        values = []
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(values) < high and time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            if message.error():
-                assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
-                continue
-            values.append(message.value().decode())
-        assert len(values) == high, f"read {len(values)} of {high} records"
-        return values
-    finally:
-        consumer.close()
 
 
 def wait_for_line(path, text: str, timeout_s: float = 20) -> None:
@@ -162,7 +137,7 @@ def test_acknowledged_records_survive_kill_9_exactly_once_and_in_order(tmp_path)
             stop.set()
             writer.join()
         assert producer.flush(TIMEOUT_S) == 0, f"{len(sent) - len(acked)} records undelivered"
-        log = read_all(broker.bootstrap)
+        log = confluent_read(broker.bootstrap, TOPIC)
     finally:
         proxy.kill()
         proxy.wait(timeout=10)

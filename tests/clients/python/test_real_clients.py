@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
+from conftest import confluent_read
 
 RECORDS = 30
 FLUSH_EVERY = 3  # a few records per batch, ten round trips, so several acks can be lost
@@ -47,33 +48,6 @@ def confluent_produce(bootstrap: str, topic: str, idempotence: bool) -> list:
             producer.flush(TIMEOUT_S)
     assert producer.flush(TIMEOUT_S) == 0, "every record was delivered in time"
     return reports
-
-
-def confluent_read(bootstrap: str, topic: str) -> list:
-    """Every value in partition 0, from offset 0 to the high watermark."""
-    # group.id is required by confluent-kafka, but assign() without commits never asks
-    # for a coordinator.
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
-    )
-    try:
-        partition = TopicPartition(topic, 0)
-        _, high = consumer.get_watermark_offsets(partition, timeout=TIMEOUT_S)
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        values = []
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(values) < high and time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            if message.error():
-                assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
-                continue
-            values.append(message.value().decode())
-        assert len(values) == high, f"read {len(values)} of {high} records"
-        return values
-    finally:
-        consumer.close()
 
 
 # ---- kafka-python ----
