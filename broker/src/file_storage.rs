@@ -54,7 +54,7 @@
 //!   at creation: a power loss before it may lose the new, empty or unsynced, file, which is
 //!   what `SimDisk` would lose of it too.
 
-use crate::storage::{SimDisk, Storage, StorageError};
+use crate::storage::{SimDisk, Storage, StorageError, names_with_prefix};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -366,11 +366,7 @@ impl Storage for FileStorage {
     }
 
     fn list(&self, prefix: &str) -> Vec<String> {
-        self.files
-            .range(prefix.to_string()..)
-            .take_while(|(name, _)| name.starts_with(prefix))
-            .map(|(name, _)| name.clone())
-            .collect()
+        names_with_prefix(&self.files, prefix)
     }
 
     fn remove(&mut self, file: &str) -> Result<(), StorageError> {

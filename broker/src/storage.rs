@@ -129,6 +129,16 @@ impl fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {}
 
+/// The names in `files` that start with `prefix`, in ascending order: [`Storage::list`] of
+/// every storage that keeps its file table in a `BTreeMap`.
+pub(crate) fn names_with_prefix<V>(files: &BTreeMap<String, V>, prefix: &str) -> Vec<String> {
+    files
+        .range(prefix.to_string()..)
+        .take_while(|(name, _)| name.starts_with(prefix))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// Files by name, as the broker sees its log directory. Names use `/` to group a partition's
 /// files (`partition-0/00000000000000000000.log`); there are no directories to create.
 pub trait Storage {
@@ -516,11 +526,7 @@ impl Storage for SimDisk {
     }
 
     fn list(&self, prefix: &str) -> Vec<String> {
-        self.files
-            .range(prefix.to_string()..)
-            .take_while(|(name, _)| name.starts_with(prefix))
-            .map(|(name, _)| name.clone())
-            .collect()
+        names_with_prefix(&self.files, prefix)
     }
 
     fn remove(&mut self, file: &str) -> Result<(), StorageError> {
