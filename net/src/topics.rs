@@ -452,13 +452,16 @@ impl TopicTable {
             t.next_topic_seq += 1;
             t.by_name.insert(created.name.clone(), created);
         })?;
-        for &core in &topic.core_partitions {
-            broker
-                .create_partition(core)
-                .map_err(|_| TopicError::Storage(storage_failed(core)))?;
-            broker.set_partition_config(core, config);
-        }
+        create_core_partitions(broker, &topic.core_partitions, config)?;
         Ok(topic)
+    }
+
+    /// The topic named `name`, or [`TopicError::Unknown`].
+    fn known(&self, name: &str) -> Result<Topic, TopicError> {
+        self.by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))
     }
 
     /// Deletes `name` (DeleteTopics): the table is written without it, then its core
@@ -468,11 +471,7 @@ impl TopicTable {
         broker: &mut Broker<S>,
         name: &str,
     ) -> Result<Topic, TopicError> {
-        let topic = self
-            .by_name
-            .get(name)
-            .cloned()
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self.known(name)?;
         self.commit(broker, |t| {
             t.by_name.remove(name);
         })?;
@@ -492,11 +491,7 @@ impl TopicTable {
         total: i32,
         validate_only: bool,
     ) -> Result<Topic, TopicError> {
-        let topic = self
-            .by_name
-            .get(name)
-            .cloned()
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self.known(name)?;
         if total <= topic.partition_count {
             return Err(TopicError::InvalidPartitions(format!(
                 "topic '{name}' has {} partitions; the new count must be larger, not {total}",
@@ -518,12 +513,7 @@ impl TopicTable {
         self.commit(broker, |t| {
             t.by_name.insert(saved.name.clone(), saved);
         })?;
-        for core in added {
-            broker
-                .create_partition(core)
-                .map_err(|_| TopicError::Storage(storage_failed(core)))?;
-            broker.set_partition_config(core, config);
-        }
+        create_core_partitions(broker, &added, config)?;
         Ok(grown)
     }
 
@@ -535,11 +525,7 @@ impl TopicTable {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
-        let topic = self
-            .by_name
-            .get(name)
-            .cloned()
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self.known(name)?;
         let config = crate::admin::partition_config(&configs)?;
         self.commit(broker, |t| {
             if let Some(topic) = t.by_name.get_mut(name) {
@@ -572,6 +558,21 @@ fn storage_failed(core: i32) -> StorageError {
         kind: std::io::ErrorKind::Other,
         message: "the core could not create the partition's log".to_string(),
     }
+}
+
+/// Creates the core partitions `cores` of a topic and gives each the topic's `config`.
+fn create_core_partitions<S: Storage>(
+    broker: &mut Broker<S>,
+    cores: &[i32],
+    config: idempo_broker::PartitionConfig,
+) -> Result<(), TopicError> {
+    for &core in cores {
+        broker
+            .create_partition(core)
+            .map_err(|_| TopicError::Storage(storage_failed(core)))?;
+        broker.set_partition_config(core, config);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
