@@ -392,13 +392,21 @@ fn finish(mut out: Vec<u8>) -> Vec<u8> {
 
 /// The offsets of the snapshot files in partition directory `dir`, ascending.
 pub fn list_snapshots<S: Storage>(storage: &S, dir: &str) -> Vec<i64> {
-    let mut offsets: Vec<i64> = storage
+    snapshot_files(storage, dir)
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect()
+}
+
+/// The snapshot files in `dir` with their offsets, ascending offset.
+fn snapshot_files<S: Storage>(storage: &S, dir: &str) -> Vec<(i64, String)> {
+    let mut files: Vec<(i64, String)> = storage
         .list(dir)
-        .iter()
-        .filter_map(|f| snapshot_offset_of(dir, f))
+        .into_iter()
+        .filter_map(|f| Some((snapshot_offset_of(dir, &f)?, f)))
         .collect();
-    offsets.sort_unstable();
-    offsets
+    files.sort_unstable();
+    files
 }
 
 /// Writes `state` as the snapshot at `offset` in `dir` (atomically, then synced) and deletes
@@ -414,9 +422,9 @@ pub fn write_snapshot<S: Storage>(
     let file = snapshot_file(dir, offset);
     storage.write_atomic(&file, &ProducerSnapshot::encode_state(state, offset, mode))?;
     storage.sync(&file)?;
-    let offsets = list_snapshots(storage, dir);
-    for old in &offsets[..offsets.len().saturating_sub(retained.max(1))] {
-        storage.remove(&snapshot_file(dir, *old))?;
+    let files = snapshot_files(storage, dir);
+    for (_, old) in &files[..files.len().saturating_sub(retained.max(1))] {
+        storage.remove(old)?;
     }
     Ok(())
 }
@@ -428,9 +436,9 @@ pub fn delete_snapshots_before<S: Storage>(
     dir: &str,
     offset: i64,
 ) -> Result<(), StorageError> {
-    for old in list_snapshots(storage, dir) {
+    for (old, file) in snapshot_files(storage, dir) {
         if old < offset {
-            storage.remove(&snapshot_file(dir, old))?;
+            storage.remove(&file)?;
         }
     }
     Ok(())

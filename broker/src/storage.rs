@@ -57,7 +57,8 @@
 //!   after an unclean shutdown).
 
 use bytes::{Bytes, BytesMut};
-use std::collections::BTreeMap;
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Why a storage operation failed.
@@ -132,10 +133,18 @@ impl std::error::Error for StorageError {}
 /// The names in `files` that start with `prefix`, in ascending order: [`Storage::list`] of
 /// every storage that keeps its file table in a `BTreeMap`.
 pub(crate) fn names_with_prefix<V>(files: &BTreeMap<String, V>, prefix: &str) -> Vec<String> {
-    files
-        .range(prefix.to_string()..)
-        .take_while(|(name, _)| name.starts_with(prefix))
-        .map(|(name, _)| name.clone())
+    sorted_names_with_prefix(files.keys(), prefix)
+}
+
+/// The names of an ascending sequence that start with `prefix`, in order.
+fn sorted_names_with_prefix<'a>(
+    names: impl Iterator<Item = &'a String>,
+    prefix: &str,
+) -> Vec<String> {
+    names
+        .skip_while(|name| name.as_str() < prefix)
+        .take_while(|name| name.starts_with(prefix))
+        .cloned()
         .collect()
 }
 
@@ -361,7 +370,10 @@ impl Tear {
 /// ```
 #[derive(Clone, Default)]
 pub struct SimDisk {
-    files: BTreeMap<String, SimFile>,
+    /// The files by name: every append, sync and read looks one up, so a hash map.
+    files: FxHashMap<String, SimFile>,
+    /// The same names in ascending order, for listing and for a crash's fixed order.
+    names: BTreeSet<String>,
     crashes: u64,
 }
 
@@ -369,7 +381,7 @@ impl fmt::Debug for SimDisk {
     /// File names with their total and durable lengths (not their bytes).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
-        for (name, file) in &self.files {
+        for (name, file) in self.names.iter().map(|n| (n, &self.files[n])) {
             m.entry(
                 name,
                 &format_args!("{} bytes, {} synced", file.len, file.synced_len),
@@ -403,8 +415,9 @@ impl SimDisk {
     /// simulator chooses tears from). An unsynced atomic replacement counts as its whole
     /// length.
     pub fn unsynced(&self) -> Vec<(String, u64)> {
-        self.files
+        self.names
             .iter()
+            .map(|n| (n, &self.files[n]))
             .filter(|(_, f)| f.before_replace.is_some() || f.len > f.synced_len)
             .map(|(name, f)| (name.clone(), f.len - f.synced_len))
             .collect()
@@ -434,7 +447,11 @@ impl SimDisk {
         self.crashes += 1;
         let mut changed = Vec::new();
         let mut removed = Vec::new();
-        for (name, file) in &mut self.files {
+        for name in &self.names {
+            let file = self
+                .files
+                .get_mut(name)
+                .expect("every listed name is a file");
             let len_before = file.len;
             if let Some(before) = file.before_replace.take() {
                 let gone = before.is_none();
@@ -471,6 +488,7 @@ impl SimDisk {
         }
         for name in removed {
             self.files.remove(&name);
+            self.names.remove(&name);
         }
         changed
     }
@@ -503,6 +521,7 @@ impl Storage for SimDisk {
         if let Some(f) = self.files.get_mut(file) {
             return Ok(f.append(parts));
         }
+        self.names.insert(file.to_string());
         Ok(self
             .files
             .entry(file.to_string())
@@ -526,10 +545,17 @@ impl Storage for SimDisk {
     }
 
     fn list(&self, prefix: &str) -> Vec<String> {
-        names_with_prefix(&self.files, prefix)
+        sorted_names_with_prefix(
+            self.names.range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            )),
+            prefix,
+        )
     }
 
     fn remove(&mut self, file: &str) -> Result<(), StorageError> {
+        self.names.remove(file);
         self.files
             .remove(file)
             .map(|_| ())
@@ -554,6 +580,9 @@ impl Storage for SimDisk {
 
     fn write_atomic(&mut self, file: &str, data: &[u8]) -> Result<(), StorageError> {
         let existed = self.files.contains_key(file);
+        if !existed {
+            self.names.insert(file.to_string());
+        }
         let f = self.files.entry(file.to_string()).or_default();
         if f.before_replace.is_none() {
             // Remember the durable version a crash goes back to (only the first time: two

@@ -802,6 +802,18 @@ pub fn visit_records(
     let body = records_section(bytes, &header, DEFAULT_MAX_DECOMPRESSED_BYTES)?;
     let mut r = Reader::new(body.clone());
     let at = |span: Option<(usize, usize)>| span.map(|(start, len)| &body[start..start + len]);
+    if count == 1 {
+        // One record (the common case): one walk validates it and finds its payloads.
+        let s = skip_record(&mut r)?;
+        check_inner_offset(&header, 0, s.offset_delta)?;
+        r.finish("records")?;
+        f(RecordRef {
+            offset_delta: s.offset_delta,
+            key: at(s.key),
+            value: at(s.value),
+        });
+        return Ok(header);
+    }
     // Validate everything first, so that `f` never sees a record of a batch that is refused.
     for index in 0..count {
         let record = skip_record(&mut r)?;
