@@ -1,0 +1,162 @@
+//! One run of `idempo-sim policies` as a Lamport diagram: the client's lane, the server's
+//! lane, requests and answers as arrows (a lost one ends in a red ✗ half-way, a discarded
+//! one is dashed), and the server's decisions written beside its lane. It is drawn with the
+//! primitives and the style sheet of the simulator's own diagrams ([`crate::diagram`]), so
+//! it reads the same way: time flows down, one row per event, idle stretches compressed.
+
+use super::model::ms;
+use super::run::{Lane, RunResult};
+use crate::diagram::{Canvas, STYLE_AND_MARKERS};
+use std::fmt::Write as _;
+
+const CLIENT_X: i64 = 150;
+const SERVER_X: i64 = 560;
+const NOTE_X: i64 = 580;
+const TOP: i64 = 80;
+const ROW_H: i64 = 22;
+const WIDTH: i64 = 1500;
+
+/// The SVG of one run, titled `title` (the command that replays it).
+pub fn svg(title: &str, r: &RunResult) -> String {
+    // Every moment something happens gets a row; messages are drawn between their rows.
+    let mut times: Vec<u64> = r.lines.iter().map(|l| l.at_ms).collect();
+    for m in &r.messages {
+        times.push(m.sent_ms);
+        times.extend(m.arrived_ms);
+    }
+    times.sort_unstable();
+    times.dedup();
+    // Rows: each line its own row; message ends sit on the first row of their time.
+    let mut row_of_time = std::collections::BTreeMap::new();
+    let mut y = TOP;
+    let mut line_rows = Vec::with_capacity(r.lines.len());
+    let mut li = 0;
+    for &t in &times {
+        row_of_time.insert(t, y);
+        let mut first = true;
+        while li < r.lines.len() && r.lines[li].at_ms == t {
+            if !first {
+                y += ROW_H;
+            }
+            first = false;
+            line_rows.push(y);
+            li += 1;
+        }
+        y += ROW_H;
+    }
+    let height = y + 40;
+    let mut c = Canvas::default();
+    let _ = writeln!(
+        c.out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
+         viewBox=\"0 0 {WIDTH} {height}\" font-family=\"DejaVu Sans, Verdana, sans-serif\" font-size=\"11\">"
+    );
+    c.out.push_str(STYLE_AND_MARKERS);
+    let _ = writeln!(
+        c.out,
+        "<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{height}\" fill=\"#ffffff\"/>"
+    );
+    c.text(20, 24, "start", "title", title);
+    c.text(
+        20,
+        42,
+        "start",
+        "note",
+        &format!("verdict: {}: {}", r.verdict, r.reason),
+    );
+    c.text(CLIENT_X, TOP - 16, "middle", "lanename", "client");
+    c.text(SERVER_X, TOP - 16, "middle", "lanename", "server");
+    c.arrow(CLIENT_X, TOP - 8, CLIENT_X, height - 20, "lane", None);
+    c.arrow(SERVER_X, TOP - 8, SERVER_X, height - 20, "lane", None);
+    for (t, y) in &row_of_time {
+        c.text(70, y + 4, "end", "time", &format!("{} ms", ms(*t)));
+    }
+    for m in &r.messages {
+        let (from, to) = if m.request {
+            (CLIENT_X, SERVER_X)
+        } else {
+            (SERVER_X, CLIENT_X)
+        };
+        let y1 = row_of_time.get(&m.sent_ms).copied().unwrap_or(TOP);
+        let class = if m.request { "req" } else { "resp" };
+        c.open_group(&m.label);
+        match m.arrived_ms {
+            Some(t) => {
+                let y2 = row_of_time.get(&t).copied().unwrap_or(y1);
+                let class = if m.discarded { "discarded" } else { class };
+                let head = if m.request { "req" } else { "resp" };
+                c.arrow(from, y1, to, y2, class, Some(head));
+                let lx = (from + to) / 2;
+                c.label(lx, (y1 + y2) / 2 - 3, "middle", class, &m.label);
+            }
+            None => {
+                let mid = (from + to) / 2;
+                c.arrow(from, y1, mid, y1 + ROW_H / 2, "lost", None);
+                c.cross(mid, y1 + ROW_H / 2);
+                c.label(
+                    mid,
+                    y1 + ROW_H / 2 - 8,
+                    "middle",
+                    "lost",
+                    &format!("{} (lost)", m.label),
+                );
+            }
+        }
+        c.close_group();
+    }
+    for (line, &y) in r.lines.iter().zip(&line_rows) {
+        let class = note_class(&line.text);
+        c.open_group(&line.text);
+        match line.lane {
+            Lane::Server => {
+                c.dot(SERVER_X, y, class);
+                c.label(NOTE_X, y + 4, "start", class, &line.text);
+            }
+            Lane::Client => {
+                c.dot(CLIENT_X, y, class);
+                c.label(CLIENT_X - 10, y + 4, "end", class, &short(&line.text));
+            }
+        }
+        c.close_group();
+    }
+    c.out.push_str("</svg>\n");
+    c.out
+}
+
+fn note_class(text: &str) -> &'static str {
+    if text.contains("applied")
+        || text.contains("appended")
+        || text.contains("delivered") && !text.contains("not delivered")
+        || text.contains("processed and")
+    {
+        "appended"
+    } else if text.contains("replayed")
+        || text.contains("DUPLICATE")
+        || text.contains("not delivered")
+        || text.contains("skipped")
+        || text.contains("drops")
+    {
+        "duplicate"
+    } else if text.contains("409")
+        || text.contains("422")
+        || text.contains("400")
+        || text.contains("Mismatch")
+        || text.contains("lost")
+        || text.contains("restart")
+    {
+        "reject"
+    } else if text.starts_with("no answer") || text.starts_with("discarded") {
+        "disconnect"
+    } else {
+        "req"
+    }
+}
+
+fn short(text: &str) -> String {
+    if text.chars().count() <= 24 {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(23).collect();
+    s.push('…');
+    s
+}
