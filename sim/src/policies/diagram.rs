@@ -9,12 +9,14 @@ use super::run::{Lane, RunResult};
 use crate::diagram::{Canvas, STYLE_AND_MARKERS};
 use std::fmt::Write as _;
 
-const CLIENT_X: i64 = 150;
-const SERVER_X: i64 = 560;
-const NOTE_X: i64 = 580;
-const TOP: i64 = 80;
+const CLIENT_X: i64 = 380;
+const SERVER_X: i64 = 780;
+const NOTE_X: i64 = 800;
+const TOP: i64 = 100;
 const ROW_H: i64 = 22;
-const WIDTH: i64 = 1500;
+const WIDTH: i64 = 1700;
+/// Characters of a verdict line in the header before it wraps.
+const HEADER_CHARS: usize = 150;
 
 /// The SVG of one run, titled `title` (the command that replays it).
 pub fn svg(title: &str, r: &RunResult) -> String {
@@ -57,13 +59,10 @@ pub fn svg(title: &str, r: &RunResult) -> String {
         "<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{height}\" fill=\"#ffffff\"/>"
     );
     c.text(20, 24, "start", "title", title);
-    c.text(
-        20,
-        42,
-        "start",
-        "note",
-        &format!("verdict: {}: {}", r.verdict, r.reason),
-    );
+    let verdict = format!("verdict: {}: {}", r.verdict, r.reason);
+    for (i, part) in wrap(&verdict, HEADER_CHARS).iter().enumerate() {
+        c.text(20, 42 + 15 * i as i64, "start", "note", part);
+    }
     c.text(CLIENT_X, TOP - 16, "middle", "lanename", "client");
     c.text(SERVER_X, TOP - 16, "middle", "lanename", "server");
     c.arrow(CLIENT_X, TOP - 8, CLIENT_X, height - 20, "lane", None);
@@ -152,11 +151,33 @@ fn note_class(text: &str) -> &'static str {
     }
 }
 
+/// Splits `text` at spaces into lines of at most about `width` characters (two at most; the
+/// rest is cut with an ellipsis).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let last = lines.last_mut().expect("lines starts with one");
+        if !last.is_empty() && last.chars().count() + word.len() + 1 > width {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    if lines.len() > 2 {
+        lines.truncate(2);
+        lines[1].push('…');
+    }
+    lines
+}
+
 fn short(text: &str) -> String {
-    if text.chars().count() <= 24 {
+    if text.chars().count() <= 44 {
         return text.to_string();
     }
-    let mut s: String = text.chars().take(23).collect();
+    let mut s: String = text.chars().take(43).collect();
     s.push('…');
     s
 }
