@@ -285,3 +285,80 @@ impl Policy for Keyed {
         self.store.charges()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policies::StoreName;
+    use crate::policies::model::ENDPOINT;
+    use crate::policies::store;
+
+    fn request(key: Option<&str>, endpoint: &'static str, body: &str) -> Request {
+        Request {
+            op: 0,
+            attempt: 1,
+            copy: false,
+            key: key.map(str::to_string),
+            endpoint,
+            body: body.to_string(),
+            sequence: 0,
+            first_sent_ms: 0,
+        }
+    }
+
+    fn finished(flavour: Flavour, req: &Request) -> (Keyed, Ctx) {
+        let mut p = Keyed::new(flavour, store::open(StoreName::DbTransactional, 1));
+        let mut ctx = Ctx::default();
+        assert_eq!(p.arrive(10, req, &mut ctx), Arrival::Handle);
+        assert!(p.complete(20, req, &mut ctx).ok);
+        (p, ctx)
+    }
+
+    #[test]
+    fn stripe_binds_a_key_to_its_endpoint() {
+        let first = request(Some("k1"), ENDPOINT, "amount=1");
+        let (mut p, mut ctx) = finished(Flavour::Stripe, &first);
+        let elsewhere = request(Some("k1"), "POST /v1/refunds", "amount=1");
+        match p.arrive(30, &elsewhere, &mut ctx) {
+            Arrival::Answer(r) => assert_eq!(r.code, "400", "{r}"),
+            Arrival::Handle => panic!("a key reused on another endpoint must be refused"),
+        }
+    }
+
+    #[test]
+    fn ietf_requires_the_header() {
+        let mut p = Keyed::new(Flavour::Ietf, store::open(StoreName::MemoryTtl, 1));
+        let mut ctx = Ctx::default();
+        match p.arrive(0, &request(None, ENDPOINT, "amount=1"), &mut ctx) {
+            Arrival::Answer(r) => assert_eq!(r.code, "400", "{r}"),
+            Arrival::Handle => panic!("a request without Idempotency-Key must be refused"),
+        }
+    }
+
+    #[test]
+    fn stripe_without_a_key_handles_every_request() {
+        let req = request(None, ENDPOINT, "amount=1");
+        let (mut p, mut ctx) = finished(Flavour::Stripe, &req);
+        assert_eq!(p.arrive(30, &req, &mut ctx), Arrival::Handle);
+        p.complete(40, &req, &mut ctx);
+        assert_eq!(ctx.ledger.count(0), 2, "no key, no idempotency");
+    }
+
+    #[test]
+    fn a_retry_gets_the_saved_response_not_a_new_one() {
+        let req = request(Some("k1"), ENDPOINT, "amount=1");
+        let (mut p, mut ctx) = finished(Flavour::Stripe, &req);
+        match p.arrive(30, &req, &mut ctx) {
+            Arrival::Answer(r) => assert_eq!(r.detail, "replayed charge ch_1"),
+            Arrival::Handle => panic!("a finished key is replayed"),
+        }
+        assert_eq!(ctx.ledger.count(0), 1);
+    }
+
+    #[test]
+    fn the_body_hash_is_the_same_for_the_same_body() {
+        assert_eq!(body_hash("amount=1"), body_hash("amount=1"));
+        assert_ne!(body_hash("amount=1"), body_hash("amount=2"));
+        assert_eq!(body_hash("").len(), 16);
+    }
+}

@@ -509,3 +509,115 @@ impl KeyStore for ReplicatedCache {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(state: EntryState, owner: u64, now_ms: u64, ttl_ms: u64) -> Entry {
+        Entry {
+            state,
+            fingerprint: "POST /v1/charges amount=1".to_string(),
+            response: (state == EntryState::Done).then(|| Response::ok("200", "charge ch_1")),
+            owner,
+            stored_ms: now_ms,
+            expires_ms: now_ms + ttl_ms,
+        }
+    }
+
+    fn request(attempt: u32) -> Request {
+        Request {
+            op: 0,
+            attempt,
+            copy: false,
+            key: Some("k1".to_string()),
+            endpoint: "POST /v1/charges",
+            body: "amount=1".to_string(),
+            sequence: 0,
+            first_sent_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_unique_key_is_claimed_once() {
+        let mut db = Sqlite::open(true);
+        let lock = entry(EntryState::InProgress, 1, 0, 60_000);
+        assert_eq!(db.begin(0, "k1", lock.clone()), Begun::Claimed);
+        assert_eq!(
+            db.begin(5, "k1", entry(EntryState::InProgress, 2, 5, 60_000)),
+            Begun::Held(lock)
+        );
+    }
+
+    #[test]
+    fn an_expired_lock_can_be_taken_and_the_old_owner_is_rolled_back() {
+        let mut db = Sqlite::open(true);
+        let mut ledger = Ledger::default();
+        db.begin(0, "k1", entry(EntryState::InProgress, 1, 0, 60_000));
+        assert_eq!(
+            db.begin(
+                60_000,
+                "k1",
+                entry(EntryState::InProgress, 2, 60_000, 60_000)
+            ),
+            Begun::Claimed,
+            "a lock expires at its TTL"
+        );
+        let done_2 = entry(EntryState::Done, 2, 60_010, 86_400_000);
+        assert_eq!(
+            db.commit(60_010, "k1", done_2, &request(2), "ch_1", &mut ledger),
+            Committed::Applied
+        );
+        let done_1 = entry(EntryState::Done, 1, 70_000, 86_400_000);
+        assert!(matches!(
+            db.commit(70_000, "k1", done_1, &request(1), "ch_2", &mut ledger),
+            Committed::Superseded(Some(_))
+        ));
+        assert_eq!(ledger.applied.len(), 1);
+        assert_eq!(db.charges(), Some(1), "the rolled-back charge left no row");
+    }
+
+    #[test]
+    fn check_then_insert_lets_two_checks_pass() {
+        let mut db = Sqlite::open(false);
+        let mut ledger = Ledger::default();
+        assert_eq!(
+            db.begin(0, "k1", entry(EntryState::InProgress, 1, 0, 60_000)),
+            Begun::Claimed
+        );
+        assert_eq!(
+            db.begin(5, "k1", entry(EntryState::InProgress, 2, 5, 60_000)),
+            Begun::Claimed
+        );
+        for (attempt, t) in [(1, 10), (2, 20)] {
+            let done = entry(EntryState::Done, u64::from(attempt), t, 86_400_000);
+            db.commit(t, "k1", done, &request(attempt), "ch", &mut ledger);
+        }
+        assert_eq!(db.charges(), Some(2));
+    }
+
+    #[test]
+    fn memory_ttl_forgets_on_restart_and_the_database_does_not() {
+        let mut memory = MemoryTtl::default();
+        let mut db = Sqlite::open(true);
+        let mut ledger = Ledger::default();
+        for s in [&mut memory as &mut dyn KeyStore, &mut db] {
+            let done = entry(EntryState::Done, 1, 0, 86_400_000);
+            s.commit(0, "k1", done, &request(1), "ch_1", &mut ledger);
+            s.restart(10);
+        }
+        assert!(matches!(memory.get(20, "k1"), Lookup::Missing(why) if why.contains("restart")));
+        assert!(matches!(db.get(20, "k1"), Lookup::Found(_)));
+    }
+
+    #[test]
+    fn a_replica_sees_a_write_only_after_its_lag() {
+        let mut cache = ReplicatedCache::new(1);
+        cache.begin(0, "k1", entry(EntryState::InProgress, 1, 0, 60_000));
+        assert!(matches!(cache.get(0, "k1"), Lookup::Missing(why) if why.contains("replica")));
+        assert!(matches!(
+            cache.get(REPLICA_LAG_MS_MAX, "k1"),
+            Lookup::Found(_)
+        ));
+    }
+}
