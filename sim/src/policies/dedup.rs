@@ -100,6 +100,13 @@ impl Policy for DedupWindow {
                 ));
                 Arrival::Handle
             }
+            Begun::Checked => {
+                self.accepted_ms.insert(req.attempt_id(), now_ms);
+                ctx.note(format!(
+                    "MessageDeduplicationId {id} not seen ({why}): accepted, the id is recorded on delivery"
+                ));
+                Arrival::Handle
+            }
             Begun::Held(e) => DedupWindow::dropped(ctx, &id, &e),
         }
     }

@@ -221,6 +221,13 @@ impl Policy for Keyed {
                 ));
                 Arrival::Handle
             }
+            Begun::Checked => {
+                ctx.note(format!(
+                    "{} {key} not found ({why}): nothing claimed (the key is inserted with the result), handling",
+                    self.noun()
+                ));
+                Arrival::Handle
+            }
             Begun::Held(e) => self.known(ctx, &key, &e, req),
         }
     }

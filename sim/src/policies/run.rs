@@ -526,11 +526,33 @@ fn check(script: &Script, l: &Loop<'_>) -> (Verdict, String) {
     } else {
         "each operation applied once"
     };
-    let reason = format!(
+    let mut reason = format!(
         "{}: {once}, at {}",
         about(script, l, last),
         times.join(" and ")
     );
+    // A transaction that rolled back a second application is why it stayed once: say so.
+    let rolled_back = l
+        .seen
+        .iter()
+        .filter(|(k, _)| **k != last)
+        .find_map(|(k, s)| {
+            s.notes
+                .iter()
+                .rfind(|n| n.contains("rolled back"))
+                .map(|n| (*k, n))
+        });
+    if let Some(((send, copy), note)) = rolled_back {
+        let label = if copy {
+            "network copy"
+        } else {
+            script.sends[send].label
+        };
+        reason.push_str(&format!(
+            "; the {label} (attempt {}) completed later: {note}",
+            script.sends[send].attempt
+        ));
+    }
     (Verdict::ExactlyOnce, reason)
 }
 

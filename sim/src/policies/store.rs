@@ -79,8 +79,10 @@ pub enum Lookup {
 /// The answer to "claim this key".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Begun {
-    /// Claimed (or, for a store that cannot claim, checked and absent).
+    /// Claimed.
     Claimed,
+    /// Checked and absent, but not claimed: this store cannot claim (check-then-insert).
+    Checked,
     /// Someone holds it.
     Held(Entry),
 }
@@ -320,7 +322,7 @@ impl KeyStore for Sqlite {
             // Check-then-insert: the check is all there is until the result is inserted.
             return match self.get(now_ms, key) {
                 Lookup::Found(e) => Begun::Held(e),
-                Lookup::Missing(_) => Begun::Claimed,
+                Lookup::Missing(_) => Begun::Checked,
             };
         }
         let tx = self.conn.transaction().expect(SQL_OK);
@@ -408,7 +410,8 @@ impl KeyStore for Sqlite {
 }
 
 /// `replicated-cache`: writes go to a primary, reads come from a replica that applies each
-/// write after a drawn lag; it survives a restart of the application server.
+/// write after a drawn lag, in order (one replication stream, as Redis replicates); it
+/// survives a restart of the application server.
 #[derive(Debug)]
 pub struct ReplicatedCache {
     primary: HashMap<String, Entry>,
@@ -450,8 +453,13 @@ impl ReplicatedCache {
             self.writes,
             0,
         );
+        // One replication stream: a write never overtakes an earlier one.
+        let at = self
+            .pending
+            .last()
+            .map_or(now_ms + lag, |(last, _, _)| (*last).max(now_ms + lag));
         self.primary.insert(key.to_string(), entry.clone());
-        self.pending.push((now_ms + lag, key.to_string(), entry));
+        self.pending.push((at, key.to_string(), entry));
     }
 }
 
@@ -469,7 +477,7 @@ impl KeyStore for ReplicatedCache {
         }
         match self.pending.iter().find(|(_, k, _)| k == key) {
             Some((at, _, e)) => Lookup::Missing(format!(
-                "not on the replica yet (written to the primary at {} ms, reaches the replica at {} ms)",
+                "not on the replica yet: written to the primary at {} ms, reaches the replica at {} ms",
                 ms(e.stored_ms),
                 ms(*at)
             )),
