@@ -591,11 +591,11 @@ mod tests {
         let mut ledger = Ledger::default();
         assert_eq!(
             db.begin(0, "k1", entry(EntryState::InProgress, 1, 0, 60_000)),
-            Begun::Claimed
+            Begun::Checked
         );
         assert_eq!(
             db.begin(5, "k1", entry(EntryState::InProgress, 2, 5, 60_000)),
-            Begun::Claimed
+            Begun::Checked
         );
         for (attempt, t) in [(1, 10), (2, 20)] {
             let done = entry(EntryState::Done, u64::from(attempt), t, 86_400_000);
