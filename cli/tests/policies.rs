@@ -150,3 +150,25 @@ fn csv_writes_a_header_and_a_row_per_cell() {
     assert!(lines[1].starts_with("none,lost-response,,duplicate,,2,2,"));
     let _ = std::fs::remove_file(&csv);
 }
+
+#[test]
+fn docs_policies_shows_the_matrix_the_binary_prints() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/POLICIES.md"))
+        .expect("docs/POLICIES.md exists");
+    for store in [
+        "memory-ttl",
+        "db-transactional",
+        "db-check-then-insert",
+        "replicated-cache",
+    ] {
+        let o = sim(&["--store", store]);
+        let text = stdout(&o);
+        let grid: Vec<&str> = text.lines().skip(2).take(10).collect();
+        assert!(grid[0].starts_with("policy "), "{text}");
+        assert!(
+            docs.contains(&grid.join("\n")),
+            "docs/POLICIES.md shows the --store {store} matrix as the binary prints it:\n{}",
+            grid.join("\n")
+        );
+    }
+}
