@@ -5,8 +5,9 @@
 //! it reads the same way: time flows down, one row per event, idle stretches compressed.
 
 use super::model::ms;
-use super::run::{Lane, RunResult};
+use super::run::{Lane, Message, RunResult};
 use crate::diagram::{Canvas, STYLE_AND_MARKERS};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 const CLIENT_X: i64 = 380;
@@ -20,33 +21,8 @@ const HEADER_CHARS: usize = 150;
 
 /// The SVG of one run, titled `title` (the command that replays it).
 pub fn svg(title: &str, r: &RunResult) -> String {
-    // Every moment something happens gets a row; messages are drawn between their rows.
-    let mut times: Vec<u64> = r.lines.iter().map(|l| l.at_ms).collect();
-    for m in &r.messages {
-        times.push(m.sent_ms);
-        times.extend(m.arrived_ms);
-    }
-    times.sort_unstable();
-    times.dedup();
-    // Rows: each line its own row; message ends sit on the first row of their time.
-    let mut row_of_time = std::collections::BTreeMap::new();
-    let mut y = TOP;
-    let mut line_rows = Vec::with_capacity(r.lines.len());
-    let mut li = 0;
-    for &t in &times {
-        row_of_time.insert(t, y);
-        let mut first = true;
-        while li < r.lines.len() && r.lines[li].at_ms == t {
-            if !first {
-                y += ROW_H;
-            }
-            first = false;
-            line_rows.push(y);
-            li += 1;
-        }
-        y += ROW_H;
-    }
-    let height = y + 40;
+    let rows = Rows::of(r);
+    let height = rows.bottom + 40;
     let mut c = Canvas::default();
     let _ = writeln!(
         c.out,
@@ -67,43 +43,13 @@ pub fn svg(title: &str, r: &RunResult) -> String {
     c.text(SERVER_X, TOP - 16, "middle", "lanename", "server");
     c.arrow(CLIENT_X, TOP - 8, CLIENT_X, height - 20, "lane", None);
     c.arrow(SERVER_X, TOP - 8, SERVER_X, height - 20, "lane", None);
-    for (t, y) in &row_of_time {
+    for (t, y) in &rows.of_time {
         c.text(70, y + 4, "end", "time", &format!("{} ms", ms(*t)));
     }
     for m in &r.messages {
-        let (from, to) = if m.request {
-            (CLIENT_X, SERVER_X)
-        } else {
-            (SERVER_X, CLIENT_X)
-        };
-        let y1 = row_of_time.get(&m.sent_ms).copied().unwrap_or(TOP);
-        let class = if m.request { "req" } else { "resp" };
-        c.open_group(&m.label);
-        match m.arrived_ms {
-            Some(t) => {
-                let y2 = row_of_time.get(&t).copied().unwrap_or(y1);
-                let class = if m.discarded { "discarded" } else { class };
-                let head = if m.request { "req" } else { "resp" };
-                c.arrow(from, y1, to, y2, class, Some(head));
-                let lx = (from + to) / 2;
-                c.label(lx, (y1 + y2) / 2 - 3, "middle", class, &m.label);
-            }
-            None => {
-                let mid = (from + to) / 2;
-                c.arrow(from, y1, mid, y1 + ROW_H / 2, "lost", None);
-                c.cross(mid, y1 + ROW_H / 2);
-                c.label(
-                    mid,
-                    y1 + ROW_H / 2 - 8,
-                    "middle",
-                    "lost",
-                    &format!("{} (lost)", m.label),
-                );
-            }
-        }
-        c.close_group();
+        message(&mut c, &rows, m);
     }
-    for (line, &y) in r.lines.iter().zip(&line_rows) {
+    for (line, &y) in r.lines.iter().zip(&rows.of_line) {
         let class = note_class(&line.text);
         c.open_group(&line.text);
         match line.lane {
@@ -120,6 +66,75 @@ pub fn svg(title: &str, r: &RunResult) -> String {
     }
     c.out.push_str("</svg>\n");
     c.out
+}
+
+/// Where everything goes down the page: every moment something happens gets a row, each
+/// trace line its own; a message's ends sit on the first row of their moments.
+struct Rows {
+    of_time: BTreeMap<u64, i64>,
+    of_line: Vec<i64>,
+    bottom: i64,
+}
+
+impl Rows {
+    fn of(r: &RunResult) -> Rows {
+        let mut times: Vec<u64> = r.lines.iter().map(|l| l.at_ms).collect();
+        for m in &r.messages {
+            times.push(m.sent_ms);
+            times.extend(m.arrived_ms);
+        }
+        times.sort_unstable();
+        times.dedup();
+        let mut rows = Rows {
+            of_time: BTreeMap::new(),
+            of_line: Vec::with_capacity(r.lines.len()),
+            bottom: TOP,
+        };
+        let mut lines = r.lines.iter().peekable();
+        for &t in &times {
+            rows.of_time.insert(t, rows.bottom);
+            let mut first = true;
+            while lines.next_if(|l| l.at_ms == t).is_some() {
+                if !first {
+                    rows.bottom += ROW_H;
+                }
+                first = false;
+                rows.of_line.push(rows.bottom);
+            }
+            rows.bottom += ROW_H;
+        }
+        rows
+    }
+
+    fn y(&self, t: u64) -> i64 {
+        self.of_time.get(&t).copied().unwrap_or(TOP)
+    }
+}
+
+/// A request or an answer: an arrow, or a ✗ half-way for a lost one.
+fn message(c: &mut Canvas, rows: &Rows, m: &Message) {
+    let (from, to, class) = if m.request {
+        (CLIENT_X, SERVER_X, "req")
+    } else {
+        (SERVER_X, CLIENT_X, "resp")
+    };
+    let y1 = rows.y(m.sent_ms);
+    c.open_group(&m.label);
+    match m.arrived_ms {
+        Some(t) => {
+            let y2 = rows.y(t);
+            let line = if m.discarded { "discarded" } else { class };
+            c.arrow(from, y1, to, y2, line, Some(class));
+            c.label((from + to) / 2, (y1 + y2) / 2 - 3, "middle", line, &m.label);
+        }
+        None => {
+            let (mid, y) = ((from + to) / 2, y1 + ROW_H / 2);
+            c.arrow(from, y1, mid, y, "lost", None);
+            c.cross(mid, y);
+            c.label(mid, y - 8, "middle", "lost", &format!("{} (lost)", m.label));
+        }
+    }
+    c.close_group();
 }
 
 fn note_class(text: &str) -> &'static str {

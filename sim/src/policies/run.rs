@@ -17,10 +17,11 @@
 //!
 //! in that order of precedence.
 
-use super::model::{Arrival, Ctx, ENDPOINT, Policy, Request, Response, ms};
+use super::model::{Applied, Arrival, Ctx, ENDPOINT, Policy, Request, Response, ms};
 use super::scenario::{Script, Send};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fmt::Write as _;
 
 /// The checker's verdict on one run.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -300,28 +301,7 @@ impl Loop<'_> {
 
     fn step(&mut self, now_ms: u64, ev: Ev) {
         match ev {
-            Ev::Arrive { send, copy } => {
-                let req = self.request(&self.script.sends[send], copy);
-                let what = if copy { "network copy of" } else { "arrived:" };
-                self.line(
-                    now_ms,
-                    Lane::Server,
-                    format!(
-                        "{what} {} attempt {}",
-                        self.script.sends[send].label, req.attempt
-                    ),
-                );
-                self.seen.entry((send, copy)).or_default().arrived_ms = Some(now_ms);
-                let arrival = self.policy.arrive(now_ms, &req, &mut self.ctx);
-                self.take_notes(now_ms, send, copy);
-                match arrival {
-                    Arrival::Answer(r) => self.respond(now_ms, send, copy, r),
-                    Arrival::Handle => {
-                        let t = now_ms + self.script.sends[send].handler_ms;
-                        self.at(t, Ev::Complete { send, copy });
-                    }
-                }
-            }
+            Ev::Arrive { send, copy } => self.arrive(now_ms, send, copy),
             Ev::Complete { send, copy } => {
                 let req = self.request(&self.script.sends[send], copy);
                 let r = self.policy.complete(now_ms, &req, &mut self.ctx);
@@ -332,40 +312,17 @@ impl Loop<'_> {
                 send,
                 response,
                 message,
-                ..
-            } => {
-                let s = &self.script.sends[send];
-                let why = if now_ms > s.send_ms + s.timeout_ms {
-                    Some("the client had given up on that attempt")
-                } else if self.answers[send].is_some() {
-                    Some("the client already had its answer")
-                } else {
-                    None
-                };
-                match why {
-                    Some(why) => {
-                        self.messages[message].discarded = true;
-                        self.line(now_ms, Lane::Client, format!("discarded {response}: {why}"));
-                    }
-                    None => {
-                        self.line(now_ms, Lane::Client, format!("got {response}"));
-                        self.answers[send] = Some(response);
-                    }
-                }
-            }
+            } => self.answered(now_ms, send, response, message),
             Ev::Timeout { send } => {
                 if self.answers[send].is_none() {
                     let s = &self.script.sends[send];
-                    self.line(
-                        now_ms,
-                        Lane::Client,
-                        format!(
-                            "no answer to {} attempt {} after {} ms: gave up on it",
-                            s.label,
-                            s.attempt,
-                            ms(s.timeout_ms)
-                        ),
+                    let text = format!(
+                        "no answer to {} attempt {} after {} ms: gave up on it",
+                        s.label,
+                        s.attempt,
+                        ms(s.timeout_ms)
                     );
+                    self.line(now_ms, Lane::Client, text);
                 }
             }
             Ev::Restart => {
@@ -375,6 +332,46 @@ impl Loop<'_> {
                 for n in notes {
                     self.line(now_ms, Lane::Server, n);
                 }
+            }
+        }
+    }
+
+    /// A request (or its network copy) reaches the server.
+    fn arrive(&mut self, now_ms: u64, send: usize, copy: bool) {
+        let s = &self.script.sends[send];
+        let req = self.request(s, copy);
+        let what = if copy { "network copy of" } else { "arrived:" };
+        let text = format!("{what} {} attempt {}", s.label, req.attempt);
+        let handler_ms = s.handler_ms;
+        self.line(now_ms, Lane::Server, text);
+        self.seen.entry((send, copy)).or_default().arrived_ms = Some(now_ms);
+        let arrival = self.policy.arrive(now_ms, &req, &mut self.ctx);
+        self.take_notes(now_ms, send, copy);
+        match arrival {
+            Arrival::Answer(r) => self.respond(now_ms, send, copy, r),
+            Arrival::Handle => self.at(now_ms + handler_ms, Ev::Complete { send, copy }),
+        }
+    }
+
+    /// An answer reaches the client: kept, unless the client gave up on that attempt or
+    /// already has its answer.
+    fn answered(&mut self, now_ms: u64, send: usize, response: Response, message: usize) {
+        let s = &self.script.sends[send];
+        let why = if now_ms > s.send_ms + s.timeout_ms {
+            Some("the client had given up on that attempt")
+        } else if self.answers[send].is_some() {
+            Some("the client already had its answer")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => {
+                self.messages[message].discarded = true;
+                self.line(now_ms, Lane::Client, format!("discarded {response}: {why}"));
+            }
+            None => {
+                self.line(now_ms, Lane::Client, format!("got {response}"));
+                self.answers[send] = Some(response);
             }
         }
     }
@@ -436,70 +433,18 @@ fn told(script: &Script, answers: &[Option<Response>], op: usize) -> Option<(usi
 }
 
 fn check(script: &Script, l: &Loop<'_>) -> (Verdict, String) {
-    let ledger = &l.ctx.ledger;
-    let send_of = |op: usize, attempt: u32| {
-        script
-            .sends
-            .iter()
-            .position(|s| s.op == op && s.attempt == attempt)
-            .unwrap_or(0)
-    };
-    for op in 0..script.ops.len() {
-        let applied: Vec<_> = ledger.applied.iter().filter(|a| a.op == op).collect();
-        if applied.len() >= 2 {
-            // The decisive request is the later-arriving of those that applied it.
-            let decisive = applied
-                .iter()
-                .map(|a| (send_of(a.op, a.attempt), a.copy))
-                .max_by_key(|k| l.seen.get(k).and_then(|s| s.arrived_ms))
-                .unwrap_or((0, false));
-            let times: Vec<_> = applied
-                .iter()
-                .map(|a| format!("{} ms", ms(a.at_ms)))
-                .collect();
-            let count = match applied.len() {
-                2 => "twice".to_string(),
-                n => format!("{n} times"),
-            };
-            let reason = format!(
-                "{}: applied {count}, at {}",
-                about(script, l, decisive),
-                times.join(" and ")
-            );
-            return (Verdict::Duplicate, reason);
-        }
+    let ops = 0..script.ops.len();
+    if let Some(reason) = ops.clone().find_map(|op| duplicated(script, l, op)) {
+        return (Verdict::Duplicate, reason);
     }
-    for op in 0..script.ops.len() {
-        if ledger.count(op) > 0 {
-            continue;
-        }
-        match told(script, &l.answers, op) {
-            Some((_, r)) if !r.ok => {}
-            Some((send, r)) => {
-                let reason = format!(
-                    "{}: operation {} never applied, the client was told {}",
-                    about(script, l, (send, false)),
-                    op + 1,
-                    r.code
-                );
-                return (Verdict::Lost, reason);
-            }
-            None => {
-                let send = script.sends.iter().rposition(|s| s.op == op).unwrap_or(0);
-                let reason = format!(
-                    "{}: operation {} never applied and never answered",
-                    about(script, l, (send, false)),
-                    op + 1
-                );
-                return (Verdict::Lost, reason);
-            }
-        }
+    if let Some(reason) = ops.clone().find_map(|op| lost(script, l, op)) {
+        return (Verdict::Lost, reason);
     }
-    for op in 0..script.ops.len() {
+    for op in ops {
         if let Some((send, r)) = told(script, &l.answers, op)
             && !r.ok
         {
-            let applied = match ledger.applied.iter().find(|a| a.op == op) {
+            let applied = match l.ctx.ledger.applied.iter().find(|a| a.op == op) {
                 Some(a) => format!("operation {} applied once, at {} ms", op + 1, ms(a.at_ms)),
                 None => format!("operation {} not applied", op + 1),
             };
@@ -511,27 +456,86 @@ fn check(script: &Script, l: &Loop<'_>) -> (Verdict, String) {
             return (Verdict::Refused(r.code), reason);
         }
     }
+    (Verdict::ExactlyOnce, once(script, l))
+}
+
+fn times(applied: &[&Applied]) -> String {
+    let times: Vec<_> = applied
+        .iter()
+        .map(|a| format!("{} ms", ms(a.at_ms)))
+        .collect();
+    times.join(" and ")
+}
+
+/// The reason `op` is a duplicate, if it was applied twice.
+fn duplicated(script: &Script, l: &Loop<'_>, op: usize) -> Option<String> {
+    let applied: Vec<_> = l.ctx.ledger.applied.iter().filter(|a| a.op == op).collect();
+    if applied.len() < 2 {
+        return None;
+    }
+    let send_of = |attempt: u32| {
+        script
+            .sends
+            .iter()
+            .position(|s| s.op == op && s.attempt == attempt)
+            .unwrap_or(0)
+    };
+    // The decisive request is the later-arriving of those that applied it.
+    let decisive = applied
+        .iter()
+        .map(|a| (send_of(a.attempt), a.copy))
+        .max_by_key(|k| l.seen.get(k).and_then(|s| s.arrived_ms))
+        .unwrap_or((0, false));
+    let count = match applied.len() {
+        2 => "twice".to_string(),
+        n => format!("{n} times"),
+    };
+    Some(format!(
+        "{}: applied {count}, at {}",
+        about(script, l, decisive),
+        times(&applied)
+    ))
+}
+
+/// The reason `op` is lost, if it was never applied and the client was not told an error.
+fn lost(script: &Script, l: &Loop<'_>, op: usize) -> Option<String> {
+    if l.ctx.ledger.count(op) > 0 {
+        return None;
+    }
+    match told(script, &l.answers, op) {
+        Some((_, r)) if !r.ok => None,
+        Some((send, r)) => Some(format!(
+            "{}: operation {} never applied, the client was told {}",
+            about(script, l, (send, false)),
+            op + 1,
+            r.code
+        )),
+        None => {
+            let send = script.sends.iter().rposition(|s| s.op == op).unwrap_or(0);
+            Some(format!(
+                "{}: operation {} never applied and never answered",
+                about(script, l, (send, false)),
+                op + 1
+            ))
+        }
+    }
+}
+
+/// The reason of an exactly-once run: the last request to arrive, and a rolled-back
+/// transaction if one is why a second application did not happen.
+fn once(script: &Script, l: &Loop<'_>) -> String {
     let last = l
         .seen
         .iter()
         .max_by_key(|(_, s)| s.arrived_ms)
         .map_or((0, false), |(k, _)| *k);
-    let times: Vec<_> = ledger
-        .applied
-        .iter()
-        .map(|a| format!("{} ms", ms(a.at_ms)))
-        .collect();
-    let once = if script.ops.len() == 1 {
+    let applied: Vec<_> = l.ctx.ledger.applied.iter().collect();
+    let each = if script.ops.len() == 1 {
         "applied once"
     } else {
         "each operation applied once"
     };
-    let mut reason = format!(
-        "{}: {once}, at {}",
-        about(script, l, last),
-        times.join(" and ")
-    );
-    // A transaction that rolled back a second application is why it stayed once: say so.
+    let mut reason = format!("{}: {each}, at {}", about(script, l, last), times(&applied));
     let rolled_back = l
         .seen
         .iter()
@@ -548,12 +552,13 @@ fn check(script: &Script, l: &Loop<'_>) -> (Verdict, String) {
         } else {
             script.sends[send].label
         };
-        reason.push_str(&format!(
+        let _ = write!(
+            reason,
             "; the {label} (attempt {}) completed later: {note}",
             script.sends[send].attempt
-        ));
+        );
     }
-    (Verdict::ExactlyOnce, reason)
+    reason
 }
 
 /// `retry at 30 117 ms (30 101 ms after the first): key k1 found (...): 200 replayed`.
