@@ -137,7 +137,7 @@ impl Policy for DedupWindow {
         let what = format!("message {message} delivered");
         match self
             .store
-            .commit(now_ms, &id, done, req, &what, &mut ctx.ledger)
+            .commit(now_ms, &id, done, req, Some(&what), &mut ctx.ledger)
         {
             Committed::Applied => {
                 ctx.note(what);
@@ -219,7 +219,7 @@ impl Policy for ConsumerDedup {
         let store = self.store.name().name();
         match self
             .store
-            .commit(now_ms, &id, done, req, &what, &mut ctx.ledger)
+            .commit(now_ms, &id, done, req, Some(&what), &mut ctx.ledger)
         {
             Committed::Applied => {
                 ctx.note(format!(

@@ -61,6 +61,8 @@ pub enum Flavour {
 pub struct Keyed {
     flavour: Flavour,
     store: Box<dyn KeyStore>,
+    /// The next handler run fails with a 500 and applies nothing (see [`Keyed::failing_once`]).
+    fail_next: bool,
 }
 
 /// The first 16 hex digits of the SHA-256 of `body`.
@@ -76,7 +78,18 @@ fn fingerprint(req: &Request) -> String {
 impl Keyed {
     /// The policy `flavour` over `store`.
     pub fn new(flavour: Flavour, store: Box<dyn KeyStore>) -> Keyed {
-        Keyed { flavour, store }
+        Keyed {
+            flavour,
+            store,
+            fail_next: false,
+        }
+    }
+
+    /// The same policy whose first handler run fails with a 500 (and applies nothing): Stripe
+    /// saves that response too and replays it to every retry of the key.
+    pub fn failing_once(mut self) -> Keyed {
+        self.fail_next = true;
+        self
     }
 
     /// The policy's name.
@@ -234,8 +247,16 @@ impl Policy for Keyed {
 
     fn complete(&mut self, now_ms: u64, req: &Request, ctx: &mut Ctx) -> Response {
         let charge = format!("ch_{}", ctx.ledger.applied.len() + 1);
-        let response = self.success(&charge);
+        let failed = std::mem::take(&mut self.fail_next);
+        let (response, effect) = if failed {
+            (Response::error("500", "api_error"), None)
+        } else {
+            (self.success(&charge), Some(charge.as_str()))
+        };
         let Some(key) = self.key_of(req) else {
+            if failed {
+                return response;
+            }
             ctx.ledger.apply(now_ms, req, &charge);
             ctx.note(format!("{charge} applied (no key)"));
             return response;
@@ -251,8 +272,16 @@ impl Policy for Keyed {
         let store = self.store.name().name();
         match self
             .store
-            .commit(now_ms, &key, done, req, &charge, &mut ctx.ledger)
+            .commit(now_ms, &key, done, req, effect, &mut ctx.ledger)
         {
+            Committed::Applied if failed => {
+                ctx.note(format!(
+                    "the handler failed: 500 saved for {} {key} until {} ms, nothing applied",
+                    self.noun(),
+                    ms(now_ms + self.window())
+                ));
+                response
+            }
             Committed::Applied => {
                 ctx.note(format!(
                     "{charge} applied; {} {key} saved in {store} until {} ms",
@@ -360,6 +389,21 @@ mod tests {
             Arrival::Handle => panic!("a finished key is replayed"),
         }
         assert_eq!(ctx.ledger.count(0), 1);
+    }
+
+    #[test]
+    fn stripe_replays_a_saved_500_to_a_retry() {
+        let req = request(Some("k1"), ENDPOINT, "amount=1");
+        let store = store::open(StoreName::MemoryTtl, 1);
+        let mut p = Keyed::new(Flavour::Stripe, store).failing_once();
+        let mut ctx = Ctx::default();
+        assert_eq!(p.arrive(10, &req, &mut ctx), Arrival::Handle);
+        assert_eq!(p.complete(20, &req, &mut ctx).code, "500");
+        match p.arrive(30_000, &req, &mut ctx) {
+            Arrival::Answer(r) => assert_eq!((r.ok, r.code.as_str()), (false, "500"), "{r}"),
+            Arrival::Handle => panic!("a saved 500 is replayed, not retried"),
+        }
+        assert_eq!(ctx.ledger.count(0), 0, "nothing was charged");
     }
 
     #[test]

@@ -72,8 +72,8 @@
 //!
 //! ## Differences from the real services
 //!
-//! Stripe also replays saved 500s and keeps validation failures and concurrent conflicts out
-//! of the store; no scenario here makes a 500. SQS's own store is durable; `--store` lets the
+//! Stripe replays a saved 500 ([`keyed::Keyed::failing_once`] shows it), but no scenario
+//! makes one, and validation failures are not modelled. SQS's own store is durable; `--store` lets the
 //! dedup window live in any of the four. Pub/Sub's exactly-once delivery is modelled as "a
 //! message acknowledged is not processed again", not with ack deadlines. The IETF draft
 //! leaves the expiry to the server: ours publishes 24 h. The lock TTL (60 s) is ours.

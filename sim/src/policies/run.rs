@@ -575,7 +575,9 @@ fn about(script: &Script, l: &Loop<'_>, (send, copy): (usize, bool)) -> String {
         .filter(|f| !f.request_lost)
         .map(Send::arrive_ms);
     let after = match first {
-        Some(f) if send > 0 || copy => format!(" ({} ms after the first arrived)", ms(at - f)),
+        Some(f) if send > 0 || copy => {
+            format!(" ({} ms after the first arrived)", ms(at.saturating_sub(f)))
+        }
         _ => String::new(),
     };
     format!("{label} at {} ms{after}: {}", ms(at), seen.notes.join("; "))

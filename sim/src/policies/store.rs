@@ -105,15 +105,16 @@ pub trait KeyStore {
     fn get(&mut self, now_ms: u64, key: &str) -> Lookup;
     /// Claims `key` with an in-progress `entry`, if no live entry holds it.
     fn begin(&mut self, now_ms: u64, key: &str, entry: Entry) -> Begun;
-    /// Records `entry` (done) for `key` and applies `req`'s side effect `what` to the ledger,
-    /// as atomically as this store can.
+    /// Records `entry` (done) for `key` and applies `req`'s side effect `what` to the ledger
+    /// (`None`: the handler failed and applied nothing, but its answer is saved), as
+    /// atomically as this store can.
     fn commit(
         &mut self,
         now_ms: u64,
         key: &str,
         entry: Entry,
         req: &Request,
-        what: &str,
+        what: Option<&str>,
         ledger: &mut Ledger,
     ) -> Committed;
     /// The server restarts.
@@ -183,11 +184,13 @@ impl KeyStore for MemoryTtl {
         key: &str,
         entry: Entry,
         req: &Request,
-        what: &str,
+        what: Option<&str>,
         ledger: &mut Ledger,
     ) -> Committed {
         // The side effect lives elsewhere (the charges database); the key is SET after it.
-        ledger.apply(now_ms, req, what);
+        if let Some(what) = what {
+            ledger.apply(now_ms, req, what);
+        }
         self.entries.insert(key.to_string(), entry);
         Committed::Applied
     }
@@ -347,7 +350,7 @@ impl KeyStore for Sqlite {
         key: &str,
         entry: Entry,
         req: &Request,
-        what: &str,
+        what: Option<&str>,
         ledger: &mut Ledger,
     ) -> Committed {
         let tx = self.conn.transaction().expect(SQL_OK);
@@ -386,13 +389,17 @@ impl KeyStore for Sqlite {
             tx.rollback().expect(SQL_OK);
             return Committed::Superseded(other);
         }
-        tx.execute(
-            "INSERT INTO charges (op, attempt, what, at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![req.op as i64, req.attempt, what, now_ms as i64],
-        )
-        .expect(SQL_OK);
+        if let Some(what) = what {
+            tx.execute(
+                "INSERT INTO charges (op, attempt, what, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![req.op as i64, req.attempt, what, now_ms as i64],
+            )
+            .expect(SQL_OK);
+        }
         tx.commit().expect(SQL_OK);
-        ledger.apply(now_ms, req, what);
+        if let Some(what) = what {
+            ledger.apply(now_ms, req, what);
+        }
         Committed::Applied
     }
 
@@ -501,10 +508,12 @@ impl KeyStore for ReplicatedCache {
         key: &str,
         entry: Entry,
         req: &Request,
-        what: &str,
+        what: Option<&str>,
         ledger: &mut Ledger,
     ) -> Committed {
-        ledger.apply(now_ms, req, what);
+        if let Some(what) = what {
+            ledger.apply(now_ms, req, what);
+        }
         self.write(now_ms, key, entry);
         Committed::Applied
     }
@@ -573,12 +582,12 @@ mod tests {
         );
         let done_2 = entry(EntryState::Done, 2, 60_010, 86_400_000);
         assert_eq!(
-            db.commit(60_010, "k1", done_2, &request(2), "ch_1", &mut ledger),
+            db.commit(60_010, "k1", done_2, &request(2), Some("ch_1"), &mut ledger),
             Committed::Applied
         );
         let done_1 = entry(EntryState::Done, 1, 70_000, 86_400_000);
         assert!(matches!(
-            db.commit(70_000, "k1", done_1, &request(1), "ch_2", &mut ledger),
+            db.commit(70_000, "k1", done_1, &request(1), Some("ch_2"), &mut ledger),
             Committed::Superseded(Some(_))
         ));
         assert_eq!(ledger.applied.len(), 1);
@@ -599,7 +608,7 @@ mod tests {
         );
         for (attempt, t) in [(1, 10), (2, 20)] {
             let done = entry(EntryState::Done, u64::from(attempt), t, 86_400_000);
-            db.commit(t, "k1", done, &request(attempt), "ch", &mut ledger);
+            db.commit(t, "k1", done, &request(attempt), Some("ch"), &mut ledger);
         }
         assert_eq!(db.charges(), Some(2));
     }
@@ -611,7 +620,7 @@ mod tests {
         let mut ledger = Ledger::default();
         for s in [&mut memory as &mut dyn KeyStore, &mut db] {
             let done = entry(EntryState::Done, 1, 0, 86_400_000);
-            s.commit(0, "k1", done, &request(1), "ch_1", &mut ledger);
+            s.commit(0, "k1", done, &request(1), Some("ch_1"), &mut ledger);
             s.restart(10);
         }
         assert!(matches!(memory.get(20, "k1"), Lookup::Missing(why) if why.contains("restart")));
