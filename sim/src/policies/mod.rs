@@ -22,7 +22,7 @@
 //! ietf-idempotency-key | Idempotency-Key (IETF draft) | 24 h (published)  | the saved response           | 400 no key, 409, 422
 //! client-token         | ClientToken (AWS)            | 24 h              | the original result          | IdempotentParameterMismatch
 //! dedup-window         | MessageDeduplicationId (SQS) | 5 min             | 200, not delivered           | a repeat after 5 min
-//! pubsub               | none for publishers          | acks by message id| a new message                | every publisher retry
+//! pubsub               | none for publishers          | acks, by message id | a new message              | every publisher retry
 //! consumer-dedup       | the event id (webhooks)      | 24 h              | 200, skipped                 | check-then-process races
 //! body-hash-key        | SHA-256 of the body          | 24 h              | the saved response           | two identical charges
 //! none                 | nothing                      | nothing           | a second charge              | every retry
@@ -73,10 +73,13 @@
 //! ## Differences from the real services
 //!
 //! Stripe replays a saved 500 ([`keyed::Keyed::failing_once`] shows it), but no scenario
-//! makes one, and validation failures are not modelled. SQS's own store is durable; `--store` lets the
-//! dedup window live in any of the four. Pub/Sub's exactly-once delivery is modelled as "a
-//! message acknowledged is not processed again", not with ack deadlines. The IETF draft
-//! leaves the expiry to the server: ours publishes 24 h. The lock TTL (60 s) is ours.
+//! makes one, and validation failures are not modelled. SQS's own store is durable; `--store`
+//! lets the dedup window live in any of the four. Pub/Sub's exactly-once delivery is modelled
+//! as "a message acknowledged is not processed again", not with ack deadlines. The IETF draft
+//! leaves the expiry to the server: ours publishes 24 h. The lock TTL (60 s) is ours. Every
+//! scenario is one client with one or two operations and one retry at most: the point is the
+//! rule that decides a cell. `docs/POLICIES.md` compares the designs point by point, each claim
+//! backed by a cell and its test.
 
 pub mod cli;
 pub mod dedup;
