@@ -172,3 +172,30 @@ fn docs_policies_shows_the_matrix_the_binary_prints() {
         );
     }
 }
+
+#[test]
+fn docs_slow_handler_svg_is_what_the_binary_draws() {
+    let svg = std::env::temp_dir().join(format!("idempo-policies-slow-{}.svg", std::process::id()));
+    let svg_path = svg.to_str().expect("a UTF-8 temp path");
+    let args = [
+        "--policy",
+        "idempotency-key",
+        "--scenario",
+        "slow-handler",
+        "--seed",
+        "3",
+    ];
+    let o = sim(&[&args[..], &["--svg", svg_path]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let drawn = std::fs::read_to_string(&svg).expect("the diagram was written");
+    let _ = std::fs::remove_file(&svg);
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/policies-slow-handler.svg"
+    ))
+    .expect("docs/policies-slow-handler.svg exists");
+    assert!(
+        drawn == docs,
+        "docs/policies-slow-handler.svg is stale: redraw it with the command in docs/POLICIES.md"
+    );
+}

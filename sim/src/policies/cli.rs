@@ -31,7 +31,8 @@ pub struct PoliciesArgs {
     /// Replay one cell (one --policy, one --scenario) for --seed, event by event.
     #[arg(long, conflicts_with = "json")]
     pub trace: bool,
-    /// Draw one cell (one --policy, one --scenario) for --seed as a Lamport diagram (SVG).
+    /// Draw one cell (one --policy, one --scenario) for --seed as a Lamport diagram (SVG);
+    /// with --json, the cell's JSON object is printed instead of its verdict line.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<String>,
 }
@@ -147,6 +148,11 @@ fn one_cell(args: &PoliciesArgs, policy: PolicyName, scenario: ScenarioName) -> 
             );
         }
     }
-    let _ = writeln!(out, "verdict: {}: {}", r.verdict, r.reason);
+    if args.json {
+        let cell = matrix::cell(policy, scenario, args.store, args.seed, 1);
+        let _ = writeln!(out, "{}", cell.json());
+    } else {
+        let _ = writeln!(out, "verdict: {}: {}", r.verdict, r.reason);
+    }
     ExitCode::SUCCESS
 }
