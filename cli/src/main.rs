@@ -151,6 +151,10 @@ enum Command {
     /// Put the shard files of a sweep (`sweep --shard K/N --csv FILE`) together: prints the
     /// table and writes the CSV exactly as the unsharded sweep does.
     Merge(idempo_sim::sweep::MergeArgs),
+    /// Compare idempotency designs (Kafka sequences, Stripe keys, the IETF header, AWS
+    /// tokens, SQS windows, Pub/Sub, webhook dedup) under the same faults: a policy ×
+    /// scenario matrix of exactly-once, duplicate, lost or refused, with reasons.
+    Policies(idempo_sim::policies::cli::PoliciesArgs),
     /// Run a script of broker operations and explain every decision.
     Explain {
         /// The script file, or `-` for standard input.
@@ -211,6 +215,7 @@ fn main() -> ExitCode {
         Command::Proxy(args) => idempo_net::proxy_cli::main("idempo-sim proxy", &args),
         Command::Sweep(args) => idempo_sim::sweep::main_sweep(args),
         Command::Merge(args) => idempo_sim::sweep::main_merge(args),
+        Command::Policies(args) => idempo_sim::policies::cli::main_policies(args),
         Command::Compare {
             args,
             variants,

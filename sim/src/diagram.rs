@@ -1368,7 +1368,7 @@ pub fn escape(text: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // SVG primitives.
 
-const STYLE_AND_MARKERS: &str = "<defs>\n\
+pub(crate) const STYLE_AND_MARKERS: &str = "<defs>\n\
 <style>\n\
 .title { font-size: 14px; font-weight: bold; fill: #24292f; }\n\
 .note { fill: #57606a; }\n\
@@ -1416,20 +1416,20 @@ text.hw { fill: #0550ae; font-weight: bold; } circle.hw { fill: #0550ae; }\n\
 
 /// The SVG text being written.
 #[derive(Default)]
-struct Canvas {
-    out: String,
+pub(crate) struct Canvas {
+    pub(crate) out: String,
 }
 
 impl Canvas {
-    fn open_group(&mut self, title: &str) {
+    pub(crate) fn open_group(&mut self, title: &str) {
         let _ = writeln!(self.out, "<g><title>{}</title>", escape(title));
     }
 
-    fn close_group(&mut self) {
+    pub(crate) fn close_group(&mut self) {
         self.out.push_str("</g>\n");
     }
 
-    fn text(&mut self, x: i64, y: i64, anchor: &str, class: &str, text: &str) {
+    pub(crate) fn text(&mut self, x: i64, y: i64, anchor: &str, class: &str, text: &str) {
         let _ = writeln!(
             self.out,
             "<text x=\"{x}\" y=\"{y}\" text-anchor=\"{anchor}\" class=\"{class}\">{}</text>",
@@ -1438,7 +1438,7 @@ impl Canvas {
     }
 
     /// Text on a translucent white backing, so it stays readable where arrows cross it.
-    fn label(&mut self, x: i64, y: i64, anchor: &str, class: &str, text: &str) {
+    pub(crate) fn label(&mut self, x: i64, y: i64, anchor: &str, class: &str, text: &str) {
         let w = text_width(text, class);
         let left = match anchor {
             "end" => x - w,
@@ -1455,7 +1455,15 @@ impl Canvas {
         self.text(x, y, anchor, class, text);
     }
 
-    fn arrow(&mut self, x1: i64, y1: i64, x2: i64, y2: i64, class: &str, head: Option<&str>) {
+    pub(crate) fn arrow(
+        &mut self,
+        x1: i64,
+        y1: i64,
+        x2: i64,
+        y2: i64,
+        class: &str,
+        head: Option<&str>,
+    ) {
         let marker = head.map_or(String::new(), |h| format!(" marker-end=\"url(#head-{h})\""));
         let _ = writeln!(
             self.out,
@@ -1463,7 +1471,7 @@ impl Canvas {
         );
     }
 
-    fn cross(&mut self, x: i64, y: i64) {
+    pub(crate) fn cross(&mut self, x: i64, y: i64) {
         let d = 5;
         let _ = writeln!(
             self.out,
@@ -1479,14 +1487,14 @@ impl Canvas {
         );
     }
 
-    fn dot(&mut self, x: i64, y: i64, class: &str) {
+    pub(crate) fn dot(&mut self, x: i64, y: i64, class: &str) {
         let _ = writeln!(
             self.out,
             "<circle cx=\"{x}\" cy=\"{y}\" r=\"3.5\" class=\"{class}\"/>"
         );
     }
 
-    fn window_box(&mut self, x: i64, y: i64, w: i64, class: &str, text: &str) {
+    pub(crate) fn window_box(&mut self, x: i64, y: i64, w: i64, class: &str, text: &str) {
         let _ = writeln!(
             self.out,
             "<rect x=\"{x}\" y=\"{}\" width=\"{w}\" height=\"14\" rx=\"2\" class=\"{class}\"/>",

@@ -60,6 +60,10 @@ pub enum FaultKind {
     InterBrokerLoss = 18,
     /// Latency of a message between brokers.
     InterBrokerLatency = 19,
+    /// How long a policy server's handler runs (`idempo-sim policies`).
+    HandlerTime = 20,
+    /// How far a replicated key store's replica lags its primary (`idempo-sim policies`).
+    ReplicaLag = 21,
 }
 
 /// The batch number used for InitProducerId requests, which carry no batch.

@@ -31,6 +31,8 @@
 //! - [`engine`]: the discrete-event loop driving producers, network and brokers; its
 //!   `cluster` half drives replication, the controller and the cluster faults.
 //! - [`network`]: the simulated network (tcp, proxy, datagram): latency, loss, connections.
+//! - [`policies`]: idempotency beyond Kafka: Stripe keys, the IETF header, AWS tokens, SQS
+//!   windows, Pub/Sub, webhook dedup and their key stores, as a policy × scenario matrix.
 //! - [`checker`]: the exactly-once checker and the ack ledger.
 //! - [`replication_check`]: the checker's invariants and named limits for a replicated run.
 //! - [`report`]: the text and JSON output of a run.
@@ -58,6 +60,7 @@ pub mod faults;
 pub mod flags;
 pub mod network;
 pub mod plan;
+pub mod policies;
 pub mod record_trace;
 pub mod replication_check;
 pub mod report;
