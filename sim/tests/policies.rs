@@ -90,6 +90,37 @@ fn content_based_deduplication_loses_the_second_of_two_identical_messages() {
 }
 
 #[test]
+fn content_based_deduplication_from_the_command_line_swaps_the_two_losses() {
+    assert_always(
+        P::DedupWindowContentBased,
+        S::TwoIntentionalIdentical,
+        T::MemoryTtl,
+        "lost",
+        None,
+    );
+    assert_always(
+        P::DedupWindowContentBased,
+        S::KeyReuseDifferentParams,
+        T::MemoryTtl,
+        "exactly-once",
+        None,
+    );
+    for seed in 1..=SEEDS {
+        let r = run_one(
+            P::DedupWindowContentBased,
+            S::TwoIntentionalIdentical,
+            T::MemoryTtl,
+            seed,
+        );
+        assert!(
+            r.reason.contains("sha256:"),
+            "seed {seed}: the id is the body's hash: {}",
+            r.reason
+        );
+    }
+}
+
+#[test]
 fn idempotency_key_replays_the_saved_response_after_a_lost_response() {
     let c = assert_always(
         P::IdempotencyKey,

@@ -108,8 +108,13 @@ pub enum PolicyName {
     IetfIdempotencyKey,
     /// AWS client tokens.
     ClientToken,
-    /// SQS FIFO's deduplication window.
+    /// SQS FIFO's deduplication window, the client naming each message's
+    /// `MessageDeduplicationId`.
     DedupWindow,
+    /// SQS FIFO's deduplication window on a queue with `ContentBasedDeduplication`, the client
+    /// sending no id: the SHA-256 of the body is the id. Not in the default matrix (pick it
+    /// with `--policy dedup-window-content-based`).
+    DedupWindowContentBased,
     /// Google Pub/Sub.
     Pubsub,
     /// A webhook consumer with a processed-id store.
@@ -142,6 +147,7 @@ impl PolicyName {
             PolicyName::IetfIdempotencyKey => "ietf-idempotency-key",
             PolicyName::ClientToken => "client-token",
             PolicyName::DedupWindow => "dedup-window",
+            PolicyName::DedupWindowContentBased => "dedup-window-content-based",
             PolicyName::Pubsub => "pubsub",
             PolicyName::ConsumerDedup => "consumer-dedup",
             PolicyName::BodyHashKey => "body-hash-key",
@@ -167,6 +173,7 @@ impl PolicyName {
             PolicyName::IetfIdempotencyKey => Box::new(Keyed::new(Flavour::Ietf, s())),
             PolicyName::ClientToken => Box::new(Keyed::new(Flavour::ClientToken, s())),
             PolicyName::DedupWindow => Box::new(dedup::DedupWindow::new(s(), false)),
+            PolicyName::DedupWindowContentBased => Box::new(dedup::DedupWindow::new(s(), true)),
             PolicyName::Pubsub => Box::new(plain::Pubsub::default()),
             PolicyName::ConsumerDedup => Box::new(dedup::ConsumerDedup::new(s())),
             PolicyName::BodyHashKey => Box::new(Keyed::new(Flavour::BodyHash, s())),
@@ -283,6 +290,12 @@ pub fn run_one(
         window_ms: server.window_ms().unwrap_or(keyed::STRIPE_WINDOW_MS),
         from_handling: server.window_from_handling(),
     };
-    let script = scenario::script(scenario, seed, window);
+    let mut script = scenario::script(scenario, seed, window);
+    if policy == PolicyName::DedupWindowContentBased {
+        // The client names no MessageDeduplicationId: the queue hashes the body.
+        for op in &mut script.ops {
+            op.key = None;
+        }
+    }
     run::run(&script, server.as_mut())
 }
