@@ -3,8 +3,9 @@
 //! The application does not choose a key: the producer does. It gets a producer id from
 //! `InitProducerId` and numbers its batches; a retry is the same batch, with the same
 //! producer id, epoch and sequence, and the broker recognises it in the producer's window of
-//! the last five batches (`DUPLICATE_SEQUENCE_NUMBER` is answered as success with the
-//! original offset). The state is rebuilt from the log and snapshots on restart, and it
+//! the last five batches: the duplicate is not appended again and is answered `NONE` with the
+//! original offset, as Kafka's `UnifiedLog.analyzeAndValidateProducerState` returns the
+//! duplicate's offsets without an error. The state is rebuilt from the log and snapshots on restart, and it
 //! expires after `producer.id.expiration.ms` (1 day) without a batch: a batch from an
 //! expired producer is accepted with any sequence, so a retry after that is appended again.
 //!
@@ -85,7 +86,7 @@ impl Policy for KafkaSequence {
             Response::ok("NONE", format!("offset {offset}"))
         } else if outcome.is_duplicate() {
             ctx.note(format!(
-                "seq {} is in the producer's window: DUPLICATE_SEQUENCE_NUMBER, offset {offset} answered, nothing appended",
+                "seq {} is in the producer's window: a duplicate, answered NONE with its offset {offset}, nothing appended",
                 req.sequence
             ));
             Response::ok("NONE", format!("offset {offset} (duplicate)"))
