@@ -308,7 +308,8 @@ fn kafka_sequence_recognises_a_retry_after_a_lost_response() {
         None,
     );
     assert!(
-        c.reason.contains("a duplicate, answered NONE with its offset 0"),
+        c.reason
+            .contains("a duplicate, answered NONE with its offset 0"),
         "a retry in the window is answered NONE with the original offset, as Kafka does: {}",
         c.reason
     );
