@@ -47,6 +47,7 @@ pub mod broker_window;
 pub mod cli;
 pub mod entry;
 pub mod first_batch;
+pub mod replication;
 pub mod report;
 pub mod search;
 pub mod snapshot;
@@ -60,6 +61,8 @@ pub fn entries() -> Vec<&'static Entry> {
         &broker_window::KAFKA_5494,
         &first_batch::KIP_360_FIRST_BATCH,
         &snapshot::LAST_BATCH_SNAPSHOT,
+        &replication::JEPSEN_KAFKA_2013,
+        &replication::KAFKA_10751,
     ]
 }
 

@@ -61,9 +61,10 @@ pub fn run(entry: &Entry, o: &Outcome) -> Result<String, EntryError> {
     let bug = flags_text(entry.bug);
     let fix = flags_text(entry.fix);
     let _ = writeln!(s);
-    let _ = writeln!(s, "{:<56} {:>28} {:>28}", "", bug, fix);
+    let width = bug.len().max(fix.len()).max(12);
+    let _ = writeln!(s, "{:<56} {bug:>width$} {fix:>width$}", "");
     for (label, b, f) in rows(entry, o) {
-        let _ = writeln!(s, "{label:.<56} {b:>28} {f:>28}");
+        let _ = writeln!(s, "{label:.<56} {b:>width$} {f:>width$}");
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "{}", wrap(entry.story, 96));
