@@ -59,6 +59,11 @@ pub enum ZooCommand {
     },
 }
 
+/// Writes to standard output, ignoring a closed pipe (`zoo run ID | head`).
+fn out(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("idempo-sim: {message}");
     ExitCode::from(2)
@@ -78,7 +83,7 @@ fn entry(id: &str) -> Result<&'static Entry, ExitCode> {
 pub fn main_zoo(args: ZooArgs) -> ExitCode {
     let result = match args.command {
         ZooCommand::List => {
-            print!("{}", report::list(&entries()));
+            out(&report::list(&entries()));
             Ok(ExitCode::SUCCESS)
         }
         ZooCommand::Run {
@@ -112,14 +117,14 @@ fn run(
         draw_bug(entry, svg, trace)?;
     }
     let outcome = entry.run().map_err(entry_error)?;
-    print!("{}", report::run(entry, &outcome).map_err(entry_error)?);
+    out(&report::run(entry, &outcome).map_err(entry_error)?);
     if let Some(dir) = write_replay {
         for (side, name) in [(Side::Bug, "bug"), (Side::Fix, "fix")] {
             let file = format!("{dir}/{}.{name}.replay", entry.id);
             let text = entry.replay_file(side).map_err(entry_error)?;
             std::fs::write(&file, text)
                 .map_err(|e| usage_error(format!("--write-replay: cannot write `{file}`: {e}")))?;
-            println!("wrote {file}: idempo-sim replay {file}");
+            out(&format!("wrote {file}: idempo-sim replay {file}\n"));
         }
     }
     Ok(if outcome.reproduces() {
@@ -158,7 +163,7 @@ fn check(seeds: u64) -> Result<ExitCode, ExitCode> {
     for e in entries() {
         rows.push(report::check(e, seeds).map_err(entry_error)?);
     }
-    print!("{}", report::check_table(&rows));
+    out(&report::check_table(&rows));
     Ok(if rows.iter().all(report::CheckRow::ok) {
         ExitCode::SUCCESS
     } else {
@@ -170,19 +175,20 @@ fn search_one(id: &str, seeds: u64, shrink_runs: usize) -> Result<ExitCode, Exit
     let entry = entry(id)?;
     match search::find(entry, seeds, shrink_runs).map_err(entry_error)? {
         None => {
-            println!("{id}: no seed of {seeds} shows the entry");
+            out(&format!("{id}: no seed of {seeds} shows the entry\n"));
             Ok(ExitCode::from(1))
         }
         Some(found) => {
-            println!(
-                "{id}: seed {} shows it; {} of {} faults after shrinking:",
+            let mut text = format!(
+                "{id}: seed {} shows it; {} of {} faults after shrinking:\n",
                 found.seed,
                 found.faults.len(),
                 found.original
             );
             for f in &found.faults {
-                println!("{f}");
+                text.push_str(&format!("{f}\n"));
             }
+            out(&text);
             Ok(ExitCode::SUCCESS)
         }
     }

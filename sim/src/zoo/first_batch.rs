@@ -15,15 +15,16 @@ pub static KIP_360_FIRST_BATCH: Entry = Entry {
     component: "client profile java",
     summary: "the first batch to a partition lost, the second accepted from an unknown producer: the epoch bump writes it twice",
     story: "Through a proxy that drops one frame and keeps the connection, the producer's first \
-            batch to a partition (sequence 0) is lost and its second (sequence 10) arrives. \
+            request (sequence 0 of each partition) is lost and the four behind it arrive. \
             Since KIP-360 the broker accepts any sequence from a producer it does not know, so \
-            it appends the second batch with a gap in front of it. The retry of the first is \
-            then refused with OUT_OF_ORDER_SEQUENCE_NUMBER (the broker expects 20); the Java \
-            client bumps its epoch and re-sends both batches from sequence 0 under the new \
-            epoch, and the second batch is in the log twice. This is today's Kafka and is not \
-            fixed upstream. idempo's first_batch_alone (--first-batch-alone, on in \
-            --client-profile idempo) sends a partition's first batch alone until the broker \
-            has acknowledged one under the producer id, so no later batch can overtake it.",
+            it appends sequences 10..49 with a gap in front of them. The retry of sequence 0 is \
+            then refused with OUT_OF_ORDER_SEQUENCE_NUMBER (the broker expects 50); the Java \
+            client bumps its epoch and re-sends every batch in flight from sequence 0 under \
+            the new epoch, and the four batches already appended are in the log twice. This is \
+            today's Kafka and is not fixed upstream. idempo's first_batch_alone \
+            (--first-batch-alone, on in --client-profile idempo) sends a partition's first \
+            batch alone until the broker has acknowledged one under the producer id, so no \
+            later batch can overtake it.",
     base: &[
         ("seed", "1"),
         ("producers", "1"),
