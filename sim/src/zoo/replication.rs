@@ -35,7 +35,7 @@ macro_rules! cluster_base {
 pub static JEPSEN_KAFKA_2013: Entry = Entry {
     id: "jepsen-kafka-2013",
     reference: "aphyr.com Jepsen: Kafka (2013)",
-    component: "broker min.insync.replicas=1, unclean election",
+    component: "broker min.insync.replicas=1",
     summary: "the ISR shrinks to the leader, then it fails: acknowledged writes lost with min.insync.replicas=1",
     story: "With min.insync.replicas=1 a leader whose followers fell behind shrinks the ISR to \
             itself and goes on acknowledging acks=all writes alone. When it then fails, the \
@@ -64,7 +64,7 @@ leader-kill after-appends=26 partition=0 tear-bytes=10 down-ms=315
 pub static KAFKA_10751: Entry = Entry {
     id: "KAFKA-10751",
     reference: "KAFKA-10751",
-    component: "controller unclean.leader.election",
+    component: "controller unclean election",
     summary: "an unclean leader election loses acknowledged writes even with acks=all and min.insync.replicas=2",
     story: "min.insync.replicas=2 puts every acknowledged batch on two replicas, but when both \
             are down and unclean election is on, the controller elects the third, out-of-sync \
