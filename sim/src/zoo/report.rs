@@ -1,8 +1,8 @@
 //! The text of `zoo list`, `zoo run` and `zoo check`.
 
 use super::entry::{Entry, EntryError, Outcome, Side, named_count};
-use crate::engine::Simulation;
 use crate::engine::RunReport;
+use crate::engine::Simulation;
 use std::fmt::Write;
 
 /// One line per entry: id, upstream reference, component, one sentence.
@@ -25,9 +25,8 @@ fn verdict(r: &RunReport) -> &'static str {
 
 /// The rows of the side-by-side table: a label, then the bug's and the fix's values.
 fn rows(entry: &Entry, o: &Outcome) -> Vec<(String, String, String)> {
-    let both = |label: &str, f: &dyn Fn(&RunReport) -> String| {
-        (label.to_string(), f(&o.bug), f(&o.fix))
-    };
+    let both =
+        |label: &str, f: &dyn Fn(&RunReport) -> String| (label.to_string(), f(&o.bug), f(&o.fix));
     let mut rows = vec![
         both("records in the log", &|r| r.check.log_records.to_string()),
         both("retries", &|r| r.retries.to_string()),
@@ -35,9 +34,17 @@ fn rows(entry: &Entry, o: &Outcome) -> Vec<(String, String, String)> {
         both("duplicates dropped by broker", &|r| {
             r.broker.duplicates_dropped.to_string()
         }),
-        both("gaps rejected (OOOS)", &|r| r.broker.gaps_rejected.to_string()),
+        both("gaps rejected (OOOS)", &|r| {
+            r.broker.gaps_rejected.to_string()
+        }),
     ];
-    for (name, _) in o.bug.check.invariants().into_iter().chain(o.bug.check.limits()) {
+    for (name, _) in o
+        .bug
+        .check
+        .invariants()
+        .into_iter()
+        .chain(o.bug.check.limits())
+    {
         let bug = named_count(&o.bug, name);
         let fix = named_count(&o.fix, name);
         if bug + fix > 0 || name == entry.anomaly {
