@@ -19,6 +19,10 @@
 //! kip-360-first-batch  --network proxy (java client)     --first-batch-alone      no duplicates
 //! last-batch-snapshot  --snapshot-mode last-batch        --snapshot-mode full     written again after
 //!                                                                                 a restart shrank ...
+//! jepsen-kafka-2013    --unclean-leader-election,        unclean off,             lost by an unclean
+//!                      min.insync.replicas 1             min.insync.replicas 2    leader election
+//! KAFKA-10751          --unclean-leader-election         unclean off              lost by an unclean
+//!                      (min.insync.replicas 2)                                    leader election
 //! ```
 //!
 //! ## How an entry's schedule was found
@@ -33,6 +37,9 @@
 //! - [`broker_window`]: the entries of a dedup window too small (redpanda-3039, KAFKA-5494).
 //! - [`first_batch`]: kip-360-first-batch, today's Kafka through a frame-dropping proxy.
 //! - [`snapshot`]: last-batch-snapshot, today's Kafka after a clean restart.
+//! - [`replication`]: jepsen-kafka-2013 and KAFKA-10751, acknowledged writes lost to an
+//!   election.
+//! - [`cli`]: `idempo-sim zoo list|run|check|search`.
 //! - [`search`]: seed search and shrinking of a schedule.
 //! - [`report`]: the side-by-side text of `zoo run` and the table of `zoo check`.
 //!
@@ -41,7 +48,7 @@
 //! profiles `java-2.4` and `librdkafka` (KIP-360, KAFKA-12152, KAFKA-14034, KAFKA-5283 as a
 //! client bug, librdkafka-2163, -4438, -4953), the 0.11/2.4 broker rules for unknown
 //! producers and DeleteRecords (KAFKA-5793, KAFKA-7190, KAFKA-6683), producer-id growth
-//! (KIP-854) and the replication entries (jepsen-kafka-2013, KIP-101, KAFKA-10751).
+//! (KIP-854) and high-watermark truncation (KIP-101).
 
 pub mod broker_window;
 pub mod cli;
