@@ -20,13 +20,9 @@ pub struct Found {
     pub faults: Vec<Fault>,
 }
 
-/// Whether `faults` show the entry: its anomaly with the bug, clean with the fix.
+/// Whether `faults`, with latencies drawn from `seed`, show the entry: its anomaly with the
+/// bug, a clean run with the fix.
 fn shows(entry: &Entry, seed: u64, faults: &[Fault]) -> Result<bool, EntryError> {
-    let outcome = entry_with_seed(entry, seed, faults)?;
-    Ok(outcome)
-}
-
-fn entry_with_seed(entry: &Entry, seed: u64, faults: &[Fault]) -> Result<bool, EntryError> {
     let mut bug = entry.config(Side::Bug)?;
     let mut fix = entry.config(Side::Fix)?;
     bug.seed = seed;
