@@ -39,6 +39,8 @@
 //!   Kafka's `LastBatchOnly`.
 //! - [`recovery`]: rebuilding a partition after a crash or restart: truncate, pick a
 //!   snapshot, replay.
+//! - [`profile`]: `BrokerProfile`, historical brokers' dedup rules as switches over
+//!   `BrokerConfig` (`kafka`, `kafka-2.4`, `kafka-0.11`, `redpanda-21.10`).
 //! - [`verdict`]: `ProduceOutcome` and `Verdict`, the explanation of each decision.
 //! - [`broker_topic_stats`]: `BrokerTopicStats`, the produce counters behind the metrics.
 //! - [`broker`](mod@broker): `Broker` and `BrokerConfig`: partitions, InitProducerId, Produce,
@@ -98,6 +100,7 @@ pub mod leader_epoch;
 pub mod partition_config;
 pub mod partition_log;
 pub mod producer_state;
+pub mod profile;
 pub mod recovery;
 pub mod replication;
 pub mod snapshot;
@@ -129,6 +132,7 @@ pub use producer_state::{
     AcceptRule, BatchMetadata, ProducerSlot, ProducerStateEntry, ProducerStateManager,
     SequenceCheck, SequenceRejection, StateSeen, WindowView,
 };
+pub use profile::{BrokerProfile, UnknownBrokerProfile};
 pub use recovery::{PartitionRecovery, RejectedSnapshot, SnapshotRejection};
 pub use replication::{
     CompletedProduce, FollowerFetched, FollowerState, IsrChange, LeaderAndIsrOutcome,

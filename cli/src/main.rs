@@ -155,6 +155,9 @@ enum Command {
     /// tokens, SQS windows, Pub/Sub, webhook dedup) under the same faults: a policy ×
     /// scenario matrix of exactly-once, duplicate, lost or refused, with reasons.
     Policies(idempo_sim::policies::cli::PoliciesArgs),
+    /// The bug zoo: documented idempotence bugs of Kafka and Redpanda, each replayed with
+    /// the historical behaviour and with the fix (`zoo list`, `zoo run ID`, `zoo check`).
+    Zoo(idempo_sim::zoo::cli::ZooArgs),
     /// Run a script of broker operations and explain every decision.
     Explain {
         /// The script file, or `-` for standard input.
@@ -216,6 +219,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => idempo_sim::sweep::main_sweep(args),
         Command::Merge(args) => idempo_sim::sweep::main_merge(args),
         Command::Policies(args) => idempo_sim::policies::cli::main_policies(args),
+        Command::Zoo(args) => idempo_sim::zoo::cli::main_zoo(args),
         Command::Compare {
             args,
             variants,

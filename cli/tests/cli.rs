@@ -539,6 +539,7 @@ const NON_DEFAULT: &[(&str, &[&str])] = &[
     ("retry-backoff-ms", &["--retry-backoff-ms", "25"]),
     ("idempotence", &["--idempotence", "off"]),
     ("dedup-window", &["--dedup-window", "8"]),
+    ("broker-profile", &["--broker-profile", "kafka-0.11"]),
     (
         "unsafe-max-in-flight",
         &["--unsafe-max-in-flight", "--max-in-flight", "7"],

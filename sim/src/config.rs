@@ -175,6 +175,11 @@ pub struct SimConfig {
     pub idempotence: bool,
     /// Batches the broker retains per producer per partition.
     pub dedup_window: usize,
+    /// Whose deduplication rules the broker follows: today's Kafka (the default) or a
+    /// historical broker (see `idempo_broker::BrokerProfile`); a profile that remembered
+    /// fewer batches caps `dedup_window` in the broker, not in the producer's check of
+    /// `max_in_flight` (the client of the day allowed five in flight).
+    pub broker_profile: idempo_broker::BrokerProfile,
     /// Broker `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i64,
     /// Broker `producer.id.expiration.check.interval.ms`.
@@ -247,6 +252,7 @@ impl Default for SimConfig {
             retry_backoff_ms: 10,
             idempotence: true,
             dedup_window: 5,
+            broker_profile: idempo_broker::BrokerProfile::Kafka,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
             max_virtual_ms: 86_400_000,

@@ -516,7 +516,7 @@ pub fn producer_config(config: &SimConfig) -> ProducerConfig {
 
 /// The settings of broker `broker_id` of a run.
 fn broker_config(config: &SimConfig, broker_id: i32) -> BrokerConfig {
-    BrokerConfig {
+    let mut broker = BrokerConfig {
         broker_id,
         min_insync_replicas: config.min_insync_replicas as usize,
         replica_lag_time_max_ms: config.replica_lag_time_max_ms as i64,
@@ -528,7 +528,9 @@ fn broker_config(config: &SimConfig, broker_id: i32) -> BrokerConfig {
         snapshot_mode: config.snapshot_mode,
         snapshot_interval_ms: config.snapshot_interval_ms,
         ..BrokerConfig::default()
-    }
+    };
+    config.broker_profile.apply(&mut broker);
+    broker
 }
 
 /// One broker of the run, with its own disk (its [`Broker`] owns a `SimDisk`), sync policy

@@ -352,6 +352,16 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         |c| c.dedup_window.to_string()
     ),
     flag!(
+        "broker-profile",
+        Value("kafka|kafka-2.4|kafka-0.11|redpanda-21.10"),
+        WhenChanged,
+        "Whose dedup rules the broker follows: kafka (today's, the default), kafka-2.4 (snapshots of the last batch), kafka-0.11 (the last batch only, KAFKA-5494) or redpanda-21.10 (no 5-batch cache, redpanda #3039).",
+        |c, v| c.broker_profile = v
+            .parse()
+            .map_err(|_| ValueError::NotOneOf("kafka, kafka-2.4, kafka-0.11, redpanda-21.10"))?,
+        |c| c.broker_profile.name().to_string()
+    ),
+    flag!(
         "unsafe-max-in-flight",
         Switch,
         WhenChanged,
@@ -698,6 +708,7 @@ mod tests {
             ("retry-backoff-ms", "7"),
             ("idempotence", "off"),
             ("dedup-window", "2"),
+            ("broker-profile", "kafka-0.11"),
             ("unsafe-max-in-flight", "on"),
             ("network", "proxy"),
             ("client-profile", "idempo"),

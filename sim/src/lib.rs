@@ -43,6 +43,7 @@
 //! - [`shrink`]: reducing a failing run's faults to a minimal replay file.
 //! - [`swarm`]: a per-seed fault mix.
 //! - [`sweep`]: many seeds over a grid of fault rates and settings, with confidence intervals.
+//! - [`zoo`]: the bug zoo, documented idempotence bugs as replayable pairs of runs.
 //! - [`script`] and [`explain`]: the study tool (`explain_cluster`: its cluster operations).
 
 #![recursion_limit = "256"]
@@ -69,6 +70,7 @@ pub mod shrink;
 pub mod swarm;
 pub mod sweep;
 pub mod trace;
+pub mod zoo;
 
 pub use config::SimConfig;
 pub use engine::{RunReport, SimError, Simulation};

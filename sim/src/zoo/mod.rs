@@ -1,0 +1,79 @@
+//! # The bug zoo: documented idempotence bugs, replayable
+//!
+//! Every rule of the sequence-dedup protocol is there because some released broker or client
+//! lacked it and wrote a record twice, or lost one. The zoo keeps those bugs as runs: each
+//! [`Entry`] names an upstream bug (a JIRA, a KIP, a GitHub issue), the component that had it,
+//! the historical behaviour as a real named setting (a broker profile, a client switch), the
+//! fixed behaviour, and the smallest fault schedule that shows the difference, as a replay
+//! file (faults named by logical event, see [`crate::plan`]).
+//!
+//! `idempo-sim zoo run ID` runs the schedule twice: with the historical setting the checker
+//! must name the entry's anomaly; with the fix it must pass. Nothing in the engine knows
+//! which entry is running: the two runs differ only in their flags, which are the very flags
+//! `run`, `compare` and `sweep` take, so every entry is also a one-line `idempo-sim replay`.
+//!
+//! ```text
+//! entry                bug setting                       fix setting              anomaly named
+//! redpanda-3039        --broker-profile redpanda-21.10   --broker-profile kafka   no duplicates
+//! KAFKA-5494           --broker-profile kafka-0.11       --broker-profile kafka   no duplicates
+//! kip-360-first-batch  --network proxy (java client)     --first-batch-alone      no duplicates
+//! last-batch-snapshot  --snapshot-mode last-batch        --snapshot-mode full     written again after
+//!                                                                                 a restart shrank ...
+//! jepsen-kafka-2013    --unclean-leader-election,        unclean off,             lost by an unclean
+//!                      min.insync.replicas 1             min.insync.replicas 2    leader election
+//! KAFKA-10751          --unclean-leader-election         unclean off              lost by an unclean
+//!                      (min.insync.replicas 2)                                    leader election
+//! ```
+//!
+//! ## How an entry's schedule was found
+//! [`search::find`] tries seeds with the entry's fault rates under the historical setting
+//! until one fails with the entry's anomaly while the fix passes under the same faults, then
+//! shrinks the faults with [`crate::shrink`] (ddmin) to a 1-minimal list that still shows
+//! both. `idempo-sim zoo search ID` reruns that search; the schedules written in the entries
+//! are its output.
+//!
+//! ## Layout
+//! - [`entry`]: `Entry`, its two configs, its schedule, and the verdict of a replay.
+//! - [`broker_window`]: the entries of a dedup window too small (redpanda-3039, KAFKA-5494).
+//! - [`first_batch`]: kip-360-first-batch, today's Kafka through a frame-dropping proxy.
+//! - [`snapshot`]: last-batch-snapshot, today's Kafka after a clean restart.
+//! - [`replication`]: jepsen-kafka-2013 and KAFKA-10751, acknowledged writes lost to an
+//!   election.
+//! - [`cli`]: `idempo-sim zoo list|run|check|search`.
+//! - [`search`]: seed search and shrinking of a schedule.
+//! - [`report`]: the side-by-side text of `zoo run` and the table of `zoo check`.
+//!
+//! ## What the zoo leaves out, for now
+//! The entries the simulator cannot show yet are not listed (no entry is faked): the client
+//! profiles `java-2.4` and `librdkafka` (KIP-360, KAFKA-12152, KAFKA-14034, KAFKA-5283 as a
+//! client bug, librdkafka-2163, -4438, -4953), the 0.11/2.4 broker rules for unknown
+//! producers and DeleteRecords (KAFKA-5793, KAFKA-7190, KAFKA-6683), producer-id growth
+//! (KIP-854) and high-watermark truncation (KIP-101).
+
+pub mod broker_window;
+pub mod cli;
+pub mod entry;
+pub mod first_batch;
+pub mod replication;
+pub mod report;
+pub mod search;
+pub mod snapshot;
+
+pub use entry::{Entry, EntryError, Outcome, Side};
+
+/// Every entry, in catalogue order.
+pub fn entries() -> Vec<&'static Entry> {
+    vec![
+        &broker_window::REDPANDA_3039,
+        &broker_window::KAFKA_5494,
+        &first_batch::KIP_360_FIRST_BATCH,
+        &snapshot::LAST_BATCH_SNAPSHOT,
+        &replication::JEPSEN_KAFKA_2013,
+        &replication::KAFKA_10751,
+    ]
+}
+
+/// The entry named `id` (as `zoo list` prints it; case-sensitive, as upstream ids are).
+pub fn find(id: &str) -> Option<&'static Entry> {
+    entries().into_iter().find(|e| e.id == id)
+}

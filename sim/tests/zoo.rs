@@ -1,0 +1,156 @@
+//! The bug zoo: every entry reproduces under its schedule (the checker names its anomaly with
+//! the historical setting, the fixed setting is clean), and the fixed setting stays clean over
+//! a fixed set of seeds under the entry's fault rates.
+
+use idempo_sim::zoo::{self, Side};
+
+/// Seeds per entry for the fixed-behaviour property (more with `idempo-sim zoo check --seeds N`).
+const SEEDS: u64 = 8;
+
+fn reproduces(id: &str) {
+    let entry = zoo::find(id).expect("the entry is listed");
+    let outcome = entry.run().expect("the entry's flags and faults are valid");
+    assert!(
+        outcome.anomaly_count > 0,
+        "{id}: the historical run does not show `{}`; replay: {}",
+        entry.anomaly,
+        outcome.bug_config.replay_command("run")
+    );
+    assert!(
+        outcome.fix.check.passed(),
+        "{id}: the fixed run is not clean; replay: {}",
+        outcome.fix_config.replay_command("run")
+    );
+}
+
+/// The fixed behaviour passes the checker for every seed of a fixed set, faults drawn from
+/// each seed at the entry's rates.
+fn fix_is_clean_over_seeds(id: &str) {
+    let entry = zoo::find(id).expect("the entry is listed");
+    let first = entry.config(Side::Fix).expect("valid flags").seed;
+    for seed in first..first + SEEDS {
+        let mut config = entry.config(Side::Fix).expect("valid flags");
+        config.seed = seed;
+        let report = idempo_sim::run(&config).expect("valid settings");
+        assert!(
+            report.check.passed(),
+            "{id}: the fix fails at seed {seed}; replay: {}",
+            config.replay_command("run")
+        );
+    }
+}
+
+#[test]
+fn redpanda_3039_a_broker_without_a_five_batch_cache_writes_a_retry_twice() {
+    reproduces("redpanda-3039");
+    fix_is_clean_over_seeds("redpanda-3039");
+}
+
+#[test]
+fn kafka_5494_a_last_batch_only_broker_refuses_the_retry_of_an_older_batch() {
+    reproduces("KAFKA-5494");
+    fix_is_clean_over_seeds("KAFKA-5494");
+}
+
+#[test]
+fn kip_360_first_batch_lost_then_the_epoch_bump_writes_the_second_twice() {
+    reproduces("kip-360-first-batch");
+    fix_is_clean_over_seeds("kip-360-first-batch");
+}
+
+#[test]
+fn last_batch_snapshot_a_clean_restart_shrinks_the_window_and_writes_retries_twice() {
+    reproduces("last-batch-snapshot");
+    fix_is_clean_over_seeds("last-batch-snapshot");
+}
+
+#[test]
+fn jepsen_kafka_2013_an_isr_of_the_leader_alone_loses_acknowledged_writes() {
+    reproduces("jepsen-kafka-2013");
+    fix_is_clean_over_seeds("jepsen-kafka-2013");
+}
+
+#[test]
+fn kafka_10751_an_unclean_election_loses_acknowledged_writes_with_min_isr_two() {
+    reproduces("KAFKA-10751");
+    fix_is_clean_over_seeds("KAFKA-10751");
+}
+
+#[test]
+fn every_entry_is_tested_and_ids_are_unique() {
+    let ids: Vec<&str> = zoo::entries().iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        [
+            "redpanda-3039",
+            "KAFKA-5494",
+            "kip-360-first-batch",
+            "last-batch-snapshot",
+            "jepsen-kafka-2013",
+            "KAFKA-10751",
+        ],
+        "a new entry needs its test above"
+    );
+}
+
+#[test]
+fn the_historical_setting_is_an_ordinary_run_flag() {
+    for entry in zoo::entries() {
+        for (name, _) in entry.bug.iter().chain(entry.fix) {
+            assert!(
+                idempo_sim::flags::find(name).is_some(),
+                "{}: `{name}` is not a run flag, so run/compare/sweep cannot use it",
+                entry.id
+            );
+        }
+    }
+}
+
+#[test]
+fn each_schedule_is_one_minimal_removing_any_fault_loses_the_entry() {
+    for entry in zoo::entries() {
+        let faults = entry.schedule().expect("valid faults");
+        for skip in 0..faults.len() {
+            let fewer: Vec<_> = faults
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, f)| *f)
+                .collect();
+            let outcome = entry.run_with(&fewer).expect("valid settings");
+            assert!(
+                !outcome.reproduces(),
+                "{}: the schedule still reproduces without `{}`",
+                entry.id,
+                faults[skip]
+            );
+        }
+    }
+}
+
+#[test]
+fn the_replay_files_of_an_entry_run_its_two_sides() {
+    let entry = zoo::find("redpanda-3039").expect("listed");
+    let text = entry.replay_file(Side::Bug).expect("valid");
+    let parsed = idempo_sim::plan::parse_replay(&text).expect("a replay file");
+    assert_eq!(parsed.faults, entry.schedule().expect("valid"));
+    assert!(
+        parsed
+            .flags
+            .windows(2)
+            .any(|w| w == ["--broker-profile", "redpanda-21.10"]),
+        "{:?}",
+        parsed.flags
+    );
+}
+
+#[test]
+fn the_check_table_reports_every_entry_ok() {
+    let rows: Vec<_> = zoo::entries()
+        .into_iter()
+        .map(|e| zoo::report::check(e, 2).expect("valid"))
+        .collect();
+    let table = zoo::report::check_table(&rows);
+    assert!(rows.iter().all(zoo::report::CheckRow::ok), "{table}");
+    assert_eq!(table.lines().count(), rows.len() + 1, "{table}");
+}
