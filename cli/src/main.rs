@@ -611,7 +611,15 @@ fn replay(file: &str, trace: bool) -> ExitCode {
     if let Some(mut t) = tracer {
         t.flush();
     }
-    let _ = write!(out, "{}", report::summary(&config, &result));
+    // The faults are the file's, not the seed's draws: the file is what replays this run.
+    let summary = report::summary(&config, &result);
+    for line in summary.lines() {
+        if line.starts_with("replay: ") {
+            let _ = writeln!(out, "replay: idempo-sim replay {file}");
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     if result.check.passed() {
         ExitCode::SUCCESS
     } else {

@@ -96,6 +96,10 @@ fn a_replicated_run_with_inter_broker_losses_replays_byte_for_byte_from_its_file
         body(&run, header),
         "the replay prints the run's trace and summary byte for byte"
     );
+    assert!(
+        replay.contains(&format!("replay: idempo-sim replay {file}\n")),
+        "the command that replays a replayed run is the replay of its file: {replay}"
+    );
 
     // Without its inter-broker lines the file describes another run: the lines are what
     // reproduce those losses (the rate in `flags` no longer draws them).

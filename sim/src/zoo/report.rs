@@ -88,12 +88,17 @@ pub fn run(entry: &Entry, o: &Outcome) -> Result<String, EntryError> {
         "reproduces {}",
         if o.reproduces() { "yes" } else { "NO" }
     );
-    let _ = writeln!(s, "replay the bug: {}", o.bug_config.replay_command("run"));
-    let _ = writeln!(s, "replay the fix: {}", o.fix_config.replay_command("run"));
+    // The entry's schedule is a list of faults by logical event, not a seed's draws, so the
+    // command that replays it byte for byte is the entry itself (or its replay files).
     let _ = writeln!(
         s,
-        "(the commands above draw faults from the seed; `idempo-sim zoo run {} --write-replay DIR` writes the exact schedule as replay files)",
-        entry.id
+        "replay: idempo-sim zoo run {id} (byte for byte); the two runs as replay files: idempo-sim zoo run {id} --write-replay DIR, then idempo-sim replay DIR/{id}.bug.replay and DIR/{id}.fix.replay",
+        id = entry.id
+    );
+    let _ = writeln!(
+        s,
+        "the settings alone, faults drawn from the seed instead of the schedule: {}",
+        o.bug_config.replay_command("run")
     );
     Ok(s)
 }
