@@ -506,7 +506,7 @@ impl KafkaApis {
 
 /// Kafka's `ProduceRequest.validateRecords`: zstd batches need Produce v7 or later (KIP-110),
 /// else `UNSUPPORTED_COMPRESSION_TYPE` for that partition.
-fn zstd_allowed(version: i16, records: Option<&Bytes>) -> Result<(), (i16, String)> {
+pub(crate) fn zstd_allowed(version: i16, records: Option<&Bytes>) -> Result<(), (i16, String)> {
     let codec = records
         .and_then(|r| idempo_protocol::BatchHeader::parse(r).ok())
         .map(|h| h.compression());

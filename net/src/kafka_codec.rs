@@ -26,9 +26,9 @@ use crate::unsupported_version::UnsupportedVersion;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader,
-    ResponseHeader,
+    DeleteTopicsRequest, DescribeConfigsRequest, ElectLeadersRequest, FetchRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::fmt;
@@ -52,7 +52,7 @@ pub const LENGTH_PREFIX_BYTES: usize = 4;
 ///   knows, so that each client finds its own; FindCoordinator v4+ is the batched form,
 ///   OffsetFetch v8+ the multi-group form, OffsetCommit starts at v2 (the oldest
 ///   `kafka-protocol` knows; Kafka 4 starts there too).
-pub const SUPPORTED_APIS: [(ApiKey, i16, i16); 22] = [
+pub const SUPPORTED_APIS: [(ApiKey, i16, i16); 23] = [
     (ApiKey::Produce, 3, 11),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 6),
@@ -76,6 +76,8 @@ pub const SUPPORTED_APIS: [(ApiKey, i16, i16); 22] = [
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
+    // Preferred (and unclean) elections: a cluster's controller, or ELECTION_NOT_NEEDED.
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The advertised version range of `api`, if it is served.
@@ -157,6 +159,9 @@ pub enum RequestBody {
     CreatePartitions(CreatePartitionsRequest),
     /// IncrementalAlterConfigs (`admin`).
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    /// ElectLeaders (KIP-460): a cluster's controller elects; one broker answers
+    /// ELECTION_NOT_NEEDED.
+    ElectLeaders(ElectLeadersRequest),
     /// One of the consumer-group APIs.
     Group(crate::groups::GroupRequest),
 }
@@ -372,6 +377,9 @@ fn decode_body(api_key: ApiKey, version: i16, buf: &mut Bytes) -> anyhow::Result
         ApiKey::IncrementalAlterConfigs => RequestBody::IncrementalAlterConfigs(
             IncrementalAlterConfigsRequest::decode(buf, version)?,
         ),
+        ApiKey::ElectLeaders => {
+            RequestBody::ElectLeaders(ElectLeadersRequest::decode(buf, version)?)
+        }
         ApiKey::FindCoordinator
         | ApiKey::JoinGroup
         | ApiKey::SyncGroup

@@ -121,7 +121,10 @@
 //!   where Kafka closes the connection; see [`unsupported_version`].
 
 pub mod admin;
+pub mod admin_http;
 pub mod client;
+pub mod cluster_node;
+pub mod cluster_server;
 pub mod frames;
 pub mod groups;
 pub mod harness;

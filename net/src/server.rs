@@ -999,6 +999,12 @@ impl Connection {
                 let response = shared.with_apis(|apis| apis.incremental_alter_configs(&request));
                 kafka_codec::encode_response(api_key, version, correlation_id, &response)
             }
+            RequestBody::ElectLeaders(request) => {
+                let response = shared.with_apis(|apis| {
+                    crate::cluster_server::elect_leaders_standalone(apis, &request)
+                });
+                kafka_codec::encode_response(api_key, version, correlation_id, &response)
+            }
             RequestBody::Group(request) => match self.group(api_key, &header, &request).await {
                 Some(frame) => frame,
                 // Shutdown while parked (or the coordinator dropped the answer).

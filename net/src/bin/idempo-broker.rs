@@ -5,12 +5,15 @@
 //! idempo-broker --data-dir /var/lib/idempo        # durable: survives kill -9 and restarts
 //! idempo-broker --listen 127.0.0.1:19092 --advertise 127.0.0.1:29092 --partitions 3
 //! RUST_LOG=idempo_net=debug idempo-broker         # one line per batch with the verdict
+//! idempo-broker --brokers 3 --admin 127.0.0.1:8080 # brokers 0,1,2 on 9092..9094, replicated
 //! ```
 //!
 //! Logs go to stderr (`RUST_LOG` filters them; the default is `info`).
 
 use clap::{CommandFactory, Parser, ValueEnum};
 use idempo_broker::{BrokerConfig, GroupConfig, SyncPolicy};
+use idempo_net::cluster_node::ClusterSettings;
+use idempo_net::cluster_server::ClusterServer;
 use idempo_net::limits::{
     DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_QUEUED_MAX_REQUEST_BYTES,
     DEFAULT_REQUEST_READ_TIMEOUT_MS, LimitsConfig,
@@ -32,9 +35,41 @@ use tracing::{error, info};
 #[derive(Parser, Debug)]
 #[command(name = "idempo-broker", version)]
 struct Args {
-    /// Address to listen on. Loopback by default; give another address to expose it.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    listen: SocketAddr,
+    /// Address to listen on. Loopback by default; give another address to expose it. With
+    /// --brokers N: broker 0's address, the others on the next ports (port 0: any free
+    /// port each), or give --listen once per broker.
+    #[arg(long, default_value = "127.0.0.1:9092", action = clap::ArgAction::Append)]
+    listen: Vec<SocketAddr>,
+    /// Brokers in this process, with node ids 0..N, each on its own port with its own
+    /// storage (--data-dir DIR/broker-N), replicating through one controller: leaders,
+    /// followers, ISR, high watermark, elections (see docs/BROKER.md, "A cluster in one
+    /// process"). 1 (the default) is the one-broker server.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=64))]
+    brokers: i32,
+    /// With --brokers: replicas of every partition (default.replication.factor), at most
+    /// --brokers. Default: --brokers, at most 3.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    replication_factor: Option<u16>,
+    /// min.insync.replicas: an acks=all produce is refused with NOT_ENOUGH_REPLICAS while
+    /// the ISR is smaller.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    min_insync_replicas: u16,
+    /// With --brokers: broker.session.timeout.ms, how long a silent (crashed) broker keeps
+    /// its leaderships before the controller fences it and elects others.
+    #[arg(long, value_name = "MS", default_value_t = idempo_broker::DEFAULT_BROKER_SESSION_TIMEOUT_MS, value_parser = clap::value_parser!(i64).range(1..))]
+    broker_session_timeout_ms: i64,
+    /// replica.lag.time.max.ms: a follower not caught up for this long leaves the ISR.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(i64).range(1..))]
+    replica_lag_time_max_ms: i64,
+    /// unclean.leader.election.enable: when no ISR member is live, elect any live replica
+    /// (losing what it lacks) rather than leave the partition offline.
+    #[arg(long)]
+    unclean_leader_election: bool,
+    /// With --brokers: serve the admin endpoint (JSON over HTTP) at HOST:PORT: GET
+    /// /cluster, POST /brokers/ID/crash|start|isolate?ms=N, POST
+    /// /partitions/TOPIC/P/elect?unclean=false.
+    #[arg(long, value_name = "HOST:PORT")]
+    admin: Option<SocketAddr>,
     /// HOST:PORT that Metadata tells clients to connect to (put a proxy in front by
     /// advertising the proxy). Defaults to the address listened on.
     #[arg(long, value_name = "HOST:PORT")]
@@ -144,7 +179,7 @@ impl Args {
     fn server_config(self) -> ServerConfig {
         let defaults = ServerConfig::default();
         ServerConfig {
-            listen: self.listen,
+            listen: self.listen[0],
             advertise: self.advertise,
             cluster_id: self.cluster_id,
             default_partitions: self.partitions,
@@ -165,6 +200,8 @@ impl Args {
                 log_message_timestamp_after_max_ms: self.log_message_timestamp_after_max_ms,
                 sync_policy: self.sync,
                 max_message_bytes: self.message_max_bytes as usize,
+                min_insync_replicas: usize::from(self.min_insync_replicas),
+                replica_lag_time_max_ms: self.replica_lag_time_max_ms,
                 ..defaults.broker.clone()
             },
             data_dir: self.data_dir,
@@ -193,6 +230,12 @@ async fn main() -> ExitCode {
                 ),
             )
             .exit();
+    }
+    if args.brokers > 1 || args.admin.is_some() {
+        return run_cluster(args).await;
+    }
+    if args.listen.len() > 1 {
+        usage_error("--listen is given once per broker: more than once needs --brokers");
     }
     let config = args.server_config();
     let server = match Server::bind(config.clone()).await {
@@ -224,6 +267,92 @@ async fn main() -> ExitCode {
         ),
         sync = %idempo_sim::config::sync_name(config.broker.sync_policy),
         "idempo-broker ready"
+    );
+    server.run(idempo_net::process::shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+fn usage_error(message: &str) -> ! {
+    Args::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
+}
+
+/// The listening address of each broker: the ones given, or broker 0's and the next ports.
+fn cluster_listen(listen: &[SocketAddr], brokers: i32) -> Vec<SocketAddr> {
+    if listen.len() == brokers as usize {
+        return listen.to_vec();
+    }
+    if listen.len() != 1 {
+        usage_error(&format!(
+            "--listen is given once (broker 0, the others on the next ports) or once per broker ({brokers}), not {} times",
+            listen.len()
+        ));
+    }
+    let first = listen[0];
+    (0..brokers as u16)
+        .map(|b| {
+            let port = match first.port() {
+                0 => Some(0),
+                p => p.checked_add(b),
+            };
+            match port {
+                Some(port) => SocketAddr::new(first.ip(), port),
+                None => usage_error("--listen: the brokers' ports run past 65535"),
+            }
+        })
+        .collect()
+}
+
+/// `--brokers N`: a cluster in this process ([`ClusterServer`]).
+async fn run_cluster(args: Args) -> ExitCode {
+    if args.advertise.is_some() {
+        usage_error("--advertise names one broker's address: not with --brokers or --admin");
+    }
+    if args.metrics.is_some() {
+        usage_error("--metrics serves the one-broker server: not with --brokers or --admin");
+    }
+    let brokers = args.brokers;
+    let replication_factor = args
+        .replication_factor
+        .map_or_else(|| brokers.min(3) as usize, usize::from);
+    if replication_factor > brokers as usize {
+        usage_error(&format!(
+            "--replication-factor {replication_factor} is more than --brokers {brokers}"
+        ));
+    }
+    let settings = ClusterSettings {
+        brokers,
+        replication_factor,
+        unclean_leader_election: args.unclean_leader_election,
+        broker_session_timeout_ms: args.broker_session_timeout_ms,
+    };
+    let listen = cluster_listen(&args.listen, brokers);
+    let admin = args.admin;
+    let config = args.server_config();
+    let server = match ClusterServer::bind(config.clone(), settings.clone(), listen, admin).await {
+        Ok(server) => server,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("idempo-broker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addrs: Vec<String> = server.addrs().iter().map(ToString::to_string).collect();
+    info!(
+        brokers,
+        listening = ?addrs,
+        admin = ?server.admin_addr(),
+        replication_factor,
+        min_insync_replicas = config.broker.min_insync_replicas,
+        broker_session_timeout_ms = settings.broker_session_timeout_ms,
+        partitions = config.default_partitions,
+        data_dir = config.data_dir.as_ref().map_or_else(
+            || "none: in memory only".to_string(),
+            |d| d.display().to_string()
+        ),
+        sync = %idempo_sim::config::sync_name(config.broker.sync_policy),
+        "idempo-broker cluster ready"
     );
     server.run(idempo_net::process::shutdown_signal()).await;
     ExitCode::SUCCESS
