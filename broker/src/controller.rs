@@ -1226,6 +1226,31 @@ impl Controller {
         (first, PRODUCER_ID_BLOCK_SIZE)
     }
 
+    /// Restores a partition's leader epoch after a restart of a controller that keeps no
+    /// metadata log: the partition's leader epoch (and partition epoch) become at least
+    /// `leader_epoch`, so that the epochs the replicas' logs already hold are never handed
+    /// out again (Kafka's controller replays them from its metadata log). Returns the
+    /// state to deliver when it changed.
+    ///
+    /// # Panics
+    /// If `partition` does not exist (a caller's bug).
+    pub fn restore_leader_epoch(
+        &mut self,
+        partition: i32,
+        leader_epoch: i32,
+    ) -> Option<LeaderAndIsr> {
+        let index = self
+            .partition_index(partition)
+            .unwrap_or_else(|| panic!("partition {partition} does not exist"));
+        let state = &mut self.partitions[index];
+        if state.leader_epoch >= leader_epoch {
+            return None;
+        }
+        state.leader_epoch = leader_epoch;
+        state.partition_epoch = state.partition_epoch.max(leader_epoch);
+        Some(state.clone())
+    }
+
     fn partition_index(&self, partition: i32) -> Option<usize> {
         usize::try_from(partition)
             .ok()

@@ -70,6 +70,9 @@ use tracing::{debug, info, warn};
 /// partition); what is left is fetched at the next pass.
 const FETCH_ROUNDS_MAX: usize = 16;
 
+/// Most producer id blocks skipped at start-up past the ids the brokers know.
+const PRODUCER_ID_BLOCKS_SKIPPED_MAX: usize = 1_000_000;
+
 /// The cluster's shape and policies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterSettings {
@@ -260,6 +263,7 @@ impl ClusterNode {
             now_ms,
         };
         node.advance_time(now_ms);
+        node.skip_known_producer_ids();
         for b in 0..node.brokers.len() {
             node.grant_producer_ids(b as i32);
         }
@@ -269,6 +273,7 @@ impl ClusterNode {
             .iter()
             .flat_map(|t| t.core_partitions.clone())
             .collect();
+        node.restore_leader_epochs(&cores);
         node.start_partitions(&cores);
         Ok(node)
     }
@@ -315,6 +320,55 @@ impl ClusterNode {
         for x in &mut self.brokers {
             if x.state == BrokerState::Up {
                 x.apis.advance_time(self.now_ms);
+            }
+        }
+    }
+
+    /// After a restart of the process (with `--data-dir`), each partition starts at a leader
+    /// epoch one above the newest any replica's log holds: a new epoch, as after an
+    /// election, so that followers truncate to the leader's log by the usual
+    /// diverging-epoch rule and no batch of an old epoch passes for a new one.
+    fn restore_leader_epochs(&mut self, cores: &[i32]) {
+        for &core in cores {
+            let newest = self
+                .brokers
+                .iter()
+                .filter_map(|x| x.apis.broker.log(core))
+                .filter_map(|log| log.leader_epoch_cache().latest_epoch())
+                .max();
+            if let Some(epoch) = newest {
+                let _ = self
+                    .controller
+                    .restore_leader_epoch(core, epoch.saturating_add(1));
+            }
+        }
+    }
+
+    /// The controller keeps no metadata log, so after a restart of the process (with
+    /// `--data-dir`) it would hand out producer ids from 1 again: ids the partitions still
+    /// hold state for. Its blocks are skipped until they pass every id any broker knows
+    /// (Kafka's controller reads the last block from its metadata log instead).
+    fn skip_known_producer_ids(&mut self) {
+        let known = self
+            .brokers
+            .iter()
+            .flat_map(|x| {
+                x.apis
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.core_partitions.iter())
+                    .filter_map(|&c| x.apis.broker.producer_state(c))
+                    .flat_map(|s| s.producer_ids())
+                    .map(|id| id.0)
+                    .collect::<Vec<_>>()
+            })
+            .max();
+        let Some(known) = known else { return };
+        // Bounded: ids are ours, handed out in blocks of 1 000.
+        for _ in 0..PRODUCER_ID_BLOCKS_SKIPPED_MAX {
+            let (first, len) = self.controller.allocate_producer_ids(0);
+            if first.saturating_add(len) > known {
+                break;
             }
         }
     }

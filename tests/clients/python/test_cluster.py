@@ -20,12 +20,8 @@ TOPIC = "failover"
 SESSION_TIMEOUT_MS = 1000
 
 
-@pytest.fixture
-def three_brokers(tmp_path):
-    ports = [free_port() for _ in range(3)]
-    admin_port = free_port()
+def start_three_brokers(tmp_path, ports, admin_port, extra=()):
     listen = [arg for port in ports for arg in ("--listen", f"127.0.0.1:{port}")]
-    log = open(tmp_path / "cluster.log", "w")
     process = subprocess.Popen(
         [
             str(binary("IDEMPO_BROKER", "target/debug/idempo-broker")),
@@ -34,18 +30,28 @@ def three_brokers(tmp_path):
             "--replication-factor", "3",
             "--min-insync-replicas", "2",
             "--broker-session-timeout-ms", str(SESSION_TIMEOUT_MS),
+            *extra,
         ],
-        stderr=log,
+        stderr=open(tmp_path / "cluster.log", "a"),
         stdin=subprocess.DEVNULL,
     )
     try:
         for port in (*ports, admin_port):
             wait_for_port(port, process, "idempo-broker --brokers 3")
-        yield {
-            "bootstrap": ",".join(f"127.0.0.1:{p}" for p in ports),
-            "admin": f"http://127.0.0.1:{admin_port}",
-            "log": tmp_path / "cluster.log",
-        }
+    except Exception:
+        process.kill()
+        raise
+    return process, {
+        "bootstrap": ",".join(f"127.0.0.1:{p}" for p in ports),
+        "admin": f"http://127.0.0.1:{admin_port}",
+    }
+
+
+@pytest.fixture
+def three_brokers(tmp_path):
+    process, cluster = start_three_brokers(tmp_path, [free_port() for _ in range(3)], free_port())
+    try:
+        yield cluster
     finally:
         process.kill()
         process.wait(timeout=10)
@@ -69,6 +75,47 @@ def wait_until(what, done, timeout_s=15):
             return
         time.sleep(0.05)
     raise AssertionError(f"not within {timeout_s} s: {what}")
+
+
+def produce_all(bootstrap, values):
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    for v in values:
+        producer.produce(TOPIC, value=v.encode(), partition=0)
+    assert producer.flush(15) == 0
+
+
+def test_a_restarted_cluster_process_with_data_dir_keeps_every_record_and_takes_new_ones(tmp_path):
+    """A whole-process restart (SIGTERM, then start again on the same --data-dir): the
+    controller keeps no metadata log, so it restores each partition's leader epoch above
+    what the logs hold and skips the producer ids the brokers know."""
+    ports, admin_port = [free_port() for _ in range(3)], free_port()
+    extra = ("--data-dir", str(tmp_path / "data"))
+    process, cluster = start_three_brokers(tmp_path, ports, admin_port, extra)
+    try:
+        produce_all(cluster["bootstrap"], [f"a-{i}" for i in range(50)])
+        admin(cluster, "POST", "/brokers/0/crash")
+        wait_until("a new leader", lambda: partition0(cluster)["leader"] not in (-1, 0))
+        produce_all(cluster["bootstrap"], [f"b-{i}" for i in range(20)])
+        admin(cluster, "POST", "/brokers/0/start")
+        wait_until("broker 0 back in the ISR", lambda: 0 in partition0(cluster)["isr"])
+        epoch_before = partition0(cluster)["leader_epoch"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    process, cluster = start_three_brokers(tmp_path, ports, admin_port, extra)
+    try:
+        assert partition0(cluster)["leader_epoch"] > epoch_before, "a new epoch after the restart"
+        produce_all(cluster["bootstrap"], [f"c-{i}" for i in range(10)])
+        values = confluent_read(cluster["bootstrap"], TOPIC)
+        expected = [f"a-{i}" for i in range(50)] + [f"b-{i}" for i in range(20)] + [f"c-{i}" for i in range(10)]
+        assert values == expected
+        wait_until("every replica at the log end", lambda: all(
+            r["log_end_offset"] == 80 for r in partition0(cluster)["logs"]))
+    finally:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def test_idempotent_acks_all_producer_writes_exactly_once_through_a_leader_crash(three_brokers):
