@@ -52,6 +52,7 @@
 //! | OffsetCommit   | 2–9      | generation and member checked; generation -1 for consumers outside a group |
 //! | OffsetFetch    | 1–9      | v8+: several groups at once |
 //! | ListGroups, DescribeGroups, DeleteGroups | 0–5, 0–6, 0–2 | state filters (v4+), Kafka's state names |
+//! | ElectLeaders   | 0–2      | a cluster's controller elects ([`cluster_server`]); one broker: ELECTION_NOT_NEEDED |
 //!
 //! Exactly these are advertised ([`kafka_codec::SUPPORTED_APIS`]). Another version of one of
 //! these APIs is answered UNSUPPORTED_VERSION in the request's own header format
@@ -83,6 +84,10 @@
 //! - [`limits`]: the connection limits' decisions (slots, per-address quota, idle and read
 //!   timeouts, the request memory pool), sans-IO.
 //! - [`server`]: the tokio listener and connections, applying the limits, shutdown.
+//! - [`cluster_node`]: `--brokers N`: the controller and every broker's core in one process,
+//!   driven by the simulator's cluster rules (replication, ISR, elections), sans-IO.
+//! - [`cluster_server`]: the cluster's listeners (one per broker), connections and ticker.
+//! - [`admin_http`]: `--admin`: crash, start, isolate, elect, and `GET /cluster`, in JSON.
 //! - [`metrics`]: `--metrics`: Prometheus text over HTTP, from the core's and the server's
 //!   counters.
 //! - [`proxy`]: a Kafka-aware fault proxy (lost acks, lost requests, duplicates, delays,
@@ -99,8 +104,9 @@
 //!   (the simulator's checker).
 //!
 //! ## Differences from Kafka
-//! - One broker, no replication: `acks` 1 and -1 mean the same, the high watermark and the
-//!   last stable offset are the log end offset, every leader epoch is 0.
+//! - One broker, no replication (by default): `acks` 1 and -1 mean the same, the high
+//!   watermark and the last stable offset are the log end offset, every leader epoch is 0.
+//!   `--brokers N` runs a replicating cluster in one process ([`cluster_node`]).
 //! - No transactions, SASL or TLS. Consumer groups follow Kafka's classic protocol (see
 //!   [`groups`] and the core's `group_coordinator`): no static membership, no KIP-848
 //!   `consumer` protocol.
