@@ -68,7 +68,7 @@ use tracing::{debug, info, warn};
 
 /// Most fetch rounds one replication pass runs (each round is one fetch per followed
 /// partition); what is left is fetched at the next pass.
-const FETCH_ROUNDS_MAX: usize = 16;
+pub const FETCH_ROUNDS_MAX: usize = 16;
 
 /// Most producer id blocks skipped at start-up past the ids the brokers know.
 const PRODUCER_ID_BLOCKS_SKIPPED_MAX: usize = 1_000_000;
@@ -626,37 +626,7 @@ impl ClusterNode {
         request: &ProduceRequest,
         version: i16,
     ) -> ProduceAnswer {
-        let auto_create = self.brokers[b as usize].apis.settings.auto_create_topics;
-        let mut core = idempo_protocol::ProduceRequest {
-            acks: request.acks,
-            timeout_ms: request.timeout_ms,
-            partitions: Vec::new(),
-        };
-        let mut routing: Routing = Vec::with_capacity(request.topic_data.len());
-        for topic in &request.topic_data {
-            let found = self.topic(topic.name.0.as_str(), auto_create);
-            let mut partitions = Vec::with_capacity(topic.partition_data.len());
-            for data in &topic.partition_data {
-                let routed = found.as_ref().map_err(Clone::clone).and_then(|t| {
-                    let c = t.core_partition(data.index).ok_or_else(|| {
-                        (
-                            ResponseError::UnknownTopicOrPartition.code(),
-                            "the topic has no such partition".to_string(),
-                        )
-                    })?;
-                    crate::kafka_apis::zstd_allowed(version, data.records.as_ref())?;
-                    Ok(c)
-                });
-                if let Ok(c) = routed {
-                    core.partitions.push(idempo_protocol::PartitionProduceData {
-                        partition: c,
-                        records: data.records.clone().unwrap_or_default(),
-                    });
-                }
-                partitions.push((data.index, routed.map(|_| ())));
-            }
-            routing.push((topic.name.clone(), partitions));
-        }
+        let (core, routing) = self.route(b, request, version);
         let frame = RequestFrame {
             correlation_id,
             request: Request::Produce(core),
@@ -699,6 +669,48 @@ impl ClusterNode {
         };
         self.replicate();
         answer
+    }
+
+    /// The core request of a wire Produce (topics created on first use), and where each
+    /// partition's answer goes back to.
+    fn route(
+        &mut self,
+        b: i32,
+        request: &ProduceRequest,
+        version: i16,
+    ) -> (idempo_protocol::ProduceRequest, Routing) {
+        let auto_create = self.brokers[b as usize].apis.settings.auto_create_topics;
+        let mut core = idempo_protocol::ProduceRequest {
+            acks: request.acks,
+            timeout_ms: request.timeout_ms,
+            partitions: Vec::new(),
+        };
+        let mut routing: Routing = Vec::with_capacity(request.topic_data.len());
+        for topic in &request.topic_data {
+            let found = self.topic(topic.name.0.as_str(), auto_create);
+            let mut partitions = Vec::with_capacity(topic.partition_data.len());
+            for data in &topic.partition_data {
+                let routed = found.as_ref().map_err(Clone::clone).and_then(|t| {
+                    let c = t.core_partition(data.index).ok_or_else(|| {
+                        (
+                            ResponseError::UnknownTopicOrPartition.code(),
+                            "the topic has no such partition".to_string(),
+                        )
+                    })?;
+                    crate::kafka_apis::zstd_allowed(version, data.records.as_ref())?;
+                    Ok(c)
+                });
+                if let Ok(c) = routed {
+                    core.partitions.push(idempo_protocol::PartitionProduceData {
+                        partition: c,
+                        records: data.records.clone().unwrap_or_default(),
+                    });
+                }
+                partitions.push((data.index, routed.map(|_| ())));
+            }
+            routing.push((topic.name.clone(), partitions));
+        }
+        (core, routing)
     }
 
     /// One replication pass: every reachable follower fetches every partition it follows

@@ -20,13 +20,15 @@
 //! first use with `--partitions` and `--replication-factor`.
 
 use crate::cluster_node::{ClusterError, ClusterNode, ClusterSettings, ProduceAnswer};
-use crate::groups::{Client, EncodableBody, GroupReply};
+use crate::groups::{Client, EncodableBody, GroupReply, GroupRequest};
 use crate::kafka_apis::{FrontEndSettings, api_versions_response};
 use crate::kafka_codec::{self, Decoded, FrameCheck, LENGTH_PREFIX_BYTES, RequestBody};
 use crate::server::{ServerConfig, StartError};
 use bytes::{Bytes, BytesMut};
 use idempo_broker::{ElectionType, FileStorage, NodeStorage, SimDisk};
-use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse, RequestHeader};
+use kafka_protocol::messages::{
+    ApiKey, ElectLeadersRequest, ElectLeadersResponse, ProduceResponse, RequestHeader,
+};
 use kafka_protocol::protocol::StrBytes;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -563,64 +565,96 @@ impl Connection {
                 })))
             }
             RequestBody::ElectLeaders(r) => Some(encode(&handle.elect_leaders(&r))),
-            RequestBody::Produce(r) => {
-                let answer =
-                    handle.with(|n| n.produce(b, self.client, correlation_id, &r, version));
-                handle.changed.notify_waiters();
-                match answer {
-                    ProduceAnswer::Now(response) => Some(encode(&response)),
-                    ProduceAnswer::None { failed: 0 } => None,
-                    ProduceAnswer::None { .. } => {
-                        warn!("closed connection: an acks=0 produce failed");
-                        Some(Err(CLOSE))
-                    }
-                    ProduceAnswer::Later(receiver) => {
-                        let mut incarnation = self.incarnation.clone();
-                        tokio::select! {
-                            answer = receiver => match answer {
-                                Ok(response) => Some(encode(&response)),
-                                Err(_) => Some(Err(CLOSE)),
-                            },
-                            _ = incarnation.changed() => Some(Err(CLOSE)),
-                        }
-                    }
-                }
-            }
+            RequestBody::Produce(r) => self.produce(&r, version, correlation_id, api_key).await,
             RequestBody::Fetch(r) => Some(encode(&self.fetch(&r).await)),
-            RequestBody::Group(r) => {
-                let client = Client {
-                    client_id: header
-                        .client_id
-                        .as_ref()
-                        .map_or_else(String::new, |c| c.to_string()),
-                    client_host: format!("/{}", self.peer.ip()),
-                };
-                let reply = handle.with(|n| {
-                    n.brokers_mut()[b as usize].apis.group_request(
-                        &r,
-                        api_key,
-                        version,
-                        correlation_id,
-                        &client,
-                    )
-                });
-                match reply {
-                    Err(e) => Some(Err(Close(e.to_string()))),
-                    Ok(GroupReply::Now(frame)) => Some(Ok(frame)),
-                    Ok(GroupReply::Join(receiver)) => match receiver.await {
-                        Ok(r) => Some(encode(&r)),
-                        Err(_) => Some(Err(CLOSE)),
-                    },
-                    Ok(GroupReply::Sync(receiver)) => match receiver.await {
-                        Ok(r) => Some(encode(&r)),
-                        Err(_) => Some(Err(CLOSE)),
-                    },
-                }
-            }
+            RequestBody::Group(r) => Some(self.group(&r, api_key, header).await),
             _ => {
                 warn!(api = ?api_key, "closed connection: this API is not served by a cluster");
                 Some(Err(CLOSE))
             }
+        }
+    }
+
+    /// A Produce: answered now, later (acks=all, when the HW passes it, unless the broker
+    /// goes away first), or not at all (acks=0).
+    async fn produce(
+        &mut self,
+        request: &kafka_protocol::messages::ProduceRequest,
+        version: i16,
+        correlation_id: i32,
+        api_key: ApiKey,
+    ) -> Option<Result<Bytes, Close>> {
+        let (handle, b, client) = (self.handle.clone(), self.broker, self.client);
+        let answer = handle.with(|n| n.produce(b, client, correlation_id, request, version));
+        handle.changed.notify_waiters();
+        let encode = |r: &ProduceResponse| {
+            kafka_codec::encode_response(api_key, version, correlation_id, r)
+                .map_err(|e| Close(e.to_string()))
+        };
+        match answer {
+            ProduceAnswer::Now(response) => Some(encode(&response)),
+            ProduceAnswer::None { failed: 0 } => None,
+            ProduceAnswer::None { .. } => {
+                warn!("closed connection: an acks=0 produce failed");
+                Some(Err(CLOSE))
+            }
+            ProduceAnswer::Later(receiver) => {
+                let mut incarnation = self.incarnation.clone();
+                tokio::select! {
+                    answer = receiver => match answer {
+                        Ok(response) => Some(encode(&response)),
+                        Err(_) => Some(Err(CLOSE)),
+                    },
+                    _ = incarnation.changed() => Some(Err(CLOSE)),
+                }
+            }
+        }
+    }
+
+    /// A consumer-group request, served by this broker's own coordinator; a parked
+    /// JoinGroup or SyncGroup keeps the connection waiting.
+    async fn group(
+        &mut self,
+        request: &GroupRequest,
+        api_key: ApiKey,
+        header: &RequestHeader,
+    ) -> Result<Bytes, Close> {
+        let (version, correlation_id, b) = (
+            header.request_api_version,
+            header.correlation_id,
+            self.broker,
+        );
+        let client = Client {
+            client_id: header
+                .client_id
+                .as_ref()
+                .map_or_else(String::new, |c| c.to_string()),
+            client_host: format!("/{}", self.peer.ip()),
+        };
+        let reply = self.handle.with(|n| {
+            n.brokers_mut()[b as usize].apis.group_request(
+                request,
+                api_key,
+                version,
+                correlation_id,
+                &client,
+            )
+        });
+        let encode = |r: &dyn EncodableBody| {
+            r.encode_frame(api_key, version, correlation_id)
+                .map_err(|e| Close(e.to_string()))
+        };
+        match reply {
+            Err(e) => Err(Close(e.to_string())),
+            Ok(GroupReply::Now(frame)) => Ok(frame),
+            Ok(GroupReply::Join(receiver)) => match receiver.await {
+                Ok(r) => encode(&r),
+                Err(_) => Err(CLOSE),
+            },
+            Ok(GroupReply::Sync(receiver)) => match receiver.await {
+                Ok(r) => encode(&r),
+                Err(_) => Err(CLOSE),
+            },
         }
     }
 
