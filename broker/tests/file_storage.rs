@@ -205,3 +205,43 @@ fn names_with_a_nul_or_a_backslash_are_refused() {
     }
     assert!(files.list("").is_empty(), "a refused name creates no file");
 }
+
+#[test]
+fn an_empty_or_absolute_name_is_refused_as_such() {
+    let dir = TempDir::new("absolute");
+    let mut files = FileStorage::open(&dir.0).expect("opens");
+    for name in ["", "/etc/passwd", "/"] {
+        match files.append(name, b"x") {
+            Err(StorageError::InvalidName { why, .. }) => {
+                assert_eq!(why, "empty or absolute", "{name:?}")
+            }
+            other => panic!("{name:?} answered {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_first_sync_of_a_new_file_syncs_its_directory_and_reports_when_it_cannot() {
+    let dir = TempDir::new("dirsync");
+    let mut files = FileStorage::open(&dir.0).expect("opens");
+    let (old, new) = ("partition-0/a.log", "partition-0/b.log");
+    files.append(old, b"x").expect("append");
+    files
+        .sync(old)
+        .expect("the first sync of a.log, with its directory");
+    files.append(old, b"y").expect("append");
+    files.append(new, b"z").expect("append");
+    // The directory disappears behind the storage's back (the cached handles stay usable).
+    std::fs::remove_file(dir.0.join(old)).expect("unlink");
+    std::fs::remove_file(dir.0.join(new)).expect("unlink");
+    std::fs::remove_dir(dir.0.join("partition-0")).expect("rmdir");
+    // a.log's directory entry was made durable already: only its data is synced.
+    files.sync(old).expect("a later sync needs only the file");
+    // b.log is new in its directory: the directory must be synced, and it is gone.
+    match files.sync(new) {
+        Err(StorageError::Io { operation, .. }) => {
+            assert_eq!(operation, "fsync the directory of")
+        }
+        other => panic!("the sync of a new file whose directory is gone answered {other:?}"),
+    }
+}
