@@ -1682,7 +1682,7 @@ fn a_record_whose_checksum_matches_but_whose_body_does_not_parse_ends_the_replay
         vec![0, 0, 5, b'g'],                // a string longer than the body
         vec![0, 0, 1, 0xff, 0, 1, b't'],    // a group id that is not UTF-8
         body[..body.len() - 8].to_vec(),    // no commit timestamp
-        body[..body.len() - 9].to_vec(),    // part of the timestamp
+        body[..body.len() - 3].to_vec(),    // part of the timestamp
         body[..1 + 3 + 3 + 10].to_vec(),    // partition, offset and epoch cut short
         [&body[..], &[0]].concat(),         // a byte after the record
         [&deleted_body[..], &[0]].concat(), // a byte after a deletion
