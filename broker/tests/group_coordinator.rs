@@ -1709,3 +1709,235 @@ fn a_record_whose_checksum_matches_but_whose_body_does_not_parse_ends_the_replay
     assert_eq!((replay.records, replay.truncated_bytes), (2, 0));
     assert!(reopened.fetch_offsets(GROUP, None).is_empty(), "deleted");
 }
+
+#[test]
+fn a_follower_rejoining_a_stable_group_unchanged_gets_its_generation_without_a_rebalance() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let (_, again) = h.join(&join_request(&follower, &["range"]));
+    let again = again.expect("answered at once");
+    assert_eq!(
+        (again.error, again.generation_id),
+        (GroupError::None, generation)
+    );
+    assert_eq!(again.leader_id, leader);
+    assert!(again.members.is_empty(), "a follower gets no member list");
+    assert_eq!(h.state(), GroupState::Stable, "no rebalance");
+    // The rejoin counts as a heartbeat.
+    h.advance(i64::from(SESSION_MS) - 1);
+    let _ = h.heartbeat(&leader, generation);
+    let (_, _) = h.join(&join_request(&follower, &["range"]));
+    h.advance(i64::from(SESSION_MS) - 1);
+    assert_eq!(
+        h.heartbeat(&follower, generation),
+        GroupError::None,
+        "still a member"
+    );
+}
+
+#[test]
+fn the_leader_rejoining_or_a_member_changing_its_protocols_rebalances() {
+    let mut h = Harness::new();
+    let (leader, _, _) = h.stable_pair();
+    let (_, parked) = h.join(&join_request(&leader, &["range"]));
+    assert!(parked.is_none(), "the leader's rejoin starts a rebalance");
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+
+    let mut h = Harness::new();
+    let (_, follower, _) = h.stable_pair();
+    let (_, parked) = h.join(&join_request(&follower, &["range", "roundrobin"]));
+    assert!(parked.is_none(), "new protocols start a rebalance");
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+}
+
+#[test]
+fn a_members_second_parked_request_answers_its_first_rebalance_in_progress() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let (first, _) = h.join(&join_request(&leader, &["range"]));
+    let (second, _) = h.join(&join_request(&leader, &["range"]));
+    assert_eq!(
+        h.joined(first).expect("the first join is answered").error,
+        GroupError::RebalanceInProgress
+    );
+    let (tf, _) = h.join(&join_request(&follower, &["range"]));
+    let joined = h
+        .joined(second)
+        .expect("completed with the follower's rejoin")
+        .clone();
+    assert_eq!(joined.generation_id, generation + 1);
+    let new_generation = joined.generation_id;
+    let sync_follower = if joined.leader_id == leader {
+        follower.clone()
+    } else {
+        leader.clone()
+    };
+    assert!(h.joined(tf).is_some());
+    let (s1, parked) = h.sync(&sync_follower, new_generation, &[]);
+    assert!(parked.is_none());
+    let (s2, parked) = h.sync(&sync_follower, new_generation, &[]);
+    assert!(parked.is_none());
+    assert_eq!(
+        h.syncs[&s1].error,
+        GroupError::RebalanceInProgress,
+        "the first sync is answered when the second parks"
+    );
+    assert!(
+        !h.syncs.contains_key(&s2),
+        "the second waits for the leader"
+    );
+}
+
+#[test]
+fn heartbeats_are_answered_by_group_state() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.coordinator.heartbeat("unknown", "m", 1, h.now_ms),
+        GroupError::UnknownMemberId
+    );
+    let a = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    assert_eq!(
+        h.heartbeat(&a, 0),
+        GroupError::RebalanceInProgress,
+        "preparing: rejoin"
+    );
+    h.advance(DELAY_MS);
+    let generation = h.joined(ta).expect("joined").generation_id;
+    assert_eq!(
+        h.heartbeat(&a, generation),
+        GroupError::None,
+        "completing: waiting for the assignment is fine"
+    );
+}
+
+#[test]
+fn a_members_commit_needs_a_known_group_is_allowed_while_preparing_and_keeps_the_session() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.commit("m", 1, 1),
+        GroupError::IllegalGeneration,
+        "a generation of a group that does not exist"
+    );
+    let (leader, follower, generation) = h.stable_pair();
+    // The follower only commits: its commits keep its session.
+    for _ in 0..3 {
+        h.advance(i64::from(SESSION_MS) - 1);
+        let _ = h.heartbeat(&leader, generation);
+        assert_eq!(h.commit(&follower, generation, 1), GroupError::None);
+    }
+    assert_eq!(h.state(), GroupState::Stable, "nobody expired");
+    let _ = h.join(&join_request(&leader, &["range"]));
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        h.commit(&follower, generation, 2),
+        GroupError::None,
+        "a commit of the last generation is allowed while preparing"
+    );
+}
+
+#[test]
+fn a_rebalance_waits_for_the_largest_rebalance_timeout_of_its_members() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let mut slow = join_request(&b, &["range"]);
+    slow.rebalance_timeout_ms = 2 * REBALANCE_MS;
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    let _ = h.join(&slow);
+    h.settle();
+    let ja = h.joined(ta).expect("joined").clone();
+    let generation = ja.generation_id;
+    let (leader, follower) = if ja.leader_id == a { (a, b) } else { (b, a) };
+    let _ = h.sync(&follower, generation, &[]);
+    let _ = h.sync(&leader, generation, &[]);
+    assert_eq!(h.state(), GroupState::Stable);
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    let start = h.now_ms;
+    while h.now_ms < start + i64::from(2 * REBALANCE_MS) - 1_000 {
+        h.advance(1_000);
+        let _ = h.heartbeat(&follower, generation);
+    }
+    assert!(
+        h.joined(tl).is_none(),
+        "{} ms: still waiting",
+        h.now_ms - start
+    );
+    h.advance(1_000);
+    assert!(
+        h.joined(tl).is_some(),
+        "the largest rebalance timeout passed"
+    );
+}
+
+#[test]
+fn the_initial_delay_is_extended_no_further_than_the_rebalance_timeout() {
+    let mut h = Harness::new();
+    let rebalance_ms = 250; // with a 100 ms delay: 150 ms of extensions at most
+    let ids: Vec<String> = (0..5).map(|_| h.member_id()).collect();
+    let start = h.now_ms;
+    let mut first = None;
+    for (i, id) in ids.iter().enumerate() {
+        let mut request = join_request(id, &["range"]);
+        request.rebalance_timeout_ms = rebalance_ms;
+        let (token, _) = h.join(&request);
+        first.get_or_insert(token);
+        if i + 1 < ids.len() {
+            h.advance(DELAY_MS / 2); // a new member every 50 ms keeps extending the delay
+        }
+    }
+    // The joins came at 0, 50, 100, 150, 200 ms; the delay ends at 250 ms, no later.
+    let first = first.expect("joined");
+    while h.now_ms < start + i64::from(rebalance_ms) - 1 {
+        h.advance(1);
+        assert!(
+            h.joined(first).is_none(),
+            "{} ms: extended",
+            h.now_ms - start
+        );
+    }
+    h.advance(1);
+    assert!(
+        h.joined(first).is_some(),
+        "completed at the rebalance timeout"
+    );
+}
+
+#[test]
+fn a_tie_in_the_protocol_vote_goes_to_the_name_first_in_order() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["roundrobin", "range"]));
+    let _ = h.join(&join_request(&b, &["range", "roundrobin"]));
+    h.settle();
+    assert_eq!(
+        h.joined(ta).expect("joined").protocol_name.as_deref(),
+        Some("range"),
+        "one vote each: alphabetical"
+    );
+}
+
+#[test]
+fn offsets_of_a_group_that_committed_nothing_are_none() {
+    let h = Harness::new();
+    assert_eq!(
+        h.coordinator.fetch_offsets("nobody", Some(&[tp(0)])),
+        vec![(tp(0), None)]
+    );
+    assert!(h.coordinator.fetch_offsets("nobody", None).is_empty());
+}
+
+#[test]
+fn an_empty_group_is_listed_with_no_protocol_type() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    h.advance(DELAY_MS);
+    let _ = h.joined(ta).expect("joined");
+    let _ = h.coordinator.leave_group(GROUP, &[a], h.now_ms);
+    let listed = h.coordinator.list_groups(Some(&[GroupState::Empty]));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].protocol_type, "", "no members: no protocol type");
+    assert_eq!(h.coordinator.describe_group(GROUP).protocol_type, "");
+}
