@@ -1941,3 +1941,158 @@ fn an_empty_group_is_listed_with_no_protocol_type() {
     assert_eq!(listed[0].protocol_type, "", "no members: no protocol type");
     assert_eq!(h.coordinator.describe_group(GROUP).protocol_type, "");
 }
+
+#[test]
+fn a_join_or_sync_naming_a_member_of_a_group_that_does_not_exist_is_unknown_member_id() {
+    let mut h = Harness::new();
+    let (_, answer) = h.join(&join_request("c-ghost", &["range"]));
+    assert_eq!(answer.expect("at once").error, GroupError::UnknownMemberId);
+    assert!(
+        h.coordinator.group(GROUP).is_none(),
+        "no group was made for it"
+    );
+    let (_, sync) = h.sync("c-ghost", 1, &[]);
+    assert_eq!(sync.expect("at once").error, GroupError::UnknownMemberId);
+    let _ = h.stable_pair();
+    let (_, sync) = h.sync("c-ghost", 1, &[]);
+    assert_eq!(
+        sync.expect("at once").error,
+        GroupError::UnknownMemberId,
+        "not a member of the group"
+    );
+}
+
+#[test]
+fn commit_metadata_up_to_offset_metadata_max_bytes_and_topics_up_to_u16_max_are_stored() {
+    let mut h = Harness::new();
+    let max = config().offset_metadata_max_bytes;
+    let long_topic = TopicPartition {
+        topic: "t".repeat(65_536),
+        partition: 0,
+    };
+    let longest_topic = TopicPartition {
+        topic: "t".repeat(65_535),
+        partition: 0,
+    };
+    let request = OffsetCommitRequest {
+        group_id: GROUP.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        offsets: vec![
+            (tp(0), 1, -1, "m".repeat(max)),
+            (tp(1), 1, -1, "m".repeat(max + 1)),
+            (long_topic, 1, -1, String::new()),
+            (longest_topic.clone(), 1, -1, String::new()),
+        ],
+    };
+    assert_eq!(
+        h.coordinator
+            .commit_offsets(&mut h.disk, &request, h.now_ms),
+        vec![
+            GroupError::None,
+            GroupError::OffsetMetadataTooLarge,
+            GroupError::OffsetMetadataTooLarge,
+            GroupError::None
+        ]
+    );
+    let reopened = open(&mut h.disk);
+    let fetched = reopened.fetch_offsets(GROUP, Some(&[tp(0), longest_topic]));
+    assert!(fetched.iter().all(|(_, o)| o.is_some()), "both replayed");
+}
+
+#[test]
+fn a_members_parked_requests_are_answered_unknown_member_id_when_it_is_removed() {
+    let mut h = Harness::new();
+    let (leader, follower, _) = h.stable_pair();
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    let left = h
+        .coordinator
+        .leave_group(GROUP, std::slice::from_ref(&leader), h.now_ms);
+    assert_eq!(left, Ok(vec![GroupError::None]));
+    h.collect();
+    assert_eq!(
+        h.joined(tl).expect("answered").error,
+        GroupError::UnknownMemberId
+    );
+    let (tf, _) = h.join(&join_request(&follower, &["range"]));
+    let generation = h.joined(tf).expect("alone: completed").generation_id;
+    let c = h.member_id();
+    let (tc, _) = h.join(&join_request(&c, &["range"]));
+    let (tf2, _) = h.join(&join_request(&follower, &["range"]));
+    let joined = h.joined(tc).expect("completed").clone();
+    assert_eq!(joined.generation_id, generation + 1);
+    assert!(h.joined(tf2).is_some());
+    let waiting = if joined.leader_id == c { follower } else { c };
+    let (ts, _) = h.sync(&waiting, joined.generation_id, &[]);
+    let _ = h
+        .coordinator
+        .leave_group(GROUP, std::slice::from_ref(&waiting), h.now_ms);
+    h.collect();
+    assert_eq!(h.syncs[&ts].error, GroupError::UnknownMemberId);
+}
+
+#[test]
+fn a_member_that_has_not_synced_is_removed_exactly_at_the_rebalance_timeout_after_the_join() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    let _ = h.join(&join_request(&b, &["range"]));
+    while h.joined(ta).is_none() {
+        h.advance(1); // the initial delay, extended once for b
+    }
+    let joined_at = h.now_ms;
+    let ja = h.joined(ta).expect("joined").clone();
+    let (leader, follower) = if ja.leader_id == a { (a, b) } else { (b, a) };
+    let _ = h.sync(&leader, ja.generation_id, &[]);
+    let deadline = joined_at + i64::from(REBALANCE_MS);
+    while h.now_ms < deadline - 1 {
+        h.advance((deadline - 1 - h.now_ms).min(5_000));
+        let _ = h.heartbeat(&leader, ja.generation_id);
+        let _ = h.heartbeat(&follower, ja.generation_id);
+    }
+    let members = |h: &Harness| h.coordinator.group(GROUP).expect("exists").members.len();
+    assert_eq!(members(&h), 2, "1 ms before the sync deadline");
+    h.advance(1);
+    assert_eq!(members(&h), 1, "the follower never synced");
+}
+
+#[test]
+fn an_empty_group_with_a_pending_member_id_is_not_forgotten() {
+    use idempo_broker::group_coordinator::EMPTY_GROUP_RETENTION_MS;
+    let mut h = Harness::new();
+    let mut request = join_request("", &["range"]);
+    request.session_timeout_ms = 1_000_000; // the id stays pending longer than the retention
+    let (_, answer) = h.join(&request);
+    assert_eq!(answer.expect("at once").error, GroupError::MemberIdRequired);
+    h.advance(EMPTY_GROUP_RETENTION_MS + 1);
+    assert!(
+        h.coordinator.group(GROUP).is_some(),
+        "a member id is still pending"
+    );
+}
+
+#[test]
+fn a_known_empty_group_takes_no_join_without_a_protocol_type_and_protocols() {
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", -1, 1), GroupError::None); // an Empty group with offsets
+    for (protocol_type, protocols) in [("", vec!["range"]), ("consumer", vec![])] {
+        let mut request = join_request("", &protocols);
+        request.protocol_type = protocol_type.into();
+        let (_, answer) = h.join(&request);
+        assert_eq!(
+            answer.expect("at once").error,
+            GroupError::InconsistentGroupProtocol,
+            "protocol type {protocol_type:?}, protocols {protocols:?}"
+        );
+    }
+    let _ = h.stable_pair();
+    let mut other_type = join_request("", &["range"]);
+    other_type.protocol_type = "connect".into();
+    let (_, answer) = h.join(&other_type);
+    assert_eq!(
+        answer.expect("at once").error,
+        GroupError::InconsistentGroupProtocol,
+        "the members are consumers"
+    );
+}
