@@ -169,3 +169,30 @@ fn snappy_is_compressed_in_xerial_blocks_of_32_kib_as_java_writes_them() {
         vec![32_768, 32_768, 32_768, 100_000 - 3 * 32_768]
     );
 }
+
+#[test]
+fn decompressed_bytes_never_hold_an_allocation_past_the_bound() {
+    use idempo_protocol::compression::decompress;
+    // Sizes that are no power of two, so that a buffer grown by doubling would pass them.
+    for len in [1_000_000usize, 100_000, 20_000] {
+        let raw: Vec<u8> = (0..len).map(|i| (i % 7) as u8).collect();
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let packed = compress(codec, &raw);
+            let out = decompress(codec, &packed, len).unwrap();
+            assert_eq!(out.len(), len, "{codec}");
+            let capacity = out
+                .try_into_mut()
+                .expect("the only handle of its buffer")
+                .capacity();
+            assert!(
+                capacity <= len,
+                "{codec}: {capacity} bytes allocated for a bound of {len}"
+            );
+        }
+    }
+}
