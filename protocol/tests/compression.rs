@@ -196,3 +196,21 @@ fn decompressed_bytes_never_hold_an_allocation_past_the_bound() {
         }
     }
 }
+
+#[test]
+fn compressing_a_batch_keeps_its_other_attribute_bits() {
+    // Timestamp type LogAppendTime (0x08), transactional (0x10), and a high-byte bit.
+    let attributes: i16 = 0x0118;
+    let mut batch = batch_of(vec![b"a".to_vec(), b"b".to_vec()], 0);
+    batch.attributes = attributes;
+    for codec in CODECS {
+        let bytes = compress_batch(&batch, codec);
+        let decoded = RecordBatch::decode(bytes).unwrap();
+        assert_eq!(
+            decoded.attributes,
+            attributes | i16::from(codec.id()),
+            "{codec}"
+        );
+        assert_eq!(decoded.records, batch.records, "{codec}");
+    }
+}
