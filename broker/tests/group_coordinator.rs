@@ -2096,3 +2096,18 @@ fn a_known_empty_group_takes_no_join_without_a_protocol_type_and_protocols() {
         "the members are consumers"
     );
 }
+
+#[test]
+fn the_protocol_most_members_prefer_wins_over_the_first_in_order() {
+    let mut h = Harness::new();
+    let ids: Vec<String> = (0..3).map(|_| h.member_id()).collect();
+    let (t0, _) = h.join(&join_request(&ids[0], &["roundrobin", "range"]));
+    let _ = h.join(&join_request(&ids[1], &["roundrobin", "range"]));
+    let _ = h.join(&join_request(&ids[2], &["range", "roundrobin"]));
+    h.settle();
+    assert_eq!(
+        h.joined(t0).expect("joined").protocol_name.as_deref(),
+        Some("roundrobin"),
+        "two votes to one"
+    );
+}
