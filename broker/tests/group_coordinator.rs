@@ -2111,3 +2111,29 @@ fn the_protocol_most_members_prefer_wins_over_the_first_in_order() {
         "two votes to one"
     );
 }
+
+#[test]
+fn a_rebalance_waiting_only_for_a_pending_member_completes_when_its_id_expires() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let c = h.member_id(); // pending for SESSION_MS
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    let (tf, _) = h.join(&join_request(&follower, &["range"]));
+    assert!(h.joined(tl).is_none(), "waits for the member id handed out");
+    h.advance(i64::from(SESSION_MS));
+    assert!(
+        !h.coordinator
+            .group(GROUP)
+            .expect("exists")
+            .pending_members
+            .contains_key(&c)
+    );
+    assert_eq!(
+        h.joined(tl).expect("completed").generation_id,
+        generation + 1
+    );
+    assert_eq!(
+        h.joined(tf).expect("completed").generation_id,
+        generation + 1
+    );
+}
