@@ -1684,7 +1684,7 @@ fn a_record_whose_checksum_matches_but_whose_body_does_not_parse_ends_the_replay
         body[..body.len() - 8].to_vec(),    // no commit timestamp
         body[..body.len() - 3].to_vec(),    // part of the timestamp
         body[..1 + 3 + 3 + 10].to_vec(),    // partition, offset and epoch cut short
-        [&body[..], &[0]].concat(),         // a byte after the record
+        [body, &[0]].concat(),              // a byte after the record
         [&deleted_body[..], &[0]].concat(), // a byte after a deletion
     ];
     for bad in bad_bodies {
