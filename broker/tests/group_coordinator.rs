@@ -2137,3 +2137,20 @@ fn a_rebalance_waiting_only_for_a_pending_member_completes_when_its_id_expires()
         generation + 1
     );
 }
+
+#[test]
+fn a_member_with_a_parked_join_has_no_session_deadline_to_wake_for() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let stable_at = h.now_ms;
+    h.advance(5_000);
+    assert_eq!(h.heartbeat(&follower, generation), GroupError::None);
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    assert!(h.joined(tl).is_none(), "waits for the follower");
+    // The leader's session would end at stable_at + 10 s, but it is waiting on us; the
+    // follower's ends at stable_at + 15 s, the rebalance at stable_at + 25 s.
+    assert_eq!(
+        h.coordinator.next_deadline_ms(),
+        Some(stable_at + 5_000 + i64::from(SESSION_MS))
+    );
+}
