@@ -877,3 +877,1280 @@ proptest! {
         }
     }
 }
+
+// Rules pinned by mutation testing (bench/MUTANTS.md): one test per rule.
+
+#[test]
+fn member_ids_are_the_client_id_and_a_uuid_shaped_splitmix64_of_the_start_seed_and_count() {
+    let mut h = Harness::new(); // seed 7
+    let first = h.member_id();
+    let second = h.member_id();
+    // SplitMix64 (Steele, Lea, Flood 2014) of seed ^ count, then of that ^ count.rotl(32).
+    assert_eq!(first, "c-bd64a5d9-adef-e000-a48a-7e12f0cc7851");
+    assert_eq!(second, "c-63033b0c-a389-c35a-9c2e-bf91f399af3c");
+    let mut disk = SimDisk::new();
+    let (mut restarted, _) = GroupCoordinator::open(config(), &mut disk, 8).expect("SimDisk reads");
+    let Answer::Now(answer) =
+        restarted.join_group(RequestToken(1), &join_request("", &["range"]), 0)
+    else {
+        panic!("an unknown member is answered at once");
+    };
+    assert_eq!(
+        answer.member_id, "c-aeaf52fe-be70-6064-5c79-ce96beeabd73",
+        "another start seed, other ids"
+    );
+}
+
+#[test]
+fn the_coordinator_counts_the_members_of_every_group() {
+    let mut h = Harness::new();
+    assert_eq!(h.coordinator.member_count(), 0);
+    let _ = h.stable_pair();
+    assert_eq!(h.coordinator.member_count(), 2);
+    let mut other = join_request("", &["range"]);
+    other.group_id = "other".into();
+    other.require_known_member_id = false;
+    let _ = h.join(&other);
+    assert_eq!(h.coordinator.member_count(), 3, "members of both groups");
+}
+
+#[test]
+fn rebalances_and_removals_are_reported_as_events_once() {
+    use idempo_broker::group_coordinator::{GroupEvent, RemovalReason};
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    h.advance(DELAY_MS);
+    let generation = h.joined(ta).expect("joined").generation_id;
+    let _ = h.sync(&a, generation, &[(&a, "p0")]);
+    let _ = h
+        .coordinator
+        .leave_group(GROUP, std::slice::from_ref(&a), h.now_ms);
+    let group_id = GROUP.to_string();
+    assert_eq!(
+        h.coordinator.take_events(),
+        vec![
+            GroupEvent::RebalanceStarted {
+                group_id: group_id.clone(),
+                generation_id: 0
+            },
+            GroupEvent::Rebalanced {
+                group_id: group_id.clone(),
+                generation_id: 1,
+                members: 1,
+                protocol_name: Some("range".into()),
+                leader_id: Some(a.clone()),
+            },
+            GroupEvent::Stabilized {
+                group_id: group_id.clone(),
+                generation_id: 1
+            },
+            GroupEvent::MemberRemoved {
+                group_id: group_id.clone(),
+                member_id: a.clone(),
+                reason: RemovalReason::Left
+            },
+            GroupEvent::RebalanceStarted {
+                group_id: group_id.clone(),
+                generation_id: 1
+            },
+            GroupEvent::Rebalanced {
+                group_id,
+                generation_id: 2,
+                members: 0,
+                protocol_name: None,
+                leader_id: None,
+            },
+        ]
+    );
+    assert!(h.coordinator.take_events().is_empty(), "taken once");
+}
+
+#[test]
+fn the_next_deadline_is_the_earliest_of_the_join_sync_session_and_pending_deadlines() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.coordinator.next_deadline_ms(),
+        None,
+        "no group: nothing to wait for"
+    );
+    let start = h.now_ms;
+    let a = h.member_id();
+    assert_eq!(
+        h.coordinator.next_deadline_ms(),
+        Some(start + i64::from(SESSION_MS)),
+        "a KIP-394 member id expires after its session timeout"
+    );
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    assert_eq!(
+        h.coordinator.next_deadline_ms(),
+        Some(start + DELAY_MS),
+        "the initial delay; a member with a parked join is not expiring"
+    );
+    h.advance(DELAY_MS);
+    let generation = h.joined(ta).expect("joined").generation_id;
+    let joined_at = h.now_ms;
+    assert_eq!(
+        h.coordinator.next_deadline_ms(),
+        Some(joined_at + i64::from(SESSION_MS)),
+        "completing: the session (10 s) before the sync deadline (20 s)"
+    );
+    h.advance(1_000);
+    let _ = h.sync(&a, generation, &[(&a, "p0")]);
+    assert_eq!(
+        h.coordinator.next_deadline_ms(),
+        Some(joined_at + 1_000 + i64::from(SESSION_MS)),
+        "stable: the session, renewed by the sync"
+    );
+}
+
+#[test]
+fn an_empty_or_oversized_group_id_is_invalid_group_id() {
+    let mut h = Harness::new();
+    for group_id in [String::new(), "g".repeat(65_536)] {
+        let mut request = join_request("", &["range"]);
+        request.group_id = group_id.clone();
+        let (_, answer) = h.join(&request);
+        assert_eq!(answer.expect("at once").error, GroupError::InvalidGroupId);
+        let commit = OffsetCommitRequest {
+            group_id,
+            generation_id: -1,
+            member_id: String::new(),
+            offsets: vec![(tp(0), 1, -1, String::new()), (tp(1), 1, -1, String::new())],
+        };
+        assert_eq!(
+            h.coordinator.commit_offsets(&mut h.disk, &commit, h.now_ms),
+            vec![GroupError::InvalidGroupId; 2]
+        );
+    }
+    let mut longest = join_request("", &["range"]);
+    longest.group_id = "g".repeat(65_535);
+    let (_, answer) = h.join(&longest);
+    assert_eq!(
+        answer.expect("at once").error,
+        GroupError::MemberIdRequired,
+        "u16::MAX bytes fit"
+    );
+    assert!(
+        h.coordinator.list_groups(None).len() == 1,
+        "only the valid id made a group"
+    );
+}
+
+#[test]
+fn session_timeouts_at_the_bounds_are_accepted_and_beyond_them_refused() {
+    let mut h = Harness::new();
+    let bounds = config();
+    for (timeout, error) in [
+        (
+            bounds.group_min_session_timeout_ms - 1,
+            GroupError::InvalidSessionTimeout,
+        ),
+        (
+            bounds.group_min_session_timeout_ms,
+            GroupError::MemberIdRequired,
+        ),
+        (
+            bounds.group_max_session_timeout_ms,
+            GroupError::MemberIdRequired,
+        ),
+        (
+            bounds.group_max_session_timeout_ms + 1,
+            GroupError::InvalidSessionTimeout,
+        ),
+    ] {
+        let mut request = join_request("", &["range"]);
+        request.session_timeout_ms = timeout;
+        let (_, answer) = h.join(&request);
+        assert_eq!(
+            answer.expect("at once").error,
+            error,
+            "session.timeout.ms {timeout}"
+        );
+    }
+}
+
+#[test]
+fn a_group_at_group_max_size_refuses_new_members_but_not_its_own() {
+    let mut disk = SimDisk::new();
+    let (coordinator, _) = GroupCoordinator::open(
+        GroupConfig {
+            group_max_size: 2,
+            ..config()
+        },
+        &mut disk,
+        7,
+    )
+    .expect("SimDisk reads");
+    let mut h = Harness::new();
+    h.coordinator = coordinator;
+    let a = h.member_id();
+    let b = h.member_id(); // a pending member counts
+    let (_, third) = h.join(&join_request("", &["range"]));
+    assert_eq!(
+        third.expect("at once").error,
+        GroupError::GroupMaxSizeReached
+    );
+    assert_eq!(GroupError::GroupMaxSizeReached.code(), 81);
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    let (tb, _) = h.join(&join_request(&b, &["range"]));
+    h.settle();
+    assert_eq!(
+        h.joined(ta).expect("joined").members.len() + h.joined(tb).expect("joined").members.len(),
+        2
+    );
+}
+
+#[test]
+fn a_member_id_never_used_to_join_expires_after_its_session_timeout() {
+    use idempo_broker::group_coordinator::{GroupEvent, RemovalReason};
+    let mut h = Harness::new();
+    let a = h.member_id();
+    h.advance(i64::from(SESSION_MS) - 1);
+    assert!(
+        h.coordinator
+            .group(GROUP)
+            .expect("exists")
+            .pending_members
+            .contains_key(&a)
+    );
+    h.advance(1);
+    assert!(
+        h.coordinator
+            .group(GROUP)
+            .is_none_or(|g| g.pending_members.is_empty())
+    );
+    assert!(
+        h.coordinator
+            .take_events()
+            .contains(&GroupEvent::MemberRemoved {
+                group_id: GROUP.into(),
+                member_id: a.clone(),
+                reason: RemovalReason::PendingExpired,
+            })
+    );
+    let (_, late) = h.join(&join_request(&a, &["range"]));
+    assert_eq!(late.expect("at once").error, GroupError::UnknownMemberId);
+}
+
+#[test]
+fn an_empty_group_without_offsets_is_forgotten_after_the_retention_and_one_with_offsets_kept() {
+    use idempo_broker::group_coordinator::EMPTY_GROUP_RETENTION_MS;
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    h.advance(DELAY_MS);
+    let _ = h.joined(ta).expect("joined");
+    let _ = h
+        .coordinator
+        .leave_group(GROUP, std::slice::from_ref(&a), h.now_ms);
+    assert_eq!(h.state(), GroupState::Empty);
+    h.advance(EMPTY_GROUP_RETENTION_MS - 1);
+    assert!(h.coordinator.group(GROUP).is_some(), "not yet");
+    h.advance(1);
+    assert!(h.coordinator.group(GROUP).is_none(), "forgotten");
+    assert_eq!(h.commit("", -1, 3), GroupError::None);
+    h.advance(2 * EMPTY_GROUP_RETENTION_MS);
+    assert!(h.coordinator.group(GROUP).is_some(), "its offsets keep it");
+}
+
+/// A storage whose appends fail once `failing` is set.
+struct FailingAppends {
+    disk: SimDisk,
+    failing: bool,
+}
+
+impl Storage for FailingAppends {
+    fn append_vectored(
+        &mut self,
+        file: &str,
+        parts: &[&[u8]],
+    ) -> Result<u64, idempo_broker::StorageError> {
+        if self.failing {
+            return Err(idempo_broker::StorageError::Io {
+                file: file.into(),
+                operation: "append to",
+                kind: std::io::ErrorKind::Other,
+                message: "disk full".into(),
+            });
+        }
+        self.disk.append_vectored(file, parts)
+    }
+    fn sync(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
+        self.disk.sync(file)
+    }
+    fn read(
+        &self,
+        file: &str,
+        position: u64,
+        len: usize,
+    ) -> Result<Bytes, idempo_broker::StorageError> {
+        self.disk.read(file, position, len)
+    }
+    fn file_len(&self, file: &str) -> Result<u64, idempo_broker::StorageError> {
+        self.disk.file_len(file)
+    }
+    fn list(&self, prefix: &str) -> Vec<String> {
+        self.disk.list(prefix)
+    }
+    fn remove(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
+        self.disk.remove(file)
+    }
+    fn truncate(&mut self, file: &str, len: u64) -> Result<(), idempo_broker::StorageError> {
+        self.disk.truncate(file, len)
+    }
+    fn write_atomic(&mut self, file: &str, data: &[u8]) -> Result<(), idempo_broker::StorageError> {
+        self.disk.write_atomic(file, data)
+    }
+}
+
+#[test]
+fn offsets_that_cannot_be_stored_are_not_coordinator_and_not_believed() {
+    let mut storage = FailingAppends {
+        disk: SimDisk::new(),
+        failing: false,
+    };
+    let (mut coordinator, _) =
+        GroupCoordinator::open(config(), &mut storage, 7).expect("SimDisk reads");
+    let commit = |offset| OffsetCommitRequest {
+        group_id: GROUP.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        offsets: vec![
+            (tp(0), offset, -1, String::new()),
+            (tp(1), offset, -1, "x".repeat(5_000)),
+        ],
+    };
+    assert_eq!(
+        coordinator.commit_offsets(&mut storage, &commit(1), 0),
+        vec![GroupError::None, GroupError::OffsetMetadataTooLarge]
+    );
+    storage.failing = true;
+    assert_eq!(
+        coordinator.commit_offsets(&mut storage, &commit(2), 0),
+        vec![
+            GroupError::NotCoordinator,
+            GroupError::OffsetMetadataTooLarge
+        ],
+        "the refused offset keeps its own error"
+    );
+    assert_eq!(
+        coordinator.fetch_offsets(GROUP, Some(&[tp(0)]))[0]
+            .1
+            .as_ref()
+            .map(|o| o.offset),
+        Some(1),
+        "an offset that was not stored is not answered"
+    );
+    // Deleting a group with offsets needs the log too.
+    assert_eq!(
+        coordinator.delete_groups(&mut storage, &[GROUP.into()], 0),
+        vec![GroupError::NotCoordinator]
+    );
+    assert!(coordinator.group(GROUP).is_some(), "not deleted");
+}
+
+#[test]
+fn group_errors_have_kafkas_codes_and_names() {
+    let table = [
+        (GroupError::None, 0, "NONE"),
+        (
+            GroupError::OffsetMetadataTooLarge,
+            12,
+            "OFFSET_METADATA_TOO_LARGE",
+        ),
+        (
+            GroupError::CoordinatorNotAvailable,
+            15,
+            "COORDINATOR_NOT_AVAILABLE",
+        ),
+        (GroupError::NotCoordinator, 16, "NOT_COORDINATOR"),
+        (GroupError::IllegalGeneration, 22, "ILLEGAL_GENERATION"),
+        (
+            GroupError::InconsistentGroupProtocol,
+            23,
+            "INCONSISTENT_GROUP_PROTOCOL",
+        ),
+        (GroupError::InvalidGroupId, 24, "INVALID_GROUP_ID"),
+        (GroupError::UnknownMemberId, 25, "UNKNOWN_MEMBER_ID"),
+        (
+            GroupError::InvalidSessionTimeout,
+            26,
+            "INVALID_SESSION_TIMEOUT",
+        ),
+        (GroupError::RebalanceInProgress, 27, "REBALANCE_IN_PROGRESS"),
+        (GroupError::NonEmptyGroup, 68, "NON_EMPTY_GROUP"),
+        (GroupError::GroupIdNotFound, 69, "GROUP_ID_NOT_FOUND"),
+        (GroupError::MemberIdRequired, 79, "MEMBER_ID_REQUIRED"),
+        (
+            GroupError::GroupMaxSizeReached,
+            81,
+            "GROUP_MAX_SIZE_REACHED",
+        ),
+    ];
+    for (error, code, name) in table {
+        assert_eq!((error.code(), error.name()), (code, name));
+        assert_eq!(error.to_string(), format!("{name} ({code})"));
+    }
+}
+
+#[test]
+fn removal_reasons_and_states_read_as_kafka_says_them() {
+    use idempo_broker::group_coordinator::RemovalReason;
+    assert_eq!(RemovalReason::Left.to_string(), "left the group");
+    assert_eq!(
+        RemovalReason::SessionTimeout.to_string(),
+        "session timed out"
+    );
+    assert_eq!(
+        RemovalReason::NotRejoined.to_string(),
+        "did not rejoin within the rebalance timeout"
+    );
+    assert_eq!(
+        RemovalReason::NotSynced.to_string(),
+        "did not sync within the rebalance timeout"
+    );
+    assert_eq!(
+        RemovalReason::PendingExpired.to_string(),
+        "never joined with its KIP-394 member id"
+    );
+    let states = [
+        (GroupState::Empty, "Empty"),
+        (GroupState::PreparingRebalance, "PreparingRebalance"),
+        (GroupState::CompletingRebalance, "CompletingRebalance"),
+        (GroupState::Stable, "Stable"),
+        (GroupState::Dead, "Dead"),
+    ];
+    for (state, name) in states {
+        assert_eq!((state.name(), state.to_string()), (name, name.to_string()));
+    }
+}
+
+#[test]
+fn a_completed_answer_carries_the_token_of_its_request() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let token = RequestToken(77);
+    assert_eq!(
+        h.coordinator
+            .join_group(token, &join_request(&a, &["range"]), h.now_ms),
+        Answer::Parked
+    );
+    h.now_ms += DELAY_MS;
+    h.coordinator.tick(h.now_ms);
+    let completed = h.coordinator.take_completed();
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0].token(), token);
+}
+
+#[test]
+fn describe_shows_members_metadata_and_assignments_only_when_stable() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    h.advance(DELAY_MS);
+    let generation = h.joined(ta).expect("joined").generation_id;
+    let completing = h.coordinator.describe_group(GROUP);
+    assert_eq!(completing.state, GroupState::CompletingRebalance);
+    assert_eq!(completing.protocol_type, "consumer");
+    assert_eq!(
+        completing.protocol_name, "",
+        "the protocol only when Stable"
+    );
+    assert_eq!(completing.members.len(), 1);
+    assert_eq!(completing.members[0].member_id, a);
+    assert_eq!(completing.members[0].client_id, "c");
+    assert_eq!(completing.members[0].client_host, "/127.0.0.1");
+    assert!(completing.members[0].metadata.is_empty());
+    assert!(completing.members[0].assignment.is_empty());
+    let _ = h.sync(&a, generation, &[(&a, "p0")]);
+    let stable = h.coordinator.describe_group(GROUP);
+    assert_eq!(stable.group_id, GROUP);
+    assert_eq!(stable.members[0].metadata, "sub-range");
+    assert_eq!(stable.members[0].assignment, "p0");
+    let listed = h
+        .coordinator
+        .list_groups(Some(&[GroupState::Stable, GroupState::Empty]));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].group_id, GROUP);
+}
+
+#[test]
+fn a_group_with_a_pending_member_is_not_deleted_and_a_pending_member_may_leave() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    assert_eq!(
+        h.coordinator
+            .delete_groups(&mut h.disk, &[GROUP.into()], h.now_ms),
+        vec![GroupError::NonEmptyGroup],
+        "a member id was handed out: the group is in use"
+    );
+    let left = h
+        .coordinator
+        .leave_group(GROUP, &[a.clone(), "nobody".into()], h.now_ms)
+        .expect("the group exists");
+    assert_eq!(left, vec![GroupError::None, GroupError::UnknownMemberId]);
+    assert_eq!(
+        h.coordinator.leave_group("unknown", &[a], h.now_ms),
+        Ok(vec![GroupError::UnknownMemberId]),
+        "an unknown group: every member unknown"
+    );
+    assert_eq!(
+        h.coordinator
+            .delete_groups(&mut h.disk, &[GROUP.into()], h.now_ms),
+        vec![GroupError::None]
+    );
+    assert!(h.coordinator.group(GROUP).is_none());
+}
+
+#[test]
+fn a_rebalance_waiting_only_for_a_pending_member_completes_when_it_leaves_or_expires() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let c = h.member_id();
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    let (tf, _) = h.join(&join_request(&follower, &["range"]));
+    assert!(h.joined(tl).is_none(), "waits for the member id handed out");
+    let _ = h.coordinator.leave_group(GROUP, &[c], h.now_ms);
+    h.collect();
+    assert_eq!(
+        h.joined(tl).expect("completed").generation_id,
+        generation + 1
+    );
+    assert_eq!(
+        h.joined(tf).expect("completed").generation_id,
+        generation + 1
+    );
+}
+
+#[test]
+fn a_sync_naming_another_protocol_type_or_name_is_inconsistent_group_protocol() {
+    let mut h = Harness::new();
+    let (leader, _, generation) = h.stable_pair();
+    for (protocol_type, protocol_name) in [(Some("connect"), None), (None, Some("roundrobin"))] {
+        let request = SyncGroupRequest {
+            group_id: GROUP.into(),
+            generation_id: generation,
+            member_id: leader.clone(),
+            protocol_type: protocol_type.map(str::to_string),
+            protocol_name: protocol_name.map(str::to_string),
+            assignments: vec![],
+        };
+        let Answer::Now(answer) = h
+            .coordinator
+            .sync_group(RequestToken(900), &request, h.now_ms)
+        else {
+            panic!("answered at once");
+        };
+        assert_eq!(answer.error, GroupError::InconsistentGroupProtocol);
+    }
+    let matching = SyncGroupRequest {
+        group_id: GROUP.into(),
+        generation_id: generation,
+        member_id: leader.clone(),
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("range".into()),
+        assignments: vec![],
+    };
+    let Answer::Now(answer) = h
+        .coordinator
+        .sync_group(RequestToken(901), &matching, h.now_ms)
+    else {
+        panic!("answered at once");
+    };
+    assert_eq!(
+        (answer.error, &answer.assignment[..]),
+        (GroupError::None, &b"p0"[..])
+    );
+    assert_eq!(answer.protocol_name.as_deref(), Some("range"));
+}
+
+#[test]
+fn a_join_without_require_known_member_id_joins_at_once_with_a_new_id() {
+    let mut h = Harness::new();
+    let mut request = join_request("", &["range"]);
+    request.require_known_member_id = false; // JoinGroup v0-v3
+    let (token, now) = h.join(&request);
+    assert!(now.is_none(), "parked: no MEMBER_ID_REQUIRED round trip");
+    h.settle();
+    let joined = h.joined(token).expect("completed").clone();
+    assert_eq!(joined.error, GroupError::None);
+    assert!(joined.member_id.starts_with("c-"));
+    assert_eq!(joined.leader_id, joined.member_id);
+}
+
+#[test]
+fn a_committed_offset_keeps_its_leader_epoch_metadata_and_commit_time_across_reopen() {
+    let mut h = Harness::new();
+    let request = OffsetCommitRequest {
+        group_id: GROUP.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        offsets: vec![
+            (tp(0), 17, 4, "note".into()),
+            (
+                TopicPartition {
+                    topic: "u".into(),
+                    partition: 3,
+                },
+                9,
+                -1,
+                String::new(),
+            ),
+        ],
+    };
+    assert_eq!(
+        h.coordinator.commit_offsets(&mut h.disk, &request, 5_000),
+        vec![GroupError::None; 2]
+    );
+    let reopened = open(&mut h.disk);
+    let fetched = reopened.fetch_offsets(GROUP, None);
+    assert_eq!(fetched.len(), 2);
+    let first = fetched[0].1.as_ref().expect("committed");
+    assert_eq!(fetched[0].0, tp(0));
+    assert_eq!(
+        (
+            first.offset,
+            first.leader_epoch,
+            &first.metadata[..],
+            first.commit_timestamp_ms
+        ),
+        (17, 4, "note", 5_000)
+    );
+    assert_eq!(
+        fetched[1].0,
+        TopicPartition {
+            topic: "u".into(),
+            partition: 3
+        }
+    );
+    assert_eq!(fetched[1].1.as_ref().map(|o| o.offset), Some(9));
+}
+
+/// A simple commit (generation -1) of one offset of `partition`, with `metadata`.
+fn commit_one(h: &mut Harness, group_id: &str, partition: i32, metadata: &str) {
+    let request = OffsetCommitRequest {
+        group_id: group_id.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        offsets: vec![(tp(partition), 1, -1, metadata.into())],
+    };
+    let answers = h
+        .coordinator
+        .commit_offsets(&mut h.disk, &request, h.now_ms);
+    assert_eq!(answers, vec![GroupError::None]);
+}
+
+#[test]
+fn a_commit_records_size_is_its_encoded_length() {
+    use idempo_broker::group_coordinator::{CommittedOffset, offsets_log};
+    for (group_id, topic, metadata) in [("g", "t", ""), ("group", "topic-1", "note"), ("", "", "")]
+    {
+        let partition = TopicPartition {
+            topic: topic.into(),
+            partition: 7,
+        };
+        let record = offsets_log::OffsetRecord::Commit {
+            group_id: group_id.into(),
+            partition: partition.clone(),
+            offset: CommittedOffset {
+                offset: 1,
+                leader_epoch: 2,
+                metadata: metadata.into(),
+                commit_timestamp_ms: 3,
+            },
+        };
+        assert_eq!(
+            offsets_log::commit_record_bytes(group_id, &partition, metadata),
+            record.encode().len() as u64
+        );
+    }
+}
+
+#[test]
+fn the_offsets_log_is_rewritten_when_it_reaches_compact_min_bytes_and_each_time_again() {
+    use idempo_broker::group_coordinator::offsets_log::{COMPACT_MIN_BYTES, commit_record_bytes};
+    let mut h = Harness::new();
+    let metadata = "m".repeat(1_000);
+    let record = commit_record_bytes(GROUP, &tp(0), &metadata);
+    let below = COMPACT_MIN_BYTES.div_ceil(record) - 1; // records that stay below 1 MiB
+    let len = |h: &Harness| h.disk.file_len(OFFSETS_FILE).expect("exists");
+    for n in 1..=below {
+        commit_one(&mut h, GROUP, 0, &metadata);
+        assert_eq!(len(&h), n * record, "below 1 MiB: not compacted");
+    }
+    commit_one(&mut h, GROUP, 0, &metadata);
+    assert_eq!(
+        len(&h),
+        record,
+        "1 MiB reached: rewritten with the one live commit"
+    );
+    // From the rewritten log, whose record counts: one commit fewer to the next rewrite.
+    for n in 1..below {
+        commit_one(&mut h, GROUP, 0, &metadata);
+        assert_eq!(len(&h), (n + 1) * record, "below 1 MiB again");
+    }
+    commit_one(&mut h, GROUP, 0, &metadata);
+    assert_eq!(len(&h), record, "rewritten again");
+    // A reopened coordinator counts the log it replayed.
+    for _ in 1..below {
+        commit_one(&mut h, GROUP, 0, &metadata);
+    }
+    let coordinator = open(&mut h.disk);
+    h.coordinator = coordinator;
+    assert_eq!(len(&h), below * record);
+    commit_one(&mut h, GROUP, 0, &metadata);
+    assert_eq!(len(&h), record, "rewritten after the reopen too");
+}
+
+#[test]
+fn the_offsets_log_is_rewritten_only_once_at_least_half_of_it_is_stale() {
+    use idempo_broker::group_coordinator::offsets_log::{COMPACT_MIN_BYTES, commit_record_bytes};
+    let mut h = Harness::new();
+    let metadata = "m".repeat(1_000);
+    let record = commit_record_bytes(GROUP, &tp(0), &metadata);
+    let partitions = COMPACT_MIN_BYTES.div_ceil(record); // live commits past 1 MiB
+    let len = |h: &Harness| h.disk.file_len(OFFSETS_FILE).expect("exists");
+    for p in 0..partitions {
+        commit_one(&mut h, GROUP, p as i32, &metadata);
+    }
+    assert_eq!(len(&h), partitions * record, "all live: kept as is");
+    for p in 0..partitions - 1 {
+        commit_one(&mut h, GROUP, p as i32, &metadata);
+    }
+    assert_eq!(
+        len(&h),
+        (2 * partitions - 1) * record,
+        "less than half stale: kept"
+    );
+    commit_one(&mut h, GROUP, (partitions - 1) as i32, &metadata);
+    assert_eq!(len(&h), partitions * record, "half stale: rewritten");
+}
+
+#[test]
+fn a_deleted_groups_offsets_no_longer_count_as_live() {
+    use idempo_broker::group_coordinator::offsets_log::{COMPACT_MIN_BYTES, commit_record_bytes};
+    let mut h = Harness::new();
+    let metadata = "m".repeat(1_000);
+    let record = commit_record_bytes("a", &tp(0), &metadata);
+    let partitions = COMPACT_MIN_BYTES.div_ceil(record);
+    let len = |h: &Harness| h.disk.file_len(OFFSETS_FILE).expect("exists");
+    for reopen in [false, true] {
+        for p in 0..partitions {
+            commit_one(&mut h, "a", p as i32, &metadata);
+        }
+        assert_eq!(
+            h.coordinator
+                .delete_groups(&mut h.disk, &["a".into()], h.now_ms),
+            vec![GroupError::None]
+        );
+        if reopen {
+            let coordinator = open(&mut h.disk);
+            h.coordinator = coordinator;
+        }
+        commit_one(&mut h, "b", 0, &metadata);
+        assert_eq!(
+            len(&h),
+            record,
+            "only b's commit is live: rewritten (reopened: {reopen})"
+        );
+    }
+}
+
+/// `body` framed as the offsets log frames a record: its length, its CRC-32C, itself.
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
+#[test]
+fn a_record_whose_checksum_matches_but_whose_body_does_not_parse_ends_the_replay() {
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", -1, 10), GroupError::None);
+    let good = h.disk.file_len(OFFSETS_FILE).expect("written");
+    let whole = h.disk.read_all(OFFSETS_FILE).expect("reads").to_vec();
+    let body = &whole[8..];
+    let mut deleted_body = vec![1u8];
+    deleted_body.extend_from_slice(&1u16.to_be_bytes());
+    deleted_body.push(b'g');
+    let bad_bodies: Vec<Vec<u8>> = vec![
+        Vec::new(),                         // no kind
+        vec![9, 0, 1, b'g'],                // an unknown kind
+        vec![0, 0],                         // a string length cut short
+        vec![0, 0, 5, b'g'],                // a string longer than the body
+        vec![0, 0, 1, 0xff, 0, 1, b't'],    // a group id that is not UTF-8
+        body[..body.len() - 8].to_vec(),    // no commit timestamp
+        body[..body.len() - 3].to_vec(),    // part of the timestamp
+        body[..1 + 3 + 3 + 10].to_vec(),    // partition, offset and epoch cut short
+        [body, &[0]].concat(),              // a byte after the record
+        [&deleted_body[..], &[0]].concat(), // a byte after a deletion
+    ];
+    for bad in bad_bodies {
+        let mut bytes = whole.clone();
+        bytes.extend_from_slice(&framed(&bad));
+        bytes.extend_from_slice(&whole); // a good record after it is not reached
+        h.disk.write_atomic(OFFSETS_FILE, &bytes).expect("writes");
+        h.disk.sync(OFFSETS_FILE).expect("syncs");
+        let (reopened, replay) =
+            GroupCoordinator::open(config(), &mut h.disk, 9).expect("SimDisk reads");
+        assert_eq!(replay.records, 1, "{bad:?}");
+        assert_eq!(replay.truncated_bytes, bytes.len() as u64 - good, "{bad:?}");
+        assert_eq!(h.disk.file_len(OFFSETS_FILE).expect("exists"), good);
+        assert_eq!(reopened.fetch_offsets(GROUP, None).len(), 1);
+    }
+    // The deletion record itself is read.
+    let mut bytes = whole.clone();
+    bytes.extend_from_slice(&framed(&deleted_body));
+    h.disk.write_atomic(OFFSETS_FILE, &bytes).expect("writes");
+    let (reopened, replay) =
+        GroupCoordinator::open(config(), &mut h.disk, 9).expect("SimDisk reads");
+    assert_eq!((replay.records, replay.truncated_bytes), (2, 0));
+    assert!(reopened.fetch_offsets(GROUP, None).is_empty(), "deleted");
+}
+
+#[test]
+fn a_follower_rejoining_a_stable_group_unchanged_gets_its_generation_without_a_rebalance() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let (_, again) = h.join(&join_request(&follower, &["range"]));
+    let again = again.expect("answered at once");
+    assert_eq!(
+        (again.error, again.generation_id),
+        (GroupError::None, generation)
+    );
+    assert_eq!(again.leader_id, leader);
+    assert!(again.members.is_empty(), "a follower gets no member list");
+    assert_eq!(h.state(), GroupState::Stable, "no rebalance");
+    // The rejoin counts as a heartbeat.
+    h.advance(i64::from(SESSION_MS) - 1);
+    let _ = h.heartbeat(&leader, generation);
+    let (_, _) = h.join(&join_request(&follower, &["range"]));
+    h.advance(i64::from(SESSION_MS) - 1);
+    assert_eq!(
+        h.heartbeat(&follower, generation),
+        GroupError::None,
+        "still a member"
+    );
+}
+
+#[test]
+fn the_leader_rejoining_or_a_member_changing_its_protocols_rebalances() {
+    let mut h = Harness::new();
+    let (leader, _, _) = h.stable_pair();
+    let (_, parked) = h.join(&join_request(&leader, &["range"]));
+    assert!(parked.is_none(), "the leader's rejoin starts a rebalance");
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+
+    let mut h = Harness::new();
+    let (_, follower, _) = h.stable_pair();
+    let (_, parked) = h.join(&join_request(&follower, &["range", "roundrobin"]));
+    assert!(parked.is_none(), "new protocols start a rebalance");
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+}
+
+#[test]
+fn a_members_second_parked_request_answers_its_first_rebalance_in_progress() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let (first, _) = h.join(&join_request(&leader, &["range"]));
+    let (second, _) = h.join(&join_request(&leader, &["range"]));
+    assert_eq!(
+        h.joined(first).expect("the first join is answered").error,
+        GroupError::RebalanceInProgress
+    );
+    let (tf, _) = h.join(&join_request(&follower, &["range"]));
+    let joined = h
+        .joined(second)
+        .expect("completed with the follower's rejoin")
+        .clone();
+    assert_eq!(joined.generation_id, generation + 1);
+    let new_generation = joined.generation_id;
+    let sync_follower = if joined.leader_id == leader {
+        follower.clone()
+    } else {
+        leader.clone()
+    };
+    assert!(h.joined(tf).is_some());
+    let (s1, parked) = h.sync(&sync_follower, new_generation, &[]);
+    assert!(parked.is_none());
+    let (s2, parked) = h.sync(&sync_follower, new_generation, &[]);
+    assert!(parked.is_none());
+    assert_eq!(
+        h.syncs[&s1].error,
+        GroupError::RebalanceInProgress,
+        "the first sync is answered when the second parks"
+    );
+    assert!(
+        !h.syncs.contains_key(&s2),
+        "the second waits for the leader"
+    );
+}
+
+#[test]
+fn heartbeats_are_answered_by_group_state() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.coordinator.heartbeat("unknown", "m", 1, h.now_ms),
+        GroupError::UnknownMemberId
+    );
+    let a = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    assert_eq!(
+        h.heartbeat(&a, 0),
+        GroupError::RebalanceInProgress,
+        "preparing: rejoin"
+    );
+    h.advance(DELAY_MS);
+    let generation = h.joined(ta).expect("joined").generation_id;
+    assert_eq!(
+        h.heartbeat(&a, generation),
+        GroupError::None,
+        "completing: waiting for the assignment is fine"
+    );
+}
+
+#[test]
+fn a_members_commit_needs_a_known_group_is_allowed_while_preparing_and_keeps_the_session() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.commit("m", 1, 1),
+        GroupError::IllegalGeneration,
+        "a generation of a group that does not exist"
+    );
+    let (leader, follower, generation) = h.stable_pair();
+    // The follower only commits: its commits keep its session.
+    for _ in 0..3 {
+        h.advance(i64::from(SESSION_MS) - 1);
+        let _ = h.heartbeat(&leader, generation);
+        assert_eq!(h.commit(&follower, generation, 1), GroupError::None);
+    }
+    assert_eq!(h.state(), GroupState::Stable, "nobody expired");
+    let _ = h.join(&join_request(&leader, &["range"]));
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        h.commit(&follower, generation, 2),
+        GroupError::None,
+        "a commit of the last generation is allowed while preparing"
+    );
+}
+
+#[test]
+fn a_rebalance_waits_for_the_largest_rebalance_timeout_of_its_members() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let mut slow = join_request(&b, &["range"]);
+    slow.rebalance_timeout_ms = 2 * REBALANCE_MS;
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    let _ = h.join(&slow);
+    h.settle();
+    let ja = h.joined(ta).expect("joined").clone();
+    let generation = ja.generation_id;
+    let (leader, follower) = if ja.leader_id == a { (a, b) } else { (b, a) };
+    let _ = h.sync(&follower, generation, &[]);
+    let _ = h.sync(&leader, generation, &[]);
+    assert_eq!(h.state(), GroupState::Stable);
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    let start = h.now_ms;
+    while h.now_ms < start + i64::from(2 * REBALANCE_MS) - 1_000 {
+        h.advance(1_000);
+        let _ = h.heartbeat(&follower, generation);
+    }
+    assert!(
+        h.joined(tl).is_none(),
+        "{} ms: still waiting",
+        h.now_ms - start
+    );
+    h.advance(1_000);
+    assert!(
+        h.joined(tl).is_some(),
+        "the largest rebalance timeout passed"
+    );
+}
+
+#[test]
+fn the_initial_delay_is_extended_no_further_than_the_rebalance_timeout() {
+    let mut h = Harness::new();
+    let rebalance_ms = 250; // with a 100 ms delay: 150 ms of extensions at most
+    let ids: Vec<String> = (0..5).map(|_| h.member_id()).collect();
+    let start = h.now_ms;
+    let mut first = None;
+    for (i, id) in ids.iter().enumerate() {
+        let mut request = join_request(id, &["range"]);
+        request.rebalance_timeout_ms = rebalance_ms;
+        let (token, _) = h.join(&request);
+        first.get_or_insert(token);
+        if i + 1 < ids.len() {
+            h.advance(DELAY_MS / 2); // a new member every 50 ms keeps extending the delay
+        }
+    }
+    // The joins came at 0, 50, 100, 150, 200 ms; the delay ends at 250 ms, no later.
+    let first = first.expect("joined");
+    while h.now_ms < start + i64::from(rebalance_ms) - 1 {
+        h.advance(1);
+        assert!(
+            h.joined(first).is_none(),
+            "{} ms: extended",
+            h.now_ms - start
+        );
+    }
+    h.advance(1);
+    assert!(
+        h.joined(first).is_some(),
+        "completed at the rebalance timeout"
+    );
+}
+
+#[test]
+fn a_tie_in_the_protocol_vote_goes_to_the_name_first_in_order() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["roundrobin", "range"]));
+    let _ = h.join(&join_request(&b, &["range", "roundrobin"]));
+    h.settle();
+    assert_eq!(
+        h.joined(ta).expect("joined").protocol_name.as_deref(),
+        Some("range"),
+        "one vote each: alphabetical"
+    );
+}
+
+#[test]
+fn offsets_of_a_group_that_committed_nothing_are_none() {
+    let h = Harness::new();
+    assert_eq!(
+        h.coordinator.fetch_offsets("nobody", Some(&[tp(0)])),
+        vec![(tp(0), None)]
+    );
+    assert!(h.coordinator.fetch_offsets("nobody", None).is_empty());
+}
+
+#[test]
+fn an_empty_group_is_listed_with_no_protocol_type() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    h.advance(DELAY_MS);
+    let _ = h.joined(ta).expect("joined");
+    let _ = h.coordinator.leave_group(GROUP, &[a], h.now_ms);
+    let listed = h.coordinator.list_groups(Some(&[GroupState::Empty]));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].protocol_type, "", "no members: no protocol type");
+    assert_eq!(h.coordinator.describe_group(GROUP).protocol_type, "");
+}
+
+#[test]
+fn a_join_or_sync_naming_a_member_of_a_group_that_does_not_exist_is_unknown_member_id() {
+    let mut h = Harness::new();
+    let (_, answer) = h.join(&join_request("c-ghost", &["range"]));
+    assert_eq!(answer.expect("at once").error, GroupError::UnknownMemberId);
+    assert!(
+        h.coordinator.group(GROUP).is_none(),
+        "no group was made for it"
+    );
+    let (_, sync) = h.sync("c-ghost", 1, &[]);
+    assert_eq!(sync.expect("at once").error, GroupError::UnknownMemberId);
+    let _ = h.stable_pair();
+    let (_, sync) = h.sync("c-ghost", 1, &[]);
+    assert_eq!(
+        sync.expect("at once").error,
+        GroupError::UnknownMemberId,
+        "not a member of the group"
+    );
+}
+
+#[test]
+fn commit_metadata_up_to_offset_metadata_max_bytes_and_topics_up_to_u16_max_are_stored() {
+    let mut h = Harness::new();
+    let max = config().offset_metadata_max_bytes;
+    let long_topic = TopicPartition {
+        topic: "t".repeat(65_536),
+        partition: 0,
+    };
+    let longest_topic = TopicPartition {
+        topic: "t".repeat(65_535),
+        partition: 0,
+    };
+    let request = OffsetCommitRequest {
+        group_id: GROUP.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        offsets: vec![
+            (tp(0), 1, -1, "m".repeat(max)),
+            (tp(1), 1, -1, "m".repeat(max + 1)),
+            (long_topic, 1, -1, String::new()),
+            (longest_topic.clone(), 1, -1, String::new()),
+        ],
+    };
+    assert_eq!(
+        h.coordinator
+            .commit_offsets(&mut h.disk, &request, h.now_ms),
+        vec![
+            GroupError::None,
+            GroupError::OffsetMetadataTooLarge,
+            GroupError::OffsetMetadataTooLarge,
+            GroupError::None
+        ]
+    );
+    let reopened = open(&mut h.disk);
+    let fetched = reopened.fetch_offsets(GROUP, Some(&[tp(0), longest_topic]));
+    assert!(fetched.iter().all(|(_, o)| o.is_some()), "both replayed");
+}
+
+#[test]
+fn a_members_parked_requests_are_answered_unknown_member_id_when_it_is_removed() {
+    let mut h = Harness::new();
+    let (leader, follower, _) = h.stable_pair();
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    let left = h
+        .coordinator
+        .leave_group(GROUP, std::slice::from_ref(&leader), h.now_ms);
+    assert_eq!(left, Ok(vec![GroupError::None]));
+    h.collect();
+    assert_eq!(
+        h.joined(tl).expect("answered").error,
+        GroupError::UnknownMemberId
+    );
+    let (tf, _) = h.join(&join_request(&follower, &["range"]));
+    let generation = h.joined(tf).expect("alone: completed").generation_id;
+    let c = h.member_id();
+    let (tc, _) = h.join(&join_request(&c, &["range"]));
+    let (tf2, _) = h.join(&join_request(&follower, &["range"]));
+    let joined = h.joined(tc).expect("completed").clone();
+    assert_eq!(joined.generation_id, generation + 1);
+    assert!(h.joined(tf2).is_some());
+    let waiting = if joined.leader_id == c { follower } else { c };
+    let (ts, _) = h.sync(&waiting, joined.generation_id, &[]);
+    let _ = h
+        .coordinator
+        .leave_group(GROUP, std::slice::from_ref(&waiting), h.now_ms);
+    h.collect();
+    assert_eq!(h.syncs[&ts].error, GroupError::UnknownMemberId);
+}
+
+#[test]
+fn a_member_that_has_not_synced_is_removed_exactly_at_the_rebalance_timeout_after_the_join() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    let _ = h.join(&join_request(&b, &["range"]));
+    while h.joined(ta).is_none() {
+        h.advance(1); // the initial delay, extended once for b
+    }
+    let joined_at = h.now_ms;
+    let ja = h.joined(ta).expect("joined").clone();
+    let (leader, follower) = if ja.leader_id == a { (a, b) } else { (b, a) };
+    let _ = h.sync(&leader, ja.generation_id, &[]);
+    let deadline = joined_at + i64::from(REBALANCE_MS);
+    while h.now_ms < deadline - 1 {
+        h.advance((deadline - 1 - h.now_ms).min(5_000));
+        let _ = h.heartbeat(&leader, ja.generation_id);
+        let _ = h.heartbeat(&follower, ja.generation_id);
+    }
+    let members = |h: &Harness| h.coordinator.group(GROUP).expect("exists").members.len();
+    assert_eq!(members(&h), 2, "1 ms before the sync deadline");
+    h.advance(1);
+    assert_eq!(members(&h), 1, "the follower never synced");
+}
+
+#[test]
+fn an_empty_group_with_a_pending_member_id_is_not_forgotten() {
+    use idempo_broker::group_coordinator::EMPTY_GROUP_RETENTION_MS;
+    let mut h = Harness::new();
+    let mut request = join_request("", &["range"]);
+    request.session_timeout_ms = 1_000_000; // the id stays pending longer than the retention
+    let (_, answer) = h.join(&request);
+    assert_eq!(answer.expect("at once").error, GroupError::MemberIdRequired);
+    h.advance(EMPTY_GROUP_RETENTION_MS + 1);
+    assert!(
+        h.coordinator.group(GROUP).is_some(),
+        "a member id is still pending"
+    );
+}
+
+#[test]
+fn a_known_empty_group_takes_no_join_without_a_protocol_type_and_protocols() {
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", -1, 1), GroupError::None); // an Empty group with offsets
+    for (protocol_type, protocols) in [("", vec!["range"]), ("consumer", vec![])] {
+        let mut request = join_request("", &protocols);
+        request.protocol_type = protocol_type.into();
+        let (_, answer) = h.join(&request);
+        assert_eq!(
+            answer.expect("at once").error,
+            GroupError::InconsistentGroupProtocol,
+            "protocol type {protocol_type:?}, protocols {protocols:?}"
+        );
+    }
+    let _ = h.stable_pair();
+    let mut other_type = join_request("", &["range"]);
+    other_type.protocol_type = "connect".into();
+    let (_, answer) = h.join(&other_type);
+    assert_eq!(
+        answer.expect("at once").error,
+        GroupError::InconsistentGroupProtocol,
+        "the members are consumers"
+    );
+}
+
+#[test]
+fn the_protocol_most_members_prefer_wins_over_the_first_in_order() {
+    let mut h = Harness::new();
+    let ids: Vec<String> = (0..3).map(|_| h.member_id()).collect();
+    let (t0, _) = h.join(&join_request(&ids[0], &["roundrobin", "range"]));
+    let _ = h.join(&join_request(&ids[1], &["roundrobin", "range"]));
+    let _ = h.join(&join_request(&ids[2], &["range", "roundrobin"]));
+    h.settle();
+    assert_eq!(
+        h.joined(t0).expect("joined").protocol_name.as_deref(),
+        Some("roundrobin"),
+        "two votes to one"
+    );
+}
+
+#[test]
+fn a_rebalance_waiting_only_for_a_pending_member_completes_when_its_id_expires() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let c = h.member_id(); // pending for SESSION_MS
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    let (tf, _) = h.join(&join_request(&follower, &["range"]));
+    assert!(h.joined(tl).is_none(), "waits for the member id handed out");
+    h.advance(i64::from(SESSION_MS));
+    assert!(
+        !h.coordinator
+            .group(GROUP)
+            .expect("exists")
+            .pending_members
+            .contains_key(&c)
+    );
+    assert_eq!(
+        h.joined(tl).expect("completed").generation_id,
+        generation + 1
+    );
+    assert_eq!(
+        h.joined(tf).expect("completed").generation_id,
+        generation + 1
+    );
+}
+
+#[test]
+fn a_member_with_a_parked_join_has_no_session_deadline_to_wake_for() {
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
+    let stable_at = h.now_ms;
+    h.advance(5_000);
+    assert_eq!(h.heartbeat(&follower, generation), GroupError::None);
+    let (tl, _) = h.join(&join_request(&leader, &["range"]));
+    assert!(h.joined(tl).is_none(), "waits for the follower");
+    // The leader's session would end at stable_at + 10 s, but it is waiting on us; the
+    // follower's ends at stable_at + 15 s, the rebalance at stable_at + 25 s.
+    assert_eq!(
+        h.coordinator.next_deadline_ms(),
+        Some(stable_at + 5_000 + i64::from(SESSION_MS))
+    );
+}

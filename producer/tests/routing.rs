@@ -879,3 +879,37 @@ fn idempo_drain_of_a_node_skips_a_blocked_partition() {
     let (node, _, sent) = poll_routed(&mut p, 0).expect("partition 1 goes past partition 0");
     assert_eq!((node, partitions(&sent)), (1, vec![1]));
 }
+
+#[test]
+fn every_partition_id_a_metadata_answer_names_keeps_its_leader_dense_or_not() {
+    // Ids below 65 536 are looked up by index, the others in the map; a broker may name any.
+    let ids = [0, 1, 65_534, 65_535, 65_536, 65_537, 70_000, i32::MAX];
+    let leaders: Vec<(i32, i32, i32)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| (id, (i % 3) as i32, i as i32))
+        .collect();
+    let p = ready_routed(routed(), &leaders);
+    for &(id, leader, epoch) in &leaders {
+        assert_eq!(
+            p.partition_leader(id),
+            Some(PartitionLeader {
+                leader: Some(leader),
+                leader_epoch: epoch
+            }),
+            "partition {id}"
+        );
+    }
+    for id in [2, 65_533, 65_538, i32::MAX - 1, -1] {
+        assert_eq!(p.partition_leader(id), None, "partition {id} was not named");
+    }
+}
+
+#[test]
+fn a_partition_beyond_the_dense_index_is_produced_to_its_leader() {
+    let mut p = ready_routed(routed(), &[(0, 1, 0), (65_536, 2, 0), (70_000, 2, 0)]);
+    p.send(65_536, records(1), 0);
+    p.send(70_000, records(1), 0);
+    let (node, _, sent) = poll_routed(&mut p, 0).expect("a Produce to partition 65 536's leader");
+    assert_eq!((node, partitions(&sent)), (2, vec![65_536, 70_000]));
+}

@@ -129,3 +129,88 @@ fn an_empty_compressed_section_is_refused_for_a_batch_with_records() {
         );
     }
 }
+
+#[test]
+fn codecs_are_named_as_kafkas_compression_type() {
+    let names = [
+        (Compression::None, "none"),
+        (Compression::Gzip, "gzip"),
+        (Compression::Snappy, "snappy"),
+        (Compression::Lz4, "lz4"),
+        (Compression::Zstd, "zstd"),
+    ];
+    for (codec, name) in names {
+        assert_eq!(codec.name(), name);
+        assert_eq!(codec.to_string(), name);
+    }
+}
+
+#[test]
+fn snappy_is_compressed_in_xerial_blocks_of_32_kib_as_java_writes_them() {
+    use idempo_protocol::compression::{XERIAL_SNAPPY_HEADER, decompress};
+    let raw: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let packed = compress(Compression::Snappy, &raw);
+    assert_eq!(&packed[..16], &XERIAL_SNAPPY_HEADER[..]);
+    let mut rest = &packed[16..];
+    let mut block_lens = Vec::new();
+    while !rest.is_empty() {
+        let len = i32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let block = &rest[4..4 + len];
+        // Without the xerial magic, a block alone decodes as one raw snappy block.
+        block_lens.push(
+            decompress(Compression::Snappy, block, raw.len())
+                .unwrap()
+                .len(),
+        );
+        rest = &rest[4 + len..];
+    }
+    assert_eq!(
+        block_lens,
+        vec![32_768, 32_768, 32_768, 100_000 - 3 * 32_768]
+    );
+}
+
+#[test]
+fn decompressed_bytes_never_hold_an_allocation_past_the_bound() {
+    use idempo_protocol::compression::decompress;
+    // Sizes that are no power of two, so that a buffer grown by doubling would pass them.
+    for len in [1_000_000usize, 100_000, 20_000] {
+        let raw: Vec<u8> = (0..len).map(|i| (i % 7) as u8).collect();
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let packed = compress(codec, &raw);
+            let out = decompress(codec, &packed, len).unwrap();
+            assert_eq!(out.len(), len, "{codec}");
+            let capacity = out
+                .try_into_mut()
+                .expect("the only handle of its buffer")
+                .capacity();
+            assert!(
+                capacity <= len,
+                "{codec}: {capacity} bytes allocated for a bound of {len}"
+            );
+        }
+    }
+}
+
+#[test]
+fn compressing_a_batch_keeps_its_other_attribute_bits() {
+    // Timestamp type LogAppendTime (0x08), transactional (0x10), and a high-byte bit.
+    let attributes: i16 = 0x0118;
+    let mut batch = batch_of(vec![b"a".to_vec(), b"b".to_vec()], 0);
+    batch.attributes = attributes;
+    for codec in CODECS {
+        let bytes = compress_batch(&batch, codec);
+        let decoded = RecordBatch::decode(bytes).unwrap();
+        assert_eq!(
+            decoded.attributes,
+            attributes | i16::from(codec.id()),
+            "{codec}"
+        );
+        assert_eq!(decoded.records, batch.records, "{codec}");
+    }
+}
