@@ -94,7 +94,10 @@ mod tests {
             },
         );
         let old = batch("stamped 1 000, almost 1 000 s ago");
-        assert!(broker.produce(0, &old).is_appended(), "the broker's: no check");
+        assert!(
+            broker.produce(0, &old).is_appended(),
+            "the broker's: no check"
+        );
         let refused = broker.produce(1, &old);
         assert_eq!(refused.response.error_code, ErrorCode::InvalidTimestamp);
         assert_eq!(refused.response.error_code.code(), 32);

@@ -247,17 +247,32 @@ fn message_timestamp_before_max_ms_is_set_described_altered_and_refuses_older_re
     );
     assert_eq!(created, vec![0, 0]);
     assert_eq!(
-        config_value(&apis, RESOURCE_TOPIC, "recent", "message.timestamp.before.max.ms"),
+        config_value(
+            &apis,
+            RESOURCE_TOPIC,
+            "recent",
+            "message.timestamp.before.max.ms"
+        ),
         ("60000".to_string(), 1),
         "set on the topic"
     );
     assert_eq!(
-        config_value(&apis, RESOURCE_TOPIC, "any", "message.timestamp.before.max.ms"),
+        config_value(
+            &apis,
+            RESOURCE_TOPIC,
+            "any",
+            "message.timestamp.before.max.ms"
+        ),
         (i64::MAX.to_string(), 5),
         "Kafka's default, Long.MAX_VALUE: no check"
     );
     assert_eq!(
-        config_value(&apis, RESOURCE_BROKER, "1", "log.message.timestamp.before.max.ms"),
+        config_value(
+            &apis,
+            RESOURCE_BROKER,
+            "1",
+            "log.message.timestamp.before.max.ms"
+        ),
         (i64::MAX.to_string(), 4)
     );
     let two_minutes_ago = now_ms - 120_000;
@@ -265,7 +280,13 @@ fn message_timestamp_before_max_ms_is_set_described_altered_and_refuses_older_re
     assert_eq!(produce_at(&mut apis, "recent", 11, now_ms - 60_000), 0);
     assert_eq!(produce_at(&mut apis, "any", 12, two_minutes_ago), 0);
     assert_eq!(
-        alter(&mut apis, RESOURCE_TOPIC, "recent", "message.timestamp.before.max.ms", "600000"),
+        alter(
+            &mut apis,
+            RESOURCE_TOPIC,
+            "recent",
+            "message.timestamp.before.max.ms",
+            "600000"
+        ),
         0
     );
     assert_eq!(
@@ -284,10 +305,20 @@ fn removed_and_unhonoured_timestamp_configs_are_invalid_config() {
         ("message.timestamp.type", "LogAppendTime"),
         ("message.timestamp.before.max.ms", "-1"),
     ] {
-        assert_eq!(alter(&mut apis, RESOURCE_TOPIC, "t", key, value), 40, "{key}={value}");
+        assert_eq!(
+            alter(&mut apis, RESOURCE_TOPIC, "t", key, value),
+            40,
+            "{key}={value}"
+        );
     }
     assert_eq!(
-        alter(&mut apis, RESOURCE_TOPIC, "t", "message.timestamp.type", "CreateTime"),
+        alter(
+            &mut apis,
+            RESOURCE_TOPIC,
+            "t",
+            "message.timestamp.type",
+            "CreateTime"
+        ),
         0
     );
 }

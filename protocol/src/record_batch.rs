@@ -625,7 +625,8 @@ pub fn validate_records_within(
         let timestamp = header.base_timestamp.wrapping_add(record.timestamp_delta);
         if timestamp != NO_TIMESTAMP {
             max_record_timestamp = max_record_timestamp.max(Some(timestamp));
-            min_record_timestamp = Some(min_record_timestamp.map_or(timestamp, |m: i64| m.min(timestamp)));
+            min_record_timestamp =
+                Some(min_record_timestamp.map_or(timestamp, |m: i64| m.min(timestamp)));
         }
     }
     r.finish("records")?;
