@@ -569,9 +569,12 @@ mod tests {
         ));
     }
 
+    /// A request body, encoded at a version.
+    type Encoder = Box<dyn Fn(i16) -> Vec<u8>>;
+
     /// One request of each admin API, every array holding an element, so that a walk
     /// that lays a field out wrongly loses its place.
-    fn admin_requests() -> Vec<(ApiKey, Box<dyn Fn(i16) -> Vec<u8>>)> {
+    fn admin_requests() -> Vec<(ApiKey, Encoder)> {
         use kafka_protocol::messages::*;
         let s = |t: &str| StrBytes::from_string(t.to_string());
         let create_topics = CreateTopicsRequest::default().with_topics(vec![
