@@ -225,26 +225,8 @@ fn group_request(w: &mut Walk<'_>, api: ApiKey, v: i16) -> Result<(), ShapeError
 
 /// The topic-admin requests ([`crate::admin`]), as Kafka's message schemas lay them out.
 fn admin_request(w: &mut Walk<'_>, api: ApiKey, v: i16) -> Result<(), ShapeError> {
-    let broker_ids = |w: &mut Walk<'_>| w.array(|w| w.skip(4));
     match api {
-        ApiKey::CreateTopics => {
-            w.array(|w| {
-                w.string()?; // name
-                w.skip(4 + 2)?; // num_partitions, replication_factor
-                w.array(|w| {
-                    w.skip(4)?; // partition_index
-                    broker_ids(w)?;
-                    w.tagged_fields()
-                })?;
-                w.array(|w| {
-                    w.string()?; // name
-                    w.string()?; // value
-                    w.tagged_fields()
-                })?;
-                w.tagged_fields()
-            })?;
-            w.skip(4 + usize::from(v >= 1))?; // timeout_ms, validate_only
-        }
+        ApiKey::CreateTopics => create_topics(w, v)?,
         ApiKey::DeleteTopics if v >= 6 => {
             w.array(|w| {
                 w.string()?; // name
@@ -262,7 +244,7 @@ fn admin_request(w: &mut Walk<'_>, api: ApiKey, v: i16) -> Result<(), ShapeError
                 w.string()?; // name
                 w.skip(4)?; // count
                 w.array(|w| {
-                    broker_ids(w)?;
+                    w.array(|w| w.skip(4))?; // broker_ids
                     w.tagged_fields()
                 })?; // assignments (nullable)
                 w.tagged_fields()
@@ -306,6 +288,25 @@ fn admin_request(w: &mut Walk<'_>, api: ApiKey, v: i16) -> Result<(), ShapeError
         _ => {}
     }
     Ok(())
+}
+
+fn create_topics(w: &mut Walk<'_>, v: i16) -> Result<(), ShapeError> {
+    w.array(|w| {
+        w.string()?; // name
+        w.skip(4 + 2)?; // num_partitions, replication_factor
+        w.array(|w| {
+            w.skip(4)?; // partition_index
+            w.array(|w| w.skip(4))?; // broker_ids
+            w.tagged_fields()
+        })?;
+        w.array(|w| {
+            w.string()?; // name
+            w.string()?; // value
+            w.tagged_fields()
+        })?;
+        w.tagged_fields()
+    })?;
+    w.skip(4 + usize::from(v >= 1)) // timeout_ms, validate_only
 }
 
 fn offset_commit(w: &mut Walk<'_>, v: i16) -> Result<(), ShapeError> {
