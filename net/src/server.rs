@@ -871,10 +871,7 @@ impl Connection {
                 info!("answered UNSUPPORTED_VERSION in the v0 format (KIP-511)");
                 match crate::kafka_apis::unsupported_api_versions_frame(correlation_id) {
                     Ok(frame) => self.write(&frame).await,
-                    Err(e) => {
-                        error!(error = %e, "closed connection: cannot encode the answer");
-                        Flow::Close(CloseReason::Io)
-                    }
+                    Err(e) => encode_failed(&e),
                 }
             }
             Ok(Decoded::UnsupportedVersion(request)) => self.unsupported_version(&request).await,
@@ -914,10 +911,7 @@ impl Connection {
                 );
                 self.write(&frame).await
             }
-            Some(Err(e)) => {
-                error!(error = %e, "closed connection: cannot encode the answer");
-                Flow::Close(CloseReason::Io)
-            }
+            Some(Err(e)) => encode_failed(&e),
             None => {
                 warn!(
                     "closed connection: version not served, and no UNSUPPORTED_VERSION answer for this api"
