@@ -9,6 +9,9 @@
 # Usage: bench/fuzz.sh [TARGET|all] [SECONDS]        (default: all, 60 s each)
 #   bench/fuzz.sh record_batch 600
 #   RUNS=10000000 bench/fuzz.sh all                  (a number of executions instead)
+#   SANITIZER=none bench/fuzz.sh all                 (no AddressSanitizer: faster build and
+#                                                      runs; our crates forbid unsafe code, ASan
+#                                                      guards the C of zstd and the deps' unsafe)
 # Needs nightly and cargo-fuzz:  rustup toolchain install nightly; cargo install cargo-fuzz
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -24,6 +27,11 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
     echo "bench/fuzz.sh: SECONDS must be a whole number, not '$seconds'" >&2
     exit 2
 fi
+sanitizer="${SANITIZER:-address}"
+case "$sanitizer" in
+    address|none) ;;
+    *) echo "bench/fuzz.sh: SANITIZER must be address or none, not '$sanitizer'" >&2; exit 2 ;;
+esac
 if [ -n "${RUNS:-}" ]; then
     limit=(-runs="$RUNS")
 else
@@ -32,9 +40,9 @@ fi
 
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
-    echo "== cargo +nightly fuzz run $t (${limit[*]})"
+    echo "== cargo +nightly fuzz run -s $sanitizer $t (${limit[*]})"
     # -rss_limit_mb: a decompression bomb that got past the bound would show up as an
     # out-of-memory crash here, not as a slow run.
-    cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+    cargo +nightly fuzz run -s "$sanitizer" "$t" "corpus/$t" "seeds/$t" -- \
         "${limit[@]}" -rss_limit_mb=1024 -max_len=65536 -print_final_stats=1
 done

@@ -19,8 +19,9 @@
 //!    to lastOffsetDelta + 1 (so an empty batch is refused), no control batch, sequence >= 0
 //!    with a producer id, records well formed (a compressed batch's records decompressed
 //!    within `max_message_bytes`, else `MESSAGE_TOO_LARGE`, with inner offsets 0, 1, 2, ...),
-//!    else `INVALID_RECORD`; no record stamped more
-//!    than `log.message.timestamp.after.max.ms` ahead of the broker clock, else
+//!    else `INVALID_RECORD`; no record stamped more than
+//!    `log.message.timestamp.before.max.ms` behind or `log.message.timestamp.after.max.ms`
+//!    ahead of the broker clock (per partition: `message.timestamp.*`), else
 //!    `INVALID_TIMESTAMP`;
 //! 6. the sequence rule (`producer_state`): duplicate, stale epoch, in sequence;
 //! 7. append through [`Storage`] stamped with the leader epoch (0 while standalone), sync if
@@ -121,6 +122,11 @@ pub struct BrokerConfig {
     /// stamped further ahead is refused with `INVALID_TIMESTAMP`. `i64::MAX` switches the
     /// check off (as Kafka's `before` side is off by default with `Long.MAX_VALUE`).
     pub log_message_timestamp_after_max_ms: i64,
+    /// `log.message.timestamp.before.max.ms`: how far behind the broker clock a record's
+    /// timestamp may be (KIP-937, Kafka 3.6+). A batch with a record stamped further in the
+    /// past is refused with `INVALID_TIMESTAMP`. Default `i64::MAX`, Kafka's `Long.MAX_VALUE`:
+    /// no check.
+    pub log_message_timestamp_before_max_ms: i64,
     /// This broker's id in a cluster (Kafka's `node.id`, default 0). A standalone broker is
     /// broker 0.
     pub broker_id: BrokerId,
@@ -163,6 +169,7 @@ impl Default for BrokerConfig {
             snapshots_retained: 2,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             log_message_timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
+            log_message_timestamp_before_max_ms: i64::MAX,
             broker_id: 0,
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
@@ -173,9 +180,9 @@ impl Default for BrokerConfig {
 /// Kafka 4.0's default `log.message.timestamp.after.max.ms`: one hour.
 pub const DEFAULT_TIMESTAMP_AFTER_MAX_MS: i64 = 3_600_000;
 
-/// Parses a command-line value for `log.message.timestamp.after.max.ms`: milliseconds (at
-/// least 0), or `off` for no check (`i64::MAX`, as Kafka's `Long.MAX_VALUE`). The one parser
-/// the binaries' flags share.
+/// Parses a command-line value for `log.message.timestamp.after.max.ms` (and
+/// `log.message.timestamp.before.max.ms`): milliseconds (at least 0), or `off` for no check
+/// (`i64::MAX`, as Kafka's `Long.MAX_VALUE`). The one parser the binaries' flags share.
 ///
 /// # Examples
 ///
@@ -238,6 +245,8 @@ pub enum ConfigError {
     SnapshotsRetained,
     /// `log_message_timestamp_after_max_ms` below 0.
     TimestampAfterMax(i64),
+    /// `log_message_timestamp_before_max_ms` below 0.
+    TimestampBeforeMax(i64),
     /// `min_insync_replicas` of 0.
     MinInsyncReplicas,
     /// `replica_lag_time_max_ms` below 1.
@@ -278,6 +287,10 @@ impl fmt::Display for ConfigError {
                 f,
                 "log.message.timestamp.after.max.ms must be at least 0, not {ms}"
             ),
+            ConfigError::TimestampBeforeMax(ms) => write!(
+                f,
+                "log.message.timestamp.before.max.ms must be at least 0, not {ms}"
+            ),
             ConfigError::MinInsyncReplicas => write!(f, "min.insync.replicas must be at least 1"),
             ConfigError::ReplicaLagTimeMax(ms) => {
                 write!(f, "replica.lag.time.max.ms must be at least 1, not {ms}")
@@ -288,6 +301,14 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The window a record's `CreateTime` must fall in around the broker clock: the partition's
+/// `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`, or the broker's.
+#[derive(Clone, Copy, Debug)]
+struct TimestampBounds {
+    before_max_ms: i64,
+    after_max_ms: i64,
+}
 
 /// A producer whose state was dropped because it was idle too long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -529,6 +550,11 @@ impl<S: Storage> Broker<S> {
         if config.log_message_timestamp_after_max_ms < 0 {
             return Err(ConfigError::TimestampAfterMax(
                 config.log_message_timestamp_after_max_ms,
+            ));
+        }
+        if config.log_message_timestamp_before_max_ms < 0 {
+            return Err(ConfigError::TimestampBeforeMax(
+                config.log_message_timestamp_before_max_ms,
             ));
         }
         if config.min_insync_replicas == 0 {
@@ -1265,31 +1291,43 @@ impl<S: Storage> Broker<S> {
                 }
                 e => InvalidBatch::Malformed(e),
             })?;
-        let after_max_ms = overrides
-            .message_timestamp_after_max_ms
-            .unwrap_or(self.config.log_message_timestamp_after_max_ms);
-        self.check_timestamps(&summary, after_max_ms)
+        let bounds = TimestampBounds {
+            before_max_ms: overrides
+                .message_timestamp_before_max_ms
+                .unwrap_or(self.config.log_message_timestamp_before_max_ms),
+            after_max_ms: overrides
+                .message_timestamp_after_max_ms
+                .unwrap_or(self.config.log_message_timestamp_after_max_ms),
+        };
+        self.check_timestamps(&summary, bounds)
     }
 
-    /// Kafka's `LogValidator.validateTimestamp` for `CreateTime` topics, after-side only: a
-    /// record stamped more than `log_message_timestamp_after_max_ms` ahead of the broker clock
-    /// fails the batch with `INVALID_TIMESTAMP` (records without a timestamp are exempt).
+    /// Kafka's `LogValidator.validateTimestamp` for `CreateTime` topics: a record stamped
+    /// more than `before_max_ms` behind or `after_max_ms` ahead of the broker clock fails the
+    /// batch with `INVALID_TIMESTAMP` (records without a timestamp are exempt). Kafka checks
+    /// record by record; the oldest and the newest record decide the same thing, and Kafka
+    /// names the first offending record where we name the extreme one.
     fn check_timestamps(
         &self,
         summary: &RecordsSummary,
-        after_max_ms: i64,
+        bounds: TimestampBounds,
     ) -> Result<(), InvalidBatch> {
-        match summary.max_record_timestamp {
-            Some(timestamp)
-                if i128::from(timestamp) - i128::from(self.now_ms) > i128::from(after_max_ms) =>
-            {
-                Err(InvalidBatch::InvalidTimestamp {
-                    timestamp,
-                    now_ms: self.now_ms,
-                    after_max_ms,
-                })
-            }
-            _ => Ok(()),
+        // i128: `now - timestamp` of two i64s cannot overflow there.
+        let behind = |t: i64| i128::from(self.now_ms) - i128::from(t);
+        let too_old = summary
+            .min_record_timestamp
+            .filter(|&t| behind(t) > i128::from(bounds.before_max_ms));
+        let too_new = summary
+            .max_record_timestamp
+            .filter(|&t| -behind(t) > i128::from(bounds.after_max_ms));
+        match too_old.or(too_new) {
+            Some(timestamp) => Err(InvalidBatch::InvalidTimestamp {
+                timestamp,
+                now_ms: self.now_ms,
+                before_max_ms: bounds.before_max_ms,
+                after_max_ms: bounds.after_max_ms,
+            }),
+            None => Ok(()),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Per-partition overrides of broker settings: Kafka's topic-level configs.
 //!
-//! In Kafka a topic config (`max.message.bytes`, `message.timestamp.after.max.ms`,
-//! `min.insync.replicas`, ...) overrides the broker's default (`message.max.bytes`,
+//! In Kafka a topic config (`max.message.bytes`, `message.timestamp.before.max.ms`,
+//! `message.timestamp.after.max.ms`, `min.insync.replicas`, ...) overrides the broker's
+//! default (`message.max.bytes`, `log.message.timestamp.before.max.ms`,
 //! `log.message.timestamp.after.max.ms`, `min.insync.replicas`) for that topic's partitions
 //! only (`LogConfig`). The core knows no topics, so the front end tells it, per partition,
 //! which settings differ from the [`BrokerConfig`](crate::BrokerConfig)
@@ -25,6 +26,9 @@ pub struct PartitionConfig {
     /// `message.timestamp.after.max.ms`: how far ahead of the broker clock a record may be
     /// stamped (`INVALID_TIMESTAMP` beyond).
     pub message_timestamp_after_max_ms: Option<i64>,
+    /// `message.timestamp.before.max.ms`: how far behind the broker clock a record may be
+    /// stamped (`INVALID_TIMESTAMP` beyond; KIP-937).
+    pub message_timestamp_before_max_ms: Option<i64>,
     /// `min.insync.replicas`: with `acks=all`, the ISR must be at least this large.
     pub min_insync_replicas: Option<usize>,
     /// `retention.ms`: batches whose max timestamp is older than this (against the broker
@@ -76,6 +80,29 @@ mod tests {
         assert_eq!(refused.response.error_code, ErrorCode::MessageTooLarge);
         broker.set_partition_config(1, PartitionConfig::default());
         assert!(broker.produce(1, &big).is_appended(), "removed override");
+    }
+
+    #[test]
+    fn timestamp_before_max_of_a_partition_refuses_its_old_records_only() {
+        let mut broker = Broker::new(BrokerConfig::default()).unwrap();
+        broker.advance_time(1_000_000);
+        broker.set_partition_config(
+            1,
+            PartitionConfig {
+                message_timestamp_before_max_ms: Some(10_000),
+                ..PartitionConfig::default()
+            },
+        );
+        let old = batch("stamped 1 000, almost 1 000 s ago");
+        assert!(
+            broker.produce(0, &old).is_appended(),
+            "the broker's: no check"
+        );
+        let refused = broker.produce(1, &old);
+        assert_eq!(refused.response.error_code, ErrorCode::InvalidTimestamp);
+        assert_eq!(refused.response.error_code.code(), 32);
+        broker.set_partition_config(1, PartitionConfig::default());
+        assert!(broker.produce(1, &old).is_appended(), "removed override");
     }
 
     #[test]

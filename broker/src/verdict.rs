@@ -90,14 +90,16 @@ pub enum InvalidBatch {
     Transactional,
     /// The compression codec id is not one Kafka defines (5-7).
     Compressed(u8),
-    /// A record is stamped more than `log.message.timestamp.after.max.ms` ahead of the
-    /// broker clock (`INVALID_TIMESTAMP`).
+    /// A record is stamped more than `message.timestamp.before.max.ms` behind or
+    /// `message.timestamp.after.max.ms` ahead of the broker clock (`INVALID_TIMESTAMP`).
     InvalidTimestamp {
-        /// The largest record timestamp in the batch.
+        /// The record timestamp out of range (the oldest when it is too old, else the newest).
         timestamp: i64,
         /// The broker clock.
         now_ms: i64,
-        /// `log.message.timestamp.after.max.ms`.
+        /// `message.timestamp.before.max.ms` of the partition (or the broker's).
+        before_max_ms: i64,
+        /// `message.timestamp.after.max.ms` of the partition (or the broker's).
         after_max_ms: i64,
     },
     /// The log could not write the batch (`KAFKA_STORAGE_ERROR`); nothing was appended and
@@ -194,11 +196,15 @@ impl fmt::Display for InvalidBatch {
             InvalidBatch::InvalidTimestamp {
                 timestamp,
                 now_ms,
+                before_max_ms,
                 after_max_ms,
             } => write!(
                 f,
-                "timestamp {timestamp} is more than log.message.timestamp.after.max.ms \
-                 {after_max_ms} ahead of the broker clock {now_ms}"
+                "timestamp {timestamp} is out of range: it should be within [{}, {}] \
+                 (broker clock {now_ms}, message.timestamp.before.max.ms {before_max_ms}, \
+                 message.timestamp.after.max.ms {after_max_ms})",
+                now_ms.saturating_sub(*before_max_ms),
+                now_ms.saturating_add(*after_max_ms),
             ),
             InvalidBatch::StorageFailed(why) => write!(f, "the log could not write it: {why}"),
             InvalidBatch::NotLeaderOrFollower {

@@ -37,7 +37,7 @@ fn batch(sequence: i32) -> Bytes {
 
 #[test]
 fn every_setting_is_accepted_at_the_edges_of_its_range_and_refused_just_beyond() {
-    let edges: [Edge; 13] = [
+    let edges: [Edge; 14] = [
         (
             "dedup_window low",
             |c| c.dedup_window = 1,
@@ -97,6 +97,12 @@ fn every_setting_is_accepted_at_the_edges_of_its_range_and_refused_just_beyond()
             |c| c.log_message_timestamp_after_max_ms = 0,
             |c| c.log_message_timestamp_after_max_ms = -1,
             ConfigError::TimestampAfterMax(-1),
+        ),
+        (
+            "log_message_timestamp_before_max_ms",
+            |c| c.log_message_timestamp_before_max_ms = 0,
+            |c| c.log_message_timestamp_before_max_ms = -1,
+            ConfigError::TimestampBeforeMax(-1),
         ),
         (
             "min_insync_replicas",

@@ -658,6 +658,7 @@ fn record_stamped_beyond_timestamp_after_max_is_invalid_timestamp() {
         Verdict::Invalid(InvalidBatch::InvalidTimestamp {
             timestamp: 10_000 + hour + 1,
             now_ms: 10_000,
+            before_max_ms: i64::MAX,
             after_max_ms: hour,
         })
     );
@@ -670,6 +671,42 @@ fn record_stamped_beyond_timestamp_after_max_is_invalid_timestamp() {
 }
 
 #[test]
+fn record_stamped_beyond_timestamp_before_max_is_invalid_timestamp() {
+    let mut b = Broker::new(BrokerConfig {
+        log_message_timestamp_before_max_ms: 5_000,
+        ..BrokerConfig::default()
+    })
+    .unwrap();
+    b.advance_time(100_000);
+    let at_the_limit = b.produce(0, &batch(1, 0, 0, 1, 95_000));
+    assert!(
+        at_the_limit.is_appended(),
+        "exactly before.max.ms behind is allowed"
+    );
+    let too_old = b.produce(0, &batch(1, 0, 1, 1, 94_999));
+    assert_eq!(too_old.response.error_code, ErrorCode::InvalidTimestamp);
+    assert_eq!(
+        too_old.verdict,
+        Verdict::Invalid(InvalidBatch::InvalidTimestamp {
+            timestamp: 94_999,
+            now_ms: 100_000,
+            before_max_ms: 5_000,
+            after_max_ms: 3_600_000,
+        })
+    );
+    assert!(
+        too_old.to_string().contains("[95000, 3700000]"),
+        "the answer names the window, as Kafka's: {too_old}"
+    );
+    assert_eq!(b.log_end_offset(0), Some(1), "nothing appended");
+    let retry = b.produce(0, &batch(1, 0, 1, 1, 99_000));
+    assert!(
+        retry.is_appended(),
+        "the refused batch did not move the producer's sequence"
+    );
+}
+
+#[test]
 fn timestamp_check_is_off_at_i64_max() {
     let mut b = Broker::new(BrokerConfig {
         log_message_timestamp_after_max_ms: i64::MAX,
@@ -677,6 +714,13 @@ fn timestamp_check_is_off_at_i64_max() {
     })
     .unwrap();
     assert!(b.produce(0, &batch(1, 0, 0, 1, i64::MAX)).is_appended());
+}
+
+#[test]
+fn timestamp_before_max_is_off_by_default_even_for_timestamp_zero() {
+    let mut b = Broker::new(BrokerConfig::default()).unwrap();
+    b.advance_time(i64::MAX / 2);
+    assert!(b.produce(0, &batch(1, 0, 0, 1, 0)).is_appended());
 }
 
 #[test]

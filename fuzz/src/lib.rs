@@ -6,9 +6,9 @@
 //! - [`request_path`]: the bytes a client sends on one connection, split into frames by
 //!   the server's own framing (`kafka_codec::check_frame`), each decoded
 //!   (`kafka_codec::decode_request`, which runs `preflight::check` before `kafka-protocol`
-//!   decodes the body) and handed to the same `KafkaApis` function the server calls, on a
-//!   fresh broker, synchronously and without sockets. The answer is encoded as the server
-//!   would. Seeds are whole sessions of real clients (ApiVersions, Metadata,
+//!   decodes the body) and handed to the server's own dispatch (`KafkaApis::handle`, which
+//!   calls the handler and encodes its answer), on a fresh broker, synchronously and without
+//!   sockets. Unsupported versions get the server's UNSUPPORTED_VERSION answers. Seeds are whole sessions of real clients (ApiVersions, Metadata,
 //!   InitProducerId, Produce, Fetch ...), so mutations keep reaching the produce path.
 //! - [`record_batch`]: one RecordBatch through every decoder (`validate`,
 //!   `RecordBatch::decode`, `visit_records`, `decode_batches`, `validate_records_within`),
@@ -21,9 +21,10 @@
 
 use bytes::Bytes;
 use idempo_broker::{Broker, BrokerConfig, GroupConfig, NodeStorage, SimDisk};
-use idempo_net::groups::{Client, GroupReply};
-use idempo_net::kafka_apis::{FrontEndSettings, KafkaApis, api_versions_response};
-use idempo_net::kafka_codec::{self, Decoded, FrameCheck, RequestBody};
+use idempo_net::dispatch::Handled;
+use idempo_net::kafka_apis::{FrontEndSettings, KafkaApis, unsupported_api_versions_frame};
+use idempo_net::kafka_codec::{self, Decoded, FrameCheck};
+use idempo_net::unsupported_version;
 use idempo_protocol::compression::{Compression, with_records};
 use idempo_protocol::record_batch::{ATTRIBUTES_OFFSET, RECORD_BATCH_OVERHEAD};
 use idempo_protocol::{
@@ -94,8 +95,10 @@ pub fn serve_all(apis: &mut KafkaApis, data: &[u8]) -> usize {
     answered
 }
 
-/// One frame through decode and the handler; the encoded answer, or `None` where the server
-/// closes the connection (an undecodable frame, an answer that does not encode).
+/// One frame through decode and the server's own dispatch ([`KafkaApis::handle`]); the
+/// encoded answer (empty where the server writes nothing or would wait), or `None` where the
+/// server closes the connection (an undecodable frame, an answer that does not encode, an
+/// `acks=0` Produce that failed).
 pub fn serve(apis: &mut KafkaApis, frame: Bytes) -> Option<Bytes> {
     let (api_key, header, body) = match kafka_codec::decode_request(frame) {
         Ok(Decoded::Request {
@@ -103,78 +106,27 @@ pub fn serve(apis: &mut KafkaApis, frame: Bytes) -> Option<Bytes> {
             header,
             body,
         }) => (api_key, header, body),
-        Ok(_) => return Some(Bytes::new()),
+        Ok(Decoded::UnsupportedApiVersions { correlation_id, .. }) => {
+            return unsupported_api_versions_frame(correlation_id).ok();
+        }
+        Ok(Decoded::UnsupportedVersion(request)) => {
+            return unsupported_version::answer(&request)?.ok();
+        }
         Err(_) => return None,
     };
-    let version = header.request_api_version;
-    let correlation_id = header.correlation_id;
-    #[allow(unreachable_patterns)] // the APIs other modules add land in the last arm
-    let frame = match *body {
-        RequestBody::ApiVersions(_) => {
-            kafka_codec::encode_response(api_key, version, correlation_id, &api_versions_response())
-        }
-        RequestBody::Metadata(request) => {
-            let response = apis.metadata(&request, version);
-            kafka_codec::encode_response(api_key, version, correlation_id, &response)
-        }
-        RequestBody::InitProducerId(request) => {
-            let response = apis.init_producer_id(&request);
-            kafka_codec::encode_response(api_key, version, correlation_id, &response)
-        }
-        RequestBody::Produce(request) => {
-            let result = apis.produce(&request, version);
-            kafka_codec::encode_response(api_key, version, correlation_id, &result.response)
-        }
-        RequestBody::Fetch(request) => {
-            let result = apis.fetch(&request);
-            kafka_codec::encode_response(api_key, version, correlation_id, &result.response)
-        }
-        RequestBody::ListOffsets(request) => {
-            let response = apis.list_offsets(&request, version);
-            kafka_codec::encode_response(api_key, version, correlation_id, &response)
-        }
-        RequestBody::CreateTopics(request) => {
-            let response = apis.create_topics(&request, version);
-            kafka_codec::encode_response(api_key, version, correlation_id, &response)
-        }
-        RequestBody::DeleteTopics(request) => {
-            let response = apis.delete_topics(&request, version);
-            kafka_codec::encode_response(api_key, version, correlation_id, &response)
-        }
-        RequestBody::DeleteRecords(request) => {
-            let response = apis.delete_records(&request);
-            kafka_codec::encode_response(api_key, version, correlation_id, &response)
-        }
-        RequestBody::DescribeConfigs(request) => {
-            let response = apis.describe_configs(&request, version);
-            kafka_codec::encode_response(api_key, version, correlation_id, &response)
-        }
-        RequestBody::CreatePartitions(request) => {
-            let response = apis.create_partitions(&request);
-            kafka_codec::encode_response(api_key, version, correlation_id, &response)
-        }
-        RequestBody::IncrementalAlterConfigs(request) => {
-            let response = apis.incremental_alter_configs(&request);
-            kafka_codec::encode_response(api_key, version, correlation_id, &response)
-        }
-        RequestBody::Group(request) => {
-            let client = Client {
-                client_id: header
-                    .client_id
-                    .as_ref()
-                    .map_or_else(String::new, |c| c.to_string()),
-                client_host: "/127.0.0.1".into(),
-            };
-            match apis.group_request(&request, api_key, version, correlation_id, &client) {
-                Ok(GroupReply::Now(frame)) => Ok(frame),
-                // Parked until a rebalance completes: the server would wait; go on.
-                Ok(GroupReply::Join(_) | GroupReply::Sync(_)) => return Some(Bytes::new()),
-                Err(e) => Err(e),
-            }
-        }
-        _ => return Some(Bytes::new()),
-    };
-    frame.ok()
+    match apis
+        .handle(api_key, &header, *body, "/127.0.0.1")
+        .ok()?
+        .handled
+    {
+        Handled::Answer(frame) => Some(frame),
+        Handled::CloseAcksZeroFailure { .. } => None,
+        // The server would wait (for an append, a rebalance, the leader's assignment): go on.
+        Handled::NoAnswer
+        | Handled::FetchWait(_)
+        | Handled::JoinParked(_)
+        | Handled::SyncParked(_) => Some(Bytes::new()),
+    }
 }
 
 /// Where the magic byte sits in a batch header.

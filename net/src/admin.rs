@@ -28,7 +28,10 @@
 //! - Kafka accepts every topic config it knows (`retention.ms`, `cleanup.policy`,
 //!   `segment.bytes`, ...); idempo refuses those it does not honour with INVALID_CONFIG and
 //!   names the ones it does, rather than store a setting it would silently ignore.
-//!   `message.timestamp.type` accepts `CreateTime` only (no `LogAppendTime`).
+//!   `message.timestamp.type` accepts `CreateTime` only (no `LogAppendTime`: the broker
+//!   stores batches as sent and would have to rewrite their timestamps and CRC).
+//!   `message.timestamp.difference.max.ms` is refused as Kafka 4.0 refuses it (removed by
+//!   KIP-937; Kafka 3.6–3.9 still read it where `before`/`after` are unset).
 //! - `retention.ms` defaults to -1 (keep for ever; Kafka: 7 days) and deletes whole batches
 //!   from the log start, checked every minute (Kafka deletes segments, every 5 minutes).
 //! - Deletion is immediate: the partitions and their files are gone when DeleteTopics is
@@ -82,9 +85,10 @@ const TYPE_LONG: i8 = 5;
 const TYPE_STRING: i8 = 2;
 
 /// Topic-level configs the broker honours, with their Kafka type.
-pub const TOPIC_CONFIGS: [(&str, i8); 5] = [
+pub const TOPIC_CONFIGS: [(&str, i8); 6] = [
     ("max.message.bytes", TYPE_INT),
     ("message.timestamp.after.max.ms", TYPE_LONG),
+    ("message.timestamp.before.max.ms", TYPE_LONG),
     ("message.timestamp.type", TYPE_STRING),
     ("min.insync.replicas", TYPE_INT),
     ("retention.ms", TYPE_LONG),
@@ -132,6 +136,17 @@ pub fn partition_config(configs: &BTreeMap<String, String>) -> Result<PartitionC
             "message.timestamp.after.max.ms" => {
                 config.message_timestamp_after_max_ms =
                     Some(parse_number(name, value, 0, i64::MAX)?);
+            }
+            "message.timestamp.before.max.ms" => {
+                config.message_timestamp_before_max_ms =
+                    Some(parse_number(name, value, 0, i64::MAX)?);
+            }
+            "message.timestamp.difference.max.ms" => {
+                return Err(invalid_config(
+                    "message.timestamp.difference.max.ms was removed in Kafka 4.0 (KIP-937): \
+                     use message.timestamp.before.max.ms and message.timestamp.after.max.ms"
+                        .to_string(),
+                ));
             }
             "min.insync.replicas" => {
                 let v = parse_number(name, value, 1, i64::from(i32::MAX))?;
@@ -205,10 +220,10 @@ impl KafkaApis {
     /// Every honoured topic config of `topic`: its own value, or the broker's default.
     fn topic_config_values(&self, topic: &Topic) -> Vec<ConfigValue> {
         let broker = self.broker.config();
-        let after_max = broker.log_message_timestamp_after_max_ms;
         let defaults = [
             broker.max_message_bytes.to_string(),
-            after_max.to_string(),
+            broker.log_message_timestamp_after_max_ms.to_string(),
+            broker.log_message_timestamp_before_max_ms.to_string(),
             "CreateTime".to_string(),
             broker.min_insync_replicas.to_string(),
             "-1".to_string(),
@@ -263,6 +278,11 @@ impl KafkaApis {
             fixed(
                 "log.message.timestamp.after.max.ms",
                 c.log_message_timestamp_after_max_ms.to_string(),
+                TYPE_LONG,
+            ),
+            fixed(
+                "log.message.timestamp.before.max.ms",
+                c.log_message_timestamp_before_max_ms.to_string(),
                 TYPE_LONG,
             ),
             fixed(

@@ -965,6 +965,17 @@ struct Connection {
     reader_task: JoinHandle<()>,
 }
 
+impl Connection {
+    /// Closes after the writer has written every frame already queued (within `within`): an
+    /// `acks=0` batch is reported delivered once queued, so a close must not drop it.
+    async fn close_gracefully(mut self, within: Duration) {
+        let (closed, _) = mpsc::unbounded_channel();
+        // The writer ends once its queue is empty and this, the last sender, is gone.
+        drop(std::mem::replace(&mut self.writer, closed));
+        let _ = tokio::time::timeout(within, &mut self.writer_task).await;
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         // Once both tasks have dropped their halves, the socket is closed.
@@ -1056,6 +1067,11 @@ impl Driver {
                 Wake::Handshake(result) => self.on_handshake(result),
                 Wake::Timer => {}
             }
+        }
+        let link = std::mem::replace(&mut self.link, Link::Disconnected { retry_at_ms: 0 });
+        if let Link::Connected(conn) = link {
+            let within = Duration::from_millis(self.config.producer.request_timeout_ms);
+            conn.close_gracefully(within).await;
         }
         let stats = self.producer.stats();
         for done in self.closing.drain(..) {

@@ -232,16 +232,48 @@ async fn produce_and_check(
                 .map_err(|e| HarnessError::Task(e.to_string()))??,
         );
     }
-    let (_, log) = read_back(broker, topic).await?;
+    let acks_zero = config.acks == idempo_sim::config::Acks::None;
+    let log = read_settled(broker, topic, acks_zero).await?;
     let check = checker::check_log(
         log,
         Workload::new(config.producers, config.records, config.batch_records),
         &ledgers,
         |p, b| partition_of(config, p, b, partitions),
         |_| Some(0),
-        &KnownFaults::default(),
+        // With acks=0 a missing record is the known limit, as in the simulator's own runs.
+        &KnownFaults {
+            acks_zero,
+            ..KnownFaults::default()
+        },
     );
     Ok((check, partitions))
+}
+
+/// Reads of the log [`read_settled`] makes at most after the first, [`SETTLE_READ_GAP_MS`]
+/// apart.
+const SETTLE_READS: u32 = 20;
+
+/// Milliseconds between two reads of [`read_settled`].
+const SETTLE_READ_GAP_MS: u64 = 100;
+
+/// The log, read back once; with `acks=0` read again until two reads agree (at most
+/// [`SETTLE_READS`] more): nothing tells an `acks=0` producer when its batches reach the
+/// broker, so the last requests may still be on their way through the proxy when the
+/// producers are done.
+async fn read_settled(broker: &str, topic: &str, acks_zero: bool) -> Result<Log, HarnessError> {
+    let (_, mut log) = read_back(broker, topic).await?;
+    if !acks_zero {
+        return Ok(log);
+    }
+    for _ in 0..SETTLE_READS {
+        tokio::time::sleep(std::time::Duration::from_millis(SETTLE_READ_GAP_MS)).await;
+        let (_, again) = read_back(broker, topic).await?;
+        if again.len() == log.len() {
+            return Ok(again);
+        }
+        log = again;
+    }
+    Ok(log)
 }
 
 /// A topic read back: `(partition, header, bytes)` for every batch, partition by partition in

@@ -82,6 +82,8 @@ pub struct KafkaApis {
     pub settings: FrontEndSettings,
     /// The consumer-group coordinator and its parked requests ([`crate::groups`]).
     pub groups: Groups,
+    /// Bytes and records answered to Fetch requests, for metrics.
+    pub fetched: crate::metrics::FetchCounters,
 }
 
 /// The result of a Produce request.
@@ -135,6 +137,22 @@ pub fn unsupported_api_versions_response() -> ApiVersionsResponse {
         ])
 }
 
+/// [`unsupported_api_versions_response`] as a whole frame: body v0 and response header v0,
+/// whatever version was asked for (KIP-511), so that any client can read it.
+pub fn unsupported_api_versions_frame(
+    correlation_id: i32,
+) -> Result<Bytes, crate::kafka_codec::EncodeError> {
+    use kafka_protocol::protocol::Encodable;
+    let body = unsupported_api_versions_response();
+    crate::kafka_codec::encode_frame(0, correlation_id, |buf| body.encode(buf, 0)).map_err(|e| {
+        crate::kafka_codec::EncodeError {
+            api_key: ApiKey::ApiVersions,
+            api_version: 0,
+            why: e.to_string(),
+        }
+    })
+}
+
 impl KafkaApis {
     /// A front end over `broker`, with no topics yet (see [`load_topics`](Self::load_topics)),
     /// and the group coordinator with the offsets committed in the broker's storage.
@@ -149,6 +167,7 @@ impl KafkaApis {
             topics: TopicTable::new(),
             settings,
             groups,
+            fetched: crate::metrics::FetchCounters::default(),
         }
     }
 

@@ -70,6 +70,8 @@
 //! ## Layout
 //! - [`kafka_codec`]: framing (check-then-parse), request decoding, response encoding with
 //!   the header version of each api version, the advertised version table.
+//! - [`dispatch`]: [`KafkaApis::handle`], the one match from a decoded request to its
+//!   handler, shared by the server and the request-path fuzz target.
 //! - [`frames`]: the frame reader (check-then-parse, an oversized prefix refused before
 //!   allocation) of the proxy and the client.
 //! - [`groups`]: the consumer-group APIs over the core's group coordinator, and the parked
@@ -131,6 +133,7 @@ pub mod admin_http;
 pub mod client;
 pub mod cluster_node;
 pub mod cluster_server;
+pub mod dispatch;
 pub mod frames;
 pub mod groups;
 pub mod harness;

@@ -161,8 +161,11 @@ impl MetricsSnapshot {
                 })
             })
             .collect();
+        let (bytes_out, records_out) = apis.fetched.totals();
         MetricsSnapshot {
             stats: *apis.broker.stats(),
+            bytes_out,
+            records_out,
             producer_id_count: apis.broker.producer_id_count(),
             log_end_offsets,
             group_members: group_members(apis),

@@ -65,6 +65,11 @@ impl std::error::Error for ShapeError {}
 /// APIs not listed in [`SUPPORTED_APIS`](crate::kafka_codec::SUPPORTED_APIS) pass unchecked
 /// (they are refused before decoding anyway).
 pub fn check(api: ApiKey, version: i16, body: &[u8]) -> Result<(), ShapeError> {
+    walk(api, version, body).map(|_unread| ())
+}
+
+/// [`check`]'s walk; the bytes it left unread (0 for a body it laid out exactly).
+fn walk(api: ApiKey, version: i16, body: &[u8]) -> Result<usize, ShapeError> {
     let flexible = api.request_header_version(version) >= 2;
     let mut w = Walk {
         buf: body,
@@ -132,9 +137,16 @@ pub fn check(api: ApiKey, version: i16, body: &[u8]) -> Result<(), ShapeError> {
         | ApiKey::ListGroups
         | ApiKey::DescribeGroups
         | ApiKey::DeleteGroups => group_request(&mut w, api, v)?,
-        _ => return Ok(()),
+        ApiKey::CreateTopics
+        | ApiKey::DeleteTopics
+        | ApiKey::CreatePartitions
+        | ApiKey::DescribeConfigs
+        | ApiKey::IncrementalAlterConfigs
+        | ApiKey::DeleteRecords => admin_request(&mut w, api, v)?,
+        _ => return Ok(0),
     }
-    w.tagged_fields()
+    w.tagged_fields()?;
+    Ok(w.buf.len())
 }
 
 /// The consumer-group requests ([`crate::groups`]). Heartbeat has no array and needs no walk.
@@ -209,6 +221,92 @@ fn group_request(w: &mut Walk<'_>, api: ApiKey, v: i16) -> Result<(), ShapeError
         _ => {}
     }
     Ok(())
+}
+
+/// The topic-admin requests ([`crate::admin`]), as Kafka's message schemas lay them out.
+fn admin_request(w: &mut Walk<'_>, api: ApiKey, v: i16) -> Result<(), ShapeError> {
+    match api {
+        ApiKey::CreateTopics => create_topics(w, v)?,
+        ApiKey::DeleteTopics if v >= 6 => {
+            w.array(|w| {
+                w.string()?; // name
+                w.skip(16)?; // topic_id
+                w.tagged_fields()
+            })?;
+            w.skip(4)?; // timeout_ms
+        }
+        ApiKey::DeleteTopics => {
+            w.array(|w| w.string())?; // topic_names
+            w.skip(4)?; // timeout_ms
+        }
+        ApiKey::CreatePartitions => {
+            w.array(|w| {
+                w.string()?; // name
+                w.skip(4)?; // count
+                w.array(|w| {
+                    w.array(|w| w.skip(4))?; // broker_ids
+                    w.tagged_fields()
+                })?; // assignments (nullable)
+                w.tagged_fields()
+            })?;
+            w.skip(4 + 1)?; // timeout_ms, validate_only
+        }
+        ApiKey::DescribeConfigs => {
+            w.array(|w| {
+                w.skip(1)?; // resource_type
+                w.string()?; // resource_name
+                w.array(|w| w.string())?; // configuration_keys (nullable)
+                w.tagged_fields()
+            })?;
+            w.skip(usize::from(v >= 1) + usize::from(v >= 3))?; // include_synonyms, _documentation
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            w.array(|w| {
+                w.skip(1)?; // resource_type
+                w.string()?; // resource_name
+                w.array(|w| {
+                    w.string()?; // name
+                    w.skip(1)?; // config_operation
+                    w.string()?; // value
+                    w.tagged_fields()
+                })?;
+                w.tagged_fields()
+            })?;
+            w.skip(1)?; // validate_only
+        }
+        ApiKey::DeleteRecords => {
+            w.array(|w| {
+                w.string()?; // name
+                w.array(|w| {
+                    w.skip(4 + 8)?; // partition_index, offset
+                    w.tagged_fields()
+                })?;
+                w.tagged_fields()
+            })?;
+            w.skip(4)?; // timeout_ms
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn create_topics(w: &mut Walk<'_>, v: i16) -> Result<(), ShapeError> {
+    w.array(|w| {
+        w.string()?; // name
+        w.skip(4 + 2)?; // num_partitions, replication_factor
+        w.array(|w| {
+            w.skip(4)?; // partition_index
+            w.array(|w| w.skip(4))?; // broker_ids
+            w.tagged_fields()
+        })?;
+        w.array(|w| {
+            w.string()?; // name
+            w.string()?; // value
+            w.tagged_fields()
+        })?;
+        w.tagged_fields()
+    })?;
+    w.skip(4 + usize::from(v >= 1)) // timeout_ms, validate_only
 }
 
 fn offset_commit(w: &mut Walk<'_>, v: i16) -> Result<(), ShapeError> {
@@ -470,6 +568,136 @@ mod tests {
             check(ApiKey::Metadata, 9, &body),
             Err(ShapeError::ArrayTooLong { .. })
         ));
+    }
+
+    /// A request body, encoded at a version.
+    type Encoder = Box<dyn Fn(i16) -> Vec<u8>>;
+
+    /// One request of each admin API, every array holding an element, so that a walk
+    /// that lays a field out wrongly loses its place.
+    fn admin_requests() -> Vec<(ApiKey, Encoder)> {
+        use kafka_protocol::messages::*;
+        let s = |t: &str| StrBytes::from_string(t.to_string());
+        let create_topics = CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(name("t"))
+                .with_assignments(vec![
+                    create_topics_request::CreatableReplicaAssignment::default()
+                        .with_broker_ids(vec![BrokerId(1), BrokerId(2)]),
+                ])
+                .with_configs(vec![
+                    create_topics_request::CreatableTopicConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_value(Some(s("1"))),
+                ]),
+        ]);
+        // v6 names topics as (name, id) pairs, earlier versions by name only.
+        let delete_topics = |v: i16| {
+            let request = DeleteTopicsRequest::default();
+            let request = if v >= 6 {
+                request.with_topics(vec![
+                    delete_topics_request::DeleteTopicState::default().with_name(Some(name("t"))),
+                ])
+            } else {
+                request.with_topic_names(vec![name("t")])
+            };
+            encoded(&request, v)
+        };
+        let create_partitions = CreatePartitionsRequest::default().with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(name("t"))
+                .with_assignments(Some(vec![
+                    create_partitions_request::CreatePartitionsAssignment::default()
+                        .with_broker_ids(vec![BrokerId(1)]),
+                ])),
+        ]);
+        let describe_configs = DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_name(s("t"))
+                .with_configuration_keys(Some(vec![s("retention.ms")])),
+        ]);
+        let alter_configs = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_name(s("t"))
+                .with_configs(vec![
+                    incremental_alter_configs_request::AlterableConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_value(Some(s("1"))),
+                ]),
+        ]);
+        let delete_records = DeleteRecordsRequest::default().with_topics(vec![
+            delete_records_request::DeleteRecordsTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![
+                    delete_records_request::DeleteRecordsPartition::default().with_offset(5),
+                ]),
+        ]);
+        vec![
+            (
+                ApiKey::CreateTopics,
+                Box::new(move |v| encoded(&create_topics, v)),
+            ),
+            (ApiKey::DeleteTopics, Box::new(delete_topics)),
+            (
+                ApiKey::CreatePartitions,
+                Box::new(move |v| encoded(&create_partitions, v)),
+            ),
+            (
+                ApiKey::DescribeConfigs,
+                Box::new(move |v| encoded(&describe_configs, v)),
+            ),
+            (
+                ApiKey::IncrementalAlterConfigs,
+                Box::new(move |v| encoded(&alter_configs, v)),
+            ),
+            (
+                ApiKey::DeleteRecords,
+                Box::new(move |v| encoded(&delete_records, v)),
+            ),
+        ]
+    }
+
+    fn served(api: ApiKey) -> std::ops::RangeInclusive<i16> {
+        let (min, max) = crate::kafka_codec::supported_versions(api).expect("served");
+        min..=max
+    }
+
+    #[test]
+    fn admin_requests_are_walked_to_their_last_byte_at_every_served_version() {
+        for (api, body) in admin_requests() {
+            for v in served(api) {
+                assert_eq!(walk(api, v, &body(v)), Ok(0), "{api:?} v{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_admin_request_announcing_more_elements_than_bytes_is_refused() {
+        for (api, _) in admin_requests() {
+            for v in served(api) {
+                let flexible = api.request_header_version(v) >= 2;
+                // The top-level array's count, and nothing after it.
+                let body: &[u8] = if flexible {
+                    &[0xff, 0xff, 0xff, 0xff, 0x0f]
+                } else {
+                    &[0x7f, 0xff, 0xff, 0xff]
+                };
+                assert!(
+                    matches!(check(api, v, body), Err(ShapeError::ArrayTooLong { .. })),
+                    "{api:?} v{v}"
+                );
+            }
+        }
+        // Nested: CreateTopics v2, one topic "t" whose assignments announce 2^31 - 1.
+        let mut body = vec![0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 1, 0, 1];
+        body.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(
+            check(ApiKey::CreateTopics, 2, &body),
+            Err(ShapeError::ArrayTooLong {
+                count: i64::from(i32::MAX),
+                remaining: 0
+            })
+        );
     }
 
     #[test]

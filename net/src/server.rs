@@ -33,9 +33,10 @@
 //! SIGTERM); the listener closes, each connection finishes the request in hand and closes,
 //! and after [`ServerConfig::shutdown_grace_ms`] any connection still open is dropped.
 
+use crate::dispatch::Handled;
 use crate::frames::{READ_CHUNK_BYTES, READ_MIN_BYTES};
-use crate::groups::{Client, EncodableBody, GroupReply, GroupRequest};
-use crate::kafka_apis::{FrontEndSettings, KafkaApis, api_versions_response};
+use crate::groups::EncodableBody;
+use crate::kafka_apis::{FrontEndSettings, KafkaApis};
 use crate::kafka_codec::{
     self, CodecError, DEFAULT_MAX_FRAME_BYTES, Decoded, FrameCheck, LENGTH_PREFIX_BYTES,
     RequestBody,
@@ -44,7 +45,7 @@ use crate::limits::{
     CloseReason, ConnectionQuotas, ConnectionStats, Expiry, LimitsConfig, PoolStats, ReadClock,
     RequestMemoryPool,
 };
-use crate::metrics::{FetchCounters, MetricsSnapshot};
+use crate::metrics::MetricsSnapshot;
 use crate::topics::TopicTableError;
 use crate::unsupported_version::UnsupportedVersion;
 use bytes::{Bytes, BytesMut};
@@ -53,7 +54,6 @@ use idempo_broker::{
     OpenError, SimDisk, SyncPolicy,
 };
 use kafka_protocol::messages::{ApiKey, RequestHeader};
-use kafka_protocol::protocol::Encodable;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -244,8 +244,6 @@ struct Shared {
     apis: Mutex<KafkaApis>,
     /// Woken after every append, for Fetch requests waiting for `min_bytes`.
     appended: Notify,
-    /// Bytes and records answered to Fetch requests, for metrics.
-    fetched: FetchCounters,
     max_frame_bytes: usize,
 }
 
@@ -378,7 +376,6 @@ impl Server {
             shared: Arc::new(Shared {
                 apis: Mutex::new(apis),
                 appended: Notify::new(),
-                fetched: FetchCounters::default(),
                 max_frame_bytes: config.max_frame_bytes,
             }),
             limits: Arc::new(ConnectionLimits::new(config.limits)),
@@ -554,14 +551,17 @@ impl Server {
 
 fn snapshot(shared: &Shared, limits: &ConnectionLimits) -> MetricsSnapshot {
     let core = shared.with_apis(|apis| MetricsSnapshot::of_core(apis));
-    let (bytes_out, records_out) = shared.fetched.totals();
     MetricsSnapshot {
         connections: limits.connection_stats(),
         pool: limits.pool_stats(),
-        bytes_out,
-        records_out,
         ..core
     }
+}
+
+/// Logs an answer that does not encode and closes the connection.
+fn encode_failed(e: &kafka_codec::EncodeError) -> Flow {
+    error!(error = %e, "closed connection: cannot encode the answer");
+    Flow::Close(CloseReason::Io)
 }
 
 fn log_task_end(done: Result<(), tokio::task::JoinError>) {
@@ -869,14 +869,9 @@ impl Connection {
                 );
                 let _entered = span.enter();
                 info!("answered UNSUPPORTED_VERSION in the v0 format (KIP-511)");
-                let body = crate::kafka_apis::unsupported_api_versions_response();
-                let frame = kafka_codec::encode_frame(0, correlation_id, |buf| body.encode(buf, 0));
-                match frame {
+                match crate::kafka_apis::unsupported_api_versions_frame(correlation_id) {
                     Ok(frame) => self.write(&frame).await,
-                    Err(e) => {
-                        error!(error = %e, "closed connection: cannot encode the answer");
-                        Flow::Close(CloseReason::Io)
-                    }
+                    Err(e) => encode_failed(&e),
                 }
             }
             Ok(Decoded::UnsupportedVersion(request)) => self.unsupported_version(&request).await,
@@ -916,10 +911,7 @@ impl Connection {
                 );
                 self.write(&frame).await
             }
-            Some(Err(e)) => {
-                error!(error = %e, "closed connection: cannot encode the answer");
-                Flow::Close(CloseReason::Io)
-            }
+            Some(Err(e)) => encode_failed(&e),
             None => {
                 warn!(
                     "closed connection: version not served, and no UNSUPPORTED_VERSION answer for this api"
@@ -929,99 +921,64 @@ impl Connection {
         }
     }
 
+    /// Serves one decoded request through [`KafkaApis::handle`] (the dispatch the fuzz
+    /// target runs too), then writes its answer, or waits for what it waits for.
     async fn handle(&mut self, api_key: ApiKey, header: RequestHeader, body: RequestBody) -> Flow {
-        let version = header.request_api_version;
-        let correlation_id = header.correlation_id;
+        let client_host = format!("/{}", self.peer.ip());
         let shared = self.shared.clone();
-        let frame = match body {
-            RequestBody::ApiVersions(_) => kafka_codec::encode_response(
-                api_key,
-                version,
-                correlation_id,
-                &api_versions_response(),
-            ),
-            RequestBody::Metadata(request) => {
-                let response = shared.with_apis(|apis| apis.metadata(&request, version));
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::InitProducerId(request) => {
-                let response = shared.with_apis(|apis| apis.init_producer_id(&request));
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::Produce(request) => {
-                let result = shared.with_apis(|apis| apis.produce(&request, version));
-                if result.appended > 0 {
+        let dispatched = shared.with_apis(|apis| apis.handle(api_key, &header, body, &client_host));
+        let handled = match dispatched {
+            Ok(dispatched) => {
+                if dispatched.appended > 0 {
                     shared.appended.notify_waiters();
                 }
-                if request.acks == 0 {
-                    if result.failed > 0 {
-                        warn!(
-                            failed = result.failed,
-                            "closed connection: an acks=0 produce failed, and closing is the only way to tell the client"
-                        );
-                        return Flow::Close(CloseReason::AcksZeroFailure);
-                    }
-                    debug!("sent no answer (acks=0)");
-                    return Flow::Continue;
-                }
-                kafka_codec::encode_response(api_key, version, correlation_id, &result.response)
+                dispatched.handled
             }
-            RequestBody::Fetch(request) => {
-                let response = self.fetch(&request).await;
-                shared.fetched.record(&response);
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::ListOffsets(request) => {
-                let response = shared.with_apis(|apis| apis.list_offsets(&request, version));
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::CreateTopics(request) => {
-                let response = shared.with_apis(|apis| apis.create_topics(&request, version));
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::DeleteTopics(request) => {
-                let response = shared.with_apis(|apis| apis.delete_topics(&request, version));
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::DeleteRecords(request) => {
-                let response = shared.with_apis(|apis| apis.delete_records(&request));
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::DescribeConfigs(request) => {
-                let response = shared.with_apis(|apis| apis.describe_configs(&request, version));
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::CreatePartitions(request) => {
-                let response = shared.with_apis(|apis| apis.create_partitions(&request));
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::IncrementalAlterConfigs(request) => {
-                let response = shared.with_apis(|apis| apis.incremental_alter_configs(&request));
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::ElectLeaders(request) => {
-                let response = shared.with_apis(|apis| {
-                    crate::cluster_server::elect_leaders_standalone(apis, &request)
-                });
-                kafka_codec::encode_response(api_key, version, correlation_id, &response)
-            }
-            RequestBody::Group(request) => match self.group(api_key, &header, &request).await {
-                Some(frame) => frame,
-                // Shutdown while parked (or the coordinator dropped the answer).
-                None => return Flow::Close(CloseReason::Shutdown),
-            },
+            Err(e) => return encode_failed(&e),
         };
-        match frame {
-            Ok(frame) => {
-                let flow = self.write(&frame).await;
-                debug!(response_bytes = frame.len(), "answered request");
-                flow
+        let (version, correlation_id) = (header.request_api_version, header.correlation_id);
+        let encode = |body: &dyn EncodableBody| body.encode_frame(api_key, version, correlation_id);
+        let frame = match handled {
+            Handled::Answer(frame) => frame,
+            Handled::NoAnswer => {
+                debug!("sent no answer (acks=0)");
+                return Flow::Continue;
             }
-            Err(e) => {
-                error!(error = %e, "closed connection: cannot encode the answer");
-                Flow::Close(CloseReason::Io)
+            Handled::CloseAcksZeroFailure { failed } => {
+                warn!(
+                    failed,
+                    "closed connection: an acks=0 produce failed, and closing is the only way to tell the client"
+                );
+                return Flow::Close(CloseReason::AcksZeroFailure);
             }
-        }
+            Handled::FetchWait(request) => {
+                let response = self.fetch(&request).await;
+                match encode(&response) {
+                    Ok(frame) => frame,
+                    Err(e) => return encode_failed(&e),
+                }
+            }
+            Handled::JoinParked(receiver) => {
+                debug!("parked JoinGroup until the rebalance completes");
+                match self.parked(receiver).await.map(|r| encode(&r)) {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => return encode_failed(&e),
+                    // Shutdown while parked (or the coordinator dropped the answer).
+                    None => return Flow::Close(CloseReason::Shutdown),
+                }
+            }
+            Handled::SyncParked(receiver) => {
+                debug!("parked SyncGroup until the leader's assignment");
+                match self.parked(receiver).await.map(|r| encode(&r)) {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => return encode_failed(&e),
+                    None => return Flow::Close(CloseReason::Shutdown),
+                }
+            }
+        };
+        let flow = self.write(&frame).await;
+        debug!(response_bytes = frame.len(), "answered request");
+        flow
     }
 
     /// Serves a Fetch, waiting (without the lock) for an append while fewer than
@@ -1039,8 +996,16 @@ impl Connection {
             let appended = shared.appended.notified();
             tokio::pin!(appended);
             appended.as_mut().enable();
-            let result = shared.with_apis(|apis| apis.fetch(request));
-            if result.record_bytes >= min_bytes || result.any_error || Instant::now() >= deadline {
+            let past_deadline = Instant::now() >= deadline;
+            let (result, done) = shared.with_apis(|apis| {
+                let result = apis.fetch(request);
+                let done = result.record_bytes >= min_bytes || result.any_error || past_deadline;
+                if done {
+                    apis.fetched.record(&result.response);
+                }
+                (result, done)
+            });
+            if done {
                 debug!(record_bytes = result.record_bytes, "fetched");
                 return result.response;
             }
@@ -1050,43 +1015,11 @@ impl Connection {
                 _ = self.stop.changed() => {}
             }
             if *self.stop.borrow() {
-                return shared.with_apis(|apis| apis.fetch(request)).response;
-            }
-        }
-    }
-
-    /// Serves a consumer-group request. A JoinGroup or SyncGroup the coordinator parks keeps
-    /// the connection waiting (it reads nothing meanwhile, like Kafka's muted channel) until
-    /// the coordinator completes it; `None` when shutdown comes first.
-    async fn group(
-        &mut self,
-        api_key: ApiKey,
-        header: &RequestHeader,
-        request: &GroupRequest,
-    ) -> Option<Result<Bytes, kafka_codec::EncodeError>> {
-        let version = header.request_api_version;
-        let correlation_id = header.correlation_id;
-        let client = Client {
-            client_id: header
-                .client_id
-                .as_ref()
-                .map_or_else(String::new, |c| c.to_string()),
-            client_host: format!("/{}", self.peer.ip()),
-        };
-        let reply = self.shared.with_apis(|apis| {
-            apis.group_request(request, api_key, version, correlation_id, &client)
-        });
-        let encode = |body: &dyn EncodableBody| body.encode_frame(api_key, version, correlation_id);
-        match reply {
-            Err(e) => Some(Err(e)),
-            Ok(GroupReply::Now(frame)) => Some(Ok(frame)),
-            Ok(GroupReply::Join(receiver)) => {
-                debug!("parked JoinGroup until the rebalance completes");
-                self.parked(receiver).await.map(|r| encode(&r))
-            }
-            Ok(GroupReply::Sync(receiver)) => {
-                debug!("parked SyncGroup until the leader's assignment");
-                self.parked(receiver).await.map(|r| encode(&r))
+                return shared.with_apis(|apis| {
+                    let response = apis.fetch(request).response;
+                    apis.fetched.record(&response);
+                    response
+                });
             }
         }
     }

@@ -197,6 +197,132 @@ fn configs_are_described_with_their_source_and_altered() {
     );
 }
 
+/// (error code) of a one-record idempotent batch stamped `timestamp_ms`, produced to
+/// partition 0 of `topic` with acks=all.
+fn produce_at(apis: &mut KafkaApis, topic: &str, producer_id: i64, timestamp_ms: i64) -> i16 {
+    use idempo_protocol::{ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
+    use kafka_protocol::messages::{
+        ProduceRequest,
+        produce_request::{PartitionProduceData, TopicProduceData},
+    };
+    let records = RecordBatch::idempotent(
+        ProducerId(producer_id),
+        ProducerEpoch(0),
+        Sequence(0),
+        timestamp_ms,
+        vec![Record::with_value(0, "v".to_string())],
+    )
+    .to_bytes();
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ]);
+    apis.produce(&request, 9).response.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn message_timestamp_before_max_ms_is_set_described_altered_and_refuses_older_records() {
+    let mut apis = apis(NodeStorage::Memory(SimDisk::new()));
+    let now_ms = 1_700_000_000_000;
+    apis.advance_time(now_ms);
+    let created = create(
+        &mut apis,
+        vec![
+            topic("recent", 1, -1).with_configs(vec![
+                CreatableTopicConfig::default()
+                    .with_name(s("message.timestamp.before.max.ms"))
+                    .with_value(Some(s("60000"))),
+            ]),
+            topic("any", 1, -1),
+        ],
+        false,
+    );
+    assert_eq!(created, vec![0, 0]);
+    assert_eq!(
+        config_value(
+            &apis,
+            RESOURCE_TOPIC,
+            "recent",
+            "message.timestamp.before.max.ms"
+        ),
+        ("60000".to_string(), 1),
+        "set on the topic"
+    );
+    assert_eq!(
+        config_value(
+            &apis,
+            RESOURCE_TOPIC,
+            "any",
+            "message.timestamp.before.max.ms"
+        ),
+        (i64::MAX.to_string(), 5),
+        "Kafka's default, Long.MAX_VALUE: no check"
+    );
+    assert_eq!(
+        config_value(
+            &apis,
+            RESOURCE_BROKER,
+            "1",
+            "log.message.timestamp.before.max.ms"
+        ),
+        (i64::MAX.to_string(), 4)
+    );
+    let two_minutes_ago = now_ms - 120_000;
+    assert_eq!(produce_at(&mut apis, "recent", 10, two_minutes_ago), 32);
+    assert_eq!(produce_at(&mut apis, "recent", 11, now_ms - 60_000), 0);
+    assert_eq!(produce_at(&mut apis, "any", 12, two_minutes_ago), 0);
+    assert_eq!(
+        alter(
+            &mut apis,
+            RESOURCE_TOPIC,
+            "recent",
+            "message.timestamp.before.max.ms",
+            "600000"
+        ),
+        0
+    );
+    assert_eq!(
+        produce_at(&mut apis, "recent", 10, two_minutes_ago),
+        0,
+        "within the altered bound"
+    );
+}
+
+#[test]
+fn removed_and_unhonoured_timestamp_configs_are_invalid_config() {
+    let mut apis = apis(NodeStorage::Memory(SimDisk::new()));
+    create(&mut apis, vec![topic("t", 1, -1)], false);
+    for (key, value) in [
+        ("message.timestamp.difference.max.ms", "1000"),
+        ("message.timestamp.type", "LogAppendTime"),
+        ("message.timestamp.before.max.ms", "-1"),
+    ] {
+        assert_eq!(
+            alter(&mut apis, RESOURCE_TOPIC, "t", key, value),
+            40,
+            "{key}={value}"
+        );
+    }
+    assert_eq!(
+        alter(
+            &mut apis,
+            RESOURCE_TOPIC,
+            "t",
+            "message.timestamp.type",
+            "CreateTime"
+        ),
+        0
+    );
+}
+
 #[test]
 fn topics_partitions_configs_and_deletions_survive_reopening_the_files() {
     let dir = TempDir::new("reopen");

@@ -235,6 +235,44 @@ async fn records_sent_idempotently_are_read_back_exactly_once_and_in_order() {
 }
 
 #[tokio::test]
+async fn an_acks_zero_producer_closed_at_once_still_writes_every_batch_it_counted_sent() {
+    let broker = start(server_config(1, false)).await;
+    let mut config = client_config(broker.addr);
+    config.producer.idempotence = false;
+    config.producer.acks = 0;
+    let producer = KafkaProducer::connect(config.clone())
+        .await
+        .expect("connects");
+    let mut deliveries = Vec::new();
+    for b in 0..30u32 {
+        deliveries.push(producer.send(0, records(b * 10, 10)).await.expect("queued"));
+    }
+    // acks=0: a batch is delivered once it is on its way, so close may come at once; it must
+    // not drop the frames still queued for the socket.
+    let stats = within("close", producer.close()).await.expect("closed");
+    assert_eq!(stats.batches_delivered, 30);
+    for delivery in deliveries {
+        delivery.await.expect("a report").result.expect("delivered");
+    }
+    let expected: Vec<u32> = (0..300).collect();
+    within("every record in the log", async {
+        loop {
+            let read: Vec<u32> = read_back(&config, 0)
+                .await
+                .into_iter()
+                .map(|r| r.1)
+                .collect();
+            if read.len() >= expected.len() {
+                assert_eq!(read, expected, "each record once, in order");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_lost_ack_is_retried_and_acknowledged_with_the_original_offset() {
     let relayed = start_relayed(server_config(1, true), Fault::CloseInstead, 1).await;
     let config = client_config(relayed.relay);

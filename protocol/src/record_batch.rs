@@ -566,6 +566,9 @@ pub struct RecordsSummary {
     /// whose timestamp is `NO_TIMESTAMP` (-1) as Kafka's `LogValidator` does; `None` when no
     /// record has one.
     pub max_record_timestamp: Option<i64>,
+    /// The smallest record timestamp, ignoring `NO_TIMESTAMP` the same way (Kafka checks
+    /// every record against `message.timestamp.before.max.ms`; the oldest decides).
+    pub min_record_timestamp: Option<i64>,
 }
 
 /// Checks that `header` (parsed from `bytes`) announces exactly `bytes.len()` bytes and is
@@ -615,17 +618,21 @@ pub fn validate_records_within(
     let count = records_count(header)?;
     let mut r = Reader::new(records_section(bytes, header, max_decompressed_bytes)?);
     let mut max_record_timestamp = None;
+    let mut min_record_timestamp = None;
     for index in 0..count {
         let record = skip_record(&mut r)?;
         check_inner_offset(header, index, record.offset_delta)?;
         let timestamp = header.base_timestamp.wrapping_add(record.timestamp_delta);
-        if timestamp != NO_TIMESTAMP && max_record_timestamp.is_none_or(|max| timestamp > max) {
-            max_record_timestamp = Some(timestamp);
+        if timestamp != NO_TIMESTAMP {
+            max_record_timestamp = max_record_timestamp.max(Some(timestamp));
+            min_record_timestamp =
+                Some(min_record_timestamp.map_or(timestamp, |m: i64| m.min(timestamp)));
         }
     }
     r.finish("records")?;
     Ok(RecordsSummary {
         max_record_timestamp,
+        min_record_timestamp,
     })
 }
 

@@ -409,6 +409,23 @@ fn the_largest_record_timestamp_is_found_ignoring_records_without_one() {
 }
 
 #[test]
+fn the_smallest_record_timestamp_is_found_ignoring_records_without_one() {
+    // The oldest record decides message.timestamp.before.max.ms (KIP-937).
+    for (timestamps, min) in [
+        (vec![1_050, 1_005, 1_020], Some(1_005)),
+        (vec![1_005, 1_050], Some(1_005)),
+        (vec![NO_TIMESTAMP, 7], Some(7)),
+        (vec![7, NO_TIMESTAMP], Some(7)),
+        (vec![NO_TIMESTAMP], None),
+    ] {
+        let bytes = batch_with_timestamps(&timestamps);
+        let header = BatchHeader::parse(&bytes).expect("a whole header");
+        let summary = validate_records(&bytes, &header).expect("valid records");
+        assert_eq!(summary.min_record_timestamp, min, "{timestamps:?}");
+    }
+}
+
+#[test]
 fn the_leader_epoch_can_be_assigned_without_breaking_the_crc() {
     let bytes = batch_with_timestamps(&[1_000]);
     let mut stamped = BytesMut::from(&bytes[..]);

@@ -7,7 +7,7 @@
 //! `dedup-window=1` or `max-in-flight=1`). The keys are the run flags of [`crate::flags`],
 //! the same table the command line and the replay line come from.
 
-use crate::config::{ConfigError, SimConfig};
+use crate::config::{Acks, ConfigError, SimConfig};
 use crate::engine::RunReport;
 use crate::flags::{self, FlagError};
 use std::fmt::{self, Write as _};
@@ -227,14 +227,27 @@ fn cluster_rows() -> Vec<(&'static str, Cell)> {
     ]
 }
 
-/// The side-by-side table. Replicated runs add the cluster's rows before the verdict.
+/// The row an `acks=0` column adds before the verdict: records the producer counted
+/// written once sent that are not in the log, the known limit of `acks=0` (not an anomaly).
+fn acks_zero_row() -> (&'static str, Cell) {
+    (
+        "lost, acks=0 (never acked)",
+        Box::new(|r| r.check.lost_acks_zero.to_string()),
+    )
+}
+
+/// The side-by-side table. Replicated runs add the cluster's rows before the verdict, and a
+/// column with `acks=0` the row of that limit.
 pub fn table(columns: &[Column]) -> String {
     let mut rows = rows();
+    let verdict = rows.pop();
     if columns.iter().any(|c| c.config.is_cluster()) {
-        let verdict = rows.pop();
         rows.extend(cluster_rows());
-        rows.extend(verdict);
     }
+    if columns.iter().any(|c| c.config.acks == Acks::None) {
+        rows.push(acks_zero_row());
+    }
+    rows.extend(verdict);
     let width = columns
         .iter()
         .map(|c| c.label.len())
@@ -280,6 +293,50 @@ mod tests {
         assert!(error("max-in-flight=x").contains("not a valid value"));
         assert!(error("ack-loss=2").contains("--ack-loss"));
         assert!(error("nokey").contains("KEY=VALUE"));
+    }
+
+    fn table_of(base: &SimConfig, variants: &[&str]) -> String {
+        let variants: Vec<String> = variants.iter().map(|v| v.to_string()).collect();
+        let columns = columns(base, &variants)
+            .expect("valid variants")
+            .into_iter()
+            .map(|(label, config)| Column {
+                label,
+                report: crate::Simulation::new(config.clone(), None)
+                    .expect("a valid config")
+                    .run()
+                    .0,
+                config,
+            })
+            .collect::<Vec<_>>();
+        table(&columns)
+    }
+
+    #[test]
+    fn an_acks_zero_column_adds_the_row_of_its_limit_before_the_verdict() {
+        let base = SimConfig {
+            records: 40,
+            request_loss: 0.2,
+            ..SimConfig::default()
+        };
+        let plain = table_of(&base, &[]);
+        assert!(!plain.contains("acks=0"), "{plain}");
+        let with = table_of(&base, &["idempotence=off,acks=0"]);
+        let lines: Vec<&str> = with.lines().collect();
+        let row = lines
+            .iter()
+            .position(|l| l.starts_with("lost, acks=0 (never acked)"))
+            .expect("the acks=0 row");
+        assert!(lines[row + 1].starts_with("verdict"), "{with}");
+        let last_cell: u64 = lines[row]
+            .split_whitespace()
+            .last()
+            .and_then(|c| c.parse().ok())
+            .expect("a count");
+        assert!(
+            last_cell > 0,
+            "requests lost with acks=0 are counted: {with}"
+        );
     }
 
     #[test]

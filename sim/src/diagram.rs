@@ -1540,7 +1540,8 @@ fn cluster_label(change: &ClusterChange, leads: impl Fn(&i32) -> bool) -> (&'sta
         ChangeKind::Crashed { down_ms, .. } => {
             ("lost", format!("⚡ power loss, down {down_ms} ms"))
         }
-        ChangeKind::Up => ("note", "↑ back".to_string()),
+        ChangeKind::Up { .. } => ("note", "↑ back".to_string()),
+        ChangeKind::Registered => ("note", "registered".to_string()),
         ChangeKind::Isolated { until_ms } => ("lost", format!("⊘ cut off until {until_ms} ms")),
         ChangeKind::Healed => ("note", "healed".to_string()),
         ChangeKind::Fenced => ("lost", "fenced".to_string()),

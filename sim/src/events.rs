@@ -595,8 +595,15 @@ pub enum ChangeKind {
         /// How long it stays down.
         down_ms: u64,
     },
-    /// A crashed broker is back and registered with the controller.
-    Up,
+    /// A crashed broker is back; it registered with the controller at once, or (cut off)
+    /// registers when its isolation heals ([`ChangeKind::Registered`]).
+    Up {
+        /// Whether it registered at once.
+        registered: bool,
+    },
+    /// A broker that came back while cut off registered with the controller (its isolation
+    /// healed).
+    Registered,
     /// The broker is cut off from the other brokers, the controller and the clients.
     Isolated {
         /// Until when.
@@ -717,7 +724,8 @@ impl ClusterChange {
             | ChangeKind::Offline { partition: p }
             | ChangeKind::IsrChanged { partition: p, .. } => *p == partition,
             ChangeKind::Crashed { .. }
-            | ChangeKind::Up
+            | ChangeKind::Up { .. }
+            | ChangeKind::Registered
             | ChangeKind::Isolated { .. }
             | ChangeKind::Healed => true,
             ChangeKind::Fenced
@@ -741,7 +749,14 @@ impl fmt::Display for ClusterChange {
                 f,
                 "broker {b} lost power ({cause}): recovery dropped {batches_lost} batch(es); down for {down_ms} ms"
             ),
-            ChangeKind::Up => write!(f, "broker {b} is back and registered with the controller"),
+            ChangeKind::Up { registered: true } => {
+                write!(f, "broker {b} is back and registered with the controller")
+            }
+            ChangeKind::Up { registered: false } => write!(
+                f,
+                "broker {b} is back, cut off: it registers with the controller when the isolation heals"
+            ),
+            ChangeKind::Registered => write!(f, "broker {b} registered with the controller"),
             ChangeKind::Isolated { until_ms } => write!(
                 f,
                 "broker {b} is cut off from the brokers, the controller and the clients until {until_ms} ms"

@@ -123,6 +123,11 @@ struct Args {
     /// `off` for no check.
     #[arg(long, value_name = "MS|off", default_value = "3600000", value_parser = idempo_broker::parse_timestamp_after_max_ms)]
     log_message_timestamp_after_max_ms: i64,
+    /// log.message.timestamp.before.max.ms: how far behind the broker clock a record may be
+    /// stamped before its batch is refused with INVALID_TIMESTAMP (KIP-937; Kafka's default:
+    /// no check, `off`). A topic's message.timestamp.before.max.ms overrides it.
+    #[arg(long, value_name = "MS|off", default_value = "off", value_parser = idempo_broker::parse_timestamp_after_max_ms)]
+    log_message_timestamp_before_max_ms: i64,
     /// group.initial.rebalance.delay.ms: how long the first rebalance of an empty consumer
     /// group waits for more members to join (extended while they keep coming). Kafka's
     /// default; tests use a few ms.
@@ -198,6 +203,7 @@ impl Args {
                 dedup_window: self.dedup_window,
                 max_partitions: self.max_partitions,
                 log_message_timestamp_after_max_ms: self.log_message_timestamp_after_max_ms,
+                log_message_timestamp_before_max_ms: self.log_message_timestamp_before_max_ms,
                 sync_policy: self.sync,
                 max_message_bytes: self.message_max_bytes as usize,
                 min_insync_replicas: usize::from(self.min_insync_replicas),

@@ -528,13 +528,16 @@ fn check_inputs(
     (workload, vec![entries])
 }
 
-/// Checks the log read back against the ledger with the simulator's checker.
+/// Checks the log read back against the ledger with the simulator's checker. With
+/// `acks=0` a missing record is the known limit (`lost_acks_zero`), as in `idempo-sim run
+/// --acks 0`, not an anomaly.
 fn check(
     log: idempo_net::harness::Log,
     ledger: &[BatchEntry],
     producer_index: u32,
     records: u32,
     batch_records: u32,
+    acks: i16,
 ) -> CheckReport {
     let (workload, ledgers) = check_inputs(ledger, producer_index, records, batch_records);
     checker::check_log(
@@ -543,7 +546,10 @@ fn check(
         &ledgers,
         |_, b| ledger.get(b as usize).map_or(-1, |e| e.partition),
         |_| Some(0),
-        &KnownFaults::default(),
+        &KnownFaults {
+            acks_zero: acks == 0,
+            ..KnownFaults::default()
+        },
     )
 }
 
@@ -562,6 +568,7 @@ async fn verify(
         producer_index,
         args.records,
         args.batch_records,
+        args.acks,
     );
     println!(
         "verify: read {partitions} partitions: {} records of producer index {producer_index}, {} other records",
@@ -631,7 +638,7 @@ mod tests {
     fn a_clean_log_passes() {
         let logs = log(vec![(0, vec![batch(0, 0, 0, 2), batch(2, 2, 2, 2)])]);
         let ledger = vec![acked(0, 0), acked(0, 2)];
-        let v = check(logs, &ledger, INDEX, 4, 2);
+        let v = check(logs, &ledger, INDEX, 4, 2, -1);
         assert!(v.passed(), "{v:?}");
         assert_eq!(v.log_records, 4);
         assert_eq!(v.ledger.written_acked_first_try, 2);
@@ -646,14 +653,23 @@ mod tests {
             vec![batch(0, 2, 2, 2), batch(2, 0, 0, 2), batch(4, 0, 0, 2)],
         )]);
         let ledger = vec![acked(0, 0), acked(0, 2)];
-        let v = check(logs, &ledger, INDEX, 4, 2);
+        let v = check(logs, &ledger, INDEX, 4, 2, -1);
         assert_eq!(v.duplicates, 2);
         assert_eq!(v.out_of_order, 2);
         assert_eq!(v.sequence_gaps, 2);
         assert_eq!(v.wrong_offsets, 1);
         assert_eq!(v.ledger.written_more_than_once, 1);
-        let v = check(log(vec![(0, vec![])]), &ledger, INDEX, 4, 2);
+        let v = check(log(vec![(0, vec![])]), &ledger, INDEX, 4, 2, -1);
         assert_eq!(v.lost, 4);
+    }
+
+    #[test]
+    fn with_acks_zero_a_missing_record_is_the_known_limit_not_a_loss() {
+        let ledger = vec![acked(0, 0), acked(0, 2)];
+        let v = check(log(vec![(0, vec![])]), &ledger, INDEX, 4, 2, 0);
+        assert_eq!(v.lost, 0, "{v:?}");
+        assert_eq!(v.lost_acks_zero, 4);
+        assert_eq!(v.anomalies(), 0, "acks=0 promised nothing");
     }
 
     #[test]
@@ -673,7 +689,7 @@ mod tests {
             })),
             ..acked(1, 2)
         };
-        let v = check(logs, &[definite, maybe], INDEX, 4, 2);
+        let v = check(logs, &[definite, maybe], INDEX, 4, 2, -1);
         assert_eq!(v.failed_but_written, 2);
         assert_eq!(v.ledger.failed_possibly_persisted_written, 1);
         assert_eq!(v.anomalies(), 2);
@@ -684,7 +700,7 @@ mod tests {
         let mut foreign = batch(0, 0, 0, 2);
         foreign.records = batch_records(INDEX + 1, 0, 2, 16);
         let logs = log(vec![(0, vec![foreign]), (1, vec![batch(0, 0, 0, 2)])]);
-        let v = check(logs, &[acked(0, 0)], INDEX, 2, 2);
+        let v = check(logs, &[acked(0, 0)], INDEX, 2, 2, -1);
         assert_eq!(v.other_records, 2);
         assert_eq!(v.misplaced, 2, "sent to 0, found on 1");
     }

@@ -1144,7 +1144,8 @@ impl Simulation {
     /// and replays the partitions' states.
     fn broker_up(&mut self, b: u32) {
         self.cluster().down[b as usize] = false;
-        self.change(b as i32, ChangeKind::Up);
+        let registered = self.cluster().reachable(b);
+        self.change(b as i32, ChangeKind::Up { registered });
         self.after_restart(b);
     }
 
@@ -1186,6 +1187,7 @@ impl Simulation {
         if cluster.reachable(b) {
             self.change(b as i32, ChangeKind::Healed);
             if self.cluster().unregistered[b as usize] {
+                self.change(b as i32, ChangeKind::Registered);
                 self.register(b);
             } else {
                 self.replay_metadata(b);
@@ -1395,6 +1397,45 @@ mod tests {
         let trace = found.expect("some isolation outlasts the session timeout");
         assert!(trace.contains("is cut off from the brokers"), "{trace}");
         assert!(trace.contains("isolation healed"), "{trace}");
+    }
+
+    #[test]
+    fn a_broker_back_while_cut_off_registers_when_its_isolation_heals() {
+        let found = (1..200).find_map(|seed| {
+            let config = SimConfig {
+                seed,
+                broker_crashes: 2,
+                isolations: 2,
+                ..cluster()
+            };
+            let (_, trace) = traced(&config);
+            let line = trace.lines().position(|l| l.contains("is back, cut off"))?;
+            Some((trace, line))
+        });
+        let (trace, line) = found.expect("some broker comes back while it is cut off");
+        let lines: Vec<&str> = trace.lines().collect();
+        let broker = lines[line]
+            .split("broker ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .expect("the line names its broker");
+        let after = |needle: &str, from: usize| {
+            lines[from..]
+                .iter()
+                .position(|l| l.contains(needle))
+                .map(|i| from + i)
+        };
+        let healed = after(&format!("broker {broker}'s isolation healed"), line)
+            .expect("the isolation heals after the restart");
+        let registered = after(
+            &format!("broker {broker} registered with the controller"),
+            line,
+        )
+        .expect("it registers");
+        assert!(
+            registered > healed,
+            "registered (line {registered}) only after the heal (line {healed}):\n{trace}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ Properties, restated by name in the test:
 - described as it is: Metadata lists its partitions, DescribeConfigs its configs with their
   sources (set on the topic, or the default), and the broker's;
 - honoured: records produced are consumed back; DeleteRecords moves the low watermark;
+  message.timestamp.before.max.ms=60000 refuses an hour-old record (INVALID_TIMESTAMP);
   min.insync.replicas=2 (IncrementalAlterConfigs) makes acks=all fail on one broker;
   CreatePartitions grows the topic;
 - durable: after kill -9 the topic, its partition count, configs and low watermark are back;
@@ -125,6 +126,25 @@ def test_topics_are_created_described_altered_and_deleted_and_survive_kill_9(tmp
         deleted = admin.delete_records([TopicPartition(TOPIC, 0, 3)])
         assert deleted[TopicPartition(TOPIC, 0, 3)].result(timeout=TIMEOUT_S).low_watermark == 3
         assert read(broker.bootstrap, 0) == (3, ["a3", "a4"])
+
+        # honoured: message.timestamp.before.max.ms refuses a record stamped an hour ago
+        # (KIP-937) with INVALID_TIMESTAMP
+        alter = ConfigResource("topic", TOPIC, incremental_configs=[
+            ConfigEntry("message.timestamp.before.max.ms", "60000",
+                        incremental_operation=AlterConfigOpType.SET)
+        ])
+        result(admin.incremental_alter_configs([alter]))
+        assert topic_configs(admin)["message.timestamp.before.max.ms"] == (
+            "60000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+        stale = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all",
+                          "message.timeout.ms": 1500, "retries": 0})
+        errors = []
+        stale.produce(TOPIC, value=b"old", partition=1,
+                      timestamp=int(time.time() * 1000) - 3_600_000,
+                      on_delivery=lambda err, _msg: errors.append(err))
+        stale.flush(TIMEOUT_S)
+        assert errors and errors[0] is not None, "an hour-old record is refused"
+        assert errors[0].code() == KafkaError.INVALID_TIMESTAMP, errors[0]
 
         # honoured: min.insync.replicas=2 refuses acks=all on one broker
         alter = ConfigResource("topic", TOPIC, incremental_configs=[
