@@ -45,38 +45,15 @@ pub fn shrink(
     if best.check.passed() {
         return Ok(None);
     }
-    let mut current = faults;
-    let mut n = 2usize;
-    while current.len() >= 2 && runs < max_runs {
-        let chunk = current.len().div_ceil(n);
-        let mut reduced = false;
-        for start in (0..current.len()).step_by(chunk) {
-            if runs >= max_runs {
-                break;
-            }
-            let candidate: Vec<Fault> = current
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i < start || *i >= start + chunk)
-                .map(|(_, f)| *f)
-                .collect();
-            runs += 1;
-            let report = run_scripted(config, &candidate)?;
-            if !report.check.passed() {
-                current = candidate;
-                best = report;
-                n = (n - 1).max(2);
-                reduced = true;
-                break;
-            }
+    let (mut current, tries) = ddmin(faults, max_runs.saturating_sub(runs), |candidate| {
+        let report = run_scripted(config, candidate)?;
+        let fails = !report.check.passed();
+        if fails {
+            best = report;
         }
-        if !reduced {
-            if n >= current.len() {
-                break;
-            }
-            n = (2 * n).min(current.len());
-        }
-    }
+        Ok(fails)
+    })?;
+    runs += tries;
     if current.len() == 1 && runs < max_runs {
         runs += 1;
         let report = run_scripted(config, &[])?;
@@ -91,6 +68,48 @@ pub fn shrink(
         runs,
         report: best,
     }))
+}
+
+/// Zeller's ddmin: removes chunks of `faults` (halves, then quarters, ...) while `keeps` says
+/// the smaller list still shows what the whole list showed, trying at most `max_tries`
+/// candidates. Returns the smallest list found and the candidates tried. `keeps` sees every
+/// candidate once, in order, so it can remember the run of the last one it kept.
+pub fn ddmin<E>(
+    mut current: Vec<Fault>,
+    max_tries: usize,
+    mut keeps: impl FnMut(&[Fault]) -> Result<bool, E>,
+) -> Result<(Vec<Fault>, usize), E> {
+    let mut tries = 0;
+    let mut n = 2usize;
+    while current.len() >= 2 && tries < max_tries {
+        let chunk = current.len().div_ceil(n);
+        let mut reduced = false;
+        for start in (0..current.len()).step_by(chunk) {
+            if tries >= max_tries {
+                break;
+            }
+            let candidate: Vec<Fault> = current
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i < start || *i >= start + chunk)
+                .map(|(_, f)| *f)
+                .collect();
+            tries += 1;
+            if keeps(&candidate)? {
+                current = candidate;
+                n = (n - 1).max(2);
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            if n >= current.len() {
+                break;
+            }
+            n = (2 * n).min(current.len());
+        }
+    }
+    Ok((current, tries))
 }
 
 #[cfg(test)]

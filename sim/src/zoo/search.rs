@@ -58,39 +58,14 @@ pub fn find(entry: &Entry, seeds: u64, max_runs: usize) -> Result<Option<Found>,
     Ok(None)
 }
 
-/// Removes chunks of `faults` while the rest still shows the entry (Zeller's ddmin).
+/// Removes chunks of `faults` while the rest still shows the entry (the shrinker's ddmin).
 fn ddmin(
     entry: &Entry,
     seed: u64,
-    mut current: Vec<Fault>,
+    current: Vec<Fault>,
     max_runs: usize,
 ) -> Result<Vec<Fault>, EntryError> {
-    let mut runs = 0;
-    let mut n = 2usize;
-    while current.len() >= 2 && runs < max_runs {
-        let chunk = current.len().div_ceil(n);
-        let mut reduced = false;
-        for start in (0..current.len()).step_by(chunk) {
-            runs += 1;
-            let candidate: Vec<Fault> = current
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i < start || *i >= start + chunk)
-                .map(|(_, f)| *f)
-                .collect();
-            if shows(entry, seed, &candidate)? {
-                current = candidate;
-                n = (n - 1).max(2);
-                reduced = true;
-                break;
-            }
-        }
-        if !reduced {
-            if n >= current.len() {
-                break;
-            }
-            n = (2 * n).min(current.len());
-        }
-    }
-    Ok(current)
+    let (faults, _) =
+        crate::shrink::ddmin(current, max_runs, |candidate| shows(entry, seed, candidate))?;
+    Ok(faults)
 }
