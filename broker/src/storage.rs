@@ -60,6 +60,7 @@ use bytes::{Bytes, BytesMut};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Bound;
 
 /// Why a storage operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,16 +134,20 @@ impl std::error::Error for StorageError {}
 /// The names in `files` that start with `prefix`, in ascending order: [`Storage::list`] of
 /// every storage that keeps its file table in a `BTreeMap`.
 pub(crate) fn names_with_prefix<V>(files: &BTreeMap<String, V>, prefix: &str) -> Vec<String> {
-    sorted_names_with_prefix(files.keys(), prefix)
+    names_from(
+        files.range::<str, _>(from(prefix)).map(|(name, _)| name),
+        prefix,
+    )
 }
 
-/// The names of an ascending sequence that start with `prefix`, in order.
-fn sorted_names_with_prefix<'a>(
-    names: impl Iterator<Item = &'a String>,
-    prefix: &str,
-) -> Vec<String> {
+/// The range of names at or after `prefix`.
+fn from(prefix: &str) -> (Bound<&str>, Bound<&str>) {
+    (Bound::Included(prefix), Bound::Unbounded)
+}
+
+/// The names, ascending from `prefix`, that start with it.
+fn names_from<'a>(names: impl Iterator<Item = &'a String>, prefix: &str) -> Vec<String> {
     names
-        .skip_while(|name| name.as_str() < prefix)
         .take_while(|name| name.starts_with(prefix))
         .cloned()
         .collect()
@@ -545,13 +550,7 @@ impl Storage for SimDisk {
     }
 
     fn list(&self, prefix: &str) -> Vec<String> {
-        sorted_names_with_prefix(
-            self.names.range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            )),
-            prefix,
-        )
+        names_from(self.names.range::<str, _>(from(prefix)), prefix)
     }
 
     fn remove(&mut self, file: &str) -> Result<(), StorageError> {
