@@ -9,8 +9,9 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The simulator allocates and frees small buffers on every event (requests, responses,
-/// batch lists); mimalloc's thread-local free lists make that about a tenth of the run cheaper
-/// than glibc's malloc (bench/SPEED.md).
+/// batch lists): with glibc's malloc that was about a tenth of a run's instructions, and
+/// mimalloc's thread-local free lists cut it. Built with `no_thp`: with transparent huge
+/// pages the kernel zeroed 2 MiB pages over and over (bench/SPEED.md, "Third pass").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use idempo_broker::BrokerConfig;
