@@ -2154,3 +2154,63 @@ fn a_member_with_a_parked_join_has_no_session_deadline_to_wake_for() {
         Some(stable_at + 5_000 + i64::from(SESSION_MS))
     );
 }
+
+#[test]
+fn the_offsets_log_is_rewritten_at_exactly_compact_min_bytes() {
+    use idempo_broker::group_coordinator::offsets_log::{COMPACT_MIN_BYTES, commit_record_bytes};
+    // Records of 1 KiB: the 1 024th commit brings the log to exactly 1 MiB, which is the
+    // threshold itself (reached, not passed): that append rewrites the log.
+    let mut h = Harness::new();
+    let metadata = "m".repeat(1024 - commit_record_bytes(GROUP, &tp(0), "") as usize);
+    let record = commit_record_bytes(GROUP, &tp(0), &metadata);
+    assert_eq!(COMPACT_MIN_BYTES % record, 0, "records tile 1 MiB exactly");
+    let len = |h: &Harness| h.disk.file_len(OFFSETS_FILE).expect("exists");
+    for _ in 1..COMPACT_MIN_BYTES / record {
+        commit_one(&mut h, GROUP, 0, &metadata);
+    }
+    assert_eq!(len(&h), COMPACT_MIN_BYTES - record, "one record short: kept");
+    commit_one(&mut h, GROUP, 0, &metadata);
+    assert_eq!(len(&h), record, "exactly 1 MiB: rewritten to the live commit");
+}
+
+#[test]
+fn every_offsets_record_replays_as_written_empty_strings_included() {
+    use idempo_broker::group_coordinator::{CommittedOffset, offsets_log};
+    // The log's reader takes back every record its writer writes, including a string that
+    // is empty and ends the record (a group id of length 0 is the record's last two bytes).
+    let records = vec![
+        offsets_log::OffsetRecord::GroupDeleted {
+            group_id: String::new(),
+        },
+        offsets_log::OffsetRecord::GroupDeleted {
+            group_id: "g".into(),
+        },
+        offsets_log::OffsetRecord::Commit {
+            group_id: String::new(),
+            partition: TopicPartition {
+                topic: String::new(),
+                partition: 0,
+            },
+            offset: CommittedOffset {
+                offset: 0,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 0,
+            },
+        },
+    ];
+    let mut disk = SimDisk::new();
+    for record in &records {
+        disk.append(OFFSETS_FILE, &record.encode()).expect("SimDisk appends");
+    }
+    let (replayed, report) = offsets_log::replay(&mut disk).expect("SimDisk reads");
+    assert_eq!(replayed, records);
+    assert_eq!(report.truncated_bytes, 0, "nothing cut off");
+}
+
+#[test]
+fn a_coordinator_keeps_the_settings_it_was_opened_with() {
+    let h = Harness::new();
+    assert_eq!(h.coordinator.config(), &config());
+    assert_ne!(config(), GroupConfig::default(), "the test's config is not the default");
+}
