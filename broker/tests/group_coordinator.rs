@@ -1035,6 +1035,17 @@ fn an_empty_or_oversized_group_id_is_invalid_group_id() {
         h.coordinator.list_groups(None).len() == 1,
         "only the valid id made a group"
     );
+    let commit = OffsetCommitRequest {
+        group_id: "c".repeat(65_535),
+        generation_id: -1,
+        member_id: String::new(),
+        offsets: vec![(tp(0), 1, -1, String::new())],
+    };
+    assert_eq!(
+        h.coordinator.commit_offsets(&mut h.disk, &commit, h.now_ms),
+        vec![GroupError::None],
+        "a commit's group id of u16::MAX bytes fits too"
+    );
 }
 
 #[test]
@@ -2213,4 +2224,32 @@ fn a_coordinator_keeps_the_settings_it_was_opened_with() {
     let h = Harness::new();
     assert_eq!(h.coordinator.config(), &config());
     assert_ne!(config(), GroupConfig::default(), "the test's config is not the default");
+}
+
+#[test]
+fn a_group_deletion_record_counts_once_toward_the_next_rewrite() {
+    use idempo_broker::group_coordinator::offsets_log::{COMPACT_MIN_BYTES, commit_record_bytes};
+    // The coordinator counts the log's bytes to decide when to rewrite it: a deletion record
+    // adds its own length, so the rewrite comes exactly when the file reaches 1 MiB.
+    let mut h = Harness::new();
+    let metadata = "m".repeat(1_000);
+    let record = commit_record_bytes(GROUP, &tp(0), &metadata);
+    let len = |h: &Harness| h.disk.file_len(OFFSETS_FILE).expect("exists");
+    for p in 0..3 {
+        commit_one(&mut h, "a", p, &metadata);
+    }
+    assert_eq!(
+        h.coordinator.delete_groups(&mut h.disk, &["a".into()], h.now_ms),
+        vec![GroupError::None]
+    );
+    let after_delete = len(&h);
+    assert!(after_delete > 3 * commit_record_bytes("a", &tp(0), &metadata));
+    let mut grown = after_delete;
+    while grown + record < COMPACT_MIN_BYTES {
+        commit_one(&mut h, GROUP, 0, &metadata);
+        grown += record;
+        assert_eq!(len(&h), grown, "below 1 MiB: appended, not rewritten");
+    }
+    commit_one(&mut h, GROUP, 0, &metadata);
+    assert_eq!(len(&h), record, "1 MiB reached: rewritten to the one live commit");
 }
