@@ -1744,6 +1744,17 @@ fn a_follower_rejoining_a_stable_group_unchanged_gets_its_generation_without_a_r
         GroupError::None,
         "still a member"
     );
+    // The session a rejoin renews is one session long: silent past it, the follower is gone.
+    let _ = h.heartbeat(&leader, generation);
+    let (_, _) = h.join(&join_request(&follower, &["range"]));
+    h.advance(i64::from(SESSION_MS) - 1);
+    let _ = h.heartbeat(&leader, generation);
+    h.advance(2);
+    assert_eq!(
+        h.heartbeat(&leader, generation),
+        GroupError::RebalanceInProgress,
+        "the follower's session expired one session after its rejoin"
+    );
 }
 
 #[test]
