@@ -136,6 +136,18 @@ pub struct BrokerConfig {
     /// `replica.lag.time.max.ms` (default 30 000): a follower not caught up for this long is
     /// removed from the ISR.
     pub replica_lag_time_max_ms: i64,
+    /// Where a follower cuts its log when it follows a new leader: by leader epoch (KIP-101,
+    /// the default) or, as before Kafka 0.11, at its own high watermark.
+    pub truncation: crate::replication::TruncationMode,
+    /// idempo's bound on producer state, beyond Kafka (`None`, the default, is Kafka: no
+    /// bound). With `Some(n)`, a partition keeps the state of at most `n` producer ids: when
+    /// an append gives it one more, the producer whose last batch is the oldest loses its
+    /// state (an expired one first; see [`ProducerStateManager::evict_least_recent`]).
+    /// Kafka bounds producer state by time only (`producer.id.expiration.ms`, KIP-854), so
+    /// clients that create a producer per message grow it until memory runs out; a bound
+    /// above the number of producers live within a retry's reach keeps memory bounded and
+    /// leaves their deduplication alone.
+    pub max_producer_ids_per_partition: Option<usize>,
 }
 
 /// When the broker makes appended batches durable (Kafka's `log.flush.interval.*`).
@@ -173,6 +185,8 @@ impl Default for BrokerConfig {
             broker_id: 0,
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
+            truncation: crate::replication::TruncationMode::LeaderEpoch,
+            max_producer_ids_per_partition: None,
         }
     }
 }
@@ -253,6 +267,8 @@ pub enum ConfigError {
     ReplicaLagTimeMax(i64),
     /// `broker_id` below 0.
     BrokerId(BrokerId),
+    /// `max_producer_ids_per_partition` of `Some(0)`.
+    MaxProducerIds,
 }
 
 impl fmt::Display for ConfigError {
@@ -296,6 +312,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "replica.lag.time.max.ms must be at least 1, not {ms}")
             }
             ConfigError::BrokerId(id) => write!(f, "broker id {id} must be at least 0"),
+            ConfigError::MaxProducerIds => {
+                write!(f, "the bound on producer ids per partition must be at least 1")
+            }
         }
     }
 }
@@ -436,6 +455,8 @@ pub struct Broker<S = SimDisk> {
     next_snapshot_ms: i64,
     pub(crate) storage: S,
     pub(crate) storage_failures: u64,
+    /// Producer ids whose state the bound `max_producer_ids_per_partition` removed.
+    pub(crate) producer_ids_evicted: u64,
     /// Copy each producer's window into the outcomes (for explanations); off by default.
     record_windows: bool,
     /// Told about a cluster by a LeaderAndIsr: unknown partitions are no longer auto-created.
@@ -524,6 +545,9 @@ impl<S: Storage> Broker<S> {
                 return Err(ConfigError::Expiration(ms));
             }
         }
+        if config.max_producer_ids_per_partition == Some(0) {
+            return Err(ConfigError::MaxProducerIds);
+        }
         if config.max_partitions < 1 {
             return Err(ConfigError::MaxPartitions(config.max_partitions));
         }
@@ -586,6 +610,7 @@ impl<S: Storage> Broker<S> {
             now_ms: 0,
             storage,
             storage_failures: 0,
+            producer_ids_evicted: 0,
             record_windows: false,
             producer_ids_granted: false,
             in_cluster: false,
@@ -1074,6 +1099,22 @@ impl<S: Storage> Broker<S> {
             .sum()
     }
 
+    /// Bytes of producer state on this broker, summed over its partitions (an estimate from
+    /// sizes and capacities: [`ProducerStateManager::memory_bytes`]).
+    pub fn producer_state_bytes(&self) -> usize {
+        self.partitions
+            .iter()
+            .flatten()
+            .map(|p| p.producers.memory_bytes())
+            .sum()
+    }
+
+    /// Producer ids whose state the bound `max_producer_ids_per_partition` removed since
+    /// this broker was built.
+    pub fn producer_ids_evicted(&self) -> u64 {
+        self.producer_ids_evicted
+    }
+
     fn judge_and_append(&mut self, partition: i32, records: &Bytes, acks: i16) -> ProduceOutcome {
         let header = BatchHeader::parse(records);
         if self.partition(partition).is_none()
@@ -1191,6 +1232,10 @@ impl<S: Storage> Broker<S> {
             Some(slot) => {
                 let last_sequence = slot.last_sequence();
                 slot.update(base_offset);
+                if let Some(max) = self.config.max_producer_ids_per_partition {
+                    let evicted = producers.evict_least_recent(max, header.producer_id);
+                    self.producer_ids_evicted += evicted.len() as u64;
+                }
                 last_sequence
             }
             None => header.last_sequence(),

@@ -136,7 +136,8 @@ pub use profile::{BrokerProfile, UnknownBrokerProfile};
 pub use recovery::{PartitionRecovery, RejectedSnapshot, SnapshotRejection};
 pub use replication::{
     CompletedProduce, FollowerFetched, FollowerState, IsrChange, LeaderAndIsrOutcome,
-    PartitionReplication, ReplicaRole, ReplicationEvent, Truncation,
+    PartitionReplication, ReplicaRole, ReplicationEvent, Truncation, TruncationMode,
+    UnknownTruncationMode,
 };
 pub use snapshot::{ProducerSnapshot, SnapshotEntry, SnapshotError, SnapshotMode};
 pub use storage::{CrashedFile, SimDisk, Storage, StorageError, Tear};

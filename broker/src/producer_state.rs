@@ -743,6 +743,30 @@ impl ProducerStateManager {
         expired
     }
 
+    /// idempo's bound on producer state, beyond Kafka (`BrokerConfig::max_producer_ids_per_partition`,
+    /// KIP-854's problem): while more than `max` producers have state here, removes the one
+    /// whose last batch is the oldest, never `keep` (the producer just appended). An expired
+    /// producer goes first because it is older than every live one: its last batch is at
+    /// least `producer.id.expiration.ms` old. Ties go by ascending producer id, so the choice
+    /// is deterministic. Returns the removed ids, oldest first.
+    pub fn evict_least_recent(&mut self, max: usize, keep: ProducerId) -> Vec<ProducerId> {
+        let Some(excess) = self.producers.len().checked_sub(max).filter(|n| *n > 0) else {
+            return Vec::new();
+        };
+        let mut by_age: Vec<(i64, ProducerId)> = self
+            .producers
+            .iter()
+            .filter(|(id, _)| **id != keep)
+            .map(|(id, e)| (e.last_timestamp, *id))
+            .collect();
+        by_age.sort_unstable();
+        let evicted: Vec<ProducerId> = by_age.into_iter().take(excess).map(|(_, id)| id).collect();
+        for id in &evicted {
+            self.producers.remove(id);
+        }
+        evicted
+    }
+
     /// Forgets every producer (before a rebuild from the log).
     pub fn clear(&mut self) {
         self.producers.clear();
@@ -783,6 +807,23 @@ mod tests {
             base_sequence: Sequence(seq),
             records_count: count,
         }
+    }
+
+    #[test]
+    fn the_producer_id_bound_evicts_the_least_recent_producer_and_never_the_one_kept() {
+        let mut m = ProducerStateManager::new(5);
+        for (pid, ts) in [(1, 30), (2, 10), (3, 20), (4, 40)] {
+            let mut h = header(pid, 0, 0, 1);
+            h.max_timestamp = ts;
+            m.update(&h, 0);
+        }
+        assert!(m.evict_least_recent(4, ProducerId(4)).is_empty(), "within the bound");
+        // Producer 2 is the oldest, but it is the one kept: 3 and then 1 go.
+        assert_eq!(
+            m.evict_least_recent(2, ProducerId(2)),
+            vec![ProducerId(3), ProducerId(1)]
+        );
+        assert_eq!(m.producer_ids(), vec![ProducerId(2), ProducerId(4)]);
     }
 
     #[test]

@@ -107,6 +107,21 @@
 //!   watermark across replicas.
 //! * An out-of-range follower fetch (possible only without epochs) truncates the follower to
 //!   the leader's HW, Kafka's pre-KIP-101 fallback.
+//!
+//! # Truncation to the high watermark (before KIP-101, [`TruncationMode::HighWatermark`])
+//!
+//! Before Kafka 0.11 a replica that became a follower of a new leader cut its log at its own
+//! HW (`ReplicaManager.makeFollowers` called `logManager.truncateTo` with each partition's
+//! `highWatermark`, 0.10.2) and then fetched from there, with no epoch in the fetch: whatever
+//! it held below its HW was taken to match the leader. Both halves are wrong. A follower
+//! learns the HW one fetch late, so its HW can be below records the leader already
+//! acknowledged with `acks=all`; cutting them and then being elected before fetching them
+//! again loses them (KIP-101's first scenario: two quick leader changes). And a HW can be
+//! *above* what the new leader holds (the new leader lost unsynced records in a crash and
+//! wrote others at those offsets), so the kept records differ from the leader's: the
+//! replicas diverge below the HW (the second scenario). `--truncation high-watermark` in
+//! the simulator switches this rule on (the zoo's `KIP-101` entry); the default,
+//! [`TruncationMode::LeaderEpoch`], is KIP-101's.
 
 use crate::broker::{Broker, Partition, partition_slot};
 use crate::cluster::{AlterPartition, BrokerId, LeaderAndIsr, NO_LEADER};
@@ -121,6 +136,65 @@ use idempo_protocol::{
 
 /// Kafka's `replica.fetch.max.bytes` default: 1 MiB per partition per fetch.
 pub const REPLICA_FETCH_MAX_BYTES: i32 = 1_048_576;
+
+/// Where a follower cuts its log when it follows a new leader (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TruncationMode {
+    /// By leader epoch (KIP-101, Kafka 0.11+): the follower's fetch carries the epoch of its
+    /// last batch and it truncates where the leader says the epochs diverge (the default).
+    #[default]
+    LeaderEpoch,
+    /// To its own high watermark whenever its leader changes, and fetches without an epoch
+    /// (Kafka before 0.11, `ReplicaManager.makeFollowers` in 0.10.2): the historical rule
+    /// KIP-101 replaced.
+    HighWatermark,
+}
+
+impl TruncationMode {
+    /// Both modes, the default first.
+    pub const ALL: [TruncationMode; 2] = [TruncationMode::LeaderEpoch, TruncationMode::HighWatermark];
+
+    /// The name used on command lines (`--truncation`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TruncationMode::LeaderEpoch => "leader-epoch",
+            TruncationMode::HighWatermark => "high-watermark",
+        }
+    }
+}
+
+impl std::fmt::Display for TruncationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A `--truncation` value that is neither `leader-epoch` nor `high-watermark`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownTruncationMode(pub String);
+
+impl std::fmt::Display for UnknownTruncationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown truncation mode {:?}: expected leader-epoch or high-watermark",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownTruncationMode {}
+
+impl std::str::FromStr for TruncationMode {
+    type Err = UnknownTruncationMode;
+
+    fn from_str(s: &str) -> Result<TruncationMode, UnknownTruncationMode> {
+        TruncationMode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| UnknownTruncationMode(s.to_string()))
+    }
+}
 
 /// What this broker is for a replicated partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -549,6 +623,8 @@ impl<S: Storage> Broker<S> {
             return LeaderAndIsrOutcome::Ignored;
         }
         let was_leader = previous.is_some_and(|r| r.role == ReplicaRole::Leader);
+        // Kafka 0.10's makeFollowers truncated the partitions whose leader changed.
+        let leader_changed = previous.is_none_or(|r| was_leader || r.leader != state.leader);
         let new_leader_epoch = previous.is_none_or(|r| state.leader_epoch > r.leader_epoch);
         let mut r = p.replication.take().map_or_else(
             || Box::new(PartitionReplication::new(state, leo)),
@@ -592,8 +668,18 @@ impl<S: Storage> Broker<S> {
                 leader_epoch: r.leader_epoch,
                 isr: r.isr.clone(),
             });
+        let truncate_to = (self.config.truncation == TruncationMode::HighWatermark
+            && r.role == ReplicaRole::Follower
+            && leader_changed)
+            .then_some(r.high_watermark);
         p.replication = Some(r);
         self.record_hw_move(state.partition, moved);
+        if let Some(hw) = truncate_to
+            && let Some(t) = self.truncate_and_reload(state.partition, hw, None)
+        {
+            self.replication_events
+                .push(ReplicationEvent::Truncated(t));
+        }
         self.complete_delayed();
         outcome
     }
@@ -756,11 +842,15 @@ impl<S: Storage> Broker<S> {
             max_bytes: REPLICA_FETCH_MAX_BYTES,
             replica_id: self.config.broker_id,
             current_leader_epoch: r.leader_epoch,
-            last_fetched_epoch: p
-                .log
-                .leader_epoch_cache()
-                .latest_epoch()
-                .unwrap_or(NO_LEADER_EPOCH),
+            last_fetched_epoch: match self.config.truncation {
+                TruncationMode::LeaderEpoch => p
+                    .log
+                    .leader_epoch_cache()
+                    .latest_epoch()
+                    .unwrap_or(NO_LEADER_EPOCH),
+                // Before KIP-101 a fetch said nothing of the follower's epochs.
+                TruncationMode::HighWatermark => NO_LEADER_EPOCH,
+            },
         })
     }
 
@@ -914,6 +1004,7 @@ impl<S: Storage> Broker<S> {
         records: &Bytes,
     ) -> (usize, Result<(), ErrorCode>) {
         let idempotence = self.config.idempotence;
+        let max_producer_ids = self.config.max_producer_ids_per_partition;
         let every_append = self.config.sync_policy == crate::broker::SyncPolicy::EveryAppend;
         let storage = &mut self.storage;
         let Some(p) = partition_slot(&mut self.partitions, partition) else {
@@ -938,6 +1029,12 @@ impl<S: Storage> Broker<S> {
                 Ok(base_offset) => {
                     if idempotence {
                         p.producers.update(&header, base_offset);
+                        // The leader's bound, kept the same way, so a new leader holds what
+                        // the old one held.
+                        if let Some(max) = max_producer_ids {
+                            let evicted = p.producers.evict_least_recent(max, header.producer_id);
+                            self.producer_ids_evicted += evicted.len() as u64;
+                        }
                     }
                     appended += 1;
                 }

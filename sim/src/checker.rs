@@ -238,6 +238,27 @@ pub struct CheckReport {
     /// see [`crate::replication_check`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationCheck>,
+    /// The broker's producer state against the memory budget the run gave it
+    /// (`--producer-state-budget`; `None` without one, and the invariant is not listed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub producer_state: Option<ProducerStateBudget>,
+}
+
+/// The most producer ids one broker held against the most it may hold (KIP-854: clients
+/// that create a producer per message grow a broker's producer state until memory runs out).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProducerStateBudget {
+    /// The most producer ids with state a broker may hold (`--producer-state-budget`).
+    pub budget: u64,
+    /// The most it held at any moment of the run.
+    pub peak: u64,
+}
+
+impl ProducerStateBudget {
+    /// Producer ids held beyond the budget at the peak (0 when within it).
+    pub fn over(&self) -> u64 {
+        self.peak.saturating_sub(self.budget)
+    }
 }
 
 impl CheckReport {
@@ -283,6 +304,9 @@ impl CheckReport {
                 "replicas agree below the high watermark",
                 r.replicas_diverged,
             ));
+        }
+        if let Some(state) = &self.producer_state {
+            list.push(("producer state within its memory budget", state.over()));
         }
         list
     }

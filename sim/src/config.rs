@@ -184,6 +184,15 @@ pub struct SimConfig {
     pub producer_id_expiration_ms: i64,
     /// Broker `producer.id.expiration.check.interval.ms`.
     pub producer_id_expiration_check_interval_ms: i64,
+    /// idempo's bound on producer ids with state per partition, beyond Kafka (`None`, the
+    /// default: Kafka, no bound; see `BrokerConfig::max_producer_ids_per_partition`).
+    pub max_producer_ids_per_partition: Option<usize>,
+    /// The most producer ids with state a broker may hold before its memory runs out, for
+    /// the checker's "producer state within its memory budget" (`None`: not checked).
+    pub producer_state_budget: Option<u64>,
+    /// The workload creates a producer per batch: each batch is sent by a new producer
+    /// (new producer id) once the previous one's batch was answered (KIP-854's clients).
+    pub producer_per_batch: bool,
     /// Stop after this much virtual time even if producers still have work.
     pub max_virtual_ms: u64,
     /// Brokers in the cluster. With one (the default) the run is the one-broker run of
@@ -198,6 +207,9 @@ pub struct SimConfig {
     /// Controller `unclean.leader.election.enable`: elect an out-of-sync replica when no
     /// in-sync replica is alive.
     pub unclean_leader_election: bool,
+    /// Where a follower cuts its log when it follows a new leader: by leader epoch (KIP-101,
+    /// the default) or at its own high watermark, as Kafka did before 0.11.
+    pub truncation: idempo_broker::TruncationMode,
     /// Broker `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
     /// Controller `broker.session.timeout.ms`: a broker silent this long is fenced.
@@ -255,12 +267,16 @@ impl Default for SimConfig {
             broker_profile: idempo_broker::BrokerProfile::Kafka,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
+            max_producer_ids_per_partition: None,
+            producer_state_budget: None,
+            producer_per_batch: false,
             max_virtual_ms: 86_400_000,
             brokers: 1,
             replication_factor: 1,
             min_insync_replicas: 1,
             acks: Acks::All,
             unclean_leader_election: false,
+            truncation: idempo_broker::TruncationMode::LeaderEpoch,
             replica_lag_time_max_ms: 30_000,
             broker_session_timeout_ms: 9_000,
             inter_broker_latency_min_ms: 1,

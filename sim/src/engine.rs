@@ -101,6 +101,14 @@ pub struct BrokerCounts {
     pub retries_outside_window: u64,
     /// Producers whose state the broker dropped as expired.
     pub producers_expired: u64,
+    /// The most producer ids with state on one broker at any moment of the run (Kafka's
+    /// `ProducerIdCount` gauge, sampled after every produce request).
+    pub producer_ids_peak: u64,
+    /// The most bytes of producer state on one broker at any moment (an estimate from sizes
+    /// and capacities, sampled with the count).
+    pub producer_state_bytes_peak: u64,
+    /// Producer ids whose state the bound `--max-producer-ids-per-partition` removed.
+    pub producer_ids_evicted: u64,
 }
 
 /// Counts of what the cluster did (replicated runs only).
@@ -520,6 +528,8 @@ fn broker_config(config: &SimConfig, broker_id: i32) -> BrokerConfig {
         broker_id,
         min_insync_replicas: config.min_insync_replicas as usize,
         replica_lag_time_max_ms: config.replica_lag_time_max_ms as i64,
+        truncation: config.truncation,
+        max_producer_ids_per_partition: config.max_producer_ids_per_partition,
         idempotence: config.idempotence,
         dedup_window: config.dedup_window,
         producer_id_expiration_ms: config.producer_id_expiration_ms,
@@ -725,6 +735,17 @@ impl Simulation {
     fn hand_batch(&mut self, p: u32) -> bool {
         let total = self.config.batches_per_producer();
         let slot = &self.slots[p as usize];
+        if self.config.producer_per_batch {
+            // A client that creates a producer per message: it waits for the last one's
+            // answer, closes it and opens a new one (a new producer id) for the next batch.
+            if slot.outstanding > 0 {
+                return false;
+            }
+            if slot.next_new > 0 && slot.next_new < total && !slot.handles.resend_pending() {
+                self.replace_producer(p);
+            }
+        }
+        let slot = &self.slots[p as usize];
         if !slot.handles.resend_pending()
             && slot.next_new < total
             && self.plan.producer_restart_due(p, slot.next_new)
@@ -840,6 +861,13 @@ impl Simulation {
     /// re-sends every batch the old one had not had reported.
     fn restart_producer(&mut self, p: u32) {
         self.faults.producer_restarts += 1;
+        let resent = self.replace_producer(p);
+        self.record(p, || SimEvent::ProducerRestarted { resent });
+    }
+
+    /// Producer `p`'s process is replaced by a new one (new producer id, nothing in flight),
+    /// which will re-send every batch the old one had not had reported. Returns how many.
+    fn replace_producer(&mut self, p: u32) -> usize {
         let mut producer = match Producer::new(producer_config(&self.config)) {
             Ok(producer) => producer,
             Err(e) => unreachable!("the config was valid at the start of the run: {e}"),
@@ -860,7 +888,7 @@ impl Simulation {
         for link in &mut slot.links {
             link.reset();
         }
-        self.record(p, || SimEvent::ProducerRestarted { resent });
+        resent
     }
 
     /// The batches (simulator numbers) of a request producer `p` just polled, as its producer
@@ -1115,6 +1143,7 @@ impl Simulation {
         }
         self.expire_producers(p, node);
         let handled = self.nodes[node as usize].broker.handle(frame);
+        self.sample_producer_state(node);
         for (i, outcome) in handled.outcomes.into_iter().enumerate() {
             let batch = batches.get(i).copied();
             self.count_verdict(p, batch, &outcome);
@@ -1137,6 +1166,18 @@ impl Simulation {
             self.answer(to, frame.correlation_id, response, batches, key);
         }
         self.broker_faults();
+    }
+
+    /// Records broker `node`'s producer-state size if it is the largest seen yet.
+    fn sample_producer_state(&mut self, node: u32) {
+        let broker = &self.nodes[node as usize].broker;
+        let counts = &mut self.broker_counts;
+        counts.producer_ids_peak = counts
+            .producer_ids_peak
+            .max(broker.producer_id_count() as u64);
+        counts.producer_state_bytes_peak = counts
+            .producer_state_bytes_peak
+            .max(broker.producer_state_bytes() as u64);
     }
 
     /// Lets broker `node`'s clock reach now, expiring idle producers.
@@ -1403,7 +1444,7 @@ impl Simulation {
         let config = &self.config;
         let owners = &self.pid_owner;
         let workload = Workload::new(config.producers, config.records, config.batch_records);
-        let check = match &self.cluster {
+        let mut check = match &self.cluster {
             None => checker::check(
                 &self.nodes[0].broker,
                 workload,
@@ -1423,6 +1464,15 @@ impl Simulation {
             ),
         };
         drop(ledgers);
+        let mut broker_counts = self.broker_counts.clone();
+        broker_counts.producer_ids_evicted =
+            self.nodes.iter().map(|n| n.broker.producer_ids_evicted()).sum();
+        if let Some(budget) = config.producer_state_budget {
+            check.producer_state = Some(checker::ProducerStateBudget {
+                budget,
+                peak: broker_counts.producer_ids_peak,
+            });
+        }
         let stats: Vec<ProducerStats> = self
             .slots
             .iter()
@@ -1435,7 +1485,7 @@ impl Simulation {
             epoch_bumps: stats.iter().map(|s| s.epoch_bumps).sum(),
             producer_id_resets: stats.iter().map(|s| s.producer_id_resets).sum(),
             faults: self.faults.clone(),
-            broker: self.broker_counts.clone(),
+            broker: broker_counts,
             check,
             latency_p50_ms: self.latencies.percentile(0.50),
             latency_p99_ms: self.latencies.percentile(0.99),

@@ -452,6 +452,36 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         |c| c.producer_restarts.to_string()
     ),
     flag!(
+        "producer-per-batch",
+        Switch,
+        WhenChanged,
+        "The workload creates a producer per batch: each batch goes out from a new producer (new producer id) once the previous one's was answered, as clients that create a producer per message do (KIP-854).",
+        |c, v| c.producer_per_batch = on_off(v)?,
+        |c| on_off_name(c.producer_per_batch)
+    ),
+    flag!(
+        "max-producer-ids-per-partition",
+        Value("N|off"),
+        WhenChanged,
+        "idempo's bound, beyond Kafka: a partition keeps the state of at most N producer ids, evicting the one whose last batch is oldest (expired ones first); off (the default) is Kafka's: no bound but producer.id.expiration.ms.",
+        |c, v| c.max_producer_ids_per_partition = match v {
+            "off" => None,
+            n => Some(int(n, 1, usize::MAX)?),
+        },
+        |c| c.max_producer_ids_per_partition.map_or("off".to_string(), |n| n.to_string())
+    ),
+    flag!(
+        "producer-state-budget",
+        Value("IDS|off"),
+        WhenChanged,
+        "The most producer ids with state a broker may hold before its memory runs out: the checker names a peak above it (producer state within its memory budget); off (the default) checks nothing.",
+        |c, v| c.producer_state_budget = match v {
+            "off" => None,
+            n => Some(int(n, 0, u64::MAX)?),
+        },
+        |c| c.producer_state_budget.map_or("off".to_string(), |n| n.to_string())
+    ),
+    flag!(
         "producer-id-expiration-check-interval-ms",
         Value("MS"),
         WhenChanged,
@@ -538,6 +568,16 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         "Controller unclean.leader.election.enable: with no in-sync replica alive, elect any live replica (and lose what it lacks).",
         |c, v| c.unclean_leader_election = on_off(v)?,
         |c| on_off_name(c.unclean_leader_election)
+    ),
+    flag!(
+        "truncation",
+        Value("leader-epoch|high-watermark"),
+        WhenChanged,
+        "Where a follower cuts its log when its leader changes: leader-epoch (KIP-101, Kafka 0.11+, the default) or high-watermark (before 0.11: at its own high watermark, fetching without epochs).",
+        |c, v| c.truncation = v
+            .parse()
+            .map_err(|_| ValueError::NotOneOf("leader-epoch, high-watermark"))?,
+        |c| c.truncation.name().to_string()
     ),
     flag!(
         "replica-lag-time-max-ms",
@@ -720,6 +760,9 @@ mod tests {
             ("broker-crashes", "1"),
             ("broker-restarts", "2"),
             ("producer-restarts", "1"),
+            ("producer-per-batch", "on"),
+            ("max-producer-ids-per-partition", "100"),
+            ("producer-state-budget", "1000"),
             ("producer-id-expiration-check-interval-ms", "60"),
             ("producer-id-expiration-ms", "600"),
             ("max-virtual-ms", "9000"),
@@ -731,6 +774,7 @@ mod tests {
             ("min-insync-replicas", "2"),
             ("acks", "1"),
             ("unclean-leader-election", "on"),
+            ("truncation", "high-watermark"),
             ("replica-lag-time-max-ms", "1500"),
             ("broker-session-timeout-ms", "2500"),
             ("inter-broker-latency-ms", "2..8"),

@@ -359,6 +359,7 @@ impl Simulation {
         let session = self.slots[to.producer as usize].session;
         let client = client_id(to.producer, session);
         let handled = self.nodes[node as usize].broker.handle_from(client, frame);
+        self.sample_producer_state(node);
         let mut appended = Vec::new();
         for (i, outcome) in handled.outcomes.into_iter().enumerate() {
             let batch = batches.get(i).copied();
