@@ -120,8 +120,8 @@ pub struct ClusterCounts {
     pub unclean_elections: u64,
     /// Times a partition went offline (no live in-sync replica, clean election only).
     pub offline: u64,
-    /// Follower truncations (a diverging epoch, KIP-101/279/320), each with a producer-state
-    /// reload.
+    /// Follower truncations (a diverging epoch, KIP-101/279/320, or with `--truncation
+    /// high-watermark` a leader change), each with a producer-state reload.
     pub truncations: u64,
     /// ISR shrinks (a follower out of sync for `replica.lag.time.max.ms`, or fenced).
     pub isr_shrinks: u64,

@@ -196,6 +196,18 @@ fn events(config: &SimConfig, r: &RunReport) -> String {
             r.broker.producers_expired
         );
     }
+    if config.producer_per_batch
+        || config.producer_state_budget.is_some()
+        || config.max_producer_ids_per_partition.is_some()
+    {
+        let _ = writeln!(
+            s,
+            "  state     producer ids held at most {} ({} bytes); evicted by the bound {}",
+            r.broker.producer_ids_peak,
+            r.broker.producer_state_bytes_peak,
+            r.broker.producer_ids_evicted
+        );
+    }
     let _ = writeln!(
         s,
         "  producer  epoch bumps {}  new producer ids {}",

@@ -502,6 +502,13 @@ impl Simulation {
     /// Broker `node`'s replication events become trace lines.
     fn drain_events(&mut self, node: u32) {
         let events = self.nodes[node as usize].broker.take_replication_events();
+        // Every truncation is counted here, by a fetch's diverging epoch or, with
+        // `--truncation high-watermark`, by a leader change.
+        let truncations = events
+            .iter()
+            .filter(|e| matches!(e, ReplicationEvent::Truncated(_)))
+            .count();
+        self.cluster().counts.truncations += truncations as u64;
         if self.trace.is_none() {
             return;
         }
@@ -974,11 +981,9 @@ impl Simulation {
         let broker = &mut self.nodes[follower as usize].broker;
         broker.advance_time(self.now_ms as i64);
         let (mut batches, mut ranges, mut failed) = (0, Vec::new(), false);
-        let mut truncations = 0;
         for (request, response) in &answers {
             let fetched = broker.on_follower_fetch_response(request, response);
             failed |= fetched.error_code != ErrorCode::None && !fetched.stale;
-            truncations += u64::from(fetched.truncation.is_some());
             if fetched.batches_appended > 0 {
                 batches += fetched.batches_appended;
                 ranges.push((
@@ -988,7 +993,6 @@ impl Simulation {
                 ));
             }
         }
-        self.cluster().counts.truncations += truncations;
         if batches > 0 {
             let kind = ChangeKind::Fetched {
                 leader: leader as i32,

@@ -54,10 +54,12 @@ pub mod broker_window;
 pub mod cli;
 pub mod entry;
 pub mod first_batch;
+pub mod producer_ids;
 pub mod replication;
 pub mod report;
 pub mod search;
 pub mod snapshot;
+pub mod truncation;
 
 pub use entry::{Entry, EntryError, Outcome, Side};
 
@@ -70,6 +72,8 @@ pub fn entries() -> Vec<&'static Entry> {
         &snapshot::LAST_BATCH_SNAPSHOT,
         &replication::JEPSEN_KAFKA_2013,
         &replication::KAFKA_10751,
+        &truncation::KIP_101,
+        &producer_ids::KIP_854,
     ]
 }
 

@@ -38,6 +38,17 @@ fn rows(entry: &Entry, o: &Outcome) -> Vec<(String, String, String)> {
             r.broker.gaps_rejected.to_string()
         }),
     ];
+    if o.bug.check.producer_state.is_some() {
+        rows.push(both("producer ids held at most", &|r| {
+            r.broker.producer_ids_peak.to_string()
+        }));
+        rows.push(both("producer state bytes at most", &|r| {
+            r.broker.producer_state_bytes_peak.to_string()
+        }));
+        rows.push(both("producer ids evicted by the bound", &|r| {
+            r.broker.producer_ids_evicted.to_string()
+        }));
+    }
     for (name, _) in o
         .bug
         .check
