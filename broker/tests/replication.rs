@@ -1570,3 +1570,86 @@ fn an_out_of_range_answer_at_the_followers_log_end_changes_nothing() {
         "the epoch cache is untouched"
     );
 }
+
+/// Brokers 0, 1, 2 with `truncation`; broker 0 leads at epoch 1 with ISR {0, 1}. Batch A
+/// (offsets 0..3) and batch B (3..6, acks=all) are written; broker 1 fetches both and the
+/// leader acknowledges B, but the answer that would tell broker 1 the new high watermark is
+/// lost: broker 1 holds 0..6 with its high watermark at 3.
+fn acknowledged_above_the_followers_mark(
+    truncation: idempo_broker::TruncationMode,
+) -> (Broker, Broker) {
+    let config = |id| BrokerConfig {
+        broker_id: id,
+        replica_lag_time_max_ms: LAG_MS,
+        truncation,
+        ..BrokerConfig::default()
+    };
+    let mut b0 = Broker::new(config(0)).expect("a valid config");
+    let mut b1 = Broker::new(config(1)).expect("a valid config");
+    for b in [&mut b0, &mut b1] {
+        b.apply_leader_and_isr(&state(0, 1, &[0, 1], 1));
+    }
+    b0.handle(&produce(1, 30_000, batch(1, 0, 3), 1));
+    fetch_once(&mut b1, &mut b0);
+    fetch_once(&mut b1, &mut b0);
+    b0.handle(&produce(-1, 30_000, batch(1, 3, 3), 2));
+    fetch_once(&mut b1, &mut b0);
+    let request = b1.follower_fetch_request(0).expect("b1 follows b0");
+    let _lost = b0.replica_fetch(&request);
+    assert_eq!(b0.high_watermark(0), Some(6));
+    let acked = b0.take_completed();
+    assert_eq!(acked.len(), 1, "B is acknowledged to its acks=all producer");
+    assert_eq!((b1.log_end_offset(0), b1.high_watermark(0)), (Some(6), Some(3)));
+    (b0, b1)
+}
+
+#[test]
+fn high_watermark_truncation_cuts_acknowledged_batches_above_the_followers_mark() {
+    use idempo_broker::TruncationMode;
+    let (_, mut b1) = acknowledged_above_the_followers_mark(TruncationMode::HighWatermark);
+    let request = b1.follower_fetch_request(0).expect("b1 follows b0");
+    assert_eq!(
+        request.last_fetched_epoch,
+        idempo_protocol::NO_LEADER_EPOCH,
+        "before KIP-101 a fetch carries no epoch"
+    );
+    b1.take_replication_events();
+    // Broker 2 becomes the leader: broker 1 follows a new leader and cuts at its mark.
+    b1.apply_leader_and_isr(&state(2, 2, &[1, 2], 2));
+    assert_eq!(b1.log_end_offset(0), Some(3), "acknowledged batch B is gone");
+    let truncated = b1
+        .take_replication_events()
+        .into_iter()
+        .any(|e| matches!(e, ReplicationEvent::Truncated(t) if (t.from, t.to) == (6, 3)));
+    assert!(truncated, "the truncation is reported");
+    // The same leader again at a new epoch is no leader change: nothing more is cut.
+    b1.apply_leader_and_isr(&state(2, 3, &[1, 2], 3));
+    assert_eq!(b1.log_end_offset(0), Some(3));
+}
+
+#[test]
+fn leader_epoch_truncation_keeps_what_the_follower_holds_on_a_leader_change() {
+    use idempo_broker::TruncationMode;
+    let (_, mut b1) = acknowledged_above_the_followers_mark(TruncationMode::LeaderEpoch);
+    assert_eq!(
+        b1.follower_fetch_request(0).map(|r| r.last_fetched_epoch),
+        Some(1),
+        "the fetch carries the epoch of the last batch"
+    );
+    b1.apply_leader_and_isr(&state(2, 2, &[1, 2], 2));
+    assert_eq!(
+        b1.log_end_offset(0),
+        Some(6),
+        "only a diverging epoch from the leader cuts the log"
+    );
+}
+
+#[test]
+fn truncation_mode_names_round_trip() {
+    use idempo_broker::TruncationMode;
+    for m in TruncationMode::ALL {
+        assert_eq!(m.name().parse::<TruncationMode>(), Ok(m));
+    }
+    assert_eq!(TruncationMode::default(), TruncationMode::LeaderEpoch);
+    assert!("hw".parse::<TruncationMode>().is_err());
+}

@@ -77,6 +77,69 @@ fn kafka_10751_an_unclean_election_loses_acknowledged_writes_with_min_isr_two() 
 }
 
 #[test]
+fn kip_101_truncation_to_the_high_watermark_loses_acknowledged_writes() {
+    reproduces("KIP-101");
+    fix_is_clean_over_seeds("KIP-101");
+}
+
+#[test]
+fn kip_854_a_producer_per_batch_outgrows_the_memory_budget_and_the_bound_keeps_it() {
+    reproduces("KIP-854");
+    fix_is_clean_over_seeds("KIP-854");
+    let entry = zoo::find("KIP-854").expect("the entry is listed");
+    let outcome = entry.run().expect("valid");
+    // Kafka's rule keeps one producer id per batch sent (4 producers x 25 batches).
+    assert_eq!(outcome.bug.broker.producer_ids_peak, 100);
+    assert!(outcome.fix.broker.producer_ids_peak <= 10);
+    assert!(outcome.fix.broker.producer_ids_evicted >= 90);
+    assert!(
+        outcome.fix.broker.producer_state_bytes_peak < outcome.bug.broker.producer_state_bytes_peak,
+        "the bound keeps the bytes down too"
+    );
+}
+
+/// The bound leaves live producers' deduplication alone: under the entry's ack and request
+/// loss, fixed runs retry, the broker answers retries as duplicates, and nothing is written
+/// twice.
+#[test]
+fn kip_854_the_bound_still_deduplicates_retries_of_live_producers() {
+    let entry = zoo::find("KIP-854").expect("the entry is listed");
+    let mut dropped = 0;
+    for seed in 1..=SEEDS {
+        let mut config = entry.config(Side::Fix).expect("valid flags");
+        config.seed = seed;
+        let report = idempo_sim::run(&config).expect("valid settings");
+        assert!(report.check.passed(), "seed {seed}");
+        dropped += report.broker.duplicates_dropped;
+    }
+    assert!(dropped > 0, "retries of appended batches were deduplicated");
+}
+
+/// `producer.id.expiration.ms` bounds the state by time: shorter, fewer ids are held; but
+/// shorter than a retry's reach, a live producer's retry is written again.
+#[test]
+fn kip_854_a_shorter_producer_id_expiration_holds_fewer_ids_until_it_breaks_dedup() {
+    let entry = zoo::find("KIP-854").expect("the entry is listed");
+    let run = |expiration_ms: &str| {
+        let mut config = entry.config(Side::Bug).expect("valid flags");
+        for (flag, value) in [
+            ("producer-id-expiration-ms", expiration_ms),
+            ("producer-id-expiration-check-interval-ms", "100"),
+        ] {
+            idempo_sim::flags::set(&mut config, flag, value).expect("valid");
+        }
+        idempo_sim::run(&config).expect("valid settings")
+    };
+    let (day, two_s, tenth) = (run("86400000"), run("2000"), run("200"));
+    assert!(day.broker.producer_ids_peak > two_s.broker.producer_ids_peak);
+    assert!(two_s.check.passed(), "2 s is beyond every retry here");
+    let after_expiry = |r: &idempo_sim::RunReport| {
+        zoo::entry::named_count(r, "written again or out of order after producer-id expiry")
+    };
+    assert!(after_expiry(&tenth) > 0, "200 ms expires producers still retrying");
+}
+
+#[test]
 fn every_entry_is_tested_and_ids_are_unique() {
     let ids: Vec<&str> = zoo::entries().iter().map(|e| e.id).collect();
     assert_eq!(
@@ -88,6 +151,8 @@ fn every_entry_is_tested_and_ids_are_unique() {
             "last-batch-snapshot",
             "jepsen-kafka-2013",
             "KAFKA-10751",
+            "KIP-101",
+            "KIP-854",
         ],
         "a new entry needs its test above"
     );
