@@ -145,9 +145,16 @@ pub struct BrokerConfig {
     /// state (an expired one first; see [`ProducerStateManager::evict_least_recent`]).
     /// Kafka bounds producer state by time only (`producer.id.expiration.ms`, KIP-854), so
     /// clients that create a producer per message grow it until memory runs out; a bound
-    /// above the number of producers live within a retry's reach keeps memory bounded and
-    /// leaves their deduplication alone.
+    /// above the producer ids created within a retry's reach keeps memory bounded and leaves
+    /// the deduplication of live producers alone.
     pub max_producer_ids_per_partition: Option<usize>,
+    /// What a batch from a producer with no state here gets when it does not start at
+    /// sequence 0 (default: accepted, Kafka 2.5+; see [`UnknownProducerRule`]).
+    pub unknown_producer: crate::producer_state::UnknownProducerRule,
+    /// DeleteRecords and retention remove the producers whose batches all fall below the new
+    /// log start (Kafka 0.11 to 2.3; `false`, the default, keeps them until they expire, as
+    /// Kafka does since KAFKA-7190 in 2.4.0).
+    pub evict_producers_below_log_start: bool,
 }
 
 /// When the broker makes appended batches durable (Kafka's `log.flush.interval.*`).
@@ -187,6 +194,8 @@ impl Default for BrokerConfig {
             replica_lag_time_max_ms: 30_000,
             truncation: crate::replication::TruncationMode::LeaderEpoch,
             max_producer_ids_per_partition: None,
+            unknown_producer: crate::producer_state::UnknownProducerRule::AnySequence,
+            evict_producers_below_log_start: false,
         }
     }
 }
@@ -1187,6 +1196,7 @@ impl<S: Storage> Broker<S> {
         records: &Bytes,
     ) -> ProduceOutcome {
         let record_windows = self.record_windows;
+        let unknown_producer = self.config.unknown_producer;
         let every_append = self.config.sync_policy == SyncPolicy::EveryAppend;
         let off_reason = if !self.config.idempotence {
             Some(AppendReason::IdempotenceOff)
@@ -1208,7 +1218,7 @@ impl<S: Storage> Broker<S> {
             .map_or(crate::partition_log::LEADER_EPOCH, |r| r.leader_epoch());
         let (reason, seen, slot) = match off_reason {
             Some(reason) => (reason, None, None),
-            None => match sequence_rule(producers, header, record_windows) {
+            None => match sequence_rule(producers, header, record_windows, unknown_producer) {
                 Ok((reason, seen, slot)) => (reason, seen, Some(slot)),
                 Err((verdict, seen)) => {
                     return self.answer_unappended(partition, header, verdict, seen);
@@ -1478,7 +1488,8 @@ impl<S: Storage> Broker<S> {
     /// Moves a partition's log start offset to `offset` (DeleteRecords): the log is synced,
     /// the new start checkpointed durably, segments left empty and snapshots below the new
     /// start deleted (Kafka's `onLogStartOffsetIncremented`). Producer state in memory is
-    /// kept, as in Kafka 2.5+.
+    /// kept, as in Kafka 2.4+ (KAFKA-7190), unless `evict_producers_below_log_start` asks
+    /// for the older rule.
     pub fn delete_records(
         &mut self,
         partition: i32,
@@ -1496,6 +1507,9 @@ impl<S: Storage> Broker<S> {
         delete_snapshots_before(&mut self.storage, &partition_dir(partition), start)
             .map_err(DeleteRecordsFailure::Storage)?;
         p.last_snapshot_offset = p.last_snapshot_offset.max(start);
+        if self.config.evict_producers_below_log_start {
+            p.producers.remove_below(start);
+        }
         Ok(start)
     }
 
@@ -1820,9 +1834,10 @@ fn sequence_rule<'a>(
     producers: &'a mut ProducerStateManager,
     header: &BatchHeader,
     record_windows: bool,
+    unknown_producer: crate::producer_state::UnknownProducerRule,
 ) -> Result<Accepted<'a>, Refused> {
     let slot = producers.slot(header);
-    let (check, seen) = slot.check_and_see(record_windows);
+    let (check, seen) = slot.check_and_see_under(record_windows, unknown_producer);
     match check {
         SequenceCheck::Accept(rule) => Ok((AppendReason::Sequence(rule), seen, slot)),
         SequenceCheck::Duplicate(original) => Err((Verdict::Duplicate { original }, seen)),

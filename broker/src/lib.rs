@@ -130,7 +130,7 @@ pub use partition_log::{
 };
 pub use producer_state::{
     AcceptRule, BatchMetadata, ProducerSlot, ProducerStateEntry, ProducerStateManager,
-    SequenceCheck, SequenceRejection, StateSeen, WindowView,
+    SequenceCheck, SequenceRejection, StateSeen, UnknownProducerRule, WindowView,
 };
 pub use profile::{BrokerProfile, UnknownBrokerProfile};
 pub use recovery::{PartitionRecovery, RejectedSnapshot, SnapshotRejection};

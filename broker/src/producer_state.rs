@@ -405,9 +405,43 @@ pub enum AcceptRule {
     },
 }
 
+/// What a broker answers a batch from a producer it has no state for (never seen, expired,
+/// or evicted), when the batch does not start at sequence 0. The rule changed twice:
+///
+/// ```text
+/// rule               answer                          Kafka          profile
+/// AnySequence        accepted                        2.5+ (KIP-360)  kafka (default)
+/// UnknownProducerId  UNKNOWN_PRODUCER_ID (59)        1.0-2.4         kafka-2.4
+///                    (KAFKA-5793: the client may reset its sequence)
+/// OutOfOrder         OUT_OF_ORDER_SEQUENCE_NUMBER    0.11.0          kafka-0.11
+///                    (fatal for the 0.11 client)
+/// ```
+///
+/// In 0.11.0 `ProducerAppendInfo.validateAppend` compared the batch's epoch with the empty
+/// entry's `NO_PRODUCER_EPOCH` and refused any first sequence but 0 as out of order; a
+/// producer whose last batches retention or DeleteRecords had removed then failed with a
+/// spurious fatal error. KAFKA-5793 (1.0.0) split that case out as `UNKNOWN_PRODUCER_ID`;
+/// KIP-360 (2.5.0) accepts it. A batch at sequence 0 is accepted under every rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum UnknownProducerRule {
+    /// Any sequence is accepted (Kafka 2.5+, KIP-360; the default).
+    #[default]
+    AnySequence,
+    /// `UNKNOWN_PRODUCER_ID` (Kafka 1.0 to 2.4, KAFKA-5793).
+    UnknownProducerId,
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER` (Kafka 0.11.0).
+    OutOfOrder,
+}
+
 /// Why a batch was refused by the sequence rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SequenceRejection {
+    /// `UNKNOWN_PRODUCER_ID` or `OUT_OF_ORDER_SEQUENCE_NUMBER`: no state for the producer and
+    /// the batch does not start at sequence 0, under a pre-2.5 rule.
+    UnknownProducer {
+        /// The rule that refused it.
+        rule: UnknownProducerRule,
+    },
     /// `INVALID_PRODUCER_EPOCH`: the batch's epoch is older than the stored one.
     StaleEpoch {
         /// The stored epoch.
@@ -433,6 +467,10 @@ impl SequenceRejection {
             SequenceRejection::StaleEpoch { .. } => ErrorCode::InvalidProducerEpoch,
             SequenceRejection::NewEpochNotFromZero { .. }
             | SequenceRejection::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
+            SequenceRejection::UnknownProducer {
+                rule: UnknownProducerRule::UnknownProducerId,
+            } => ErrorCode::UnknownProducerId,
+            SequenceRejection::UnknownProducer { .. } => ErrorCode::OutOfOrderSequenceNumber,
         }
     }
 }
@@ -498,11 +536,22 @@ impl ProducerSlot<'_> {
     /// the state it consulted, changing nothing.
     #[inline]
     pub fn check_and_see(&self, record_window: bool) -> (SequenceCheck, Option<StateSeen>) {
+        self.check_and_see_under(record_window, UnknownProducerRule::AnySequence)
+    }
+
+    /// [`check_and_see`](Self::check_and_see) with `rule` for a producer this partition has
+    /// no state for (the broker's `unknown_producer` setting).
+    #[inline]
+    pub fn check_and_see_under(
+        &self,
+        record_window: bool,
+        rule: UnknownProducerRule,
+    ) -> (SequenceCheck, Option<StateSeen>) {
         let entry = match &self.place {
             Place::Known(entry) => Some(&**entry),
             Place::Unknown(_) => None,
         };
-        ProducerStateManager::check_entry(entry, &self.batch, record_window)
+        ProducerStateManager::check_entry(entry, &self.batch, record_window, rule)
     }
 
     /// The batch's last sequence (`header.last_sequence()`, computed once for the slot).
@@ -635,18 +684,33 @@ impl ProducerStateManager {
         record_window: bool,
     ) -> (SequenceCheck, Option<StateSeen>) {
         let entry = self.producers.get(&header.producer_id);
-        Self::check_entry(entry, &Incoming::of(header), record_window)
+        Self::check_entry(
+            entry,
+            &Incoming::of(header),
+            record_window,
+            UnknownProducerRule::AnySequence,
+        )
     }
 
-    /// The rule on the entry found for the batch's producer (`None`: unknown producer).
+    /// The rule on the entry found for the batch's producer (`None`: unknown producer, whose
+    /// batch `unknown` decides unless it starts at sequence 0).
     #[inline]
     fn check_entry(
         entry: Option<&ProducerStateEntry>,
         batch: &Incoming,
         record_window: bool,
+        unknown: UnknownProducerRule,
     ) -> (SequenceCheck, Option<StateSeen>) {
         match entry {
-            None => (SequenceCheck::Accept(AcceptRule::UnknownProducer), None),
+            None if unknown == UnknownProducerRule::AnySequence
+                || batch.base_sequence == Sequence(0) =>
+            {
+                (SequenceCheck::Accept(AcceptRule::UnknownProducer), None)
+            }
+            None => (
+                SequenceCheck::Reject(SequenceRejection::UnknownProducer { rule: unknown }),
+                None,
+            ),
             Some(entry) => {
                 let seen = StateSeen::of(entry, record_window);
                 let check = Self::decide(entry, batch, seen.expected_sequence);
@@ -767,6 +831,24 @@ impl ProducerStateManager {
         evicted
     }
 
+    /// Removes the producers whose newest retained batch ends below `log_start_offset`
+    /// (Kafka 0.11 to 2.3's `ProducerStateManager.truncateHead`, removed by KAFKA-7190 in
+    /// 2.4.0). Returns the removed ids in ascending order. Unlike Kafka, a producer kept
+    /// keeps all its retained batches (Kafka also dropped those below the new start).
+    pub fn remove_below(&mut self, log_start_offset: i64) -> Vec<ProducerId> {
+        let mut removed: Vec<ProducerId> = self
+            .producers
+            .iter()
+            .filter(|(_, e)| e.batches().next_back().is_none_or(|b| b.last_offset < log_start_offset))
+            .map(|(id, _)| *id)
+            .collect();
+        removed.sort_unstable();
+        for id in &removed {
+            self.producers.remove(id);
+        }
+        removed
+    }
+
     /// Forgets every producer (before a rebuild from the log).
     pub fn clear(&mut self) {
         self.producers.clear();
@@ -824,6 +906,53 @@ mod tests {
             vec![ProducerId(3), ProducerId(1)]
         );
         assert_eq!(m.producer_ids(), vec![ProducerId(2), ProducerId(4)]);
+    }
+
+    #[test]
+    fn an_unknown_producer_at_a_nonzero_sequence_is_answered_by_the_rule_of_its_version() {
+        let mut m = ProducerStateManager::new(5);
+        let late = header(7, 0, 5, 1);
+        let first = header(7, 0, 0, 1);
+        let expected = [
+            (UnknownProducerRule::AnySequence, None),
+            (
+                UnknownProducerRule::UnknownProducerId,
+                Some(ErrorCode::UnknownProducerId),
+            ),
+            (
+                UnknownProducerRule::OutOfOrder,
+                Some(ErrorCode::OutOfOrderSequenceNumber),
+            ),
+        ];
+        for (rule, code) in expected {
+            let (check, _) = m.slot(&late).check_and_see_under(false, rule);
+            match (check, code) {
+                (SequenceCheck::Accept(AcceptRule::UnknownProducer), None) => {}
+                (SequenceCheck::Reject(r), Some(code)) => assert_eq!(r.error_code(), code),
+                other => panic!("{rule:?}: {other:?}"),
+            }
+            let (check, _) = m.slot(&first).check_and_see_under(false, rule);
+            assert_eq!(
+                check,
+                SequenceCheck::Accept(AcceptRule::UnknownProducer),
+                "{rule:?}: sequence 0 is always accepted"
+            );
+        }
+        m.update(&first, 0);
+        let (check, _) = m
+            .slot(&header(7, 0, 1, 1))
+            .check_and_see_under(false, UnknownProducerRule::OutOfOrder);
+        assert_eq!(check, SequenceCheck::Accept(AcceptRule::NextInSequence), "known now");
+    }
+
+    #[test]
+    fn remove_below_drops_producers_whose_batches_are_all_below_the_log_start() {
+        let mut m = ProducerStateManager::new(5);
+        m.update(&header(1, 0, 0, 2), 0); // offsets 0..=1
+        m.update(&header(2, 0, 0, 2), 2); // offsets 2..=3
+        assert!(m.remove_below(2).contains(&ProducerId(1)));
+        assert_eq!(m.producer_ids(), vec![ProducerId(2)]);
+        assert!(m.remove_below(3).is_empty(), "offset 3 is still retained");
     }
 
     #[test]

@@ -2,16 +2,18 @@
 //! behaviour switches over [`BrokerConfig`].
 //!
 //! A profile never adds a code path of its own: it sets the switches that already exist
-//! (`dedup_window`, `snapshot_mode`), each of which is a rule that some released broker had.
-//! The simulator's `--broker-profile` flag and the bug zoo (`idempo-sim zoo`) use them to
-//! switch a historical behaviour on by name.
+//! (`dedup_window`, `snapshot_mode`, `unknown_producer`, `evict_producers_below_log_start`),
+//! each of which is a rule that some released broker had. The simulator's `--broker-profile`
+//! flag and the bug zoo (`idempo-sim zoo`) use them to switch a historical behaviour on by
+//! name.
 //!
 //! ```text
-//! profile          dedup window (batches)          snapshot keeps     upstream
-//! kafka            5 (NUM_BATCHES_TO_RETAIN)        the run's setting  Kafka 1.0+ (KAFKA-5494)
-//! kafka-2.4        5                                the last batch     Kafka 2.4 (ProducerSnapshot)
-//! kafka-0.11       1 (the last batch only)          the last batch     Kafka 0.11.0, KAFKA-5494
-//! redpanda-21.10   1 (the tail batch only)          the run's setting  Redpanda #3039, PR 3077
+//! profile          dedup window    snapshot keeps     unknown producer,   DeleteRecords /
+//!                  (batches)                          sequence > 0        retention
+//! kafka            5               the run's setting  accepted (2.5+)     keeps its state
+//! kafka-2.4        5               the last batch     UNKNOWN_PRODUCER_ID keeps its state
+//! kafka-0.11       1 (last only)   the last batch     OUT_OF_ORDER_SEQ.   evicts it
+//! redpanda-21.10   1 (tail only)   the run's setting  accepted            keeps its state
 //! ```
 //!
 //! `kafka`, the default, changes nothing: it is today's broker (with idempo's full-window
@@ -21,14 +23,34 @@
 //! (KAFKA-5494) kept the last five. `redpanda-21.10` kept the sequence and offset of the tail
 //! batch per producer and nothing else until PR 3077 cached the last five batches.
 //!
+//! The rules for a producer the partition has no state for, by version (read from Kafka's
+//! `ProducerStateManager` at the tags; [`UnknownProducerRule`]):
+//!
+//! * 0.11.0: a batch not at sequence 0 is `OUT_OF_ORDER_SEQUENCE_NUMBER`, fatal for the
+//!   client of the day; and when retention or DeleteRecords moved the log start past a
+//!   producer's last batch, `truncateHead` removed its state. Together: a quiet producer
+//!   whose records were deleted got a spurious fatal error on its next batch (KAFKA-5793).
+//! * 1.0.0 (KAFKA-5793): that answer became `UNKNOWN_PRODUCER_ID`, on which the client reset
+//!   its sequence when the log start was past its last acknowledged offset. Producer state
+//!   was still evicted with the log head.
+//! * 2.4.0 (KAFKA-7190, PR 7388, part of KIP-360): producer state is kept when the log start
+//!   moves, until `producer.id.expiration.ms`; the unknown-producer answer is still
+//!   `UNKNOWN_PRODUCER_ID`.
+//! * 2.5.0 (KIP-360): a producer with no state is accepted at any sequence.
+//!
+//! So `kafka-0.11` evicts with the log head and answers out of order, `kafka-2.4` keeps the
+//! state and answers `UNKNOWN_PRODUCER_ID`. Kafka 1.0 to 2.3 (evicts, `UNKNOWN_PRODUCER_ID`)
+//! is no profile of its own: set the two switches.
+//!
 //! # Differences from the brokers named
-//! The 0.11 and 2.4 brokers also answered a batch from an unknown producer at a sequence other
-//! than 0 with `UNKNOWN_PRODUCER_ID` (or `OUT_OF_ORDER_SEQUENCE_NUMBER`), and let
-//! DeleteRecords and retention evict producer state (KAFKA-5793, KAFKA-7190). Those rules
-//! have no switch here yet; under every profile an unknown producer may start at any
-//! sequence and DeleteRecords keeps producer state, as in Kafka 2.5+.
+//! Only the rules above are switched: everything else (KIP-360's epoch bump on the broker,
+//! transactions, the leader-epoch rules) is today's Kafka under every profile. The simulator's
+//! workload never moves the log start (it has no DeleteRecords or retention fault, since the
+//! checker would count deleted records as lost), so there the eviction switch changes
+//! nothing; `idempo-sim explain` scripts and the broker's own API (`delete_records`) show it.
 
 use crate::broker::BrokerConfig;
+use crate::producer_state::UnknownProducerRule;
 use crate::snapshot::SnapshotMode;
 use std::fmt;
 use std::str::FromStr;
@@ -39,9 +61,12 @@ pub enum BrokerProfile {
     /// Today's Kafka broker: the run's settings unchanged (the default).
     #[default]
     Kafka,
-    /// Kafka 2.4: five batches retained, snapshots of the last batch only.
+    /// Kafka 2.4: five batches retained, snapshots of the last batch only,
+    /// `UNKNOWN_PRODUCER_ID` for a producer with no state.
     Kafka24,
-    /// Kafka 0.11.0: the last batch only, in memory and in snapshots (KAFKA-5494).
+    /// Kafka 0.11.0: the last batch only, in memory and in snapshots (KAFKA-5494);
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER` for a producer with no state, whose state the log
+    /// head's deletion removed (KAFKA-5793).
     Kafka011,
     /// Redpanda 21.10 before PR 3077: the tail batch only (redpanda #3039).
     Redpanda2110,
@@ -83,8 +108,30 @@ impl BrokerProfile {
         }
     }
 
+    /// What this broker answered a producer with no state at a sequence other than 0, when
+    /// the profile decides it (`None`: the run's setting).
+    pub fn unknown_producer_rule(self) -> Option<UnknownProducerRule> {
+        match self {
+            BrokerProfile::Kafka | BrokerProfile::Redpanda2110 => None,
+            BrokerProfile::Kafka24 => Some(UnknownProducerRule::UnknownProducerId),
+            BrokerProfile::Kafka011 => Some(UnknownProducerRule::OutOfOrder),
+        }
+    }
+
+    /// Whether this broker removed producer state when DeleteRecords or retention moved the
+    /// log start past a producer's last batch (Kafka before 2.4.0, KAFKA-7190).
+    pub fn evicts_producers_below_log_start(self) -> bool {
+        self == BrokerProfile::Kafka011
+    }
+
     /// Sets the profile's switches on `config`, leaving every other setting alone.
     pub fn apply(self, config: &mut BrokerConfig) {
+        if let Some(rule) = self.unknown_producer_rule() {
+            config.unknown_producer = rule;
+        }
+        if self.evicts_producers_below_log_start() {
+            config.evict_producers_below_log_start = true;
+        }
         if let Some(window) = self.dedup_window_max() {
             config.dedup_window = config.dedup_window.min(window);
         }
@@ -158,5 +205,27 @@ mod tests {
         BrokerProfile::Kafka24.apply(&mut config);
         assert_eq!(config.dedup_window, 5);
         assert_eq!(config.snapshot_mode, SnapshotMode::LastBatchOnly);
+    }
+
+    #[test]
+    fn kafka_0_11_answers_an_unknown_producer_out_of_order_and_evicts_with_the_log_head() {
+        let mut config = BrokerConfig::default();
+        BrokerProfile::Kafka011.apply(&mut config);
+        assert_eq!(config.unknown_producer, UnknownProducerRule::OutOfOrder);
+        assert!(config.evict_producers_below_log_start);
+    }
+
+    #[test]
+    fn kafka_2_4_answers_unknown_producer_id_and_keeps_state_past_the_log_start() {
+        let mut config = BrokerConfig::default();
+        BrokerProfile::Kafka24.apply(&mut config);
+        assert_eq!(config.unknown_producer, UnknownProducerRule::UnknownProducerId);
+        assert!(!config.evict_producers_below_log_start);
+        for p in [BrokerProfile::Kafka, BrokerProfile::Redpanda2110] {
+            let mut config = BrokerConfig::default();
+            p.apply(&mut config);
+            assert_eq!(config.unknown_producer, UnknownProducerRule::AnySequence, "{p}");
+            assert!(!config.evict_producers_below_log_start, "{p}");
+        }
     }
 }

@@ -393,6 +393,10 @@ impl fmt::Display for ProduceOutcome {
                         write!(f, "expected sequence {expected}, got {base}")?;
                         self.write_gap(f, *expected)
                     }
+                    SequenceRejection::UnknownProducer { rule } => write!(
+                        f,
+                        "no state for the producer and sequence {base} is not 0 ({rule:?}, a pre-2.5 rule)"
+                    ),
                 }
             }
             Verdict::Invalid(why) => write!(f, "rejected {}: {why}", why.error_code().name()),

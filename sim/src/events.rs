@@ -132,6 +132,9 @@ impl VerdictRef {
             Verdict::Rejected(SequenceRejection::OutOfOrder { expected }) => {
                 format!("expected {expected}")
             }
+            Verdict::Rejected(SequenceRejection::UnknownProducer { .. }) => {
+                format!("unknown producer at sequence {base}")
+            }
             Verdict::Invalid(why) => why.to_string(),
         })
     }

@@ -23,6 +23,10 @@
 //!                      min.insync.replicas 1             min.insync.replicas 2    leader election
 //! KAFKA-10751          --unclean-leader-election         unclean off              lost by an unclean
 //!                      (min.insync.replicas 2)                                    leader election
+//! KIP-101              --truncation high-watermark       --truncation             no lost acknowledged
+//!                                                        leader-epoch             records
+//! KIP-854              --producer-per-batch, no bound    --max-producer-ids-      producer state within
+//!                      (Kafka)                           per-partition 40         its memory budget
 //! ```
 //!
 //! ## How an entry's schedule was found
@@ -39,16 +43,27 @@
 //! - [`snapshot`]: last-batch-snapshot, today's Kafka after a clean restart.
 //! - [`replication`]: jepsen-kafka-2013 and KAFKA-10751, acknowledged writes lost to an
 //!   election.
+//! - [`truncation`]: KIP-101, a follower that truncates to its high watermark.
+//! - [`producer_ids`]: KIP-854, producer state grown by a producer per batch, and idempo's
+//!   bound on it.
 //! - [`cli`]: `idempo-sim zoo list|run|check|search`.
 //! - [`search`]: seed search and shrinking of a schedule.
 //! - [`report`]: the side-by-side text of `zoo run` and the table of `zoo check`.
 //!
 //! ## What the zoo leaves out, for now
-//! The entries the simulator cannot show yet are not listed (no entry is faked): the client
-//! profiles `java-2.4` and `librdkafka` (KIP-360, KAFKA-12152, KAFKA-14034, KAFKA-5283 as a
-//! client bug, librdkafka-2163, -4438, -4953), the 0.11/2.4 broker rules for unknown
-//! producers and DeleteRecords (KAFKA-5793, KAFKA-7190, KAFKA-6683), producer-id growth
-//! (KIP-854) and high-watermark truncation (KIP-101).
+//! The entries the simulator cannot show yet are not listed (no entry is faked):
+//! - the client profiles `java-2.4` and `librdkafka` (KIP-360, KAFKA-12152, KAFKA-14034,
+//!   librdkafka-2163, -4438, -4953), added by their own entries;
+//! - KAFKA-5793 and KAFKA-7190: the broker rules are switches (`kafka-0.11` answers an
+//!   unknown producer out of order and evicts producer state with the log head, `kafka-2.4`
+//!   answers `UNKNOWN_PRODUCER_ID` and keeps it; `broker/src/profile.rs`), but the workload
+//!   never moves the log start: a DeleteRecords or retention fault needs a checker that does
+//!   not count the deleted records as lost, and the bug shows only with a client of the day
+//!   (0.11's fatal OUT_OF_ORDER_SEQUENCE_NUMBER, 1.0-2.4's reset by log start offset);
+//! - KAFKA-6683 (producer state changed before the append succeeded): the simulated disk
+//!   never fails an append, so there is no failed append to leave state behind;
+//! - KAFKA-5283 (epoch exhaustion at `Short.MAX_VALUE`): InitProducerId always starts at
+//!   epoch 0 and no run bumps 32 767 times; it needs a starting-epoch setting.
 
 pub mod broker_window;
 pub mod cli;

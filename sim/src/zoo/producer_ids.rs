@@ -8,7 +8,7 @@
 //! state grows with the message rate times the expiration, until memory runs out. idempo's
 //! `--max-producer-ids-per-partition` (beyond Kafka) bounds the count and evicts the producer
 //! whose last batch is the oldest (an expired one first), which is never a live one while the
-//! bound is above the number of producers live at once.
+//! bound is above the producer ids created within a retry's reach.
 
 use super::entry::Entry;
 
@@ -30,10 +30,13 @@ pub static KIP_854: Entry = Entry {
             a quota on new producer ids, is still under discussion. Time bounds the state, \
             not memory. Here the run gives the broker room for 60 \
             producer ids; 100 producers, one batch each, overflow it with Kafka's rule. \
-            idempo's --max-producer-ids-per-partition 10 (beyond Kafka) keeps at most 10 per \
-            partition and evicts the one whose last batch is oldest: expired producers go \
-            first, and a live producer, whose last batch is recent, keeps its state, so \
-            retries are still deduplicated.",
+            idempo's --max-producer-ids-per-partition 40 (beyond Kafka) keeps at most 40 \
+            per partition and evicts the one whose last batch is oldest: expired producers \
+            go first, and a live producer, whose last batch is recent, keeps its state, so \
+            its retries are still deduplicated. The bound must exceed the producer ids \
+            created within a retry's reach: at 10 here, a producer whose ack was lost was \
+            evicted by the ids created behind it before its retry came, and the retry was \
+            written again (on 7 of 100 seeds).",
     base: &[
         ("seed", "1"),
         ("producers", "4"),
@@ -46,7 +49,7 @@ pub static KIP_854: Entry = Entry {
         ("producer-state-budget", "60"),
     ],
     bug: &[("max-producer-ids-per-partition", "off")],
-    fix: &[("max-producer-ids-per-partition", "10")],
+    fix: &[("max-producer-ids-per-partition", "40")],
     faults: "",
     anomaly: "producer state within its memory budget",
 };
