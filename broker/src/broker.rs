@@ -322,7 +322,10 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::BrokerId(id) => write!(f, "broker id {id} must be at least 0"),
             ConfigError::MaxProducerIds => {
-                write!(f, "the bound on producer ids per partition must be at least 1")
+                write!(
+                    f,
+                    "the bound on producer ids per partition must be at least 1"
+                )
             }
         }
     }

@@ -839,7 +839,11 @@ impl ProducerStateManager {
         let mut removed: Vec<ProducerId> = self
             .producers
             .iter()
-            .filter(|(_, e)| e.batches().next_back().is_none_or(|b| b.last_offset < log_start_offset))
+            .filter(|(_, e)| {
+                e.batches()
+                    .next_back()
+                    .is_none_or(|b| b.last_offset < log_start_offset)
+            })
             .map(|(id, _)| *id)
             .collect();
         removed.sort_unstable();
@@ -899,7 +903,10 @@ mod tests {
             h.max_timestamp = ts;
             m.update(&h, 0);
         }
-        assert!(m.evict_least_recent(4, ProducerId(4)).is_empty(), "within the bound");
+        assert!(
+            m.evict_least_recent(4, ProducerId(4)).is_empty(),
+            "within the bound"
+        );
         // Producer 2 is the oldest, but it is the one kept: 3 and then 1 go.
         assert_eq!(
             m.evict_least_recent(2, ProducerId(2)),
@@ -942,7 +949,11 @@ mod tests {
         let (check, _) = m
             .slot(&header(7, 0, 1, 1))
             .check_and_see_under(false, UnknownProducerRule::OutOfOrder);
-        assert_eq!(check, SequenceCheck::Accept(AcceptRule::NextInSequence), "known now");
+        assert_eq!(
+            check,
+            SequenceCheck::Accept(AcceptRule::NextInSequence),
+            "known now"
+        );
     }
 
     #[test]

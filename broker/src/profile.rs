@@ -219,12 +219,19 @@ mod tests {
     fn kafka_2_4_answers_unknown_producer_id_and_keeps_state_past_the_log_start() {
         let mut config = BrokerConfig::default();
         BrokerProfile::Kafka24.apply(&mut config);
-        assert_eq!(config.unknown_producer, UnknownProducerRule::UnknownProducerId);
+        assert_eq!(
+            config.unknown_producer,
+            UnknownProducerRule::UnknownProducerId
+        );
         assert!(!config.evict_producers_below_log_start);
         for p in [BrokerProfile::Kafka, BrokerProfile::Redpanda2110] {
             let mut config = BrokerConfig::default();
             p.apply(&mut config);
-            assert_eq!(config.unknown_producer, UnknownProducerRule::AnySequence, "{p}");
+            assert_eq!(
+                config.unknown_producer,
+                UnknownProducerRule::AnySequence,
+                "{p}"
+            );
             assert!(!config.evict_producers_below_log_start, "{p}");
         }
     }

@@ -152,7 +152,8 @@ pub enum TruncationMode {
 
 impl TruncationMode {
     /// Both modes, the default first.
-    pub const ALL: [TruncationMode; 2] = [TruncationMode::LeaderEpoch, TruncationMode::HighWatermark];
+    pub const ALL: [TruncationMode; 2] =
+        [TruncationMode::LeaderEpoch, TruncationMode::HighWatermark];
 
     /// The name used on command lines (`--truncation`).
     pub fn name(self) -> &'static str {
@@ -677,8 +678,7 @@ impl<S: Storage> Broker<S> {
         if let Some(hw) = truncate_to
             && let Some(t) = self.truncate_and_reload(state.partition, hw, None)
         {
-            self.replication_events
-                .push(ReplicationEvent::Truncated(t));
+            self.replication_events.push(ReplicationEvent::Truncated(t));
         }
         self.complete_delayed();
         outcome

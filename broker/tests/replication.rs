@@ -1599,7 +1599,10 @@ fn acknowledged_above_the_followers_mark(
     assert_eq!(b0.high_watermark(0), Some(6));
     let acked = b0.take_completed();
     assert_eq!(acked.len(), 1, "B is acknowledged to its acks=all producer");
-    assert_eq!((b1.log_end_offset(0), b1.high_watermark(0)), (Some(6), Some(3)));
+    assert_eq!(
+        (b1.log_end_offset(0), b1.high_watermark(0)),
+        (Some(6), Some(3))
+    );
     (b0, b1)
 }
 
@@ -1616,7 +1619,11 @@ fn high_watermark_truncation_cuts_acknowledged_batches_above_the_followers_mark(
     b1.take_replication_events();
     // Broker 2 becomes the leader: broker 1 follows a new leader and cuts at its mark.
     b1.apply_leader_and_isr(&state(2, 2, &[1, 2], 2));
-    assert_eq!(b1.log_end_offset(0), Some(3), "acknowledged batch B is gone");
+    assert_eq!(
+        b1.log_end_offset(0),
+        Some(3),
+        "acknowledged batch B is gone"
+    );
     let truncated = b1
         .take_replication_events()
         .into_iter()

@@ -72,5 +72,8 @@ fn kafka_2_4_refuses_a_producer_it_never_saw_unless_it_starts_at_zero() {
     );
     assert!(b.produce(0, &batch(0)).is_appended());
     let mut today = Broker::new(profile(BrokerProfile::Kafka)).expect("valid");
-    assert!(today.produce(0, &batch(3)).is_appended(), "KIP-360: any sequence");
+    assert!(
+        today.produce(0, &batch(3)).is_appended(),
+        "KIP-360: any sequence"
+    );
 }

@@ -1465,8 +1465,11 @@ impl Simulation {
         };
         drop(ledgers);
         let mut broker_counts = self.broker_counts.clone();
-        broker_counts.producer_ids_evicted =
-            self.nodes.iter().map(|n| n.broker.producer_ids_evicted()).sum();
+        broker_counts.producer_ids_evicted = self
+            .nodes
+            .iter()
+            .map(|n| n.broker.producer_ids_evicted())
+            .sum();
         if let Some(budget) = config.producer_state_budget {
             check.producer_state = Some(checker::ProducerStateBudget {
                 budget,

@@ -468,7 +468,9 @@ pub static RUN_FLAGS: &[RunFlag] = &[
             "off" => None,
             n => Some(int(n, 1, usize::MAX)?),
         },
-        |c| c.max_producer_ids_per_partition.map_or("off".to_string(), |n| n.to_string())
+        |c| c
+            .max_producer_ids_per_partition
+            .map_or("off".to_string(), |n| n.to_string())
     ),
     flag!(
         "producer-state-budget",
@@ -479,7 +481,9 @@ pub static RUN_FLAGS: &[RunFlag] = &[
             "off" => None,
             n => Some(int(n, 0, u64::MAX)?),
         },
-        |c| c.producer_state_budget.map_or("off".to_string(), |n| n.to_string())
+        |c| c
+            .producer_state_budget
+            .map_or("off".to_string(), |n| n.to_string())
     ),
     flag!(
         "producer-id-expiration-check-interval-ms",

@@ -136,7 +136,10 @@ fn kip_854_a_shorter_producer_id_expiration_holds_fewer_ids_until_it_breaks_dedu
     let after_expiry = |r: &idempo_sim::RunReport| {
         zoo::entry::named_count(r, "written again or out of order after producer-id expiry")
     };
-    assert!(after_expiry(&tenth) > 0, "200 ms expires producers still retrying");
+    assert!(
+        after_expiry(&tenth) > 0,
+        "200 ms expires producers still retrying"
+    );
 }
 
 #[test]
