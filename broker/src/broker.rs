@@ -149,7 +149,8 @@ pub struct BrokerConfig {
     /// the deduplication of live producers alone.
     pub max_producer_ids_per_partition: Option<usize>,
     /// What a batch from a producer with no state here gets when it does not start at
-    /// sequence 0 (default: accepted, Kafka 2.5+; see [`UnknownProducerRule`]).
+    /// sequence 0 (default: accepted, Kafka 2.5+; see
+    /// [`UnknownProducerRule`](crate::producer_state::UnknownProducerRule)).
     pub unknown_producer: crate::producer_state::UnknownProducerRule,
     /// DeleteRecords and retention remove the producers whose batches all fall below the new
     /// log start (Kafka 0.11 to 2.3; `false`, the default, keeps them until they expire, as
