@@ -74,14 +74,25 @@ impl Backend for BrokerBackend {
         header: &RequestHeader,
         body: RequestBody,
         client_host: &str,
-    ) -> Result<Dispatched, EncodeError> {
+    ) -> Option<Result<Dispatched, EncodeError>> {
         let dispatched = self.handle.with(|node| {
+            // A request read just before a crash or an isolation must not reach the broker:
+            // it is down (its core not even told the time).
+            if !node.reachable(self.broker) {
+                return None;
+            }
             let mut handlers = BrokerOfCluster {
                 node,
                 broker: self.broker,
                 connection,
             };
-            crate::dispatch::handle(&mut handlers, api_key, header, body, client_host)
+            Some(crate::dispatch::handle(
+                &mut handlers,
+                api_key,
+                header,
+                body,
+                client_host,
+            ))
         });
         // A produce, an election or a topic change may move a high watermark.
         self.handle.changed.notify_waiters();
@@ -574,4 +585,43 @@ pub fn elect_leaders_standalone(
         })
         .collect();
     ElectLeadersResponse::default().with_replica_election_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::MetadataRequest;
+
+    /// A request read from a connection just before its broker crashed reaches the dispatch
+    /// after the crash: it must not be served by the down broker (whose fresh core has not
+    /// been told the time and would, for one, refuse every timestamp as INVALID_TIMESTAMP).
+    #[tokio::test]
+    async fn a_request_that_reaches_a_crashed_broker_is_not_served() {
+        let settings = ClusterSettings {
+            brokers: 3,
+            replication_factor: 3,
+            unclean_leader_election: false,
+            broker_session_timeout_ms: 1_000,
+        };
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let server = ClusterServer::bind(ServerConfig::default(), settings, vec![any; 3], None)
+            .await
+            .expect("the cluster starts");
+        let handle = server.handle();
+        let backend = |broker| BrokerBackend {
+            handle: handle.clone(),
+            broker,
+        };
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Metadata as i16)
+            .with_request_api_version(12);
+        let metadata = || RequestBody::Metadata(MetadataRequest::default());
+        let serve =
+            |b: &BrokerBackend| b.dispatch(1, ApiKey::Metadata, &header, metadata(), "/127.0.0.1");
+        assert!(serve(&backend(0)).is_some(), "an up broker serves");
+        handle.crash(0).expect("broker 0 crashes");
+        assert!(serve(&backend(0)).is_none(), "a down broker does not");
+        assert!(serve(&backend(1)).is_some(), "the others still do");
+        assert!(!backend(0).serving(), "nor does it take new connections");
+    }
 }

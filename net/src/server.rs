@@ -242,7 +242,8 @@ pub struct Server {
 pub(crate) trait Backend: Send + Sync + 'static {
     /// Serves one decoded request from connection `connection` with the one dispatch, told
     /// the time first, and wakes the Fetch requests waiting for data if it may have brought
-    /// some.
+    /// some. `None`: the broker went away (crashed, cut off) before the request could be
+    /// served, under the same lock; the connection closes unanswered.
     fn dispatch(
         &self,
         connection: u64,
@@ -250,7 +251,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
         header: &RequestHeader,
         body: RequestBody,
         client_host: &str,
-    ) -> Result<Dispatched, kafka_codec::EncodeError>;
+    ) -> Option<Result<Dispatched, kafka_codec::EncodeError>>;
 
     /// Runs `f` on the broker's own front end, told the time first (a waiting Fetch).
     fn with_apis<R>(&self, f: impl FnOnce(&mut KafkaApis) -> R) -> R;
@@ -290,12 +291,12 @@ impl Backend for Shared {
         header: &RequestHeader,
         body: RequestBody,
         client_host: &str,
-    ) -> Result<Dispatched, kafka_codec::EncodeError> {
-        let dispatched = self.with_apis(|apis| apis.handle(api_key, header, body, client_host))?;
-        if dispatched.appended > 0 {
+    ) -> Option<Result<Dispatched, kafka_codec::EncodeError>> {
+        let dispatched = self.with_apis(|apis| apis.handle(api_key, header, body, client_host));
+        if dispatched.as_ref().is_ok_and(|d| d.appended > 0) {
             self.appended.notify_waiters();
         }
-        Ok(dispatched)
+        Some(dispatched)
     }
 
     fn with_apis<R>(&self, f: impl FnOnce(&mut KafkaApis) -> R) -> R {
@@ -1061,8 +1062,12 @@ impl<B: Backend> Connection<B> {
             .backend
             .dispatch(self.id, api_key, &header, body, &client_host);
         let handled = match dispatched {
-            Ok(dispatched) => dispatched.handled,
-            Err(e) => return encode_failed(&e),
+            Some(Ok(dispatched)) => dispatched.handled,
+            Some(Err(e)) => return encode_failed(&e),
+            None => {
+                info!("closed connection: the broker crashed or was cut off before serving it");
+                return Flow::Close(CloseReason::Shutdown);
+            }
         };
         let (version, correlation_id) = (header.request_api_version, header.correlation_id);
         let encode = |body: &dyn EncodableBody| body.encode_frame(api_key, version, correlation_id);

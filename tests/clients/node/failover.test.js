@@ -3,13 +3,14 @@
 // An idempotent acks=all kafkajs producer writes while the test crashes the partition's
 // leader through the admin endpoint (POST /brokers/{id}/crash) with a send in flight, waits
 // for the controller to elect another leader from the ISR, starts the crashed broker again
-// (POST /brokers/{id}/start) and waits for it in the ISR: twice per test. Then every record
-// is read back from the leader.
+// (POST /brokers/{id}/start), waits for it in the ISR and gives it the leadership back with a
+// preferred election (POST /partitions/{topic}/0/elect), a send in flight: twice per test.
+// Then every record is read back from the leader.
 //
 // Properties, restated by name in each test:
 // - exactly once and in order: every record sent is in the log once, in the order sent;
 // - the fault really happened: GET /cluster shows a new leader at a higher leader epoch after
-//   each crash; through the proxy, the proxy reports lost acks, and with idempotence off
+//   each crash and each election; through the proxy, the proxy reports lost acks, and with idempotence off
 //   (producer and broker) the same run leaves duplicates in the log.
 //
 // IDEMPO_TEST_VERBOSE=1 prints the leaders seen and the proxy's fault counts of each test.
@@ -24,6 +25,8 @@ const TOPIC = 'failover'
 const CRASHES = 2
 const PER_SEND = 5
 const SENDS_PER_PHASE = 4
+// broker.session.timeout.ms: how soon the controller replaces a crashed leader.
+const SESSION_TIMEOUT_MS = 500
 // The multi-broker proxy: acks lost on every broker (the leader moves), the connection closed
 // after each loss, at most three losses per run.
 const LOSSY_PROXY = ['--seed', '3', '--ack-loss', '0.6', '--close-after-fault', 'on', '--max-faults', '3']
@@ -69,6 +72,12 @@ async function runThroughLeaderCrashes (cluster, kafka, idempotent) {
       seen.push([now.leader, now.leader_epoch])
       await cluster.admin('POST', `/brokers/${old}/start`)
       await waitUntil(`broker ${old} back in the ISR`, async () => (await cluster.partition(TOPIC)).isr.includes(old))
+      // A preferred election gives the partition back to its first replica with a send in
+      // flight to the current leader, which answers NOT_LEADER_OR_FOLLOWER.
+      const toOldLeader = send(`elect${crash}`)
+      const elected = await cluster.admin('POST', `/partitions/${TOPIC}/0/elect`)
+      seen.push([elected.leader, elected.leader_epoch])
+      await toOldLeader
       await phase(`up${crash}`)
     }
     return { sent, seen }
@@ -85,7 +94,7 @@ function assertTheLeaderMovedAtEachCrash (seen) {
 }
 
 test('kafkajs idempotent producer writes exactly once and in order through leader crashes and restarts', async () => {
-  const cluster = await startThreeBrokers()
+  const cluster = await startThreeBrokers({ sessionTimeoutMs: SESSION_TIMEOUT_MS })
   let run, values
   try {
     const kafka = client(cluster.bootstrap)
@@ -100,7 +109,7 @@ test('kafkajs idempotent producer writes exactly once and in order through leade
 })
 
 test('kafkajs idempotent producer writes exactly once and in order through lost acks and leader crashes', async () => {
-  const cluster = await startThreeBrokers({ proxyArgs: LOSSY_PROXY })
+  const cluster = await startThreeBrokers({ proxyArgs: LOSSY_PROXY, sessionTimeoutMs: SESSION_TIMEOUT_MS })
   let run, values, counts
   try {
     const kafka = client(cluster.bootstrap)
@@ -118,7 +127,7 @@ test('kafkajs idempotent producer writes exactly once and in order through lost 
 })
 
 test('kafkajs without idempotence: the same lost acks and leader crashes write duplicates', async () => {
-  const cluster = await startThreeBrokers({ brokerArgs: ['--idempotence', 'off'], proxyArgs: LOSSY_PROXY })
+  const cluster = await startThreeBrokers({ brokerArgs: ['--idempotence', 'off'], proxyArgs: LOSSY_PROXY, sessionTimeoutMs: SESSION_TIMEOUT_MS })
   let run, values, counts
   try {
     const kafka = client(cluster.bootstrap)
