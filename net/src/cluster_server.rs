@@ -22,7 +22,7 @@
 //! Served APIs: every API of the one-broker server. The topic admin APIs change every
 //! broker's topic table in one step (CreateTopics with the cluster's replication factor,
 //! see [`ClusterNode::create_topics`]). The consumer-group APIs are each broker's own: each
-//! broker coordinates its own groups and answers FindCoordinator with itself (see
+//! broker coordinates its own groups and answers FindCoordinator with node id 1 (see
 //! [`crate::groups`]): use groups on a cluster only through one broker.
 //!
 //! `--metrics` serves each broker's numbers on its own port (broker 0's, the others on the
