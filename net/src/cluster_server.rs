@@ -15,7 +15,7 @@
 //! request memory pool, each broker its own), preflight, UNSUPPORTED_VERSION answers and
 //! shutdown; and every request goes through the one dispatch
 //! ([`crate::dispatch::handle`]) with the broker's cluster handlers
-//! ([`BrokerOfCluster`](crate::cluster_node::BrokerOfCluster)). What differs is only what
+//! ([`BrokerOfCluster`]). What differs is only what
 //! a cluster adds: an `acks=all` produce waits for the high watermark, and a crashed or
 //! isolated broker closes its connections and refuses new ones.
 //!
