@@ -121,8 +121,10 @@ pub fn serve(apis: &mut KafkaApis, frame: Bytes) -> Option<Bytes> {
     {
         Handled::Answer(frame) => Some(frame),
         Handled::CloseAcksZeroFailure { .. } => None,
-        // The server would wait (for an append, a rebalance, the leader's assignment): go on.
+        // The server would wait (for an append, a rebalance, the leader's assignment, a
+        // cluster's high watermark): go on.
         Handled::NoAnswer
+        | Handled::ProduceWait(_)
         | Handled::FetchWait(_)
         | Handled::JoinParked(_)
         | Handled::SyncParked(_) => Some(Bytes::new()),

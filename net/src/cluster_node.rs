@@ -42,9 +42,10 @@
 //!   (as a `kill -9` of a single broker); only memory storage loses the unsynced tail.
 //! - No inter-broker network: fetches are not delayed or lost; `replica.fetch.wait.max.ms`
 //!   has no meaning.
-//! - One replication factor for every topic (`--replication-factor`); CreateTopics and the
-//!   other topic admin APIs are not served in a cluster.
+//! - One replication factor for every topic (`--replication-factor`): CreateTopics asks
+//!   for it (or -1), and the controller places every replica (no manual assignment).
 
+use crate::dispatch::{ProduceReply, Produced, RequestHandlers};
 use crate::kafka_apis::{FrontEndSettings, KafkaApis};
 use crate::topics::Topic;
 use idempo_broker::{
@@ -54,9 +55,14 @@ use idempo_broker::{
 use idempo_protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
-    BrokerId, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    TopicName,
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, ElectLeadersRequest, ElectLeadersResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    create_partitions_response::CreatePartitionsTopicResult,
+    create_topics_response::CreatableTopicResult,
     metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic},
     produce_response::{PartitionProduceResponse, TopicProduceResponse},
 };
@@ -168,21 +174,6 @@ pub struct ClusterBroker {
     pub state: BrokerState,
     /// Bumped at every crash and isolation: connections accepted before are closed.
     pub incarnation: u64,
-}
-
-/// The answer to a produce request on a broker of the cluster.
-#[derive(Debug)]
-pub enum ProduceAnswer {
-    /// Answered now.
-    Now(ProduceResponse),
-    /// `acks=all`: answered when the high watermark passes every batch (or the request
-    /// times out, or leadership moves). The sender is dropped if the broker crashes.
-    Later(oneshot::Receiver<ProduceResponse>),
-    /// `acks=0`: no answer; `failed` partitions were refused.
-    None {
-        /// Partitions refused.
-        failed: usize,
-    },
 }
 
 /// Where each partition of a delayed produce request goes back to.
@@ -617,7 +608,8 @@ impl ClusterNode {
     /// Produce on broker `b` from connection `client`: routed to core partitions as the
     /// one-broker front end does, then [`Broker::handle_from`], which refuses a partition
     /// this broker does not lead (NOT_LEADER_OR_FOLLOWER) and delays an `acks=all` answer
-    /// until the high watermark passes it. Followers fetch at once.
+    /// until the high watermark passes it ([`ProduceReply::Later`]; the sender is dropped if
+    /// the broker crashes or is cut off first). Followers fetch at once.
     pub fn produce(
         &mut self,
         b: i32,
@@ -625,7 +617,7 @@ impl ClusterNode {
         correlation_id: i32,
         request: &ProduceRequest,
         version: i16,
-    ) -> ProduceAnswer {
+    ) -> Produced {
         let (core, routing) = self.route(b, request, version);
         let frame = RequestFrame {
             correlation_id,
@@ -638,13 +630,14 @@ impl ClusterNode {
         for outcome in &handled.outcomes {
             debug!(core_partition = outcome.response.partition, verdict = %outcome, "produced");
         }
-        let answer = match handled.response {
+        let appended = handled.outcomes.iter().filter(|o| o.is_appended()).count();
+        let reply = match handled.response {
             Some(ResponseFrame {
                 response: Response::Produce(r),
                 ..
-            }) => ProduceAnswer::Now(wire_response(&routing, &r.partitions, version)),
+            }) => ProduceReply::Now(wire_response(&routing, &r.partitions, version)),
             Some(_) => unreachable!("a produce request is answered with a produce response"),
-            None if request.acks == 0 => ProduceAnswer::None {
+            None if request.acks == 0 => ProduceReply::NoAnswer {
                 failed: routing
                     .iter()
                     .flat_map(|(_, p)| p)
@@ -664,11 +657,11 @@ impl ClusterNode {
                     reply,
                 };
                 self.waiting.insert((b, client, correlation_id), waiting);
-                ProduceAnswer::Later(receiver)
+                ProduceReply::Later(receiver)
             }
         };
         self.replicate();
-        answer
+        Produced { reply, appended }
     }
 
     /// The core request of a wire Produce (topics created on first use), and where each
@@ -937,6 +930,340 @@ impl ClusterNode {
         self.apply_decisions(vec![decision]);
         self.replicate();
         Ok(self.controller.partition(core).clone())
+    }
+}
+
+/// The topic admin APIs and ElectLeaders on a cluster: every broker keeps its own topic
+/// table, so a topic is created, grown, deleted or reconfigured on every broker in the same
+/// step (the tables number core partitions alike), and the controller's states of the core
+/// partitions that come into use are delivered to their replicas.
+impl ClusterNode {
+    /// Core partitions of every topic broker 0 knows.
+    fn cores_of_topics(&self) -> BTreeSet<i32> {
+        self.brokers[0]
+            .apis
+            .topics
+            .iter()
+            .flat_map(|t| t.core_partitions.iter().copied())
+            .collect()
+    }
+
+    /// After a change to every broker's topic table: the core partitions that came into use
+    /// are started, those that went out of use are no longer replicated.
+    fn topics_changed(&mut self, before: &BTreeSet<i32>) {
+        let after = self.cores_of_topics();
+        for x in &self.brokers[1..] {
+            let theirs: BTreeSet<i32> = x
+                .apis
+                .topics
+                .iter()
+                .flat_map(|t| t.core_partitions.iter().copied())
+                .collect();
+            assert_eq!(
+                theirs, after,
+                "every broker's topic table numbers core partitions alike"
+            );
+        }
+        self.in_use.retain(|c| after.contains(c));
+        let new: Vec<i32> = after.difference(before).copied().collect();
+        self.start_partitions(&new);
+    }
+
+    /// CreateTopics: the replication factor is the cluster's (`--replication-factor`, or -1
+    /// for it), at most the number of brokers, and the controller places the replicas (no
+    /// manual assignment); partitions -1 means `--partitions`.
+    pub fn create_topics(
+        &mut self,
+        request: &CreateTopicsRequest,
+        version: i16,
+    ) -> CreateTopicsResponse {
+        let rf = self.controller.config().replication_factor;
+        let brokers = self.brokers.len();
+        let mut accepted = request.clone();
+        accepted.topics.clear();
+        let mut refused = HashMap::new();
+        for t in &request.topics {
+            let why = if usize::try_from(t.replication_factor).is_ok_and(|r| r > brokers) {
+                Some((
+                    ResponseError::InvalidReplicationFactor.code(),
+                    format!(
+                        "replication factor {} is larger than the number of available brokers: {brokers}",
+                        t.replication_factor
+                    ),
+                ))
+            } else if !matches!(usize::try_from(t.replication_factor), Ok(r) if r == rf)
+                && t.replication_factor != -1
+            {
+                Some((
+                    ResponseError::InvalidReplicationFactor.code(),
+                    format!(
+                        "this cluster places every partition on {rf} replicas (--replication-factor): ask for {rf} or -1"
+                    ),
+                ))
+            } else if !t.assignments.is_empty() {
+                Some((
+                    ResponseError::InvalidReplicaAssignment.code(),
+                    "the controller places the replicas: give no assignment".to_string(),
+                ))
+            } else {
+                None
+            };
+            match why {
+                Some(why) => {
+                    refused.insert(t.name.clone(), why);
+                }
+                None => accepted.topics.push(t.clone().with_replication_factor(-1)),
+            }
+        }
+        let before = self.cores_of_topics();
+        let mut answers = self.brokers[0]
+            .apis
+            .create_topics(&accepted, version)
+            .topics
+            .into_iter();
+        for x in &mut self.brokers[1..] {
+            x.apis.create_topics(&accepted, version);
+        }
+        self.topics_changed(&before);
+        let rf_answer = i16::try_from(rf).unwrap_or(i16::MAX);
+        let topics = request
+            .topics
+            .iter()
+            .map(|t| match refused.get(&t.name) {
+                Some((code, why)) => CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(*code)
+                    .with_error_message(Some(StrBytes::from_string(why.clone())))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+                None => {
+                    let answer = answers
+                        .next()
+                        .expect("broker 0 answers every topic it was asked");
+                    if answer.error_code == 0 {
+                        answer.with_replication_factor(rf_answer)
+                    } else {
+                        answer
+                    }
+                }
+            })
+            .collect();
+        CreateTopicsResponse::default().with_topics(topics)
+    }
+
+    /// DeleteTopics on every broker; the partitions deleted are no longer replicated.
+    pub fn delete_topics(
+        &mut self,
+        request: &DeleteTopicsRequest,
+        version: i16,
+    ) -> DeleteTopicsResponse {
+        let before = self.cores_of_topics();
+        let answer = self.brokers[0].apis.delete_topics(request, version);
+        for x in &mut self.brokers[1..] {
+            x.apis.delete_topics(request, version);
+        }
+        self.topics_changed(&before);
+        answer
+    }
+
+    /// CreatePartitions on every broker (the controller places the new replicas: a manual
+    /// assignment is refused); the new partitions are started.
+    pub fn create_partitions(
+        &mut self,
+        request: &CreatePartitionsRequest,
+    ) -> CreatePartitionsResponse {
+        let mut accepted = request.clone();
+        accepted.topics.retain(|t| t.assignments.is_none());
+        let before = self.cores_of_topics();
+        let mut answers = self.brokers[0]
+            .apis
+            .create_partitions(&accepted)
+            .results
+            .into_iter();
+        for x in &mut self.brokers[1..] {
+            x.apis.create_partitions(&accepted);
+        }
+        self.topics_changed(&before);
+        let results = request
+            .topics
+            .iter()
+            .map(|t| match t.assignments {
+                Some(_) => CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(ResponseError::InvalidReplicaAssignment.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "the controller places the replicas: give no assignment",
+                    ))),
+                None => answers
+                    .next()
+                    .expect("broker 0 answers every topic it was asked"),
+            })
+            .collect();
+        CreatePartitionsResponse::default().with_results(results)
+    }
+
+    /// DeleteRecords on every replica (each moves its log start offset), answered by broker
+    /// `b`.
+    pub fn delete_records(
+        &mut self,
+        b: i32,
+        request: &DeleteRecordsRequest,
+    ) -> DeleteRecordsResponse {
+        let mut answer = None;
+        for (i, x) in self.brokers.iter_mut().enumerate() {
+            let response = x.apis.delete_records(request);
+            if i as i32 == b {
+                answer = Some(response);
+            }
+        }
+        answer.expect("broker b exists")
+    }
+
+    /// IncrementalAlterConfigs on every broker's topic table, answered by broker `b`.
+    pub fn incremental_alter_configs(
+        &mut self,
+        b: i32,
+        request: &IncrementalAlterConfigsRequest,
+    ) -> IncrementalAlterConfigsResponse {
+        let mut answer = None;
+        for (i, x) in self.brokers.iter_mut().enumerate() {
+            let response = x.apis.incremental_alter_configs(request);
+            if i as i32 == b {
+                answer = Some(response);
+            }
+        }
+        answer.expect("broker b exists")
+    }
+
+    /// ElectLeaders (Kafka's API 43): each partition asked (every partition when none is)
+    /// gets the election asked for (0: preferred, 1: unclean), answered with its error code.
+    pub fn elect_leaders(&mut self, request: &ElectLeadersRequest) -> ElectLeadersResponse {
+        use kafka_protocol::messages::elect_leaders_response::{
+            PartitionResult, ReplicaElectionResult,
+        };
+        let election = if request.election_type == 1 {
+            ElectionType::Unclean
+        } else {
+            ElectionType::Preferred
+        };
+        let wanted: Vec<(TopicName, Vec<i32>)> = match &request.topic_partitions {
+            Some(topics) => topics
+                .iter()
+                .map(|t| (t.topic.clone(), t.partitions.clone()))
+                .collect(),
+            None => self.brokers[0]
+                .apis
+                .topics
+                .iter()
+                .map(|t| {
+                    (
+                        TopicName(StrBytes::from_string(t.name.clone())),
+                        (0..t.partition_count).collect(),
+                    )
+                })
+                .collect(),
+        };
+        let results = wanted
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let found = self.topic(topic.0.as_str(), false).ok();
+                let partition_result = partitions
+                    .into_iter()
+                    .map(|p| {
+                        let code = match found.as_ref().and_then(|t| t.core_partition(p)) {
+                            None => ResponseError::UnknownTopicOrPartition.code(),
+                            Some(core) => match self.elect(core, election) {
+                                Ok(_) => 0,
+                                Err(e) => e.code(),
+                            },
+                        };
+                        PartitionResult::default()
+                            .with_partition_id(p)
+                            .with_error_code(code)
+                    })
+                    .collect();
+                ReplicaElectionResult::default()
+                    .with_topic(topic)
+                    .with_partition_result(partition_result)
+            })
+            .collect();
+        ElectLeadersResponse::default().with_replica_election_results(results)
+    }
+}
+
+/// Broker `broker` of a cluster serving a request from its connection `connection`: the
+/// handlers of the one dispatch ([`crate::dispatch::handle`]) where the answer depends on
+/// the cluster, the broker's own [`KafkaApis`] for the rest.
+#[derive(Debug)]
+pub struct BrokerOfCluster<'a> {
+    /// The cluster.
+    pub node: &'a mut ClusterNode,
+    /// The broker the connection came in on.
+    pub broker: i32,
+    /// The connection, unique per broker (keys the delayed `acks=all` answers).
+    pub connection: u64,
+}
+
+impl RequestHandlers for BrokerOfCluster<'_> {
+    fn apis(&mut self) -> &mut KafkaApis {
+        &mut self.node.brokers[self.broker as usize].apis
+    }
+
+    fn metadata(&mut self, request: &MetadataRequest, version: i16) -> MetadataResponse {
+        self.node.metadata(self.broker, request, version)
+    }
+
+    fn init_producer_id(&mut self, request: &InitProducerIdRequest) -> InitProducerIdResponse {
+        self.node.init_producer_id(self.broker, request)
+    }
+
+    fn produce(&mut self, request: &ProduceRequest, version: i16, correlation_id: i32) -> Produced {
+        self.node.produce(
+            self.broker,
+            self.connection,
+            correlation_id,
+            request,
+            version,
+        )
+    }
+
+    fn list_offsets(&mut self, request: &ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+        self.node.list_offsets(self.broker, request, version)
+    }
+
+    fn create_topics(
+        &mut self,
+        request: &CreateTopicsRequest,
+        version: i16,
+    ) -> CreateTopicsResponse {
+        self.node.create_topics(request, version)
+    }
+
+    fn delete_topics(
+        &mut self,
+        request: &DeleteTopicsRequest,
+        version: i16,
+    ) -> DeleteTopicsResponse {
+        self.node.delete_topics(request, version)
+    }
+
+    fn create_partitions(&mut self, request: &CreatePartitionsRequest) -> CreatePartitionsResponse {
+        self.node.create_partitions(request)
+    }
+
+    fn delete_records(&mut self, request: &DeleteRecordsRequest) -> DeleteRecordsResponse {
+        self.node.delete_records(self.broker, request)
+    }
+
+    fn incremental_alter_configs(
+        &mut self,
+        request: &IncrementalAlterConfigsRequest,
+    ) -> IncrementalAlterConfigsResponse {
+        self.node.incremental_alter_configs(self.broker, request)
+    }
+
+    fn elect_leaders(&mut self, request: &ElectLeadersRequest) -> ElectLeadersResponse {
+        self.node.elect_leaders(request)
     }
 }
 

@@ -9,49 +9,119 @@
 //! [`ClusterNode::tick`]: heartbeats, the controller's session check, ISR shrinks,
 //! replication, delayed produce deadlines.
 //!
-//! ## Differences from the one-broker server
-//! The one-broker server ([`crate::server`]) enforces Kafka's connection limits and request
-//! memory pool; these connections do not (a cluster is a test bed on loopback). Served APIs:
-//! ApiVersions, Metadata, InitProducerId, Produce, Fetch, ListOffsets, ElectLeaders,
-//! DescribeConfigs and the consumer-group APIs (each broker coordinates its own groups and
-//! answers FindCoordinator with node id 1, see [`crate::groups`]: use groups on a cluster
-//! only with one broker). CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords and
-//! IncrementalAlterConfigs close the connection with a log line: topics are created on
-//! first use with `--partitions` and `--replication-factor`.
+//! ## One connection loop, one dispatch
+//! Each broker's listener is a [`crate::server`] front: the same connection loop as the
+//! one-broker server, with its limits (`--max-connections`, idle and read timeouts, the
+//! request memory pool, each broker its own), preflight, UNSUPPORTED_VERSION answers and
+//! shutdown; and every request goes through the one dispatch
+//! ([`crate::dispatch::handle`]) with the broker's cluster handlers
+//! ([`BrokerOfCluster`]). What differs is only what
+//! a cluster adds: an `acks=all` produce waits for the high watermark, and a crashed or
+//! isolated broker closes its connections and refuses new ones.
+//!
+//! Served APIs: every API of the one-broker server. The topic admin APIs change every
+//! broker's topic table in one step (CreateTopics with the cluster's replication factor,
+//! see [`ClusterNode::create_topics`]). The consumer-group APIs are each broker's own: each
+//! broker coordinates its own groups and answers FindCoordinator with node id 1 (see
+//! [`crate::groups`]): use groups on a cluster only through one broker.
+//!
+//! `--metrics` serves each broker's numbers on its own port (broker 0's, the others on the
+//! next ports) and `--advertise` names broker 0's address (the others on the next ports),
+//! as `--listen` does.
 
-use crate::cluster_node::{ClusterError, ClusterNode, ClusterSettings, ProduceAnswer};
-use crate::groups::{Client, EncodableBody, GroupReply, GroupRequest};
-use crate::kafka_apis::{FrontEndSettings, api_versions_response};
-use crate::kafka_codec::{self, Decoded, FrameCheck, LENGTH_PREFIX_BYTES, RequestBody};
-use crate::server::{ServerConfig, StartError};
-use bytes::{Bytes, BytesMut};
+use crate::cluster_node::{BrokerOfCluster, ClusterError, ClusterNode, ClusterSettings};
+use crate::dispatch::Dispatched;
+use crate::kafka_apis::{FrontEndSettings, KafkaApis};
+use crate::kafka_codec::{EncodeError, RequestBody};
+use crate::server::{Advertised, Backend, Front, ServerConfig, StartError};
 use idempo_broker::{ElectionType, FileStorage, NodeStorage, SimDisk};
-use kafka_protocol::messages::{
-    ApiKey, ElectLeadersRequest, ElectLeadersResponse, ProduceResponse, RequestHeader,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse, RequestHeader};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
-use tokio::time::Instant;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{info, warn};
 
 /// How often the cluster is told the time when no request arrives (heartbeats, session
 /// checks, ISR shrinks, delayed produce deadlines).
 pub const TICK_MS: u64 = 50;
 
-/// Longest a Fetch waits for `min_bytes` (as the one-broker server).
-const MAX_FETCH_WAIT_MS: i32 = 30_000;
-
 /// A bound, not yet running, cluster.
 #[derive(Debug)]
 pub struct ClusterServer {
-    listeners: Vec<TcpListener>,
+    /// One per broker, by node id.
+    fronts: Vec<Front<BrokerBackend>>,
     handle: Arc<ClusterHandle>,
     admin: Option<TcpListener>,
+    /// Each broker's metrics endpoint, by node id, when asked for.
+    metrics: Vec<TcpListener>,
+    shutdown_grace: Duration,
+}
+
+/// Broker `broker` of the cluster, as its connections see it ([`Backend`]).
+#[derive(Debug)]
+pub(crate) struct BrokerBackend {
+    handle: Arc<ClusterHandle>,
+    broker: i32,
+}
+
+impl Backend for BrokerBackend {
+    fn dispatch(
+        &self,
+        connection: u64,
+        api_key: ApiKey,
+        header: &RequestHeader,
+        body: RequestBody,
+        client_host: &str,
+    ) -> Option<Result<Dispatched, EncodeError>> {
+        let dispatched = self.handle.with(|node| {
+            // A request read just before a crash or an isolation must not reach the broker:
+            // it is down (its core not even told the time).
+            if !node.reachable(self.broker) {
+                return None;
+            }
+            let mut handlers = BrokerOfCluster {
+                node,
+                broker: self.broker,
+                connection,
+            };
+            Some(crate::dispatch::handle(
+                &mut handlers,
+                api_key,
+                header,
+                body,
+                client_host,
+            ))
+        });
+        // A produce, an election or a topic change may move a high watermark.
+        self.handle.changed.notify_waiters();
+        dispatched
+    }
+
+    fn with_apis<R>(&self, f: impl FnOnce(&mut KafkaApis) -> R) -> R {
+        self.handle
+            .with(|n| f(&mut n.brokers_mut()[self.broker as usize].apis))
+    }
+
+    fn appended(&self) -> &Notify {
+        &self.handle.changed
+    }
+
+    fn max_frame_bytes(&self) -> usize {
+        self.handle.max_frame_bytes
+    }
+
+    fn serving(&self) -> bool {
+        self.handle.with(|n| n.reachable(self.broker))
+    }
+
+    fn gone(&self) -> Option<watch::Receiver<u64>> {
+        self.handle
+            .incarnations
+            .get(self.broker as usize)
+            .map(watch::Sender::subscribe)
+    }
 }
 
 /// What the connections, the ticker and the admin endpoint share: the cluster behind its
@@ -224,95 +294,99 @@ impl ClusterHandle {
             serde_json::json!({ "brokers": brokers, "partitions": partitions })
         })
     }
+}
 
-    /// ElectLeaders (Kafka's API 43): each partition asked gets the election asked for
-    /// (0: preferred, 1: unclean), answered with its error code.
-    fn elect_leaders(&self, request: &ElectLeadersRequest) -> ElectLeadersResponse {
-        use kafka_protocol::messages::elect_leaders_response::{
-            PartitionResult, ReplicaElectionResult,
-        };
-        let election = if request.election_type == 1 {
-            ElectionType::Unclean
-        } else {
-            ElectionType::Preferred
-        };
-        let results = self.with(|n| {
-            let wanted: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> =
-                match &request.topic_partitions {
-                    Some(topics) => topics
-                        .iter()
-                        .map(|t| (t.topic.clone(), t.partitions.clone()))
-                        .collect(),
-                    None => n.brokers()[0]
-                        .apis
-                        .topics
-                        .iter()
-                        .map(|t| {
-                            (
-                                kafka_protocol::messages::TopicName(StrBytes::from_string(
-                                    t.name.clone(),
-                                )),
-                                (0..t.partition_count).collect(),
-                            )
-                        })
-                        .collect(),
-                };
-            wanted
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    let found = n.topic(topic.0.as_str(), false).ok();
-                    let partition_result = partitions
-                        .into_iter()
-                        .map(|p| {
-                            let code = match found.as_ref().and_then(|t| t.core_partition(p)) {
-                                None => 3,
-                                Some(core) => match n.elect(core, election) {
-                                    Ok(_) => 0,
-                                    Err(e) => e.code(),
-                                },
-                            };
-                            PartitionResult::default()
-                                .with_partition_id(p)
-                                .with_error_code(code)
-                        })
-                        .collect();
-                    ReplicaElectionResult::default()
-                        .with_topic(topic)
-                        .with_partition_result(partition_result)
+/// `first` for broker 0 and the next ports for the others (port 0: any free port each).
+fn consecutive(first: SocketAddr, brokers: usize) -> Result<Vec<SocketAddr>, StartError> {
+    (0..brokers)
+        .map(|b| {
+            let port = match first.port() {
+                0 => Some(0),
+                p => u16::try_from(b).ok().and_then(|b| p.checked_add(b)),
+            };
+            port.map(|port| SocketAddr::new(first.ip(), port))
+                .ok_or_else(|| {
+                    StartError::Setting(format!("the brokers' ports from {first} run past 65535"))
                 })
-                .collect()
-        });
-        self.changed.notify_waiters();
-        ElectLeadersResponse::default().with_replica_election_results(results)
-    }
+        })
+        .collect()
 }
 
 impl ClusterServer {
     /// Opens every broker (storage under `data_dir/broker-N/` when `config.data_dir` is
     /// set), binds one listener per address of `listen` (broker `b` on `listen[b]`) and the
-    /// admin endpoint if asked. `config` holds the settings every broker shares.
+    /// admin endpoint if asked. `config` holds the settings every broker shares; its
+    /// `advertise` and `metrics`, if set, are broker 0's, the others' on the next ports
+    /// ([`ClusterServer::bind_advertised`] names each broker's address).
     pub async fn bind(
         config: ServerConfig,
         settings: ClusterSettings,
         listen: Vec<SocketAddr>,
         admin: Option<SocketAddr>,
     ) -> Result<ClusterServer, StartError> {
-        if listen.len() != settings.brokers as usize {
+        let advertise = match &config.advertise {
+            None => Vec::new(),
+            Some(first) => (0..listen.len())
+                .map(|b| {
+                    u16::try_from(b)
+                        .ok()
+                        .and_then(|b| first.port.checked_add(b))
+                        .map(|port| Advertised {
+                            host: first.host.clone(),
+                            port,
+                        })
+                        .ok_or_else(|| {
+                            StartError::Setting(format!(
+                                "--advertise {first}: the ports run past 65535"
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        ClusterServer::bind_advertised(config, settings, listen, advertise, admin).await
+    }
+
+    /// As [`ClusterServer::bind`], broker `b` advertising `advertise[b]` in Metadata
+    /// (`advertise` empty: each broker's bound address).
+    pub async fn bind_advertised(
+        config: ServerConfig,
+        settings: ClusterSettings,
+        listen: Vec<SocketAddr>,
+        advertise: Vec<Advertised>,
+        admin: Option<SocketAddr>,
+    ) -> Result<ClusterServer, StartError> {
+        let brokers = settings.brokers as usize;
+        if listen.len() != brokers {
             return Err(StartError::Setting(format!(
-                "{} listen addresses for {} brokers",
-                listen.len(),
-                settings.brokers
+                "{} listen addresses for {brokers} brokers",
+                listen.len()
             )));
         }
-        let mut listeners = Vec::with_capacity(listen.len());
-        let mut addrs = Vec::with_capacity(listen.len());
+        if !advertise.is_empty() && advertise.len() != brokers {
+            return Err(StartError::Setting(format!(
+                "{} advertised addresses for {brokers} brokers",
+                advertise.len()
+            )));
+        }
+        if config.default_partitions < 1 {
+            return Err(StartError::Setting(format!(
+                "default partition count {} must be at least 1",
+                config.default_partitions
+            )));
+        }
+        config
+            .limits
+            .check(config.max_frame_bytes)
+            .map_err(|e| StartError::Setting(e.to_string()))?;
+        let mut listeners = Vec::with_capacity(brokers);
+        let mut addrs = Vec::with_capacity(brokers);
         for addr in &listen {
             let listener = TcpListener::bind(addr).await.map_err(StartError::Bind)?;
             addrs.push(listener.local_addr().map_err(StartError::Bind)?);
             listeners.push(listener);
         }
-        let mut storages = Vec::with_capacity(addrs.len());
-        let mut front_ends = Vec::with_capacity(addrs.len());
+        let mut storages = Vec::with_capacity(brokers);
+        let mut front_ends = Vec::with_capacity(brokers);
         for (b, addr) in addrs.iter().enumerate() {
             storages.push(match &config.data_dir {
                 Some(dir) => NodeStorage::Files(
@@ -321,9 +395,13 @@ impl ClusterServer {
                 ),
                 None => NodeStorage::Memory(SimDisk::new()),
             });
+            let advertised = advertise.get(b).cloned().unwrap_or(Advertised {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            });
             front_ends.push(FrontEndSettings {
-                advertised_host: addr.ip().to_string(),
-                advertised_port: addr.port(),
+                advertised_host: advertised.host,
+                advertised_port: advertised.port,
                 cluster_id: config.cluster_id.clone(),
                 default_partitions: config.default_partitions,
                 auto_create_topics: config.auto_create_topics,
@@ -331,23 +409,43 @@ impl ClusterServer {
                 member_id_seed: u64::try_from(wall_clock_ms()).unwrap_or(0) + b as u64,
             });
         }
-        let configs = vec![config.broker.clone(); addrs.len()];
+        let configs = vec![config.broker.clone(); brokers];
         let node = ClusterNode::open(&settings, configs, storages, front_ends, wall_clock_ms())
             .map_err(|e| StartError::Setting(e.to_string()))?;
         let admin = match admin {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(StartError::Metrics)?),
             None => None,
         };
+        let mut metrics = Vec::new();
+        if let Some(first) = config.metrics {
+            for addr in consecutive(first, brokers)? {
+                metrics.push(TcpListener::bind(addr).await.map_err(StartError::Metrics)?);
+            }
+        }
+        let handle = Arc::new(ClusterHandle {
+            node: Mutex::new(node),
+            changed: Notify::new(),
+            incarnations: addrs.iter().map(|_| watch::channel(0).0).collect(),
+            addrs,
+            max_frame_bytes: config.max_frame_bytes,
+        });
+        let fronts = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(b, listener)| {
+                let backend = Arc::new(BrokerBackend {
+                    handle: handle.clone(),
+                    broker: b as i32,
+                });
+                Front::new(listener, backend, config.limits)
+            })
+            .collect();
         Ok(ClusterServer {
-            listeners,
-            handle: Arc::new(ClusterHandle {
-                node: Mutex::new(node),
-                changed: Notify::new(),
-                incarnations: addrs.iter().map(|_| watch::channel(0).0).collect(),
-                addrs,
-                max_frame_bytes: config.max_frame_bytes,
-            }),
+            fronts,
+            handle,
             admin,
+            metrics,
+            shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
         })
     }
 
@@ -361,27 +459,78 @@ impl ClusterServer {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// Each broker's metrics endpoint, by node id (empty without `--metrics`).
+    pub fn metrics_addrs(&self) -> Vec<SocketAddr> {
+        self.metrics
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
     /// The shared cluster (for tests and the admin endpoint).
     pub fn handle(&self) -> Arc<ClusterHandle> {
         self.handle.clone()
     }
 
-    /// Serves until `shutdown` completes; then every broker shuts down cleanly (logs
+    /// Serves until `shutdown` completes; then each broker's connections finish the request
+    /// in hand (for up to the shutdown grace) and every broker shuts down cleanly (logs
     /// synced, producer state snapshotted).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (b, listener) in self.listeners.into_iter().enumerate() {
-            tasks.spawn(accept(self.handle.clone(), b as i32, listener));
-        }
-        tasks.spawn(tick(self.handle.clone()));
+        let mut side_tasks = tokio::task::JoinSet::new();
+        side_tasks.spawn(tick(self.handle.clone()));
         if let Some(admin) = self.admin {
             if let Ok(addr) = admin.local_addr() {
                 info!(%addr, "serving the cluster admin endpoint at http://{addr}/cluster");
             }
-            tasks.spawn(crate::admin_http::serve(admin, self.handle.clone()));
+            side_tasks.spawn(crate::admin_http::serve(admin, self.handle.clone()));
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let mut brokers = tokio::task::JoinSet::new();
+        for (b, (front, metrics)) in self
+            .fronts
+            .into_iter()
+            .zip(
+                self.metrics
+                    .into_iter()
+                    .map(Some)
+                    .chain(std::iter::repeat_with(|| None)),
+            )
+            .enumerate()
+        {
+            if let Some(listener) = metrics {
+                if let Ok(addr) = listener.local_addr() {
+                    info!(broker = b, %addr, "serving metrics at http://{addr}/metrics");
+                }
+                let backend = BrokerBackend {
+                    handle: self.handle.clone(),
+                    broker: b as i32,
+                };
+                let limits = front.limits().clone();
+                side_tasks.spawn(crate::metrics::serve(listener, move || {
+                    crate::server::snapshot(&backend, &limits)
+                }));
+            }
+            let (stop_tx, mut accepting, stop_rx) =
+                (stop_tx.clone(), stop_rx.clone(), stop_rx.clone());
+            let grace = self.shutdown_grace;
+            brokers.spawn(async move {
+                let connections = front
+                    .accept_until(
+                        async move {
+                            let _ = accepting.wait_for(|s| *s).await;
+                        },
+                        &stop_rx,
+                    )
+                    .await;
+                drop(front);
+                crate::server::drain(connections, &stop_tx, grace).await;
+            });
         }
         shutdown.await;
-        tasks.shutdown().await;
+        let _ = stop_tx.send(true);
+        while brokers.join_next().await.is_some() {}
+        side_tasks.shutdown().await;
         self.handle.with(|n| {
             for (b, x) in n.brokers_mut().iter_mut().enumerate() {
                 if let Err(e) = x.apis.broker.shutdown() {
@@ -400,290 +549,6 @@ async fn tick(handle: Arc<ClusterHandle>) {
         interval.tick().await;
         handle.with(|n| n.tick(wall_clock_ms()));
         handle.changed.notify_waiters();
-    }
-}
-
-async fn accept(handle: Arc<ClusterHandle>, b: i32, listener: TcpListener) {
-    let mut next_client: u64 = 0;
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        if !handle.with(|n| n.reachable(b)) {
-            debug!(broker = b, %peer, "closed connection: broker is not up");
-            continue;
-        }
-        next_client += 1;
-        let connection = Connection {
-            handle: handle.clone(),
-            broker: b,
-            client: (u64::from(b as u32) << 48) | next_client,
-            stream,
-            peer,
-            buf: BytesMut::new(),
-            incarnation: handle.incarnations[b as usize].subscribe(),
-        };
-        tokio::spawn(
-            connection
-                .run()
-                .instrument(info_span!("connection", broker = b, %peer)),
-        );
-    }
-}
-
-/// Why a connection closes instead of answering.
-struct Close(String);
-
-/// Close: no answer can tell the client (a failed acks=0 produce, a broker gone, an API not
-/// served).
-const CLOSE: Close = Close(String::new());
-
-struct Connection {
-    handle: Arc<ClusterHandle>,
-    broker: i32,
-    client: u64,
-    stream: TcpStream,
-    peer: SocketAddr,
-    buf: BytesMut,
-    incarnation: watch::Receiver<u64>,
-}
-
-impl Connection {
-    async fn run(mut self) {
-        self.incarnation.mark_unchanged();
-        loop {
-            match kafka_codec::check_frame(&self.buf, self.handle.max_frame_bytes) {
-                FrameCheck::TooLarge { announced } => {
-                    warn!(announced, "closed connection: frame larger than the limit");
-                    return;
-                }
-                FrameCheck::Complete { frame_bytes } => {
-                    let frame = self
-                        .buf
-                        .split_to(LENGTH_PREFIX_BYTES + frame_bytes)
-                        .freeze()
-                        .slice(LENGTH_PREFIX_BYTES..);
-                    if !self.serve(frame).await {
-                        return;
-                    }
-                }
-                FrameCheck::Incomplete { .. } => {
-                    tokio::select! {
-                        read = self.stream.read_buf(&mut self.buf) => match read {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        },
-                        _ = self.incarnation.changed() => {
-                            info!("closed connection: the broker crashed or was cut off");
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Serves one frame; false to close the connection.
-    async fn serve(&mut self, frame: Bytes) -> bool {
-        match kafka_codec::decode_request(frame) {
-            Ok(Decoded::Request {
-                api_key,
-                header,
-                body,
-            }) => {
-                let span = info_span!(
-                    "request",
-                    api = ?api_key,
-                    version = header.request_api_version,
-                    correlation_id = header.correlation_id,
-                );
-                let answer = self
-                    .handle_request(api_key, &header, *body)
-                    .instrument(span)
-                    .await;
-                match answer {
-                    Some(Ok(frame)) => self.write(&frame).await,
-                    Some(Err(Close(why))) => {
-                        debug!(why, "closed connection");
-                        false
-                    }
-                    None => true,
-                }
-            }
-            Ok(Decoded::UnsupportedApiVersions { correlation_id, .. }) => {
-                let body = crate::kafka_apis::unsupported_api_versions_response();
-                match kafka_codec::encode_frame(0, correlation_id, |buf| {
-                    kafka_protocol::protocol::Encodable::encode(&body, buf, 0)
-                }) {
-                    Ok(frame) => self.write(&frame).await,
-                    Err(_) => false,
-                }
-            }
-            Ok(Decoded::UnsupportedVersion(request)) => {
-                match crate::unsupported_version::answer(&request) {
-                    Some(Ok(frame)) => self.write(&frame).await,
-                    _ => false,
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "closed connection: cannot serve the request");
-                false
-            }
-        }
-    }
-
-    /// The encoded answer; `None` for no answer (acks=0); `Some(Err)` closes.
-    async fn handle_request(
-        &mut self,
-        api_key: ApiKey,
-        header: &RequestHeader,
-        body: RequestBody,
-    ) -> Option<Result<Bytes, Close>> {
-        let (b, version, correlation_id) = (
-            self.broker,
-            header.request_api_version,
-            header.correlation_id,
-        );
-        let handle = self.handle.clone();
-        let encode = |r: &dyn EncodableBody| {
-            r.encode_frame(api_key, version, correlation_id)
-                .map_err(|e| Close(e.to_string()))
-        };
-        match body {
-            RequestBody::ApiVersions(_) => Some(encode(&api_versions_response())),
-            RequestBody::Metadata(r) => Some(encode(&handle.with(|n| n.metadata(b, &r, version)))),
-            RequestBody::InitProducerId(r) => {
-                Some(encode(&handle.with(|n| n.init_producer_id(b, &r))))
-            }
-            RequestBody::ListOffsets(r) => {
-                Some(encode(&handle.with(|n| n.list_offsets(b, &r, version))))
-            }
-            RequestBody::DescribeConfigs(r) => {
-                Some(encode(&handle.with(|n| {
-                    n.brokers()[b as usize].apis.describe_configs(&r, version)
-                })))
-            }
-            RequestBody::ElectLeaders(r) => Some(encode(&handle.elect_leaders(&r))),
-            RequestBody::Produce(r) => self.produce(&r, version, correlation_id, api_key).await,
-            RequestBody::Fetch(r) => Some(encode(&self.fetch(&r).await)),
-            RequestBody::Group(r) => Some(self.group(&r, api_key, header).await),
-            _ => {
-                warn!(api = ?api_key, "closed connection: this API is not served by a cluster");
-                Some(Err(CLOSE))
-            }
-        }
-    }
-
-    /// A Produce: answered now, later (acks=all, when the HW passes it, unless the broker
-    /// goes away first), or not at all (acks=0).
-    async fn produce(
-        &mut self,
-        request: &kafka_protocol::messages::ProduceRequest,
-        version: i16,
-        correlation_id: i32,
-        api_key: ApiKey,
-    ) -> Option<Result<Bytes, Close>> {
-        let (handle, b, client) = (self.handle.clone(), self.broker, self.client);
-        let answer = handle.with(|n| n.produce(b, client, correlation_id, request, version));
-        handle.changed.notify_waiters();
-        let encode = |r: &ProduceResponse| {
-            kafka_codec::encode_response(api_key, version, correlation_id, r)
-                .map_err(|e| Close(e.to_string()))
-        };
-        match answer {
-            ProduceAnswer::Now(response) => Some(encode(&response)),
-            ProduceAnswer::None { failed: 0 } => None,
-            ProduceAnswer::None { .. } => {
-                warn!("closed connection: an acks=0 produce failed");
-                Some(Err(CLOSE))
-            }
-            ProduceAnswer::Later(receiver) => {
-                let mut incarnation = self.incarnation.clone();
-                tokio::select! {
-                    answer = receiver => match answer {
-                        Ok(response) => Some(encode(&response)),
-                        Err(_) => Some(Err(CLOSE)),
-                    },
-                    _ = incarnation.changed() => Some(Err(CLOSE)),
-                }
-            }
-        }
-    }
-
-    /// A consumer-group request, served by this broker's own coordinator; a parked
-    /// JoinGroup or SyncGroup keeps the connection waiting.
-    async fn group(
-        &mut self,
-        request: &GroupRequest,
-        api_key: ApiKey,
-        header: &RequestHeader,
-    ) -> Result<Bytes, Close> {
-        let (version, correlation_id, b) = (
-            header.request_api_version,
-            header.correlation_id,
-            self.broker,
-        );
-        let client = Client {
-            client_id: header
-                .client_id
-                .as_ref()
-                .map_or_else(String::new, |c| c.to_string()),
-            client_host: format!("/{}", self.peer.ip()),
-        };
-        let reply = self.handle.with(|n| {
-            n.brokers_mut()[b as usize].apis.group_request(
-                request,
-                api_key,
-                version,
-                correlation_id,
-                &client,
-            )
-        });
-        let encode = |r: &dyn EncodableBody| {
-            r.encode_frame(api_key, version, correlation_id)
-                .map_err(|e| Close(e.to_string()))
-        };
-        match reply {
-            Err(e) => Err(Close(e.to_string())),
-            Ok(GroupReply::Now(frame)) => Ok(frame),
-            Ok(GroupReply::Join(receiver)) => match receiver.await {
-                Ok(r) => encode(&r),
-                Err(_) => Err(CLOSE),
-            },
-            Ok(GroupReply::Sync(receiver)) => match receiver.await {
-                Ok(r) => encode(&r),
-                Err(_) => Err(CLOSE),
-            },
-        }
-    }
-
-    /// A consumer Fetch on this broker, waiting for `min_bytes` until `max_wait_ms`.
-    async fn fetch(
-        &mut self,
-        request: &kafka_protocol::messages::FetchRequest,
-    ) -> kafka_protocol::messages::FetchResponse {
-        let wait_ms = request.max_wait_ms.clamp(0, MAX_FETCH_WAIT_MS);
-        let deadline = Instant::now() + Duration::from_millis(wait_ms.unsigned_abs().into());
-        let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-        let (handle, b) = (self.handle.clone(), self.broker);
-        loop {
-            let changed = handle.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let result = handle.with(|n| n.brokers()[b as usize].apis.fetch(request));
-            if result.record_bytes >= min_bytes || result.any_error || Instant::now() >= deadline {
-                return result.response;
-            }
-            tokio::select! {
-                () = &mut changed => {}
-                () = tokio::time::sleep_until(deadline) => {}
-            }
-        }
-    }
-
-    async fn write(&mut self, frame: &[u8]) -> bool {
-        self.stream.write_all(frame).await.is_ok()
     }
 }
 
@@ -720,4 +585,43 @@ pub fn elect_leaders_standalone(
         })
         .collect();
     ElectLeadersResponse::default().with_replica_election_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::MetadataRequest;
+
+    /// A request read from a connection just before its broker crashed reaches the dispatch
+    /// after the crash: it must not be served by the down broker (whose fresh core has not
+    /// been told the time and would, for one, refuse every timestamp as INVALID_TIMESTAMP).
+    #[tokio::test]
+    async fn a_request_that_reaches_a_crashed_broker_is_not_served() {
+        let settings = ClusterSettings {
+            brokers: 3,
+            replication_factor: 3,
+            unclean_leader_election: false,
+            broker_session_timeout_ms: 1_000,
+        };
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let server = ClusterServer::bind(ServerConfig::default(), settings, vec![any; 3], None)
+            .await
+            .expect("the cluster starts");
+        let handle = server.handle();
+        let backend = |broker| BrokerBackend {
+            handle: handle.clone(),
+            broker,
+        };
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Metadata as i16)
+            .with_request_api_version(12);
+        let metadata = || RequestBody::Metadata(MetadataRequest::default());
+        let serve =
+            |b: &BrokerBackend| b.dispatch(1, ApiKey::Metadata, &header, metadata(), "/127.0.0.1");
+        assert!(serve(&backend(0)).is_some(), "an up broker serves");
+        handle.crash(0).expect("broker 0 crashes");
+        assert!(serve(&backend(0)).is_none(), "a down broker does not");
+        assert!(serve(&backend(1)).is_some(), "the others still do");
+        assert!(!backend(0).serving(), "nor does it take new connections");
+    }
 }

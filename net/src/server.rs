@@ -33,7 +33,7 @@
 //! SIGTERM); the listener closes, each connection finishes the request in hand and closes,
 //! and after [`ServerConfig::shutdown_grace_ms`] any connection still open is dropped.
 
-use crate::dispatch::Handled;
+use crate::dispatch::{Dispatched, Handled};
 use crate::frames::{READ_CHUNK_BYTES, READ_MIN_BYTES};
 use crate::groups::EncodableBody;
 use crate::kafka_apis::{FrontEndSettings, KafkaApis};
@@ -230,21 +230,86 @@ impl std::error::Error for StartError {}
 /// A bound, not yet running, Kafka-protocol server.
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    limits: Arc<ConnectionLimits>,
+    front: Front<Shared>,
     shutdown_grace: Duration,
     /// The metrics endpoint's listener, when asked for.
     metrics: Option<TcpListener>,
 }
 
-/// What every connection shares.
+/// What a connection serves, through the one connection loop of this module: one broker
+/// alone ([`Server`]), or one broker of a cluster ([`crate::cluster_server`]). Either way a
+/// request goes through [`crate::dispatch::handle`], under the backend's lock.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// Serves one decoded request from connection `connection` with the one dispatch, told
+    /// the time first, and wakes the Fetch requests waiting for data if it may have brought
+    /// some. `None`: the broker went away (crashed, cut off) before the request could be
+    /// served, under the same lock; the connection closes unanswered.
+    fn dispatch(
+        &self,
+        connection: u64,
+        api_key: ApiKey,
+        header: &RequestHeader,
+        body: RequestBody,
+        client_host: &str,
+    ) -> Option<Result<Dispatched, kafka_codec::EncodeError>>;
+
+    /// Runs `f` on the broker's own front end, told the time first (a waiting Fetch).
+    fn with_apis<R>(&self, f: impl FnOnce(&mut KafkaApis) -> R) -> R;
+
+    /// Woken when data may have arrived, for Fetch requests waiting for `min_bytes`.
+    fn appended(&self) -> &Notify;
+
+    /// Largest request frame accepted.
+    fn max_frame_bytes(&self) -> usize;
+
+    /// Whether the broker serves a connection accepted now (a crashed broker does not).
+    fn serving(&self) -> bool {
+        true
+    }
+
+    /// Changes when the broker goes away (a crash or an isolation inside a cluster): its
+    /// connections close, as a dead broker's would. `None`: never.
+    fn gone(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// The one broker of a [`Server`]: its front end and core behind one lock.
 #[derive(Debug)]
 struct Shared {
     apis: Mutex<KafkaApis>,
     /// Woken after every append, for Fetch requests waiting for `min_bytes`.
     appended: Notify,
     max_frame_bytes: usize,
+}
+
+impl Backend for Shared {
+    fn dispatch(
+        &self,
+        _connection: u64,
+        api_key: ApiKey,
+        header: &RequestHeader,
+        body: RequestBody,
+        client_host: &str,
+    ) -> Option<Result<Dispatched, kafka_codec::EncodeError>> {
+        let dispatched = self.with_apis(|apis| apis.handle(api_key, header, body, client_host));
+        if dispatched.as_ref().is_ok_and(|d| d.appended > 0) {
+            self.appended.notify_waiters();
+        }
+        Some(dispatched)
+    }
+
+    fn with_apis<R>(&self, f: impl FnOnce(&mut KafkaApis) -> R) -> R {
+        Shared::with_apis(self, f)
+    }
+
+    fn appended(&self) -> &Notify {
+        &self.appended
+    }
+
+    fn max_frame_bytes(&self) -> usize {
+        self.max_frame_bytes
+    }
 }
 
 impl Shared {
@@ -371,14 +436,13 @@ impl Server {
                 "loaded the topic table"
             );
         }
+        let shared = Arc::new(Shared {
+            apis: Mutex::new(apis),
+            appended: Notify::new(),
+            max_frame_bytes: config.max_frame_bytes,
+        });
         Ok(Server {
-            listener,
-            shared: Arc::new(Shared {
-                apis: Mutex::new(apis),
-                appended: Notify::new(),
-                max_frame_bytes: config.max_frame_bytes,
-            }),
-            limits: Arc::new(ConnectionLimits::new(config.limits)),
+            front: Front::new(listener, shared, config.limits),
             metrics: match config.metrics {
                 Some(addr) => Some(TcpListener::bind(addr).await.map_err(StartError::Metrics)?),
                 None => None,
@@ -389,12 +453,12 @@ impl Server {
 
     /// The address bound (with the real port when asked for port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.front.listener.local_addr()
     }
 
     /// The address Metadata hands to clients.
     pub fn advertised(&self) -> Advertised {
-        self.shared.with_apis(|apis| Advertised {
+        self.front.backend.with_apis(|apis| Advertised {
             host: apis.settings.advertised_host.clone(),
             port: apis.settings.advertised_port,
         })
@@ -403,35 +467,20 @@ impl Server {
     /// Serves until `shutdown` completes, then closes every connection (see the module doc).
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let storage_ticker = tokio::spawn(tick_storage(self.shared.clone()));
-        let group_ticker = tokio::spawn(tick_groups(self.shared.clone(), stop_rx.clone()));
+        let shared = self.front.backend.clone();
+        let storage_ticker = tokio::spawn(tick_storage(shared.clone()));
+        let group_ticker = tokio::spawn(tick_groups(shared.clone(), stop_rx.clone()));
         let metrics = self.serve_metrics();
-        let mut connections = self.accept_until(shutdown, &stop_rx).await;
+        let connections = self.front.accept_until(shutdown, &stop_rx).await;
         if let Some(metrics) = metrics {
             metrics.abort();
         }
-        info!(
-            open = connections.len(),
-            "shutting down: stopped accepting connections"
-        );
-        drop(self.listener);
-        // Receivers see the change even if some were created after this value was sent.
-        let _ = stop_tx.send(true);
-        let drained = tokio::time::timeout(self.shutdown_grace, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            warn!(
-                open = connections.len(),
-                "dropped connections still open after the grace period"
-            );
-            connections.shutdown().await;
-        }
+        drop(self.front);
+        drain(connections, &stop_tx, self.shutdown_grace).await;
         storage_ticker.abort();
         group_ticker.abort();
         // Kafka's clean shutdown: every log synced, a snapshot of every partition.
-        match self.shared.with_apis(|apis| apis.broker.shutdown()) {
+        match shared.with_apis(|apis| apis.broker.shutdown()) {
             Ok(()) => info!("stopped (logs synced, producer state snapshotted)"),
             Err(e) => error!(error = %e, "stopped, but the final sync failed"),
         }
@@ -446,7 +495,7 @@ impl Server {
 
     /// The numbers of a scrape: the core's under its lock, then the front end's.
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {
-        snapshot(&self.shared, &self.limits)
+        snapshot(&*self.front.backend, &self.front.limits)
     }
 
     fn serve_metrics(&mut self) -> Option<tokio::task::JoinHandle<()>> {
@@ -454,23 +503,77 @@ impl Server {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "serving metrics at http://{addr}/metrics");
         }
-        let (shared, limits) = (self.shared.clone(), self.limits.clone());
+        let (shared, limits) = (self.front.backend.clone(), self.front.limits.clone());
         Some(tokio::spawn(crate::metrics::serve(listener, move || {
-            snapshot(&shared, &limits)
+            snapshot(&*shared, &limits)
         })))
     }
 
     /// The connection limits' counters, shared with the running server (for metrics and
     /// tests).
     pub fn limits(&self) -> Arc<ConnectionLimits> {
-        self.limits.clone()
+        self.front.limits.clone()
+    }
+}
+
+/// Tells every connection to stop (each finishes the request in hand), waits up to `grace`
+/// for them, then drops those still open.
+pub(crate) async fn drain(
+    mut connections: JoinSet<()>,
+    stop: &watch::Sender<bool>,
+    grace: Duration,
+) {
+    info!(
+        open = connections.len(),
+        "shutting down: stopped accepting connections"
+    );
+    // Receivers see the change even if some were created after this value was sent.
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            open = connections.len(),
+            "dropped connections still open after the grace period"
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// One listener and the connections it accepts, under its own connection limits, each
+/// served by the one connection loop against `backend`.
+#[derive(Debug)]
+pub(crate) struct Front<B> {
+    listener: TcpListener,
+    backend: Arc<B>,
+    limits: Arc<ConnectionLimits>,
+    /// Numbers the connections in accept order (keys the delayed answers of a cluster).
+    accepted: std::sync::atomic::AtomicU64,
+}
+
+impl<B: Backend> Front<B> {
+    /// A front for `listener` with its own connection limits.
+    pub(crate) fn new(listener: TcpListener, backend: Arc<B>, limits: LimitsConfig) -> Front<B> {
+        Front {
+            listener,
+            backend,
+            limits: Arc::new(ConnectionLimits::new(limits)),
+            accepted: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The connection limits' counters.
+    pub(crate) fn limits(&self) -> &Arc<ConnectionLimits> {
+        &self.limits
     }
 
     /// Accepts connections until `shutdown` completes: only while a slot is free (Kafka's
     /// `waitForConnectionSlot`), closing at once one from an address over its quota.
     /// Finished tasks are reaped as they end, and a failed accept (typically out of file
     /// descriptors) backs off instead of spinning. Returns the connections still open.
-    async fn accept_until(
+    pub(crate) async fn accept_until(
         &self,
         shutdown: impl Future<Output = ()>,
         stop: &watch::Receiver<bool>,
@@ -520,6 +623,10 @@ impl Server {
         connections: &mut JoinSet<()>,
     ) {
         let ip = peer.ip();
+        if !self.backend.serving() {
+            debug!(%peer, "closed connection on accept: the broker is not up");
+            return;
+        }
         if let Err(rejected) = self.limits.quotas().open(ip) {
             warn!(%peer, reason = rejected.name(), "closed connection on accept: {rejected}");
             return;
@@ -533,8 +640,12 @@ impl Server {
             stream,
             peer,
             buf: BytesMut::new(),
-            shared: self.shared.clone(),
+            backend: self.backend.clone(),
+            id: self
+                .accepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             stop: stop.clone(),
+            gone: self.backend.gone(),
             clock: ReadClock::new(&self.limits.config, self.limits.now_ms()),
             limits: self.limits.clone(),
         };
@@ -549,8 +660,9 @@ impl Server {
     }
 }
 
-fn snapshot(shared: &Shared, limits: &ConnectionLimits) -> MetricsSnapshot {
-    let core = shared.with_apis(|apis| MetricsSnapshot::of_core(apis));
+/// The numbers of a scrape of one broker: its core's under the lock, then its front end's.
+pub(crate) fn snapshot(backend: &impl Backend, limits: &ConnectionLimits) -> MetricsSnapshot {
+    let core = backend.with_apis(|apis| MetricsSnapshot::of_core(apis));
     MetricsSnapshot {
         connections: limits.connection_stats(),
         pool: limits.pool_stats(),
@@ -700,18 +812,33 @@ enum Flow {
     Close(CloseReason),
 }
 
-struct Connection {
+struct Connection<B> {
     stream: TcpStream,
     peer: SocketAddr,
     buf: BytesMut,
-    shared: Arc<Shared>,
+    backend: Arc<B>,
+    /// This connection's number on its listener.
+    id: u64,
     stop: watch::Receiver<bool>,
+    /// Changes when the broker goes away ([`Backend::gone`]).
+    gone: Option<watch::Receiver<u64>>,
     /// When this connection's read gives up (idle and read timeouts).
     clock: ReadClock,
     limits: Arc<ConnectionLimits>,
 }
 
-impl Connection {
+/// Completes when the broker behind `gone` goes away (or never, for `None`).
+async fn broker_gone(gone: &mut Option<watch::Receiver<u64>>) {
+    match gone {
+        // An error is the cluster shutting down: gone too.
+        Some(incarnation) => {
+            let _ = incarnation.changed().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl<B: Backend> Connection<B> {
     /// Serves requests until the connection ends; says why it ended.
     async fn run(mut self) -> CloseReason {
         loop {
@@ -720,9 +847,14 @@ impl Connection {
                 return CloseReason::Shutdown;
             }
             let mut stop = self.stop.clone();
+            let mut gone = self.gone.clone();
             let read = tokio::select! {
                 _ = stop.changed() => {
                     debug!("closed connection: shutting down");
+                    return CloseReason::Shutdown;
+                }
+                () = broker_gone(&mut gone) => {
+                    info!("closed connection: the broker crashed or was cut off");
                     return CloseReason::Shutdown;
                 }
                 read = self.read_request() => read,
@@ -746,7 +878,7 @@ impl Connection {
     /// for the announced size until the pool has granted it, and the buffer grows only with
     /// the bytes that arrive. Gives up at the [`ReadClock`]'s deadline.
     async fn read_request(&mut self) -> Result<(Bytes, Grant), CloseReason> {
-        let max_frame_bytes = self.shared.max_frame_bytes;
+        let max_frame_bytes = self.backend.max_frame_bytes();
         let mut grant = None;
         loop {
             let check = kafka_codec::check_frame(&self.buf, max_frame_bytes);
@@ -921,20 +1053,21 @@ impl Connection {
         }
     }
 
-    /// Serves one decoded request through [`KafkaApis::handle`] (the dispatch the fuzz
-    /// target runs too), then writes its answer, or waits for what it waits for.
+    /// Serves one decoded request through the one dispatch ([`crate::dispatch::handle`], the
+    /// dispatch the fuzz target runs too), then writes its answer, or waits for what it
+    /// waits for.
     async fn handle(&mut self, api_key: ApiKey, header: RequestHeader, body: RequestBody) -> Flow {
         let client_host = format!("/{}", self.peer.ip());
-        let shared = self.shared.clone();
-        let dispatched = shared.with_apis(|apis| apis.handle(api_key, &header, body, &client_host));
+        let dispatched = self
+            .backend
+            .dispatch(self.id, api_key, &header, body, &client_host);
         let handled = match dispatched {
-            Ok(dispatched) => {
-                if dispatched.appended > 0 {
-                    shared.appended.notify_waiters();
-                }
-                dispatched.handled
+            Some(Ok(dispatched)) => dispatched.handled,
+            Some(Err(e)) => return encode_failed(&e),
+            None => {
+                info!("closed connection: the broker crashed or was cut off before serving it");
+                return Flow::Close(CloseReason::Shutdown);
             }
-            Err(e) => return encode_failed(&e),
         };
         let (version, correlation_id) = (header.request_api_version, header.correlation_id);
         let encode = |body: &dyn EncodableBody| body.encode_frame(api_key, version, correlation_id);
@@ -950,6 +1083,15 @@ impl Connection {
                     "closed connection: an acks=0 produce failed, and closing is the only way to tell the client"
                 );
                 return Flow::Close(CloseReason::AcksZeroFailure);
+            }
+            Handled::ProduceWait(receiver) => {
+                debug!("waiting for the high watermark (acks=all)");
+                match self.parked(receiver).await.map(|r| encode(&r)) {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => return encode_failed(&e),
+                    // Shutdown, or the broker went away before the answer.
+                    None => return Flow::Close(CloseReason::Shutdown),
+                }
             }
             Handled::FetchWait(request) => {
                 let response = self.fetch(&request).await;
@@ -990,10 +1132,10 @@ impl Connection {
         let wait_ms = request.max_wait_ms.clamp(0, MAX_FETCH_WAIT_MS);
         let deadline = Instant::now() + Duration::from_millis(wait_ms.unsigned_abs().into());
         let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-        let shared = self.shared.clone();
+        let shared = self.backend.clone();
         loop {
             // Register for the wake-up *before* looking, so an append in between is not lost.
-            let appended = shared.appended.notified();
+            let appended = shared.appended().notified();
             tokio::pin!(appended);
             appended.as_mut().enable();
             let past_deadline = Instant::now() >= deadline;
@@ -1009,12 +1151,14 @@ impl Connection {
                 debug!(record_bytes = result.record_bytes, "fetched");
                 return result.response;
             }
-            tokio::select! {
-                () = &mut appended => {}
-                () = tokio::time::sleep_until(deadline) => {}
-                _ = self.stop.changed() => {}
-            }
-            if *self.stop.borrow() {
+            let mut gone = self.gone.clone();
+            let gone_now = tokio::select! {
+                () = &mut appended => false,
+                () = tokio::time::sleep_until(deadline) => false,
+                _ = self.stop.changed() => false,
+                () = broker_gone(&mut gone) => true,
+            };
+            if gone_now || *self.stop.borrow() {
                 return shared.with_apis(|apis| {
                     let response = apis.fetch(request).response;
                     apis.fetched.record(&response);
@@ -1024,11 +1168,18 @@ impl Connection {
         }
     }
 
+    /// Waits for a parked answer; `None` on shutdown, when the broker goes away or when
+    /// the answer is dropped.
     async fn parked<T>(&mut self, receiver: tokio::sync::oneshot::Receiver<T>) -> Option<T> {
+        let mut gone = self.gone.clone();
         tokio::select! {
             answer = receiver => answer.ok(),
             _ = self.stop.changed() => {
-                debug!("closed connection: shutting down with a parked group request");
+                debug!("closed connection: shutting down with a parked request");
+                None
+            }
+            () = broker_gone(&mut gone) => {
+                info!("closed connection: the broker crashed or was cut off with a parked request");
                 None
             }
         }

@@ -5,10 +5,13 @@ use idempo_broker::{BrokerConfig, SyncPolicy};
 use idempo_net::ServerConfig;
 use idempo_net::cluster_node::ClusterSettings;
 use idempo_net::cluster_server::{ClusterHandle, ClusterServer};
+use idempo_net::limits::LimitsConfig;
+use idempo_net::proxy::{Fault, FaultCounts, FaultSet, Proxy, ProxyConfig};
 use idempo_protocol::RecordBatch;
 use kafka_protocol::messages::{
-    ElectLeadersRequest, FetchRequest, InitProducerIdRequest, MetadataRequest, MetadataResponse,
-    ProduceRequest,
+    CreateTopicsRequest, ElectLeadersRequest, FetchRequest, InitProducerIdRequest, MetadataRequest,
+    MetadataResponse, ProduceRequest,
+    create_topics_request::CreatableTopic,
     elect_leaders_request::TopicPartitions,
     fetch_request::{FetchPartition, FetchTopic},
     metadata_request::MetadataRequestTopic,
@@ -26,6 +29,7 @@ use common::{Client, batch, topic_name};
 const TOPIC: &str = "orders";
 const NONE: i16 = 0;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const INVALID_REPLICATION_FACTOR: i16 = 38;
 const SESSION_TIMEOUT_MS: i64 = 300;
 
 struct Cluster {
@@ -36,7 +40,7 @@ struct Cluster {
 }
 
 async fn start_cluster(sync_policy: SyncPolicy) -> Cluster {
-    let config = ServerConfig {
+    start_cluster_with(ServerConfig {
         default_partitions: 3,
         broker: BrokerConfig {
             min_insync_replicas: 2,
@@ -44,7 +48,11 @@ async fn start_cluster(sync_policy: SyncPolicy) -> Cluster {
             ..BrokerConfig::default()
         },
         ..ServerConfig::default()
-    };
+    })
+    .await
+}
+
+async fn start_cluster_with(config: ServerConfig) -> Cluster {
     let settings = ClusterSettings {
         brokers: 3,
         replication_factor: 3,
@@ -421,4 +429,200 @@ async fn an_isolated_broker_is_fenced_and_rejoins_when_it_heals() {
             && (0..3).all(|p| partition_json(c, p)["isr"].as_array().map(Vec::len) == Some(3))
     })
     .await;
+}
+
+/// A proxy in front of every broker of `cluster`; `faults` gives each broker's faults
+/// (broker number, faults), the others are relayed faithfully. Dropping the sender stops it.
+async fn proxy_for(
+    cluster: &Cluster,
+    faults: &[(usize, FaultSet)],
+    max_faults: Option<u64>,
+) -> (Vec<SocketAddr>, Arc<FaultCounts>, oneshot::Sender<()>) {
+    let mut config = ProxyConfig::for_brokers(&cluster.addrs, [127, 0, 0, 1].into());
+    config.seed = 1;
+    config.max_faults = max_faults;
+    for b in 0..cluster.addrs.len() {
+        config.broker_faults.insert(b, FaultSet::NONE);
+    }
+    config.broker_faults.extend(faults.iter().copied());
+    let proxy = Proxy::bind(config).await.expect("the proxy starts");
+    let addrs = proxy.local_addrs().expect("bound");
+    let counts = proxy.counts();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(proxy.run(async move {
+        let _ = stopped.await;
+    }));
+    (addrs, counts, stop)
+}
+
+#[tokio::test]
+async fn the_proxy_fronts_every_broker_and_metadata_points_each_broker_at_its_own_proxy_port() {
+    let cluster = start_cluster(SyncPolicy::EveryAppend).await;
+    let (proxied, counts, _stop) = proxy_for(&cluster, &[], None).await;
+    let response = metadata_from(proxied[1]).await;
+    let brokers: Vec<(i32, i32)> = response
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, b.port))
+        .collect();
+    let expected: Vec<(i32, i32)> = (0..3)
+        .map(|b| (b, i32::from(proxied[b as usize].port())))
+        .collect();
+    assert_eq!(brokers, expected, "every broker at its own proxy port");
+    assert_eq!(counts.tally().rewritten_metadata, 1);
+    // Each proxy port relays to its own broker: a produce through a follower's port is
+    // refused by that follower.
+    let leader = leader_of(&response, 0);
+    let follower = ((leader + 1) % 3) as usize;
+    let pid = producer_id(proxied[0]).await;
+    let mut client = Client::connect(proxied[follower]).await;
+    let (code, _) = produce_to(&mut client, 0, batch(pid, 0, &["a"])).await;
+    assert_eq!(code, NOT_LEADER_OR_FOLLOWER);
+    let mut client = Client::connect(proxied[leader as usize]).await;
+    assert_eq!(
+        produce_to(&mut client, 0, batch(pid, 0, &["a"])).await,
+        (NONE, 0)
+    );
+}
+
+#[tokio::test]
+async fn discover_brokers_lists_every_broker_of_the_cluster_by_node_id() {
+    let cluster = start_cluster(SyncPolicy::EveryAppend).await;
+    let found = idempo_net::proxy::discover_brokers(cluster.addrs[2])
+        .await
+        .expect("a Metadata answer");
+    assert_eq!(found, cluster.addrs);
+}
+
+/// Lost ack on the leader only, then the client retries the same batch on a new
+/// connection: (error, offset) of the retry and the batches the leader holds.
+async fn lost_ack_on_the_leader_then_retry(idempotence: bool) -> ((i16, i64), usize, u64) {
+    let cluster = start_cluster_with(ServerConfig {
+        default_partitions: 3,
+        broker: BrokerConfig {
+            min_insync_replicas: 2,
+            idempotence,
+            ..BrokerConfig::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let leader = leader_of(&metadata_from(cluster.addrs[0]).await, 0) as usize;
+    let lose_acks = FaultSet {
+        drop_produce_response: Fault::new(1.0, true),
+        ..FaultSet::NONE
+    };
+    let (proxied, counts, _stop) = proxy_for(&cluster, &[(leader, lose_acks)], Some(1)).await;
+    let pid = producer_id(proxied[(leader + 1) % 3]).await;
+    let records = batch(pid, 0, &["a", "b"]);
+    let mut client = Client::connect(proxied[leader]).await;
+    client.send_only(&produce(0, records.clone()), 9).await;
+    assert!(
+        client.is_closed_by_server().await,
+        "the ack was lost and the connection closed"
+    );
+    let mut again = Client::connect(proxied[leader]).await;
+    let retry = produce_to(&mut again, 0, records).await;
+    let (_, _, batches) = fetch_from(cluster.addrs[leader], 0).await;
+    (
+        retry,
+        batches.len(),
+        counts.tally().dropped_produce_responses,
+    )
+}
+
+#[tokio::test]
+async fn a_lost_ack_on_the_leader_behind_the_proxy_is_retried_and_appended_once() {
+    let (retry, batches, lost) = lost_ack_on_the_leader_then_retry(true).await;
+    assert_eq!(lost, 1, "the fault happened");
+    assert_eq!(
+        retry,
+        (NONE, 0),
+        "the retry is answered with the original offset"
+    );
+    assert_eq!(batches, 1, "exactly once");
+}
+
+#[tokio::test]
+async fn without_idempotence_the_same_lost_ack_on_the_leader_writes_the_batch_twice() {
+    let (retry, batches, lost) = lost_ack_on_the_leader_then_retry(false).await;
+    assert_eq!(lost, 1);
+    assert_eq!(retry, (NONE, 2), "appended again after the first copy");
+    assert_eq!(batches, 2, "the duplicate idempotence prevents");
+}
+
+fn create_topic(name: &str, replication_factor: i16) -> CreateTopicsRequest {
+    CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(topic_name(name))
+                .with_num_partitions(2)
+                .with_replication_factor(replication_factor),
+        ])
+}
+
+#[tokio::test]
+async fn create_topics_on_a_cluster_creates_the_topic_on_every_broker_with_the_clusters_replication_factor()
+ {
+    let cluster = start_cluster(SyncPolicy::EveryAppend).await;
+    let mut client = Client::connect(cluster.addrs[1]).await;
+    let created = client.send(&create_topic("made", 3), 5).await;
+    assert_eq!(created.topics[0].error_code, NONE, "{created:?}");
+    assert_eq!(
+        (
+            created.topics[0].num_partitions,
+            created.topics[0].replication_factor
+        ),
+        (2, 3)
+    );
+    for b in 0..3 {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name("made"))),
+            ]))
+            .with_allow_auto_topic_creation(false);
+        let answer = Client::connect(cluster.addrs[b])
+            .await
+            .send(&request, 12)
+            .await;
+        let partitions = &answer.topics[0].partitions;
+        assert_eq!(partitions.len(), 2, "broker {b} knows the topic");
+        assert!(partitions.iter().all(|p| p.isr_nodes.len() == 3));
+    }
+    for (rf, why) in [(4, "more than the brokers"), (2, "not the cluster's")] {
+        let refused = client.send(&create_topic("other", rf), 5).await;
+        assert_eq!(
+            refused.topics[0].error_code, INVALID_REPLICATION_FACTOR,
+            "replication factor {rf}: {why}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_broker_of_a_cluster_applies_the_connection_limits() {
+    let cluster = start_cluster_with(ServerConfig {
+        limits: LimitsConfig {
+            max_connections_per_ip: 1,
+            ..LimitsConfig::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut first = Client::connect(cluster.addrs[0]).await;
+    metadata_from_client(&mut first).await;
+    let mut second = Client::connect(cluster.addrs[0]).await;
+    assert!(
+        second.is_closed_by_server().await,
+        "over max.connections.per.ip on broker 0"
+    );
+    let mut other_broker = Client::connect(cluster.addrs[1]).await;
+    assert_eq!(
+        metadata_from_client(&mut other_broker).await.brokers.len(),
+        3
+    );
+}
+
+async fn metadata_from_client(client: &mut Client) -> MetadataResponse {
+    client.send(&metadata(), 12).await
 }

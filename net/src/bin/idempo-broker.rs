@@ -71,9 +71,10 @@ struct Args {
     #[arg(long, value_name = "HOST:PORT")]
     admin: Option<SocketAddr>,
     /// HOST:PORT that Metadata tells clients to connect to (put a proxy in front by
-    /// advertising the proxy). Defaults to the address listened on.
-    #[arg(long, value_name = "HOST:PORT")]
-    advertise: Option<Advertised>,
+    /// advertising the proxy). Defaults to the address listened on. With --brokers N:
+    /// broker 0's, the others on the next ports, or give it once per broker.
+    #[arg(long, value_name = "HOST:PORT", action = clap::ArgAction::Append)]
+    advertise: Vec<Advertised>,
     /// Partitions of a topic created on first use (Kafka's num.partitions).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
     partitions: i32,
@@ -139,7 +140,8 @@ struct Args {
     group_min_session_timeout_ms: i32,
     /// Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (producer ids
     /// tracked, duplicates, sequence and epoch errors, bytes and records in and out, log end
-    /// offsets, connections). Off by default.
+    /// offsets, connections). Off by default. With --brokers N: broker 0's, each other
+    /// broker's on the next ports.
     #[arg(long, value_name = "HOST:PORT")]
     metrics: Option<SocketAddr>,
     /// message.max.bytes: the largest record batch accepted, and the most its records may
@@ -185,7 +187,7 @@ impl Args {
         let defaults = ServerConfig::default();
         ServerConfig {
             listen: self.listen[0],
-            advertise: self.advertise,
+            advertise: self.advertise.first().cloned(),
             cluster_id: self.cluster_id,
             default_partitions: self.partitions,
             auto_create_topics: !self.no_auto_create_topics,
@@ -242,6 +244,9 @@ async fn main() -> ExitCode {
     }
     if args.listen.len() > 1 {
         usage_error("--listen is given once per broker: more than once needs --brokers");
+    }
+    if args.advertise.len() > 1 {
+        usage_error("--advertise is given once per broker: more than once needs --brokers");
     }
     let config = args.server_config();
     let server = match Server::bind(config.clone()).await {
@@ -312,13 +317,14 @@ fn cluster_listen(listen: &[SocketAddr], brokers: i32) -> Vec<SocketAddr> {
 
 /// `--brokers N`: a cluster in this process ([`ClusterServer`]).
 async fn run_cluster(args: Args) -> ExitCode {
-    if args.advertise.is_some() {
-        usage_error("--advertise names one broker's address: not with --brokers or --admin");
-    }
-    if args.metrics.is_some() {
-        usage_error("--metrics serves the one-broker server: not with --brokers or --admin");
-    }
     let brokers = args.brokers;
+    let advertise = match args.advertise.len() {
+        n if n == brokers as usize && n > 1 => args.advertise.clone(),
+        0 | 1 => Vec::new(),
+        n => usage_error(&format!(
+            "--advertise is given once (broker 0, the others on the next ports) or once per broker ({brokers}), not {n} times"
+        )),
+    };
     let replication_factor = args
         .replication_factor
         .map_or_else(|| brokers.min(3) as usize, usize::from);
@@ -336,7 +342,13 @@ async fn run_cluster(args: Args) -> ExitCode {
     let listen = cluster_listen(&args.listen, brokers);
     let admin = args.admin;
     let config = args.server_config();
-    let server = match ClusterServer::bind(config.clone(), settings.clone(), listen, admin).await {
+    let bound = if advertise.is_empty() {
+        ClusterServer::bind(config.clone(), settings.clone(), listen, admin).await
+    } else {
+        ClusterServer::bind_advertised(config.clone(), settings.clone(), listen, advertise, admin)
+            .await
+    };
+    let server = match bound {
         Ok(server) => server,
         Err(e) => {
             error!("{e}");
@@ -349,6 +361,7 @@ async fn run_cluster(args: Args) -> ExitCode {
         brokers,
         listening = ?addrs,
         admin = ?server.admin_addr(),
+        metrics = ?server.metrics_addrs(),
         replication_factor,
         min_insync_replicas = config.broker.min_insync_replicas,
         broker_session_timeout_ms = settings.broker_session_timeout_ms,

@@ -18,7 +18,7 @@
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const { Kafka, logLevel } = require('kafkajs')
-const { startLossyCluster } = require('./cluster')
+const { startLossyCluster, readAll } = require('./cluster')
 
 const RECORDS = 30
 const PER_BATCH = 3 // ten round trips, so several acks can be lost
@@ -52,46 +52,13 @@ async function produce (kafka, idempotent) {
   }
 }
 
-// Every value in partition 0, from offset 0 to the high watermark.
-async function readAll (kafka) {
-  const admin = kafka.admin()
-  await admin.connect()
-  const [{ high }] = await admin.fetchTopicOffsets(TOPIC)
-  await admin.disconnect()
-  const createCluster = kafka[Object.getOwnPropertySymbols(kafka)
-    .find(s => s.description === 'private:Kafka:createCluster')]
-  const cluster = createCluster({ allowAutoTopicCreation: false })
-  await cluster.connect()
-  try {
-    await cluster.addTargetTopic(TOPIC)
-    const leaders = cluster.findLeaderForPartitions(TOPIC, [0])
-    const broker = await cluster.findBroker({ nodeId: Object.keys(leaders)[0] })
-    const values = []
-    while (values.length < Number(high)) {
-      const { responses } = await broker.fetch({
-        replicaId: -1,
-        isolationLevel: 0,
-        maxWaitTime: 100,
-        topics: [{ topic: TOPIC, partitions: [{ partition: 0, fetchOffset: String(values.length), maxBytes: 1 << 20 }] }]
-      })
-      const [partition] = responses[0].partitions
-      assert.equal(partition.errorCode, 0)
-      assert.ok(partition.messages.length > 0, `no records at offset ${values.length} of ${high}`)
-      values.push(...partition.messages.map(m => m.value.toString()))
-    }
-    return values
-  } finally {
-    await cluster.disconnect()
-  }
-}
-
 test('kafkajs idempotent producer writes every record exactly once and in order despite lost acks', async () => {
   const cluster = await startLossyCluster({ idempotence: true })
   let baseOffsets, values, counts
   try {
     const kafka = client(cluster.bootstrap)
     baseOffsets = await produce(kafka, true)
-    values = await readAll(kafka)
+    values = await readAll(kafka, TOPIC)
   } finally {
     counts = await cluster.faultCounts()
     await cluster.stop()
@@ -110,7 +77,7 @@ test('kafkajs without idempotence: the same lost acks write duplicates', async (
   try {
     const kafka = client(cluster.bootstrap)
     await produce(kafka, false)
-    values = await readAll(kafka)
+    values = await readAll(kafka, TOPIC)
   } finally {
     counts = await cluster.faultCounts()
     await cluster.stop()

@@ -7,11 +7,13 @@ loses Produce acks after the append and then closes the connection, as a broken 
 connection would (see net/src/proxy.rs).
 """
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,3 +170,138 @@ def confluent_read(bootstrap: str, topic: str, timeout_s: float = 30) -> list:
         return values
     finally:
         consumer.close()
+
+
+# ---- a 3-broker cluster in one process (idempo-broker --brokers 3), optionally behind the
+# multi-broker proxy (one idempo-proxy port per broker) ----
+
+SESSION_TIMEOUT_MS = 1000
+
+
+@dataclass
+class ThreeBrokers:
+    """idempo-broker --brokers 3 (RF 3, min.insync.replicas=2) with its admin endpoint;
+    clients bootstrap from `bootstrap` (the proxy's ports when a proxy fronts it)."""
+
+    bootstrap: str
+    admin_url: str
+    process: subprocess.Popen
+    logs: Path
+    proxy: subprocess.Popen = None
+    counts: dict = field(default_factory=dict)
+
+    def admin(self, method: str, path: str) -> dict:
+        request = urllib.request.Request(
+            self.admin_url + path, method=method, data=b"" if method == "POST" else None
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.loads(answer.read())
+
+    def partition(self, topic: str, index: int = 0) -> dict:
+        """The partition as GET /cluster shows it (leader, leader_epoch, isr, logs...)."""
+        state = self.admin("GET", "/cluster")
+        return next(
+            p for p in state["partitions"] if p["topic"] == topic and p["partition"] == index
+        )
+
+    def fault_counts(self) -> dict:
+        """Stops the proxy (Ctrl-C) and returns what it printed, {} without a proxy."""
+        if self.proxy is not None and not self.counts and self.proxy.poll() is None:
+            self.proxy.send_signal(signal.SIGINT)
+            out, _ = self.proxy.communicate(timeout=10)
+            for line in out.splitlines():
+                name, _, count = line.rpartition(": ")
+                if name:
+                    self.counts[name] = int(count)
+        return self.counts
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = []
+        for name in ("cluster.log", "proxy.log"):
+            path = self.logs / name
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                text.append(f"--- {name} (last {lines} lines)\n" + "\n".join(tail))
+        return "\n".join(text)
+
+
+def wait_until(what, done, timeout_s=15):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout_s} s: {what}")
+
+
+def start_three_brokers(logs: Path, ports, admin_port, extra=()) -> ThreeBrokers:
+    listen = [arg for port in ports for arg in ("--listen", f"127.0.0.1:{port}")]
+    process = subprocess.Popen(
+        [
+            str(binary("IDEMPO_BROKER", "target/debug/idempo-broker")),
+            "--brokers", "3", *listen,
+            "--admin", f"127.0.0.1:{admin_port}",
+            "--replication-factor", "3",
+            "--min-insync-replicas", "2",
+            "--broker-session-timeout-ms", str(SESSION_TIMEOUT_MS),
+            *extra,
+        ],
+        stderr=open(logs / "cluster.log", "a"),
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        for port in (*ports, admin_port):
+            wait_for_port(port, process, "idempo-broker --brokers 3")
+    except Exception:
+        process.kill()
+        raise
+    return ThreeBrokers(
+        bootstrap=",".join(f"127.0.0.1:{p}" for p in ports),
+        admin_url=f"http://127.0.0.1:{admin_port}",
+        process=process,
+        logs=logs,
+    )
+
+
+def put_proxy_in_front(cluster: ThreeBrokers, ports, proxy_args) -> None:
+    """One idempo-proxy in front of the three brokers, one port each; clients bootstrap
+    from its ports and Metadata keeps them there."""
+    proxy_ports = [free_port() for _ in ports]
+    upstreams = [arg for port in ports for arg in ("--upstream", f"127.0.0.1:{port}")]
+    listens = [arg for port in proxy_ports for arg in ("--listen", f"127.0.0.1:{port}")]
+    cluster.proxy = subprocess.Popen(
+        [str(binary("IDEMPO_PROXY", "target/debug/idempo-proxy")), *upstreams, *listens,
+         *proxy_args],
+        stdout=subprocess.PIPE,
+        stderr=open(cluster.logs / "proxy.log", "w"),
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    for port in proxy_ports:
+        wait_for_port(port, cluster.proxy, "idempo-proxy")
+    cluster.bootstrap = ",".join(f"127.0.0.1:{p}" for p in proxy_ports)
+
+
+@pytest.fixture
+def three_brokers_factory(tmp_path):
+    """A factory: three_brokers_factory(extra=(), proxy_args=None) starts idempo-broker
+    --brokers 3 (extra: more idempo-broker flags) and, with proxy_args (idempo-proxy fault
+    flags), the multi-broker proxy in front of it."""
+    started = []
+
+    def start(extra=(), proxy_args=None):
+        logs = tmp_path / f"cluster-{len(started)}"
+        logs.mkdir()
+        ports = [free_port() for _ in range(3)]
+        cluster = start_three_brokers(logs, ports, free_port(), extra)
+        started.append(cluster)
+        if proxy_args is not None:
+            put_proxy_in_front(cluster, ports, proxy_args)
+        return cluster
+
+    yield start
+    for cluster in started:
+        for process in (cluster.proxy, cluster.process):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)

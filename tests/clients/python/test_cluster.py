@@ -6,75 +6,23 @@ while an idempotent acks=all producer writes, waits for the controller to elect 
 leader from the ISR, starts the crashed broker again, and then reads every record back.
 """
 
-import json
-import subprocess
-import time
-import urllib.request
+
 from collections import Counter
 
 import pytest
 
-from conftest import binary, confluent_read, free_port, wait_for_port
+from conftest import confluent_read, free_port, start_three_brokers, wait_until
 
 TOPIC = "failover"
-SESSION_TIMEOUT_MS = 1000
-
-
-def start_three_brokers(tmp_path, ports, admin_port, extra=()):
-    listen = [arg for port in ports for arg in ("--listen", f"127.0.0.1:{port}")]
-    process = subprocess.Popen(
-        [
-            str(binary("IDEMPO_BROKER", "target/debug/idempo-broker")),
-            "--brokers", "3", *listen,
-            "--admin", f"127.0.0.1:{admin_port}",
-            "--replication-factor", "3",
-            "--min-insync-replicas", "2",
-            "--broker-session-timeout-ms", str(SESSION_TIMEOUT_MS),
-            *extra,
-        ],
-        stderr=open(tmp_path / "cluster.log", "a"),
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        for port in (*ports, admin_port):
-            wait_for_port(port, process, "idempo-broker --brokers 3")
-    except Exception:
-        process.kill()
-        raise
-    return process, {
-        "bootstrap": ",".join(f"127.0.0.1:{p}" for p in ports),
-        "admin": f"http://127.0.0.1:{admin_port}",
-    }
 
 
 @pytest.fixture
-def three_brokers(tmp_path):
-    process, cluster = start_three_brokers(tmp_path, [free_port() for _ in range(3)], free_port())
-    try:
-        yield cluster
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def admin(cluster, method, path):
-    request = urllib.request.Request(cluster["admin"] + path, method=method, data=b"" if method == "POST" else None)
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        return json.loads(answer.read())
+def three_brokers(three_brokers_factory):
+    return three_brokers_factory()
 
 
 def partition0(cluster):
-    state = admin(cluster, "GET", "/cluster")
-    return next(p for p in state["partitions"] if p["topic"] == TOPIC and p["partition"] == 0)
-
-
-def wait_until(what, done, timeout_s=15):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if done():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout_s} s: {what}")
+    return cluster.partition(TOPIC, 0)
 
 
 def produce_all(bootstrap, values):
@@ -92,30 +40,30 @@ def test_a_restarted_cluster_process_with_data_dir_keeps_every_record_and_takes_
     what the logs hold and skips the producer ids the brokers know."""
     ports, admin_port = [free_port() for _ in range(3)], free_port()
     extra = ("--data-dir", str(tmp_path / "data"))
-    process, cluster = start_three_brokers(tmp_path, ports, admin_port, extra)
+    cluster = start_three_brokers(tmp_path, ports, admin_port, extra)
     try:
-        produce_all(cluster["bootstrap"], [f"a-{i}" for i in range(50)])
-        admin(cluster, "POST", "/brokers/0/crash")
+        produce_all(cluster.bootstrap, [f"a-{i}" for i in range(50)])
+        cluster.admin("POST", "/brokers/0/crash")
         wait_until("a new leader", lambda: partition0(cluster)["leader"] not in (-1, 0))
-        produce_all(cluster["bootstrap"], [f"b-{i}" for i in range(20)])
-        admin(cluster, "POST", "/brokers/0/start")
+        produce_all(cluster.bootstrap, [f"b-{i}" for i in range(20)])
+        cluster.admin("POST", "/brokers/0/start")
         wait_until("broker 0 back in the ISR", lambda: 0 in partition0(cluster)["isr"])
         epoch_before = partition0(cluster)["leader_epoch"]
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-    process, cluster = start_three_brokers(tmp_path, ports, admin_port, extra)
+        cluster.process.terminate()
+        cluster.process.wait(timeout=10)
+    cluster = start_three_brokers(tmp_path, ports, admin_port, extra)
     try:
         assert partition0(cluster)["leader_epoch"] > epoch_before, "a new epoch after the restart"
-        produce_all(cluster["bootstrap"], [f"c-{i}" for i in range(10)])
-        values = confluent_read(cluster["bootstrap"], TOPIC)
+        produce_all(cluster.bootstrap, [f"c-{i}" for i in range(10)])
+        values = confluent_read(cluster.bootstrap, TOPIC)
         expected = [f"a-{i}" for i in range(50)] + [f"b-{i}" for i in range(20)] + [f"c-{i}" for i in range(10)]
         assert values == expected
         wait_until("every replica at the log end", lambda: all(
             r["log_end_offset"] == 80 for r in partition0(cluster)["logs"]))
     finally:
-        process.kill()
-        process.wait(timeout=10)
+        cluster.process.kill()
+        cluster.process.wait(timeout=10)
 
 
 def test_idempotent_acks_all_producer_writes_exactly_once_through_a_leader_crash(three_brokers):
@@ -123,7 +71,7 @@ def test_idempotent_acks_all_producer_writes_exactly_once_through_a_leader_crash
 
     cluster = three_brokers
     producer = Producer({
-        "bootstrap.servers": cluster["bootstrap"],
+        "bootstrap.servers": cluster.bootstrap,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -149,12 +97,12 @@ def test_idempotent_acks_all_producer_writes_exactly_once_through_a_leader_crash
     old_leader = partition0(cluster)["leader"]
     assert partition0(cluster)["isr"] == [0, 1, 2]
 
-    admin(cluster, "POST", f"/brokers/{old_leader}/crash")
+    cluster.admin("POST", f"/brokers/{old_leader}/crash")
     send([f"during-{i}" for i in range(100)])
     wait_until("a new leader from the ISR", lambda: partition0(cluster)["leader"] not in (-1, old_leader))
     assert producer.flush(20) == 0
 
-    admin(cluster, "POST", f"/brokers/{old_leader}/start")
+    cluster.admin("POST", f"/brokers/{old_leader}/start")
     send([f"after-{i}" for i in range(100)])
     assert producer.flush(15) == 0
     wait_until("the restarted broker back in the ISR", lambda: old_leader in partition0(cluster)["isr"])
@@ -162,7 +110,7 @@ def test_idempotent_acks_all_producer_writes_exactly_once_through_a_leader_crash
     sent = [f"{phase}-{i}" for phase in ("before", "during", "after") for i in range(100)]
     assert failures == [], failures
     assert sorted(delivered) == sorted(sent)
-    values = confluent_read(cluster["bootstrap"], TOPIC)
+    values = confluent_read(cluster.bootstrap, TOPIC)
     duplicates = {v: n for v, n in Counter(values).items() if n > 1}
     assert duplicates == {}, f"duplicates in the log: {duplicates}"
     assert sorted(values) == sorted(sent), "every record exactly once"
