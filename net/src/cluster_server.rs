@@ -459,6 +459,12 @@ impl Connection {
                     return;
                 }
                 FrameCheck::Complete { frame_bytes } => {
+                    // Requests already read (pipelined) when the broker crashed or was cut off
+                    // must not reach the broker's new, down core.
+                    if self.incarnation.has_changed().unwrap_or(true) {
+                        info!("closed connection: the broker crashed or was cut off");
+                        return;
+                    }
                     let frame = self
                         .buf
                         .split_to(LENGTH_PREFIX_BYTES + frame_bytes)
