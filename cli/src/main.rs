@@ -508,6 +508,10 @@ fn run_tcp(config: &SimConfig, bootstrap: &str, json: bool, given: (bool, bool))
             ));
         }
     }
+    if std::env::var_os("RUST_LOG").is_some() {
+        // The clients', brokers' and proxy's logs, to stderr, only when asked for.
+        idempo_net::process::init_logging();
+    }
     let target = (!embedded).then_some(bootstrap);
     let replay = config.replay_command(&format!("run --bootstrap {bootstrap}"));
     match idempo_net::harness::run(&config, target) {

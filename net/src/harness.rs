@@ -46,6 +46,7 @@ use idempo_sim::SimConfig;
 use idempo_sim::checker::{self, BatchLedger, CheckReport, Delivery, KnownFaults, Workload};
 use idempo_sim::config::ConfigError;
 use idempo_sim::engine::producer_config;
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -136,8 +137,10 @@ impl TcpReport {
 }
 
 /// The producers' counters that tell how a run over TCP went, summed over producers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientCounts {
+    /// Batches that failed for good, by reason (`NOT_ENOUGH_REPLICAS`, `delivery timeout`).
+    pub failure_reasons: BTreeMap<String, u64>,
     /// Batches acknowledged.
     pub batches_delivered: u64,
     /// Batches that failed for good.
@@ -163,6 +166,23 @@ pub struct ClientCounts {
 }
 
 impl ClientCounts {
+    fn merge(&mut self, other: ClientCounts) {
+        for (reason, n) in other.failure_reasons {
+            *self.failure_reasons.entry(reason).or_insert(0) += n;
+        }
+        self.batches_delivered += other.batches_delivered;
+        self.batches_failed += other.batches_failed;
+        self.retries += other.retries;
+        self.connection_failures += other.connection_failures;
+        self.request_timeouts += other.request_timeouts;
+        self.epoch_bumps += other.epoch_bumps;
+        self.metadata_requests += other.metadata_requests;
+        self.metadata_refreshes_requested += other.metadata_refreshes_requested;
+        self.leader_changes += other.leader_changes;
+        self.not_leader_responses += other.not_leader_responses;
+        self.not_enough_replicas_responses += other.not_enough_replicas_responses;
+    }
+
     fn add(&mut self, stats: &client::ProducerStats, routing: &RoutingStats) {
         self.batches_delivered += stats.batches_delivered;
         self.batches_failed += stats.batches_failed;
@@ -567,10 +587,10 @@ async fn produce(
     let mut ledgers = Vec::new();
     let mut counts = ClientCounts::default();
     for task in tasks {
-        let (ledger, stats, routing) = task
+        let (ledger, each) = task
             .await
             .map_err(|e| HarnessError::Task(e.to_string()))??;
-        counts.add(&stats, &routing);
+        counts.merge(each);
         ledgers.push(ledger);
     }
     Ok((
@@ -653,18 +673,22 @@ async fn send_all(
     producer: KafkaProducer,
     partitions: i32,
     progress: Arc<watch::Sender<u64>>,
-) -> Result<(Vec<BatchLedger>, client::ProducerStats, RoutingStats), HarnessError> {
+) -> Result<(Vec<BatchLedger>, ClientCounts), HarnessError> {
     let failed = |error| HarnessError::Producer { producer: p, error };
     let total = config.batches_per_producer();
     let (deliveries, mut arriving) = mpsc::unbounded_channel::<client::Delivery>();
     let collector = tokio::spawn(async move {
         let mut ledger = Vec::with_capacity(total as usize);
+        let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
         while let Some(delivery) = arriving.recv().await {
             let report = delivery.await?;
+            if let Err(e) = &report.result {
+                *reasons.entry(e.reason().to_string()).or_insert(0) += 1;
+            }
             ledger.push(ledger_entry(&report.result));
             progress.send_modify(|n| *n += 1);
         }
-        Ok::<_, ClientError>(ledger)
+        Ok::<_, ClientError>((ledger, reasons))
     });
     for b in 0..total {
         let records = config.batch_of(p, b);
@@ -675,12 +699,17 @@ async fn send_all(
         }
     }
     drop(deliveries);
-    let ledger = collector
+    let (ledger, reasons) = collector
         .await
         .map_err(|e| HarnessError::Task(e.to_string()))?
         .map_err(failed)?;
     let (stats, routing) = producer.close_with_routing_stats().await.map_err(failed)?;
-    Ok((ledger, stats, routing))
+    let mut counts = ClientCounts {
+        failure_reasons: reasons,
+        ..ClientCounts::default()
+    };
+    counts.add(&stats, &routing);
+    Ok((ledger, counts))
 }
 
 /// What the checker needs of one delivery report read over TCP: the broker's verdicts are
@@ -784,6 +813,9 @@ pub fn summary(config: &SimConfig, r: &TcpReport) -> String {
         c.not_leader_responses,
         c.not_enough_replicas_responses
     );
+    for (reason, n) in &c.failure_reasons {
+        let _ = writeln!(s, "failed   {n} batches: {reason}");
+    }
     let _ = writeln!(
         s,
         "records  sent {}  acked {}  failed {}  in the log {}",
