@@ -82,6 +82,13 @@ impl ClusterHandle {
         f(&mut node)
     }
 
+    /// Runs `f` on the cluster for a request that came in on broker `b`'s connection, if `b`
+    /// is still up: a connection may have read its request just before `b` crashed or was
+    /// cut off, and the check must be made under the same lock as the request.
+    fn with_up<R>(&self, b: i32, f: impl FnOnce(&mut ClusterNode) -> R) -> Option<R> {
+        self.with(|n| n.reachable(b).then(|| f(n)))
+    }
+
     fn lock(&self) -> MutexGuard<'_, ClusterNode> {
         // A panic under the lock is a bug its task reported; the cluster is still whole.
         self.node.lock().unwrap_or_else(PoisonError::into_inner)
@@ -556,15 +563,27 @@ impl Connection {
             r.encode_frame(api_key, version, correlation_id)
                 .map_err(|e| Close(e.to_string()))
         };
+        let gone = || Close("the broker crashed or was cut off".to_string());
         match body {
             RequestBody::ApiVersions(_) => Some(encode(&api_versions_response())),
-            RequestBody::Metadata(r) => Some(encode(&handle.with(|n| n.metadata(b, &r, version)))),
-            RequestBody::InitProducerId(r) => {
-                Some(encode(&handle.with(|n| n.init_producer_id(b, &r))))
-            }
-            RequestBody::ListOffsets(r) => {
-                Some(encode(&handle.with(|n| n.list_offsets(b, &r, version))))
-            }
+            RequestBody::Metadata(r) => Some(
+                handle
+                    .with_up(b, |n| n.metadata(b, &r, version))
+                    .ok_or_else(gone)
+                    .and_then(|r| encode(&r)),
+            ),
+            RequestBody::InitProducerId(r) => Some(
+                handle
+                    .with_up(b, |n| n.init_producer_id(b, &r))
+                    .ok_or_else(gone)
+                    .and_then(|r| encode(&r)),
+            ),
+            RequestBody::ListOffsets(r) => Some(
+                handle
+                    .with_up(b, |n| n.list_offsets(b, &r, version))
+                    .ok_or_else(gone)
+                    .and_then(|r| encode(&r)),
+            ),
             RequestBody::DescribeConfigs(r) => {
                 Some(encode(&handle.with(|n| {
                     n.brokers()[b as usize].apis.describe_configs(&r, version)
@@ -591,7 +610,11 @@ impl Connection {
         api_key: ApiKey,
     ) -> Option<Result<Bytes, Close>> {
         let (handle, b, client) = (self.handle.clone(), self.broker, self.client);
-        let answer = handle.with(|n| n.produce(b, client, correlation_id, request, version));
+        let Some(answer) = handle.with_up(b, |n| {
+            n.produce(b, client, correlation_id, request, version)
+        }) else {
+            return Some(Err(Close("the broker crashed or was cut off".to_string())));
+        };
         handle.changed.notify_waiters();
         let encode = |r: &ProduceResponse| {
             kafka_codec::encode_response(api_key, version, correlation_id, r)
