@@ -1094,6 +1094,8 @@ impl NodeLink {
             task.abort();
         }
         self.link = Link::Disconnected;
+        // No connection has generation 0: events of the dropped one are ignored from now on.
+        self.generation = 0;
         self.awaiting.clear();
         self.queued.clear();
     }
@@ -1467,7 +1469,11 @@ impl Driver {
             self.fail_node(node, "an answer arrived with no request awaiting one");
             return;
         };
-        match from_kafka(frame, awaiting, &self.topic) {
+        let translated = {
+            let _answer = tracing::debug_span!("answer", node).entered();
+            from_kafka(frame, awaiting, &self.topic)
+        };
+        match translated {
             Ok((response, brokers)) => {
                 if let Some(brokers) = brokers {
                     self.learn_brokers(brokers);
