@@ -12,14 +12,13 @@
 //! | `--bootstrap`                     | what runs                                   | faults injected |
 //! |-----------------------------------|---------------------------------------------|-----------------|
 //! | `embedded` (one broker)           | idempo-broker on loopback, behind the fault proxy | `--ack-loss`, `--request-loss`, `--duplicate` (the proxy) |
-//! | `embedded --brokers N` (N ≥ 2)    | an N-broker cluster in this process ([`ClusterServer`]) with its admin endpoint, replication factor `--replication-factor` (default: N, at most 3) and `--min-insync-replicas` (default 2) | `--leader-kills`, `--isolations`, drawn from the seed and injected through the admin endpoint ([`crate::cluster_faults`]) |
-//! | `HOST:PORT`, one broker           | that broker, behind the fault proxy         | the proxy's |
-//! | `HOST:PORT`, a cluster            | that cluster, straight (the producers route to every leader) | none |
+//! | `embedded --brokers N` (N ≥ 2)    | an N-broker cluster in this process ([`ClusterServer`]) with its admin endpoint, replication factor `--replication-factor` (default: N, at most 3) and `--min-insync-replicas` (default 2), the proxy in front of every broker | the proxy's, and `--leader-kills`, `--isolations`, drawn from the seed and injected through the admin endpoint ([`crate::cluster_faults`]) |
+//! | `HOST:PORT`                       | that broker or cluster (every broker its Metadata lists), behind the proxy | the proxy's |
 //!
-//! The proxy closes the connection after each fault (as a broken TCP connection would), so
-//! the clients notice and retry, and it rewrites Metadata so that clients stay behind it;
-//! it fronts one broker, so a cluster is run without it and the report says which message
-//! faults were not injected.
+//! The proxy listens once per broker and rewrites Metadata so that every broker address is
+//! that broker's proxy port: the producers route each partition to its leader through it.
+//! It closes the connection after each fault (as a broken TCP connection would), so the
+//! clients notice and retry.
 //!
 //! A cluster run ends its faults before reading: every crashed broker is started again and
 //! every isolation has healed ([`crate::cluster_faults::inject`]), then the harness waits
@@ -114,8 +113,6 @@ pub struct TcpReport {
     pub partitions: i32,
     /// What the proxy injected, one `name: count` per line; `None` when no proxy was used.
     pub proxy: Option<String>,
-    /// Message faults asked for but not injected (no proxy in front of a cluster), in words.
-    pub not_injected: Vec<String>,
     /// The cluster faults: the seed's schedule, each with what became of it.
     pub cluster_faults: Vec<Injected>,
     /// Whether the cluster settled before the read (`None`: no admin endpoint to ask).
@@ -295,7 +292,14 @@ async fn run_async(config: &SimConfig, bootstrap: Option<&str>) -> Result<TcpRep
         None => {
             let broker = start_broker(config, stopped.clone()).await?;
             let description = format!("embedded idempo-broker at {broker}");
-            behind_proxy(config, broker, description, stopped.clone()).await?
+            behind_proxy(
+                config,
+                &[broker],
+                broker.to_string(),
+                description,
+                stopped.clone(),
+            )
+            .await?
         }
         Some(address) => external(config, address, stopped.clone()).await?,
     };
@@ -303,36 +307,18 @@ async fn run_async(config: &SimConfig, bootstrap: Option<&str>) -> Result<TcpRep
     let result = produce_and_check(config, &topic, &target, started).await;
     let _ = stop.send(true);
     let run = result?;
-    let not_injected = match target.proxy {
-        Some(_) => Vec::new(),
-        None => message_faults_asked(config),
-    };
     Ok(TcpReport {
         check: run.check,
         broker: target.description,
         topic,
         partitions: run.partitions,
         proxy: target.proxy.map(|c| c.tally().to_string()),
-        not_injected,
         cluster_faults: run.cluster_faults,
         settled: run.settled,
         producers: run.producers,
         produce_seconds: run.produce_seconds,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// The message faults `config` asks for, as `--flag value`, for a run without a proxy.
-fn message_faults_asked(config: &SimConfig) -> Vec<String> {
-    [
-        ("ack-loss", config.ack_loss),
-        ("request-loss", config.request_loss),
-        ("duplicate", config.duplicate),
-    ]
-    .into_iter()
-    .filter(|(_, p)| *p > 0.0)
-    .map(|(flag, p)| format!("--{flag} {p}"))
-    .collect()
 }
 
 fn resolve(address: &str) -> Result<SocketAddr, HarnessError> {
@@ -347,53 +333,66 @@ fn resolve(address: &str) -> Result<SocketAddr, HarnessError> {
         .ok_or_else(|| bootstrap(None))
 }
 
-/// `--bootstrap HOST:PORT`: one broker goes behind the fault proxy; a cluster (Metadata
-/// lists several brokers) is produced to straight, since the proxy fronts one broker.
+/// `--bootstrap HOST:PORT`: every broker the cluster's Metadata lists goes behind the fault
+/// proxy (one broker is a cluster of one).
 async fn external(
     config: &SimConfig,
     address: &str,
     stopped: watch::Receiver<bool>,
 ) -> Result<Target, HarnessError> {
     let upstream = resolve(address)?;
-    let brokers = client::cluster_brokers(&ClientConfig::new(address, ""))
+    let brokers = crate::proxy::discover_brokers(upstream)
         .await
-        .map_err(HarnessError::Cluster)?;
-    if brokers.len() <= 1 {
-        return behind_proxy(config, upstream, address.to_string(), stopped).await;
-    }
-    let addrs: Vec<&str> = brokers.values().map(String::as_str).collect();
-    Ok(Target {
-        clients: address.to_string(),
-        reader: address.to_string(),
-        description: format!(
-            "a cluster of {} brokers at {address} ({})",
-            brokers.len(),
-            addrs.join(", ")
-        ),
-        proxy: None,
-        admin: None,
-    })
+        .map_err(|e| {
+            HarnessError::Cluster(ClientError::Io {
+                addr: address.to_string(),
+                error: e,
+            })
+        })?;
+    let description = match brokers.len() {
+        0 | 1 => address.to_string(),
+        n => {
+            let addrs: Vec<String> = brokers.iter().map(ToString::to_string).collect();
+            format!(
+                "a cluster of {n} brokers at {address} ({})",
+                addrs.join(", ")
+            )
+        }
+    };
+    let upstreams = if brokers.is_empty() {
+        vec![upstream]
+    } else {
+        brokers
+    };
+    behind_proxy(
+        config,
+        &upstreams,
+        address.to_string(),
+        description,
+        stopped,
+    )
+    .await
 }
 
-/// Puts the fault proxy in front of `upstream`.
+/// Puts the fault proxy in front of every broker of `upstreams` (by node id order; a
+/// listening port per broker, Metadata rewritten so that every broker address is its proxy
+/// port), with `config`'s message faults on every broker. The reader goes straight to
+/// `reader`.
 async fn behind_proxy(
     config: &SimConfig,
-    upstream: SocketAddr,
+    upstreams: &[SocketAddr],
+    reader: String,
     description: String,
     stopped: watch::Receiver<bool>,
 ) -> Result<Target, HarnessError> {
-    let proxy = Proxy::bind(ProxyConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        upstream,
-        seed: config.seed,
-        drop_produce_response: Fault::new(config.ack_loss, true),
-        drop_produce_request: Fault::new(config.request_loss, true),
-        duplicate_produce: Fault::new(config.duplicate, false),
-        rewrite_metadata: true,
-        ..ProxyConfig::default()
-    })
-    .await
-    .map_err(HarnessError::Proxy)?;
+    let mut proxy_config = ProxyConfig::for_brokers(upstreams, [127, 0, 0, 1].into());
+    proxy_config.seed = config.seed;
+    proxy_config.drop_produce_response = Fault::new(config.ack_loss, true);
+    proxy_config.drop_produce_request = Fault::new(config.request_loss, true);
+    proxy_config.duplicate_produce = Fault::new(config.duplicate, false);
+    let proxy = Proxy::bind(proxy_config)
+        .await
+        .map_err(HarnessError::Proxy)?;
     let proxy_address = proxy.local_addr().map_err(HarnessError::Proxy)?;
     let counts = proxy.counts();
     let mut stop_proxy = stopped;
@@ -402,7 +401,7 @@ async fn behind_proxy(
     }));
     Ok(Target {
         clients: proxy_address.to_string(),
-        reader: upstream.to_string(),
+        reader,
         description,
         proxy: Some(counts),
         admin: None,
@@ -437,7 +436,7 @@ async fn start_broker(
 /// admin endpoint, as `idempo-broker --brokers N --admin 127.0.0.1:0` would.
 async fn start_cluster(
     config: &SimConfig,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) -> Result<Target, HarnessError> {
     let mut server_config = ServerConfig {
         default_partitions: config.partitions as i32,
@@ -466,19 +465,20 @@ async fn start_cluster(
     let admin = server
         .admin_addr()
         .ok_or_else(|| HarnessError::Broker(StartError::Setting("no admin address".into())))?;
+    let upstreams = server.addrs();
+    let mut stop_cluster = stopped.clone();
     tokio::spawn(server.run(async move {
-        let _ = stopped.wait_for(|s| *s).await;
+        let _ = stop_cluster.wait_for(|s| *s).await;
     }));
+    let description = format!(
+        "embedded cluster of {} brokers at {} (admin http://{admin}/cluster)",
+        config.brokers,
+        addrs.join(", ")
+    );
+    let target = behind_proxy(config, &upstreams, addrs.join(","), description, stopped).await?;
     Ok(Target {
-        clients: addrs.join(","),
-        reader: addrs.join(","),
-        description: format!(
-            "embedded cluster of {} brokers at {} (admin http://{admin}/cluster)",
-            config.brokers,
-            addrs.join(", ")
-        ),
-        proxy: None,
         admin: Some(Admin::new(admin)),
+        ..target
     })
 }
 
@@ -757,13 +757,6 @@ pub fn summary(config: &SimConfig, r: &TcpReport) -> String {
             for line in tally.lines() {
                 let _ = writeln!(s, "  {line}");
             }
-        }
-        None if !r.not_injected.is_empty() => {
-            let _ = writeln!(
-                s,
-                "proxy faults  none: the fault proxy fronts one broker, so {} not injected",
-                r.not_injected.join(", ")
-            );
         }
         None => {}
     }

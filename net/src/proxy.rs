@@ -58,19 +58,31 @@
 //! ([`ProxyConfig::max_faults`]) bounds the faults over the whole proxy, so a test can say
 //! "lose exactly the first ack". Delays do not count against the budget.
 //!
-//! ## Metadata
+//! ## Metadata, and a cluster behind the proxy
 //!
-//! A client learns the broker's address from Metadata and connects there, past the proxy,
-//! unless the broker advertises the proxy's address (`idempo-broker --advertise`, tansu's
+//! A client learns the brokers' addresses from Metadata and connects there, past the proxy,
+//! unless the brokers advertise the proxy's addresses (`idempo-broker --advertise`, tansu's
 //! `--advertised-listener-url`, Kafka's `advertised.listeners`) or the proxy rewrites the
-//! answer ([`ProxyConfig::rewrite_metadata`]): then every broker in a Metadata response is
-//! given the proxy's own address.
+//! answers ([`ProxyConfig::rewrite_metadata`]).
+//!
+//! The proxy fronts one broker or every broker of a cluster: one listener per broker
+//! (`listen` → `upstream` for broker 0, [`ProxyConfig::more_brokers`] for the others), each
+//! relaying to its own broker. Rewriting gives each broker address in Metadata (and in
+//! FindCoordinator and DescribeCluster answers, where a client learns addresses too) the
+//! proxy's listener *for that broker*: the broker is recognised by its advertised
+//! `host:port`, which must be the address given as its upstream (an IP address, or
+//! `localhost`). So a client that follows a leader from broker 0 to broker 2 moves from the
+//! proxy's first listener to its third and stays behind the proxy. A single-broker proxy
+//! gives every broker in the answer its one address, as it always has.
+//!
+//! Faults are per broker: [`ProxyConfig::broker_faults`] replaces the proxy's faults for the
+//! connections of one broker (with [`FaultSet::NONE`] a broker is relayed faithfully), so a
+//! test can lose acks on the leader only. Each broker's connections are numbered and seeded
+//! apart ([`broker_seed`]), and the fault budget is shared by all.
 //!
 //! ## What we deliberately leave out
-//! - One upstream broker. Rewritten Metadata points every broker at the proxy, which relays
-//!   to the one upstream; a multi-broker cluster needs one proxy per broker.
-//! - FindCoordinator and DescribeCluster answers are not rewritten (idempotent producers
-//!   without transactions do not ask for coordinators).
+//! - Brokers are fixed at start: a broker that appears later in Metadata and matches no
+//!   upstream is passed on unchanged (with a warning), and clients told it leave the proxy.
 //! - No TLS or SASL: the proxy reads frame headers, so it needs plaintext.
 //! - Faults are per frame, not per byte: the proxy never tears a frame in half.
 
@@ -80,10 +92,11 @@ use crate::server::Advertised;
 use bytes::{Buf, Bytes, BytesMut};
 use idempo_testkit::splitmix::SplitMix64;
 use kafka_protocol::messages::{
-    ApiKey, MetadataResponse, ProduceResponse, RequestHeader, ResponseHeader,
+    ApiKey, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse, ProduceResponse,
+    RequestHeader, ResponseHeader,
 };
-use kafka_protocol::protocol::Decodable;
-use std::collections::VecDeque;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -137,13 +150,56 @@ pub struct Delay {
     pub max_ms: u64,
 }
 
+/// The faults of one broker's connections: the proxy's defaults
+/// ([`ProxyConfig::faults`]), or a broker's own ([`ProxyConfig::broker_faults`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaultSet {
+    /// Lose the answer to a Produce request after the broker has appended (a lost ack).
+    pub drop_produce_response: Fault,
+    /// Lose a Produce request before the broker sees it.
+    pub drop_produce_request: Fault,
+    /// Send a Produce request to the broker twice and hide the second answer.
+    pub duplicate_produce: Fault,
+    /// Chance, from 0 to 1, that a frame (either direction) closes the connection instead of
+    /// being forwarded.
+    pub cut_probability: f64,
+}
+
+impl FaultSet {
+    /// No fault at all: the broker's connections are relayed faithfully.
+    pub const NONE: FaultSet = FaultSet {
+        drop_produce_response: Fault::NEVER,
+        drop_produce_request: Fault::NEVER,
+        duplicate_produce: Fault::NEVER,
+        cut_probability: 0.0,
+    };
+}
+
+/// One more broker of a cluster behind the proxy: its own listener, relayed to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Address the proxy listens on for this broker.
+    pub listen: SocketAddr,
+    /// The broker.
+    pub upstream: SocketAddr,
+    /// Address written into rewritten answers for this broker; `None` is the address bound.
+    pub advertise: Option<Advertised>,
+}
+
 /// Everything the proxy needs to start.
+///
+/// `listen`, `upstream` and `advertise` describe broker 0 (the only one of a single-broker
+/// proxy); [`ProxyConfig::more_brokers`] the others of a cluster, broker `i` at
+/// `more_brokers[i - 1]`. A broker here is numbered by its place in this list, which for
+/// `idempo-broker --brokers N` (listed in node id order) is its node id.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProxyConfig {
-    /// Address to listen on (loopback unless asked otherwise).
+    /// Address to listen on for broker 0 (loopback unless asked otherwise).
     pub listen: SocketAddr,
-    /// The broker every connection is relayed to.
+    /// Broker 0: every connection accepted on `listen` is relayed to it.
     pub upstream: SocketAddr,
+    /// Brokers 1, 2, ... of a cluster, each behind its own listener.
+    pub more_brokers: Vec<Route>,
     /// Seed of every connection's dice (see "Determinism" in the module doc).
     pub seed: u64,
     /// Lose the answer to a Produce request after the broker has appended (a lost ack).
@@ -157,12 +213,16 @@ pub struct ProxyConfig {
     /// Chance, from 0 to 1, that a frame (either direction) closes the connection instead of
     /// being forwarded.
     pub cut_probability: f64,
+    /// Per broker (by its number, see above), faults that replace the four above for that
+    /// broker's connections; [`FaultSet::NONE`] relays a broker faithfully.
+    pub broker_faults: BTreeMap<usize, FaultSet>,
     /// Injected faults over the whole proxy at most (delays not counted); `None` is no limit.
     pub max_faults: Option<u64>,
-    /// Rewrite every broker address in Metadata responses to [`ProxyConfig::advertise`] (or
-    /// the address listened on), for brokers that cannot be told to advertise the proxy.
+    /// Rewrite the broker addresses in Metadata, FindCoordinator and DescribeCluster answers
+    /// to the proxy's own listeners, for brokers that cannot be told to advertise the proxy
+    /// (see "Metadata" in the module doc).
     pub rewrite_metadata: bool,
-    /// Address written into rewritten Metadata; `None` is the address actually bound.
+    /// Broker 0's address written into rewritten answers; `None` is the address bound.
     pub advertise: Option<Advertised>,
     /// Largest frame relayed in either direction; a larger one closes the connection.
     pub max_frame_bytes: usize,
@@ -173,12 +233,14 @@ impl Default for ProxyConfig {
         ProxyConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 19092)),
             upstream: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            more_brokers: Vec::new(),
             seed: 0,
             drop_produce_response: Fault::NEVER,
             drop_produce_request: Fault::NEVER,
             duplicate_produce: Fault::NEVER,
             delay: None,
             cut_probability: 0.0,
+            broker_faults: BTreeMap::new(),
             max_faults: None,
             rewrite_metadata: false,
             advertise: None,
@@ -188,23 +250,57 @@ impl Default for ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// Checks that probabilities lie in 0..=1 and delays are ordered.
+    /// The faults every broker suffers unless [`ProxyConfig::broker_faults`] says otherwise.
+    pub fn faults(&self) -> FaultSet {
+        FaultSet {
+            drop_produce_response: self.drop_produce_response,
+            drop_produce_request: self.drop_produce_request,
+            duplicate_produce: self.duplicate_produce,
+            cut_probability: self.cut_probability,
+        }
+    }
+
+    /// The faults of broker `broker`'s connections.
+    pub fn faults_for(&self, broker: usize) -> FaultSet {
+        self.broker_faults
+            .get(&broker)
+            .copied()
+            .unwrap_or_else(|| self.faults())
+    }
+
+    /// Every broker's route, broker 0 first.
+    pub fn routes(&self) -> Vec<Route> {
+        std::iter::once(Route {
+            listen: self.listen,
+            upstream: self.upstream,
+            advertise: self.advertise.clone(),
+        })
+        .chain(self.more_brokers.iter().cloned())
+        .collect()
+    }
+
+    /// Checks that probabilities lie in 0..=1, delays are ordered and per-broker faults name
+    /// a broker behind the proxy.
     pub fn validate(&self) -> Result<(), ProxyConfigError> {
-        let probabilities = [
-            (
-                "drop_produce_response",
-                self.drop_produce_response.probability,
-            ),
-            (
-                "drop_produce_request",
-                self.drop_produce_request.probability,
-            ),
-            ("duplicate_produce", self.duplicate_produce.probability),
-            ("cut_probability", self.cut_probability),
-        ];
-        for (setting, p) in probabilities {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(ProxyConfigError::Probability { setting, value: p });
+        let brokers = 1 + self.more_brokers.len();
+        if let Some((&broker, _)) = self.broker_faults.range(brokers..).next() {
+            return Err(ProxyConfigError::UnknownBroker { broker, brokers });
+        }
+        let sets = std::iter::once(self.faults()).chain(self.broker_faults.values().copied());
+        for set in sets {
+            let probabilities = [
+                (
+                    "drop_produce_response",
+                    set.drop_produce_response.probability,
+                ),
+                ("drop_produce_request", set.drop_produce_request.probability),
+                ("duplicate_produce", set.duplicate_produce.probability),
+                ("cut_probability", set.cut_probability),
+            ];
+            for (setting, p) in probabilities {
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(ProxyConfigError::Probability { setting, value: p });
+                }
             }
         }
         if let Some(delay) = self.delay {
@@ -241,6 +337,13 @@ pub enum ProxyConfigError {
     },
     /// A delay probability above 1 000 000 parts per million.
     DelayProbability(u32),
+    /// Per-broker faults for a broker the proxy does not front.
+    UnknownBroker {
+        /// The broker named.
+        broker: usize,
+        /// Brokers behind the proxy (numbered from 0).
+        brokers: usize,
+    },
 }
 
 impl fmt::Display for ProxyConfigError {
@@ -258,6 +361,10 @@ impl fmt::Display for ProxyConfigError {
             ProxyConfigError::DelayProbability(ppm) => write!(
                 f,
                 "the delay probability must lie in 0..=1, not {ppm} parts per million"
+            ),
+            ProxyConfigError::UnknownBroker { broker, brokers } => write!(
+                f,
+                "faults for broker {broker}, but the proxy fronts {brokers} broker(s), numbered from 0"
             ),
         }
     }
@@ -392,6 +499,14 @@ impl Dice {
     }
 }
 
+/// The seed of broker `broker`'s connections: the proxy's seed for broker 0 (so a
+/// single-broker proxy rolls as it always did), mixed with the broker's number for the others.
+/// Connections are numbered per broker, in accept order, so the faults of one broker's
+/// connections do not depend on how the accepts of the others interleave.
+pub fn broker_seed(seed: u64, broker: usize) -> u64 {
+    seed ^ (broker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// The bounded, shared count of faults still allowed.
 #[derive(Debug)]
 struct Budget {
@@ -523,7 +638,8 @@ pub struct RequestJudge {
 }
 
 impl RequestJudge {
-    /// The judge of connection `connection` under `seed`.
+    /// The judge of connection `connection` under `seed` (for a broker other than broker
+    /// 0, `seed` is [`broker_seed`]'s).
     pub fn new(seed: u64, connection: u64) -> RequestJudge {
         RequestJudge {
             dice: Dice::for_connection(seed, connection, 0),
@@ -535,7 +651,7 @@ impl RequestJudge {
     /// `take_budget` is asked only when a fault is about to happen.
     pub fn judge(
         &mut self,
-        config: &ProxyConfig,
+        config: &FaultSet,
         request: &RequestInfo,
         take_budget: impl FnOnce() -> bool,
     ) -> RequestFate {
@@ -605,46 +721,73 @@ enum Answer {
 /// A bound, not yet running, proxy.
 #[derive(Debug)]
 pub struct Proxy {
-    listener: TcpListener,
+    /// One per broker, broker 0 first.
+    listeners: Vec<TcpListener>,
     shared: Arc<Shared>,
 }
 
 #[derive(Debug)]
 struct Shared {
     config: ProxyConfig,
-    /// The address written into rewritten Metadata.
-    advertised: Advertised,
+    /// Per broker: where to relay, what to advertise, which faults.
+    brokers: Vec<Fronted>,
     counts: Arc<FaultCounts>,
     budget: Budget,
 }
 
+/// One broker behind the proxy.
+#[derive(Debug)]
+struct Fronted {
+    upstream: SocketAddr,
+    /// The proxy's address for this broker, written into rewritten answers.
+    advertised: Advertised,
+    faults: FaultSet,
+    /// Seed of this broker's connections ([`broker_seed`]).
+    seed: u64,
+}
+
 impl Proxy {
-    /// Checks the settings and binds the listener.
+    /// Checks the settings and binds one listener per broker.
     pub async fn bind(config: ProxyConfig) -> io::Result<Proxy> {
         config
             .validate()
             .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
-        let listener = TcpListener::bind(config.listen).await?;
-        let bound = listener.local_addr()?;
-        let advertised = config.advertise.clone().unwrap_or(Advertised {
-            host: bound.ip().to_string(),
-            port: bound.port(),
-        });
+        let mut listeners = Vec::new();
+        let mut brokers = Vec::new();
+        for (b, route) in config.routes().into_iter().enumerate() {
+            let listener = TcpListener::bind(route.listen).await?;
+            let bound = listener.local_addr()?;
+            brokers.push(Fronted {
+                upstream: route.upstream,
+                advertised: route.advertise.unwrap_or(Advertised {
+                    host: bound.ip().to_string(),
+                    port: bound.port(),
+                }),
+                faults: config.faults_for(b),
+                seed: broker_seed(config.seed, b),
+            });
+            listeners.push(listener);
+        }
         let budget = Budget {
             left: config.max_faults.map(AtomicU64::new),
         };
         let shared = Arc::new(Shared {
             config,
-            advertised,
+            brokers,
             counts: Arc::default(),
             budget,
         });
-        Ok(Proxy { listener, shared })
+        Ok(Proxy { listeners, shared })
     }
 
-    /// The address actually bound (useful with port 0).
+    /// Broker 0's address actually bound (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners[0].local_addr()
+    }
+
+    /// Every broker's address actually bound, broker 0 first.
+    pub fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        self.listeners.iter().map(TcpListener::local_addr).collect()
     }
 
     /// The live counters; they stay readable after [`Proxy::run`] returns.
@@ -654,24 +797,125 @@ impl Proxy {
 
     /// Relays connections until `shutdown` completes, then closes every connection.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let mut accepted_count: u64 = 0;
-        let shared = &self.shared;
-        let mut connections = crate::process::accept_until(
-            &self.listener,
-            shutdown,
-            "proxy",
-            |client, peer, connections| {
-                let connection = accepted_count;
-                accepted_count += 1;
-                bump(&shared.counts.connections);
-                let span = info_span!("proxy_connection", connection, %peer);
-                connections.spawn(relay(client, connection, shared.clone()).instrument(span));
-            },
-        )
-        .await;
-        info!(open = connections.len(), "proxy shutting down");
-        connections.shutdown().await;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut acceptors = tokio::task::JoinSet::new();
+        for (broker, listener) in self.listeners.into_iter().enumerate() {
+            let shared = self.shared.clone();
+            let mut stopped = stopped.clone();
+            acceptors.spawn(async move {
+                let mut accepted_count: u64 = 0;
+                let mut connections = crate::process::accept_until(
+                    &listener,
+                    async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                    "proxy",
+                    |client, peer, connections| {
+                        let connection = accepted_count;
+                        accepted_count += 1;
+                        bump(&shared.counts.connections);
+                        let span = info_span!("proxy_connection", broker, connection, %peer);
+                        connections.spawn(
+                            relay(client, broker, connection, shared.clone()).instrument(span),
+                        );
+                    },
+                )
+                .await;
+                info!(broker, open = connections.len(), "proxy shutting down");
+                connections.shutdown().await;
+            });
+        }
+        shutdown.await;
+        let _ = stop.send(true);
+        while acceptors.join_next().await.is_some() {}
     }
+}
+
+impl ProxyConfig {
+    /// A proxy in front of every broker of `upstreams` (broker `i` is `upstreams[i]`), each
+    /// behind its own listener on `listen_ip` (any free port each), rewriting Metadata, with
+    /// no fault yet: set the fault fields afterwards. `upstreams` must not be empty.
+    pub fn for_brokers(upstreams: &[SocketAddr], listen_ip: std::net::IpAddr) -> ProxyConfig {
+        assert!(!upstreams.is_empty(), "a proxy fronts at least one broker");
+        let any = SocketAddr::new(listen_ip, 0);
+        ProxyConfig {
+            listen: any,
+            upstream: upstreams[0],
+            more_brokers: upstreams[1..]
+                .iter()
+                .map(|&upstream| Route {
+                    listen: any,
+                    upstream,
+                    advertise: None,
+                })
+                .collect(),
+            rewrite_metadata: true,
+            ..ProxyConfig::default()
+        }
+    }
+}
+
+/// Longest [`discover_brokers`] waits for the bootstrap broker.
+pub const DISCOVER_TIMEOUT_MS: u64 = 10_000;
+
+/// The brokers of the cluster `bootstrap` belongs to, in node id order, as its Metadata
+/// answer (v1, no topics) lists them, each address resolved: the upstreams of a proxy that
+/// fronts a cluster it was given one address of ([`ProxyConfig::for_brokers`]).
+pub async fn discover_brokers(bootstrap: SocketAddr) -> io::Result<Vec<SocketAddr>> {
+    const METADATA_VERSION: i16 = 1;
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    let exchange = async {
+        let mut stream = TcpStream::connect(bootstrap).await?;
+        let mut request = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::Metadata as i16)
+            .with_request_api_version(METADATA_VERSION)
+            .with_correlation_id(1)
+            .with_client_id(Some(StrBytes::from_static_str("idempo-proxy")))
+            .encode(
+                &mut request,
+                ApiKey::Metadata.request_header_version(METADATA_VERSION),
+            )
+            .map_err(|e| invalid(e.to_string()))?;
+        kafka_protocol::messages::MetadataRequest::default()
+            .with_topics(Some(Vec::new()))
+            .encode(&mut request, METADATA_VERSION)
+            .map_err(|e| invalid(e.to_string()))?;
+        let length = u32::try_from(request.len()).map_err(|e| invalid(e.to_string()))?;
+        stream.write_all(&length.to_be_bytes()).await?;
+        stream.write_all(&request).await?;
+        let mut buf = BytesMut::new();
+        read_frame(&mut stream, &mut buf, kafka_codec::DEFAULT_MAX_FRAME_BYTES)
+            .await
+            .map_err(|end| invalid(format!("no Metadata answer: {}", End::from(end))))
+    };
+    let frame = tokio::time::timeout(Duration::from_millis(DISCOVER_TIMEOUT_MS), exchange)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no Metadata answer in time"))??;
+    let mut body = frame.slice(LENGTH_PREFIX_BYTES.min(frame.len())..);
+    let mut brokers = ResponseHeader::decode(
+        &mut body,
+        ApiKey::Metadata.response_header_version(METADATA_VERSION),
+    )
+    .and_then(|_| MetadataResponse::decode(&mut body, METADATA_VERSION))
+    .map_err(|e| invalid(format!("a Metadata answer that does not decode: {e}")))?
+    .brokers;
+    if brokers.is_empty() {
+        return Err(invalid("Metadata lists no broker".to_string()));
+    }
+    brokers.sort_by_key(|b| b.node_id.0);
+    let mut addrs = Vec::with_capacity(brokers.len());
+    for broker in &brokers {
+        let port = u16::try_from(broker.port)
+            .map_err(|_| invalid(format!("broker port {}", broker.port)))?;
+        let host = broker.host.as_str();
+        let addr = tokio::net::lookup_host((host, port))
+            .await?
+            .next()
+            .ok_or_else(|| invalid(format!("{host}:{port} resolves to nothing")))?;
+        addrs.push(addr);
+    }
+    Ok(addrs)
 }
 
 /// Why a relayed connection ended.
@@ -710,12 +954,14 @@ impl fmt::Display for End {
     }
 }
 
-/// Relays one client connection until either side ends it, then closes both.
-async fn relay(client: TcpStream, connection: u64, shared: Arc<Shared>) {
-    let upstream = match TcpStream::connect(shared.config.upstream).await {
+/// Relays one client connection to broker `broker` until either side ends it, then closes
+/// both.
+async fn relay(client: TcpStream, broker: usize, connection: u64, shared: Arc<Shared>) {
+    let target = shared.brokers[broker].upstream;
+    let upstream = match TcpStream::connect(target).await {
         Ok(upstream) => upstream,
         Err(e) => {
-            warn!(upstream = %shared.config.upstream, error = %e, "closed connection: cannot reach the upstream broker");
+            warn!(upstream = %target, error = %e, "closed connection: cannot reach the upstream broker");
             return;
         }
     };
@@ -725,8 +971,13 @@ async fn relay(client: TcpStream, connection: u64, shared: Arc<Shared>) {
     let (client_read, client_write) = client.into_split();
     let (upstream_read, upstream_write) = upstream.into_split();
     let in_flight = Mutex::new(VecDeque::new());
-    let requests = relay_requests(client_read, upstream_write, connection, &shared, &in_flight);
-    let responses = relay_responses(upstream_read, client_write, connection, &shared, &in_flight);
+    let side = Side {
+        shared: &shared,
+        broker,
+        connection,
+    };
+    let requests = relay_requests(client_read, upstream_write, side, &in_flight);
+    let responses = relay_responses(upstream_read, client_write, side, &in_flight);
     // Whichever direction ends first ends both: dropping the other drops its socket halves.
     let end = tokio::select! {
         end = requests => end,
@@ -740,17 +991,32 @@ async fn relay(client: TcpStream, connection: u64, shared: Arc<Shared>) {
     }
 }
 
+/// What both directions of one relayed connection know.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    shared: &'a Shared,
+    broker: usize,
+    connection: u64,
+}
+
+impl Side<'_> {
+    fn fronted(&self) -> &Fronted {
+        &self.shared.brokers[self.broker]
+    }
+}
+
 /// Client → broker: judge each request, remember what to do with its answer, forward it.
 async fn relay_requests(
     mut client: OwnedReadHalf,
     mut upstream: OwnedWriteHalf,
-    connection: u64,
-    shared: &Shared,
+    side: Side<'_>,
     in_flight: &Mutex<VecDeque<Pending>>,
 ) -> End {
+    let shared = side.shared;
     let config = &shared.config;
     let counts = &shared.counts;
-    let mut judge = RequestJudge::new(config.seed, connection);
+    let faults = side.fronted().faults;
+    let mut judge = RequestJudge::new(side.fronted().seed, side.connection);
     let mut buf = BytesMut::new();
     loop {
         let frame = match read_frame(&mut client, &mut buf, config.max_frame_bytes).await {
@@ -762,7 +1028,7 @@ async fn relay_requests(
             warn!("closed connection: a request shorter than its header");
             return End::ClosedMidFrame;
         };
-        let fate = judge.judge(config, &request, || shared.budget.take());
+        let fate = judge.judge(&faults, &request, || shared.budget.take());
         if let Some(delay) = judge.delay(config) {
             bump(&counts.delayed_frames);
             info!(
@@ -877,13 +1143,14 @@ fn plan_request(fate: RequestFate, request: &RequestInfo, counts: &FaultCounts) 
 async fn relay_responses(
     mut upstream: OwnedReadHalf,
     mut client: OwnedWriteHalf,
-    connection: u64,
-    shared: &Shared,
+    side: Side<'_>,
     in_flight: &Mutex<VecDeque<Pending>>,
 ) -> End {
+    let shared = side.shared;
     let config = &shared.config;
     let counts = &shared.counts;
-    let mut dice = Dice::for_connection(config.seed, connection, 1);
+    let cut_probability = side.fronted().faults.cut_probability;
+    let mut dice = Dice::for_connection(side.fronted().seed, side.connection, 1);
     let mut buf = BytesMut::new();
     loop {
         let frame = match read_frame(&mut upstream, &mut buf, config.max_frame_bytes).await {
@@ -900,7 +1167,7 @@ async fn relay_responses(
         let Some(pending) = take_pending(in_flight, correlation_id) else {
             return End::UnexpectedAnswer(correlation_id);
         };
-        let cut = dice.chance(config.cut_probability);
+        let cut = dice.chance(cut_probability);
         let delay = roll_delay(&mut dice, config);
         if let Answer::Swallow { close_after, .. } = pending.answer {
             swallow(&pending, &frame, counts);
@@ -929,8 +1196,8 @@ async fn relay_responses(
             );
             tokio::time::sleep(delay).await;
         }
-        let frame = if config.rewrite_metadata && pending.api_key == ApiKey::Metadata as i16 {
-            rewrite_metadata(frame, pending.api_version, &shared.advertised, counts)
+        let frame = if config.rewrite_metadata {
+            rewrite_addresses(frame, &pending, shared)
         } else {
             frame
         };
@@ -1010,46 +1277,131 @@ fn take_pending(in_flight: &Mutex<VecDeque<Pending>>, correlation_id: i32) -> Op
     queue.remove(position)
 }
 
-/// Gives every broker in a Metadata answer the proxy's address. An answer that does not
-/// decode is forwarded unchanged, with a warning.
-fn rewrite_metadata(
-    frame: Bytes,
-    api_version: i16,
-    advertised: &Advertised,
-    counts: &FaultCounts,
-) -> Bytes {
-    let mut body = frame.slice(LENGTH_PREFIX_BYTES..);
-    let header_version = ApiKey::Metadata.response_header_version(api_version);
-    let decoded = ResponseHeader::decode(&mut body, header_version)
-        .and_then(|header| MetadataResponse::decode(&mut body, api_version).map(|r| (header, r)));
-    let (header, mut response) = match decoded {
-        Ok(pair) => pair,
-        Err(e) => {
-            warn!(error = %e, api_version, "forwarded a Metadata answer unchanged: it does not decode");
-            return frame;
-        }
-    };
-    let port = i32::from(advertised.port);
-    for broker in &mut response.brokers {
-        broker.host = advertised.host.clone().into();
-        broker.port = port;
+/// The proxy's address for the broker that advertises `host:port`: the listener of the
+/// broker whose upstream address that is. A single-broker proxy gives every broker its one
+/// address (whatever the broker calls itself, every connection goes to the one upstream). In
+/// front of a cluster, an address that is already one of the proxy's is kept, and one that
+/// matches no upstream is kept with a warning: a client told it would leave the proxy.
+fn proxy_address_of<'a>(shared: &'a Shared, host: &str, port: i32) -> Option<&'a Advertised> {
+    if let [only] = shared.brokers.as_slice() {
+        return Some(&only.advertised);
     }
-    match kafka_codec::encode_response(
-        ApiKey::Metadata,
-        api_version,
-        header.correlation_id,
-        &response,
-    ) {
+    let port = u16::try_from(port).ok()?;
+    let ip = match host {
+        "localhost" => Some(std::net::IpAddr::from([127, 0, 0, 1])),
+        other => other
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok(),
+    };
+    let is_upstream = |b: &Fronted| ip.is_some_and(|ip| b.upstream == SocketAddr::new(ip, port));
+    if let Some(b) = shared.brokers.iter().find(|b| is_upstream(b)) {
+        return Some(&b.advertised);
+    }
+    let is_ours = shared
+        .brokers
+        .iter()
+        .any(|b| b.advertised.port == port && b.advertised.host == host);
+    if !is_ours {
+        warn!(
+            host,
+            port,
+            "kept a broker address that matches no --upstream: clients told it leave the proxy"
+        );
+    }
+    None
+}
+
+/// Rewrites `host` and `port` to the proxy's address for that broker; true if they changed.
+fn rewrite_one(shared: &Shared, host: &mut StrBytes, port: &mut i32) -> bool {
+    match proxy_address_of(shared, host.as_str(), *port) {
+        Some(ours) => {
+            let changed = host.as_str() != ours.host || *port != i32::from(ours.port);
+            *host = StrBytes::from_string(ours.host.clone());
+            *port = i32::from(ours.port);
+            changed
+        }
+        None => false,
+    }
+}
+
+/// Gives every broker address in a Metadata, FindCoordinator or DescribeCluster answer the
+/// proxy's address for that broker ([`proxy_address_of`]); other answers pass unchanged. An
+/// answer that does not decode or re-encode is forwarded unchanged, with a warning.
+fn rewrite_addresses(frame: Bytes, pending: &Pending, shared: &Shared) -> Bytes {
+    let version = pending.api_version;
+    let rewritten = match ApiKey::try_from(pending.api_key) {
+        Ok(ApiKey::Metadata) => rewrite_answer(
+            &frame,
+            ApiKey::Metadata,
+            version,
+            |r: &mut MetadataResponse| {
+                for broker in &mut r.brokers {
+                    rewrite_one(shared, &mut broker.host, &mut broker.port);
+                }
+            },
+        ),
+        Ok(ApiKey::FindCoordinator) => rewrite_answer(
+            &frame,
+            ApiKey::FindCoordinator,
+            version,
+            |r: &mut FindCoordinatorResponse| {
+                if version < 4 {
+                    if r.error_code == 0 {
+                        rewrite_one(shared, &mut r.host, &mut r.port);
+                    }
+                } else {
+                    for c in r.coordinators.iter_mut().filter(|c| c.error_code == 0) {
+                        rewrite_one(shared, &mut c.host, &mut c.port);
+                    }
+                }
+            },
+        ),
+        Ok(ApiKey::DescribeCluster) => rewrite_answer(
+            &frame,
+            ApiKey::DescribeCluster,
+            version,
+            |r: &mut DescribeClusterResponse| {
+                for broker in &mut r.brokers {
+                    rewrite_one(shared, &mut broker.host, &mut broker.port);
+                }
+            },
+        ),
+        _ => return frame,
+    };
+    match rewritten {
         Ok(rewritten) => {
-            bump(&counts.rewritten_metadata);
-            debug!(brokers = response.brokers.len(), %advertised, "rewrote metadata");
+            bump(&shared.counts.rewritten_metadata);
+            debug!(api = pending.api_key, "rewrote broker addresses");
             rewritten
         }
-        Err(e) => {
-            warn!(error = %e, "forwarded a Metadata answer unchanged: it does not re-encode");
+        Err(why) => {
+            warn!(
+                api = pending.api_key,
+                version, "forwarded an answer unchanged: {why}"
+            );
             frame
         }
     }
+}
+
+/// Decodes an answer frame, lets `change` edit its body, encodes it again.
+fn rewrite_answer<R: Decodable + Encodable>(
+    frame: &Bytes,
+    api_key: ApiKey,
+    api_version: i16,
+    change: impl FnOnce(&mut R),
+) -> Result<Bytes, String> {
+    let mut body = frame.slice(LENGTH_PREFIX_BYTES.min(frame.len())..);
+    let header_version = api_key.response_header_version(api_version);
+    let header = ResponseHeader::decode(&mut body, header_version)
+        .map_err(|e| format!("it does not decode: {e}"))?;
+    let mut response =
+        R::decode(&mut body, api_version).map_err(|e| format!("it does not decode: {e}"))?;
+    change(&mut response);
+    kafka_codec::encode_response(api_key, api_version, header.correlation_id, &response)
+        .map_err(|e| format!("it does not re-encode: {e}"))
 }
 
 impl From<ReadEnd> for End {
@@ -1079,7 +1431,7 @@ mod tests {
     fn fates(config: &ProxyConfig, connection: u64) -> Vec<RequestFate> {
         let mut judge = RequestJudge::new(config.seed, connection);
         (0..200)
-            .map(|i| judge.judge(config, &produce_info(i), || true))
+            .map(|i| judge.judge(&config.faults(), &produce_info(i), || true))
             .collect()
     }
 
@@ -1122,7 +1474,7 @@ mod tests {
             ..produce_info(1)
         };
         assert_eq!(
-            judge.judge(&config, &metadata, || true),
+            judge.judge(&config.faults(), &metadata, || true),
             RequestFate::Forward
         );
         let acks_zero = RequestInfo {
@@ -1130,7 +1482,7 @@ mod tests {
             ..produce_info(2)
         };
         assert_eq!(
-            judge.judge(&config, &acks_zero, || true),
+            judge.judge(&config.faults(), &acks_zero, || true),
             RequestFate::Forward,
             "an acks=0 produce has no answer to lose"
         );
@@ -1147,8 +1499,8 @@ mod tests {
             left: Some(AtomicU64::new(1)),
         };
         let mut judge = RequestJudge::new(0, 0);
-        let first = judge.judge(&config, &produce_info(1), || budget.take());
-        let second = judge.judge(&config, &produce_info(2), || budget.take());
+        let first = judge.judge(&config.faults(), &produce_info(1), || budget.take());
+        let second = judge.judge(&config.faults(), &produce_info(2), || budget.take());
         assert_eq!(first, RequestFate::DropRequest { close_after: false });
         assert_eq!(second, RequestFate::Forward);
     }
