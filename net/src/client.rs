@@ -133,7 +133,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-mod reader;
+pub mod reader;
 pub use reader::KafkaReader;
 
 /// The APIs this client speaks, with the versions it can use; each connection uses the

@@ -48,7 +48,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 /// Longest one admin request may take.
-const ADMIN_TIMEOUT_MS: u64 = 10_000;
+pub const ADMIN_TIMEOUT_MS: u64 = 10_000;
 
 /// Pause between two reads of `GET /cluster` while waiting for the cluster to settle.
 const SETTLE_POLL_MS: u64 = 100;

@@ -751,14 +751,11 @@ pub fn summary(config: &SimConfig, r: &TcpReport) -> String {
         "over TCP: {} producer(s) -> {through}{} (topic {}, {} partitions), {:.2} s",
         config.producers, r.broker, r.topic, r.partitions, r.seconds
     );
-    match &r.proxy {
-        Some(tally) => {
-            let _ = writeln!(s, "proxy faults");
-            for line in tally.lines() {
-                let _ = writeln!(s, "  {line}");
-            }
+    if let Some(tally) = &r.proxy {
+        let _ = writeln!(s, "proxy faults");
+        for line in tally.lines() {
+            let _ = writeln!(s, "  {line}");
         }
-        None => {}
     }
     if config.is_cluster() && (config.leader_kills > 0 || config.isolations > 0) {
         let _ = writeln!(
