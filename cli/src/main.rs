@@ -6,7 +6,7 @@
 //! cargo run --release --bin idempo-sim -- run --ack-loss 0.2
 //! ```
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// The simulator allocates and frees small buffers on every event (requests, responses,
 /// batch lists): with glibc's malloc that was about a tenth of a run's instructions, and
@@ -185,7 +185,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Whether a run flag was given on the command line (not left at its default).
+    let given = |flag: &str| {
+        matches.subcommand_matches("run").is_some_and(|run| {
+            run.value_source(flag) == Some(clap::parser::ValueSource::CommandLine)
+        })
+    };
     match cli.command {
         Command::Run {
             args,
@@ -200,7 +210,9 @@ fn main() -> ExitCode {
             bootstrap,
         } => {
             if let Some(bootstrap) = bootstrap {
-                return run_tcp(&args.config(), &bootstrap, json);
+                let rf_given = given("replication-factor");
+                let min_isr_given = given("min-insync-replicas");
+                return run_tcp(&args.config(), &bootstrap, json, (rf_given, min_isr_given));
             }
             let options = RunOptions {
                 svg,
@@ -461,37 +473,81 @@ fn check_determinism(config: &SimConfig) -> ExitCode {
     }
 }
 
-/// `run --bootstrap`: the workload and checker over TCP through the fault proxy.
-fn run_tcp(config: &SimConfig, bootstrap: &str, json: bool) -> ExitCode {
+/// `run --bootstrap`: the run over TCP ([`idempo_net::harness`]). `given` says whether
+/// `--replication-factor` and `--min-insync-replicas` were on the command line: an embedded
+/// cluster takes its own defaults for those that were not
+/// ([`idempo_net::harness::embedded_cluster_config`]), and the replay line names them.
+fn run_tcp(config: &SimConfig, bootstrap: &str, json: bool, given: (bool, bool)) -> ExitCode {
+    let embedded = bootstrap == "embedded";
+    let config = if embedded {
+        idempo_net::harness::embedded_cluster_config(config, given.0, given.1)
+    } else {
+        config.clone()
+    };
     if let Err(e) = config.validate() {
         return usage_error(e);
     }
-    if config.brokers > 1 {
+    if !embedded && config.brokers > 1 {
         return usage_error(format!(
-            "--brokers: `run --bootstrap` drives one real broker over TCP, not a cluster of {}; \
-             leave out --bootstrap to simulate the cluster",
+            "--brokers: `run --bootstrap {bootstrap}` produces to the cluster behind that \
+             address, whatever its size; --brokers {} starts a cluster with `--bootstrap embedded`",
             config.brokers
         ));
     }
-    let target = (bootstrap != "embedded").then_some(bootstrap);
-    match idempo_net::harness::run(config, target) {
+    for (flag, n) in [
+        ("correlated-crashes", config.correlated_crashes),
+        ("broker-crashes", config.broker_crashes),
+        ("broker-restarts", config.broker_restarts),
+        ("producer-restarts", config.producer_restarts),
+    ] {
+        if n > 0 {
+            return usage_error(format!(
+                "--{flag}: not injected over TCP (`run --bootstrap` injects the proxy's \
+                 message faults and, with `--bootstrap embedded --brokers N`, --leader-kills \
+                 and --isolations); leave out --bootstrap to simulate it"
+            ));
+        }
+    }
+    if std::env::var_os("RUST_LOG").is_some() {
+        // The clients', brokers' and proxy's logs, to stderr, only when asked for.
+        idempo_net::process::init_logging();
+    }
+    let target = (!embedded).then_some(bootstrap);
+    let replay = config.replay_command(&format!("run --bootstrap {bootstrap}"));
+    match idempo_net::harness::run(&config, target) {
         Ok(r) => {
             if json {
+                let faults: Vec<serde_json::Value> = r
+                    .cluster_faults
+                    .iter()
+                    .map(|f| {
+                        serde_json::json!({
+                            "fault": f.fault.to_string(),
+                            "at_ms": f.at_ms,
+                            "outcome": f.outcome,
+                        })
+                    })
+                    .collect();
                 let value = serde_json::json!({
                     "seed": config.seed,
                     "idempotence": config.idempotence,
                     "broker": r.broker,
                     "topic": r.topic,
+                    "cluster_faults": faults,
+                    "produce_seconds": r.produce_seconds,
+                    "batches_per_second": r.batches_per_second(),
                     "check": r.check,
                     "verdict": if r.check.passed() { "pass" } else { "fail" },
+                    "replay": replay,
                 });
                 println!("{value}");
             } else {
                 print!(
                     "{}",
-                    report::header(config).replace("idempo-sim run", "idempo-sim run --bootstrap")
+                    report::header(&config).replace("idempo-sim run", "idempo-sim run --bootstrap")
                 );
-                print!("{}", idempo_net::harness::summary(config, &r));
+                print!("{}", idempo_net::harness::summary(&config, &r));
+                println!("replay: {replay}");
             }
             if r.check.passed() {
                 ExitCode::SUCCESS

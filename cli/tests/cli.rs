@@ -488,19 +488,28 @@ fn simulated_and_tcp_runs_print_the_same_named_invariants_in_the_same_order() {
 }
 
 #[test]
-fn run_over_tcp_refuses_a_cluster_naming_the_flag() {
+fn run_over_tcp_refuses_what_it_cannot_do_naming_the_flag() {
+    // A named cluster is whatever it is: --brokers starts one only with `embedded`.
+    let o = sim(&["run", "--bootstrap", "127.0.0.1:1", "--brokers", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--brokers") && err.contains("--bootstrap embedded"),
+        "{err}"
+    );
+    // Correlated crashes are simulated only.
     let o = sim(&[
         "run",
         "--bootstrap",
         "--brokers",
         "3",
-        "--replication-factor",
-        "3",
+        "--correlated-crashes",
+        "1",
     ]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
-        err.contains("--brokers") && err.contains("one real broker"),
+        err.contains("--correlated-crashes") && err.contains("not injected over TCP"),
         "{err}"
     );
 }

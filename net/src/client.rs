@@ -1,21 +1,23 @@
 //! A Kafka client at the edge: idempo's sans-IO [`Producer`] driven over TCP against any
-//! Kafka-compatible broker, and a small Fetch-based [`KafkaReader`] to read back what it wrote.
+//! Kafka-compatible broker or cluster, and a small Fetch-based [`KafkaReader`] to read back
+//! what it wrote.
 //!
 //! # How the sans-IO producer is driven
 //!
-//! [`Producer`] owns every idempotence rule and no I/O: it is handed batches, answers and the
-//! time, and it hands back requests and delivery reports. [`KafkaProducer`] is the edge that
-//! gives it a socket and a clock. One tokio task, the *driver*, owns the producer and runs
-//! one loop:
+//! [`Producer`] owns every idempotence rule, every routing rule and no I/O: it is handed
+//! batches, answers and the time, and it hands back requests, each for a broker (node id),
+//! and delivery reports. [`KafkaProducer`] is the edge that gives it sockets and a clock. One
+//! tokio task, the *driver*, owns the producer and runs one loop:
 //!
 //! ```text
 //! wait for: a command (send / flush / close) ─┐
-//!           a frame or a close from the socket│   select!
-//!           the end of a handshake            │
+//!           a frame, a close or the end of a  │   select!
+//!           handshake, from any connection    │
 //!           producer.next_wakeup_ms()         ┘
-//! then:     producer.on_timeout(now)          a request past request_timeout_ms? close the
-//!                                             connection (Kafka's NetworkClient does)
-//!           while producer.poll_request(now)  idempo RequestFrame ─▶ Kafka request ─▶ writer
+//! then:     producer.on_timeout(now)          a request past request_timeout_ms? close that
+//!                                             broker's connection (Kafka's NetworkClient does)
+//!           while producer.poll_outgoing(now) (node, idempo RequestFrame) ─▶ Kafka request
+//!                                             ─▶ that node's connection (made if needed)
 //!           while producer.poll_delivery()    complete the caller's Delivery future
 //! ```
 //!
@@ -24,84 +26,93 @@
 //!
 //! | idempo frame            | Kafka request                         | Kafka answer → idempo frame |
 //! |-------------------------|---------------------------------------|-----------------------------|
+//! | `Metadata`              | Metadata v1–12 for the topic, never creating it | live broker ids, and per partition: error code, leader, leader epoch (v7+), replicas, ISR; the brokers' addresses stay with the driver |
 //! | `InitProducerId`        | InitProducerId v0–4, null transactional id | error code, producer id, epoch |
 //! | `Produce` (one RecordBatch v2 per partition) | Produce v3–11: the topic, each partition's batch bytes unchanged | per partition: error code, base offset, log append time, log start offset |
 //!
 //! The producer's correlation ids are its own; the wire carries the driver's, and a FIFO of
-//! requests awaiting an answer maps one to the other. Error codes are Kafka's numbers; a
-//! code idempo's [`ErrorCode`] does not list is mapped by [`error_code_from_kafka`] to
-//! `NETWORK_EXCEPTION` when Kafka calls it retriable (retry; the outcome is unknown, which is
-//! the safe assumption) and to `UNKNOWN_SERVER_ERROR` otherwise, as Kafka's Java client does
-//! with a code it does not know.
+//! requests awaiting an answer on each connection maps one to the other. Error codes are
+//! Kafka's numbers, handed to the producer unchanged ([`error_code_from_kafka`]).
 //!
 //! Time is real: the producer is told `now_ms` from a monotonic clock anchored at the wall
 //! clock when the client started (so batch timestamps are Unix milliseconds and never go
 //! backwards), and the driver sleeps with `tokio::time` until `next_wakeup_ms()`.
 //!
+//! # Routing: each partition to its leader, one connection per broker
+//!
+//! The producer runs with [`ProducerConfig::cluster_routing`] on, as Kafka's `Sender` over
+//! its `NetworkClient`: it asks for Metadata first, then sends each partition's batches to
+//! the partition's leader, one Produce request per broker holding at most one batch of each
+//! partition that broker leads. The client makes no routing decision of its own: it keeps a
+//! connection per node id (made when the producer first hands out a request for it, at the
+//! address the last Metadata answer gave), moves the bytes, and tells the producer what
+//! happened. Which answers ask for fresh Metadata and how batches are retried is the
+//! producer's rule (its module essay, "Routing in a cluster"):
+//!
+//! | what happens                                       | the client tells the producer | the producer |
+//! |----------------------------------------------------|-------------------------------|--------------|
+//! | `NOT_LEADER_OR_FOLLOWER`, `FENCED_LEADER_EPOCH` (and `LEADER_NOT_AVAILABLE`, `KAFKA_STORAGE_ERROR`, `NETWORK_EXCEPTION`) on a partition | the Produce answer | retries the batch with the same producer id, epoch and sequence; asks for Metadata |
+//! | `UNKNOWN_LEADER_EPOCH`                             | the Produce answer            | retries the batch; no refresh (Kafka's `UnknownLeaderEpochException` is not an `InvalidMetadataException`: the broker is behind the client) |
+//! | a connection refused, a failed handshake, a connection that breaks, a frame that does not decode | `on_node_disconnected(node)` | fails every request to that broker, oldest first (outcome unknown), retries their batches with the same sequences, leaves the broker alone for `reconnect_backoff_ms`, asks for Metadata |
+//! | a request passes `request_timeout_ms`              | (the producer's own `on_timeout`) | the same for that broker; the client closes the socket so no late answer arrives |
+//! | a Metadata answer                                  | the answer                    | moves partitions to their new leaders (an older leader epoch is ignored, KIP-320); a retry goes to a new leader at once (KIP-951) |
+//!
+//! Because a retry carries the same producer id, epoch and sequence whichever broker it goes
+//! to, a batch the old leader appended and replicated before it died is answered by the new
+//! leader as a duplicate, with its original offset, and one it did not is appended now.
+//!
 //! # One connection, answered in order
 //!
 //! Kafka answers the requests of one connection in the order they were sent, and clients
-//! rely on it. The driver therefore keeps a FIFO of the requests awaiting an answer on the
-//! current connection; each frame that arrives answers the oldest one, and its correlation
-//! id must match, or the connection is judged broken. The connection ends when:
-//!
-//! | event                              | the driver                                             |
-//! |------------------------------------|--------------------------------------------------------|
-//! | read or write error, EOF, a frame that does not decode, a wrong correlation id | `on_request_failed` for every request in the FIFO (oldest first), then reconnect |
-//! | a request passes `request_timeout_ms` | the producer already failed it *and every other request in flight* (its `on_timeout`, as Kafka's `NetworkClient` closes the connection); the driver closes the socket so no late answer can arrive, then reconnects |
-//!
-//! Reconnection waits `reconnect_backoff_ms` (Kafka's `reconnect.backoff.ms`, 50), doubling
-//! after each failed attempt up to `reconnect_backoff_max_ms` (1000), and happens only while
-//! there is something to send. A new connection starts with ApiVersions, as every Kafka
-//! client does, and uses the highest version of each API both sides speak.
-//!
-//! The failed requests' batches are retried by the producer's own rules with the same
-//! producer id, epoch and sequence, so a batch whose answer was lost is recognised by the
-//! broker and acknowledged with its original offset.
+//! rely on it. Each frame that arrives on a connection answers the oldest request awaiting
+//! one there, and its correlation id must match, or the connection is judged broken. A
+//! request the producer hands out for a broker whose connection is still being made waits
+//! for it (it needs the negotiated versions) and is written once the handshake is done. A new
+//! connection starts with ApiVersions, as every Kafka client does, and uses the highest
+//! version of each API both sides speak.
 //!
 //! # Bootstrap
 //!
-//! [`KafkaProducer::connect`] asks the bootstrap address for ApiVersions and Metadata of the
-//! topic (creating it when the broker auto-creates topics; `LEADER_NOT_AVAILABLE` and
-//! `UNKNOWN_TOPIC_OR_PARTITION` are retried until `metadata_timeout_ms`), learns the partition
-//! count and each partition's leader, and then connects to the leader at the address Metadata
-//! advertises.
+//! [`KafkaProducer::connect`] asks the first bootstrap address that answers for ApiVersions
+//! and Metadata of the topic (creating it when the broker auto-creates topics;
+//! `LEADER_NOT_AVAILABLE` and `UNKNOWN_TOPIC_OR_PARTITION` are retried until
+//! `metadata_timeout_ms`), learns the partition count, every broker's address and each
+//! partition's leader, and starts the driver with those brokers as the producer's bootstrap
+//! nodes.
 //!
 //! # Differences from Kafka's Java client
 //!
-//! - **One leader only.** Every partition of the topic must have the same leader (idempo's
-//!   broker and tansu have one broker); a topic spread over several leaders is refused with
-//!   [`ClientError::MultipleLeaders`]. There is no multi-broker routing and no metadata
-//!   refresh: `NOT_LEADER_OR_FOLLOWER` is retried against the same broker.
 //! - **One topic per producer**, and the caller chooses the partition and the batch: one
 //!   [`KafkaProducer::send`] is one RecordBatch (no `linger.ms`, `batch.size`, partitioner or
 //!   compression), as in the sans-IO producer.
 //! - **Memory is bounded in batches** (`max_queued_batches`, where `send` waits), not in
 //!   bytes (`buffer.memory`).
-//! - **No jitter** on the reconnect backoff; no SASL, TLS, or `client.dns.lookup`.
+//! - **Fixed reconnect backoff**: a broker whose connection failed is left alone for the
+//!   producer's `reconnect_backoff_ms` (Kafka's `reconnect.backoff.ms`, 50), with no doubling
+//!   up to `reconnect.backoff.max.ms` and no jitter; no SASL, TLS, or `client.dns.lookup`.
 //! - The connection is closed on a request timeout, as in Kafka; but there is no separate
 //!   `connections.max.idle.ms`: an idle connection stays open.
+//! - No re-bootstrap: once Metadata has named the brokers, the bootstrap list is not asked
+//!   again (the producer's Metadata goes to the least loaded known broker).
 
 use crate::frames::{self, ReadEnd};
 use crate::kafka_codec::LENGTH_PREFIX_BYTES;
 use bytes::{BufMut, Bytes, BytesMut};
-use idempo_producer::Producer;
 pub use idempo_producer::{
     ConfigError, Delivered, DeliveryError, DeliveryReport, FailureReason, ProducerConfig,
-    ProducerStats,
+    ProducerStats, RoutingStats,
 };
+use idempo_producer::{Outgoing, Producer};
 use idempo_protocol::{
-    ErrorCode, InitProducerIdResponse, PartitionProduceResponse, ProduceResponse, ProducerEpoch,
-    ProducerId, Record, RecordBatch, Request as IdempoRequest, RequestFrame,
-    Response as IdempoResponse, ResponseFrame,
+    ErrorCode, InitProducerIdResponse, MetadataResponse as IdempoMetadataResponse,
+    PartitionMetadata, PartitionProduceResponse, ProduceResponse, ProducerEpoch, ProducerId,
+    Record, Request as IdempoRequest, RequestFrame, Response as IdempoResponse, ResponseFrame,
 };
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataRequest, MetadataResponse, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, InitProducerIdRequest, MetadataRequest, MetadataResponse,
+    ProduceRequest, RequestHeader, ResponseHeader, TopicName,
     api_versions_response::ApiVersion,
-    fetch_request::{FetchPartition, FetchTopic},
-    list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
     metadata_request::MetadataRequestTopic,
     produce_request::{PartitionProduceData, TopicProduceData},
 };
@@ -121,6 +132,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
+
+pub mod reader;
+pub use reader::KafkaReader;
 
 /// The APIs this client speaks, with the versions it can use; each connection uses the
 /// highest version in common with the broker.
@@ -169,7 +183,8 @@ const FETCH_MAX_BYTES: i32 = 4 * 1024 * 1024;
 /// keys where Kafka has one; units come last.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// `bootstrap.servers`, one `HOST:PORT`: asked for ApiVersions and Metadata.
+    /// `bootstrap.servers`: `HOST:PORT`, or several separated by commas, tried in turn until
+    /// one answers ApiVersions and Metadata.
     pub bootstrap: String,
     /// The topic produced to (or read).
     pub topic: String,
@@ -181,12 +196,8 @@ pub struct ClientConfig {
     /// `socket.connection.setup.timeout.ms`: longest a TCP connect and its ApiVersions
     /// handshake may take.
     pub connect_timeout_ms: u64,
-    /// `reconnect.backoff.ms`: the first pause before reconnecting.
-    pub reconnect_backoff_ms: u64,
-    /// `reconnect.backoff.max.ms`: the pause doubles after each failed attempt up to this.
-    pub reconnect_backoff_max_ms: u64,
     /// `max.block.ms` for bootstrap: how long Metadata is retried while the topic has no
-    /// leader yet.
+    /// leader yet; the reader's bound, too, on finding a partition's new leader.
     pub metadata_timeout_ms: u64,
     /// Batches sent and not yet reported, at most; [`KafkaProducer::send`] waits beyond.
     pub max_queued_batches: usize,
@@ -204,8 +215,6 @@ impl ClientConfig {
             client_id: "idempo".to_string(),
             producer: ProducerConfig::default(),
             connect_timeout_ms: 10_000,
-            reconnect_backoff_ms: 50,
-            reconnect_backoff_max_ms: 1_000,
             metadata_timeout_ms: 60_000,
             max_queued_batches: 1_024,
             allow_auto_topic_creation: true,
@@ -247,13 +256,6 @@ pub enum ClientError {
         /// Kafka's error code.
         error_code: i16,
     },
-    /// The topic's partitions have different leaders: multi-broker routing is not done.
-    MultipleLeaders {
-        /// The topic.
-        topic: String,
-        /// The distinct leader node ids.
-        leaders: Vec<i32>,
-    },
     /// A partition outside the topic.
     UnknownPartition {
         /// The partition asked for.
@@ -291,11 +293,6 @@ impl fmt::Display for ClientError {
             ClientError::Broker { what, error_code } => {
                 write!(f, "{what}: {} ({error_code})", error_name(*error_code))
             }
-            ClientError::MultipleLeaders { topic, leaders } => write!(
-                f,
-                "topic {topic:?} has partitions led by brokers {leaders:?}; this client talks \
-                 to one leader only (no multi-broker routing)"
-            ),
             ClientError::UnknownPartition {
                 partition,
                 partitions,
@@ -619,22 +616,75 @@ impl Conn {
 
 // ----- bootstrap: where the topic lives --------------------------------------------------
 
-/// What Metadata says about the topic.
+/// What Metadata says about the topic: its partitions, each one's leader, and where every
+/// broker listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Layout {
     partitions: i32,
-    /// The one leader's `HOST:PORT`.
-    leader: String,
+    /// `HOST:PORT` of every broker the answer lists, by node id.
+    brokers: BTreeMap<i32, String>,
+    /// Each partition's leader (node id).
+    leaders: BTreeMap<i32, i32>,
+}
+
+impl Layout {
+    /// `HOST:PORT` of `partition`'s leader.
+    fn leader_addr(&self, partition: i32) -> Option<&str> {
+        let node = self.leaders.get(&partition)?;
+        self.brokers.get(node).map(String::as_str)
+    }
+}
+
+/// The bootstrap addresses of `config.bootstrap` (comma-separated), in order.
+fn bootstrap_addrs(config: &ClientConfig) -> impl Iterator<Item = &str> {
+    config
+        .bootstrap
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+}
+
+/// Connects to the first bootstrap address that completes the handshake.
+async fn open_bootstrap(config: &ClientConfig) -> Result<Conn, ClientError> {
+    let mut last = None;
+    for addr in bootstrap_addrs(config) {
+        match Conn::open(addr, config).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => {
+                debug!(addr, error = %e, "bootstrap address did not answer");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        ClientError::Protocol(format!("no bootstrap address in {:?}", config.bootstrap))
+    }))
+}
+
+/// `HOST:PORT` of every broker of the cluster behind `config.bootstrap`, by node id: a
+/// Metadata request that names no topic, to the first bootstrap address that answers.
+pub async fn cluster_brokers(config: &ClientConfig) -> Result<BTreeMap<i32, String>, ClientError> {
+    let mut conn = open_bootstrap(config).await?;
+    let request = MetadataRequest::default()
+        .with_topics(Some(Vec::new()))
+        .with_allow_auto_topic_creation(false);
+    let response = conn.call(ApiKey::Metadata, &request).await?;
+    Ok(broker_addrs(&response))
+}
+
+/// The Metadata request for `topic`.
+fn metadata_request(topic: &TopicName, allow_auto_topic_creation: bool) -> MetadataRequest {
+    MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic.clone())),
+        ]))
+        .with_allow_auto_topic_creation(allow_auto_topic_creation)
 }
 
 /// Asks `conn` for the topic's Metadata until every partition has a leader.
 async fn find_topic(conn: &mut Conn, config: &ClientConfig) -> Result<Layout, ClientError> {
     let topic = TopicName(StrBytes::from_string(config.topic.clone()));
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(topic.clone())),
-        ]))
-        .with_allow_auto_topic_creation(config.allow_auto_topic_creation);
+    let request = metadata_request(&topic, config.allow_auto_topic_creation);
     let deadline = Instant::now() + Duration::from_millis(config.metadata_timeout_ms);
     loop {
         let response = conn.call(ApiKey::Metadata, &request).await?;
@@ -661,6 +711,23 @@ enum MetadataWait {
     Fail(ClientError),
 }
 
+/// `HOST:PORT` of every broker a Metadata answer lists, by node id (IPv6 hosts bracketed).
+fn broker_addrs(response: &MetadataResponse) -> BTreeMap<i32, String> {
+    response
+        .brokers
+        .iter()
+        .map(|b| {
+            let host = b.host.as_str();
+            let addr = if host.contains(':') {
+                format!("[{host}]:{}", b.port)
+            } else {
+                format!("{host}:{}", b.port)
+            };
+            (b.node_id.0, addr)
+        })
+        .collect()
+}
+
 fn layout_of(response: &MetadataResponse, topic: &TopicName) -> Result<Layout, MetadataWait> {
     let Some(entry) = response
         .topics
@@ -684,41 +751,56 @@ fn layout_of(response: &MetadataResponse, topic: &TopicName) -> Result<Layout, M
     if entry.partitions.is_empty() {
         return Err(MetadataWait::Retry("no partitions yet"));
     }
-    let mut leaders: Vec<i32> = Vec::new();
+    let brokers = broker_addrs(response);
+    let mut leaders = BTreeMap::new();
     for p in &entry.partitions {
         if p.error_code == LEADER_NOT_AVAILABLE || p.leader_id.0 < 0 {
             return Err(MetadataWait::Retry("a partition without a leader"));
         }
-        if !leaders.contains(&p.leader_id.0) {
-            leaders.push(p.leader_id.0);
+        if !brokers.contains_key(&p.leader_id.0) {
+            return Err(MetadataWait::Retry(
+                "a leader is not among the brokers listed",
+            ));
         }
+        leaders.insert(p.partition_index, p.leader_id.0);
     }
-    if leaders.len() > 1 {
-        leaders.sort_unstable();
-        return Err(MetadataWait::Fail(ClientError::MultipleLeaders {
-            topic: topic.0.to_string(),
-            leaders,
-        }));
-    }
-    let leader_id = leaders[0];
-    let Some(broker) = response.brokers.iter().find(|b| b.node_id.0 == leader_id) else {
-        return Err(MetadataWait::Retry(
-            "the leader is not among the brokers listed",
-        ));
-    };
-    let host = broker.host.as_str();
-    let leader = if host.contains(':') {
-        format!("[{host}]:{}", broker.port)
-    } else {
-        format!("{host}:{}", broker.port)
-    };
     let partitions = entry
         .partitions
         .iter()
         .map(|p| p.partition_index)
         .max()
         .map_or(0, |max| max.saturating_add(1));
-    Ok(Layout { partitions, leader })
+    Ok(Layout {
+        partitions,
+        brokers,
+        leaders,
+    })
+}
+
+/// A Kafka Metadata answer as the sans-IO producer takes it ([`IdempoMetadataResponse`]):
+/// the live brokers' ids, and per partition of the topic its error, leader, leader epoch
+/// (`NO_LEADER_EPOCH` before Metadata v7), replicas and ISR. A topic-level error leaves
+/// the partition list empty, so that the producer asks again for the partitions it needs.
+fn cluster_view(response: &MetadataResponse, topic: &TopicName) -> IdempoMetadataResponse {
+    let partitions = response
+        .topics
+        .iter()
+        .filter(|t| t.name.as_ref() == Some(topic) && t.error_code == 0)
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| PartitionMetadata {
+            error_code: error_code_from_kafka(p.error_code),
+            partition: p.partition_index,
+            leader_id: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            replica_nodes: p.replica_nodes.iter().map(|b| b.0).collect(),
+            isr_nodes: p.isr_nodes.iter().map(|b| b.0).collect(),
+        })
+        .collect();
+    IdempoMetadataResponse {
+        brokers: response.brokers.iter().map(|b| b.node_id.0).collect(),
+        controller_id: response.controller_id.0,
+        partitions,
+    }
 }
 
 // ----- the producer ----------------------------------------------------------------------
@@ -752,7 +834,7 @@ impl Clock {
 }
 
 /// An idempotent Kafka producer over TCP: idempo's sans-IO [`Producer`] driven by a tokio
-/// task (see the [module documentation](self)).
+/// task, each partition's batches sent to its leader (see the [module documentation](self)).
 ///
 /// # Examples
 ///
@@ -775,8 +857,8 @@ pub struct KafkaProducer {
     commands: mpsc::Sender<Command>,
     /// One permit per batch sent and not yet reported.
     queue: Arc<Semaphore>,
-    partitions: i32,
-    leader: String,
+    /// The topic as Metadata described it at bootstrap.
+    layout: Layout,
     driver: JoinHandle<()>,
 }
 
@@ -810,17 +892,19 @@ enum Command {
         done: oneshot::Sender<()>,
     },
     Close {
-        done: oneshot::Sender<ProducerStats>,
+        done: oneshot::Sender<(ProducerStats, RoutingStats)>,
     },
 }
 
 impl KafkaProducer {
-    /// Bootstraps (ApiVersions and Metadata at `config.bootstrap`), then starts the producer
-    /// task, which connects to the topic's leader and asks for a producer id at once.
+    /// Bootstraps (ApiVersions and Metadata at the first of `config.bootstrap` that answers),
+    /// then starts the producer task, which asks the cluster for Metadata and a producer id
+    /// at once and sends each partition's batches to its leader.
+    ///
+    /// `config.producer.cluster_routing` is turned on and `config.producer.bootstrap` set to
+    /// the brokers the bootstrap answer lists: routing is the producer core's.
     pub async fn connect(config: ClientConfig) -> Result<KafkaProducer, ClientError> {
-        let mut producer = Producer::new(config.producer.clone())?;
-        producer.set_record_events(tracing::enabled!(tracing::Level::DEBUG));
-        let mut bootstrap = Conn::open(&config.bootstrap, &config).await?;
+        let mut bootstrap = open_bootstrap(&config).await?;
         bootstrap
             .versions
             .need(ApiKey::Produce, &bootstrap.broker_apis)?;
@@ -831,11 +915,17 @@ impl KafkaProducer {
         }
         let layout = find_topic(&mut bootstrap, &config).await?;
         drop(bootstrap);
+        let mut producer_config = config.producer.clone();
+        producer_config.cluster_routing = true;
+        producer_config.bootstrap = layout.brokers.keys().copied().collect();
+        let mut producer = Producer::new(producer_config)?;
+        producer.set_record_events(tracing::enabled!(tracing::Level::DEBUG));
         info!(
             topic = %config.topic,
             partitions = layout.partitions,
-            leader = %layout.leader,
-            "found the topic's leader"
+            brokers = ?layout.brokers,
+            leaders = ?layout.leaders,
+            "found the topic's leaders"
         );
         let queue = Arc::new(Semaphore::new(config.max_queued_batches.max(1)));
         let (commands, commands_rx) = mpsc::channel(config.max_queued_batches.clamp(1, 4096));
@@ -844,7 +934,9 @@ impl KafkaProducer {
             producer,
             clock: Clock::start(),
             topic: TopicName(StrBytes::from_string(config.topic.clone())),
-            leader: layout.leader.clone(),
+            brokers: layout.brokers.clone(),
+            nodes: BTreeMap::new(),
+            next_generation: 0,
             config,
             commands: commands_rx,
             commands_open: true,
@@ -854,28 +946,29 @@ impl KafkaProducer {
             flushes: Vec::new(),
             events,
             events_rx,
-            link: Link::Disconnected { retry_at_ms: 0 },
-            generation: 0,
-            backoff_ms: 0,
-            awaiting: VecDeque::new(),
         };
         Ok(KafkaProducer {
             commands,
             queue,
-            partitions: layout.partitions,
-            leader: layout.leader,
+            layout,
             driver: tokio::spawn(driver.run()),
         })
     }
 
     /// The topic's partition count, from Metadata at bootstrap.
     pub fn partitions(&self) -> i32 {
-        self.partitions
+        self.layout.partitions
     }
 
-    /// `HOST:PORT` of the topic's leader, as Metadata advertised it.
-    pub fn leader(&self) -> &str {
-        &self.leader
+    /// `HOST:PORT` of `partition`'s leader as Metadata advertised it at bootstrap (the
+    /// producer follows later leader changes on its own).
+    pub fn leader_of(&self, partition: i32) -> Option<&str> {
+        self.layout.leader_addr(partition)
+    }
+
+    /// `HOST:PORT` of every broker the bootstrap answer listed, by node id.
+    pub fn brokers(&self) -> &BTreeMap<i32, String> {
+        &self.layout.brokers
     }
 
     /// Queues one batch for `partition` and returns the future of its delivery report. Waits
@@ -886,10 +979,10 @@ impl KafkaProducer {
         partition: i32,
         records: Vec<Record>,
     ) -> Result<Delivery, ClientError> {
-        if !(0..self.partitions).contains(&partition) {
+        if !(0..self.layout.partitions).contains(&partition) {
             return Err(ClientError::UnknownPartition {
                 partition,
-                partitions: self.partitions,
+                partitions: self.layout.partitions,
             });
         }
         let permit = Arc::clone(&self.queue)
@@ -919,10 +1012,20 @@ impl KafkaProducer {
         flushed.await.map_err(|_| ClientError::Closed)
     }
 
-    /// Flushes, stops the producer task and closes the connection; returns the producer's
+    /// Flushes, stops the producer task and closes its connections; returns the producer's
     /// counters. Dropping a `KafkaProducer` instead lets its task finish the batches already
     /// sent (their `Delivery` futures still resolve) and then stop.
     pub async fn close(self) -> Result<ProducerStats, ClientError> {
+        self.close_with_routing_stats()
+            .await
+            .map(|(stats, _)| stats)
+    }
+
+    /// [`KafkaProducer::close`], also returning the routing counters: Metadata requests and
+    /// refreshes, leader changes, `NOT_LEADER_OR_FOLLOWER` answers.
+    pub async fn close_with_routing_stats(
+        self,
+    ) -> Result<(ProducerStats, RoutingStats), ClientError> {
         let (done, closed) = oneshot::channel();
         self.commands
             .send(Command::Close { done })
@@ -943,15 +1046,59 @@ struct Awaiting {
     version: i16,
 }
 
-/// The state of the producer's one connection.
+/// The state of the connection to one broker.
 #[derive(Debug)]
 enum Link {
-    /// No connection; the next attempt not before `retry_at_ms`.
-    Disconnected { retry_at_ms: u64 },
-    /// TCP connect and ApiVersions running in their own task.
-    Connecting(JoinHandle<Result<Conn, ClientError>>),
+    /// No connection: one is made when the producer hands out a request for the broker.
+    Disconnected,
+    /// TCP connect and ApiVersions running in their own task, which reports
+    /// [`ConnEvent::Handshake`].
+    Connecting(JoinHandle<()>),
     /// Up.
     Connected(Connection),
+}
+
+/// One broker as the driver knows it: its address, its connection and the requests on it.
+#[derive(Debug)]
+struct NodeLink {
+    addr: String,
+    link: Link,
+    /// The generation of the current connection (attempt); events of older ones are ignored.
+    generation: u64,
+    /// Requests awaiting an answer on the current connection, oldest first.
+    awaiting: VecDeque<Awaiting>,
+    /// Requests the producer handed out for this broker while its connection was being
+    /// made: written, in order, once it is up (they need its negotiated versions).
+    queued: Vec<RequestFrame>,
+}
+
+impl NodeLink {
+    fn new(addr: String) -> NodeLink {
+        NodeLink {
+            addr,
+            link: Link::Disconnected,
+            generation: 0,
+            awaiting: VecDeque::new(),
+            queued: Vec::new(),
+        }
+    }
+
+    /// Requests handed to this connection that have not been answered or failed.
+    fn holds_requests(&self) -> bool {
+        !self.awaiting.is_empty() || !self.queued.is_empty()
+    }
+
+    /// Drops the connection or the attempt, and every request on it.
+    fn drop_connection(&mut self) {
+        if let Link::Connecting(task) = &self.link {
+            task.abort();
+        }
+        self.link = Link::Disconnected;
+        // No connection has generation 0: events of the dropped one are ignored from now on.
+        self.generation = 0;
+        self.awaiting.clear();
+        self.queued.clear();
+    }
 }
 
 #[derive(Debug)]
@@ -984,12 +1131,25 @@ impl Drop for Connection {
     }
 }
 
-/// What a connection's tasks report, tagged with the connection's generation so that
-/// reports of an old connection are ignored.
+/// What a connection's tasks report, tagged with the broker and the connection's generation
+/// so that reports of an old connection are ignored.
 #[derive(Debug)]
 enum ConnEvent {
-    Frame { generation: u64, frame: Bytes },
-    Closed { generation: u64, why: String },
+    Handshake {
+        node: i32,
+        generation: u64,
+        result: Result<Conn, ClientError>,
+    },
+    Frame {
+        node: i32,
+        generation: u64,
+        frame: Bytes,
+    },
+    Closed {
+        node: i32,
+        generation: u64,
+        why: String,
+    },
 }
 
 /// The task that owns the [`Producer`].
@@ -998,12 +1158,18 @@ struct Driver {
     clock: Clock,
     config: ClientConfig,
     topic: TopicName,
-    leader: String,
+    /// `HOST:PORT` of every broker, by node id: the bootstrap answer's, then each Metadata
+    /// answer's.
+    brokers: BTreeMap<i32, String>,
+    /// The brokers the producer has sent requests to.
+    nodes: BTreeMap<i32, NodeLink>,
+    /// The generation the next connection attempt gets.
+    next_generation: u64,
     commands: mpsc::Receiver<Command>,
     /// False once every `KafkaProducer` handle is gone.
     commands_open: bool,
     /// `close()` callers, answered once everything is reported.
-    closing: Vec<oneshot::Sender<ProducerStats>>,
+    closing: Vec<oneshot::Sender<(ProducerStats, RoutingStats)>>,
     /// Reply channel (and queue permit) of every batch not yet reported, by handle.
     pending: BTreeMap<u64, (oneshot::Sender<DeliveryReport>, OwnedSemaphorePermit)>,
     last_handle: Option<u64>,
@@ -1011,19 +1177,12 @@ struct Driver {
     flushes: Vec<(u64, oneshot::Sender<()>)>,
     events: mpsc::Sender<ConnEvent>,
     events_rx: mpsc::Receiver<ConnEvent>,
-    link: Link,
-    generation: u64,
-    /// Pause before the next reconnect; 0 after a successful handshake.
-    backoff_ms: u64,
-    /// Requests awaiting an answer on the current connection, oldest first.
-    awaiting: VecDeque<Awaiting>,
 }
 
 /// Why the driver woke up.
 enum Wake {
     Command(Option<Command>),
     Event(ConnEvent),
-    Handshake(Result<Conn, ClientError>),
     Timer,
 }
 
@@ -1035,26 +1194,17 @@ impl Driver {
                 break;
             }
             let wake = self.next_wakeup();
-            let connecting = matches!(self.link, Link::Connecting(_));
-            let link = &mut self.link;
             let woke = tokio::select! {
                 command = self.commands.recv(), if self.commands_open => Wake::Command(command),
                 Some(event) = self.events_rx.recv() => Wake::Event(event),
-                joined = async {
-                    match link {
-                        Link::Connecting(task) => task.await,
-                        _ => std::future::pending().await,
-                    }
-                }, if connecting => Wake::Handshake(joined.unwrap_or_else(|e| {
-                    Err(ClientError::Protocol(format!("the handshake task failed: {e}")))
-                })),
                 _ = tokio::time::sleep_until(wake) => Wake::Timer,
             };
             match woke {
                 Wake::Command(Some(command)) => {
                     self.on_command(command);
                     // Take what else is queued before draining, so that one Produce request
-                    // can carry a batch for every partition, as Kafka's sender does.
+                    // can carry a batch for every partition of a leader, as Kafka's sender
+                    // does.
                     for _ in 0..COMMANDS_PER_TURN_MAX {
                         let Ok(command) = self.commands.try_recv() else {
                             break;
@@ -1064,16 +1214,17 @@ impl Driver {
                 }
                 Wake::Command(None) => self.commands_open = false,
                 Wake::Event(event) => self.on_event(event),
-                Wake::Handshake(result) => self.on_handshake(result),
                 Wake::Timer => {}
             }
         }
-        let link = std::mem::replace(&mut self.link, Link::Disconnected { retry_at_ms: 0 });
-        if let Link::Connected(conn) = link {
-            let within = Duration::from_millis(self.config.producer.request_timeout_ms);
-            conn.close_gracefully(within).await;
+        let within = Duration::from_millis(self.config.producer.request_timeout_ms);
+        for (_, mut node) in std::mem::take(&mut self.nodes) {
+            if let Link::Connected(conn) = std::mem::replace(&mut node.link, Link::Disconnected) {
+                conn.close_gracefully(within).await;
+            }
+            node.drop_connection();
         }
-        let stats = self.producer.stats();
+        let stats = (self.producer.stats(), self.producer.routing_stats());
         for done in self.closing.drain(..) {
             let _ = done.send(stats);
         }
@@ -1085,27 +1236,12 @@ impl Driver {
         (!self.closing.is_empty() || !self.commands_open) && self.pending.is_empty()
     }
 
-    /// The next timer: the producer's wakeup, or the reconnect time when waiting to connect.
+    /// The producer's next wakeup (a timeout, a retry backoff, a metadata refresh).
     fn next_wakeup(&self) -> Instant {
-        let mut wake_ms = self.producer.next_wakeup_ms();
-        if let Link::Disconnected { retry_at_ms } = self.link
-            && self.wants_connection()
-        {
-            wake_ms = Some(wake_ms.map_or(retry_at_ms, |w| w.min(retry_at_ms)));
-        }
-        match wake_ms {
+        match self.producer.next_wakeup_ms() {
             Some(ms) => self.clock.instant_at(ms),
             None => Instant::now() + Duration::from_secs(3600),
         }
-    }
-
-    /// A connection is worth having while a batch waits, or to fetch the producer id ahead
-    /// of the first batch.
-    fn wants_connection(&self) -> bool {
-        let needs_id = self.config.producer.idempotence
-            && !self.producer.producer_id().is_some()
-            && self.producer.fatal_error().is_none();
-        !self.producer.is_idle() || needs_id
     }
 
     /// Everything that can be done without waiting.
@@ -1114,23 +1250,9 @@ impl Driver {
         let timeouts_before = self.producer.stats().request_timeouts;
         self.producer.on_timeout(now_ms);
         if self.producer.stats().request_timeouts > timeouts_before {
-            // The producer failed every request in flight (Kafka's NetworkClient closes the
-            // connection of a timed-out request); close it so no late answer arrives.
-            self.awaiting.clear();
-            if matches!(self.link, Link::Connected(_)) {
-                warn!(leader = %self.leader, "request timed out; closing the connection");
-                self.disconnect("a request timed out");
-            }
+            self.close_timed_out_connections();
         }
-        match self.link {
-            Link::Connected(_) => self.pump_requests(now_ms),
-            Link::Disconnected { retry_at_ms }
-                if retry_at_ms <= now_ms && self.wants_connection() =>
-            {
-                self.start_connecting()
-            }
-            _ => {}
-        }
+        self.pump_requests(now_ms);
         while let Some(event) = self.producer.poll_event() {
             debug!(?event, "producer event");
         }
@@ -1145,6 +1267,19 @@ impl Driver {
                 self.flushes.push((mark, done));
             } else {
                 let _ = done.send(());
+            }
+        }
+    }
+
+    /// A request timed out: the producer failed it and every other request to its broker
+    /// (Kafka's `NetworkClient` closes the connection of a timed-out request), so a broker
+    /// whose connection still holds requests and of which the producer awaits none is that
+    /// broker. Its socket is closed so that no late answer can arrive.
+    fn close_timed_out_connections(&mut self) {
+        for (&node, link) in &mut self.nodes {
+            if link.holds_requests() && self.producer.in_flight_requests_to(node) == 0 {
+                warn!(node, addr = %link.addr, "request timed out; closing the connection");
+                link.drop_connection();
             }
         }
     }
@@ -1173,53 +1308,176 @@ impl Driver {
         }
     }
 
-    /// Hands every request the producer wants to send to the writer.
+    /// Hands every request the producer wants to send to its broker's connection, making
+    /// the connection first if there is none.
     fn pump_requests(&mut self, now_ms: u64) {
-        while let Link::Connected(conn) = &mut self.link {
-            let Some(frame) = self.producer.poll_request(now_ms) else {
-                return;
+        while let Some(Outgoing { node, frame }) = self.producer.poll_outgoing(now_ms) {
+            let Some(addr) = self.brokers.get(&node).cloned() else {
+                // Node ids come from Metadata answers, which also give the addresses.
+                warn!(
+                    node,
+                    "the producer chose a broker no Metadata answer listed"
+                );
+                self.producer.on_node_disconnected(node, now_ms);
+                continue;
             };
-            let producer_correlation_id = frame.correlation_id;
-            match to_kafka(&frame, conn, &self.topic) {
-                Ok((awaiting, bytes)) => {
-                    if let Some(awaiting) = awaiting {
-                        self.awaiting.push_back(awaiting);
-                    }
-                    if conn.writer.send(bytes).is_err() {
-                        self.fail_connection("the writer stopped".to_string());
+            let link = self
+                .nodes
+                .entry(node)
+                .or_insert_with(|| NodeLink::new(addr));
+            match &mut link.link {
+                Link::Connected(conn) => {
+                    if let Err(why) = write_request(&frame, conn, &mut link.awaiting, &self.topic) {
+                        self.fail_node(node, &why);
                     }
                 }
-                Err(e) => {
-                    warn!(error = %e, "cannot put a request on the wire");
-                    self.producer
-                        .on_request_failed(producer_correlation_id, now_ms);
-                    self.fail_connection(e.to_string());
+                Link::Connecting(_) => link.queued.push(frame),
+                Link::Disconnected => {
+                    link.queued.push(frame);
+                    self.start_connecting(node);
                 }
             }
         }
+    }
+
+    /// The connection to `node` broke or could not be made: the producer fails every request
+    /// to it, oldest first (their outcome is unknown), leaves the broker alone for
+    /// `reconnect_backoff_ms` and asks for fresh Metadata.
+    fn fail_node(&mut self, node: i32, why: &str) {
+        let now_ms = self.clock.now_ms();
+        if let Some(link) = self.nodes.get_mut(&node) {
+            warn!(node, addr = %link.addr, why, in_flight = self.producer.in_flight_requests_to(node), "connection lost");
+            link.drop_connection();
+        }
+        self.producer.on_node_disconnected(node, now_ms);
+    }
+
+    fn start_connecting(&mut self, node: i32) {
+        let Some(link) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        link.generation = generation;
+        let addr = link.addr.clone();
+        let config = self.config.clone();
+        let events = self.events.clone();
+        debug!(node, %addr, "connecting");
+        link.link = Link::Connecting(tokio::spawn(async move {
+            let result = Conn::open(&addr, &config).await;
+            let _ = events
+                .send(ConnEvent::Handshake {
+                    node,
+                    generation,
+                    result,
+                })
+                .await;
+        }));
     }
 
     fn on_event(&mut self, event: ConnEvent) {
+        let (node, generation) = match &event {
+            ConnEvent::Handshake {
+                node, generation, ..
+            }
+            | ConnEvent::Frame {
+                node, generation, ..
+            }
+            | ConnEvent::Closed {
+                node, generation, ..
+            } => (*node, *generation),
+        };
+        if self.nodes.get(&node).map(|l| l.generation) != Some(generation) {
+            return; // from a connection already given up
+        }
         match event {
-            ConnEvent::Frame { generation, frame } if generation == self.generation => {
-                self.on_frame(frame)
-            }
-            ConnEvent::Closed { generation, why } if generation == self.generation => {
-                self.fail_connection(why)
-            }
-            _ => {} // from a connection already given up
+            ConnEvent::Handshake { result, .. } => self.on_handshake(node, result),
+            ConnEvent::Frame { frame, .. } => self.on_frame(node, frame),
+            ConnEvent::Closed { why, .. } => self.fail_node(node, &why),
         }
     }
 
-    /// One answer: it belongs to the oldest request awaiting one.
-    fn on_frame(&mut self, frame: Bytes) {
-        let now_ms = self.clock.now_ms();
-        let Some(awaiting) = self.awaiting.pop_front() else {
-            self.fail_connection("an answer arrived with no request awaiting one".to_string());
+    fn on_handshake(&mut self, node: i32, result: Result<Conn, ClientError>) {
+        let idempotence = self.config.producer.idempotence;
+        let conn = match result.and_then(|conn| {
+            conn.versions.need(ApiKey::Produce, &conn.broker_apis)?;
+            conn.versions.need(ApiKey::Metadata, &conn.broker_apis)?;
+            if idempotence {
+                conn.versions
+                    .need(ApiKey::InitProducerId, &conn.broker_apis)?;
+            }
+            Ok(conn)
+        }) {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.fail_node(node, &format!("cannot connect: {e}"));
+                return;
+            }
+        };
+        let Some(link) = self.nodes.get_mut(&node) else {
             return;
         };
-        match from_kafka(frame, awaiting, &self.topic) {
-            Ok(response) => {
+        let generation = link.generation;
+        let (read_half, write_half) = conn.stream.into_split();
+        let (writer, frames) = mpsc::unbounded_channel();
+        let writer_task = tokio::spawn(write_frames(
+            write_half,
+            frames,
+            self.events.clone(),
+            node,
+            generation,
+        ));
+        let reader_task = tokio::spawn(read_frames(
+            read_half,
+            self.events.clone(),
+            node,
+            generation,
+        ));
+        info!(node, addr = %conn.addr, produce_version = ?conn.versions.produce, "connected");
+        let mut connection = Connection {
+            client_id: conn.client_id,
+            versions: conn.versions,
+            broker_apis: conn.broker_apis,
+            next_correlation_id: conn.next_correlation_id,
+            writer,
+            writer_task,
+            reader_task,
+        };
+        let mut failed = None;
+        for frame in std::mem::take(&mut link.queued) {
+            if let Err(why) =
+                write_request(&frame, &mut connection, &mut link.awaiting, &self.topic)
+            {
+                failed = Some(why);
+                break;
+            }
+        }
+        link.link = Link::Connected(connection);
+        if let Some(why) = failed {
+            self.fail_node(node, &why);
+        }
+    }
+
+    /// One answer from `node`: it belongs to the oldest request awaiting one there.
+    fn on_frame(&mut self, node: i32, frame: Bytes) {
+        let now_ms = self.clock.now_ms();
+        let Some(awaiting) = self
+            .nodes
+            .get_mut(&node)
+            .and_then(|l| l.awaiting.pop_front())
+        else {
+            self.fail_node(node, "an answer arrived with no request awaiting one");
+            return;
+        };
+        let translated = {
+            let _answer = tracing::debug_span!("answer", node).entered();
+            from_kafka(frame, awaiting, &self.topic)
+        };
+        match translated {
+            Ok((response, brokers)) => {
+                if let Some(brokers) = brokers {
+                    self.learn_brokers(brokers);
+                }
                 let frame = ResponseFrame {
                     correlation_id: awaiting.producer_correlation_id,
                     response,
@@ -1229,93 +1487,48 @@ impl Driver {
             Err(e) => {
                 self.producer
                     .on_request_failed(awaiting.producer_correlation_id, now_ms);
-                self.fail_connection(e.to_string());
+                self.fail_node(node, &e.to_string());
             }
         }
     }
 
-    /// The connection broke: every request awaiting an answer failed (their outcome is
-    /// unknown), oldest first; then reconnect after the backoff.
-    fn fail_connection(&mut self, why: String) {
-        let now_ms = self.clock.now_ms();
-        let failed = self.awaiting.len();
-        while let Some(awaiting) = self.awaiting.pop_front() {
-            self.producer
-                .on_request_failed(awaiting.producer_correlation_id, now_ms);
-        }
-        if matches!(self.link, Link::Connected(_)) {
-            warn!(leader = %self.leader, why, requests_failed = failed, "connection lost");
-        }
-        self.disconnect(&why);
-    }
-
-    /// Drops the connection (if any) and schedules the next attempt.
-    fn disconnect(&mut self, why: &str) {
-        if let Link::Connected(_) | Link::Connecting(_) = self.link {
-            debug!(leader = %self.leader, why, "closed the connection");
-        }
-        if let Link::Connecting(task) = &self.link {
-            task.abort();
-        }
-        self.generation += 1;
-        self.backoff_ms = if self.backoff_ms == 0 {
-            self.config.reconnect_backoff_ms
-        } else {
-            (self.backoff_ms * 2).min(self.config.reconnect_backoff_max_ms)
-        };
-        self.link = Link::Disconnected {
-            retry_at_ms: self.clock.now_ms().saturating_add(self.backoff_ms),
-        };
-    }
-
-    fn start_connecting(&mut self) {
-        let addr = self.leader.clone();
-        let config = self.config.clone();
-        debug!(leader = %addr, "connecting");
-        self.link = Link::Connecting(tokio::spawn(
-            async move { Conn::open(&addr, &config).await },
-        ));
-    }
-
-    fn on_handshake(&mut self, result: Result<Conn, ClientError>) {
-        let conn = match result.and_then(|conn| {
-            conn.versions.need(ApiKey::Produce, &conn.broker_apis)?;
-            if self.config.producer.idempotence {
-                conn.versions
-                    .need(ApiKey::InitProducerId, &conn.broker_apis)?;
+    /// The broker addresses of a Metadata answer. A broker that moved to another address
+    /// loses its connection (the next request reconnects at the new one); a broker the answer
+    /// does not list keeps its address, for the requests still awaiting an answer from it.
+    fn learn_brokers(&mut self, brokers: BTreeMap<i32, String>) {
+        let moved: Vec<i32> = self
+            .nodes
+            .iter()
+            .filter(|(node, link)| brokers.get(node).is_some_and(|a| *a != link.addr))
+            .map(|(&node, _)| node)
+            .collect();
+        for node in moved {
+            self.fail_node(node, "the broker moved to another address");
+            if let (Some(link), Some(addr)) = (self.nodes.get_mut(&node), brokers.get(&node)) {
+                link.addr = addr.clone();
             }
-            Ok(conn)
-        }) {
-            Ok(conn) => conn,
-            Err(e) => {
-                warn!(leader = %self.leader, error = %e, "cannot connect to the leader");
-                self.disconnect("the handshake failed");
-                return;
-            }
-        };
-        self.generation += 1;
-        self.backoff_ms = 0;
-        let generation = self.generation;
-        let (read_half, write_half) = conn.stream.into_split();
-        let (writer, frames) = mpsc::unbounded_channel();
-        let writer_task = tokio::spawn(write_frames(
-            write_half,
-            frames,
-            self.events.clone(),
-            generation,
-        ));
-        let reader_task = tokio::spawn(read_frames(read_half, self.events.clone(), generation));
-        info!(leader = %conn.addr, produce_version = ?conn.versions.produce, "connected");
-        self.link = Link::Connected(Connection {
-            client_id: conn.client_id,
-            versions: conn.versions,
-            broker_apis: conn.broker_apis,
-            next_correlation_id: conn.next_correlation_id,
-            writer,
-            writer_task,
-            reader_task,
-        });
+        }
+        self.brokers.extend(brokers);
     }
+}
+
+/// Translates one request and puts it on the connection's writer, with its FIFO entry.
+fn write_request(
+    frame: &RequestFrame,
+    conn: &mut Connection,
+    awaiting: &mut VecDeque<Awaiting>,
+    topic: &TopicName,
+) -> Result<(), String> {
+    let (entry, bytes) = to_kafka(frame, conn, topic).map_err(|e| {
+        warn!(error = %e, "cannot put a request on the wire");
+        e.to_string()
+    })?;
+    if let Some(entry) = entry {
+        awaiting.push_back(entry);
+    }
+    conn.writer
+        .send(bytes)
+        .map_err(|_| "the writer stopped".to_string())
 }
 
 /// Translates one idempo request into a Kafka request frame, with its FIFO entry (none for
@@ -1362,10 +1575,14 @@ fn to_kafka(
             let bytes = encode_request(&request, version, wire_correlation_id, &conn.client_id)?;
             (ApiKey::Produce, version, bytes, r.acks != 0)
         }
-        IdempoRequest::Fetch(_) => unreachable!("the producer never sends Fetch"),
         IdempoRequest::Metadata(_) => {
-            unreachable!("the producer core sends Metadata only with cluster routing on")
+            let version = conn.versions.need(ApiKey::Metadata, &conn.broker_apis)?;
+            // Never create the topic from a refresh: it exists since bootstrap.
+            let request = metadata_request(topic, false);
+            let bytes = encode_request(&request, version, wire_correlation_id, &conn.client_id)?;
+            (ApiKey::Metadata, version, bytes, true)
         }
+        IdempoRequest::Fetch(_) => unreachable!("the producer never sends Fetch"),
     };
     let awaiting = answered.then_some(Awaiting {
         wire_correlation_id,
@@ -1376,21 +1593,23 @@ fn to_kafka(
     Ok((awaiting, bytes))
 }
 
-/// Translates a Kafka answer back into the idempo response the producer expects.
+/// Translates a Kafka answer back into the idempo response the producer expects; a
+/// Metadata answer also gives the brokers' addresses.
 fn from_kafka(
     frame: Bytes,
     awaiting: Awaiting,
     topic: &TopicName,
-) -> Result<IdempoResponse, ClientError> {
+) -> Result<(IdempoResponse, Option<BTreeMap<i32, String>>), ClientError> {
     let (version, correlation_id) = (awaiting.version, awaiting.wire_correlation_id);
     match awaiting.api {
         ApiKey::InitProducerId => {
             let r = decode_response::<InitProducerIdRequest>(frame, version, correlation_id)?;
-            Ok(IdempoResponse::InitProducerId(InitProducerIdResponse {
+            let response = IdempoResponse::InitProducerId(InitProducerIdResponse {
                 error_code: error_code_from_kafka(r.error_code),
                 producer_id: ProducerId(r.producer_id.0),
                 producer_epoch: ProducerEpoch(r.producer_epoch),
-            }))
+            });
+            Ok((response, None))
         }
         ApiKey::Produce => {
             let r = decode_response::<ProduceRequest>(frame, version, correlation_id)?;
@@ -1417,9 +1636,20 @@ fn from_kafka(
                     }
                 })
                 .collect();
-            Ok(IdempoResponse::Produce(ProduceResponse { partitions }))
+            Ok((
+                IdempoResponse::Produce(ProduceResponse { partitions }),
+                None,
+            ))
         }
-        other => unreachable!("only InitProducerId and Produce await answers, not {other:?}"),
+        ApiKey::Metadata => {
+            let r = decode_response::<MetadataRequest>(frame, version, correlation_id)?;
+            let view = cluster_view(&r, topic);
+            debug!(brokers = ?view.brokers, partitions = view.partitions.len(), "metadata");
+            Ok((IdempoResponse::Metadata(view), Some(broker_addrs(&r))))
+        }
+        other => {
+            unreachable!("only InitProducerId, Produce and Metadata await answers, not {other:?}")
+        }
     }
 }
 
@@ -1429,6 +1659,7 @@ async fn write_frames(
     mut socket: OwnedWriteHalf,
     mut frames: mpsc::UnboundedReceiver<Bytes>,
     events: mpsc::Sender<ConnEvent>,
+    node: i32,
     generation: u64,
 ) {
     while let Some(first) = frames.recv().await {
@@ -1438,23 +1669,34 @@ async fn write_frames(
         }
         if let Err(e) = socket.write_all(&buf).await {
             let why = format!("write failed: {e}");
-            let _ = events.send(ConnEvent::Closed { generation, why }).await;
+            let closed = ConnEvent::Closed {
+                node,
+                generation,
+                why,
+            };
+            let _ = events.send(closed).await;
             return;
         }
     }
 }
 
 /// The connection's reader: whole frames from the socket to the driver.
-async fn read_frames(mut socket: OwnedReadHalf, events: mpsc::Sender<ConnEvent>, generation: u64) {
+async fn read_frames(
+    mut socket: OwnedReadHalf,
+    events: mpsc::Sender<ConnEvent>,
+    node: i32,
+    generation: u64,
+) {
     let mut buf = BytesMut::new();
     loop {
         match read_response(&mut socket, &mut buf).await {
             Ok(frame) => {
-                if events
-                    .send(ConnEvent::Frame { generation, frame })
-                    .await
-                    .is_err()
-                {
+                let event = ConnEvent::Frame {
+                    node,
+                    generation,
+                    frame,
+                };
+                if events.send(event).await.is_err() {
                     return;
                 }
             }
@@ -1465,191 +1707,15 @@ async fn read_frames(mut socket: OwnedReadHalf, events: mpsc::Sender<ConnEvent>,
                     }
                     other => other.to_string(),
                 };
-                let _ = events.send(ConnEvent::Closed { generation, why }).await;
+                let closed = ConnEvent::Closed {
+                    node,
+                    generation,
+                    why,
+                };
+                let _ = events.send(closed).await;
                 return;
             }
         }
-    }
-}
-
-// ----- the reader ------------------------------------------------------------------------
-
-/// Reads a topic's partitions back with ListOffsets and Fetch, for verification: one
-/// connection to the leader, one request at a time, no consumer group.
-///
-/// # Examples
-///
-/// ```no_run
-/// use idempo_net::client::{ClientConfig, KafkaReader};
-///
-/// # async fn demo() -> Result<(), idempo_net::client::ClientError> {
-/// let mut reader = KafkaReader::connect(&ClientConfig::new("127.0.0.1:9092", "orders")).await?;
-/// for partition in 0..reader.partitions() {
-///     let batches = reader.read_partition(partition).await?;
-///     println!("partition {partition}: {} batches", batches.len());
-/// }
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug)]
-pub struct KafkaReader {
-    conn: Conn,
-    topic: TopicName,
-    partitions: i32,
-}
-
-impl KafkaReader {
-    /// Bootstraps as the producer does and connects to the topic's leader. The topic is
-    /// created on first use only if `config.allow_auto_topic_creation`.
-    pub async fn connect(config: &ClientConfig) -> Result<KafkaReader, ClientError> {
-        let mut bootstrap = Conn::open(&config.bootstrap, config).await?;
-        let layout = find_topic(&mut bootstrap, config).await?;
-        let conn = if layout.leader == config.bootstrap {
-            bootstrap
-        } else {
-            drop(bootstrap);
-            Conn::open(&layout.leader, config).await?
-        };
-        conn.versions.need(ApiKey::Fetch, &conn.broker_apis)?;
-        conn.versions.need(ApiKey::ListOffsets, &conn.broker_apis)?;
-        Ok(KafkaReader {
-            conn,
-            topic: TopicName(StrBytes::from_string(config.topic.clone())),
-            partitions: layout.partitions,
-        })
-    }
-
-    /// The topic's partition count.
-    pub fn partitions(&self) -> i32 {
-        self.partitions
-    }
-
-    /// ListOffsets for one partition: [`EARLIEST_TIMESTAMP`] gives the log start offset,
-    /// [`LATEST_TIMESTAMP`] the log end offset (the high watermark), any other timestamp the
-    /// first offset at or after it.
-    pub async fn list_offset(
-        &mut self,
-        partition: i32,
-        timestamp: i64,
-    ) -> Result<i64, ClientError> {
-        let request = ListOffsetsRequest::default()
-            .with_replica_id((-1).into())
-            .with_topics(vec![
-                ListOffsetsTopic::default()
-                    .with_name(self.topic.clone())
-                    .with_partitions(vec![
-                        ListOffsetsPartition::default()
-                            .with_partition_index(partition)
-                            .with_timestamp(timestamp),
-                    ]),
-            ]);
-        let response = self.conn.call(ApiKey::ListOffsets, &request).await?;
-        let answer = response
-            .topics
-            .iter()
-            .filter(|t| t.name == self.topic)
-            .flat_map(|t| t.partitions.iter())
-            .find(|p| p.partition_index == partition)
-            .ok_or_else(|| {
-                ClientError::Protocol(format!(
-                    "ListOffsets answered without partition {partition}"
-                ))
-            })?;
-        if answer.error_code != 0 {
-            return Err(ClientError::Broker {
-                what: format!("ListOffsets for partition {partition}"),
-                error_code: answer.error_code,
-            });
-        }
-        Ok(answer.offset)
-    }
-
-    /// Every batch of `partition` from the log start offset up to the high watermark read
-    /// at the start, in offset order, with the offsets the broker assigned.
-    pub async fn read_partition(
-        &mut self,
-        partition: i32,
-    ) -> Result<Vec<RecordBatch>, ClientError> {
-        let mut offset = self.list_offset(partition, EARLIEST_TIMESTAMP).await?;
-        let end = self.list_offset(partition, LATEST_TIMESTAMP).await?;
-        let mut batches = Vec::new();
-        let mut max_bytes = FETCH_MAX_BYTES;
-        while offset < end {
-            let records = self.fetch(partition, offset, max_bytes).await?;
-            let fetched = idempo_protocol::decode_batches(records).map_err(|e| {
-                ClientError::Protocol(format!("partition {partition} at offset {offset}: {e}"))
-            })?;
-            let before = offset;
-            for batch in fetched {
-                let last = batch.base_offset + i64::from(batch.last_offset_delta);
-                if last < offset {
-                    continue; // Kafka may start an answer with the batch holding `offset`
-                }
-                offset = last + 1;
-                batches.push(batch);
-            }
-            if offset == before {
-                // Not one whole batch fitted: ask for more, up to a bound.
-                if max_bytes >= FETCH_MAX_BYTES_MAX {
-                    return Err(ClientError::Protocol(format!(
-                        "partition {partition}: no whole batch at offset {offset} in \
-                         {FETCH_MAX_BYTES_MAX} bytes, though the high watermark is {end}"
-                    )));
-                }
-                max_bytes = max_bytes.saturating_mul(2);
-            }
-        }
-        Ok(batches)
-    }
-
-    /// One Fetch of one partition from `offset`: the record bytes.
-    async fn fetch(
-        &mut self,
-        partition: i32,
-        offset: i64,
-        max_bytes: i32,
-    ) -> Result<Bytes, ClientError> {
-        let request = FetchRequest::default()
-            .with_replica_id((-1).into())
-            .with_max_wait_ms(0)
-            .with_min_bytes(0)
-            .with_max_bytes(max_bytes)
-            .with_isolation_level(0)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(vec![
-                FetchTopic::default()
-                    .with_topic(self.topic.clone())
-                    .with_partitions(vec![
-                        FetchPartition::default()
-                            .with_partition(partition)
-                            .with_fetch_offset(offset)
-                            .with_partition_max_bytes(max_bytes),
-                    ]),
-            ]);
-        let response = self.conn.call(ApiKey::Fetch, &request).await?;
-        if response.error_code != 0 {
-            return Err(ClientError::Broker {
-                what: "Fetch".to_string(),
-                error_code: response.error_code,
-            });
-        }
-        let answer = response
-            .responses
-            .iter()
-            .filter(|t| t.topic == self.topic)
-            .flat_map(|t| t.partitions.iter())
-            .find(|p| p.partition_index == partition)
-            .ok_or_else(|| {
-                ClientError::Protocol(format!("Fetch answered without partition {partition}"))
-            })?;
-        if answer.error_code != 0 {
-            return Err(ClientError::Broker {
-                what: format!("Fetch of partition {partition} at offset {offset}"),
-                error_code: answer.error_code,
-            });
-        }
-        Ok(answer.records.clone().unwrap_or_default())
     }
 }
 

@@ -96,7 +96,11 @@
 //!   cuts) to put between real clients and a broker.
 //! - [`proxy_cli`]: the fault proxy's one flag set and main, for `idempo-proxy` and
 //!   `idempo-sim proxy`.
-//! - [`client`]: the async Kafka client driving the sans-IO producer, and a Fetch reader.
+//! - [`client`]: the async Kafka client driving the sans-IO producer (each partition to its
+//!   leader, one connection per broker), and a Fetch reader that reads each partition from
+//!   its leader.
+//! - [`cluster_faults`]: `--leader-kills` and `--isolations` drawn from the seed as the
+//!   simulator draws them, injected into a cluster through its admin endpoint.
 //! - [`harness`]: the simulator's workload and checker over real sockets, through the fault
 //!   proxy (`idempo-sim run --bootstrap`), and reading a topic back for the checker.
 //! - [`process`]: logging, the accept loop and graceful shutdown shared by server, proxy and binaries.
@@ -131,6 +135,7 @@
 pub mod admin;
 pub mod admin_http;
 pub mod client;
+pub mod cluster_faults;
 pub mod cluster_node;
 pub mod cluster_server;
 pub mod dispatch;

@@ -17,7 +17,11 @@
 //! report, per record, counted for acknowledged records; percentiles to 0.01 ms instead of
 //! Kafka's whole milliseconds, since loopback latencies are below one).
 //!
-//! `--verify` then reads every partition back (ListOffsets and Fetch) and checks the records
+//! The producer sends each partition's batches to its leader, one connection per broker
+//! (`idempo_net::client`), so `--bootstrap` may name any broker of a cluster.
+//!
+//! `--verify` then reads every partition back (ListOffsets and Fetch, each partition from
+//! its leader, following a leader that moves) and checks the records
 //! of this run against the delivery reports with the simulator's own exactly-once checker
 //! (`idempo_sim::checker`), printing the same ack ledger, named invariants and limits as
 //! `idempo-sim run`, each line prefixed `verify: `. Records of other producer indices in the
@@ -48,7 +52,8 @@ use tokio::time::Instant;
 #[derive(Parser, Debug)]
 #[command(name = "idempo-producer", version)]
 struct Args {
-    /// Bootstrap broker, HOST:PORT.
+    /// Bootstrap broker(s), HOST:PORT, or several separated by commas: any brokers of the
+    /// cluster (each partition is produced to, and read from, its leader).
     #[arg(long, default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
     bootstrap: String,
     /// Topic to produce to (created on first use if the broker auto-creates topics).
@@ -341,12 +346,12 @@ async fn main() -> ExitCode {
     };
     println!(
         "producing {} records of {} bytes in batches of {} to topic {:?} ({partitions} \
-         partitions, leader {}), idempotence {idempotence}, producer index {producer_index}",
+         partitions, {}), idempotence {idempotence}, producer index {producer_index}",
         args.records,
         args.record_size,
         args.batch_records,
         args.topic,
-        producer.leader(),
+        leaders(&producer, partitions),
     );
     let (ledger, seconds, perf, stats) =
         match produce(&args, producer, partitions, producer_index).await {
@@ -501,6 +506,28 @@ fn report_failures(ledger: &[BatchEntry]) {
     for (reason, (batches, records)) in reasons {
         println!("failed: {batches} batches ({records} records): {reason}");
     }
+}
+
+/// Where the partitions produced to are led, from the bootstrap Metadata: `leader HOST:PORT`
+/// with one leader, else `leaders HOST:PORT (partitions 0, 3), ...`.
+fn leaders(producer: &KafkaProducer, partitions: i32) -> String {
+    let mut by_leader: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for partition in 0..partitions {
+        let leader = producer.leader_of(partition).unwrap_or("no leader");
+        by_leader.entry(leader).or_default().push(partition);
+    }
+    if by_leader.len() == 1 {
+        let leader = by_leader.keys().next().copied().unwrap_or("no leader");
+        return format!("leader {leader}");
+    }
+    let each: Vec<String> = by_leader
+        .iter()
+        .map(|(leader, ps)| {
+            let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
+            format!("{leader} (partitions {})", ps.join(", "))
+        })
+        .collect();
+    format!("leaders {}", each.join(", "))
 }
 
 // ----- the exactly-once check: the simulator's checker over the topic read back -----
