@@ -1635,9 +1635,10 @@ impl Producer {
             return;
         }
         if self.can_retry(handle, reason, log_start_offset, now_ms) {
-            self.reenqueue(handle, reason, now_ms);
             if self.librdkafka.is_some() {
-                self.librdkafka_retrying(handle, reason, now_ms);
+                self.librdkafka_retry(handle, reason, now_ms);
+            } else {
+                self.reenqueue(handle, reason, now_ms);
             }
         } else {
             // Sequences are adjusted only if the batch did not exhaust its retries: otherwise
@@ -1740,23 +1741,22 @@ impl Producer {
             OutOfOrder::RetryAndBump => {
                 // "skipped sequence numbers": drain, bump, retry (not counted as a retry).
                 self.request_epoch_bump(partition, BumpReason::OutOfOrderSequence);
-                self.reenqueue(handle, reason, now_ms);
-                self.librdkafka_retrying(handle, reason, now_ms);
+                self.librdkafka_retry(handle, reason, now_ms);
                 true
             }
             OutOfOrder::Retry => {
-                self.reenqueue(handle, reason, now_ms);
-                self.librdkafka_retrying(handle, reason, now_ms);
+                self.librdkafka_retry(handle, reason, now_ms);
                 true
             }
         }
     }
 
-    /// librdkafka, after a batch was put back in its queue for a retry: the partition drains
-    /// first (`rd_kafka_idemp_drain_toppar`); up to 2.2.0 an unknown outcome moved
-    /// `next_ack_seq` past the batch (#4438); a batch past its `message.timeout.ms` expires
-    /// now that it is off the wire.
-    fn librdkafka_retrying(&mut self, handle: u64, reason: FailureReason, now_ms: u64) {
+    /// librdkafka's retry (`rd_kafka_handle_Produce_error`, then
+    /// `rd_kafka_toppar_retry_msgq`): the partition drains first
+    /// (`rd_kafka_idemp_drain_toppar`); up to 2.2.0 an unknown outcome moved `next_ack_seq`
+    /// past the batch (#4438); the batch goes back to its queue, where one past its
+    /// `message.timeout.ms` expires at once (the queue scan), now that it is off the wire.
+    fn librdkafka_retry(&mut self, handle: u64, reason: FailureReason, now_ms: u64) {
         let Some(batch) = self.batches.get(&handle) else {
             return;
         };
@@ -1774,10 +1774,12 @@ impl Producer {
             rdk.set_next_ack(partition, id, epoch, next);
         }
         if rdk.rules.message_timeout_in_queue && now_ms >= deadline_ms {
-            if self.deadlines.remove(&(deadline_ms, handle)) {
-                self.stats.delivery_timeouts += 1;
-            }
+            // Its deadline may still be listed (it came due while the request ended).
+            self.deadlines.remove(&(deadline_ms, handle));
+            self.stats.delivery_timeouts += 1;
             self.expire_batch(handle);
+        } else {
+            self.reenqueue(handle, reason, now_ms);
         }
     }
 

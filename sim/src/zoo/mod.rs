@@ -54,6 +54,7 @@ pub mod broker_window;
 pub mod cli;
 pub mod entry;
 pub mod first_batch;
+pub mod librdkafka;
 pub mod replication;
 pub mod report;
 pub mod search;
@@ -70,6 +71,9 @@ pub fn entries() -> Vec<&'static Entry> {
         &snapshot::LAST_BATCH_SNAPSHOT,
         &replication::JEPSEN_KAFKA_2013,
         &replication::KAFKA_10751,
+        &librdkafka::LIBRDKAFKA_2163,
+        &librdkafka::LIBRDKAFKA_4438,
+        &librdkafka::LIBRDKAFKA_4953,
     ]
 }
 
