@@ -401,7 +401,13 @@ impl ProducerConfig {
 
     /// The idempo improvements in force under this configuration's profile.
     pub fn improvements(&self) -> Improvements {
-        Improvements::of(self.client_profile, self.first_batch_alone)
+        let mut improvements = Improvements::of(self.client_profile, self.first_batch_alone);
+        if self.client_profile == ClientProfile::Librdkafka {
+            // librdkafka's own rule, not an idempo improvement: see
+            // LibrdkafkaRules::drain_on_leader_change.
+            improvements.one_leader_at_a_time = self.librdkafka.drain_on_leader_change;
+        }
+        improvements
     }
 }
 

@@ -40,6 +40,9 @@
 //!                                        flight are answered, then re-sends its    retried, one at a
 //!                                        queue in order, up to 5 requests          time (rule 4)
 //!                                        (rd_kafka_idemp_drain_toppar)
+//! drain_on_leader_change                 a partition moving to a new leader waits  a new batch goes to
+//!                                        for its requests to the old one           the new leader at once
+//!                                        (rd_kafka_broker_op_serve)
 //! ```
 //!
 //! ## `next_ack_seq`
@@ -119,6 +122,13 @@ pub struct LibrdkafkaRules {
     /// (`rd_kafka_idemp_drain_toppar`, "drain before retrying"). Off: Java's rule that only
     /// the partition's lowest in-flight batch is retried.
     pub drain_before_retry: bool,
+    /// A partition that moves to a new leader sends nothing there until none of its requests
+    /// to the old leader is in flight (`rd_kafka_broker_op_serve` joining a toppar: "wait for
+    /// outstanding requests to finish before producing to new leader"). Under cluster
+    /// routing this is idempo's `one_leader_at_a_time`
+    /// ([`Improvements`](crate::Improvements)), which the librdkafka profile takes from this
+    /// switch. Off: Java's drain, which sends a new batch to the new leader at once.
+    pub drain_on_leader_change: bool,
 }
 
 impl LibrdkafkaRules {
@@ -132,6 +142,7 @@ impl LibrdkafkaRules {
         message_timeout_in_queue: true,
         drain_bump: true,
         drain_before_retry: true,
+        drain_on_leader_change: true,
     };
 
     /// How an `OUT_OF_ORDER_SEQUENCE_NUMBER` for a batch at `base_sequence` is handled when

@@ -71,7 +71,7 @@ pub static LIBRDKAFKA_4953: Entry = Entry {
     summary: "NOT_LEADER_OR_FOLLOWER on the first request during a leader change, then OUT_OF_ORDER_SEQUENCE_NUMBER on the next ones, an epoch bump and duplicates",
     story: "STORY",
     base: &[
-        ("seed", "1"),
+        ("seed", "61"),
         ("producers", "1"),
         ("partitions", "2"),
         ("records", "300"),
@@ -82,10 +82,12 @@ pub static LIBRDKAFKA_4953: Entry = Entry {
         ("replication-factor", "3"),
         ("min-insync-replicas", "2"),
         ("leader-kills", "2"),
+        ("broker-session-timeout-ms", "2000"),
+        ("replica-lag-time-max-ms", "500"),
         ("client-profile", "librdkafka"),
     ],
     bug: &[("librdkafka-out-of-order-bump", "on")],
     fix: &[("librdkafka-out-of-order-bump", "off")],
-    faults: "",
+    faults: "leader-kill after-appends=12 partition=1 tear-bytes=68 down-ms=2629\nleader-kill after-appends=16 partition=0 tear-bytes=21 down-ms=2610\nack-loss producer=0 batch=17 attempt=14\n",
     anomaly: "no duplicates",
 };
