@@ -183,10 +183,10 @@ pub use config::{
     ClientProfile, ConfigError, Improvements, MAX_IN_FLIGHT_FOR_IDEMPOTENCE, ProducerConfig,
     UnknownClientProfile,
 };
-pub use profile_librdkafka::{LibrdkafkaRules, OutOfOrder};
 pub use delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 pub use event::{BumpReason, EVENTS_MAX, MetadataRefreshReason, ProducerEvent};
 pub use in_flight::InFlightBatch;
 pub use metadata::{LeaderChange, PartitionLeader};
 pub use producer::{Outgoing, Producer};
+pub use profile_librdkafka::{LibrdkafkaRules, OutOfOrder};
 pub use stats::{ProducerStats, RoutingStats};

@@ -1667,7 +1667,8 @@ impl Producer {
             .librdkafka
             .as_ref()
             .is_some_and(|rdk| rdk.rules.message_timeout_in_queue);
-        if (now_ms >= batch.deadline_ms && !expires_in_queue) || batch.attempts > self.config.retries
+        if (now_ms >= batch.deadline_ms && !expires_in_queue)
+            || batch.attempts > self.config.retries
         {
             return false;
         }
@@ -1881,7 +1882,10 @@ impl Producer {
             // (librdkafka_retrying), or is delivered.
             if let Some(rdk) = &self.librdkafka
                 && rdk.rules.message_timeout_in_queue
-                && self.batches.get(&handle).is_some_and(|b| b.on_wire.is_some())
+                && self
+                    .batches
+                    .get(&handle)
+                    .is_some_and(|b| b.on_wire.is_some())
             {
                 continue;
             }

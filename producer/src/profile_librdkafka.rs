@@ -315,8 +315,14 @@ mod tests {
             "a new epoch starts from Java's bookkeeping (0 after the restart)"
         );
         state.begin_drain(0);
-        assert!(!state.partition_may_send(0, 2), "two batches still on the wire");
-        assert!(state.partition_may_send(1, 2), "another partition is not draining");
+        assert!(
+            !state.partition_may_send(0, 2),
+            "two batches still on the wire"
+        );
+        assert!(
+            state.partition_may_send(1, 2),
+            "another partition is not draining"
+        );
         assert!(state.partition_may_send(0, 0), "drained");
         assert!(state.partition_may_send(0, 3), "the drain is over");
     }

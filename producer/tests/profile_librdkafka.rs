@@ -52,8 +52,14 @@ fn out_of_order_for_the_batch_expected_next_is_fatal_where_java_bumps() {
         let (c0, c1, c2) = three_in_flight(&mut p);
         p.on_response(answer(c0, &[(0, ErrorCode::None, 0)]), 1);
         // Sequence 1 is next_ack_seq: the broker refused the very batch it should take.
-        p.on_response(answer(c1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]), 2);
-        p.on_response(answer(c2, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]), 3);
+        p.on_response(
+            answer(c1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+            2,
+        );
+        p.on_response(
+            answer(c2, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+            3,
+        );
         let expected = fatal.then_some(ErrorCode::OutOfOrderSequenceNumber);
         assert_eq!(p.fatal_error(), expected, "fatal under librdkafka only");
         if fatal {
@@ -81,12 +87,18 @@ fn out_of_order_behind_a_failed_batch_drains_and_bumps_unless_switched_off() {
         // The first batch is refused without being written, the two behind it are refused
         // as out of order (r > 0: "skipped sequence numbers").
         p.on_response(answer(c0, &[(0, ErrorCode::NotEnoughReplicas, -1)]), 1);
-        p.on_response(answer(c1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]), 2);
+        p.on_response(
+            answer(c1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+            2,
+        );
         assert!(
             poll_produce(&mut p, 200).is_none(),
             "the partition drains: nothing goes while c2 is in flight"
         );
-        p.on_response(answer(c2, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]), 3);
+        p.on_response(
+            answer(c2, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+            3,
+        );
         assert_eq!(p.fatal_error(), None);
         let (_, sent) = poll_produce(&mut p, 200).unwrap();
         let epoch = if bump { 1 } else { 0 };
@@ -128,8 +140,14 @@ fn a_possibly_persisted_batch_counted_as_written_makes_the_next_refusal_fatal_be
         let (r2, _) = poll_produce(&mut p, 200).unwrap();
         // The first retry is refused without a write; the ones behind it are out of order.
         p.on_response(answer(r0, &[(0, ErrorCode::CorruptMessage, -1)]), 201);
-        p.on_response(answer(r1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]), 202);
-        p.on_response(answer(r2, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]), 203);
+        p.on_response(
+            answer(r1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+            202,
+        );
+        p.on_response(
+            answer(r2, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+            203,
+        );
         let expected = fatal.then_some(ErrorCode::OutOfOrderSequenceNumber);
         assert_eq!(
             p.fatal_error(),
@@ -163,7 +181,10 @@ fn a_message_timeout_in_the_queue_bumps_since_1_0_and_one_on_the_wire_waits() {
         );
         p.on_timeout(210); // back in the queue past its deadline: expired
         let report = deliveries(&mut p).pop().unwrap();
-        assert_eq!(report.result.unwrap_err().reason(), FailureReason::DeliveryTimeout);
+        assert_eq!(
+            report.result.unwrap_err().reason(),
+            FailureReason::DeliveryTimeout
+        );
         p.send(0, records(1), 211);
         let (_, sent) = poll_produce(&mut p, 211).unwrap();
         let (epoch, seq) = if bump { (1, 0) } else { (0, 1) };
@@ -192,7 +213,10 @@ fn the_drained_bump_re_sequences_every_partition_retries_included() {
         // batch is refused, its second is refused as out of order.
         p.on_request_failed(b0, 1);
         p.on_response(answer(a0, &[(0, ErrorCode::NotEnoughReplicas, -1)]), 2);
-        p.on_response(answer(a1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]), 3);
+        p.on_response(
+            answer(a1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+            3,
+        );
         let mut retried = Vec::new();
         while let Some((_, sent)) = poll_produce(&mut p, 200) {
             retried.extend(sent);

@@ -18,10 +18,10 @@ pub static LIBRDKAFKA_2163: Entry = Entry {
     summary: "a hung broker, request timeouts and message.timeout.ms expiring one message while later ones are sent: a fatal OUT_OF_ORDER_SEQUENCE_NUMBER",
     story: "A broker that answers nothing looks the same to librdkafka whether it hangs or \
             lost the requests with their connection: each request times out after \
-            request.timeout.ms. Here one request in flight at a time: batch 8 is lost, \
-            retried, and by the time its request times out its message.timeout.ms has \
-            passed, so it is dropped and reported failed while batch 10 goes out behind it \
-            (batch 9 expired in the queue before it was sent). The broker expected batch 8's \
+            request.timeout.ms. Here one request is in flight at a time: batch 8 is lost \
+            with its connection, and when its request times out its message.timeout.ms \
+            (400 ms here) has passed, so it is dropped and reported failed while batch 10 \
+            goes out behind it (batch 9 expired in the queue before it was sent). The broker expected batch 8's \
             sequence and answers OUT_OF_ORDER_SEQUENCE_NUMBER. librdkafka judges that \
             refusal against the sequence it expects to be acknowledged next, and librdkafka \
             0.11.6 had moved it past every batch whose request timed out (in its own terms \

@@ -23,6 +23,12 @@
 //!                      min.insync.replicas 1             min.insync.replicas 2    leader election
 //! KAFKA-10751          --unclean-leader-election         unclean off              lost by an unclean
 //!                      (min.insync.replicas 2)                                    leader election
+//! librdkafka-2163      --client-profile librdkafka,      --librdkafka-timeout-    no fatal producer
+//!                      --librdkafka-timeout-bump off     bump on (1.0.0)          error
+//! librdkafka-4438      --librdkafka-possibly-persisted-  ... off (2.3.0)          no fatal producer
+//!                      ack on                                                     error
+//! librdkafka-4953      --librdkafka-out-of-order-bump    ... off (Java's rule;    no duplicates
+//!                      on (2.x, not fixed)               PR #4972 proposes it)
 //! ```
 //!
 //! ## How an entry's schedule was found
@@ -39,16 +45,26 @@
 //! - [`snapshot`]: last-batch-snapshot, today's Kafka after a clean restart.
 //! - [`replication`]: jepsen-kafka-2013 and KAFKA-10751, acknowledged writes lost to an
 //!   election.
+//! - [`librdkafka`]: librdkafka-2163, -4438 and -4953, librdkafka's own rules
+//!   (`--client-profile librdkafka`): two fatal desynchronisations and a bump's duplicates.
 //! - [`cli`]: `idempo-sim zoo list|run|check|search`.
 //! - [`search`]: seed search and shrinking of a schedule.
 //! - [`report`]: the side-by-side text of `zoo run` and the table of `zoo check`.
 //!
 //! ## What the zoo leaves out, for now
 //! The entries the simulator cannot show yet are not listed (no entry is faked): the client
-//! profiles `java-2.4` and `librdkafka` (KIP-360, KAFKA-12152, KAFKA-14034, KAFKA-5283 as a
-//! client bug, librdkafka-2163, -4438, -4953), the 0.11/2.4 broker rules for unknown
-//! producers and DeleteRecords (KAFKA-5793, KAFKA-7190, KAFKA-6683), producer-id growth
-//! (KIP-854) and high-watermark truncation (KIP-101).
+//! profile `java-2.4` (KIP-360, KAFKA-12152, KAFKA-14034, KAFKA-5283 as a client bug), the
+//! 0.11/2.4 broker rules for unknown producers and DeleteRecords (KAFKA-5793, KAFKA-7190,
+//! KAFKA-6683), producer-id growth (KIP-854) and high-watermark truncation (KIP-101).
+//!
+//! The librdkafka profile leaves out what its entries do not need
+//! (`idempo_producer::profile_librdkafka` lists it): sequences taken from message ids at
+//! `produce()` (so a batch that expires before it was ever sent leaves no gap here, where in
+//! librdkafka it does), the epoch wrapping to 0, its `UNKNOWN_PRODUCER_ID` and InitProducerId
+//! rules. librdkafka-4953's first refusal is `NOT_ENOUGH_REPLICAS`, not the
+//! `NOT_LEADER_OR_FOLLOWER` of the issue: the simulated leader change refuses with the former
+//! (neither writes anything, and the rule the entry explains is the same). The profile has not
+//! been compared with the real librdkafka (confluent-kafka through the proxy) yet.
 
 pub mod broker_window;
 pub mod cli;
