@@ -555,6 +555,33 @@ const NON_DEFAULT: &[(&str, &[&str])] = &[
     ),
     ("network", &["--network", "proxy"]),
     ("client-profile", &["--client-profile", "idempo"]),
+    (
+        "librdkafka-timeout-bump",
+        &[
+            "--client-profile",
+            "librdkafka",
+            "--librdkafka-timeout-bump",
+            "off",
+        ],
+    ),
+    (
+        "librdkafka-possibly-persisted-ack",
+        &[
+            "--client-profile",
+            "librdkafka",
+            "--librdkafka-possibly-persisted-ack",
+            "on",
+        ],
+    ),
+    (
+        "librdkafka-out-of-order-bump",
+        &[
+            "--client-profile",
+            "librdkafka",
+            "--librdkafka-out-of-order-bump",
+            "off",
+        ],
+    ),
     ("first-batch-alone", &["--first-batch-alone"]),
     ("duplicate", &["--duplicate", "0.2"]),
     ("corrupt", &["--corrupt", "0.1"]),

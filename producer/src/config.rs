@@ -26,6 +26,7 @@
 //! ([`ClientProfile::Java`], the default) and idempo's improvements on it
 //! ([`ClientProfile::Idempo`]); the crate documentation lists each difference.
 
+pub use crate::profile_librdkafka::LibrdkafkaRules;
 use std::fmt;
 use std::str::FromStr;
 
@@ -45,17 +46,27 @@ pub enum ClientProfile {
     Java,
     /// Every idempo improvement on, `first_batch_alone` included.
     Idempo,
+    /// librdkafka 2.x's idempotence rules where they differ from Java's (its fatal errors,
+    /// its drained epoch bump, its `message.timeout.ms`), each a switch of
+    /// [`ProducerConfig::librdkafka`] ([`LibrdkafkaRules`]); Java's rules for the rest, every
+    /// idempo improvement off.
+    Librdkafka,
 }
 
 impl ClientProfile {
     /// Every profile, in declaration order.
-    pub const ALL: [ClientProfile; 2] = [ClientProfile::Java, ClientProfile::Idempo];
+    pub const ALL: [ClientProfile; 3] = [
+        ClientProfile::Java,
+        ClientProfile::Idempo,
+        ClientProfile::Librdkafka,
+    ];
 
-    /// The name used on command lines: `java` or `idempo`.
+    /// The name used on command lines: `java`, `idempo` or `librdkafka`.
     pub fn name(self) -> &'static str {
         match self {
             ClientProfile::Java => "java",
             ClientProfile::Idempo => "idempo",
+            ClientProfile::Librdkafka => "librdkafka",
         }
     }
 }
@@ -66,7 +77,7 @@ impl fmt::Display for ClientProfile {
     }
 }
 
-/// A client profile name that is neither `java` nor `idempo`.
+/// A client profile name that is none of [`ClientProfile::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownClientProfile(pub String);
 
@@ -74,8 +85,9 @@ impl fmt::Display for UnknownClientProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown client profile {:?}: expected java or idempo",
-            self.0
+            "unknown client profile {:?}: expected one of {}",
+            self.0,
+            ClientProfile::ALL.map(ClientProfile::name).join(", ")
         )
     }
 }
@@ -182,9 +194,13 @@ pub struct ProducerConfig {
     /// [`ClientProfile::Idempo`] turns it on; under [`ClientProfile::Java`] this field turns
     /// it on alone.
     pub first_batch_alone: bool,
-    /// Kafka's Java client exactly ([`ClientProfile::Java`], the default) or with every idempo
-    /// improvement ([`ClientProfile::Idempo`]).
+    /// Kafka's Java client exactly ([`ClientProfile::Java`], the default), with every idempo
+    /// improvement ([`ClientProfile::Idempo`]), or librdkafka's rules
+    /// ([`ClientProfile::Librdkafka`]).
     pub client_profile: ClientProfile,
+    /// The librdkafka switches in force under [`ClientProfile::Librdkafka`] (ignored under
+    /// the other profiles). Default [`LibrdkafkaRules::V2`], librdkafka 2.x today.
+    pub librdkafka: LibrdkafkaRules,
     /// Route each partition's batches to its leader in a cluster, from Metadata (see the
     /// `routing` section of the [`producer`](crate::producer) essay). Default false: the
     /// one-broker producer, which talks to node 0 only and sends no Metadata.
@@ -215,6 +231,7 @@ impl Default for ProducerConfig {
             acks: -1,
             first_batch_alone: false,
             client_profile: ClientProfile::Java,
+            librdkafka: LibrdkafkaRules::V2,
             cluster_routing: false,
             bootstrap: vec![0],
             metadata_max_age_ms: 300_000,
@@ -384,7 +401,13 @@ impl ProducerConfig {
 
     /// The idempo improvements in force under this configuration's profile.
     pub fn improvements(&self) -> Improvements {
-        Improvements::of(self.client_profile, self.first_batch_alone)
+        let mut improvements = Improvements::of(self.client_profile, self.first_batch_alone);
+        if self.client_profile == ClientProfile::Librdkafka {
+            // librdkafka's own rule, not an idempo improvement: see
+            // LibrdkafkaRules::drain_on_leader_change.
+            improvements.one_leader_at_a_time = self.librdkafka.drain_on_leader_change;
+        }
+        improvements
     }
 }
 
@@ -466,7 +489,7 @@ mod tests {
         let err = "kafka".parse::<ClientProfile>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown client profile \"kafka\": expected java or idempo"
+            "unknown client profile \"kafka\": expected one of java, idempo, librdkafka"
         );
     }
 

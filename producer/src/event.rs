@@ -30,6 +30,9 @@ pub enum BumpReason {
     /// A batch expired after it was sent, and later acknowledgements did not prove the
     /// sequences consistent.
     UnresolvedSequence,
+    /// librdkafka: a batch expired in a queue (`message.timeout.ms`); the gap it leaves must
+    /// not be sent (`rd_kafka_toppar_producer_serve`, librdkafka 1.0.0).
+    MessageTimedOut,
 }
 
 /// Why the producer asked for fresh metadata (cluster routing only).

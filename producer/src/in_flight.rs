@@ -217,6 +217,13 @@ impl InFlightRequests {
             .any(|r| matches!(r.kind, InFlightKind::InitProducerId))
     }
 
+    /// True when a Produce request awaits its answer.
+    pub fn has_produce(&self) -> bool {
+        self.requests
+            .iter()
+            .any(|r| matches!(r.kind, InFlightKind::Produce(_)))
+    }
+
     /// Earliest send time among the requests.
     pub fn earliest_sent_ms(&self) -> Option<u64> {
         self.requests.iter().map(|r| r.sent_ms).min()

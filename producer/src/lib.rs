@@ -50,6 +50,7 @@
 //!
 //! ## Layout
 //! - [`config`]: `ProducerConfig` with Kafka's defaults, `ClientProfile`, and `ConfigError`.
+//! - [`profile_librdkafka`]: the librdkafka profile's switches (`LibrdkafkaRules`) and state.
 //! - `batch`: `ProducerBatch` (a `send()` and its wire bytes) and [`DeliveryHandle`].
 //! - `batch_table`: the batches without an outcome, in a window of slots indexed by handle.
 //! - `deadlines`: their delivery deadlines, soonest first.
@@ -137,16 +138,27 @@
 //!
 //! ## librdkafka
 //!
-//! Where **librdkafka** differs (docs/KAFKA-RULES.md §2.9), this crate follows Java:
+//! [`ClientProfile::Librdkafka`] follows librdkafka 2.x where it differs from Java
+//! (docs/KAFKA-RULES.md §2.9), each difference a switch of [`LibrdkafkaRules`]
+//! ([`ProducerConfig::librdkafka`]; the [`profile_librdkafka`] module has the table, with the
+//! librdkafka functions each follows):
 //!
-//! - `OUT_OF_ORDER_SEQUENCE_NUMBER` for the head-of-line batch is a *fatal* error in
-//!   librdkafka ("sequence desynchronization"); Java bumps the epoch and retries.
-//! - librdkafka's `DRAIN_BUMP` waits until *every* partition has nothing in flight before
-//!   bumping; Java bumps at once and lets the other partitions finish under the old epoch.
-//! - librdkafka wraps the epoch to 0 after 32767 (`rd_kafka_pid_bump`); Java asks for a new
-//!   producer id instead, as this crate does.
-//! - librdkafka assigns sequences at `produce()` time from a per-partition message id; Java
-//!   assigns them when the batch is first drained.
+//! - `OUT_OF_ORDER_SEQUENCE_NUMBER` for the batch librdkafka expected to be acknowledged next
+//!   (or one below it) is a *fatal* error ("sequence desynchronization"); for a batch behind
+//!   it, librdkafka drains and bumps the epoch. Java bumps for a real gap and retries a batch
+//!   behind it unchanged.
+//! - librdkafka's `DRAIN_BUMP` sends nothing while a bump is pending, bumps once no request is
+//!   in flight, and then restarts *every* partition's sequences from its first unacknowledged
+//!   batch, retries included; Java bumps at once and re-stamps the asking partitions only.
+//! - `message.timeout.ms` expires batches in the queues only, and an expiry drains and bumps
+//!   the epoch (since 1.0.0, #2163); a retriable error drains the partition before its retries.
+//! - Up to 2.2.0 a retriable error of unknown outcome moved `next_ack_seq` past the batch
+//!   (#4438, a switch).
+//!
+//! Not modelled: librdkafka assigns sequences at `produce()` time from a per-partition message
+//! id (Java, and this crate, when the batch is first drained); it wraps the epoch to 0 after
+//! 32767 (`rd_kafka_pid_bump`; Java, and this crate, ask for a new producer id); its rules for
+//! `UNKNOWN_PRODUCER_ID` and InitProducerId errors (Java's apply).
 //!
 //! Queues are not bounded here (Kafka bounds them with `buffer.memory`): how many batches a
 //! caller keeps outstanding is the caller's concern. The event buffer is bounded.
@@ -156,6 +168,7 @@ pub mod delivery;
 pub mod event;
 pub mod metadata;
 pub mod producer;
+pub mod profile_librdkafka;
 pub mod stats;
 
 mod accumulator;
@@ -175,4 +188,5 @@ pub use event::{BumpReason, EVENTS_MAX, MetadataRefreshReason, ProducerEvent};
 pub use in_flight::InFlightBatch;
 pub use metadata::{LeaderChange, PartitionLeader};
 pub use producer::{Outgoing, Producer};
+pub use profile_librdkafka::{LibrdkafkaRules, OutOfOrder};
 pub use stats::{ProducerStats, RoutingStats};

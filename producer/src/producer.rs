@@ -195,12 +195,13 @@
 use crate::accumulator::PartitionTable;
 use crate::batch::{DeliveryHandle, ProducerBatch};
 use crate::batch_table::BatchTable;
-use crate::config::{ConfigError, Improvements, ProducerConfig};
+use crate::config::{ClientProfile, ConfigError, Improvements, ProducerConfig};
 use crate::deadlines::Deadlines;
 use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 use crate::event::{BumpReason, EventLog, ProducerEvent};
 use crate::in_flight::{InFlightKind, InFlightRequest, InFlightRequests, SentBatch};
 use crate::metadata::Metadata;
+use crate::profile_librdkafka::{LibrdkafkaState, OutOfOrder};
 use crate::sequencer::PartitionEntry;
 use crate::stats::{ProducerStats, RoutingStats};
 use idempo_protocol::{
@@ -339,6 +340,8 @@ pub struct Producer {
     in_flight: InFlightRequests,
     /// The idempo improvements in force (all off under the java profile).
     improvements: Improvements,
+    /// librdkafka's rules and their state, under the librdkafka profile only.
+    librdkafka: Option<LibrdkafkaState>,
     /// Partition the next drain starts at under the java profile (Kafka's `nodesDrainIndex`).
     drain_start: i32,
     next_handle: u64,
@@ -368,6 +371,8 @@ impl Producer {
     pub fn new(config: ProducerConfig) -> Result<Producer, ConfigError> {
         config.validate()?;
         let improvements = config.improvements();
+        let librdkafka = (config.client_profile == ClientProfile::Librdkafka)
+            .then(|| LibrdkafkaState::new(config.librdkafka));
         let metadata = Metadata::new(
             config.bootstrap.clone(),
             config.retry_backoff_ms,
@@ -386,6 +391,7 @@ impl Producer {
             partitions_to_rewrite: BTreeMap::new(),
             in_flight: InFlightRequests::default(),
             improvements,
+            librdkafka,
             drain_start: 0,
             next_handle: 0,
             next_correlation_id: 0,
@@ -941,10 +947,27 @@ impl Producer {
     }
 
     /// Kafka's `bumpIdempotentEpochAndResetIdIfNeeded`.
+    ///
+    /// Under librdkafka's `drain_bump` the bump waits until no Produce request is in flight
+    /// (`rd_kafka_idemp_drain_done`), and then every partition with unfinished batches is
+    /// re-stamped from 0, not only the asking ones (`rd_kafka_toppar_pid_change`).
     fn maybe_bump_epoch(&mut self) {
         let Some((&partition, &reason)) = self.partitions_to_rewrite.first_key_value() else {
             return;
         };
+        if let Some(rdk) = &mut self.librdkafka
+            && rdk.rules.drain_bump
+        {
+            if self.in_flight.has_produce() {
+                return;
+            }
+            rdk.bumped();
+            for (&p, part) in self.partitions.iter() {
+                if !part.entry.in_flight.is_empty() {
+                    self.partitions_to_rewrite.entry(p).or_insert(reason);
+                }
+            }
+        }
         let old_epoch = self.producer_epoch;
         let Some(new_epoch) = old_epoch.bumped() else {
             // Epoch exhausted: Java resets the producer id and asks for a new one.
@@ -1030,9 +1053,10 @@ impl Producer {
         producer_id: ProducerId,
         producer_epoch: ProducerEpoch,
         first_batch_alone: bool,
+        retries_in_queue_order: bool,
     ) -> bool {
         if batch.has_sequence() {
-            entry.in_flight.front() != Some(&batch.handle.0)
+            !retries_in_queue_order && entry.in_flight.front() != Some(&batch.handle.0)
         } else {
             (!entry.in_flight.is_empty() && entry.is_stale(producer_id, producer_epoch))
                 || entry.unresolved_next_sequence.is_some()
@@ -1167,6 +1191,31 @@ impl Producer {
         if now_ms < batch.retry_not_before_ms && !batch.has_leader_changed_for_the_ongoing_retry() {
             return Err(DrainStep::Skip);
         }
+        let mut retries_in_queue_order = false;
+        if self.config.idempotence
+            && let Some(rdk) = &mut self.librdkafka
+        {
+            // librdkafka: nothing goes while a drained bump is pending (its producer id is
+            // not "assigned" then: rd_kafka_idemp_get_pid0), nor while the partition drains
+            // before its retries; after the drain its queue goes out in order.
+            if rdk.rules.drain_bump && !self.partitions_to_rewrite.is_empty() {
+                return Err(DrainStep::Skip);
+            }
+            let batches = &self.batches;
+            let on_wire = part
+                .entry
+                .in_flight
+                .iter()
+                .filter(|h| batches.get(h).is_some_and(|b| b.on_wire.is_some()))
+                .count();
+            if !rdk.partition_may_send(partition, on_wire) {
+                return Err(DrainStep::Skip);
+            }
+            retries_in_queue_order = rdk.rules.drain_before_retry;
+        }
+        let Some(batch) = self.batches.get(&handle) else {
+            return Err(DrainStep::Skip);
+        };
         let blocked = self.config.idempotence
             && Self::should_stop_drain(
                 &part.entry,
@@ -1174,6 +1223,7 @@ impl Producer {
                 self.producer_id,
                 self.producer_epoch,
                 self.improvements.first_batch_alone,
+                retries_in_queue_order,
             );
         if blocked {
             return Err(DrainStep::Blocked);
@@ -1436,6 +1486,17 @@ impl Producer {
             part.entry
                 .maybe_update_last_acked_sequence(batch.last_sequence());
             part.entry.acknowledged_producer_id = batch.producer_id();
+            // librdkafka's next_ack_seq follows the acknowledged batch
+            // (rd_kafka_handle_idempotent_Produce_success).
+            if let Some(rdk) = &mut self.librdkafka {
+                let next = batch.last_sequence().next();
+                rdk.set_next_ack(
+                    batch.partition,
+                    batch.producer_id(),
+                    batch.producer_epoch(),
+                    next,
+                );
+            }
         }
         let delivered = Delivered {
             base_offset,
@@ -1570,8 +1631,15 @@ impl Producer {
         {
             batch.possibly_persisted = true;
         }
+        if self.librdkafka.is_some() && self.librdkafka_failed_attempt(handle, reason, now_ms) {
+            return;
+        }
         if self.can_retry(handle, reason, log_start_offset, now_ms) {
-            self.reenqueue(handle, reason, now_ms);
+            if self.librdkafka.is_some() {
+                self.librdkafka_retry(handle, reason, now_ms);
+            } else {
+                self.reenqueue(handle, reason, now_ms);
+            }
         } else {
             // Sequences are adjusted only if the batch did not exhaust its retries: otherwise
             // whether its sequence was taken is unknown.
@@ -1594,7 +1662,14 @@ impl Producer {
         let Some(batch) = self.batches.get(&handle) else {
             return false;
         };
-        if now_ms >= batch.deadline_ms || batch.attempts > self.config.retries {
+        // librdkafka expires a batch once it is back in its queue (message_timeout_in_queue).
+        let expires_in_queue = self
+            .librdkafka
+            .as_ref()
+            .is_some_and(|rdk| rdk.rules.message_timeout_in_queue);
+        if (now_ms >= batch.deadline_ms && !expires_in_queue)
+            || batch.attempts > self.config.retries
+        {
             return false;
         }
         let code = reason.error_code();
@@ -1626,6 +1701,86 @@ impl Producer {
                 true
             }
             _ => code.is_retriable(),
+        }
+    }
+
+    /// librdkafka's handling of `OUT_OF_ORDER_SEQUENCE_NUMBER`
+    /// (`rd_kafka_handle_idempotent_Produce_error`), judged against the partition's
+    /// `next_ack_seq`. True when it decided; false leaves the answer to Java's rules.
+    fn librdkafka_failed_attempt(
+        &mut self,
+        handle: u64,
+        reason: FailureReason,
+        now_ms: u64,
+    ) -> bool {
+        let code = reason.error_code();
+        if !self.config.idempotence || code != ErrorCode::OutOfOrderSequenceNumber {
+            return false;
+        }
+        let (Some(rdk), Some(batch)) = (&self.librdkafka, self.batches.get(&handle)) else {
+            return false;
+        };
+        let partition = batch.partition;
+        let Some(entry) = self.partitions.get(&partition).map(|p| &p.entry) else {
+            return false;
+        };
+        let next_ack = rdk.next_ack(
+            partition,
+            batch.producer_id(),
+            batch.producer_epoch(),
+            entry.last_acked_sequence.next(),
+        );
+        match rdk.rules.out_of_order(next_ack, batch.base_sequence()) {
+            OutOfOrder::Java => false,
+            OutOfOrder::Fatal => {
+                // "sequence desynchronization" (or "rewound sequence number"): the batch fails
+                // with the broker's error, then everything with the fatal one.
+                self.fail_batch(handle, reason, false);
+                self.enter_fatal(code);
+                true
+            }
+            OutOfOrder::RetryAndBump => {
+                // "skipped sequence numbers": drain, bump, retry (not counted as a retry).
+                self.request_epoch_bump(partition, BumpReason::OutOfOrderSequence);
+                self.librdkafka_retry(handle, reason, now_ms);
+                true
+            }
+            OutOfOrder::Retry => {
+                self.librdkafka_retry(handle, reason, now_ms);
+                true
+            }
+        }
+    }
+
+    /// librdkafka's retry (`rd_kafka_handle_Produce_error`, then
+    /// `rd_kafka_toppar_retry_msgq`): the partition drains first
+    /// (`rd_kafka_idemp_drain_toppar`); up to 2.2.0 an unknown outcome moved `next_ack_seq`
+    /// past the batch (#4438); the batch goes back to its queue, where one past its
+    /// `message.timeout.ms` expires at once (the queue scan), now that it is off the wire.
+    fn librdkafka_retry(&mut self, handle: u64, reason: FailureReason, now_ms: u64) {
+        let Some(batch) = self.batches.get(&handle) else {
+            return;
+        };
+        let (partition, deadline_ms) = (batch.partition, batch.deadline_ms);
+        let (id, epoch, next) = (
+            batch.producer_id(),
+            batch.producer_epoch(),
+            batch.last_sequence().next(),
+        );
+        let Some(rdk) = &mut self.librdkafka else {
+            return;
+        };
+        rdk.begin_drain(partition);
+        if rdk.rules.possibly_persisted_advances_next_ack && reason.outcome_is_unknown() {
+            rdk.set_next_ack(partition, id, epoch, next);
+        }
+        if rdk.rules.message_timeout_in_queue && now_ms >= deadline_ms {
+            // Its deadline may still be listed (it came due while the request ended).
+            self.deadlines.remove(&(deadline_ms, handle));
+            self.stats.delivery_timeouts += 1;
+            self.expire_batch(handle);
+        } else {
+            self.reenqueue(handle, reason, now_ms);
         }
     }
 
@@ -1693,6 +1848,7 @@ impl Producer {
             return;
         }
         self.fatal_error = Some(code);
+        self.stats.fatal_errors += 1;
         self.event(ProducerEvent::FatalError { error: code });
         self.in_flight.drain_all().for_each(drop);
         self.partitions_to_rewrite.clear();
@@ -1721,6 +1877,18 @@ impl Producer {
                 break;
             }
             self.deadlines.pop_first();
+            // librdkafka's message.timeout.ms expires queued batches only: one on the wire
+            // expires when its request fails and it is back in the queue
+            // (librdkafka_retrying), or is delivered.
+            if let Some(rdk) = &self.librdkafka
+                && rdk.rules.message_timeout_in_queue
+                && self
+                    .batches
+                    .get(&handle)
+                    .is_some_and(|b| b.on_wire.is_some())
+            {
+                continue;
+            }
             self.stats.delivery_timeouts += 1;
             self.expire_batch(handle);
         }
@@ -1757,6 +1925,14 @@ impl Producer {
             } else {
                 part.entry.remove_in_flight(handle).is_some()
             };
+        }
+        if let Some(rdk) = &self.librdkafka {
+            // librdkafka keeps no unresolved sequences: an expiry in a queue drains and bumps
+            // the epoch (since 1.0.0), or, before, leaves the gap to be sent.
+            if rdk.rules.message_timeout_bump && self.config.idempotence {
+                self.request_epoch_bump(partition, BumpReason::MessageTimedOut);
+            }
+            return;
         }
         // Java (Sender.sendProducerData) marks the partition only if the batch was retried.
         let unresolve = if self.improvements.unresolve_on_any_expired_sent_batch {

@@ -51,6 +51,8 @@ pub struct ProducerStats {
     pub partitions_resolved: u64,
     /// Events dropped because the buffer was full.
     pub events_dropped: u64,
+    /// Times the producer entered its fatal state (0 or 1 per producer).
+    pub fatal_errors: u64,
 }
 
 /// Counters of cluster routing since the producer was created (all zero without

@@ -87,6 +87,7 @@ fn stats_count_each_request_batch_and_answer_once() {
             partitions_unresolved: 0,
             partitions_resolved: 0,
             events_dropped: 0,
+            fatal_errors: 0,
         }
     );
 }

@@ -20,6 +20,7 @@
 //! | no sequence gaps within an epoch | `sequence_gaps` | within one (producer id, epoch, partition) the log's batches do not follow each other in sequence |
 //! | records where they were sent | `misplaced` | a record landed on another partition than it was sent to, or is not the workload's |
 //! | acknowledged offsets match the log | `wrong_offsets` | a batch written once does not start at the base offset its acknowledgement reported |
+//! | no fatal producer error | `fatal_errors` | a producer entered its fatal state and failed everything after (librdkafka's "sequence desynchronization"); listed only when it happened, the run counts it from the producers |
 //!
 //! Some counts are kept apart from these protocol anomalies, because they measure limits of
 //! the guarantee rather than bugs, so a reader sees which guarantee came from where. The run
@@ -232,6 +233,10 @@ pub struct CheckReport {
     pub records_failed: u64,
     /// Records with no report.
     pub records_unresolved: u64,
+    /// Producers that entered their fatal state (librdkafka's "sequence desynchronization",
+    /// for example): the run reports it, [`CheckReport::invariants`] lists it when non-zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fatal_errors: u64,
     /// The ack ledger.
     pub ledger: AckLedger,
     /// A replicated run's own counts (`None` for a one-broker run, whose output has none):
@@ -295,6 +300,9 @@ impl CheckReport {
             ("records where they were sent", self.misplaced),
             ("acknowledged offsets match the log", self.wrong_offsets),
         ];
+        if self.fatal_errors > 0 {
+            list.push(("no fatal producer error", self.fatal_errors));
+        }
         if let Some(r) = &self.replication {
             list.push((
                 "a record read below the high watermark is never lost",
@@ -362,6 +370,11 @@ impl CheckReport {
         ]);
         list
     }
+}
+
+/// For `skip_serializing_if`: a count of zero is left out of the JSON.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Geometry of the workload the checker needs.

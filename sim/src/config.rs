@@ -163,6 +163,9 @@ pub struct SimConfig {
     /// Producer client profile: Kafka's Java client exactly (the default) or idempo's
     /// improvements (see `idempo_producer::ClientProfile`).
     pub client_profile: idempo_producer::ClientProfile,
+    /// The librdkafka switches, read under `--client-profile librdkafka` only (see
+    /// `idempo_producer::LibrdkafkaRules`; default librdkafka 2.x today).
+    pub librdkafka: idempo_producer::LibrdkafkaRules,
     /// Producer `request.timeout.ms`.
     pub request_timeout_ms: u64,
     /// Producer `delivery.timeout.ms`.
@@ -258,6 +261,7 @@ impl Default for SimConfig {
             network: Network::Tcp,
             first_batch_alone: false,
             client_profile: idempo_producer::ClientProfile::Java,
+            librdkafka: idempo_producer::LibrdkafkaRules::V2,
             request_timeout_ms: 200,
             delivery_timeout_ms: 120_000,
             retries: i32::MAX as u32,

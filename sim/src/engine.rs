@@ -515,6 +515,7 @@ pub fn producer_config(config: &SimConfig) -> ProducerConfig {
         retry_backoff_ms: config.retry_backoff_ms,
         first_batch_alone: config.first_batch_alone,
         client_profile: config.client_profile,
+        librdkafka: config.librdkafka,
         acks: config.acks.kafka_value(),
         cluster_routing: config.is_cluster(),
         bootstrap: (0..config.brokers as i32).collect(),
@@ -1481,6 +1482,7 @@ impl Simulation {
             .iter()
             .flat_map(|s| s.retired.iter().copied().chain([s.producer.stats()]))
             .collect();
+        check.fatal_errors = stats.iter().map(|s| s.fatal_errors).sum();
         let report = RunReport {
             records_sent: config.records * u64::from(config.producers),
             requests: self.requests,

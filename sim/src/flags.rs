@@ -379,13 +379,37 @@ pub static RUN_FLAGS: &[RunFlag] = &[
     ),
     flag!(
         "client-profile",
-        Value("java|idempo"),
+        Value("java|idempo|librdkafka"),
         WhenChanged,
-        "The producer's behaviour: java (Kafka's Java client 3.9/4.x exactly, the default) or idempo (every idempo improvement on, first-batch-alone included; the producer crate's docs list each difference).",
+        "The producer's behaviour: java (Kafka's Java client 3.9/4.x exactly, the default), idempo (every idempo improvement on, first-batch-alone included; the producer crate's docs list each difference) or librdkafka (librdkafka 2.x's idempotence rules: fatal OUT_OF_ORDER_SEQUENCE_NUMBER at the head, drained epoch bumps, message.timeout.ms in queues).",
         |c, v| c.client_profile = v
             .parse()
-            .map_err(|_| ValueError::NotOneOf("java, idempo"))?,
+            .map_err(|_| ValueError::NotOneOf("java, idempo, librdkafka"))?,
         |c| c.client_profile.name().to_string()
+    ),
+    flag!(
+        "librdkafka-timeout-bump",
+        Value("on|off"),
+        WhenChanged,
+        "With --client-profile librdkafka: a batch that expires in its queue (message.timeout.ms, here --delivery-timeout-ms) drains and bumps the epoch (on, librdkafka 1.0.0, #2163) or leaves its sequence gap to be sent (off, librdkafka 0.11.6).",
+        |c, v| c.librdkafka.message_timeout_bump = on_off(v)?,
+        |c| on_off_name(c.librdkafka.message_timeout_bump)
+    ),
+    flag!(
+        "librdkafka-possibly-persisted-ack",
+        Value("on|off"),
+        WhenChanged,
+        "With --client-profile librdkafka: a retriable error of unknown outcome (timeout, cut connection) moves next_ack_seq past the batch (on, librdkafka up to 2.2.0) or not (off, 2.3.0 and later, #4438).",
+        |c, v| c.librdkafka.possibly_persisted_advances_next_ack = on_off(v)?,
+        |c| on_off_name(c.librdkafka.possibly_persisted_advances_next_ack)
+    ),
+    flag!(
+        "librdkafka-out-of-order-bump",
+        Value("on|off"),
+        WhenChanged,
+        "With --client-profile librdkafka: OUT_OF_ORDER_SEQUENCE_NUMBER for a batch behind the expected one drains and bumps the epoch (on, librdkafka 2.x, #4953 open) or is retried unchanged (off, Java's rule, proposed in librdkafka PR #4972).",
+        |c, v| c.librdkafka.out_of_order_behind_head_bumps = on_off(v)?,
+        |c| on_off_name(c.librdkafka.out_of_order_behind_head_bumps)
     ),
     flag!(
         "first-batch-alone",
@@ -756,6 +780,9 @@ mod tests {
             ("unsafe-max-in-flight", "on"),
             ("network", "proxy"),
             ("client-profile", "idempo"),
+            ("librdkafka-timeout-bump", "off"),
+            ("librdkafka-possibly-persisted-ack", "on"),
+            ("librdkafka-out-of-order-bump", "off"),
             ("first-batch-alone", "on"),
             ("duplicate", "0.1"),
             ("corrupt", "0.2"),

@@ -343,6 +343,7 @@ fn standalone_json(config: &SimConfig, r: &RunReport) -> Value {
         "after_expiry": k.after_expiry,
         "duplicates_after_window_shrink": k.duplicates_after_window_shrink,
         "wrong_offsets": k.wrong_offsets,
+        "fatal_errors": k.fatal_errors,
         "producers_expired": r.broker.producers_expired,
         "latency_p50_ms": r.latency_p50_ms,
         "latency_p99_ms": r.latency_p99_ms,

@@ -143,6 +143,49 @@ fn kip_854_a_shorter_producer_id_expiration_holds_fewer_ids_until_it_breaks_dedu
 }
 
 #[test]
+fn librdkafka_2163_a_message_timeout_leaves_a_gap_and_the_next_refusal_is_fatal() {
+    reproduces("librdkafka-2163");
+    fix_is_clean_over_seeds("librdkafka-2163");
+}
+
+#[test]
+fn librdkafka_4438_a_possibly_persisted_batch_counted_as_written_makes_a_refusal_fatal() {
+    reproduces("librdkafka-4438");
+    fix_is_clean_over_seeds("librdkafka-4438");
+}
+
+#[test]
+fn librdkafka_4953_a_bump_for_a_refusal_behind_a_leader_change_writes_batches_twice() {
+    reproduces("librdkafka-4953");
+    fix_is_clean_over_seeds("librdkafka-4953");
+}
+
+#[test]
+fn the_librdkafka_entries_fail_the_way_their_issues_say() {
+    // (id, fatal errors with the bug, epoch bumps with the bug, epoch bumps with the fix)
+    let expected = [
+        ("librdkafka-2163", 1, 0, 1),
+        ("librdkafka-4438", 1, 0, 0),
+        ("librdkafka-4953", 0, 1, 0),
+    ];
+    for (id, fatal, bug_bumps, fix_bumps) in expected {
+        let outcome = zoo::find(id)
+            .expect("listed")
+            .run()
+            .expect("valid settings");
+        assert_eq!(
+            (
+                outcome.bug.check.fatal_errors,
+                outcome.bug.epoch_bumps,
+                outcome.fix.epoch_bumps
+            ),
+            (fatal, bug_bumps, fix_bumps),
+            "{id}: the fatal error or the bump that makes the anomaly"
+        );
+    }
+}
+
+#[test]
 fn every_entry_is_tested_and_ids_are_unique() {
     let ids: Vec<&str> = zoo::entries().iter().map(|e| e.id).collect();
     assert_eq!(
@@ -156,6 +199,9 @@ fn every_entry_is_tested_and_ids_are_unique() {
             "KAFKA-10751",
             "KIP-101",
             "KIP-854",
+            "librdkafka-2163",
+            "librdkafka-4438",
+            "librdkafka-4953",
         ],
         "a new entry needs its test above"
     );

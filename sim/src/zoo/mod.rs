@@ -27,6 +27,12 @@
 //!                                                        leader-epoch             records
 //! KIP-854              --producer-per-batch, no bound    --max-producer-ids-      producer state within
 //!                      (Kafka)                           per-partition 40         its memory budget
+//! librdkafka-2163      --client-profile librdkafka,      --librdkafka-timeout-    no fatal producer
+//!                      --librdkafka-timeout-bump off     bump on (1.0.0)          error
+//! librdkafka-4438      --librdkafka-possibly-persisted-  ... off (2.3.0)          no fatal producer
+//!                      ack on                                                     error
+//! librdkafka-4953      --librdkafka-out-of-order-bump    ... off (Java's rule;    no duplicates
+//!                      on (2.x, not fixed)               PR #4972 proposes it)
 //! ```
 //!
 //! ## How an entry's schedule was found
@@ -46,14 +52,16 @@
 //! - [`truncation`]: KIP-101, a follower that truncates to its high watermark.
 //! - [`producer_ids`]: KIP-854, producer state grown by a producer per batch, and idempo's
 //!   bound on it.
+//! - [`librdkafka`]: librdkafka-2163, -4438 and -4953, librdkafka's own rules
+//!   (`--client-profile librdkafka`): two fatal desynchronisations and a bump's duplicates.
 //! - [`cli`]: `idempo-sim zoo list|run|check|search`.
 //! - [`search`]: seed search and shrinking of a schedule.
 //! - [`report`]: the side-by-side text of `zoo run` and the table of `zoo check`.
 //!
 //! ## What the zoo leaves out, for now
 //! The entries the simulator cannot show yet are not listed (no entry is faked):
-//! - the client profiles `java-2.4` and `librdkafka` (KIP-360, KAFKA-12152, KAFKA-14034,
-//!   librdkafka-2163, -4438, -4953), added by their own entries;
+//! - the client profile `java-2.4` (KIP-360, KAFKA-12152, KAFKA-14034), added by its own
+//!   entries;
 //! - KAFKA-5793 and KAFKA-7190: the broker rules are switches (`kafka-0.11` answers an
 //!   unknown producer out of order and evicts producer state with the log head, `kafka-2.4`
 //!   answers `UNKNOWN_PRODUCER_ID` and keeps it; `broker/src/profile.rs`), but the workload
@@ -64,11 +72,21 @@
 //!   never fails an append, so there is no failed append to leave state behind;
 //! - KAFKA-5283 (epoch exhaustion at `Short.MAX_VALUE`): InitProducerId always starts at
 //!   epoch 0 and no run bumps 32 767 times; it needs a starting-epoch setting.
+//!
+//! The librdkafka profile leaves out what its entries do not need
+//! (`idempo_producer::profile_librdkafka` lists it): sequences taken from message ids at
+//! `produce()` (so a batch that expires before it was ever sent leaves no gap here, where in
+//! librdkafka it does), the epoch wrapping to 0, its `UNKNOWN_PRODUCER_ID` and InitProducerId
+//! rules. librdkafka-4953's first refusal is `NOT_ENOUGH_REPLICAS`, not the
+//! `NOT_LEADER_OR_FOLLOWER` of the issue: the simulated leader change refuses with the former
+//! (neither writes anything, and the rule the entry explains is the same). The profile has not
+//! been compared with the real librdkafka (confluent-kafka through the proxy) yet.
 
 pub mod broker_window;
 pub mod cli;
 pub mod entry;
 pub mod first_batch;
+pub mod librdkafka;
 pub mod producer_ids;
 pub mod replication;
 pub mod report;
@@ -89,6 +107,9 @@ pub fn entries() -> Vec<&'static Entry> {
         &replication::KAFKA_10751,
         &truncation::KIP_101,
         &producer_ids::KIP_854,
+        &librdkafka::LIBRDKAFKA_2163,
+        &librdkafka::LIBRDKAFKA_4438,
+        &librdkafka::LIBRDKAFKA_4953,
     ]
 }
 
