@@ -934,18 +934,38 @@ fn restored_leader_epoch_is_never_handed_out_again() {
         .restore_leader_epoch(1, 4)
         .expect("epoch 0 is below 4: the state changed");
     assert_eq!((restored.leader_epoch, restored.partition_epoch), (4, 4));
-    assert_eq!(&restored, c.partition(1), "the state to deliver is the stored one");
-    assert_eq!(c.partition(0).leader_epoch, 0, "other partitions are untouched");
+    assert_eq!(
+        &restored,
+        c.partition(1),
+        "the state to deliver is the stored one"
+    );
+    assert_eq!(
+        c.partition(0).leader_epoch,
+        0,
+        "other partitions are untouched"
+    );
     let _ = c.fence_broker(c.partition(1).leader);
-    assert_eq!(c.partition(1).leader_epoch, 5, "the next election follows 4");
+    assert_eq!(
+        c.partition(1).leader_epoch,
+        5,
+        "the next election follows 4"
+    );
 }
 
 #[test]
 fn restoring_an_epoch_the_controller_already_has_changes_nothing() {
     let mut c = controller(3, 3, false);
     let _ = c.restore_leader_epoch(0, 3);
-    assert_eq!(c.restore_leader_epoch(0, 3), None, "equal: nothing to deliver");
-    assert_eq!(c.restore_leader_epoch(0, 2), None, "lower: never moves back");
+    assert_eq!(
+        c.restore_leader_epoch(0, 3),
+        None,
+        "equal: nothing to deliver"
+    );
+    assert_eq!(
+        c.restore_leader_epoch(0, 2),
+        None,
+        "lower: never moves back"
+    );
     assert_eq!(c.partition(0).leader_epoch, 3);
 }
 
@@ -961,9 +981,17 @@ fn restoring_keeps_a_partition_epoch_already_above_the_leader_epoch() {
         let _ = c.alter_partition(&proposal(&c, 0, isr));
     }
     let before = c.partition(0).partition_epoch;
-    assert!(before > 2, "the ISR changes bumped the partition epoch to {before}");
-    let restored = c.restore_leader_epoch(0, 2).expect("leader epoch 0 is below 2");
-    assert_eq!((restored.leader_epoch, restored.partition_epoch), (2, before));
+    assert!(
+        before > 2,
+        "the ISR changes bumped the partition epoch to {before}"
+    );
+    let restored = c
+        .restore_leader_epoch(0, 2)
+        .expect("leader epoch 0 is below 2");
+    assert_eq!(
+        (restored.leader_epoch, restored.partition_epoch),
+        (2, before)
+    );
 }
 
 #[test]

@@ -2190,9 +2190,17 @@ fn the_offsets_log_is_rewritten_at_exactly_compact_min_bytes() {
     for _ in 1..COMPACT_MIN_BYTES / record {
         commit_one(&mut h, GROUP, 0, &metadata);
     }
-    assert_eq!(len(&h), COMPACT_MIN_BYTES - record, "one record short: kept");
+    assert_eq!(
+        len(&h),
+        COMPACT_MIN_BYTES - record,
+        "one record short: kept"
+    );
     commit_one(&mut h, GROUP, 0, &metadata);
-    assert_eq!(len(&h), record, "exactly 1 MiB: rewritten to the live commit");
+    assert_eq!(
+        len(&h),
+        record,
+        "exactly 1 MiB: rewritten to the live commit"
+    );
 }
 
 #[test]
@@ -2223,7 +2231,8 @@ fn every_offsets_record_replays_as_written_empty_strings_included() {
     ];
     let mut disk = SimDisk::new();
     for record in &records {
-        disk.append(OFFSETS_FILE, &record.encode()).expect("SimDisk appends");
+        disk.append(OFFSETS_FILE, &record.encode())
+            .expect("SimDisk appends");
     }
     let (replayed, report) = offsets_log::replay(&mut disk).expect("SimDisk reads");
     assert_eq!(replayed, records);
@@ -2234,7 +2243,11 @@ fn every_offsets_record_replays_as_written_empty_strings_included() {
 fn a_coordinator_keeps_the_settings_it_was_opened_with() {
     let h = Harness::new();
     assert_eq!(h.coordinator.config(), &config());
-    assert_ne!(config(), GroupConfig::default(), "the test's config is not the default");
+    assert_ne!(
+        config(),
+        GroupConfig::default(),
+        "the test's config is not the default"
+    );
 }
 
 #[test]
@@ -2250,7 +2263,8 @@ fn a_group_deletion_record_counts_once_toward_the_next_rewrite() {
         commit_one(&mut h, "a", p, &metadata);
     }
     assert_eq!(
-        h.coordinator.delete_groups(&mut h.disk, &["a".into()], h.now_ms),
+        h.coordinator
+            .delete_groups(&mut h.disk, &["a".into()], h.now_ms),
         vec![GroupError::None]
     );
     let after_delete = len(&h);
@@ -2262,5 +2276,9 @@ fn a_group_deletion_record_counts_once_toward_the_next_rewrite() {
         assert_eq!(len(&h), grown, "below 1 MiB: appended, not rewritten");
     }
     commit_one(&mut h, GROUP, 0, &metadata);
-    assert_eq!(len(&h), record, "1 MiB reached: rewritten to the one live commit");
+    assert_eq!(
+        len(&h),
+        record,
+        "1 MiB reached: rewritten to the one live commit"
+    );
 }
