@@ -723,12 +723,20 @@ mod tests {
                 .with_partitions(vec![0, 1]),
         ]));
         for v in served(ApiKey::ElectLeaders) {
-            assert_eq!(walk(ApiKey::ElectLeaders, v, &encoded(&request, v)), Ok(0), "v{v}");
+            assert_eq!(
+                walk(ApiKey::ElectLeaders, v, &encoded(&request, v)),
+                Ok(0),
+                "v{v}"
+            );
             let null = ElectLeadersRequest::default().with_topic_partitions(None);
-            assert_eq!(walk(ApiKey::ElectLeaders, v, &encoded(&null, v)), Ok(0), "null v{v}");
+            assert_eq!(
+                walk(ApiKey::ElectLeaders, v, &encoded(&null, v)),
+                Ok(0),
+                "null v{v}"
+            );
         }
-        // v0, one topic "t" whose partitions announce 2^31 - 1 (kafka-protocol would ask
-        // for 8 GiB before reading one; the fuzzer found the v2 form of this).
+        // v0, one topic "t" whose partitions announce 2^31 - 1 (kafka-protocol would reserve
+        // gigabytes before reading one; the fuzzer found a v2 request doing this).
         let mut body = vec![0, 0, 0, 1, 0, 1, b't'];
         body.extend_from_slice(&i32::MAX.to_be_bytes());
         assert_eq!(
