@@ -142,7 +142,8 @@ fn walk(api: ApiKey, version: i16, body: &[u8]) -> Result<usize, ShapeError> {
         | ApiKey::CreatePartitions
         | ApiKey::DescribeConfigs
         | ApiKey::IncrementalAlterConfigs
-        | ApiKey::DeleteRecords => admin_request(&mut w, api, v)?,
+        | ApiKey::DeleteRecords
+        | ApiKey::ElectLeaders => admin_request(&mut w, api, v)?,
         _ => return Ok(0),
     }
     w.tagged_fields()?;
@@ -283,6 +284,19 @@ fn admin_request(w: &mut Walk<'_>, api: ApiKey, v: i16) -> Result<(), ShapeError
                 })?;
                 w.tagged_fields()
             })?;
+            w.skip(4)?; // timeout_ms
+        }
+        // KIP-460's ElectLeadersRequest: election_type from v1, then the topic partitions
+        // (null for all of them), then timeout_ms.
+        ApiKey::ElectLeaders => {
+            if v >= 1 {
+                w.skip(1)?; // election_type
+            }
+            w.array(|w| {
+                w.string()?; // topic
+                w.array(|w| w.skip(4))?; // partitions
+                w.tagged_fields()
+            })?; // topic_partitions (nullable)
             w.skip(4)?; // timeout_ms
         }
         _ => {}
@@ -693,6 +707,40 @@ mod tests {
         body.extend_from_slice(&i32::MAX.to_be_bytes());
         assert_eq!(
             check(ApiKey::CreateTopics, 2, &body),
+            Err(ShapeError::ArrayTooLong {
+                count: i64::from(i32::MAX),
+                remaining: 0
+            })
+        );
+    }
+
+    #[test]
+    fn elect_leaders_is_walked_and_an_impossible_partition_count_refused() {
+        use kafka_protocol::messages::*;
+        let request = ElectLeadersRequest::default().with_topic_partitions(Some(vec![
+            elect_leaders_request::TopicPartitions::default()
+                .with_topic(name("t"))
+                .with_partitions(vec![0, 1]),
+        ]));
+        for v in served(ApiKey::ElectLeaders) {
+            assert_eq!(
+                walk(ApiKey::ElectLeaders, v, &encoded(&request, v)),
+                Ok(0),
+                "v{v}"
+            );
+            let null = ElectLeadersRequest::default().with_topic_partitions(None);
+            assert_eq!(
+                walk(ApiKey::ElectLeaders, v, &encoded(&null, v)),
+                Ok(0),
+                "null v{v}"
+            );
+        }
+        // v0, one topic "t" whose partitions announce 2^31 - 1 (kafka-protocol would reserve
+        // gigabytes before reading one; the fuzzer found a v2 request doing this).
+        let mut body = vec![0, 0, 0, 1, 0, 1, b't'];
+        body.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(
+            check(ApiKey::ElectLeaders, 0, &body),
             Err(ShapeError::ArrayTooLong {
                 count: i64::from(i32::MAX),
                 remaining: 0
