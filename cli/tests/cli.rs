@@ -590,6 +590,19 @@ const NON_DEFAULT: &[(&str, &[&str])] = &[
     ("broker-crashes", &["--broker-crashes", "2"]),
     ("broker-restarts", &["--broker-restarts", "2"]),
     ("producer-restarts", &["--producer-restarts", "1"]),
+    ("producer-per-batch", &["--producer-per-batch"]),
+    (
+        "max-producer-ids-per-partition",
+        &[
+            "--producer-per-batch",
+            "--max-producer-ids-per-partition",
+            "5",
+        ],
+    ),
+    (
+        "producer-state-budget",
+        &["--producer-per-batch", "--producer-state-budget", "5"],
+    ),
     (
         "producer-id-expiration-check-interval-ms",
         &[
@@ -646,6 +659,19 @@ const NON_DEFAULT: &[(&str, &[&str])] = &[
         "unclean-leader-election",
         &[
             "--unclean-leader-election",
+            "--brokers",
+            "3",
+            "--replication-factor",
+            "2",
+            "--leader-kills",
+            "1",
+        ],
+    ),
+    (
+        "truncation",
+        &[
+            "--truncation",
+            "high-watermark",
             "--brokers",
             "3",
             "--replication-factor",
