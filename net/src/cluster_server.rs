@@ -368,16 +368,7 @@ impl ClusterServer {
                 advertise.len()
             )));
         }
-        if config.default_partitions < 1 {
-            return Err(StartError::Setting(format!(
-                "default partition count {} must be at least 1",
-                config.default_partitions
-            )));
-        }
-        config
-            .limits
-            .check(config.max_frame_bytes)
-            .map_err(|e| StartError::Setting(e.to_string()))?;
+        crate::server::check_settings(&config)?;
         let mut listeners = Vec::with_capacity(brokers);
         let mut addrs = Vec::with_capacity(brokers);
         for addr in &listen {

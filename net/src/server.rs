@@ -396,19 +396,25 @@ fn open_broker(config: &ServerConfig) -> Result<Broker<NodeStorage>, StartError>
     Ok(broker)
 }
 
+/// The settings every broker's server checks before it opens storage or binds: a default
+/// partition count of at least 1, and connection limits that fit the frame size.
+pub(crate) fn check_settings(config: &ServerConfig) -> Result<(), StartError> {
+    if config.default_partitions < 1 {
+        return Err(StartError::Setting(format!(
+            "default partition count {} must be at least 1",
+            config.default_partitions
+        )));
+    }
+    config
+        .limits
+        .check(config.max_frame_bytes)
+        .map_err(|e| StartError::Setting(e.to_string()))
+}
+
 impl Server {
     /// Checks the settings, opens (and recovers) the core's storage and binds the listener.
     pub async fn bind(config: ServerConfig) -> Result<Server, StartError> {
-        if config.default_partitions < 1 {
-            return Err(StartError::Setting(format!(
-                "default partition count {} must be at least 1",
-                config.default_partitions
-            )));
-        }
-        config
-            .limits
-            .check(config.max_frame_bytes)
-            .map_err(|e| StartError::Setting(e.to_string()))?;
+        check_settings(&config)?;
         // Recovery runs before the listener binds: clients connect to a recovered broker.
         let broker = open_broker(&config)?;
         let listener = TcpListener::bind(config.listen)
