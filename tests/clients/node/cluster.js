@@ -88,20 +88,10 @@ async function startLossyCluster ({ idempotence, seed = 1, drop = 0.5, maxFaults
     logs,
     // Stops the proxy (SIGINT) and returns its counts: { 'dropped produce responses': n, ... }.
     async faultCounts () {
-      if (proxy.exitCode === null && proxy.signalCode === null) proxy.kill('SIGINT')
-      await exited(proxy)
-      const counts = {}
-      for (const line of proxyOut.split('\n')) {
-        const at = line.lastIndexOf(': ')
-        if (at > 0) counts[line.slice(0, at)] = Number(line.slice(at + 2))
-      }
-      return counts
+      return stopProxyAndCount(proxy, () => proxyOut)
     },
     logTail (lines = 30) {
-      return ['broker.log', 'proxy.log'].map(name => {
-        const text = fs.readFileSync(path.join(logs, name), 'utf8').split('\n').slice(-lines)
-        return `--- ${name} (last ${lines} lines)\n${text.join('\n')}`
-      }).join('\n')
+      return logTails(logs, ['broker.log', 'proxy.log'], lines)
     },
     async stop () {
       await cluster.faultCounts()
@@ -179,20 +169,10 @@ async function startThreeBrokers ({ brokerArgs = [], proxyArgs = null, sessionTi
     // Stops the proxy (SIGINT) and returns its counts; {} without a proxy.
     async faultCounts () {
       if (!proxy) return {}
-      if (proxy.exitCode === null && proxy.signalCode === null) proxy.kill('SIGINT')
-      await exited(proxy)
-      const counts = {}
-      for (const line of proxyOut.split('\n')) {
-        const at = line.lastIndexOf(': ')
-        if (at > 0) counts[line.slice(0, at)] = Number(line.slice(at + 2))
-      }
-      return counts
+      return stopProxyAndCount(proxy, () => proxyOut)
     },
     logTail (lines = 30) {
-      return ['cluster.log', 'proxy.log'].map(name => {
-        const text = fs.readFileSync(path.join(logs, name), 'utf8').split('\n').slice(-lines)
-        return `--- ${name} (last ${lines} lines)\n${text.join('\n')}`
-      }).join('\n')
+      return logTails(logs, ['cluster.log', 'proxy.log'], lines)
     },
     async stop () {
       await cluster.faultCounts()
@@ -248,6 +228,26 @@ async function readAll (kafka, topic) {
   } finally {
     await cluster.disconnect()
   }
+}
+
+// Stops a proxy (SIGINT) and parses the counts it prints on exit ("name: n" lines).
+async function stopProxyAndCount (proxy, output) {
+  if (proxy.exitCode === null && proxy.signalCode === null) proxy.kill('SIGINT')
+  await exited(proxy)
+  const counts = {}
+  for (const line of output().split('\n')) {
+    const at = line.lastIndexOf(': ')
+    if (at > 0) counts[line.slice(0, at)] = Number(line.slice(at + 2))
+  }
+  return counts
+}
+
+// The last `lines` lines of each log file, headed by its name.
+function logTails (dir, names, lines) {
+  return names.map(name => {
+    const text = fs.readFileSync(path.join(dir, name), 'utf8').split('\n').slice(-lines)
+    return `--- ${name} (last ${lines} lines)\n${text.join('\n')}`
+  }).join('\n')
 }
 
 module.exports = { startLossyCluster, startThreeBrokers, waitUntil, readAll }
