@@ -54,6 +54,29 @@ def wait_for_port(port: int, process: subprocess.Popen, name: str) -> None:
     raise RuntimeError(f"{name} did not listen on port {port} within {START_TIMEOUT_S} s")
 
 
+
+def stop_proxy_and_count(proxy: subprocess.Popen, counts: dict) -> dict:
+    """Stops a proxy (Ctrl-C) once and fills `counts` from the "name: n" lines it prints."""
+    if not counts and proxy.poll() is None:
+        proxy.send_signal(signal.SIGINT)
+        out, _ = proxy.communicate(timeout=10)
+        for line in out.splitlines():
+            name, _, count = line.rpartition(": ")
+            if name:
+                counts[name] = int(count)
+    return counts
+
+
+def log_tails(logs: Path, names, lines: int) -> str:
+    """The last `lines` lines of each log file that exists, headed by its name."""
+    text = []
+    for name in names:
+        path = logs / name
+        if path.exists():
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            text.append(f"--- {name} (last {lines} lines)\n" + "\n".join(tail))
+    return "\n".join(text)
+
 @dataclass
 class LossyCluster:
     """idempo-broker behind idempo-proxy; clients bootstrap from `bootstrap`."""
@@ -66,23 +89,10 @@ class LossyCluster:
 
     def fault_counts(self) -> dict:
         """Stops the proxy (Ctrl-C) and returns what it printed: {"dropped produce responses": n, ...}."""
-        if not self.counts and self.proxy.poll() is None:
-            self.proxy.send_signal(signal.SIGINT)
-            out, _ = self.proxy.communicate(timeout=10)
-            for line in out.splitlines():
-                name, _, count = line.rpartition(": ")
-                if name:
-                    self.counts[name] = int(count)
-        return self.counts
+        return stop_proxy_and_count(self.proxy, self.counts)
 
     def log_tail(self, lines: int = 30) -> str:
-        text = []
-        for name in ("broker.log", "proxy.log"):
-            path = self.logs / name
-            if path.exists():
-                tail = path.read_text(errors="replace").splitlines()[-lines:]
-                text.append(f"--- {name} (last {lines} lines)\n" + "\n".join(tail))
-        return "\n".join(text)
+        return log_tails(self.logs, ("broker.log", "proxy.log"), lines)
 
     def stop(self) -> None:
         self.fault_counts()
@@ -206,23 +216,12 @@ class ThreeBrokers:
 
     def fault_counts(self) -> dict:
         """Stops the proxy (Ctrl-C) and returns what it printed, {} without a proxy."""
-        if self.proxy is not None and not self.counts and self.proxy.poll() is None:
-            self.proxy.send_signal(signal.SIGINT)
-            out, _ = self.proxy.communicate(timeout=10)
-            for line in out.splitlines():
-                name, _, count = line.rpartition(": ")
-                if name:
-                    self.counts[name] = int(count)
-        return self.counts
+        if self.proxy is None:
+            return self.counts
+        return stop_proxy_and_count(self.proxy, self.counts)
 
     def log_tail(self, lines: int = 30) -> str:
-        text = []
-        for name in ("cluster.log", "proxy.log"):
-            path = self.logs / name
-            if path.exists():
-                tail = path.read_text(errors="replace").splitlines()[-lines:]
-                text.append(f"--- {name} (last {lines} lines)\n" + "\n".join(tail))
-        return "\n".join(text)
+        return log_tails(self.logs, ("cluster.log", "proxy.log"), lines)
 
 
 def wait_until(what, done, timeout_s=15):
