@@ -15,6 +15,15 @@
 //!
 //! The walk checks only what can hurt: lengths and counts. Field contents (UTF-8, enum
 //! values) are left to the decoder, which reports them as ordinary errors.
+//!
+//! The walk must stay where the decoder is. Tagged fields are where the two could part: the
+//! walk skips a tagged field by its declared size, but `kafka-protocol` decodes a tag it
+//! knows by its type and ignores the size. A Fetch v18 partition that declares its
+//! `HighWatermark` (tag 1, an int64) 0 bytes long is read 8 bytes further by the decoder
+//! than by a walk that trusts the size, and the decoder then takes the following bytes as
+//! an array count the walk never saw (found by the fuzzer: a 25 GB allocation for
+//! `ForgottenTopicsData`). So where the decoder knows a tag, the walk refuses any size but
+//! the one its type takes ([`ShapeError::TaggedFieldSize`]).
 
 use kafka_protocol::messages::ApiKey;
 use std::fmt;
@@ -40,6 +49,15 @@ pub enum ShapeError {
     NegativeLength(i64),
     /// An unsigned varint longer than five bytes.
     VarintTooLong,
+    /// A tagged field the decoder reads by its type, declared with another size.
+    TaggedFieldSize {
+        /// The tag.
+        tag: u32,
+        /// The size the field declares.
+        declared: usize,
+        /// The size its type takes.
+        expected: usize,
+    },
 }
 
 impl fmt::Display for ShapeError {
@@ -55,6 +73,14 @@ impl fmt::Display for ShapeError {
             ),
             ShapeError::NegativeLength(n) => write!(f, "length {n} is below -1"),
             ShapeError::VarintTooLong => write!(f, "an unsigned varint runs past 5 bytes"),
+            ShapeError::TaggedFieldSize {
+                tag,
+                declared,
+                expected,
+            } => write!(
+                f,
+                "tagged field {tag} declares {declared} bytes but its type takes {expected}"
+            ),
         }
     }
 }
@@ -382,7 +408,13 @@ fn fetch(w: &mut Walk<'_>, v: i16) -> Result<(), ShapeError> {
             // partition, current_leader_epoch, fetch_offset, last_fetched_epoch,
             // log_start_offset, partition_max_bytes
             w.skip(4 + leader_epoch + 8 + last_fetched_epoch + log_start_offset + 4)?;
-            w.tagged_fields()
+            // ReplicaDirectoryId (a uuid, v17+) and HighWatermark (an int64, v18+).
+            let known: &[(u32, usize)] = match v {
+                ..=16 => &[],
+                17 => &[(0, 16)],
+                18.. => &[(0, 16), (1, 8)],
+            };
+            w.tagged_fields_known(known)
         })?;
         w.tagged_fields()
     })?;
@@ -495,6 +527,12 @@ impl Walk<'_> {
     }
 
     fn tagged_fields(&mut self) -> Result<(), ShapeError> {
+        self.tagged_fields_known(&[])
+    }
+
+    /// Tagged fields where the decoder reads the tags in `known` (tag, size of its
+    /// fixed-size type) by their type: each must declare exactly that size.
+    fn tagged_fields_known(&mut self, known: &[(u32, usize)]) -> Result<(), ShapeError> {
         if !self.flexible {
             return Ok(());
         }
@@ -506,9 +544,18 @@ impl Walk<'_> {
             });
         }
         for _ in 0..count {
-            self.unsigned_varint()?; // tag
-            let size = self.unsigned_varint()?;
-            self.skip(size as usize)?;
+            let tag = self.unsigned_varint()?;
+            let size = self.unsigned_varint()? as usize;
+            if let Some(&(_, expected)) = known.iter().find(|&&(t, _)| t == tag)
+                && size != expected
+            {
+                return Err(ShapeError::TaggedFieldSize {
+                    tag,
+                    declared: size,
+                    expected,
+                });
+            }
+            self.skip(size)?;
         }
         Ok(())
     }
@@ -563,6 +610,54 @@ mod tests {
         for v in 4..=12 {
             check(ApiKey::Fetch, v, &encoded(&fetch, v)).expect("fetch");
         }
+    }
+
+    #[test]
+    fn fetch_partitions_tagged_fields_pass_when_sized_as_their_types() {
+        // ReplicaDirectoryId (v17+) and HighWatermark (v18+) set, so that the encoder writes
+        // them as tagged fields.
+        let fetch = |v: i16| {
+            let partition = FetchPartition::default()
+                .with_replica_directory_id(uuid::Uuid::from_u128(9))
+                .with_high_watermark(5);
+            let topic = FetchTopic::default().with_partitions(vec![partition]);
+            let topic = if v <= 12 {
+                topic.with_topic(name("t"))
+            } else {
+                topic.with_topic_id(uuid::Uuid::from_u128(7))
+            };
+            FetchRequest::default().with_topics(vec![topic])
+        };
+        for v in 4..=18 {
+            check(ApiKey::Fetch, v, &encoded(&fetch(v), v)).expect("fetch");
+        }
+    }
+
+    #[test]
+    fn a_known_tagged_field_declared_with_another_size_is_refused() {
+        // Fetch v18, one partition whose HighWatermark (tag 1, an int64) declares 0 bytes:
+        // the decoder would read its 8 bytes anyway and lose step with this walk.
+        let partition = FetchPartition::default().with_high_watermark(0x0102_0304_0506_0708);
+        let fetch = FetchRequest::default().with_topics(vec![
+            FetchTopic::default()
+                .with_topic_id(uuid::Uuid::from_u128(7))
+                .with_partitions(vec![partition]),
+        ]);
+        let mut body = encoded(&fetch, 18);
+        let field = [1u8, 1, 8, 1, 2, 3, 4, 5, 6, 7, 8]; // one field: tag 1, 8 bytes
+        let at = body
+            .windows(field.len())
+            .position(|w| w == field)
+            .expect("the partition's tagged field");
+        body[at + 2] = 0;
+        assert_eq!(
+            check(ApiKey::Fetch, 18, &body),
+            Err(ShapeError::TaggedFieldSize {
+                tag: 1,
+                declared: 0,
+                expected: 8
+            })
+        );
     }
 
     #[test]
