@@ -25,7 +25,8 @@
 //!    `INVALID_TIMESTAMP`;
 //! 6. the sequence rule (`producer_state`): duplicate, stale epoch, in sequence;
 //! 7. append through [`Storage`] stamped with the leader epoch (0 while standalone), sync if
-//!    the [`SyncPolicy`] says so, then (only then) update the producer state and answer; on a
+//!    the [`SyncPolicy`] says so, then (only then) update the producer state and answer
+//!    (`producer_state_before_append` switches on Kafka 0.11's order instead, KAFKA-6683); on a
 //!    replicated partition with `acks=all` the answer waits for the high watermark
 //!    ([`Broker::handle_from`], [`Broker::take_completed`]).
 //!
@@ -156,6 +157,19 @@ pub struct BrokerConfig {
     /// log start (Kafka 0.11 to 2.3; `false`, the default, keeps them until they expire, as
     /// Kafka does since KAFKA-7190 in 2.4.0).
     pub evict_producers_below_log_start: bool,
+    /// Enter an accepted batch into the producer state *before* its log append, as Kafka
+    /// 0.11.0 to 1.0.x did (KAFKA-6683, fixed in 1.1.0: `ProducerAppendInfo` shared the
+    /// cached entry's queue of batches, so validating a batch added it to the live state).
+    /// When that append then fails (a disk write error, `KAFKA_STORAGE_ERROR`), the state
+    /// holds a batch the log does not: its retry is answered as a duplicate of nothing and
+    /// acknowledged. `false`, the default, is the fix: the state changes only after the append
+    /// (and its sync) succeeded.
+    pub producer_state_before_append: bool,
+    /// The epoch InitProducerId hands out with a new producer id (Kafka: 0). idempo's
+    /// simulation setting, beyond Kafka: a producer that starts near `Short.MAX_VALUE`
+    /// (32 767) reaches epoch exhaustion after a bump or two instead of 32 767, which is how
+    /// the zoo shows KAFKA-5283. At least 0.
+    pub initial_producer_epoch: i16,
 }
 
 /// When the broker makes appended batches durable (Kafka's `log.flush.interval.*`).
@@ -197,6 +211,8 @@ impl Default for BrokerConfig {
             max_producer_ids_per_partition: None,
             unknown_producer: crate::producer_state::UnknownProducerRule::AnySequence,
             evict_producers_below_log_start: false,
+            producer_state_before_append: false,
+            initial_producer_epoch: 0,
         }
     }
 }
@@ -279,6 +295,8 @@ pub enum ConfigError {
     BrokerId(BrokerId),
     /// `max_producer_ids_per_partition` of `Some(0)`.
     MaxProducerIds,
+    /// `initial_producer_epoch` below 0.
+    InitialProducerEpoch(i16),
 }
 
 impl fmt::Display for ConfigError {
@@ -322,6 +340,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "replica.lag.time.max.ms must be at least 1, not {ms}")
             }
             ConfigError::BrokerId(id) => write!(f, "broker id {id} must be at least 0"),
+            ConfigError::InitialProducerEpoch(e) => {
+                write!(f, "the initial producer epoch {e} must be at least 0")
+            }
             ConfigError::MaxProducerIds => {
                 write!(
                     f,
@@ -560,6 +581,11 @@ impl<S: Storage> Broker<S> {
         }
         if config.max_producer_ids_per_partition == Some(0) {
             return Err(ConfigError::MaxProducerIds);
+        }
+        if config.initial_producer_epoch < 0 {
+            return Err(ConfigError::InitialProducerEpoch(
+                config.initial_producer_epoch,
+            ));
         }
         if config.max_partitions < 1 {
             return Err(ConfigError::MaxPartitions(config.max_partitions));
@@ -999,7 +1025,8 @@ impl<S: Storage> Broker<S> {
         None
     }
 
-    /// Allocates a fresh producer id at epoch 0 (an idempotent producer's InitProducerId).
+    /// Allocates a fresh producer id at epoch 0, or `initial_producer_epoch` (an idempotent
+    /// producer's InitProducerId).
     pub fn init_producer_id(&mut self) -> InitProducerIdResponse {
         self.init_producer_id_with(&InitProducerIdRequest {
             transaction_timeout_ms: i32::MAX,
@@ -1059,7 +1086,7 @@ impl<S: Storage> Broker<S> {
         InitProducerIdResponse {
             error_code: ErrorCode::None,
             producer_id,
-            producer_epoch: ProducerEpoch(0),
+            producer_epoch: ProducerEpoch(self.config.initial_producer_epoch),
         }
     }
 
@@ -1230,6 +1257,15 @@ impl<S: Storage> Broker<S> {
             },
         };
         let log_end_before = log.log_end_offset();
+        let mut slot = slot;
+        let had_slot = slot.is_some();
+        if self.config.producer_state_before_append
+            && let Some(early) = slot.take()
+        {
+            // KAFKA-6683's rule (Kafka 0.11.0 to 1.0.x): the state learns the batch at the
+            // offset it is about to take, whether or not the append then succeeds.
+            early.update(log_end_before);
+        }
         let appended = append_and_sync(log, storage, header, records, leader_epoch, every_append);
         let base_offset = match appended {
             Ok(base_offset) => base_offset,
@@ -1246,14 +1282,14 @@ impl<S: Storage> Broker<S> {
             Some(slot) => {
                 let last_sequence = slot.last_sequence();
                 slot.update(base_offset);
-                if let Some(max) = self.config.max_producer_ids_per_partition {
-                    let evicted = producers.evict_least_recent(max, header.producer_id);
-                    self.producer_ids_evicted += evicted.len() as u64;
-                }
                 last_sequence
             }
             None => header.last_sequence(),
         };
+        if had_slot && let Some(max) = self.config.max_producer_ids_per_partition {
+            let evicted = producers.evict_least_recent(max, header.producer_id);
+            self.producer_ids_evicted += evicted.len() as u64;
+        }
         let response = PartitionProduceResponse {
             partition,
             error_code: ErrorCode::None,

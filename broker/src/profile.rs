@@ -12,6 +12,7 @@
 //!                  (batches)                          sequence > 0        retention
 //! kafka            5               the run's setting  accepted (2.5+)     keeps its state
 //! kafka-2.4        5               the last batch     UNKNOWN_PRODUCER_ID keeps its state
+//! kafka-1.0        5               the last batch     UNKNOWN_PRODUCER_ID evicts it
 //! kafka-0.11       1 (last only)   the last batch     OUT_OF_ORDER_SEQ.   evicts it
 //! redpanda-21.10   1 (tail only)   the run's setting  accepted            keeps its state
 //! ```
@@ -38,16 +39,18 @@
 //!   `UNKNOWN_PRODUCER_ID`.
 //! * 2.5.0 (KIP-360): a producer with no state is accepted at any sequence.
 //!
-//! So `kafka-0.11` evicts with the log head and answers out of order, `kafka-2.4` keeps the
-//! state and answers `UNKNOWN_PRODUCER_ID`. Kafka 1.0 to 2.3 (evicts, `UNKNOWN_PRODUCER_ID`)
-//! is no profile of its own: set the two switches.
+//! So `kafka-0.11` evicts with the log head and answers out of order, `kafka-1.0` (Kafka 1.0.0
+//! to 2.3.x) evicts and answers `UNKNOWN_PRODUCER_ID`, `kafka-2.4` keeps the state and
+//! answers `UNKNOWN_PRODUCER_ID`. The zoo's KAFKA-5793 is `kafka-0.11` against `kafka-1.0`,
+//! its KAFKA-7190 `kafka-1.0` against `kafka-2.4`.
 //!
 //! # Differences from the brokers named
 //! Only the rules above are switched: everything else (KIP-360's epoch bump on the broker,
-//! transactions, the leader-epoch rules) is today's Kafka under every profile. The simulator's
-//! workload never moves the log start (it has no DeleteRecords or retention fault, since the
-//! checker would count deleted records as lost), so there the eviction switch changes
-//! nothing; `idempo-sim explain` scripts and the broker's own API (`delete_records`) show it.
+//! transactions, the leader-epoch rules) is today's Kafka under every profile. The simulator
+//! moves the log start with its DeleteRecords fault (`idempo-sim run --delete-records N`,
+//! whose checker reads the deleted batches as the head of the log, so that deleted records
+//! are not lost); `idempo-sim explain` scripts and the broker's own API (`delete_records`)
+//! show the eviction too.
 
 use crate::broker::BrokerConfig;
 use crate::producer_state::UnknownProducerRule;
@@ -64,6 +67,11 @@ pub enum BrokerProfile {
     /// Kafka 2.4: five batches retained, snapshots of the last batch only,
     /// `UNKNOWN_PRODUCER_ID` for a producer with no state.
     Kafka24,
+    /// Kafka 1.0.0 to 2.3.x: five batches retained (KAFKA-5494), snapshots of the last batch,
+    /// `UNKNOWN_PRODUCER_ID` for a producer with no state (KAFKA-5793), and that state
+    /// removed once DeleteRecords or retention moved the log start past its last batch
+    /// (until KAFKA-7190, 2.4.0).
+    Kafka10,
     /// Kafka 0.11.0: the last batch only, in memory and in snapshots (KAFKA-5494);
     /// `OUT_OF_ORDER_SEQUENCE_NUMBER` for a producer with no state, whose state the log
     /// head's deletion removed (KAFKA-5793).
@@ -74,9 +82,10 @@ pub enum BrokerProfile {
 
 impl BrokerProfile {
     /// Every profile, in declaration order.
-    pub const ALL: [BrokerProfile; 4] = [
+    pub const ALL: [BrokerProfile; 5] = [
         BrokerProfile::Kafka,
         BrokerProfile::Kafka24,
+        BrokerProfile::Kafka10,
         BrokerProfile::Kafka011,
         BrokerProfile::Redpanda2110,
     ];
@@ -86,6 +95,7 @@ impl BrokerProfile {
         match self {
             BrokerProfile::Kafka => "kafka",
             BrokerProfile::Kafka24 => "kafka-2.4",
+            BrokerProfile::Kafka10 => "kafka-1.0",
             BrokerProfile::Kafka011 => "kafka-0.11",
             BrokerProfile::Redpanda2110 => "redpanda-21.10",
         }
@@ -95,7 +105,7 @@ impl BrokerProfile {
     /// remembered fewer than a run may ask for (`None`: the run's `dedup_window`).
     pub fn dedup_window_max(self) -> Option<usize> {
         match self {
-            BrokerProfile::Kafka | BrokerProfile::Kafka24 => None,
+            BrokerProfile::Kafka | BrokerProfile::Kafka24 | BrokerProfile::Kafka10 => None,
             BrokerProfile::Kafka011 | BrokerProfile::Redpanda2110 => Some(1),
         }
     }
@@ -104,7 +114,9 @@ impl BrokerProfile {
     pub fn snapshot_mode(self) -> Option<SnapshotMode> {
         match self {
             BrokerProfile::Kafka | BrokerProfile::Redpanda2110 => None,
-            BrokerProfile::Kafka24 | BrokerProfile::Kafka011 => Some(SnapshotMode::LastBatchOnly),
+            BrokerProfile::Kafka24 | BrokerProfile::Kafka10 | BrokerProfile::Kafka011 => {
+                Some(SnapshotMode::LastBatchOnly)
+            }
         }
     }
 
@@ -113,7 +125,9 @@ impl BrokerProfile {
     pub fn unknown_producer_rule(self) -> Option<UnknownProducerRule> {
         match self {
             BrokerProfile::Kafka | BrokerProfile::Redpanda2110 => None,
-            BrokerProfile::Kafka24 => Some(UnknownProducerRule::UnknownProducerId),
+            BrokerProfile::Kafka24 | BrokerProfile::Kafka10 => {
+                Some(UnknownProducerRule::UnknownProducerId)
+            }
             BrokerProfile::Kafka011 => Some(UnknownProducerRule::OutOfOrder),
         }
     }
@@ -121,7 +135,7 @@ impl BrokerProfile {
     /// Whether this broker removed producer state when DeleteRecords or retention moved the
     /// log start past a producer's last batch (Kafka before 2.4.0, KAFKA-7190).
     pub fn evicts_producers_below_log_start(self) -> bool {
-        self == BrokerProfile::Kafka011
+        matches!(self, BrokerProfile::Kafka011 | BrokerProfile::Kafka10)
     }
 
     /// Sets the profile's switches on `config`, leaving every other setting alone.
@@ -155,7 +169,7 @@ impl fmt::Display for UnknownBrokerProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown broker profile {:?}: expected kafka, kafka-2.4, kafka-0.11 or redpanda-21.10",
+            "unknown broker profile {:?}: expected kafka, kafka-2.4, kafka-1.0, kafka-0.11 or redpanda-21.10",
             self.0
         )
     }
@@ -213,6 +227,19 @@ mod tests {
         BrokerProfile::Kafka011.apply(&mut config);
         assert_eq!(config.unknown_producer, UnknownProducerRule::OutOfOrder);
         assert!(config.evict_producers_below_log_start);
+    }
+
+    #[test]
+    fn kafka_1_0_answers_unknown_producer_id_and_still_evicts_with_the_log_head() {
+        let mut config = BrokerConfig::default();
+        BrokerProfile::Kafka10.apply(&mut config);
+        assert_eq!(
+            config.unknown_producer,
+            UnknownProducerRule::UnknownProducerId
+        );
+        assert!(config.evict_producers_below_log_start);
+        assert_eq!(config.dedup_window, 5);
+        assert_eq!(config.snapshot_mode, SnapshotMode::LastBatchOnly);
     }
 
     #[test]

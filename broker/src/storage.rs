@@ -380,6 +380,8 @@ pub struct SimDisk {
     /// The same names in ascending order, for listing and for a crash's fixed order.
     names: BTreeSet<String>,
     crashes: u64,
+    /// Appends still to fail ([`SimDisk::fail_next_appends`]): a write error of the disk.
+    failing_appends: u32,
 }
 
 impl fmt::Debug for SimDisk {
@@ -400,6 +402,18 @@ impl SimDisk {
     /// An empty disk.
     pub fn new() -> SimDisk {
         SimDisk::default()
+    }
+
+    /// Makes the next `n` appends fail with an I/O error (`EIO`, as a disk write error
+    /// gives) and write nothing, for fault injection: the broker answers the produce whose
+    /// append failed `KAFKA_STORAGE_ERROR` (56). Replaces any count still pending.
+    pub fn fail_next_appends(&mut self, n: u32) {
+        self.failing_appends = n;
+    }
+
+    /// Appends still set to fail.
+    pub fn failing_appends(&self) -> u32 {
+        self.failing_appends
     }
 
     fn file(&self, name: &str) -> Result<&SimFile, StorageError> {
@@ -522,6 +536,15 @@ impl SimDisk {
 
 impl Storage for SimDisk {
     fn append_vectored(&mut self, file: &str, parts: &[&[u8]]) -> Result<u64, StorageError> {
+        if self.failing_appends > 0 {
+            self.failing_appends -= 1;
+            return Err(StorageError::Io {
+                file: file.to_string(),
+                operation: "append",
+                kind: std::io::ErrorKind::Other,
+                message: "Input/output error (a write error injected by the simulator)".into(),
+            });
+        }
         // Look up before inserting: the hot path must not allocate a name per append.
         if let Some(f) = self.files.get_mut(file) {
             return Ok(f.append(parts));

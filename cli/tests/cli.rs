@@ -590,6 +590,21 @@ const NON_DEFAULT: &[(&str, &[&str])] = &[
     ("broker-crashes", &["--broker-crashes", "2"]),
     ("broker-restarts", &["--broker-restarts", "2"]),
     ("producer-restarts", &["--producer-restarts", "1"]),
+    ("delete-records", &["--delete-records", "2"]),
+    ("append-failure", &["--append-failure", "0.1"]),
+    (
+        "producer-state-before-append",
+        &["--producer-state-before-append", "on"],
+    ),
+    (
+        "out-of-order-sequence-fatal",
+        &["--out-of-order-sequence-fatal", "on"],
+    ),
+    (
+        "initial-producer-epoch",
+        &["--initial-producer-epoch", "32766"],
+    ),
+    ("epoch-bump-wraps", &["--epoch-bump-wraps", "on"]),
     ("producer-per-batch", &["--producer-per-batch"]),
     (
         "max-producer-ids-per-partition",

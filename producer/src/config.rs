@@ -201,6 +201,23 @@ pub struct ProducerConfig {
     /// The librdkafka switches in force under [`ClientProfile::Librdkafka`] (ignored under
     /// the other profiles). Default [`LibrdkafkaRules::V2`], librdkafka 2.x today.
     pub librdkafka: LibrdkafkaRules,
+    /// Kafka 0.11.0's client: `OUT_OF_ORDER_SEQUENCE_NUMBER` is not retried (0.11.0's
+    /// `Sender.canRetry` retried only a `RetriableException`) and the producer stops, as
+    /// 0.11.0's `KafkaProducer` documentation told applications to do ("We can't recover
+    /// from these exceptions, so our only option is to close the producer and exit"): every
+    /// batch fails, as after any fatal error. Default false: today's Java client, which
+    /// retries the batch or bumps the epoch (KIP-360). The zoo's KAFKA-5793 needs it: the
+    /// 0.11 broker answered a producer whose state retention or DeleteRecords had removed
+    /// with this error.
+    pub out_of_order_sequence_fatal: bool,
+    /// An epoch bump at `Short.MAX_VALUE` (32 767) wraps to `Short.MIN_VALUE`, as Kafka's
+    /// epoch increment `(producerEpoch + 1).toShort` did before KAFKA-5283 (0.11.0.0; then in
+    /// the transaction coordinator's `TransactionMetadata.prepareIncrementProducerEpoch`,
+    /// here in the client's bump, where idempo's epochs are bumped): the broker, which holds
+    /// the higher epoch, refuses every batch of the wrapped one as `INVALID_PRODUCER_EPOCH`.
+    /// Default false: KAFKA-5283's rule, which Java's `bumpIdempotentProducerEpoch` keeps: an
+    /// exhausted epoch drops the producer id and asks for a new one.
+    pub epoch_bump_wraps: bool,
     /// Route each partition's batches to its leader in a cluster, from Metadata (see the
     /// `routing` section of the [`producer`](crate::producer) essay). Default false: the
     /// one-broker producer, which talks to node 0 only and sends no Metadata.
@@ -232,6 +249,8 @@ impl Default for ProducerConfig {
             first_batch_alone: false,
             client_profile: ClientProfile::Java,
             librdkafka: LibrdkafkaRules::V2,
+            out_of_order_sequence_fatal: false,
+            epoch_bump_wraps: false,
             cluster_routing: false,
             bootstrap: vec![0],
             metadata_max_age_ms: 300_000,

@@ -58,7 +58,8 @@
 //!                                failure, retried unchanged. Otherwise: a real gap; the
 //!                                partition asks for an epoch bump (if nothing is unresolved,
 //!                                or the batch is the one right after the unresolved
-//!                                sequence) and the batch is retried
+//!                                sequence) and the batch is retried. With
+//!                                `out_of_order_sequence_fatal` (Kafka 0.11.0): fatal
 //! UNKNOWN_PRODUCER_ID            log start offset -1 or batch already rewritten: retry;
 //!                                otherwise bump and retry. If it fails the batch for good
 //!                                (retries or delivery timeout spent) the partition asks for a
@@ -969,7 +970,12 @@ impl Producer {
             }
         }
         let old_epoch = self.producer_epoch;
-        let Some(new_epoch) = old_epoch.bumped() else {
+        // Before KAFKA-5283 the increment was `(epoch + 1).toShort`: 32767 wrapped to -32768.
+        let wrapped = self
+            .config
+            .epoch_bump_wraps
+            .then_some(ProducerEpoch(old_epoch.0.wrapping_add(1)));
+        let Some(new_epoch) = old_epoch.bumped().or(wrapped) else {
             // Epoch exhausted: Java resets the producer id and asks for a new one.
             self.stats.producer_id_resets += 1;
             self.event(ProducerEvent::ProducerIdReset {
@@ -1684,6 +1690,9 @@ impl Producer {
         let unresolved = entry.unresolved_next_sequence;
         let is_next = entry.is_next_sequence(base_sequence);
         match code {
+            ErrorCode::OutOfOrderSequenceNumber if self.config.out_of_order_sequence_fatal => {
+                false // Kafka 0.11.0: not retriable; fail_batch stops the producer
+            }
             ErrorCode::UnknownProducerId => {
                 // -1: the broker did not know its log start offset; retry until it does.
                 if log_start_offset.is_some_and(|offset| offset != -1) && !reset {
@@ -1828,7 +1837,9 @@ impl Producer {
         }
         let code = reason.error_code();
         if let FailureReason::Broker(code) = reason
-            && is_fatal(code)
+            && (is_fatal(code)
+                || (code == ErrorCode::OutOfOrderSequenceNumber
+                    && self.config.out_of_order_sequence_fatal))
         {
             self.enter_fatal(code);
         } else if code == ErrorCode::OutOfOrderSequenceNumber {

@@ -14,12 +14,13 @@
 //! | invariant | counted as | meaning |
 //! |---|---|---|
 //! | no duplicates | `duplicates` | a record is in the log more than once (extra copies counted) |
-//! | no lost acknowledged records | `lost` | delivery was reported `Ok`, yet the record is absent |
+//! | no lost acknowledged records | `lost` | delivery was reported `Ok`, yet the record is absent (a record that DeleteRecords or retention deleted on purpose is not absent: the deleted batches are read as the head of their partition's log, see [`KnownFaults::deleted`]) |
 //! | per-producer order | `out_of_order` | a record sits after a later record of the same producer on the same partition (Jepsen's `nonmonotonic-send`) |
 //! | nothing written that was reported failed | `failed_but_written` | a record reported *definitely* not written is in the log |
 //! | no sequence gaps within an epoch | `sequence_gaps` | within one (producer id, epoch, partition) the log's batches do not follow each other in sequence |
 //! | records where they were sent | `misplaced` | a record landed on another partition than it was sent to, or is not the workload's |
 //! | acknowledged offsets match the log | `wrong_offsets` | a batch written once does not start at the base offset its acknowledgement reported |
+//! | a producer's epoch never goes backwards | `epochs_backwards` | the broker refused a batch as `INVALID_PRODUCER_EPOCH` while its producer, under the same producer id, was at a lower epoch than the broker's (an epoch bump that wrapped at 32 767, KAFKA-5283); listed only when it happened, the run counts it from the broker's answers |
 //! | no fatal producer error | `fatal_errors` | a producer entered its fatal state and failed everything after (librdkafka's "sequence desynchronization"); listed only when it happened, the run counts it from the producers |
 //!
 //! Some counts are kept apart from these protocol anomalies, because they measure limits of
@@ -237,6 +238,11 @@ pub struct CheckReport {
     /// for example): the run reports it, [`CheckReport::invariants`] lists it when non-zero.
     #[serde(skip_serializing_if = "is_zero")]
     pub fatal_errors: u64,
+    /// Batches refused `INVALID_PRODUCER_EPOCH` while their producer (same producer id) was at
+    /// a lower epoch than the broker's: the run reports it, [`CheckReport::invariants`] lists
+    /// it when non-zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub epochs_backwards: u64,
     /// The ack ledger.
     pub ledger: AckLedger,
     /// A replicated run's own counts (`None` for a one-broker run, whose output has none):
@@ -302,6 +308,12 @@ impl CheckReport {
         ];
         if self.fatal_errors > 0 {
             list.push(("no fatal producer error", self.fatal_errors));
+        }
+        if self.epochs_backwards > 0 {
+            list.push((
+                "a producer's epoch never goes backwards",
+                self.epochs_backwards,
+            ));
         }
         if let Some(r) = &self.replication {
             list.push((
@@ -430,6 +442,12 @@ pub struct KnownFaults {
     /// The producer ran with `acks=0`: it counts a batch written once sent, so a missing
     /// record is a limit (`lost_acks_zero`), not an anomaly.
     pub acks_zero: bool,
+    /// Batches that DeleteRecords (or retention) removed from a log start during the run, in
+    /// the order they were deleted, with their partition. [`check`] reads them before the
+    /// retained log, as the head of their partition's log: records deleted on purpose are
+    /// not lost, and a record written again after its first copy was deleted is still a
+    /// duplicate (a consumer that read the first copy reads it twice).
+    pub deleted: Vec<(i32, BatchHeader, Bytes)>,
 }
 
 /// The size of every producer's dedup window on every partition of a broker, taken before a
@@ -466,7 +484,9 @@ impl DedupWindows {
 
 /// Checks the broker's final logs against the ledger. `ledger[p][b]` is producer `p`'s batch
 /// `b`; `partition_of(p, b)` is where it was sent; `session_of(producer_id)` names the
-/// producer process a producer id belonged to (`None` for batches without one).
+/// producer process a producer id belonged to (`None` for batches without one). The batches
+/// DeleteRecords removed during the run ([`KnownFaults::deleted`]) are read first, as the
+/// head of their partitions' logs.
 pub fn check(
     broker: &Broker,
     workload: Workload,
@@ -475,7 +495,11 @@ pub fn check(
     session_of: impl Fn(i64) -> Option<u32>,
     known: &KnownFaults,
 ) -> CheckReport {
-    let log = broker.partition_ids().into_iter().flat_map(|partition| {
+    let deleted = known
+        .deleted
+        .iter()
+        .map(|(partition, header, bytes)| (*partition, *header, bytes.clone()));
+    let retained = broker.partition_ids().into_iter().flat_map(|partition| {
         broker
             .log(partition)
             .into_iter()
@@ -486,7 +510,14 @@ pub fn check(
             })
             .map(move |(header, bytes)| (partition, header, bytes))
     });
-    check_log(log, workload, ledger, partition_of, session_of, known)
+    check_log(
+        deleted.chain(retained),
+        workload,
+        ledger,
+        partition_of,
+        session_of,
+        known,
+    )
 }
 
 /// The same check over any log: `(partition, header, bytes)` for every batch, partition by

@@ -145,6 +145,25 @@ pub struct SimConfig {
     pub broker_restarts: u32,
     /// Restarts of each producer process (a new producer id re-sends what was unacknowledged).
     pub producer_restarts: u32,
+    /// DeleteRecords requests at moments drawn from the seed: each moves one partition's log
+    /// start offset to its high watermark (`kafka-delete-records.sh` with offset -1), deleting
+    /// every batch written so far on purpose. One broker only.
+    pub delete_records: u32,
+    /// Probability that the broker's disk fails the append of a produce request's batch (a
+    /// write error): nothing is written and the broker answers `KAFKA_STORAGE_ERROR` (56).
+    pub append_failure: f64,
+    /// Broker: enter a batch into the producer state before its append (Kafka 0.11.0 to
+    /// 1.0.x, KAFKA-6683; see `BrokerConfig::producer_state_before_append`).
+    pub producer_state_before_append: bool,
+    /// Producer: `OUT_OF_ORDER_SEQUENCE_NUMBER` stops the producer, as Kafka 0.11.0's client
+    /// and its documentation had it (see `ProducerConfig::out_of_order_sequence_fatal`).
+    pub out_of_order_sequence_fatal: bool,
+    /// Broker: the epoch InitProducerId hands out with a new producer id (Kafka: 0; see
+    /// `BrokerConfig::initial_producer_epoch`), so that a run reaches epoch exhaustion fast.
+    pub initial_producer_epoch: i16,
+    /// Producer: an epoch bump at 32 767 wraps to -32 768, as before KAFKA-5283 (see
+    /// `ProducerConfig::epoch_bump_wraps`).
+    pub epoch_bump_wraps: bool,
     /// When the broker syncs its log to disk (what a crash can lose).
     pub sync: idempo_broker::SyncPolicy,
     /// What the broker's producer-state snapshots hold.
@@ -253,6 +272,12 @@ impl Default for SimConfig {
             broker_crashes: 0,
             broker_restarts: 0,
             producer_restarts: 0,
+            delete_records: 0,
+            append_failure: 0.0,
+            producer_state_before_append: false,
+            out_of_order_sequence_fatal: false,
+            initial_producer_epoch: 0,
+            epoch_bump_wraps: false,
             sync: idempo_broker::SyncPolicy::EveryAppend,
             snapshot_mode: idempo_broker::SnapshotMode::FullWindow,
             snapshot_interval_ms: 1_000,
@@ -330,6 +355,7 @@ impl SimConfig {
             ("duplicate", self.duplicate),
             ("corrupt", self.corrupt),
             ("spike", self.spike),
+            ("append-failure", self.append_failure),
             ("inter-broker-loss", self.inter_broker_loss),
         ] {
             if !(0.0..=1.0).contains(&p) {
@@ -344,6 +370,14 @@ impl SimConfig {
             return Err(ConfigError::TooManyRestarts);
         }
         self.validate_cluster()?;
+        if self.delete_records > 0 && self.is_cluster() {
+            return Err(ConfigError::NeedsOneBroker {
+                flag: "delete-records",
+            });
+        }
+        if self.delete_records > 1000 {
+            return Err(ConfigError::TooManyRestarts);
+        }
         if self.latency_min_ms > self.latency_max_ms {
             return Err(ConfigError::LatencyRange {
                 min_ms: self.latency_min_ms,
@@ -483,6 +517,11 @@ pub enum ConfigError {
         /// The flag, without dashes.
         flag: &'static str,
     },
+    /// A one-broker fault in a cluster run.
+    NeedsOneBroker {
+        /// The flag, without dashes.
+        flag: &'static str,
+    },
     /// More cluster faults than the simulator bounds.
     TooManyClusterFaults {
         /// The flag, without dashes.
@@ -504,7 +543,7 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::TooManyRestarts => write!(
                 f,
-                "--producer-restarts (at most 100), --broker-crashes and --broker-restarts (at most 1000) are too large"
+                "--producer-restarts (at most 100), --broker-crashes, --broker-restarts and --delete-records (at most 1000) are too large"
             ),
             ConfigError::LatencyRange { min_ms, max_ms } => write!(
                 f,
@@ -551,6 +590,12 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::NeedsSeveralBrokers { flag } => {
                 write!(f, "--{flag} needs a cluster: --brokers 2 or more")
+            }
+            ConfigError::NeedsOneBroker { flag } => {
+                write!(
+                    f,
+                    "--{flag} is a one-broker fault: not with --brokers 2 or more"
+                )
             }
             ConfigError::TooManyClusterFaults { flag, count } => {
                 write!(f, "--{flag} {count} is too large (at most 1000)")

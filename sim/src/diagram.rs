@@ -987,7 +987,7 @@ impl Picture<'_> {
                 self.canvas.dot(bx, y, "lost");
                 self.canvas.label(bx + 8, y, "start", "lost", &label);
             }
-            SimEvent::BrokerRestarted { .. } => {
+            SimEvent::BrokerRestarted { .. } | SimEvent::RecordsDeleted { .. } => {
                 let _ = writeln!(
                     self.canvas.out,
                     "<line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" class=\"restart\"/>",

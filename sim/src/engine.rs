@@ -75,6 +75,8 @@ pub struct FaultCounts {
     pub broker_restarts: u64,
     /// Producer process restarts.
     pub producer_restarts: u64,
+    /// DeleteRecords requests that moved a log start offset.
+    pub delete_records: u64,
     /// Connections the clients closed (a response missing or a request timed out).
     pub disconnects: u64,
     /// Messages lost because their connection had already broken or their process died.
@@ -109,6 +111,10 @@ pub struct BrokerCounts {
     pub producer_state_bytes_peak: u64,
     /// Producer ids whose state the bound `--max-producer-ids-per-partition` removed.
     pub producer_ids_evicted: u64,
+    /// INVALID_PRODUCER_EPOCH answers to a batch whose producer, under the same producer id,
+    /// was at that moment at a lower epoch than the broker's: its epoch went backwards
+    /// (`--epoch-bump-wraps`, KAFKA-5283).
+    pub epochs_backwards: u64,
 }
 
 /// Counts of what the cluster did (replicated runs only).
@@ -516,6 +522,8 @@ pub fn producer_config(config: &SimConfig) -> ProducerConfig {
         first_batch_alone: config.first_batch_alone,
         client_profile: config.client_profile,
         librdkafka: config.librdkafka,
+        out_of_order_sequence_fatal: config.out_of_order_sequence_fatal,
+        epoch_bump_wraps: config.epoch_bump_wraps,
         acks: config.acks.kafka_value(),
         cluster_routing: config.is_cluster(),
         bootstrap: (0..config.brokers as i32).collect(),
@@ -538,6 +546,8 @@ fn broker_config(config: &SimConfig, broker_id: i32) -> BrokerConfig {
         sync_policy: config.sync,
         snapshot_mode: config.snapshot_mode,
         snapshot_interval_ms: config.snapshot_interval_ms,
+        producer_state_before_append: config.producer_state_before_append,
+        initial_producer_epoch: config.initial_producer_epoch,
         ..BrokerConfig::default()
     };
     config.broker_profile.apply(&mut broker);
@@ -1143,7 +1153,24 @@ impl Simulation {
             return;
         }
         self.expire_producers(p, node);
-        let handled = self.nodes[node as usize].broker.handle(frame);
+        // The disk fails this request's append (`--append-failure`): keyed like the network's
+        // faults, by the request's first batch and attempt (a duplicate copy draws none).
+        let fail_append = matches!(frame.request, Request::Produce(_))
+            && key.1 > 0
+            && self.plan.message(
+                &self.config,
+                crate::plan::MessageFault::AppendFailure,
+                p,
+                key.0,
+                key.1,
+            );
+        let broker = &mut self.nodes[node as usize].broker;
+        if fail_append {
+            broker.storage_mut().fail_next_appends(1);
+        }
+        let handled = broker.handle(frame);
+        // A failure the request did not reach (its batch was refused or a duplicate) lapses.
+        broker.storage_mut().fail_next_appends(0);
         self.sample_producer_state(node);
         for (i, outcome) in handled.outcomes.into_iter().enumerate() {
             let batch = batches.get(i).copied();
@@ -1198,6 +1225,8 @@ impl Simulation {
 
     /// Counts one broker decision, in the run's counts and the batch's ledger.
     fn count_verdict(&mut self, p: u32, batch: Option<u64>, outcome: &ProduceOutcome) {
+        let producer = &self.slots[p as usize].producer;
+        let now_at = (producer.producer_id(), producer.producer_epoch());
         let mut scratch = BatchLedger::default();
         let entry = match batch {
             Some(b) => &mut self.slots[p as usize].ledger[b as usize],
@@ -1213,9 +1242,12 @@ impl Simulation {
                 counts.duplicates_dropped += 1;
                 entry.duplicates += 1;
             }
-            Verdict::Rejected(SequenceRejection::StaleEpoch { .. }) => {
+            Verdict::Rejected(SequenceRejection::StaleEpoch { current }) => {
                 counts.stale_epoch_rejected += 1;
                 entry.rejections += 1;
+                if now_at.0 == outcome.producer_id && now_at.1 < *current {
+                    counts.epochs_backwards += 1;
+                }
             }
             Verdict::Rejected(_) => {
                 counts.gaps_rejected += 1;
@@ -1309,6 +1341,10 @@ impl Simulation {
                         Err(e) => BrokerRestart::RestartFailed(e),
                     }
                 }
+                Fault::DeleteRecords { partition, .. } => {
+                    self.delete_records(partition);
+                    continue;
+                }
                 _ => continue,
             };
             if let Some(before) = windows_before {
@@ -1323,6 +1359,44 @@ impl Simulation {
             }
             self.record(0, || SimEvent::BrokerRestarted(restart));
         }
+    }
+
+    /// A DeleteRecords request (`--delete-records`): `partition`'s log start moves to its high
+    /// watermark (the log end, standalone). The batches it deletes are kept for the checker,
+    /// which reads them as the head of the partition's log: deleted on purpose, their records
+    /// are not lost, and a copy written again after them is still a duplicate.
+    fn delete_records(&mut self, partition: i32) {
+        let broker = &mut self.nodes[0].broker;
+        let Some(end) = broker.log_end_offset(partition) else {
+            return; // nothing was ever written there
+        };
+        let before: Vec<(idempo_protocol::BatchHeader, bytes::Bytes)> = broker
+            .log(partition)
+            .map(|view| view.batches().map(|b| (b.header, b.bytes)).collect())
+            .unwrap_or_default();
+        let producers_before = broker.producer_state(partition).map_or(0, |s| s.len());
+        let Ok(log_start_offset) = broker.delete_records(partition, end) else {
+            return; // the simulated disk does not fail a delete
+        };
+        let kept_from = broker
+            .log(partition)
+            .and_then(|view| view.batches().next().map(|b| b.header.base_offset))
+            .unwrap_or(i64::MAX);
+        let producers_after = broker.producer_state(partition).map_or(0, |s| s.len());
+        let deleted: Vec<_> = before
+            .into_iter()
+            .filter(|(h, _)| h.base_offset < kept_from)
+            .map(|(h, bytes)| (partition, h, bytes))
+            .collect();
+        let batches = deleted.len();
+        self.known.deleted.extend(deleted);
+        self.faults.delete_records += 1;
+        self.record(0, || SimEvent::RecordsDeleted {
+            partition,
+            log_start_offset,
+            batches,
+            producers_evicted: producers_before.saturating_sub(producers_after),
+        });
     }
 
     /// Power loss at the broker: the disk keeps what was synced (and `tear_bytes` of each
@@ -1483,6 +1557,7 @@ impl Simulation {
             .flat_map(|s| s.retired.iter().copied().chain([s.producer.stats()]))
             .collect();
         check.fatal_errors = stats.iter().map(|s| s.fatal_errors).sum();
+        check.epochs_backwards = broker_counts.epochs_backwards;
         let report = RunReport {
             records_sent: config.records * u64::from(config.producers),
             requests: self.requests,

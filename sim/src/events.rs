@@ -553,6 +553,17 @@ pub enum SimEvent {
     },
     /// The broker crashed (or shut down cleanly) and recovered.
     BrokerRestarted(BrokerRestart),
+    /// A DeleteRecords request moved a partition's log start offset (`--delete-records`).
+    RecordsDeleted {
+        /// The partition.
+        partition: i32,
+        /// Its new log start offset.
+        log_start_offset: i64,
+        /// Batches deleted.
+        batches: usize,
+        /// Producer ids whose state the broker removed with them (Kafka before 2.4.0).
+        producers_evicted: usize,
+    },
     /// Something happened in the cluster (replicated runs only).
     Cluster(ClusterChange),
 }
@@ -861,6 +872,7 @@ impl SimEvent {
             SimEvent::Producer(_) | SimEvent::ProducerExpired { .. } => "producer",
             SimEvent::ProducerRestarted { .. } => "producer_restarted",
             SimEvent::BrokerRestarted(_) => "broker_restarted",
+            SimEvent::RecordsDeleted { .. } => "records_deleted",
             SimEvent::Cluster(_) => "cluster",
         }
     }
@@ -919,6 +931,24 @@ impl fmt::Display for SimEvent {
                 "producer process restarted: a new producer id; {resent} unacknowledged batch(es) re-sent"
             ),
             SimEvent::BrokerRestarted(restart) => write!(f, "broker {restart}"),
+            SimEvent::RecordsDeleted {
+                partition,
+                log_start_offset,
+                batches,
+                producers_evicted,
+            } => {
+                write!(
+                    f,
+                    "DeleteRecords: p{partition} log start offset -> {log_start_offset} ({batches} batch(es) deleted"
+                )?;
+                match producers_evicted {
+                    0 => write!(f, "; producer state kept)"),
+                    n => write!(
+                        f,
+                        "; producer state of {n} producer id(s) evicted with them)"
+                    ),
+                }
+            }
             SimEvent::Cluster(change) => change.fmt(f),
         }
     }

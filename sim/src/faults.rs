@@ -64,6 +64,10 @@ pub enum FaultKind {
     HandlerTime = 20,
     /// How far a replicated key store's replica lags its primary (`idempo-sim policies`).
     ReplicaLag = 21,
+    /// The broker's disk fails a produce request's append (`--append-failure`).
+    AppendFailure = 22,
+    /// When and on which partition a DeleteRecords request moves the log start.
+    DeleteRecords = 23,
 }
 
 /// The batch number used for InitProducerId requests, which carry no batch.

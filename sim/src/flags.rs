@@ -353,12 +353,12 @@ pub static RUN_FLAGS: &[RunFlag] = &[
     ),
     flag!(
         "broker-profile",
-        Value("kafka|kafka-2.4|kafka-0.11|redpanda-21.10"),
+        Value("kafka|kafka-2.4|kafka-1.0|kafka-0.11|redpanda-21.10"),
         WhenChanged,
-        "Whose dedup rules the broker follows: kafka (today's, the default), kafka-2.4 (snapshots of the last batch), kafka-0.11 (the last batch only, KAFKA-5494) or redpanda-21.10 (no 5-batch cache, redpanda #3039).",
-        |c, v| c.broker_profile = v
-            .parse()
-            .map_err(|_| ValueError::NotOneOf("kafka, kafka-2.4, kafka-0.11, redpanda-21.10"))?,
+        "Whose dedup rules the broker follows: kafka (today's, the default), kafka-2.4 (snapshots of the last batch, UNKNOWN_PRODUCER_ID for an unknown producer), kafka-1.0 (1.0 to 2.3: also evicts producer state with the log head, KAFKA-7190), kafka-0.11 (the last batch only, KAFKA-5494; OUT_OF_ORDER_SEQUENCE_NUMBER for an unknown producer, KAFKA-5793) or redpanda-21.10 (no 5-batch cache, redpanda #3039).",
+        |c, v| c.broker_profile = v.parse().map_err(|_| ValueError::NotOneOf(
+            "kafka, kafka-2.4, kafka-1.0, kafka-0.11, redpanda-21.10"
+        ))?,
         |c| c.broker_profile.name().to_string()
     ),
     flag!(
@@ -474,6 +474,54 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         "Restarts of each producer process: a new process (new producer id) re-sends what was not acknowledged. Idempotence does not span producer sessions.",
         |c, v| c.producer_restarts = int(v, 0, u32::MAX)?,
         |c| c.producer_restarts.to_string()
+    ),
+    flag!(
+        "delete-records",
+        Value("N"),
+        WhenChanged,
+        "DeleteRecords requests at moments drawn from the seed, each moving one partition's log start offset to its high watermark (Kafka's DeleteRecords with offset -1); the checker reads the deleted batches as the head of the log, so they are not lost. One broker only.",
+        |c, v| c.delete_records = int(v, 0, u32::MAX)?,
+        |c| c.delete_records.to_string()
+    ),
+    flag!(
+        "append-failure",
+        Value("P"),
+        WhenChanged,
+        "Probability that the broker's disk fails the append of a produce request's batch (a write error): nothing is written, the answer is KAFKA_STORAGE_ERROR (56).",
+        |c, v| c.append_failure = probability(v)?,
+        |c| c.append_failure.to_string()
+    ),
+    flag!(
+        "producer-state-before-append",
+        Value("on|off"),
+        WhenChanged,
+        "Broker: enter a batch into the producer state before its log append (on: Kafka 0.11.0 to 1.0.x, KAFKA-6683, so a failed append leaves the state ahead of the log) or after it succeeded (off, the default: Kafka 1.1.0 and later).",
+        |c, v| c.producer_state_before_append = on_off(v)?,
+        |c| on_off_name(c.producer_state_before_append)
+    ),
+    flag!(
+        "out-of-order-sequence-fatal",
+        Value("on|off"),
+        WhenChanged,
+        "Producer: OUT_OF_ORDER_SEQUENCE_NUMBER stops the producer (on: Kafka 0.11.0's client, which did not retry it, and whose documentation told the application to close the producer) or is retried with an epoch bump (off, the default: today's Java client, KIP-360).",
+        |c, v| c.out_of_order_sequence_fatal = on_off(v)?,
+        |c| on_off_name(c.out_of_order_sequence_fatal)
+    ),
+    flag!(
+        "initial-producer-epoch",
+        Value("N"),
+        WhenChanged,
+        "Broker: the epoch InitProducerId hands out with a new producer id (Kafka: 0). idempo's simulation setting: near 32767 a run reaches epoch exhaustion after a bump or two (KAFKA-5283).",
+        |c, v| c.initial_producer_epoch = int(v, 0, i16::MAX)?,
+        |c| c.initial_producer_epoch.to_string()
+    ),
+    flag!(
+        "epoch-bump-wraps",
+        Value("on|off"),
+        WhenChanged,
+        "Producer: an epoch bump at 32767 (Short.MAX_VALUE) wraps to -32768 (on: the (epoch + 1).toShort of Kafka before KAFKA-5283, 0.11.0.0) or drops the producer id and asks for a new one (off, the default: KAFKA-5283's rule, Java's bumpIdempotentProducerEpoch).",
+        |c, v| c.epoch_bump_wraps = on_off(v)?,
+        |c| on_off_name(c.epoch_bump_wraps)
     ),
     flag!(
         "producer-per-batch",

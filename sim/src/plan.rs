@@ -17,6 +17,8 @@
 //! duplicate producer=0 batch=6 attempt=1
 //! corrupt producer=0 batch=8 attempt=1
 //! spike producer=0 batch=9 attempt=1
+//! append-failure producer=0 batch=10 attempt=1
+//! delete-records after-appends=11 partition=0
 //! broker-crash after-appends=12 tear-bytes=17
 //! broker-restart after-appends=20
 //! producer-restart producer=0 after-batch=30
@@ -48,16 +50,20 @@ pub enum MessageFault {
     Corrupt,
     /// The request is delayed by `spike_ms`, longer than the request timeout.
     Spike,
+    /// The broker's disk fails the append of the request's batch (a write error): nothing
+    /// is written and the broker answers `KAFKA_STORAGE_ERROR`.
+    AppendFailure,
 }
 
 impl MessageFault {
     /// Every kind, in file order.
-    pub const ALL: [MessageFault; 5] = [
+    pub const ALL: [MessageFault; 6] = [
         MessageFault::RequestLoss,
         MessageFault::AckLoss,
         MessageFault::Duplicate,
         MessageFault::Corrupt,
         MessageFault::Spike,
+        MessageFault::AppendFailure,
     ];
 
     /// The name used in replay files and reports.
@@ -68,6 +74,7 @@ impl MessageFault {
             MessageFault::Duplicate => "duplicate",
             MessageFault::Corrupt => "corrupt",
             MessageFault::Spike => "spike",
+            MessageFault::AppendFailure => "append-failure",
         }
     }
 
@@ -78,6 +85,7 @@ impl MessageFault {
             MessageFault::Duplicate => FaultKind::Duplicate,
             MessageFault::Corrupt => FaultKind::Corrupt,
             MessageFault::Spike => FaultKind::Spike,
+            MessageFault::AppendFailure => FaultKind::AppendFailure,
         }
     }
 
@@ -88,6 +96,7 @@ impl MessageFault {
             MessageFault::Duplicate => c.duplicate,
             MessageFault::Corrupt => c.corrupt,
             MessageFault::Spike => c.spike,
+            MessageFault::AppendFailure => c.append_failure,
         }
     }
 }
@@ -164,6 +173,14 @@ pub enum Fault {
         producer: u32,
         /// Batches handed over before the restart.
         after_batch: u64,
+    },
+    /// A DeleteRecords request moves `partition`'s log start offset to its high watermark
+    /// once the broker has appended this many batches (`--delete-records`, one broker).
+    DeleteRecords {
+        /// Appends before the request.
+        after_appends: u64,
+        /// The partition whose records are deleted.
+        partition: i32,
     },
     /// A message between two brokers of a cluster (a follower's fetch or the leader's
     /// answer) is lost (`--inter-broker-loss`).
@@ -251,6 +268,13 @@ impl fmt::Display for Fault {
             Fault::InterBrokerLoss { from, to, message } => {
                 write!(f, "inter-broker-loss from={from} to={to} message={message}")
             }
+            Fault::DeleteRecords {
+                after_appends,
+                partition,
+            } => write!(
+                f,
+                "delete-records after-appends={after_appends} partition={partition}"
+            ),
         }
     }
 }
@@ -296,6 +320,15 @@ impl FaultPlan {
         for k in 0..u64::from(config.broker_restarts) {
             let after_appends = 1 + oracle.draw(FaultKind::BrokerRestart, 0, k, 0) % all.max(1);
             scheduled.push(Fault::BrokerRestart { after_appends });
+        }
+        for k in 0..u64::from(config.delete_records) {
+            let after_appends = 1 + oracle.draw(FaultKind::DeleteRecords, 0, k, 0) % all.max(1);
+            let partition = oracle.draw(FaultKind::DeleteRecords, 1, k, 0)
+                % u64::from(config.partitions.max(1));
+            scheduled.push(Fault::DeleteRecords {
+                after_appends,
+                partition: partition as i32,
+            });
         }
         for p in 0..config.producers {
             for k in 0..u64::from(config.producer_restarts) {
@@ -393,8 +426,8 @@ impl FaultPlan {
         happens
     }
 
-    /// Broker crashes and restarts (and, in a cluster, leader kills, isolations and
-    /// correlated crashes) due once the brokers have appended `appends` batches, in plan
+    /// Broker crashes, restarts and DeleteRecords requests (and, in a cluster, leader kills,
+    /// isolations and correlated crashes) due once the brokers have appended `appends` batches, in plan
     /// order; each is returned once.
     pub fn broker_faults_due(&mut self, appends: u64) -> Vec<Fault> {
         let (due, rest): (Vec<Fault>, Vec<Fault>) = self.scheduled.iter().partition(|f| match f {
@@ -402,7 +435,8 @@ impl FaultPlan {
             | Fault::BrokerRestart { after_appends }
             | Fault::LeaderKill { after_appends, .. }
             | Fault::Isolation { after_appends, .. }
-            | Fault::CorrelatedCrash { after_appends, .. } => *after_appends <= appends,
+            | Fault::CorrelatedCrash { after_appends, .. }
+            | Fault::DeleteRecords { after_appends, .. } => *after_appends <= appends,
             Fault::Message { .. }
             | Fault::ProducerRestart { .. }
             | Fault::InterBrokerLoss { .. } => false,
@@ -658,6 +692,10 @@ fn parse_fault<'a>(
             producer: small("producer")?,
             after_batch: get("after-batch")?,
         }),
+        "delete-records" => Ok(Fault::DeleteRecords {
+            after_appends: get("after-appends")?,
+            partition: id("partition")?,
+        }),
         "inter-broker-loss" => Ok(Fault::InterBrokerLoss {
             from: small("from")?,
             to: small("to")?,
@@ -725,6 +763,16 @@ mod tests {
                 from: 2,
                 to: 0,
                 message: 41,
+            },
+            Fault::DeleteRecords {
+                after_appends: 44,
+                partition: 1,
+            },
+            Fault::Message {
+                kind: MessageFault::AppendFailure,
+                producer: 0,
+                batch: 8,
+                attempt: 1,
             },
         ];
         let parsed = parse_replay(&replay_file(&config, &faults)).expect("the file parses");

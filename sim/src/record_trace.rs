@@ -221,6 +221,9 @@ impl Target {
             let linked = links.of_event[i].is_some_and(|(r, _)| carried.contains(&r));
             let take = match &e.event {
                 SimEvent::BrokerRestarted { .. } => alive(i),
+                SimEvent::RecordsDeleted { partition, .. } => {
+                    alive(i) && *partition == self.partition
+                }
                 SimEvent::Cluster(change) => {
                     i >= born && offsets.iter().any(|o| change.touches(self.partition, *o))
                 }
@@ -332,7 +335,7 @@ impl Target {
             SimEvent::Delivered { .. } => {
                 let _ = write!(line, "report    {}", e.event);
             }
-            SimEvent::BrokerRestarted { .. } => {
+            SimEvent::BrokerRestarted { .. } | SimEvent::RecordsDeleted { .. } => {
                 let _ = write!(line, "broker    {}", e.event);
             }
             SimEvent::Cluster(_) => {

@@ -186,6 +186,100 @@ fn the_librdkafka_entries_fail_the_way_their_issues_say() {
 }
 
 #[test]
+fn kafka_5793_delete_records_evicts_the_producer_and_the_0_11_broker_answers_out_of_order() {
+    reproduces("KAFKA-5793");
+    fix_is_clean_over_seeds("KAFKA-5793");
+    let outcome = zoo::find("KAFKA-5793")
+        .expect("listed")
+        .run()
+        .expect("valid settings");
+    assert_eq!(outcome.bug.faults.delete_records, 1);
+    // The bug: one refusal as out of order, fatal; nothing was lost or written twice.
+    assert_eq!(outcome.bug.broker.gaps_rejected, 1);
+    assert_eq!(outcome.bug.check.fatal_errors, 1);
+    assert_eq!(outcome.bug.check.lost + outcome.bug.check.duplicates, 0);
+    // The fix: UNKNOWN_PRODUCER_ID, one epoch bump, every record delivered; the deleted
+    // records are not counted lost.
+    assert_eq!(outcome.fix.epoch_bumps, 1);
+    assert_eq!(outcome.fix.check.records_acked, 200);
+    assert!(outcome.fix.check.log_records >= 200);
+}
+
+#[test]
+fn kafka_7190_an_evicted_producer_restarts_at_sequence_0_and_writes_a_deleted_batch_again() {
+    reproduces("KAFKA-7190");
+    fix_is_clean_over_seeds("KAFKA-7190");
+    let outcome = zoo::find("KAFKA-7190")
+        .expect("listed")
+        .run()
+        .expect("valid settings");
+    assert!(
+        outcome.bug.epoch_bumps >= 1,
+        "the reset after UNKNOWN_PRODUCER_ID"
+    );
+    assert_eq!(outcome.fix.epoch_bumps, 0, "the kept state needs no reset");
+    assert!(
+        outcome.fix.broker.duplicates_dropped > 0,
+        "the retry is recognised although its batch was deleted"
+    );
+}
+
+/// Deleted records are not lost: DeleteRecords at every drawn moment, Kafka's broker today,
+/// and the checker passes, although the final log lacks what was deleted.
+#[test]
+fn records_deleted_by_delete_records_are_neither_lost_nor_hide_a_duplicate() {
+    for seed in 1..=SEEDS {
+        let mut config = idempo_sim::SimConfig {
+            seed,
+            producers: 2,
+            partitions: 2,
+            records: 200,
+            delete_records: 3,
+            ..idempo_sim::SimConfig::default()
+        };
+        config.ack_loss = 0.2;
+        let report = idempo_sim::run(&config).expect("valid settings");
+        assert!(report.check.passed(), "seed {seed}: {:?}", report.check);
+        assert!(report.faults.delete_records > 0, "seed {seed}");
+    }
+}
+
+#[test]
+fn kafka_6683_a_failed_append_leaves_the_state_ahead_and_the_retry_is_acked_unwritten() {
+    reproduces("KAFKA-6683");
+    fix_is_clean_over_seeds("KAFKA-6683");
+    let outcome = zoo::find("KAFKA-6683")
+        .expect("listed")
+        .run()
+        .expect("valid settings");
+    assert_eq!(
+        outcome.bug.broker.other_rejected, 1,
+        "the KAFKA_STORAGE_ERROR"
+    );
+    assert!(
+        outcome.bug.broker.duplicates_dropped >= 1,
+        "the phantom duplicate"
+    );
+    assert_eq!(outcome.fix.check.lost, 0);
+}
+
+#[test]
+fn kafka_5283_an_epoch_bump_that_wraps_fences_the_producer_a_new_id_does_not() {
+    reproduces("KAFKA-5283");
+    fix_is_clean_over_seeds("KAFKA-5283");
+    let outcome = zoo::find("KAFKA-5283")
+        .expect("listed")
+        .run()
+        .expect("valid settings");
+    assert!(outcome.bug.broker.stale_epoch_rejected > 0);
+    assert_eq!(outcome.bug.producer_id_resets, 0, "the bug wraps instead");
+    assert!(
+        outcome.fix.producer_id_resets >= 1,
+        "the fix takes a new producer id"
+    );
+}
+
+#[test]
 fn every_entry_is_tested_and_ids_are_unique() {
     let ids: Vec<&str> = zoo::entries().iter().map(|e| e.id).collect();
     assert_eq!(
@@ -202,6 +296,10 @@ fn every_entry_is_tested_and_ids_are_unique() {
             "librdkafka-2163",
             "librdkafka-4438",
             "librdkafka-4953",
+            "KAFKA-5793",
+            "KAFKA-7190",
+            "KAFKA-6683",
+            "KAFKA-5283",
         ],
         "a new entry needs its test above"
     );

@@ -1078,9 +1078,11 @@ impl Simulation {
                     self.after_restart(b);
                 }
             }
+            // DeleteRecords is a one-broker fault (the config refuses --delete-records here).
             Fault::Message { .. }
             | Fault::ProducerRestart { .. }
-            | Fault::InterBrokerLoss { .. } => {}
+            | Fault::InterBrokerLoss { .. }
+            | Fault::DeleteRecords { .. } => {}
         }
     }
 

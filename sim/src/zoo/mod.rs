@@ -33,6 +33,15 @@
 //!                      ack on                                                     error
 //! librdkafka-4953      --librdkafka-out-of-order-bump    ... off (Java's rule;    no duplicates
 //!                      on (2.x, not fixed)               PR #4972 proposes it)
+//! KAFKA-5793           --broker-profile kafka-0.11       --broker-profile         no fatal producer
+//!                      (--delete-records, the 0.11       kafka-1.0 (1.0.0:        error
+//!                      client's fatal OOOS)              UNKNOWN_PRODUCER_ID)
+//! KAFKA-7190           --broker-profile kafka-1.0        --broker-profile         no duplicates
+//!                      (evicts with the log head)        kafka-2.4 (keeps state)
+//! KAFKA-6683           --producer-state-before-append    ... off (1.1.0)          no lost acknowledged
+//!                      on (--append-failure)                                      records
+//! KAFKA-5283           --epoch-bump-wraps on             ... off (0.11.0.0: a     a producer's epoch
+//!                      (--initial-producer-epoch 32767)  new producer id)         never goes backwards
 //! ```
 //!
 //! ## How an entry's schedule was found
@@ -54,6 +63,12 @@
 //!   bound on it.
 //! - [`librdkafka`]: librdkafka-2163, -4438 and -4953, librdkafka's own rules
 //!   (`--client-profile librdkafka`): two fatal desynchronisations and a bump's duplicates.
+//! - [`log_start`]: KAFKA-5793 and KAFKA-7190, producer state evicted with the records
+//!   DeleteRecords deleted (`--delete-records`).
+//! - [`append_failure`]: KAFKA-6683, producer state updated before an append that failed
+//!   (`--append-failure`).
+//! - [`epoch`]: KAFKA-5283, an epoch bump that wraps at `Short.MAX_VALUE`
+//!   (`--initial-producer-epoch`, `--epoch-bump-wraps`).
 //! - [`cli`]: `idempo-sim zoo list|run|check|search`.
 //! - [`search`]: seed search and shrinking of a schedule.
 //! - [`report`]: the side-by-side text of `zoo run` and the table of `zoo check`.
@@ -61,17 +76,10 @@
 //! ## What the zoo leaves out, for now
 //! The entries the simulator cannot show yet are not listed (no entry is faked):
 //! - the client profile `java-2.4` (KIP-360, KAFKA-12152, KAFKA-14034), added by its own
-//!   entries;
-//! - KAFKA-5793 and KAFKA-7190: the broker rules are switches (`kafka-0.11` answers an
-//!   unknown producer out of order and evicts producer state with the log head, `kafka-2.4`
-//!   answers `UNKNOWN_PRODUCER_ID` and keeps it; `broker/src/profile.rs`), but the workload
-//!   never moves the log start: a DeleteRecords or retention fault needs a checker that does
-//!   not count the deleted records as lost, and the bug shows only with a client of the day
-//!   (0.11's fatal OUT_OF_ORDER_SEQUENCE_NUMBER, 1.0-2.4's reset by log start offset);
-//! - KAFKA-6683 (producer state changed before the append succeeded): the simulated disk
-//!   never fails an append, so there is no failed append to leave state behind;
-//! - KAFKA-5283 (epoch exhaustion at `Short.MAX_VALUE`): InitProducerId always starts at
-//!   epoch 0 and no run bumps 32 767 times; it needs a starting-epoch setting.
+//!   entries. KAFKA-5793 and KAFKA-7190 run today's Java client against the historical
+//!   brokers: its epoch bump after `UNKNOWN_PRODUCER_ID` restarts the batch at sequence 0
+//!   as the 1.0-2.4 client's sequence reset did (without a bump), and the 0.11 client's stop
+//!   after `OUT_OF_ORDER_SEQUENCE_NUMBER` is the one switch `--out-of-order-sequence-fatal`.
 //!
 //! The librdkafka profile leaves out what its entries do not need
 //! (`idempo_producer::profile_librdkafka` lists it): sequences taken from message ids at
@@ -82,11 +90,14 @@
 //! (neither writes anything, and the rule the entry explains is the same). The profile has not
 //! been compared with the real librdkafka (confluent-kafka through the proxy) yet.
 
+pub mod append_failure;
 pub mod broker_window;
 pub mod cli;
 pub mod entry;
+pub mod epoch;
 pub mod first_batch;
 pub mod librdkafka;
+pub mod log_start;
 pub mod producer_ids;
 pub mod replication;
 pub mod report;
@@ -110,6 +121,10 @@ pub fn entries() -> Vec<&'static Entry> {
         &librdkafka::LIBRDKAFKA_2163,
         &librdkafka::LIBRDKAFKA_4438,
         &librdkafka::LIBRDKAFKA_4953,
+        &log_start::KAFKA_5793,
+        &log_start::KAFKA_7190,
+        &append_failure::KAFKA_6683,
+        &epoch::KAFKA_5283,
     ]
 }
 
