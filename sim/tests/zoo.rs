@@ -227,7 +227,7 @@ fn kafka_7190_an_evicted_producer_restarts_at_sequence_0_and_writes_a_deleted_ba
 /// Deleted records are not lost: DeleteRecords at every drawn moment, Kafka's broker today,
 /// and the checker passes, although the final log lacks what was deleted.
 #[test]
-fn records_deleted_by_delete_records_are_neither_lost_nor_hide_a_duplicate() {
+fn records_deleted_by_delete_records_are_not_lost() {
     for seed in 1..=SEEDS {
         let mut config = idempo_sim::SimConfig {
             seed,
