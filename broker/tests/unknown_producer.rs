@@ -47,8 +47,16 @@ fn kafka_1_0_to_2_3_answer_unknown_producer_id_instead() {
         ..BrokerConfig::default()
     };
     assert_eq!(
-        next_batch_after_delete_records(config),
+        next_batch_after_delete_records(config.clone()),
         ErrorCode::UnknownProducerId
+    );
+    assert_eq!(
+        profile(BrokerProfile::Kafka10),
+        BrokerConfig {
+            snapshot_mode: idempo_broker::SnapshotMode::LastBatchOnly,
+            ..config
+        },
+        "the kafka-1.0 profile is those two switches (and 2.4's last-batch snapshots)"
     );
 }
 
