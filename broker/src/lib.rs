@@ -40,7 +40,7 @@
 //! - [`recovery`]: rebuilding a partition after a crash or restart: truncate, pick a
 //!   snapshot, replay.
 //! - [`profile`]: `BrokerProfile`, historical brokers' dedup rules as switches over
-//!   `BrokerConfig` (`kafka`, `kafka-2.4`, `kafka-0.11`, `redpanda-21.10`).
+//!   `BrokerConfig` (`kafka`, `kafka-2.4`, `kafka-1.0`, `kafka-0.11`, `redpanda-21.10`).
 //! - [`verdict`]: `ProduceOutcome` and `Verdict`, the explanation of each decision.
 //! - [`broker_topic_stats`]: `BrokerTopicStats`, the produce counters behind the metrics.
 //! - [`broker`](mod@broker): `Broker` and `BrokerConfig`: partitions, InitProducerId, Produce,

@@ -411,7 +411,7 @@ pub enum AcceptRule {
 /// ```text
 /// rule               answer                          Kafka          profile
 /// AnySequence        accepted                        2.5+ (KIP-360)  kafka (default)
-/// UnknownProducerId  UNKNOWN_PRODUCER_ID (59)        1.0-2.4         kafka-2.4
+/// UnknownProducerId  UNKNOWN_PRODUCER_ID (59)        1.0-2.4         kafka-1.0, kafka-2.4
 ///                    (KAFKA-5793: the client may reset its sequence)
 /// OutOfOrder         OUT_OF_ORDER_SEQUENCE_NUMBER    0.11.0          kafka-0.11
 ///                    (fatal for the 0.11 client)
