@@ -78,7 +78,9 @@
 //! `LEADER_NOT_AVAILABLE` and `UNKNOWN_TOPIC_OR_PARTITION` are retried until
 //! `metadata_timeout_ms`), learns the partition count, every broker's address and each
 //! partition's leader, and starts the driver with those brokers as the producer's bootstrap
-//! nodes.
+//! nodes. A bootstrap connection that breaks or times out after its handshake is opened
+//! again, until `metadata_timeout_ms` (as Kafka's client retries metadata until
+//! `max.block.ms`); a bootstrap that no address accepts fails at once.
 //!
 //! # Differences from Kafka's Java client
 //!
@@ -661,6 +663,28 @@ async fn open_bootstrap(config: &ClientConfig) -> Result<Conn, ClientError> {
     }))
 }
 
+/// Bootstraps: a connection to the first bootstrap address that completes the handshake
+/// ([`open_bootstrap`]), asked for the topic ([`find_topic`]). A connection that breaks or
+/// times out after its handshake (a cut, a lost answer) is replaced by a new one, until
+/// `metadata_timeout_ms`, as Kafka's client retries its metadata on another connection until
+/// `max.block.ms`; when no address completes a handshake the bootstrap fails at once.
+async fn bootstrap_topic(config: &ClientConfig) -> Result<(Conn, Layout), ClientError> {
+    let deadline = Instant::now() + Duration::from_millis(config.metadata_timeout_ms);
+    loop {
+        let mut conn = open_bootstrap(config).await?;
+        match find_topic(&mut conn, config).await {
+            Ok(layout) => return Ok((conn, layout)),
+            Err(e @ (ClientError::Io { .. } | ClientError::Timeout { .. }))
+                if Instant::now() < deadline =>
+            {
+                debug!(addr = %conn.addr, error = %e, "bootstrap connection broke; opening another");
+                tokio::time::sleep(Duration::from_millis(METADATA_RETRY_MS)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `HOST:PORT` of every broker of the cluster behind `config.bootstrap`, by node id: a
 /// Metadata request that names no topic, to the first bootstrap address that answers.
 pub async fn cluster_brokers(config: &ClientConfig) -> Result<BTreeMap<i32, String>, ClientError> {
@@ -904,7 +928,7 @@ impl KafkaProducer {
     /// `config.producer.cluster_routing` is turned on and `config.producer.bootstrap` set to
     /// the brokers the bootstrap answer lists: routing is the producer core's.
     pub async fn connect(config: ClientConfig) -> Result<KafkaProducer, ClientError> {
-        let mut bootstrap = open_bootstrap(&config).await?;
+        let (bootstrap, layout) = bootstrap_topic(&config).await?;
         bootstrap
             .versions
             .need(ApiKey::Produce, &bootstrap.broker_apis)?;
@@ -913,7 +937,6 @@ impl KafkaProducer {
                 .versions
                 .need(ApiKey::InitProducerId, &bootstrap.broker_apis)?;
         }
-        let layout = find_topic(&mut bootstrap, &config).await?;
         drop(bootstrap);
         let mut producer_config = config.producer.clone();
         producer_config.cluster_routing = true;

@@ -20,6 +20,8 @@ use common::{Running, start};
 const TOPIC: &str = "orders";
 /// Kafka's api key of Produce.
 const PRODUCE: i16 = 0;
+/// Kafka's api key of Metadata.
+const METADATA: i16 = 3;
 
 fn server_config(partitions: i32, idempotence: bool) -> ServerConfig {
     let mut config = ServerConfig {
@@ -72,9 +74,9 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
         .unwrap_or_else(|_| panic!("{what} within 10 s"))
 }
 
-// ----- a tiny relay that loses one Produce answer ----------------------------------------
+// ----- a tiny relay that loses one answer (Produce, Metadata) -----------------------------
 
-/// What the relay does to the first Produce answer(s).
+/// What the relay does to the first answer(s) of the api it loses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
     /// Drop the answer and close both connections (a lost ack with a cut connection).
@@ -89,13 +91,15 @@ enum Fault {
 struct Relayed {
     relay: SocketAddr,
     _broker: Running,
-    produce_answers_lost: Arc<AtomicUsize>,
+    answers_lost: Arc<AtomicUsize>,
 }
 
+/// The relay loses the first `answers_to_lose` answers to requests of `api_key`.
 async fn start_relayed(
     config: ServerConfig,
     fault: Fault,
-    produce_answers_to_lose: usize,
+    api_key: i16,
+    answers_to_lose: usize,
 ) -> Relayed {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("relay binds");
     let relay = listener.local_addr().expect("bound");
@@ -108,19 +112,25 @@ async fn start_relayed(
     })
     .await;
     let upstream = broker.addr;
-    let budget = Arc::new(AtomicUsize::new(produce_answers_to_lose));
+    let budget = Arc::new(AtomicUsize::new(answers_to_lose));
     let lost = Arc::new(AtomicUsize::new(0));
     let (budget_, lost_) = (Arc::clone(&budget), Arc::clone(&lost));
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let (budget, lost) = (Arc::clone(&budget_), Arc::clone(&lost_));
-            tokio::spawn(relay_connection(client, upstream, fault, budget, lost));
+            tokio::spawn(relay_connection(
+                client,
+                upstream,
+                (fault, api_key),
+                budget,
+                lost,
+            ));
         }
     });
     Relayed {
         relay,
         _broker: broker,
-        produce_answers_lost: lost,
+        answers_lost: lost,
     }
 }
 
@@ -133,11 +143,11 @@ async fn read_raw_frame<R: AsyncRead + Unpin>(r: &mut R) -> Option<Vec<u8>> {
 }
 
 /// Forwards frames both ways, remembering each request's api key so that it knows which
-/// answer is a Produce answer (answers come in request order).
+/// answer answers `lost_api` (answers come in request order).
 async fn relay_connection(
     client: TcpStream,
     upstream: SocketAddr,
-    fault: Fault,
+    (fault, lost_api): (Fault, i16),
     budget: Arc<AtomicUsize>,
     lost: Arc<AtomicUsize>,
 ) {
@@ -161,7 +171,7 @@ async fn relay_connection(
     let mut silent = false;
     while let Some(frame) = read_raw_frame(&mut server_read).await {
         let api_key = api_keys.lock().expect("not poisoned").pop_front();
-        let lose = api_key == Some(PRODUCE)
+        let lose = api_key == Some(lost_api)
             && budget
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
@@ -274,7 +284,7 @@ async fn an_acks_zero_producer_closed_at_once_still_writes_every_batch_it_counte
 
 #[tokio::test]
 async fn a_lost_ack_is_retried_and_acknowledged_with_the_original_offset() {
-    let relayed = start_relayed(server_config(1, true), Fault::CloseInstead, 1).await;
+    let relayed = start_relayed(server_config(1, true), Fault::CloseInstead, PRODUCE, 1).await;
     let config = client_config(relayed.relay);
     let producer = KafkaProducer::connect(config.clone())
         .await
@@ -282,7 +292,7 @@ async fn a_lost_ack_is_retried_and_acknowledged_with_the_original_offset() {
     let first = producer.send(0, records(0, 5)).await.expect("queued");
     let report = within("the first report", first).await.expect("a report");
     let delivered = report.result.expect("delivered after a retry");
-    assert_eq!(relayed.produce_answers_lost.load(Ordering::SeqCst), 1);
+    assert_eq!(relayed.answers_lost.load(Ordering::SeqCst), 1);
     assert_eq!(
         delivered.attempts, 2,
         "the answer was lost, so the batch went twice"
@@ -303,7 +313,7 @@ async fn a_lost_ack_is_retried_and_acknowledged_with_the_original_offset() {
 
 #[tokio::test]
 async fn without_broker_dedup_a_lost_ack_writes_the_batch_twice() {
-    let relayed = start_relayed(server_config(1, false), Fault::CloseInstead, 1).await;
+    let relayed = start_relayed(server_config(1, false), Fault::CloseInstead, PRODUCE, 1).await;
     let config = client_config(relayed.relay);
     let producer = KafkaProducer::connect(config.clone())
         .await
@@ -327,7 +337,7 @@ async fn without_broker_dedup_a_lost_ack_writes_the_batch_twice() {
 
 #[tokio::test]
 async fn a_request_timeout_closes_the_connection_and_the_retry_is_deduplicated() {
-    let relayed = start_relayed(server_config(1, true), Fault::GoSilent, 1).await;
+    let relayed = start_relayed(server_config(1, true), Fault::GoSilent, PRODUCE, 1).await;
     let mut config = client_config(relayed.relay);
     config.producer.request_timeout_ms = 300;
     let producer = KafkaProducer::connect(config.clone())
@@ -366,6 +376,27 @@ async fn a_batch_fails_at_its_delivery_timeout_when_the_broker_is_gone() {
         DeliveryError::Definite { .. } | DeliveryError::PossiblyPersisted { .. }
     ));
     within("close", producer.close()).await.expect("closed");
+}
+
+#[tokio::test]
+async fn a_bootstrap_connection_cut_before_the_metadata_answer_is_opened_again() {
+    // bench/client-matrix, idempo × cut: the proxy cut the connection instead of forwarding
+    // the first Metadata answer, and connect() gave up ("the peer closed the connection").
+    let relayed = start_relayed(server_config(1, true), Fault::CloseInstead, METADATA, 1).await;
+    let config = client_config(relayed.relay);
+    let producer = within("connect", KafkaProducer::connect(config.clone()))
+        .await
+        .expect("connects on a second bootstrap connection");
+    assert_eq!(
+        relayed.answers_lost.load(Ordering::SeqCst),
+        1,
+        "the cut happened"
+    );
+    let delivery = producer.send(0, records(0, 3)).await.expect("queued");
+    let report = within("the report", delivery).await.expect("a report");
+    assert_eq!(report.result.expect("delivered").base_offset, 0);
+    within("close", producer.close()).await.expect("closed");
+    assert_eq!(read_back(&config, 0).await, [(0, 0), (1, 1), (2, 2)]);
 }
 
 #[tokio::test]
@@ -467,7 +498,7 @@ fn idempo_producer_verify_passes_against_idempo_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempo_producer_verify_reports_duplicates_when_the_broker_does_not_deduplicate() {
-    let relayed = start_relayed(server_config(1, false), Fault::CloseInstead, 1).await;
+    let relayed = start_relayed(server_config(1, false), Fault::CloseInstead, PRODUCE, 1).await;
     let bootstrap = relayed.relay.to_string();
     let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
         run_producer(&[

@@ -79,8 +79,7 @@ impl KafkaReader {
     /// Bootstraps as the producer does and learns every partition's leader. The topic is
     /// created on first use only if `config.allow_auto_topic_creation`.
     pub async fn connect(config: &ClientConfig) -> Result<KafkaReader, ClientError> {
-        let mut bootstrap = open_bootstrap(config).await?;
-        let layout = super::find_topic(&mut bootstrap, config).await?;
+        let (bootstrap, layout) = super::bootstrap_topic(config).await?;
         bootstrap
             .versions
             .need(ApiKey::Fetch, &bootstrap.broker_apis)?;
