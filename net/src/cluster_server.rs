@@ -404,7 +404,7 @@ impl ClusterServer {
         let node = ClusterNode::open(&settings, configs, storages, front_ends, wall_clock_ms())
             .map_err(|e| StartError::Setting(e.to_string()))?;
         let admin = match admin {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(StartError::Metrics)?),
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(StartError::Admin)?),
             None => None,
         };
         let mut metrics = Vec::new();

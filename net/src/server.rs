@@ -209,6 +209,8 @@ pub enum StartError {
     Topics(TopicTableError),
     /// The metrics endpoint could not be bound.
     Metrics(io::Error),
+    /// The cluster's admin endpoint (`--admin`) could not be bound.
+    Admin(io::Error),
 }
 
 impl fmt::Display for StartError {
@@ -221,6 +223,7 @@ impl fmt::Display for StartError {
             StartError::Recovery(e) => write!(f, "--data-dir: {e}"),
             StartError::Topics(e) => write!(f, "--data-dir: {e}"),
             StartError::Metrics(e) => write!(f, "cannot serve metrics: {e}"),
+            StartError::Admin(e) => write!(f, "cannot serve the admin endpoint: {e}"),
         }
     }
 }

@@ -191,6 +191,31 @@ fn partition_json(cluster: &serde_json::Value, partition: u64) -> &serde_json::V
 }
 
 #[tokio::test]
+async fn an_admin_address_in_use_is_named_as_the_admin_endpoint() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let settings = ClusterSettings {
+        brokers: 3,
+        replication_factor: 3,
+        unclean_leader_election: false,
+        broker_session_timeout_ms: SESSION_TIMEOUT_MS,
+    };
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    let admin = taken.local_addr().expect("bound");
+    let refused = ClusterServer::bind(ServerConfig::default(), settings, vec![any; 3], Some(admin))
+        .await
+        .err()
+        .expect("the admin port is taken");
+    assert!(
+        refused
+            .to_string()
+            .starts_with("cannot serve the admin endpoint: "),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
 async fn metadata_lists_every_broker_and_each_partitions_leader_replicas_and_isr() {
     let cluster = start_cluster(SyncPolicy::EveryAppend).await;
     let response = metadata_from(cluster.addrs[1]).await;
