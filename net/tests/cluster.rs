@@ -203,10 +203,11 @@ async fn an_admin_address_in_use_is_named_as_the_admin_endpoint() {
     };
     let any: SocketAddr = "127.0.0.1:0".parse().expect("an address");
     let admin = taken.local_addr().expect("bound");
-    let refused = ClusterServer::bind(ServerConfig::default(), settings, vec![any; 3], Some(admin))
-        .await
-        .err()
-        .expect("the admin port is taken");
+    let Err(refused) =
+        ClusterServer::bind(ServerConfig::default(), settings, vec![any; 3], Some(admin)).await
+    else {
+        panic!("the admin port is taken: the cluster must not start");
+    };
     assert!(
         refused
             .to_string()
