@@ -556,6 +556,18 @@ const NON_DEFAULT: &[(&str, &[&str])] = &[
     ("network", &["--network", "proxy"]),
     ("client-profile", &["--client-profile", "idempo"]),
     (
+        "unknown-producer-resets-sequences",
+        &["--unknown-producer-resets-sequences"],
+    ),
+    (
+        "bump-skips-idle-partitions",
+        &["--bump-skips-idle-partitions"],
+    ),
+    (
+        "failed-batch-waits-for-in-flight",
+        &["--failed-batch-waits-for-in-flight"],
+    ),
+    (
         "librdkafka-timeout-bump",
         &[
             "--client-profile",
@@ -585,6 +597,7 @@ const NON_DEFAULT: &[(&str, &[&str])] = &[
     ("first-batch-alone", &["--first-batch-alone"]),
     ("duplicate", &["--duplicate", "0.2"]),
     ("corrupt", &["--corrupt", "0.1"]),
+    ("header-corrupt", &["--header-corrupt", "0.1"]),
     ("spike", &["--spike", "0.1"]),
     ("spike-ms", &["--spike", "0.1", "--spike-ms", "500"]),
     ("broker-crashes", &["--broker-crashes", "2"]),

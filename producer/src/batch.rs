@@ -42,7 +42,9 @@ pub(crate) struct ProducerBatch {
     /// rewrites. Comparing these instead of sequences stays correct across the wrap at
     /// `i32::MAX`.
     pub drain_order: u64,
-    /// Kafka's `sequenceHasBeenReset()`: set once the batch was rewritten by an epoch bump.
+    /// Kafka's `sequenceHasBeenReset()` (`reopened`): set when the batch is rewritten (an
+    /// epoch bump, a sequence restart), cleared when it is drained again, as Java's drain
+    /// closes the batch: an answer to an attempt sent before the rewrite sees it set.
     pub sequence_has_been_reset: bool,
     /// Earliest time a retry may be drained (`retry_backoff_ms` after the last failure).
     pub retry_not_before_ms: u64,

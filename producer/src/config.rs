@@ -23,9 +23,12 @@
 //! so that the simulator can show what goes wrong above the window.
 //!
 //! [`ProducerConfig::client_profile`] chooses between Kafka's Java client exactly
-//! ([`ClientProfile::Java`], the default) and idempo's improvements on it
-//! ([`ClientProfile::Idempo`]); the crate documentation lists each difference.
+//! ([`ClientProfile::Java`], the default), idempo's improvements on it
+//! ([`ClientProfile::Idempo`]), Kafka 2.4's Java client ([`ClientProfile::JavaTwoFour`], with
+//! [`ProducerConfig::java`] set to [`JavaRules::KAFKA_2_4`]) and librdkafka's rules
+//! ([`ClientProfile::Librdkafka`]); the crate documentation lists each difference.
 
+pub use crate::java_rules::JavaRules;
 pub use crate::profile_librdkafka::LibrdkafkaRules;
 use std::fmt;
 use std::str::FromStr;
@@ -46,6 +49,11 @@ pub enum ClientProfile {
     Java,
     /// Every idempo improvement on, `first_batch_alone` included.
     Idempo,
+    /// Kafka's Java client as of 2.4, before KIP-360's safe epoch bump (2.5.0): Java's rules
+    /// with the historical switches of that release on ([`JavaRules::KAFKA_2_4`], set in
+    /// [`ProducerConfig::java`]; [`ClientProfile::java_rules`] gives them), every idempo
+    /// improvement off.
+    JavaTwoFour,
     /// librdkafka 2.x's idempotence rules where they differ from Java's (its fatal errors,
     /// its drained epoch bump, its `message.timeout.ms`), each a switch of
     /// [`ProducerConfig::librdkafka`] ([`LibrdkafkaRules`]); Java's rules for the rest, every
@@ -55,18 +63,31 @@ pub enum ClientProfile {
 
 impl ClientProfile {
     /// Every profile, in declaration order.
-    pub const ALL: [ClientProfile; 3] = [
+    pub const ALL: [ClientProfile; 4] = [
         ClientProfile::Java,
         ClientProfile::Idempo,
+        ClientProfile::JavaTwoFour,
         ClientProfile::Librdkafka,
     ];
 
-    /// The name used on command lines: `java`, `idempo` or `librdkafka`.
+    /// The name used on command lines: `java`, `idempo`, `java-2.4` or `librdkafka`.
     pub fn name(self) -> &'static str {
         match self {
             ClientProfile::Java => "java",
             ClientProfile::Idempo => "idempo",
+            ClientProfile::JavaTwoFour => "java-2.4",
             ClientProfile::Librdkafka => "librdkafka",
+        }
+    }
+
+    /// The Java client's historical switches the profile stands for: [`JavaRules::KAFKA_2_4`]
+    /// for `java-2.4`, today's ([`JavaRules::CURRENT`]) for the others. Choosing a profile on
+    /// a command line sets [`ProducerConfig::java`] to these; single switches change them
+    /// after.
+    pub fn java_rules(self) -> JavaRules {
+        match self {
+            ClientProfile::JavaTwoFour => JavaRules::KAFKA_2_4,
+            _ => JavaRules::CURRENT,
         }
     }
 }
@@ -195,8 +216,8 @@ pub struct ProducerConfig {
     /// it on alone.
     pub first_batch_alone: bool,
     /// Kafka's Java client exactly ([`ClientProfile::Java`], the default), with every idempo
-    /// improvement ([`ClientProfile::Idempo`]), or librdkafka's rules
-    /// ([`ClientProfile::Librdkafka`]).
+    /// improvement ([`ClientProfile::Idempo`]), Kafka 2.4's client
+    /// ([`ClientProfile::JavaTwoFour`]), or librdkafka's rules ([`ClientProfile::Librdkafka`]).
     pub client_profile: ClientProfile,
     /// The librdkafka switches in force under [`ClientProfile::Librdkafka`] (ignored under
     /// the other profiles). Default [`LibrdkafkaRules::V2`], librdkafka 2.x today.
@@ -218,6 +239,10 @@ pub struct ProducerConfig {
     /// Default false: KAFKA-5283's rule, which Java's `bumpIdempotentProducerEpoch` keeps: an
     /// exhausted epoch drops the producer id and asks for a new one.
     pub epoch_bump_wraps: bool,
+    /// The Java client's historical rules in force, one switch each (ignored under
+    /// [`ClientProfile::Librdkafka`]). Default [`JavaRules::CURRENT`], today's client;
+    /// [`ClientProfile::JavaTwoFour`] stands for [`JavaRules::KAFKA_2_4`].
+    pub java: JavaRules,
     /// Route each partition's batches to its leader in a cluster, from Metadata (see the
     /// `routing` section of the [`producer`](crate::producer) essay). Default false: the
     /// one-broker producer, which talks to node 0 only and sends no Metadata.
@@ -251,6 +276,7 @@ impl Default for ProducerConfig {
             librdkafka: LibrdkafkaRules::V2,
             out_of_order_sequence_fatal: false,
             epoch_bump_wraps: false,
+            java: JavaRules::CURRENT,
             cluster_routing: false,
             bootstrap: vec![0],
             metadata_max_age_ms: 300_000,
@@ -508,7 +534,7 @@ mod tests {
         let err = "kafka".parse::<ClientProfile>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown client profile \"kafka\": expected one of java, idempo, librdkafka"
+            "unknown client profile \"kafka\": expected one of java, idempo, java-2.4, librdkafka"
         );
     }
 

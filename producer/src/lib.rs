@@ -50,6 +50,7 @@
 //!
 //! ## Layout
 //! - [`config`]: `ProducerConfig` with Kafka's defaults, `ClientProfile`, and `ConfigError`.
+//! - [`java_rules`]: the Java client's historical rules (`JavaRules`), the `java-2.4` profile.
 //! - [`profile_librdkafka`]: the librdkafka profile's switches (`LibrdkafkaRules`) and state.
 //! - `batch`: `ProducerBatch` (a `send()` and its wire bytes) and [`DeliveryHandle`].
 //! - `batch_table`: the batches without an outcome, in a window of slots indexed by handle.
@@ -136,6 +137,16 @@
 //! Java's client compares raw `int`s there (`maybeUpdateLastAckedSequence`, `isNextSequence`),
 //! which only matters after 2^31 records on one partition and one epoch.
 //!
+//! ## Kafka 2.4 and single historical rules of the Java client
+//!
+//! [`ClientProfile::JavaTwoFour`] is Java's client before KIP-360's safe epoch bump (2.5.0):
+//! an `UNKNOWN_PRODUCER_ID` it blames on retention restarts the partition's sequences at 0
+//! under the same epoch. That and the later rules that Kafka releases changed are switches of
+//! [`JavaRules`] ([`ProducerConfig::java`]; the [`java_rules`] module has the table, with the
+//! versions and JIRAs): `unknown_producer_resets_sequences` (up to 2.4.1),
+//! `bump_skips_idle_partitions` (2.5.0 to 2.7.x, KAFKA-12152) and
+//! `failed_batch_waits_for_in_flight` (KAFKA-14034's proposed fix, not in Kafka).
+//!
 //! ## librdkafka
 //!
 //! [`ClientProfile::Librdkafka`] follows librdkafka 2.x where it differs from Java
@@ -166,6 +177,7 @@
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod java_rules;
 pub mod metadata;
 pub mod producer;
 pub mod profile_librdkafka;
@@ -186,6 +198,7 @@ pub use config::{
 pub use delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 pub use event::{BumpReason, EVENTS_MAX, MetadataRefreshReason, ProducerEvent};
 pub use in_flight::InFlightBatch;
+pub use java_rules::JavaRules;
 pub use metadata::{LeaderChange, PartitionLeader};
 pub use producer::{Outgoing, Producer};
 pub use profile_librdkafka::{LibrdkafkaRules, OutOfOrder};

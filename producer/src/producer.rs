@@ -196,7 +196,7 @@
 use crate::accumulator::PartitionTable;
 use crate::batch::{DeliveryHandle, ProducerBatch};
 use crate::batch_table::BatchTable;
-use crate::config::{ClientProfile, ConfigError, Improvements, ProducerConfig};
+use crate::config::{ClientProfile, ConfigError, Improvements, JavaRules, ProducerConfig};
 use crate::deadlines::Deadlines;
 use crate::delivery::{Delivered, DeliveryError, DeliveryReport, FailureReason};
 use crate::event::{BumpReason, EventLog, ProducerEvent};
@@ -343,6 +343,8 @@ pub struct Producer {
     improvements: Improvements,
     /// librdkafka's rules and their state, under the librdkafka profile only.
     librdkafka: Option<LibrdkafkaState>,
+    /// The Java client's historical rules in force (today's under the librdkafka profile).
+    java: JavaRules,
     /// Partition the next drain starts at under the java profile (Kafka's `nodesDrainIndex`).
     drain_start: i32,
     next_handle: u64,
@@ -374,6 +376,10 @@ impl Producer {
         let improvements = config.improvements();
         let librdkafka = (config.client_profile == ClientProfile::Librdkafka)
             .then(|| LibrdkafkaState::new(config.librdkafka));
+        let java = match config.client_profile {
+            ClientProfile::Librdkafka => JavaRules::CURRENT,
+            _ => config.java,
+        };
         let metadata = Metadata::new(
             config.bootstrap.clone(),
             config.retry_backoff_ms,
@@ -393,6 +399,7 @@ impl Producer {
             in_flight: InFlightRequests::default(),
             improvements,
             librdkafka,
+            java,
             drain_start: 0,
             next_handle: 0,
             next_correlation_id: 0,
@@ -1020,7 +1027,28 @@ impl Producer {
     /// sequence order from 0 under the current producer id and epoch. Batches already reported
     /// (expired while on the wire) are dropped from the set: they are never re-sent.
     fn start_sequences_at_beginning(&mut self, partition: i32) {
-        let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
+        self.restart_sequences_under(partition, self.producer_id, self.producer_epoch);
+    }
+
+    /// Kafka 2.4's `startSequencesAtBeginning` for `UNKNOWN_PRODUCER_ID`
+    /// ([`JavaRules::unknown_producer_resets_sequences`]): the partition's unfinished batches
+    /// restart at sequence 0 under the producer id and epoch they already carry.
+    fn restart_sequences_in_place(&mut self, partition: i32) {
+        let Some(entry) = self.partitions.get(&partition).map(|p| &p.entry) else {
+            return;
+        };
+        let (producer_id, producer_epoch) = (entry.producer_id, entry.producer_epoch);
+        self.restart_sequences_under(partition, producer_id, producer_epoch);
+    }
+
+    /// Re-stamps the partition's unfinished batches in sequence order from 0 under
+    /// `(producer_id, producer_epoch)`, which the partition's sequences then belong to.
+    fn restart_sequences_under(
+        &mut self,
+        partition: i32,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+    ) {
         let part = self.partitions.get_or_insert(partition);
         let batches = &mut self.batches;
         let mut sequence = Sequence(0);
@@ -1147,6 +1175,9 @@ impl Producer {
         }
         batch.attempts += 1;
         batch.on_wire = Some(correlation_id);
+        // Java's drain closes the batch (`ProducerBatch.close`), which clears `reopened`: a
+        // re-stamped batch counts as reset until it is sent again.
+        batch.sequence_has_been_reset = false;
         let data = PartitionProduceData {
             partition,
             records: batch.encoded(),
@@ -1257,11 +1288,14 @@ impl Producer {
             return;
         }
         let had_id = part.entry.producer_id.is_some();
-        if part
-            .entry
-            .maybe_update_producer_id_and_epoch(producer_id, producer_epoch)
-            && had_id
-        {
+        let restarted = if self.java.bump_skips_idle_partitions {
+            part.entry
+                .adopt_epoch_keeping_sequence(producer_id, producer_epoch)
+        } else {
+            part.entry
+                .maybe_update_producer_id_and_epoch(producer_id, producer_epoch)
+        };
+        if restarted && had_id {
             let event = ProducerEvent::PartitionSequenceReset {
                 partition,
                 producer_id,
@@ -1491,6 +1525,8 @@ impl Producer {
             );
             part.entry
                 .maybe_update_last_acked_sequence(batch.last_sequence());
+            part.entry
+                .update_last_acked_offset(base_offset, batch.record_count);
             part.entry.acknowledged_producer_id = batch.producer_id();
             // librdkafka's next_ack_seq follows the acknowledged batch
             // (rd_kafka_handle_idempotent_Produce_success).
@@ -1504,6 +1540,7 @@ impl Producer {
                 );
             }
         }
+        self.maybe_restart_after_last_old_epoch_batch(batch.partition);
         let delivered = Delivered {
             base_offset,
             producer_id: sent.producer_id,
@@ -1512,6 +1549,30 @@ impl Producer {
             attempts: batch.attempts,
         };
         self.report_delivered(&batch, delivered, duplicate);
+    }
+
+    /// Kafka 2.5 to 2.7's `handleCompletedBatch` (KAFKA-12152,
+    /// [`JavaRules::bump_skips_idle_partitions`]): when the last in-flight batch of an old
+    /// epoch is acknowledged, the partition restarts at sequence 0 under the current one.
+    /// (Today's client restarts it when its next batch is drained, whatever ended the old
+    /// batches; a failed one left 2.7's partition on its old sequence.)
+    fn maybe_restart_after_last_old_epoch_batch(&mut self, partition: i32) {
+        if !self.java.bump_skips_idle_partitions || !self.producer_id.is_some() {
+            return;
+        }
+        let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
+        let Some(part) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        if part.entry.in_flight.is_empty() && part.entry.is_stale(producer_id, producer_epoch) {
+            part.entry.restart(producer_id, producer_epoch, Sequence(0));
+            let event = ProducerEvent::PartitionSequenceReset {
+                partition,
+                producer_id,
+                epoch: producer_epoch,
+            };
+            self.events.push(&mut self.stats, event);
+        }
     }
 
     /// The answer for a batch already reported (it expired while on the wire): only the
@@ -1539,7 +1600,12 @@ impl Producer {
         }
         part.entry
             .maybe_update_last_acked_sequence(batch.last_sequence());
+        if let Answer::Acked { base_offset, .. } = answer {
+            part.entry
+                .update_last_acked_offset(base_offset, batch.record_count);
+        }
         part.entry.acknowledged_producer_id = batch.producer_id();
+        self.maybe_restart_after_last_old_epoch_batch(batch.partition);
     }
 
     /// An answer to an attempt made under producer state the batch no longer has.
@@ -1689,15 +1755,33 @@ impl Producer {
         };
         let unresolved = entry.unresolved_next_sequence;
         let is_next = entry.is_next_sequence(base_sequence);
+        let last_acked_offset = entry.last_acked_offset;
         match code {
             ErrorCode::OutOfOrderSequenceNumber if self.config.out_of_order_sequence_fatal => {
                 false // Kafka 0.11.0: not retriable; fail_batch stops the producer
             }
             ErrorCode::UnknownProducerId => {
                 // -1: the broker did not know its log start offset; retry until it does.
-                if log_start_offset.is_some_and(|offset| offset != -1) && !reset {
-                    self.request_epoch_bump(partition, BumpReason::UnknownProducerId);
+                let Some(log_start) = log_start_offset.filter(|&offset| offset != -1) else {
+                    return true;
+                };
+                if reset {
+                    return true;
                 }
+                if self.java.unknown_producer_resets_sequences {
+                    // Kafka 2.4: blame retention and restart the sequences under the same
+                    // epoch, or else fail the batch (fail_batch then asks for a bump where
+                    // 2.4 reset the producer id).
+                    if self
+                        .java
+                        .resets_for_unknown_producer(last_acked_offset, log_start)
+                    {
+                        self.restart_sequences_in_place(partition);
+                        return true;
+                    }
+                    return false;
+                }
+                self.request_epoch_bump(partition, BumpReason::UnknownProducerId);
                 true
             }
             ErrorCode::OutOfOrderSequenceNumber => {
@@ -1848,6 +1932,10 @@ impl Producer {
             // Java's UnknownProducerIdException extends OutOfOrderSequenceException, so
             // handleFailedBatch bumps for it whatever `adjust_sequences` says.
             self.request_epoch_bump(batch.partition, BumpReason::UnknownProducerId);
+        } else if adjust_sequences && self.java.failed_batch_waits_for_in_flight {
+            // KAFKA-14034's proposed fix (PR #13796): no new batch until the partition's
+            // in-flight batches are done; maybe_resolve_sequences bumps then if need be.
+            self.mark_unresolved(batch.partition, batch.last_sequence().next());
         } else if adjust_sequences {
             self.request_epoch_bump(batch.partition, BumpReason::FailedBatch(code));
         }

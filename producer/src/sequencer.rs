@@ -11,14 +11,18 @@
 //! producer_id/epoch        whose sequences these are; lags the producer's after a bump
 //! next_sequence            base sequence of the next new batch; wraps at i32::MAX
 //! last_acked_sequence      highest acknowledged last sequence; -1 when none
+//! last_acked_offset        offset of the last record acknowledged; -1 when none (kept
+//!                          across epoch bumps, forgotten with the producer id)
 //! in_flight                sequenced batches without an outcome, in sequence order
 //! unresolved_next_sequence set when a sent batch expired: the sequence that must be
 //!                          acknowledged before the partition is known to be consistent
 //! ```
 //!
-//! Kafka's entry also keeps `lastAckedOffset`; only the transactional branch of `canRetry`
-//! reads it (for an idempotent producer both branches of `UNKNOWN_PRODUCER_ID` bump the
-//! epoch), so it is left out.
+//! Kafka's entry also keeps `lastAckedOffset`. Today only the transactional branch of
+//! `canRetry` reads it (for an idempotent producer both branches of `UNKNOWN_PRODUCER_ID` bump
+//! the epoch); Kafka 2.4's client compared it with the log start offset before it restarted
+//! the sequences (`JavaRules::unknown_producer_resets_sequences`), so it is kept
+//! (`last_acked_offset`).
 //!
 //! The wrap at `i32::MAX` makes "higher" ambiguous. Sequence order is kept by position in
 //! `in_flight` (the order batches were first drained), and the two places that compare
@@ -42,6 +46,9 @@ pub(crate) struct PartitionEntry {
     pub next_sequence: Sequence,
     /// Highest acknowledged last sequence, `NONE` when none.
     pub last_acked_sequence: Sequence,
+    /// Kafka's `lastAckedOffset`: the offset of the last record acknowledged with an offset,
+    /// -1 when none under this producer id.
+    pub last_acked_offset: i64,
     /// Handles of sequenced batches without an outcome, in sequence order.
     pub in_flight: VecDeque<u64>,
     /// Kafka's `partitionsWithUnresolvedSequences` entry.
@@ -59,6 +66,7 @@ impl PartitionEntry {
             producer_epoch: ProducerEpoch::NONE,
             next_sequence: Sequence(0),
             last_acked_sequence: Sequence::NONE,
+            last_acked_offset: -1,
             in_flight: VecDeque::new(),
             unresolved_next_sequence: None,
             acknowledged_producer_id: ProducerId::NONE,
@@ -78,6 +86,10 @@ impl PartitionEntry {
         producer_epoch: ProducerEpoch,
         next_sequence: Sequence,
     ) {
+        if self.producer_id != producer_id {
+            // A new producer id is a new TxnPartitionEntry in Kafka: nothing acknowledged yet.
+            self.last_acked_offset = -1;
+        }
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.next_sequence = next_sequence;
@@ -99,6 +111,33 @@ impl PartitionEntry {
         } else {
             false
         }
+    }
+
+    /// Kafka 2.5 to 2.7's drain (KAFKA-12152, `JavaRules::bump_skips_idle_partitions`): a
+    /// partition still on an old epoch of the current producer id, with nothing in flight,
+    /// takes the new epoch and *keeps* its next sequence (only a new producer id restarts it
+    /// at 0). Returns true when it restarted, as
+    /// [`maybe_update_producer_id_and_epoch`](Self::maybe_update_producer_id_and_epoch) does.
+    pub fn adopt_epoch_keeping_sequence(
+        &mut self,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+    ) -> bool {
+        if self.producer_id == producer_id && self.in_flight.is_empty() {
+            self.producer_epoch = producer_epoch;
+            return false;
+        }
+        self.maybe_update_producer_id_and_epoch(producer_id, producer_epoch)
+    }
+
+    /// Kafka's `updateLastAckedOffset`: an acknowledgement with an offset (a duplicate's is
+    /// -1) moves `last_acked_offset` forward to its last record.
+    pub fn update_last_acked_offset(&mut self, base_offset: i64, record_count: i32) {
+        if base_offset < 0 {
+            return;
+        }
+        let last = base_offset.saturating_add(i64::from(record_count) - 1);
+        self.last_acked_offset = self.last_acked_offset.max(last);
     }
 
     /// Stamps a new batch with this partition's producer state and next sequence, advances

@@ -68,10 +68,13 @@ fn stats_count_each_request_batch_and_answer_once() {
             init_producer_id_requests_sent: 2,
             batches_sent: 7,
             retries: 3,
-            epoch_bumps: 2, // INVALID_PRODUCER_EPOCH's failed batch, then the gap
+            // INVALID_PRODUCER_EPOCH's failed batch, the gap, then UNKNOWN_PRODUCER_ID for the
+            // re-stamped batch once it was sent again (its reset flag cleared by the drain, as
+            // Java's ProducerBatch.close clears `reopened`).
+            epoch_bumps: 3,
             producer_id_resets: 0,
             producer_ids_assigned: 1,
-            batches_rewritten: 1,
+            batches_rewritten: 2,
             out_of_order_responses: 1,
             duplicates_acked: 1,
             unknown_producer_id_responses: 1,

@@ -22,6 +22,7 @@
 //! | acknowledged offsets match the log | `wrong_offsets` | a batch written once does not start at the base offset its acknowledgement reported |
 //! | a producer's epoch never goes backwards | `epochs_backwards` | the broker refused a batch as `INVALID_PRODUCER_EPOCH` while its producer, under the same producer id, was at a lower epoch than the broker's (an epoch bump that wrapped at 32 767, KAFKA-5283); listed only when it happened, the run counts it from the broker's answers |
 //! | no fatal producer error | `fatal_errors` | a producer entered its fatal state and failed everything after (librdkafka's "sequence desynchronization"); listed only when it happened, the run counts it from the producers |
+//! | a new epoch starts at sequence 0 | `epochs_not_from_zero` | a producer sent batches to a partition under a (producer id, epoch) and none of them at sequence 0, so the broker refused them all (KAFKA-12152's stale sequence after a bump); listed only when it happened, the simulator counts it from the requests its producers sent |
 //!
 //! Some counts are kept apart from these protocol anomalies, because they measure limits of
 //! the guarantee rather than bugs, so a reader sees which guarantee came from where. The run
@@ -243,6 +244,13 @@ pub struct CheckReport {
     /// it when non-zero.
     #[serde(skip_serializing_if = "is_zero")]
     pub epochs_backwards: u64,
+    /// (Producer id, epoch, partition) triples a producer sent batches under, none of them at
+    /// sequence 0: the broker refuses them all, since a new epoch starts at sequence 0 (Kafka
+    /// 2.5 to 2.7's bump left idle partitions on their old sequence, KAFKA-12152). The run
+    /// counts it from what its producers sent; [`CheckReport::invariants`] lists it when
+    /// non-zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub epochs_not_from_zero: u64,
     /// The ack ledger.
     pub ledger: AckLedger,
     /// A replicated run's own counts (`None` for a one-broker run, whose output has none):
@@ -313,6 +321,12 @@ impl CheckReport {
             list.push((
                 "a producer's epoch never goes backwards",
                 self.epochs_backwards,
+            ));
+        }
+        if self.epochs_not_from_zero > 0 {
+            list.push((
+                "a new epoch starts at sequence 0",
+                self.epochs_not_from_zero,
             ));
         }
         if let Some(r) = &self.replication {

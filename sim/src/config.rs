@@ -135,6 +135,9 @@ pub struct SimConfig {
     pub duplicate: f64,
     /// Probability that a bit of a request's batch flips on the way (the CRC catches it).
     pub corrupt: f64,
+    /// Probability that a bit of a request's first batch header flips outside the CRC (its
+    /// magic byte): the broker refuses the batch with `INVALID_RECORD`, a non-retriable error.
+    pub header_corrupt: f64,
     /// Probability that a request is delayed by `spike_ms`.
     pub spike: f64,
     /// The delay of a latency spike (by default longer than the request timeout).
@@ -185,6 +188,9 @@ pub struct SimConfig {
     /// The librdkafka switches, read under `--client-profile librdkafka` only (see
     /// `idempo_producer::LibrdkafkaRules`; default librdkafka 2.x today).
     pub librdkafka: idempo_producer::LibrdkafkaRules,
+    /// The Java client's historical switches (see `idempo_producer::JavaRules`; default
+    /// today's client; `--client-profile java-2.4` sets Kafka 2.4's).
+    pub java: idempo_producer::JavaRules,
     /// Producer `request.timeout.ms`.
     pub request_timeout_ms: u64,
     /// Producer `delivery.timeout.ms`.
@@ -267,6 +273,7 @@ impl Default for SimConfig {
             request_loss: 0.02,
             duplicate: 0.0,
             corrupt: 0.0,
+            header_corrupt: 0.0,
             spike: 0.0,
             spike_ms: 1_000,
             broker_crashes: 0,
@@ -287,6 +294,7 @@ impl Default for SimConfig {
             first_batch_alone: false,
             client_profile: idempo_producer::ClientProfile::Java,
             librdkafka: idempo_producer::LibrdkafkaRules::V2,
+            java: idempo_producer::JavaRules::CURRENT,
             request_timeout_ms: 200,
             delivery_timeout_ms: 120_000,
             retries: i32::MAX as u32,
@@ -354,6 +362,7 @@ impl SimConfig {
             ("request-loss", self.request_loss),
             ("duplicate", self.duplicate),
             ("corrupt", self.corrupt),
+            ("header-corrupt", self.header_corrupt),
             ("spike", self.spike),
             ("append-failure", self.append_failure),
             ("inter-broker-loss", self.inter_broker_loss),

@@ -67,6 +67,8 @@ pub struct FaultCounts {
     pub duplicated: u64,
     /// Requests with a flipped bit.
     pub corrupted: u64,
+    /// Requests whose first batch's magic byte was damaged (outside the CRC).
+    pub header_corrupted: u64,
     /// Requests delayed by a latency spike.
     pub spikes: u64,
     /// Broker crashes (power loss).
@@ -452,6 +454,29 @@ struct Slot {
     /// One connection per broker, as Kafka's `NetworkClient` keeps (one with one broker).
     links: Vec<Link>,
     ledger: Vec<BatchLedger>,
+    /// Every (producer id, epoch, partition) this producer has sent a batch under: how the
+    /// epoch started there (see [`EpochStart`]).
+    epoch_starts: FxHashMap<(i64, i16, i32), EpochStart>,
+}
+
+/// How a producer's epoch started on a partition, from the batches it sent there.
+#[derive(Clone, Copy, Debug)]
+struct EpochStart {
+    /// The first batch sent under the epoch was a new batch (its first attempt) stamped past
+    /// sequence 0: the producer carried an old sequence into the epoch (KAFKA-12152). A
+    /// re-stamped retry sent first is not counted: Java re-stamps from 0 and may then deliver
+    /// the batch at 0 through its answer for the old epoch, a hole of its own.
+    opened_by_new_batch_past_zero: bool,
+    /// Some batch sent under the epoch carried sequence 0.
+    sent_at_zero: bool,
+}
+
+impl EpochStart {
+    /// The epoch never started at sequence 0 on the partition: every batch the producer sent
+    /// there under it was refused by the broker.
+    fn never_started_at_zero(self) -> bool {
+        self.opened_by_new_batch_past_zero && !self.sent_at_zero
+    }
 }
 
 /// Exact percentiles of latencies in milliseconds, kept as counts per value: memory follows
@@ -524,6 +549,7 @@ pub fn producer_config(config: &SimConfig) -> ProducerConfig {
         librdkafka: config.librdkafka,
         out_of_order_sequence_fatal: config.out_of_order_sequence_fatal,
         epoch_bump_wraps: config.epoch_bump_wraps,
+        java: config.java,
         acks: config.acks.kafka_value(),
         cluster_routing: config.is_cluster(),
         bootstrap: (0..config.brokers as i32).collect(),
@@ -626,6 +652,7 @@ impl Simulation {
                 wakeup_at_ms: None,
                 links: (0..config.brokers).map(|_| Link::default()).collect(),
                 ledger: vec![BatchLedger::default(); config.batches_per_producer() as usize],
+                epoch_starts: FxHashMap::default(),
             });
         }
         let cluster = match config.is_cluster() {
@@ -920,6 +947,18 @@ impl Simulation {
             let b = slot.handles.batch(sent.handle);
             slot.ledger[b as usize].sends += 1;
             batches.push(b);
+            // Kafka's broker takes a new epoch only from sequence 0 (a producer id's first
+            // epoch, or a bump).
+            if sent.producer_id.is_some() {
+                let key = (sent.producer_id.0, sent.producer_epoch.0, sent.partition);
+                let at_zero = sent.base_sequence == idempo_protocol::Sequence(0);
+                let first_attempt = slot.ledger[b as usize].sends == 1;
+                let start = slot.epoch_starts.entry(key).or_insert(EpochStart {
+                    opened_by_new_batch_past_zero: first_attempt && !at_zero,
+                    sent_at_zero: false,
+                });
+                start.sent_at_zero |= at_zero;
+            }
         }
         self.batch_sends += batches.len() as u64;
         match batches.first() {
@@ -999,25 +1038,33 @@ impl Simulation {
             RequestFate::Arrives {
                 at_ms,
                 corrupt_bit,
+                header_corrupt,
                 duplicate_at_ms,
-            } => self.request_travels(p, frame, sent, at_ms, corrupt_bit, duplicate_at_ms),
+            } => {
+                let mut frame = frame;
+                if let Some(bit) = corrupt_bit {
+                    network::flip_bit(&mut frame, bit);
+                }
+                if header_corrupt {
+                    network::corrupt_magic(&mut frame);
+                }
+                let damaged = corrupt_bit.is_some() || header_corrupt;
+                self.request_travels(p, frame, sent, at_ms, damaged, duplicate_at_ms)
+            }
         }
     }
 
-    /// A request is on its way to the broker, arriving at `at_ms` (perhaps with a flipped bit,
-    /// perhaps with a second copy arriving at `duplicate_at_ms`).
+    /// A request is on its way to the broker, arriving at `at_ms` (perhaps `damaged` on the
+    /// way, perhaps with a second copy arriving at `duplicate_at_ms`).
     fn request_travels(
         &mut self,
         p: u32,
-        mut frame: RequestFrame,
+        frame: RequestFrame,
         sent: Outgoing,
         at_ms: u64,
-        corrupt_bit: Option<u64>,
+        damaged: bool,
         duplicate_at_ms: Option<u64>,
     ) {
-        if let Some(bit) = corrupt_bit {
-            network::flip_bit(&mut frame, bit);
-        }
         let Outgoing {
             node,
             connection,
@@ -1036,7 +1083,7 @@ impl Simulation {
             arrives_at_ms: Some(at_ms),
             lost: None,
             duplicated: duplicate_at_ms.is_some(),
-            corrupted: corrupt_bit.is_some(),
+            corrupted: damaged,
             node: target,
             metadata,
         });
@@ -1558,6 +1605,12 @@ impl Simulation {
             .collect();
         check.fatal_errors = stats.iter().map(|s| s.fatal_errors).sum();
         check.epochs_backwards = broker_counts.epochs_backwards;
+        check.epochs_not_from_zero = self
+            .slots
+            .iter()
+            .flat_map(|s| s.epoch_starts.values())
+            .filter(|start| start.never_started_at_zero())
+            .count() as u64;
         let report = RunReport {
             records_sent: config.records * u64::from(config.producers),
             requests: self.requests,

@@ -68,6 +68,8 @@ pub enum FaultKind {
     AppendFailure = 22,
     /// When and on which partition a DeleteRecords request moves the log start.
     DeleteRecords = 23,
+    /// A bit of a request's batch header flips outside the CRC.
+    HeaderCorrupt = 24,
 }
 
 /// The batch number used for InitProducerId requests, which carry no batch.

@@ -379,13 +379,43 @@ pub static RUN_FLAGS: &[RunFlag] = &[
     ),
     flag!(
         "client-profile",
-        Value("java|idempo|librdkafka"),
+        Value("java|idempo|java-2.4|librdkafka"),
         WhenChanged,
-        "The producer's behaviour: java (Kafka's Java client 3.9/4.x exactly, the default), idempo (every idempo improvement on, first-batch-alone included; the producer crate's docs list each difference) or librdkafka (librdkafka 2.x's idempotence rules: fatal OUT_OF_ORDER_SEQUENCE_NUMBER at the head, drained epoch bumps, message.timeout.ms in queues).",
-        |c, v| c.client_profile = v
-            .parse()
-            .map_err(|_| ValueError::NotOneOf("java, idempo, librdkafka"))?,
+        "The producer's behaviour: java (Kafka's Java client 3.9/4.x exactly, the default), idempo (every idempo improvement on, first-batch-alone included; the producer crate's docs list each difference), java-2.4 (Kafka 2.4's client, before KIP-360's safe epoch bump: sets --unknown-producer-resets-sequences; the switches after it change it) or librdkafka (librdkafka 2.x's idempotence rules: fatal OUT_OF_ORDER_SEQUENCE_NUMBER at the head, drained epoch bumps, message.timeout.ms in queues).",
+        |c, v| {
+            let profile: idempo_producer::ClientProfile = v
+                .parse()
+                .map_err(|_| ValueError::NotOneOf("java, idempo, java-2.4, librdkafka"))?;
+            c.client_profile = profile;
+            if profile == idempo_producer::ClientProfile::JavaTwoFour {
+                c.java = profile.java_rules();
+            }
+        },
         |c| c.client_profile.name().to_string()
+    ),
+    flag!(
+        "unknown-producer-resets-sequences",
+        Switch,
+        WhenChanged,
+        "Java client up to 2.4.1 (on with --client-profile java-2.4): UNKNOWN_PRODUCER_ID while the partition's last acknowledged offset is below the log start restarts its sequences at 0 under the same epoch, and otherwise fails the batch; off (2.5.0 and later, KIP-360): the epoch is bumped.",
+        |c, v| c.java.unknown_producer_resets_sequences = on_off(v)?,
+        |c| on_off_name(c.java.unknown_producer_resets_sequences)
+    ),
+    flag!(
+        "bump-skips-idle-partitions",
+        Switch,
+        WhenChanged,
+        "Java client 2.5.0 to 2.7.x (KAFKA-12152, fixed in 2.8.0): an epoch bump restarts the sequences of the partitions that asked and of those whose last old-epoch batch is acknowledged; a partition idle at the bump keeps its sequence under the new epoch and is refused. Off: today's rule.",
+        |c, v| c.java.bump_skips_idle_partitions = on_off(v)?,
+        |c| on_off_name(c.java.bump_skips_idle_partitions)
+    ),
+    flag!(
+        "failed-batch-waits-for-in-flight",
+        Switch,
+        WhenChanged,
+        "Not in Kafka (KAFKA-14034's fix proposed in PR #13796, not merged): a batch failed for good marks its partition unresolved, so the epoch bump waits for the partition's in-flight batches. Off (Kafka 2.5.0 to today): it asks for a bump at once, which re-stamps earlier batches still being retried.",
+        |c, v| c.java.failed_batch_waits_for_in_flight = on_off(v)?,
+        |c| on_off_name(c.java.failed_batch_waits_for_in_flight)
     ),
     flag!(
         "librdkafka-timeout-bump",
@@ -434,6 +464,14 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         "Probability that a bit of a request's batch flips (the CRC catches it: CORRUPT_MESSAGE).",
         |c, v| c.corrupt = probability(v)?,
         |c| c.corrupt.to_string()
+    ),
+    flag!(
+        "header-corrupt",
+        Value("P"),
+        WhenChanged,
+        "Probability that a bit of a request's first batch header flips outside the CRC (the magic byte): the broker refuses the batch with INVALID_RECORD, which the producer does not retry.",
+        |c, v| c.header_corrupt = probability(v)?,
+        |c| c.header_corrupt.to_string()
     ),
     flag!(
         "spike",
@@ -831,9 +869,13 @@ mod tests {
             ("librdkafka-timeout-bump", "off"),
             ("librdkafka-possibly-persisted-ack", "on"),
             ("librdkafka-out-of-order-bump", "off"),
+            ("unknown-producer-resets-sequences", "on"),
+            ("bump-skips-idle-partitions", "on"),
+            ("failed-batch-waits-for-in-flight", "on"),
             ("first-batch-alone", "on"),
             ("duplicate", "0.1"),
             ("corrupt", "0.2"),
+            ("header-corrupt", "0.05"),
             ("spike", "0.3"),
             ("spike-ms", "400"),
             ("broker-crashes", "1"),

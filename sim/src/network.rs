@@ -211,6 +211,8 @@ pub(crate) enum RequestFate {
         at_ms: u64,
         /// A bit flipped on the way (its position), for requests carrying batches.
         corrupt_bit: Option<u64>,
+        /// The first batch's magic byte damaged on the way (outside the CRC).
+        header_corrupt: bool,
         /// A second copy arrives then too.
         duplicate_at_ms: Option<u64>,
     },
@@ -272,6 +274,10 @@ pub(crate) fn request_fate(
             .oracle()
             .draw(FaultKind::CorruptBit, p, batch, attempt)
     });
+    let header_corrupt = carries_batches && f.happens(MessageFault::HeaderCorrupt, p, key);
+    if header_corrupt {
+        f.counts.header_corrupted += 1;
+    }
     let mut latency = f.latency(FaultKind::RequestLatency, p, key);
     if f.happens(MessageFault::Spike, p, key) {
         f.counts.spikes += 1;
@@ -286,6 +292,7 @@ pub(crate) fn request_fate(
     RequestFate::Arrives {
         at_ms,
         corrupt_bit,
+        header_corrupt,
         duplicate_at_ms,
     }
 }
@@ -315,6 +322,26 @@ pub(crate) fn response_fate(
 
 /// Flips one bit of the first batch of a produce request, in the CRC-covered part (attributes
 /// to the end), as a damaged network would.
+/// Damages the magic byte of the request's first batch (offset 16, outside the CRC, which
+/// covers the batch from its attributes on): the broker finds a batch that is not magic 2 and
+/// refuses it with `INVALID_RECORD` (Kafka's `ProduceRequest.validateRecords`), a
+/// non-retriable error.
+pub(crate) fn corrupt_magic(frame: &mut RequestFrame) {
+    let Request::Produce(r) = &mut frame.request else {
+        return;
+    };
+    let Some(first) = r.partitions.first_mut() else {
+        return;
+    };
+    const MAGIC_OFFSET: usize = 16;
+    if first.records.len() <= MAGIC_OFFSET {
+        return;
+    }
+    let mut bytes = BytesMut::from(&first.records[..]);
+    bytes[MAGIC_OFFSET] ^= 1;
+    first.records = Bytes::from(bytes);
+}
+
 pub(crate) fn flip_bit(frame: &mut RequestFrame, bit: u64) {
     let Request::Produce(r) = &mut frame.request else {
         return;

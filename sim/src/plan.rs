@@ -16,6 +16,7 @@
 //! ack-loss producer=0 batch=5 attempt=2
 //! duplicate producer=0 batch=6 attempt=1
 //! corrupt producer=0 batch=8 attempt=1
+//! header-corrupt producer=0 batch=8 attempt=2
 //! spike producer=0 batch=9 attempt=1
 //! append-failure producer=0 batch=10 attempt=1
 //! delete-records after-appends=11 partition=0
@@ -53,17 +54,21 @@ pub enum MessageFault {
     /// The broker's disk fails the append of the request's batch (a write error): nothing
     /// is written and the broker answers `KAFKA_STORAGE_ERROR`.
     AppendFailure,
+    /// A bit of the request's first batch header flips outside the CRC (the magic byte):
+    /// the broker refuses the batch with `INVALID_RECORD`, which the producer does not retry.
+    HeaderCorrupt,
 }
 
 impl MessageFault {
     /// Every kind, in file order.
-    pub const ALL: [MessageFault; 6] = [
+    pub const ALL: [MessageFault; 7] = [
         MessageFault::RequestLoss,
         MessageFault::AckLoss,
         MessageFault::Duplicate,
         MessageFault::Corrupt,
         MessageFault::Spike,
         MessageFault::AppendFailure,
+        MessageFault::HeaderCorrupt,
     ];
 
     /// The name used in replay files and reports.
@@ -73,6 +78,7 @@ impl MessageFault {
             MessageFault::AckLoss => "ack-loss",
             MessageFault::Duplicate => "duplicate",
             MessageFault::Corrupt => "corrupt",
+            MessageFault::HeaderCorrupt => "header-corrupt",
             MessageFault::Spike => "spike",
             MessageFault::AppendFailure => "append-failure",
         }
@@ -84,6 +90,7 @@ impl MessageFault {
             MessageFault::AckLoss => FaultKind::AckLoss,
             MessageFault::Duplicate => FaultKind::Duplicate,
             MessageFault::Corrupt => FaultKind::Corrupt,
+            MessageFault::HeaderCorrupt => FaultKind::HeaderCorrupt,
             MessageFault::Spike => FaultKind::Spike,
             MessageFault::AppendFailure => FaultKind::AppendFailure,
         }
@@ -95,6 +102,7 @@ impl MessageFault {
             MessageFault::AckLoss => c.ack_loss,
             MessageFault::Duplicate => c.duplicate,
             MessageFault::Corrupt => c.corrupt,
+            MessageFault::HeaderCorrupt => c.header_corrupt,
             MessageFault::Spike => c.spike,
             MessageFault::AppendFailure => c.append_failure,
         }

@@ -171,6 +171,7 @@ fn events(config: &SimConfig, r: &RunReport) -> String {
     let f = &r.faults;
     if f.duplicated
         + f.corrupted
+        + f.header_corrupted
         + f.spikes
         + f.broker_crashes
         + f.broker_restarts
@@ -179,10 +180,11 @@ fn events(config: &SimConfig, r: &RunReport) -> String {
     {
         let _ = writeln!(
             s,
-            "  faults    duplicated {}  corrupted {} (CORRUPT_MESSAGE answers {})  spikes {}  broker crashes {}  broker restarts {}  producer restarts {}",
+            "  faults    duplicated {}  corrupted {} (CORRUPT_MESSAGE answers {})  header-corrupted {}  spikes {}  broker crashes {}  broker restarts {}  producer restarts {}",
             f.duplicated,
             f.corrupted,
             r.broker.corrupt_rejected,
+            f.header_corrupted,
             f.spikes,
             f.broker_crashes,
             f.broker_restarts,
@@ -344,6 +346,7 @@ fn standalone_json(config: &SimConfig, r: &RunReport) -> Value {
         "duplicates_after_window_shrink": k.duplicates_after_window_shrink,
         "wrong_offsets": k.wrong_offsets,
         "fatal_errors": k.fatal_errors,
+        "epochs_not_from_zero": k.epochs_not_from_zero,
         "producers_expired": r.broker.producers_expired,
         "latency_p50_ms": r.latency_p50_ms,
         "latency_p99_ms": r.latency_p99_ms,

@@ -300,6 +300,9 @@ fn every_entry_is_tested_and_ids_are_unique() {
             "KAFKA-7190",
             "KAFKA-6683",
             "KAFKA-5283",
+            "KAFKA-14034",
+            "KAFKA-12152",
+            "KIP-360",
         ],
         "a new entry needs its test above"
     );
@@ -365,4 +368,47 @@ fn the_check_table_reports_every_entry_ok() {
     let table = zoo::report::check_table(&rows);
     assert!(rows.iter().all(zoo::report::CheckRow::ok), "{table}");
     assert_eq!(table.lines().count(), rows.len() + 1, "{table}");
+}
+
+#[test]
+fn kafka_14034_a_failed_batch_bumps_and_writes_a_retried_batch_again() {
+    reproduces("KAFKA-14034");
+    fix_is_clean_over_seeds("KAFKA-14034");
+    let entry = zoo::find("KAFKA-14034").expect("the entry is listed");
+    let outcome = entry.run().expect("valid");
+    assert_eq!(outcome.bug.epoch_bumps, 1, "today's rule bumps at once");
+    assert_eq!(
+        outcome.fix.epoch_bumps, 0,
+        "waiting for the retry lets the partition resolve without a bump"
+    );
+}
+
+#[test]
+fn kafka_12152_an_idle_partition_keeps_its_sequence_under_the_new_epoch_bump_after_bump() {
+    reproduces("KAFKA-12152");
+    fix_is_clean_over_seeds("KAFKA-12152");
+    let entry = zoo::find("KAFKA-12152").expect("the entry is listed");
+    let outcome = entry.run().expect("valid");
+    assert!(
+        outcome.bug.epoch_bumps > outcome.fix.epoch_bumps + 1,
+        "each refusal of a stale sequence asks for one more bump: {} against {}",
+        outcome.bug.epoch_bumps,
+        outcome.fix.epoch_bumps
+    );
+}
+
+#[test]
+fn kip_360_a_sequence_restart_under_the_same_epoch_acknowledges_a_batch_never_written() {
+    reproduces("KIP-360");
+    fix_is_clean_over_seeds("KIP-360");
+    let entry = zoo::find("KIP-360").expect("the entry is listed");
+    let outcome = entry.run().expect("valid");
+    assert_eq!(
+        outcome.bug.check.duplicates, 0,
+        "the loss is a wrong acknowledgement, not a copy"
+    );
+    assert!(
+        outcome.fix.epoch_bumps > 0,
+        "KIP-360 bumps the epoch instead"
+    );
 }

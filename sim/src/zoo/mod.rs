@@ -96,6 +96,7 @@ pub mod cli;
 pub mod entry;
 pub mod epoch;
 pub mod first_batch;
+pub mod java_client;
 pub mod librdkafka;
 pub mod log_start;
 pub mod producer_ids;
@@ -125,6 +126,9 @@ pub fn entries() -> Vec<&'static Entry> {
         &log_start::KAFKA_7190,
         &append_failure::KAFKA_6683,
         &epoch::KAFKA_5283,
+        &java_client::KAFKA_14034,
+        &java_client::KAFKA_12152,
+        &java_client::KIP_360,
     ]
 }
 
