@@ -13,7 +13,7 @@ pub static KAFKA_14034: Entry = Entry {
     id: "KAFKA-14034",
     reference: "KAFKA-14034, not fixed (PR #13796 closed unmerged)",
     component: "client profile java",
-    summary: "a non-retriable error while an earlier batch was being retried bumped the epoch and re-stamped it; its retry was written again",
+    summary: "a non-retriable error while other batches of the partition were being retried bumped the epoch and re-stamped them; a retry already written was written again",
     story: "Two requests in flight on one connection through a proxy that drops single \
             frames. Batches 16 (sequences 160..169) and 17 (170..179) are both appended; the \
             proxy drops batch 16's answer, and when batch 17's answer comes first the client, \
@@ -102,7 +102,7 @@ pub static KIP_360: Entry = Entry {
     id: "KIP-360",
     reference: "KIP-360 (Kafka 2.5.0, KAFKA-8710)",
     component: "client profile java-2.4",
-    summary: "a client that resets sequences after a retry of unknown outcome writes duplicates or fails fatally; fixed by the safe epoch bump",
+    summary: "a client that restarts sequences under the same epoch after a retry of unknown outcome: a late first attempt takes sequence 0 and the restarted batch is acknowledged as its duplicate, never written; fixed by the safe epoch bump",
     story: "One partition, retries 2, a broker with Kafka 2.4's rules (an unknown producer \
             must start at sequence 0, else UNKNOWN_PRODUCER_ID). The first request, sequence \
             0, is delayed by 640 ms on the way; its two retries are lost. Batches at \

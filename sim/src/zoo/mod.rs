@@ -42,6 +42,12 @@
 //!                      on (--append-failure)                                      records
 //! KAFKA-5283           --epoch-bump-wraps on             ... off (0.11.0.0: a     a producer's epoch
 //!                      (--initial-producer-epoch 32767)  new producer id)         never goes backwards
+//! KAFKA-14034          --failed-batch-waits-for-         ... on (PR #13796's      no duplicates
+//!                      in-flight off (Kafka today)       proposal, unmerged)
+//! KAFKA-12152          --bump-skips-idle-partitions on   ... off (2.8.0)          a new epoch starts at
+//!                      (2.5.0 to 2.7.x)                                           sequence 0
+//! KIP-360              --client-profile java-2.4         --client-profile java    no lost acknowledged
+//!                      (--broker-profile kafka-2.4)      (2.5.0's epoch bump)     records
 //! ```
 //!
 //! ## How an entry's schedule was found
@@ -69,16 +75,18 @@
 //!   (`--append-failure`).
 //! - [`epoch`]: KAFKA-5283, an epoch bump that wraps at `Short.MAX_VALUE`
 //!   (`--initial-producer-epoch`, `--epoch-bump-wraps`).
+//! - [`java_client`]: KAFKA-14034, KAFKA-12152 and KIP-360, rules of the Java client that
+//!   Kafka releases changed (`idempo_producer::JavaRules`, `--client-profile java-2.4`).
 //! - [`cli`]: `idempo-sim zoo list|run|check|search`.
 //! - [`search`]: seed search and shrinking of a schedule.
 //! - [`report`]: the side-by-side text of `zoo run` and the table of `zoo check`.
 //!
 //! ## What the zoo leaves out, for now
 //! The entries the simulator cannot show yet are not listed (no entry is faked):
-//! - the client profile `java-2.4` (KIP-360, KAFKA-12152, KAFKA-14034), added by its own
-//!   entries. KAFKA-5793 and KAFKA-7190 run today's Java client against the historical
-//!   brokers: its epoch bump after `UNKNOWN_PRODUCER_ID` restarts the batch at sequence 0
-//!   as the 1.0-2.4 client's sequence reset did (without a bump), and the 0.11 client's stop
+//! - KAFKA-5793 and KAFKA-7190 run today's Java client against the historical brokers: its
+//!   epoch bump after `UNKNOWN_PRODUCER_ID` restarts the batch at sequence 0 as the 1.0-2.4
+//!   client's sequence reset did (without a bump; `--client-profile java-2.4` has that reset,
+//!   and these entries were not re-run with it), and the 0.11 client's stop
 //!   after `OUT_OF_ORDER_SEQUENCE_NUMBER` is the one switch `--out-of-order-sequence-fatal`.
 //!
 //! The librdkafka profile leaves out what its entries do not need
