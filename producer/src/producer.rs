@@ -114,8 +114,8 @@
 //! and an unresolved partition is only bumped when nothing is in flight. A failed batch
 //! (for example `INVALID_RECORD`) while an earlier batch's answer is still lost is one case
 //! left (KAFKA-14034, not fixed in Kafka; `JavaRules::failed_batch_waits_for_in_flight` is the
-//! fix proposed in its PR #13796). The other comes from the broker: since 2.5 (KIP-360) a broker accepts the *first*
-//! batch of a producer it does not know at any sequence. If a partition's first batch is lost
+//! fix proposed in its PR #13796). The other comes from the broker: since 2.5 (KIP-360) a
+//! broker accepts the *first* batch of a producer it does not know at any sequence. If a partition's first batch is lost
 //! and the second is appended (its answer lost too), the first one's retry is refused as the
 //! next expected batch, the bump rewrites both, and the second is written twice. The test
 //! `first_batch_lost_then_gap_accepted_by_modern_broker_writes_a_batch_twice` replays it; a
