@@ -24,8 +24,8 @@
 //!
 //! [`ProducerConfig::client_profile`] chooses between Kafka's Java client exactly
 //! ([`ClientProfile::Java`], the default), idempo's improvements on it
-//! ([`ClientProfile::Idempo`]), Kafka 2.4's Java client ([`ClientProfile::JavaTwoFour`], with
-//! [`ProducerConfig::java`] set to [`JavaRules::KAFKA_2_4`]) and librdkafka's rules
+//! ([`ClientProfile::Idempo`]), Kafka 2.4's Java client ([`ClientProfile::JavaTwoFour`], which
+//! turns on [`JavaRules::KAFKA_2_4`]'s switches) and librdkafka's rules
 //! ([`ClientProfile::Librdkafka`]); the crate documentation lists each difference.
 
 pub use crate::java_rules::JavaRules;
@@ -50,8 +50,8 @@ pub enum ClientProfile {
     /// Every idempo improvement on, `first_batch_alone` included.
     Idempo,
     /// Kafka's Java client as of 2.4, before KIP-360's safe epoch bump (2.5.0): Java's rules
-    /// with the historical switches of that release on ([`JavaRules::KAFKA_2_4`], set in
-    /// [`ProducerConfig::java`]; [`ClientProfile::java_rules`] gives them), every idempo
+    /// with the historical switches of that release on ([`JavaRules::KAFKA_2_4`], whatever
+    /// [`ProducerConfig::java`] says; [`ClientProfile::java_rules`] gives them), every idempo
     /// improvement off.
     JavaTwoFour,
     /// librdkafka 2.x's idempotence rules where they differ from Java's (its fatal errors,
@@ -80,10 +80,9 @@ impl ClientProfile {
         }
     }
 
-    /// The Java client's historical switches the profile stands for: [`JavaRules::KAFKA_2_4`]
-    /// for `java-2.4`, today's ([`JavaRules::CURRENT`]) for the others. Choosing a profile on
-    /// a command line sets [`ProducerConfig::java`] to these; single switches change them
-    /// after.
+    /// The Java client's historical switches the profile turns on whatever
+    /// [`ProducerConfig::java`] says: [`JavaRules::KAFKA_2_4`]'s for `java-2.4`, none
+    /// ([`JavaRules::CURRENT`]) for the others.
     pub fn java_rules(self) -> JavaRules {
         match self {
             ClientProfile::JavaTwoFour => JavaRules::KAFKA_2_4,
@@ -241,7 +240,7 @@ pub struct ProducerConfig {
     pub epoch_bump_wraps: bool,
     /// The Java client's historical rules in force, one switch each (ignored under
     /// [`ClientProfile::Librdkafka`]). Default [`JavaRules::CURRENT`], today's client;
-    /// [`ClientProfile::JavaTwoFour`] stands for [`JavaRules::KAFKA_2_4`].
+    /// [`ClientProfile::JavaTwoFour`] turns [`JavaRules::KAFKA_2_4`]'s switches on besides.
     pub java: JavaRules,
     /// Route each partition's batches to its leader in a cluster, from Metadata (see the
     /// `routing` section of the [`producer`](crate::producer) essay). Default false: the

@@ -42,8 +42,9 @@
 
 /// Historical rules of the Java client, one switch per rule that a Kafka release changed. Read
 /// under every profile but `librdkafka` (which has its own, [`LibrdkafkaRules`]); the default,
-/// [`JavaRules::CURRENT`], is today's client. `--client-profile java-2.4` sets
-/// [`JavaRules::KAFKA_2_4`] ([`ClientProfile::java_rules`]).
+/// [`JavaRules::CURRENT`], is today's client. [`ClientProfile::JavaTwoFour`]
+/// (`--client-profile java-2.4`) turns on [`JavaRules::KAFKA_2_4`]'s switches besides these
+/// ([`ClientProfile::java_rules`]).
 ///
 /// [`LibrdkafkaRules`]: crate::LibrdkafkaRules
 /// [`ClientProfile::java_rules`]: crate::ClientProfile::java_rules
@@ -94,6 +95,19 @@ impl JavaRules {
         bump_skips_idle_partitions: false,
         failed_batch_waits_for_in_flight: false,
     };
+
+    /// These rules with every switch of `forced` on as well (a profile's rules, which its
+    /// switches cannot turn off).
+    pub fn with(self, forced: JavaRules) -> JavaRules {
+        JavaRules {
+            unknown_producer_resets_sequences: self.unknown_producer_resets_sequences
+                || forced.unknown_producer_resets_sequences,
+            bump_skips_idle_partitions: self.bump_skips_idle_partitions
+                || forced.bump_skips_idle_partitions,
+            failed_batch_waits_for_in_flight: self.failed_batch_waits_for_in_flight
+                || forced.failed_batch_waits_for_in_flight,
+        }
+    }
 
     /// Whether Kafka 2.4's `canRetry` restarts the sequences for an `UNKNOWN_PRODUCER_ID`
     /// answer: the partition's last acknowledged offset (-1 for none) below the log start

@@ -379,7 +379,7 @@ impl Producer {
             .then(|| LibrdkafkaState::new(config.librdkafka));
         let java = match config.client_profile {
             ClientProfile::Librdkafka => JavaRules::CURRENT,
-            _ => config.java,
+            profile => config.java.with(profile.java_rules()),
         };
         let metadata = Metadata::new(
             config.bootstrap.clone(),

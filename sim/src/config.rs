@@ -189,7 +189,7 @@ pub struct SimConfig {
     /// `idempo_producer::LibrdkafkaRules`; default librdkafka 2.x today).
     pub librdkafka: idempo_producer::LibrdkafkaRules,
     /// The Java client's historical switches (see `idempo_producer::JavaRules`; default
-    /// today's client; `--client-profile java-2.4` sets Kafka 2.4's).
+    /// today's client; `--client-profile java-2.4` turns Kafka 2.4's on besides).
     pub java: idempo_producer::JavaRules,
     /// Producer `request.timeout.ms`.
     pub request_timeout_ms: u64,

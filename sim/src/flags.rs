@@ -381,23 +381,17 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         "client-profile",
         Value("java|idempo|java-2.4|librdkafka"),
         WhenChanged,
-        "The producer's behaviour: java (Kafka's Java client 3.9/4.x exactly, the default), idempo (every idempo improvement on, first-batch-alone included; the producer crate's docs list each difference), java-2.4 (Kafka 2.4's client, before KIP-360's safe epoch bump: sets --unknown-producer-resets-sequences; the switches after it change it) or librdkafka (librdkafka 2.x's idempotence rules: fatal OUT_OF_ORDER_SEQUENCE_NUMBER at the head, drained epoch bumps, message.timeout.ms in queues).",
-        |c, v| {
-            let profile: idempo_producer::ClientProfile = v
-                .parse()
-                .map_err(|_| ValueError::NotOneOf("java, idempo, java-2.4, librdkafka"))?;
-            c.client_profile = profile;
-            if profile == idempo_producer::ClientProfile::JavaTwoFour {
-                c.java = profile.java_rules();
-            }
-        },
+        "The producer's behaviour: java (Kafka's Java client 3.9/4.x exactly, the default), idempo (every idempo improvement on, first-batch-alone included; the producer crate's docs list each difference), java-2.4 (Kafka 2.4's client, before KIP-360's safe epoch bump: --unknown-producer-resets-sequences always on) or librdkafka (librdkafka 2.x's idempotence rules: fatal OUT_OF_ORDER_SEQUENCE_NUMBER at the head, drained epoch bumps, message.timeout.ms in queues).",
+        |c, v| c.client_profile = v
+            .parse()
+            .map_err(|_| ValueError::NotOneOf("java, idempo, java-2.4, librdkafka"))?,
         |c| c.client_profile.name().to_string()
     ),
     flag!(
         "unknown-producer-resets-sequences",
         Switch,
         WhenChanged,
-        "Java client up to 2.4.1 (on with --client-profile java-2.4): UNKNOWN_PRODUCER_ID while the partition's last acknowledged offset is below the log start restarts its sequences at 0 under the same epoch, and otherwise fails the batch; off (2.5.0 and later, KIP-360): the epoch is bumped.",
+        "Java client up to 2.4.1 (always on with --client-profile java-2.4): UNKNOWN_PRODUCER_ID while the partition's last acknowledged offset is below the log start restarts its sequences at 0 under the same epoch, and otherwise fails the batch; off (2.5.0 and later, KIP-360): the epoch is bumped.",
         |c, v| c.java.unknown_producer_resets_sequences = on_off(v)?,
         |c| on_off_name(c.java.unknown_producer_resets_sequences)
     ),
