@@ -42,7 +42,7 @@
 
 /// Historical rules of the Java client, one switch per rule that a Kafka release changed. Read
 /// under every profile but `librdkafka` (which has its own, [`LibrdkafkaRules`]); the default,
-/// [`JavaRules::CURRENT`], is today's client. [`ClientProfile::JavaTwoFour`]
+/// [`JavaRules::CURRENT`], is today's client. [`ClientProfile::JavaTwoFour`](crate::ClientProfile::JavaTwoFour)
 /// (`--client-profile java-2.4`) turns on [`JavaRules::KAFKA_2_4`]'s switches besides these
 /// ([`ClientProfile::java_rules`]).
 ///
