@@ -1165,10 +1165,23 @@ fn an_empty_group_without_offsets_is_forgotten_after_the_retention_and_one_with_
     assert!(h.coordinator.group(GROUP).is_some(), "its offsets keep it");
 }
 
-/// A storage whose appends fail once `failing` is set.
+/// A storage whose appends fail once `failing` is set, and whose truncations and syncs fail
+/// while `read_only` is set.
 struct FailingAppends {
     disk: SimDisk,
     failing: bool,
+    read_only: bool,
+}
+
+impl FailingAppends {
+    fn refused(&self, file: &str, operation: &'static str) -> idempo_broker::StorageError {
+        idempo_broker::StorageError::Io {
+            file: file.into(),
+            operation,
+            kind: std::io::ErrorKind::PermissionDenied,
+            message: "read-only".into(),
+        }
+    }
 }
 
 impl Storage for FailingAppends {
@@ -1188,6 +1201,9 @@ impl Storage for FailingAppends {
         self.disk.append_vectored(file, parts)
     }
     fn sync(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
+        if self.read_only {
+            return Err(self.refused(file, "sync"));
+        }
         self.disk.sync(file)
     }
     fn read(
@@ -1208,6 +1224,9 @@ impl Storage for FailingAppends {
         self.disk.remove(file)
     }
     fn truncate(&mut self, file: &str, len: u64) -> Result<(), idempo_broker::StorageError> {
+        if self.read_only {
+            return Err(self.refused(file, "truncate"));
+        }
         self.disk.truncate(file, len)
     }
     fn write_atomic(&mut self, file: &str, data: &[u8]) -> Result<(), idempo_broker::StorageError> {
@@ -1220,6 +1239,7 @@ fn offsets_that_cannot_be_stored_are_not_coordinator_and_not_believed() {
     let mut storage = FailingAppends {
         disk: SimDisk::new(),
         failing: false,
+        read_only: false,
     };
     let (mut coordinator, _) =
         GroupCoordinator::open(config(), &mut storage, 7).expect("SimDisk reads");
@@ -1849,6 +1869,17 @@ fn a_members_commit_needs_a_known_group_is_allowed_while_preparing_and_keeps_the
         assert_eq!(h.commit(&follower, generation, 1), GroupError::None);
     }
     assert_eq!(h.state(), GroupState::Stable, "nobody expired");
+    // The session a commit renews is one session long: silent past it, the follower is gone.
+    h.advance(i64::from(SESSION_MS) - 1);
+    let _ = h.heartbeat(&leader, generation);
+    h.advance(1);
+    assert_eq!(
+        h.heartbeat(&leader, generation),
+        GroupError::RebalanceInProgress,
+        "the follower's session expired one session after its last commit"
+    );
+    let mut h = Harness::new();
+    let (leader, follower, generation) = h.stable_pair();
     let _ = h.join(&join_request(&leader, &["range"]));
     assert_eq!(h.state(), GroupState::PreparingRebalance);
     assert_eq!(
@@ -2270,15 +2301,175 @@ fn a_group_deletion_record_counts_once_toward_the_next_rewrite() {
     let after_delete = len(&h);
     assert!(after_delete > 3 * commit_record_bytes("a", &tp(0), &metadata));
     let mut grown = after_delete;
-    while grown + record < COMPACT_MIN_BYTES {
+    while grown + 2 * record <= COMPACT_MIN_BYTES {
         commit_one(&mut h, GROUP, 0, &metadata);
         grown += record;
         assert_eq!(len(&h), grown, "below 1 MiB: appended, not rewritten");
     }
-    commit_one(&mut h, GROUP, 0, &metadata);
+    // The last commit is sized to bring the file to exactly 1 MiB: counted with the deletion
+    // record's bytes that is the threshold; counted without them (or with them taken off) it
+    // would fall short and the log would not be rewritten.
+    let last =
+        "m".repeat((COMPACT_MIN_BYTES - grown - commit_record_bytes(GROUP, &tp(0), "")) as usize);
+    assert_eq!(
+        grown + commit_record_bytes(GROUP, &tp(0), &last),
+        COMPACT_MIN_BYTES
+    );
+    commit_one(&mut h, GROUP, 0, &last);
     assert_eq!(
         len(&h),
-        record,
-        "1 MiB reached: rewritten to the one live commit"
+        commit_record_bytes(GROUP, &tp(0), &last),
+        "exactly 1 MiB reached: rewritten to the one live commit"
+    );
+}
+
+#[test]
+fn only_a_negative_generation_is_a_simple_commit() {
+    // Kafka's `handleCommitOffsets`: generation -1 (any negative) is a commit from outside
+    // the group protocol; 0 is a generation, and a group that does not exist has none.
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", 0, 1), GroupError::IllegalGeneration);
+    assert!(h.coordinator.group(GROUP).is_none(), "no group was made");
+    assert_eq!(h.commit("", -1, 1), GroupError::None);
+    assert_eq!(h.commit("", -7, 2), GroupError::None);
+}
+
+#[test]
+fn an_error_answer_to_a_join_carries_no_generation() {
+    // Kafka answers a failed JoinGroup with generation -1 (JoinGroupRequest's
+    // UNKNOWN_GENERATION_ID), no protocol and no leader.
+    let mut h = Harness::new();
+    let (_, answer) = h.join(&join_request("", &["range"]));
+    let answer = answer.expect("an unknown member is answered at once");
+    assert_eq!(answer.error, GroupError::MemberIdRequired);
+    assert_eq!(answer.generation_id, -1);
+    assert_eq!(answer.protocol_name, None);
+    assert_eq!(answer.leader_id, "");
+    let (_, answer) = h.join(&join_request("never-given", &["range"]));
+    let answer = answer.expect("answered at once");
+    assert_eq!(
+        (answer.error, answer.generation_id),
+        (GroupError::UnknownMemberId, -1)
+    );
+}
+
+#[test]
+fn a_member_changing_its_protocols_while_the_assignment_is_awaited_rebalances_again() {
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let b = h.member_id();
+    let (ta, _) = h.join(&join_request(&a, &["range"]));
+    let (_, _) = h.join(&join_request(&b, &["range"]));
+    h.settle();
+    let generation = h.joined(ta).expect("a's join completed").generation_id;
+    assert_eq!(h.state(), GroupState::CompletingRebalance);
+    let (_, same) = h.join(&join_request(&b, &["range"]));
+    assert_eq!(
+        same.expect("unchanged: answered at once").generation_id,
+        generation
+    );
+    assert_eq!(h.state(), GroupState::CompletingRebalance, "no rebalance");
+    let (_, parked) = h.join(&join_request(&b, &["range", "roundrobin"]));
+    assert!(
+        parked.is_none(),
+        "new protocols wait for the next generation"
+    );
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+}
+
+#[test]
+fn a_new_member_whose_join_never_completes_is_removed_after_new_member_join_timeout() {
+    use idempo_broker::group_coordinator::NEW_MEMBER_JOIN_TIMEOUT_MS;
+    // Kafka's NewMemberJoinTimeoutMs: a member that joined but never completed a rebalance
+    // is dropped after 5 minutes, even while its JoinGroup is parked; here the rebalance
+    // waits 10 minutes for a member that keeps heartbeating but does not rejoin.
+    let long = |member_id: &str| JoinGroupRequest {
+        rebalance_timeout_ms: 600_000,
+        ..join_request(member_id, &["range"])
+    };
+    let mut h = Harness::new();
+    let a = h.member_id();
+    let (ta, _) = h.join(&long(&a));
+    h.settle();
+    let generation = h.joined(ta).expect("a's join completed").generation_id;
+    let _ = h.sync(&a, generation, &[(&a, "p0")]);
+    assert_eq!(h.state(), GroupState::Stable);
+    let n = h.member_id();
+    let joined_at = h.now_ms;
+    let (tn, parked) = h.join(&long(&n));
+    assert!(parked.is_none(), "the new member waits for a to rejoin");
+    let is_member = |h: &Harness| {
+        h.coordinator
+            .group(GROUP)
+            .expect("the group exists")
+            .members
+            .contains_key(&n)
+    };
+    let step = i64::from(SESSION_MS) / 2;
+    while h.now_ms + step < joined_at + NEW_MEMBER_JOIN_TIMEOUT_MS {
+        h.advance(step);
+        assert_eq!(h.heartbeat(&a, generation), GroupError::RebalanceInProgress);
+    }
+    h.advance(joined_at + NEW_MEMBER_JOIN_TIMEOUT_MS - 1 - h.now_ms);
+    assert!(is_member(&h), "one millisecond short of the timeout: kept");
+    assert!(h.joined(tn).is_none(), "still parked");
+    h.advance(1);
+    assert!(!is_member(&h), "the new member join timeout removed it");
+}
+
+#[test]
+fn opening_on_a_whole_offsets_log_writes_nothing_to_it() {
+    // Replay cuts off a torn tail, and only a torn tail: a log that is whole is read and left
+    // as it is, so a coordinator opens on a disk it may not write (and pays no fsync).
+    let mut storage = FailingAppends {
+        disk: SimDisk::new(),
+        failing: false,
+        read_only: false,
+    };
+    let (mut coordinator, _) =
+        GroupCoordinator::open(config(), &mut storage, 7).expect("SimDisk reads");
+    let commit = OffsetCommitRequest {
+        group_id: GROUP.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        offsets: vec![(tp(0), 5, -1, String::new())],
+    };
+    assert_eq!(
+        coordinator.commit_offsets(&mut storage, &commit, 0),
+        vec![GroupError::None]
+    );
+    storage.read_only = true;
+    let (reopened, report) = GroupCoordinator::open(config(), &mut storage, 7)
+        .expect("a whole log is replayed without writing");
+    assert_eq!(report.truncated_bytes, 0);
+    assert_eq!(
+        reopened.fetch_offsets(GROUP, Some(&[tp(0)]))[0]
+            .1
+            .as_ref()
+            .map(|o| o.offset),
+        Some(5)
+    );
+}
+
+#[test]
+fn an_offsets_log_under_one_mebibyte_is_never_rewritten_however_stale() {
+    use idempo_broker::group_coordinator::offsets_log::commit_record_bytes;
+    // COMPACT_MIN_BYTES is 1 MiB: a small log is cheap to replay, so it is kept as written
+    // even when all but one of its records are stale.
+    let mut h = Harness::new();
+    let metadata = "m".repeat(1_000);
+    let record = commit_record_bytes(GROUP, &tp(0), &metadata);
+    let commits = 1_000;
+    assert!(
+        commits * record < 1024 * 1024,
+        "the commits stay under 1 MiB"
+    );
+    for _ in 0..commits {
+        commit_one(&mut h, GROUP, 0, &metadata);
+    }
+    assert_eq!(
+        h.disk.file_len(OFFSETS_FILE).expect("exists"),
+        commits * record,
+        "999 stale commits and the live one, all kept"
     );
 }

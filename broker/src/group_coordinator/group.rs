@@ -27,7 +27,11 @@ pub enum GroupState {
     CompletingRebalance,
     /// The leader's assignment was handed out; members heartbeat.
     Stable,
-    /// Deleted.
+    /// Deleted, or never known: what DescribeGroups reports for a group the coordinator does
+    /// not hold. Kafka keeps a deleted group's object in this state for the requests still
+    /// holding it; here a deleted group is removed from the coordinator's map at once, so no
+    /// group it holds is ever Dead, and a request for a deleted group is answered as for an
+    /// unknown one.
     Dead,
 }
 

@@ -403,9 +403,6 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(&request.group_id) else {
             return fail(GroupError::UnknownMemberId);
         };
-        if group.state == GroupState::Dead {
-            return fail(GroupError::CoordinatorNotAvailable);
-        }
         if !group.members.contains_key(&request.member_id) {
             return fail(GroupError::UnknownMemberId);
         }
@@ -444,10 +441,7 @@ impl GroupCoordinator {
         let state = group.state;
         let generation = group.generation_id;
         let Some(member) = group.members.get_mut(member_id) else {
-            return match state {
-                GroupState::Dead => GroupError::CoordinatorNotAvailable,
-                _ => GroupError::UnknownMemberId,
-            };
+            return GroupError::UnknownMemberId;
         };
         if generation_id != generation {
             return GroupError::IllegalGeneration;
@@ -455,8 +449,7 @@ impl GroupCoordinator {
         member.heartbeat_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
         match state {
             GroupState::PreparingRebalance => GroupError::RebalanceInProgress,
-            GroupState::Dead => GroupError::CoordinatorNotAvailable,
-            GroupState::Empty => GroupError::UnknownMemberId,
+            GroupState::Empty | GroupState::Dead => GroupError::UnknownMemberId,
             GroupState::CompletingRebalance | GroupState::Stable => GroupError::None,
         }
     }
@@ -474,9 +467,6 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(group_id) else {
             return Ok(vec![GroupError::UnknownMemberId; member_ids.len()]);
         };
-        if group.state == GroupState::Dead {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
         let answers = member_ids
             .iter()
             .map(|member_id| {
@@ -583,9 +573,6 @@ impl GroupCoordinator {
                 Err(GroupError::IllegalGeneration)
             };
         };
-        if group.state == GroupState::Dead {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
         if simple && group.state == GroupState::Empty {
             return Ok(());
         }

@@ -112,12 +112,10 @@ impl OffsetRecord {
         framed.freeze()
     }
 
-    fn decode_body(mut body: &[u8]) -> Option<OffsetRecord> {
-        let buf = &mut body;
-        if buf.remaining() < 1 {
-            return None;
-        }
-        let record = match buf.get_u8() {
+    fn decode_body(body: &[u8]) -> Option<OffsetRecord> {
+        let (&kind, mut rest) = body.split_first()?;
+        let buf = &mut rest;
+        let record = match kind {
             KIND_COMMIT => {
                 let group_id = get_str(buf)?;
                 let topic = get_str(buf)?;
