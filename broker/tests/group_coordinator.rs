@@ -199,6 +199,14 @@ impl Harness {
     }
 }
 
+/// The offset the group committed for partition 0, if any.
+fn committed_offset_of_partition_0(coordinator: &GroupCoordinator) -> Option<i64> {
+    coordinator.fetch_offsets(GROUP, Some(&[tp(0)]))[0]
+        .1
+        .as_ref()
+        .map(|o| o.offset)
+}
+
 fn tp(partition: i32) -> TopicPartition {
     TopicPartition {
         topic: "t".into(),
@@ -613,13 +621,7 @@ fn a_torn_tail_of_the_offsets_log_is_cut_off_at_reopen() {
     assert_eq!(replay.records, 1);
     assert_eq!(replay.truncated_bytes, 7);
     assert_eq!(h.disk.file_len(OFFSETS_FILE).expect("exists"), good);
-    assert_eq!(
-        reopened.fetch_offsets(GROUP, None)[0]
-            .1
-            .as_ref()
-            .map(|o| o.offset),
-        Some(10)
-    );
+    assert_eq!(committed_offset_of_partition_0(&reopened), Some(10));
 }
 
 #[test]
@@ -642,10 +644,7 @@ fn a_corrupt_record_ends_the_replay_there() {
             .map_or(0, |_| bytes.len() as u64 - first)
     );
     assert_eq!(
-        reopened.fetch_offsets(GROUP, None)[0]
-            .1
-            .as_ref()
-            .map(|o| o.offset),
+        committed_offset_of_partition_0(&reopened),
         Some(10),
         "the corrupt commit is not believed"
     );
@@ -690,13 +689,7 @@ fn the_offsets_log_is_compacted_once_mostly_stale_and_replays_the_same() {
     let len = h.disk.file_len(OFFSETS_FILE).expect("exists");
     assert!(len < 2 * 1024 * 1024, "compacted: {len} bytes");
     let reopened = open(&mut h.disk);
-    assert_eq!(
-        reopened.fetch_offsets(GROUP, None)[0]
-            .1
-            .as_ref()
-            .map(|o| o.offset),
-        Some(39_999)
-    );
+    assert_eq!(committed_offset_of_partition_0(&reopened), Some(39_999));
 }
 
 #[test]
@@ -1266,10 +1259,7 @@ fn offsets_that_cannot_be_stored_are_not_coordinator_and_not_believed() {
         "the refused offset keeps its own error"
     );
     assert_eq!(
-        coordinator.fetch_offsets(GROUP, Some(&[tp(0)]))[0]
-            .1
-            .as_ref()
-            .map(|o| o.offset),
+        committed_offset_of_partition_0(&coordinator),
         Some(1),
         "an offset that was not stored is not answered"
     );
@@ -2442,13 +2432,7 @@ fn opening_on_a_whole_offsets_log_writes_nothing_to_it() {
     let (reopened, report) = GroupCoordinator::open(config(), &mut storage, 7)
         .expect("a whole log is replayed without writing");
     assert_eq!(report.truncated_bytes, 0);
-    assert_eq!(
-        reopened.fetch_offsets(GROUP, Some(&[tp(0)]))[0]
-            .1
-            .as_ref()
-            .map(|o| o.offset),
-        Some(5)
-    );
+    assert_eq!(committed_offset_of_partition_0(&reopened), Some(5));
 }
 
 #[test]
