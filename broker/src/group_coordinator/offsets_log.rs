@@ -70,10 +70,7 @@ fn put_str(buf: &mut BytesMut, s: &str) {
 }
 
 fn get_str(buf: &mut &[u8]) -> Option<String> {
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let len = usize::from(buf.get_u16());
+    let len = usize::from(buf.try_get_u16().ok()?);
     let bytes = buf.get(..len)?;
     let s = std::str::from_utf8(bytes).ok()?.to_string();
     buf.advance(len);
@@ -119,17 +116,11 @@ impl OffsetRecord {
             KIND_COMMIT => {
                 let group_id = get_str(buf)?;
                 let topic = get_str(buf)?;
-                if buf.remaining() < 16 {
-                    return None;
-                }
-                let partition = buf.get_i32();
-                let offset = buf.get_i64();
-                let leader_epoch = buf.get_i32();
+                let partition = buf.try_get_i32().ok()?;
+                let offset = buf.try_get_i64().ok()?;
+                let leader_epoch = buf.try_get_i32().ok()?;
                 let metadata = get_str(buf)?;
-                if buf.remaining() < 8 {
-                    return None;
-                }
-                let commit_timestamp_ms = buf.get_i64();
+                let commit_timestamp_ms = buf.try_get_i64().ok()?;
                 OffsetRecord::Commit {
                     group_id,
                     partition: TopicPartition { topic, partition },
