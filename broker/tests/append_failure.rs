@@ -3,18 +3,10 @@
 //! state as it was; Kafka 0.11.0 to 1.0.x (`producer_state_before_append`) left it ahead.
 
 use idempo_broker::{Broker, BrokerConfig, Verdict};
-use idempo_protocol::{ErrorCode, ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
+use idempo_protocol::ErrorCode;
 
-fn batch(seq: i32) -> bytes::Bytes {
-    RecordBatch::idempotent(
-        ProducerId(1),
-        ProducerEpoch(0),
-        Sequence(seq),
-        1_000,
-        vec![Record::with_value(0, format!("{seq}"))],
-    )
-    .to_bytes()
-}
+mod support;
+use support::batch;
 
 /// Sequence 0 appended, sequence 1's append fails on the disk, then sequence 1 is retried:
 /// the retry's verdict and the log end after it.

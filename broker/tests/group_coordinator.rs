@@ -1167,6 +1167,18 @@ struct FailingAppends {
 }
 
 impl FailingAppends {
+    /// A working storage (nothing failing yet) and a coordinator opened on it.
+    fn opened() -> (FailingAppends, GroupCoordinator) {
+        let mut storage = FailingAppends {
+            disk: SimDisk::new(),
+            failing: false,
+            read_only: false,
+        };
+        let (coordinator, _) =
+            GroupCoordinator::open(config(), &mut storage, 7).expect("SimDisk reads");
+        (storage, coordinator)
+    }
+
     fn refused(&self, file: &str, operation: &'static str) -> idempo_broker::StorageError {
         idempo_broker::StorageError::Io {
             file: file.into(),
@@ -1229,13 +1241,7 @@ impl Storage for FailingAppends {
 
 #[test]
 fn offsets_that_cannot_be_stored_are_not_coordinator_and_not_believed() {
-    let mut storage = FailingAppends {
-        disk: SimDisk::new(),
-        failing: false,
-        read_only: false,
-    };
-    let (mut coordinator, _) =
-        GroupCoordinator::open(config(), &mut storage, 7).expect("SimDisk reads");
+    let (mut storage, mut coordinator) = FailingAppends::opened();
     let commit = |offset| OffsetCommitRequest {
         group_id: GROUP.into(),
         generation_id: -1,
@@ -2411,13 +2417,7 @@ fn a_new_member_whose_join_never_completes_is_removed_after_new_member_join_time
 fn opening_on_a_whole_offsets_log_writes_nothing_to_it() {
     // Replay cuts off a torn tail, and only a torn tail: a log that is whole is read and left
     // as it is, so a coordinator opens on a disk it may not write (and pays no fsync).
-    let mut storage = FailingAppends {
-        disk: SimDisk::new(),
-        failing: false,
-        read_only: false,
-    };
-    let (mut coordinator, _) =
-        GroupCoordinator::open(config(), &mut storage, 7).expect("SimDisk reads");
+    let (mut storage, mut coordinator) = FailingAppends::opened();
     let commit = OffsetCommitRequest {
         group_id: GROUP.into(),
         generation_id: -1,

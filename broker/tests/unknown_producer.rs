@@ -3,18 +3,10 @@
 //! removed sends its next batch.
 
 use idempo_broker::{Broker, BrokerConfig, BrokerProfile, UnknownProducerRule};
-use idempo_protocol::{ErrorCode, ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
+use idempo_protocol::ErrorCode;
 
-fn batch(seq: i32) -> bytes::Bytes {
-    RecordBatch::idempotent(
-        ProducerId(1),
-        ProducerEpoch(0),
-        Sequence(seq),
-        1_000,
-        vec![Record::with_value(0, format!("{seq}"))],
-    )
-    .to_bytes()
-}
+mod support;
+use support::batch;
 
 /// Two batches (sequences 0 and 1), every record then deleted, then sequence 2: the answer.
 fn next_batch_after_delete_records(config: BrokerConfig) -> ErrorCode {
