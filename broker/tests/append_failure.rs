@@ -42,3 +42,19 @@ fn kafka_6683_state_updated_before_the_append_answers_the_retry_as_a_duplicate_o
     assert!(matches!(verdict, Verdict::Duplicate { .. }), "{verdict:?}");
     assert_eq!(log_end, 1, "acknowledged, never written");
 }
+
+#[test]
+fn a_disk_set_to_fail_n_appends_fails_exactly_n_counting_down() {
+    let mut b = Broker::new(BrokerConfig::default()).expect("a valid config");
+    b.storage_mut().fail_next_appends(2);
+    for left in [1, 0] {
+        let failed = b.produce(0, &batch(0));
+        assert_eq!(failed.response.error_code, ErrorCode::KafkaStorageError);
+        assert_eq!(b.storage().failing_appends(), left, "one failure used");
+    }
+    assert!(
+        b.produce(0, &batch(0)).is_appended(),
+        "the third append works"
+    );
+    assert_eq!(b.log_end_offset(0), Some(1));
+}

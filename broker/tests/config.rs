@@ -37,7 +37,7 @@ fn batch(sequence: i32) -> Bytes {
 
 #[test]
 fn every_setting_is_accepted_at_the_edges_of_its_range_and_refused_just_beyond() {
-    let edges: [Edge; 14] = [
+    let edges: [Edge; 15] = [
         (
             "dedup_window low",
             |c| c.dedup_window = 1,
@@ -122,6 +122,12 @@ fn every_setting_is_accepted_at_the_edges_of_its_range_and_refused_just_beyond()
             |c| c.broker_id = -1,
             ConfigError::BrokerId(-1),
         ),
+        (
+            "initial_producer_epoch",
+            |c| c.initial_producer_epoch = 0,
+            |c| c.initial_producer_epoch = -1,
+            ConfigError::InitialProducerEpoch(-1),
+        ),
     ];
     for (setting, accepted, refused, error) in edges {
         assert!(with(accepted).is_ok(), "{setting}: the edge is accepted");
@@ -131,6 +137,10 @@ fn every_setting_is_accepted_at_the_edges_of_its_range_and_refused_just_beyond()
             "{setting}: one beyond is refused"
         );
     }
+    assert!(
+        with(|c| c.initial_producer_epoch = i16::MAX).is_ok(),
+        "a first epoch at Short.MAX_VALUE is a setting (KAFKA-5283's exhaustion)"
+    );
     assert!(with(|c| c.snapshots_retained = 1).is_ok());
     assert_eq!(
         with(|c| c.snapshots_retained = 0).err(),
