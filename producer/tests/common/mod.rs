@@ -126,6 +126,24 @@ pub fn answer(correlation_id: i32, results: &[(i32, ErrorCode, i64)]) -> Respons
     }
 }
 
+/// A Produce answer refusing partition 0's batch with `UNKNOWN_PRODUCER_ID`, carrying the
+/// broker's log start offset (which Kafka 2.4's client compares with its last acknowledged
+/// offset).
+pub fn unknown_producer_id(correlation_id: i32, log_start_offset: i64) -> ResponseFrame {
+    ResponseFrame {
+        correlation_id,
+        response: Response::Produce(ProduceResponse {
+            partitions: vec![PartitionProduceResponse {
+                partition: 0,
+                error_code: ErrorCode::UnknownProducerId,
+                base_offset: -1,
+                log_append_time_ms: -1,
+                log_start_offset,
+            }],
+        }),
+    }
+}
+
 pub fn deliveries(p: &mut Producer) -> Vec<DeliveryReport> {
     std::iter::from_fn(|| p.poll_delivery()).collect()
 }
