@@ -21,14 +21,7 @@ records="${1:-1000000}"
 # shellcheck source=bench/lib/common.sh
 source bench/lib/common.sh
 
-tmp="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+start_scratch
 
 install_tansu "$tmp"
 

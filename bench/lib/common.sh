@@ -1,5 +1,7 @@
 # Helpers shared by the bench/ scripts that start brokers on loopback (sourced, not run).
 #
+#   start_scratch         a scratch directory in $tmp and a list $pids of processes we
+#                         start; on exit the processes are stopped and $tmp removed
 #   free_port             a free TCP port on 127.0.0.1
 #   wait_port PORT        waits until something listens on PORT (10 s at most)
 #   stop PID              interrupts a process we started and waits for it
@@ -9,6 +11,18 @@
 #   start_tansu PORT ADVERTISED_PORT TOPIC LOG
 #                         tansu on PORT with in-memory storage and a one-partition TOPIC;
 #                         its pid in $started_pid, also appended to the caller's $pids
+
+start_scratch() {
+    tmp="$(mktemp -d)"
+    pids=()
+    trap stop_scratch EXIT
+}
+
+stop_scratch() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
