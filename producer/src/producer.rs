@@ -1515,9 +1515,11 @@ impl Producer {
         if duplicate {
             self.stats.duplicates_acked += 1;
         }
+        let mut position = None;
         if let Some(part) = self.partitions.get_mut(&batch.partition)
-            && part.entry.remove_in_flight(handle).is_some()
+            && let Some(at) = part.entry.remove_in_flight(handle)
         {
+            position = Some(at);
             assert!(
                 !part
                     .entry
@@ -1541,6 +1543,11 @@ impl Producer {
                 );
             }
         }
+        if let Some(before) = position
+            && !duplicate
+        {
+            self.librdkafka_implicit_ack(&batch, before);
+        }
         self.maybe_restart_after_last_old_epoch_batch(batch.partition);
         let delivered = Delivered {
             base_offset,
@@ -1550,6 +1557,55 @@ impl Producer {
             attempts: batch.attempts,
         };
         self.report_delivered(&batch, delivered, duplicate);
+    }
+
+    /// librdkafka's implicit acknowledgement (`rd_kafka_dr_implicit_ack`, called by
+    /// `rd_kafka_handle_idempotent_Produce_success` when the acknowledged batch starts after
+    /// the last acknowledged message): the broker took the batch at `before` in its partition's
+    /// in-flight set, which it does only right after the sequence before it, so the earlier
+    /// batches of the same producer id and epoch that wait in the queue for a retry were
+    /// written. They are delivered, without an offset, and never sent again; one still on the
+    /// wire waits for its own answer. `DUPLICATE_SEQUENCE_NUMBER` does not come here
+    /// (librdkafka handles it on its error path, as a success without this scan).
+    fn librdkafka_implicit_ack(&mut self, acked: &ProducerBatch, before: usize) {
+        if !self.librdkafka.as_ref().is_some_and(|r| r.rules.implicit_ack) {
+            return;
+        }
+        let Some(part) = self.partitions.get(&acked.partition) else {
+            return;
+        };
+        let (id, epoch) = (acked.producer_id(), acked.producer_epoch());
+        let earlier: Vec<u64> = part
+            .entry
+            .in_flight
+            .iter()
+            .take(before)
+            .copied()
+            .filter(|h| {
+                self.batches.get(h).is_some_and(|b| {
+                    b.on_wire.is_none() && b.producer_id() == id && b.producer_epoch() == epoch
+                })
+            })
+            .collect();
+        for handle in earlier {
+            let Some(batch) = self.batches.remove(&handle) else {
+                continue;
+            };
+            self.deadlines.remove(&(batch.deadline_ms, handle));
+            if let Some(part) = self.partitions.get_mut(&batch.partition) {
+                part.remove_queued(handle);
+                part.entry.remove_in_flight(handle);
+            }
+            self.stats.implicit_acks += 1;
+            let delivered = Delivered {
+                base_offset: -1,
+                producer_id: id,
+                producer_epoch: epoch,
+                base_sequence: batch.base_sequence(),
+                attempts: batch.attempts,
+            };
+            self.report_delivered(&batch, delivered, false);
+        }
     }
 
     /// Kafka 2.5 to 2.7's `handleCompletedBatch` (KAFKA-12152,

@@ -43,6 +43,11 @@
 //! drain_on_leader_change                 a partition moving to a new leader waits  a new batch goes to
 //!                                        for its requests to the old one           the new leader at once
 //!                                        (rd_kafka_broker_op_serve)
+//! implicit_ack                           a success for a batch while earlier ones  the earlier batches
+//!                                        of its partition wait in the queue for a  are retried, answered
+//!                                        retry delivers them: the broker took the  as duplicates while
+//!                                        later one, so it had them                 in the 5-batch window
+//!                                        (rd_kafka_dr_implicit_ack, since 1.0.0)
 //! ```
 //!
 //! ## `next_ack_seq`
@@ -70,8 +75,7 @@
 //! reset, as in Java); `UNKNOWN_PRODUCER_ID` and InitProducerId's
 //! `CLUSTER_AUTHORIZATION_FAILED` keep Java's rules (librdkafka retries the former after a bump
 //! only on a batch's first attempt, and makes the latter fatal); its exponential retry backoff,
-//! `enable.gapless.guarantee`, the implicit acknowledgement of possibly persisted messages
-//! (`rd_kafka_dr_implicit_ack`) and the fatal "succeeded when expecting failure" check are not
+//! `enable.gapless.guarantee` and the fatal "succeeded when expecting failure" check are not
 //! modelled.
 
 use idempo_protocol::{ProducerEpoch, ProducerId, Sequence};
@@ -129,6 +133,15 @@ pub struct LibrdkafkaRules {
     /// ([`Improvements`](crate::Improvements)), which the librdkafka profile takes from this
     /// switch. Off: Java's drain, which sends a new batch to the new leader at once.
     pub drain_on_leader_change: bool,
+    /// A batch acknowledged (`NO_ERROR`) while earlier batches of its partition, under the
+    /// same producer id and epoch, wait in the queue for a retry delivers those too, without
+    /// an offset (`rd_kafka_dr_implicit_ack`, from `rd_kafka_handle_idempotent_Produce_success`:
+    /// "R1 fail with uncertain persistence status ... but R2 succeeded, which means the
+    /// messages in R1 were in fact persisted"; librdkafka 1.0.0). The broker takes a sequence
+    /// only right after the one before it, so they were written. Off: Java's rule, which
+    /// retries them; a retry answered after five later batches were written is outside the
+    /// broker's dedup window, and is refused with `OUT_OF_ORDER_SEQUENCE_NUMBER`.
+    pub implicit_ack: bool,
 }
 
 impl LibrdkafkaRules {
@@ -143,6 +156,7 @@ impl LibrdkafkaRules {
         drain_bump: true,
         drain_before_retry: true,
         drain_on_leader_change: true,
+        implicit_ack: true,
     };
 
     /// How an `OUT_OF_ORDER_SEQUENCE_NUMBER` for a batch at `base_sequence` is handled when

@@ -25,6 +25,10 @@ pub struct ProducerStats {
     pub out_of_order_responses: u64,
     /// `DUPLICATE_SEQUENCE_NUMBER` answers received (treated as success).
     pub duplicates_acked: u64,
+    /// Batches waiting for a retry that librdkafka counted as delivered because a later
+    /// batch of their partition was acknowledged (`rd_kafka_dr_implicit_ack`; librdkafka
+    /// profile only).
+    pub implicit_acks: u64,
     /// `UNKNOWN_PRODUCER_ID` answers received.
     pub unknown_producer_id_responses: u64,
     /// `INVALID_PRODUCER_EPOCH` answers received.

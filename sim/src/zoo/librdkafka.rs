@@ -129,7 +129,7 @@ pub static LIBRDKAFKA_4953: Entry = Entry {
             the next one unchanged) and --librdkafka-out-of-order-bump off here: the retries \
             are answered as duplicates once the ISR is back.",
     base: &[
-        ("seed", "61"),
+        ("seed", "571"),
         ("producers", "1"),
         ("partitions", "2"),
         ("records", "300"),
@@ -143,9 +143,10 @@ pub static LIBRDKAFKA_4953: Entry = Entry {
         ("broker-session-timeout-ms", "2000"),
         ("replica-lag-time-max-ms", "500"),
         ("client-profile", "librdkafka"),
+        ("first-batch-alone", "on"),
     ],
     bug: &[("librdkafka-out-of-order-bump", "on")],
     fix: &[("librdkafka-out-of-order-bump", "off")],
-    faults: "leader-kill after-appends=12 partition=1 tear-bytes=68 down-ms=2629\nleader-kill after-appends=16 partition=0 tear-bytes=21 down-ms=2610\nack-loss producer=0 batch=17 attempt=14\n",
+    faults: "leader-kill after-appends=11 partition=1 tear-bytes=3 down-ms=3418\nleader-kill after-appends=15 partition=0 tear-bytes=30 down-ms=2518\nack-loss producer=0 batch=18446744073709551613 attempt=4\nack-loss producer=0 batch=16 attempt=10\n",
     anomaly: "no duplicates",
 };
