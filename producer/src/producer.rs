@@ -1568,7 +1568,11 @@ impl Producer {
     /// wire waits for its own answer. `DUPLICATE_SEQUENCE_NUMBER` does not come here
     /// (librdkafka handles it on its error path, as a success without this scan).
     fn librdkafka_implicit_ack(&mut self, acked: &ProducerBatch, before: usize) {
-        if !self.librdkafka.as_ref().is_some_and(|r| r.rules.implicit_ack) {
+        if !self
+            .librdkafka
+            .as_ref()
+            .is_some_and(|r| r.rules.implicit_ack)
+        {
             return;
         }
         let Some(part) = self.partitions.get(&acked.partition) else {

@@ -138,9 +138,10 @@ pub struct LibrdkafkaRules {
     /// an offset (`rd_kafka_dr_implicit_ack`, from `rd_kafka_handle_idempotent_Produce_success`:
     /// "R1 fail with uncertain persistence status ... but R2 succeeded, which means the
     /// messages in R1 were in fact persisted"; librdkafka 1.0.0). The broker takes a sequence
-    /// only right after the one before it, so they were written. Off: Java's rule, which
-    /// retries them; a retry answered after five later batches were written is outside the
-    /// broker's dedup window, and is refused with `OUT_OF_ORDER_SEQUENCE_NUMBER`.
+    /// only right after the one before it, so they were written. Off: they are retried, as
+    /// Java retries them, and a retry that arrives after five later batches were written is
+    /// outside the broker's dedup window: `OUT_OF_ORDER_SEQUENCE_NUMBER` below `next_ack_seq`,
+    /// fatal ("rewound sequence number").
     pub implicit_ack: bool,
 }
 

@@ -77,6 +77,7 @@ fn stats_count_each_request_batch_and_answer_once() {
             batches_rewritten: 2,
             out_of_order_responses: 1,
             duplicates_acked: 1,
+            implicit_acks: 0,
             unknown_producer_id_responses: 1,
             invalid_epoch_responses: 1,
             request_timeouts: 0,

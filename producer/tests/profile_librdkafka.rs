@@ -230,3 +230,44 @@ fn the_drained_bump_re_sequences_every_partition_retries_included() {
         );
     }
 }
+
+#[test]
+fn a_success_behind_a_batch_waiting_for_its_retry_acknowledges_it_implicitly() {
+    for implicit in [true, false] {
+        let rules = LibrdkafkaRules {
+            implicit_ack: implicit,
+            ..LibrdkafkaRules::V2
+        };
+        let mut p = ready(librdkafka(rules));
+        let (c0, c1, c2) = three_in_flight(&mut p);
+        // Sequence 0 is refused without a write (say, on a new leader whose ISR is too small
+        // for a batch the old leader had written), and goes back to the queue; sequence 1 is
+        // taken, which the broker does only right after sequence 0.
+        p.on_response(answer(c0, &[(0, ErrorCode::NotEnoughReplicas, -1)]), 1);
+        p.on_response(answer(c1, &[(0, ErrorCode::None, 1)]), 2);
+        p.on_response(answer(c2, &[(0, ErrorCode::None, 2)]), 3);
+        let offsets: Vec<i64> = deliveries(&mut p)
+            .into_iter()
+            .filter_map(|d| d.result.ok().map(|ok| ok.base_offset))
+            .collect();
+        let retry = poll_produce(&mut p, 200);
+        if implicit {
+            assert_eq!(
+                offsets,
+                [-1, 1, 2],
+                "the waiting batch is delivered first, without an offset"
+            );
+            assert_eq!(p.stats().implicit_acks, 1);
+            assert!(retry.is_none(), "nothing is sent again");
+        } else {
+            assert_eq!(offsets, [1, 2]);
+            let (_, sent) = retry.unwrap();
+            assert_eq!(
+                sent[0].base_sequence,
+                Sequence(0),
+                "off: the batch is retried, to be answered as a duplicate or, once five later \
+                 batches were written, as out of order"
+            );
+        }
+    }
+}

@@ -75,12 +75,14 @@ pub static LIBRDKAFKA_4438: Entry = Entry {
             --librdkafka-possibly-persisted-ack off. The base turns first-batch-alone on and \
             librdkafka's bump for such refusals off (--librdkafka-out-of-order-bump off, \
             #4953's proposed fix), so that the seeds of the fixed side measure this rule \
-            alone: without them a few seeds show the KIP-360 first-batch hole (fatal under \
-            librdkafka) and #4953's duplicates, each an entry of its own. The workload is six \
-            batches: with more, a written batch whose retries are refused again and again \
-            while later batches are written can fall out of the broker's five-batch window, \
-            and its next retry is refused below next_ack_seq, fatal in every librdkafka \
-            version (Java retries it until delivery.timeout.ms): another limit, not #4438.",
+            alone: without them some seeds show the KIP-360 first-batch hole (under librdkafka \
+            a lost acknowledged record: the refused first batch is acknowledged with the \
+            next one, which the broker took from a producer it had no state for) and \
+            #4953's duplicates, each an entry of its own. The workload is six \
+            batches; more would do as well: a written batch whose retries are refused while \
+            later batches are written is acknowledged with the first of them \
+            (rd_kafka_dr_implicit_ack), so it does not stay to fall out of the broker's \
+            five-batch window.",
     base: &[
         ("seed", "14"),
         ("producers", "1"),
@@ -107,27 +109,37 @@ pub static LIBRDKAFKA_4953: Entry = Entry {
     reference: "librdkafka #4953, not fixed (PR #4972 open)",
     component: "client profile librdkafka",
     summary: "a refusal that writes nothing on the first request during a leader change, then OUT_OF_ORDER_SEQUENCE_NUMBER on the next ones, an epoch bump and duplicates",
-    story: "Three brokers, two partitions, min.insync.replicas 2. Both leaders lose power \
-            within milliseconds; the controller moves both partitions to broker 2, whose ISR \
-            is then itself alone. Partition 0's batches at sequences 60 and 70 were written \
-            on the old leader and replicated to broker 2, but their answers died with the \
-            old leader: possibly persisted, retried. Broker 2 refuses every retry with \
-            NOT_ENOUGH_REPLICAS (the ISR check comes before the dedup check; nothing is \
-            written) until the followers return. Then partition 0's first requests are still \
-            refused while the next one, sequence 100, arrives after the ISR grew: \
+    story: "Three brokers, two partitions, min.insync.replicas 2. The leaders lose power \
+            22 ms apart, broker 1 (partition 1) and then broker 0 (partition 0); the \
+            controller moves both partitions to broker 2, whose ISR is then itself alone. \
+            Partition 0's batches at sequences 60 and 70 and partition 1's at sequence 10 \
+            were written on the old leaders and replicated to broker 2, but their answers \
+            died with the old leaders: possibly persisted, retried. Broker 2 refuses every \
+            retry with NOT_ENOUGH_REPLICAS (the ISR check comes before the dedup check; \
+            nothing is written) until broker 0 returns and the ISRs grow. The requests sent \
+            just before are still refused, but the last two arrive after partition 1's ISR \
+            grew: partition 1's sequences 40 and 50 (broker 2 expects 20) and then \
+            partition 0's sequence 100 (it expects 80) are refused with \
             OUT_OF_ORDER_SEQUENCE_NUMBER, behind the expected batch. librdkafka 2.x answers \
             it with a drained epoch bump (\"skipped sequence numbers\", \
             rd_kafka_idemp_drain_epoch_bump), and the bump re-sequences every partition from \
-            its first unacknowledged message: the two replicated batches go out as sequences \
-            0 and 10 of the new epoch and are written a second time. #4953 reports these \
-            duplicates after NOT_LEADER_OR_FOLLOWER on the first request (here \
-            NOT_ENOUGH_REPLICAS, the refusal the simulated leader change gives; neither \
-            writes anything), on another partition than the refused one (the drained bump \
-            re-sequences them all; producer/tests/profile_librdkafka.rs shows that case). It \
-            is not fixed: PR #4972, open, proposes to retry such a refusal without a bump, \
-            which is Java's rule (TransactionManager.canRetry retries a batch that is not \
-            the next one unchanged) and --librdkafka-out-of-order-bump off here: the retries \
-            are answered as duplicates once the ISR is back.",
+            its first unacknowledged message: partition 0's two replicated batches go out as \
+            sequences 0 and 10 of the new epoch, partition 1's as sequence 0, and all three \
+            are written a second time. #4953 reports these duplicates after \
+            NOT_LEADER_OR_FOLLOWER on the first request (here NOT_ENOUGH_REPLICAS, the \
+            refusal the simulated leader change gives; neither writes anything), on another \
+            partition than the refused one (the drained bump re-sequences them all; \
+            producer/tests/profile_librdkafka.rs shows that case). It is not fixed: PR #4972, \
+            open, proposes to retry such a refusal without a bump, which is Java's rule \
+            (TransactionManager.canRetry retries a batch that is not the next one unchanged) \
+            and --librdkafka-out-of-order-bump off here: the retries are answered as \
+            duplicates once the ISR is back. The two lost answers (a Metadata answer, and \
+            the one to partition 0's sequence 80, which broke its connection) only shift the \
+            timing. The base turns first-batch-alone on, so that the seeds of the fixed side \
+            measure this rule alone: without it a seed shows the KIP-360 first-batch hole (a \
+            partition's first batches refused, the next one accepted from a producer the new \
+            leader has no state for, and the refused ones then acknowledged with it by \
+            librdkafka's implicit acknowledgement, though not written), an entry of its own.",
     base: &[
         ("seed", "571"),
         ("producers", "1"),
