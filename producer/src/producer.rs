@@ -68,6 +68,8 @@
 //! INVALID_PRODUCER_EPOCH and     the batch fails (Definite unless an earlier attempt's outcome
 //! other non-retriable errors     is unknown); if retries were not exhausted the partition
 //!                                asks for a bump, since its sequence may now be a hole
+//!                                (Kafka 2.4, `failed_batch_adjusts_sequences`: the later
+//!                                batches move down into its sequences, same epoch)
 //! CLUSTER_AUTHORIZATION_FAILED,  fatal: every batch fails, later sends fail at once
 //! PRODUCER_FENCED,
 //! UNSUPPORTED_VERSION
