@@ -172,6 +172,25 @@ pub enum ProducerEvent {
         /// Base sequence the next new batch will get.
         next_sequence: Sequence,
     },
+    /// A batch failed for good with retries left and the partition's later batches moved
+    /// down into its sequences under the same producer id and epoch (Kafka 2.4's
+    /// `adjustSequencesDueToFailedBatch`, `JavaRules::failed_batch_adjusts_sequences`).
+    SequencesAdjusted {
+        /// The partition.
+        partition: i32,
+        /// The producer id the batches keep.
+        producer_id: ProducerId,
+        /// The epoch they keep.
+        epoch: ProducerEpoch,
+        /// The failed batch's base sequence, where the first moved batch now starts.
+        failed_base_sequence: Sequence,
+        /// How far every later batch moved: the failed batch's record count.
+        record_count: i32,
+        /// Batches moved.
+        batches: usize,
+        /// Base sequence the next new batch will get.
+        next_sequence: Sequence,
+    },
     /// A partition started again at sequence 0 under the current producer id and epoch when
     /// its first new batch was drained after a bump (Kafka's `maybeUpdateProducerIdAndEpoch`).
     PartitionSequenceReset {

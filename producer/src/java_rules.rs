@@ -15,6 +15,12 @@
 //!                                   sequences at 0 under the SAME epoch
 //!                                   and retry; otherwise the batch fails
 //!                                   (Kafka 2.4.1 and before)
+//! failed_batch_adjusts_sequences    a batch that fails for good with        bump the epoch and restart
+//!                                   retries left moves the partition's      the partition's batches at
+//!                                   later in-flight batches down by its     0 (KAFKA-8805, KIP-360,
+//!                                   record count under the SAME epoch       2.5.0)
+//!                                   (adjustSequencesDueToFailedBatch,
+//!                                   Kafka 2.4.1 and before)
 //! bump_skips_idle_partitions        an epoch bump restarts the sequences    a partition adopts the new
 //!                                   of the asking partitions and of those   epoch at sequence 0 when
 //!                                   whose last old-epoch batch is           its next batch is drained
@@ -36,9 +42,9 @@
 //! failed the batch and reset the producer id (`resetProducerId`: a new id from
 //! InitProducerId, every partition's sequences forgotten). The `java-2.4` profile keeps the
 //! bump there: for the partition that asked, both restart the sequences under an id or epoch
-//! the broker fences the old one with. It also keeps 2.5's rule for a batch that fails with a
-//! non-retriable error (a bump), where 2.4 moved the later in-flight batches down by the failed
-//! batch's record count (`adjustSequencesDueToFailedBatch`) under the same epoch.
+//! the broker fences the old one with. They differ for the batches already stamped: 2.4 sent
+//! them again under the old id and failed them on any error ("the producer id changed"), the
+//! bump re-stamps them under the new epoch.
 
 /// Historical rules of the Java client, one switch per rule that a Kafka release changed. Read
 /// under every profile but `librdkafka` (which has its own, [`LibrdkafkaRules`]); the default,
@@ -59,6 +65,16 @@ pub struct JavaRules {
     /// restarted under the same epoch can be taken for a retry of a batch already written, or
     /// refused by a broker that still knows the producer.
     pub unknown_producer_resets_sequences: bool,
+    /// Kafka 2.4.1 and before (`TransactionManager.adjustSequencesDueToFailedBatch`, called
+    /// from `handleFailedBatch` when `Sender.completeBatch` fails a batch with a non-retriable
+    /// error before its retries ran out): the failed batch is taken as not written, so the
+    /// partition's later in-flight batches move down by its record count under the *same*
+    /// producer id and epoch, and so does the next sequence. A later batch whose earlier
+    /// attempt is still on its way is moved too: if that attempt lands after the moved copy,
+    /// the broker finds it in sequence and writes the batch twice. Kafka 2.5.0 (KAFKA-8805,
+    /// part of KIP-360) bumps the epoch instead for an idempotent producer, which fences the
+    /// late attempt.
+    pub failed_batch_adjusts_sequences: bool,
     /// Kafka 2.5.0 to 2.7.x (KAFKA-12152, fixed in 2.8.0): an epoch bump restarts the
     /// sequences of the partitions that asked for it; another partition restarts only when
     /// its last batch of the old epoch is acknowledged (`handleCompletedBatch`). A partition
@@ -83,15 +99,18 @@ impl JavaRules {
     /// Today's Java client (Kafka 2.8 and later, up to 4.x): every historical rule off.
     pub const CURRENT: JavaRules = JavaRules {
         unknown_producer_resets_sequences: false,
+        failed_batch_adjusts_sequences: false,
         bump_skips_idle_partitions: false,
         failed_batch_waits_for_in_flight: false,
     };
 
     /// Kafka 2.4's client where the switches reach it: the pre-KIP-360 sequence reset on
-    /// `UNKNOWN_PRODUCER_ID`. KAFKA-12152 came with 2.5's epoch bump (2.4 reset the producer
-    /// id and every partition's sequences instead), so it is off.
+    /// `UNKNOWN_PRODUCER_ID` and the move of later batches after a failed one. KAFKA-12152
+    /// came with 2.5's epoch bump (2.4 reset the producer id and every partition's sequences
+    /// instead), so it is off.
     pub const KAFKA_2_4: JavaRules = JavaRules {
         unknown_producer_resets_sequences: true,
+        failed_batch_adjusts_sequences: true,
         bump_skips_idle_partitions: false,
         failed_batch_waits_for_in_flight: false,
     };
@@ -102,6 +121,8 @@ impl JavaRules {
         JavaRules {
             unknown_producer_resets_sequences: self.unknown_producer_resets_sequences
                 || forced.unknown_producer_resets_sequences,
+            failed_batch_adjusts_sequences: self.failed_batch_adjusts_sequences
+                || forced.failed_batch_adjusts_sequences,
             bump_skips_idle_partitions: self.bump_skips_idle_partitions
                 || forced.bump_skips_idle_partitions,
             failed_batch_waits_for_in_flight: self.failed_batch_waits_for_in_flight

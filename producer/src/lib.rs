@@ -141,10 +141,11 @@
 //!
 //! [`ClientProfile::JavaTwoFour`] is Java's client before KIP-360's safe epoch bump (2.5.0):
 //! an `UNKNOWN_PRODUCER_ID` it blames on retention restarts the partition's sequences at 0
-//! under the same epoch. That and the later rules that Kafka releases changed are switches of
-//! [`JavaRules`] ([`ProducerConfig::java`]; the [`java_rules`] module has the table, with the
-//! versions and JIRAs): `unknown_producer_resets_sequences` (up to 2.4.1),
-//! `bump_skips_idle_partitions` (2.5.0 to 2.7.x, KAFKA-12152) and
+//! under the same epoch, and a batch refused for good moves the later ones down into its
+//! sequences under the same epoch. Those and the later rules that Kafka releases changed are
+//! switches of [`JavaRules`] ([`ProducerConfig::java`]; the [`java_rules`] module has the
+//! table, with the versions and JIRAs): `unknown_producer_resets_sequences` and
+//! `failed_batch_adjusts_sequences` (up to 2.4.1), `bump_skips_idle_partitions` (2.5.0 to 2.7.x, KAFKA-12152) and
 //! `failed_batch_waits_for_in_flight` (KAFKA-14034's proposed fix, not in Kafka).
 //!
 //! ## librdkafka

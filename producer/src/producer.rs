@@ -68,6 +68,8 @@
 //! INVALID_PRODUCER_EPOCH and     the batch fails (Definite unless an earlier attempt's outcome
 //! other non-retriable errors     is unknown); if retries were not exhausted the partition
 //!                                asks for a bump, since its sequence may now be a hole
+//!                                (Kafka 2.4, `failed_batch_adjusts_sequences`: the later
+//!                                batches move down into its sequences, same epoch)
 //! CLUSTER_AUTHORIZATION_FAILED,  fatal: every batch fails, later sends fail at once
 //! PRODUCER_FENCED,
 //! UNSUPPORTED_VERSION
@@ -1719,21 +1721,13 @@ impl Producer {
         if duplicate {
             self.stats.duplicates_acked += 1;
         }
-        let mut shifted = 0;
-        if let Some(part) = self.partitions.get_mut(&batch.partition)
-            && let Some(position) = part.entry.remove_in_flight(sent.handle)
-        {
-            for handle in part.entry.in_flight.iter().skip(position) {
-                if let Some(later) = self.batches.get_mut(handle) {
-                    let moved = later.base_sequence().wrapping_sub(batch.record_count);
-                    let (id, epoch) = (later.producer_id(), later.producer_epoch());
-                    later.reset_producer_state(id, epoch, moved);
-                    shifted += 1;
-                }
-            }
-            part.entry.next_sequence = part.entry.next_sequence.wrapping_sub(batch.record_count);
-            part.entry.assert_in_sequence_order(&self.batches);
-        }
+        let position = self
+            .partitions
+            .get_mut(&batch.partition)
+            .and_then(|part| part.entry.remove_in_flight(sent.handle));
+        let shifted = position.map_or(0, |position| {
+            self.move_later_batches_down(batch.partition, position, batch.record_count)
+        });
         self.event(ProducerEvent::StaleAckAccepted {
             correlation_id,
             handle: batch.handle,
@@ -1749,6 +1743,59 @@ impl Producer {
             attempts: batch.attempts,
         };
         self.report_delivered(&batch, delivered, duplicate);
+    }
+
+    /// Moves the partition's in-flight batches from `position` on down by `record_count`
+    /// sequences, under the producer id and epoch each carries, and the next sequence with
+    /// them (the slot of a batch that left the set is closed). Returns how many moved.
+    fn move_later_batches_down(
+        &mut self,
+        partition: i32,
+        position: usize,
+        record_count: i32,
+    ) -> usize {
+        let Some(part) = self.partitions.get_mut(&partition) else {
+            return 0;
+        };
+        let mut moved = 0;
+        for handle in part.entry.in_flight.iter().skip(position) {
+            if let Some(later) = self.batches.get_mut(handle) {
+                let base = later.base_sequence().wrapping_sub(record_count);
+                let (id, epoch) = (later.producer_id(), later.producer_epoch());
+                later.reset_producer_state(id, epoch, base);
+                moved += 1;
+            }
+        }
+        part.entry.next_sequence = part.entry.next_sequence.wrapping_sub(record_count);
+        part.entry.assert_in_sequence_order(&self.batches);
+        moved
+    }
+
+    /// Kafka 2.4's `adjustSequencesDueToFailedBatch`
+    /// ([`JavaRules::failed_batch_adjusts_sequences`]): `failed` was refused for good with
+    /// retries left, so its sequences are taken as free and the partition's later batches
+    /// move down into them, under the same producer id and epoch. As in 2.4, only a batch of
+    /// the producer's current id and epoch (`handleFailedBatch` ignores others) whose
+    /// partition still tracks it.
+    fn adjust_sequences_due_to_failed_batch(&mut self, failed: &ProducerBatch, position: usize) {
+        let current = (self.producer_id, self.producer_epoch);
+        if (failed.producer_id(), failed.producer_epoch()) != current {
+            return;
+        }
+        let moved = self.move_later_batches_down(failed.partition, position, failed.record_count);
+        let Some(part) = self.partitions.get(&failed.partition) else {
+            return;
+        };
+        let next_sequence = part.entry.next_sequence;
+        self.event(ProducerEvent::SequencesAdjusted {
+            partition: failed.partition,
+            producer_id: current.0,
+            epoch: current.1,
+            failed_base_sequence: failed.base_sequence(),
+            record_count: failed.record_count,
+            batches: moved,
+            next_sequence,
+        });
     }
 
     /// An error for the batch's current attempt: retry or fail (Sender.completeBatch).
@@ -1972,10 +2019,10 @@ impl Producer {
             return;
         };
         self.deadlines.remove(&(batch.deadline_ms, handle));
-        if let Some(part) = self.partitions.get_mut(&batch.partition) {
+        let position = self.partitions.get_mut(&batch.partition).and_then(|part| {
             part.remove_queued(handle);
-            part.entry.remove_in_flight(handle);
-        }
+            part.entry.remove_in_flight(handle)
+        });
         self.report_batch_failure(&batch, reason);
         if !self.config.idempotence {
             return;
@@ -1993,6 +2040,10 @@ impl Producer {
             // Java's UnknownProducerIdException extends OutOfOrderSequenceException, so
             // handleFailedBatch bumps for it whatever `adjust_sequences` says.
             self.request_epoch_bump(batch.partition, BumpReason::UnknownProducerId);
+        } else if adjust_sequences && self.java.failed_batch_adjusts_sequences {
+            if let Some(position) = position {
+                self.adjust_sequences_due_to_failed_batch(&batch, position);
+            }
         } else if adjust_sequences && self.java.failed_batch_waits_for_in_flight {
             // KAFKA-14034's proposed fix (PR #13796): no new batch until the partition's
             // in-flight batches are done; maybe_resolve_sequences bumps then if need be.

@@ -169,3 +169,37 @@ fn a_failed_batch_waits_for_the_retry_before_it_instead_of_re_stamping_it() {
         );
     }
 }
+
+/// Kafka 2.4.1's `TransactionManager.adjustSequencesDueToFailedBatch`: a batch refused for
+/// good before its retries ran out frees its sequences, and the later batches move down into
+/// them under the same epoch, whatever became of their earlier attempts. Kafka 2.5.0
+/// (KAFKA-8805) bumps the epoch instead.
+#[test]
+fn kafka_2_4_moves_a_timed_out_batch_into_a_failed_batchs_sequences_under_the_same_epoch() {
+    // (config, epoch of the retry and of the next batch)
+    for (config, epoch) in [(java_2_4(), 0), (ProducerConfig::default(), 1)] {
+        let mut p = ready(config);
+        p.send(0, records(1), 0);
+        p.send(0, records(1), 0);
+        let (c0, _) = poll_produce(&mut p, 0).unwrap();
+        let (c1, first) = poll_produce(&mut p, 0).unwrap();
+        assert_eq!(first[0].base_sequence, Sequence(1));
+        // The first batch is refused for good; the second's attempt may still land.
+        p.on_response(answer(c0, &[(0, ErrorCode::InvalidRecord, -1)]), 1);
+        p.on_request_failed(c1, 2);
+        let (c2, retry) = poll_produce(&mut p, 200).unwrap();
+        assert_eq!(
+            (retry[0].epoch, retry[0].base_sequence),
+            (ProducerEpoch(epoch), Sequence(0)),
+            "the second batch takes the failed batch's sequence"
+        );
+        p.on_response(answer(c2, &[(0, ErrorCode::None, 0)]), 201);
+        p.send(0, records(1), 300);
+        let (_, next) = poll_produce(&mut p, 300).unwrap();
+        assert_eq!(
+            (next[0].epoch, next[0].base_sequence),
+            (ProducerEpoch(epoch), Sequence(1)),
+            "the next new batch follows the moved one"
+        );
+    }
+}

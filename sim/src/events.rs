@@ -320,6 +320,7 @@ pub fn shown(event: &ProducerEvent) -> bool {
             | ProducerEvent::RetryScheduled { .. }
             | ProducerEvent::EpochBumped { .. }
             | ProducerEvent::SequencesRewritten { .. }
+            | ProducerEvent::SequencesAdjusted { .. }
             | ProducerEvent::PartitionUnresolved { .. }
             | ProducerEvent::PartitionResolved { .. }
             | ProducerEvent::ProducerIdReset { .. }
@@ -335,6 +336,7 @@ pub fn producer_event_partition(event: &ProducerEvent) -> Option<i32> {
         ProducerEvent::RetryScheduled { partition, .. }
         | ProducerEvent::EpochBumped { partition, .. }
         | ProducerEvent::SequencesRewritten { partition, .. }
+        | ProducerEvent::SequencesAdjusted { partition, .. }
         | ProducerEvent::PartitionUnresolved { partition, .. }
         | ProducerEvent::PartitionResolved { partition, .. }
         | ProducerEvent::StaleResponseIgnored { partition, .. } => Some(*partition),
@@ -417,6 +419,18 @@ impl ProducerLine<'_> {
             } => write!(
                 f,
                 "rewrote {batches} in-flight batch(es) of p{partition} to epoch {epoch}; next sequence {next_sequence}"
+            ),
+            ProducerEvent::SequencesAdjusted {
+                partition,
+                epoch,
+                failed_base_sequence,
+                record_count,
+                batches,
+                next_sequence,
+                ..
+            } => write!(
+                f,
+                "moved {batches} in-flight batch(es) of p{partition} down by {record_count} into the failed batch's sequences from {failed_base_sequence}, epoch {epoch} kept; next sequence {next_sequence}"
             ),
             ProducerEvent::PartitionUnresolved {
                 partition,

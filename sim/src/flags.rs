@@ -381,7 +381,7 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         "client-profile",
         Value("java|idempo|java-2.4|librdkafka"),
         WhenChanged,
-        "The producer's behaviour: java (Kafka's Java client 3.9/4.x exactly, the default), idempo (every idempo improvement on, first-batch-alone included; the producer crate's docs list each difference), java-2.4 (Kafka 2.4's client, before KIP-360's safe epoch bump: --unknown-producer-resets-sequences always on) or librdkafka (librdkafka 2.x's idempotence rules: fatal OUT_OF_ORDER_SEQUENCE_NUMBER at the head, drained epoch bumps, message.timeout.ms in queues).",
+        "The producer's behaviour: java (Kafka's Java client 3.9/4.x exactly, the default), idempo (every idempo improvement on, first-batch-alone included; the producer crate's docs list each difference), java-2.4 (Kafka 2.4's client, before KIP-360's safe epoch bump: --unknown-producer-resets-sequences and --failed-batch-adjusts-sequences always on) or librdkafka (librdkafka 2.x's idempotence rules: fatal OUT_OF_ORDER_SEQUENCE_NUMBER at the head, drained epoch bumps, message.timeout.ms in queues).",
         |c, v| c.client_profile = v
             .parse()
             .map_err(|_| ValueError::NotOneOf("java, idempo, java-2.4, librdkafka"))?,
@@ -394,6 +394,14 @@ pub static RUN_FLAGS: &[RunFlag] = &[
         "Java client up to 2.4.1 (always on with --client-profile java-2.4): UNKNOWN_PRODUCER_ID while the partition's last acknowledged offset is below the log start restarts its sequences at 0 under the same epoch, and otherwise fails the batch; off (2.5.0 and later, KIP-360): the epoch is bumped.",
         |c, v| c.java.unknown_producer_resets_sequences = on_off(v)?,
         |c| on_off_name(c.java.unknown_producer_resets_sequences)
+    ),
+    flag!(
+        "failed-batch-adjusts-sequences",
+        Switch,
+        WhenChanged,
+        "Java client up to 2.4.1 (always on with --client-profile java-2.4, adjustSequencesDueToFailedBatch): a batch refused for good before its retries ran out moves the partition's later batches down into its sequences under the same epoch, a batch whose earlier attempt may still land among them; off (2.5.0 and later, KAFKA-8805, KIP-360): the epoch is bumped.",
+        |c, v| c.java.failed_batch_adjusts_sequences = on_off(v)?,
+        |c| on_off_name(c.java.failed_batch_adjusts_sequences)
     ),
     flag!(
         "bump-skips-idle-partitions",
@@ -864,6 +872,7 @@ mod tests {
             ("librdkafka-possibly-persisted-ack", "on"),
             ("librdkafka-out-of-order-bump", "off"),
             ("unknown-producer-resets-sequences", "on"),
+            ("failed-batch-adjusts-sequences", "on"),
             ("bump-skips-idle-partitions", "on"),
             ("failed-batch-waits-for-in-flight", "on"),
             ("first-batch-alone", "on"),

@@ -398,17 +398,17 @@ fn kafka_12152_an_idle_partition_keeps_its_sequence_under_the_new_epoch_bump_aft
 }
 
 #[test]
-fn kip_360_a_sequence_restart_under_the_same_epoch_acknowledges_a_batch_never_written() {
+fn kip_360_later_batches_moved_into_a_failed_batchs_sequences_write_a_timed_out_batch_twice() {
     reproduces("KIP-360");
     fix_is_clean_over_seeds("KIP-360");
     let entry = zoo::find("KIP-360").expect("the entry is listed");
     let outcome = entry.run().expect("valid");
     assert_eq!(
-        outcome.bug.check.duplicates, 0,
-        "the loss is a wrong acknowledgement, not a copy"
+        outcome.bug.check.duplicates, 10,
+        "one batch of ten records, its moved retry and its late first attempt both appended"
     );
-    assert!(
-        outcome.fix.epoch_bumps > 0,
-        "KIP-360 bumps the epoch instead"
+    assert_eq!(
+        outcome.fix.check.duplicates, 0,
+        "the bump fences the late attempt"
     );
 }

@@ -100,52 +100,67 @@ pub static KAFKA_12152: Entry = Entry {
     anomaly: "a new epoch starts at sequence 0",
 };
 
-/// KIP-360: Kafka 2.4's client restarts sequences under the same epoch on
-/// `UNKNOWN_PRODUCER_ID`.
+/// KIP-360: Kafka 2.4's client moves later batches into a failed batch's sequences under the
+/// same epoch, a retry of unknown outcome among them.
 pub static KIP_360: Entry = Entry {
     id: "KIP-360",
-    reference: "KIP-360 (Kafka 2.5.0, KAFKA-8710)",
+    reference: "KIP-360 (Kafka 2.5.0, KAFKA-8805)",
     component: "client profile java-2.4",
-    summary: "a client that restarts sequences under the same epoch after a retry of unknown outcome: a late first attempt takes sequence 0 and the restarted batch is acknowledged as its duplicate, never written; fixed by the safe epoch bump",
-    story: "One partition, retries 2, a broker with Kafka 2.4's rules (an unknown producer \
-            must start at sequence 0, else UNKNOWN_PRODUCER_ID). The first request, sequence \
-            0, is delayed by 640 ms on the way; its two retries are lost. Batches at \
-            sequences 10 to 40 arrive first and are refused with UNKNOWN_PRODUCER_ID, log \
-            start offset 0. Kafka 2.4's client (TransactionManager.canRetry) compares the \
-            partition's last acknowledged offset (-1: nothing acknowledged yet) with the log \
-            start, concludes that retention removed its producer, and restarts the \
-            partition's sequences at 0 under the same epoch (startSequencesAtBeginning). At \
-            first the batch at sequence 0 is still in flight, so nothing moves. After its \
-            third attempt it fails, possibly persisted: its first attempt is still on the way. \
-            The next batch is refused again, and this time the restart makes it sequence 0 of \
-            epoch 0. The delayed first attempt lands and is appended at offsets 0..9; the \
-            retry of the second batch, epoch 0 and sequence 0 too, is then taken for a retry of \
-            it and answered with offset 0: the client reports it acknowledged, and its records \
-            were never written. KIP-360's first point: a sequence restart is safe only if the \
-            request cannot have been written, and after a retry nothing says so. Kafka 2.5 \
-            (KIP-360, KAFKA-8710, KAFKA-8805) bumps the epoch instead: the second batch goes \
-            out as sequence 0 of a new epoch, which the broker cannot confuse with the late \
-            write of the old one (here both are appended; had the new epoch landed first, the \
-            old one would be fenced with INVALID_PRODUCER_EPOCH). The schedule was written \
-            from that mechanism, not found by seed search: it needs a first attempt that \
-            outlives the batch's last retry and lands between two refusals, which the entry's \
-            fault rates seldom draw.",
+    summary: "a client that moved later batches into a failed batch's sequences under the same epoch re-sent a batch whose first attempt was still on its way; the late attempt was in sequence again and the batch was written twice; fixed by the safe epoch bump",
+    story: "Two requests in flight, one partition, through a network that delivers each \
+            request on its own (a delayed request can land after a later one). Batch 10 \
+            (sequences 100..109) is damaged on the way (a bit of its magic byte) and refused \
+            with INVALID_RECORD, a non-retriable error; batch 11's first attempt (110..119) \
+            is delayed by 230 ms, past request.timeout.ms. Kafka 2.4's client took a batch \
+            refused before its retries ran out as not written, and moved the partition's \
+            later batches down into its sequences under the same producer id and epoch \
+            (TransactionManager.adjustSequencesDueToFailedBatch, from handleFailedBatch): \
+            batch 11 becomes sequences 100..109 of epoch 0 while its first attempt, at 110, \
+            is still on the way, and batch 12 is stamped 110..119. Batch 11's request times \
+            out and its retry at 100 is appended at offsets 100..109; then the delayed \
+            attempt lands, sequence 110 is the next one the broker expects, and batch 11 is \
+            appended a second time at offsets 110..119. Batch 12's retry at 110 is taken for \
+            a retry of it: acknowledged at offset 110, its records never written. KIP-360's \
+            first point: re-using a sequence is safe only if the request cannot have been \
+            written, and after a timeout nothing says so. Kafka 2.5 (KAFKA-8805, part of \
+            KIP-360) bumps the epoch instead, which restarts batch 11 at sequence 0 of epoch 1 \
+            and leaves the late attempt under epoch 0, which the broker refuses: written \
+            once. The base turns on first-batch-alone and PR #13796's proposal for KAFKA-14034 \
+            (--failed-batch-waits-for-in-flight), so that the seeds of the fixed side measure \
+            this rule alone: without the first, 16 of 10 000 seeds of today's client show the \
+            KIP-360 first-batch hole; without the second, 2 716 fail, 27 of them with \
+            KAFKA-14034's duplicates, most of the others on \"a new epoch starts at \
+            sequence 0\". With it the fixed client waits for batch 11, whose retry at 110 and late \
+            attempt are refused with OUT_OF_ORDER_SEQUENCE_NUMBER (the broker expects 100), \
+            and then bumps. Without it today's client bumps at \
+            once and the late attempt is fenced with INVALID_PRODUCER_EPOCH. Later in the \
+            historical run a reordered request is refused as a real gap and the profile \
+            bumps the epoch, where 2.4 reset the producer id (java-2.4's approximation, after \
+            the duplicate). Kafka 2.4's other restart under the same epoch, at sequence 0 on \
+            UNKNOWN_PRODUCER_ID (startSequencesAtBeginning, also in java-2.4), is the same \
+            mistake; it needs a partition's first attempt to outlive its retries, which these \
+            rates (first-batch-alone on) never draw.",
     base: &[
-        ("seed", "1"),
+        ("seed", "49"),
         ("producers", "1"),
         ("partitions", "1"),
         ("records", "200"),
         ("batch-records", "10"),
-        ("retries", "2"),
+        ("max-in-flight", "2"),
         ("ack-loss", "0"),
-        ("request-loss", "0.1"),
+        ("request-loss", "0"),
         ("network", "datagram"),
-        ("spike", "0.01"),
-        ("spike-ms", "640"),
+        ("spike", "0.03"),
+        ("spike-ms", "230"),
+        ("header-corrupt", "0.05"),
         ("broker-profile", "kafka-2.4"),
+        ("first-batch-alone", "on"),
+        ("failed-batch-waits-for-in-flight", "on"),
     ],
     bug: &[("client-profile", "java-2.4")],
     fix: &[("client-profile", "java")],
-    faults: "spike producer=0 batch=0 attempt=1\nrequest-loss producer=0 batch=0 attempt=2\nrequest-loss producer=0 batch=0 attempt=3\n",
-    anomaly: "no lost acknowledged records",
+    faults: "header-corrupt producer=0 batch=10 attempt=1
+spike producer=0 batch=11 attempt=1
+",
+    anomaly: "no duplicates",
 };

@@ -46,8 +46,9 @@
 //!                      in-flight off (Kafka today)       proposal, unmerged)
 //! KAFKA-12152          --bump-skips-idle-partitions on   ... off (2.8.0)          a new epoch starts at
 //!                      (2.5.0 to 2.7.x)                                           sequence 0
-//! KIP-360              --client-profile java-2.4         --client-profile java    no lost acknowledged
-//!                      (--broker-profile kafka-2.4)      (2.5.0's epoch bump)     records
+//! KIP-360              --client-profile java-2.4         --client-profile java    no duplicates
+//!                      (adjustSequencesDueTo-            (2.5.0's epoch bump,
+//!                      FailedBatch, datagram)            KAFKA-8805)
 //! ```
 //!
 //! ## How an entry's schedule was found
