@@ -8,10 +8,7 @@ mod common;
 
 use common::*;
 use idempo_producer::{ClientProfile, JavaRules, Producer, ProducerConfig};
-use idempo_protocol::{
-    ErrorCode, PartitionProduceResponse, ProduceResponse, ProducerEpoch, Response, ResponseFrame,
-    Sequence,
-};
+use idempo_protocol::{ErrorCode, ProducerEpoch, Sequence};
 
 fn java(rules: JavaRules) -> ProducerConfig {
     ProducerConfig {
@@ -28,22 +25,6 @@ fn java_2_4() -> ProducerConfig {
     }
 }
 
-/// `UNKNOWN_PRODUCER_ID` for partition 0 with the broker's log start offset.
-fn unknown_producer(correlation_id: i32, log_start_offset: i64) -> ResponseFrame {
-    ResponseFrame {
-        correlation_id,
-        response: Response::Produce(ProduceResponse {
-            partitions: vec![PartitionProduceResponse {
-                partition: 0,
-                error_code: ErrorCode::UnknownProducerId,
-                base_offset: -1,
-                log_append_time_ms: -1,
-                log_start_offset,
-            }],
-        }),
-    }
-}
-
 /// Two one-record batches to partition 0 in two requests; the first acknowledged at offset 5,
 /// the second refused with `UNKNOWN_PRODUCER_ID` and `log_start_offset`.
 fn acked_then_unknown_producer(config: ProducerConfig, log_start_offset: i64) -> Producer {
@@ -53,7 +34,7 @@ fn acked_then_unknown_producer(config: ProducerConfig, log_start_offset: i64) ->
     let (c0, _) = poll_produce(&mut p, 0).unwrap();
     let (c1, _) = poll_produce(&mut p, 0).unwrap();
     p.on_response(answer(c0, &[(0, ErrorCode::None, 5)]), 1);
-    p.on_response(unknown_producer(c1, log_start_offset), 2);
+    p.on_response(unknown_producer_id(c1, log_start_offset), 2);
     p
 }
 
