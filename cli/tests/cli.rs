@@ -560,6 +560,10 @@ const NON_DEFAULT: &[(&str, &[&str])] = &[
         &["--unknown-producer-resets-sequences"],
     ),
     (
+        "failed-batch-adjusts-sequences",
+        &["--failed-batch-adjusts-sequences"],
+    ),
+    (
         "bump-skips-idle-partitions",
         &["--bump-skips-idle-partitions"],
     ),
