@@ -30,14 +30,14 @@ echo "== cargo build --release -p idempo-net --bin idempo-broker --bin idempo-pr
 cargo build --release --quiet -p idempo-net --bin idempo-broker --bin idempo-producer
 bin="${CARGO_TARGET_DIR:-target}/release"
 
-# produce PORT -> the producer's summary line on stdout; records/s in $rate
+# produce PORT -> the producer's summary line in $summary, its records/s in $rate
 produce() {
     local out
     out="$("$bin/idempo-producer" --bootstrap "127.0.0.1:$1" --topic speed --records "$records" \
         --record-size 100 --batch-records 100 --acks all --reporting-interval-ms 3600000)"
     summary="$(grep ' records sent, ' <<<"$out")"
     rate="$(sed -E 's/^.* records sent, ([0-9.]+) records\/sec.*$/\1/' <<<"$summary")"
-    if grep -q ' 0 batches failed' <<<"$out"; then :; else
+    if ! grep -q ' 0 batches failed' <<<"$out"; then
         echo "a batch failed: $out" >&2
         exit 1
     fi
