@@ -131,6 +131,59 @@ fn an_empty_compressed_section_is_refused_for_a_batch_with_records() {
 }
 
 #[test]
+fn compressed_records_must_carry_the_inner_offsets_0_1_2() {
+    // Kafka's LogValidator rewrites a compressed batch whose inner offsets are not 0, 1, 2,
+    // ...; idempo stores batches as sent, so it refuses one. An uncompressed batch is not
+    // checked (as in Kafka).
+    let records = vec![Record::with_value(0, "a"), Record::with_value(2, "b")];
+    let plain = RecordBatch::idempotent(
+        ProducerId(9),
+        ProducerEpoch(1),
+        Sequence(0),
+        1_000,
+        records,
+    );
+    validate(&plain.to_bytes()).expect("uncompressed inner offsets are not checked");
+    for codec in CODECS {
+        let bytes = compress_batch(&plain, codec);
+        let expected = DecodeError::InvalidValue {
+            field: "record.offsetDelta",
+            value: 2,
+            expected: "the record's index in its compressed batch (inner offsets 0, 1, 2, ...)",
+        };
+        assert_eq!(
+            validate(&bytes).map(|_| ()),
+            Err(expected.clone()),
+            "{codec:?}: validate"
+        );
+        assert_eq!(
+            RecordBatch::decode(bytes.clone()).map(|_| ()),
+            Err(expected.clone()),
+            "{codec:?}: decode"
+        );
+        let mut seen = 0;
+        assert_eq!(
+            visit_records(&bytes, |_| seen += 1).map(|_| ()),
+            Err(expected),
+            "{codec:?}: visit_records"
+        );
+        assert_eq!(seen, 0, "{codec:?}: no record of a refused batch is shown");
+    }
+    let single = RecordBatch::idempotent(
+        ProducerId(9),
+        ProducerEpoch(1),
+        Sequence(0),
+        1_000,
+        vec![Record::with_value(1, "a")],
+    );
+    let bytes = compress_batch(&single, Compression::Gzip);
+    assert!(
+        visit_records(&bytes, |_| ()).is_err(),
+        "one record must have inner offset 0"
+    );
+}
+
+#[test]
 fn codecs_are_named_as_kafkas_compression_type() {
     let names = [
         (Compression::None, "none"),

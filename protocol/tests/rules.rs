@@ -10,7 +10,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use idempo_protocol::record_batch::{ATTRIBUTES_OFFSET, CRC_OFFSET, LOG_OVERHEAD, NO_TIMESTAMP};
 use idempo_protocol::{
-    BatchHeader, DecodeError, ErrorCode, ProducerEpoch, ProducerId, RECORD_BATCH_OVERHEAD, Record,
+    BatchHeader, CONSUMER_REPLICA_ID, DecodeError, ErrorCode, FetchRequest, NO_LEADER_EPOCH,
+    ProducerEpoch, ProducerId, RECORD_BATCH_OVERHEAD, Record,
     RecordBatch, Sequence, decode_batches, set_partition_leader_epoch, validate, validate_records,
     visit_records,
 };
@@ -325,6 +326,50 @@ fn minus_one_means_no_producer_id_and_no_epoch() {
         (i64::MAX, true),
     ] {
         assert_eq!(ProducerId(id).is_some(), idempotent, "producer id {id}");
+    }
+}
+
+#[test]
+fn a_fetch_without_a_replica_or_an_epoch_carries_kafkas_minus_one() {
+    // Kafka's FetchRequest.CONSUMER_REPLICA_ID and RecordBatch.NO_PARTITION_LEADER_EPOCH: the
+    // Kafka-wire edge passes a client's fields through unchanged, so these must be -1.
+    assert_eq!(CONSUMER_REPLICA_ID, -1);
+    assert_eq!(NO_LEADER_EPOCH, -1);
+    let fetch = FetchRequest::consumer(0, 7, 1_024);
+    assert_eq!(
+        (fetch.replica_id, fetch.current_leader_epoch, fetch.last_fetched_epoch),
+        (-1, -1, -1),
+        "a consumer's fetch names no replica and skips both epoch checks"
+    );
+}
+
+#[test]
+fn a_record_with_the_widest_fields_round_trips() {
+    // The most bytes a record's leading varints can take: a ten-byte timestamp delta, a
+    // five-byte offset delta and key length, a two-byte body length.
+    let record = Record {
+        attributes: 0,
+        timestamp_delta: i64::MIN,
+        offset_delta: i32::MAX,
+        key: Some(Bytes::from(vec![7u8; 300])),
+        value: Some(Bytes::from_static(b"v")),
+        headers: Vec::new(),
+    };
+    for timestamp_delta in [i64::MIN, i64::MAX, -1, 0] {
+        let record = Record {
+            timestamp_delta,
+            ..record.clone()
+        };
+        let mut batch = RecordBatch::idempotent(
+            ProducerId(3),
+            ProducerEpoch(1),
+            Sequence(0),
+            1_000,
+            vec![record.clone()],
+        );
+        batch.last_offset_delta = i32::MAX;
+        let decoded = RecordBatch::decode(batch.to_bytes()).expect("a valid record decodes");
+        assert_eq!(decoded.records, vec![record], "delta {timestamp_delta}");
     }
 }
 
