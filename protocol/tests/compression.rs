@@ -136,13 +136,8 @@ fn compressed_records_must_carry_the_inner_offsets_0_1_2() {
     // ...; idempo stores batches as sent, so it refuses one. An uncompressed batch is not
     // checked (as in Kafka).
     let records = vec![Record::with_value(0, "a"), Record::with_value(2, "b")];
-    let plain = RecordBatch::idempotent(
-        ProducerId(9),
-        ProducerEpoch(1),
-        Sequence(0),
-        1_000,
-        records,
-    );
+    let plain =
+        RecordBatch::idempotent(ProducerId(9), ProducerEpoch(1), Sequence(0), 1_000, records);
     validate(&plain.to_bytes()).expect("uncompressed inner offsets are not checked");
     for codec in CODECS {
         let bytes = compress_batch(&plain, codec);

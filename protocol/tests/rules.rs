@@ -11,9 +11,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use idempo_protocol::record_batch::{ATTRIBUTES_OFFSET, CRC_OFFSET, LOG_OVERHEAD, NO_TIMESTAMP};
 use idempo_protocol::{
     BatchHeader, CONSUMER_REPLICA_ID, DecodeError, ErrorCode, FetchRequest, NO_LEADER_EPOCH,
-    ProducerEpoch, ProducerId, RECORD_BATCH_OVERHEAD, Record,
-    RecordBatch, Sequence, decode_batches, set_partition_leader_epoch, validate, validate_records,
-    visit_records,
+    ProducerEpoch, ProducerId, RECORD_BATCH_OVERHEAD, Record, RecordBatch, Sequence,
+    decode_batches, set_partition_leader_epoch, validate, validate_records, visit_records,
 };
 
 /// A batch header announcing `records_count` records, followed by `body` as the records, with
@@ -337,7 +336,11 @@ fn a_fetch_without_a_replica_or_an_epoch_carries_kafkas_minus_one() {
     assert_eq!(NO_LEADER_EPOCH, -1);
     let fetch = FetchRequest::consumer(0, 7, 1_024);
     assert_eq!(
-        (fetch.replica_id, fetch.current_leader_epoch, fetch.last_fetched_epoch),
+        (
+            fetch.replica_id,
+            fetch.current_leader_epoch,
+            fetch.last_fetched_epoch
+        ),
         (-1, -1, -1),
         "a consumer's fetch names no replica and skips both epoch checks"
     );
