@@ -408,8 +408,7 @@ impl ProduceOutcome {
     /// How far an out-of-order batch is from the expected sequence, and the window.
     fn write_gap(&self, f: &mut fmt::Formatter<'_>, expected: Sequence) -> fmt::Result {
         let base = self.first_sequence;
-        let ahead = expected.distance_to(base);
-        if ahead < 1 << 30 {
+        if let Some(ahead) = expected.ahead_by(base) {
             let plural = if ahead == 1 { "" } else { "s" };
             write!(f, " ({ahead} record{plural} missing before it)")?;
         } else {

@@ -1316,7 +1316,7 @@ impl Producer {
             && epoch == producer_epoch
         {
             assert!(
-                end.distance_to(batch.base_sequence()) < 1 << 30,
+                end.ahead_by(batch.base_sequence()).is_some(),
                 "the next sequence follows the last in-flight batch, in sequence order"
             );
         }

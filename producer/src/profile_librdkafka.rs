@@ -165,8 +165,7 @@ impl LibrdkafkaRules {
     /// (`rd_kafka_handle_idempotent_Produce_error`).
     pub fn out_of_order(self, next_ack: Sequence, base_sequence: Sequence) -> OutOfOrder {
         // r = base_seq - next_ack_seq, read wrap-aware: half the space ahead or more is behind.
-        let ahead = next_ack.distance_to(base_sequence);
-        let r_positive = ahead > 0 && ahead < (1 << 30);
+        let r_positive = next_ack.ahead_by(base_sequence).is_some_and(|r| r > 0);
         if r_positive {
             if self.out_of_order_behind_head_bumps {
                 OutOfOrder::RetryAndBump

@@ -168,8 +168,8 @@ impl PartitionEntry {
             self.last_acked_sequence = last_sequence;
             return;
         }
-        let forward = self.last_acked_sequence.distance_to(last_sequence);
-        if forward > 0 && forward < (1 << 30) {
+        let forward = self.last_acked_sequence.ahead_by(last_sequence);
+        if forward.is_some_and(|d| d > 0) {
             self.last_acked_sequence = last_sequence;
         }
     }
@@ -201,8 +201,8 @@ impl PartitionEntry {
                         || before
                             .last_sequence()
                             .next()
-                            .distance_to(batch.base_sequence())
-                            < 1 << 30,
+                            .ahead_by(batch.base_sequence())
+                            .is_some(),
                     "in-flight batches of a partition are in sequence order"
                 );
             }

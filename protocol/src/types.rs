@@ -121,6 +121,26 @@ impl Sequence {
         (i64::from(to.0) - i64::from(self.0)).rem_euclid(1 << 31)
     }
 
+    /// How many steps `to` is ahead of `self`, read wrap-aware: `Some(d)` when it is less than
+    /// half the sequence space (2^30) ahead (`Some(0)`: the same sequence), `None` when it is
+    /// half the space ahead or more, which reads as behind. The one home of the "ahead or
+    /// behind" reading that the broker's explanations and the producer's acknowledgement,
+    /// ordering and librdkafka rules share; the distance any of them meets is at most the
+    /// records of five in-flight batches, far from either end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use idempo_protocol::Sequence;
+    /// assert_eq!(Sequence(3).ahead_by(Sequence(5)), Some(2));
+    /// assert_eq!(Sequence(i32::MAX).ahead_by(Sequence(1)), Some(2), "across the wrap");
+    /// assert_eq!(Sequence(5).ahead_by(Sequence(3)), None, "behind");
+    /// ```
+    pub fn ahead_by(self, to: Sequence) -> Option<i64> {
+        let d = self.distance_to(to);
+        (d < 1 << 30).then_some(d)
+    }
+
     /// The sequence expected after `self` (`self + 1`, wrapping). `NONE.next()` is 0.
     pub fn next(self) -> Sequence {
         if self == Sequence::NONE {

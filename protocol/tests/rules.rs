@@ -403,6 +403,45 @@ fn the_next_sequence_is_one_more_and_wraps_only_after_max() {
 }
 
 #[test]
+fn a_sequence_less_than_half_the_space_ahead_is_ahead_and_half_or_more_is_behind() {
+    let half = 1i64 << 30;
+    assert_eq!(
+        Sequence(7).ahead_by(Sequence(7)),
+        Some(0),
+        "the same sequence"
+    );
+    assert_eq!(
+        Sequence(0).ahead_by(Sequence((1 << 30) - 1)),
+        Some(half - 1)
+    );
+    assert_eq!(
+        Sequence(0).ahead_by(Sequence(1 << 30)),
+        None,
+        "exactly half: behind"
+    );
+    assert_eq!(
+        Sequence(0).ahead_by(Sequence(i32::MAX)),
+        None,
+        "one step behind 0"
+    );
+    assert_eq!(
+        Sequence(i32::MAX - 1).ahead_by(Sequence(3)),
+        Some(5),
+        "across the wrap"
+    );
+    assert_eq!(
+        Sequence(1 << 30).ahead_by(Sequence(0)),
+        None,
+        "half the space across the wrap is behind too"
+    );
+    assert_eq!(
+        Sequence::NONE.ahead_by(Sequence(0)),
+        Some(1),
+        "NONE is before 0"
+    );
+}
+
+#[test]
 fn only_zero_follows_max_and_only_after_max_does_a_sequence_restart() {
     assert!(Sequence(0).follows(Sequence(i32::MAX)));
     assert!(
