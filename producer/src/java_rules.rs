@@ -166,4 +166,34 @@ mod tests {
             "today's client bumps instead"
         );
     }
+
+    #[test]
+    fn a_switch_on_in_the_rules_or_in_the_forced_ones_is_on() {
+        let one = |i: usize| {
+            let on = |k: usize| k == i;
+            JavaRules {
+                unknown_producer_resets_sequences: on(0),
+                failed_batch_adjusts_sequences: on(1),
+                bump_skips_idle_partitions: on(2),
+                failed_batch_waits_for_in_flight: on(3),
+            }
+        };
+        for i in 0..4 {
+            assert_eq!(
+                one(i).with(JavaRules::CURRENT),
+                one(i),
+                "switch {i} on in the rules"
+            );
+            assert_eq!(
+                JavaRules::CURRENT.with(one(i)),
+                one(i),
+                "switch {i} forced on"
+            );
+            assert_eq!(one(i).with(one(i)), one(i), "switch {i} on in both");
+        }
+        assert_eq!(
+            JavaRules::CURRENT.with(JavaRules::CURRENT),
+            JavaRules::CURRENT
+        );
+    }
 }
