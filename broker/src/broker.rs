@@ -877,12 +877,15 @@ impl<S: Storage> Broker<S> {
         moves
     }
 
-    /// Sets `producer.id.expiration.ms` (a dynamic broker config in Kafka). Fails below 1.
+    /// Sets `producer.id.expiration.ms` (a dynamic broker config in Kafka). Fails below 1, as
+    /// the same value in a [`BrokerConfig`] does (one check for both).
     pub fn set_producer_id_expiration_ms(&mut self, ms: i64) -> Result<(), ConfigError> {
-        if ms < 1 {
-            return Err(ConfigError::Expiration(ms));
-        }
-        self.config.producer_id_expiration_ms = ms;
+        let config = BrokerConfig {
+            producer_id_expiration_ms: ms,
+            ..self.config.clone()
+        };
+        Self::check(&config)?;
+        self.config = config;
         Ok(())
     }
 
@@ -1775,11 +1778,9 @@ impl std::error::Error for DeleteRecordsFailure {}
 /// `fetchOnlyLeader`): a stale or future `current_leader_epoch`, or this broker not leading.
 fn consumer_fetch_refusal(p: &Partition, request: &FetchRequest) -> Option<ErrorCode> {
     let r = p.replication.as_deref()?;
-    let epoch = request.current_leader_epoch;
-    if epoch != idempo_protocol::NO_LEADER_EPOCH && epoch < r.leader_epoch() {
-        Some(ErrorCode::FencedLeaderEpoch)
-    } else if epoch != idempo_protocol::NO_LEADER_EPOCH && epoch > r.leader_epoch() {
-        Some(ErrorCode::UnknownLeaderEpoch)
+    let epoch_error = r.check_current_leader_epoch(request.current_leader_epoch);
+    if epoch_error != ErrorCode::None {
+        Some(epoch_error)
     } else if r.role() != ReplicaRole::Leader {
         Some(ErrorCode::NotLeaderOrFollower)
     } else {

@@ -366,8 +366,9 @@ impl PartitionReplication {
         })
     }
 
-    /// Kafka's `checkCurrentLeaderEpoch`.
-    fn check_current_leader_epoch(&self, current_leader_epoch: i32) -> ErrorCode {
+    /// Kafka's `checkCurrentLeaderEpoch` (KIP-320), for a follower's fetch and a consumer's
+    /// alike.
+    pub(crate) fn check_current_leader_epoch(&self, current_leader_epoch: i32) -> ErrorCode {
         if current_leader_epoch == NO_LEADER_EPOCH {
             ErrorCode::None
         } else if self.leader_epoch > current_leader_epoch {

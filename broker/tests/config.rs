@@ -149,6 +149,26 @@ fn every_setting_is_accepted_at_the_edges_of_its_range_and_refused_just_beyond()
 }
 
 #[test]
+fn producer_id_expiration_set_at_run_time_has_the_same_bound_as_at_start() {
+    let mut b = Broker::new(BrokerConfig::default()).expect("the defaults");
+    assert_eq!(
+        b.set_producer_id_expiration_ms(1),
+        Ok(()),
+        "1 ms is the least"
+    );
+    assert_eq!(b.config().producer_id_expiration_ms, 1);
+    assert_eq!(
+        b.set_producer_id_expiration_ms(0),
+        Err(ConfigError::Expiration(0))
+    );
+    assert_eq!(
+        b.config().producer_id_expiration_ms,
+        1,
+        "a refused value leaves the setting as it was"
+    );
+}
+
+#[test]
 fn a_refused_setting_says_which_setting_and_what_value() {
     for (error, words) in [
         (ConfigError::DedupWindow(0), &["dedup window 0", "1024"][..]),

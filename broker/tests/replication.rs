@@ -132,6 +132,40 @@ fn standalone_broker_answers_acks_all_at_once_with_the_high_watermark_at_the_log
 }
 
 #[test]
+fn a_fetch_frame_is_a_consumer_fetch_unless_a_follower_sent_it() {
+    let (mut b0, mut b1, _b2) = cluster(2, &[0, 1, 2]);
+    b0.handle(&produce(-1, 30_000, batch(1, 0, 3), 1));
+    let fetch = |request| RequestFrame {
+        correlation_id: 5,
+        request: Request::Fetch(request),
+    };
+    let answer = |b: &mut Broker, request| match b.handle(&fetch(request)).response {
+        Some(frame) => match frame.response {
+            Response::Fetch(r) => r,
+            other => panic!("not a fetch response: {other:?}"),
+        },
+        None => panic!("a fetch is answered at once"),
+    };
+    let consumer = answer(&mut b0, FetchRequest::consumer(0, 0, 1 << 20));
+    assert_eq!(consumer.error_code, ErrorCode::None);
+    assert_eq!(consumer.high_watermark, 0, "nothing is replicated yet");
+    assert!(
+        consumer.records.is_empty(),
+        "a consumer reads up to the high watermark only"
+    );
+    let request = b1.follower_fetch_request(0).expect("broker 1 follows");
+    let replica = answer(&mut b0, request);
+    assert_eq!(replica.error_code, ErrorCode::None);
+    assert_eq!(
+        decode_batches(replica.records.clone())
+            .expect("the leader's batch")
+            .len(),
+        1,
+        "a follower reads up to the log end"
+    );
+}
+
+#[test]
 fn follower_refuses_produce_with_not_leader_or_follower() {
     let (_, mut b1, _) = cluster(1, &[0, 1, 2]);
     let handled = b1.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
@@ -411,6 +445,27 @@ fn a_stale_leader_epoch_is_fenced_and_a_future_one_unknown() {
         ErrorCode::NotLeaderOrFollower
     );
     assert_eq!(fetch_once(&mut b1, &mut b0), ErrorCode::None);
+    // A consumer's fetch is held to the same epochs (Kafka's getLocalLog with fetchOnlyLeader).
+    let mut consumer = FetchRequest::consumer(0, 0, 1 << 20);
+    for (epoch, error) in [
+        (0, ErrorCode::FencedLeaderEpoch),
+        (2, ErrorCode::UnknownLeaderEpoch),
+        (1, ErrorCode::None),
+        (idempo_protocol::NO_LEADER_EPOCH, ErrorCode::None),
+    ] {
+        consumer.current_leader_epoch = epoch;
+        assert_eq!(
+            b0.fetch(&consumer).error_code,
+            error,
+            "consumer at epoch {epoch}"
+        );
+    }
+    consumer.current_leader_epoch = 1;
+    assert_eq!(
+        b1.fetch(&consumer).error_code,
+        ErrorCode::NotLeaderOrFollower,
+        "a follower serves no consumer"
+    );
 }
 
 #[test]
