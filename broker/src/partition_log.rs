@@ -405,9 +405,10 @@ impl PartitionLog {
                 log_end_offset: self.log_end_offset,
             });
         }
-        if bytes.len() < RECORD_BATCH_OVERHEAD || bytes.len() as i64 != header.total_size() {
+        if bytes.len() as i64 != header.total_size() {
             return Err(FollowerAppendError::Corrupt("batch length".to_string()));
         }
+        // verify_crc also refuses bytes shorter than a batch header.
         record_batch::verify_crc(bytes).map_err(|e| FollowerAppendError::Corrupt(e.to_string()))?;
         let base_offset = self.log_end_offset;
         self.write_batch(storage, &[bytes], header, base_offset)?;
