@@ -2,10 +2,12 @@
 //! range), how the refusals read, how `log.message.timestamp.after.max.ms` is parsed, and what
 //! telling the broker the time schedules (snapshots, syncs, the count of failed storage work).
 
+mod support;
+
 use bytes::Bytes;
 use idempo_broker::{
-    Broker, BrokerConfig, ConfigError, MAX_DEDUP_WINDOW, SimDisk, SnapshotMode, Storage,
-    StorageError, SyncPolicy, TimestampAfterMaxError, parse_timestamp_after_max_ms,
+    Broker, BrokerConfig, ConfigError, MAX_DEDUP_WINDOW, SnapshotMode, Storage, SyncPolicy,
+    TimestampAfterMaxError, parse_timestamp_after_max_ms,
 };
 use idempo_protocol::{ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
 
@@ -259,50 +261,6 @@ fn snapshots_are_taken_once_per_interval_not_at_every_tick() {
     assert_eq!(snapshot_count(&b), 4);
 }
 
-/// A disk on which syncing and atomic writes fail (a full or failing device), reads work.
-#[derive(Debug, Default)]
-struct FailingDisk {
-    disk: SimDisk,
-    failing: bool,
-}
-
-impl Storage for FailingDisk {
-    fn append_vectored(&mut self, file: &str, parts: &[&[u8]]) -> Result<u64, StorageError> {
-        self.disk.append_vectored(file, parts)
-    }
-    fn sync(&mut self, file: &str) -> Result<(), StorageError> {
-        if self.failing {
-            return Err(StorageError::NotFound {
-                file: file.to_string(),
-            });
-        }
-        self.disk.sync(file)
-    }
-    fn read(&self, file: &str, position: u64, len: usize) -> Result<Bytes, StorageError> {
-        self.disk.read(file, position, len)
-    }
-    fn file_len(&self, file: &str) -> Result<u64, StorageError> {
-        self.disk.file_len(file)
-    }
-    fn list(&self, prefix: &str) -> Vec<String> {
-        self.disk.list(prefix)
-    }
-    fn remove(&mut self, file: &str) -> Result<(), StorageError> {
-        self.disk.remove(file)
-    }
-    fn truncate(&mut self, file: &str, len: u64) -> Result<(), StorageError> {
-        self.disk.truncate(file, len)
-    }
-    fn write_atomic(&mut self, file: &str, data: &[u8]) -> Result<(), StorageError> {
-        if self.failing {
-            return Err(StorageError::NotFound {
-                file: file.to_string(),
-            });
-        }
-        self.disk.write_atomic(file, data)
-    }
-}
-
 #[test]
 fn failed_periodic_syncs_and_snapshots_are_counted_one_per_failure() {
     let config = BrokerConfig {
@@ -310,10 +268,11 @@ fn failed_periodic_syncs_and_snapshots_are_counted_one_per_failure() {
         snapshot_mode: SnapshotMode::FullWindow,
         ..BrokerConfig::default()
     };
-    let (mut b, _) = Broker::open(config, FailingDisk::default()).unwrap();
+    let (mut b, _) = Broker::open(config, support::TestDisk::default()).unwrap();
     b.produce(0, &batch(0));
     assert_eq!(b.storage_failures(), 0);
-    b.storage_mut().failing = true;
+    b.storage_mut().refuse(support::Op::Sync);
+    b.storage_mut().refuse(support::Op::WriteAtomic);
     b.advance_time(100);
     assert_eq!(b.storage_failures(), 1, "one failed sync");
     b.advance_time(200);
@@ -324,7 +283,7 @@ fn failed_periodic_syncs_and_snapshots_are_counted_one_per_failure() {
         4,
         "a failed sync and a failed snapshot"
     );
-    b.storage_mut().failing = false;
+    b.storage_mut().heal();
     b.advance_time(60_100);
     assert_eq!(
         b.storage_failures(),

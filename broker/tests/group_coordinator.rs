@@ -1,6 +1,8 @@
 //! The classic group coordinator's rules, one behaviour per test, and a property test over
 //! random schedules of joins, syncs, heartbeats, leaves and time.
 
+mod support;
+
 use bytes::Bytes;
 use idempo_broker::group_coordinator::{
     Answer, Completed, GroupConfig, GroupCoordinator, GroupError, GroupState, JoinGroupRequest,
@@ -1158,90 +1160,17 @@ fn an_empty_group_without_offsets_is_forgotten_after_the_retention_and_one_with_
     assert!(h.coordinator.group(GROUP).is_some(), "its offsets keep it");
 }
 
-/// A storage whose appends fail once `failing` is set, and whose truncations and syncs fail
-/// while `read_only` is set.
-struct FailingAppends {
-    disk: SimDisk,
-    failing: bool,
-    read_only: bool,
-}
-
-impl FailingAppends {
-    /// A working storage (nothing failing yet) and a coordinator opened on it.
-    fn opened() -> (FailingAppends, GroupCoordinator) {
-        let mut storage = FailingAppends {
-            disk: SimDisk::new(),
-            failing: false,
-            read_only: false,
-        };
-        let (coordinator, _) =
-            GroupCoordinator::open(config(), &mut storage, 7).expect("SimDisk reads");
-        (storage, coordinator)
-    }
-
-    fn refused(&self, file: &str, operation: &'static str) -> idempo_broker::StorageError {
-        idempo_broker::StorageError::Io {
-            file: file.into(),
-            operation,
-            kind: std::io::ErrorKind::PermissionDenied,
-            message: "read-only".into(),
-        }
-    }
-}
-
-impl Storage for FailingAppends {
-    fn append_vectored(
-        &mut self,
-        file: &str,
-        parts: &[&[u8]],
-    ) -> Result<u64, idempo_broker::StorageError> {
-        if self.failing {
-            return Err(idempo_broker::StorageError::Io {
-                file: file.into(),
-                operation: "append to",
-                kind: std::io::ErrorKind::Other,
-                message: "disk full".into(),
-            });
-        }
-        self.disk.append_vectored(file, parts)
-    }
-    fn sync(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
-        if self.read_only {
-            return Err(self.refused(file, "sync"));
-        }
-        self.disk.sync(file)
-    }
-    fn read(
-        &self,
-        file: &str,
-        position: u64,
-        len: usize,
-    ) -> Result<Bytes, idempo_broker::StorageError> {
-        self.disk.read(file, position, len)
-    }
-    fn file_len(&self, file: &str) -> Result<u64, idempo_broker::StorageError> {
-        self.disk.file_len(file)
-    }
-    fn list(&self, prefix: &str) -> Vec<String> {
-        self.disk.list(prefix)
-    }
-    fn remove(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
-        self.disk.remove(file)
-    }
-    fn truncate(&mut self, file: &str, len: u64) -> Result<(), idempo_broker::StorageError> {
-        if self.read_only {
-            return Err(self.refused(file, "truncate"));
-        }
-        self.disk.truncate(file, len)
-    }
-    fn write_atomic(&mut self, file: &str, data: &[u8]) -> Result<(), idempo_broker::StorageError> {
-        self.disk.write_atomic(file, data)
-    }
+/// A working test disk (nothing refused yet) and a coordinator opened on it.
+fn opened() -> (support::TestDisk, GroupCoordinator) {
+    let mut storage = support::TestDisk::default();
+    let (coordinator, _) =
+        GroupCoordinator::open(config(), &mut storage, 7).expect("SimDisk reads");
+    (storage, coordinator)
 }
 
 #[test]
 fn offsets_that_cannot_be_stored_are_not_coordinator_and_not_believed() {
-    let (mut storage, mut coordinator) = FailingAppends::opened();
+    let (mut storage, mut coordinator) = opened();
     let commit = |offset| OffsetCommitRequest {
         group_id: GROUP.into(),
         generation_id: -1,
@@ -1255,7 +1184,7 @@ fn offsets_that_cannot_be_stored_are_not_coordinator_and_not_believed() {
         coordinator.commit_offsets(&mut storage, &commit(1), 0),
         vec![GroupError::None, GroupError::OffsetMetadataTooLarge]
     );
-    storage.failing = true;
+    storage.refuse(support::Op::Append);
     assert_eq!(
         coordinator.commit_offsets(&mut storage, &commit(2), 0),
         vec![
@@ -2417,7 +2346,7 @@ fn a_new_member_whose_join_never_completes_is_removed_after_new_member_join_time
 fn opening_on_a_whole_offsets_log_writes_nothing_to_it() {
     // Replay cuts off a torn tail, and only a torn tail: a log that is whole is read and left
     // as it is, so a coordinator opens on a disk it may not write (and pays no fsync).
-    let (mut storage, mut coordinator) = FailingAppends::opened();
+    let (mut storage, mut coordinator) = opened();
     let commit = OffsetCommitRequest {
         group_id: GROUP.into(),
         generation_id: -1,
@@ -2428,7 +2357,7 @@ fn opening_on_a_whole_offsets_log_writes_nothing_to_it() {
         coordinator.commit_offsets(&mut storage, &commit, 0),
         vec![GroupError::None]
     );
-    storage.read_only = true;
+    storage.read_only();
     let (reopened, report) = GroupCoordinator::open(config(), &mut storage, 7)
         .expect("a whole log is replayed without writing");
     assert_eq!(report.truncated_bytes, 0);

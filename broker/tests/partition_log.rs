@@ -3,6 +3,8 @@
 //! counts and byte sizes follow appends and DeleteRecords, and the index's memory estimate
 //! follows what it holds.
 
+mod support;
+
 use bytes::Bytes;
 use idempo_broker::{Broker, BrokerConfig, DEFAULT_SEGMENT_BYTES};
 use idempo_protocol::{
@@ -420,54 +422,10 @@ fn a_tear_inside_the_next_batch_is_a_torn_batch_however_much_of_it_was_written()
     }
 }
 
-/// A [`SimDisk`](idempo_broker::SimDisk) that counts the reads made of it.
-#[derive(Debug, Default)]
-struct CountingReads {
-    disk: idempo_broker::SimDisk,
-    reads: std::cell::Cell<u64>,
-}
-
-impl idempo_broker::Storage for CountingReads {
-    fn append_vectored(
-        &mut self,
-        file: &str,
-        parts: &[&[u8]],
-    ) -> Result<u64, idempo_broker::StorageError> {
-        self.disk.append_vectored(file, parts)
-    }
-    fn sync(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
-        self.disk.sync(file)
-    }
-    fn read(
-        &self,
-        file: &str,
-        position: u64,
-        len: usize,
-    ) -> Result<Bytes, idempo_broker::StorageError> {
-        self.reads.set(self.reads.get() + 1);
-        self.disk.read(file, position, len)
-    }
-    fn file_len(&self, file: &str) -> Result<u64, idempo_broker::StorageError> {
-        self.disk.file_len(file)
-    }
-    fn list(&self, prefix: &str) -> Vec<String> {
-        self.disk.list(prefix)
-    }
-    fn remove(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
-        self.disk.remove(file)
-    }
-    fn truncate(&mut self, file: &str, len: u64) -> Result<(), idempo_broker::StorageError> {
-        self.disk.truncate(file, len)
-    }
-    fn write_atomic(&mut self, file: &str, data: &[u8]) -> Result<(), idempo_broker::StorageError> {
-        self.disk.write_atomic(file, data)
-    }
-}
-
 #[test]
 fn back_to_back_batches_are_read_back_64_to_a_storage_read() {
     let (mut b, _) =
-        Broker::open(BrokerConfig::default(), CountingReads::default()).expect("an empty disk");
+        Broker::open(BrokerConfig::default(), support::TestDisk::default()).expect("an empty disk");
     for n in 0..130 {
         assert!(b.produce(0, &batch(n, 8)).is_appended());
     }

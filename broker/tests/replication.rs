@@ -2,6 +2,8 @@
 //! min.insync.replicas, delayed produce, leader epochs, truncation with producer-state
 //! reload, and appendAsFollower (see the `replication` module essay).
 
+mod support;
+
 use bytes::Bytes;
 use idempo_broker::{
     Broker, BrokerConfig, IsrChange, LeaderAndIsr, LeaderAndIsrOutcome, ReplicaRole,
@@ -133,7 +135,7 @@ fn standalone_broker_answers_acks_all_at_once_with_the_high_watermark_at_the_log
 
 #[test]
 fn a_fetch_frame_is_a_consumer_fetch_unless_a_follower_sent_it() {
-    let (mut b0, mut b1, _b2) = cluster(2, &[0, 1, 2]);
+    let (mut b0, b1, _b2) = cluster(2, &[0, 1, 2]);
     b0.handle(&produce(-1, 30_000, batch(1, 0, 3), 1));
     let fetch = |request| RequestFrame {
         correlation_id: 5,
@@ -1450,80 +1452,15 @@ fn a_leader_answers_a_fetch_from_its_log_start_with_a_last_fetched_epoch() {
     assert!(!response.records.is_empty());
 }
 
-/// A disk whose truncations, snapshot reads or syncs fail (a failing device).
-#[derive(Debug, Default)]
-struct FailingDisk {
-    disk: idempo_broker::SimDisk,
-    fail_truncate: bool,
-    fail_read: bool,
-    fail_sync: bool,
-}
-
-impl idempo_broker::Storage for FailingDisk {
-    fn append_vectored(
-        &mut self,
-        file: &str,
-        parts: &[&[u8]],
-    ) -> Result<u64, idempo_broker::StorageError> {
-        self.disk.append_vectored(file, parts)
-    }
-    fn sync(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
-        if self.fail_sync {
-            return Err(idempo_broker::StorageError::NotFound {
-                file: file.to_string(),
-            });
-        }
-        self.disk.sync(file)
-    }
-    fn read(
-        &self,
-        file: &str,
-        position: u64,
-        len: usize,
-    ) -> Result<Bytes, idempo_broker::StorageError> {
-        if self.fail_read && file.ends_with(".snapshot") {
-            return Err(idempo_broker::StorageError::NotFound {
-                file: file.to_string(),
-            });
-        }
-        self.disk.read(file, position, len)
-    }
-    fn file_len(&self, file: &str) -> Result<u64, idempo_broker::StorageError> {
-        self.disk.file_len(file)
-    }
-    fn list(&self, prefix: &str) -> Vec<String> {
-        self.disk.list(prefix)
-    }
-    fn remove(&mut self, file: &str) -> Result<(), idempo_broker::StorageError> {
-        if self.fail_truncate {
-            return Err(idempo_broker::StorageError::NotFound {
-                file: file.to_string(),
-            });
-        }
-        self.disk.remove(file)
-    }
-    fn truncate(&mut self, file: &str, len: u64) -> Result<(), idempo_broker::StorageError> {
-        if self.fail_truncate {
-            return Err(idempo_broker::StorageError::NotFound {
-                file: file.to_string(),
-            });
-        }
-        self.disk.truncate(file, len)
-    }
-    fn write_atomic(&mut self, file: &str, data: &[u8]) -> Result<(), idempo_broker::StorageError> {
-        self.disk.write_atomic(file, data)
-    }
-}
-
-/// Broker 1 on a [`FailingDisk`], following broker 0, holding offsets 0..3 with a
+/// Broker 1 on a [`TestDisk`](support::TestDisk), following broker 0, holding offsets 0..3 with a
 /// producer-state snapshot at 1.
-fn follower_on_failing_disk() -> Broker<FailingDisk> {
+fn follower_on_failing_disk() -> Broker<support::TestDisk> {
     let (mut b0, _, _) = cluster(1, &[0, 1]);
     let config = BrokerConfig {
         broker_id: 1,
         ..BrokerConfig::default()
     };
-    let (mut b1, _) = Broker::open(config, FailingDisk::default()).expect("a valid config");
+    let (mut b1, _) = Broker::open(config, support::TestDisk::default()).expect("a valid config");
     b1.apply_leader_and_isr(&state(0, 1, &[0, 1], 1));
     for seq in 0..3 {
         b0.handle(&produce(1, 30_000, batch(1, seq, 1), seq));
@@ -1542,7 +1479,7 @@ fn follower_on_failing_disk() -> Broker<FailingDisk> {
 }
 
 /// Answers broker `b`'s fetch `OFFSET_OUT_OF_RANGE` with a leader HW of 2 (so it cuts to 2).
-fn out_of_range_to_two(b: &mut Broker<FailingDisk>) -> idempo_broker::FollowerFetched {
+fn out_of_range_to_two(b: &mut Broker<support::TestDisk>) -> idempo_broker::FollowerFetched {
     let request = b.follower_fetch_request(0).expect("a follower");
     let response = idempo_protocol::FetchResponse {
         partition: 0,
@@ -1558,12 +1495,13 @@ fn out_of_range_to_two(b: &mut Broker<FailingDisk>) -> idempo_broker::FollowerFe
 #[test]
 fn a_truncation_the_disk_fails_is_counted_and_reports_nothing_cut() {
     let mut b1 = follower_on_failing_disk();
-    b1.storage_mut().fail_truncate = true;
+    b1.storage_mut().refuse(support::Op::Remove);
+    b1.storage_mut().refuse(support::Op::Truncate);
     assert_eq!(out_of_range_to_two(&mut b1).truncation, None);
     assert_eq!(b1.storage_failures(), 1, "the failed truncation");
 
     let mut b1 = follower_on_failing_disk();
-    b1.storage_mut().fail_read = true;
+    b1.storage_mut().refuse_on(support::Op::Read, ".snapshot");
     assert_eq!(out_of_range_to_two(&mut b1).truncation, None);
     assert_eq!(
         b1.storage_failures(),
@@ -1581,9 +1519,9 @@ fn a_follower_syncing_every_append_syncs_only_when_it_appended() {
         sync_policy: SyncPolicy::EveryAppend,
         ..BrokerConfig::default()
     };
-    let (mut b1, _) = Broker::open(config, FailingDisk::default()).unwrap();
+    let (mut b1, _) = Broker::open(config, support::TestDisk::default()).unwrap();
     b1.apply_leader_and_isr(&state(0, 1, &[0, 1], 1));
-    b1.storage_mut().fail_sync = true;
+    b1.storage_mut().refuse(support::Op::Sync);
     b0.handle(&produce(1, 30_000, batch(1, 0, 1), 1));
     let request = b1.follower_fetch_request(0).unwrap();
     let response = b0.replica_fetch(&request);
