@@ -1,7 +1,7 @@
 //! idempo's bound on producer ids per partition (beyond Kafka; KIP-854's problem): the
 //! producer whose last batch is oldest loses its state, a recent one keeps it.
 
-use idempo_broker::{Broker, BrokerConfig, ConfigError};
+use idempo_broker::{Broker, BrokerConfig, ConfigError, LeaderAndIsr};
 use idempo_protocol::{ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
 
 fn broker(max: Option<usize>) -> Broker {
@@ -66,4 +66,46 @@ fn a_bound_of_zero_producer_ids_is_refused() {
     .unwrap_err();
     assert_eq!(e, ConfigError::MaxProducerIds);
     assert!(e.to_string().contains("at least 1"), "{e}");
+}
+
+#[test]
+fn a_follower_keeps_the_leaders_bound_so_a_new_leader_holds_the_same_producers() {
+    let [mut leader, mut follower] = [0, 1].map(|id| {
+        let mut b = Broker::new(BrokerConfig {
+            broker_id: id,
+            max_producer_ids_per_partition: Some(2),
+            ..BrokerConfig::default()
+        })
+        .expect("a valid config");
+        b.apply_leader_and_isr(&LeaderAndIsr {
+            partition: 0,
+            leader: 0,
+            leader_epoch: 1,
+            isr: vec![0, 1],
+            replicas: vec![0, 1],
+            partition_epoch: 1,
+        });
+        b
+    });
+    for pid in 1..=3 {
+        assert!(leader.produce(0, &batch(pid, pid * 10)).is_appended());
+    }
+    let request = follower
+        .follower_fetch_request(0)
+        .expect("broker 1 follows broker 0");
+    let response = leader.replica_fetch(&request);
+    follower.on_follower_fetch_response(&request, &response);
+    assert_eq!(
+        follower.log_end_offset(0),
+        Some(3),
+        "every batch replicated"
+    );
+    assert_eq!(
+        follower.producer_ids_evicted(),
+        1,
+        "producer 1, as on the leader"
+    );
+    let held = |b: &Broker| b.producer_state(0).expect("partition 0").producer_ids();
+    assert_eq!(held(&follower), held(&leader));
+    assert_eq!(held(&follower), vec![ProducerId(2), ProducerId(3)]);
 }
