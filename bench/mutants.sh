@@ -3,6 +3,9 @@
 #
 #   bench/mutants.sh [CRATE...]     # default: idempo-protocol idempo-broker idempo-producer
 #   JOBS=2 bench/mutants.sh         # more parallel builds (default 1)
+#   SHARD=0/10 bench/mutants.sh idempo-broker
+#                                   # every 10th mutant only (round-robin: a fixed sample
+#                                   # spread over every file, for a quick estimate)
 #
 # For each crate, every mutant of its code is built and the crate's own tests are run
 # (cargo-mutants' default: the package that holds the mutant). Doctests are skipped
@@ -39,7 +42,11 @@ for crate in "${crates[@]}"; do
     mkdir -p "$out"
     echo "== $crate" >&2
     # cargo-mutants exits non-zero when a mutant survives; the score says how many.
-    cargo mutants --package "$crate" --jobs "$jobs" --timeout "$timeout_s" \
+    sample=()
+    if [ -n "${SHARD:-}" ]; then
+        sample=(--shard "$SHARD" --sharding round-robin)
+    fi
+    cargo mutants --package "$crate" --jobs "$jobs" --timeout "$timeout_s" "${sample[@]}" \
         --output "$out" -- --lib --tests || true
     dir="$out/mutants.out"
     caught=$(count "$dir/caught.txt")
