@@ -232,6 +232,28 @@ fn the_drained_bump_re_sequences_every_partition_retries_included() {
 }
 
 #[test]
+fn an_implicit_ack_takes_no_batch_still_on_the_wire() {
+    let mut p = ready(librdkafka(LibrdkafkaRules::V2));
+    let (c0, c1, c2) = three_in_flight(&mut p);
+    // Sequence 1's answer comes first (another connection, say); sequence 0 is still on the
+    // wire, so it waits for its own answer and its own offset.
+    p.on_response(answer(c1, &[(0, ErrorCode::None, 1)]), 1);
+    p.on_response(answer(c0, &[(0, ErrorCode::None, 0)]), 2);
+    p.on_response(answer(c2, &[(0, ErrorCode::None, 2)]), 3);
+    let mut offsets: Vec<(Sequence, i64)> = deliveries(&mut p)
+        .into_iter()
+        .filter_map(|d| d.result.ok().map(|ok| (ok.base_sequence, ok.base_offset)))
+        .collect();
+    offsets.sort();
+    assert_eq!(
+        offsets,
+        [(Sequence(0), 0), (Sequence(1), 1), (Sequence(2), 2)],
+        "every batch delivered with the offset of its own answer"
+    );
+    assert_eq!(p.stats().implicit_acks, 0);
+}
+
+#[test]
 fn a_success_behind_a_batch_waiting_for_its_retry_acknowledges_it_implicitly() {
     for implicit in [true, false] {
         let rules = LibrdkafkaRules {
