@@ -184,3 +184,44 @@ fn kafka_2_4_moves_a_timed_out_batch_into_a_failed_batchs_sequences_under_the_sa
         );
     }
 }
+
+#[test]
+fn kafka_0_11_stops_the_producer_at_an_out_of_order_answer_where_today_it_retries() {
+    for (fatal, expected) in [
+        (true, Some(ErrorCode::OutOfOrderSequenceNumber)),
+        (false, None),
+    ] {
+        let mut p = ready(ProducerConfig {
+            out_of_order_sequence_fatal: fatal,
+            ..ProducerConfig::default()
+        });
+        p.send(0, records(1), 0);
+        p.send(0, records(1), 0);
+        let (c0, _) = poll_produce(&mut p, 0).unwrap();
+        let (c1, _) = poll_produce(&mut p, 0).unwrap();
+        p.on_response(answer(c0, &[(0, ErrorCode::None, 0)]), 1);
+        p.on_response(
+            answer(c1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+            2,
+        );
+        assert_eq!(
+            p.fatal_error(),
+            expected,
+            "out_of_order_sequence_fatal {fatal}"
+        );
+        let failed = deliveries(&mut p)
+            .iter()
+            .filter(|d| d.result.is_err())
+            .count();
+        if fatal {
+            assert_eq!(failed, 1, "0.11: the batch fails, not retriable");
+            assert!(
+                poll_produce(&mut p, 200).is_none(),
+                "nothing is sent any more"
+            );
+        } else {
+            assert_eq!(failed, 0, "today: retried after an epoch bump");
+            assert!(poll_produce(&mut p, 200).is_some(), "the retry goes out");
+        }
+    }
+}
