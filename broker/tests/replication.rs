@@ -541,6 +541,12 @@ fn diverging_epoch_truncates_the_follower_to_the_end_of_that_epoch() {
     };
     assert_eq!(epochs(&a), vec![(0, 1), (2, 2)]);
     assert_eq!(epochs(&a), epochs(&b), "the logs match");
+    for x in [&a, &b] {
+        let log = x.log(0).unwrap();
+        let stored: usize = log.batches().map(|s| s.bytes.len()).sum();
+        assert_eq!(log.size_bytes(), stored, "the size counts the batches kept");
+        assert_eq!(log.index().batch_count(), 2);
+    }
 }
 
 #[test]
