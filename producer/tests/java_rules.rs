@@ -215,6 +215,7 @@ fn kafka_0_11_stops_the_producer_at_an_out_of_order_answer_where_today_it_retrie
             .count();
         if fatal {
             assert_eq!(failed, 1, "0.11: the batch fails, not retriable");
+            assert_eq!(p.stats().fatal_errors, 1);
             assert!(
                 poll_produce(&mut p, 200).is_none(),
                 "nothing is sent any more"
@@ -224,4 +225,37 @@ fn kafka_0_11_stops_the_producer_at_an_out_of_order_answer_where_today_it_retrie
             assert!(poll_produce(&mut p, 200).is_some(), "the retry goes out");
         }
     }
+}
+
+#[test]
+fn an_out_of_order_batch_past_its_delivery_timeout_fails_alone_and_the_epoch_is_bumped() {
+    let mut p = ready(ProducerConfig {
+        request_timeout_ms: 100,
+        delivery_timeout_ms: 150,
+        ..ProducerConfig::default()
+    });
+    p.send(0, records(1), 0);
+    p.send(0, records(1), 0);
+    let (c0, _) = poll_produce(&mut p, 0).unwrap();
+    let (c1, _) = poll_produce(&mut p, 0).unwrap();
+    p.on_response(answer(c0, &[(0, ErrorCode::None, 0)]), 1);
+    // The answer comes past the batch's delivery timeout: canRetry says no.
+    p.on_response(
+        answer(c1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+        150,
+    );
+    assert_eq!(p.fatal_error(), None, "today's client is not stopped by it");
+    assert_eq!(p.stats().fatal_errors, 0);
+    let failed = deliveries(&mut p)
+        .iter()
+        .filter(|d| d.result.is_err())
+        .count();
+    assert_eq!(failed, 1, "no retry left: the batch fails");
+    p.send(0, records(1), 151);
+    let (_, sent) = poll_produce(&mut p, 151).unwrap();
+    assert_eq!(
+        (sent[0].epoch, sent[0].base_sequence),
+        (ProducerEpoch(1), Sequence(0)),
+        "handleFailedBatch bumped the epoch: the next batch starts it at 0"
+    );
 }

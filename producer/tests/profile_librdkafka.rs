@@ -185,6 +185,7 @@ fn a_message_timeout_in_the_queue_bumps_since_1_0_and_one_on_the_wire_waits() {
             report.result.unwrap_err().reason(),
             FailureReason::DeliveryTimeout
         );
+        assert_eq!(p.stats().delivery_timeouts, 1);
         p.send(0, records(1), 211);
         let (_, sent) = poll_produce(&mut p, 211).unwrap();
         let (epoch, seq) = if bump { (1, 0) } else { (0, 1) };
