@@ -972,7 +972,8 @@ impl Producer {
             if self.in_flight.has_produce() {
                 return;
             }
-            rdk.bumped();
+            // Nothing is on the wire now, so a partition still marked as draining ends its
+            // drain at its next send (`partition_may_send`).
             for (&p, part) in self.partitions.iter() {
                 if !part.entry.in_flight.is_empty() {
                     self.partitions_to_rewrite.entry(p).or_insert(reason);

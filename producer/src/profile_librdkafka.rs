@@ -267,11 +267,6 @@ impl LibrdkafkaState {
         self.wait_drain.remove(&partition);
         true
     }
-
-    /// A bump happened: no partition drains any more (nothing was in flight).
-    pub fn bumped(&mut self) {
-        self.wait_drain.clear();
-    }
 }
 
 #[cfg(test)]
