@@ -966,7 +966,7 @@ impl Producer {
         let Some((&partition, &reason)) = self.partitions_to_rewrite.first_key_value() else {
             return;
         };
-        if let Some(rdk) = &mut self.librdkafka
+        if let Some(rdk) = &self.librdkafka
             && rdk.rules.drain_bump
         {
             if self.in_flight.has_produce() {
