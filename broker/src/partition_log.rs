@@ -42,8 +42,8 @@
 use crate::leader_epoch::LeaderEpochCache;
 use crate::storage::{Storage, StorageError};
 use bytes::{Bytes, BytesMut};
-use idempo_protocol::BatchHeader;
 use idempo_protocol::record_batch::{self, MAGIC_V2, RECORD_BATCH_OVERHEAD};
+use idempo_protocol::{BatchHeader, DecodeError};
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -406,10 +406,13 @@ impl PartitionLog {
             });
         }
         if bytes.len() as i64 != header.total_size() {
-            return Err(FollowerAppendError::Corrupt("batch length".to_string()));
+            return Err(FollowerAppendError::LengthMismatch {
+                announced: header.total_size(),
+                bytes: bytes.len(),
+            });
         }
         // verify_crc also refuses bytes shorter than a batch header.
-        record_batch::verify_crc(bytes).map_err(|e| FollowerAppendError::Corrupt(e.to_string()))?;
+        record_batch::verify_crc(bytes).map_err(FollowerAppendError::Corrupt)?;
         let base_offset = self.log_end_offset;
         self.write_batch(storage, &[bytes], header, base_offset)?;
         self.epochs
@@ -989,8 +992,15 @@ pub enum FollowerAppendError {
         /// The follower's log end offset.
         log_end_offset: i64,
     },
-    /// The batch's framing or CRC is wrong (`CORRUPT_MESSAGE`).
-    Corrupt(String),
+    /// The fetched bytes are not as long as the batch's header says (`CORRUPT_MESSAGE`).
+    LengthMismatch {
+        /// The batch's length by its header (batchLength + 12).
+        announced: i64,
+        /// The bytes fetched for it.
+        bytes: usize,
+    },
+    /// The batch is shorter than a batch header or fails its CRC-32C (`CORRUPT_MESSAGE`).
+    Corrupt(DecodeError),
     /// The storage failed (`KAFKA_STORAGE_ERROR`).
     Storage(StorageError),
 }
@@ -1011,7 +1021,11 @@ impl fmt::Display for FollowerAppendError {
                 f,
                 "fetched batch starts at offset {base_offset}, not at the log end {log_end_offset}"
             ),
-            FollowerAppendError::Corrupt(why) => write!(f, "CORRUPT_MESSAGE: {why}"),
+            FollowerAppendError::LengthMismatch { announced, bytes } => write!(
+                f,
+                "CORRUPT_MESSAGE: {bytes} bytes fetched for a batch of {announced} by its header"
+            ),
+            FollowerAppendError::Corrupt(e) => write!(f, "CORRUPT_MESSAGE: {e}"),
             FollowerAppendError::Storage(e) => write!(f, "KAFKA_STORAGE_ERROR: {e}"),
         }
     }

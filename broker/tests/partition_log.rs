@@ -450,3 +450,43 @@ fn back_to_back_batches_are_read_back_64_to_a_storage_read() {
         "30 batches from the middle: one read"
     );
 }
+
+#[test]
+fn a_refused_follower_append_says_why_with_kafkas_error_name() {
+    use idempo_broker::{FollowerAppendError, StorageError};
+    use idempo_protocol::DecodeError;
+    for (error, words) in [
+        (
+            FollowerAppendError::UnexpectedOffset {
+                base_offset: 7,
+                log_end_offset: 5,
+            },
+            &["offset 7", "log end 5"][..],
+        ),
+        (
+            FollowerAppendError::LengthMismatch {
+                announced: 80,
+                bytes: 70,
+            },
+            &["CORRUPT_MESSAGE", "70 bytes", "80"],
+        ),
+        (
+            FollowerAppendError::Corrupt(DecodeError::CorruptMessage {
+                expected: 1,
+                actual: 2,
+            }),
+            &["CORRUPT_MESSAGE"],
+        ),
+        (
+            FollowerAppendError::Storage(StorageError::NotFound {
+                file: "0/00000000000000000000.log".into(),
+            }),
+            &["KAFKA_STORAGE_ERROR", "0/00000000000000000000.log"],
+        ),
+    ] {
+        let text = error.to_string();
+        for word in words {
+            assert!(text.contains(word), "{error:?} reads {text:?}");
+        }
+    }
+}
