@@ -1092,6 +1092,30 @@ mod tests {
         });
     }
 
+    /// The search touches about 2·log2(distance from the end) entries, wherever the answer
+    /// lies: a few near the end (where followers and consumers read), at most 35 at the start
+    /// of 65 536.
+    #[test]
+    fn a_search_from_the_back_probes_a_logarithmic_number_of_entries() {
+        let entries: VecDeque<u32> = (0..1 << 16).collect();
+        for target in [65_535, 65_530, 64_536, 60_000, 32_768, 0] {
+            // 2·ceil(log2(distance + 1)) + 1: the gallop's steps, then a binary search.
+            let distance = (1u32 << 16) - target;
+            let most = 2 * (u32::BITS - distance.leading_zeros()) + 1;
+            let probes = std::cell::Cell::new(0);
+            let found = partition_point_from_back(&entries, |v| {
+                probes.set(probes.get() + 1);
+                *v < target
+            });
+            assert_eq!(found, target as usize);
+            assert!(
+                probes.get() <= most,
+                "{} probes to find {target} (at most {most})",
+                probes.get()
+            );
+        }
+    }
+
     fn batch(n: i32) -> Bytes {
         let records = (0..n)
             .map(|i| Record::with_value(i, format!("v{i}")))
