@@ -814,9 +814,10 @@ impl ProducerStateManager {
     /// least `producer.id.expiration.ms` old. Ties go by ascending producer id, so the choice
     /// is deterministic. Returns the removed ids, oldest first.
     pub fn evict_least_recent(&mut self, max: usize, keep: ProducerId) -> Vec<ProducerId> {
-        let Some(excess) = self.producers.len().checked_sub(max).filter(|n| *n > 0) else {
-            return Vec::new();
-        };
+        let excess = self.producers.len().saturating_sub(max);
+        if excess == 0 {
+            return Vec::new(); // the common case: nothing to sort
+        }
         let mut by_age: Vec<(i64, ProducerId)> = self
             .producers
             .iter()
