@@ -449,6 +449,19 @@ fn back_to_back_batches_are_read_back_64_to_a_storage_read() {
         1,
         "30 batches from the middle: one read"
     );
+    b.storage().reads.set(0);
+    let fetched = b.fetch(&FetchRequest::consumer(0, 0, 1 << 20));
+    assert_eq!(
+        decode_batches(fetched.records)
+            .expect("whole batches")
+            .len(),
+        130
+    );
+    assert_eq!(
+        b.storage().reads.get(),
+        1,
+        "a fetch reads its back-to-back batches at once"
+    );
 }
 
 #[test]

@@ -1655,6 +1655,11 @@ fn truncation_mode_names_round_trip() {
     use idempo_broker::TruncationMode;
     for m in TruncationMode::ALL {
         assert_eq!(m.name().parse::<TruncationMode>(), Ok(m));
+        assert_eq!(
+            m.to_string().parse::<TruncationMode>(),
+            Ok(m),
+            "printed as its name"
+        );
     }
     assert_eq!(TruncationMode::default(), TruncationMode::LeaderEpoch);
     assert!("hw".parse::<TruncationMode>().is_err());
