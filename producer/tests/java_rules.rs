@@ -259,3 +259,38 @@ fn an_out_of_order_batch_past_its_delivery_timeout_fails_alone_and_the_epoch_is_
         "handleFailedBatch bumped the epoch: the next batch starts it at 0"
     );
 }
+
+#[test]
+fn a_fatal_error_forgets_every_request_in_flight() {
+    let mut p = ready(ProducerConfig {
+        out_of_order_sequence_fatal: true,
+        ..ProducerConfig::default()
+    });
+    for _ in 0..3 {
+        p.send(0, records(1), 0);
+    }
+    let (c0, _) = poll_produce(&mut p, 0).unwrap();
+    let (_c1, _) = poll_produce(&mut p, 0).unwrap();
+    let (c2, _) = poll_produce(&mut p, 0).unwrap();
+    assert_eq!(p.in_flight_requests(), 3);
+    p.on_response(
+        answer(c0, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
+        1,
+    );
+    assert_eq!(p.fatal_error(), Some(ErrorCode::OutOfOrderSequenceNumber));
+    assert_eq!(
+        p.in_flight_requests(),
+        0,
+        "transitionToFatalError aborts them all"
+    );
+    let failed = deliveries(&mut p)
+        .iter()
+        .filter(|d| d.result.is_err())
+        .count();
+    assert_eq!(failed, 3, "every batch fails");
+    p.on_response(answer(c2, &[(0, ErrorCode::None, 2)]), 2);
+    assert!(
+        deliveries(&mut p).is_empty(),
+        "a late answer finds no batch"
+    );
+}

@@ -101,8 +101,9 @@ fn a_new_producer_id_starts_with_nothing_acknowledged() {
         (sent[0].producer_id, sent[0].base_sequence),
         (ProducerId(8), Sequence(0))
     );
-    // Nothing of producer 8 was acknowledged (-1 < 3): blamed on retention, retried.
-    assert!(retried_after_unknown_producer(&mut p, c, 3));
+    // Nothing of producer 8 was acknowledged (-1, below even a log start of 0): blamed on
+    // retention, retried.
+    assert!(retried_after_unknown_producer(&mut p, c, 0));
 }
 
 /// Partition 0's batch fails for good while partition 1's, in another request, is in flight;
