@@ -641,9 +641,9 @@ impl PartitionLog {
             }
             let position = u64::from(e.position);
             run = match run {
-                Some((rs, start, len)) if rs == seg && start + len as u64 == position => {
-                    Some((rs, start, len + size))
-                }
+                // A segment's batches are back to back in its file (`write_batch` asserts
+                // each lands at the end): the run of a segment grows by this batch.
+                Some((rs, start, len)) if rs == seg => Some((rs, start, len + size)),
                 other => {
                     if let Some((rs, start, len)) = other {
                         parts.push(storage.read(&self.segments[rs].file, start, len)?);
