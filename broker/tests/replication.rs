@@ -1662,5 +1662,9 @@ fn truncation_mode_names_round_trip() {
         );
     }
     assert_eq!(TruncationMode::default(), TruncationMode::LeaderEpoch);
-    assert!("hw".parse::<TruncationMode>().is_err());
+    let refused = "hw".parse::<TruncationMode>().expect_err("not a mode");
+    let text = refused.to_string();
+    for word in ["\"hw\"", "leader-epoch", "high-watermark"] {
+        assert!(text.contains(word), "{text:?} names {word}");
+    }
 }
