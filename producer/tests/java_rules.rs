@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use idempo_producer::{ClientProfile, JavaRules, Producer, ProducerConfig};
-use idempo_protocol::{ErrorCode, ProducerEpoch, Sequence};
+use idempo_protocol::{ErrorCode, ProducerEpoch, ResponseFrame, Sequence};
 
 fn java(rules: JavaRules) -> ProducerConfig {
     ProducerConfig {
@@ -25,17 +25,36 @@ fn java_2_4() -> ProducerConfig {
     }
 }
 
-/// Two one-record batches to partition 0 in two requests; the first acknowledged at offset 5,
-/// the second refused with `UNKNOWN_PRODUCER_ID` and `log_start_offset`.
-fn acked_then_unknown_producer(config: ProducerConfig, log_start_offset: i64) -> Producer {
+/// Two one-record batches to partition 0 in two requests, sent at 0; the first acknowledged
+/// at offset 5 at 1 ms, the second answered `refusal(correlation id)` at `at_ms`.
+fn acked_then(
+    config: ProducerConfig,
+    refusal: impl FnOnce(i32) -> ResponseFrame,
+    at_ms: u64,
+) -> Producer {
     let mut p = ready(config);
     p.send(0, records(1), 0);
     p.send(0, records(1), 0);
     let (c0, _) = poll_produce(&mut p, 0).unwrap();
     let (c1, _) = poll_produce(&mut p, 0).unwrap();
     p.on_response(answer(c0, &[(0, ErrorCode::None, 5)]), 1);
-    p.on_response(unknown_producer_id(c1, log_start_offset), 2);
+    p.on_response(refusal(c1), at_ms);
     p
+}
+
+/// [`acked_then`] with `UNKNOWN_PRODUCER_ID` and `log_start_offset`.
+fn acked_then_unknown_producer(config: ProducerConfig, log_start_offset: i64) -> Producer {
+    acked_then(config, |c| unknown_producer_id(c, log_start_offset), 2)
+}
+
+/// [`acked_then`] with `OUT_OF_ORDER_SEQUENCE_NUMBER`.
+fn acked_then_out_of_order(config: ProducerConfig, at_ms: u64) -> Producer {
+    let out_of_order = |c| answer(c, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]);
+    acked_then(config, out_of_order, at_ms)
+}
+
+fn failed_reports(p: &mut Producer) -> usize {
+    deliveries(p).iter().filter(|d| d.result.is_err()).count()
 }
 
 #[test]
@@ -191,28 +210,17 @@ fn kafka_0_11_stops_the_producer_at_an_out_of_order_answer_where_today_it_retrie
         (true, Some(ErrorCode::OutOfOrderSequenceNumber)),
         (false, None),
     ] {
-        let mut p = ready(ProducerConfig {
+        let config = ProducerConfig {
             out_of_order_sequence_fatal: fatal,
             ..ProducerConfig::default()
-        });
-        p.send(0, records(1), 0);
-        p.send(0, records(1), 0);
-        let (c0, _) = poll_produce(&mut p, 0).unwrap();
-        let (c1, _) = poll_produce(&mut p, 0).unwrap();
-        p.on_response(answer(c0, &[(0, ErrorCode::None, 0)]), 1);
-        p.on_response(
-            answer(c1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
-            2,
-        );
+        };
+        let mut p = acked_then_out_of_order(config, 2);
         assert_eq!(
             p.fatal_error(),
             expected,
             "out_of_order_sequence_fatal {fatal}"
         );
-        let failed = deliveries(&mut p)
-            .iter()
-            .filter(|d| d.result.is_err())
-            .count();
+        let failed = failed_reports(&mut p);
         if fatal {
             assert_eq!(failed, 1, "0.11: the batch fails, not retriable");
             assert_eq!(p.stats().fatal_errors, 1);
@@ -229,27 +237,16 @@ fn kafka_0_11_stops_the_producer_at_an_out_of_order_answer_where_today_it_retrie
 
 #[test]
 fn an_out_of_order_batch_past_its_delivery_timeout_fails_alone_and_the_epoch_is_bumped() {
-    let mut p = ready(ProducerConfig {
+    let config = ProducerConfig {
         request_timeout_ms: 100,
         delivery_timeout_ms: 150,
         ..ProducerConfig::default()
-    });
-    p.send(0, records(1), 0);
-    p.send(0, records(1), 0);
-    let (c0, _) = poll_produce(&mut p, 0).unwrap();
-    let (c1, _) = poll_produce(&mut p, 0).unwrap();
-    p.on_response(answer(c0, &[(0, ErrorCode::None, 0)]), 1);
+    };
     // The answer comes past the batch's delivery timeout: canRetry says no.
-    p.on_response(
-        answer(c1, &[(0, ErrorCode::OutOfOrderSequenceNumber, -1)]),
-        150,
-    );
+    let mut p = acked_then_out_of_order(config, 150);
     assert_eq!(p.fatal_error(), None, "today's client is not stopped by it");
     assert_eq!(p.stats().fatal_errors, 0);
-    let failed = deliveries(&mut p)
-        .iter()
-        .filter(|d| d.result.is_err())
-        .count();
+    let failed = failed_reports(&mut p);
     assert_eq!(failed, 1, "no retry left: the batch fails");
     p.send(0, records(1), 151);
     let (_, sent) = poll_produce(&mut p, 151).unwrap();
@@ -283,10 +280,7 @@ fn a_fatal_error_forgets_every_request_in_flight() {
         0,
         "transitionToFatalError aborts them all"
     );
-    let failed = deliveries(&mut p)
-        .iter()
-        .filter(|d| d.result.is_err())
-        .count();
+    let failed = failed_reports(&mut p);
     assert_eq!(failed, 3, "every batch fails");
     p.on_response(answer(c2, &[(0, ErrorCode::None, 2)]), 2);
     assert!(
