@@ -125,8 +125,9 @@ impl Sequence {
     /// half the sequence space (2^30) ahead (`Some(0)`: the same sequence), `None` when it is
     /// half the space ahead or more, which reads as behind. The one home of the "ahead or
     /// behind" reading that the broker's explanations and the producer's acknowledgement,
-    /// ordering and librdkafka rules share; the distance any of them meets is at most the
-    /// records of five in-flight batches, far from either end.
+    /// ordering and librdkafka rules share. In a correct run the distances met are at most
+    /// the records in flight, far from either end; a peer's arbitrary sequence is read by the
+    /// same rule.
     ///
     /// # Examples
     ///
