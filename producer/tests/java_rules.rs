@@ -53,10 +53,6 @@ fn acked_then_out_of_order(config: ProducerConfig, at_ms: u64) -> Producer {
     acked_then(config, out_of_order, at_ms)
 }
 
-fn failed_reports(p: &mut Producer) -> usize {
-    deliveries(p).iter().filter(|d| d.result.is_err()).count()
-}
-
 #[test]
 fn the_java_2_4_profile_stands_for_the_pre_kip_360_rules() {
     assert_eq!(

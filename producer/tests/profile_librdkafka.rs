@@ -63,10 +63,7 @@ fn out_of_order_for_the_batch_expected_next_is_fatal_where_java_bumps() {
         let expected = fatal.then_some(ErrorCode::OutOfOrderSequenceNumber);
         assert_eq!(p.fatal_error(), expected, "fatal under librdkafka only");
         if fatal {
-            let failed = deliveries(&mut p)
-                .iter()
-                .filter(|d| d.result.is_err())
-                .count();
+            let failed = failed_reports(&mut p);
             assert_eq!(failed, 2, "every unacknowledged batch fails");
         } else {
             poll_produce(&mut p, 200).unwrap();

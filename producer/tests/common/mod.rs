@@ -359,3 +359,8 @@ impl FakeBroker {
         (ErrorCode::None, base_offset)
     }
 }
+
+/// How many delivery reports waiting in `p` are failures (the reports are consumed).
+pub fn failed_reports(p: &mut Producer) -> usize {
+    deliveries(p).iter().filter(|d| d.result.is_err()).count()
+}
