@@ -7,7 +7,7 @@ use idempo_net::{Advertised, ServerConfig};
 use idempo_protocol::{Record, RecordBatch};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -412,45 +412,20 @@ async fn a_partition_outside_the_topic_is_refused() {
 
 // ----- the binary --------------------------------------------------------------------------
 
-/// A spawned `idempo-broker`, killed on drop.
-struct Spawned {
-    child: std::process::Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `idempo-broker --partitions N` on one free port.
 fn spawn_broker(partitions: u32) -> Spawned {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let child = Command::new(env!("CARGO_BIN_EXE_idempo-broker"))
-        .args([
-            "--listen",
-            &addr.to_string(),
-            "--partitions",
-            &partitions.to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("idempo-broker starts");
-    let spawned = Spawned { child, addr };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return spawned;
-        }
-        std::thread::sleep(Duration::from_millis(25));
+    let process = common::spawn_broker_process(1, &["--partitions", &partitions.to_string()]);
+    let addr = process.addrs[0];
+    Spawned {
+        _process: process,
+        addr,
     }
-    panic!("idempo-broker did not listen on {addr} within 5 s"); // `spawned` is killed on drop
+}
+
+/// A spawned `idempo-broker` and its address.
+struct Spawned {
+    _process: common::BrokerProcess,
+    addr: SocketAddr,
 }
 
 fn run_producer(args: &[&str]) -> (Option<i32>, String, String) {

@@ -4,6 +4,8 @@
 //! workload and exactly-once checker through the fault proxy against an `idempo-broker
 //! --brokers 3` process.
 
+mod common;
+
 use idempo_broker::BrokerConfig;
 use idempo_net::ServerConfig;
 use idempo_net::client::{ClientConfig, KafkaProducer, KafkaReader};
@@ -14,7 +16,7 @@ use idempo_protocol::{BatchHeader, Record};
 use idempo_sim::SimConfig;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -259,52 +261,20 @@ async fn a_leader_crashed_through_the_admin_endpoint_moves_the_retries_to_the_ne
 
 // ----- the harness against an `idempo-broker --brokers 3` process ---------------------------
 
-/// A spawned `idempo-broker --brokers 3`, killed on drop.
-struct Spawned {
-    child: std::process::Child,
-    addrs: Vec<SocketAddr>,
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// `idempo-broker --brokers 3` on three free ports, RF 3, `min.insync.replicas` 2; returns
 /// once every broker accepts connections.
-fn spawn_cluster(partitions: u32) -> Spawned {
-    let addrs: Vec<SocketAddr> = (0..3)
-        .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
-        .collect();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_idempo-broker"));
-    command.args(["--brokers", "3", "--min-insync-replicas", "2"]);
-    command.args(["--partitions", &partitions.to_string()]);
-    for addr in &addrs {
-        command.args(["--listen", &addr.to_string()]);
-    }
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("idempo-broker starts");
-    let spawned = Spawned { child, addrs };
-    for addr in &spawned.addrs {
-        let up = (0..200).any(|_| {
-            std::thread::sleep(Duration::from_millis(25));
-            std::net::TcpStream::connect(addr).is_ok()
-        });
-        assert!(up, "broker at {addr} accepts connections");
-    }
-    spawned
+fn spawn_cluster(partitions: u32) -> common::BrokerProcess {
+    common::spawn_broker_process(
+        3,
+        &[
+            "--brokers",
+            "3",
+            "--min-insync-replicas",
+            "2",
+            "--partitions",
+            &partitions.to_string(),
+        ],
+    )
 }
 
 #[test]

@@ -148,3 +148,87 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
     panic!("not within 10 s: {what}");
 }
+
+/// An `idempo-broker` process, killed on drop.
+pub struct BrokerProcess {
+    child: std::process::Child,
+    /// The address each broker listens on, in `--listen` order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `idempo-broker ARGS --listen A1 .. --listen An` on `ports` free loopback ports and
+/// returns once every one accepts connections and the process still runs.
+///
+/// A port seen free here can be taken before the broker binds it (another test's outgoing
+/// connection gets its local port from the same range), and then the broker exits at start.
+/// So a broker that exits is started again on fresh ports, up to 5 times; the last try's
+/// stderr is in the panic message.
+pub fn spawn_broker_process(ports: usize, args: &[&str]) -> BrokerProcess {
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "idempo-broker-{}-{}.log",
+        std::process::id(),
+        NEXT_LOG.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut exits = Vec::new();
+    for _ in 0..5 {
+        let addrs: Vec<SocketAddr> = (0..ports)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .expect("a free port")
+            })
+            .collect();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idempo-broker"));
+        command.args(args);
+        for addr in &addrs {
+            command.args(["--listen", &addr.to_string()]);
+        }
+        let stderr = std::fs::File::create(&log).expect("the broker's log file");
+        let child = command
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("idempo-broker starts");
+        let mut process = BrokerProcess { child, addrs };
+        match wait_until_listening(&mut process) {
+            Ok(()) => return process,
+            Err(exit) => exits.push(exit),
+        }
+    }
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    panic!(
+        "idempo-broker {args:?} did not start listening in 5 tries: {exits:?}; last stderr:\n{stderr}"
+    );
+}
+
+static NEXT_LOG: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits (up to 5 s) until every address accepts connections; `Err` with how the process
+/// ended if it exits first.
+fn wait_until_listening(process: &mut BrokerProcess) -> Result<(), String> {
+    for _ in 0..200 {
+        if let Ok(Some(status)) = process.child.try_wait() {
+            return Err(format!("exited with {status}"));
+        }
+        let up = process
+            .addrs
+            .iter()
+            .all(|addr| std::net::TcpStream::connect(addr).is_ok());
+        if up {
+            return match process.child.try_wait() {
+                Ok(Some(status)) => Err(format!("exited with {status}")),
+                _ => Ok(()),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Err("not listening within 5 s".to_string())
+}
