@@ -6,8 +6,8 @@ mod support;
 
 use bytes::Bytes;
 use idempo_broker::{
-    Broker, BrokerConfig, ConfigError, MAX_DEDUP_WINDOW, SnapshotMode, Storage, SyncPolicy,
-    TimestampAfterMaxError, parse_timestamp_after_max_ms,
+    Broker, BrokerConfig, ConfigError, MAX_DEDUP_WINDOW, PartitionConfig, SnapshotMode, Storage,
+    SyncPolicy, TimestampAfterMaxError, parse_timestamp_after_max_ms,
 };
 use idempo_protocol::{ProducerEpoch, ProducerId, Record, RecordBatch, Sequence};
 
@@ -307,4 +307,32 @@ fn max_message_bytes_admits_a_batch_of_exactly_that_size() {
         idempo_protocol::ErrorCode::MessageTooLarge,
         "one byte over"
     );
+}
+
+#[test]
+fn a_retention_the_disk_refuses_is_counted_as_a_storage_failure_and_done_once_it_heals() {
+    let (mut b, _) = Broker::open(BrokerConfig::default(), support::TestDisk::default()).unwrap();
+    for sequence in 0..3 {
+        assert!(b.produce(0, &batch(sequence)).is_appended()); // stamped 1
+    }
+    b.set_partition_config(
+        0,
+        PartitionConfig {
+            retention_ms: Some(5_000),
+            ..PartitionConfig::default()
+        },
+    );
+    b.advance_time(10_000); // before the first snapshot time, which also runs retention
+    b.storage_mut().read_only();
+    assert_eq!(b.enforce_retention(), vec![], "nothing deleted");
+    assert_eq!(b.storage_failures(), 1, "the refused deletion");
+    let fetched = b.fetch(&idempo_protocol::FetchRequest::consumer(0, 0, 0));
+    assert_eq!(fetched.log_start_offset, 0, "the log start did not move");
+    b.storage_mut().heal();
+    assert_eq!(
+        b.enforce_retention(),
+        vec![(0, 3)],
+        "retried: every batch is old"
+    );
+    assert_eq!(b.storage_failures(), 1, "the retry did not fail");
 }
