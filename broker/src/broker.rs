@@ -1186,8 +1186,8 @@ impl<S: Storage> Broker<S> {
             return self.invalid(partition, Some(header), why);
         }
         let outcome = self.sequence_and_append(partition, &header, records);
-        if self.in_cluster && outcome.is_appended() {
-            self.after_leader_append(partition);
+        if outcome.is_appended() {
+            self.after_leader_append(partition); // nothing to do on a standalone partition
         }
         outcome
     }

@@ -119,3 +119,29 @@ fn refused_delete_records_and_failed_opens_name_their_cause() {
         "recovery failed: file g does not exist"
     );
 }
+
+#[test]
+fn a_standalone_broker_describes_itself_as_the_one_replica_and_leader_of_each_partition() {
+    let mut b = Broker::new(BrokerConfig::default()).expect("a valid config");
+    for partition in [0, 2] {
+        assert!(b.produce(partition, &batch()).is_appended());
+    }
+    let metadata = b.metadata();
+    assert_eq!((metadata.brokers, metadata.controller_id), (vec![0], 0));
+    let described: Vec<_> = metadata
+        .partitions
+        .iter()
+        .map(|p| {
+            let nodes = (p.replica_nodes.clone(), p.isr_nodes.clone());
+            (
+                p.partition,
+                p.error_code,
+                p.leader_id,
+                p.leader_epoch,
+                nodes,
+            )
+        })
+        .collect();
+    let led_by_0 = |partition| (partition, ErrorCode::None, 0, 0, (vec![0], vec![0]));
+    assert_eq!(described, vec![led_by_0(0), led_by_0(2)]);
+}

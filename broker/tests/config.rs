@@ -336,3 +336,23 @@ fn a_retention_the_disk_refuses_is_counted_as_a_storage_failure_and_done_once_it
     );
     assert_eq!(b.storage_failures(), 1, "the retry did not fail");
 }
+
+#[test]
+fn a_standalone_partition_refuses_acks_all_only_when_its_min_insync_replicas_is_above_one() {
+    let mut b = Broker::new(BrokerConfig::default()).unwrap();
+    for (partition, min_insync_replicas) in [(0, 1), (1, 2)] {
+        let config = PartitionConfig {
+            min_insync_replicas: Some(min_insync_replicas),
+            ..PartitionConfig::default()
+        };
+        b.set_partition_config(partition, config);
+    }
+    // `Broker::produce` is acks=all.
+    assert!(
+        b.produce(0, &batch(0)).is_appended(),
+        "an ISR of one holds min.insync.replicas 1"
+    );
+    let refused = b.produce(1, &batch(0));
+    assert_eq!(refused.response.error_code.name(), "NOT_ENOUGH_REPLICAS");
+    assert_eq!(b.log_end_offset(1), Some(0), "refused before the append");
+}

@@ -109,3 +109,22 @@ fn a_follower_keeps_the_leaders_bound_so_a_new_leader_holds_the_same_producers()
     assert_eq!(held(&follower), held(&leader));
     assert_eq!(held(&follower), vec![ProducerId(2), ProducerId(3)]);
 }
+
+#[test]
+fn the_brokers_producer_state_bytes_are_the_sum_over_its_partitions() {
+    let mut b = broker(None);
+    assert!(b.produce(0, &batch(1, 10)).is_appended());
+    let one = b.producer_state_bytes();
+    assert!(one > 0, "one producer's state takes memory");
+    for pid in 2..=40 {
+        assert!(b.produce(pid as i32 % 3, &batch(pid, 10)).is_appended());
+    }
+    let per_partition: usize = (0..3)
+        .map(|p| b.producer_state(p).expect("created").memory_bytes())
+        .sum();
+    assert_eq!(b.producer_state_bytes(), per_partition);
+    assert!(
+        b.producer_state_bytes() > one,
+        "40 producers take more than one"
+    );
+}

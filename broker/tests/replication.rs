@@ -657,7 +657,9 @@ fn after_a_crash_a_replica_is_a_follower_of_no_known_leader_with_its_epoch_cache
 fn granted_producer_id_blocks_are_used_until_exhausted() {
     let mut b = broker(1, 1);
     b.grant_producer_id_block(5_000, 2);
+    assert_eq!(b.producer_ids_remaining(), 2);
     assert_eq!(b.init_producer_id().producer_id, ProducerId(5_000));
+    assert_eq!(b.producer_ids_remaining(), 1);
     assert_eq!(b.init_producer_id().producer_id, ProducerId(5_001));
     assert_eq!(b.producer_ids_remaining(), 0);
     assert_eq!(
