@@ -413,19 +413,8 @@ async fn a_partition_outside_the_topic_is_refused() {
 // ----- the binary --------------------------------------------------------------------------
 
 /// `idempo-broker --partitions N` on one free port.
-fn spawn_broker(partitions: u32) -> Spawned {
-    let process = common::spawn_broker_process(1, &["--partitions", &partitions.to_string()]);
-    let addr = process.addrs[0];
-    Spawned {
-        _process: process,
-        addr,
-    }
-}
-
-/// A spawned `idempo-broker` and its address.
-struct Spawned {
-    _process: common::BrokerProcess,
-    addr: SocketAddr,
+fn spawn_broker(partitions: u32) -> common::BrokerProcess {
+    common::spawn_broker_process(1, &["--partitions", &partitions.to_string()])
 }
 
 fn run_producer(args: &[&str]) -> (Option<i32>, String, String) {
@@ -444,7 +433,7 @@ fn run_producer(args: &[&str]) -> (Option<i32>, String, String) {
 #[test]
 fn idempo_producer_verify_passes_against_idempo_broker() {
     let broker = spawn_broker(3);
-    let bootstrap = broker.addr.to_string();
+    let bootstrap = broker.addrs[0].to_string();
     let (code, stdout, stderr) = run_producer(&[
         "--bootstrap",
         &bootstrap,

@@ -211,24 +211,19 @@ pub fn spawn_broker_process(ports: usize, args: &[&str]) -> BrokerProcess {
 
 static NEXT_LOG: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Waits (up to 5 s) until every address accepts connections; `Err` with how the process
-/// ended if it exits first.
+/// Waits (up to 5 s) until every address accepts connections while the process runs; `Err`
+/// with how the process ended if it exits first.
 fn wait_until_listening(process: &mut BrokerProcess) -> Result<(), String> {
     for _ in 0..200 {
-        if let Ok(Some(status)) = process.child.try_wait() {
-            return Err(format!("exited with {status}"));
-        }
         let up = process
             .addrs
             .iter()
             .all(|addr| std::net::TcpStream::connect(addr).is_ok());
-        if up {
-            return match process.child.try_wait() {
-                Ok(Some(status)) => Err(format!("exited with {status}")),
-                _ => Ok(()),
-            };
+        match process.child.try_wait() {
+            Ok(Some(status)) => return Err(format!("exited with {status}")),
+            _ if up => return Ok(()),
+            _ => std::thread::sleep(Duration::from_millis(25)),
         }
-        std::thread::sleep(Duration::from_millis(25));
     }
     Err("not listening within 5 s".to_string())
 }
